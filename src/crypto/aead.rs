@@ -1,0 +1,347 @@
+//! AES-256-GCM records: random 96-bit nonces, a hard use cap per key, and associated data that
+//! binds every ciphertext to its format version, kind, index, key generation and place.
+//!
+//! A sealed record is `generation u32 LE || nonce [12] || ciphertext || tag [16]`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+
+use super::schedule::{DataKey, INDEX_ID_LEN, IndexParams, Purpose};
+use crate::error::{Error, Result};
+
+/// Bytes a sealed record adds to its plaintext.
+pub(crate) const OVERHEAD: usize = 4 + NONCE_LEN + TAG_LEN;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// Encryptions allowed under one key before the next generation is derived. NIST SP 800-38D
+/// bounds random-nonce GCM at 2^32 invocations per key.
+pub(crate) const MAX_USES_PER_KEY: u64 = 1 << 32;
+
+/// Length of the fixed-width associated data.
+pub(crate) const AAD_LEN: usize = 2 + 1 + INDEX_ID_LEN + 4 + 8 + 32 + 32;
+
+/// What a sealed record holds; bound into its associated data so that records of one kind
+/// cannot be replayed as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum RecordKind {
+    /// The data key wrapped by the index key.
+    WrappedKey = 1,
+    /// The body of the manifest.
+    Manifest = 2,
+    /// Trained centroids.
+    Centroids = 3,
+    /// The vectors and item tokens of one list in one segment.
+    ListBlock = 4,
+    /// The id, metadata and contents of one item.
+    Fields = 5,
+    /// Tokens of deleted items.
+    Tombstones = 6,
+}
+
+/// Where a record belongs: bound into its associated data together with the index id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Binding {
+    /// The record's kind.
+    pub kind: RecordKind,
+    /// The segment (or manifest epoch) the record lives in.
+    pub segment: u64,
+    /// The list label, or zeros.
+    pub list: [u8; 32],
+    /// The item token, or zeros.
+    pub item: [u8; 32],
+}
+
+impl Binding {
+    /// A binding with no segment, list or item.
+    pub(crate) fn whole(kind: RecordKind) -> Binding {
+        Binding {
+            kind,
+            segment: 0,
+            list: [0; 32],
+            item: [0; 32],
+        }
+    }
+
+    /// Fixed-width associated data: version, kind, index id, generation, segment, list, item.
+    pub(crate) fn aad(&self, index_id: &[u8; INDEX_ID_LEN], generation: u32) -> [u8; AAD_LEN] {
+        let mut out = [0u8; AAD_LEN];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&crate::FORMAT_VERSION.to_le_bytes());
+        put(&[self.kind as u8]);
+        put(index_id);
+        put(&generation.to_le_bytes());
+        put(&self.segment.to_le_bytes());
+        put(&self.list);
+        put(&self.item);
+        out
+    }
+}
+
+/// Authentication failed: deliberately carries no detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AuthError;
+
+enum KeySource {
+    /// One key, no further generations (the key-wrapping key).
+    Fixed,
+    /// A key per generation, derived from the data key for one purpose.
+    Derived {
+        params: IndexParams,
+        dek: DataKey,
+        purpose: Purpose,
+    },
+}
+
+struct Current {
+    generation: u32,
+    uses: u64,
+    cipher: Arc<Aes256Gcm>,
+}
+
+/// Seals and opens records for one key purpose.
+pub(crate) struct Sealer {
+    source: KeySource,
+    index_id: [u8; INDEX_ID_LEN],
+    cap: u64,
+    current: Mutex<Current>,
+    openers: RwLock<HashMap<u32, Arc<Aes256Gcm>>>,
+}
+
+impl Sealer {
+    /// A sealer over one fixed key.
+    pub(crate) fn fixed(key: &[u8; 32], index_id: [u8; INDEX_ID_LEN]) -> Sealer {
+        let cipher = Arc::new(cipher_from(key));
+        Sealer::new(KeySource::Fixed, index_id, 0, cipher)
+    }
+
+    /// A sealer whose keys derive from `dek` for `purpose`, starting at `generation`.
+    pub(crate) fn derived(
+        params: IndexParams,
+        dek: DataKey,
+        purpose: Purpose,
+        generation: u32,
+    ) -> Sealer {
+        let key = super::schedule::raw_subkey(&params, dek_bytes(&dek), purpose, generation);
+        let cipher = Arc::new(cipher_from(&key));
+        let source = KeySource::Derived {
+            params,
+            dek,
+            purpose,
+        };
+        Sealer::new(source, params.index_id, generation, cipher)
+    }
+
+    fn new(
+        source: KeySource,
+        index_id: [u8; INDEX_ID_LEN],
+        generation: u32,
+        cipher: Arc<Aes256Gcm>,
+    ) -> Sealer {
+        let openers = HashMap::from([(generation, cipher.clone())]);
+        Sealer {
+            source,
+            index_id,
+            cap: MAX_USES_PER_KEY,
+            current: Mutex::new(Current {
+                generation,
+                uses: 0,
+                cipher,
+            }),
+            openers: RwLock::new(openers),
+        }
+    }
+
+    /// Lowers the use cap, so that tests can exercise the move to a fresh key.
+    #[cfg(test)]
+    pub(crate) fn with_cap(mut self, cap: u64) -> Sealer {
+        self.cap = cap;
+        self
+    }
+
+    /// The generation new records are sealed under.
+    pub(crate) fn generation(&self) -> u32 {
+        lock(&self.current).generation
+    }
+
+    /// Seals `plaintext` for `binding`.
+    ///
+    /// # Errors
+    /// [`Error::KeyExhausted`] if the cap is reached and no further key can be derived;
+    /// [`Error::Io`] if the OS random generator fails.
+    pub(crate) fn seal(&self, plaintext: &[u8], binding: &Binding) -> Result<Vec<u8>> {
+        let (generation, cipher) = self.reserve()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        super::random_bytes(&mut nonce)?;
+        let aad = binding.aad(&self.index_id, generation);
+        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+        out.extend_from_slice(&generation.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut out[4 + NONCE_LEN..]).into())
+            .map_err(|_| Error::invalid_argument("record too large to encrypt"))?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Verifies and decrypts a sealed record into a fresh buffer (the input, which may be a
+    /// mapped file, is copied before it is authenticated, so it cannot change in between).
+    pub(crate) fn open(
+        &self,
+        record: &[u8],
+        binding: &Binding,
+    ) -> std::result::Result<Vec<u8>, AuthError> {
+        if record.len() < OVERHEAD {
+            return Err(AuthError);
+        }
+        let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
+        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| AuthError)?;
+        let body_end = record.len() - TAG_LEN;
+        let tag = Tag::try_from(&record[body_end..]).map_err(|_| AuthError)?;
+        let mut plain = record[4 + NONCE_LEN..body_end].to_vec();
+        let cipher = self.opener(generation).ok_or(AuthError)?;
+        let aad = binding.aad(&self.index_id, generation);
+        cipher
+            .decrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut plain[..]).into(), &tag)
+            .map_err(|_| AuthError)?;
+        Ok(plain)
+    }
+
+    /// Counts one use of the current key, moving to the next generation at the cap.
+    fn reserve(&self) -> Result<(u32, Arc<Aes256Gcm>)> {
+        let mut current = lock(&self.current);
+        if current.uses >= self.cap {
+            let next = current.generation.checked_add(1).ok_or(Error::KeyExhausted)?;
+            let cipher = self.derive(next).ok_or(Error::KeyExhausted)?;
+            write_lock(&self.openers).insert(next, cipher.clone());
+            *current = Current {
+                generation: next,
+                uses: 0,
+                cipher,
+            };
+        }
+        current.uses += 1;
+        Ok((current.generation, current.cipher.clone()))
+    }
+
+    /// The cipher of a generation, derived on first use.
+    fn opener(&self, generation: u32) -> Option<Arc<Aes256Gcm>> {
+        if let Some(c) = read_lock(&self.openers).get(&generation) {
+            return Some(c.clone());
+        }
+        let cipher = self.derive(generation)?;
+        write_lock(&self.openers).insert(generation, cipher.clone());
+        Some(cipher)
+    }
+
+    fn derive(&self, generation: u32) -> Option<Arc<Aes256Gcm>> {
+        match &self.source {
+            KeySource::Fixed => None,
+            KeySource::Derived {
+                params,
+                dek,
+                purpose,
+            } => {
+                let key = super::schedule::raw_subkey(params, dek_bytes(dek), *purpose, generation);
+                Some(Arc::new(cipher_from(&key)))
+            }
+        }
+    }
+}
+
+fn dek_bytes(dek: &DataKey) -> &[u8] {
+    dek.as_bytes()
+}
+
+fn cipher_from(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(&(*key).into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::schedule::data_key_from;
+
+    fn params() -> IndexParams {
+        IndexParams {
+            salt: [3; 32],
+            index_id: [4; INDEX_ID_LEN],
+        }
+    }
+
+    fn sealer() -> Sealer {
+        Sealer::derived(params(), data_key_from([5; 32]), Purpose::Payload, 0)
+    }
+
+    fn binding() -> Binding {
+        Binding {
+            kind: RecordKind::ListBlock,
+            segment: 7,
+            list: [1; 32],
+            item: [2; 32],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_overhead() {
+        let s = sealer();
+        for len in [0usize, 1, 16, 1000] {
+            let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let sealed = s.seal(&plain, &binding()).unwrap();
+            assert_eq!(sealed.len(), plain.len() + OVERHEAD);
+            assert_eq!(s.open(&sealed, &binding()).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn cap_moves_to_a_fresh_generation() {
+        let s = sealer().with_cap(3);
+        let records: Vec<Vec<u8>> = (0..10u8).map(|i| s.seal(&[i], &binding()).unwrap()).collect();
+        assert_eq!(s.generation(), 3);
+        let generations: Vec<u32> = records
+            .iter()
+            .map(|r| u32::from_le_bytes(r[..4].try_into().unwrap()))
+            .collect();
+        assert_eq!(generations, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]);
+        // A reopened sealer (generation 0) still opens every generation.
+        let fresh = sealer();
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(fresh.open(r, &binding()).unwrap(), [i as u8]);
+        }
+        // Generations are distinct keys: relabelling a record's generation fails.
+        let mut moved = records[0].clone();
+        moved[..4].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(fresh.open(&moved, &binding()), Err(AuthError));
+    }
+
+    #[test]
+    fn fixed_key_refuses_past_its_cap() {
+        let s = Sealer::fixed(&[1; 32], [0; INDEX_ID_LEN]).with_cap(2);
+        assert!(s.seal(b"a", &binding()).is_ok());
+        assert!(s.seal(b"b", &binding()).is_ok());
+        assert!(matches!(s.seal(b"c", &binding()), Err(Error::KeyExhausted)));
+    }
+}

@@ -1,0 +1,313 @@
+//! The key schedule: one enum of purposes, one `match` of labels, and the derivations.
+//!
+//! ```text
+//! index_key --HKDF(salt, label(KeyCheck, id))--> key-check value (stored in the header)
+//! index_key --HKDF(salt, label(KeyWrap, id))---> wrapping key --AES-GCM--> wrapped data key
+//! data key  --HKDF(salt, label(P, id, gen))----> one sub-key per purpose P
+//! ```
+//! See `docs/KEY_SCHEDULE.md` for why each purpose exists.
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::aead::{Binding, RecordKind, Sealer};
+use super::hkdf;
+use super::mac::HmacSha3;
+use crate::error::{Error, Result};
+use crate::key::IndexKey;
+
+/// Length of the per-index random salt.
+pub(crate) const SALT_LEN: usize = 32;
+/// Length of the per-index random id.
+pub(crate) const INDEX_ID_LEN: usize = 16;
+/// Length of the key-check value.
+pub(crate) const KEY_CHECK_LEN: usize = 32;
+/// Length of a wrapped data key: generation (4) + nonce (12) + key (32) + tag (16).
+pub(crate) const WRAPPED_KEY_LEN: usize = super::aead::OVERHEAD + 32;
+
+/// Every purpose a key is derived for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Purpose {
+    /// From the index key: the value that tells a wrong key before any decryption.
+    KeyCheck,
+    /// From the index key: the AES-256-GCM key that wraps the data key.
+    KeyWrap,
+    /// From the data key: HMAC key turning item ids into item tokens.
+    ItemToken,
+    /// From the data key: HMAC key for list labels (salted centroid hashes), bound into AAD.
+    ListLabel,
+    /// From the data key: HMAC key for query tokens, the storage addresses of list blocks.
+    QueryToken,
+    /// From the data key: AES-256-GCM key for vectors and centroids.
+    Payload,
+    /// From the data key: AES-256-GCM key for ids, contents and metadata.
+    Content,
+    /// From the data key: AES-256-GCM key for the manifest body.
+    Manifest,
+    /// From the data key: HMAC key authenticating the whole manifest file.
+    ManifestMac,
+}
+
+impl Purpose {
+    /// Every purpose, for tests and documentation.
+    pub(crate) const ALL: [Purpose; 9] = [
+        Purpose::KeyCheck,
+        Purpose::KeyWrap,
+        Purpose::ItemToken,
+        Purpose::ListLabel,
+        Purpose::QueryToken,
+        Purpose::Payload,
+        Purpose::Content,
+        Purpose::Manifest,
+        Purpose::ManifestMac,
+    ];
+
+    /// The fixed, versioned label of this purpose.
+    pub(crate) fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::KeyCheck => b"ciphervec/v1/key-check",
+            Purpose::KeyWrap => b"ciphervec/v1/key-wrap",
+            Purpose::ItemToken => b"ciphervec/v1/item-token",
+            Purpose::ListLabel => b"ciphervec/v1/list-label",
+            Purpose::QueryToken => b"ciphervec/v1/query-token",
+            Purpose::Payload => b"ciphervec/v1/payload",
+            Purpose::Content => b"ciphervec/v1/content",
+            Purpose::Manifest => b"ciphervec/v1/manifest",
+            Purpose::ManifestMac => b"ciphervec/v1/manifest-mac",
+        }
+    }
+}
+
+/// HKDF `info` for a purpose: `u16 len || label || u16 len || index id || u32 generation`,
+/// all little-endian, so that no two (label, id, generation) triples share an encoding.
+pub(crate) fn info(purpose: Purpose, index_id: &[u8; INDEX_ID_LEN], generation: u32) -> Vec<u8> {
+    let label = purpose.label();
+    let mut out = Vec::with_capacity(2 + label.len() + 2 + INDEX_ID_LEN + 4);
+    out.extend_from_slice(&(label.len() as u16).to_le_bytes());
+    out.extend_from_slice(label);
+    out.extend_from_slice(&(INDEX_ID_LEN as u16).to_le_bytes());
+    out.extend_from_slice(index_id);
+    out.extend_from_slice(&generation.to_le_bytes());
+    out
+}
+
+/// Public, per-index parameters of the schedule (stored in the clear in the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexParams {
+    /// Random salt for every HKDF-Extract of this index.
+    pub salt: [u8; SALT_LEN],
+    /// Random id of this index, bound into every label and every AAD.
+    pub index_id: [u8; INDEX_ID_LEN],
+}
+
+impl IndexParams {
+    /// Fresh random parameters for a new index.
+    pub(crate) fn generate() -> Result<IndexParams> {
+        let mut salt = [0u8; SALT_LEN];
+        let mut index_id = [0u8; INDEX_ID_LEN];
+        super::random_bytes(&mut salt)?;
+        super::random_bytes(&mut index_id)?;
+        Ok(IndexParams { salt, index_id })
+    }
+
+    fn derive(&self, ikm: &[u8], purpose: Purpose, generation: u32) -> Zeroizing<[u8; 32]> {
+        hkdf::derive32(&self.salt, ikm, &info(purpose, &self.index_id, generation))
+    }
+
+    /// The key-check value of `key` for this index.
+    pub(crate) fn key_check(&self, key: &IndexKey) -> [u8; KEY_CHECK_LEN] {
+        *self.derive(key.as_bytes(), Purpose::KeyCheck, 0)
+    }
+
+    /// Whether `key` matches a stored key-check value (constant time).
+    pub(crate) fn check_key(&self, key: &IndexKey, stored: &[u8; KEY_CHECK_LEN]) -> bool {
+        super::ct_eq(&self.key_check(key), stored)
+    }
+
+    fn wrapping_sealer(&self, key: &IndexKey) -> Sealer {
+        let wrap_key = self.derive(key.as_bytes(), Purpose::KeyWrap, 0);
+        Sealer::fixed(&wrap_key, self.index_id)
+    }
+
+    /// Wraps `dek` under `key` (AES-256-GCM, bound to this index id).
+    pub(crate) fn wrap(&self, key: &IndexKey, dek: &DataKey) -> Result<[u8; WRAPPED_KEY_LEN]> {
+        let sealed = self
+            .wrapping_sealer(key)
+            .seal(&dek.bytes, &Binding::whole(RecordKind::WrappedKey))?;
+        sealed
+            .try_into()
+            .map_err(|_| Error::corrupted("wrapped key length"))
+    }
+
+    /// Checks `key` against the key-check value, then unwraps the data key.
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] if the key-check value does not match; [`Error::Corrupted`] if it
+    /// matches but the wrapped key fails authentication.
+    pub(crate) fn unwrap(
+        &self,
+        key: &IndexKey,
+        key_check: &[u8; KEY_CHECK_LEN],
+        wrapped: &[u8; WRAPPED_KEY_LEN],
+    ) -> Result<DataKey> {
+        if !self.check_key(key, key_check) {
+            return Err(Error::WrongKey);
+        }
+        let plain = self
+            .wrapping_sealer(key)
+            .open(wrapped, &Binding::whole(RecordKind::WrappedKey))
+            .map_err(|_| Error::corrupted("wrapped data key"))?;
+        DataKey::from_slice(&plain)
+    }
+}
+
+/// The random per-index data key, from which every working key derives.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct DataKey {
+    bytes: [u8; 32],
+}
+
+impl DataKey {
+    /// A fresh data key from the OS random generator.
+    pub(crate) fn generate() -> Result<DataKey> {
+        let mut bytes = [0u8; 32];
+        super::random_bytes(&mut bytes)?;
+        Ok(DataKey { bytes })
+    }
+
+    /// The raw key bytes, for derivations only.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    fn from_slice(bytes: &[u8]) -> Result<DataKey> {
+        let bytes = bytes
+            .try_into()
+            .map_err(|_| Error::corrupted("wrapped data key length"))?;
+        Ok(DataKey { bytes })
+    }
+}
+
+/// Every working key of one open index.
+pub(crate) struct Keys {
+    /// Public parameters of the index.
+    pub params: IndexParams,
+    /// Item id -> item token.
+    pub item_token: HmacSha3,
+    /// (epoch, list number) -> list label.
+    pub list_label: HmacSha3,
+    /// (epoch, list number) -> query token (storage address of the list's blocks).
+    pub query_token: HmacSha3,
+    /// Seals vectors and centroids.
+    pub payload: Sealer,
+    /// Seals ids, contents and metadata.
+    pub content: Sealer,
+    /// Seals the manifest body.
+    pub manifest: Sealer,
+    /// Authenticates the whole manifest file.
+    pub manifest_mac: HmacSha3,
+}
+
+impl Keys {
+    /// Derives every working key from the data key; AEAD keys start at `generation`.
+    pub(crate) fn derive(params: IndexParams, dek: &DataKey, generation: u32) -> Keys {
+        let hmac = |p: Purpose| HmacSha3::new(&*params.derive(&dek.bytes, p, 0));
+        let sealer = |p: Purpose| Sealer::derived(params, dek.clone(), p, generation);
+        Keys {
+            params,
+            item_token: hmac(Purpose::ItemToken),
+            list_label: hmac(Purpose::ListLabel),
+            query_token: hmac(Purpose::QueryToken),
+            payload: sealer(Purpose::Payload),
+            content: sealer(Purpose::Content),
+            manifest: sealer(Purpose::Manifest),
+            manifest_mac: hmac(Purpose::ManifestMac),
+        }
+    }
+
+    /// The item token of an id.
+    pub(crate) fn item_token(&self, id: &str) -> [u8; 32] {
+        self.item_token.mac(&[id.as_bytes()])
+    }
+
+    /// The label of list `list` in epoch `epoch`.
+    pub(crate) fn list_label(&self, epoch: u64, list: u32) -> [u8; 32] {
+        self.list_label
+            .mac(&[&epoch.to_le_bytes(), &list.to_le_bytes()])
+    }
+
+    /// The query token (storage address) of list `list` in epoch `epoch`.
+    pub(crate) fn query_token(&self, epoch: u64, list: u32) -> [u8; 32] {
+        self.query_token
+            .mac(&[&epoch.to_le_bytes(), &list.to_le_bytes()])
+    }
+
+    /// The generation new writers should start at after everything sealed so far.
+    pub(crate) fn next_generation(&self) -> u32 {
+        [&self.payload, &self.content, &self.manifest]
+            .iter()
+            .map(|s| s.generation())
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1)
+    }
+}
+
+/// Derives the raw sub-key of a purpose; for golden-value tests and the fuzzing module only.
+pub(crate) fn raw_subkey(
+    params: &IndexParams,
+    ikm: &[u8],
+    purpose: Purpose,
+    generation: u32,
+) -> Zeroizing<[u8; 32]> {
+    params.derive(ikm, purpose, generation)
+}
+
+/// A data key from raw bytes; for golden-value tests only.
+#[cfg(test)]
+pub(crate) fn data_key_from(bytes: [u8; 32]) -> DataKey {
+    DataKey { bytes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> IndexParams {
+        IndexParams {
+            salt: [7u8; SALT_LEN],
+            index_id: [9u8; INDEX_ID_LEN],
+        }
+    }
+
+    #[test]
+    fn labels_are_distinct_and_versioned() {
+        let mut seen = std::collections::HashSet::new();
+        for p in Purpose::ALL {
+            assert!(p.label().starts_with(b"ciphervec/v1/"));
+            assert!(seen.insert(p.label()));
+        }
+    }
+
+    #[test]
+    fn wrap_unwrap_and_wrong_key() {
+        let params = params();
+        let key = IndexKey::generate();
+        let dek = DataKey::generate().unwrap();
+        let wrapped = params.wrap(&key, &dek).unwrap();
+        let check = params.key_check(&key);
+        let back = params.unwrap(&key, &check, &wrapped).unwrap();
+        assert_eq!(back.bytes, dek.bytes);
+        let other = IndexKey::generate();
+        assert!(matches!(params.unwrap(&other, &check, &wrapped), Err(Error::WrongKey)));
+    }
+
+    #[test]
+    fn tokens_differ_by_purpose_and_epoch() {
+        let keys = Keys::derive(params(), &data_key_from([1; 32]), 0);
+        assert_ne!(keys.list_label(0, 0), keys.query_token(0, 0));
+        assert_ne!(keys.list_label(0, 0), keys.list_label(1, 0));
+        assert_ne!(keys.list_label(0, 0), keys.list_label(0, 1));
+        assert_eq!(keys.item_token("a"), keys.item_token("a"));
+        assert_ne!(keys.item_token("a"), keys.item_token("b"));
+    }
+}

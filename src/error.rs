@@ -1,0 +1,109 @@
+//! The one error type of the crate.
+//!
+//! Messages never contain key bytes, vectors, ids, contents or metadata: a variant may carry
+//! sizes, counts and names of operators or arguments, nothing read from the caller's data.
+
+use std::fmt;
+
+/// Everything that can go wrong in ciphervec.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Error {
+    /// The key material is not a valid 256-bit key (wrong length, bad base64 or hex).
+    InvalidKey,
+    /// The key does not open this index (the key-check value does not match).
+    WrongKey,
+    /// No index of that name exists.
+    IndexNotFound,
+    /// An index of that name already exists.
+    IndexExists,
+    /// A vector has the wrong number of dimensions.
+    DimensionMismatch {
+        /// The dimension of the index.
+        expected: usize,
+        /// The dimension of the vector that was given.
+        found: usize,
+    },
+    /// A vector contains NaN or infinity, is empty, or is a zero vector under cosine.
+    InvalidVector,
+    /// A filter that does not parse.
+    InvalidFilter {
+        /// What is wrong, naming the operator or path (never a metadata value).
+        reason: String,
+    },
+    /// Any other bad argument (empty id, oversized field, `top_k == 0`, ...).
+    InvalidArgument {
+        /// Which argument and why.
+        reason: String,
+    },
+    /// Another writer holds the index.
+    Locked,
+    /// Stored bytes failed authentication or decoding.
+    Corrupted {
+        /// Which object failed (a file kind, never its contents).
+        what: String,
+    },
+    /// The per-key use cap was reached and no fresh key could be derived.
+    KeyExhausted,
+    /// An operating-system error.
+    Io(std::io::Error),
+}
+
+/// `std::result::Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn invalid_argument(reason: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn corrupted(what: impl Into<String>) -> Error {
+        Error::Corrupted { what: what.into() }
+    }
+
+    pub(crate) fn invalid_filter(reason: impl Into<String>) -> Error {
+        Error::InvalidFilter {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidKey => f.write_str("invalid key: expected 32 bytes (base64, hex or raw)"),
+            Error::WrongKey => f.write_str("wrong key: this key does not open the index"),
+            Error::IndexNotFound => f.write_str("no index of that name"),
+            Error::IndexExists => f.write_str("an index of that name already exists"),
+            Error::DimensionMismatch { expected, found } => {
+                write!(f, "dimension mismatch: expected {expected}, found {found}")
+            }
+            Error::InvalidVector => {
+                f.write_str("invalid vector: empty, non-finite, or zero under cosine")
+            }
+            Error::InvalidFilter { reason } => write!(f, "invalid filter: {reason}"),
+            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::Locked => f.write_str("the index is locked by another writer"),
+            Error::Corrupted { what } => write!(f, "corrupted storage: {what}"),
+            Error::KeyExhausted => f.write_str("encryption key use limit reached"),
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}

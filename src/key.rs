@@ -1,0 +1,156 @@
+//! The caller's 256-bit index key: parsing, generation and safe handling.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine as _;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::crypto::random_bytes;
+use crate::error::{Error, Result};
+
+/// Length of an [`IndexKey`] in bytes.
+pub const INDEX_KEY_LEN: usize = 32;
+
+/// The 256-bit key that protects an index.
+///
+/// It is never written anywhere by ciphervec: it wraps the index's random data key, from which
+/// every working key is derived (see `docs/KEY_SCHEDULE.md`). It wipes itself on drop, prints as
+/// `IndexKey(REDACTED)`, and implements neither `Display` nor `Serialize`.
+///
+/// ```
+/// use ciphervec::IndexKey;
+/// let key = IndexKey::generate();
+/// let again = IndexKey::from_base64(&key.to_base64()).unwrap();
+/// assert_eq!(key, again);
+/// ```
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct IndexKey {
+    bytes: [u8; INDEX_KEY_LEN],
+}
+
+impl IndexKey {
+    /// A fresh key from the operating system's random number generator.
+    ///
+    /// # Panics
+    /// Only if the operating system cannot provide randomness, in which case no key can be
+    /// made safely at all.
+    pub fn generate() -> IndexKey {
+        let mut bytes = [0u8; INDEX_KEY_LEN];
+        random_bytes(&mut bytes).expect("the OS random number generator failed");
+        IndexKey { bytes }
+    }
+
+    /// A key from exactly 32 raw bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if `bytes` is not 32 bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<IndexKey> {
+        let bytes: [u8; INDEX_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey)?;
+        Ok(IndexKey { bytes })
+    }
+
+    /// A key from standard base64 (the output of `openssl rand -base64 32`); surrounding
+    /// whitespace, such as the trailing newline, is ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the text is not base64 or does not decode to 32 bytes.
+    pub fn from_base64(s: &str) -> Result<IndexKey> {
+        let decoded = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| Error::InvalidKey)?,
+        );
+        IndexKey::from_bytes(&decoded)
+    }
+
+    /// A key from 64 hexadecimal digits, either case; surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the text is not exactly 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<IndexKey> {
+        let s = s.trim().as_bytes();
+        if s.len() != 2 * INDEX_KEY_LEN {
+            return Err(Error::InvalidKey);
+        }
+        let mut bytes = [0u8; INDEX_KEY_LEN];
+        for (out, pair) in bytes.iter_mut().zip(s.chunks_exact(2)) {
+            match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                (Some(hi), Some(lo)) => *out = hi << 4 | lo,
+                _ => {
+                    bytes.zeroize();
+                    return Err(Error::InvalidKey);
+                }
+            }
+        }
+        Ok(IndexKey { bytes })
+    }
+
+    /// A key from a file holding its base64 form, as written by
+    /// `openssl rand -base64 32 > index_key.txt`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, [`Error::InvalidKey`] if it does not hold a
+    /// base64 key.
+    pub fn from_base64_file(path: impl AsRef<Path>) -> Result<IndexKey> {
+        let text = Zeroizing::new(std::fs::read(path.as_ref())?);
+        let text = std::str::from_utf8(&text).map_err(|_| Error::InvalidKey)?;
+        IndexKey::from_base64(text)
+    }
+
+    /// The key as standard base64 with padding (44 characters), in a string that wipes itself.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.bytes))
+    }
+
+    /// The raw key bytes, for the key schedule only.
+    pub(crate) fn as_bytes(&self) -> &[u8; INDEX_KEY_LEN] {
+        &self.bytes
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl PartialEq for IndexKey {
+    /// Constant-time comparison.
+    fn eq(&self, other: &Self) -> bool {
+        crate::crypto::ct_eq(&self.bytes, &other.bytes)
+    }
+}
+
+impl Eq for IndexKey {}
+
+impl fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IndexKey(REDACTED)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_base64_agree() {
+        let key = IndexKey::generate();
+        let hex: String = key.bytes.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(IndexKey::from_hex(&hex).unwrap(), key);
+        assert_eq!(IndexKey::from_hex(&hex.to_lowercase()).unwrap(), key);
+        let b64 = format!("{}\n", key.to_base64().as_str());
+        assert_eq!(IndexKey::from_base64(&b64).unwrap(), key);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = IndexKey::from_bytes(&[0xAB; 32]).unwrap();
+        let printed = format!("{key:?}");
+        assert_eq!(printed, "IndexKey(REDACTED)");
+    }
+}

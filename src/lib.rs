@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod crypto;
+mod error;
+mod key;
+
+pub use error::{Error, Result};
+pub use key::{INDEX_KEY_LEN, IndexKey};
+
+/// The on-disk format version, bound into every ciphertext's associated data.
+pub(crate) const FORMAT_VERSION: u16 = 1;
