@@ -1,0 +1,62 @@
+//! The portable scalar twin of every SIMD path, and the reference the property tests use.
+//!
+//! Eight independent accumulators keep the loop free of one long dependency chain; the order
+//! of additions differs from the SIMD paths, hence the documented tolerance in `kernel`.
+
+/// Squared Euclidean distance.
+pub(crate) fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        for j in 0..8 {
+            let d = a[c * 8 + j] - b[c * 8 + j];
+            acc[j] += d * d;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for i in chunks * 8..n {
+        let d = a[i] - b[i];
+        sum += d * d;
+    }
+    sum
+}
+
+/// Inner product.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        for j in 0..8 {
+            acc[j] += a[c * 8 + j] * b[c * 8 + j];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for i in chunks * 8..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// Squared L2 from `q` to each row of `block` (rows of `q.len()` floats) into `out`.
+pub(crate) fn l2sq_block(q: &[f32], block: &[f32], out: &mut [f32]) {
+    for (row, o) in block.chunks_exact(q.len()).zip(out.iter_mut()) {
+        *o = l2sq(q, row);
+    }
+}
+
+/// Inner product of `q` with each row of `block` into `out`.
+pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
+    for (row, o) in block.chunks_exact(q.len()).zip(out.iter_mut()) {
+        *o = dot(q, row);
+    }
+}
+
+/// Squared norm (test helper).
+#[cfg(test)]
+pub(crate) fn dot_self(a: &[f32]) -> f32 {
+    dot(a, a)
+}

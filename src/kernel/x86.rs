@@ -1,0 +1,227 @@
+//! AVX2+FMA and AVX-512F paths. Each `unsafe fn` requires its CPU features; the safe
+//! wrappers at the bottom are only installed in the dispatch table after runtime detection.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+/// Horizontal sum of an AVX register.
+#[target_feature(enable = "avx2,fma")]
+fn hsum256(v: __m256) -> f32 {
+    let hi = _mm256_extractf128_ps::<1>(v);
+    let lo = _mm256_castps256_ps128(v);
+    let s = _mm_add_ps(hi, lo);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn l2_step256(x: __m256, y: __m256, acc: __m256) -> __m256 {
+    let d = _mm256_sub_ps(x, y);
+    _mm256_fmadd_ps(d, d, acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dot_step256(x: __m256, y: __m256, acc: __m256) -> __m256 {
+    _mm256_fmadd_ps(x, y, acc)
+}
+
+fn l2_scalar(x: f32, y: f32) -> f32 {
+    (x - y) * (x - y)
+}
+
+fn dot_scalar(x: f32, y: f32) -> f32 {
+    x * y
+}
+
+// The pair kernels, spelled out (a macro per metric keeps the two loops identical).
+macro_rules! define_avx2 {
+    ($name:ident, $block:ident, $step:ident, $scalar:ident) => {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $block(q: &[f32], block: &[f32], out: &mut [f32]) {
+            for (row, o) in block.chunks_exact(q.len()).zip(out.iter_mut()) {
+                // SAFETY: same features as this function.
+                *o = unsafe { $name(q, row) };
+            }
+        }
+
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $name(a: &[f32], b: &[f32]) -> f32 {
+            let n = a.len().min(b.len());
+            let (pa, pb) = (a.as_ptr(), b.as_ptr());
+            let mut acc0 = _mm256_setzero_ps();
+            let mut acc1 = _mm256_setzero_ps();
+            let mut i = 0;
+            // SAFETY: every load reads 8 floats at offsets i..i+8 <= n, inside both slices.
+            unsafe {
+                while i + 16 <= n {
+                    acc0 = $step(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                    acc1 = $step(
+                        _mm256_loadu_ps(pa.add(i + 8)),
+                        _mm256_loadu_ps(pb.add(i + 8)),
+                        acc1,
+                    );
+                    i += 16;
+                }
+                if i + 8 <= n {
+                    acc0 = $step(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                    i += 8;
+                }
+            }
+            let mut sum = hsum256(_mm256_add_ps(acc0, acc1));
+            while i < n {
+                sum += $scalar(a[i], b[i]);
+                i += 1;
+            }
+            sum
+        }
+    };
+}
+
+define_avx2!(l2sq_avx2_impl, l2sq_block_avx2_impl, l2_step256, l2_scalar);
+define_avx2!(dot_avx2_impl, dot_block_avx2_impl, dot_step256, dot_scalar);
+
+#[target_feature(enable = "avx512f")]
+fn l2_step512(x: __m512, y: __m512, acc: __m512) -> __m512 {
+    let d = _mm512_sub_ps(x, y);
+    _mm512_fmadd_ps(d, d, acc)
+}
+
+#[target_feature(enable = "avx512f")]
+fn dot_step512(x: __m512, y: __m512, acc: __m512) -> __m512 {
+    _mm512_fmadd_ps(x, y, acc)
+}
+
+macro_rules! define_avx512 {
+    ($pair:ident, $block:ident, $step:ident) => {
+        /// One pair; the tail is handled with a masked load, so there is no scalar loop.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $pair(a: &[f32], b: &[f32]) -> f32 {
+            let n = a.len().min(b.len());
+            let (pa, pb) = (a.as_ptr(), b.as_ptr());
+            let mut acc0 = _mm512_setzero_ps();
+            let mut acc1 = _mm512_setzero_ps();
+            let mut i = 0;
+            // SAFETY: full loads read 16 floats at i..i+16 <= n; the masked load reads only
+            // the n - i < 16 lanes that lie inside both slices.
+            unsafe {
+                while i + 32 <= n {
+                    acc0 = $step(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                    acc1 = $step(
+                        _mm512_loadu_ps(pa.add(i + 16)),
+                        _mm512_loadu_ps(pb.add(i + 16)),
+                        acc1,
+                    );
+                    i += 32;
+                }
+                if i + 16 <= n {
+                    acc0 = $step(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                    i += 16;
+                }
+                if i < n {
+                    let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+                    let x = _mm512_maskz_loadu_ps(mask, pa.add(i));
+                    let y = _mm512_maskz_loadu_ps(mask, pb.add(i));
+                    acc1 = $step(x, y, acc1);
+                }
+            }
+            _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+        }
+
+        /// `q` against four rows at once: the query is loaded once per step for four rows.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $block(q: &[f32], block: &[f32], out: &mut [f32]) {
+            let d = q.len();
+            let rows = (block.len() / d.max(1)).min(out.len());
+            let full = d / 16 * 16;
+            let mask: __mmask16 = ((1u32 << (d - full)) - 1) as u16;
+            let pq = q.as_ptr();
+            let mut r = 0;
+            while r + 4 <= rows {
+                let p = block[r * d..].as_ptr();
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut i = 0;
+                // SAFETY: rows r..r+4 lie inside `block` (r + 4 <= rows); loads read lanes
+                // i..i+16 <= d of each row, the masked load only lanes below d.
+                unsafe {
+                    while i < full {
+                        let x = _mm512_loadu_ps(pq.add(i));
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            *a = $step(x, _mm512_loadu_ps(p.add(j * d + i)), *a);
+                        }
+                        i += 16;
+                    }
+                    if mask != 0 {
+                        let x = _mm512_maskz_loadu_ps(mask, pq.add(i));
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            *a = $step(x, _mm512_maskz_loadu_ps(mask, p.add(j * d + i)), *a);
+                        }
+                    }
+                }
+                for j in 0..4 {
+                    out[r + j] = _mm512_reduce_add_ps(acc[j]);
+                }
+                r += 4;
+            }
+            while r < rows {
+                // SAFETY: same features as this function.
+                out[r] = unsafe { $pair(q, &block[r * d..(r + 1) * d]) };
+                r += 1;
+            }
+        }
+    };
+}
+
+define_avx512!(l2sq_avx512_impl, l2sq_block_avx512_impl, l2_step512);
+define_avx512!(dot_avx512_impl, dot_block_avx512_impl, dot_step512);
+
+// Safe wrappers, installed in the dispatch table only after detection.
+
+/// AVX2+FMA squared L2.
+pub(super) fn l2sq_avx2(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: only reachable through the dispatch table, which installs it after
+    // `is_x86_feature_detected!("avx2")` and `("fma")` both returned true.
+    unsafe { l2sq_avx2_impl(a, b) }
+}
+
+/// AVX2+FMA inner product.
+pub(super) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: as for `l2sq_avx2`.
+    unsafe { dot_avx2_impl(a, b) }
+}
+
+/// AVX2+FMA squared L2 of a query against a block of rows.
+pub(super) fn l2sq_block_avx2(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx2`.
+    unsafe { l2sq_block_avx2_impl(q, block, out) }
+}
+
+/// AVX2+FMA inner products of a query with a block of rows.
+pub(super) fn dot_block_avx2(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx2`.
+    unsafe { dot_block_avx2_impl(q, block, out) }
+}
+
+/// AVX-512F squared L2.
+pub(super) fn l2sq_avx512(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: only installed after `is_x86_feature_detected!("avx512f")` returned true.
+    unsafe { l2sq_avx512_impl(a, b) }
+}
+
+/// AVX-512F inner product.
+pub(super) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { dot_avx512_impl(a, b) }
+}
+
+/// AVX-512F squared L2 of a query against a block of rows.
+pub(super) fn l2sq_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { l2sq_block_avx512_impl(q, block, out) }
+}
+
+/// AVX-512F inner products of a query with a block of rows.
+pub(super) fn dot_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { dot_block_avx512_impl(q, block, out) }
+}
