@@ -4,10 +4,13 @@
 
 mod crypto;
 mod error;
+mod format;
+mod index;
 mod key;
 mod ivf;
 mod kernel;
 mod metric;
+mod storage;
 
 pub use error::{Error, Result};
 pub use key::{INDEX_KEY_LEN, IndexKey};
@@ -15,3 +18,7 @@ pub use metric::Metric;
 
 /// The on-disk format version, bound into every ciphertext's associated data.
 pub(crate) const FORMAT_VERSION: u16 = 1;
+pub use index::{
+    Database, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item, Query, Record,
+    TrainOptions,
+};

@@ -1,0 +1,195 @@
+//! The manifest file: a clear header, an encrypted body, and a MAC over both.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic "CVECMAN1"
+//! 8       2     format version
+//! 10      2     reserved, zero
+//! 12      32    salt
+//! 44      16    index id
+//! 60      32    key-check value
+//! 92      64    wrapped data key (generation 4, nonce 12, key 32, tag 16)
+//! 156     4     body length B
+//! 160     B     sealed body (AES-256-GCM under the manifest key)
+//! 160+B   32    HMAC-SHA3-256 under the manifest-MAC key of bytes [0, 160+B)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::reader::Reader;
+use crate::crypto::schedule::{INDEX_ID_LEN, IndexParams, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
+use crate::error::{Error, Result};
+use crate::metric::Metric;
+
+/// File name of the manifest.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
+/// Magic bytes at offset 0.
+pub(crate) const MAGIC: &[u8; 8] = b"CVECMAN1";
+/// Length of the clear header, up to and including the body length.
+pub(crate) const HEADER_LEN: usize = 8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN + 4;
+/// Length of the trailing MAC.
+pub(crate) const MAC_LEN: usize = 32;
+
+/// The clear header: what the storage may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ManifestHeader {
+    /// Salt and index id.
+    pub params: IndexParams,
+    /// Key-check value of the index key.
+    pub key_check: [u8; KEY_CHECK_LEN],
+    /// The data key wrapped by the index key.
+    pub wrapped_key: [u8; WRAPPED_KEY_LEN],
+}
+
+/// The index type, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum StoredIndexType {
+    /// Full-precision vectors in inverted lists.
+    IvfFlat,
+}
+
+/// The configuration, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredConfig {
+    /// Index type.
+    pub index_type: StoredIndexType,
+    /// Vector dimension.
+    pub dimension: u32,
+    /// Metric.
+    pub metric: Metric,
+    /// Configured number of lists (0 = automatic).
+    pub n_lists: u32,
+    /// Configured default probes (0 = automatic).
+    pub n_probes: u32,
+}
+
+/// One live segment, as the manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentRef {
+    /// Sequence number (also the file name).
+    pub seq: u64,
+    /// File length in bytes.
+    pub len: u64,
+    /// SHA3-256 of the whole file.
+    pub digest: [u8; 32],
+}
+
+/// The encrypted body of the manifest: the committed state of the index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ManifestBody {
+    /// Grows by one at every commit.
+    pub epoch: u64,
+    /// Configuration.
+    pub config: StoredConfig,
+    /// Sequence number the next segment gets.
+    pub next_segment: u64,
+    /// Key generation the next writer starts at.
+    pub key_generation: u32,
+    /// Live segments, in ascending sequence order (later ones win).
+    pub segments: Vec<SegmentRef>,
+    /// Training state: present once trained.
+    pub trained: Option<TrainedRef>,
+}
+
+/// Where the trained centroids are, and the list epoch their labels use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TrainedRef {
+    /// Segment holding the centroids record.
+    pub centroids_segment: u64,
+    /// Number of lists.
+    pub n_lists: u32,
+    /// Epoch of list labels and query tokens (changes at every training).
+    pub list_epoch: u64,
+}
+
+/// Encodes header + body length + sealed body: the bytes the MAC covers.
+pub(crate) fn encode_unsigned(header: &ManifestHeader, sealed_body: &[u8]) -> Result<Vec<u8>> {
+    let body_len = u32::try_from(sealed_body.len())
+        .map_err(|_| Error::invalid_argument("manifest too large"))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + sealed_body.len() + MAC_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&header.params.salt);
+    out.extend_from_slice(&header.params.index_id);
+    out.extend_from_slice(&header.key_check);
+    out.extend_from_slice(&header.wrapped_key);
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(sealed_body);
+    Ok(out)
+}
+
+/// A manifest file split into its parts (nothing verified yet).
+pub(crate) struct ManifestParts<'a> {
+    /// The clear header.
+    pub header: ManifestHeader,
+    /// The sealed body.
+    pub sealed_body: &'a [u8],
+    /// The bytes the MAC covers.
+    pub signed: &'a [u8],
+    /// The MAC.
+    pub mac: &'a [u8],
+}
+
+/// Splits a manifest file, checking magic, version and lengths.
+pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
+    let mut r = Reader::new(file, "manifest");
+    if r.bytes(8)? != MAGIC {
+        return Err(r.corrupted());
+    }
+    let version = r.u16()?;
+    if version != crate::FORMAT_VERSION {
+        return Err(Error::corrupted(format!("manifest format version {version}")));
+    }
+    if r.u16()? != 0 {
+        return Err(r.corrupted());
+    }
+    let params = IndexParams {
+        salt: r.array()?,
+        index_id: r.array()?,
+    };
+    let key_check = r.array()?;
+    let wrapped_key = r.array()?;
+    let body_len = r.u32()? as usize;
+    let sealed_body = r.bytes(body_len)?;
+    let signed_len = r.position();
+    let mac = r.bytes(MAC_LEN)?;
+    r.finish()?;
+    Ok(ManifestParts {
+        header: ManifestHeader {
+            params,
+            key_check,
+            wrapped_key,
+        },
+        sealed_body,
+        signed: &file[..signed_len],
+        mac,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_truncations_fail() {
+        let header = ManifestHeader {
+            params: IndexParams {
+                salt: [1; SALT_LEN],
+                index_id: [2; INDEX_ID_LEN],
+            },
+            key_check: [3; KEY_CHECK_LEN],
+            wrapped_key: [4; WRAPPED_KEY_LEN],
+        };
+        let mut file = encode_unsigned(&header, b"body").unwrap();
+        assert_eq!(file.len(), HEADER_LEN + 4);
+        file.extend_from_slice(&[9; MAC_LEN]);
+        let parts = decode(&file).unwrap();
+        assert_eq!(parts.header, header);
+        assert_eq!(parts.sealed_body, b"body");
+        assert_eq!(parts.mac, &[9; MAC_LEN]);
+        for cut in 0..file.len() {
+            assert!(decode(&file[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Segment files (immutable, one per write batch) and the plaintexts of their records.
+//!
+//! ```text
+//! segment file:
+//! 0   8   magic "CVECSEG1"
+//! 8   2   format version
+//! 10  2   reserved, zero
+//! 12  8   segment sequence number
+//! 20  4   record count R
+//! 24  ... R records: kind u8 | address [32] | length u32 | sealed bytes (length)
+//! ```
+//! The address of a list block is the list's query token; other records have a zero address.
+
+use super::reader::Reader;
+use crate::error::{Error, Result};
+
+/// Magic bytes at offset 0.
+pub(crate) const MAGIC: &[u8; 8] = b"CVECSEG1";
+/// Length of the segment header.
+pub(crate) const HEADER_LEN: usize = 24;
+/// Length of a record's clear prefix (kind, address, length).
+pub(crate) const RECORD_PREFIX_LEN: usize = 1 + 32 + 4;
+
+/// File name of segment `seq`.
+pub(crate) fn file_name(seq: u64) -> String {
+    format!("seg-{seq:016x}.cvs")
+}
+
+/// The sequence number of a segment file name, if it is one.
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".cvs")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Kinds of records in a segment (the same numbers as the AEAD record kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SegmentRecord {
+    /// Trained centroids.
+    Centroids = 3,
+    /// One list's entries.
+    ListBlock = 4,
+    /// One item's metadata and contents.
+    Fields = 5,
+    /// Deleted item tokens.
+    Tombstones = 6,
+}
+
+impl SegmentRecord {
+    fn from_u8(v: u8) -> Option<SegmentRecord> {
+        match v {
+            3 => Some(SegmentRecord::Centroids),
+            4 => Some(SegmentRecord::ListBlock),
+            5 => Some(SegmentRecord::Fields),
+            6 => Some(SegmentRecord::Tombstones),
+            _ => None,
+        }
+    }
+}
+
+/// Builds a segment file in memory.
+pub(crate) struct SegmentWriter {
+    seq: u64,
+    count: u32,
+    body: Vec<u8>,
+}
+
+impl SegmentWriter {
+    /// An empty segment with sequence number `seq`.
+    pub(crate) fn new(seq: u64) -> SegmentWriter {
+        SegmentWriter {
+            seq,
+            count: 0,
+            body: Vec::new(),
+        }
+    }
+
+    /// The sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Appends a record; returns the file offset of its sealed bytes.
+    pub(crate) fn push(&mut self, kind: SegmentRecord, address: &[u8; 32], sealed: &[u8]) -> Result<u64> {
+        let len = u32::try_from(sealed.len())
+            .map_err(|_| Error::invalid_argument("record larger than 4 GiB"))?;
+        self.body.push(kind as u8);
+        self.body.extend_from_slice(address);
+        self.body.extend_from_slice(&len.to_le_bytes());
+        let offset = (HEADER_LEN + self.body.len()) as u64;
+        self.body.extend_from_slice(sealed);
+        self.count += 1;
+        Ok(offset)
+    }
+
+    /// The finished file.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Where one record lies in a segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordRef {
+    /// Kind.
+    pub kind: SegmentRecord,
+    /// Address (query token for list blocks).
+    pub address: [u8; 32],
+    /// Offset of the sealed bytes.
+    pub offset: u64,
+    /// Length of the sealed bytes.
+    pub len: u32,
+}
+
+/// Parses a segment's header and record directory (the records stay sealed).
+pub(crate) fn parse(file: &[u8], expected_seq: u64) -> Result<Vec<RecordRef>> {
+    let mut r = Reader::new(file, "segment");
+    if r.bytes(8)? != MAGIC || r.u16()? != crate::FORMAT_VERSION || r.u16()? != 0 {
+        return Err(r.corrupted());
+    }
+    if r.u64()? != expected_seq {
+        return Err(r.corrupted());
+    }
+    let count = r.u32()? as usize;
+    // Each record takes at least its prefix: bound the allocation by the file size.
+    if count > r.remaining() / RECORD_PREFIX_LEN {
+        return Err(r.corrupted());
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let kind = SegmentRecord::from_u8(r.u8()?).ok_or_else(|| r.corrupted())?;
+        let address = r.array()?;
+        let len = r.u32()?;
+        let offset = r.position() as u64;
+        r.bytes(len as usize)?;
+        records.push(RecordRef {
+            kind,
+            address,
+            offset,
+            len,
+        });
+    }
+    r.finish()?;
+    Ok(records)
+}
+
+/// The sealed bytes of a record, bounds-checked.
+pub(crate) fn record_bytes(file: &[u8], offset: u64, len: u32) -> Result<&[u8]> {
+    let start = usize::try_from(offset).map_err(|_| Error::corrupted("record offset"))?;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or_else(|| Error::corrupted("record offset"))?;
+    file.get(start..end)
+        .ok_or_else(|| Error::corrupted("record offset"))
+}
+
+/// One entry of a list block.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct BlockEntry {
+    /// Item token.
+    pub token: [u8; 32],
+    /// Offset of the item's fields record in this segment, if it has one.
+    pub fields: Option<(u64, u32)>,
+    /// The item id.
+    pub id: String,
+}
+
+/// Plaintext of a list block: `count u32 | dim u32 | vectors (count*dim f32) | entries`, each
+/// entry `token [32] | fields offset u64 (u64::MAX = none) | fields len u32 | id len u16 | id`.
+pub(crate) fn encode_block(dim: usize, vectors: &[f32], entries: &[BlockEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + vectors.len() * 4 + entries.len() * 64);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(dim as u32).to_le_bytes());
+    for v in vectors {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for e in entries {
+        out.extend_from_slice(&e.token);
+        let (off, len) = e.fields.unwrap_or((u64::MAX, 0));
+        out.extend_from_slice(&off.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(e.id.len() as u16).to_le_bytes());
+        out.extend_from_slice(e.id.as_bytes());
+    }
+    out
+}
+
+/// Decodes a list block of dimension `dim`.
+pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<(Vec<f32>, Vec<BlockEntry>)> {
+    let mut r = Reader::new(plain, "list block");
+    let count = r.u32()? as usize;
+    if r.u32()? as usize != dim {
+        return Err(r.corrupted());
+    }
+    let floats = count.checked_mul(dim).ok_or_else(|| r.corrupted())?;
+    let raw = r.bytes(floats.checked_mul(4).ok_or_else(|| r.corrupted())?)?;
+    let vectors: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if count > r.remaining() / 46 {
+        return Err(r.corrupted());
+    }
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let token = r.array()?;
+        let off = r.u64()?;
+        let len = r.u32()?;
+        let id_len = r.u16()? as usize;
+        let id = std::str::from_utf8(r.bytes(id_len)?).map_err(|_| r.corrupted())?;
+        entries.push(BlockEntry {
+            token,
+            fields: (off != u64::MAX).then_some((off, len)),
+            id: id.to_owned(),
+        });
+    }
+    r.finish()?;
+    Ok((vectors, entries))
+}
+
+/// Plaintext of a fields record: `flags u8 (1 = metadata, 2 = contents) | metadata len u32 |
+/// metadata (JSON) | contents len u32 | contents`.
+pub(crate) fn encode_fields(metadata: Option<&[u8]>, contents: Option<&[u8]>) -> Vec<u8> {
+    let (m, c) = (metadata.unwrap_or(&[]), contents.unwrap_or(&[]));
+    let flags = u8::from(metadata.is_some()) | u8::from(contents.is_some()) << 1;
+    let mut out = Vec::with_capacity(9 + m.len() + c.len());
+    out.push(flags);
+    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+    out.extend_from_slice(m);
+    out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+    out.extend_from_slice(c);
+    out
+}
+
+/// Decoded fields: metadata JSON bytes and contents.
+pub(crate) type Fields = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Decodes a fields record.
+pub(crate) fn decode_fields(plain: &[u8]) -> Result<Fields> {
+    let mut r = Reader::new(plain, "fields record");
+    let flags = r.u8()?;
+    if flags > 3 {
+        return Err(r.corrupted());
+    }
+    let m_len = r.u32()? as usize;
+    let m = r.bytes(m_len)?.to_vec();
+    let c_len = r.u32()? as usize;
+    let c = r.bytes(c_len)?.to_vec();
+    r.finish()?;
+    Ok(((flags & 1 != 0).then_some(m), (flags & 2 != 0).then_some(c)))
+}
+
+/// Plaintext of a tombstones record: `count u32 | tokens`.
+pub(crate) fn encode_tombstones(tokens: &[[u8; 32]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 32 * tokens.len());
+    out.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+    tokens.iter().for_each(|t| out.extend_from_slice(t));
+    out
+}
+
+/// Decodes a tombstones record.
+pub(crate) fn decode_tombstones(plain: &[u8]) -> Result<Vec<[u8; 32]>> {
+    let mut r = Reader::new(plain, "tombstones");
+    let count = r.u32()? as usize;
+    if count != r.remaining() / 32 {
+        return Err(r.corrupted());
+    }
+    let tokens = (0..count).map(|_| r.array()).collect::<Result<Vec<_>>>()?;
+    r.finish()?;
+    Ok(tokens)
+}
+
+/// Plaintext of a centroids record: `n u32 | dim u32 | n*dim f32`.
+pub(crate) fn encode_centroids(dim: usize, centroids: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + centroids.len() * 4);
+    out.extend_from_slice(&((centroids.len() / dim.max(1)) as u32).to_le_bytes());
+    out.extend_from_slice(&(dim as u32).to_le_bytes());
+    centroids.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    out
+}
+
+/// Decodes a centroids record of dimension `dim`.
+pub(crate) fn decode_centroids(plain: &[u8], dim: usize) -> Result<Vec<f32>> {
+    let mut r = Reader::new(plain, "centroids");
+    let n = r.u32()? as usize;
+    if r.u32()? as usize != dim || n == 0 || n.checked_mul(dim).and_then(|f| f.checked_mul(4)) != Some(r.remaining()) {
+        return Err(r.corrupted());
+    }
+    let out = r
+        .bytes(r.remaining())?
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_round_trip() {
+        let entries = vec![
+            BlockEntry {
+                token: [1; 32],
+                fields: Some((100, 20)),
+                id: "a".into(),
+            },
+            BlockEntry {
+                token: [2; 32],
+                fields: None,
+                id: "ünï".into(),
+            },
+        ];
+        let vectors = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let plain = encode_block(3, &vectors, &entries);
+        assert_eq!(decode_block(&plain, 3).unwrap(), (vectors, entries));
+        assert!(decode_block(&plain, 2).is_err());
+        for cut in 0..plain.len() {
+            assert!(decode_block(&plain[..cut], 3).is_err());
+        }
+    }
+
+    #[test]
+    fn segment_round_trip() {
+        let mut w = SegmentWriter::new(7);
+        let off = w.push(SegmentRecord::Fields, &[0; 32], b"xyz").unwrap();
+        w.push(SegmentRecord::ListBlock, &[5; 32], b"").unwrap();
+        let file = w.finish();
+        let recs = parse(&file, 7).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].offset, off);
+        assert_eq!(record_bytes(&file, off, 3).unwrap(), b"xyz");
+        assert!(parse(&file, 8).is_err());
+        for cut in 0..file.len() {
+            assert!(parse(&file[..cut], 7).is_err());
+        }
+        assert_eq!(parse_file_name(&file_name(7)), Some(7));
+    }
+
+    #[test]
+    fn fields_tombstones_centroids_round_trip() {
+        let f = encode_fields(Some(b"{}"), None);
+        assert_eq!(decode_fields(&f).unwrap(), (Some(b"{}".to_vec()), None));
+        let t = encode_tombstones(&[[3; 32], [4; 32]]);
+        assert_eq!(decode_tombstones(&t).unwrap(), vec![[3; 32], [4; 32]]);
+        let c = encode_centroids(2, &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(decode_centroids(&c, 2).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(decode_centroids(&c, 3).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The public facade: [`Database`], [`EncryptedIndex`] and the values they take and return.
+//! The only layer that imports every other (storage -> format -> crypto -> ivf -> kernel).
+
+mod config;
+mod database;
+mod encrypted;
+mod persist;
+mod state;
+mod types;
+mod validate;
+
+pub use config::{IndexConfig, IndexType, TrainOptions};
+pub use database::Database;
+pub use encrypted::EncryptedIndex;
+pub use types::{Hit, Include, Item, Query, Record};

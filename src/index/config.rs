@@ -1,0 +1,137 @@
+//! Index configuration and training options.
+
+use crate::format::manifest::{StoredConfig, StoredIndexType};
+use crate::metric::Metric;
+
+/// The kind of index.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexType {
+    /// Inverted file over full-precision vectors (the default).
+    IvfFlat,
+}
+
+/// The configuration of an index, fixed at creation.
+///
+/// ```
+/// use ciphervec::{IndexConfig, Metric};
+/// let config = IndexConfig::ivf_flat(384).metric(Metric::Cosine).n_probes(16);
+/// assert_eq!(config.dimension(), 384);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexConfig {
+    index_type: IndexType,
+    dimension: usize,
+    metric: Metric,
+    n_lists: usize,
+    n_probes: usize,
+}
+
+impl IndexConfig {
+    /// An IVF-Flat index of `dimension`-dimensional vectors, Euclidean, lists and probes chosen
+    /// automatically.
+    pub fn ivf_flat(dimension: usize) -> IndexConfig {
+        IndexConfig {
+            index_type: IndexType::IvfFlat,
+            dimension,
+            metric: Metric::Euclidean,
+            n_lists: 0,
+            n_probes: 0,
+        }
+    }
+
+    /// Sets the metric (default [`Metric::Euclidean`]).
+    pub fn metric(mut self, metric: Metric) -> IndexConfig {
+        self.metric = metric;
+        self
+    }
+
+    /// Sets the number of lists trained (0, the default, chooses about `4 * sqrt(n)`).
+    pub fn n_lists(mut self, n: usize) -> IndexConfig {
+        self.n_lists = n;
+        self
+    }
+
+    /// Sets the default number of lists a query probes (0, the default, probes about 1/16
+    /// of the lists).
+    pub fn n_probes(mut self, n: usize) -> IndexConfig {
+        self.n_probes = n;
+        self
+    }
+
+    /// The index type.
+    pub fn index_type(&self) -> IndexType {
+        self.index_type
+    }
+
+    /// The vector dimension.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// The metric.
+    pub fn distance_metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The configured number of lists (0 = automatic).
+    pub fn lists(&self) -> usize {
+        self.n_lists
+    }
+
+    /// The configured default probes (0 = automatic).
+    pub fn probes(&self) -> usize {
+        self.n_probes
+    }
+
+    pub(crate) fn to_stored(&self) -> StoredConfig {
+        StoredConfig {
+            index_type: match self.index_type {
+                IndexType::IvfFlat => StoredIndexType::IvfFlat,
+            },
+            dimension: self.dimension as u32,
+            metric: self.metric,
+            n_lists: self.n_lists as u32,
+            n_probes: self.n_probes as u32,
+        }
+    }
+
+    pub(crate) fn from_stored(s: &StoredConfig) -> IndexConfig {
+        IndexConfig {
+            index_type: match s.index_type {
+                StoredIndexType::IvfFlat => IndexType::IvfFlat,
+            },
+            dimension: s.dimension as usize,
+            metric: s.metric,
+            n_lists: s.n_lists as usize,
+            n_probes: s.n_probes as usize,
+        }
+    }
+}
+
+/// Options of [`crate::EncryptedIndex::train_with`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// Number of lists; 0 uses the config's, or about `4 * sqrt(n)` if that is 0 too.
+    pub n_lists: usize,
+    /// Maximum k-means iterations (default 20).
+    pub max_iters: usize,
+    /// Stop when the objective improves by less than this fraction (default 1e-4).
+    pub tolerance: f32,
+    /// Train on at most this many vectors; 0 (default) means 256 per list.
+    pub sample_size: usize,
+    /// Seed of the k-means random choices, for reproducible training (default 1234).
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            n_lists: 0,
+            max_iters: 20,
+            tolerance: 1e-4,
+            sample_size: 0,
+            seed: 1234,
+        }
+    }
+}

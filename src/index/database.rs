@@ -1,0 +1,206 @@
+//! [`Database`]: a place that holds named encrypted indexes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::error::{Error, Result};
+use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
+use crate::key::IndexKey;
+use crate::storage::{Backend, DirBackend, MemoryBackend, Store};
+
+use super::config::IndexConfig;
+use super::encrypted::{EncryptedIndex, Inner};
+use super::persist;
+use super::state::State;
+use super::validate;
+
+/// A place holding named indexes: a local directory (the default) or memory.
+///
+/// ```
+/// use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
+/// let db = Database::in_memory();
+/// let key = IndexKey::generate();
+/// let index = db.create_index("docs", &key, IndexConfig::ivf_flat(2)).unwrap();
+/// index.upsert([Item::new("a", vec![0.0, 1.0]), Item::new("b", vec![1.0, 0.0])]).unwrap();
+/// let hits = index.query(&Query::new(vec![0.1, 0.9]).top_k(1)).unwrap();
+/// assert_eq!(hits[0].id, "a");
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    backend: Box<dyn Backend>,
+    /// Indexes open through this database: one shared handle per name.
+    open: Mutex<HashMap<String, Weak<Inner>>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (creating if missing) a database in a local directory; each index is a
+    /// subdirectory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created or read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        let backend = DirBackend::open(path.as_ref())?;
+        Ok(Database::with_backend(Box::new(backend)))
+    }
+
+    /// A database in process memory; nothing touches disk.
+    pub fn in_memory() -> Database {
+        Database::with_backend(Box::new(MemoryBackend::default()))
+    }
+
+    fn with_backend(backend: Box<dyn Backend>) -> Database {
+        Database {
+            inner: Arc::new(DbInner {
+                backend,
+                open: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn open_handles(&self) -> MutexGuard<'_, HashMap<String, Weak<Inner>>> {
+        self.inner.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self, name: &str) -> Result<Option<Arc<dyn Store>>> {
+        validate::index_name(name)?;
+        let Some(store) = self.inner.backend.open(name, false)? else {
+            return Ok(None);
+        };
+        let has_manifest = store.list()?.iter().any(|f| f == MANIFEST_FILE);
+        Ok(has_manifest.then_some(store))
+    }
+
+    /// Creates a new, empty index protected by `key`.
+    ///
+    /// # Errors
+    /// [`Error::IndexExists`], [`Error::InvalidArgument`] (bad name, dimension 0 or above
+    /// 65,536), [`Error::Locked`], [`Error::Io`].
+    pub fn create_index(
+        &self,
+        name: &str,
+        key: &IndexKey,
+        config: IndexConfig,
+    ) -> Result<EncryptedIndex> {
+        validate::index_name(name)?;
+        if config.dimension() == 0 || config.dimension() > validate::MAX_DIMENSION {
+            return Err(Error::invalid_argument(format!(
+                "dimension must be between 1 and {}",
+                validate::MAX_DIMENSION
+            )));
+        }
+        let mut open = self.open_handles();
+        if self.store(name)?.is_some() {
+            return Err(Error::IndexExists);
+        }
+        let store = self
+            .inner
+            .backend
+            .open(name, true)?
+            .ok_or(Error::IndexNotFound)?;
+        let lock = store.try_lock()?.ok_or(Error::Locked)?;
+        // Leftovers of a creation that crashed before its manifest was committed.
+        for f in store.list()? {
+            if f != "LOCK" {
+                store.remove(&f)?;
+            }
+        }
+        let (header, keys) = persist::new_header(key)?;
+        let body = ManifestBody {
+            epoch: 1,
+            config: config.to_stored(),
+            next_segment: 1,
+            key_generation: keys.next_generation(),
+            segments: Vec::new(),
+            trained: None,
+        };
+        persist::write_manifest(&*store, &header, &keys, &body)?;
+        let state = State::new(config.dimension(), body, None);
+        let index = EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, lock);
+        open.insert(name.to_owned(), index.downgrade());
+        Ok(index)
+    }
+
+    /// Opens an existing index with its key. Within one `Database`, opening an index that is
+    /// already open returns another handle on the same index.
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::WrongKey`], [`Error::Locked`] (another process or
+    /// another `Database` holds it), [`Error::Corrupted`], [`Error::Io`].
+    pub fn open_index(&self, name: &str, key: &IndexKey) -> Result<EncryptedIndex> {
+        validate::index_name(name)?;
+        let mut open = self.open_handles();
+        if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
+            let h = index.header();
+            if !h.params.check_key(key, &h.key_check) {
+                return Err(Error::WrongKey);
+            }
+            return Ok(index);
+        }
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        let (header, keys, body) = persist::read_manifest(&*store, key)?;
+        let lock = store.try_lock()?.ok_or(Error::Locked)?;
+        // Re-read under the lock: a writer may have committed in between.
+        let (header, keys, body) = if body.epoch == 0 {
+            (header, keys, body)
+        } else {
+            persist::read_manifest(&*store, key)?
+        };
+        persist::remove_unreferenced(&*store, &body);
+        let config = IndexConfig::from_stored(&body.config);
+        let state = persist::load_state(
+            &*store,
+            &keys,
+            config.dimension(),
+            config.distance_metric(),
+            body,
+        )?;
+        let index = EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, lock);
+        open.insert(name.to_owned(), index.downgrade());
+        Ok(index)
+    }
+
+    /// Names of every index, sorted.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn list_indexes(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in self.inner.backend.list()? {
+            if validate::index_name(&name).is_ok() && self.store(&name)?.is_some() {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an index and all its files. The key is required: a wrong key deletes nothing.
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::WrongKey`], [`Error::Locked`] (open in another
+    /// process), [`Error::Io`].
+    pub fn delete_index(&self, name: &str, key: &IndexKey) -> Result<()> {
+        let mut open = self.open_handles();
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        persist::check_key(&*store, key)?;
+        let open_here = open.get(name).and_then(EncryptedIndex::upgrade).is_some();
+        let _lock = if open_here {
+            None
+        } else {
+            Some(store.try_lock()?.ok_or(Error::Locked)?)
+        };
+        open.remove(name);
+        self.inner.backend.remove(name)?;
+        Ok(())
+    }
+}

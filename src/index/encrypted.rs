@@ -1,0 +1,565 @@
+//! [`EncryptedIndex`]: writes, training and queries over one encrypted index.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::crypto::schedule::Keys;
+use crate::crypto::{self};
+use crate::error::{Error, Result};
+use crate::format::manifest::{ManifestBody, ManifestHeader, SegmentRef, TrainedRef};
+use crate::format::segment::{self, BlockEntry};
+use crate::ivf::{self, KMeansParams, Quantizer, SearchParams};
+use crate::metric::Metric;
+use crate::storage::{Store, WriterLock};
+
+use super::config::{IndexConfig, TrainOptions};
+use super::persist::{self, SegmentBuilder};
+use super::state::{FieldsRef, State};
+use super::types::{Hit, Include, Item, Query, Record};
+use super::validate;
+
+/// A handle on one open encrypted index. Cheap to clone; every clone shares the same index.
+///
+/// Queries run concurrently with each other and with one writer; writers are serialized.
+/// Every write is durable when it returns.
+#[derive(Clone)]
+pub struct EncryptedIndex {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    name: String,
+    config: IndexConfig,
+    store: Arc<dyn Store>,
+    header: ManifestHeader,
+    keys: Keys,
+    state: RwLock<State>,
+    writer: Mutex<()>,
+    _lock: WriterLock,
+}
+
+impl std::fmt::Debug for EncryptedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedIndex")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated item, ready to be sealed.
+struct Prepared {
+    id: String,
+    token: [u8; 32],
+    vector: Vec<f32>,
+    metadata: Option<Vec<u8>>,
+    contents: Option<Vec<u8>>,
+}
+
+impl EncryptedIndex {
+    pub(crate) fn from_parts(
+        name: String,
+        store: Arc<dyn Store>,
+        header: ManifestHeader,
+        keys: Keys,
+        state: State,
+        lock: WriterLock,
+    ) -> EncryptedIndex {
+        let config = IndexConfig::from_stored(&state.body.config);
+        EncryptedIndex {
+            inner: Arc::new(Inner {
+                name,
+                config,
+                store,
+                header,
+                keys,
+                state: RwLock::new(state),
+                writer: Mutex::new(()),
+                _lock: lock,
+            }),
+        }
+    }
+
+    pub(crate) fn header(&self) -> &ManifestHeader {
+        &self.inner.header
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<EncryptedIndex> {
+        weak.upgrade().map(|inner| EncryptedIndex { inner })
+    }
+
+    /// The index name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The configuration the index was created with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.inner.config
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the index holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`train`](Self::train) has run.
+    pub fn is_trained(&self) -> bool {
+        self.read().quantizer.is_some()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.config.dimension()
+    }
+
+    fn metric(&self) -> Metric {
+        self.inner.config.distance_metric()
+    }
+
+    /// Inserts items; an item whose id exists replaces it. When the same id appears more than
+    /// once in one call, the last occurrence wins. Durable when it returns. All items are
+    /// validated first: on any error nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::InvalidVector`], [`Error::InvalidArgument`]
+    /// (empty or overlong id, metadata that is not a JSON object, oversized contents),
+    /// [`Error::Io`] if the write fails (the index stays as it was).
+    pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
+        let items: Vec<Item> = items.into_iter().collect();
+        let prepared = self.prepare(items)?;
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (body, assignments, list_epoch) = {
+            let state = self.read();
+            let assignments: Vec<u32> = match &state.quantizer {
+                Some(q) => prepared
+                    .iter()
+                    .map(|p| q.assign(&ivf::prepare_query(&p.vector, self.metric())))
+                    .collect(),
+                None => vec![0; prepared.len()],
+            };
+            let epoch = state.body.trained.as_ref().map_or(0, |t| t.list_epoch);
+            (state.body.clone(), assignments, epoch)
+        };
+        let seq = body.next_segment;
+        let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
+        let mut fields = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            fields.push(if p.metadata.is_some() || p.contents.is_some() {
+                Some(seg.add_fields(&p.token, p.metadata.as_deref(), p.contents.as_deref())?)
+            } else {
+                None
+            });
+        }
+        let mut by_list: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, &l) in assignments.iter().enumerate() {
+            by_list.entry(l).or_default().push(i);
+        }
+        for (&list, members) in &by_list {
+            let mut vectors = Vec::with_capacity(members.len() * self.dim());
+            let mut entries = Vec::with_capacity(members.len());
+            for &i in members {
+                vectors.extend_from_slice(&prepared[i].vector);
+                entries.push(BlockEntry {
+                    token: prepared[i].token,
+                    fields: fields[i].map(|f| (f.offset, f.len)),
+                    id: prepared[i].id.clone(),
+                });
+            }
+            seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?;
+        }
+        let bytes = seg.finish();
+        let new_body = self.commit_segment(&body, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let blob = persist::map_segment(&*self.inner.store, seq, bytes);
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.segments.insert(seq, blob);
+        for (p, (f, l)) in prepared.into_iter().zip(fields.into_iter().zip(assignments)) {
+            state.insert(p.id, p.token, l, f, &p.vector);
+        }
+        state.body = new_body;
+        Ok(())
+    }
+
+    /// Writes a segment file, then commits a manifest that names it (with `edit` applied).
+    /// On failure the segment file is removed again and the committed state is unchanged.
+    fn commit_segment(
+        &self,
+        body: &ManifestBody,
+        seq: u64,
+        bytes: &[u8],
+        edit: impl FnOnce(&mut ManifestBody) -> SegmentListEdit,
+    ) -> Result<ManifestBody> {
+        let store = &*self.inner.store;
+        let file = segment::file_name(seq);
+        store.write_new(&file, bytes)?;
+        let mut new_body = body.clone();
+        let seg_ref = SegmentRef {
+            seq,
+            len: bytes.len() as u64,
+            digest: crypto::digest(bytes),
+        };
+        match edit(&mut new_body) {
+            SegmentListEdit::Append => new_body.segments.push(seg_ref),
+            SegmentListEdit::ReplaceAll => new_body.segments = vec![seg_ref],
+        }
+        new_body.next_segment = seq + 1;
+        new_body.epoch += 1;
+        new_body.key_generation = self.inner.keys.next_generation();
+        if let Err(e) =
+            persist::write_manifest(store, &self.inner.header, &self.inner.keys, &new_body)
+        {
+            let _ = store.remove(&file);
+            return Err(e);
+        }
+        Ok(new_body)
+    }
+
+    fn prepare(&self, items: Vec<Item>) -> Result<Vec<Prepared>> {
+        let (dim, metric) = (self.dim(), self.metric());
+        let mut out: Vec<Prepared> = Vec::with_capacity(items.len());
+        let mut position: HashMap<[u8; 32], usize> = HashMap::new();
+        for item in items {
+            validate::id(&item.id)?;
+            validate::vector(&item.vector, dim, metric)?;
+            let metadata = match &item.metadata {
+                None => None,
+                Some(Value::Object(_)) => {
+                    let bytes = serde_json::to_vec(&item.metadata)
+                        .map_err(|_| Error::invalid_argument("metadata cannot be encoded"))?;
+                    if bytes.len() > validate::MAX_METADATA_LEN {
+                        return Err(Error::invalid_argument("metadata too large"));
+                    }
+                    Some(bytes)
+                }
+                Some(_) => return Err(Error::invalid_argument("metadata must be a JSON object")),
+            };
+            if item.contents.as_ref().is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN) {
+                return Err(Error::invalid_argument("contents too large"));
+            }
+            let token = self.inner.keys.item_token(&item.id);
+            let p = Prepared {
+                id: item.id,
+                token,
+                vector: item.vector,
+                metadata,
+                contents: item.contents,
+            };
+            match position.get(&token) {
+                Some(&i) => out[i] = p,
+                None => {
+                    position.insert(token, out.len());
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes items by id; returns how many existed. Unknown ids are ignored. Durable when it
+    /// returns.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (nothing is deleted then).
+    pub fn delete(&self, ids: &[&str]) -> Result<usize> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (body, tokens) = {
+            let state = self.read();
+            let mut seen = HashSet::new();
+            let tokens: Vec<[u8; 32]> = ids
+                .iter()
+                .map(|id| self.inner.keys.item_token(id))
+                .filter(|t| state.slot(t).is_some() && seen.insert(*t))
+                .collect();
+            (state.body.clone(), tokens)
+        };
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let seq = body.next_segment;
+        let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
+        seg.add_tombstones(&tokens)?;
+        let bytes = seg.finish();
+        let new_body = self.commit_segment(&body, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let blob = persist::map_segment(&*self.inner.store, seq, bytes);
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.segments.insert(seq, blob);
+        for t in &tokens {
+            state.remove(t);
+        }
+        state.body = new_body;
+        Ok(tokens.len())
+    }
+
+    /// Trains the index with default options: k-means on the stored vectors, then every item
+    /// is reassigned to its nearest list and rewritten (under fresh list labels) into one new
+    /// segment. Training again retrains from scratch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty index; [`Error::Io`] if the write fails.
+    pub fn train(&self) -> Result<()> {
+        self.train_with(TrainOptions::default())
+    }
+
+    /// Trains with explicit options; see [`train`](Self::train).
+    ///
+    /// # Errors
+    /// As [`train`](Self::train); also [`Error::InvalidArgument`] for `max_iters == 0`.
+    pub fn train_with(&self, options: TrainOptions) -> Result<()> {
+        if options.max_iters == 0 {
+            return Err(Error::invalid_argument("max_iters must be at least 1"));
+        }
+        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+            return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
+        }
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (dim, metric) = (self.dim(), self.metric());
+        let keys = &self.inner.keys;
+        let state = self.read();
+        let n = state.len();
+        if n == 0 {
+            return Err(Error::invalid_argument("cannot train an empty index"));
+        }
+        let n_lists = [options.n_lists, self.inner.config.lists()]
+            .into_iter()
+            .find(|&l| l > 0)
+            .unwrap_or_else(|| ivf::auto_n_lists(n))
+            .min(n);
+        // Gather the live items (slot order) and their training copies.
+        let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
+        let mut data = Vec::with_capacity(n * dim);
+        for &s in &slots {
+            let v = state.vector(s).ok_or_else(|| Error::corrupted("state"))?;
+            data.extend_from_slice(&ivf::prepare_query(v, metric));
+        }
+        let per_centroid = if options.sample_size > 0 {
+            options.sample_size.div_ceil(n_lists).max(1)
+        } else {
+            256
+        };
+        let km = ivf::kmeans(
+            &data,
+            dim,
+            &KMeansParams {
+                k: n_lists,
+                max_iters: options.max_iters,
+                tolerance: options.tolerance,
+                max_points_per_centroid: per_centroid,
+                spherical: metric == Metric::Cosine,
+                seed: options.seed,
+            },
+        );
+        let quantizer = Quantizer::new(dim, km.centroids, metric);
+        let assignments = quantizer.assign_batch(&data);
+        drop(data);
+
+        let body = state.body.clone();
+        let list_epoch = body.trained.as_ref().map_or(0, |t| t.list_epoch) + 1;
+        let seq = body.next_segment;
+        let mut seg = SegmentBuilder::new(keys, seq);
+        seg.add_centroids(dim, quantizer.centroids())?;
+        let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(n);
+        for &s in &slots {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            new_fields.push(match e.fields {
+                Some(at) => {
+                    let (m, c) = persist::open_fields(keys, &state.segments, &e.token, at)?;
+                    Some(seg.add_fields(&e.token, m.as_deref(), c.as_deref())?)
+                }
+                None => None,
+            });
+        }
+        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); quantizer.n_lists()];
+        for (i, &l) in assignments.iter().enumerate() {
+            by_list[l as usize].push(i);
+        }
+        for (list, members) in by_list.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let mut vectors = Vec::with_capacity(members.len() * dim);
+            let mut entries = Vec::with_capacity(members.len());
+            for &i in members {
+                let e = state.entry(slots[i]).ok_or_else(|| Error::corrupted("state"))?;
+                vectors.extend_from_slice(state.vector(slots[i]).unwrap_or_default());
+                entries.push(BlockEntry {
+                    token: e.token,
+                    fields: new_fields[i].map(|f| (f.offset, f.len)),
+                    id: e.id.clone(),
+                });
+            }
+            seg.add_block(list_epoch, list as u32, dim, &vectors, &entries)?;
+        }
+        let bytes = seg.finish();
+        let trained = TrainedRef {
+            centroids_segment: seq,
+            n_lists: quantizer.n_lists() as u32,
+            list_epoch,
+        };
+        let new_body = self.commit_segment(&body, seq, &bytes, |b| {
+            b.trained = Some(trained);
+            SegmentListEdit::ReplaceAll
+        })?;
+        // Build the new in-memory state from the old one, then swap.
+        let mut fresh = State::new(dim, new_body, Some(quantizer));
+        for (i, &s) in slots.iter().enumerate() {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            let v = state.vector(s).unwrap_or_default();
+            fresh.insert(e.id.clone(), e.token, assignments[i], new_fields[i], v);
+        }
+        drop(state);
+        fresh
+            .segments
+            .insert(seq, persist::map_segment(&*self.inner.store, seq, bytes));
+        let old = std::mem::replace(
+            &mut *self.inner.state.write().unwrap_or_else(|p| p.into_inner()),
+            fresh,
+        );
+        drop(old);
+        let committed = self.read().body.clone();
+        persist::remove_unreferenced(&*self.inner.store, &committed);
+        Ok(())
+    }
+
+    /// The nearest items to a query, closest first.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::InvalidVector`], [`Error::InvalidArgument`]
+    /// (`top_k` of 0 or above 100,000), [`Error::InvalidFilter`], [`Error::Corrupted`] if a
+    /// requested field fails authentication.
+    pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
+        validate::vector(&query.vector, self.dim(), self.metric())?;
+        if query.top_k == 0 || query.top_k > validate::MAX_TOP_K {
+            return Err(Error::invalid_argument(format!(
+                "top_k must be between 1 and {}",
+                validate::MAX_TOP_K
+            )));
+        }
+        if query.filter.is_some() {
+            return Err(Error::invalid_filter("metadata filters are not supported yet"));
+        }
+        let state = self.read();
+        let n_lists = state.lists.len();
+        let n_probes = query
+            .n_probes
+            .filter(|&p| p > 0)
+            .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
+            .unwrap_or_else(|| ivf::auto_n_probes(n_lists))
+            .min(n_lists);
+        let neighbors = ivf::search(
+            state.quantizer.as_ref(),
+            &*state,
+            &SearchParams {
+                query: &query.vector,
+                k: query.top_k,
+                n_probes,
+                metric: self.metric(),
+                accept: None,
+            },
+        )
+        .unwrap_or_else(|never: std::convert::Infallible| match never {});
+        neighbors
+            .into_iter()
+            .map(|n| {
+                let r = self.record(&state, n.handle, query.include)?;
+                Ok(Hit {
+                    id: r.id,
+                    distance: n.distance,
+                    metadata: r.metadata,
+                    contents: r.contents,
+                    vector: r.vector,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs many queries in parallel; results are in the order of `queries`.
+    ///
+    /// # Errors
+    /// The first error any query gives.
+    pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
+        queries.par_iter().map(|q| self.query(q)).collect()
+    }
+
+    /// The stored items with these ids (unknown ids are skipped), in the order asked.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if a requested field fails authentication.
+    pub fn get(&self, ids: &[&str], include: Include) -> Result<Vec<Record>> {
+        let state = self.read();
+        ids.iter()
+            .filter_map(|id| state.slot(&self.inner.keys.item_token(id)))
+            .map(|slot| self.record(&state, slot, include))
+            .collect()
+    }
+
+    /// Every id in the index, sorted.
+    ///
+    /// # Errors
+    /// None at present; fallible so that lazily loaded indexes can report I/O errors.
+    pub fn list_ids(&self) -> Result<Vec<String>> {
+        let state = self.read();
+        let mut ids: Vec<String> = state.entries().map(|(_, e)| e.id.clone()).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Decrypts what `include` asks for, for one live slot.
+    fn record(&self, state: &State, slot: u64, include: Include) -> Result<Record> {
+        let e = state.entry(slot).ok_or_else(|| Error::corrupted("state"))?;
+        let (mut metadata, mut contents) = (None, None);
+        if include.needs_fields() {
+            if let Some(at) = e.fields {
+                let (m, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
+                if include.contains(Include::METADATA) {
+                    metadata = m
+                        .map(|m| serde_json::from_slice(&m))
+                        .transpose()
+                        .map_err(|_| Error::corrupted("metadata"))?;
+                }
+                if include.contains(Include::CONTENTS) {
+                    contents = c;
+                }
+            }
+        }
+        let vector = if include.contains(Include::VECTOR) {
+            state.vector(slot).map(<[f32]>::to_vec)
+        } else {
+            None
+        };
+        Ok(Record {
+            id: e.id.clone(),
+            metadata,
+            contents,
+            vector,
+        })
+    }
+}
+
+/// How a commit changes the live segment list.
+enum SegmentListEdit {
+    /// Add the new segment.
+    Append,
+    /// The new segment replaces every other (training).
+    ReplaceAll,
+}

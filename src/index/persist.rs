@@ -1,0 +1,359 @@
+//! Between the in-memory state and the store: sealing and writing segments and the manifest,
+//! and reading, authenticating and decrypting them back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::crypto::aead::{Binding, RecordKind};
+use crate::crypto::schedule::{DataKey, IndexParams, Keys};
+use crate::crypto::{self};
+use crate::error::{Error, Result};
+use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
+use crate::format::segment::{self, BlockEntry, Fields, SegmentRecord, SegmentWriter};
+use crate::format::codec;
+use crate::ivf::Quantizer;
+use crate::key::IndexKey;
+use crate::metric::Metric;
+use crate::storage::{Blob, Store};
+
+use super::state::{FieldsRef, State};
+
+/// Maps an I/O error reading a file that must exist.
+fn read_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::corrupted("missing file")
+    } else {
+        Error::Io(e)
+    }
+}
+
+/// Reads and authenticates the manifest with `key`.
+///
+/// Order: parse the clear header; compare the key-check value (`WrongKey` before any
+/// decryption); unwrap the data key; verify the MAC over the whole file; decrypt the body.
+pub(crate) fn read_manifest(
+    store: &dyn Store,
+    key: &IndexKey,
+) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+    let file = match store.read(MANIFEST_FILE) {
+        Ok(f) => f.to_vec(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let parts = manifest::decode(&file)?;
+    let header = parts.header.clone();
+    let dek = header
+        .params
+        .unwrap(key, &header.key_check, &header.wrapped_key)?;
+    let keys = Keys::derive(header.params, &dek, 0);
+    if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
+        return Err(Error::corrupted("manifest authentication"));
+    }
+    let plain = keys
+        .manifest
+        .open(parts.sealed_body, &Binding::whole(RecordKind::Manifest))
+        .map_err(|_| Error::corrupted("manifest body"))?;
+    let body: ManifestBody = codec::decode(&plain, "manifest body")?;
+    let keys = Keys::derive(header.params, &dek, body.key_generation);
+    Ok((header, keys, body))
+}
+
+/// Only the key check and data-key unwrap, for operations that must prove the key.
+pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<ManifestHeader> {
+    let (header, _, _) = read_manifest(store, key)?;
+    Ok(header)
+}
+
+/// A new index's header: fresh salt, id and data key, wrapped under `key`.
+pub(crate) fn new_header(key: &IndexKey) -> Result<(ManifestHeader, Keys)> {
+    let params = IndexParams::generate()?;
+    let dek = DataKey::generate()?;
+    let header = ManifestHeader {
+        params,
+        key_check: params.key_check(key),
+        wrapped_key: params.wrap(key, &dek)?,
+    };
+    Ok((header, Keys::derive(params, &dek, 0)))
+}
+
+/// Encodes, seals and MACs a manifest.
+pub(crate) fn encode_manifest(
+    header: &ManifestHeader,
+    keys: &Keys,
+    body: &ManifestBody,
+) -> Result<Vec<u8>> {
+    let plain = codec::encode(body)?;
+    let sealed = keys
+        .manifest
+        .seal(&plain, &Binding::whole(RecordKind::Manifest))?;
+    let mut file = manifest::encode_unsigned(header, &sealed)?;
+    let mac = keys.manifest_mac.mac(&[&file]);
+    file.extend_from_slice(&mac);
+    Ok(file)
+}
+
+/// Commits a manifest atomically.
+pub(crate) fn write_manifest(
+    store: &dyn Store,
+    header: &ManifestHeader,
+    keys: &Keys,
+    body: &ManifestBody,
+) -> Result<()> {
+    let file = encode_manifest(header, keys, body)?;
+    store.replace(MANIFEST_FILE, &file)?;
+    Ok(())
+}
+
+/// Builds one sealed segment.
+pub(crate) struct SegmentBuilder<'k> {
+    keys: &'k Keys,
+    writer: SegmentWriter,
+}
+
+impl<'k> SegmentBuilder<'k> {
+    /// An empty segment `seq`.
+    pub(crate) fn new(keys: &'k Keys, seq: u64) -> SegmentBuilder<'k> {
+        SegmentBuilder {
+            keys,
+            writer: SegmentWriter::new(seq),
+        }
+    }
+
+    fn binding(&self, kind: RecordKind, list: [u8; 32], item: [u8; 32]) -> Binding {
+        Binding {
+            kind,
+            segment: self.writer.seq(),
+            list,
+            item,
+        }
+    }
+
+    /// Seals an item's metadata and contents; returns where they are.
+    pub(crate) fn add_fields(
+        &mut self,
+        token: &[u8; 32],
+        metadata: Option<&[u8]>,
+        contents: Option<&[u8]>,
+    ) -> Result<FieldsRef> {
+        let plain = segment::encode_fields(metadata, contents);
+        let sealed = self.keys.content.seal(
+            &plain,
+            &self.binding(RecordKind::Fields, [0; 32], *token),
+        )?;
+        let offset = self
+            .writer
+            .push(SegmentRecord::Fields, &[0; 32], &sealed)?;
+        Ok(FieldsRef {
+            segment: self.writer.seq(),
+            offset,
+            len: sealed.len() as u32,
+        })
+    }
+
+    /// Seals one list's block.
+    pub(crate) fn add_block(
+        &mut self,
+        list_epoch: u64,
+        list: u32,
+        dim: usize,
+        vectors: &[f32],
+        entries: &[BlockEntry],
+    ) -> Result<()> {
+        let plain = segment::encode_block(dim, vectors, entries);
+        let label = self.keys.list_label(list_epoch, list);
+        let sealed = self
+            .keys
+            .payload
+            .seal(&plain, &self.binding(RecordKind::ListBlock, label, [0; 32]))?;
+        let address = self.keys.query_token(list_epoch, list);
+        self.writer
+            .push(SegmentRecord::ListBlock, &address, &sealed)?;
+        Ok(())
+    }
+
+    /// Seals a tombstones record.
+    pub(crate) fn add_tombstones(&mut self, tokens: &[[u8; 32]]) -> Result<()> {
+        let plain = segment::encode_tombstones(tokens);
+        let sealed = self
+            .keys
+            .content
+            .seal(&plain, &self.binding(RecordKind::Tombstones, [0; 32], [0; 32]))?;
+        self.writer
+            .push(SegmentRecord::Tombstones, &[0; 32], &sealed)?;
+        Ok(())
+    }
+
+    /// Seals the centroids.
+    pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
+        let plain = segment::encode_centroids(dim, centroids);
+        let sealed = self
+            .keys
+            .payload
+            .seal(&plain, &self.binding(RecordKind::Centroids, [0; 32], [0; 32]))?;
+        self.writer
+            .push(SegmentRecord::Centroids, &[0; 32], &sealed)?;
+        Ok(())
+    }
+
+    /// The sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.writer.seq()
+    }
+
+    /// The finished file bytes.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        self.writer.finish()
+    }
+}
+
+/// Decrypts an item's fields record.
+pub(crate) fn open_fields(
+    keys: &Keys,
+    segments: &HashMap<u64, Arc<Blob>>,
+    token: &[u8; 32],
+    at: FieldsRef,
+) -> Result<Fields> {
+    let blob = segments
+        .get(&at.segment)
+        .ok_or_else(|| Error::corrupted("fields segment"))?;
+    let sealed = segment::record_bytes(blob, at.offset, at.len)?;
+    let binding = Binding {
+        kind: RecordKind::Fields,
+        segment: at.segment,
+        list: [0; 32],
+        item: *token,
+    };
+    let plain = keys
+        .content
+        .open(sealed, &binding)
+        .map_err(|_| Error::corrupted("fields record"))?;
+    segment::decode_fields(&plain)
+}
+
+/// Rebuilds the decrypted state from the live segments named by `body`.
+pub(crate) fn load_state(
+    store: &dyn Store,
+    keys: &Keys,
+    dim: usize,
+    metric: Metric,
+    body: ManifestBody,
+) -> Result<State> {
+    let mut blobs = HashMap::new();
+    for seg in &body.segments {
+        let blob = store.read(&segment::file_name(seg.seq)).map_err(read_error)?;
+        if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
+            return Err(Error::corrupted("segment digest"));
+        }
+        blobs.insert(seg.seq, Arc::new(blob));
+    }
+    let (quantizer, list_epoch) = match &body.trained {
+        Some(t) => {
+            let blob = blobs
+                .get(&t.centroids_segment)
+                .ok_or_else(|| Error::corrupted("centroids segment"))?;
+            let centroids = read_centroids(keys, blob, t.centroids_segment, dim)?;
+            if centroids.len() != t.n_lists as usize * dim {
+                return Err(Error::corrupted("centroids"));
+            }
+            (Some(Quantizer::new(dim, centroids, metric)), t.list_epoch)
+        }
+        None => (None, 0),
+    };
+    let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists()) as u32;
+    let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
+        .map(|l| (keys.query_token(list_epoch, l), l))
+        .collect();
+    let segments = body.segments.clone();
+    let mut state = State::new(dim, body, quantizer);
+    for seg in &segments {
+        let blob = &blobs[&seg.seq];
+        for rec in segment::parse(blob, seg.seq)? {
+            let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+            match rec.kind {
+                SegmentRecord::ListBlock => {
+                    let list = *by_address
+                        .get(&rec.address)
+                        .ok_or_else(|| Error::corrupted("list address"))?;
+                    let binding = Binding {
+                        kind: RecordKind::ListBlock,
+                        segment: seg.seq,
+                        list: keys.list_label(list_epoch, list),
+                        item: [0; 32],
+                    };
+                    let plain = keys
+                        .payload
+                        .open(sealed, &binding)
+                        .map_err(|_| Error::corrupted("list block"))?;
+                    let (vectors, entries) = segment::decode_block(&plain, dim)?;
+                    for (e, v) in entries.into_iter().zip(vectors.chunks_exact(dim.max(1))) {
+                        let fields = e.fields.map(|(offset, len)| FieldsRef {
+                            segment: seg.seq,
+                            offset,
+                            len,
+                        });
+                        state.insert(e.id, e.token, list, fields, v);
+                    }
+                }
+                SegmentRecord::Tombstones => {
+                    let binding = Binding {
+                        kind: RecordKind::Tombstones,
+                        segment: seg.seq,
+                        list: [0; 32],
+                        item: [0; 32],
+                    };
+                    let plain = keys
+                        .content
+                        .open(sealed, &binding)
+                        .map_err(|_| Error::corrupted("tombstones"))?;
+                    for t in segment::decode_tombstones(&plain)? {
+                        state.remove(&t);
+                    }
+                }
+                SegmentRecord::Fields | SegmentRecord::Centroids => {}
+            }
+        }
+    }
+    state.segments = blobs;
+    Ok(state)
+}
+
+fn read_centroids(keys: &Keys, blob: &Blob, seq: u64, dim: usize) -> Result<Vec<f32>> {
+    for rec in segment::parse(blob, seq)? {
+        if rec.kind == SegmentRecord::Centroids {
+            let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+            let binding = Binding {
+                kind: RecordKind::Centroids,
+                segment: seq,
+                list: [0; 32],
+                item: [0; 32],
+            };
+            let plain = keys
+                .payload
+                .open(sealed, &binding)
+                .map_err(|_| Error::corrupted("centroids"))?;
+            return segment::decode_centroids(&plain, dim);
+        }
+    }
+    Err(Error::corrupted("centroids missing"))
+}
+
+/// Maps a freshly written segment back in (falling back to the bytes we hold).
+pub(crate) fn map_segment(store: &dyn Store, seq: u64, bytes: Vec<u8>) -> Arc<Blob> {
+    match store.read(&segment::file_name(seq)) {
+        Ok(b) if b.len() == bytes.len() => Arc::new(b),
+        _ => Arc::new(Blob::Shared(bytes.into())),
+    }
+}
+
+/// Removes temporary files and segments the manifest does not name (left by a crash or by
+/// training); called only by the writer-lock holder.
+pub(crate) fn remove_unreferenced(store: &dyn Store, body: &ManifestBody) {
+    let Ok(files) = store.list() else { return };
+    for f in files {
+        let stale_segment = segment::parse_file_name(&f)
+            .is_some_and(|seq| !body.segments.iter().any(|s| s.seq == seq));
+        if stale_segment || f.ends_with(".tmp") {
+            let _ = store.remove(&f);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Checks of caller input, done before anything is written.
+
+use crate::error::{Error, Result};
+use crate::metric::Metric;
+
+/// Longest id, in bytes.
+pub(crate) const MAX_ID_LEN: usize = 1024;
+/// Largest contents, in bytes.
+pub(crate) const MAX_CONTENTS_LEN: usize = 64 << 20;
+/// Largest metadata document (serialized JSON), in bytes.
+pub(crate) const MAX_METADATA_LEN: usize = 16 << 20;
+/// Largest dimension.
+pub(crate) const MAX_DIMENSION: usize = 1 << 16;
+/// Largest `top_k`.
+pub(crate) const MAX_TOP_K: usize = 100_000;
+
+/// Checks an index name: 1 to 128 of `[A-Za-z0-9._-]`, not starting with a dot.
+pub(crate) fn index_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(
+            "index name must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'",
+        ))
+    }
+}
+
+/// Checks a vector against the index dimension and metric.
+pub(crate) fn vector(v: &[f32], dim: usize, metric: Metric) -> Result<()> {
+    if v.is_empty() {
+        return Err(Error::InvalidVector);
+    }
+    if v.len() != dim {
+        return Err(Error::DimensionMismatch {
+            expected: dim,
+            found: v.len(),
+        });
+    }
+    if !v.iter().all(|x| x.is_finite()) {
+        return Err(Error::InvalidVector);
+    }
+    if metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) {
+        return Err(Error::InvalidVector);
+    }
+    Ok(())
+}
+
+/// Checks an id.
+pub(crate) fn id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid_argument("empty id"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::invalid_argument(format!(
+            "id longer than {MAX_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}

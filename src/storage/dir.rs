@@ -1,0 +1,141 @@
+//! The directory backend: one subdirectory per index, files read through read-only maps.
+#![allow(unsafe_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Backend, Blob, Store, WriterLock};
+
+/// File name of the writer lock.
+const LOCK_FILE: &str = "LOCK";
+/// Suffix of temporary files (ignored and cleaned up).
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// Indexes as subdirectories of one directory.
+pub(crate) struct DirBackend {
+    root: PathBuf,
+}
+
+impl DirBackend {
+    /// A backend at `root`, created if missing.
+    pub(crate) fn open(root: &Path) -> io::Result<DirBackend> {
+        fs::create_dir_all(root)?;
+        Ok(DirBackend {
+            root: root.to_path_buf(),
+        })
+    }
+}
+
+struct DirStore {
+    dir: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Backend for DirBackend {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn Store>>> {
+        let dir = self.root.join(name);
+        if !dir.is_dir() {
+            if !create {
+                return Ok(None);
+            }
+            fs::create_dir(&dir)?;
+            sync_dir(&self.root)?;
+        }
+        Ok(Some(Arc::new(DirStore { dir })))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.root.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        sync_dir(&self.root)
+    }
+}
+
+impl Store for DirStore {
+    fn read(&self, file: &str) -> io::Result<Blob> {
+        let f = File::open(self.dir.join(file))?;
+        if f.metadata()?.len() == 0 {
+            return Ok(Blob::Shared(Arc::from(&[][..])));
+        }
+        // SAFETY: the map is read-only, and ciphervec never modifies a file after it is
+        // written (segments are immutable; the manifest is replaced by rename, which leaves
+        // this mapping on the old inode). Another process truncating the file could still
+        // fault the mapping, which is why every record is copied out of the map before it is
+        // authenticated and decoded.
+        let map = unsafe { memmap2::Mmap::map(&f)? };
+        Ok(Blob::Mapped(map))
+    }
+
+    fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.dir.join(file))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        sync_dir(&self.dir)
+    }
+
+    fn replace(&self, file: &str, data: &[u8]) -> io::Result<()> {
+        let tmp = self.dir.join(format!("{file}{TEMP_SUFFIX}"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, self.dir.join(file))?;
+        sync_dir(&self.dir)
+    }
+
+    fn remove(&self, file: &str) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(file)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn try_lock(&self) -> io::Result<Option<WriterLock>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(LOCK_FILE))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Box::new(f))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}

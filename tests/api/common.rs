@@ -1,0 +1,127 @@
+//! Shared helpers: seeded data and a brute-force oracle.
+
+use ciphervec::{Item, Metric};
+
+/// A small deterministic generator (SplitMix64), so tests need no extra dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    pub fn f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// `n` clustered vectors of dimension `dim`.
+pub fn clustered(rng: &mut Rng, n: usize, dim: usize, clusters: usize) -> Vec<Vec<f32>> {
+    let centers: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| rng.f32() * 4.0).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let c = &centers[rng.below(clusters)];
+            c.iter().map(|x| x + rng.f32() * 0.5).collect()
+        })
+        .collect()
+}
+
+pub fn items(vectors: &[Vec<f32>]) -> Vec<Item> {
+    vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::new(format!("item-{i}"), v.clone()))
+        .collect()
+}
+
+/// Exact distance under a metric, computed naively in f64.
+pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let l2: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    (match metric {
+        Metric::Euclidean => l2.sqrt(),
+        Metric::SquaredEuclidean => l2,
+        Metric::Cosine => 1.0 - dot / (na * nb),
+        Metric::InnerProduct => -dot,
+        _ => unreachable!("new metric without an oracle"),
+    }) as f32
+}
+
+/// Brute-force top-k: (id index, distance), closest first.
+pub fn brute_force(metric: Metric, data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut all: Vec<(usize, f32)> = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i, distance(metric, q, v)))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+/// Asserts that hits equal the oracle: same distances within tolerance, and the same ids
+/// except where two oracle distances are within rounding of each other.
+pub fn assert_matches_oracle(hits: &[ciphervec::Hit], want: &[(usize, f32)]) {
+    assert_eq!(hits.len(), want.len(), "number of hits");
+    for (h, (_, d)) in hits.iter().zip(want) {
+        let tol = 1e-3 * d.abs().max(1.0);
+        assert!((h.distance - d).abs() <= tol, "distance {} vs {}", h.distance, d);
+    }
+    for (pos, (h, (i, d))) in hits.iter().zip(want).enumerate() {
+        if h.id != format!("item-{i}") {
+            let neighbour_tie = want
+                .iter()
+                .any(|(j, e)| *j != *i && (e - d).abs() <= 1e-4 * d.abs().max(1.0));
+            assert!(neighbour_tie, "hit {pos}: {} instead of item-{i}", h.id);
+        }
+    }
+}
+
+/// The data directory of the shared real data set, if present.
+pub fn shared_data() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/wordnet-minilm-50k");
+    if dir.join("base.fvecs").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: ../shared/data/wordnet-minilm-50k is not present");
+        None
+    }
+}
+
+/// Reads a TEXMEX `.fvecs` / `.ivecs` file (records of `i32 d` then `d` 4-byte values).
+pub fn read_vecs<T: Copy>(path: &std::path::Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
+    let bytes = std::fs::read(path).expect("read vecs file");
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= bytes.len() {
+        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        out.push(
+            bytes[at..at + 4 * d]
+                .chunks_exact(4)
+                .map(|c| conv(c.try_into().unwrap()))
+                .collect(),
+        );
+        at += 4 * d;
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! Create, write, train, query, reopen: results survive and only the right key opens.
+
+use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query, TrainOptions};
+use serde_json::json;
+
+use super::common::*;
+
+#[test]
+fn create_upsert_train_reopen_gives_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(1);
+    let data = clustered(&mut rng, 2000, 16, 20);
+    let queries: Vec<Query> = (0..20)
+        .map(|i| Query::new(data[i * 7].clone()).top_k(5).include(Include::ALL))
+        .collect();
+    let before = {
+        let db = Database::open(dir.path()).unwrap();
+        let index = db
+            .create_index("lifecycle", &key, IndexConfig::ivf_flat(16))
+            .unwrap();
+        let with_fields: Vec<Item> = items(&data)
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| {
+                it.with_metadata(json!({"n": i}))
+                    .with_contents(format!("contents {i}"))
+            })
+            .collect();
+        for chunk in with_fields.chunks(500) {
+            index.upsert(chunk.to_vec()).unwrap();
+        }
+        assert_eq!(index.len(), 2000);
+        assert!(!index.is_trained());
+        index.train().unwrap();
+        assert!(index.is_trained());
+        index.query_batch(&queries).unwrap()
+    };
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.list_indexes().unwrap(), vec!["lifecycle".to_string()]);
+    let index = db.open_index("lifecycle", &key).unwrap();
+    assert!(index.is_trained());
+    assert_eq!(index.len(), 2000);
+    let after = index.query_batch(&queries).unwrap();
+    assert_eq!(before, after);
+    let hit = &after[0][0];
+    let n = hit.id.strip_prefix("item-").unwrap().parse::<usize>().unwrap();
+    assert_eq!(hit.metadata, Some(json!({"n": n})));
+    assert_eq!(hit.contents, Some(format!("contents {n}").into_bytes()));
+    assert_eq!(hit.vector.as_deref(), Some(&data[n][..]));
+    drop(index);
+
+    // A wrong key is refused; so is deleting with it.
+    let wrong = IndexKey::generate();
+    assert!(matches!(db.open_index("lifecycle", &wrong), Err(Error::WrongKey)));
+    assert!(matches!(db.delete_index("lifecycle", &wrong), Err(Error::WrongKey)));
+    assert!(db.open_index("lifecycle", &key).is_ok());
+    db.delete_index("lifecycle", &key).unwrap();
+    assert!(db.list_indexes().unwrap().is_empty());
+    assert!(matches!(db.open_index("lifecycle", &key), Err(Error::IndexNotFound)));
+}
+
+#[test]
+fn overwrite_delete_and_upserts_after_training() {
+    let db = Database::in_memory();
+    let key = IndexKey::generate();
+    let index = db.create_index("w", &key, IndexConfig::ivf_flat(4)).unwrap();
+    let mut rng = Rng::new(2);
+    let data = clustered(&mut rng, 300, 4, 5);
+    index.upsert(items(&data)).unwrap();
+    index.train_with(TrainOptions { n_lists: 8, ..Default::default() }).unwrap();
+    // Replace item-0 with a far-away vector; upserts after training go to a list.
+    index.upsert([Item::new("item-0", vec![100.0; 4])]).unwrap();
+    index.upsert([Item::new("new", vec![-100.0; 4])]).unwrap();
+    assert_eq!(index.len(), 301);
+    let hits = index.query(&Query::new(vec![100.0; 4]).top_k(1).n_probes(8)).unwrap();
+    assert_eq!(hits[0].id, "item-0");
+    let hits = index.query(&Query::new(vec![-99.0; 4]).top_k(1)).unwrap();
+    assert_eq!(hits[0].id, "new");
+    assert_eq!(index.delete(&["item-0", "nope", "item-0", "new"]).unwrap(), 2);
+    assert_eq!(index.len(), 299);
+    assert!(index.get(&["item-0", "new"], Include::ALL).unwrap().is_empty());
+    let ids = index.list_ids().unwrap();
+    assert_eq!(ids.len(), 299);
+    assert!(!ids.contains(&"item-0".to_string()));
+    // Retraining keeps everything.
+    index.train().unwrap();
+    assert_eq!(index.len(), 299);
+    let rec = index.get(&["item-5"], Include::VECTOR).unwrap();
+    assert_eq!(rec[0].vector.as_deref(), Some(&data[5][..]));
+}
+
+#[test]
+fn duplicate_ids_in_one_batch_keep_the_last() {
+    let db = Database::in_memory();
+    let key = IndexKey::generate();
+    let index = db.create_index("d", &key, IndexConfig::ivf_flat(2)).unwrap();
+    index
+        .upsert([
+            Item::new("x", vec![1.0, 1.0]),
+            Item::new("x", vec![2.0, 2.0]).with_contents("last"),
+        ])
+        .unwrap();
+    assert_eq!(index.len(), 1);
+    let r = index.get(&["x"], Include::ALL).unwrap();
+    assert_eq!(r[0].vector, Some(vec![2.0, 2.0]));
+    assert_eq!(r[0].contents.as_deref(), Some(&b"last"[..]));
+}
+
+#[test]
+fn second_database_on_the_same_directory_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let a = Database::open(dir.path()).unwrap();
+    let index = a.create_index("l", &key, IndexConfig::ivf_flat(2)).unwrap();
+    // The same database hands out a shared handle.
+    let again = a.open_index("l", &key).unwrap();
+    again.upsert([Item::new("p", vec![1.0, 2.0])]).unwrap();
+    assert_eq!(index.len(), 1);
+    let b = Database::open(dir.path()).unwrap();
+    assert!(matches!(b.open_index("l", &key), Err(Error::Locked)));
+    drop(index);
+    drop(again);
+    let reopened = b.open_index("l", &key).unwrap();
+    assert_eq!(reopened.len(), 1);
+    assert!(matches!(
+        b.create_index("l", &key, IndexConfig::ivf_flat(2)),
+        Err(Error::IndexExists)
+    ));
+}
