@@ -7,6 +7,8 @@ pub(crate) mod aead;
 pub(crate) mod hkdf;
 pub(crate) mod mac;
 pub(crate) mod schedule;
+#[cfg(test)]
+mod kat;
 
 use rand::TryRng as _;
 

@@ -185,11 +185,7 @@ impl Sealer {
         let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
         out.extend_from_slice(&generation.to_le_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let tag = cipher
-            .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut out[4 + NONCE_LEN..]).into())
-            .map_err(|_| Error::invalid_argument("record too large to encrypt"))?;
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(&gcm_seal(&cipher, &nonce, &aad, plaintext)?);
         Ok(out)
     }
 
@@ -207,15 +203,9 @@ impl Sealer {
         let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN]
             .try_into()
             .map_err(|_| AuthError)?;
-        let body_end = record.len() - TAG_LEN;
-        let tag = Tag::try_from(&record[body_end..]).map_err(|_| AuthError)?;
-        let mut plain = record[4 + NONCE_LEN..body_end].to_vec();
         let cipher = self.opener(generation).ok_or(AuthError)?;
         let aad = binding.aad(&self.index_id, generation);
-        cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut plain[..]).into(), &tag)
-            .map_err(|_| AuthError)?;
-        Ok(plain)
+        gcm_open(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..])
     }
 
     /// Counts one use of the current key, moving to the next generation at the cap.
@@ -258,6 +248,45 @@ impl Sealer {
             }
         }
     }
+}
+
+/// AES-256-GCM with an explicit nonce: `ciphertext || tag`. Only [`Sealer::seal`] (with a
+/// fresh random nonce) and the known-answer tests call it.
+pub(crate) fn gcm_seal(
+    cipher: &Aes256Gcm,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[..]).into())
+        .map_err(|_| Error::invalid_argument("record too large to encrypt"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Verifies and decrypts `ciphertext || tag` into a fresh buffer (copied first).
+pub(crate) fn gcm_open(
+    cipher: &Aes256Gcm,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &[u8],
+) -> std::result::Result<Vec<u8>, AuthError> {
+    let body_end = sealed.len().checked_sub(TAG_LEN).ok_or(AuthError)?;
+    let tag = Tag::try_from(&sealed[body_end..]).map_err(|_| AuthError)?;
+    let mut plain = sealed[..body_end].to_vec();
+    cipher
+        .decrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut plain[..]).into(), &tag)
+        .map_err(|_| AuthError)?;
+    Ok(plain)
+}
+
+/// An AES-256-GCM cipher from raw key bytes (for the known-answer tests).
+#[cfg(test)]
+pub(crate) fn cipher_for_test(key: &[u8; 32]) -> Aes256Gcm {
+    cipher_from(key)
 }
 
 fn dek_bytes(dek: &DataKey) -> &[u8] {

@@ -22,6 +22,10 @@ pub(crate) struct HmacSha3 {
     outer_key: Zeroizing<[u8; BLOCK]>,
 }
 
+/// Both fields wipe themselves on drop (`Sha3_256` with the `zeroize` feature, and
+/// `Zeroizing`), so the whole instance does.
+impl zeroize::ZeroizeOnDrop for HmacSha3 {}
+
 impl HmacSha3 {
     /// Keys an instance; any key length is allowed (long keys are hashed first, per RFC 2104).
     pub(crate) fn new(key: &[u8]) -> HmacSha3 {
