@@ -12,7 +12,11 @@ use ciphervec::{Database, Error, IndexConfig, IndexKey, Item, Query};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (name, base, queries, truth) = load_data();
     let dim = base[0].len();
-    println!("data: {name}: {} vectors x {dim} dims, {} queries", base.len(), queries.len());
+    println!(
+        "data: {name}: {} vectors x {dim} dims, {} queries",
+        base.len(),
+        queries.len()
+    );
 
     let dir = std::env::temp_dir().join(format!("ciphervec-quickstart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -39,9 +43,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     index.train()?;
-    println!("trained (k-means + reassignment) in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "trained (k-means + reassignment) in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
-    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone()).top_k(10)).collect();
+    let qs: Vec<Query> = queries
+        .iter()
+        .map(|q| Query::new(q.clone()).top_k(10))
+        .collect();
     let t = Instant::now();
     let mut results = Vec::with_capacity(qs.len());
     for q in &qs {
@@ -57,7 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         qs.len() as f64 / single,
         qs.len() as f64 / batch
     );
-    println!("recall@10 vs exact ground truth: {:.4}", recall_at_10(&results, &truth));
+    println!(
+        "recall@10 vs exact ground truth: {:.4}",
+        recall_at_10(&results, &truth)
+    );
     drop(index);
 
     let bytes = dir_size(&dir);
@@ -93,17 +106,23 @@ fn load_data() -> Data {
     if dir.join("base.fvecs").exists() {
         let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
         let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-        let truth = read_vecs(&dir.join("groundtruth.ivecs"), |b| i32::from_le_bytes(b) as usize);
+        let truth = read_vecs(&dir.join("groundtruth.ivecs"), |b| {
+            i32::from_le_bytes(b) as usize
+        });
         return ("wordnet-minilm-50k".into(), base, queries, truth);
     }
     println!("../shared/data not found: generating clustered data");
     let mut state = 42u64;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let (n, dim, clusters) = (20_000, 64, 100);
-    let centers: Vec<Vec<f32>> = (0..clusters).map(|_| (0..dim).map(|_| next() * 3.0).collect()).collect();
+    let centers: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| next() * 3.0).collect())
+        .collect();
     let mut point = |c: usize| -> Vec<f32> { centers[c].iter().map(|x| x + next()).collect() };
     let base: Vec<Vec<f32>> = (0..n).map(|i| point(i % clusters)).collect();
     let queries: Vec<Vec<f32>> = (0..200).map(|i| point(i * 7 % clusters)).collect();
@@ -125,7 +144,8 @@ fn load_data() -> Data {
 fn recall_at_10(results: &[Vec<ciphervec::Hit>], truth: &[Vec<usize>]) -> f64 {
     let mut found = 0;
     for (hits, t) in results.iter().zip(truth) {
-        let want: std::collections::HashSet<String> = t.iter().take(10).map(|i| i.to_string()).collect();
+        let want: std::collections::HashSet<String> =
+            t.iter().take(10).map(|i| i.to_string()).collect();
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
     }
     found as f64 / (10 * results.len()) as f64
@@ -138,7 +158,12 @@ fn read_vecs<T: Copy>(path: &Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
     while at + 4 <= bytes.len() {
         let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         at += 4;
-        out.push(bytes[at..at + 4 * d].chunks_exact(4).map(|c| conv(c.try_into().unwrap())).collect());
+        out.push(
+            bytes[at..at + 4 * d]
+                .chunks_exact(4)
+                .map(|c| conv(c.try_into().unwrap()))
+                .collect(),
+        );
         at += 4 * d;
     }
     out
@@ -150,7 +175,11 @@ fn dir_size(dir: &Path) -> u64 {
             rd.flatten()
                 .map(|e| {
                     let p = e.path();
-                    if p.is_dir() { dir_size(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+                    if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
                 })
                 .sum()
         })

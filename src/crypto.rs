@@ -5,10 +5,10 @@
 
 pub(crate) mod aead;
 pub(crate) mod hkdf;
-pub(crate) mod mac;
-pub(crate) mod schedule;
 #[cfg(test)]
 mod kat;
+pub(crate) mod mac;
+pub(crate) mod schedule;
 
 use rand::TryRng as _;
 

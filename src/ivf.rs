@@ -10,7 +10,7 @@ mod search;
 
 pub(crate) use kmeans::{KMeansParams, kmeans};
 pub(crate) use quantizer::Quantizer;
-pub(crate) use search::{ListRows, ListSource, SearchParams, finish, prepare_query, scan_rows, search};
+pub(crate) use search::{ListRows, ListSource, SearchParams, prepare_query, search};
 
 /// A sensible number of lists for `n` vectors: about `4 * sqrt(n)`, and at least 39 training
 /// points per list (below that, k-means centroids are noise).

@@ -5,10 +5,10 @@
 //! different order; they agree within a relative error of [`RELATIVE_TOLERANCE`] of the sum of
 //! absolute terms (property-tested in `mod tests`).
 
-pub(crate) mod scalar;
-mod topk;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub(crate) mod scalar;
+mod topk;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -18,6 +18,7 @@ pub(crate) use topk::{Neighbor, TopK};
 
 /// Documented agreement between SIMD and scalar paths: `|simd - scalar| <= tol * sum(|terms|)`
 /// with `tol = RELATIVE_TOLERANCE` (float32 summation-order error for lengths up to ~10^4).
+#[cfg(test)]
 pub(crate) const RELATIVE_TOLERANCE: f32 = 1e-5;
 
 /// One implementation of every primitive.
@@ -129,6 +130,7 @@ pub(crate) fn norm_sq(a: &[f32]) -> f32 {
 }
 
 /// Cosine distance `1 - cos(a, b)`; 1 when either vector is zero.
+#[cfg(test)]
 pub(crate) fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
     let denom = (norm_sq(a) * norm_sq(b)).sqrt();
     if denom == 0.0 {
@@ -251,12 +253,20 @@ mod tests {
                     (k.l2sq_block)(&q, &block, &mut out);
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::l2sq(&q, &block[r * d..(r + 1) * d]);
-                        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{}", k.name);
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{}",
+                            k.name
+                        );
                     }
                     (k.dot_block)(&q, &block, &mut out);
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::dot(&q, &block[r * d..(r + 1) * d]);
-                        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{}", k.name);
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{}",
+                            k.name
+                        );
                     }
                 }
             }

@@ -6,9 +6,11 @@ mod crypto;
 mod error;
 mod format;
 mod index;
-mod key;
+#[doc(hidden)]
+pub mod internals;
 mod ivf;
 mod kernel;
+mod key;
 mod metric;
 mod storage;
 

@@ -1,8 +1,8 @@
 //! The public API, tested against its contract in `../shared/API.md` with oracles.
 
 mod api {
-    pub mod common;
     mod bad_input;
+    pub mod common;
     mod concurrency;
     mod keys;
     mod lifecycle;

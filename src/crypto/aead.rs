@@ -200,9 +200,7 @@ impl Sealer {
             return Err(AuthError);
         }
         let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
-        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN]
-            .try_into()
-            .map_err(|_| AuthError)?;
+        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?;
         let cipher = self.opener(generation).ok_or(AuthError)?;
         let aad = binding.aad(&self.index_id, generation);
         gcm_open(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..])
@@ -212,7 +210,10 @@ impl Sealer {
     fn reserve(&self) -> Result<(u32, Arc<Aes256Gcm>)> {
         let mut current = lock(&self.current);
         if current.uses >= self.cap {
-            let next = current.generation.checked_add(1).ok_or(Error::KeyExhausted)?;
+            let next = current
+                .generation
+                .checked_add(1)
+                .ok_or(Error::KeyExhausted)?;
             let cipher = self.derive(next).ok_or(Error::KeyExhausted)?;
             write_lock(&self.openers).insert(next, cipher.clone());
             *current = Current {
@@ -348,7 +349,9 @@ mod tests {
     #[test]
     fn cap_moves_to_a_fresh_generation() {
         let s = sealer().with_cap(3);
-        let records: Vec<Vec<u8>> = (0..10u8).map(|i| s.seal(&[i], &binding()).unwrap()).collect();
+        let records: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| s.seal(&[i], &binding()).unwrap())
+            .collect();
         assert_eq!(s.generation(), 3);
         let generations: Vec<u32> = records
             .iter()

@@ -44,9 +44,13 @@ mod tests {
 
     #[test]
     fn equals_simple_hkdf() {
-        for (salt_len, ikm_len, info_len, out_len) in
-            [(0, 32, 0, 32), (32, 32, 10, 64), (200, 5, 300, 100), (1, 1, 1, 1), (16, 80, 7, 255)]
-        {
+        for (salt_len, ikm_len, info_len, out_len) in [
+            (0, 32, 0, 32),
+            (32, 32, 10, 64),
+            (200, 5, 300, 100),
+            (1, 1, 1, 1),
+            (16, 80, 7, 255),
+        ] {
             let salt: Vec<u8> = (0..salt_len).map(|i| i as u8).collect();
             let ikm: Vec<u8> = (0..ikm_len).map(|i| (i * 3) as u8).collect();
             let info: Vec<u8> = (0..info_len).map(|i| (i * 5) as u8).collect();

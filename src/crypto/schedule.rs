@@ -49,6 +49,7 @@ pub(crate) enum Purpose {
 
 impl Purpose {
     /// Every purpose, for tests and documentation.
+    #[cfg(test)]
     pub(crate) const ALL: [Purpose; 9] = [
         Purpose::KeyCheck,
         Purpose::KeyWrap,
@@ -189,8 +190,6 @@ impl DataKey {
 
 /// Every working key of one open index.
 pub(crate) struct Keys {
-    /// Public parameters of the index.
-    pub params: IndexParams,
     /// Item id -> item token.
     pub item_token: HmacSha3,
     /// (epoch, list number) -> list label.
@@ -213,7 +212,6 @@ impl Keys {
         let hmac = |p: Purpose| HmacSha3::new(&*params.derive(&dek.bytes, p, 0));
         let sealer = |p: Purpose| Sealer::derived(params, dek.clone(), p, generation);
         Keys {
-            params,
             item_token: hmac(Purpose::ItemToken),
             list_label: hmac(Purpose::ListLabel),
             query_token: hmac(Purpose::QueryToken),
@@ -298,7 +296,10 @@ mod tests {
         let back = params.unwrap(&key, &check, &wrapped).unwrap();
         assert_eq!(back.bytes, dek.bytes);
         let other = IndexKey::generate();
-        assert!(matches!(params.unwrap(&other, &check, &wrapped), Err(Error::WrongKey)));
+        assert!(matches!(
+            params.unwrap(&other, &check, &wrapped),
+            Err(Error::WrongKey)
+        ));
     }
 
     #[test]

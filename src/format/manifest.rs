@@ -17,7 +17,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::reader::Reader;
-use crate::crypto::schedule::{INDEX_ID_LEN, IndexParams, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
+use crate::crypto::schedule::{
+    INDEX_ID_LEN, IndexParams, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN,
+};
 use crate::error::{Error, Result};
 use crate::metric::Metric;
 
@@ -26,7 +28,8 @@ pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"CVECMAN1";
 /// Length of the clear header, up to and including the body length.
-pub(crate) const HEADER_LEN: usize = 8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN + 4;
+pub(crate) const HEADER_LEN: usize =
+    8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN + 4;
 /// Length of the trailing MAC.
 pub(crate) const MAC_LEN: usize = 32;
 
@@ -139,7 +142,9 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     }
     let version = r.u16()?;
     if version != crate::FORMAT_VERSION {
-        return Err(Error::corrupted(format!("manifest format version {version}")));
+        return Err(Error::corrupted(format!(
+            "manifest format version {version}"
+        )));
     }
     if r.u16()? != 0 {
         return Err(r.corrupted());

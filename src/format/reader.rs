@@ -23,7 +23,10 @@ impl<'a> Reader<'a> {
     /// The next `n` bytes.
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.corrupted())?;
-        let out = self.buf.get(self.pos..end).ok_or_else(|| self.corrupted())?;
+        let out = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.corrupted())?;
         self.pos = end;
         Ok(out)
     }

@@ -83,7 +83,12 @@ impl SegmentWriter {
     }
 
     /// Appends a record; returns the file offset of its sealed bytes.
-    pub(crate) fn push(&mut self, kind: SegmentRecord, address: &[u8; 32], sealed: &[u8]) -> Result<u64> {
+    pub(crate) fn push(
+        &mut self,
+        kind: SegmentRecord,
+        address: &[u8; 32],
+        sealed: &[u8],
+    ) -> Result<u64> {
         let len = u32::try_from(sealed.len())
             .map_err(|_| Error::invalid_argument("record larger than 4 GiB"))?;
         self.body.push(kind as u8);
@@ -284,7 +289,9 @@ pub(crate) fn encode_centroids(dim: usize, centroids: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + centroids.len() * 4);
     out.extend_from_slice(&((centroids.len() / dim.max(1)) as u32).to_le_bytes());
     out.extend_from_slice(&(dim as u32).to_le_bytes());
-    centroids.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    centroids
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     out
 }
 
@@ -292,7 +299,10 @@ pub(crate) fn encode_centroids(dim: usize, centroids: &[f32]) -> Vec<u8> {
 pub(crate) fn decode_centroids(plain: &[u8], dim: usize) -> Result<Vec<f32>> {
     let mut r = Reader::new(plain, "centroids");
     let n = r.u32()? as usize;
-    if r.u32()? as usize != dim || n == 0 || n.checked_mul(dim).and_then(|f| f.checked_mul(4)) != Some(r.remaining()) {
+    if r.u32()? as usize != dim
+        || n == 0
+        || n.checked_mul(dim).and_then(|f| f.checked_mul(4)) != Some(r.remaining())
+    {
         return Err(r.corrupted());
     }
     let out = r

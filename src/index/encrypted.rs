@@ -121,10 +121,7 @@ impl EncryptedIndex {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.inner
-            .state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn dim(&self) -> usize {
@@ -194,7 +191,10 @@ impl EncryptedIndex {
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         state.segments.insert(seq, blob);
-        for (p, (f, l)) in prepared.into_iter().zip(fields.into_iter().zip(assignments)) {
+        for (p, (f, l)) in prepared
+            .into_iter()
+            .zip(fields.into_iter().zip(assignments))
+        {
             state.insert(p.id, p.token, l, f, &p.vector);
         }
         state.body = new_body;
@@ -254,7 +254,11 @@ impl EncryptedIndex {
                 }
                 Some(_) => return Err(Error::invalid_argument("metadata must be a JSON object")),
             };
-            if item.contents.as_ref().is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN) {
+            if item
+                .contents
+                .as_ref()
+                .is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN)
+            {
                 return Err(Error::invalid_argument("contents too large"));
             }
             let token = self.inner.keys.item_token(&item.id);
@@ -400,7 +404,9 @@ impl EncryptedIndex {
             let mut vectors = Vec::with_capacity(members.len() * dim);
             let mut entries = Vec::with_capacity(members.len());
             for &i in members {
-                let e = state.entry(slots[i]).ok_or_else(|| Error::corrupted("state"))?;
+                let e = state
+                    .entry(slots[i])
+                    .ok_or_else(|| Error::corrupted("state"))?;
                 vectors.extend_from_slice(state.vector(slots[i]).unwrap_or_default());
                 entries.push(BlockEntry {
                     token: e.token,
@@ -456,7 +462,9 @@ impl EncryptedIndex {
             )));
         }
         if query.filter.is_some() {
-            return Err(Error::invalid_filter("metadata filters are not supported yet"));
+            return Err(Error::invalid_filter(
+                "metadata filters are not supported yet",
+            ));
         }
         let state = self.read();
         let n_lists = state.lists.len();
@@ -528,18 +536,16 @@ impl EncryptedIndex {
     fn record(&self, state: &State, slot: u64, include: Include) -> Result<Record> {
         let e = state.entry(slot).ok_or_else(|| Error::corrupted("state"))?;
         let (mut metadata, mut contents) = (None, None);
-        if include.needs_fields() {
-            if let Some(at) = e.fields {
-                let (m, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
-                if include.contains(Include::METADATA) {
-                    metadata = m
-                        .map(|m| serde_json::from_slice(&m))
-                        .transpose()
-                        .map_err(|_| Error::corrupted("metadata"))?;
-                }
-                if include.contains(Include::CONTENTS) {
-                    contents = c;
-                }
+        if let Some(at) = e.fields.filter(|_| include.needs_fields()) {
+            let (m, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
+            if include.contains(Include::METADATA) {
+                metadata = m
+                    .map(|m| serde_json::from_slice(&m))
+                    .transpose()
+                    .map_err(|_| Error::corrupted("metadata"))?;
+            }
+            if include.contains(Include::CONTENTS) {
+                contents = c;
             }
         }
         let vector = if include.contains(Include::VECTOR) {

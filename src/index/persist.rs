@@ -8,9 +8,9 @@ use crate::crypto::aead::{Binding, RecordKind};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
 use crate::crypto::{self};
 use crate::error::{Error, Result};
+use crate::format::codec;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::segment::{self, BlockEntry, Fields, SegmentRecord, SegmentWriter};
-use crate::format::codec;
 use crate::ivf::Quantizer;
 use crate::key::IndexKey;
 use crate::metric::Metric;
@@ -136,13 +136,11 @@ impl<'k> SegmentBuilder<'k> {
         contents: Option<&[u8]>,
     ) -> Result<FieldsRef> {
         let plain = segment::encode_fields(metadata, contents);
-        let sealed = self.keys.content.seal(
-            &plain,
-            &self.binding(RecordKind::Fields, [0; 32], *token),
-        )?;
-        let offset = self
-            .writer
-            .push(SegmentRecord::Fields, &[0; 32], &sealed)?;
+        let sealed = self
+            .keys
+            .content
+            .seal(&plain, &self.binding(RecordKind::Fields, [0; 32], *token))?;
+        let offset = self.writer.push(SegmentRecord::Fields, &[0; 32], &sealed)?;
         Ok(FieldsRef {
             segment: self.writer.seq(),
             offset,
@@ -174,10 +172,10 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals a tombstones record.
     pub(crate) fn add_tombstones(&mut self, tokens: &[[u8; 32]]) -> Result<()> {
         let plain = segment::encode_tombstones(tokens);
-        let sealed = self
-            .keys
-            .content
-            .seal(&plain, &self.binding(RecordKind::Tombstones, [0; 32], [0; 32]))?;
+        let sealed = self.keys.content.seal(
+            &plain,
+            &self.binding(RecordKind::Tombstones, [0; 32], [0; 32]),
+        )?;
         self.writer
             .push(SegmentRecord::Tombstones, &[0; 32], &sealed)?;
         Ok(())
@@ -186,18 +184,13 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals the centroids.
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
-        let sealed = self
-            .keys
-            .payload
-            .seal(&plain, &self.binding(RecordKind::Centroids, [0; 32], [0; 32]))?;
+        let sealed = self.keys.payload.seal(
+            &plain,
+            &self.binding(RecordKind::Centroids, [0; 32], [0; 32]),
+        )?;
         self.writer
             .push(SegmentRecord::Centroids, &[0; 32], &sealed)?;
         Ok(())
-    }
-
-    /// The sequence number.
-    pub(crate) fn seq(&self) -> u64 {
-        self.writer.seq()
     }
 
     /// The finished file bytes.
@@ -240,7 +233,9 @@ pub(crate) fn load_state(
 ) -> Result<State> {
     let mut blobs = HashMap::new();
     for seg in &body.segments {
-        let blob = store.read(&segment::file_name(seg.seq)).map_err(read_error)?;
+        let blob = store
+            .read(&segment::file_name(seg.seq))
+            .map_err(read_error)?;
         if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
             return Err(Error::corrupted("segment digest"));
         }

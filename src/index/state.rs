@@ -161,7 +161,8 @@ impl State {
         let row = entry.row as usize;
         let last = l.handles.len() - 1;
         if row != last {
-            l.vectors.copy_within(last * dim..(last + 1) * dim, row * dim);
+            l.vectors
+                .copy_within(last * dim..(last + 1) * dim, row * dim);
             l.handles[row] = l.handles[last];
             l.inv_norms[row] = l.inv_norms[last];
             let moved = l.handles[row] as usize;
@@ -174,21 +175,12 @@ impl State {
         l.inv_norms.truncate(last);
         true
     }
-
-    /// Bytes of decrypted vectors held in memory.
-    pub(crate) fn vector_bytes(&self) -> usize {
-        self.lists.iter().map(|l| l.vectors.len() * 4).sum()
-    }
 }
 
 impl ListSource for State {
     type Error = Infallible;
 
-    fn visit_list(
-        &self,
-        list: u32,
-        visit: &mut dyn FnMut(ListRows<'_>),
-    ) -> Result<(), Infallible> {
+    fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>)) -> Result<(), Infallible> {
         if let Some(l) = self.lists.get(list as usize) {
             visit(ListRows {
                 vectors: &l.vectors,

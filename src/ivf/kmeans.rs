@@ -239,7 +239,14 @@ mod tests {
     #[test]
     fn more_centroids_than_points_is_clamped() {
         let data = vec![1.0, 2.0, 3.0, 4.0];
-        let r = kmeans(&data, 2, &KMeansParams { k: 5, ..Default::default() });
+        let r = kmeans(
+            &data,
+            2,
+            &KMeansParams {
+                k: 5,
+                ..Default::default()
+            },
+        );
         assert_eq!(r.centroids.len(), 4);
         assert!(r.inertia.abs() < 1e-9);
     }

@@ -84,6 +84,9 @@ impl Quantizer {
         for (i, &s) in scores.iter().enumerate() {
             top.push(s, i as u64);
         }
-        top.into_sorted().into_iter().map(|n| n.handle as u32).collect()
+        top.into_sorted()
+            .into_iter()
+            .map(|n| n.handle as u32)
+            .collect()
     }
 }

@@ -20,11 +20,8 @@ pub(crate) trait ListSource {
     /// The error a list fetch may fail with.
     type Error;
     /// Calls `visit` with every row of list `list` (in one or more pieces).
-    fn visit_list(
-        &self,
-        list: u32,
-        visit: &mut dyn FnMut(ListRows<'_>),
-    ) -> Result<(), Self::Error>;
+    fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>))
+    -> Result<(), Self::Error>;
 }
 
 /// One query's parameters.
@@ -99,7 +96,8 @@ pub(crate) fn prepare_query(query: &[f32], metric: Metric) -> Vec<f32> {
 /// Turns scan distances into the metric's distances (square root for Euclidean).
 pub(crate) fn finish(mut hits: Vec<Neighbor>, metric: Metric) -> Vec<Neighbor> {
     if metric == Metric::Euclidean {
-        hits.iter_mut().for_each(|h| h.distance = h.distance.max(0.0).sqrt());
+        hits.iter_mut()
+            .for_each(|h| h.distance = h.distance.max(0.0).sqrt());
     }
     hits
 }
@@ -120,7 +118,14 @@ pub(crate) fn search<S: ListSource>(
     let mut scratch = Vec::new();
     for list in probes {
         lists.visit_list(list, &mut |rows| {
-            scan_rows(&rows, &query, params.metric, params.accept, &mut scratch, &mut top)
+            scan_rows(
+                &rows,
+                &query,
+                params.metric,
+                params.accept,
+                &mut scratch,
+                &mut top,
+            )
         })?;
     }
     Ok(finish(top.into_sorted(), params.metric))

@@ -48,5 +48,6 @@ fn dot_step(x: float32x4_t, y: float32x4_t, acc: float32x4_t) -> float32x4_t {
     vfmaq_f32(acc, x, y)
 }
 
-define_neon!(l2sq_impl, l2sq_neon, l2_step, |x: f32, y: f32| (x - y) * (x - y));
+define_neon!(l2sq_impl, l2sq_neon, l2_step, |x: f32, y: f32| (x - y)
+    * (x - y));
 define_neon!(dot_impl, dot_neon, dot_step, |x: f32, y: f32| x * y);

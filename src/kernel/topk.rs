@@ -64,10 +64,10 @@ impl TopK {
         let n = Neighbor { distance, handle };
         if self.heap.len() < self.k {
             self.heap.push(n);
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if n < *worst {
-                *worst = n;
-            }
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && n < *worst
+        {
+            *worst = n;
         }
     }
 
@@ -80,11 +80,6 @@ impl TopK {
                 threshold = self.threshold();
             }
         }
-    }
-
-    /// Number of candidates held.
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
     }
 
     /// The held candidates, closest first.

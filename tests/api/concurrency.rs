@@ -1,7 +1,7 @@
 //! Readers query while a writer upserts: no panic, and every result is a consistent snapshot.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
 
@@ -25,9 +25,7 @@ fn eight_readers_and_one_writer() {
                 let mut checks = 0;
                 while !done.load(Ordering::Relaxed) || checks < 10 {
                     let n = index.len();
-                    let hits = index
-                        .query(&Query::new(vec![1e6, 0.0]).top_k(1))
-                        .unwrap();
+                    let hits = index.query(&Query::new(vec![1e6, 0.0]).top_k(1)).unwrap();
                     // The farthest-right item of a consistent snapshot has a whole batch.
                     let top: usize = hits[0].id.parse().unwrap();
                     assert_eq!(top % 10, 0, "half-visible batch: top {top}");

@@ -8,7 +8,10 @@ fn key_forms_round_trip() {
     let key = IndexKey::generate();
     let b64 = key.to_base64();
     assert_eq!(b64.len(), 44);
-    assert_eq!(IndexKey::from_base64(&format!("  {}\n", b64.as_str())).unwrap(), key);
+    assert_eq!(
+        IndexKey::from_base64(&format!("  {}\n", b64.as_str())).unwrap(),
+        key
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index_key.txt");
     std::fs::write(&path, format!("{}\n", b64.as_str())).unwrap();
@@ -30,14 +33,22 @@ fn malformed_keys_are_invalid_key() {
     assert!(invalid(IndexKey::from_base64("not base64 at all!!")));
     assert!(invalid(IndexKey::from_base64("")));
     // 31 and 33 bytes in base64.
-    assert!(invalid(IndexKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")));
-    assert!(invalid(IndexKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")));
+    assert!(invalid(IndexKey::from_base64(
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+    )));
+    assert!(invalid(IndexKey::from_base64(
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+    )));
     assert!(invalid(IndexKey::from_hex(&"0".repeat(63))));
     assert!(invalid(IndexKey::from_hex(&"0".repeat(65))));
     assert!(invalid(IndexKey::from_hex(&format!("{}g", "0".repeat(63)))));
     assert!(invalid(IndexKey::from_hex("")));
     let dir = tempfile::tempdir().unwrap();
-    for (name, body) in [("empty", &b""[..]), ("short", b"AAAA\n"), ("binary", &[0xff, 0xfe][..])] {
+    for (name, body) in [
+        ("empty", &b""[..]),
+        ("short", b"AAAA\n"),
+        ("binary", &[0xff, 0xfe][..]),
+    ] {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
         assert!(invalid(IndexKey::from_base64_file(&p)), "{name}");
@@ -52,7 +63,9 @@ fn malformed_keys_are_invalid_key() {
 fn ten_thousand_wrong_keys_are_refused() {
     let db = Database::in_memory();
     let key = IndexKey::generate();
-    let index = db.create_index("k", &key, IndexConfig::ivf_flat(2)).unwrap();
+    let index = db
+        .create_index("k", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
     index.upsert([Item::new("a", vec![1.0, 2.0])]).unwrap();
     drop(index);
     for _ in 0..10_000 {
@@ -69,7 +82,11 @@ fn error_messages_hold_no_key_material() {
     let err = IndexKey::from_base64(&b64[..40]).unwrap_err();
     assert!(!err.to_string().contains(&b64[..10]));
     let db = Database::in_memory();
-    db.create_index("m", &key, IndexConfig::ivf_flat(2)).unwrap();
-    let msg = db.open_index("m", &IndexKey::generate()).unwrap_err().to_string();
+    db.create_index("m", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    let msg = db
+        .open_index("m", &IndexKey::generate())
+        .unwrap_err()
+        .to_string();
     assert!(!msg.contains(&b64[..10]));
 }

@@ -12,7 +12,11 @@ fn create_upsert_train_reopen_gives_identical_results() {
     let mut rng = Rng::new(1);
     let data = clustered(&mut rng, 2000, 16, 20);
     let queries: Vec<Query> = (0..20)
-        .map(|i| Query::new(data[i * 7].clone()).top_k(5).include(Include::ALL))
+        .map(|i| {
+            Query::new(data[i * 7].clone())
+                .top_k(5)
+                .include(Include::ALL)
+        })
         .collect();
     let before = {
         let db = Database::open(dir.path()).unwrap();
@@ -44,7 +48,12 @@ fn create_upsert_train_reopen_gives_identical_results() {
     let after = index.query_batch(&queries).unwrap();
     assert_eq!(before, after);
     let hit = &after[0][0];
-    let n = hit.id.strip_prefix("item-").unwrap().parse::<usize>().unwrap();
+    let n = hit
+        .id
+        .strip_prefix("item-")
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
     assert_eq!(hit.metadata, Some(json!({"n": n})));
     assert_eq!(hit.contents, Some(format!("contents {n}").into_bytes()));
     assert_eq!(hit.vector.as_deref(), Some(&data[n][..]));
@@ -52,34 +61,60 @@ fn create_upsert_train_reopen_gives_identical_results() {
 
     // A wrong key is refused; so is deleting with it.
     let wrong = IndexKey::generate();
-    assert!(matches!(db.open_index("lifecycle", &wrong), Err(Error::WrongKey)));
-    assert!(matches!(db.delete_index("lifecycle", &wrong), Err(Error::WrongKey)));
+    assert!(matches!(
+        db.open_index("lifecycle", &wrong),
+        Err(Error::WrongKey)
+    ));
+    assert!(matches!(
+        db.delete_index("lifecycle", &wrong),
+        Err(Error::WrongKey)
+    ));
     assert!(db.open_index("lifecycle", &key).is_ok());
     db.delete_index("lifecycle", &key).unwrap();
     assert!(db.list_indexes().unwrap().is_empty());
-    assert!(matches!(db.open_index("lifecycle", &key), Err(Error::IndexNotFound)));
+    assert!(matches!(
+        db.open_index("lifecycle", &key),
+        Err(Error::IndexNotFound)
+    ));
 }
 
 #[test]
 fn overwrite_delete_and_upserts_after_training() {
     let db = Database::in_memory();
     let key = IndexKey::generate();
-    let index = db.create_index("w", &key, IndexConfig::ivf_flat(4)).unwrap();
+    let index = db
+        .create_index("w", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
     let mut rng = Rng::new(2);
     let data = clustered(&mut rng, 300, 4, 5);
     index.upsert(items(&data)).unwrap();
-    index.train_with(TrainOptions { n_lists: 8, ..Default::default() }).unwrap();
+    index
+        .train_with(TrainOptions {
+            n_lists: 8,
+            ..Default::default()
+        })
+        .unwrap();
     // Replace item-0 with a far-away vector; upserts after training go to a list.
     index.upsert([Item::new("item-0", vec![100.0; 4])]).unwrap();
     index.upsert([Item::new("new", vec![-100.0; 4])]).unwrap();
     assert_eq!(index.len(), 301);
-    let hits = index.query(&Query::new(vec![100.0; 4]).top_k(1).n_probes(8)).unwrap();
+    let hits = index
+        .query(&Query::new(vec![100.0; 4]).top_k(1).n_probes(8))
+        .unwrap();
     assert_eq!(hits[0].id, "item-0");
     let hits = index.query(&Query::new(vec![-99.0; 4]).top_k(1)).unwrap();
     assert_eq!(hits[0].id, "new");
-    assert_eq!(index.delete(&["item-0", "nope", "item-0", "new"]).unwrap(), 2);
+    assert_eq!(
+        index.delete(&["item-0", "nope", "item-0", "new"]).unwrap(),
+        2
+    );
     assert_eq!(index.len(), 299);
-    assert!(index.get(&["item-0", "new"], Include::ALL).unwrap().is_empty());
+    assert!(
+        index
+            .get(&["item-0", "new"], Include::ALL)
+            .unwrap()
+            .is_empty()
+    );
     let ids = index.list_ids().unwrap();
     assert_eq!(ids.len(), 299);
     assert!(!ids.contains(&"item-0".to_string()));
@@ -94,7 +129,9 @@ fn overwrite_delete_and_upserts_after_training() {
 fn duplicate_ids_in_one_batch_keep_the_last() {
     let db = Database::in_memory();
     let key = IndexKey::generate();
-    let index = db.create_index("d", &key, IndexConfig::ivf_flat(2)).unwrap();
+    let index = db
+        .create_index("d", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
     index
         .upsert([
             Item::new("x", vec![1.0, 1.0]),

@@ -20,7 +20,11 @@ fn full_probe_equals_brute_force_for_all_metrics() {
             let data = clustered(&mut rng, n, dim, 12);
             let db = Database::in_memory();
             let index = db
-                .create_index("o", &IndexKey::generate(), IndexConfig::ivf_flat(dim).metric(metric))
+                .create_index(
+                    "o",
+                    &IndexKey::generate(),
+                    IndexConfig::ivf_flat(dim).metric(metric),
+                )
                 .unwrap();
             index.upsert(items(&data)).unwrap();
             let queries: Vec<Vec<f32>> = (0..15)
@@ -32,7 +36,10 @@ fn full_probe_equals_brute_force_for_all_metrics() {
                 assert_matches_oracle(&hits, &brute_force(metric, &data, q, 10));
             }
             index
-                .train_with(TrainOptions { n_lists: 16, ..Default::default() })
+                .train_with(TrainOptions {
+                    n_lists: 16,
+                    ..Default::default()
+                })
                 .unwrap();
             for q in &queries {
                 let hits = index
@@ -58,7 +65,9 @@ fn top_k_larger_than_the_index_returns_everything_sorted() {
         .create_index("small", &IndexKey::generate(), IndexConfig::ivf_flat(5))
         .unwrap();
     index.upsert(items(&data)).unwrap();
-    let hits = index.query(&Query::new(data[3].clone()).top_k(1000)).unwrap();
+    let hits = index
+        .query(&Query::new(data[3].clone()).top_k(1000))
+        .unwrap();
     assert_eq!(hits.len(), 30);
     assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
     assert_eq!(hits[0].id, "item-3");

@@ -39,7 +39,9 @@ fn files_hold_no_plaintext() {
     let secrets: Vec<String> = (0..600).map(|i| format!("secret-id-{i:04}")).collect();
     {
         let db = Database::open(dir.path()).unwrap();
-        let index = db.create_index("p", &key, IndexConfig::ivf_flat(8)).unwrap();
+        let index = db
+            .create_index("p", &key, IndexConfig::ivf_flat(8))
+            .unwrap();
         let batch: Vec<Item> = data
             .iter()
             .zip(&secrets)
@@ -54,7 +56,10 @@ fn files_hold_no_plaintext() {
         index.train().unwrap();
         index.upsert(batch[300..].to_vec()).unwrap();
         index.delete(&[&secrets[1], &secrets[400]]).unwrap();
-        assert_eq!(index.query(&Query::new(data[0].clone())).unwrap()[0].id, secrets[0]);
+        assert_eq!(
+            index.query(&Query::new(data[0].clone())).unwrap()[0].id,
+            secrets[0]
+        );
     }
     // Reopen (which also cleans up), then scan.
     let db = Database::open(dir.path()).unwrap();
@@ -65,10 +70,16 @@ fn files_hold_no_plaintext() {
     assert!(files.len() >= 2);
     let key_bytes = key.to_base64();
     for (name, bytes) in &files {
-        assert!(!contains(bytes, key_bytes.as_bytes()), "{name}: key (base64)");
+        assert!(
+            !contains(bytes, key_bytes.as_bytes()),
+            "{name}: key (base64)"
+        );
         for (i, id) in secrets.iter().enumerate() {
             assert!(!contains(bytes, id.as_bytes()), "{name}: id");
-            assert!(!contains(bytes, format!("confidential-contents-{i}").as_bytes()));
+            assert!(!contains(
+                bytes,
+                format!("confidential-contents-{i}").as_bytes()
+            ));
             assert!(!contains(bytes, format!("metadata-owner-{i}").as_bytes()));
             assert!(!contains(bytes, b"owner"), "{name}: metadata key");
             let raw: Vec<u8> = data[i].iter().flat_map(|f| f.to_le_bytes()).collect();

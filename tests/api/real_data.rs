@@ -13,17 +13,29 @@ fn default_parameters_reach_recall_095_on_sentence_embeddings() {
     let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
     let db = Database::in_memory();
     let index = db
-        .create_index("real", &IndexKey::generate(), IndexConfig::ivf_flat(base[0].len()))
+        .create_index(
+            "real",
+            &IndexKey::generate(),
+            IndexConfig::ivf_flat(base[0].len()),
+        )
         .unwrap();
     index
-        .upsert(base.iter().enumerate().map(|(i, v)| Item::new(i.to_string(), v.clone())))
+        .upsert(
+            base.iter()
+                .enumerate()
+                .map(|(i, v)| Item::new(i.to_string(), v.clone())),
+        )
         .unwrap();
     index.train().unwrap();
-    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone()).top_k(10)).collect();
+    let qs: Vec<Query> = queries
+        .iter()
+        .map(|q| Query::new(q.clone()).top_k(10))
+        .collect();
     let results = index.query_batch(&qs).unwrap();
     let mut found = 0;
     for (hits, t) in results.iter().zip(&truth) {
-        let want: std::collections::HashSet<String> = t[..10].iter().map(|i| i.to_string()).collect();
+        let want: std::collections::HashSet<String> =
+            t[..10].iter().map(|i| i.to_string()).collect();
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
     }
     let recall = found as f64 / (10 * results.len()) as f64;

@@ -1,0 +1,40 @@
+//! Brute-force scan throughput (one query against a block) per kernel path and dimension.
+
+use std::hint::black_box;
+
+use ciphervec::internals::{kernel_paths, l2sq_block_with};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("l2sq_scan");
+    for dim in [128usize, 384, 768] {
+        // 8 MiB of vectors: larger than L2, like a real scan.
+        let rows = (8 << 20) / (dim * 4);
+        let block = data(rows * dim, 1);
+        let q = data(dim, 2);
+        let mut out = vec![0.0; rows];
+        group.throughput(Throughput::Bytes((rows * dim * 4) as u64));
+        for path in kernel_paths() {
+            group.bench_function(BenchmarkId::new(path, dim), |b| {
+                b.iter(|| {
+                    l2sq_block_with(path, black_box(&q), &block, &mut out);
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scan);
+criterion_main!(benches);

@@ -1,0 +1,91 @@
+//! Hidden entry points into the crate's internals for benchmarks and fuzzing. Not part of
+//! the public API: no stability promise, and nothing here touches keys the caller holds.
+
+use crate::crypto::aead::{Binding, RecordKind, Sealer};
+use crate::crypto::schedule::{DataKey, IndexParams, Keys};
+use crate::ivf::{self, KMeansParams};
+use crate::kernel;
+
+/// Names of the kernel paths this CPU supports, best first.
+pub fn kernel_paths() -> Vec<&'static str> {
+    kernel::available().iter().map(|k| k.name).collect()
+}
+
+/// Squared L2 from `q` to each row of `block` with the named path (`None` if unsupported).
+pub fn l2sq_block_with(path: &str, q: &[f32], block: &[f32], out: &mut [f32]) -> Option<()> {
+    let k = kernel::available().into_iter().find(|k| k.name == path)?;
+    (k.l2sq_block)(q, block, out);
+    Some(())
+}
+
+/// Squared L2 of two vectors with the best path.
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    kernel::l2sq(a, b)
+}
+
+/// Runs k-means (random init, Lloyd) and returns (centroids, objective, iterations).
+pub fn kmeans(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    max_iters: usize,
+    seed: u64,
+) -> (Vec<f32>, f64, usize) {
+    let r = ivf::kmeans(
+        data,
+        dim,
+        &KMeansParams {
+            k,
+            max_iters,
+            tolerance: 0.0,
+            seed,
+            ..KMeansParams::default()
+        },
+    );
+    (r.centroids, r.inertia, r.iterations)
+}
+
+/// A content sealer under a fresh random data key, for throughput benchmarks.
+pub struct BenchSealer(Sealer);
+
+impl BenchSealer {
+    /// A sealer under fresh random key material.
+    pub fn new() -> BenchSealer {
+        let params = IndexParams::generate().expect("OS random generator");
+        let dek = DataKey::generate().expect("OS random generator");
+        BenchSealer(Sealer::derived(
+            params,
+            dek,
+            crate::crypto::schedule::Purpose::Content,
+            0,
+        ))
+    }
+
+    /// Seals one record.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        self.0
+            .seal(plaintext, &Binding::whole(RecordKind::Fields))
+            .expect("seal")
+    }
+
+    /// Opens one record; `None` if it fails authentication.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.0
+            .open(sealed, &Binding::whole(RecordKind::Fields))
+            .ok()
+    }
+}
+
+impl Default for BenchSealer {
+    fn default() -> Self {
+        BenchSealer::new()
+    }
+}
+
+/// Derives every working key of an index from fresh random material (the key-schedule cost
+/// paid at every open).
+pub fn derive_key_schedule() {
+    let params = IndexParams::generate().expect("OS random generator");
+    let dek = DataKey::generate().expect("OS random generator");
+    std::hint::black_box(Keys::derive(params, &dek, 0));
+}
