@@ -5,6 +5,7 @@ mod api {
     pub mod common;
     mod concurrency;
     mod keys;
+    mod layering;
     mod lifecycle;
     mod oracle;
     mod plaintext;
