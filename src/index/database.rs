@@ -148,14 +148,12 @@ impl Database {
             return Ok(index);
         }
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
-        let (header, keys, body) = persist::read_manifest(&*store, key)?;
+        // The key is checked first, so a wrong key is `WrongKey` even while another process
+        // holds the lock; the manifest is then read again under the lock, since that writer
+        // may have committed in between.
+        persist::check_key(&*store, key)?;
         let lock = store.try_lock()?.ok_or(Error::Locked)?;
-        // Re-read under the lock: a writer may have committed in between.
-        let (header, keys, body) = if body.epoch == 0 {
-            (header, keys, body)
-        } else {
-            persist::read_manifest(&*store, key)?
-        };
+        let (header, keys, body) = persist::read_manifest(&*store, key)?;
         persist::remove_unreferenced(&*store, &body);
         let config = IndexConfig::from_stored(&body.config);
         let state = persist::load_state(
@@ -185,6 +183,7 @@ impl Database {
     }
 
     /// Deletes an index and all its files. The key is required: a wrong key deletes nothing.
+    /// Handles on the index that are still open in this process fail on their next write.
     ///
     /// # Errors
     /// [`Error::IndexNotFound`], [`Error::WrongKey`], [`Error::Locked`] (open in another

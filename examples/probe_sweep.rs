@@ -1,0 +1,73 @@
+//! Recall@10 and single-query QPS over a sweep of `n_probes` on a TEXMEX dataset directory
+//! (default `../shared/data/wordnet-minilm-50k`), for side-by-side figures with the peer
+//! harness. Usage: `cargo run --release --example probe_sweep [DIR]`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
+
+fn read_vecs<T: Copy>(path: &std::path::Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
+    let bytes = std::fs::read(path).expect("read vecs file");
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at + 4 <= bytes.len() {
+        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        out.push(
+            bytes[at..at + 4 * d]
+                .chunks_exact(4)
+                .map(|c| conv(c.try_into().unwrap()))
+                .collect(),
+        );
+        at += 4 * d;
+    }
+    out
+}
+
+fn main() -> ciphervec::Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k")
+        });
+    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
+    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
+    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+    let tmp = std::env::temp_dir().join(format!("ciphervec-sweep-{}", std::process::id()));
+    let db = Database::open(&tmp)?;
+    let key = IndexKey::generate();
+    let index = db.create_index("sweep", &key, IndexConfig::ivf_flat(base[0].len()))?;
+    let t = Instant::now();
+    index.upsert(
+        base.iter()
+            .enumerate()
+            .map(|(i, v)| Item::new(i.to_string(), v.clone())),
+    )?;
+    let add_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    index.train()?;
+    let train_s = t.elapsed().as_secs_f64();
+    println!(
+        "n={} dim={} upsert {add_s:.2}s train {train_s:.2}s",
+        base.len(),
+        base[0].len()
+    );
+    for probes in [16, 32, 56, 64] {
+        let t = Instant::now();
+        let mut found = 0;
+        for (q, tr) in queries.iter().zip(&truth) {
+            let hits = index.query(&Query::new(q.clone()).top_k(10).n_probes(probes))?;
+            let want: HashSet<String> = tr[..10].iter().map(|i| i.to_string()).collect();
+            found += hits.iter().filter(|h| want.contains(&h.id)).count();
+        }
+        let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
+        let recall = found as f64 / (10 * queries.len()) as f64;
+        println!("n_probes {probes:>3}: recall@10 {recall:.4}  QPS(1 thread) {qps:.0}");
+    }
+    drop(index);
+    db.delete_index("sweep", &key)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
