@@ -89,3 +89,11 @@ pub fn derive_key_schedule() {
     let dek = DataKey::generate().expect("OS random generator");
     std::hint::black_box(Keys::derive(params, &dek, 0));
 }
+
+/// Sum over `data` of the squared L2 distance to the nearest row of `centroids`.
+pub fn l2_objective(data: &[f32], centroids: &[f32], dim: usize) -> f64 {
+    let norms: Vec<f32> = centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
+    let mut out = vec![(0u32, 0.0f32); data.len() / dim];
+    kernel::nearest_l2_batch(data, centroids, &norms, dim, &mut out);
+    out.iter().map(|(_, d)| *d as f64).sum()
+}

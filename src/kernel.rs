@@ -34,6 +34,8 @@ pub(crate) struct Kernels {
     pub l2sq_block: fn(&[f32], &[f32], &mut [f32]),
     /// Inner product of a query with each row of a block.
     pub dot_block: fn(&[f32], &[f32], &mut [f32]),
+    /// Inner products of 8 points with every center of a [`CenterPanels`] layout.
+    pub dots_tile8: fn(&[f32], usize, &[f32], &mut [f32]),
 }
 
 const SCALAR: Kernels = Kernels {
@@ -42,6 +44,7 @@ const SCALAR: Kernels = Kernels {
     dot: scalar::dot,
     l2sq_block: scalar::l2sq_block,
     dot_block: scalar::dot_block,
+    dots_tile8: scalar::dots_tile8,
 };
 
 /// Every path this CPU supports, best first (the scalar twin is always last).
@@ -56,6 +59,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: x86::dot_avx512,
                 l2sq_block: x86::l2sq_block_avx512,
                 dot_block: x86::dot_block_avx512,
+                dots_tile8: x86::dots_tile8_avx512,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -66,6 +70,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: x86::dot_avx2,
                 l2sq_block: x86::l2sq_block_avx2,
                 dot_block: x86::dot_block_avx2,
+                dots_tile8: x86::dots_tile8_avx2,
             });
         }
     }
@@ -78,6 +83,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: neon::dot_neon,
                 l2sq_block: scalar_block_of_l2_neon,
                 dot_block: scalar_block_of_dot_neon,
+                dots_tile8: scalar::dots_tile8,
             });
         }
     }
@@ -151,9 +157,53 @@ pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
     (best().dot_block)(q, block, out)
 }
 
+/// Centers laid out for the tiled kernels: panels of 16 centers, each panel coordinate-major
+/// (`panel[d * 16 + lane]`), padded with zero centers to an even number of panels.
+pub(crate) struct CenterPanels {
+    dim: usize,
+    k: usize,
+    data: Vec<f32>,
+}
+
+impl CenterPanels {
+    /// Lays out `centers` (rows of `dim`).
+    pub(crate) fn new(centers: &[f32], dim: usize) -> CenterPanels {
+        let k = centers.len() / dim.max(1);
+        let n_panels = k.div_ceil(32) * 2;
+        let mut data = vec![0.0f32; n_panels * 16 * dim];
+        for (c, row) in centers.chunks_exact(dim.max(1)).enumerate() {
+            let (p, lane) = (c / 16, c % 16);
+            for (d, &v) in row.iter().enumerate() {
+                data[p * 16 * dim + d * 16 + lane] = v;
+            }
+        }
+        CenterPanels { dim, k, data }
+    }
+
+    /// Padded number of centers (columns of a tile).
+    pub(crate) fn k_pad(&self) -> usize {
+        self.data.len() / (16 * self.dim.max(1)) * 16
+    }
+
+    /// Inner products of up to 8 points with every center: `out[i * k_pad + j]`.
+    pub(crate) fn dots(&self, points: &[f32], out: &mut [f32]) {
+        let dim = self.dim;
+        let m = points.len() / dim.max(1);
+        if m == 8 {
+            (best().dots_tile8)(points, dim, &self.data, out);
+        } else {
+            let mut tile = vec![0.0f32; 8 * dim];
+            tile[..points.len()].copy_from_slice(points);
+            let mut full = vec![0.0f32; 8 * self.k_pad()];
+            (best().dots_tile8)(&tile, dim, &self.data, &mut full);
+            out[..m * self.k_pad()].copy_from_slice(&full[..m * self.k_pad()]);
+        }
+    }
+}
+
 /// For each row of `points`, the index of the nearest row of `centers` by squared L2 and that
-/// distance, computed as `|x|^2 - 2 x.c + |c|^2` with precomputed `center_norms`. Parallel
-/// over points with rayon when there is enough work to pay for it.
+/// distance, computed as `|x|^2 - 2 x.c + |c|^2` with precomputed `center_norms` through the
+/// tiled kernel. Parallel over points with rayon when there is enough work to pay for it.
 pub(crate) fn nearest_l2_batch(
     points: &[f32],
     centers: &[f32],
@@ -161,25 +211,58 @@ pub(crate) fn nearest_l2_batch(
     dim: usize,
     out: &mut [(u32, f32)],
 ) {
+    let panels = CenterPanels::new(centers, dim);
+    nearest_with(
+        points,
+        &panels,
+        dim,
+        out,
+        |dot, j| center_norms[j] - 2.0 * dot,
+        |x, best| (best + norm_sq(x)).max(0.0),
+    );
+}
+
+/// For each row of `points`, the center with the largest inner product, and minus that
+/// product.
+pub(crate) fn nearest_ip_batch(
+    points: &[f32],
+    centers: &[f32],
+    dim: usize,
+    out: &mut [(u32, f32)],
+) {
+    let panels = CenterPanels::new(centers, dim);
+    nearest_with(points, &panels, dim, out, |dot, _| -dot, |_, best| best);
+}
+
+fn nearest_with(
+    points: &[f32],
+    panels: &CenterPanels,
+    dim: usize,
+    out: &mut [(u32, f32)],
+    score: impl Fn(f32, usize) -> f32 + Sync,
+    finish: impl Fn(&[f32], f32) -> f32 + Sync,
+) {
     use rayon::prelude::*;
-    let k = center_norms.len();
-    let work = points.len() / dim.max(1) * k * dim;
-    let chunk = 256;
+    let (k, k_pad) = (panels.k, panels.k_pad());
+    let chunk = 64;
     let run = |(pts, res): (&[f32], &mut [(u32, f32)])| {
-        let mut dots = vec![0.0f32; k];
-        for (x, r) in pts.chunks_exact(dim).zip(res.iter_mut()) {
-            dot_block(x, centers, &mut dots);
-            let xn = norm_sq(x);
-            let mut best = (0u32, f32::INFINITY);
-            for (j, (&d, &cn)) in dots.iter().zip(center_norms).enumerate() {
-                let dist = cn - 2.0 * d;
-                if dist < best.1 {
-                    best = (j as u32, dist);
+        let mut dots = vec![0.0f32; 8 * k_pad];
+        for (tile, r8) in pts.chunks(8 * dim).zip(res.chunks_mut(8)) {
+            panels.dots(tile, &mut dots);
+            for (i, r) in r8.iter_mut().enumerate() {
+                let row = &dots[i * k_pad..i * k_pad + k];
+                let mut best = (0u32, f32::INFINITY);
+                for (j, &d) in row.iter().enumerate() {
+                    let s = score(d, j);
+                    if s < best.1 {
+                        best = (j as u32, s);
+                    }
                 }
+                *r = (best.0, finish(&tile[i * dim..(i + 1) * dim], best.1));
             }
-            *r = (best.0, (best.1 + xn).max(0.0));
         }
     };
+    let work = points.len() / dim.max(1) * k * dim;
     if work < 1 << 22 {
         points
             .chunks(chunk * dim)
@@ -266,6 +349,34 @@ mod tests {
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                             "{}",
                             k.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tile_path_matches_scalar_dots() {
+        let mut rng = StdRng::seed_from_u64(4);
+        for &(dim, k) in &[(1usize, 1usize), (3, 17), (16, 32), (33, 40), (128, 100)] {
+            let centers = random_vec(&mut rng, k * dim, 2.0);
+            let points = random_vec(&mut rng, 8 * dim, 2.0);
+            let panels = CenterPanels::new(&centers, dim);
+            for path in available() {
+                let mut out = vec![f32::NAN; 8 * panels.k_pad()];
+                (path.dots_tile8)(&points, dim, &panels.data, &mut out);
+                for i in 0..8 {
+                    for j in 0..k {
+                        let want = scalar::dot(
+                            &points[i * dim..(i + 1) * dim],
+                            &centers[j * dim..(j + 1) * dim],
+                        );
+                        let got = out[i * panels.k_pad() + j];
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{} {dim} {k}",
+                            path.name
                         );
                     }
                 }

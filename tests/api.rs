@@ -5,6 +5,7 @@ mod api {
     pub mod common;
     mod concurrency;
     mod keys;
+    mod kmeans_reference;
     mod layering;
     mod lifecycle;
     mod oracle;

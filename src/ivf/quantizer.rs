@@ -62,17 +62,13 @@ impl Quantizer {
 
     /// The lists of many vectors (rows of `dim`), in parallel for large batches.
     pub(crate) fn assign_batch(&self, data: &[f32]) -> Vec<u32> {
-        use rayon::prelude::*;
         let rows = data.len() / self.dim.max(1);
-        if self.inner_product {
-            return data
-                .par_chunks(self.dim)
-                .with_min_len(256)
-                .map(|x| self.assign(x))
-                .collect();
-        }
         let mut out = vec![(0u32, 0.0f32); rows];
-        kernel::nearest_l2_batch(data, &self.centroids, &self.norms, self.dim, &mut out);
+        if self.inner_product {
+            kernel::nearest_ip_batch(data, &self.centroids, self.dim, &mut out);
+        } else {
+            kernel::nearest_l2_batch(data, &self.centroids, &self.norms, self.dim, &mut out);
+        }
         out.into_iter().map(|(c, _)| c).collect()
     }
 

@@ -55,6 +55,23 @@ pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Inner products of 8 points with every center of a panel layout (see `CenterPanels`).
+pub(crate) fn dots_tile8(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let k_pad = panels.len() / dim.max(1);
+    for i in 0..8 {
+        let x = &points[i * dim..(i + 1) * dim];
+        for j in 0..k_pad {
+            let (p, lane) = (j / 16, j % 16);
+            let panel = &panels[p * 16 * dim..(p + 1) * 16 * dim];
+            let mut acc = 0.0f32;
+            for (d, &v) in x.iter().enumerate() {
+                acc += v * panel[d * 16 + lane];
+            }
+            out[i * k_pad + j] = acc;
+        }
+    }
+}
+
 /// Squared norm (test helper).
 #[cfg(test)]
 pub(crate) fn dot_self(a: &[f32]) -> f32 {

@@ -225,3 +225,94 @@ pub(super) fn dot_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
     // SAFETY: as for `l2sq_avx512`.
     unsafe { dot_block_avx512_impl(q, block, out) }
 }
+
+/// Inner products of a tile of 8 points (row-major, `dim` each) with every center of
+/// `panels` (see `kernel::CenterPanels`: panels of 16 centers, coordinate-major), written to
+/// `out[i * k_pad + center]`. Two panels at a time: 16 accumulators, per coordinate 2 loads,
+/// 8 broadcasts and 16 FMAs.
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_tile8_avx512_impl(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let n_panels = panels.len() / (16 * dim.max(1));
+    let k_pad = n_panels * 16;
+    assert!(points.len() >= 8 * dim && out.len() >= 8 * k_pad && n_panels % 2 == 0);
+    let px = points.as_ptr();
+    let mut p = 0;
+    while p < n_panels {
+        let c0p = panels[p * 16 * dim..].as_ptr();
+        let c1p = panels[(p + 1) * 16 * dim..].as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        for d in 0..dim {
+            // SAFETY: panels p and p+1 hold 16 * dim floats each (p + 1 < n_panels), so
+            // offsets d * 16 .. d * 16 + 16 are inside; point i's coordinate d is at
+            // i * dim + d < 8 * dim <= points.len() (asserted above).
+            unsafe {
+                let c0 = _mm512_loadu_ps(c0p.add(d * 16));
+                let c1 = _mm512_loadu_ps(c1p.add(d * 16));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*px.add(i * dim + d));
+                    a[0] = _mm512_fmadd_ps(x, c0, a[0]);
+                    a[1] = _mm512_fmadd_ps(x, c1, a[1]);
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            let o = &mut out[i * k_pad + p * 16..i * k_pad + p * 16 + 32];
+            // SAFETY: `o` is 32 floats long: two unaligned 16-float stores fit.
+            unsafe {
+                _mm512_storeu_ps(o.as_mut_ptr(), a[0]);
+                _mm512_storeu_ps(o.as_mut_ptr().add(16), a[1]);
+            }
+        }
+        p += 2;
+    }
+}
+
+/// As the AVX-512 tile, with 256-bit registers: 4 points x 16 centers per pass (8
+/// accumulators), run twice for the 8 points.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_tile8_avx2_impl(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let n_panels = panels.len() / (16 * dim.max(1));
+    let k_pad = n_panels * 16;
+    assert!(points.len() >= 8 * dim && out.len() >= 8 * k_pad);
+    let px = points.as_ptr();
+    for half in 0..2 {
+        for p in 0..n_panels {
+            let cp = panels[p * 16 * dim..].as_ptr();
+            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+            for d in 0..dim {
+                // SAFETY: panel p holds 16 * dim floats; point (half * 4 + i) has its
+                // coordinate d at an offset below 8 * dim <= points.len() (asserted).
+                unsafe {
+                    let c0 = _mm256_loadu_ps(cp.add(d * 16));
+                    let c1 = _mm256_loadu_ps(cp.add(d * 16 + 8));
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let x = _mm256_set1_ps(*px.add((half * 4 + i) * dim + d));
+                        a[0] = _mm256_fmadd_ps(x, c0, a[0]);
+                        a[1] = _mm256_fmadd_ps(x, c1, a[1]);
+                    }
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                let row = half * 4 + i;
+                let o = &mut out[row * k_pad + p * 16..row * k_pad + p * 16 + 16];
+                // SAFETY: `o` is 16 floats long: two unaligned 8-float stores fit.
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
+                    _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+                }
+            }
+        }
+    }
+}
+
+/// AVX-512F tile of point-center inner products.
+pub(super) fn dots_tile8_avx512(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { dots_tile8_avx512_impl(points, dim, panels, out) }
+}
+
+/// AVX2+FMA tile of point-center inner products.
+pub(super) fn dots_tile8_avx2(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx2`.
+    unsafe { dots_tile8_avx2_impl(points, dim, panels, out) }
+}
