@@ -234,6 +234,25 @@ pub(crate) fn nearest_ip_batch(
     nearest_with(points, &panels, dim, out, |dot, _| -dot, |_, best| best);
 }
 
+/// Index and value of the smallest element (the first one on ties); `(0, inf)` when empty.
+/// Sixteen running lane minima let the compiler vectorize the scan.
+fn argmin(values: &[f32]) -> (usize, f32) {
+    let mut lanes = [f32::INFINITY; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v < *m { v } else { *m };
+        }
+    }
+    let mut best = tail
+        .iter()
+        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
+    best = lanes.iter().fold(best, |m, &v| if v < m { v } else { m });
+    let j = values.iter().position(|&v| v == best).unwrap_or(0);
+    (j, best)
+}
+
 fn nearest_with(
     points: &[f32],
     panels: &CenterPanels,
@@ -250,15 +269,12 @@ fn nearest_with(
         for (tile, r8) in pts.chunks(8 * dim).zip(res.chunks_mut(8)) {
             panels.dots(tile, &mut dots);
             for (i, r) in r8.iter_mut().enumerate() {
-                let row = &dots[i * k_pad..i * k_pad + k];
-                let mut best = (0u32, f32::INFINITY);
-                for (j, &d) in row.iter().enumerate() {
-                    let s = score(d, j);
-                    if s < best.1 {
-                        best = (j as u32, s);
-                    }
-                }
-                *r = (best.0, finish(&tile[i * dim..(i + 1) * dim], best.1));
+                let row = &mut dots[i * k_pad..i * k_pad + k];
+                row.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, d)| *d = score(*d, j));
+                let (j, best) = argmin(row);
+                *r = (j as u32, finish(&tile[i * dim..(i + 1) * dim], best));
             }
         }
     };

@@ -234,7 +234,7 @@ pub(super) fn dot_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
 unsafe fn dots_tile8_avx512_impl(points: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
     let n_panels = panels.len() / (16 * dim.max(1));
     let k_pad = n_panels * 16;
-    assert!(points.len() >= 8 * dim && out.len() >= 8 * k_pad && n_panels % 2 == 0);
+    assert!(points.len() >= 8 * dim && out.len() >= 8 * k_pad && n_panels.is_multiple_of(2));
     let px = points.as_ptr();
     let mut p = 0;
     while p < n_panels {
