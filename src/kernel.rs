@@ -136,7 +136,6 @@ pub(crate) fn norm_sq(a: &[f32]) -> f32 {
 }
 
 /// Cosine distance `1 - cos(a, b)`; 1 when either vector is zero.
-#[cfg(test)]
 pub(crate) fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
     let denom = (norm_sq(a) * norm_sq(b)).sqrt();
     if denom == 0.0 {

@@ -4,6 +4,7 @@
 
 mod crypto;
 mod error;
+mod filter;
 mod format;
 mod index;
 #[doc(hidden)]

@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(test)]
 use crate::kernel;
 
 /// How distance between vectors is measured.
@@ -21,7 +20,6 @@ pub enum Metric {
 
 impl Metric {
     /// The exact distance between two vectors under this metric.
-    #[cfg(test)]
     pub(crate) fn distance(self, a: &[f32], b: &[f32]) -> f32 {
         match self {
             Metric::Euclidean => kernel::l2sq(a, b).sqrt(),

@@ -9,9 +9,11 @@ use serde_json::Value;
 use crate::crypto::schedule::Keys;
 use crate::crypto::{self};
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::format::manifest::{ManifestBody, ManifestHeader, SegmentRef, TrainedRef};
 use crate::format::segment::{self, BlockEntry};
 use crate::ivf::{self, KMeansParams, Quantizer, SearchParams};
+use crate::kernel::{Neighbor, TopK};
 use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
 
@@ -20,6 +22,9 @@ use super::persist::{self, SegmentBuilder};
 use super::state::{FieldsRef, State};
 use super::types::{Hit, Include, Item, Query, Record};
 use super::validate;
+
+/// Largest share of the items a filter may match for the exact pre-filter path.
+const PREFILTER_SHARE: f64 = 0.05;
 
 /// A handle on one open encrypted index. Cheap to clone; every clone shares the same index.
 ///
@@ -56,6 +61,7 @@ struct Prepared {
     token: [u8; 32],
     vector: Vec<f32>,
     metadata: Option<Vec<u8>>,
+    metadata_value: Option<Arc<Value>>,
     contents: Option<Vec<u8>>,
 }
 
@@ -195,7 +201,7 @@ impl EncryptedIndex {
             .into_iter()
             .zip(fields.into_iter().zip(assignments))
         {
-            state.insert(p.id, p.token, l, f, &p.vector);
+            state.insert(p.id, p.token, l, f, p.metadata_value, &p.vector);
         }
         state.body = new_body;
         Ok(())
@@ -267,6 +273,7 @@ impl EncryptedIndex {
                 token,
                 vector: item.vector,
                 metadata,
+                metadata_value: item.metadata.map(Arc::new),
                 contents: item.contents,
             };
             match position.get(&token) {
@@ -431,7 +438,15 @@ impl EncryptedIndex {
         for (i, &s) in slots.iter().enumerate() {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             let v = state.vector(s).unwrap_or_default();
-            fresh.insert(e.id.clone(), e.token, assignments[i], new_fields[i], v);
+            let meta = e.metadata.clone();
+            fresh.insert(
+                e.id.clone(),
+                e.token,
+                assignments[i],
+                new_fields[i],
+                meta,
+                v,
+            );
         }
         drop(state);
         fresh
@@ -461,11 +476,7 @@ impl EncryptedIndex {
                 validate::MAX_TOP_K
             )));
         }
-        if query.filter.is_some() {
-            return Err(Error::invalid_filter(
-                "metadata filters are not supported yet",
-            ));
-        }
+        let filter = query.filter.as_ref().map(Filter::parse).transpose()?;
         let state = self.read();
         let n_lists = state.lists.len();
         let n_probes = query
@@ -474,18 +485,10 @@ impl EncryptedIndex {
             .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
             .unwrap_or_else(|| ivf::auto_n_probes(n_lists))
             .min(n_lists);
-        let neighbors = ivf::search(
-            state.quantizer.as_ref(),
-            &*state,
-            &SearchParams {
-                query: &query.vector,
-                k: query.top_k,
-                n_probes,
-                metric: self.metric(),
-                accept: None,
-            },
-        )
-        .unwrap_or_else(|never: std::convert::Infallible| match never {});
+        let neighbors = match &filter {
+            None => self.probe_search(&state, query, n_probes, None),
+            Some(f) => self.filtered_search(&state, query, n_probes, f),
+        };
         neighbors
             .into_iter()
             .map(|n| {
@@ -499,6 +502,75 @@ impl EncryptedIndex {
                 })
             })
             .collect()
+    }
+
+    /// IVF search over the `n_probes` nearest lists, keeping only accepted handles.
+    fn probe_search(
+        &self,
+        state: &State,
+        query: &Query,
+        n_probes: usize,
+        accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Vec<Neighbor> {
+        ivf::search(
+            state.quantizer.as_ref(),
+            state,
+            &SearchParams {
+                query: &query.vector,
+                k: query.top_k,
+                n_probes,
+                metric: self.metric(),
+                accept,
+            },
+        )
+        .unwrap_or_else(|never: std::convert::Infallible| match never {})
+    }
+
+    /// Filtered search. First the ordinary IVF scan with the filter applied inside it; when
+    /// the probed lists hold fewer than `top_k` matches (a selective filter), the filter is
+    /// evaluated over every item: if at most [`PREFILTER_SHARE`] of the items match, their
+    /// exact distances are computed (pre-filter path, exact); otherwise the scan is widened
+    /// to twice the lists until `top_k` matches are found or every list was probed.
+    fn filtered_search(
+        &self,
+        state: &State,
+        query: &Query,
+        n_probes: usize,
+        filter: &Filter,
+    ) -> Vec<Neighbor> {
+        let accept = |h: u64| {
+            state
+                .entry(h)
+                .is_some_and(|e| filter.matches(e.metadata.as_deref()))
+        };
+        let n_lists = state.lists.len();
+        let hits = self.probe_search(state, query, n_probes, Some(&accept));
+        if hits.len() >= query.top_k || n_probes >= n_lists {
+            return hits;
+        }
+        let matching: Vec<u64> = state
+            .entries()
+            .filter(|(_, e)| filter.matches(e.metadata.as_deref()))
+            .map(|(slot, _)| slot)
+            .collect();
+        if matching.len() as f64 <= PREFILTER_SHARE * state.len() as f64 {
+            let metric = self.metric();
+            let mut top = TopK::new(query.top_k);
+            for slot in matching {
+                if let Some(v) = state.vector(slot) {
+                    top.push(metric.distance(&query.vector, v), slot);
+                }
+            }
+            return top.into_sorted();
+        }
+        let mut probes = n_probes;
+        loop {
+            probes = (probes * 2).min(n_lists);
+            let hits = self.probe_search(state, query, probes, Some(&accept));
+            if hits.len() >= query.top_k || probes == n_lists {
+                return hits;
+            }
+        }
     }
 
     /// Runs many queries in parallel; results are in the order of `queries`.
@@ -536,17 +608,12 @@ impl EncryptedIndex {
     fn record(&self, state: &State, slot: u64, include: Include) -> Result<Record> {
         let e = state.entry(slot).ok_or_else(|| Error::corrupted("state"))?;
         let (mut metadata, mut contents) = (None, None);
-        if let Some(at) = e.fields.filter(|_| include.needs_fields()) {
-            let (m, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
-            if include.contains(Include::METADATA) {
-                metadata = m
-                    .map(|m| serde_json::from_slice(&m))
-                    .transpose()
-                    .map_err(|_| Error::corrupted("metadata"))?;
-            }
-            if include.contains(Include::CONTENTS) {
-                contents = c;
-            }
+        if include.contains(Include::METADATA) {
+            metadata = e.metadata.as_deref().cloned();
+        }
+        if let Some(at) = e.fields.filter(|_| include.contains(Include::CONTENTS)) {
+            let (_, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
+            contents = c;
         }
         let vector = if include.contains(Include::VECTOR) {
             state.vector(slot).map(<[f32]>::to_vec)

@@ -286,7 +286,7 @@ pub(crate) fn load_state(
                             offset,
                             len,
                         });
-                        state.insert(e.id, e.token, list, fields, v);
+                        state.insert(e.id, e.token, list, fields, None, v);
                     }
                 }
                 SegmentRecord::Tombstones => {
@@ -309,7 +309,31 @@ pub(crate) fn load_state(
         }
     }
     state.segments = blobs;
+    load_metadata(keys, &mut state)?;
     Ok(state)
+}
+
+/// Decrypts the metadata of every live item (in parallel), for filters.
+fn load_metadata(keys: &Keys, state: &mut State) -> Result<()> {
+    use rayon::prelude::*;
+    let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
+        .entries()
+        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
+        .collect();
+    let decoded: Vec<(u64, Option<Arc<serde_json::Value>>)> = wanted
+        .par_iter()
+        .map(|(slot, token, at)| {
+            let (metadata, _) = open_fields(keys, &state.segments, token, *at)?;
+            let value = metadata
+                .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
+                .transpose()?;
+            Ok((*slot, value.map(Arc::new)))
+        })
+        .collect::<Result<_>>()?;
+    for (slot, value) in decoded {
+        state.set_metadata(slot, value);
+    }
+    Ok(())
 }
 
 fn read_centroids(keys: &Keys, blob: &Blob, seq: u64, dim: usize) -> Result<Vec<f32>> {

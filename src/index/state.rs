@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use crate::format::manifest::ManifestBody;
 use crate::ivf::{ListRows, ListSource, Quantizer};
 use crate::kernel;
@@ -36,6 +38,8 @@ pub(crate) struct ItemEntry {
     pub row: u32,
     /// Its fields record, if it has metadata or contents.
     pub fields: Option<FieldsRef>,
+    /// Its decrypted metadata, kept in memory for filters.
+    pub metadata: Option<Arc<Value>>,
 }
 
 /// One inverted list in memory.
@@ -93,6 +97,13 @@ impl State {
         self.by_token.get(token).copied()
     }
 
+    /// Sets the metadata of a live slot.
+    pub(crate) fn set_metadata(&mut self, slot: u64, metadata: Option<Arc<Value>>) {
+        if let Some(Some(e)) = self.items.get_mut(slot as usize) {
+            e.metadata = metadata;
+        }
+    }
+
     /// The entry in a slot.
     pub(crate) fn entry(&self, slot: u64) -> Option<&ItemEntry> {
         self.items.get(slot as usize).and_then(Option::as_ref)
@@ -121,6 +132,7 @@ impl State {
         token: [u8; 32],
         list: u32,
         fields: Option<FieldsRef>,
+        metadata: Option<Arc<Value>>,
         vector: &[f32],
     ) {
         self.remove(&token);
@@ -143,6 +155,7 @@ impl State {
             list,
             row,
             fields,
+            metadata,
         });
         self.by_token.insert(token, slot);
     }

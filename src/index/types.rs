@@ -67,10 +67,6 @@ impl Include {
     pub fn contains(self, other: Include) -> bool {
         self.0 & other.0 == other.0
     }
-
-    pub(crate) fn needs_fields(self) -> bool {
-        self.contains(Include::METADATA) || self.contains(Include::CONTENTS)
-    }
 }
 
 impl BitOr for Include {

@@ -1,0 +1,349 @@
+//! Metadata filters: a MongoDB-style JSON language, compiled once, evaluated many times.
+//!
+//! ```text
+//! {"genre": "jazz"}                          bare value: $eq
+//! {"year": {"$gte": 1950, "$lt": 1970}}      several operators on one field: all must hold
+//! {"$or": [{"a.b": 1}, {"tags": {"$in": ["x", "y"]}}]}
+//! {"price": {"$not": {"$gt": 10}}}           field-level $not (also matches a missing field)
+//! {"$not": {"genre": "jazz"}}                top-level $not of a whole filter
+//! ```
+//! Dotted paths walk nested objects (and arrays of objects). A condition on a field that
+//! holds an array matches when the array as a whole, or any element, matches, as in
+//! MongoDB. Numbers compare across integer and float; an order comparison between values of
+//! different types never matches. `$ne`, `$nin` and `$not` match documents where the field
+//! is missing.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// A compiled filter.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Filter {
+    /// Every sub-filter matches (an empty list matches everything: `{}`).
+    And(Vec<Filter>),
+    /// At least one sub-filter matches.
+    Or(Vec<Filter>),
+    /// The sub-filter does not match.
+    Not(Box<Filter>),
+    /// A condition on the value(s) at a path.
+    Field {
+        /// Path segments.
+        path: Vec<String>,
+        /// The condition.
+        cond: Cond,
+    },
+}
+
+/// A condition on one field.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Cond {
+    /// Equal (a value, or any array element, equals the operand).
+    Eq(Value),
+    /// Not `Eq`.
+    Ne(Value),
+    /// An order comparison with a number or string.
+    Cmp(Ordering, bool, Value),
+    /// Equal to any operand.
+    In(Vec<Value>),
+    /// Not `In`.
+    Nin(Vec<Value>),
+    /// The field exists (or not).
+    Exists(bool),
+    /// The inner condition does not hold.
+    Not(Box<Cond>),
+    /// Every inner condition holds.
+    All(Vec<Cond>),
+}
+
+impl Filter {
+    /// Parses a filter document.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFilter`] naming the offending operator or path.
+    pub(crate) fn parse(doc: &Value) -> Result<Filter> {
+        match doc {
+            Value::Object(map) => parse_doc(map),
+            _ => Err(Error::invalid_filter("a filter must be a JSON object")),
+        }
+    }
+
+    /// Whether metadata `doc` (a JSON object, or `None` for an item without metadata)
+    /// matches.
+    pub(crate) fn matches(&self, doc: Option<&Value>) -> bool {
+        match self {
+            Filter::And(fs) => fs.iter().all(|f| f.matches(doc)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches(doc)),
+            Filter::Not(f) => !f.matches(doc),
+            Filter::Field { path, cond } => {
+                let mut values = Vec::new();
+                if let Some(doc) = doc {
+                    resolve(doc, path, &mut values);
+                }
+                cond.holds(&values)
+            }
+        }
+    }
+}
+
+fn parse_doc(map: &Map<String, Value>) -> Result<Filter> {
+    let mut parts = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        parts.push(match key.as_str() {
+            "$and" | "$or" => {
+                let list = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                    Error::invalid_filter(format!("{key} needs a non-empty array"))
+                })?;
+                let subs = list.iter().map(Filter::parse).collect::<Result<Vec<_>>>()?;
+                if key == "$and" {
+                    Filter::And(subs)
+                } else {
+                    Filter::Or(subs)
+                }
+            }
+            "$not" => {
+                Filter::Not(Box::new(Filter::parse(value).map_err(|_| {
+                    Error::invalid_filter("top-level $not needs a filter object")
+                })?))
+            }
+            k if k.starts_with('$') => {
+                return Err(Error::invalid_filter(format!("unknown operator {k}")));
+            }
+            path => Filter::Field {
+                path: parse_path(path)?,
+                cond: parse_cond(path, value)?,
+            },
+        });
+    }
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Filter::And(parts)
+    })
+}
+
+fn parse_path(path: &str) -> Result<Vec<String>> {
+    let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+    if segments.iter().any(String::is_empty) {
+        return Err(Error::invalid_filter(format!("invalid path '{path}'")));
+    }
+    Ok(segments)
+}
+
+/// Whether an object is an operator expression (`{"$gt": 1}`) rather than a literal.
+fn is_operator_object(value: &Value) -> bool {
+    matches!(value, Value::Object(m) if !m.is_empty() && m.keys().all(|k| k.starts_with('$')))
+}
+
+fn parse_cond(path: &str, value: &Value) -> Result<Cond> {
+    let Value::Object(ops) = value else {
+        return Ok(Cond::Eq(value.clone()));
+    };
+    if !is_operator_object(value) {
+        if ops.keys().any(|k| k.starts_with('$')) {
+            return Err(Error::invalid_filter(format!(
+                "at '{path}': operators cannot be mixed with plain fields"
+            )));
+        }
+        return Ok(Cond::Eq(value.clone()));
+    }
+    let mut conds = Vec::with_capacity(ops.len());
+    for (op, operand) in ops {
+        let bad = |what: &str| Error::invalid_filter(format!("at '{path}': {op} needs {what}"));
+        conds.push(match op.as_str() {
+            "$eq" => Cond::Eq(operand.clone()),
+            "$ne" => Cond::Ne(operand.clone()),
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                if !(operand.is_number() || operand.is_string()) {
+                    return Err(bad("a number or a string"));
+                }
+                let (ord, or_equal) = match op.as_str() {
+                    "$gt" => (Ordering::Greater, false),
+                    "$gte" => (Ordering::Greater, true),
+                    "$lt" => (Ordering::Less, false),
+                    _ => (Ordering::Less, true),
+                };
+                Cond::Cmp(ord, or_equal, operand.clone())
+            }
+            "$in" | "$nin" => {
+                let list = operand.as_array().ok_or_else(|| bad("an array"))?.clone();
+                if op == "$in" {
+                    Cond::In(list)
+                } else {
+                    Cond::Nin(list)
+                }
+            }
+            "$exists" => Cond::Exists(operand.as_bool().ok_or_else(|| bad("true or false"))?),
+            "$not" => {
+                let inner = match operand {
+                    Value::Object(_) if is_operator_object(operand) => parse_cond(path, operand)?,
+                    _ => return Err(bad("an operator object")),
+                };
+                Cond::Not(Box::new(inner))
+            }
+            other => {
+                return Err(Error::invalid_filter(format!(
+                    "at '{path}': unknown operator {other}"
+                )));
+            }
+        });
+    }
+    Ok(if conds.len() == 1 {
+        conds.remove(0)
+    } else {
+        Cond::All(conds)
+    })
+}
+
+/// Collects the values at `path`, walking into arrays of objects on the way.
+fn resolve<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+    let Some((head, rest)) = path.split_first() else {
+        out.push(value);
+        return;
+    };
+    match value {
+        Value::Object(map) => {
+            if let Some(v) = map.get(head) {
+                resolve(v, rest, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if item.is_object() {
+                    resolve(item, path, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Cond {
+    /// Whether the condition holds for the values found at the path (empty: missing).
+    fn holds(&self, values: &[&Value]) -> bool {
+        match self {
+            Cond::Eq(v) => values.iter().any(|x| any_element(x, |e| json_eq(e, v))),
+            Cond::Ne(v) => !Cond::Eq(v.clone()).holds(values),
+            Cond::Cmp(ord, or_equal, v) => values.iter().any(|x| {
+                any_element(x, |e| match compare(e, v) {
+                    Some(Ordering::Equal) => *or_equal,
+                    Some(o) => o == *ord,
+                    None => false,
+                })
+            }),
+            Cond::In(list) => values
+                .iter()
+                .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
+            Cond::Nin(list) => !Cond::In(list.clone()).holds(values),
+            Cond::Exists(want) => !values.is_empty() == *want,
+            Cond::Not(inner) => !inner.holds(values),
+            Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
+        }
+    }
+}
+
+/// Tests the value itself and, if it is an array, each element.
+fn any_element(value: &Value, test: impl Fn(&Value) -> bool) -> bool {
+    test(value) || matches!(value, Value::Array(items) if items.iter().any(&test))
+}
+
+/// JSON equality where numbers compare by value across integer and float.
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Some(Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Order of two values of the same type class (numbers or strings); `None` otherwise.
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => number_cmp(x, y),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
+    match (x.as_i64(), y.as_i64()) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        _ => match (x.as_u64(), y.as_u64()) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(filter: Value, doc: Value) -> bool {
+        Filter::parse(&filter).unwrap().matches(Some(&doc))
+    }
+
+    #[test]
+    fn operators() {
+        let doc = json!({"a": 5, "s": "m", "t": [1, 2, 3], "n": {"x": 1.0, "y": [{"z": "q"}]}});
+        assert!(m(json!({"a": 5}), doc.clone()));
+        assert!(m(json!({"a": 5.0}), doc.clone()));
+        assert!(m(json!({"a": {"$gt": 4.5, "$lte": 5}}), doc.clone()));
+        assert!(!m(json!({"a": {"$gt": "4"}}), doc.clone()));
+        assert!(m(json!({"s": {"$lt": "z"}}), doc.clone()));
+        assert!(m(json!({"t": 2}), doc.clone()));
+        assert!(m(json!({"t": [1, 2, 3]}), doc.clone()));
+        assert!(m(json!({"t": {"$gt": 2}}), doc.clone()));
+        assert!(!m(json!({"t": {"$gt": 3}}), doc.clone()));
+        assert!(m(json!({"n.x": 1}), doc.clone()));
+        assert!(m(json!({"n.y.z": "q"}), doc.clone()));
+        assert!(m(json!({"a": {"$in": [1, 5]}}), doc.clone()));
+        assert!(m(json!({"a": {"$nin": [1, 2]}}), doc.clone()));
+        assert!(m(json!({"missing": {"$ne": 1}}), doc.clone()));
+        assert!(m(json!({"missing": {"$nin": [1]}}), doc.clone()));
+        assert!(m(json!({"missing": {"$exists": false}}), doc.clone()));
+        assert!(m(json!({"a": {"$exists": true}}), doc.clone()));
+        assert!(m(json!({"a": {"$not": {"$gt": 6}}}), doc.clone()));
+        assert!(m(json!({"missing": {"$not": {"$gt": 6}}}), doc.clone()));
+        assert!(m(json!({"$or": [{"a": 1}, {"s": "m"}]}), doc.clone()));
+        assert!(!m(json!({"$and": [{"a": 5}, {"s": "x"}]}), doc.clone()));
+        assert!(m(json!({"$not": {"a": 1}}), doc.clone()));
+        assert!(m(json!({"n": {"x": 1, "y": [{"z": "q"}]}}), doc.clone()));
+        assert!(m(json!({}), doc.clone()));
+        assert!(!Filter::parse(&json!({"a": 1})).unwrap().matches(None));
+        assert!(
+            Filter::parse(&json!({"a": {"$ne": 1}}))
+                .unwrap()
+                .matches(None)
+        );
+    }
+
+    #[test]
+    fn invalid_filters_name_the_problem() {
+        let err = |f: Value| match Filter::parse(&f) {
+            Err(Error::InvalidFilter { reason }) => reason,
+            other => panic!("expected InvalidFilter, got {other:?}"),
+        };
+        assert!(err(json!({"a": {"$foo": 1}})).contains("$foo"));
+        assert!(err(json!({"$foo": 1})).contains("$foo"));
+        assert!(err(json!({"a": {"$in": 3}})).contains("$in"));
+        assert!(err(json!({"$and": []})).contains("$and"));
+        assert!(err(json!({"$or": {}})).contains("$or"));
+        assert!(err(json!({"a": {"$exists": 1}})).contains("$exists"));
+        assert!(err(json!({"a..b": 1})).contains("a..b"));
+        assert!(err(json!({"a": {"$gt": [1]}})).contains("$gt"));
+        assert!(err(json!({"a": {"$not": 3}})).contains("$not"));
+        assert!(err(json!([1])).contains("object"));
+        assert!(err(json!({"a": {"$gt": 1, "b": 2}})).contains("mixed"));
+    }
+}

@@ -1,0 +1,319 @@
+//! Metadata filters against an independent oracle: random documents, random filters over
+//! every operator (nested with $and/$or/$not), exact results with every list probed.
+
+use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query, TrainOptions};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+const WORDS: [&str; 5] = ["ant", "bee", "cat", "dog", "eel"];
+
+/// A random metadata document; some fields are missing on purpose.
+fn doc(rng: &mut Rng) -> Value {
+    let mut m = serde_json::Map::new();
+    if rng.below(10) > 0 {
+        m.insert("n".into(), json!(rng.below(20)));
+    }
+    if rng.below(10) > 1 {
+        m.insert("f".into(), json!(rng.below(40) as f64 / 4.0));
+    }
+    if rng.below(10) > 0 {
+        m.insert("s".into(), json!(WORDS[rng.below(5)]));
+    }
+    if rng.below(10) > 2 {
+        let tags: Vec<&str> = (0..rng.below(4)).map(|_| WORDS[rng.below(5)]).collect();
+        m.insert("tags".into(), json!(tags));
+    }
+    if rng.below(10) > 3 {
+        m.insert(
+            "o".into(),
+            json!({"x": rng.below(5), "w": WORDS[rng.below(5)]}),
+        );
+    }
+    Value::Object(m)
+}
+
+/// The test's own model of a filter, rendered to JSON and evaluated independently.
+#[derive(Debug, Clone)]
+enum F {
+    Eq(&'static str, Value),
+    Ne(&'static str, Value),
+    Cmp(&'static str, &'static str, Value),
+    In(&'static str, Vec<Value>),
+    Nin(&'static str, Vec<Value>),
+    Exists(&'static str, bool),
+    NotField(&'static str, Box<F>),
+    And(Vec<F>),
+    Or(Vec<F>),
+}
+
+fn scalar_for(rng: &mut Rng, path: &str) -> Value {
+    match path {
+        "n" | "o.x" => json!(rng.below(20)),
+        "f" => json!(rng.below(40) as f64 / 4.0),
+        _ => json!(WORDS[rng.below(5)]),
+    }
+}
+
+fn random_filter(rng: &mut Rng, depth: usize) -> F {
+    const PATHS: [&str; 6] = ["n", "f", "s", "tags", "o.x", "o.w"];
+    let path = PATHS[rng.below(PATHS.len())];
+    let kind = if depth == 0 {
+        rng.below(7)
+    } else {
+        rng.below(10)
+    };
+    match kind {
+        0 => F::Eq(path, scalar_for(rng, path)),
+        1 => F::Ne(path, scalar_for(rng, path)),
+        2 => {
+            let op = ["$gt", "$gte", "$lt", "$lte"][rng.below(4)];
+            F::Cmp(path, op, scalar_for(rng, path))
+        }
+        3 => F::In(
+            path,
+            (0..1 + rng.below(3))
+                .map(|_| scalar_for(rng, path))
+                .collect(),
+        ),
+        4 => F::Nin(
+            path,
+            (0..1 + rng.below(3))
+                .map(|_| scalar_for(rng, path))
+                .collect(),
+        ),
+        5 => F::Exists(path, rng.below(2) == 0),
+        6 => {
+            let op = ["$gt", "$lt"][rng.below(2)];
+            F::NotField(path, Box::new(F::Cmp(path, op, scalar_for(rng, path))))
+        }
+        7 | 8 => F::And(
+            (0..1 + rng.below(3))
+                .map(|_| random_filter(rng, depth - 1))
+                .collect(),
+        ),
+        _ => F::Or(
+            (0..1 + rng.below(3))
+                .map(|_| random_filter(rng, depth - 1))
+                .collect(),
+        ),
+    }
+}
+
+fn render(f: &F) -> Value {
+    match f {
+        F::Eq(p, v) => json!({ *p: v }),
+        F::Ne(p, v) => json!({ *p: {"$ne": v} }),
+        F::Cmp(p, op, v) => json!({ *p: { *op: v } }),
+        F::In(p, vs) => json!({ *p: {"$in": vs} }),
+        F::Nin(p, vs) => json!({ *p: {"$nin": vs} }),
+        F::Exists(p, b) => json!({ *p: {"$exists": b} }),
+        F::NotField(p, inner) => {
+            let F::Cmp(_, op, v) = &**inner else {
+                unreachable!()
+            };
+            json!({ *p: {"$not": { *op: v }} })
+        }
+        F::And(fs) => json!({"$and": fs.iter().map(render).collect::<Vec<_>>()}),
+        F::Or(fs) => json!({"$or": fs.iter().map(render).collect::<Vec<_>>()}),
+    }
+}
+
+/// The values at a path: a scalar, or each element of an array.
+fn values<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |v, seg| v.get(seg))
+}
+
+fn elements(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    }
+}
+
+fn num_or_str_cmp(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn eq(a: &Value, b: &Value) -> bool {
+    num_or_str_cmp(a, b) == Some(std::cmp::Ordering::Equal) || a == b
+}
+
+fn eval(f: &F, doc: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    match f {
+        F::Eq(p, v) => values(doc, p).is_some_and(|x| elements(x).iter().any(|e| eq(e, v))),
+        F::Ne(p, v) => !eval(&F::Eq(p, v.clone()), doc),
+        F::Cmp(p, op, v) => values(doc, p).is_some_and(|x| {
+            elements(x)
+                .iter()
+                .any(|e| match (num_or_str_cmp(e, v), *op) {
+                    (Some(o), "$gt") => o == Greater,
+                    (Some(o), "$gte") => o != Less,
+                    (Some(o), "$lt") => o == Less,
+                    (Some(o), "$lte") => o != Greater,
+                    _ => false,
+                })
+        }),
+        F::In(p, vs) => vs.iter().any(|v| eval(&F::Eq(p, v.clone()), doc)),
+        F::Nin(p, vs) => !eval(&F::In(p, vs.clone()), doc),
+        F::Exists(p, b) => values(doc, p).is_some() == *b,
+        F::NotField(_, inner) => !eval(inner, doc),
+        F::And(fs) => fs.iter().all(|g| eval(g, doc)),
+        F::Or(fs) => fs.iter().any(|g| eval(g, doc)),
+    }
+}
+
+#[test]
+fn random_filters_equal_the_oracle() {
+    let mut rng = Rng::new(21);
+    let (n, dim) = (1500, 8);
+    let data = clustered(&mut rng, n, dim, 10);
+    let docs: Vec<Value> = (0..n).map(|_| doc(&mut rng)).collect();
+    let db = Database::in_memory();
+    let index = db
+        .create_index("f", &IndexKey::generate(), IndexConfig::ivf_flat(dim))
+        .unwrap();
+    index
+        .upsert(
+            items(&data)
+                .into_iter()
+                .zip(&docs)
+                .map(|(it, d)| it.with_metadata(d.clone())),
+        )
+        .unwrap();
+    let mut checked = 0;
+    for trained in [false, true] {
+        if trained {
+            index
+                .train_with(TrainOptions {
+                    n_lists: 12,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        for _ in 0..150 {
+            let f = random_filter(&mut rng, 2);
+            let q: Vec<f32> = (0..dim).map(|_| rng.f32() * 4.0).collect();
+            let k = 1 + rng.below(15);
+            let mut want: Vec<(usize, f32)> = (0..n)
+                .filter(|&i| eval(&f, &docs[i]))
+                .map(|i| (i, distance(ciphervec::Metric::Euclidean, &q, &data[i])))
+                .collect();
+            want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            want.truncate(k);
+            let query = Query::new(q.clone())
+                .top_k(k)
+                .n_probes(12)
+                .filter(render(&f))
+                .include(Include::METADATA);
+            let hits = index.query(&query).unwrap();
+            assert_matches_oracle(&hits, &want);
+            for h in &hits {
+                assert!(eval(&f, h.metadata.as_ref().unwrap()), "hit fails {f:?}");
+            }
+            // query_batch agrees.
+            assert_eq!(index.query_batch(&[query]).unwrap()[0], hits);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 300);
+}
+
+#[test]
+fn a_filter_matching_one_in_a_thousand_still_fills_top_k() {
+    let mut rng = Rng::new(22);
+    let (n, dim) = (100_000, 16);
+    let data = clustered(&mut rng, n, dim, 50);
+    let db = Database::in_memory();
+    let index = db
+        .create_index("sel", &IndexKey::generate(), IndexConfig::ivf_flat(dim))
+        .unwrap();
+    index
+        .upsert(data.iter().enumerate().map(|(i, v)| {
+            Item::new(i.to_string(), v.clone()).with_metadata(json!({"rare": i % 1000 == 7}))
+        }))
+        .unwrap();
+    index.train().unwrap();
+    for q in data.iter().step_by(9973).take(10) {
+        let hits = index
+            .query(
+                &Query::new(q.clone())
+                    .top_k(10)
+                    .filter(json!({"rare": true})),
+            )
+            .unwrap();
+        assert_eq!(hits.len(), 10);
+        for h in &hits {
+            assert_eq!(h.id.parse::<usize>().unwrap() % 1000, 7);
+        }
+    }
+    // Filters persist: metadata is decrypted again at open for filtering.
+    let all = index
+        .query(
+            &Query::new(data[0].clone())
+                .top_k(1000)
+                .filter(json!({"rare": true})),
+        )
+        .unwrap();
+    assert_eq!(all.len(), 100);
+}
+
+#[test]
+fn invalid_filters_are_typed_errors() {
+    let db = Database::in_memory();
+    let index = db
+        .create_index("inv", &IndexKey::generate(), IndexConfig::ivf_flat(2))
+        .unwrap();
+    index
+        .upsert([Item::new("a", vec![1.0, 0.0]).with_metadata(json!({"x": 1}))])
+        .unwrap();
+    for bad in [
+        json!({"x": {"$regex": "a"}}),
+        json!({"x": {"$in": 5}}),
+        json!({"$and": []}),
+        json!("not an object"),
+    ] {
+        let err = index
+            .query(&Query::new(vec![1.0, 0.0]).filter(bad))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidFilter { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn filters_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let index = db
+            .create_index("r", &key, IndexConfig::ivf_flat(2))
+            .unwrap();
+        index
+            .upsert((0..50).map(|i| {
+                Item::new(i.to_string(), vec![i as f32, 1.0])
+                    .with_metadata(json!({"even": i % 2 == 0}))
+                    .with_contents(vec![i as u8])
+            }))
+            .unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let index = db.open_index("r", &key).unwrap();
+    let hits = index
+        .query(
+            &Query::new(vec![0.0, 1.0])
+                .top_k(5)
+                .filter(json!({"even": false}))
+                .include(Include::ALL),
+        )
+        .unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["1", "3", "5", "7", "9"]);
+    assert_eq!(hits[0].contents, Some(vec![1]));
+    assert_eq!(hits[0].metadata, Some(json!({"even": false})));
+}
