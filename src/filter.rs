@@ -237,7 +237,7 @@ impl Cond {
                 .iter()
                 .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
             Cond::Nin(list) => !Cond::In(list.clone()).holds(values),
-            Cond::Exists(want) => !values.is_empty() == *want,
+            Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(inner) => !inner.holds(values),
             Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
         }
