@@ -23,8 +23,10 @@ use super::state::{FieldsRef, State};
 use super::types::{Hit, Include, Item, Query, Record};
 use super::validate;
 
-/// Largest share of the items a filter may match for the exact pre-filter path.
+/// Largest estimated share of the items a filter may match for the exact pre-filter path.
 const PREFILTER_SHARE: f64 = 0.05;
+/// Items the selectivity of a filter is estimated on.
+const SELECTIVITY_SAMPLE: usize = 512;
 
 /// A handle on one open encrypted index. Cheap to clone; every clone shares the same index.
 ///
@@ -526,11 +528,13 @@ impl EncryptedIndex {
         .unwrap_or_else(|never: std::convert::Infallible| match never {})
     }
 
-    /// Filtered search. First the ordinary IVF scan with the filter applied inside it; when
-    /// the probed lists hold fewer than `top_k` matches (a selective filter), the filter is
-    /// evaluated over every item: if at most [`PREFILTER_SHARE`] of the items match, their
-    /// exact distances are computed (pre-filter path, exact); otherwise the scan is widened
-    /// to twice the lists until `top_k` matches are found or every list was probed.
+    /// Filtered search. The filter's selectivity is estimated on a fixed sample of
+    /// [`SELECTIVITY_SAMPLE`] items. When it matches at most [`PREFILTER_SHARE`] of the items,
+    /// the pre-filter path evaluates it on every item and computes exact distances to the
+    /// matches (exact results). Otherwise the IVF scan runs with the filter applied inside it
+    /// and `n_probes` divided by the square root of the estimated selectivity (measured: it
+    /// keeps recall@10 near the unfiltered figure). If that still yields
+    /// fewer than `top_k` hits, the pre-filter path answers.
     fn filtered_search(
         &self,
         state: &State,
@@ -538,39 +542,43 @@ impl EncryptedIndex {
         n_probes: usize,
         filter: &Filter,
     ) -> Vec<Neighbor> {
-        let accept = |h: u64| {
-            state
-                .entry(h)
-                .is_some_and(|e| filter.matches(e.metadata.as_deref()))
-        };
+        let matches = |e: &super::state::ItemEntry| filter.matches(e.metadata.as_deref());
         let n_lists = state.lists.len();
-        let hits = self.probe_search(state, query, n_probes, Some(&accept));
-        if hits.len() >= query.top_k || n_probes >= n_lists {
-            return hits;
-        }
-        let matching: Vec<u64> = state
-            .entries()
-            .filter(|(_, e)| filter.matches(e.metadata.as_deref()))
-            .map(|(slot, _)| slot)
-            .collect();
-        if matching.len() as f64 <= PREFILTER_SHARE * state.len() as f64 {
-            let metric = self.metric();
-            let mut top = TopK::new(query.top_k);
-            for slot in matching {
-                if let Some(v) = state.vector(slot) {
-                    top.push(metric.distance(&query.vector, v), slot);
-                }
+        let selectivity = {
+            let (mut seen, mut hit) = (0usize, 0usize);
+            for e in state.sample(SELECTIVITY_SAMPLE) {
+                seen += 1;
+                hit += usize::from(matches(e));
             }
-            return top.into_sorted();
-        }
-        let mut probes = n_probes;
-        loop {
-            probes = (probes * 2).min(n_lists);
-            let hits = self.probe_search(state, query, probes, Some(&accept));
-            if hits.len() >= query.top_k || probes == n_lists {
+            if seen == 0 {
+                1.0
+            } else {
+                hit as f64 / seen as f64
+            }
+        };
+        if selectivity > PREFILTER_SHARE || n_lists == 1 {
+            let accept = |h: u64| state.entry(h).is_some_and(matches);
+            let widened = (n_probes as f64 / selectivity.max(1e-9).sqrt()).ceil() as usize;
+            let hits = self.probe_search(
+                state,
+                query,
+                widened.clamp(n_probes, n_lists),
+                Some(&accept),
+            );
+            if hits.len() >= query.top_k || widened >= n_lists {
                 return hits;
             }
         }
+        let metric = self.metric();
+        let mut top = TopK::new(query.top_k);
+        for (slot, e) in state.entries() {
+            if matches(e)
+                && let Some(v) = state.vector(slot)
+            {
+                top.push(metric.distance(&query.vector, v), slot);
+            }
+        }
+        top.into_sorted()
     }
 
     /// Runs many queries in parallel; results are in the order of `queries`.

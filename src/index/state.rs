@@ -117,6 +117,12 @@ impl State {
             .filter_map(|(i, e)| e.as_ref().map(|e| (i as u64, e)))
     }
 
+    /// About `n` live entries spread evenly over the item table.
+    pub(crate) fn sample(&self, n: usize) -> impl Iterator<Item = &ItemEntry> {
+        let stride = (self.items.len() / n.max(1)).max(1);
+        self.items.iter().step_by(stride).flatten()
+    }
+
     /// The vector of a live slot.
     pub(crate) fn vector(&self, slot: u64) -> Option<&[f32]> {
         let e = self.entry(slot)?;
