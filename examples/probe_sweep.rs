@@ -1,6 +1,7 @@
 //! Recall@10 and single-query QPS over a sweep of `n_probes` on a TEXMEX dataset directory
 //! (default `../shared/data/wordnet-minilm-50k`), for side-by-side figures with the peer
-//! harness. Usage: `cargo run --release --example probe_sweep [DIR]`.
+//! harness. Usage: `cargo run --release --example probe_sweep [DIR [PROBES]]`, where PROBES is
+//! a comma-separated list (default `16,32,56,64`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -54,7 +55,13 @@ fn main() -> ciphervec::Result<()> {
         base.len(),
         base[0].len()
     );
-    for probes in [16, 32, 56, 64] {
+    let probes_list: Vec<usize> = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "16,32,56,64".into())
+        .split(',')
+        .map(|p| p.trim().parse().expect("PROBES: comma-separated integers"))
+        .collect();
+    for probes in probes_list {
         let t = Instant::now();
         let mut found = 0;
         for (q, tr) in queries.iter().zip(&truth) {

@@ -4,6 +4,7 @@ mod api {
     mod bad_input;
     pub mod common;
     mod concurrency;
+    mod corruption;
     mod filters;
     mod keys;
     mod kmeans_reference;
