@@ -4,12 +4,13 @@
 mod config;
 mod database;
 mod encrypted;
+mod lists;
 mod persist;
 mod state;
 mod types;
 mod validate;
 
 pub use config::{IndexConfig, IndexType, TrainOptions};
-pub use database::Database;
+pub use database::{Database, DatabaseOptions};
 pub use encrypted::EncryptedIndex;
 pub use types::{Hit, Include, Item, Query, Record};

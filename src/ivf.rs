@@ -8,7 +8,7 @@ mod kmeans;
 mod quantizer;
 mod search;
 
-pub(crate) use kmeans::{KMeansParams, kmeans};
+pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{ListRows, ListSource, SearchParams, prepare_query, search};
 

@@ -22,6 +22,6 @@ pub use metric::Metric;
 /// The on-disk format version, bound into every ciphertext's associated data.
 pub(crate) const FORMAT_VERSION: u16 = 1;
 pub use index::{
-    Database, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item, Query, Record,
-    TrainOptions,
+    Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item, Query,
+    Record, TrainOptions,
 };

@@ -2,6 +2,7 @@
 
 mod api {
     mod bad_input;
+    mod cache;
     pub mod common;
     mod concurrency;
     mod corruption;

@@ -15,6 +15,26 @@ use super::persist;
 use super::state::State;
 use super::validate;
 
+/// Options of a [`Database`].
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Bytes of decrypted vectors an open index may keep in memory. `None` (the default):
+    /// no limit, every index is decrypted into memory when opened, so queries touch no
+    /// storage. With a budget, an index whose list blocks exceed it keeps only its item
+    /// table in memory and decrypts the probed lists on demand into a cache of at most this
+    /// many bytes (least recently used lists are evicted). Decided at open and at training.
+    pub cache_budget: Option<usize>,
+}
+
+impl DatabaseOptions {
+    /// Sets [`cache_budget`](Self::cache_budget).
+    pub fn cache_budget(mut self, bytes: usize) -> DatabaseOptions {
+        self.cache_budget = Some(bytes);
+        self
+    }
+}
+
 /// A place holding named indexes: a local directory (the default) or memory.
 ///
 /// ```
@@ -33,6 +53,7 @@ pub struct Database {
 
 struct DbInner {
     backend: Box<dyn Backend>,
+    options: DatabaseOptions,
     /// Indexes open through this database: one shared handle per name.
     open: Mutex<HashMap<String, Weak<Inner>>>,
 }
@@ -50,22 +71,40 @@ impl Database {
     /// # Errors
     /// [`Error::Io`] if the directory cannot be created or read.
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path, DatabaseOptions::default())
+    }
+
+    /// As [`open`](Self::open), with options.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created or read.
+    pub fn open_with(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
         let backend = DirBackend::open(path.as_ref())?;
-        Ok(Database::with_backend(Box::new(backend)))
+        Ok(Database::with_backend(Box::new(backend), options))
     }
 
     /// A database in process memory; nothing touches disk.
     pub fn in_memory() -> Database {
-        Database::with_backend(Box::new(MemoryBackend::default()))
+        Database::in_memory_with(DatabaseOptions::default())
     }
 
-    fn with_backend(backend: Box<dyn Backend>) -> Database {
+    /// As [`in_memory`](Self::in_memory), with options.
+    pub fn in_memory_with(options: DatabaseOptions) -> Database {
+        Database::with_backend(Box::new(MemoryBackend::default()), options)
+    }
+
+    fn with_backend(backend: Box<dyn Backend>, options: DatabaseOptions) -> Database {
         Database {
             inner: Arc::new(DbInner {
                 backend,
+                options,
                 open: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    fn cache_budget(&self) -> usize {
+        self.inner.options.cache_budget.unwrap_or(usize::MAX)
     }
 
     fn open_handles(&self) -> MutexGuard<'_, HashMap<String, Weak<Inner>>> {
@@ -125,8 +164,10 @@ impl Database {
             trained: None,
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
-        let state = State::new(config.dimension(), body, None);
-        let index = EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, lock);
+        let budget = self.cache_budget();
+        let state = State::new(config.dimension(), body, None, true, budget);
+        let index =
+            EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, budget, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -162,8 +203,11 @@ impl Database {
             config.dimension(),
             config.distance_metric(),
             body,
+            self.cache_budget(),
         )?;
-        let index = EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, lock);
+        let budget = self.cache_budget();
+        let index =
+            EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, budget, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }

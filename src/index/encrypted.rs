@@ -18,8 +18,9 @@ use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
 
 use super::config::{IndexConfig, TrainOptions};
+use super::lists::Lists;
 use super::persist::{self, SegmentBuilder};
-use super::state::{FieldsRef, State};
+use super::state::{FieldsRef, ItemEntry, State};
 use super::types::{Hit, Include, Item, Query, Record};
 use super::validate;
 
@@ -45,6 +46,7 @@ pub(crate) struct Inner {
     keys: Keys,
     state: RwLock<State>,
     writer: Mutex<()>,
+    cache_budget: usize,
     _lock: WriterLock,
 }
 
@@ -74,6 +76,7 @@ impl EncryptedIndex {
         header: ManifestHeader,
         keys: Keys,
         state: State,
+        cache_budget: usize,
         lock: WriterLock,
     ) -> EncryptedIndex {
         let config = IndexConfig::from_stored(&state.body.config);
@@ -86,6 +89,7 @@ impl EncryptedIndex {
                 keys,
                 state: RwLock::new(state),
                 writer: Mutex::new(()),
+                cache_budget,
                 _lock: lock,
             }),
         }
@@ -121,6 +125,13 @@ impl EncryptedIndex {
     /// Whether the index holds no item.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether every decrypted vector is held in memory (see
+    /// [`DatabaseOptions::cache_budget`](crate::DatabaseOptions)); `false` means lists are
+    /// decrypted on demand.
+    pub fn is_resident(&self) -> bool {
+        self.read().is_resident()
     }
 
     /// Whether [`train`](Self::train) has run.
@@ -181,6 +192,7 @@ impl EncryptedIndex {
         for (i, &l) in assignments.iter().enumerate() {
             by_list.entry(l).or_default().push(i);
         }
+        let mut new_blocks = Vec::with_capacity(by_list.len());
         for (&list, members) in &by_list {
             let mut vectors = Vec::with_capacity(members.len() * self.dim());
             let mut entries = Vec::with_capacity(members.len());
@@ -192,18 +204,33 @@ impl EncryptedIndex {
                     id: prepared[i].id.clone(),
                 });
             }
-            seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?;
+            new_blocks.push((
+                list,
+                seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?,
+            ));
         }
         let bytes = seg.finish();
         let new_body = self.commit_segment(&body, seq, &bytes, |_| SegmentListEdit::Append)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         state.segments.insert(seq, blob);
+        for (list, block) in new_blocks {
+            state.add_block(list, block);
+        }
         for (p, (f, l)) in prepared
             .into_iter()
             .zip(fields.into_iter().zip(assignments))
         {
-            state.insert(p.id, p.token, l, f, p.metadata_value, &p.vector);
+            let entry = ItemEntry {
+                id: p.id,
+                token: p.token,
+                list: l,
+                row: 0,
+                fields: f,
+                metadata: p.metadata_value,
+                origin: seq,
+            };
+            state.insert(entry, &p.vector);
         }
         state.body = new_body;
         Ok(())
@@ -360,10 +387,14 @@ impl EncryptedIndex {
             .min(n);
         // Gather the live items (slot order) and their training copies.
         let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
-        let mut data = Vec::with_capacity(n * dim);
-        for &s in &slots {
-            let v = state.vector(s).ok_or_else(|| Error::corrupted("state"))?;
-            data.extend_from_slice(&ivf::prepare_query(v, metric));
+        let vectors = Lists {
+            state: &state,
+            keys,
+        }
+        .vectors_of(&slots)?;
+        let mut data = vectors.clone();
+        if metric == Metric::Cosine {
+            ivf::normalize_rows(&mut data, dim);
         }
         let per_centroid = if options.sample_size > 0 {
             options.sample_size.div_ceil(n_lists).max(1)
@@ -406,24 +437,26 @@ impl EncryptedIndex {
         for (i, &l) in assignments.iter().enumerate() {
             by_list[l as usize].push(i);
         }
+        let mut new_blocks = Vec::with_capacity(by_list.len());
         for (list, members) in by_list.iter().enumerate() {
             if members.is_empty() {
                 continue;
             }
-            let mut vectors = Vec::with_capacity(members.len() * dim);
+            let mut block_vectors = Vec::with_capacity(members.len() * dim);
             let mut entries = Vec::with_capacity(members.len());
             for &i in members {
                 let e = state
                     .entry(slots[i])
                     .ok_or_else(|| Error::corrupted("state"))?;
-                vectors.extend_from_slice(state.vector(slots[i]).unwrap_or_default());
+                block_vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
                 entries.push(BlockEntry {
                     token: e.token,
                     fields: new_fields[i].map(|f| (f.offset, f.len)),
                     id: e.id.clone(),
                 });
             }
-            seg.add_block(list_epoch, list as u32, dim, &vectors, &entries)?;
+            let block = seg.add_block(list_epoch, list as u32, dim, &block_vectors, &entries)?;
+            new_blocks.push((list as u32, block));
         }
         let bytes = seg.finish();
         let trained = TrainedRef {
@@ -436,19 +469,26 @@ impl EncryptedIndex {
             SegmentListEdit::ReplaceAll
         })?;
         // Build the new in-memory state from the old one, then swap.
-        let mut fresh = State::new(dim, new_body, Some(quantizer));
+        let budget = self.inner.cache_budget;
+        let resident = vectors.len() * 4 <= budget;
+        let mut fresh = State::new(dim, new_body, Some(quantizer), resident, budget);
+        for (list, block) in new_blocks {
+            fresh.add_block(list, block);
+        }
         for (i, &s) in slots.iter().enumerate() {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
-            let v = state.vector(s).unwrap_or_default();
+            let v = &vectors[i * dim..(i + 1) * dim];
             let meta = e.metadata.clone();
-            fresh.insert(
-                e.id.clone(),
-                e.token,
-                assignments[i],
-                new_fields[i],
-                meta,
-                v,
-            );
+            let entry = ItemEntry {
+                id: e.id.clone(),
+                token: e.token,
+                list: assignments[i],
+                row: 0,
+                fields: new_fields[i],
+                metadata: meta,
+                origin: seq,
+            };
+            fresh.insert(entry, v);
         }
         drop(state);
         fresh
@@ -480,7 +520,7 @@ impl EncryptedIndex {
         }
         let filter = query.filter.as_ref().map(Filter::parse).transpose()?;
         let state = self.read();
-        let n_lists = state.lists.len();
+        let n_lists = state.n_lists();
         let n_probes = query
             .n_probes
             .filter(|&p| p > 0)
@@ -488,8 +528,8 @@ impl EncryptedIndex {
             .unwrap_or_else(|| ivf::auto_n_probes(n_lists))
             .min(n_lists);
         let neighbors = match &filter {
-            None => self.probe_search(&state, query, n_probes, None),
-            Some(f) => self.filtered_search(&state, query, n_probes, f),
+            None => self.probe_search(&state, query, n_probes, None)?,
+            Some(f) => self.filtered_search(&state, query, n_probes, f)?,
         };
         neighbors
             .into_iter()
@@ -513,10 +553,14 @@ impl EncryptedIndex {
         query: &Query,
         n_probes: usize,
         accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
-    ) -> Vec<Neighbor> {
+    ) -> Result<Vec<Neighbor>> {
+        let lists = Lists {
+            state,
+            keys: &self.inner.keys,
+        };
         ivf::search(
             state.quantizer.as_ref(),
-            state,
+            &lists,
             &SearchParams {
                 query: &query.vector,
                 k: query.top_k,
@@ -525,7 +569,6 @@ impl EncryptedIndex {
                 accept,
             },
         )
-        .unwrap_or_else(|never: std::convert::Infallible| match never {})
     }
 
     /// Filtered search. The filter's selectivity is estimated on a fixed sample of
@@ -541,9 +584,9 @@ impl EncryptedIndex {
         query: &Query,
         n_probes: usize,
         filter: &Filter,
-    ) -> Vec<Neighbor> {
-        let matches = |e: &super::state::ItemEntry| filter.matches(e.metadata.as_deref());
-        let n_lists = state.lists.len();
+    ) -> Result<Vec<Neighbor>> {
+        let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
+        let n_lists = state.n_lists();
         let selectivity = {
             let (mut seen, mut hit) = (0usize, 0usize);
             for e in state.sample(SELECTIVITY_SAMPLE) {
@@ -564,21 +607,25 @@ impl EncryptedIndex {
                 query,
                 widened.clamp(n_probes, n_lists),
                 Some(&accept),
-            );
+            )?;
             if hits.len() >= query.top_k || widened >= n_lists {
-                return hits;
+                return Ok(hits);
             }
         }
         let metric = self.metric();
+        let lists = Lists {
+            state,
+            keys: &self.inner.keys,
+        };
         let mut top = TopK::new(query.top_k);
         for (slot, e) in state.entries() {
             if matches(e)
-                && let Some(v) = state.vector(slot)
+                && let Some(v) = lists.vector_of(slot)?
             {
-                top.push(metric.distance(&query.vector, v), slot);
+                top.push(metric.distance(&query.vector, &v), slot);
             }
         }
-        top.into_sorted()
+        Ok(top.into_sorted())
     }
 
     /// Runs many queries in parallel; results are in the order of `queries`.
@@ -624,7 +671,11 @@ impl EncryptedIndex {
             contents = c;
         }
         let vector = if include.contains(Include::VECTOR) {
-            state.vector(slot).map(<[f32]>::to_vec)
+            let lists = Lists {
+                state,
+                keys: &self.inner.keys,
+            };
+            lists.vector_of(slot)?
         } else {
             None
         };

@@ -16,7 +16,7 @@ use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
-use super::state::{FieldsRef, State};
+use super::state::{BlockRef, FieldsRef, ItemEntry, State};
 
 /// Maps an I/O error reading a file that must exist.
 fn read_error(e: std::io::Error) -> Error {
@@ -148,7 +148,7 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
-    /// Seals one list's block.
+    /// Seals one list's block; returns where it is.
     pub(crate) fn add_block(
         &mut self,
         list_epoch: u64,
@@ -156,7 +156,7 @@ impl<'k> SegmentBuilder<'k> {
         dim: usize,
         vectors: &[f32],
         entries: &[BlockEntry],
-    ) -> Result<()> {
+    ) -> Result<BlockRef> {
         let plain = segment::encode_block(dim, vectors, entries);
         let label = self.keys.list_label(list_epoch, list);
         let sealed = self
@@ -164,9 +164,14 @@ impl<'k> SegmentBuilder<'k> {
             .payload
             .seal(&plain, &self.binding(RecordKind::ListBlock, label, [0; 32]))?;
         let address = self.keys.query_token(list_epoch, list);
-        self.writer
+        let offset = self
+            .writer
             .push(SegmentRecord::ListBlock, &address, &sealed)?;
-        Ok(())
+        Ok(BlockRef {
+            segment: self.writer.seq(),
+            offset,
+            len: sealed.len() as u32,
+        })
     }
 
     /// Seals a tombstones record.
@@ -223,13 +228,16 @@ pub(crate) fn open_fields(
     segment::decode_fields(&plain)
 }
 
-/// Rebuilds the decrypted state from the live segments named by `body`.
+/// Rebuilds the state from the live segments named by `body`. The index is resident (every
+/// vector kept decrypted) when its list blocks fit `cache_budget` bytes; otherwise only the
+/// item table is kept and lists are decrypted on demand.
 pub(crate) fn load_state(
     store: &dyn Store,
     keys: &Keys,
     dim: usize,
     metric: Metric,
     body: ManifestBody,
+    cache_budget: usize,
 ) -> Result<State> {
     let mut blobs = HashMap::new();
     for seg in &body.segments {
@@ -259,10 +267,22 @@ pub(crate) fn load_state(
         .map(|l| (keys.query_token(list_epoch, l), l))
         .collect();
     let segments = body.segments.clone();
-    let mut state = State::new(dim, body, quantizer);
+    let mut parsed = Vec::with_capacity(segments.len());
+    let mut block_bytes = 0usize;
     for seg in &segments {
+        let records = segment::parse(&blobs[&seg.seq], seg.seq)?;
+        block_bytes += records
+            .iter()
+            .filter(|r| r.kind == SegmentRecord::ListBlock)
+            .map(|r| r.len as usize)
+            .sum::<usize>();
+        parsed.push(records);
+    }
+    let resident = block_bytes <= cache_budget;
+    let mut state = State::new(dim, body, quantizer, resident, cache_budget);
+    for (seg, records) in segments.iter().zip(parsed) {
         let blob = &blobs[&seg.seq];
-        for rec in segment::parse(blob, seg.seq)? {
+        for rec in records {
             let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
             match rec.kind {
                 SegmentRecord::ListBlock => {
@@ -280,13 +300,30 @@ pub(crate) fn load_state(
                         .open(sealed, &binding)
                         .map_err(|_| Error::corrupted("list block"))?;
                     let (vectors, entries) = segment::decode_block(&plain, dim)?;
+                    state.add_block(
+                        list,
+                        BlockRef {
+                            segment: seg.seq,
+                            offset: rec.offset,
+                            len: rec.len,
+                        },
+                    );
                     for (e, v) in entries.into_iter().zip(vectors.chunks_exact(dim.max(1))) {
                         let fields = e.fields.map(|(offset, len)| FieldsRef {
                             segment: seg.seq,
                             offset,
                             len,
                         });
-                        state.insert(e.id, e.token, list, fields, None, v);
+                        let entry = ItemEntry {
+                            id: e.id,
+                            token: e.token,
+                            list,
+                            row: 0,
+                            fields,
+                            metadata: None,
+                            origin: seg.seq,
+                        };
+                        state.insert(entry, v);
                     }
                 }
                 SegmentRecord::Tombstones => {

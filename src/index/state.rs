@@ -1,16 +1,18 @@
 //! The decrypted, in-memory state of one index: inverted lists and the item table.
 //!
-//! Every committed item lives in exactly one list; its row there holds the vector and a
-//! handle (its slot in the item table). `State` implements `ivf::ListSource`.
+//! Every committed item lives in exactly one list. When the index is *resident* (its
+//! decrypted vectors fit the cache budget), each list's vectors are held here, row by row,
+//! with a handle (the item's slot in the item table). Otherwise only the item table and the
+//! addresses of each list's sealed blocks are held, and `lists::Lists` decrypts lists on
+//! demand into a byte-bounded [`ListCache`].
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::format::manifest::ManifestBody;
-use crate::ivf::{ListRows, ListSource, Quantizer};
+use crate::ivf::{ListRows, Quantizer};
 use crate::kernel;
 use crate::storage::Blob;
 
@@ -40,6 +42,19 @@ pub(crate) struct ItemEntry {
     pub fields: Option<FieldsRef>,
     /// Its decrypted metadata, kept in memory for filters.
     pub metadata: Option<Arc<Value>>,
+    /// The segment whose list block holds its current version.
+    pub origin: u64,
+}
+
+/// Where one sealed list block lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockRef {
+    /// Segment sequence number.
+    pub segment: u64,
+    /// Offset of the sealed bytes.
+    pub offset: u64,
+    /// Length of the sealed bytes.
+    pub len: u32,
 }
 
 /// One inverted list in memory.
@@ -69,11 +84,23 @@ pub(crate) struct State {
     by_token: HashMap<[u8; 32], u64>,
     /// Mapped live segments, by sequence number.
     pub segments: HashMap<u64, Arc<Blob>>,
+    /// Sealed blocks of each list, oldest first.
+    pub blocks: Vec<Vec<BlockRef>>,
+    /// Whether `lists` hold every vector (else lists are decrypted on demand).
+    resident: bool,
+    /// Decrypted lists, when not resident.
+    pub cache: ListCache,
 }
 
 impl State {
     /// An empty state.
-    pub(crate) fn new(dim: usize, body: ManifestBody, quantizer: Option<Quantizer>) -> State {
+    pub(crate) fn new(
+        dim: usize,
+        body: ManifestBody,
+        quantizer: Option<Quantizer>,
+        resident: bool,
+        cache_budget: usize,
+    ) -> State {
         let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists());
         State {
             dim,
@@ -84,7 +111,31 @@ impl State {
             free: Vec::new(),
             by_token: HashMap::new(),
             segments: HashMap::new(),
+            blocks: vec![Vec::new(); n_lists],
+            resident,
+            cache: ListCache::new(cache_budget),
         }
+    }
+
+    /// Whether every decrypted vector is held in `lists`.
+    pub(crate) fn is_resident(&self) -> bool {
+        self.resident
+    }
+
+    /// Number of lists.
+    pub(crate) fn n_lists(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// The epoch of list labels and query tokens.
+    pub(crate) fn list_epoch(&self) -> u64 {
+        self.body.trained.as_ref().map_or(0, |t| t.list_epoch)
+    }
+
+    /// Records a sealed block of `list`.
+    pub(crate) fn add_block(&mut self, list: u32, block: BlockRef) {
+        self.blocks[list as usize].push(block);
+        self.cache.invalidate(list);
     }
 
     /// Number of live items.
@@ -123,24 +174,21 @@ impl State {
         self.items.iter().step_by(stride).flatten()
     }
 
-    /// The vector of a live slot.
+    /// The vector of a live slot, when resident (see `lists::vector_of` otherwise).
     pub(crate) fn vector(&self, slot: u64) -> Option<&[f32]> {
+        if !self.resident {
+            return None;
+        }
         let e = self.entry(slot)?;
         let list = self.lists.get(e.list as usize)?;
         let start = e.row as usize * self.dim;
         list.vectors.get(start..start + self.dim)
     }
 
-    /// Inserts an item into list `list`, replacing any item with the same token.
-    pub(crate) fn insert(
-        &mut self,
-        id: String,
-        token: [u8; 32],
-        list: u32,
-        fields: Option<FieldsRef>,
-        metadata: Option<Arc<Value>>,
-        vector: &[f32],
-    ) {
+    /// Inserts an item (into `entry.list`; its `row` is assigned here), replacing any item
+    /// with the same token.
+    pub(crate) fn insert(&mut self, mut entry: ItemEntry, vector: &[f32]) {
+        let token = entry.token;
         self.remove(&token);
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -149,20 +197,15 @@ impl State {
                 (self.items.len() - 1) as u64
             }
         };
-        let l = &mut self.lists[list as usize];
-        let row = l.handles.len() as u32;
-        l.vectors.extend_from_slice(vector);
-        l.handles.push(slot);
-        let norm = kernel::norm_sq(vector).sqrt();
-        l.inv_norms.push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
-        self.items[slot as usize] = Some(ItemEntry {
-            id,
-            token,
-            list,
-            row,
-            fields,
-            metadata,
-        });
+        entry.row = 0;
+        if self.resident {
+            let l = &mut self.lists[entry.list as usize];
+            entry.row = l.handles.len() as u32;
+            l.push(slot, vector);
+        } else {
+            self.cache.invalidate(entry.list);
+        }
+        self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
     }
 
@@ -175,6 +218,10 @@ impl State {
             return false;
         };
         self.free.push(slot);
+        if !self.resident {
+            self.cache.invalidate(entry.list);
+            return true;
+        }
         let dim = self.dim;
         let l = &mut self.lists[entry.list as usize];
         let row = entry.row as usize;
@@ -196,17 +243,136 @@ impl State {
     }
 }
 
-impl ListSource for State {
-    type Error = Infallible;
+impl MemList {
+    /// Appends one row.
+    pub(crate) fn push(&mut self, handle: u64, vector: &[f32]) {
+        self.vectors.extend_from_slice(vector);
+        self.handles.push(handle);
+        let norm = kernel::norm_sq(vector).sqrt();
+        self.inv_norms
+            .push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
+    }
 
-    fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>)) -> Result<(), Infallible> {
-        if let Some(l) = self.lists.get(list as usize) {
-            visit(ListRows {
-                vectors: &l.vectors,
-                handles: &l.handles,
-                inv_norms: &l.inv_norms,
-            });
+    /// The rows as the IVF scan takes them.
+    pub(crate) fn rows(&self) -> ListRows<'_> {
+        ListRows {
+            vectors: &self.vectors,
+            handles: &self.handles,
+            inv_norms: &self.inv_norms,
         }
-        Ok(())
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.vectors.len() * 4 + self.handles.len() * 12
+    }
+}
+
+/// Decrypted lists of a non-resident index, bounded in bytes, least recently used evicted.
+pub(crate) struct ListCache {
+    budget: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    lists: HashMap<u32, (Arc<MemList>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl ListCache {
+    /// An empty cache of at most `budget` bytes.
+    pub(crate) fn new(budget: usize) -> ListCache {
+        ListCache {
+            budget,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A cached list, marked as recently used.
+    pub(crate) fn get(&self, list: u32) -> Option<Arc<MemList>> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.lists.get_mut(&list).map(|(l, used)| {
+            *used = now;
+            l.clone()
+        })
+    }
+
+    /// Caches a list, evicting the least recently used ones past the budget (a list larger
+    /// than the whole budget is not kept).
+    pub(crate) fn put(&self, list: u32, decoded: Arc<MemList>) {
+        let size = decoded.bytes();
+        if size > self.budget {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        if let Some((old, _)) = inner.lists.insert(list, (decoded, now)) {
+            inner.bytes -= old.bytes();
+        }
+        inner.bytes += size;
+        while inner.bytes > self.budget {
+            let Some((&victim, _)) = inner.lists.iter().min_by_key(|(_, (_, used))| *used) else {
+                break;
+            };
+            if let Some((old, _)) = inner.lists.remove(&victim) {
+                inner.bytes -= old.bytes();
+            }
+        }
+    }
+
+    /// Drops a list whose contents changed.
+    pub(crate) fn invalidate(&self, list: u32) {
+        let mut inner = self.lock();
+        if let Some((old, _)) = inner.lists.remove(&list) {
+            inner.bytes -= old.bytes();
+        }
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(rows: usize) -> Arc<MemList> {
+        let mut l = MemList::default();
+        for r in 0..rows {
+            l.push(r as u64, &[1.0, 2.0]);
+        }
+        Arc::new(l)
+    }
+
+    #[test]
+    fn cache_evicts_least_recently_used_within_budget() {
+        let one = list(10).bytes();
+        let cache = ListCache::new(3 * one);
+        for l in 0..3 {
+            cache.put(l, list(10));
+        }
+        assert_eq!(cache.bytes(), 3 * one);
+        assert!(cache.get(0).is_some()); // 0 is now the most recent
+        cache.put(3, list(10)); // evicts 1, the least recently used
+        assert!(cache.get(1).is_none());
+        assert!(cache.get(0).is_some() && cache.get(2).is_some() && cache.get(3).is_some());
+        assert_eq!(cache.bytes(), 3 * one);
+        cache.invalidate(0);
+        assert!(cache.get(0).is_none());
+        assert_eq!(cache.bytes(), 2 * one);
+        cache.put(9, list(100)); // larger than the whole budget: not kept
+        assert!(cache.get(9).is_none());
     }
 }
