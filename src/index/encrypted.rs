@@ -26,6 +26,8 @@ use super::validate;
 
 /// Largest estimated share of the items a filter may match for the exact pre-filter path.
 const PREFILTER_SHARE: f64 = 0.05;
+/// Training sample per list when `TrainOptions::sample_size` is 0.
+const DEFAULT_TRAIN_POINTS_PER_LIST: usize = 64;
 /// Items the selectivity of a filter is estimated on.
 const SELECTIVITY_SAMPLE: usize = 512;
 
@@ -399,7 +401,7 @@ impl EncryptedIndex {
         let per_centroid = if options.sample_size > 0 {
             options.sample_size.div_ceil(n_lists).max(1)
         } else {
-            256
+            DEFAULT_TRAIN_POINTS_PER_LIST
         };
         let km = ivf::kmeans(
             &data,
