@@ -36,5 +36,38 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scan);
+/// A scan of 256 MiB (far larger than any cache) next to the memory bandwidth baseline: a
+/// plain sum of the same bytes, 8 independent accumulators so that the sum is memory-bound.
+fn large(c: &mut Criterion) {
+    let mut group = c.benchmark_group("large_256MiB");
+    group.sample_size(10);
+    let dim = 384;
+    let rows = (256 << 20) / (dim * 4);
+    let block = data(rows * dim, 3);
+    let q = data(dim, 4);
+    let mut out = vec![0.0; rows];
+    group.throughput(Throughput::Bytes((rows * dim * 4) as u64));
+    group.bench_function("memory_read_sum", |b| {
+        b.iter(|| {
+            let mut acc = [0.0f32; 16];
+            for chunk in block.chunks_exact(16) {
+                for (a, v) in acc.iter_mut().zip(chunk) {
+                    *a += v;
+                }
+            }
+            black_box(acc)
+        })
+    });
+    for path in kernel_paths() {
+        group.bench_function(BenchmarkId::new("l2sq_scan_384", path), |b| {
+            b.iter(|| {
+                l2sq_block_with(path, black_box(&q), &block, &mut out);
+                black_box(&out);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scan, large);
 criterion_main!(benches);

@@ -47,6 +47,19 @@ fn main() -> ciphervec::Result<()> {
             .map(|(i, v)| Item::new(i.to_string(), v.clone())),
     )?;
     let add_s = t.elapsed().as_secs_f64();
+    // Before training the index answers exactly: a brute-force scan of every vector.
+    let n_exact = queries.len().min(100);
+    let t = Instant::now();
+    for q in &queries[..n_exact] {
+        index.query(&Query::new(q.clone()).top_k(10))?;
+    }
+    let exact_qps = n_exact as f64 / t.elapsed().as_secs_f64();
+    let bytes_per_query = (base.len() * base[0].len() * 4) as f64;
+    println!(
+        "exact scan (untrained): {exact_qps:.1} QPS = {:.2e} vectors/s = {:.2} GB/s",
+        exact_qps * base.len() as f64,
+        exact_qps * bytes_per_query / 1e9
+    );
     let t = Instant::now();
     index.train()?;
     let train_s = t.elapsed().as_secs_f64();

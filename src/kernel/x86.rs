@@ -139,12 +139,24 @@ macro_rules! define_avx512 {
             let mut r = 0;
             while r + 4 <= rows {
                 let p = block[r * d..].as_ptr();
+                // Two accumulators per row: eight independent FMA chains hide FMA latency.
                 let mut acc = [_mm512_setzero_ps(); 4];
+                let mut acc2 = [_mm512_setzero_ps(); 4];
                 let mut i = 0;
                 // SAFETY: rows r..r+4 lie inside `block` (r + 4 <= rows); loads read lanes
-                // i..i+16 <= d of each row, the masked load only lanes below d.
+                // i..i+16 <= d (or i+16..i+32 <= d) of each row, the masked load only lanes
+                // below d.
                 unsafe {
-                    while i < full {
+                    while i + 32 <= full {
+                        let x = _mm512_loadu_ps(pq.add(i));
+                        let y = _mm512_loadu_ps(pq.add(i + 16));
+                        for j in 0..4 {
+                            acc[j] = $step(x, _mm512_loadu_ps(p.add(j * d + i)), acc[j]);
+                            acc2[j] = $step(y, _mm512_loadu_ps(p.add(j * d + i + 16)), acc2[j]);
+                        }
+                        i += 32;
+                    }
+                    if i < full {
                         let x = _mm512_loadu_ps(pq.add(i));
                         for (j, a) in acc.iter_mut().enumerate() {
                             *a = $step(x, _mm512_loadu_ps(p.add(j * d + i)), *a);
@@ -159,7 +171,7 @@ macro_rules! define_avx512 {
                     }
                 }
                 for j in 0..4 {
-                    out[r + j] = _mm512_reduce_add_ps(acc[j]);
+                    out[r + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j], acc2[j]));
                 }
                 r += 4;
             }
