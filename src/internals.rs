@@ -97,3 +97,16 @@ pub fn l2_objective(data: &[f32], centroids: &[f32], dim: usize) -> f64 {
     kernel::nearest_l2_batch(data, centroids, &norms, dim, &mut out);
     out.iter().map(|(_, d)| *d as f64).sum()
 }
+
+pub use crate::storage::fs::{FaultyFs, FileSystem, FsCall, RealFs};
+
+/// Opens a database in a directory whose file-changing calls go through `fs`.
+///
+/// # Errors
+/// As [`crate::Database::open`].
+pub fn open_database_with_fs(
+    path: &std::path::Path,
+    fs: std::sync::Arc<dyn FileSystem>,
+) -> crate::Result<crate::Database> {
+    crate::Database::open_with_fs(path, fs, crate::DatabaseOptions::default())
+}

@@ -3,6 +3,7 @@
 //! memory.
 
 mod dir;
+pub(crate) mod fs;
 mod memory;
 
 use std::io;

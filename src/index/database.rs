@@ -93,6 +93,17 @@ impl Database {
         Database::with_backend(Box::new(MemoryBackend::default()), options)
     }
 
+    /// A database in a directory whose file-changing calls go through `fs` (for tests that
+    /// inject faults; see `internals`).
+    pub(crate) fn open_with_fs(
+        path: &Path,
+        fs: Arc<dyn crate::storage::fs::FileSystem>,
+        options: DatabaseOptions,
+    ) -> Result<Database> {
+        let backend = DirBackend::with_fs(path, fs)?;
+        Ok(Database::with_backend(Box::new(backend), options))
+    }
+
     fn with_backend(backend: Box<dyn Backend>, options: DatabaseOptions) -> Database {
         Database {
             inner: Arc::new(DbInner {

@@ -1,6 +1,7 @@
 //! [`EncryptedIndex`]: writes, training and queries over one encrypted index.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use rayon::prelude::*;
@@ -49,6 +50,13 @@ pub(crate) struct Inner {
     state: RwLock<State>,
     writer: Mutex<()>,
     cache_budget: usize,
+    /// Sequence number of the next segment; advanced even by failed commits, so that a
+    /// number is never reused (a failed segment file may survive).
+    next_segment: AtomicU64,
+    /// The last manifest epoch written (or attempted).
+    epoch: AtomicU64,
+    /// Set when a failed commit could not be rolled back: writes are refused until reopen.
+    poisoned: AtomicBool,
     _lock: WriterLock,
 }
 
@@ -82,6 +90,7 @@ impl EncryptedIndex {
         lock: WriterLock,
     ) -> EncryptedIndex {
         let config = IndexConfig::from_stored(&state.body.config);
+        let (next_segment, epoch) = (state.body.next_segment, state.body.epoch);
         EncryptedIndex {
             inner: Arc::new(Inner {
                 name,
@@ -92,6 +101,9 @@ impl EncryptedIndex {
                 state: RwLock::new(state),
                 writer: Mutex::new(()),
                 cache_budget,
+                next_segment: AtomicU64::new(next_segment),
+                epoch: AtomicU64::new(epoch),
+                poisoned: AtomicBool::new(false),
                 _lock: lock,
             }),
         }
@@ -180,7 +192,7 @@ impl EncryptedIndex {
             let epoch = state.body.trained.as_ref().map_or(0, |t| t.list_epoch);
             (state.body.clone(), assignments, epoch)
         };
-        let seq = body.next_segment;
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
         let mut fields = Vec::with_capacity(prepared.len());
         for p in &prepared {
@@ -239,7 +251,11 @@ impl EncryptedIndex {
     }
 
     /// Writes a segment file, then commits a manifest that names it (with `edit` applied).
-    /// On failure the segment file is removed again and the committed state is unchanged.
+    ///
+    /// On failure the committed state stays the previous one: a segment that was written is
+    /// removed again, and if the manifest write failed after its rename may have happened,
+    /// the previous state is committed again under a newer epoch. If even that fails, the
+    /// handle refuses further writes until the index is reopened.
     fn commit_segment(
         &self,
         body: &ManifestBody,
@@ -247,9 +263,18 @@ impl EncryptedIndex {
         bytes: &[u8],
         edit: impl FnOnce(&mut ManifestBody) -> SegmentListEdit,
     ) -> Result<ManifestBody> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Io(std::io::Error::other(
+                "an earlier commit failed and could not be rolled back: reopen the index",
+            )));
+        }
         let store = &*self.inner.store;
         let file = segment::file_name(seq);
-        store.write_new(&file, bytes)?;
+        self.inner.next_segment.store(seq + 1, Ordering::SeqCst);
+        if let Err(e) = store.write_new(&file, bytes) {
+            let _ = store.remove(&file);
+            return Err(e.into());
+        }
         let mut new_body = body.clone();
         let seg_ref = SegmentRef {
             seq,
@@ -261,12 +286,19 @@ impl EncryptedIndex {
             SegmentListEdit::ReplaceAll => new_body.segments = vec![seg_ref],
         }
         new_body.next_segment = seq + 1;
-        new_body.epoch += 1;
+        new_body.epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         new_body.key_generation = self.inner.keys.next_generation();
-        if let Err(e) =
-            persist::write_manifest(store, &self.inner.header, &self.inner.keys, &new_body)
-        {
-            let _ = store.remove(&file);
+        let (header, keys) = (&self.inner.header, &self.inner.keys);
+        if let Err(e) = persist::write_manifest(store, header, keys, &new_body) {
+            let mut previous = body.clone();
+            previous.next_segment = seq + 1;
+            previous.epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            previous.key_generation = new_body.key_generation;
+            if persist::write_manifest(store, header, keys, &previous).is_ok() {
+                let _ = store.remove(&file);
+            } else {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+            }
             return Err(e);
         }
         Ok(new_body)
@@ -338,7 +370,7 @@ impl EncryptedIndex {
         if tokens.is_empty() {
             return Ok(0);
         }
-        let seq = body.next_segment;
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
         seg.add_tombstones(&tokens)?;
         let bytes = seg.finish();
@@ -421,7 +453,7 @@ impl EncryptedIndex {
 
         let body = state.body.clone();
         let list_epoch = body.trained.as_ref().map_or(0, |t| t.list_epoch) + 1;
-        let seq = body.next_segment;
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(keys, seq);
         seg.add_centroids(dim, quantizer.centroids())?;
         let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(n);

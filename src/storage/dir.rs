@@ -2,10 +2,11 @@
 #![allow(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::fs::{FileSystem, RealFs};
 use super::{Backend, Blob, Store, WriterLock};
 
 /// File name of the writer lock.
@@ -16,24 +17,28 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 /// Indexes as subdirectories of one directory.
 pub(crate) struct DirBackend {
     root: PathBuf,
+    fs: Arc<dyn FileSystem>,
 }
 
 impl DirBackend {
     /// A backend at `root`, created if missing.
     pub(crate) fn open(root: &Path) -> io::Result<DirBackend> {
+        DirBackend::with_fs(root, Arc::new(RealFs))
+    }
+
+    /// A backend whose file-changing calls go through `fs` (tests inject faults there).
+    pub(crate) fn with_fs(root: &Path, fs: Arc<dyn FileSystem>) -> io::Result<DirBackend> {
         fs::create_dir_all(root)?;
         Ok(DirBackend {
             root: root.to_path_buf(),
+            fs,
         })
     }
 }
 
 struct DirStore {
     dir: PathBuf,
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fs: Arc<dyn FileSystem>,
 }
 
 impl Backend for DirBackend {
@@ -58,9 +63,12 @@ impl Backend for DirBackend {
                 return Ok(None);
             }
             fs::create_dir(&dir)?;
-            sync_dir(&self.root)?;
+            self.fs.sync_dir(&self.root)?;
         }
-        Ok(Some(Arc::new(DirStore { dir })))
+        Ok(Some(Arc::new(DirStore {
+            dir,
+            fs: self.fs.clone(),
+        })))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
@@ -68,7 +76,7 @@ impl Backend for DirBackend {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        sync_dir(&self.root)
+        self.fs.sync_dir(&self.root)
     }
 }
 
@@ -88,27 +96,22 @@ impl Store for DirStore {
     }
 
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.dir.join(file))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        sync_dir(&self.dir)
+        let path = self.dir.join(file);
+        self.fs.write_file(&path, data, true)?;
+        self.fs.sync_file(&path)?;
+        self.fs.sync_dir(&self.dir)
     }
 
     fn replace(&self, file: &str, data: &[u8]) -> io::Result<()> {
         let tmp = self.dir.join(format!("{file}{TEMP_SUFFIX}"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, self.dir.join(file))?;
-        sync_dir(&self.dir)
+        self.fs.write_file(&tmp, data, false)?;
+        self.fs.sync_file(&tmp)?;
+        self.fs.rename(&tmp, &self.dir.join(file))?;
+        self.fs.sync_dir(&self.dir)
     }
 
     fn remove(&self, file: &str) -> io::Result<()> {
-        match fs::remove_file(self.dir.join(file)) {
+        match self.fs.remove_file(&self.dir.join(file)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
