@@ -120,7 +120,10 @@ impl FaultyFs {
         if n == at || (self.crash && n > at) {
             return Err(io::Error::from_raw_os_error(self.error));
         }
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(call);
         Ok(())
     }
 }
