@@ -158,7 +158,7 @@ impl Database {
             .backend
             .open(name, true)?
             .ok_or(Error::IndexNotFound)?;
-        let lock = store.try_lock()?.ok_or(Error::Locked)?;
+        let lock = acquire_lock(&*store)?;
         // Leftovers of a creation that crashed before its manifest was committed.
         for f in store.list()? {
             if f != "LOCK" {
@@ -204,9 +204,9 @@ impl Database {
         // holds the lock; the manifest is then read again under the lock, since that writer
         // may have committed in between.
         persist::check_key(&*store, key)?;
-        let lock = store.try_lock()?.ok_or(Error::Locked)?;
+        let lock = acquire_lock(&*store)?;
         let (header, keys, body) = persist::read_manifest(&*store, key)?;
-        persist::remove_unreferenced(&*store, &body);
+        persist::remove_leftovers(&*store, &body)?;
         let config = IndexConfig::from_stored(&body.config);
         let state = persist::load_state(
             &*store,
@@ -251,10 +251,29 @@ impl Database {
         let _lock = if open_here {
             None
         } else {
-            Some(store.try_lock()?.ok_or(Error::Locked)?)
+            Some(acquire_lock(&*store)?)
         };
         open.remove(name);
         self.inner.backend.remove(name)?;
         Ok(())
+    }
+}
+
+/// How long a lock held by someone else is waited for before `Locked`. A lock can be held for
+/// a moment by a child process forked (but not yet exec'd) while the lock file was open, even
+/// after its owner released it.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Takes the index's writer lock, waiting up to [`LOCK_PATIENCE`].
+fn acquire_lock(store: &dyn Store) -> Result<crate::storage::WriterLock> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(lock) = store.try_lock()? {
+            return Ok(lock);
+        }
+        if start.elapsed() >= LOCK_PATIENCE {
+            return Err(Error::Locked);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }

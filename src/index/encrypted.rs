@@ -534,7 +534,8 @@ impl EncryptedIndex {
         );
         drop(old);
         let committed = self.read().body.clone();
-        persist::remove_unreferenced(&*self.inner.store, &committed);
+        // Best effort: a leftover old segment is removed at the next open instead.
+        let _ = persist::remove_leftovers(&*self.inner.store, &committed);
         Ok(())
     }
 

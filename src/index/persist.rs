@@ -401,15 +401,30 @@ pub(crate) fn map_segment(store: &dyn Store, seq: u64, bytes: Vec<u8>) -> Arc<Bl
     }
 }
 
-/// Removes temporary files and segments the manifest does not name (left by a crash or by
-/// training); called only by the writer-lock holder.
-pub(crate) fn remove_unreferenced(store: &dyn Store, body: &ManifestBody) {
-    let Ok(files) = store.list() else { return };
-    for f in files {
-        let stale_segment = segment::parse_file_name(&f)
-            .is_some_and(|seq| !body.segments.iter().any(|s| s.seq == seq));
-        if stale_segment || f.ends_with(".tmp") {
-            let _ = store.remove(&f);
-        }
+/// Removes temporary files and segments the manifest does not name (left by a crash, a
+/// failed commit or training); called only by the writer-lock holder.
+///
+/// A crash leaves at most one unnamed segment, numbered `next_segment` (written, manifest not
+/// yet committed). An unnamed segment numbered above that can only mean that the manifest
+/// was replaced by an older copy: that is refused as [`Error::Corrupted`], and nothing is
+/// removed.
+pub(crate) fn remove_leftovers(store: &dyn Store, body: &ManifestBody) -> Result<()> {
+    let files = store.list()?;
+    let unnamed: Vec<(String, u64)> = files
+        .iter()
+        .filter_map(|f| segment::parse_file_name(f).map(|seq| (f.clone(), seq)))
+        .filter(|(_, seq)| !body.segments.iter().any(|s| s.seq == *seq))
+        .collect();
+    if unnamed.iter().any(|(_, seq)| *seq > body.next_segment) {
+        return Err(Error::corrupted(
+            "segments newer than the manifest (rolled back)",
+        ));
     }
+    for (f, _) in unnamed {
+        let _ = store.remove(&f);
+    }
+    for f in files.iter().filter(|f| f.ends_with(".tmp")) {
+        let _ = store.remove(f);
+    }
+    Ok(())
 }

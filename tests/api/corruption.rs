@@ -172,3 +172,55 @@ fn an_older_manifest_copied_back_is_refused_or_consistent() {
         Err(Error::Corrupted { .. })
     ));
 }
+
+#[test]
+fn a_manifest_rolled_back_over_appended_segments_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path()).unwrap();
+    let index = db
+        .create_index("c", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    index.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
+    let old_manifest = std::fs::read(dir.path().join("c/MANIFEST")).unwrap();
+    index.upsert([Item::new("b", vec![0.0, 1.0])]).unwrap();
+    index.upsert([Item::new("c", vec![1.0, 1.0])]).unwrap();
+    drop(index);
+    std::fs::write(dir.path().join("c/MANIFEST"), &old_manifest).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    assert!(matches!(
+        db.open_index("c", &key),
+        Err(Error::Corrupted { .. })
+    ));
+    // Nothing was removed: the newest manifest put back opens everything.
+    let files = std::fs::read_dir(dir.path().join("c")).unwrap().count();
+    assert!(files >= 5, "segments were deleted");
+}
+
+#[test]
+fn a_segment_from_another_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path()).unwrap();
+    for name in ["x", "y"] {
+        let index = db
+            .create_index(name, &key, IndexConfig::ivf_flat(2))
+            .unwrap();
+        index.upsert([Item::new(name, vec![1.0, 0.0])]).unwrap();
+    }
+    drop(db);
+    let seg = |n: &str| {
+        std::fs::read_dir(dir.path().join(n))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "cvs"))
+            .unwrap()
+    };
+    std::fs::copy(seg("x"), seg("y")).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    assert!(matches!(
+        db.open_index("y", &key),
+        Err(Error::Corrupted { .. })
+    ));
+    assert_eq!(db.open_index("x", &key).unwrap().len(), 1);
+}
