@@ -13,11 +13,13 @@ mod ivf;
 mod kernel;
 mod key;
 mod metric;
+mod provider;
 mod storage;
 
 pub use error::{Error, Result};
 pub use key::{INDEX_KEY_LEN, IndexKey};
 pub use metric::Metric;
+pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 
 /// The on-disk format version, bound into every ciphertext's associated data.
 pub(crate) const FORMAT_VERSION: u16 = 1;

@@ -12,6 +12,7 @@ mod api {
     mod kmeans_reference;
     mod layering;
     mod lifecycle;
+    mod maintenance;
     mod oracle;
     mod plaintext;
     mod real_data;

@@ -7,6 +7,8 @@
 //! ```
 //! See `docs/KEY_SCHEDULE.md` for why each purpose exists.
 
+use std::sync::Arc;
+
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::aead::{Binding, RecordKind, Sealer};
@@ -129,14 +131,15 @@ impl IndexParams {
         Sealer::fixed(&wrap_key, self.index_id)
     }
 
+    /// The key wrapper of `key` for this index (holds the derived wrapping key, not `key`).
+    pub(crate) fn key_wrapper(&self, key: &IndexKey) -> KeyWrapper {
+        KeyWrapper(self.wrapping_sealer(key))
+    }
+
     /// Wraps `dek` under `key` (AES-256-GCM, bound to this index id).
+    #[cfg(test)]
     pub(crate) fn wrap(&self, key: &IndexKey, dek: &DataKey) -> Result<[u8; WRAPPED_KEY_LEN]> {
-        let sealed = self
-            .wrapping_sealer(key)
-            .seal(&dek.bytes, &Binding::whole(RecordKind::WrappedKey))?;
-        sealed
-            .try_into()
-            .map_err(|_| Error::corrupted("wrapped key length"))
+        self.key_wrapper(key).wrap(dek)
     }
 
     /// Checks `key` against the key-check value, then unwraps the data key.
@@ -158,6 +161,22 @@ impl IndexParams {
             .open(wrapped, &Binding::whole(RecordKind::WrappedKey))
             .map_err(|_| Error::corrupted("wrapped data key"))?;
         DataKey::from_slice(&plain)
+    }
+}
+
+/// Wraps data keys under the key-wrap sub-key of an index key, so that an open index can
+/// rotate its data key without holding the index key itself.
+pub(crate) struct KeyWrapper(Sealer);
+
+impl KeyWrapper {
+    /// Wraps `dek` (AES-256-GCM, bound to the index id).
+    pub(crate) fn wrap(&self, dek: &DataKey) -> Result<[u8; WRAPPED_KEY_LEN]> {
+        let sealed = self
+            .0
+            .seal(&dek.bytes, &Binding::whole(RecordKind::WrappedKey))?;
+        sealed
+            .try_into()
+            .map_err(|_| Error::corrupted("wrapped key length"))
     }
 }
 
@@ -204,6 +223,8 @@ pub(crate) struct Keys {
     pub manifest: Sealer,
     /// Authenticates the whole manifest file.
     pub manifest_mac: HmacSha3,
+    /// Wraps a new data key under the same index key (for data-key rotation), when known.
+    pub wrapper: Option<Arc<KeyWrapper>>,
 }
 
 impl Keys {
@@ -219,7 +240,14 @@ impl Keys {
             content: sealer(Purpose::Content),
             manifest: sealer(Purpose::Manifest),
             manifest_mac: hmac(Purpose::ManifestMac),
+            wrapper: None,
         }
+    }
+
+    /// The same keys, able to wrap new data keys with `wrapper`.
+    pub(crate) fn with_wrapper(mut self, wrapper: Arc<KeyWrapper>) -> Keys {
+        self.wrapper = Some(wrapper);
+        self
     }
 
     /// The item token of an id.

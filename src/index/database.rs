@@ -176,9 +176,9 @@ impl Database {
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
         let budget = self.cache_budget();
-        let state = State::new(config.dimension(), body, None, true, budget);
-        let index =
-            EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, budget, lock);
+        let crypto = (Arc::new(keys), header);
+        let state = State::new(config.dimension(), crypto, body, None, true, budget);
+        let index = EncryptedIndex::from_parts(name.to_owned(), store, state, budget, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -210,15 +210,14 @@ impl Database {
         let config = IndexConfig::from_stored(&body.config);
         let state = persist::load_state(
             &*store,
-            &keys,
+            (Arc::new(keys), header),
             config.dimension(),
             config.distance_metric(),
             body,
             self.cache_budget(),
         )?;
         let budget = self.cache_budget();
-        let index =
-            EncryptedIndex::from_parts(name.to_owned(), store, header, keys, state, budget, lock);
+        let index = EncryptedIndex::from_parts(name.to_owned(), store, state, budget, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -235,6 +234,39 @@ impl Database {
             }
         }
         Ok(out)
+    }
+
+    /// Rotates the index key: the index's data key is re-wrapped from `old` to `new` in one
+    /// atomic manifest replacement; no data is rewritten. Afterwards `old` gets
+    /// [`Error::WrongKey`] and `new` opens the index; a crash leaves exactly one of them
+    /// valid. Handles open in this process keep working.
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::WrongKey`] (`old` does not open it),
+    /// [`Error::Locked`] (open for writing in another process), [`Error::Io`].
+    pub fn rotate_index_key(&self, name: &str, old: &IndexKey, new: &IndexKey) -> Result<()> {
+        let open = self.open_handles();
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
+            return index.rewrap_index_key(old, new);
+        }
+        persist::check_key(&*store, old)?;
+        let _lock = acquire_lock(&*store)?;
+        persist::rewrap_index_key(&*store, old, new, 0, 0)?;
+        Ok(())
+    }
+
+    /// Opens an index with the key a [`KeyProvider`](crate::KeyProvider) supplies.
+    ///
+    /// # Errors
+    /// The provider's error, or any error of [`open_index`](Self::open_index).
+    pub fn open_index_with(
+        &self,
+        name: &str,
+        provider: &dyn crate::KeyProvider,
+    ) -> Result<EncryptedIndex> {
+        let key = provider.index_key()?;
+        self.open_index(name, &key)
     }
 
     /// Deletes an index and all its files. The key is required: a wrong key deletes nothing.

@@ -15,6 +15,7 @@ use crate::format::manifest::{ManifestBody, ManifestHeader, SegmentRef, TrainedR
 use crate::format::segment::{self, BlockEntry};
 use crate::ivf::{self, KMeansParams, Quantizer, SearchParams};
 use crate::kernel::{Neighbor, TopK};
+use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
 
@@ -45,8 +46,6 @@ pub(crate) struct Inner {
     name: String,
     config: IndexConfig,
     store: Arc<dyn Store>,
-    header: ManifestHeader,
-    keys: Keys,
     state: RwLock<State>,
     writer: Mutex<()>,
     cache_budget: usize,
@@ -83,8 +82,6 @@ impl EncryptedIndex {
     pub(crate) fn from_parts(
         name: String,
         store: Arc<dyn Store>,
-        header: ManifestHeader,
-        keys: Keys,
         state: State,
         cache_budget: usize,
         lock: WriterLock,
@@ -96,8 +93,6 @@ impl EncryptedIndex {
                 name,
                 config,
                 store,
-                header,
-                keys,
                 state: RwLock::new(state),
                 writer: Mutex::new(()),
                 cache_budget,
@@ -109,8 +104,9 @@ impl EncryptedIndex {
         }
     }
 
-    pub(crate) fn header(&self) -> &ManifestHeader {
-        &self.inner.header
+    /// The manifest's current clear header.
+    pub(crate) fn header(&self) -> ManifestHeader {
+        self.read().header.clone()
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
@@ -175,12 +171,13 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
         let items: Vec<Item> = items.into_iter().collect();
-        let prepared = self.prepare(items)?;
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = self.read().keys.clone();
+        let prepared = self.prepare(&keys, items)?;
         if prepared.is_empty() {
             return Ok(());
         }
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let (body, assignments, list_epoch) = {
+        let (body, header, assignments, list_epoch) = {
             let state = self.read();
             let assignments: Vec<u32> = match &state.quantizer {
                 Some(q) => prepared
@@ -190,10 +187,10 @@ impl EncryptedIndex {
                 None => vec![0; prepared.len()],
             };
             let epoch = state.body.trained.as_ref().map_or(0, |t| t.list_epoch);
-            (state.body.clone(), assignments, epoch)
+            (state.body.clone(), state.header.clone(), assignments, epoch)
         };
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
+        let mut seg = SegmentBuilder::new(&keys, seq);
         let mut fields = Vec::with_capacity(prepared.len());
         for p in &prepared {
             fields.push(if p.metadata.is_some() || p.contents.is_some() {
@@ -224,7 +221,12 @@ impl EncryptedIndex {
             ));
         }
         let bytes = seg.finish();
-        let new_body = self.commit_segment(&body, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let commit = Commit {
+            keys: &keys,
+            header: &header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         state.segments.insert(seq, blob);
@@ -258,7 +260,7 @@ impl EncryptedIndex {
     /// handle refuses further writes until the index is reopened.
     fn commit_segment(
         &self,
-        body: &ManifestBody,
+        commit: Commit<'_>,
         seq: u64,
         bytes: &[u8],
         edit: impl FnOnce(&mut ManifestBody) -> SegmentListEdit,
@@ -268,6 +270,7 @@ impl EncryptedIndex {
                 "an earlier commit failed and could not be rolled back: reopen the index",
             )));
         }
+        let Commit { keys, header, body } = commit;
         let store = &*self.inner.store;
         let file = segment::file_name(seq);
         self.inner.next_segment.store(seq + 1, Ordering::SeqCst);
@@ -287,8 +290,7 @@ impl EncryptedIndex {
         }
         new_body.next_segment = seq + 1;
         new_body.epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        new_body.key_generation = self.inner.keys.next_generation();
-        let (header, keys) = (&self.inner.header, &self.inner.keys);
+        new_body.key_generation = keys.next_generation();
         if let Err(e) = persist::write_manifest(store, header, keys, &new_body) {
             let mut previous = body.clone();
             previous.next_segment = seq + 1;
@@ -304,7 +306,7 @@ impl EncryptedIndex {
         Ok(new_body)
     }
 
-    fn prepare(&self, items: Vec<Item>) -> Result<Vec<Prepared>> {
+    fn prepare(&self, keys: &Keys, items: Vec<Item>) -> Result<Vec<Prepared>> {
         let (dim, metric) = (self.dim(), self.metric());
         let mut out: Vec<Prepared> = Vec::with_capacity(items.len());
         let mut position: HashMap<[u8; 32], usize> = HashMap::new();
@@ -330,7 +332,7 @@ impl EncryptedIndex {
             {
                 return Err(Error::invalid_argument("contents too large"));
             }
-            let token = self.inner.keys.item_token(&item.id);
+            let token = keys.item_token(&item.id);
             let p = Prepared {
                 id: item.id,
                 token,
@@ -357,24 +359,34 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (nothing is deleted then).
     pub fn delete(&self, ids: &[&str]) -> Result<usize> {
         let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let (body, tokens) = {
+        let (keys, header, body, tokens) = {
             let state = self.read();
             let mut seen = HashSet::new();
             let tokens: Vec<[u8; 32]> = ids
                 .iter()
-                .map(|id| self.inner.keys.item_token(id))
+                .map(|id| state.keys.item_token(id))
                 .filter(|t| state.slot(t).is_some() && seen.insert(*t))
                 .collect();
-            (state.body.clone(), tokens)
+            (
+                state.keys.clone(),
+                state.header.clone(),
+                state.body.clone(),
+                tokens,
+            )
         };
         if tokens.is_empty() {
             return Ok(0);
         }
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(&self.inner.keys, seq);
+        let mut seg = SegmentBuilder::new(&keys, seq);
         seg.add_tombstones(&tokens)?;
         let bytes = seg.finish();
-        let new_body = self.commit_segment(&body, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let commit = Commit {
+            keys: &keys,
+            header: &header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         state.segments.insert(seq, blob);
@@ -408,7 +420,6 @@ impl EncryptedIndex {
         }
         let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         let (dim, metric) = (self.dim(), self.metric());
-        let keys = &self.inner.keys;
         let state = self.read();
         let n = state.len();
         if n == 0 {
@@ -419,11 +430,10 @@ impl EncryptedIndex {
             .find(|&l| l > 0)
             .unwrap_or_else(|| ivf::auto_n_lists(n))
             .min(n);
-        // Gather the live items (slot order) and their training copies.
         let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
         let vectors = Lists {
             state: &state,
-            keys,
+            keys: &state.keys,
         }
         .vectors_of(&slots)?;
         let mut data = vectors.clone();
@@ -450,24 +460,120 @@ impl EncryptedIndex {
         let quantizer = Quantizer::new(dim, km.centroids, metric);
         let assignments = quantizer.assign_batch(&data);
         drop(data);
+        let crypto = (state.keys.clone(), state.header.clone());
+        self.rewrite(
+            state,
+            &slots,
+            &vectors,
+            Some(quantizer),
+            &assignments,
+            crypto,
+        )
+    }
 
+    /// Compacts the index: every live item is rewritten into one new segment, dropping
+    /// deleted and overwritten entries and the segments that held them; list labels and
+    /// query tokens move to a new epoch (when trained), so they do not link to the old ones.
+    /// Queries keep working meanwhile. Training also compacts.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (the index stays as it was).
+    pub fn compact(&self) -> Result<()> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.read();
+        let crypto = (state.keys.clone(), state.header.clone());
+        self.rewrite_as_is(state, crypto)
+    }
+
+    /// Rotates the data key: a fresh random data key is wrapped by the same index key, and
+    /// every stored record is re-encrypted under keys derived from it, into one new segment;
+    /// the old ciphertext is then removed. Queries keep working meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (the index stays under the old data key).
+    pub fn rotate_data_key(&self) -> Result<()> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.read();
+        let (header, keys) = persist::rotate_data_key(&state.header, &state.keys)?;
+        self.rewrite_as_is(state, (Arc::new(keys), header))
+    }
+
+    /// Re-wraps the data key from `old` to `new` (see [`crate::Database::rotate_index_key`]),
+    /// serialized with this handle's writes; the handle adopts the new header.
+    pub(crate) fn rewrap_index_key(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let generation = self.read().keys.next_generation();
+        let (header, keys, body) =
+            persist::rewrap_index_key(&*self.inner.store, old, new, epoch, generation)?;
+        self.inner.epoch.store(body.epoch, Ordering::SeqCst);
+        // The data key is unchanged, so every sealed record stays valid: the handle adopts
+        // the new header and keys that wrap under the new index key.
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.keys = Arc::new(keys);
+        state.header = header;
+        state.body = body;
+        Ok(())
+    }
+
+    /// Rewrites every live item with its current list assignment under `crypto`.
+    fn rewrite_as_is(
+        &self,
+        state: RwLockReadGuard<'_, State>,
+        crypto: (Arc<Keys>, ManifestHeader),
+    ) -> Result<()> {
+        let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
+        let vectors = Lists {
+            state: &state,
+            keys: &state.keys,
+        }
+        .vectors_of(&slots)?;
+        let assignments: Vec<u32> = slots
+            .iter()
+            .map(|&s| state.entry(s).map_or(0, |e| e.list))
+            .collect();
+        let quantizer = state.quantizer.clone();
+        self.rewrite(state, &slots, &vectors, quantizer, &assignments, crypto)
+    }
+
+    /// Writes every live item (`slots`, with `vectors` and list `assignments`) into one new
+    /// segment sealed under `crypto`, with the centroids of `quantizer` and a new list epoch;
+    /// commits it as the only live segment; swaps the in-memory state; removes the old
+    /// segments.
+    fn rewrite(
+        &self,
+        state: RwLockReadGuard<'_, State>,
+        slots: &[u64],
+        vectors: &[f32],
+        quantizer: Option<Quantizer>,
+        assignments: &[u32],
+        crypto: (Arc<Keys>, ManifestHeader),
+    ) -> Result<()> {
+        let dim = self.dim();
+        let (keys, header) = (&*crypto.0, &crypto.1);
         let body = state.body.clone();
-        let list_epoch = body.trained.as_ref().map_or(0, |t| t.list_epoch) + 1;
+        let list_epoch = match &quantizer {
+            Some(_) => state.list_epoch() + 1,
+            None => 0,
+        };
+        let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(keys, seq);
-        seg.add_centroids(dim, quantizer.centroids())?;
-        let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(n);
-        for &s in &slots {
+        if let Some(q) = &quantizer {
+            seg.add_centroids(dim, q.centroids())?;
+        }
+        let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
+        for &s in slots {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             new_fields.push(match e.fields {
                 Some(at) => {
-                    let (m, c) = persist::open_fields(keys, &state.segments, &e.token, at)?;
+                    let (m, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
                     Some(seg.add_fields(&e.token, m.as_deref(), c.as_deref())?)
                 }
                 None => None,
             });
         }
-        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); quantizer.n_lists()];
+        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); n_lists];
         for (i, &l) in assignments.iter().enumerate() {
             by_list[l as usize].push(i);
         }
@@ -493,36 +599,39 @@ impl EncryptedIndex {
             new_blocks.push((list as u32, block));
         }
         let bytes = seg.finish();
-        let trained = TrainedRef {
+        let trained = quantizer.as_ref().map(|q| TrainedRef {
             centroids_segment: seq,
-            n_lists: quantizer.n_lists() as u32,
+            n_lists: q.n_lists() as u32,
             list_epoch,
+        });
+        let commit = Commit {
+            keys,
+            header,
+            body: &body,
         };
-        let new_body = self.commit_segment(&body, seq, &bytes, |b| {
-            b.trained = Some(trained);
+        let new_body = self.commit_segment(commit, seq, &bytes, |b| {
+            b.trained = trained;
             SegmentListEdit::ReplaceAll
         })?;
         // Build the new in-memory state from the old one, then swap.
         let budget = self.inner.cache_budget;
         let resident = vectors.len() * 4 <= budget;
-        let mut fresh = State::new(dim, new_body, Some(quantizer), resident, budget);
+        let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, resident, budget);
         for (list, block) in new_blocks {
             fresh.add_block(list, block);
         }
         for (i, &s) in slots.iter().enumerate() {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
-            let v = &vectors[i * dim..(i + 1) * dim];
-            let meta = e.metadata.clone();
             let entry = ItemEntry {
                 id: e.id.clone(),
                 token: e.token,
                 list: assignments[i],
                 row: 0,
                 fields: new_fields[i],
-                metadata: meta,
+                metadata: e.metadata.clone(),
                 origin: seq,
             };
-            fresh.insert(entry, v);
+            fresh.insert(entry, &vectors[i * dim..(i + 1) * dim]);
         }
         drop(state);
         fresh
@@ -591,7 +700,7 @@ impl EncryptedIndex {
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists {
             state,
-            keys: &self.inner.keys,
+            keys: &state.keys,
         };
         ivf::search(
             state.quantizer.as_ref(),
@@ -650,7 +759,7 @@ impl EncryptedIndex {
         let metric = self.metric();
         let lists = Lists {
             state,
-            keys: &self.inner.keys,
+            keys: &state.keys,
         };
         let mut top = TopK::new(query.top_k);
         for (slot, e) in state.entries() {
@@ -678,7 +787,7 @@ impl EncryptedIndex {
     pub fn get(&self, ids: &[&str], include: Include) -> Result<Vec<Record>> {
         let state = self.read();
         ids.iter()
-            .filter_map(|id| state.slot(&self.inner.keys.item_token(id)))
+            .filter_map(|id| state.slot(&state.keys.item_token(id)))
             .map(|slot| self.record(&state, slot, include))
             .collect()
     }
@@ -702,13 +811,13 @@ impl EncryptedIndex {
             metadata = e.metadata.as_deref().cloned();
         }
         if let Some(at) = e.fields.filter(|_| include.contains(Include::CONTENTS)) {
-            let (_, c) = persist::open_fields(&self.inner.keys, &state.segments, &e.token, at)?;
+            let (_, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
             contents = c;
         }
         let vector = if include.contains(Include::VECTOR) {
             let lists = Lists {
                 state,
-                keys: &self.inner.keys,
+                keys: &state.keys,
             };
             lists.vector_of(slot)?
         } else {
@@ -721,6 +830,15 @@ impl EncryptedIndex {
             vector,
         })
     }
+}
+
+/// What a commit is made under: the keys and header to seal and sign the manifest with, and
+/// the committed body it changes.
+#[derive(Clone, Copy)]
+struct Commit<'a> {
+    keys: &'a Keys,
+    header: &'a ManifestHeader,
+    body: &'a ManifestBody,
 }
 
 /// How a commit changes the live segment list.

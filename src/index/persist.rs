@@ -54,7 +54,8 @@ pub(crate) fn read_manifest(
         .open(parts.sealed_body, &Binding::whole(RecordKind::Manifest))
         .map_err(|_| Error::corrupted("manifest body"))?;
     let body: ManifestBody = codec::decode(&plain, "manifest body")?;
-    let keys = Keys::derive(header.params, &dek, body.key_generation);
+    let wrapper = Arc::new(header.params.key_wrapper(key));
+    let keys = Keys::derive(header.params, &dek, body.key_generation).with_wrapper(wrapper);
     Ok((header, keys, body))
 }
 
@@ -68,12 +69,63 @@ pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<ManifestHea
 pub(crate) fn new_header(key: &IndexKey) -> Result<(ManifestHeader, Keys)> {
     let params = IndexParams::generate()?;
     let dek = DataKey::generate()?;
+    let wrapper = Arc::new(params.key_wrapper(key));
     let header = ManifestHeader {
         params,
         key_check: params.key_check(key),
-        wrapped_key: params.wrap(key, &dek)?,
+        wrapped_key: wrapper.wrap(&dek)?,
     };
-    Ok((header, Keys::derive(params, &dek, 0)))
+    Ok((header, Keys::derive(params, &dek, 0).with_wrapper(wrapper)))
+}
+
+/// A fresh data key wrapped like the current one: the new header and the keys derived from
+/// it (AEAD generations start over: they are new keys).
+pub(crate) fn rotate_data_key(
+    header: &ManifestHeader,
+    keys: &Keys,
+) -> Result<(ManifestHeader, Keys)> {
+    let wrapper = keys
+        .wrapper
+        .clone()
+        .ok_or_else(|| Error::invalid_argument("this handle cannot wrap a new data key"))?;
+    let dek = DataKey::generate()?;
+    let new_header = ManifestHeader {
+        wrapped_key: wrapper.wrap(&dek)?,
+        ..header.clone()
+    };
+    let keys = Keys::derive(header.params, &dek, 0).with_wrapper(wrapper);
+    Ok((new_header, keys))
+}
+
+/// Re-wraps the data key of the index in `store` from `old` to `new`: one atomic manifest
+/// replacement carrying the new key-check value and wrapped key, the body unchanged (its
+/// epoch advanced). Returns the new header and keys for an open handle to adopt.
+pub(crate) fn rewrap_index_key(
+    store: &dyn Store,
+    old: &IndexKey,
+    new: &IndexKey,
+    epoch: u64,
+    min_generation: u32,
+) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+    let (header, _, mut body) = read_manifest(store, old)?;
+    let file = store.read(MANIFEST_FILE)?.to_vec();
+    let parts = manifest::decode(&file)?;
+    let dek = header
+        .params
+        .unwrap(old, &parts.header.key_check, &parts.header.wrapped_key)?;
+    let wrapper = Arc::new(header.params.key_wrapper(new));
+    let new_header = ManifestHeader {
+        params: header.params,
+        key_check: header.params.key_check(new),
+        wrapped_key: wrapper.wrap(&dek)?,
+    };
+    body.epoch = epoch.max(body.epoch) + 1;
+    // AEAD keys start past every generation used so far, by this or an open handle.
+    let generation = body.key_generation.max(min_generation);
+    let keys = Keys::derive(header.params, &dek, generation).with_wrapper(wrapper);
+    body.key_generation = keys.next_generation();
+    write_manifest(store, &new_header, &keys, &body)?;
+    Ok((new_header, keys, body))
 }
 
 /// Encodes, seals and MACs a manifest.
@@ -233,12 +285,13 @@ pub(crate) fn open_fields(
 /// item table is kept and lists are decrypted on demand.
 pub(crate) fn load_state(
     store: &dyn Store,
-    keys: &Keys,
+    crypto: (Arc<Keys>, ManifestHeader),
     dim: usize,
     metric: Metric,
     body: ManifestBody,
     cache_budget: usize,
 ) -> Result<State> {
+    let keys = &*crypto.0.clone();
     let mut blobs = HashMap::new();
     for seg in &body.segments {
         let blob = store
@@ -279,7 +332,7 @@ pub(crate) fn load_state(
         parsed.push(records);
     }
     let resident = block_bytes <= cache_budget;
-    let mut state = State::new(dim, body, quantizer, resident, cache_budget);
+    let mut state = State::new(dim, crypto, body, quantizer, resident, cache_budget);
     for (seg, records) in segments.iter().zip(parsed) {
         let blob = &blobs[&seg.seq];
         for rec in records {

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::format::manifest::ManifestBody;
+use crate::crypto::schedule::Keys;
+use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::ivf::{ListRows, Quantizer};
 use crate::kernel;
 use crate::storage::Blob;
@@ -72,6 +73,11 @@ pub(crate) struct MemList {
 pub(crate) struct State {
     /// Vector dimension.
     pub dim: usize,
+    /// The working keys (swapped, together with everything they sealed, by a data-key
+    /// rotation).
+    pub keys: Arc<Keys>,
+    /// The manifest's clear header (changed by index-key and data-key rotations).
+    pub header: ManifestHeader,
     /// The committed manifest body this state reflects.
     pub body: ManifestBody,
     /// Trained centroids, if trained.
@@ -96,6 +102,7 @@ impl State {
     /// An empty state.
     pub(crate) fn new(
         dim: usize,
+        crypto: (Arc<Keys>, ManifestHeader),
         body: ManifestBody,
         quantizer: Option<Quantizer>,
         resident: bool,
@@ -104,6 +111,8 @@ impl State {
         let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists());
         State {
             dim,
+            keys: crypto.0,
+            header: crypto.1,
             body,
             quantizer,
             lists: vec![MemList::default(); n_lists],

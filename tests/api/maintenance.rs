@@ -1,0 +1,240 @@
+//! Compaction, key rotation and key providers: data unchanged, space given back, the right
+//! key works and only it.
+
+use ciphervec::{
+    Database, EnvKey, Error, Include, IndexConfig, IndexKey, Item, KeyFile, KeyProvider, Query,
+    StaticKey,
+};
+use serde_json::json;
+
+use super::common::*;
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn setup(dir: &std::path::Path, key: &IndexKey, n: usize) -> (Vec<Vec<f32>>, Vec<Query>) {
+    let mut rng = Rng::new(41);
+    let data = clustered(&mut rng, n, 8, 10);
+    let db = Database::open(dir).unwrap();
+    let index = db.create_index("m", key, IndexConfig::ivf_flat(8)).unwrap();
+    for chunk in items(&data)
+        .into_iter()
+        .enumerate()
+        .map(|(i, it)| {
+            it.with_metadata(json!({"i": i}))
+                .with_contents(vec![i as u8; 5])
+        })
+        .collect::<Vec<_>>()
+        .chunks(200)
+    {
+        index.upsert(chunk.to_vec()).unwrap();
+    }
+    index.train().unwrap();
+    let queries = (0..10)
+        .map(|i| {
+            Query::new(data[i * 37].clone())
+                .top_k(6)
+                .include(Include::ALL)
+        })
+        .collect();
+    (data, queries)
+}
+
+#[test]
+fn compaction_reclaims_space_and_keeps_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let (data, queries) = setup(dir.path(), &key, 3000);
+    let db = Database::open(dir.path()).unwrap();
+    let index = db.open_index("m", &key).unwrap();
+    // Delete 90%, overwrite some of the rest.
+    let gone: Vec<String> = (0..3000)
+        .filter(|i| i % 10 != 0)
+        .map(|i| format!("item-{i}"))
+        .collect();
+    let gone_refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+    assert_eq!(index.delete(&gone_refs).unwrap(), 2700);
+    index
+        .upsert([Item::new("item-0", data[0].clone()).with_contents("new")])
+        .unwrap();
+    let before = index.query_batch(&queries).unwrap();
+    let bytes_before = dir_bytes(&dir.path().join("m"));
+    index.compact().unwrap();
+    let bytes_after = dir_bytes(&dir.path().join("m"));
+    assert_eq!(index.query_batch(&queries).unwrap(), before);
+    assert_eq!(index.len(), 300);
+    // An index built from the live 10% alone, for comparison.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Database::open(fresh_dir.path()).unwrap();
+    let live = fresh
+        .create_index("m", &key, IndexConfig::ivf_flat(8))
+        .unwrap();
+    let ids = index.list_ids().unwrap();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    live.upsert(
+        index
+            .get(&refs, Include::ALL)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let mut it = Item::new(r.id, r.vector.unwrap());
+                if let Some(m) = r.metadata {
+                    it = it.with_metadata(m);
+                }
+                if let Some(c) = r.contents {
+                    it = it.with_contents(c);
+                }
+                it
+            }),
+    )
+    .unwrap();
+    live.train().unwrap();
+    let live_bytes = dir_bytes(&fresh_dir.path().join("m"));
+    println!("before {bytes_before} after {bytes_after} live-only {live_bytes}");
+    assert!(bytes_after * 4 < bytes_before);
+    assert!((bytes_after as f64) <= 1.2 * live_bytes as f64);
+    drop(index);
+    let index = db.open_index("m", &key).unwrap();
+    assert_eq!(index.query_batch(&queries).unwrap(), before);
+}
+
+#[test]
+fn rotating_the_index_key_rewraps_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (IndexKey::generate(), IndexKey::generate());
+    let (_, queries) = setup(dir.path(), &old, 500);
+    let db = Database::open(dir.path()).unwrap();
+    let before = db
+        .open_index("m", &old)
+        .unwrap()
+        .query_batch(&queries)
+        .unwrap();
+    let segments_before: Vec<_> = std::fs::read_dir(dir.path().join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".cvs"))
+        .collect();
+    // Open in this process: the handle keeps working and adopts the new key.
+    let index = db.open_index("m", &old).unwrap();
+    assert!(matches!(
+        db.rotate_index_key("m", &new, &old),
+        Err(Error::WrongKey)
+    ));
+    db.rotate_index_key("m", &old, &new).unwrap();
+    index.upsert([Item::new("after", vec![0.5; 8])]).unwrap();
+    drop(index);
+    assert!(matches!(db.open_index("m", &old), Err(Error::WrongKey)));
+    let index = db.open_index("m", &new).unwrap();
+    assert_eq!(index.len(), 501);
+    index.delete(&["after"]).unwrap();
+    assert_eq!(index.query_batch(&queries).unwrap(), before);
+    drop(index);
+    // Not open anywhere: rotate back.
+    db.rotate_index_key("m", &new, &old).unwrap();
+    assert!(db.open_index("m", &old).is_ok());
+    let segments_after: Vec<_> = std::fs::read_dir(dir.path().join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".cvs"))
+        .collect();
+    // No data rewritten: the original segments are still there.
+    assert!(segments_before.iter().all(|s| segments_after.contains(s)));
+}
+
+#[test]
+fn rotating_the_data_key_reencrypts_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let (_, queries) = setup(dir.path(), &key, 800);
+    let db = Database::open(dir.path()).unwrap();
+    let index = db.open_index("m", &key).unwrap();
+    let before = index.query_batch(&queries).unwrap();
+    let old_files: Vec<Vec<u8>> = std::fs::read_dir(dir.path().join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cvs"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    index.rotate_data_key().unwrap();
+    assert_eq!(index.query_batch(&queries).unwrap(), before);
+    index.upsert([Item::new("x", vec![1.0; 8])]).unwrap();
+    drop(index);
+    let index = db.open_index("m", &key).unwrap();
+    assert_eq!(index.len(), 801);
+    index.delete(&["x"]).unwrap();
+    assert_eq!(index.query_batch(&queries).unwrap(), before);
+    // The old ciphertext is gone: no old segment survives.
+    for p in std::fs::read_dir(dir.path().join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !old_files.contains(&bytes),
+            "old segment {p:?} still present"
+        );
+    }
+}
+
+#[test]
+fn key_providers() {
+    let key = IndexKey::generate();
+    let db = Database::in_memory();
+    db.create_index("p", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    assert!(
+        db.open_index_with("p", &StaticKey::new(key.clone()))
+            .is_ok()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index_key.txt");
+    std::fs::write(&path, format!("{}\n", key.to_base64().as_str())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            KeyFile::new(&path).index_key(),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(
+            KeyFile::new(&path)
+                .allow_shared_permissions()
+                .index_key()
+                .unwrap(),
+            key
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    assert!(db.open_index_with("p", &KeyFile::new(&path)).is_ok());
+    for (name, body) in [("empty", ""), ("short", "AAAA\n"), ("text", "not a key\n")] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(
+            matches!(KeyFile::new(&p).index_key(), Err(Error::InvalidKey)),
+            "{name}"
+        );
+    }
+    assert!(matches!(
+        KeyFile::new(dir.path().join("missing")).index_key(),
+        Err(Error::Io(_))
+    ));
+    assert!(matches!(
+        EnvKey::new("CIPHERVEC_TEST_KEY_UNSET").index_key(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        db.open_index_with("p", &StaticKey::new(IndexKey::generate())),
+        Err(Error::WrongKey)
+    ));
+}
