@@ -1,7 +1,8 @@
 //! Recall@10 and single-query QPS over a sweep of `n_probes` on a TEXMEX dataset directory
 //! (default `../shared/data/wordnet-minilm-50k`), for side-by-side figures with the peer
-//! harness. Usage: `cargo run --release --example probe_sweep [DIR [PROBES]]`, where PROBES is
-//! a comma-separated list (default `16,32,56,64`).
+//! harness. Usage: `cargo run --release --example probe_sweep [DIR [PROBES [TYPE]]]`, where
+//! PROBES is a comma-separated list (default `16,32,56,64`) and TYPE is `flat` (default),
+//! `sq8` or `pq:M` (M subquantizers).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -39,7 +40,19 @@ fn main() -> ciphervec::Result<()> {
     let tmp = std::env::temp_dir().join(format!("ciphervec-sweep-{}", std::process::id()));
     let db = Database::open(&tmp)?;
     let key = IndexKey::generate();
-    let index = db.create_index("sweep", &key, IndexConfig::ivf_flat(base[0].len()))?;
+    let dim = base[0].len();
+    let config = match std::env::args().nth(3).as_deref().unwrap_or("flat") {
+        "flat" => IndexConfig::ivf_flat(dim),
+        "sq8" => IndexConfig::ivf_sq8(dim),
+        pq => {
+            let m = pq
+                .strip_prefix("pq:")
+                .and_then(|m| m.parse().ok())
+                .expect("TYPE: flat, sq8 or pq:M");
+            IndexConfig::ivf_pq(dim, m)
+        }
+    };
+    let index = db.create_index("sweep", &key, config)?;
     let t = Instant::now();
     index.upsert(
         base.iter()

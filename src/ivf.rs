@@ -4,13 +4,15 @@
 //! Knows nothing of encryption or storage: `index` implements [`ListSource`] over decrypted
 //! lists.
 
+mod codec;
 mod kmeans;
 mod quantizer;
 mod search;
 
+pub(crate) use codec::Codec;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
-pub(crate) use search::{ListRows, ListSource, SearchParams, prepare_query, search};
+pub(crate) use search::{CodeSearch, ListRows, ListSource, SearchParams, prepare_query, search};
 
 /// A sensible number of lists for `n` vectors: about `4 * sqrt(n)`, and at least 39 training
 /// points per list (below that, k-means centroids are noise).
@@ -51,11 +53,13 @@ mod tests {
                 vectors: &v[..half * self.dim],
                 handles: &h[..half],
                 inv_norms: &n[..half],
+                codes: &[],
             });
             visit(ListRows {
                 vectors: &v[half * self.dim..],
                 handles: &h[half..],
                 inv_norms: &n[half..],
+                codes: &[],
             });
             Ok(())
         }
@@ -112,6 +116,7 @@ mod tests {
                             n_probes: q.n_lists(),
                             metric,
                             accept: None,
+                            codes: None,
                         },
                     )
                     .unwrap();

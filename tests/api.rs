@@ -15,5 +15,6 @@ mod api {
     mod maintenance;
     mod oracle;
     mod plaintext;
+    mod quantized;
     mod real_data;
 }

@@ -41,6 +41,8 @@ pub(crate) enum RecordKind {
     Fields = 5,
     /// Tokens of deleted items.
     Tombstones = 6,
+    /// Trained code parameters of a quantized index.
+    Codebook = 7,
 }
 
 /// Where a record belongs: bound into its associated data together with the index id.

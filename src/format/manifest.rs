@@ -49,6 +49,10 @@ pub(crate) struct ManifestHeader {
 pub(crate) enum StoredIndexType {
     /// Full-precision vectors in inverted lists.
     IvfFlat,
+    /// SQ8 codes plus full vectors.
+    IvfSq8,
+    /// 4-bit PQ codes (this many subquantizers) plus full vectors.
+    IvfPq(u32),
 }
 
 /// The configuration, as stored.
@@ -103,6 +107,8 @@ pub(crate) struct TrainedRef {
     pub n_lists: u32,
     /// Epoch of list labels and query tokens (changes at every training).
     pub list_epoch: u64,
+    /// Whether the centroids segment also holds a codebook record (quantized types).
+    pub codebook: bool,
 }
 
 /// Encodes header + body length + sealed body: the bytes the MAC covers.

@@ -46,6 +46,8 @@ pub(crate) enum SegmentRecord {
     Fields = 5,
     /// Deleted item tokens.
     Tombstones = 6,
+    /// Trained code parameters (quantized index types).
+    Codebook = 7,
 }
 
 impl SegmentRecord {
@@ -55,6 +57,7 @@ impl SegmentRecord {
             4 => Some(SegmentRecord::ListBlock),
             5 => Some(SegmentRecord::Fields),
             6 => Some(SegmentRecord::Tombstones),
+            7 => Some(SegmentRecord::Codebook),
             _ => None,
         }
     }

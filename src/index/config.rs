@@ -9,6 +9,15 @@ use crate::metric::Metric;
 pub enum IndexType {
     /// Inverted file over full-precision vectors (the default).
     IvfFlat,
+    /// Inverted file scanning 8-bit scalar codes of the residuals, then re-ranking the best
+    /// candidates exactly with the full vectors.
+    IvfSq8,
+    /// Inverted file scanning 4-bit product-quantization codes of the residuals
+    /// (`n_subquantizers` codes per vector), then re-ranking exactly.
+    IvfPq {
+        /// Subquantizers; must divide the dimension.
+        n_subquantizers: usize,
+    },
 }
 
 /// The configuration of an index, fixed at creation.
@@ -37,6 +46,23 @@ impl IndexConfig {
             metric: Metric::Euclidean,
             n_lists: 0,
             n_probes: 0,
+        }
+    }
+
+    /// An IVF index over 8-bit scalar codes with exact re-ranking (see [`IndexType::IvfSq8`]).
+    pub fn ivf_sq8(dimension: usize) -> IndexConfig {
+        IndexConfig {
+            index_type: IndexType::IvfSq8,
+            ..IndexConfig::ivf_flat(dimension)
+        }
+    }
+
+    /// An IVF index over 4-bit product-quantization codes with exact re-ranking (see
+    /// [`IndexType::IvfPq`]). `n_subquantizers` must divide `dimension`.
+    pub fn ivf_pq(dimension: usize, n_subquantizers: usize) -> IndexConfig {
+        IndexConfig {
+            index_type: IndexType::IvfPq { n_subquantizers },
+            ..IndexConfig::ivf_flat(dimension)
         }
     }
 
@@ -88,6 +114,10 @@ impl IndexConfig {
         StoredConfig {
             index_type: match self.index_type {
                 IndexType::IvfFlat => StoredIndexType::IvfFlat,
+                IndexType::IvfSq8 => StoredIndexType::IvfSq8,
+                IndexType::IvfPq { n_subquantizers } => {
+                    StoredIndexType::IvfPq(n_subquantizers as u32)
+                }
             },
             dimension: self.dimension as u32,
             metric: self.metric,
@@ -100,6 +130,10 @@ impl IndexConfig {
         IndexConfig {
             index_type: match s.index_type {
                 StoredIndexType::IvfFlat => IndexType::IvfFlat,
+                StoredIndexType::IvfSq8 => IndexType::IvfSq8,
+                StoredIndexType::IvfPq(m) => IndexType::IvfPq {
+                    n_subquantizers: m as usize,
+                },
             },
             dimension: s.dimension as usize,
             metric: s.metric,

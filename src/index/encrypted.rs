@@ -13,16 +13,16 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::format::manifest::{ManifestBody, ManifestHeader, SegmentRef, TrainedRef};
 use crate::format::segment::{self, BlockEntry};
-use crate::ivf::{self, KMeansParams, Quantizer, SearchParams};
+use crate::ivf::{self, CodeSearch, Codec, KMeansParams, Quantizer, SearchParams};
 use crate::kernel::{Neighbor, TopK};
 use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
 
-use super::config::{IndexConfig, TrainOptions};
+use super::config::{IndexConfig, IndexType, TrainOptions};
 use super::lists::Lists;
 use super::persist::{self, SegmentBuilder};
-use super::state::{FieldsRef, ItemEntry, State};
+use super::state::{Coder, FieldsRef, ItemEntry, State};
 use super::types::{Hit, Include, Item, Query, Record};
 use super::validate;
 
@@ -30,6 +30,10 @@ use super::validate;
 const PREFILTER_SHARE: f64 = 0.05;
 /// Training sample per list when `TrainOptions::sample_size` is 0.
 const DEFAULT_TRAIN_POINTS_PER_LIST: usize = 64;
+/// Default re-rank factor of quantized index types (candidates per result).
+const DEFAULT_RERANK: usize = 10;
+/// Residuals the code of a quantized index type is trained on, at most.
+const CODEC_TRAINING_SAMPLE: usize = 65_536;
 /// Items the selectivity of a filter is estimated on.
 const SELECTIVITY_SAMPLE: usize = 512;
 
@@ -459,16 +463,41 @@ impl EncryptedIndex {
         );
         let quantizer = Quantizer::new(dim, km.centroids, metric);
         let assignments = quantizer.assign_batch(&data);
+        let coder = self.train_codec(&quantizer, &data, &assignments, options.seed);
         drop(data);
         let crypto = (state.keys.clone(), state.header.clone());
-        self.rewrite(
-            state,
-            &slots,
-            &vectors,
-            Some(quantizer),
-            &assignments,
-            crypto,
-        )
+        let trained = Some((quantizer, coder));
+        self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+    }
+
+    /// Trains the code of a quantized index type on (a sample of) the residuals of the
+    /// training vectors to their lists' centroids; `None` for `ivf_flat`.
+    fn train_codec(
+        &self,
+        quantizer: &Quantizer,
+        data: &[f32],
+        assignments: &[u32],
+        seed: u64,
+    ) -> Option<Coder> {
+        let dim = self.dim();
+        let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
+        let residuals: Vec<f32> = data
+            .chunks_exact(dim)
+            .zip(assignments)
+            .step_by(stride)
+            .flat_map(|(x, &l)| x.iter().zip(quantizer.centroid(l)).map(|(v, c)| v - c))
+            .collect();
+        let codec = match self.inner.config.index_type() {
+            IndexType::IvfFlat => return None,
+            IndexType::IvfSq8 => Codec::train_sq8(&residuals, dim),
+            IndexType::IvfPq { n_subquantizers } => {
+                Codec::train_pq(&residuals, dim, n_subquantizers, seed)
+            }
+        };
+        Some(Coder {
+            codec: Arc::new(codec),
+            metric: self.metric(),
+        })
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping
@@ -532,12 +561,13 @@ impl EncryptedIndex {
             .iter()
             .map(|&s| state.entry(s).map_or(0, |e| e.list))
             .collect();
-        let quantizer = state.quantizer.clone();
-        self.rewrite(state, &slots, &vectors, quantizer, &assignments, crypto)
+        let trained = state.quantizer.clone().map(|q| (q, state.coder.clone()));
+        self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
 
     /// Writes every live item (`slots`, with `vectors` and list `assignments`) into one new
-    /// segment sealed under `crypto`, with the centroids of `quantizer` and a new list epoch;
+    /// segment sealed under `crypto`, with the centroids (and codebook) of `trained` and a
+    /// new list epoch;
     /// commits it as the only live segment; swaps the in-memory state; removes the old
     /// segments.
     fn rewrite(
@@ -545,10 +575,14 @@ impl EncryptedIndex {
         state: RwLockReadGuard<'_, State>,
         slots: &[u64],
         vectors: &[f32],
-        quantizer: Option<Quantizer>,
+        trained: Option<(Quantizer, Option<Coder>)>,
         assignments: &[u32],
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
+        let (quantizer, coder) = match trained {
+            Some((q, c)) => (Some(q), c),
+            None => (None, None),
+        };
         let dim = self.dim();
         let (keys, header) = (&*crypto.0, &crypto.1);
         let body = state.body.clone();
@@ -561,6 +595,9 @@ impl EncryptedIndex {
         let mut seg = SegmentBuilder::new(keys, seq);
         if let Some(q) = &quantizer {
             seg.add_centroids(dim, q.centroids())?;
+        }
+        if let Some(c) = &coder {
+            seg.add_codebook(&c.codec.to_bytes())?;
         }
         let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
         for &s in slots {
@@ -603,6 +640,7 @@ impl EncryptedIndex {
             centroids_segment: seq,
             n_lists: q.n_lists() as u32,
             list_epoch,
+            codebook: coder.is_some(),
         });
         let commit = Commit {
             keys,
@@ -617,6 +655,7 @@ impl EncryptedIndex {
         let budget = self.inner.cache_budget;
         let resident = vectors.len() * 4 <= budget;
         let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, resident, budget);
+        fresh.coder = coder;
         for (list, block) in new_blocks {
             fresh.add_block(list, block);
         }
@@ -711,6 +750,10 @@ impl EncryptedIndex {
                 n_probes,
                 metric: self.metric(),
                 accept,
+                codes: state.coder.as_ref().map(|c| CodeSearch {
+                    codec: &c.codec,
+                    rerank: query.rerank.unwrap_or(DEFAULT_RERANK),
+                }),
             },
         )
     }

@@ -127,7 +127,11 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
                 .entry(slot)
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
             if current {
-                out.push(slot, v);
+                let code = match (&state.coder, &state.quantizer) {
+                    (Some(c), Some(q)) => c.encode(q, list, v),
+                    _ => Vec::new(),
+                };
+                out.push(slot, v, &code);
             }
         }
     }

@@ -11,12 +11,12 @@ use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::segment::{self, BlockEntry, Fields, SegmentRecord, SegmentWriter};
-use crate::ivf::Quantizer;
+use crate::ivf::{Codec, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
-use super::state::{BlockRef, FieldsRef, ItemEntry, State};
+use super::state::{BlockRef, Coder, FieldsRef, ItemEntry, State};
 
 /// Maps an I/O error reading a file that must exist.
 fn read_error(e: std::io::Error) -> Error {
@@ -238,6 +238,17 @@ impl<'k> SegmentBuilder<'k> {
         Ok(())
     }
 
+    /// Seals the trained code parameters of a quantized index.
+    pub(crate) fn add_codebook(&mut self, codebook: &[u8]) -> Result<()> {
+        let sealed = self.keys.payload.seal(
+            codebook,
+            &self.binding(RecordKind::Codebook, [0; 32], [0; 32]),
+        )?;
+        self.writer
+            .push(SegmentRecord::Codebook, &[0; 32], &sealed)?;
+        Ok(())
+    }
+
     /// Seals the centroids.
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
@@ -302,7 +313,7 @@ pub(crate) fn load_state(
         }
         blobs.insert(seg.seq, Arc::new(blob));
     }
-    let (quantizer, list_epoch) = match &body.trained {
+    let (quantizer, list_epoch, coder) = match &body.trained {
         Some(t) => {
             let blob = blobs
                 .get(&t.centroids_segment)
@@ -311,9 +322,24 @@ pub(crate) fn load_state(
             if centroids.len() != t.n_lists as usize * dim {
                 return Err(Error::corrupted("centroids"));
             }
-            (Some(Quantizer::new(dim, centroids, metric)), t.list_epoch)
+            let coder = if t.codebook {
+                let bytes = read_sealed(keys, blob, t.centroids_segment, RecordKind::Codebook)?;
+                let codec =
+                    Codec::from_bytes(&bytes, dim).ok_or_else(|| Error::corrupted("codebook"))?;
+                Some(Coder {
+                    codec: Arc::new(codec),
+                    metric,
+                })
+            } else {
+                None
+            };
+            (
+                Some(Quantizer::new(dim, centroids, metric)),
+                t.list_epoch,
+                coder,
+            )
         }
-        None => (None, 0),
+        None => (None, 0, None),
     };
     let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists()) as u32;
     let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
@@ -333,6 +359,7 @@ pub(crate) fn load_state(
     }
     let resident = block_bytes <= cache_budget;
     let mut state = State::new(dim, crypto, body, quantizer, resident, cache_budget);
+    state.coder = coder;
     for (seg, records) in segments.iter().zip(parsed) {
         let blob = &blobs[&seg.seq];
         for rec in records {
@@ -394,7 +421,7 @@ pub(crate) fn load_state(
                         state.remove(&t);
                     }
                 }
-                SegmentRecord::Fields | SegmentRecord::Centroids => {}
+                SegmentRecord::Fields | SegmentRecord::Centroids | SegmentRecord::Codebook => {}
             }
         }
     }
@@ -427,23 +454,31 @@ fn load_metadata(keys: &Keys, state: &mut State) -> Result<()> {
 }
 
 fn read_centroids(keys: &Keys, blob: &Blob, seq: u64, dim: usize) -> Result<Vec<f32>> {
-    for rec in segment::parse(blob, seq)? {
-        if rec.kind == SegmentRecord::Centroids {
-            let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-            let binding = Binding {
-                kind: RecordKind::Centroids,
-                segment: seq,
-                list: [0; 32],
-                item: [0; 32],
-            };
-            let plain = keys
-                .payload
-                .open(sealed, &binding)
-                .map_err(|_| Error::corrupted("centroids"))?;
-            return segment::decode_centroids(&plain, dim);
-        }
-    }
-    Err(Error::corrupted("centroids missing"))
+    let plain = read_sealed(keys, blob, seq, RecordKind::Centroids)?;
+    segment::decode_centroids(&plain, dim)
+}
+
+/// Opens the first record of `kind` (centroids or codebook, under the payload key) in a
+/// segment.
+fn read_sealed(keys: &Keys, blob: &Blob, seq: u64, kind: RecordKind) -> Result<Vec<u8>> {
+    let wanted = match kind {
+        RecordKind::Centroids => SegmentRecord::Centroids,
+        _ => SegmentRecord::Codebook,
+    };
+    let rec = segment::parse(blob, seq)?
+        .into_iter()
+        .find(|r| r.kind == wanted)
+        .ok_or_else(|| Error::corrupted("training record missing"))?;
+    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let binding = Binding {
+        kind,
+        segment: seq,
+        list: [0; 32],
+        item: [0; 32],
+    };
+    keys.payload
+        .open(sealed, &binding)
+        .map_err(|_| Error::corrupted("training record"))
 }
 
 /// Maps a freshly written segment back in (falling back to the bytes we hold).

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
 use crate::format::manifest::{ManifestBody, ManifestHeader};
-use crate::ivf::{ListRows, Quantizer};
+use crate::ivf::{self, Codec, ListRows, Quantizer};
 use crate::kernel;
+use crate::metric::Metric;
 use crate::storage::Blob;
 
 /// Where an item's sealed fields record is.
@@ -67,6 +68,33 @@ pub(crate) struct MemList {
     pub handles: Vec<u64>,
     /// `1 / |v|` of each row (used by cosine).
     pub inv_norms: Vec<f32>,
+    /// Codes of each row, for quantized indexes.
+    pub codes: Vec<u8>,
+}
+
+/// Encodes vectors for a quantized index: the residual of the (for cosine: normalized)
+/// vector to its list's centroid.
+#[derive(Clone)]
+pub(crate) struct Coder {
+    /// The trained codec.
+    pub codec: Arc<Codec>,
+    /// The metric (cosine codes normalized vectors).
+    pub metric: Metric,
+}
+
+impl Coder {
+    /// The code of `vector` in list `list` of `quantizer`.
+    pub(crate) fn encode(&self, quantizer: &Quantizer, list: u32, vector: &[f32]) -> Vec<u8> {
+        let prepared = ivf::prepare_query(vector, self.metric);
+        let residual: Vec<f32> = prepared
+            .iter()
+            .zip(quantizer.centroid(list))
+            .map(|(v, c)| v - c)
+            .collect();
+        let mut code = Vec::with_capacity(self.codec.code_len(vector.len()));
+        self.codec.encode(&residual, &mut code);
+        code
+    }
 }
 
 /// The whole decrypted state.
@@ -82,6 +110,8 @@ pub(crate) struct State {
     pub body: ManifestBody,
     /// Trained centroids, if trained.
     pub quantizer: Option<Quantizer>,
+    /// Vector codes, for quantized index types once trained.
+    pub coder: Option<Coder>,
     /// Inverted lists (one list, number 0, before training).
     pub lists: Vec<MemList>,
     /// Item table, indexed by slot.
@@ -115,6 +145,7 @@ impl State {
             header: crypto.1,
             body,
             quantizer,
+            coder: None,
             lists: vec![MemList::default(); n_lists],
             items: Vec::new(),
             free: Vec::new(),
@@ -208,9 +239,13 @@ impl State {
         };
         entry.row = 0;
         if self.resident {
+            let code = match (&self.coder, &self.quantizer) {
+                (Some(c), Some(q)) => c.encode(q, entry.list, vector),
+                _ => Vec::new(),
+            };
             let l = &mut self.lists[entry.list as usize];
             entry.row = l.handles.len() as u32;
-            l.push(slot, vector);
+            l.push(slot, vector, &code);
         } else {
             self.cache.invalidate(entry.list);
         }
@@ -233,33 +268,45 @@ impl State {
         }
         let dim = self.dim;
         let l = &mut self.lists[entry.list as usize];
-        let row = entry.row as usize;
-        let last = l.handles.len() - 1;
-        if row != last {
-            l.vectors
-                .copy_within(last * dim..(last + 1) * dim, row * dim);
-            l.handles[row] = l.handles[last];
-            l.inv_norms[row] = l.inv_norms[last];
-            let moved = l.handles[row] as usize;
-            if let Some(m) = self.items[moved].as_mut() {
-                m.row = row as u32;
-            }
+        if let Some(moved) = l.swap_remove(entry.row as usize, dim)
+            && let Some(m) = self.items[moved as usize].as_mut()
+        {
+            m.row = entry.row;
         }
-        l.vectors.truncate(last * dim);
-        l.handles.truncate(last);
-        l.inv_norms.truncate(last);
         true
     }
 }
 
 impl MemList {
-    /// Appends one row.
-    pub(crate) fn push(&mut self, handle: u64, vector: &[f32]) {
+    /// Appends one row (`code` empty for unquantized indexes).
+    pub(crate) fn push(&mut self, handle: u64, vector: &[f32], code: &[u8]) {
         self.vectors.extend_from_slice(vector);
+        self.codes.extend_from_slice(code);
         self.handles.push(handle);
         let norm = kernel::norm_sq(vector).sqrt();
         self.inv_norms
             .push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
+    }
+
+    /// Removes row `row` by moving the last row into its place; returns the handle of the
+    /// row that moved, if one did.
+    pub(crate) fn swap_remove(&mut self, row: usize, dim: usize) -> Option<u64> {
+        let last = self.handles.len().checked_sub(1)?;
+        let code_len = self.codes.len() / self.handles.len();
+        let moved = (row != last).then(|| {
+            self.vectors
+                .copy_within(last * dim..(last + 1) * dim, row * dim);
+            self.codes
+                .copy_within(last * code_len..(last + 1) * code_len, row * code_len);
+            self.handles[row] = self.handles[last];
+            self.inv_norms[row] = self.inv_norms[last];
+            self.handles[row]
+        });
+        self.vectors.truncate(last * dim);
+        self.codes.truncate(last * code_len);
+        self.handles.truncate(last);
+        self.inv_norms.truncate(last);
+        moved
     }
 
     /// The rows as the IVF scan takes them.
@@ -268,12 +315,13 @@ impl MemList {
             vectors: &self.vectors,
             handles: &self.handles,
             inv_norms: &self.inv_norms,
+            codes: &self.codes,
         }
     }
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.vectors.len() * 4 + self.handles.len() * 12
+        self.vectors.len() * 4 + self.handles.len() * 12 + self.codes.len()
     }
 }
 
@@ -360,7 +408,7 @@ mod tests {
     fn list(rows: usize) -> Arc<MemList> {
         let mut l = MemList::default();
         for r in 0..rows {
-            l.push(r as u64, &[1.0, 2.0]);
+            l.push(r as u64, &[1.0, 2.0], &[]);
         }
         Arc::new(l)
     }

@@ -90,6 +90,7 @@ pub struct Query {
     pub(crate) n_probes: Option<usize>,
     pub(crate) filter: Option<Value>,
     pub(crate) include: Include,
+    pub(crate) rerank: Option<usize>,
 }
 
 impl Query {
@@ -101,6 +102,7 @@ impl Query {
             n_probes: None,
             filter: None,
             include: Include::NONE,
+            rerank: None,
         }
     }
 
@@ -120,6 +122,14 @@ impl Query {
     /// A MongoDB-style metadata filter.
     pub fn filter(mut self, filter: Value) -> Query {
         self.filter = Some(filter);
+        self
+    }
+
+    /// For quantized index types: re-rank the best `factor * top_k` candidates of the code
+    /// scan with exact distances (default 10; ignored by `ivf_flat`). Larger is slower and
+    /// closer to the exact IVF result.
+    pub fn rerank(mut self, factor: usize) -> Query {
+        self.rerank = Some(factor);
         self
     }
 

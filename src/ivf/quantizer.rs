@@ -34,6 +34,12 @@ impl Quantizer {
         &self.centroids
     }
 
+    /// The centroid of list `list`.
+    pub(crate) fn centroid(&self, list: u32) -> &[f32] {
+        let l = list as usize;
+        &self.centroids[l * self.dim..(l + 1) * self.dim]
+    }
+
     /// A ranking score per centroid for `x` (smaller is nearer).
     fn scores(&self, x: &[f32], out: &mut [f32]) {
         kernel::dot_block(x, &self.centroids, out);

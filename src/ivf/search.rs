@@ -3,7 +3,7 @@
 use crate::kernel::{self, Neighbor, TopK};
 use crate::metric::Metric;
 
-use super::Quantizer;
+use super::{Codec, Quantizer};
 
 /// The rows of one inverted list, as the caller stores them in memory.
 pub(crate) struct ListRows<'a> {
@@ -13,6 +13,8 @@ pub(crate) struct ListRows<'a> {
     pub handles: &'a [u64],
     /// `1 / |row|` per row; needed for [`Metric::Cosine`] only (may be empty otherwise).
     pub inv_norms: &'a [f32],
+    /// Codes of the rows (`code_len` bytes each) for quantized indexes; empty otherwise.
+    pub codes: &'a [u8],
 }
 
 /// Where the inverted lists live: `ivf` owns the trait, `index` implements it.
@@ -36,6 +38,17 @@ pub(crate) struct SearchParams<'a> {
     pub metric: Metric,
     /// Only handles for which this returns true are eligible.
     pub accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+    /// For quantized indexes: scan codes, then re-rank the best `rerank * k` exactly.
+    pub codes: Option<CodeSearch<'a>>,
+}
+
+/// How a quantized index is searched.
+#[derive(Clone, Copy)]
+pub(crate) struct CodeSearch<'a> {
+    /// The trained codec.
+    pub codec: &'a Codec,
+    /// Candidates kept per result before the exact re-rank (at least 1).
+    pub rerank: usize,
 }
 
 /// Scans rows into `top`. `query` must already be prepared by [`prepare_query`]; the
@@ -114,6 +127,9 @@ pub(crate) fn search<S: ListSource>(
         Some(q) => q.probe(&query, params.n_probes.max(1)),
         None => vec![0],
     };
+    if let (Some(codes), Some(q)) = (params.codes, quantizer) {
+        return search_codes(q, lists, params, &query, &probes, codes);
+    }
     let mut top = TopK::new(params.k);
     let mut scratch = Vec::new();
     for list in probes {
@@ -127,6 +143,52 @@ pub(crate) fn search<S: ListSource>(
                 &mut top,
             )
         })?;
+    }
+    Ok(finish(top.into_sorted(), params.metric))
+}
+
+/// The quantized path: approximate distances from codes; a row that enters the best
+/// `rerank * k` gets its exact distance at once (its vector is at hand); the best `k` by
+/// exact distance win.
+fn search_codes<S: ListSource>(
+    quantizer: &Quantizer,
+    lists: &S,
+    params: &SearchParams<'_>,
+    query: &[f32],
+    probes: &[u32],
+    codes: CodeSearch<'_>,
+) -> Result<Vec<Neighbor>, S::Error> {
+    let dim = query.len();
+    let code_len = codes.codec.code_len(dim);
+    let keep = params.k.saturating_mul(codes.rerank.max(1));
+    let mut approx = TopK::new(keep);
+    let mut exact: std::collections::HashMap<u64, f32> = std::collections::HashMap::new();
+    for &list in probes {
+        let table = codes
+            .codec
+            .table(query, quantizer.centroid(list), params.metric);
+        lists.visit_list(list, &mut |rows| {
+            for (i, &h) in rows.handles.iter().enumerate() {
+                let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
+                if a > approx.threshold() || params.accept.is_some_and(|f| !f(h)) {
+                    continue;
+                }
+                approx.push(a, h);
+                let v = &rows.vectors[i * dim..(i + 1) * dim];
+                let d = match params.metric {
+                    Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
+                    Metric::InnerProduct => -kernel::dot(query, v),
+                    Metric::Cosine => 1.0 - kernel::dot(query, v) * rows.inv_norms[i],
+                };
+                exact.insert(h, d);
+            }
+        })?;
+    }
+    let mut top = TopK::new(params.k);
+    for n in approx.into_sorted() {
+        if let Some(&d) = exact.get(&n.handle) {
+            top.push(d, n.handle);
+        }
     }
     Ok(finish(top.into_sorted(), params.metric))
 }

@@ -1,0 +1,406 @@
+//! Vector codes for the quantized index types: 8-bit scalar quantization (SQ8) and 4-bit
+//! product quantization (PQ), both of the residual to the list's centroid. A query scans
+//! codes for approximate distances, then re-ranks the best candidates exactly.
+
+use super::kmeans::{KMeansParams, kmeans};
+use crate::metric::Metric;
+
+/// A trained code.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Codec {
+    /// Per dimension: `value = min + code * scale`, `code` in 0..=255.
+    Sq8 {
+        /// Minimum per dimension.
+        min: Vec<f32>,
+        /// Step per dimension.
+        scale: Vec<f32>,
+    },
+    /// `m` subquantizers of `dim / m` dimensions with 16 centroids each; two 4-bit codes per
+    /// byte.
+    Pq {
+        /// Number of subquantizers.
+        m: usize,
+        /// `m * 16 * (dim / m)` floats: subquantizer j, centroid c at `(j * 16 + c) * sub`.
+        codebooks: Vec<f32>,
+    },
+}
+
+/// Centroids per PQ subquantizer (4-bit codes).
+const PQ_CENTROIDS: usize = 16;
+
+impl Codec {
+    /// Trains SQ8 ranges on residuals (rows of `dim`).
+    pub(crate) fn train_sq8(residuals: &[f32], dim: usize) -> Codec {
+        let mut min = vec![f32::INFINITY; dim];
+        let mut max = vec![f32::NEG_INFINITY; dim];
+        for row in residuals.chunks_exact(dim) {
+            for (d, &v) in row.iter().enumerate() {
+                min[d] = min[d].min(v);
+                max[d] = max[d].max(v);
+            }
+        }
+        let scale = min
+            .iter_mut()
+            .zip(&max)
+            .map(|(lo, hi)| {
+                if !lo.is_finite() {
+                    *lo = 0.0;
+                }
+                let span = if hi.is_finite() { hi - *lo } else { 0.0 };
+                if span > 0.0 { span / 255.0 } else { 1.0 }
+            })
+            .collect();
+        Codec::Sq8 { min, scale }
+    }
+
+    /// Trains PQ codebooks on residuals (rows of `dim`, `dim % m == 0`), seeded.
+    pub(crate) fn train_pq(residuals: &[f32], dim: usize, m: usize, seed: u64) -> Codec {
+        let sub = dim / m;
+        let n = residuals.len() / dim;
+        let mut codebooks = Vec::with_capacity(m * PQ_CENTROIDS * sub);
+        for j in 0..m {
+            let part: Vec<f32> = residuals
+                .chunks_exact(dim)
+                .flat_map(|row| &row[j * sub..(j + 1) * sub])
+                .copied()
+                .collect();
+            let km = kmeans(
+                &part,
+                sub,
+                &KMeansParams {
+                    k: PQ_CENTROIDS.min(n.max(1)),
+                    max_iters: 15,
+                    seed: seed.wrapping_add(j as u64),
+                    ..KMeansParams::default()
+                },
+            );
+            let mut c = km.centroids;
+            c.resize(PQ_CENTROIDS * sub, 0.0);
+            codebooks.extend_from_slice(&c);
+        }
+        Codec::Pq { m, codebooks }
+    }
+
+    /// Serialized form: `1 | min (dim f32) | scale (dim f32)` or
+    /// `2 | m u32 | codebooks (m * 16 * dim / m f32)`, little-endian.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let floats =
+            |out: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|f| out.extend(f.to_le_bytes()));
+        let mut out = Vec::new();
+        match self {
+            Codec::Sq8 { min, scale } => {
+                out.push(1);
+                floats(&mut out, min);
+                floats(&mut out, scale);
+            }
+            Codec::Pq { m, codebooks } => {
+                out.push(2);
+                out.extend((*m as u32).to_le_bytes());
+                floats(&mut out, codebooks);
+            }
+        }
+        out
+    }
+
+    /// Parses [`to_bytes`](Self::to_bytes) output for dimension `dim`; `None` if malformed.
+    pub(crate) fn from_bytes(bytes: &[u8], dim: usize) -> Option<Codec> {
+        let floats = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let (&tag, rest) = bytes.split_first()?;
+        match tag {
+            1 if rest.len() == 8 * dim => {
+                let (min, scale) = rest.split_at(4 * dim);
+                Some(Codec::Sq8 {
+                    min: floats(min),
+                    scale: floats(scale),
+                })
+            }
+            2 if rest.len() >= 4 => {
+                let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
+                let valid = m > 0 && dim.is_multiple_of(m) && rest.len() - 4 == 4 * PQ_CENTROIDS * dim;
+                valid.then(|| Codec::Pq {
+                    m,
+                    codebooks: floats(&rest[4..]),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Bytes per encoded vector.
+    pub(crate) fn code_len(&self, dim: usize) -> usize {
+        match self {
+            Codec::Sq8 { .. } => dim,
+            Codec::Pq { m, .. } => m.div_ceil(2),
+        }
+        .max(usize::from(dim == 0))
+    }
+
+    /// Encodes a residual.
+    pub(crate) fn encode(&self, residual: &[f32], out: &mut Vec<u8>) {
+        match self {
+            Codec::Sq8 { min, scale } => {
+                out.extend(
+                    residual
+                        .iter()
+                        .zip(min.iter().zip(scale))
+                        .map(|(v, (lo, s))| ((v - lo) / s).round().clamp(0.0, 255.0) as u8),
+                );
+            }
+            Codec::Pq { m, codebooks } => {
+                let sub = residual.len() / m;
+                let mut nibbles = Vec::with_capacity(*m);
+                for j in 0..*m {
+                    let x = &residual[j * sub..(j + 1) * sub];
+                    let mut best = (0u8, f32::INFINITY);
+                    for c in 0..PQ_CENTROIDS {
+                        let cb = &codebooks[(j * PQ_CENTROIDS + c) * sub..][..sub];
+                        let d: f32 = x.iter().zip(cb).map(|(a, b)| (a - b) * (a - b)).sum();
+                        if d < best.1 {
+                            best = (c as u8, d);
+                        }
+                    }
+                    nibbles.push(best.0);
+                }
+                out.extend(
+                    nibbles
+                        .chunks(2)
+                        .map(|p| p[0] | p.get(1).copied().unwrap_or(0) << 4),
+                );
+            }
+        }
+    }
+
+    /// Decodes a code back into an approximate residual (tests and re-checks).
+    #[cfg(test)]
+    pub(crate) fn decode(&self, code: &[u8], dim: usize) -> Vec<f32> {
+        match self {
+            Codec::Sq8 { min, scale } => code
+                .iter()
+                .zip(min.iter().zip(scale))
+                .map(|(&c, (lo, s))| lo + c as f32 * s)
+                .collect(),
+            Codec::Pq { m, codebooks } => {
+                let sub = dim / m;
+                (0..*m)
+                    .flat_map(|j| {
+                        let c = (code[j / 2] >> (4 * (j % 2))) & 15;
+                        codebooks[(j * PQ_CENTROIDS + c as usize) * sub..][..sub].to_vec()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The approximate-distance table of one query against one list with centroid
+    /// `centroid`: scoring a code is then a sum of table lookups.
+    pub(crate) fn table(&self, query: &[f32], centroid: &[f32], metric: Metric) -> Table {
+        let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        // L2 of the residual query; inner product (negated) of the query with the
+        // reconstruction `centroid + residual`.
+        let residual_query: Vec<f32> = query.iter().zip(centroid).map(|(q, c)| q - c).collect();
+        let base = if l2 {
+            0.0
+        } else {
+            -query.iter().zip(centroid).map(|(q, c)| q * c).sum::<f32>()
+        };
+        match self {
+            Codec::Sq8 { min, scale } => {
+                // Per dimension and code value would be 256 * dim entries; instead keep the
+                // per-dimension terms and evaluate them on the fly.
+                Table::Sq8 {
+                    l2,
+                    base,
+                    target: if l2 {
+                        residual_query
+                            .iter()
+                            .zip(min)
+                            .map(|(r, lo)| r - lo)
+                            .collect()
+                    } else {
+                        query.to_vec()
+                    },
+                    offset: if l2 {
+                        0.0
+                    } else {
+                        -query.iter().zip(min).map(|(q, lo)| q * lo).sum::<f32>()
+                    },
+                    scale: scale.clone(),
+                }
+            }
+            Codec::Pq { m, codebooks } => {
+                let sub = query.len() / m;
+                let mut lut = Vec::with_capacity(m * PQ_CENTROIDS);
+                for j in 0..*m {
+                    for c in 0..PQ_CENTROIDS {
+                        let cb = &codebooks[(j * PQ_CENTROIDS + c) * sub..][..sub];
+                        let v = if l2 {
+                            let r = &residual_query[j * sub..(j + 1) * sub];
+                            r.iter().zip(cb).map(|(a, b)| (a - b) * (a - b)).sum()
+                        } else {
+                            let q = &query[j * sub..(j + 1) * sub];
+                            -q.iter().zip(cb).map(|(a, b)| a * b).sum::<f32>()
+                        };
+                        lut.push(v);
+                    }
+                }
+                Table::Pq { m: *m, base, lut }
+            }
+        }
+    }
+}
+
+/// Precomputed per-query, per-list scoring terms.
+pub(crate) enum Table {
+    /// SQ8 terms.
+    Sq8 {
+        /// L2 (else negated inner product).
+        l2: bool,
+        /// Constant part.
+        base: f32,
+        /// L2: residual query minus `min`; IP: the query.
+        target: Vec<f32>,
+        /// IP: constant from `min`.
+        offset: f32,
+        /// Step per dimension.
+        scale: Vec<f32>,
+    },
+    /// PQ lookup table, 16 entries per subquantizer.
+    Pq {
+        /// Subquantizers.
+        m: usize,
+        /// Constant part.
+        base: f32,
+        /// The table.
+        lut: Vec<f32>,
+    },
+}
+
+impl Table {
+    /// The approximate distance (smaller is closer; L2 squared, or negated inner product)
+    /// of one code.
+    #[inline]
+    pub(crate) fn score(&self, code: &[u8]) -> f32 {
+        match self {
+            Table::Sq8 {
+                l2,
+                base,
+                target,
+                offset,
+                scale,
+            } => {
+                if *l2 {
+                    let mut acc = 0.0f32;
+                    for ((&c, t), s) in code.iter().zip(target).zip(scale) {
+                        let d = t - c as f32 * s;
+                        acc += d * d;
+                    }
+                    acc
+                } else {
+                    let mut acc = 0.0f32;
+                    for ((&c, q), s) in code.iter().zip(target).zip(scale) {
+                        acc += q * s * c as f32;
+                    }
+                    base + offset - acc
+                }
+            }
+            Table::Pq { m, base, lut } => {
+                let mut acc = *base;
+                for j in 0..*m {
+                    let c = (code[j / 2] >> (4 * (j % 2))) & 15;
+                    acc += lut[j * PQ_CENTROIDS + c as usize];
+                }
+                acc
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng as _, SeedableRng, rngs::StdRng};
+
+    fn data(n: usize, dim: usize) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(5);
+        (0..n * dim)
+            .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 4.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn serialized_form_round_trips_and_rejects_damage() {
+        let dim = 12;
+        let x = data(100, dim);
+        for codec in [Codec::train_sq8(&x, dim), Codec::train_pq(&x, dim, 4, 1)] {
+            let bytes = codec.to_bytes();
+            assert_eq!(Codec::from_bytes(&bytes, dim), Some(codec.clone()));
+            assert_eq!(Codec::from_bytes(&bytes, dim + 1), None);
+            for cut in 0..bytes.len() {
+                assert_eq!(Codec::from_bytes(&bytes[..cut], dim), None);
+            }
+        }
+    }
+
+    #[test]
+    fn sq8_decode_error_is_within_half_a_step() {
+        let dim = 17;
+        let x = data(500, dim);
+        let codec = Codec::train_sq8(&x, dim);
+        let Codec::Sq8 { scale, .. } = &codec else {
+            unreachable!()
+        };
+        for row in x.chunks_exact(dim) {
+            let mut code = Vec::new();
+            codec.encode(row, &mut code);
+            let back = codec.decode(&code, dim);
+            for d in 0..dim {
+                assert!((back[d] - row[d]).abs() <= scale[d] / 2.0 + 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn table_scores_equal_distances_to_the_reconstruction() {
+        let dim = 12;
+        let x = data(300, dim);
+        let centroid: Vec<f32> = (0..dim).map(|d| d as f32 * 0.1).collect();
+        let q: Vec<f32> = (0..dim).map(|d| 1.0 - d as f32 * 0.2).collect();
+        for codec in [
+            Codec::train_sq8(&x, dim),
+            Codec::train_pq(&x, dim, 4, 1),
+            Codec::train_pq(&x, dim, 3, 1),
+        ] {
+            for metric in [Metric::SquaredEuclidean, Metric::InnerProduct] {
+                let table = codec.table(&q, &centroid, metric);
+                for row in x.chunks_exact(dim).take(50) {
+                    let mut code = Vec::new();
+                    codec.encode(row, &mut code);
+                    assert_eq!(code.len(), codec.code_len(dim));
+                    let recon: Vec<f32> = codec
+                        .decode(&code, dim)
+                        .iter()
+                        .zip(&centroid)
+                        .map(|(r, c)| r + c)
+                        .collect();
+                    let want = match metric {
+                        Metric::SquaredEuclidean => recon
+                            .iter()
+                            .zip(&q)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f32>(),
+                        _ => -recon.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(),
+                    };
+                    let got = table.score(&code);
+                    assert!(
+                        (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                        "{got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
