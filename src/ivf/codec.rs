@@ -120,7 +120,8 @@ impl Codec {
             }
             2 if rest.len() >= 4 => {
                 let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
-                let valid = m > 0 && dim.is_multiple_of(m) && rest.len() - 4 == 4 * PQ_CENTROIDS * dim;
+                let valid =
+                    m > 0 && dim.is_multiple_of(m) && rest.len() - 4 == 4 * PQ_CENTROIDS * dim;
                 valid.then(|| Codec::Pq {
                     m,
                     codebooks: floats(&rest[4..]),
