@@ -38,6 +38,8 @@ pub enum Error {
     },
     /// Another writer holds the index.
     Locked,
+    /// A write on a handle opened with `Database::open_index_read_only`.
+    ReadOnly,
     /// Stored bytes failed authentication or decoding.
     Corrupted {
         /// Which object failed (a file kind, never its contents).
@@ -86,6 +88,7 @@ impl fmt::Display for Error {
             Error::InvalidFilter { reason } => write!(f, "invalid filter: {reason}"),
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             Error::Locked => f.write_str("the index is locked by another writer"),
+            Error::ReadOnly => f.write_str("the index was opened read-only"),
             Error::Corrupted { what } => write!(f, "corrupted storage: {what}"),
             Error::KeyExhausted => f.write_str("encryption key use limit reached"),
             Error::Io(e) => write!(f, "i/o error: {e}"),

@@ -229,6 +229,46 @@ impl Database {
         Ok(index)
     }
 
+    /// Opens an index for reading only, without taking the writer lock, so that other
+    /// processes can read an index one process writes. The handle sees the state committed
+    /// when it was opened; writes through it return [`Error::ReadOnly`].
+    ///
+    /// # Errors
+    /// As [`open_index`](Self::open_index), except [`Error::Locked`].
+    pub fn open_index_read_only(&self, name: &str, key: &IndexKey) -> Result<EncryptedIndex> {
+        validate::index_name(name)?;
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        // A writer may replace segments while we read: retry on a vanished or stale file.
+        let mut attempts = 0;
+        loop {
+            let (header, keys, body) = persist::read_manifest(&*store, key)?;
+            let config = IndexConfig::from_stored(&body.config);
+            let loaded = persist::load_state(
+                &*store,
+                (Arc::new(keys), header),
+                config.dimension(),
+                config.distance_metric(),
+                body,
+                self.cache_budget(),
+            );
+            match loaded {
+                Ok(state) => {
+                    let budget = self.cache_budget();
+                    let index = EncryptedIndex::from_parts(
+                        name.to_owned(),
+                        store,
+                        state,
+                        budget,
+                        Box::new(()),
+                    );
+                    return Ok(index.into_read_only());
+                }
+                Err(Error::Corrupted { .. }) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Names of every index, sorted.
     ///
     /// # Errors

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     epoch: AtomicU64,
     /// Set when a failed commit could not be rolled back: writes are refused until reopen.
     poisoned: AtomicBool,
+    /// Opened with `open_index_read_only`: every write is refused.
+    read_only: AtomicBool,
     _lock: WriterLock,
 }
 
@@ -103,9 +105,23 @@ impl EncryptedIndex {
                 next_segment: AtomicU64::new(next_segment),
                 epoch: AtomicU64::new(epoch),
                 poisoned: AtomicBool::new(false),
+                read_only: AtomicBool::new(false),
                 _lock: lock,
             }),
         }
+    }
+
+    pub(crate) fn into_read_only(self) -> EncryptedIndex {
+        self.inner.read_only.store(true, Ordering::SeqCst);
+        self
+    }
+
+    /// Takes the writer mutex, unless the handle is read-only.
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        if self.inner.read_only.load(Ordering::SeqCst) {
+            return Err(Error::ReadOnly);
+        }
+        Ok(self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The manifest's current clear header.
@@ -175,7 +191,7 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
         let items: Vec<Item> = items.into_iter().collect();
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let keys = self.read().keys.clone();
         let prepared = self.prepare(&keys, items)?;
         if prepared.is_empty() {
@@ -362,7 +378,7 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (nothing is deleted then).
     pub fn delete(&self, ids: &[&str]) -> Result<usize> {
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let (keys, header, body, tokens) = {
             let state = self.read();
             let mut seen = HashSet::new();
@@ -422,7 +438,7 @@ impl EncryptedIndex {
         if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
             return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
         }
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let (dim, metric) = (self.dim(), self.metric());
         let state = self.read();
         let n = state.len();
@@ -508,7 +524,7 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn compact(&self) -> Result<()> {
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let state = self.read();
         let crypto = (state.keys.clone(), state.header.clone());
         self.rewrite_as_is(state, crypto)
@@ -521,7 +537,7 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (the index stays under the old data key).
     pub fn rotate_data_key(&self) -> Result<()> {
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let state = self.read();
         let (header, keys) = persist::rotate_data_key(&state.header, &state.keys)?;
         self.rewrite_as_is(state, (Arc::new(keys), header))
@@ -530,7 +546,7 @@ impl EncryptedIndex {
     /// Re-wraps the data key from `old` to `new` (see [`crate::Database::rotate_index_key`]),
     /// serialized with this handle's writes; the handle adopts the new header.
     pub(crate) fn rewrap_index_key(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
-        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer()?;
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
         let generation = self.read().keys.next_generation();
         let (header, keys, body) =

@@ -165,3 +165,38 @@ fn second_database_on_the_same_directory_is_locked() {
         Err(Error::IndexExists)
     ));
 }
+
+#[test]
+fn readers_open_read_only_while_a_writer_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let writer_db = Database::open(dir.path()).unwrap();
+    let writer = writer_db
+        .create_index("ro", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    writer.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
+    let reader_db = Database::open(dir.path()).unwrap();
+    assert!(matches!(
+        reader_db.open_index("ro", &key),
+        Err(Error::Locked)
+    ));
+    let reader = reader_db.open_index_read_only("ro", &key).unwrap();
+    assert_eq!(
+        reader.query(&Query::new(vec![1.0, 0.0])).unwrap()[0].id,
+        "a"
+    );
+    assert!(matches!(
+        reader.upsert([Item::new("b", vec![0.0, 1.0])]),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(reader.delete(&["a"]), Err(Error::ReadOnly)));
+    assert!(matches!(reader.train(), Err(Error::ReadOnly)));
+    assert!(matches!(
+        reader_db.open_index_read_only("ro", &IndexKey::generate()),
+        Err(Error::WrongKey)
+    ));
+    // A snapshot: later writes show up in a newly opened reader.
+    writer.upsert([Item::new("b", vec![0.0, 1.0])]).unwrap();
+    assert_eq!(reader.len(), 1);
+    assert_eq!(reader_db.open_index_read_only("ro", &key).unwrap().len(), 2);
+}
