@@ -164,6 +164,11 @@ impl EncryptedIndex {
         self.read().is_resident()
     }
 
+    /// Number of trained lists (0 before training).
+    pub fn n_lists(&self) -> usize {
+        self.read().quantizer.as_ref().map_or(0, Quantizer::n_lists)
+    }
+
     /// Whether [`train`](Self::train) has run.
     pub fn is_trained(&self) -> bool {
         self.read().quantizer.is_some()

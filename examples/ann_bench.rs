@@ -1,0 +1,306 @@
+//! Benchmark ciphervec on a TEXMEX dataset directory (`base.fvecs`, `query.fvecs`,
+//! `groundtruth.ivecs`) or on generated clustered data, printing one JSON line in the schema
+//! of the peer harness (`../shared/bench/README.md`) so the lines can be appended to its
+//! results and rendered beside FAISS, hnswlib, usearch and CyborgDB.
+//!
+//! ```text
+//! cargo run --release --example ann_bench -- --data DIR [--probes 8,16,32,64] [--threads 1]
+//!     [--type flat|sq8|pq:M] [--cold] [--nq-single 1000]
+//! cargo run --release --example ann_bench -- --synthetic 1000000x128 ...
+//! ```
+//! `--cold` reopens the index with a cache budget of 1/8 of its size, so queries decrypt the
+//! lists they probe (the price of encryption without the decrypted cache).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
+use serde_json::json;
+
+struct Args {
+    data: Option<PathBuf>,
+    synthetic: Option<(usize, usize)>,
+    probes: Vec<usize>,
+    threads: usize,
+    index_type: String,
+    cold: bool,
+    nq_single: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        data: None,
+        synthetic: None,
+        probes: vec![8, 16, 32, 64],
+        threads: 1,
+        index_type: "flat".into(),
+        cold: false,
+        nq_single: 1000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = || argv.get(i + 1).cloned().expect("missing value");
+        match argv[i].as_str() {
+            "--data" => a.data = Some(PathBuf::from(value())),
+            "--synthetic" => {
+                let v = value();
+                let (n, d) = v.split_once('x').expect("--synthetic NxD");
+                a.synthetic = Some((n.parse().unwrap(), d.parse().unwrap()));
+            }
+            "--probes" => a.probes = value().split(',').map(|p| p.parse().unwrap()).collect(),
+            "--threads" => a.threads = value().parse().unwrap(),
+            "--type" => a.index_type = value(),
+            "--nq-single" => a.nq_single = value().parse().unwrap(),
+            "--cold" => {
+                a.cold = true;
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn read_vecs<T: Copy>(path: &Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
+    let bytes = std::fs::read(path).expect("read vecs file");
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at + 4 <= bytes.len() {
+        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        out.push(
+            bytes[at..at + 4 * d]
+                .chunks_exact(4)
+                .map(|c| conv(c.try_into().unwrap()))
+                .collect(),
+        );
+        at += 4 * d;
+    }
+    out
+}
+
+/// Clustered data with exact ground truth for 200 queries (brute force, in parallel).
+fn synthetic(n: usize, dim: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<usize>>) {
+    use rayon::prelude::*;
+    let mut s = 7u64;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let clusters = (n / 1000).max(10);
+    let centers: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| next() * 3.0).collect())
+        .collect();
+    let mut point = |c: usize| -> Vec<f32> { centers[c].iter().map(|x| x + next()).collect() };
+    let base: Vec<Vec<f32>> = (0..n).map(|i| point(i * 7919 % clusters)).collect();
+    let queries: Vec<Vec<f32>> = (0..200).map(|i| point(i * 31 % clusters)).collect();
+    let truth = queries
+        .par_iter()
+        .map(|q| {
+            let mut d: Vec<(f32, usize)> = base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
+                .collect();
+            d.select_nth_unstable_by(100, |a, b| a.0.total_cmp(&b.0));
+            d.truncate(100);
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            d.into_iter().map(|x| x.1).collect()
+        })
+        .collect();
+    (base, queries, truth)
+}
+
+fn status_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_bytes(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn recall(results: &[Vec<String>], truth: &[Vec<usize>], k: usize) -> f64 {
+    let mut found = 0;
+    for (got, t) in results.iter().zip(truth) {
+        let want: HashSet<String> = t[..k].iter().map(|i| i.to_string()).collect();
+        found += got.iter().take(k).filter(|id| want.contains(*id)).count();
+    }
+    found as f64 / (k * results.len()).max(1) as f64
+}
+
+fn main() -> ciphervec::Result<()> {
+    let args = parse_args();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .expect("rayon pool");
+    let rss_load_start = status_mb("VmRSS:");
+    let (name, base, queries, truth) = match (&args.data, args.synthetic) {
+        (Some(dir), _) => (
+            dir.file_name().unwrap().to_string_lossy().into_owned(),
+            read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes),
+            read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes),
+            read_vecs(&dir.join("groundtruth.ivecs"), |b| {
+                i32::from_le_bytes(b) as usize
+            }),
+        ),
+        (None, Some((n, d))) => {
+            let (b, q, t) = synthetic(n, d);
+            (format!("synthetic-{n}x{d}"), b, q, t)
+        }
+        _ => panic!("--data DIR or --synthetic NxD"),
+    };
+    let _ = rss_load_start;
+    let rss_load = status_mb("VmRSS:");
+    let (n, dim, k) = (base.len(), base[0].len(), 10);
+    let config = match args.index_type.as_str() {
+        "flat" => IndexConfig::ivf_flat(dim),
+        "sq8" => IndexConfig::ivf_sq8(dim),
+        pq => IndexConfig::ivf_pq(
+            dim,
+            pq.strip_prefix("pq:")
+                .and_then(|m| m.parse().ok())
+                .expect("--type pq:M"),
+        ),
+    };
+    let tmp = std::env::temp_dir().join(format!("ciphervec-ann-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let key = IndexKey::generate();
+    let db = Database::open(&tmp)?;
+    let index = db.create_index("bench", &key, config)?;
+    let t = Instant::now();
+    for (c, chunk) in base.chunks(50_000).enumerate() {
+        index.upsert(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Item::new((c * 50_000 + i).to_string(), v.clone())),
+        )?;
+    }
+    let add_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    index.train()?;
+    let train_s = t.elapsed().as_secs_f64();
+    drop(index);
+    let index_bytes = dir_bytes(&tmp);
+    let opened = if args.cold {
+        let budget = (index_bytes / 8) as usize;
+        Database::open_with(&tmp, DatabaseOptions::default().cache_budget(budget))?
+            .open_index("bench", &key)?
+    } else {
+        db.open_index("bench", &key)?
+    };
+    let rss_built = status_mb("VmRSS:");
+    let mut rows = Vec::new();
+    for &probes in &args.probes {
+        let qs: Vec<Query> = queries
+            .iter()
+            .map(|q| Query::new(q.clone()).top_k(k).n_probes(probes))
+            .collect();
+        opened.query_batch(&qs[..qs.len().min(100)])?;
+        let t = Instant::now();
+        let batch = opened.query_batch(&qs)?;
+        let batch_s = t.elapsed().as_secs_f64();
+        let ids: Vec<Vec<String>> = batch
+            .iter()
+            .map(|h| h.iter().map(|x| x.id.clone()).collect())
+            .collect();
+        let mut lat = Vec::new();
+        for q in qs.iter().take(args.nq_single) {
+            let t = Instant::now();
+            opened.query(q)?;
+            lat.push(t.elapsed().as_secs_f64());
+        }
+        let total: f64 = lat.iter().sum();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3;
+        let r10 = recall(&ids, &truth, k);
+        let r1 = recall(&ids, &truth, 1);
+        eprintln!(
+            "[ciphervec] n_probes={probes} recall@10={r10:.4} qps_batch={:.0} qps_single={:.0}",
+            qs.len() as f64 / batch_s,
+            lat.len() as f64 / total
+        );
+        rows.push(json!({
+            "param": "n_probes", "value": probes,
+            "recall@10": (r10 * 1e4).round() / 1e4, "recall@1": (r1 * 1e4).round() / 1e4,
+            "qps_batch": (qs.len() as f64 / batch_s * 10.0).round() / 10.0, "batch_nq": qs.len(),
+            "qps_single": (lat.len() as f64 / total * 10.0).round() / 10.0, "single_nq": lat.len(),
+            "lat_p50_ms": (pct(0.5) * 1e3).round() / 1e3, "lat_p99_ms": (pct(0.99) * 1e3).round() / 1e3,
+        }));
+    }
+    let peer = if args.cold {
+        "ciphervec-cold"
+    } else {
+        "ciphervec"
+    };
+    let record = json!({
+        "ts": chrono_like_now(),
+        "dataset": name, "peer": peer, "threads": args.threads,
+        "n_base": n, "dim": dim, "nq": queries.len(), "k": k,
+        "config": {"index": args.index_type, "n_lists": opened.n_lists(), "encrypted": true, "cold_cache": args.cold},
+        "train_s": (train_s * 1e3).round() / 1e3, "add_s": (add_s * 1e3).round() / 1e3,
+        "build_s": ((train_s + add_s) * 1e3).round() / 1e3,
+        "add_vps": (n as f64 / add_s).round(),
+        "index_bytes": index_bytes,
+        "rss_after_load_mb": (rss_load * 10.0).round() / 10.0,
+        "rss_after_build_mb": (rss_built * 10.0).round() / 10.0,
+        "peak_rss_mb": (status_mb("VmHWM:") * 10.0).round() / 10.0,
+        "search": rows,
+    });
+    println!("{record}");
+    drop(opened);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SS`, without a date crate.
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
