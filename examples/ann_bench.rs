@@ -83,7 +83,10 @@ fn read_vecs<T: Copy>(path: &Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
 }
 
 /// Clustered data with exact ground truth for 200 queries (brute force, in parallel).
-fn synthetic(n: usize, dim: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<usize>>) {
+/// Base vectors, queries, and the ids of each query's exact nearest neighbours.
+type Dataset = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<usize>>);
+
+fn synthetic(n: usize, dim: usize) -> Dataset {
     use rayon::prelude::*;
     let mut s = 7u64;
     let mut next = move || {
@@ -161,7 +164,6 @@ fn main() -> ciphervec::Result<()> {
         .num_threads(args.threads)
         .build_global()
         .expect("rayon pool");
-    let rss_load_start = status_mb("VmRSS:");
     let (name, base, queries, truth) = match (&args.data, args.synthetic) {
         (Some(dir), _) => (
             dir.file_name().unwrap().to_string_lossy().into_owned(),
@@ -177,7 +179,6 @@ fn main() -> ciphervec::Result<()> {
         }
         _ => panic!("--data DIR or --synthetic NxD"),
     };
-    let _ = rss_load_start;
     let rss_load = status_mb("VmRSS:");
     let (n, dim, k) = (base.len(), base[0].len(), 10);
     let config = match args.index_type.as_str() {
