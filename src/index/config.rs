@@ -143,7 +143,8 @@ impl IndexConfig {
     }
 }
 
-/// Options of [`crate::EncryptedIndex::train_with`].
+/// Options of [`crate::EncryptedIndex::train_with`]. Training is reproducible: its random
+/// choices use a fixed seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
     /// Number of lists; 0 uses the config's, or about `4 * sqrt(n)` if that is 0 too.
@@ -155,8 +156,6 @@ pub struct TrainOptions {
     /// Train on at most this many vectors; 0 (default) means 64 per list (FAISS warns below
     /// 39; more points per list cost training time and, measured, gain little recall).
     pub sample_size: usize,
-    /// Seed of the k-means random choices, for reproducible training (default 1234).
-    pub seed: u64,
 }
 
 impl Default for TrainOptions {
@@ -166,7 +165,6 @@ impl Default for TrainOptions {
             max_iters: 20,
             tolerance: 1e-4,
             sample_size: 0,
-            seed: 1234,
         }
     }
 }

@@ -30,6 +30,8 @@ use super::validate;
 const PREFILTER_SHARE: f64 = 0.05;
 /// Training sample per list when `TrainOptions::sample_size` is 0.
 const DEFAULT_TRAIN_POINTS_PER_LIST: usize = 64;
+/// Seed of every random choice of training, so that training is reproducible.
+const TRAINING_SEED: u64 = 1234;
 /// Default re-rank factor of quantized index types (candidates per result).
 const DEFAULT_RERANK: usize = 10;
 /// Residuals the code of a quantized index type is trained on, at most.
@@ -479,12 +481,12 @@ impl EncryptedIndex {
                 tolerance: options.tolerance,
                 max_points_per_centroid: per_centroid,
                 spherical: metric == Metric::Cosine,
-                seed: options.seed,
+                seed: TRAINING_SEED,
             },
         );
         let quantizer = Quantizer::new(dim, km.centroids, metric);
         let assignments = quantizer.assign_batch(&data);
-        let coder = self.train_codec(&quantizer, &data, &assignments, options.seed);
+        let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
         drop(data);
         let crypto = (state.keys.clone(), state.header.clone());
         let trained = Some((quantizer, coder));
