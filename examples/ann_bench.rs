@@ -11,12 +11,15 @@
 //! `--cold` reopens the index with a cache budget of 1/8 of its size, so queries decrypt the
 //! lists they probe (the price of encryption without the decrypted cache).
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
 use serde_json::json;
+use texmex::{Dataset, dir_bytes, recall};
+
+#[path = "support/texmex.rs"]
+mod texmex;
 
 struct Args {
     data: Option<PathBuf>,
@@ -65,27 +68,7 @@ fn parse_args() -> Args {
     a
 }
 
-fn read_vecs<T: Copy>(path: &Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
-    let bytes = std::fs::read(path).expect("read vecs file");
-    let (mut out, mut at) = (Vec::new(), 0);
-    while at + 4 <= bytes.len() {
-        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 4;
-        out.push(
-            bytes[at..at + 4 * d]
-                .chunks_exact(4)
-                .map(|c| conv(c.try_into().unwrap()))
-                .collect(),
-        );
-        at += 4 * d;
-    }
-    out
-}
-
 /// Clustered data with exact ground truth for 200 queries (brute force, in parallel).
-/// Base vectors, queries, and the ids of each query's exact nearest neighbours.
-type Dataset = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<usize>>);
-
 fn synthetic(n: usize, dim: usize) -> Dataset {
     use rayon::prelude::*;
     let mut s = 7u64;
@@ -132,32 +115,6 @@ fn status_mb(field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        dir_bytes(&p)
-                    } else {
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn recall(results: &[Vec<String>], truth: &[Vec<usize>], k: usize) -> f64 {
-    let mut found = 0;
-    for (got, t) in results.iter().zip(truth) {
-        let want: HashSet<String> = t[..k].iter().map(|i| i.to_string()).collect();
-        found += got.iter().take(k).filter(|id| want.contains(*id)).count();
-    }
-    found as f64 / (k * results.len()).max(1) as f64
-}
-
 fn main() -> ciphervec::Result<()> {
     let args = parse_args();
     rayon::ThreadPoolBuilder::new()
@@ -165,14 +122,15 @@ fn main() -> ciphervec::Result<()> {
         .build_global()
         .expect("rayon pool");
     let (name, base, queries, truth) = match (&args.data, args.synthetic) {
-        (Some(dir), _) => (
-            dir.file_name().unwrap().to_string_lossy().into_owned(),
-            read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes),
-            read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes),
-            read_vecs(&dir.join("groundtruth.ivecs"), |b| {
-                i32::from_le_bytes(b) as usize
-            }),
-        ),
+        (Some(dir), _) => {
+            let (b, q, t) = texmex::load(dir);
+            (
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                b,
+                q,
+                t,
+            )
+        }
         (None, Some((n, d))) => {
             let (b, q, t) = synthetic(n, d);
             (format!("synthetic-{n}x{d}"), b, q, t)

@@ -9,24 +9,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
-use serde_json::json;
 
-fn read_fvecs(path: &Path) -> Vec<Vec<f32>> {
-    let bytes = std::fs::read(path).expect("read fvecs");
-    let (mut out, mut at) = (Vec::new(), 0);
-    while at + 4 <= bytes.len() {
-        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 4;
-        out.push(
-            bytes[at..at + 4 * d]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        );
-        at += 4 * d;
-    }
-    out
-}
+#[path = "support/texmex.rs"]
+mod texmex;
+use serde_json::json;
 
 fn synthetic() -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut s = 9u64;
@@ -48,10 +34,8 @@ fn synthetic() -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
 fn main() -> ciphervec::Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k");
     let (base, queries) = if dir.join("base.fvecs").exists() {
-        (
-            read_fvecs(&dir.join("base.fvecs")),
-            read_fvecs(&dir.join("query.fvecs")),
-        )
+        let (base, queries, _) = texmex::load(&dir);
+        (base, queries)
     } else {
         synthetic()
     };

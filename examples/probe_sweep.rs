@@ -10,22 +10,8 @@ use std::time::Instant;
 
 use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
 
-fn read_vecs<T: Copy>(path: &std::path::Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
-    let bytes = std::fs::read(path).expect("read vecs file");
-    let (mut out, mut at) = (Vec::new(), 0);
-    while at + 4 <= bytes.len() {
-        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 4;
-        out.push(
-            bytes[at..at + 4 * d]
-                .chunks_exact(4)
-                .map(|c| conv(c.try_into().unwrap()))
-                .collect(),
-        );
-        at += 4 * d;
-    }
-    out
-}
+#[path = "support/texmex.rs"]
+mod texmex;
 
 fn main() -> ciphervec::Result<()> {
     let dir = std::env::args()
@@ -34,9 +20,7 @@ fn main() -> ciphervec::Result<()> {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k")
         });
-    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
-    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+    let (base, queries, truth) = texmex::load(&dir);
     let tmp = std::env::temp_dir().join(format!("ciphervec-sweep-{}", std::process::id()));
     let db = Database::open(&tmp)?;
     let key = IndexKey::generate();

@@ -9,6 +9,9 @@ use std::time::Instant;
 
 use ciphervec::{Database, Error, IndexConfig, IndexKey, Item, Query};
 
+#[path = "support/texmex.rs"]
+mod texmex;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (name, base, queries, truth) = load_data();
     let dim = base[0].len();
@@ -73,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(index);
 
-    let bytes = dir_size(&dir);
+    let bytes = texmex::dir_bytes(&dir);
     let raw = (base.len() * dim * 4) as u64;
     println!(
         "on disk: {:.1} MiB ({:.3}x the raw f32 vectors), all ciphertext",
@@ -104,11 +107,7 @@ type Data = (String, Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<usize>>);
 fn load_data() -> Data {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k");
     if dir.join("base.fvecs").exists() {
-        let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
-        let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-        let truth = read_vecs(&dir.join("groundtruth.ivecs"), |b| {
-            i32::from_le_bytes(b) as usize
-        });
+        let (base, queries, truth) = texmex::load(&dir);
         return ("wordnet-minilm-50k".into(), base, queries, truth);
     }
     println!("../shared/data not found: generating clustered data");
@@ -149,39 +148,4 @@ fn recall_at_10(results: &[Vec<ciphervec::Hit>], truth: &[Vec<usize>]) -> f64 {
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
     }
     found as f64 / (10 * results.len()) as f64
-}
-
-fn read_vecs<T: Copy>(path: &Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
-    let bytes = std::fs::read(path).expect("read vecs file");
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bytes.len() {
-        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 4;
-        out.push(
-            bytes[at..at + 4 * d]
-                .chunks_exact(4)
-                .map(|c| conv(c.try_into().unwrap()))
-                .collect(),
-        );
-        at += 4 * d;
-    }
-    out
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        dir_size(&p)
-                    } else {
-                        e.metadata().map(|m| m.len()).unwrap_or(0)
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
