@@ -78,11 +78,19 @@ impl Filter {
             Filter::Or(fs) => fs.iter().any(|f| f.matches(doc)),
             Filter::Not(f) => !f.matches(doc),
             Filter::Field { path, cond } => {
-                let mut values = Vec::new();
-                if let Some(doc) = doc {
-                    resolve(doc, path, &mut values);
+                let Some(doc) = doc else {
+                    return cond.holds(&[]);
+                };
+                // Fast path, no allocation: a path through objects only.
+                match resolve_single(doc, path) {
+                    Some(Some(v)) => cond.holds(&[v]),
+                    Some(None) => cond.holds(&[]),
+                    None => {
+                        let mut values = Vec::new();
+                        resolve(doc, path, &mut values);
+                        cond.holds(&values)
+                    }
                 }
-                cond.holds(&values)
             }
         }
     }
@@ -197,6 +205,23 @@ fn parse_cond(path: &str, value: &Value) -> Result<Cond> {
     })
 }
 
+/// The value at `path` when the walk meets no array before its end: `Some(Some(v))` found,
+/// `Some(None)` missing, `None` when an array is on the way (use [`resolve`]).
+fn resolve_single<'a>(value: &'a Value, path: &[String]) -> Option<Option<&'a Value>> {
+    let mut at = value;
+    for seg in path {
+        match at {
+            Value::Object(map) => match map.get(seg) {
+                Some(v) => at = v,
+                None => return Some(None),
+            },
+            Value::Array(_) => return None,
+            _ => return Some(None),
+        }
+    }
+    Some(Some(at))
+}
+
 /// Collects the values at `path`, walking into arrays of objects on the way.
 fn resolve<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
     let Some((head, rest)) = path.split_first() else {
@@ -225,7 +250,7 @@ impl Cond {
     fn holds(&self, values: &[&Value]) -> bool {
         match self {
             Cond::Eq(v) => values.iter().any(|x| any_element(x, |e| json_eq(e, v))),
-            Cond::Ne(v) => !Cond::Eq(v.clone()).holds(values),
+            Cond::Ne(v) => !values.iter().any(|x| any_element(x, |e| json_eq(e, v))),
             Cond::Cmp(ord, or_equal, v) => values.iter().any(|x| {
                 any_element(x, |e| match compare(e, v) {
                     Some(Ordering::Equal) => *or_equal,
@@ -236,7 +261,9 @@ impl Cond {
             Cond::In(list) => values
                 .iter()
                 .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
-            Cond::Nin(list) => !Cond::In(list.clone()).holds(values),
+            Cond::Nin(list) => !values
+                .iter()
+                .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
             Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(inner) => !inner.holds(values),
             Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
