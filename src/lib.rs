@@ -6,6 +6,8 @@ mod crypto;
 mod error;
 mod filter;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 #[doc(hidden)]
 pub mod internals;
