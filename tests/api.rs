@@ -44,7 +44,8 @@ mod fuzz_replay {
     #[test]
     fn every_seed_and_regression_input_runs_clean() {
         use ciphervec::fuzzing as f;
-        let targets: [(&str, fn(&[u8])); 6] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 6] = [
             ("manifest_decode", f::manifest_decode),
             ("segment_decode", f::segment_decode),
             ("key_parse", f::key_parse),
