@@ -1,0 +1,306 @@
+//! Training, compaction and key rotation: everything that rewrites the whole index.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
+
+use crate::crypto::schedule::Keys;
+use crate::error::{Error, Result};
+use crate::format::manifest::{ManifestHeader, TrainedRef};
+use crate::format::segment::BlockEntry;
+use crate::ivf::{self, Codec, KMeansParams, Quantizer};
+use crate::key::IndexKey;
+use crate::metric::Metric;
+
+use super::*;
+use crate::index::config::{IndexType, TrainOptions};
+use crate::index::lists::Lists;
+use crate::index::persist::{self, SegmentBuilder};
+use crate::index::state::{Coder, FieldsRef, ItemEntry, State};
+
+impl EncryptedIndex {
+    /// Trains the index with default options: k-means on the stored vectors, then every item
+    /// is reassigned to its nearest list and rewritten (under fresh list labels) into one new
+    /// segment. Training again retrains from scratch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty index; [`Error::Io`] if the write fails.
+    pub fn train(&self) -> Result<()> {
+        self.train_with(TrainOptions::default())
+    }
+
+    /// Trains with explicit options; see [`train`](Self::train).
+    ///
+    /// # Errors
+    /// As [`train`](Self::train); also [`Error::InvalidArgument`] for `max_iters == 0`.
+    pub fn train_with(&self, options: TrainOptions) -> Result<()> {
+        if options.max_iters == 0 {
+            return Err(Error::invalid_argument("max_iters must be at least 1"));
+        }
+        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+            return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
+        }
+        let _writer = self.writer()?;
+        let (dim, metric) = (self.dim(), self.metric());
+        let state = self.read();
+        let n = state.len();
+        if n == 0 {
+            return Err(Error::invalid_argument("cannot train an empty index"));
+        }
+        let n_lists = [options.n_lists, self.inner.config.lists()]
+            .into_iter()
+            .find(|&l| l > 0)
+            .unwrap_or_else(|| ivf::auto_n_lists(n))
+            .min(n);
+        let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
+        let vectors = Lists {
+            state: &state,
+            keys: &state.keys,
+        }
+        .vectors_of(&slots)?;
+        let mut data = vectors.clone();
+        if metric == Metric::Cosine {
+            ivf::normalize_rows(&mut data, dim);
+        }
+        let per_centroid = if options.sample_size > 0 {
+            options.sample_size.div_ceil(n_lists).max(1)
+        } else {
+            DEFAULT_TRAIN_POINTS_PER_LIST
+        };
+        let km = ivf::kmeans(
+            &data,
+            dim,
+            &KMeansParams {
+                k: n_lists,
+                max_iters: options.max_iters,
+                tolerance: options.tolerance,
+                max_points_per_centroid: per_centroid,
+                spherical: metric == Metric::Cosine,
+                seed: TRAINING_SEED,
+            },
+        );
+        let quantizer = Quantizer::new(dim, km.centroids, metric);
+        let assignments = quantizer.assign_batch(&data);
+        let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
+        drop(data);
+        let crypto = (state.keys.clone(), state.header.clone());
+        let trained = Some((quantizer, coder));
+        self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+    }
+
+    /// Trains the code of a quantized index type on (a sample of) the residuals of the
+    /// training vectors to their lists' centroids; `None` for `ivf_flat`.
+    fn train_codec(
+        &self,
+        quantizer: &Quantizer,
+        data: &[f32],
+        assignments: &[u32],
+        seed: u64,
+    ) -> Option<Coder> {
+        let dim = self.dim();
+        let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
+        let residuals: Vec<f32> = data
+            .chunks_exact(dim)
+            .zip(assignments)
+            .step_by(stride)
+            .flat_map(|(x, &l)| x.iter().zip(quantizer.centroid(l)).map(|(v, c)| v - c))
+            .collect();
+        let codec = match self.inner.config.index_type() {
+            IndexType::IvfFlat => return None,
+            IndexType::IvfSq8 => Codec::train_sq8(&residuals, dim),
+            IndexType::IvfPq { n_subquantizers } => {
+                Codec::train_pq(&residuals, dim, n_subquantizers, seed)
+            }
+        };
+        Some(Coder {
+            codec: Arc::new(codec),
+            metric: self.metric(),
+        })
+    }
+
+    /// Compacts the index: every live item is rewritten into one new segment, dropping
+    /// deleted and overwritten entries and the segments that held them; list labels and
+    /// query tokens move to a new epoch (when trained), so they do not link to the old ones.
+    /// Queries keep working meanwhile. Training also compacts.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (the index stays as it was).
+    pub fn compact(&self) -> Result<()> {
+        let _writer = self.writer()?;
+        let state = self.read();
+        let crypto = (state.keys.clone(), state.header.clone());
+        self.rewrite_as_is(state, crypto)
+    }
+
+    /// Rotates the data key: a fresh random data key is wrapped by the same index key, and
+    /// every stored record is re-encrypted under keys derived from it, into one new segment;
+    /// the old ciphertext is then removed. Queries keep working meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (the index stays under the old data key).
+    pub fn rotate_data_key(&self) -> Result<()> {
+        let _writer = self.writer()?;
+        let state = self.read();
+        let (header, keys) = persist::rotate_data_key(&state.header, &state.keys)?;
+        self.rewrite_as_is(state, (Arc::new(keys), header))
+    }
+
+    /// Re-wraps the data key from `old` to `new` (see [`crate::Database::rotate_index_key`]),
+    /// serialized with this handle's writes; the handle adopts the new header.
+    pub(crate) fn rewrap_index_key(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
+        let _writer = self.writer()?;
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let generation = self.read().keys.next_generation();
+        let (header, keys, body) =
+            persist::rewrap_index_key(&*self.inner.store, old, new, epoch, generation)?;
+        self.inner.epoch.store(body.epoch, Ordering::SeqCst);
+        // The data key is unchanged, so every sealed record stays valid: the handle adopts
+        // the new header and keys that wrap under the new index key.
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.keys = Arc::new(keys);
+        state.header = header;
+        state.body = body;
+        Ok(())
+    }
+
+    /// Rewrites every live item with its current list assignment under `crypto`.
+    fn rewrite_as_is(
+        &self,
+        state: RwLockReadGuard<'_, State>,
+        crypto: (Arc<Keys>, ManifestHeader),
+    ) -> Result<()> {
+        let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
+        let vectors = Lists {
+            state: &state,
+            keys: &state.keys,
+        }
+        .vectors_of(&slots)?;
+        let assignments: Vec<u32> = slots
+            .iter()
+            .map(|&s| state.entry(s).map_or(0, |e| e.list))
+            .collect();
+        let trained = state.quantizer.clone().map(|q| (q, state.coder.clone()));
+        self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+    }
+
+    /// Writes every live item (`slots`, with `vectors` and list `assignments`) into one new
+    /// segment sealed under `crypto`, with the centroids (and codebook) of `trained` and a
+    /// new list epoch;
+    /// commits it as the only live segment; swaps the in-memory state; removes the old
+    /// segments.
+    fn rewrite(
+        &self,
+        state: RwLockReadGuard<'_, State>,
+        slots: &[u64],
+        vectors: &[f32],
+        trained: Option<(Quantizer, Option<Coder>)>,
+        assignments: &[u32],
+        crypto: (Arc<Keys>, ManifestHeader),
+    ) -> Result<()> {
+        let (quantizer, coder) = match trained {
+            Some((q, c)) => (Some(q), c),
+            None => (None, None),
+        };
+        let dim = self.dim();
+        let (keys, header) = (&*crypto.0, &crypto.1);
+        let body = state.body.clone();
+        let list_epoch = match &quantizer {
+            Some(_) => state.list_epoch() + 1,
+            None => 0,
+        };
+        let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
+        let mut seg = SegmentBuilder::new(keys, seq);
+        if let Some(q) = &quantizer {
+            seg.add_centroids(dim, q.centroids())?;
+        }
+        if let Some(c) = &coder {
+            seg.add_codebook(&c.codec.to_bytes())?;
+        }
+        let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
+        for &s in slots {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            new_fields.push(match e.fields {
+                Some(at) => {
+                    let (m, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
+                    Some(seg.add_fields(&e.token, m.as_deref(), c.as_deref())?)
+                }
+                None => None,
+            });
+        }
+        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); n_lists];
+        for (i, &l) in assignments.iter().enumerate() {
+            by_list[l as usize].push(i);
+        }
+        let mut new_blocks = Vec::with_capacity(by_list.len());
+        for (list, members) in by_list.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            let mut block_vectors = Vec::with_capacity(members.len() * dim);
+            let mut entries = Vec::with_capacity(members.len());
+            for &i in members {
+                let e = state
+                    .entry(slots[i])
+                    .ok_or_else(|| Error::corrupted("state"))?;
+                block_vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+                entries.push(BlockEntry {
+                    token: e.token,
+                    fields: new_fields[i].map(|f| (f.offset, f.len)),
+                    id: e.id.clone(),
+                });
+            }
+            let block = seg.add_block(list_epoch, list as u32, dim, &block_vectors, &entries)?;
+            new_blocks.push((list as u32, block));
+        }
+        let bytes = seg.finish();
+        let trained = quantizer.as_ref().map(|q| TrainedRef {
+            centroids_segment: seq,
+            n_lists: q.n_lists() as u32,
+            list_epoch,
+            codebook: coder.is_some(),
+        });
+        let commit = Commit {
+            keys,
+            header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, |b| {
+            b.trained = trained;
+            SegmentListEdit::ReplaceAll
+        })?;
+        // Build the new in-memory state from the old one, then swap.
+        let budget = self.inner.cache_budget;
+        let resident = vectors.len() * 4 <= budget;
+        let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, resident, budget);
+        fresh.coder = coder;
+        for (list, block) in new_blocks {
+            fresh.add_block(list, block);
+        }
+        for (i, &s) in slots.iter().enumerate() {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            let entry = ItemEntry {
+                id: e.id.clone(),
+                token: e.token,
+                list: assignments[i],
+                row: 0,
+                fields: new_fields[i],
+                metadata: e.metadata.clone(),
+                origin: seq,
+            };
+            fresh.insert(entry, &vectors[i * dim..(i + 1) * dim]);
+        }
+        drop(state);
+        fresh
+            .segments
+            .insert(seq, persist::map_segment(&*self.inner.store, seq, bytes));
+        let old = std::mem::replace(
+            &mut *self.inner.state.write().unwrap_or_else(|p| p.into_inner()),
+            fresh,
+        );
+        drop(old);
+        let committed = self.read().body.clone();
+        // Best effort: a leftover old segment is removed at the next open instead.
+        let _ = persist::remove_leftovers(&*self.inner.store, &committed);
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Reads: queries (unfiltered, filtered, quantized), get and list_ids.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::ivf::{self, CodeSearch, SearchParams};
+use crate::kernel::{Neighbor, TopK};
+
+use super::*;
+use crate::index::lists::Lists;
+use crate::index::persist;
+use crate::index::state::{ItemEntry, State};
+use crate::index::types::{Hit, Include, Query, Record};
+use crate::index::validate;
+
+impl EncryptedIndex {
+    /// The nearest items to a query, closest first.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::InvalidVector`], [`Error::InvalidArgument`]
+    /// (`top_k` of 0 or above 100,000), [`Error::InvalidFilter`], [`Error::Corrupted`] if a
+    /// requested field fails authentication.
+    pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
+        validate::vector(&query.vector, self.dim(), self.metric())?;
+        if query.top_k == 0 || query.top_k > validate::MAX_TOP_K {
+            return Err(Error::invalid_argument(format!(
+                "top_k must be between 1 and {}",
+                validate::MAX_TOP_K
+            )));
+        }
+        let filter = query.filter.as_ref().map(Filter::parse).transpose()?;
+        let state = self.read();
+        let n_lists = state.n_lists();
+        let n_probes = query
+            .n_probes
+            .filter(|&p| p > 0)
+            .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
+            .unwrap_or_else(|| ivf::auto_n_probes(n_lists))
+            .min(n_lists);
+        let neighbors = match &filter {
+            None => self.probe_search(&state, query, n_probes, None)?,
+            Some(f) => self.filtered_search(&state, query, n_probes, f)?,
+        };
+        neighbors
+            .into_iter()
+            .map(|n| {
+                let r = self.record(&state, n.handle, query.include)?;
+                Ok(Hit {
+                    id: r.id,
+                    distance: n.distance,
+                    metadata: r.metadata,
+                    contents: r.contents,
+                    vector: r.vector,
+                })
+            })
+            .collect()
+    }
+
+    /// IVF search over the `n_probes` nearest lists, keeping only accepted handles.
+    fn probe_search(
+        &self,
+        state: &State,
+        query: &Query,
+        n_probes: usize,
+        accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<Neighbor>> {
+        let lists = Lists {
+            state,
+            keys: &state.keys,
+        };
+        ivf::search(
+            state.quantizer.as_ref(),
+            &lists,
+            &SearchParams {
+                query: &query.vector,
+                k: query.top_k,
+                n_probes,
+                metric: self.metric(),
+                accept,
+                codes: state.coder.as_ref().map(|c| CodeSearch {
+                    codec: &c.codec,
+                    rerank: query.rerank.unwrap_or(DEFAULT_RERANK),
+                }),
+            },
+        )
+    }
+
+    /// Filtered search. The filter's selectivity is estimated on a fixed sample of
+    /// [`SELECTIVITY_SAMPLE`] items. When it matches at most [`PREFILTER_SHARE`] of the items,
+    /// the pre-filter path evaluates it on every item and computes exact distances to the
+    /// matches (exact results). Otherwise the IVF scan runs with the filter applied inside it
+    /// and `n_probes` divided by the square root of the estimated selectivity (measured: it
+    /// keeps recall@10 near the unfiltered figure). If that still yields
+    /// fewer than `top_k` hits, the pre-filter path answers.
+    fn filtered_search(
+        &self,
+        state: &State,
+        query: &Query,
+        n_probes: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Neighbor>> {
+        let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
+        let n_lists = state.n_lists();
+        let selectivity = {
+            let (mut seen, mut hit) = (0usize, 0usize);
+            for e in state.sample(SELECTIVITY_SAMPLE) {
+                seen += 1;
+                hit += usize::from(matches(e));
+            }
+            if seen == 0 {
+                1.0
+            } else {
+                hit as f64 / seen as f64
+            }
+        };
+        if selectivity > PREFILTER_SHARE || n_lists == 1 {
+            let accept = |h: u64| state.entry(h).is_some_and(matches);
+            let widened = (n_probes as f64 / selectivity.max(1e-9).sqrt()).ceil() as usize;
+            let hits = self.probe_search(
+                state,
+                query,
+                widened.clamp(n_probes, n_lists),
+                Some(&accept),
+            )?;
+            if hits.len() >= query.top_k || widened >= n_lists {
+                return Ok(hits);
+            }
+        }
+        let metric = self.metric();
+        let lists = Lists {
+            state,
+            keys: &state.keys,
+        };
+        let mut top = TopK::new(query.top_k);
+        for (slot, e) in state.entries() {
+            if matches(e)
+                && let Some(v) = lists.vector_of(slot)?
+            {
+                top.push(metric.distance(&query.vector, &v), slot);
+            }
+        }
+        Ok(top.into_sorted())
+    }
+
+    /// Runs many queries in parallel; results are in the order of `queries`.
+    ///
+    /// # Errors
+    /// The first error any query gives.
+    pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
+        queries.par_iter().map(|q| self.query(q)).collect()
+    }
+
+    /// The stored items with these ids (unknown ids are skipped), in the order asked.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if a requested field fails authentication.
+    pub fn get(&self, ids: &[&str], include: Include) -> Result<Vec<Record>> {
+        let state = self.read();
+        ids.iter()
+            .filter_map(|id| state.slot(&state.keys.item_token(id)))
+            .map(|slot| self.record(&state, slot, include))
+            .collect()
+    }
+
+    /// Every id in the index, sorted.
+    ///
+    /// # Errors
+    /// None at present; fallible so that lazily loaded indexes can report I/O errors.
+    pub fn list_ids(&self) -> Result<Vec<String>> {
+        let state = self.read();
+        let mut ids: Vec<String> = state.entries().map(|(_, e)| e.id.clone()).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Decrypts what `include` asks for, for one live slot.
+    fn record(&self, state: &State, slot: u64, include: Include) -> Result<Record> {
+        let e = state.entry(slot).ok_or_else(|| Error::corrupted("state"))?;
+        let (mut metadata, mut contents) = (None, None);
+        if include.contains(Include::METADATA) {
+            metadata = e.metadata.as_deref().cloned();
+        }
+        if let Some(at) = e.fields.filter(|_| include.contains(Include::CONTENTS)) {
+            let (_, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
+            contents = c;
+        }
+        let vector = if include.contains(Include::VECTOR) {
+            let lists = Lists {
+                state,
+                keys: &state.keys,
+            };
+            lists.vector_of(slot)?
+        } else {
+            None
+        };
+        Ok(Record {
+            id: e.id.clone(),
+            metadata,
+            contents,
+            vector,
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Writes: upsert and delete, each one durable segment and one manifest commit.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use crate::crypto::schedule::Keys;
+use crate::error::{Error, Result};
+use crate::format::segment::BlockEntry;
+use crate::ivf::{self};
+
+use super::*;
+use crate::index::persist::{self, SegmentBuilder};
+use crate::index::state::ItemEntry;
+use crate::index::types::Item;
+use crate::index::validate;
+
+impl EncryptedIndex {
+    /// Inserts items; an item whose id exists replaces it. When the same id appears more than
+    /// once in one call, the last occurrence wins. Durable when it returns. All items are
+    /// validated first: on any error nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`], [`Error::InvalidVector`], [`Error::InvalidArgument`]
+    /// (empty or overlong id, metadata that is not a JSON object, oversized contents),
+    /// [`Error::Io`] if the write fails (the index stays as it was).
+    pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
+        let items: Vec<Item> = items.into_iter().collect();
+        let _writer = self.writer()?;
+        let keys = self.read().keys.clone();
+        let prepared = self.prepare(&keys, items)?;
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let (body, header, assignments, list_epoch) = {
+            let state = self.read();
+            let assignments: Vec<u32> = match &state.quantizer {
+                Some(q) => prepared
+                    .iter()
+                    .map(|p| q.assign(&ivf::prepare_query(&p.vector, self.metric())))
+                    .collect(),
+                None => vec![0; prepared.len()],
+            };
+            let epoch = state.body.trained.as_ref().map_or(0, |t| t.list_epoch);
+            (state.body.clone(), state.header.clone(), assignments, epoch)
+        };
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
+        let mut seg = SegmentBuilder::new(&keys, seq);
+        let mut fields = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            fields.push(if p.metadata.is_some() || p.contents.is_some() {
+                Some(seg.add_fields(&p.token, p.metadata.as_deref(), p.contents.as_deref())?)
+            } else {
+                None
+            });
+        }
+        let mut by_list: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, &l) in assignments.iter().enumerate() {
+            by_list.entry(l).or_default().push(i);
+        }
+        let mut new_blocks = Vec::with_capacity(by_list.len());
+        for (&list, members) in &by_list {
+            let mut vectors = Vec::with_capacity(members.len() * self.dim());
+            let mut entries = Vec::with_capacity(members.len());
+            for &i in members {
+                vectors.extend_from_slice(&prepared[i].vector);
+                entries.push(BlockEntry {
+                    token: prepared[i].token,
+                    fields: fields[i].map(|f| (f.offset, f.len)),
+                    id: prepared[i].id.clone(),
+                });
+            }
+            new_blocks.push((
+                list,
+                seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?,
+            ));
+        }
+        let bytes = seg.finish();
+        let commit = Commit {
+            keys: &keys,
+            header: &header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let blob = persist::map_segment(&*self.inner.store, seq, bytes);
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.segments.insert(seq, blob);
+        for (list, block) in new_blocks {
+            state.add_block(list, block);
+        }
+        for (p, (f, l)) in prepared
+            .into_iter()
+            .zip(fields.into_iter().zip(assignments))
+        {
+            let entry = ItemEntry {
+                id: p.id,
+                token: p.token,
+                list: l,
+                row: 0,
+                fields: f,
+                metadata: p.metadata_value,
+                origin: seq,
+            };
+            state.insert(entry, &p.vector);
+        }
+        state.body = new_body;
+        Ok(())
+    }
+
+    fn prepare(&self, keys: &Keys, items: Vec<Item>) -> Result<Vec<Prepared>> {
+        let (dim, metric) = (self.dim(), self.metric());
+        let mut out: Vec<Prepared> = Vec::with_capacity(items.len());
+        let mut position: HashMap<[u8; 32], usize> = HashMap::new();
+        for item in items {
+            validate::id(&item.id)?;
+            validate::vector(&item.vector, dim, metric)?;
+            let metadata = match &item.metadata {
+                None => None,
+                Some(Value::Object(_)) => {
+                    let bytes = serde_json::to_vec(&item.metadata)
+                        .map_err(|_| Error::invalid_argument("metadata cannot be encoded"))?;
+                    if bytes.len() > validate::MAX_METADATA_LEN {
+                        return Err(Error::invalid_argument("metadata too large"));
+                    }
+                    Some(bytes)
+                }
+                Some(_) => return Err(Error::invalid_argument("metadata must be a JSON object")),
+            };
+            if item
+                .contents
+                .as_ref()
+                .is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN)
+            {
+                return Err(Error::invalid_argument("contents too large"));
+            }
+            let token = keys.item_token(&item.id);
+            let p = Prepared {
+                id: item.id,
+                token,
+                vector: item.vector,
+                metadata,
+                metadata_value: item.metadata.map(Arc::new),
+                contents: item.contents,
+            };
+            match position.get(&token) {
+                Some(&i) => out[i] = p,
+                None => {
+                    position.insert(token, out.len());
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes items by id; returns how many existed. Unknown ids are ignored. Durable when it
+    /// returns.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails (nothing is deleted then).
+    pub fn delete(&self, ids: &[&str]) -> Result<usize> {
+        let _writer = self.writer()?;
+        let (keys, header, body, tokens) = {
+            let state = self.read();
+            let mut seen = HashSet::new();
+            let tokens: Vec<[u8; 32]> = ids
+                .iter()
+                .map(|id| state.keys.item_token(id))
+                .filter(|t| state.slot(t).is_some() && seen.insert(*t))
+                .collect();
+            (
+                state.keys.clone(),
+                state.header.clone(),
+                state.body.clone(),
+                tokens,
+            )
+        };
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
+        let mut seg = SegmentBuilder::new(&keys, seq);
+        seg.add_tombstones(&tokens)?;
+        let bytes = seg.finish();
+        let commit = Commit {
+            keys: &keys,
+            header: &header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let blob = persist::map_segment(&*self.inner.store, seq, bytes);
+        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        state.segments.insert(seq, blob);
+        for t in &tokens {
+            state.remove(t);
+        }
+        state.body = new_body;
+        Ok(tokens.len())
+    }
+}
