@@ -27,14 +27,18 @@ fn read_error(e: std::io::Error) -> Error {
     }
 }
 
+/// An authenticated manifest and the data key it wraps.
+struct OpenedManifest {
+    header: ManifestHeader,
+    body: ManifestBody,
+    dek: DataKey,
+}
+
 /// Reads and authenticates the manifest with `key`.
 ///
 /// Order: parse the clear header; compare the key-check value (`WrongKey` before any
 /// decryption); unwrap the data key; verify the MAC over the whole file; decrypt the body.
-pub(crate) fn read_manifest(
-    store: &dyn Store,
-    key: &IndexKey,
-) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
     let file = match store.read(MANIFEST_FILE) {
         Ok(f) => f.to_vec(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
@@ -54,15 +58,24 @@ pub(crate) fn read_manifest(
         .open(parts.sealed_body, &Binding::whole(RecordKind::Manifest))
         .map_err(|_| Error::corrupted("manifest body"))?;
     let body: ManifestBody = codec::decode(&plain, "manifest body")?;
-    let wrapper = Arc::new(header.params.key_wrapper(key));
-    let keys = Keys::derive(header.params, &dek, body.key_generation).with_wrapper(wrapper);
-    Ok((header, keys, body))
+    Ok(OpenedManifest { header, body, dek })
 }
 
-/// Only the key check and data-key unwrap, for operations that must prove the key.
-pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<ManifestHeader> {
-    let (header, _, _) = read_manifest(store, key)?;
-    Ok(header)
+/// Reads and authenticates the manifest with `key`; returns it with the working keys (AEAD
+/// keys starting at the manifest's next generation, able to wrap new data keys).
+pub(crate) fn read_manifest(
+    store: &dyn Store,
+    key: &IndexKey,
+) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+    let m = open_manifest(store, key)?;
+    let wrapper = Arc::new(m.header.params.key_wrapper(key));
+    let keys = Keys::derive(m.header.params, &m.dek, m.body.key_generation).with_wrapper(wrapper);
+    Ok((m.header, keys, m.body))
+}
+
+/// Proves that `key` opens the index (key check, data-key unwrap, manifest authentication).
+pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<()> {
+    open_manifest(store, key).map(|_| ())
 }
 
 /// A new index's header: fresh salt, id and data key, wrapped under `key`.
@@ -107,12 +120,11 @@ pub(crate) fn rewrap_index_key(
     epoch: u64,
     min_generation: u32,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
-    let (header, _, mut body) = read_manifest(store, old)?;
-    let file = store.read(MANIFEST_FILE)?.to_vec();
-    let parts = manifest::decode(&file)?;
-    let dek = header
-        .params
-        .unwrap(old, &parts.header.key_check, &parts.header.wrapped_key)?;
+    let OpenedManifest {
+        header,
+        mut body,
+        dek,
+    } = open_manifest(store, old)?;
     let wrapper = Arc::new(header.params.key_wrapper(new));
     let new_header = ManifestHeader {
         params: header.params,
