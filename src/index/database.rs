@@ -17,7 +17,7 @@ use super::validate;
 
 /// Options of a [`Database`].
 #[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseOptions {
     /// Bytes of decrypted vectors an open index may keep in memory. `None` (the default):
     /// no limit, every index is decrypted into memory when opened, so queries touch no
@@ -25,9 +25,28 @@ pub struct DatabaseOptions {
     /// table in memory and decrypts the probed lists on demand into a cache of at most this
     /// many bytes (least recently used lists are evicted). Decided at open and at training.
     pub cache_budget: Option<usize>,
+    /// Compact automatically after a write once this share of the stored bytes is dead
+    /// (deleted or overwritten entries) and the index holds at least 4 MiB. Default 0.5;
+    /// `None` compacts only on [`compact`](crate::EncryptedIndex::compact).
+    pub auto_compact: Option<f64>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            cache_budget: None,
+            auto_compact: Some(0.5),
+        }
+    }
 }
 
 impl DatabaseOptions {
+    /// Sets [`auto_compact`](Self::auto_compact) (`None` turns it off).
+    pub fn auto_compact(mut self, dead_share: Option<f64>) -> DatabaseOptions {
+        self.auto_compact = dead_share;
+        self
+    }
+
     /// Sets [`cache_budget`](Self::cache_budget).
     pub fn cache_budget(mut self, bytes: usize) -> DatabaseOptions {
         self.cache_budget = Some(bytes);
@@ -185,7 +204,14 @@ impl Database {
         let budget = self.cache_budget();
         let crypto = (Arc::new(keys), header);
         let state = State::new(config.dimension(), crypto, body, None, true, budget);
-        let index = EncryptedIndex::from_parts(name.to_owned(), store, state, budget, lock);
+        let index = EncryptedIndex::from_parts(
+            name.to_owned(),
+            store,
+            state,
+            budget,
+            self.inner.options.auto_compact,
+            lock,
+        );
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -224,7 +250,14 @@ impl Database {
             self.cache_budget(),
         )?;
         let budget = self.cache_budget();
-        let index = EncryptedIndex::from_parts(name.to_owned(), store, state, budget, lock);
+        let index = EncryptedIndex::from_parts(
+            name.to_owned(),
+            store,
+            state,
+            budget,
+            self.inner.options.auto_compact,
+            lock,
+        );
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -259,6 +292,7 @@ impl Database {
                         store,
                         state,
                         budget,
+                        None,
                         Box::new(()),
                     );
                     return Ok(index.into_read_only());

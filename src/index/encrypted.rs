@@ -33,6 +33,8 @@ const TRAINING_SEED: u64 = 1234;
 const DEFAULT_RERANK: usize = 10;
 /// Residuals the code of a quantized index type is trained on, at most.
 const CODEC_TRAINING_SAMPLE: usize = 65_536;
+/// Stored bytes below which automatic compaction never runs.
+const AUTO_COMPACT_MIN_BYTES: u64 = 4 << 20;
 /// Items the selectivity of a filter is estimated on.
 const SELECTIVITY_SAMPLE: usize = 512;
 
@@ -52,6 +54,8 @@ pub(crate) struct Inner {
     state: RwLock<State>,
     writer: Mutex<()>,
     cache_budget: usize,
+    /// Dead share of stored bytes that triggers compaction after a write, if any.
+    auto_compact: Option<f64>,
     /// Sequence number of the next segment; advanced even by failed commits, so that a
     /// number is never reused (a failed segment file may survive).
     next_segment: AtomicU64,
@@ -89,6 +93,7 @@ impl EncryptedIndex {
         store: Arc<dyn Store>,
         state: State,
         cache_budget: usize,
+        auto_compact: Option<f64>,
         lock: WriterLock,
     ) -> EncryptedIndex {
         let config = IndexConfig::from_stored(&state.body.config);
@@ -101,6 +106,7 @@ impl EncryptedIndex {
                 state: RwLock::new(state),
                 writer: Mutex::new(()),
                 cache_budget,
+                auto_compact,
                 next_segment: AtomicU64::new(next_segment),
                 epoch: AtomicU64::new(epoch),
                 poisoned: AtomicBool::new(false),

@@ -238,3 +238,55 @@ fn key_providers() {
         Err(Error::WrongKey)
     ));
 }
+
+#[test]
+fn compaction_runs_by_itself_when_most_bytes_are_dead() {
+    use ciphervec::DatabaseOptions;
+    let mut rng = Rng::new(43);
+    let data = clustered(&mut rng, 20_000, 64, 20);
+    let doomed: Vec<String> = (0..20_000)
+        .filter(|i| i % 10 < 6)
+        .map(|i| format!("item-{i}"))
+        .collect();
+    let doomed: Vec<&str> = doomed.iter().map(String::as_str).collect();
+    let mut sizes = Vec::new();
+    for options in [
+        DatabaseOptions::default(),
+        DatabaseOptions::default().auto_compact(None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IndexKey::generate();
+        let db = Database::open_with(dir.path(), options).unwrap();
+        let index = db
+            .create_index("a", &key, IndexConfig::ivf_flat(64))
+            .unwrap();
+        index.upsert(items(&data)).unwrap();
+        let full = dir_bytes(&dir.path().join("a"));
+        assert_eq!(index.delete(&doomed).unwrap(), 12_000);
+        assert_eq!(index.len(), 8_000);
+        // Results equal brute force over the live items, compacted or not.
+        let live: Vec<(usize, Vec<f32>)> = data
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(i, _)| i % 10 >= 6)
+            .collect();
+        let vectors: Vec<Vec<f32>> = live.iter().map(|(_, v)| v.clone()).collect();
+        let hits = index
+            .query(&Query::new(data[3].clone()).top_k(5).n_probes(usize::MAX))
+            .unwrap();
+        let want: Vec<(usize, f32)> =
+            brute_force(ciphervec::Metric::Euclidean, &vectors, &data[3], 5)
+                .into_iter()
+                .map(|(j, d)| (live[j].0, d))
+                .collect();
+        assert_matches_oracle(&hits, &want);
+        sizes.push(dir_bytes(&dir.path().join("a")) as f64 / full as f64);
+    }
+    println!(
+        "size after deleting 60%: auto {:.2}, off {:.2}",
+        sizes[0], sizes[1]
+    );
+    assert!(sizes[0] < 0.5, "automatic compaction did not run");
+    assert!(sizes[1] > 0.9, "compaction ran although turned off");
+}

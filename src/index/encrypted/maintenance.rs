@@ -126,9 +126,38 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn compact(&self) -> Result<()> {
         let _writer = self.writer()?;
+        self.compact_locked()
+    }
+
+    /// Compaction for a caller that holds the writer lock.
+    fn compact_locked(&self) -> Result<()> {
         let state = self.read();
         let crypto = (state.keys.clone(), state.header.clone());
         self.rewrite_as_is(state, crypto)
+    }
+
+    /// After a committed write (writer lock held): compacts when the dead share of the stored
+    /// bytes passes the configured threshold. A failure here leaves the index as it was
+    /// (the write that triggered it is committed) and is retried after the next write.
+    pub(super) fn maybe_compact(&self) {
+        let Some(threshold) = self.inner.auto_compact else {
+            return;
+        };
+        let due = {
+            let state = self.read();
+            let stored: u64 = state.body.segments.iter().map(|s| s.len).sum();
+            let live: u64 = state
+                .entries()
+                .map(|(_, e)| {
+                    let fields = e.fields.map_or(0, |f| u64::from(f.len) + 37);
+                    (state.dim * 4 + 46 + e.id.len()) as u64 + fields
+                })
+                .sum();
+            stored >= AUTO_COMPACT_MIN_BYTES && 1.0 - live as f64 / stored as f64 > threshold
+        };
+        if due {
+            let _ = self.compact_locked();
+        }
     }
 
     /// Rotates the data key: a fresh random data key is wrapped by the same index key, and

@@ -106,6 +106,8 @@ impl EncryptedIndex {
             state.insert(entry, &p.vector);
         }
         state.body = new_body;
+        drop(state);
+        self.maybe_compact();
         Ok(())
     }
 
@@ -197,6 +199,8 @@ impl EncryptedIndex {
             state.remove(t);
         }
         state.body = new_body;
+        drop(state);
+        self.maybe_compact();
         Ok(tokens.len())
     }
 }
