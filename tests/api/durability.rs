@@ -341,8 +341,9 @@ fn kill_minus_nine_loses_no_acknowledged_write() {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("CV:") {
-                    lines.push(rest.to_string());
+                // libtest may print "test <name> ... " before the first line of output.
+                if let Some(at) = line.find("CV:") {
+                    lines.push(line[at + 3..].to_string());
                 }
             }
             lines
@@ -399,4 +400,140 @@ fn kill_minus_nine_loses_no_acknowledged_write() {
         "{cycles} kill -9 cycles, {acked_total} acknowledged operations, 0 lost, {locked_refusals} second writers refused"
     );
     assert!(acked_total > cycles, "the child made too little progress");
+}
+
+/// The child of the rotation kill test: alternately rotates the index key A -> B -> A and
+/// the data key, printing `CV:BEGIN n` / `CV:ACK n`.
+#[test]
+#[ignore = "child process of the rotation kill test"]
+fn rotation_child() {
+    use std::io::Write as _;
+    let Ok(dir) = std::env::var("CIPHERVEC_ROTATE_DIR") else {
+        return;
+    };
+    let keys = [
+        IndexKey::from_bytes(&[1; 32]).unwrap(),
+        IndexKey::from_bytes(&[2; 32]).unwrap(),
+    ];
+    let db = Database::open(&dir).unwrap();
+    let mut current = match std::env::var("CIPHERVEC_ROTATE_CURRENT").as_deref() {
+        Ok("1") => 1,
+        _ => 0,
+    };
+    let mut out = std::io::stdout().lock();
+    for n in 0.. {
+        writeln!(out, "CV:BEGIN {n}").unwrap();
+        out.flush().unwrap();
+        if n % 3 == 2 {
+            let index = db.open_index("r", &keys[current]).unwrap();
+            index.rotate_data_key().unwrap();
+        } else {
+            db.rotate_index_key("r", &keys[current], &keys[1 - current])
+                .unwrap();
+            current = 1 - current;
+        }
+        writeln!(out, "CV:ACK {n}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn kill_minus_nine_during_key_rotation_leaves_exactly_one_key_valid() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        IndexKey::from_bytes(&[1; 32]).unwrap(),
+        IndexKey::from_bytes(&[2; 32]).unwrap(),
+    ];
+    let mut rng = Rng::new(5);
+    let data = clustered(&mut rng, 300, DIM, 5);
+    let model: Model = items(&data)
+        .into_iter()
+        .map(|i| (i.id().to_string(), i.vector().to_vec()))
+        .collect();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let index = db
+            .create_index("r", &keys[0], IndexConfig::ivf_flat(DIM))
+            .unwrap();
+        index.upsert(items(&data)).unwrap();
+    }
+    let mut current = 0usize;
+    let mut previous: Vec<String> = Vec::new();
+    let (mut rotations, cycles) = (0usize, 40);
+    for cycle in 0..cycles {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "api::durability::rotation_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CIPHERVEC_ROTATE_DIR", dir.path())
+            .env("CIPHERVEC_ROTATE_CURRENT", current.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.find("CV:").map(|at| l[at + 3..].to_string()))
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_millis(5 + rng.below(40) as u64));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let lines = reader.join().unwrap();
+        // Which key is valid per the acknowledged rotations (index-key rotations are the ops
+        // with n % 3 != 2).
+        let mut expected = current;
+        let mut in_flight_key_rotation = false;
+        for line in &lines {
+            if let Some(n) = line.strip_prefix("ACK ") {
+                let n: usize = n.parse().unwrap();
+                if n % 3 != 2 {
+                    expected = 1 - expected;
+                    rotations += 1;
+                }
+                in_flight_key_rotation = false;
+            } else if let Some(n) = line.strip_prefix("BEGIN ") {
+                in_flight_key_rotation = n.parse::<usize>().unwrap() % 3 != 2;
+            }
+        }
+        let db = Database::open(dir.path()).unwrap();
+        let outcomes: Vec<bool> = keys
+            .iter()
+            .map(|k| match db.open_index("r", k) {
+                Ok(index) => {
+                    assert_state(&index, &model, &format!("cycle {cycle}"));
+                    true
+                }
+                Err(Error::WrongKey) => false,
+                Err(e) => panic!("cycle {cycle}: {e:?}"),
+            })
+            .collect();
+        assert_eq!(
+            outcomes.iter().filter(|&&ok| ok).count(),
+            1,
+            "cycle {cycle}: exactly one key must work"
+        );
+        let valid = outcomes.iter().position(|&ok| ok).unwrap();
+        assert!(
+            valid == expected || in_flight_key_rotation,
+            "cycle {cycle}: an acknowledged rotation was lost (start {current}, valid {valid}, lines {lines:?}, previous {previous:?})"
+        );
+        current = valid;
+        previous = lines;
+    }
+    println!(
+        "{cycles} kills during rotation, {rotations} acknowledged index-key rotations, data intact"
+    );
+    assert!(rotations > 0);
 }

@@ -161,6 +161,14 @@ fn rotating_the_data_key_reencrypts_everything() {
         .collect();
     index.rotate_data_key().unwrap();
     assert_eq!(index.query_batch(&queries).unwrap(), before);
+    // Ids still resolve (item tokens follow the new data key).
+    let ids = index.list_ids().unwrap();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(index.get(&refs, Include::ALL).unwrap().len(), 800);
+    assert_eq!(
+        index.get(&["item-3"], Include::CONTENTS).unwrap()[0].contents,
+        Some(vec![3; 5])
+    );
     index.upsert([Item::new("x", vec![1.0; 8])]).unwrap();
     drop(index);
     let index = db.open_index("m", &key).unwrap();

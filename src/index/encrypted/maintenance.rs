@@ -245,13 +245,19 @@ impl EncryptedIndex {
         if let Some(c) = &coder {
             seg.add_codebook(&c.codec.to_bytes())?;
         }
+        // Item tokens under the keys being written: they change with the data key.
+        let tokens: Vec<[u8; 32]> = slots
+            .iter()
+            .map(|&s| state.entry(s).map(|e| keys.item_token(&e.id)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::corrupted("state"))?;
         let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
-        for &s in slots {
+        for (&s, token) in slots.iter().zip(&tokens) {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             new_fields.push(match e.fields {
                 Some(at) => {
                     let (m, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
-                    Some(seg.add_fields(&e.token, m.as_deref(), c.as_deref())?)
+                    Some(seg.add_fields(token, m.as_deref(), c.as_deref())?)
                 }
                 None => None,
             });
@@ -273,7 +279,7 @@ impl EncryptedIndex {
                     .ok_or_else(|| Error::corrupted("state"))?;
                 block_vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
                 entries.push(BlockEntry {
-                    token: e.token,
+                    token: tokens[i],
                     fields: new_fields[i].map(|f| (f.offset, f.len)),
                     id: e.id.clone(),
                 });
@@ -309,7 +315,7 @@ impl EncryptedIndex {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             let entry = ItemEntry {
                 id: e.id.clone(),
-                token: e.token,
+                token: tokens[i],
                 list: assignments[i],
                 row: 0,
                 fields: new_fields[i],
