@@ -164,9 +164,14 @@ fn check(
     assert_eq!(index.len(), model.len());
     let ids: Vec<String> = model.keys().cloned().collect();
     assert_eq!(index.list_ids().expect("list_ids"), ids);
-    if model.is_empty() {
+    let Some((first, vector)) = model.iter().next() else {
         return;
-    }
+    };
+    let got = index
+        .get(&[first.as_str(), "never-inserted"], crate::Include::VECTOR)
+        .expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].vector.as_deref(), Some(&vector[..]));
     let q = vec![0.25; dim];
     let hits = index
         .query(&Query::new(q.clone()).top_k(3).n_probes(usize::MAX))
