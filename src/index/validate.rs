@@ -14,19 +14,23 @@ pub(crate) const MAX_DIMENSION: usize = 1 << 16;
 /// Largest `top_k`.
 pub(crate) const MAX_TOP_K: usize = 100_000;
 
-/// Checks an index name: 1 to 128 of `[A-Za-z0-9._-]`, not starting with a dot.
+/// Checks an index name: 1 to 128 bytes, no path separator, NUL or control character, not
+/// starting with a dot or ending with a space or dot (names become directory names on every
+/// platform, and must not escape the database directory).
 pub(crate) fn index_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && !name.ends_with([' ', '.'])
+        && !name.chars().any(|c| {
+            c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+        });
     if ok {
         Ok(())
     } else {
         Err(Error::invalid_argument(
-            "index name must be 1-128 characters of [A-Za-z0-9._-], not starting with '.'",
+            "index name must be 1-128 bytes without / \\ : * ? \" < > | or control characters, \
+             not starting with '.' nor ending with '.' or a space",
         ))
     }
 }
@@ -62,4 +66,22 @@ pub(crate) fn id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names() {
+        for ok in ["docs", "my index", "a.b-c_d", "Ünïcødé", "x"] {
+            assert!(index_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", ".", "..", ".hidden", "a/b", "a\\b", "../x", "x.", "x ", "a\0b", "t\tab",
+        ] {
+            assert!(index_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(index_name(&"n".repeat(129)).is_err());
+    }
 }
