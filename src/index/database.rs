@@ -201,19 +201,45 @@ impl Database {
             trained: None,
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
-        let budget = self.cache_budget();
         let crypto = (Arc::new(keys), header);
-        let state = State::new(config.dimension(), crypto, body, None, true, budget);
-        let index = EncryptedIndex::from_parts(
-            name.to_owned(),
-            store,
-            state,
-            budget,
-            self.inner.options.auto_compact,
-            lock,
+        let state = State::new(
+            config.dimension(),
+            crypto,
+            body,
+            None,
+            true,
+            self.cache_budget(),
         );
+        let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
+    }
+
+    /// Loads the committed state of an index under `key`.
+    fn load(&self, store: &dyn Store, key: &IndexKey) -> Result<State> {
+        let (header, keys, body) = persist::read_manifest(store, key)?;
+        let config = IndexConfig::from_stored(&body.config);
+        persist::load_state(
+            store,
+            (Arc::new(keys), header),
+            config.dimension(),
+            config.distance_metric(),
+            body,
+            self.cache_budget(),
+        )
+    }
+
+    /// A handle on a loaded index.
+    fn handle(
+        &self,
+        name: &str,
+        store: Arc<dyn Store>,
+        state: State,
+        auto_compact: Option<f64>,
+        lock: crate::storage::WriterLock,
+    ) -> EncryptedIndex {
+        let budget = self.cache_budget();
+        EncryptedIndex::from_parts(name.to_owned(), store, state, budget, auto_compact, lock)
     }
 
     /// Opens an existing index with its key. Within one `Database`, opening an index that is
@@ -238,26 +264,9 @@ impl Database {
         // may have committed in between.
         persist::check_key(&*store, key)?;
         let lock = acquire_lock(&*store)?;
-        let (header, keys, body) = persist::read_manifest(&*store, key)?;
-        persist::remove_leftovers(&*store, &body)?;
-        let config = IndexConfig::from_stored(&body.config);
-        let state = persist::load_state(
-            &*store,
-            (Arc::new(keys), header),
-            config.dimension(),
-            config.distance_metric(),
-            body,
-            self.cache_budget(),
-        )?;
-        let budget = self.cache_budget();
-        let index = EncryptedIndex::from_parts(
-            name.to_owned(),
-            store,
-            state,
-            budget,
-            self.inner.options.auto_compact,
-            lock,
-        );
+        let state = self.load(&*store, key)?;
+        persist::remove_leftovers(&*store, &state.body)?;
+        let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -274,27 +283,9 @@ impl Database {
         // A writer may replace segments while we read: retry on a vanished or stale file.
         let mut attempts = 0;
         loop {
-            let (header, keys, body) = persist::read_manifest(&*store, key)?;
-            let config = IndexConfig::from_stored(&body.config);
-            let loaded = persist::load_state(
-                &*store,
-                (Arc::new(keys), header),
-                config.dimension(),
-                config.distance_metric(),
-                body,
-                self.cache_budget(),
-            );
-            match loaded {
+            match self.load(&*store, key) {
                 Ok(state) => {
-                    let budget = self.cache_budget();
-                    let index = EncryptedIndex::from_parts(
-                        name.to_owned(),
-                        store,
-                        state,
-                        budget,
-                        None,
-                        Box::new(()),
-                    );
+                    let index = self.handle(name, store, state, None, Box::new(()));
                     return Ok(index.into_read_only());
                 }
                 Err(Error::Corrupted { .. }) if attempts < 3 => attempts += 1,
