@@ -77,34 +77,48 @@ impl EncryptedIndex {
                 seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?,
             ));
         }
-        let bytes = seg.finish();
         let commit = Commit {
             keys: &keys,
             header: &header,
             body: &body,
         };
+        self.append_segment(commit, seq, seg.finish(), |state| {
+            for (list, block) in new_blocks {
+                state.add_block(list, block);
+            }
+            for (p, (f, l)) in prepared
+                .into_iter()
+                .zip(fields.into_iter().zip(assignments))
+            {
+                let entry = ItemEntry {
+                    id: p.id,
+                    token: p.token,
+                    list: l,
+                    row: 0,
+                    fields: f,
+                    metadata: p.metadata_value,
+                    origin: seq,
+                };
+                state.insert(entry, &p.vector);
+            }
+        })
+    }
+
+    /// Commits `bytes` as a new segment appended to the live ones, then applies the write to
+    /// the in-memory state with `apply` (under the state's write lock, so readers see all of
+    /// it or none), then compacts if due.
+    fn append_segment(
+        &self,
+        commit: Commit<'_>,
+        seq: u64,
+        bytes: Vec<u8>,
+        apply: impl FnOnce(&mut State),
+    ) -> Result<()> {
         let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
         state.segments.insert(seq, blob);
-        for (list, block) in new_blocks {
-            state.add_block(list, block);
-        }
-        for (p, (f, l)) in prepared
-            .into_iter()
-            .zip(fields.into_iter().zip(assignments))
-        {
-            let entry = ItemEntry {
-                id: p.id,
-                token: p.token,
-                list: l,
-                row: 0,
-                fields: f,
-                metadata: p.metadata_value,
-                origin: seq,
-            };
-            state.insert(entry, &p.vector);
-        }
+        apply(&mut state);
         state.body = new_body;
         drop(state);
         self.maybe_compact();
@@ -185,22 +199,16 @@ impl EncryptedIndex {
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(&keys, seq);
         seg.add_tombstones(&tokens)?;
-        let bytes = seg.finish();
         let commit = Commit {
             keys: &keys,
             header: &header,
             body: &body,
         };
-        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
-        let blob = persist::map_segment(&*self.inner.store, seq, bytes);
-        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
-        state.segments.insert(seq, blob);
-        for t in &tokens {
-            state.remove(t);
-        }
-        state.body = new_body;
-        drop(state);
-        self.maybe_compact();
+        self.append_segment(commit, seq, seg.finish(), |state| {
+            for t in &tokens {
+                state.remove(t);
+            }
+        })?;
         Ok(tokens.len())
     }
 }
