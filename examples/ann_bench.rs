@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
 use serde_json::json;
-use texmex::{Dataset, dir_bytes, recall};
+use texmex::{dir_bytes, recall};
 
 #[path = "support/texmex.rs"]
 mod texmex;
@@ -68,40 +68,6 @@ fn parse_args() -> Args {
     a
 }
 
-/// Clustered data with exact ground truth for 200 queries (brute force, in parallel).
-fn synthetic(n: usize, dim: usize) -> Dataset {
-    use rayon::prelude::*;
-    let mut s = 7u64;
-    let mut next = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let clusters = (n / 1000).max(10);
-    let centers: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| (0..dim).map(|_| next() * 3.0).collect())
-        .collect();
-    let mut point = |c: usize| -> Vec<f32> { centers[c].iter().map(|x| x + next()).collect() };
-    let base: Vec<Vec<f32>> = (0..n).map(|i| point(i * 7919 % clusters)).collect();
-    let queries: Vec<Vec<f32>> = (0..200).map(|i| point(i * 31 % clusters)).collect();
-    let truth = queries
-        .par_iter()
-        .map(|q| {
-            let mut d: Vec<(f32, usize)> = base
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
-                .collect();
-            d.select_nth_unstable_by(100, |a, b| a.0.total_cmp(&b.0));
-            d.truncate(100);
-            d.sort_by(|a, b| a.0.total_cmp(&b.0));
-            d.into_iter().map(|x| x.1).collect()
-        })
-        .collect();
-    (base, queries, truth)
-}
-
 fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -132,7 +98,7 @@ fn main() -> ciphervec::Result<()> {
             )
         }
         (None, Some((n, d))) => {
-            let (b, q, t) = synthetic(n, d);
+            let (b, q, t) = texmex::synthetic(n, d);
             (format!("synthetic-{n}x{d}"), b, q, t)
         }
         _ => panic!("--data DIR or --synthetic NxD"),

@@ -70,9 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         qs.len() as f64 / single,
         qs.len() as f64 / batch
     );
+    let ids: Vec<Vec<String>> = results
+        .iter()
+        .map(|hits| hits.iter().map(|h| h.id.clone()).collect())
+        .collect();
     println!(
         "recall@10 vs exact ground truth: {:.4}",
-        recall_at_10(&results, &truth)
+        texmex::recall(&ids, &truth, 10)
     );
     drop(index);
 
@@ -111,41 +115,6 @@ fn load_data() -> Data {
         return ("wordnet-minilm-50k".into(), base, queries, truth);
     }
     println!("../shared/data not found: generating clustered data");
-    let mut state = 42u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let (n, dim, clusters) = (20_000, 64, 100);
-    let centers: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| (0..dim).map(|_| next() * 3.0).collect())
-        .collect();
-    let mut point = |c: usize| -> Vec<f32> { centers[c].iter().map(|x| x + next()).collect() };
-    let base: Vec<Vec<f32>> = (0..n).map(|i| point(i % clusters)).collect();
-    let queries: Vec<Vec<f32>> = (0..200).map(|i| point(i * 7 % clusters)).collect();
-    let truth = queries
-        .iter()
-        .map(|q| {
-            let mut d: Vec<(f32, usize)> = base
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
-                .collect();
-            d.sort_by(|a, b| a.0.total_cmp(&b.0));
-            d.iter().take(10).map(|x| x.1).collect()
-        })
-        .collect();
+    let (base, queries, truth) = texmex::synthetic(20_000, 64);
     ("synthetic-clustered".into(), base, queries, truth)
-}
-
-fn recall_at_10(results: &[Vec<ciphervec::Hit>], truth: &[Vec<usize>]) -> f64 {
-    let mut found = 0;
-    for (hits, t) in results.iter().zip(truth) {
-        let want: std::collections::HashSet<String> =
-            t.iter().take(10).map(|i| i.to_string()).collect();
-        found += hits.iter().filter(|h| want.contains(&h.id)).count();
-    }
-    found as f64 / (10 * results.len()) as f64
 }

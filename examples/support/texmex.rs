@@ -66,3 +66,38 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Clustered data with exact ground truth for 200 queries (brute force, in parallel).
+#[allow(dead_code)]
+pub fn synthetic(n: usize, dim: usize) -> Dataset {
+    use rayon::prelude::*;
+    let mut s = 7u64;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let clusters = (n / 1000).max(10);
+    let centers: Vec<Vec<f32>> = (0..clusters)
+        .map(|_| (0..dim).map(|_| next() * 3.0).collect())
+        .collect();
+    let mut point = |c: usize| -> Vec<f32> { centers[c].iter().map(|x| x + next()).collect() };
+    let base: Vec<Vec<f32>> = (0..n).map(|i| point(i * 7919 % clusters)).collect();
+    let queries: Vec<Vec<f32>> = (0..200).map(|i| point(i * 31 % clusters)).collect();
+    let truth = queries
+        .par_iter()
+        .map(|q| {
+            let mut d: Vec<(f32, usize)> = base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(), i))
+                .collect();
+            d.select_nth_unstable_by(100, |a, b| a.0.total_cmp(&b.0));
+            d.truncate(100);
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            d.into_iter().map(|x| x.1).collect()
+        })
+        .collect();
+    (base, queries, truth)
+}

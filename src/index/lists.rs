@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::crypto::aead::{Binding, RecordKind};
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
-use crate::format::segment;
 use crate::ivf::{ListRows, ListSource};
 
+use super::persist;
 use super::state::{MemList, State};
 
 /// A `ListSource` over one index state.
@@ -94,7 +93,6 @@ impl Lists<'_> {
 /// Decrypts every block of `list` and keeps the rows that are the items' current versions.
 fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
     let epoch = state.list_epoch();
-    let label = keys.list_label(epoch, list);
     let dim = state.dim;
     let mut out = MemList::default();
     for block in state
@@ -107,18 +105,7 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
             .segments
             .get(&block.segment)
             .ok_or_else(|| Error::corrupted("list segment"))?;
-        let sealed = segment::record_bytes(blob, block.offset, block.len)?;
-        let binding = Binding {
-            kind: RecordKind::ListBlock,
-            segment: block.segment,
-            list: label,
-            item: [0; 32],
-        };
-        let plain = keys
-            .payload
-            .open(sealed, &binding)
-            .map_err(|_| Error::corrupted("list block"))?;
-        let (vectors, entries) = segment::decode_block(&plain, dim)?;
+        let (vectors, entries) = persist::open_block(keys, blob, *block, epoch, list, dim)?;
         for (e, v) in entries.iter().zip(vectors.chunks_exact(dim.max(1))) {
             let Some(slot) = state.slot(&e.token) else {
                 continue;
@@ -127,11 +114,7 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
                 .entry(slot)
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
             if current {
-                let code = match (&state.coder, &state.quantizer) {
-                    (Some(c), Some(q)) => c.encode(q, list, v),
-                    _ => Vec::new(),
-                };
-                out.push(slot, v, &code);
+                out.push(slot, v, &state.code_of(list, v));
             }
         }
     }

@@ -279,6 +279,29 @@ impl<'k> SegmentBuilder<'k> {
     }
 }
 
+/// Authenticates and decodes one list block of list `list` (list labels of `list_epoch`).
+pub(crate) fn open_block(
+    keys: &Keys,
+    blob: &Blob,
+    block: BlockRef,
+    list_epoch: u64,
+    list: u32,
+    dim: usize,
+) -> Result<(Vec<f32>, Vec<BlockEntry>)> {
+    let sealed = segment::record_bytes(blob, block.offset, block.len)?;
+    let binding = Binding {
+        kind: RecordKind::ListBlock,
+        segment: block.segment,
+        list: keys.list_label(list_epoch, list),
+        item: [0; 32],
+    };
+    let plain = keys
+        .payload
+        .open(sealed, &binding)
+        .map_err(|_| Error::corrupted("list block"))?;
+    segment::decode_block(&plain, dim)
+}
+
 /// Decrypts an item's fields record.
 pub(crate) fn open_fields(
     keys: &Keys,
@@ -314,7 +337,8 @@ pub(crate) fn load_state(
     body: ManifestBody,
     cache_budget: usize,
 ) -> Result<State> {
-    let keys = &*crypto.0.clone();
+    let keys = crypto.0.clone();
+    let keys = &*keys;
     let mut blobs = HashMap::new();
     for seg in &body.segments {
         let blob = store
@@ -381,25 +405,13 @@ pub(crate) fn load_state(
                     let list = *by_address
                         .get(&rec.address)
                         .ok_or_else(|| Error::corrupted("list address"))?;
-                    let binding = Binding {
-                        kind: RecordKind::ListBlock,
+                    let block = BlockRef {
                         segment: seg.seq,
-                        list: keys.list_label(list_epoch, list),
-                        item: [0; 32],
+                        offset: rec.offset,
+                        len: rec.len,
                     };
-                    let plain = keys
-                        .payload
-                        .open(sealed, &binding)
-                        .map_err(|_| Error::corrupted("list block"))?;
-                    let (vectors, entries) = segment::decode_block(&plain, dim)?;
-                    state.add_block(
-                        list,
-                        BlockRef {
-                            segment: seg.seq,
-                            offset: rec.offset,
-                            len: rec.len,
-                        },
-                    );
+                    let (vectors, entries) = open_block(keys, blob, block, list_epoch, list, dim)?;
+                    state.add_block(list, block);
                     for (e, v) in entries.into_iter().zip(vectors.chunks_exact(dim.max(1))) {
                         let fields = e.fields.map(|(offset, len)| FieldsRef {
                             segment: seg.seq,

@@ -225,6 +225,14 @@ impl State {
         list.vectors.get(start..start + self.dim)
     }
 
+    /// The code of `vector` in list `list` (empty for unquantized or untrained indexes).
+    pub(crate) fn code_of(&self, list: u32, vector: &[f32]) -> Vec<u8> {
+        match (&self.coder, &self.quantizer) {
+            (Some(c), Some(q)) => c.encode(q, list, vector),
+            _ => Vec::new(),
+        }
+    }
+
     /// Inserts an item (into `entry.list`; its `row` is assigned here), replacing any item
     /// with the same token.
     pub(crate) fn insert(&mut self, mut entry: ItemEntry, vector: &[f32]) {
@@ -239,10 +247,7 @@ impl State {
         };
         entry.row = 0;
         if self.resident {
-            let code = match (&self.coder, &self.quantizer) {
-                (Some(c), Some(q)) => c.encode(q, entry.list, vector),
-                _ => Vec::new(),
-            };
+            let code = self.code_of(entry.list, vector);
             let l = &mut self.lists[entry.list as usize];
             entry.row = l.handles.len() as u32;
             l.push(slot, vector, &code);
