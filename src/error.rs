@@ -47,8 +47,29 @@ pub enum Error {
     },
     /// The per-key use cap was reached and no fresh key could be derived.
     KeyExhausted,
+    /// A key management service (KMS) could not produce or unwrap a key.
+    KeyService {
+        /// Why: unreachable, refused (wrong encryption context, no permission, unknown key) or
+        /// an unexpected response.
+        kind: KeyServiceFailure,
+        /// The service's own words (never key material).
+        message: String,
+    },
     /// An operating-system error.
     Io(std::io::Error),
+}
+
+/// Why a key management service failed (see [`Error::KeyService`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyServiceFailure {
+    /// The service could not be reached (connection refused, DNS, timeout).
+    Unreachable,
+    /// The service answered and refused: wrong encryption context or wrapped key, missing
+    /// permission (`kms:Decrypt`, a Vault policy), unknown or disabled key.
+    Refused,
+    /// The service answered something that is not a valid 256-bit key or wrapped key.
+    BadResponse,
 }
 
 /// `std::result::Result` with [`Error`].
@@ -63,6 +84,14 @@ impl Error {
 
     pub(crate) fn corrupted(what: impl Into<String>) -> Error {
         Error::Corrupted { what: what.into() }
+    }
+
+    #[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+    pub(crate) fn key_service(kind: KeyServiceFailure, message: impl Into<String>) -> Error {
+        Error::KeyService {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid_filter(reason: impl Into<String>) -> Error {
@@ -91,6 +120,14 @@ impl fmt::Display for Error {
             Error::ReadOnly => f.write_str("the index was opened read-only"),
             Error::Corrupted { what } => write!(f, "corrupted storage: {what}"),
             Error::KeyExhausted => f.write_str("encryption key use limit reached"),
+            Error::KeyService { kind, message } => {
+                let what = match kind {
+                    KeyServiceFailure::Unreachable => "unreachable",
+                    KeyServiceFailure::Refused => "refused",
+                    KeyServiceFailure::BadResponse => "bad response",
+                };
+                write!(f, "key service {what}: {message}")
+            }
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }

@@ -14,11 +14,12 @@ pub mod internals;
 mod ivf;
 mod kernel;
 mod key;
+pub mod kms;
 mod metric;
 mod provider;
 mod storage;
 
-pub use error::{Error, Result};
+pub use error::{Error, KeyServiceFailure, Result};
 pub use key::{INDEX_KEY_LEN, IndexKey};
 pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The KMS client tests against real local servers: starts moto and OpenBao on loopback
+# (scripts/kms_servers.sh), runs the `aws-kms` and `vault` feature tests and the example,
+# and stops the servers whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trap 'scripts/kms_servers.sh stop' EXIT
+scripts/kms_servers.sh start
+cargo test --release --features aws-kms,vault --lib kms::
+CIPHERVEC_REQUIRE_KMS=1 cargo test --release --features aws-kms,vault --test kms -- --nocapture
+cargo run --release --features aws-kms,vault --example kms_envelope -- vault
+cargo run --release --features aws-kms,vault --example kms_envelope -- aws
