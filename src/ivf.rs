@@ -5,11 +5,13 @@
 //! lists.
 
 mod codec;
+mod fastscan;
 mod kmeans;
 mod quantizer;
 mod search;
 
 pub(crate) use codec::Codec;
+pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{CodeSearch, ListRows, ListSource, SearchParams, prepare_query, search};
@@ -54,12 +56,14 @@ mod tests {
                 handles: &h[..half],
                 inv_norms: &n[..half],
                 codes: &[],
+                packed: None,
             });
             visit(ListRows {
                 vectors: &v[half * self.dim..],
                 handles: &h[half..],
                 inv_norms: &n[half..],
                 codes: &[],
+                packed: None,
             });
             Ok(())
         }

@@ -36,6 +36,8 @@ pub(crate) struct Kernels {
     pub dot_block: fn(&[f32], &[f32], &mut [f32]),
     /// Inner products of 8 points with every center of a [`CenterPanels`] layout.
     pub dots_tile8: fn(&[f32], usize, &[f32], &mut [f32]),
+    /// 4-bit PQ fast-scan: `(codes, m_pad, lut, out)`, see [`pq4_scan`].
+    pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
 }
 
 const SCALAR: Kernels = Kernels {
@@ -45,6 +47,7 @@ const SCALAR: Kernels = Kernels {
     l2sq_block: scalar::l2sq_block,
     dot_block: scalar::dot_block,
     dots_tile8: scalar::dots_tile8,
+    pq4_scan: scalar::pq4_scan,
 };
 
 /// Every path this CPU supports, best first (the scalar twin is always last).
@@ -60,6 +63,11 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: x86::l2sq_block_avx512,
                 dot_block: x86::dot_block_avx512,
                 dots_tile8: x86::dots_tile8_avx512,
+                pq4_scan: if std::arch::is_x86_feature_detected!("avx512bw") {
+                    x86::pq4_scan_avx512
+                } else {
+                    x86::pq4_scan_avx2
+                },
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -71,6 +79,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: x86::l2sq_block_avx2,
                 dot_block: x86::dot_block_avx2,
                 dots_tile8: x86::dots_tile8_avx2,
+                pq4_scan: x86::pq4_scan_avx2,
             });
         }
     }
@@ -84,6 +93,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: scalar_block_of_l2_neon,
                 dot_block: scalar_block_of_dot_neon,
                 dots_tile8: scalar::dots_tile8,
+                pq4_scan: scalar::pq4_scan,
             });
         }
     }
@@ -154,6 +164,34 @@ pub(crate) fn l2sq_block(q: &[f32], block: &[f32], out: &mut [f32]) {
 #[inline]
 pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
     (best().dot_block)(q, block, out)
+}
+
+/// Rows per 4-bit PQ fast-scan block.
+pub(crate) const PQ4_BLOCK: usize = 32;
+/// The subquantizer count of a fast-scan layout is padded to a multiple of this (one
+/// 512-bit register holds the tables of 4 subquantizers).
+pub(crate) const PQ4_M_ALIGN: usize = 4;
+
+/// 4-bit PQ fast-scan. Layout: `codes` is a sequence of blocks of [`PQ4_BLOCK`] rows; a block
+/// holds, for each of `m_pad` subquantizers (a multiple of [`PQ4_M_ALIGN`]), 16 bytes whose
+/// byte `t` carries row `t`'s code in its low nibble and row `t + 16`'s in its high nibble.
+/// `lut` holds 16 8-bit entries per subquantizer. `out[r]` receives row `r`'s sum of table
+/// entries; callers keep `m_pad * max entry <= u16::MAX` so that no sum wraps.
+#[inline]
+pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    (best().pq4_scan)(codes, m_pad, lut, out)
+}
+
+/// The layout contract of [`pq4_scan`], checked by every path before it reads.
+fn check_pq4_args(codes: &[u8], m_pad: usize, lut: &[u8], out: &[u16]) {
+    assert!(
+        m_pad > 0
+            && m_pad.is_multiple_of(PQ4_M_ALIGN)
+            && lut.len() == m_pad * 16
+            && codes.len().is_multiple_of(m_pad * 16)
+            && out.len() == codes.len() / (m_pad * 16) * PQ4_BLOCK,
+        "pq4_scan layout"
+    );
 }
 
 /// Centers laid out for the tiled kernels: panels of 16 centers, each panel coordinate-major
@@ -415,6 +453,45 @@ mod tests {
             // The chosen center is a nearest one up to rounding of the expanded form.
             assert!(dists[j as usize] <= best + 1e-3 * best.max(1.0));
             assert!((d - dists[j as usize]).abs() <= 1e-3 * best.max(1.0));
+        }
+    }
+
+    #[test]
+    fn every_pq4_scan_path_equals_the_scalar_twin_exactly() {
+        let mut rng = StdRng::seed_from_u64(6);
+        for trial in 0..300 {
+            let m_pad = PQ4_M_ALIGN * (1 + rng.next_u32() as usize % 64);
+            let blocks = rng.next_u32() as usize % 5;
+            // Largest entry such that no sum can wrap, as callers guarantee.
+            let max_entry = (u16::MAX as usize / m_pad).min(255) as u32;
+            let lut: Vec<u8> = (0..m_pad * 16)
+                .map(|_| match trial % 3 {
+                    0 => max_entry as u8, // every sum at its maximum
+                    _ => (rng.next_u32() % (max_entry + 1)) as u8,
+                })
+                .collect();
+            let codes: Vec<u8> = (0..blocks * m_pad * 16)
+                .map(|_| rng.next_u32() as u8)
+                .collect();
+            let mut want = vec![0u16; blocks * PQ4_BLOCK];
+            scalar::pq4_scan(&codes, m_pad, &lut, &mut want);
+            // The scalar twin itself against the definition.
+            for (r, &w) in want.iter().enumerate() {
+                let (b, t) = (r / PQ4_BLOCK, r % PQ4_BLOCK);
+                let sum: u32 = (0..m_pad)
+                    .map(|j| {
+                        let byte = codes[b * m_pad * 16 + j * 16 + t % 16];
+                        let code = if t < 16 { byte & 15 } else { byte >> 4 };
+                        u32::from(lut[j * 16 + usize::from(code)])
+                    })
+                    .sum();
+                assert_eq!(u32::from(w), sum);
+            }
+            for path in available() {
+                let mut got = vec![7u16; blocks * PQ4_BLOCK];
+                (path.pq4_scan)(&codes, m_pad, &lut, &mut got);
+                assert_eq!(got, want, "{} m_pad={m_pad} blocks={blocks}", path.name);
+            }
         }
     }
 

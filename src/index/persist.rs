@@ -358,22 +358,16 @@ pub(crate) fn load_state(
             if centroids.len() != t.n_lists as usize * dim {
                 return Err(Error::corrupted("centroids"));
             }
+            let quantizer = Quantizer::new(dim, centroids, metric);
             let coder = if t.codebook {
                 let bytes = read_sealed(keys, blob, t.centroids_segment, RecordKind::Codebook)?;
                 let codec =
                     Codec::from_bytes(&bytes, dim).ok_or_else(|| Error::corrupted("codebook"))?;
-                Some(Coder {
-                    codec: Arc::new(codec),
-                    metric,
-                })
+                Some(Coder::new(codec, metric, &quantizer))
             } else {
                 None
             };
-            (
-                Some(Quantizer::new(dim, centroids, metric)),
-                t.list_epoch,
-                coder,
-            )
+            (Some(quantizer), t.list_epoch, coder)
         }
         None => (None, 0, None),
     };

@@ -7,13 +7,13 @@
 //! demand into a byte-bounded [`ListCache`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
 use crate::format::manifest::{ManifestBody, ManifestHeader};
-use crate::ivf::{self, Codec, ListRows, Quantizer};
+use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
 use crate::kernel;
 use crate::metric::Metric;
 use crate::storage::Blob;
@@ -70,6 +70,8 @@ pub(crate) struct MemList {
     pub inv_norms: Vec<f32>,
     /// Codes of each row, for quantized indexes.
     pub codes: Vec<u8>,
+    /// PQ codes in the fast-scan layout, built by the first query after a change.
+    pub packed: OnceLock<PackedCodes>,
 }
 
 /// Encodes vectors for a quantized index: the residual of the (for cosine: normalized)
@@ -80,9 +82,29 @@ pub(crate) struct Coder {
     pub codec: Arc<Codec>,
     /// The metric (cosine codes normalized vectors).
     pub metric: Metric,
+    /// PQ under L2: the precomputed list terms of every list (`Codec::pq_list_terms`),
+    /// concatenated; empty otherwise.
+    pub list_terms: Arc<Vec<f32>>,
 }
 
 impl Coder {
+    /// A coder for `codec` under `metric` over the lists of `quantizer`.
+    pub(crate) fn new(codec: Codec, metric: Metric, quantizer: &Quantizer) -> Coder {
+        let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        let list_terms = if l2 {
+            (0..quantizer.n_lists() as u32)
+                .flat_map(|l| codec.pq_list_terms(quantizer.centroid(l)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Coder {
+            codec: Arc::new(codec),
+            metric,
+            list_terms: Arc::new(list_terms),
+        }
+    }
+
     /// The code of `vector` in list `list` of `quantizer`.
     pub(crate) fn encode(&self, quantizer: &Quantizer, list: u32, vector: &[f32]) -> Vec<u8> {
         let prepared = ivf::prepare_query(vector, self.metric);
@@ -287,6 +309,7 @@ impl MemList {
     pub(crate) fn push(&mut self, handle: u64, vector: &[f32], code: &[u8]) {
         self.vectors.extend_from_slice(vector);
         self.codes.extend_from_slice(code);
+        self.packed = OnceLock::new();
         self.handles.push(handle);
         let norm = kernel::norm_sq(vector).sqrt();
         self.inv_norms
@@ -297,6 +320,7 @@ impl MemList {
     /// row that moved, if one did.
     pub(crate) fn swap_remove(&mut self, row: usize, dim: usize) -> Option<u64> {
         let last = self.handles.len().checked_sub(1)?;
+        self.packed = OnceLock::new();
         let code_len = self.codes.len() / self.handles.len();
         let moved = (row != last).then(|| {
             self.vectors
@@ -321,12 +345,14 @@ impl MemList {
             handles: &self.handles,
             inv_norms: &self.inv_norms,
             codes: &self.codes,
+            packed: Some(&self.packed),
         }
     }
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.vectors.len() * 4 + self.handles.len() * 12 + self.codes.len()
+        let packed = self.packed.get().map_or(0, PackedCodes::bytes);
+        self.vectors.len() * 4 + self.handles.len() * 12 + self.codes.len() + packed
     }
 }
 

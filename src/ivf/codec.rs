@@ -3,6 +3,7 @@
 //! codes for approximate distances, then re-ranks the best candidates exactly.
 
 use super::kmeans::{KMeansParams, kmeans};
+use crate::kernel;
 use crate::metric::Metric;
 
 /// A trained code.
@@ -196,6 +197,67 @@ impl Codec {
         }
     }
 
+    /// PQ only (else empty): per subquantizer `j` and centroid `c`, `|b|^2 + 2 <centroid_j, b>`
+    /// for codebook entry `b`, the list-dependent part of the L2 distance table of a list
+    /// with centroid `centroid` (precomputed once per list; see [`Codec::pq_table`]).
+    pub(crate) fn pq_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
+        let Codec::Pq { m, codebooks } = self else {
+            return Vec::new();
+        };
+        let sub = centroid.len() / m;
+        let mut out = Vec::with_capacity(m * PQ_CENTROIDS);
+        for j in 0..*m {
+            let c = &centroid[j * sub..(j + 1) * sub];
+            for b in
+                codebooks[j * PQ_CENTROIDS * sub..(j + 1) * PQ_CENTROIDS * sub].chunks_exact(sub)
+            {
+                out.push(kernel::norm_sq(b) + 2.0 * kernel::dot(c, b));
+            }
+        }
+        out
+    }
+
+    /// PQ only (else empty): per subquantizer `j` and centroid `c`, `<query_j, b>` for
+    /// codebook entry `b`: the list-independent part of every table, once per query.
+    pub(crate) fn pq_query_dots(&self, query: &[f32]) -> Vec<f32> {
+        let Codec::Pq { m, codebooks } = self else {
+            return Vec::new();
+        };
+        let sub = query.len() / m;
+        let mut out = Vec::with_capacity(m * PQ_CENTROIDS);
+        for j in 0..*m {
+            let q = &query[j * sub..(j + 1) * sub];
+            for b in
+                codebooks[j * PQ_CENTROIDS * sub..(j + 1) * PQ_CENTROIDS * sub].chunks_exact(sub)
+            {
+                out.push(kernel::dot(q, b));
+            }
+        }
+        out
+    }
+
+    /// The PQ distance table of a list from its parts, into `lut` (16 entries per
+    /// subquantizer); returns the constant part. L2: `|q - c - r|^2 = |q - c|^2 + sum_j
+    /// (|r_j|^2 + 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`.
+    /// Equals [`Codec::table`] up to rounding (tested).
+    pub(crate) fn pq_table(
+        query: &[f32],
+        centroid: &[f32],
+        metric: Metric,
+        query_dots: &[f32],
+        list_terms: &[f32],
+        lut: &mut Vec<f32>,
+    ) -> f32 {
+        lut.clear();
+        if matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean) {
+            lut.extend(list_terms.iter().zip(query_dots).map(|(t, d)| t - 2.0 * d));
+            kernel::l2sq(query, centroid)
+        } else {
+            lut.extend(query_dots.iter().map(|d| -d));
+            -kernel::dot(query, centroid)
+        }
+    }
+
     /// The approximate-distance table of one query against one list with centroid
     /// `centroid`: scoring a code is then a sum of table lookups.
     pub(crate) fn table(&self, query: &[f32], centroid: &[f32], metric: Metric) -> Table {
@@ -360,6 +422,46 @@ mod tests {
             let back = codec.decode(&code, dim);
             for d in 0..dim {
                 assert!((back[d] - row[d]).abs() <= scale[d] / 2.0 + 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn precomputed_pq_tables_equal_the_direct_ones() {
+        let dim = 24;
+        let x = data(600, dim);
+        let codec = Codec::train_pq(&x, dim, 6, 1);
+        let centroid = &x[dim..2 * dim];
+        let query = &x[5 * dim..6 * dim];
+        for metric in [Metric::SquaredEuclidean, Metric::InnerProduct] {
+            let Table::Pq {
+                lut: want, base, ..
+            } = codec.table(query, centroid, metric)
+            else {
+                panic!("PQ table expected");
+            };
+            let mut lut = Vec::new();
+            let got_base = Codec::pq_table(
+                query,
+                centroid,
+                metric,
+                &codec.pq_query_dots(query),
+                &codec.pq_list_terms(centroid),
+                &mut lut,
+            );
+            // The L2 forms differ per entry by the constant |q_j - c_j|^2 of each
+            // subquantizer, which sums to the base; compare whole distances instead.
+            for code in [[0u8, 0, 0], [0x21, 0x43, 0xf5], [0xff, 0xff, 0xff]] {
+                let score = |lut: &[f32], base: f32| {
+                    base + (0..6)
+                        .map(|j| lut[j * 16 + ((code[j / 2] >> (4 * (j % 2))) & 15) as usize])
+                        .sum::<f32>()
+                };
+                let (a, b) = (score(&want, base), score(&lut, got_base));
+                assert!(
+                    (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+                    "{metric:?}: {a} vs {b}"
+                );
             }
         }
     }

@@ -3,6 +3,10 @@
 use crate::kernel::{self, Neighbor, TopK};
 use crate::metric::Metric;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::fastscan::{PackedCodes, QuantizedTable};
 use super::{Codec, Quantizer};
 
 /// The rows of one inverted list, as the caller stores them in memory.
@@ -15,6 +19,9 @@ pub(crate) struct ListRows<'a> {
     pub inv_norms: &'a [f32],
     /// Codes of the rows (`code_len` bytes each) for quantized indexes; empty otherwise.
     pub codes: &'a [u8],
+    /// Where the caller keeps the fast-scan layout of PQ `codes`, built on first use (`None`:
+    /// score codes one by one).
+    pub packed: Option<&'a OnceLock<PackedCodes>>,
 }
 
 /// Where the inverted lists live: `ivf` owns the trait, `index` implements it.
@@ -47,6 +54,8 @@ pub(crate) struct SearchParams<'a> {
 pub(crate) struct CodeSearch<'a> {
     /// The trained codec.
     pub codec: &'a Codec,
+    /// PQ under L2: every list's precomputed terms (`Codec::pq_list_terms`, concatenated).
+    pub list_terms: &'a [f32],
     /// Candidates kept per result before the exact re-rank (at least 1).
     pub rerank: usize,
 }
@@ -149,7 +158,8 @@ pub(crate) fn search<S: ListSource>(
 
 /// The quantized path: approximate distances from codes; a row that enters the best
 /// `rerank * k` gets its exact distance at once (its vector is at hand); the best `k` by
-/// exact distance win.
+/// exact distance win. PQ codes in the fast-scan layout are scored 32 rows at a time by the
+/// SIMD kernel with an 8-bit table; other codes one by one.
 fn search_codes<S: ListSource>(
     quantizer: &Quantizer,
     lists: &S,
@@ -158,37 +168,130 @@ fn search_codes<S: ListSource>(
     probes: &[u32],
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
-    let dim = query.len();
-    let code_len = codes.codec.code_len(dim);
-    let keep = params.k.saturating_mul(codes.rerank.max(1));
-    let mut approx = TopK::new(keep);
-    let mut exact: std::collections::HashMap<u64, f32> = std::collections::HashMap::new();
+    let mut candidates = Candidates {
+        approx: TopK::new(params.k.saturating_mul(codes.rerank.max(1))),
+        exact: HashMap::new(),
+        metric: params.metric,
+        query,
+        accept: params.accept,
+    };
+    let fast = FastScan::new(codes, query, params.metric);
+    let mut sums = Vec::new();
     for &list in probes {
-        let table = codes
-            .codec
-            .table(query, quantizer.centroid(list), params.metric);
-        lists.visit_list(list, &mut |rows| {
-            for (i, &h) in rows.handles.iter().enumerate() {
-                let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
-                if a > approx.threshold() || params.accept.is_some_and(|f| !f(h)) {
-                    continue;
+        let centroid = quantizer.centroid(list);
+        let table = fast.as_ref().and_then(|f| f.table(list, centroid));
+        lists.visit_list(list, &mut |rows| match (&table, rows.packed) {
+            (Some(quantized), Some(cell)) => {
+                let m = fast.as_ref().map_or(0, |f| f.m);
+                let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, m));
+                packed.scan(quantized, &mut sums);
+                let mut limit = quantized.sum_limit(candidates.approx.threshold());
+                for (i, &sum) in sums[..rows.handles.len()].iter().enumerate() {
+                    if limit.is_some_and(|l| sum <= l)
+                        && candidates.offer(&rows, i, quantized.distance(sum))
+                    {
+                        limit = quantized.sum_limit(candidates.approx.threshold());
+                    }
                 }
-                approx.push(a, h);
-                let v = &rows.vectors[i * dim..(i + 1) * dim];
-                let d = match params.metric {
-                    Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
-                    Metric::InnerProduct => -kernel::dot(query, v),
-                    Metric::Cosine => 1.0 - kernel::dot(query, v) * rows.inv_norms[i],
-                };
-                exact.insert(h, d);
+            }
+            _ => {
+                let table = codes.codec.table(query, centroid, params.metric);
+                let code_len = codes.codec.code_len(query.len());
+                for i in 0..rows.handles.len() {
+                    let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
+                    if a <= candidates.approx.threshold() {
+                        candidates.offer(&rows, i, a);
+                    }
+                }
             }
         })?;
     }
     let mut top = TopK::new(params.k);
-    for n in approx.into_sorted() {
-        if let Some(&d) = exact.get(&n.handle) {
+    for n in candidates.approx.into_sorted() {
+        if let Some(&d) = candidates.exact.get(&n.handle) {
             top.push(d, n.handle);
         }
     }
     Ok(finish(top.into_sorted(), params.metric))
+}
+
+/// What a query needs to build each probed list's 8-bit PQ table cheaply: the query's dot
+/// products with every codebook entry (once per query) and the lists' precomputed terms.
+struct FastScan<'a> {
+    m: usize,
+    query: &'a [f32],
+    metric: Metric,
+    query_dots: Vec<f32>,
+    list_terms: &'a [f32],
+}
+
+impl<'a> FastScan<'a> {
+    /// `None` unless the codec is PQ with what its metric needs (L2: the list terms).
+    fn new(codes: CodeSearch<'a>, query: &'a [f32], metric: Metric) -> Option<FastScan<'a>> {
+        let Codec::Pq { m, .. } = codes.codec else {
+            return None;
+        };
+        let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        if l2 && codes.list_terms.is_empty() {
+            return None;
+        }
+        Some(FastScan {
+            m: *m,
+            query,
+            metric,
+            query_dots: codes.codec.pq_query_dots(query),
+            list_terms: codes.list_terms,
+        })
+    }
+
+    /// The quantized table of list `list` (`None` if its terms are missing).
+    fn table(&self, list: u32, centroid: &[f32]) -> Option<QuantizedTable> {
+        let len = self.m * 16;
+        let terms = if self.list_terms.is_empty() {
+            &[][..]
+        } else {
+            self.list_terms
+                .get(list as usize * len..(list as usize + 1) * len)?
+        };
+        let mut lut = Vec::with_capacity(len);
+        let base = Codec::pq_table(
+            self.query,
+            centroid,
+            self.metric,
+            &self.query_dots,
+            terms,
+            &mut lut,
+        );
+        Some(QuantizedTable::new(&lut, base))
+    }
+}
+
+/// The best `rerank * k` rows by approximate distance, with their exact distances.
+struct Candidates<'a> {
+    approx: TopK,
+    exact: HashMap<u64, f32>,
+    metric: Metric,
+    query: &'a [f32],
+    accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+}
+
+impl Candidates<'_> {
+    /// Offers row `i` of `rows` with approximate distance `approx`; returns whether it was
+    /// kept (then its exact distance is recorded).
+    fn offer(&mut self, rows: &ListRows<'_>, i: usize, approx: f32) -> bool {
+        let h = rows.handles[i];
+        if approx > self.approx.threshold() || self.accept.is_some_and(|f| !f(h)) {
+            return false;
+        }
+        self.approx.push(approx, h);
+        let dim = self.query.len();
+        let v = &rows.vectors[i * dim..(i + 1) * dim];
+        let d = match self.metric {
+            Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(self.query, v),
+            Metric::InnerProduct => -kernel::dot(self.query, v),
+            Metric::Cosine => 1.0 - kernel::dot(self.query, v) * rows.inv_norms[i],
+        };
+        self.exact.insert(h, d);
+        true
+    }
 }

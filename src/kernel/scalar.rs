@@ -77,3 +77,21 @@ pub(crate) fn dots_tile8(points: &[f32], dim: usize, panels: &[f32], out: &mut [
 pub(crate) fn dot_self(a: &[f32]) -> f32 {
     dot(a, a)
 }
+
+/// 4-bit PQ fast-scan over blocks of 32 codes (layout in `kernel::pq4_layout`): for each row,
+/// the sum of its subquantizers' 8-bit table entries, in 16-bit integers. The SIMD paths
+/// compute the same integer sums, so they must agree exactly.
+pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    super::check_pq4_args(codes, m_pad, lut, out);
+    let block_len = m_pad * 16;
+    for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
+        sums.fill(0);
+        for (j, bytes) in block.chunks_exact(16).enumerate() {
+            let table = &lut[j * 16..(j + 1) * 16];
+            for (t, &b) in bytes.iter().enumerate() {
+                sums[t] = sums[t].wrapping_add(u16::from(table[usize::from(b & 15)]));
+                sums[t + 16] = sums[t + 16].wrapping_add(u16::from(table[usize::from(b >> 4)]));
+            }
+        }
+    }
+}

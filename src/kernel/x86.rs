@@ -328,3 +328,97 @@ pub(super) fn dots_tile8_avx2(points: &[f32], dim: usize, panels: &[f32], out: &
     // SAFETY: as for `l2sq_avx2`.
     unsafe { dots_tile8_avx2_impl(points, dim, panels, out) }
 }
+
+/// AVX2 4-bit PQ fast-scan: two subquantizers per 256-bit register (one per 128-bit lane,
+/// since `vpshufb` looks up within lanes), 8-bit table entries widened into four 16-bit
+/// accumulators (rows 0-7, 8-15, 16-23, 24-31), lanes added at the end.
+#[target_feature(enable = "avx2")]
+unsafe fn pq4_scan_avx2_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    let block_len = m_pad * 16;
+    let low_nibbles = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
+        let mut acc = [zero; 4];
+        for j in (0..m_pad).step_by(2) {
+            // SAFETY: j + 2 <= m_pad (a multiple of 4), so 32 bytes from j * 16 lie inside the
+            // block (m_pad * 16 bytes) and inside the table (m_pad * 16 bytes, checked).
+            let (c, l) = unsafe {
+                (
+                    _mm256_loadu_si256(block.as_ptr().add(j * 16).cast()),
+                    _mm256_loadu_si256(lut.as_ptr().add(j * 16).cast()),
+                )
+            };
+            let lo = _mm256_and_si256(c, low_nibbles);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(c), low_nibbles);
+            let rows_lo = _mm256_shuffle_epi8(l, lo);
+            let rows_hi = _mm256_shuffle_epi8(l, hi);
+            acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(rows_lo, zero));
+            acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(rows_lo, zero));
+            acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(rows_hi, zero));
+            acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(rows_hi, zero));
+        }
+        for (a, chunk) in acc.iter().zip(sums.chunks_exact_mut(8)) {
+            let lanes = _mm_add_epi16(
+                _mm256_castsi256_si128(*a),
+                _mm256_extracti128_si256::<1>(*a),
+            );
+            // SAFETY: `chunk` is 8 u16 = 16 bytes.
+            unsafe { _mm_storeu_si128(chunk.as_mut_ptr().cast(), lanes) };
+        }
+    }
+}
+
+/// AVX-512BW 4-bit PQ fast-scan: as the AVX2 path with four subquantizers per register.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pq4_scan_avx512_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    let block_len = m_pad * 16;
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let zero = _mm512_setzero_si512();
+    for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
+        let mut acc = [zero; 4];
+        for j in (0..m_pad).step_by(4) {
+            // SAFETY: j + 4 <= m_pad (a multiple of 4): 64 bytes from j * 16 lie inside the
+            // block and the table, both m_pad * 16 bytes (checked).
+            let (c, l) = unsafe {
+                (
+                    _mm512_loadu_si512(block.as_ptr().add(j * 16).cast()),
+                    _mm512_loadu_si512(lut.as_ptr().add(j * 16).cast()),
+                )
+            };
+            let lo = _mm512_and_si512(c, low_nibbles);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), low_nibbles);
+            let rows_lo = _mm512_shuffle_epi8(l, lo);
+            let rows_hi = _mm512_shuffle_epi8(l, hi);
+            acc[0] = _mm512_add_epi16(acc[0], _mm512_unpacklo_epi8(rows_lo, zero));
+            acc[1] = _mm512_add_epi16(acc[1], _mm512_unpackhi_epi8(rows_lo, zero));
+            acc[2] = _mm512_add_epi16(acc[2], _mm512_unpacklo_epi8(rows_hi, zero));
+            acc[3] = _mm512_add_epi16(acc[3], _mm512_unpackhi_epi8(rows_hi, zero));
+        }
+        for (a, chunk) in acc.iter().zip(sums.chunks_exact_mut(8)) {
+            let halves = _mm256_add_epi16(
+                _mm512_castsi512_si256(*a),
+                _mm512_extracti64x4_epi64::<1>(*a),
+            );
+            let lanes = _mm_add_epi16(
+                _mm256_castsi256_si128(halves),
+                _mm256_extracti128_si256::<1>(halves),
+            );
+            // SAFETY: `chunk` is 8 u16 = 16 bytes.
+            unsafe { _mm_storeu_si128(chunk.as_mut_ptr().cast(), lanes) };
+        }
+    }
+}
+
+/// AVX2 4-bit PQ fast-scan.
+pub(super) fn pq4_scan_avx2(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    super::check_pq4_args(codes, m_pad, lut, out);
+    // SAFETY: installed only after AVX2 was detected; the layout was just checked.
+    unsafe { pq4_scan_avx2_impl(codes, m_pad, lut, out) }
+}
+
+/// AVX-512BW 4-bit PQ fast-scan.
+pub(super) fn pq4_scan_avx512(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
+    super::check_pq4_args(codes, m_pad, lut, out);
+    // SAFETY: installed only after AVX-512F and AVX-512BW were detected; layout checked.
+    unsafe { pq4_scan_avx512_impl(codes, m_pad, lut, out) }
+}

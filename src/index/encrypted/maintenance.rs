@@ -111,10 +111,7 @@ impl EncryptedIndex {
                 Codec::train_pq(&residuals, dim, n_subquantizers, seed)
             }
         };
-        Some(Coder {
-            codec: Arc::new(codec),
-            metric: self.metric(),
-        })
+        Some(Coder::new(codec, self.metric(), quantizer))
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping

@@ -80,6 +80,7 @@ impl EncryptedIndex {
                 accept,
                 codes: state.coder.as_ref().map(|c| CodeSearch {
                     codec: &c.codec,
+                    list_terms: &c.list_terms,
                     rerank: query.rerank.unwrap_or(DEFAULT_RERANK),
                 }),
             },

@@ -1,0 +1,193 @@
+//! 4-bit PQ fast-scan: codes of a list rearranged into the kernel's blocks of 32 rows, and a
+//! query's float distance table quantized to 8-bit entries, so that the kernel scores 32 rows
+//! with a few byte shuffles per pair of subquantizers (`kernel::pq4_scan`).
+
+use crate::kernel::{self, PQ4_BLOCK, PQ4_M_ALIGN};
+
+/// Entries per subquantizer table (4-bit codes).
+const CENTROIDS: usize = 16;
+
+/// The PQ codes of one list in the fast-scan layout (see `kernel::pq4_scan`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PackedCodes {
+    /// Subquantizers, padded to a multiple of [`PQ4_M_ALIGN`] (the padding codes are 0).
+    m_pad: usize,
+    /// Rows held (the last block is padded with zero codes).
+    rows: usize,
+    /// Blocks of `m_pad * 16` bytes.
+    bytes: Vec<u8>,
+}
+
+impl PackedCodes {
+    /// Rearranges `codes` (row-major, `m.div_ceil(2)` bytes per row, two 4-bit codes per byte,
+    /// subquantizer `j` in the low nibble of byte `j / 2` when `j` is even).
+    pub(crate) fn pack(codes: &[u8], m: usize) -> PackedCodes {
+        let code_len = m.div_ceil(2);
+        let rows = codes.len().checked_div(code_len).unwrap_or(0);
+        let m_pad = padded_m(m);
+        let block_len = m_pad * 16;
+        let mut bytes = vec![0u8; rows.div_ceil(PQ4_BLOCK) * block_len];
+        for (r, code) in codes.chunks_exact(code_len).enumerate() {
+            let (block, t) = (r / PQ4_BLOCK, r % PQ4_BLOCK);
+            let (byte, shift) = (t % 16, if t < 16 { 0 } else { 4 });
+            for j in 0..m {
+                let nibble = (code[j / 2] >> (4 * (j % 2))) & 15;
+                bytes[block * block_len + j * 16 + byte] |= nibble << shift;
+            }
+        }
+        PackedCodes { m_pad, rows, bytes }
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The table sum of every row (`sums` is resized; padding rows follow the real ones).
+    pub(crate) fn scan(&self, table: &QuantizedTable, sums: &mut Vec<u16>) {
+        sums.clear();
+        sums.resize(self.bytes.len() / (self.m_pad * 16).max(1) * PQ4_BLOCK, 0);
+        if self.rows > 0 {
+            kernel::pq4_scan(&self.bytes, self.m_pad, &table.lut, sums);
+        }
+    }
+}
+
+/// `m` padded to the kernel's alignment.
+fn padded_m(m: usize) -> usize {
+    m.div_ceil(PQ4_M_ALIGN).max(1) * PQ4_M_ALIGN
+}
+
+/// A float PQ distance table (`m * 16` entries plus a constant) quantized to 8 bits:
+/// `distance ≈ bias + sum / scale`, where `sum` adds one entry per subquantizer.
+pub(crate) struct QuantizedTable {
+    lut: Vec<u8>,
+    bias: f32,
+    scale: f32,
+}
+
+impl QuantizedTable {
+    /// Quantizes `lut` (16 entries per subquantizer) with constant `base`. Each
+    /// subquantizer's entries are shifted by their minimum (added to the bias), then all are
+    /// scaled by one factor so that the largest span maps to the largest entry for which
+    /// `m_pad` entries still sum within `u16`.
+    pub(crate) fn new(lut: &[f32], base: f32) -> QuantizedTable {
+        let m = lut.len() / CENTROIDS;
+        let m_pad = padded_m(m);
+        let max_entry = (usize::from(u16::MAX) / m_pad).min(255) as f32;
+        let mins: Vec<f32> = lut
+            .chunks_exact(CENTROIDS)
+            .map(|t| t.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
+        let span = lut
+            .chunks_exact(CENTROIDS)
+            .zip(&mins)
+            .map(|(t, lo)| t.iter().copied().fold(f32::NEG_INFINITY, f32::max) - lo)
+            .fold(0.0f32, f32::max);
+        let scale = if span > 0.0 && span.is_finite() {
+            max_entry / span
+        } else {
+            1.0
+        };
+        let mut q = vec![0u8; m_pad * CENTROIDS];
+        for ((table, lo), out) in lut
+            .chunks_exact(CENTROIDS)
+            .zip(&mins)
+            .zip(q.chunks_exact_mut(CENTROIDS))
+        {
+            for (v, o) in table.iter().zip(out) {
+                *o = ((v - lo) * scale).round().clamp(0.0, max_entry) as u8;
+            }
+        }
+        QuantizedTable {
+            lut: q,
+            bias: base + mins.iter().sum::<f32>(),
+            scale,
+        }
+    }
+
+    /// The approximate distance of a row with table sum `sum`.
+    #[inline]
+    pub(crate) fn distance(&self, sum: u16) -> f32 {
+        self.bias + f32::from(sum) / self.scale
+    }
+
+    /// The largest sum whose distance is at most `threshold` (`None`: no sum qualifies).
+    #[inline]
+    pub(crate) fn sum_limit(&self, threshold: f32) -> Option<u16> {
+        let limit = ((threshold - self.bias) * self.scale).floor();
+        if limit >= f32::from(u16::MAX) || limit.is_nan() {
+            Some(u16::MAX)
+        } else if limit < 0.0 {
+            None
+        } else {
+            Some(limit as u16)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng as _, SeedableRng, rngs::StdRng};
+
+    /// The row-major code of `nibbles`.
+    fn row_code(nibbles: &[u8]) -> Vec<u8> {
+        nibbles
+            .chunks(2)
+            .map(|p| p[0] | p.get(1).copied().unwrap_or(0) << 4)
+            .collect()
+    }
+
+    #[test]
+    fn packed_scan_equals_float_table_sums_within_quantization() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for &(m, rows) in &[
+            (1usize, 1usize),
+            (3, 33),
+            (8, 64),
+            (12, 100),
+            (96, 70),
+            (384, 40),
+        ] {
+            let nibbles: Vec<Vec<u8>> = (0..rows)
+                .map(|_| (0..m).map(|_| (rng.next_u32() % 16) as u8).collect())
+                .collect();
+            let codes: Vec<u8> = nibbles.iter().flat_map(|n| row_code(n)).collect();
+            let lut: Vec<f32> = (0..m * CENTROIDS)
+                .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 3.0 - 1.0)
+                .collect();
+            let base = 0.25;
+            let packed = PackedCodes::pack(&codes, m);
+            let table = QuantizedTable::new(&lut, base);
+            let mut sums = Vec::new();
+            packed.scan(&table, &mut sums);
+            assert!(sums.len() >= rows);
+            // Each entry is off by at most half a step after rounding.
+            let tolerance = m as f32 * 0.5 / table.scale + 1e-4;
+            for (r, n) in nibbles.iter().enumerate() {
+                let exact: f32 = base
+                    + n.iter()
+                        .enumerate()
+                        .map(|(j, &c)| lut[j * 16 + c as usize])
+                        .sum::<f32>();
+                let approx = table.distance(sums[r]);
+                assert!(
+                    (approx - exact).abs() <= tolerance,
+                    "m={m} r={r}: {approx} vs {exact}"
+                );
+                // The limit agrees with the distance it stands for.
+                let limit = table.sum_limit(approx + 1e-3).unwrap();
+                assert!(sums[r] <= limit);
+            }
+        }
+    }
+
+    #[test]
+    fn sum_limit_edges() {
+        let table = QuantizedTable::new(&[0.0; 16 * 4], 1.0);
+        assert_eq!(table.sum_limit(0.5), None);
+        assert_eq!(table.sum_limit(f32::INFINITY), Some(u16::MAX));
+        assert_eq!(table.sum_limit(1.0), Some(0));
+    }
+}
