@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example ann_bench -- --data DIR [--probes 8,16,32,64] [--threads 1]
-//!     [--type flat|sq8|pq:M] [--cold] [--nq-single 1000]
+//!     [--type flat|sq8|pq:M] [--cold] [--nq-single 1000] [--n-lists N] [--rerank R]
 //! cargo run --release --example ann_bench -- --synthetic 1000000x128 ...
 //! ```
 //! `--cold` reopens the index with a cache budget of 1/8 of its size, so queries decrypt the
@@ -29,6 +29,8 @@ struct Args {
     index_type: String,
     cold: bool,
     nq_single: usize,
+    n_lists: Option<usize>,
+    rerank: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -40,6 +42,8 @@ fn parse_args() -> Args {
         index_type: "flat".into(),
         cold: false,
         nq_single: 1000,
+        n_lists: None,
+        rerank: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +60,8 @@ fn parse_args() -> Args {
             "--threads" => a.threads = value().parse().unwrap(),
             "--type" => a.index_type = value(),
             "--nq-single" => a.nq_single = value().parse().unwrap(),
+            "--n-lists" => a.n_lists = Some(value().parse().unwrap()),
+            "--rerank" => a.rerank = Some(value().parse().unwrap()),
             "--cold" => {
                 a.cold = true;
                 i += 1;
@@ -105,7 +111,7 @@ fn main() -> ciphervec::Result<()> {
     };
     let rss_load = status_mb("VmRSS:");
     let (n, dim, k) = (base.len(), base[0].len(), 10);
-    let config = match args.index_type.as_str() {
+    let mut config = match args.index_type.as_str() {
         "flat" => IndexConfig::ivf_flat(dim),
         "sq8" => IndexConfig::ivf_sq8(dim),
         pq => IndexConfig::ivf_pq(
@@ -115,6 +121,9 @@ fn main() -> ciphervec::Result<()> {
                 .expect("--type pq:M"),
         ),
     };
+    if let Some(n_lists) = args.n_lists {
+        config = config.n_lists(n_lists);
+    }
     let tmp = std::env::temp_dir().join(format!("ciphervec-ann-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let key = IndexKey::generate();
@@ -147,7 +156,13 @@ fn main() -> ciphervec::Result<()> {
     for &probes in &args.probes {
         let qs: Vec<Query> = queries
             .iter()
-            .map(|q| Query::new(q.clone()).top_k(k).n_probes(probes))
+            .map(|q| {
+                let query = Query::new(q.clone()).top_k(k).n_probes(probes);
+                match args.rerank {
+                    Some(r) => query.rerank(r),
+                    None => query,
+                }
+            })
             .collect();
         opened.query_batch(&qs[..qs.len().min(100)])?;
         let t = Instant::now();

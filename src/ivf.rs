@@ -16,16 +16,21 @@ pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{CodeSearch, ListRows, ListSource, SearchParams, prepare_query, search};
 
-/// A sensible number of lists for `n` vectors: about `4 * sqrt(n)`, and at least 39 training
-/// points per list (below that, k-means centroids are noise).
-pub(crate) fn auto_n_lists(n: usize) -> usize {
-    let by_sqrt = (4.0 * (n as f64).sqrt()).round() as usize;
+/// A sensible number of lists for `n` vectors: about `4 * sqrt(n)` for full vectors, `sqrt(n)`
+/// for PQ fast-scan codes (each probed list costs a distance table of `16 * m` entries, which
+/// only pays off over longer lists), and at least 39 training points per list (below that,
+/// k-means centroids are noise).
+pub(crate) fn auto_n_lists(n: usize, pq: bool) -> usize {
+    let factor = if pq { 1.0 } else { 4.0 };
+    let by_sqrt = (factor * (n as f64).sqrt()).round() as usize;
     by_sqrt.min(n / 39).max(1)
 }
 
-/// A sensible default number of lists to probe: about 1/16 of the lists, at least 1.
-pub(crate) fn auto_n_probes(n_lists: usize) -> usize {
-    n_lists.div_ceil(16).clamp(1, n_lists.max(1))
+/// A sensible default number of lists to probe: about 1/16 of the lists (1/8 for PQ, whose
+/// lists are 4 times fewer and longer), at least 1.
+pub(crate) fn auto_n_probes(n_lists: usize, pq: bool) -> usize {
+    let share = if pq { 8 } else { 16 };
+    n_lists.div_ceil(share).clamp(1, n_lists.max(1))
 }
 
 #[cfg(test)]
@@ -82,7 +87,7 @@ mod tests {
                 let data: Vec<f32> = (0..n * dim)
                     .map(|_| rng.next_u32() as f32 / u32::MAX as f32 - 0.5)
                     .collect();
-                let n_lists = auto_n_lists(n).max(4);
+                let n_lists = auto_n_lists(n, false).max(4);
                 let mut train = data.clone();
                 if metric == Metric::Cosine {
                     kmeans::normalize_rows(&mut train, dim);
@@ -153,9 +158,12 @@ mod tests {
 
     #[test]
     fn auto_parameters_are_sane() {
-        assert_eq!(auto_n_lists(0), 1);
-        assert_eq!(auto_n_lists(100), 2);
-        assert_eq!(auto_n_lists(1_000_000), 4000);
-        assert!(auto_n_probes(4000) >= 1 && auto_n_probes(1) == 1);
+        assert_eq!(auto_n_lists(0, false), 1);
+        assert_eq!(auto_n_lists(100, false), 2);
+        assert_eq!(auto_n_lists(1_000_000, false), 4000);
+        assert_eq!(auto_n_lists(1_000_000, true), 1000);
+        assert_eq!(auto_n_probes(4000, false), 250);
+        assert_eq!(auto_n_probes(1000, true), 125);
+        assert!(auto_n_probes(1, false) == 1 && auto_n_probes(1, true) == 1);
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Kernels {
     pub dots_tile8: fn(&[f32], usize, &[f32], &mut [f32]),
     /// 4-bit PQ fast-scan: `(codes, m_pad, lut, out)`, see [`pq4_scan`].
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
+    /// PQ table quantization, see [`pq4_quantize_table`].
+    pub pq4_quantize_table: fn(&[f32], &mut [u8]) -> (f32, f32),
 }
 
 const SCALAR: Kernels = Kernels {
@@ -48,6 +50,7 @@ const SCALAR: Kernels = Kernels {
     dot_block: scalar::dot_block,
     dots_tile8: scalar::dots_tile8,
     pq4_scan: scalar::pq4_scan,
+    pq4_quantize_table: scalar::pq4_quantize_table,
 };
 
 /// Every path this CPU supports, best first (the scalar twin is always last).
@@ -68,6 +71,11 @@ pub(crate) fn available() -> Vec<Kernels> {
                 } else {
                     x86::pq4_scan_avx2
                 },
+                pq4_quantize_table: if std::arch::is_x86_feature_detected!("avx512bw") {
+                    x86::pq4_quantize_table_avx512
+                } else {
+                    x86::pq4_quantize_table_avx2
+                },
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -80,6 +88,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot_block: x86::dot_block_avx2,
                 dots_tile8: x86::dots_tile8_avx2,
                 pq4_scan: x86::pq4_scan_avx2,
+                pq4_quantize_table: x86::pq4_quantize_table_avx2,
             });
         }
     }
@@ -94,6 +103,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot_block: scalar_block_of_dot_neon,
                 dots_tile8: scalar::dots_tile8,
                 pq4_scan: scalar::pq4_scan,
+                pq4_quantize_table: scalar::pq4_quantize_table,
             });
         }
     }
@@ -180,6 +190,17 @@ pub(crate) const PQ4_M_ALIGN: usize = 4;
 #[inline]
 pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     (best().pq4_scan)(codes, m_pad, lut, out)
+}
+
+/// Quantizes a float PQ table whose entry for subquantizer `j` and centroid `c` is at
+/// `c * m + j` (centroid-major, so every step runs down contiguous rows and vectorizes) into
+/// `out` (`m_pad * 16` bytes, the [`pq4_scan`] layout; padding subquantizers get zeros).
+/// Each subquantizer's entries are shifted by their minimum; one scale maps the largest span
+/// to the largest entry for which `m_pad` entries still sum within `u16`. Returns the sum of
+/// the minima and the scale: `distance ≈ base + sum_of_mins + table_sum / scale`.
+#[inline]
+pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    (best().pq4_quantize_table)(lut, out)
 }
 
 /// The layout contract of [`pq4_scan`], checked by every path before it reads.
@@ -491,6 +512,37 @@ mod tests {
                 let mut got = vec![7u16; blocks * PQ4_BLOCK];
                 (path.pq4_scan)(&codes, m_pad, &lut, &mut got);
                 assert_eq!(got, want, "{} m_pad={m_pad} blocks={blocks}", path.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_table_quantization_path_equals_the_scalar_twin_exactly() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for trial in 0..200 {
+            let m = 1 + rng.next_u32() as usize % 200;
+            let m_pad = m.div_ceil(PQ4_M_ALIGN) * PQ4_M_ALIGN;
+            let scale = [1e-3, 1.0, 1e3][trial % 3];
+            let lut = random_vec(&mut rng, m * 16, scale);
+            let mut want = vec![0u8; m_pad * 16];
+            let want_parts = scalar::pq4_quantize_table(&lut, &mut want);
+            // Every entry lands within half a step of its float value.
+            let (_, s) = want_parts;
+            for j in 0..m {
+                let lo = (0..16)
+                    .map(|c| lut[c * m + j])
+                    .fold(f32::INFINITY, f32::min);
+                for c in 0..16 {
+                    let exact = (lut[c * m + j] - lo) * s;
+                    assert!((f32::from(want[j * 16 + c]) - exact).abs() <= 0.5 + 1e-3);
+                }
+            }
+            for path in available() {
+                let mut got = vec![9u8; m_pad * 16];
+                let parts = (path.pq4_quantize_table)(&lut, &mut got);
+                assert_eq!(got, want, "{} m={m}", path.name);
+                assert_eq!(parts.0.to_bits(), want_parts.0.to_bits(), "{}", path.name);
+                assert_eq!(parts.1.to_bits(), want_parts.1.to_bits(), "{}", path.name);
             }
         }
     }

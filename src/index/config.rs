@@ -72,14 +72,15 @@ impl IndexConfig {
         self
     }
 
-    /// Sets the number of lists trained (0, the default, chooses about `4 * sqrt(n)`).
+    /// Sets the number of lists trained (0, the default, chooses about `4 * sqrt(n)`, or
+    /// `sqrt(n)` for `ivf_pq`).
     pub fn n_lists(mut self, n: usize) -> IndexConfig {
         self.n_lists = n;
         self
     }
 
     /// Sets the default number of lists a query probes (0, the default, probes about 1/16
-    /// of the lists).
+    /// of the lists, 1/8 for `ivf_pq`).
     pub fn n_probes(mut self, n: usize) -> IndexConfig {
         self.n_probes = n;
         self

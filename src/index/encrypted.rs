@@ -15,7 +15,7 @@ use crate::ivf::Quantizer;
 use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
 
-use super::config::IndexConfig;
+use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
 
@@ -189,6 +189,11 @@ impl EncryptedIndex {
 
     fn metric(&self) -> Metric {
         self.inner.config.distance_metric()
+    }
+
+    /// Whether this is an `ivf_pq` index (whose default list and probe counts differ).
+    fn is_pq(&self) -> bool {
+        matches!(self.inner.config.index_type(), IndexType::IvfPq { .. })
     }
 
     /// Writes a segment file, then commits a manifest that names it (with `edit` applied).

@@ -197,49 +197,44 @@ impl Codec {
         }
     }
 
-    /// PQ only (else empty): per subquantizer `j` and centroid `c`, `|b|^2 + 2 <centroid_j, b>`
-    /// for codebook entry `b`, the list-dependent part of the L2 distance table of a list
-    /// with centroid `centroid` (precomputed once per list; see [`Codec::pq_table`]).
+    /// PQ only (else empty): for codebook entry `b` of subquantizer `j` and centroid `c`,
+    /// `|b|^2 + 2 <centroid_j, b>` at `c * m + j` (centroid-major, as every fast-scan table):
+    /// the list-dependent part of the L2 table of the list with centroid `centroid`,
+    /// precomputed once per list (see [`Codec::pq_table`]).
     pub(crate) fn pq_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
-        let Codec::Pq { m, codebooks } = self else {
-            return Vec::new();
-        };
-        let sub = centroid.len() / m;
-        let mut out = Vec::with_capacity(m * PQ_CENTROIDS);
-        for j in 0..*m {
-            let c = &centroid[j * sub..(j + 1) * sub];
-            for b in
-                codebooks[j * PQ_CENTROIDS * sub..(j + 1) * PQ_CENTROIDS * sub].chunks_exact(sub)
-            {
-                out.push(kernel::norm_sq(b) + 2.0 * kernel::dot(c, b));
-            }
-        }
-        out
+        self.pq_entries(centroid, |c, b| {
+            kernel::norm_sq(b) + 2.0 * kernel::dot(c, b)
+        })
     }
 
-    /// PQ only (else empty): per subquantizer `j` and centroid `c`, `<query_j, b>` for
-    /// codebook entry `b`: the list-independent part of every table, once per query.
+    /// PQ only (else empty): `<query_j, b>` for every codebook entry `b`, centroid-major:
+    /// the list-independent part of every table, once per query.
     pub(crate) fn pq_query_dots(&self, query: &[f32]) -> Vec<f32> {
+        // Sub-vectors are a few floats: a plain loop beats a dispatched kernel call.
+        self.pq_entries(query, |q, b| q.iter().zip(b).map(|(x, y)| x * y).sum())
+    }
+
+    /// `f(x_j, b)` for every codebook entry `b` (subquantizer `j`, centroid `c`) at
+    /// `c * m + j`; empty for SQ8.
+    fn pq_entries(&self, x: &[f32], f: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {
         let Codec::Pq { m, codebooks } = self else {
             return Vec::new();
         };
-        let sub = query.len() / m;
-        let mut out = Vec::with_capacity(m * PQ_CENTROIDS);
+        let sub = x.len() / m;
+        let mut out = vec![0.0; m * PQ_CENTROIDS];
         for j in 0..*m {
-            let q = &query[j * sub..(j + 1) * sub];
-            for b in
-                codebooks[j * PQ_CENTROIDS * sub..(j + 1) * PQ_CENTROIDS * sub].chunks_exact(sub)
-            {
-                out.push(kernel::dot(q, b));
+            let part = &x[j * sub..(j + 1) * sub];
+            for c in 0..PQ_CENTROIDS {
+                out[c * m + j] = f(part, &codebooks[(j * PQ_CENTROIDS + c) * sub..][..sub]);
             }
         }
         out
     }
 
-    /// The PQ distance table of a list from its parts, into `lut` (16 entries per
-    /// subquantizer); returns the constant part. L2: `|q - c - r|^2 = |q - c|^2 + sum_j
-    /// (|r_j|^2 + 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`.
-    /// Equals [`Codec::table`] up to rounding (tested).
+    /// The PQ distance table of a list from its parts, into `lut` (centroid-major like its
+    /// parts); returns the constant part. L2: `|q - c - r|^2 = |q - c|^2 + sum_j (|r_j|^2 +
+    /// 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`. Scores
+    /// equal those of [`Codec::table`] up to rounding (tested).
     pub(crate) fn pq_table(
         query: &[f32],
         centroid: &[f32],
@@ -452,12 +447,10 @@ mod tests {
             // The L2 forms differ per entry by the constant |q_j - c_j|^2 of each
             // subquantizer, which sums to the base; compare whole distances instead.
             for code in [[0u8, 0, 0], [0x21, 0x43, 0xf5], [0xff, 0xff, 0xff]] {
-                let score = |lut: &[f32], base: f32| {
-                    base + (0..6)
-                        .map(|j| lut[j * 16 + ((code[j / 2] >> (4 * (j % 2))) & 15) as usize])
-                        .sum::<f32>()
-                };
-                let (a, b) = (score(&want, base), score(&lut, got_base));
+                let nibble = |j: usize| ((code[j / 2] >> (4 * (j % 2))) & 15) as usize;
+                let a = base + (0..6).map(|j| want[j * 16 + nibble(j)]).sum::<f32>();
+                // The precomputed table is centroid-major.
+                let b = got_base + (0..6).map(|j| lut[nibble(j) * 6 + j]).sum::<f32>();
                 assert!(
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
                     "{metric:?}: {a} vs {b}"

@@ -67,41 +67,19 @@ pub(crate) struct QuantizedTable {
 }
 
 impl QuantizedTable {
-    /// Quantizes `lut` (16 entries per subquantizer) with constant `base`. Each
-    /// subquantizer's entries are shifted by their minimum (added to the bias), then all are
-    /// scaled by one factor so that the largest span maps to the largest entry for which
-    /// `m_pad` entries still sum within `u16`.
+    /// Quantizes `lut`, whose entry for subquantizer `j` and centroid `c` is at `c * m + j`
+    /// (centroid-major, so that every step below runs down contiguous rows of `m` and
+    /// vectorizes), with constant `base`. Each subquantizer's entries are shifted by their
+    /// minimum (added to the bias), then all are scaled by one factor so that the largest
+    /// span maps to the largest entry for which `m_pad` entries still sum within `u16`. The
+    /// result is in the kernel's subquantizer-major layout.
     pub(crate) fn new(lut: &[f32], base: f32) -> QuantizedTable {
         let m = lut.len() / CENTROIDS;
-        let m_pad = padded_m(m);
-        let max_entry = (usize::from(u16::MAX) / m_pad).min(255) as f32;
-        let mins: Vec<f32> = lut
-            .chunks_exact(CENTROIDS)
-            .map(|t| t.iter().copied().fold(f32::INFINITY, f32::min))
-            .collect();
-        let span = lut
-            .chunks_exact(CENTROIDS)
-            .zip(&mins)
-            .map(|(t, lo)| t.iter().copied().fold(f32::NEG_INFINITY, f32::max) - lo)
-            .fold(0.0f32, f32::max);
-        let scale = if span > 0.0 && span.is_finite() {
-            max_entry / span
-        } else {
-            1.0
-        };
-        let mut q = vec![0u8; m_pad * CENTROIDS];
-        for ((table, lo), out) in lut
-            .chunks_exact(CENTROIDS)
-            .zip(&mins)
-            .zip(q.chunks_exact_mut(CENTROIDS))
-        {
-            for (v, o) in table.iter().zip(out) {
-                *o = ((v - lo) * scale).round().clamp(0.0, max_entry) as u8;
-            }
-        }
+        let mut q = vec![0u8; padded_m(m) * CENTROIDS];
+        let (sum_of_mins, scale) = kernel::pq4_quantize_table(lut, &mut q);
         QuantizedTable {
             lut: q,
-            bias: base + mins.iter().sum::<f32>(),
+            bias: base + sum_of_mins,
             scale,
         }
     }
@@ -169,7 +147,7 @@ mod tests {
                 let exact: f32 = base
                     + n.iter()
                         .enumerate()
-                        .map(|(j, &c)| lut[j * 16 + c as usize])
+                        .map(|(j, &c)| lut[c as usize * m + j])
                         .sum::<f32>();
                 let approx = table.distance(sums[r]);
                 assert!(

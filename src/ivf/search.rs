@@ -3,7 +3,6 @@
 use crate::kernel::{self, Neighbor, TopK};
 use crate::metric::Metric;
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::fastscan::{PackedCodes, QuantizedTable};
@@ -156,10 +155,11 @@ pub(crate) fn search<S: ListSource>(
     Ok(finish(top.into_sorted(), params.metric))
 }
 
-/// The quantized path: approximate distances from codes; a row that enters the best
-/// `rerank * k` gets its exact distance at once (its vector is at hand); the best `k` by
-/// exact distance win. PQ codes in the fast-scan layout are scored 32 rows at a time by the
-/// SIMD kernel with an 8-bit table; other codes one by one.
+/// The quantized path, in two passes. First the codes of every probed list give approximate
+/// distances, keeping the best `rerank * k` rows by where they are (list, piece, row); PQ codes
+/// in the fast-scan layout are scored 32 rows at a time by the SIMD kernel with an 8-bit
+/// table, other codes one by one. Then only the lists holding survivors are visited again
+/// for their exact distances, and the best `k` by exact distance win.
 fn search_codes<S: ListSource>(
     quantizer: &Quantizer,
     lists: &S,
@@ -168,51 +168,92 @@ fn search_codes<S: ListSource>(
     probes: &[u32],
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
-    let mut candidates = Candidates {
-        approx: TopK::new(params.k.saturating_mul(codes.rerank.max(1))),
-        exact: HashMap::new(),
-        metric: params.metric,
-        query,
-        accept: params.accept,
-    };
+    let mut approx = TopK::new(params.k.saturating_mul(codes.rerank.max(1)));
+    // Where each row offered to `approx` lives; `approx` holds indexes into this.
+    let mut places: Vec<Place> = Vec::new();
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
     for &list in probes {
         let centroid = quantizer.centroid(list);
         let table = fast.as_ref().and_then(|f| f.table(list, centroid));
-        lists.visit_list(list, &mut |rows| match (&table, rows.packed) {
-            (Some(quantized), Some(cell)) => {
-                let m = fast.as_ref().map_or(0, |f| f.m);
-                let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, m));
-                packed.scan(quantized, &mut sums);
-                let mut limit = quantized.sum_limit(candidates.approx.threshold());
-                for (i, &sum) in sums[..rows.handles.len()].iter().enumerate() {
-                    if limit.is_some_and(|l| sum <= l)
-                        && candidates.offer(&rows, i, quantized.distance(sum))
-                    {
-                        limit = quantized.sum_limit(candidates.approx.threshold());
+        let mut piece = 0u32;
+        lists.visit_list(list, &mut |rows| {
+            let mut offer = |i: usize, distance: f32, approx: &mut TopK| {
+                let handle = rows.handles[i];
+                if params.accept.is_some_and(|f| !f(handle)) {
+                    return false;
+                }
+                places.push(Place {
+                    list,
+                    piece,
+                    row: i as u32,
+                });
+                approx.push(distance, (places.len() - 1) as u64);
+                true
+            };
+            match (&table, rows.packed) {
+                (Some(quantized), Some(cell)) => {
+                    let m = fast.as_ref().map_or(0, |f| f.m);
+                    let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, m));
+                    packed.scan(quantized, &mut sums);
+                    let mut limit = quantized.sum_limit(approx.threshold());
+                    for (i, &sum) in sums[..rows.handles.len()].iter().enumerate() {
+                        if limit.is_some_and(|l| sum <= l)
+                            && offer(i, quantized.distance(sum), &mut approx)
+                        {
+                            limit = quantized.sum_limit(approx.threshold());
+                        }
+                    }
+                }
+                _ => {
+                    let table = codes.codec.table(query, centroid, params.metric);
+                    let code_len = codes.codec.code_len(query.len());
+                    for i in 0..rows.handles.len() {
+                        let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
+                        if a <= approx.threshold() {
+                            offer(i, a, &mut approx);
+                        }
                     }
                 }
             }
-            _ => {
-                let table = codes.codec.table(query, centroid, params.metric);
-                let code_len = codes.codec.code_len(query.len());
-                for i in 0..rows.handles.len() {
-                    let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
-                    if a <= candidates.approx.threshold() {
-                        candidates.offer(&rows, i, a);
-                    }
-                }
-            }
+            piece += 1;
         })?;
     }
+    // Second pass: exact distances of the survivors, list by list.
+    let mut survivors: Vec<Place> = approx
+        .into_sorted()
+        .iter()
+        .map(|n| places[n.handle as usize])
+        .collect();
+    survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
     let mut top = TopK::new(params.k);
-    for n in candidates.approx.into_sorted() {
-        if let Some(&d) = candidates.exact.get(&n.handle) {
-            top.push(d, n.handle);
-        }
+    let dim = query.len();
+    for group in survivors.chunk_by(|a, b| a.list == b.list) {
+        let mut piece = 0u32;
+        lists.visit_list(group[0].list, &mut |rows| {
+            for place in group.iter().filter(|p| p.piece == piece) {
+                let i = place.row as usize;
+                let v = &rows.vectors[i * dim..(i + 1) * dim];
+                let d = match params.metric {
+                    Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
+                    Metric::InnerProduct => -kernel::dot(query, v),
+                    Metric::Cosine => 1.0 - kernel::dot(query, v) * rows.inv_norms[i],
+                };
+                top.push(d, rows.handles[i]);
+            }
+            piece += 1;
+        })?;
     }
     Ok(finish(top.into_sorted(), params.metric))
+}
+
+/// Where a row was seen in the first pass of [`search_codes`].
+#[derive(Clone, Copy)]
+struct Place {
+    list: u32,
+    /// Which piece of the list's visit (a list may arrive in several).
+    piece: u32,
+    row: u32,
 }
 
 /// What a query needs to build each probed list's 8-bit PQ table cheaply: the query's dot
@@ -263,35 +304,5 @@ impl<'a> FastScan<'a> {
             &mut lut,
         );
         Some(QuantizedTable::new(&lut, base))
-    }
-}
-
-/// The best `rerank * k` rows by approximate distance, with their exact distances.
-struct Candidates<'a> {
-    approx: TopK,
-    exact: HashMap<u64, f32>,
-    metric: Metric,
-    query: &'a [f32],
-    accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
-}
-
-impl Candidates<'_> {
-    /// Offers row `i` of `rows` with approximate distance `approx`; returns whether it was
-    /// kept (then its exact distance is recorded).
-    fn offer(&mut self, rows: &ListRows<'_>, i: usize, approx: f32) -> bool {
-        let h = rows.handles[i];
-        if approx > self.approx.threshold() || self.accept.is_some_and(|f| !f(h)) {
-            return false;
-        }
-        self.approx.push(approx, h);
-        let dim = self.query.len();
-        let v = &rows.vectors[i * dim..(i + 1) * dim];
-        let d = match self.metric {
-            Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(self.query, v),
-            Metric::InnerProduct => -kernel::dot(self.query, v),
-            Metric::Cosine => 1.0 - kernel::dot(self.query, v) * rows.inv_norms[i],
-        };
-        self.exact.insert(h, d);
-        true
     }
 }

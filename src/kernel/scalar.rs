@@ -95,3 +95,59 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
         }
     }
 }
+
+/// Quantizes a centroid-major PQ table to 8 bits (see `kernel::pq4_quantize_table`).
+/// `#[inline(always)]` so that the SIMD paths compile this same code with wider vectors:
+/// the operations are element-wise in the same order, so every path gives identical bytes.
+#[inline(always)]
+pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    const CENTROIDS: usize = 16;
+    const ROUNDING_MAGIC: f32 = 8_388_608.0;
+    let m = lut.len() / CENTROIDS;
+    let m_pad = out.len() / CENTROIDS;
+    let max_entry = (usize::from(u16::MAX) / m_pad.max(1)).min(255) as f32;
+    let mut mins = vec![f32::INFINITY; m];
+    let mut maxs = vec![f32::NEG_INFINITY; m];
+    for row in lut.chunks_exact(m.max(1)) {
+        for ((lo, hi), &v) in mins.iter_mut().zip(&mut maxs).zip(row) {
+            *lo = if v < *lo { v } else { *lo };
+            *hi = if v > *hi { v } else { *hi };
+        }
+    }
+    let mut span = 0.0f32;
+    for (lo, hi) in mins.iter().zip(&maxs) {
+        let s = hi - lo;
+        span = if s > span { s } else { span };
+    }
+    let scale = if span > 0.0 && span.is_finite() {
+        max_entry / span
+    } else {
+        1.0
+    };
+    out.fill(0);
+    let mut row_q = vec![0u8; m];
+    for (c, row) in lut.chunks_exact(m.max(1)).enumerate() {
+        for ((o, &v), &lo) in row_q.iter_mut().zip(row).zip(&mins) {
+            let x = (v - lo) * scale;
+            let x = if x < 0.0 {
+                0.0
+            } else if x > max_entry {
+                max_entry
+            } else {
+                x
+            };
+            // Round to nearest by adding 2^23: the sum's low mantissa bits are the rounded
+            // integer (0..=255). Unlike `round` (a libm call) or `as u8` (saturating), this
+            // vectorizes.
+            *o = (x + ROUNDING_MAGIC).to_bits() as u8;
+        }
+        for (j, &v) in row_q.iter().enumerate() {
+            out[j * CENTROIDS + c] = v;
+        }
+    }
+    let mut sum_of_mins = 0.0f32;
+    for lo in &mins {
+        sum_of_mins += lo;
+    }
+    (sum_of_mins, scale)
+}

@@ -422,3 +422,27 @@ pub(super) fn pq4_scan_avx512(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut 
     // SAFETY: installed only after AVX-512F and AVX-512BW were detected; layout checked.
     unsafe { pq4_scan_avx512_impl(codes, m_pad, lut, out) }
 }
+
+/// The scalar table quantization compiled for AVX2 (auto-vectorized, identical results).
+#[target_feature(enable = "avx2,fma")]
+fn pq4_quantize_table_avx2_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    super::scalar::pq4_quantize_table(lut, out)
+}
+
+/// The scalar table quantization compiled for AVX-512 (auto-vectorized, identical results).
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pq4_quantize_table_avx512_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    super::scalar::pq4_quantize_table(lut, out)
+}
+
+/// PQ table quantization, AVX2 build.
+pub(super) fn pq4_quantize_table_avx2(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    // SAFETY: installed only after AVX2 and FMA were detected; the body is safe code.
+    unsafe { pq4_quantize_table_avx2_impl(lut, out) }
+}
+
+/// PQ table quantization, AVX-512 build.
+pub(super) fn pq4_quantize_table_avx512(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    // SAFETY: installed only after AVX-512F and AVX-512BW were detected; safe body.
+    unsafe { pq4_quantize_table_avx512_impl(lut, out) }
+}

@@ -49,7 +49,7 @@ impl EncryptedIndex {
         let n_lists = [options.n_lists, self.inner.config.lists()]
             .into_iter()
             .find(|&l| l > 0)
-            .unwrap_or_else(|| ivf::auto_n_lists(n))
+            .unwrap_or_else(|| ivf::auto_n_lists(n, self.is_pq()))
             .min(n);
         let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
         let vectors = Lists {

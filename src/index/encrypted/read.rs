@@ -36,7 +36,7 @@ impl EncryptedIndex {
             .n_probes
             .filter(|&p| p > 0)
             .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
-            .unwrap_or_else(|| ivf::auto_n_probes(n_lists))
+            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, self.is_pq()))
             .min(n_lists);
         let neighbors = match &filter {
             None => self.probe_search(&state, query, n_probes, None)?,
