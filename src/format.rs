@@ -5,5 +5,6 @@
 
 pub(crate) mod codec;
 pub(crate) mod manifest;
+pub(crate) mod padding;
 pub(crate) mod reader;
 pub(crate) mod segment;

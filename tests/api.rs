@@ -11,6 +11,7 @@ mod api {
     mod keys;
     mod kmeans_reference;
     mod layering;
+    mod leakage;
     mod lifecycle;
     mod maintenance;
     mod oracle;

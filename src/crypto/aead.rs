@@ -43,6 +43,8 @@ pub(crate) enum RecordKind {
     Tombstones = 6,
     /// Trained code parameters of a quantized index.
     Codebook = 7,
+    /// The record directory of one segment.
+    Directory = 8,
 }
 
 /// Where a record belongs: bound into its associated data together with the index id.

@@ -6,20 +6,28 @@
 //! 8   2   format version
 //! 10  2   reserved, zero
 //! 12  8   segment sequence number
-//! 20  4   record count R
-//! 24  ... R records: kind u8 | address [32] | length u32 | sealed bytes (length)
+//! 20  8   directory offset O
+//! 28  4   directory length D
+//! 32  ... sealed records, back to back, no clear framing
+//! O   D   sealed directory: count u32, then per record kind u8 | address [32] | offset u64 |
+//!         length u32 (padded inside its encryption like every record)
+//! O+D ... zero bytes up to the file's Padmé length
 //! ```
 //! The address of a list block is the list's query token; other records have a zero address.
+//! Only the sealed directory says where records begin and end and which list a block
+//! belongs to, so the storage learns neither list membership nor record sizes, only the
+//! (padded) size of the whole segment.
 
+use super::padding;
 use super::reader::Reader;
 use crate::error::{Error, Result};
 
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"CVECSEG1";
 /// Length of the segment header.
-pub(crate) const HEADER_LEN: usize = 24;
-/// Length of a record's clear prefix (kind, address, length).
-pub(crate) const RECORD_PREFIX_LEN: usize = 1 + 32 + 4;
+pub(crate) const HEADER_LEN: usize = 32;
+/// Length of one directory entry (kind, address, offset, length).
+const DIRECTORY_ENTRY_LEN: usize = 1 + 32 + 8 + 4;
 
 /// File name of segment `seq`.
 pub(crate) fn file_name(seq: u64) -> String {
@@ -66,7 +74,7 @@ impl SegmentRecord {
 /// Builds a segment file in memory.
 pub(crate) struct SegmentWriter {
     seq: u64,
-    count: u32,
+    directory: Vec<RecordRef>,
     body: Vec<u8>,
 }
 
@@ -75,7 +83,7 @@ impl SegmentWriter {
     pub(crate) fn new(seq: u64) -> SegmentWriter {
         SegmentWriter {
             seq,
-            count: 0,
+            directory: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -85,7 +93,7 @@ impl SegmentWriter {
         self.seq
     }
 
-    /// Appends a record; returns the file offset of its sealed bytes.
+    /// Appends a sealed record; returns the file offset of its bytes.
     pub(crate) fn push(
         &mut self,
         kind: SegmentRecord,
@@ -94,25 +102,46 @@ impl SegmentWriter {
     ) -> Result<u64> {
         let len = u32::try_from(sealed.len())
             .map_err(|_| Error::invalid_argument("record larger than 4 GiB"))?;
-        self.body.push(kind as u8);
-        self.body.extend_from_slice(address);
-        self.body.extend_from_slice(&len.to_le_bytes());
         let offset = (HEADER_LEN + self.body.len()) as u64;
         self.body.extend_from_slice(sealed);
-        self.count += 1;
+        self.directory.push(RecordRef {
+            kind,
+            address: *address,
+            offset,
+            len,
+        });
         Ok(offset)
     }
 
-    /// The finished file.
-    pub(crate) fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + self.body.len());
+    /// The finished file; `seal_directory` encrypts the directory's plaintext.
+    pub(crate) fn finish(
+        self,
+        seal_directory: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let mut plain = Vec::with_capacity(4 + self.directory.len() * DIRECTORY_ENTRY_LEN);
+        plain.extend_from_slice(&(self.directory.len() as u32).to_le_bytes());
+        for r in &self.directory {
+            plain.push(r.kind as u8);
+            plain.extend_from_slice(&r.address);
+            plain.extend_from_slice(&r.offset.to_le_bytes());
+            plain.extend_from_slice(&r.len.to_le_bytes());
+        }
+        let directory = seal_directory(&plain)?;
+        let directory_len = u32::try_from(directory.len())
+            .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?;
+        let directory_offset = (HEADER_LEN + self.body.len()) as u64;
+        let len = HEADER_LEN + self.body.len() + directory.len();
+        let mut out = Vec::with_capacity(padding::padme(len));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&directory_offset.to_le_bytes());
+        out.extend_from_slice(&directory_len.to_le_bytes());
         out.extend_from_slice(&self.body);
-        out
+        out.extend_from_slice(&directory);
+        out.resize(padding::padme(len), 0);
+        Ok(out)
     }
 }
 
@@ -129,8 +158,9 @@ pub(crate) struct RecordRef {
     pub len: u32,
 }
 
-/// Parses a segment's header and record directory (the records stay sealed).
-pub(crate) fn parse(file: &[u8], expected_seq: u64) -> Result<Vec<RecordRef>> {
+/// Checks a segment's clear header and returns its sealed directory. The file length must
+/// be on the Padmé ladder and everything after the directory zero.
+pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<&[u8]> {
     let mut r = Reader::new(file, "segment");
     if r.bytes(8)? != MAGIC || r.u16()? != crate::FORMAT_VERSION || r.u16()? != 0 {
         return Err(r.corrupted());
@@ -138,18 +168,36 @@ pub(crate) fn parse(file: &[u8], expected_seq: u64) -> Result<Vec<RecordRef>> {
     if r.u64()? != expected_seq {
         return Err(r.corrupted());
     }
+    let offset = usize::try_from(r.u64()?).map_err(|_| r.corrupted())?;
+    let len = r.u32()? as usize;
+    let end = offset.checked_add(len).ok_or_else(|| r.corrupted())?;
+    if offset < HEADER_LEN || end > file.len() || padding::padme(file.len()) != file.len() {
+        return Err(r.corrupted());
+    }
+    if file[end..].iter().any(|&b| b != 0) {
+        return Err(r.corrupted());
+    }
+    Ok(&file[offset..end])
+}
+
+/// Decodes a directory's plaintext; every record must lie between the header and the
+/// directory (at `directory_offset`).
+pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Vec<RecordRef>> {
+    let mut r = Reader::new(plain, "segment directory");
     let count = r.u32()? as usize;
-    // Each record takes at least its prefix: bound the allocation by the file size.
-    if count > r.remaining() / RECORD_PREFIX_LEN {
+    if count > r.remaining() / DIRECTORY_ENTRY_LEN {
         return Err(r.corrupted());
     }
     let mut records = Vec::with_capacity(count);
     for _ in 0..count {
         let kind = SegmentRecord::from_u8(r.u8()?).ok_or_else(|| r.corrupted())?;
         let address = r.array()?;
+        let offset = r.u64()?;
         let len = r.u32()?;
-        let offset = r.position() as u64;
-        r.bytes(len as usize)?;
+        let end = offset.checked_add(u64::from(len));
+        if offset < HEADER_LEN as u64 || end.is_none_or(|e| e > directory_offset) {
+            return Err(r.corrupted());
+        }
         records.push(RecordRef {
             kind,
             address,
@@ -159,6 +207,13 @@ pub(crate) fn parse(file: &[u8], expected_seq: u64) -> Result<Vec<RecordRef>> {
     }
     r.finish()?;
     Ok(records)
+}
+
+/// The directory offset named by a segment header (call after [`sealed_directory`]).
+pub(crate) fn directory_offset(file: &[u8]) -> u64 {
+    file.get(20..28)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// The sealed bytes of a record, bounds-checked.
@@ -348,15 +403,27 @@ mod tests {
         let mut w = SegmentWriter::new(7);
         let off = w.push(SegmentRecord::Fields, &[0; 32], b"xyz").unwrap();
         w.push(SegmentRecord::ListBlock, &[5; 32], b"").unwrap();
-        let file = w.finish();
-        let recs = parse(&file, 7).unwrap();
+        // A stand-in for sealing: the plaintext reversed.
+        let file = w
+            .finish(|plain| Ok(plain.iter().rev().copied().collect()))
+            .unwrap();
+        assert_eq!(padding::padme(file.len()), file.len());
+        let sealed = sealed_directory(&file, 7).unwrap();
+        let plain: Vec<u8> = sealed.iter().rev().copied().collect();
+        let recs = decode_directory(&plain, directory_offset(&file)).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].offset, off);
+        assert_eq!(recs[1].address, [5; 32]);
         assert_eq!(record_bytes(&file, off, 3).unwrap(), b"xyz");
-        assert!(parse(&file, 8).is_err());
+        assert!(sealed_directory(&file, 8).is_err());
         for cut in 0..file.len() {
-            assert!(parse(&file[..cut], 7).is_err());
+            assert!(sealed_directory(&file[..cut], 7).is_err());
         }
+        for cut in 0..plain.len() {
+            assert!(decode_directory(&plain[..cut], directory_offset(&file)).is_err());
+        }
+        // A record reaching into the directory is refused.
+        assert!(decode_directory(&plain, off + 2).is_err());
         assert_eq!(parse_file_name(&file_name(7)), Some(7));
     }
 

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::crypto::aead::{Binding, RecordKind};
+use crate::crypto::aead::{self, Binding, RecordKind, Sealer};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
 use crate::crypto::{self};
 use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
-use crate::format::segment::{self, BlockEntry, Fields, SegmentRecord, SegmentWriter};
+use crate::format::padding;
+use crate::format::segment::{self, BlockEntry, Fields, RecordRef, SegmentRecord, SegmentWriter};
 use crate::ivf::{Codec, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
@@ -53,10 +54,12 @@ fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
     if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
         return Err(Error::corrupted("manifest authentication"));
     }
-    let plain = keys
-        .manifest
-        .open(parts.sealed_body, &Binding::whole(RecordKind::Manifest))
-        .map_err(|_| Error::corrupted("manifest body"))?;
+    let plain = open_padded(
+        &keys.manifest,
+        parts.sealed_body,
+        &Binding::whole(RecordKind::Manifest),
+        "manifest body",
+    )?;
     let body: ManifestBody = codec::decode(&plain, "manifest body")?;
     Ok(OpenedManifest { header, body, dek })
 }
@@ -147,9 +150,12 @@ pub(crate) fn encode_manifest(
     body: &ManifestBody,
 ) -> Result<Vec<u8>> {
     let plain = codec::encode(body)?;
-    let sealed = keys
-        .manifest
-        .seal(&plain, &Binding::whole(RecordKind::Manifest))?;
+    // Padded so that the whole file (header, sealed body, MAC) has a length on the ladder.
+    let overhead = manifest::HEADER_LEN + aead::OVERHEAD + manifest::MAC_LEN;
+    let sealed = keys.manifest.seal(
+        &padding::pad(&plain, overhead),
+        &Binding::whole(RecordKind::Manifest),
+    )?;
     let mut file = manifest::encode_unsigned(header, &sealed)?;
     let mac = keys.manifest_mac.mac(&[&file]);
     file.extend_from_slice(&mac);
@@ -200,10 +206,8 @@ impl<'k> SegmentBuilder<'k> {
         contents: Option<&[u8]>,
     ) -> Result<FieldsRef> {
         let plain = segment::encode_fields(metadata, contents);
-        let sealed = self
-            .keys
-            .content
-            .seal(&plain, &self.binding(RecordKind::Fields, [0; 32], *token))?;
+        let binding = self.binding(RecordKind::Fields, [0; 32], *token);
+        let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
         let offset = self.writer.push(SegmentRecord::Fields, &[0; 32], &sealed)?;
         Ok(FieldsRef {
             segment: self.writer.seq(),
@@ -223,10 +227,8 @@ impl<'k> SegmentBuilder<'k> {
     ) -> Result<BlockRef> {
         let plain = segment::encode_block(dim, vectors, entries);
         let label = self.keys.list_label(list_epoch, list);
-        let sealed = self
-            .keys
-            .payload
-            .seal(&plain, &self.binding(RecordKind::ListBlock, label, [0; 32]))?;
+        let binding = self.binding(RecordKind::ListBlock, label, [0; 32]);
+        let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
         let address = self.keys.query_token(list_epoch, list);
         let offset = self
             .writer
@@ -241,10 +243,8 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals a tombstones record.
     pub(crate) fn add_tombstones(&mut self, tokens: &[[u8; 32]]) -> Result<()> {
         let plain = segment::encode_tombstones(tokens);
-        let sealed = self.keys.content.seal(
-            &plain,
-            &self.binding(RecordKind::Tombstones, [0; 32], [0; 32]),
-        )?;
+        let binding = self.binding(RecordKind::Tombstones, [0; 32], [0; 32]);
+        let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
         self.writer
             .push(SegmentRecord::Tombstones, &[0; 32], &sealed)?;
         Ok(())
@@ -252,10 +252,8 @@ impl<'k> SegmentBuilder<'k> {
 
     /// Seals the trained code parameters of a quantized index.
     pub(crate) fn add_codebook(&mut self, codebook: &[u8]) -> Result<()> {
-        let sealed = self.keys.payload.seal(
-            codebook,
-            &self.binding(RecordKind::Codebook, [0; 32], [0; 32]),
-        )?;
+        let binding = self.binding(RecordKind::Codebook, [0; 32], [0; 32]);
+        let sealed = seal_padded(&self.keys.payload, codebook, &binding)?;
         self.writer
             .push(SegmentRecord::Codebook, &[0; 32], &sealed)?;
         Ok(())
@@ -264,19 +262,48 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals the centroids.
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
-        let sealed = self.keys.payload.seal(
-            &plain,
-            &self.binding(RecordKind::Centroids, [0; 32], [0; 32]),
-        )?;
+        let binding = self.binding(RecordKind::Centroids, [0; 32], [0; 32]);
+        let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
         self.writer
             .push(SegmentRecord::Centroids, &[0; 32], &sealed)?;
         Ok(())
     }
 
-    /// The finished file bytes.
-    pub(crate) fn finish(self) -> Vec<u8> {
-        self.writer.finish()
+    /// The finished file bytes (the directory sealed, the file padded).
+    pub(crate) fn finish(self) -> Result<Vec<u8>> {
+        let binding = self.binding(RecordKind::Directory, [0; 32], [0; 32]);
+        let keys = self.keys;
+        self.writer
+            .finish(|plain| seal_padded(&keys.payload, plain, &binding))
     }
+}
+
+/// Seals `plain` padded so that the sealed record's length is on the Padmé ladder.
+fn seal_padded(sealer: &Sealer, plain: &[u8], binding: &Binding) -> Result<Vec<u8>> {
+    sealer.seal(&padding::pad(plain, aead::OVERHEAD), binding)
+}
+
+/// Authenticates a record sealed by [`seal_padded`] and removes its padding; any failure is
+/// `Corrupted` naming `what`.
+fn open_padded(sealer: &Sealer, sealed: &[u8], binding: &Binding, what: &str) -> Result<Vec<u8>> {
+    let padded = sealer
+        .open(sealed, binding)
+        .map_err(|_| Error::corrupted(what))?;
+    Ok(padding::unpad(&padded, what)?.to_vec())
+}
+
+/// The record directory of a segment: its clear header checked, its directory authenticated
+/// and decoded.
+pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
+    let sealed = segment::sealed_directory(blob, seq)?;
+    let binding = Binding {
+        kind: RecordKind::Directory,
+        segment: seq,
+        list: [0; 32],
+        item: [0; 32],
+    };
+    let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
+    segment::decode_directory(&plain, segment::directory_offset(blob))
 }
 
 /// Authenticates and decodes one list block of list `list` (list labels of `list_epoch`).
@@ -295,10 +322,7 @@ pub(crate) fn open_block(
         list: keys.list_label(list_epoch, list),
         item: [0; 32],
     };
-    let plain = keys
-        .payload
-        .open(sealed, &binding)
-        .map_err(|_| Error::corrupted("list block"))?;
+    let plain = open_padded(&keys.payload, sealed, &binding, "list block")?;
     segment::decode_block(&plain, dim)
 }
 
@@ -319,10 +343,7 @@ pub(crate) fn open_fields(
         list: [0; 32],
         item: *token,
     };
-    let plain = keys
-        .content
-        .open(sealed, &binding)
-        .map_err(|_| Error::corrupted("fields record"))?;
+    let plain = open_padded(&keys.content, sealed, &binding, "fields record")?;
     segment::decode_fields(&plain)
 }
 
@@ -379,7 +400,7 @@ pub(crate) fn load_state(
     let mut parsed = Vec::with_capacity(segments.len());
     let mut block_bytes = 0usize;
     for seg in &segments {
-        let records = segment::parse(&blobs[&seg.seq], seg.seq)?;
+        let records = segment_records(keys, &blobs[&seg.seq], seg.seq)?;
         block_bytes += records
             .iter()
             .filter(|r| r.kind == SegmentRecord::ListBlock)
@@ -431,10 +452,7 @@ pub(crate) fn load_state(
                         list: [0; 32],
                         item: [0; 32],
                     };
-                    let plain = keys
-                        .content
-                        .open(sealed, &binding)
-                        .map_err(|_| Error::corrupted("tombstones"))?;
+                    let plain = open_padded(&keys.content, sealed, &binding, "tombstones")?;
                     for t in segment::decode_tombstones(&plain)? {
                         state.remove(&t);
                     }
@@ -483,7 +501,7 @@ fn read_sealed(keys: &Keys, blob: &Blob, seq: u64, kind: RecordKind) -> Result<V
         RecordKind::Centroids => SegmentRecord::Centroids,
         _ => SegmentRecord::Codebook,
     };
-    let rec = segment::parse(blob, seq)?
+    let rec = segment_records(keys, blob, seq)?
         .into_iter()
         .find(|r| r.kind == wanted)
         .ok_or_else(|| Error::corrupted("training record missing"))?;
@@ -494,9 +512,7 @@ fn read_sealed(keys: &Keys, blob: &Blob, seq: u64, kind: RecordKind) -> Result<V
         list: [0; 32],
         item: [0; 32],
     };
-    keys.payload
-        .open(sealed, &binding)
-        .map_err(|_| Error::corrupted("training record"))
+    open_padded(&keys.payload, sealed, &binding, "training record")
 }
 
 /// Maps a freshly written segment back in (falling back to the bytes we hold).

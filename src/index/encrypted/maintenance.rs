@@ -284,7 +284,7 @@ impl EncryptedIndex {
             let block = seg.add_block(list_epoch, list as u32, dim, &block_vectors, &entries)?;
             new_blocks.push((list as u32, block));
         }
-        let bytes = seg.finish();
+        let bytes = seg.finish()?;
         let trained = quantizer.as_ref().map(|q| TrainedRef {
             centroids_segment: seq,
             n_lists: q.n_lists() as u32,

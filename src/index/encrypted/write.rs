@@ -82,7 +82,7 @@ impl EncryptedIndex {
             header: &header,
             body: &body,
         };
-        self.append_segment(commit, seq, seg.finish(), |state| {
+        self.append_segment(commit, seq, seg.finish()?, |state| {
             for (list, block) in new_blocks {
                 state.add_block(list, block);
             }
@@ -204,7 +204,7 @@ impl EncryptedIndex {
             header: &header,
             body: &body,
         };
-        self.append_segment(commit, seq, seg.finish(), |state| {
+        self.append_segment(commit, seq, seg.finish()?, |state| {
             for t in &tokens {
                 state.remove(t);
             }
