@@ -193,14 +193,24 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
 }
 
 /// Quantizes a float PQ table whose entry for subquantizer `j` and centroid `c` is at
-/// `c * m + j` (centroid-major, so every step runs down contiguous rows and vectorizes) into
-/// `out` (`m_pad * 16` bytes, the [`pq4_scan`] layout; padding subquantizers get zeros).
+/// `j * 16 + c` into `out` (`m_pad * 16` bytes, the [`pq4_scan`] layout; padding
+/// subquantizers get zeros). Entries round to the nearest integer (ties to even).
 /// Each subquantizer's entries are shifted by their minimum; one scale maps the largest span
 /// to the largest entry for which `m_pad` entries still sum within `u16`. Returns the sum of
 /// the minima and the scale: `distance ≈ base + sum_of_mins + table_sum / scale`.
 #[inline]
 pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
     (best().pq4_quantize_table)(lut, out)
+}
+
+/// The length contract of [`pq4_quantize_table`].
+fn check_pq4_table_args(lut: &[f32], out: &[u8]) {
+    assert!(
+        lut.len().is_multiple_of(16)
+            && out.len().is_multiple_of(16 * PQ4_M_ALIGN)
+            && out.len() >= lut.len(),
+        "pq4_quantize_table lengths"
+    );
 }
 
 /// The layout contract of [`pq4_scan`], checked by every path before it reads.
@@ -530,10 +540,10 @@ mod tests {
             let (_, s) = want_parts;
             for j in 0..m {
                 let lo = (0..16)
-                    .map(|c| lut[c * m + j])
+                    .map(|c| lut[j * 16 + c])
                     .fold(f32::INFINITY, f32::min);
                 for c in 0..16 {
-                    let exact = (lut[c * m + j] - lo) * s;
+                    let exact = (lut[j * 16 + c] - lo) * s;
                     assert!((f32::from(want[j * 16 + c]) - exact).abs() <= 0.5 + 1e-3);
                 }
             }

@@ -198,7 +198,7 @@ impl Codec {
     }
 
     /// PQ only (else empty): for codebook entry `b` of subquantizer `j` and centroid `c`,
-    /// `|b|^2 + 2 <centroid_j, b>` at `c * m + j` (centroid-major, as every fast-scan table):
+    /// `|b|^2 + 2 <centroid_j, b>` at `j * 16 + c` (as every fast-scan table):
     /// the list-dependent part of the L2 table of the list with centroid `centroid`,
     /// precomputed once per list (see [`Codec::pq_table`]).
     pub(crate) fn pq_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
@@ -207,7 +207,7 @@ impl Codec {
         })
     }
 
-    /// PQ only (else empty): `<query_j, b>` for every codebook entry `b`, centroid-major:
+    /// PQ only (else empty): `<query_j, b>` for every codebook entry `b`, at `j * 16 + c`:
     /// the list-independent part of every table, once per query.
     pub(crate) fn pq_query_dots(&self, query: &[f32]) -> Vec<f32> {
         // Sub-vectors are a few floats: a plain loop beats a dispatched kernel call.
@@ -215,7 +215,7 @@ impl Codec {
     }
 
     /// `f(x_j, b)` for every codebook entry `b` (subquantizer `j`, centroid `c`) at
-    /// `c * m + j`; empty for SQ8.
+    /// `j * 16 + c`; empty for SQ8.
     fn pq_entries(&self, x: &[f32], f: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {
         let Codec::Pq { m, codebooks } = self else {
             return Vec::new();
@@ -225,13 +225,14 @@ impl Codec {
         for j in 0..*m {
             let part = &x[j * sub..(j + 1) * sub];
             for c in 0..PQ_CENTROIDS {
-                out[c * m + j] = f(part, &codebooks[(j * PQ_CENTROIDS + c) * sub..][..sub]);
+                out[j * PQ_CENTROIDS + c] =
+                    f(part, &codebooks[(j * PQ_CENTROIDS + c) * sub..][..sub]);
             }
         }
         out
     }
 
-    /// The PQ distance table of a list from its parts, into `lut` (centroid-major like its
+    /// The PQ distance table of a list from its parts, into `lut` (laid out like its
     /// parts); returns the constant part. L2: `|q - c - r|^2 = |q - c|^2 + sum_j (|r_j|^2 +
     /// 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`. Scores
     /// equal those of [`Codec::table`] up to rounding (tested).
@@ -449,8 +450,7 @@ mod tests {
             for code in [[0u8, 0, 0], [0x21, 0x43, 0xf5], [0xff, 0xff, 0xff]] {
                 let nibble = |j: usize| ((code[j / 2] >> (4 * (j % 2))) & 15) as usize;
                 let a = base + (0..6).map(|j| want[j * 16 + nibble(j)]).sum::<f32>();
-                // The precomputed table is centroid-major.
-                let b = got_base + (0..6).map(|j| lut[nibble(j) * 6 + j]).sum::<f32>();
+                let b = got_base + (0..6).map(|j| lut[j * 16 + nibble(j)]).sum::<f32>();
                 assert!(
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
                     "{metric:?}: {a} vs {b}"

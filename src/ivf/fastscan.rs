@@ -67,12 +67,11 @@ pub(crate) struct QuantizedTable {
 }
 
 impl QuantizedTable {
-    /// Quantizes `lut`, whose entry for subquantizer `j` and centroid `c` is at `c * m + j`
-    /// (centroid-major, so that every step below runs down contiguous rows of `m` and
-    /// vectorizes), with constant `base`. Each subquantizer's entries are shifted by their
-    /// minimum (added to the bias), then all are scaled by one factor so that the largest
-    /// span maps to the largest entry for which `m_pad` entries still sum within `u16`. The
-    /// result is in the kernel's subquantizer-major layout.
+    /// Quantizes `lut` (entry `j * 16 + c` for subquantizer `j`, centroid `c`) with constant
+    /// `base`, through `kernel::pq4_quantize_table`: each subquantizer's entries are shifted
+    /// by their minimum (added to the bias), then all are scaled by one factor so that the
+    /// largest span maps to the largest entry for which `m_pad` entries still sum within
+    /// `u16`.
     pub(crate) fn new(lut: &[f32], base: f32) -> QuantizedTable {
         let m = lut.len() / CENTROIDS;
         let mut q = vec![0u8; padded_m(m) * CENTROIDS];
@@ -147,7 +146,7 @@ mod tests {
                 let exact: f32 = base
                     + n.iter()
                         .enumerate()
-                        .map(|(j, &c)| lut[c as usize * m + j])
+                        .map(|(j, &c)| lut[j * 16 + c as usize])
                         .sum::<f32>();
                 let approx = table.distance(sums[r]);
                 assert!(

@@ -96,38 +96,24 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
     }
 }
 
-/// Quantizes a centroid-major PQ table to 8 bits (see `kernel::pq4_quantize_table`).
-/// `#[inline(always)]` so that the SIMD paths compile this same code with wider vectors:
-/// the operations are element-wise in the same order, so every path gives identical bytes.
-#[inline(always)]
+/// Quantizes a PQ table to 8 bits (see `kernel::pq4_quantize_table`). The SIMD paths do the
+/// same float operations in the same order per entry (min and max are order-free, the sums run
+/// in subquantizer order), so every path gives identical bytes.
 pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
-    const CENTROIDS: usize = 16;
-    const ROUNDING_MAGIC: f32 = 8_388_608.0;
-    let m = lut.len() / CENTROIDS;
-    let m_pad = out.len() / CENTROIDS;
-    let max_entry = (usize::from(u16::MAX) / m_pad.max(1)).min(255) as f32;
-    let mut mins = vec![f32::INFINITY; m];
-    let mut maxs = vec![f32::NEG_INFINITY; m];
-    for row in lut.chunks_exact(m.max(1)) {
-        for ((lo, hi), &v) in mins.iter_mut().zip(&mut maxs).zip(row) {
-            *lo = if v < *lo { v } else { *lo };
-            *hi = if v > *hi { v } else { *hi };
-        }
-    }
-    let mut span = 0.0f32;
-    for (lo, hi) in mins.iter().zip(&maxs) {
-        let s = hi - lo;
-        span = if s > span { s } else { span };
-    }
-    let scale = if span > 0.0 && span.is_finite() {
-        max_entry / span
-    } else {
-        1.0
-    };
+    super::check_pq4_table_args(lut, out);
+    let (mins, scale, max_entry) = pq4_table_ranges(lut, out.len() / 16, |t| {
+        t.iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+            })
+    });
     out.fill(0);
-    let mut row_q = vec![0u8; m];
-    for (c, row) in lut.chunks_exact(m.max(1)).enumerate() {
-        for ((o, &v), &lo) in row_q.iter_mut().zip(row).zip(&mins) {
+    for ((table, &lo), o) in lut
+        .chunks_exact(16)
+        .zip(&mins)
+        .zip(out.chunks_exact_mut(16))
+    {
+        for (&v, o) in table.iter().zip(o) {
             let x = (v - lo) * scale;
             let x = if x < 0.0 {
                 0.0
@@ -136,18 +122,44 @@ pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
             } else {
                 x
             };
-            // Round to nearest by adding 2^23: the sum's low mantissa bits are the rounded
-            // integer (0..=255). Unlike `round` (a libm call) or `as u8` (saturating), this
-            // vectorizes.
-            *o = (x + ROUNDING_MAGIC).to_bits() as u8;
-        }
-        for (j, &v) in row_q.iter().enumerate() {
-            out[j * CENTROIDS + c] = v;
+            // Round to nearest even by adding 2^23: the sum's low mantissa bits are the
+            // rounded integer (0..=255), as the SIMD conversions round.
+            *o = (x + 8_388_608.0f32).to_bits() as u8;
         }
     }
-    let mut sum_of_mins = 0.0f32;
-    for lo in &mins {
-        sum_of_mins += lo;
+    (pq4_sum(&mins), scale)
+}
+
+/// The per-subquantizer minima, the common scale and the largest entry, from a function that
+/// gives the (min, max) of one subquantizer's 16 entries; shared by every path.
+#[inline(always)]
+pub(crate) fn pq4_table_ranges(
+    lut: &[f32],
+    m_pad: usize,
+    min_max: impl Fn(&[f32]) -> (f32, f32),
+) -> (Vec<f32>, f32, f32) {
+    let max_entry = (usize::from(u16::MAX) / m_pad.max(1)).min(255) as f32;
+    let mut mins = Vec::with_capacity(lut.len() / 16);
+    let mut span = 0.0f32;
+    for table in lut.chunks_exact(16) {
+        let (lo, hi) = min_max(table);
+        mins.push(lo);
+        let s = hi - lo;
+        span = if s > span { s } else { span };
     }
-    (sum_of_mins, scale)
+    let scale = if span > 0.0 && span.is_finite() {
+        max_entry / span
+    } else {
+        1.0
+    };
+    (mins, scale, max_entry)
+}
+
+/// The sum of the minima, in subquantizer order.
+pub(crate) fn pq4_sum(mins: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for lo in mins {
+        sum += lo;
+    }
+    sum
 }

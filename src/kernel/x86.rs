@@ -429,20 +429,49 @@ fn pq4_quantize_table_avx2_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
     super::scalar::pq4_quantize_table(lut, out)
 }
 
-/// The scalar table quantization compiled for AVX-512 (auto-vectorized, identical results).
+/// AVX-512 table quantization: one register holds a subquantizer's 16 entries, so its range
+/// is two reductions and its 16 bytes are one subtract, multiply, clamp, convert (rounding to
+/// nearest even, as the scalar twin) and narrowing store.
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pq4_quantize_table_avx512_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
-    super::scalar::pq4_quantize_table(lut, out)
+    let load = |t: &[f32]| {
+        // SAFETY: callers pass chunks of exactly 16 floats.
+        unsafe { _mm512_loadu_ps(t.as_ptr()) }
+    };
+    let (mins, scale, max_entry) = super::scalar::pq4_table_ranges(lut, out.len() / 16, |t| {
+        let v = load(t);
+        (_mm512_reduce_min_ps(v), _mm512_reduce_max_ps(v))
+    });
+    out.fill(0);
+    let (zero, top, factor) = (
+        _mm512_setzero_ps(),
+        _mm512_set1_ps(max_entry),
+        _mm512_set1_ps(scale),
+    );
+    for ((table, &lo), o) in lut
+        .chunks_exact(16)
+        .zip(&mins)
+        .zip(out.chunks_exact_mut(16))
+    {
+        let x = _mm512_mul_ps(_mm512_sub_ps(load(table), _mm512_set1_ps(lo)), factor);
+        let x = _mm512_min_ps(_mm512_max_ps(x, zero), top);
+        let bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(x));
+        // SAFETY: `o` is 16 bytes.
+        unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), bytes) };
+    }
+    (super::scalar::pq4_sum(&mins), scale)
 }
 
 /// PQ table quantization, AVX2 build.
 pub(super) fn pq4_quantize_table_avx2(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    super::check_pq4_table_args(lut, out);
     // SAFETY: installed only after AVX2 and FMA were detected; the body is safe code.
     unsafe { pq4_quantize_table_avx2_impl(lut, out) }
 }
 
 /// PQ table quantization, AVX-512 build.
 pub(super) fn pq4_quantize_table_avx512(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
-    // SAFETY: installed only after AVX-512F and AVX-512BW were detected; safe body.
+    super::check_pq4_table_args(lut, out);
+    // SAFETY: installed only after AVX-512F and AVX-512BW were detected; lengths checked.
     unsafe { pq4_quantize_table_avx512_impl(lut, out) }
 }
