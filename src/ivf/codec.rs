@@ -200,7 +200,7 @@ impl Codec {
     /// PQ only (else empty): for codebook entry `b` of subquantizer `j` and centroid `c`,
     /// `|b|^2 + 2 <centroid_j, b>` at `j * 16 + c` (as every fast-scan table):
     /// the list-dependent part of the L2 table of the list with centroid `centroid`,
-    /// precomputed once per list (see [`Codec::pq_table`]).
+    /// precomputed once per list (see [`Codec::pq_lut`]).
     pub(crate) fn pq_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
         self.pq_entries(centroid, |c, b| {
             kernel::norm_sq(b) + 2.0 * kernel::dot(c, b)
@@ -232,25 +232,22 @@ impl Codec {
         out
     }
 
-    /// The PQ distance table of a list from its parts, into `lut` (laid out like its
-    /// parts); returns the constant part. L2: `|q - c - r|^2 = |q - c|^2 + sum_j (|r_j|^2 +
-    /// 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`. Scores
-    /// equal those of [`Codec::table`] up to rounding (tested).
-    pub(crate) fn pq_table(
-        query: &[f32],
-        centroid: &[f32],
+    /// The PQ distance table of a list from its parts, into `lut` (laid out like its parts),
+    /// without its constant part, which is the distance from the query to the list's centroid
+    /// (squared L2, or minus the inner product). L2: `|q - c - r|^2 = |q - c|^2 + sum_j
+    /// (|r_j|^2 + 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`.
+    /// Scores equal those of [`Codec::table`] up to rounding (tested).
+    pub(crate) fn pq_lut(
         metric: Metric,
         query_dots: &[f32],
         list_terms: &[f32],
         lut: &mut Vec<f32>,
-    ) -> f32 {
+    ) {
         lut.clear();
         if matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean) {
             lut.extend(list_terms.iter().zip(query_dots).map(|(t, d)| t - 2.0 * d));
-            kernel::l2sq(query, centroid)
         } else {
             lut.extend(query_dots.iter().map(|d| -d));
-            -kernel::dot(query, centroid)
         }
     }
 
@@ -437,14 +434,17 @@ mod tests {
                 panic!("PQ table expected");
             };
             let mut lut = Vec::new();
-            let got_base = Codec::pq_table(
-                query,
-                centroid,
+            Codec::pq_lut(
                 metric,
                 &codec.pq_query_dots(query),
                 &codec.pq_list_terms(centroid),
                 &mut lut,
             );
+            let got_base = if metric == Metric::SquaredEuclidean {
+                kernel::l2sq(query, centroid)
+            } else {
+                -kernel::dot(query, centroid)
+            };
             // The L2 forms differ per entry by the constant |q_j - c_j|^2 of each
             // subquantizer, which sums to the base; compare whole distances instead.
             for code in [[0u8, 0, 0], [0x21, 0x43, 0xf5], [0xff, 0xff, 0xff]] {

@@ -80,15 +80,35 @@ impl Quantizer {
 
     /// The `n` lists nearest to `q`, nearest first.
     pub(crate) fn probe(&self, q: &[f32], n: usize) -> Vec<u32> {
+        self.probe_with_distances(q, n)
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect()
+    }
+
+    /// The `n` lists nearest to `q`, nearest first, each with its centroid's distance to `q`:
+    /// squared L2 (from the expanded form, clamped at 0), or minus the inner product.
+    pub(crate) fn probe_with_distances(&self, q: &[f32], n: usize) -> Vec<(u32, f32)> {
         let mut scores = vec![0.0; self.n_lists()];
         self.scores(q, &mut scores);
         let mut top = TopK::new(n.min(self.n_lists()));
         for (i, &s) in scores.iter().enumerate() {
             top.push(s, i as u64);
         }
+        let q_norm = if self.inner_product {
+            0.0
+        } else {
+            kernel::norm_sq(q)
+        };
         top.into_sorted()
             .into_iter()
-            .map(|n| n.handle as u32)
+            .map(|n| {
+                let d = n.distance + q_norm;
+                (
+                    n.handle as u32,
+                    if self.inner_product { d } else { d.max(0.0) },
+                )
+            })
             .collect()
     }
 }

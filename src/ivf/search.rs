@@ -131,13 +131,14 @@ pub(crate) fn search<S: ListSource>(
     params: &SearchParams<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
     let query = prepare_query(params.query, params.metric);
+    if let (Some(codes), Some(q)) = (params.codes, quantizer) {
+        let probes = q.probe_with_distances(&query, params.n_probes.max(1));
+        return search_codes(q, lists, params, &query, &probes, codes);
+    }
     let probes: Vec<u32> = match quantizer {
         Some(q) => q.probe(&query, params.n_probes.max(1)),
         None => vec![0],
     };
-    if let (Some(codes), Some(q)) = (params.codes, quantizer) {
-        return search_codes(q, lists, params, &query, &probes, codes);
-    }
     let mut top = TopK::new(params.k);
     let mut scratch = Vec::new();
     for list in probes {
@@ -165,20 +166,21 @@ fn search_codes<S: ListSource>(
     lists: &S,
     params: &SearchParams<'_>,
     query: &[f32],
-    probes: &[u32],
+    probes: &[(u32, f32)],
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
-    let mut approx = TopK::new(params.k.saturating_mul(codes.rerank.max(1)));
+    let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
     // Where each row offered to `approx` lives; `approx` holds indexes into this.
     let mut places: Vec<Place> = Vec::new();
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
-    for &list in probes {
+    for &(list, centroid_distance) in probes {
         let centroid = quantizer.centroid(list);
-        let table = fast.as_ref().and_then(|f| f.table(list, centroid));
+        let table = fast.as_ref().and_then(|f| f.table(list, centroid_distance));
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
-            let mut offer = |i: usize, distance: f32, approx: &mut TopK| {
+            // Returns whether the threshold moved.
+            let mut offer = |i: usize, distance: f32, approx: &mut Reservoir| {
                 let handle = rows.handles[i];
                 if params.accept.is_some_and(|f| !f(handle)) {
                     return false;
@@ -188,8 +190,7 @@ fn search_codes<S: ListSource>(
                     piece,
                     row: i as u32,
                 });
-                approx.push(distance, (places.len() - 1) as u64);
-                true
+                approx.push(distance, (places.len() - 1) as u64)
             };
             match (&table, rows.packed) {
                 (Some(quantized), Some(cell)) => {
@@ -221,7 +222,7 @@ fn search_codes<S: ListSource>(
     }
     // Second pass: exact distances of the survivors, list by list.
     let mut survivors: Vec<Place> = approx
-        .into_sorted()
+        .into_best()
         .iter()
         .map(|n| places[n.handle as usize])
         .collect();
@@ -247,6 +248,66 @@ fn search_codes<S: ListSource>(
     Ok(finish(top.into_sorted(), params.metric))
 }
 
+/// The best `keep` candidates by (distance, handle), collected cheaply: candidates under the
+/// threshold are appended, and when twice `keep` have gathered, the best `keep` are selected
+/// in linear time and the threshold tightens to the worst of them. Keeps the same set as a
+/// heap would (ties broken by handle), without a heap operation per candidate.
+struct Reservoir {
+    keep: usize,
+    threshold: f32,
+    items: Vec<Neighbor>,
+}
+
+impl Reservoir {
+    fn new(keep: usize) -> Reservoir {
+        Reservoir {
+            keep,
+            threshold: f32::INFINITY,
+            items: Vec::with_capacity(2 * keep.min(1 << 16)),
+        }
+    }
+
+    /// The distance a candidate must not exceed to be kept.
+    fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// Offers a candidate; returns whether the threshold moved.
+    fn push(&mut self, distance: f32, handle: u64) -> bool {
+        if self.keep == 0 || distance > self.threshold {
+            return false;
+        }
+        self.items.push(Neighbor { distance, handle });
+        if self.items.len() < 2 * self.keep {
+            return false;
+        }
+        self.shrink();
+        true
+    }
+
+    /// Keeps the best `keep` and sets the threshold to the worst of them.
+    fn shrink(&mut self) {
+        if self.items.len() > self.keep {
+            self.items.select_nth_unstable(self.keep - 1);
+            self.items.truncate(self.keep);
+        }
+        if self.items.len() == self.keep {
+            self.threshold = self
+                .items
+                .iter()
+                .map(|n| n.distance)
+                .fold(f32::MIN, f32::max);
+        }
+    }
+
+    /// The best `keep`, closest first.
+    fn into_best(mut self) -> Vec<Neighbor> {
+        self.shrink();
+        self.items.sort_unstable();
+        self.items
+    }
+}
+
 /// Where a row was seen in the first pass of [`search_codes`].
 #[derive(Clone, Copy)]
 struct Place {
@@ -260,7 +321,6 @@ struct Place {
 /// products with every codebook entry (once per query) and the lists' precomputed terms.
 struct FastScan<'a> {
     m: usize,
-    query: &'a [f32],
     metric: Metric,
     query_dots: Vec<f32>,
     list_terms: &'a [f32],
@@ -278,15 +338,16 @@ impl<'a> FastScan<'a> {
         }
         Some(FastScan {
             m: *m,
-            query,
             metric,
             query_dots: codes.codec.pq_query_dots(query),
             list_terms: codes.list_terms,
         })
     }
 
-    /// The quantized table of list `list` (`None` if its terms are missing).
-    fn table(&self, list: u32, centroid: &[f32]) -> Option<QuantizedTable> {
+    /// The quantized table of list `list`, whose centroid lies at `centroid_distance` from
+    /// the query (squared L2, or minus the inner product: the table's constant part); `None`
+    /// if the list's terms are missing.
+    fn table(&self, list: u32, centroid_distance: f32) -> Option<QuantizedTable> {
         let len = self.m * 16;
         let terms = if self.list_terms.is_empty() {
             &[][..]
@@ -295,14 +356,36 @@ impl<'a> FastScan<'a> {
                 .get(list as usize * len..(list as usize + 1) * len)?
         };
         let mut lut = Vec::with_capacity(len);
-        let base = Codec::pq_table(
-            self.query,
-            centroid,
-            self.metric,
-            &self.query_dots,
-            terms,
-            &mut lut,
-        );
-        Some(QuantizedTable::new(&lut, base))
+        Codec::pq_lut(self.metric, &self.query_dots, terms, &mut lut);
+        Some(QuantizedTable::new(&lut, centroid_distance))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng as _, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn reservoir_keeps_what_a_heap_keeps() {
+        let mut rng = StdRng::seed_from_u64(12);
+        for trial in 0..200 {
+            let keep = trial % 23;
+            let n = rng.next_u32() as usize % 500;
+            // Few distinct distances, so that ties are common.
+            let values: Vec<f32> = (0..n).map(|_| (rng.next_u32() % 40) as f32).collect();
+            let mut reservoir = Reservoir::new(keep);
+            let mut heap = TopK::new(keep);
+            for (h, &d) in values.iter().enumerate() {
+                reservoir.push(d, h as u64);
+                heap.push(d, h as u64);
+                assert!(reservoir.threshold() >= heap.threshold() || keep == 0);
+            }
+            assert_eq!(
+                reservoir.into_best(),
+                heap.into_sorted(),
+                "keep {keep}, n {n}"
+            );
+        }
     }
 }

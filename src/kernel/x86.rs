@@ -330,15 +330,17 @@ pub(super) fn dots_tile8_avx2(points: &[f32], dim: usize, panels: &[f32], out: &
 }
 
 /// AVX2 4-bit PQ fast-scan: two subquantizers per 256-bit register (one per 128-bit lane,
-/// since `vpshufb` looks up within lanes), 8-bit table entries widened into four 16-bit
-/// accumulators (rows 0-7, 8-15, 16-23, 24-31), lanes added at the end.
+/// since `vpshufb` looks up within lanes). The looked-up bytes are added as 16-bit lanes
+/// without widening: `even` gathers `row 2i + 256 * row 2i+1` and `odd` (the same shifted
+/// right by 8) row `2i+1` alone, so `even - 256 * odd` is row `2i`'s sum. Everything is
+/// exact modulo 2^16, and no row's true sum exceeds that (the caller's contract).
 #[target_feature(enable = "avx2")]
 unsafe fn pq4_scan_avx2_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     let block_len = m_pad * 16;
     let low_nibbles = _mm256_set1_epi8(0x0f);
-    let zero = _mm256_setzero_si256();
     for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
-        let mut acc = [zero; 4];
+        // [rows 0-15 even, rows 0-15 odd, rows 16-31 even, rows 16-31 odd]
+        let mut acc = [_mm256_setzero_si256(); 4];
         for j in (0..m_pad).step_by(2) {
             // SAFETY: j + 2 <= m_pad (a multiple of 4), so 32 bytes from j * 16 lie inside the
             // block (m_pad * 16 bytes) and inside the table (m_pad * 16 bytes, checked).
@@ -352,18 +354,32 @@ unsafe fn pq4_scan_avx2_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(c), low_nibbles);
             let rows_lo = _mm256_shuffle_epi8(l, lo);
             let rows_hi = _mm256_shuffle_epi8(l, hi);
-            acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(rows_lo, zero));
-            acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(rows_lo, zero));
-            acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(rows_hi, zero));
-            acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(rows_hi, zero));
+            acc[0] = _mm256_add_epi16(acc[0], rows_lo);
+            acc[1] = _mm256_add_epi16(acc[1], _mm256_srli_epi16::<8>(rows_lo));
+            acc[2] = _mm256_add_epi16(acc[2], rows_hi);
+            acc[3] = _mm256_add_epi16(acc[3], _mm256_srli_epi16::<8>(rows_hi));
         }
-        for (a, chunk) in acc.iter().zip(sums.chunks_exact_mut(8)) {
-            let lanes = _mm_add_epi16(
-                _mm256_castsi256_si128(*a),
-                _mm256_extracti128_si256::<1>(*a),
-            );
-            // SAFETY: `chunk` is 8 u16 = 16 bytes.
-            unsafe { _mm_storeu_si128(chunk.as_mut_ptr().cast(), lanes) };
+        let lanes =
+            |a: __m256i| _mm_add_epi16(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+        store_pq4_sums(
+            sums,
+            [lanes(acc[0]), lanes(acc[1]), lanes(acc[2]), lanes(acc[3])],
+        );
+    }
+}
+
+/// Writes one block's 32 sums from the even/odd accumulators (see `pq4_scan_avx2_impl`).
+#[target_feature(enable = "avx2")]
+fn store_pq4_sums(sums: &mut [u16], acc: [__m128i; 4]) {
+    for (half, chunk) in sums.chunks_exact_mut(16).enumerate() {
+        let (mixed, odd) = (acc[2 * half], acc[2 * half + 1]);
+        let even = _mm_sub_epi16(mixed, _mm_slli_epi16::<8>(odd));
+        let first = _mm_unpacklo_epi16(even, odd);
+        let second = _mm_unpackhi_epi16(even, odd);
+        // SAFETY: `chunk` is 16 u16 = 32 bytes: two 16-byte stores.
+        unsafe {
+            _mm_storeu_si128(chunk.as_mut_ptr().cast(), first);
+            _mm_storeu_si128(chunk.as_mut_ptr().add(8).cast(), second);
         }
     }
 }
@@ -373,9 +389,8 @@ unsafe fn pq4_scan_avx2_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [
 unsafe fn pq4_scan_avx512_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     let block_len = m_pad * 16;
     let low_nibbles = _mm512_set1_epi8(0x0f);
-    let zero = _mm512_setzero_si512();
     for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
-        let mut acc = [zero; 4];
+        let mut acc = [_mm512_setzero_si512(); 4];
         for j in (0..m_pad).step_by(4) {
             // SAFETY: j + 4 <= m_pad (a multiple of 4): 64 bytes from j * 16 lie inside the
             // block and the table, both m_pad * 16 bytes (checked).
@@ -389,23 +404,23 @@ unsafe fn pq4_scan_avx512_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), low_nibbles);
             let rows_lo = _mm512_shuffle_epi8(l, lo);
             let rows_hi = _mm512_shuffle_epi8(l, hi);
-            acc[0] = _mm512_add_epi16(acc[0], _mm512_unpacklo_epi8(rows_lo, zero));
-            acc[1] = _mm512_add_epi16(acc[1], _mm512_unpackhi_epi8(rows_lo, zero));
-            acc[2] = _mm512_add_epi16(acc[2], _mm512_unpacklo_epi8(rows_hi, zero));
-            acc[3] = _mm512_add_epi16(acc[3], _mm512_unpackhi_epi8(rows_hi, zero));
+            acc[0] = _mm512_add_epi16(acc[0], rows_lo);
+            acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16::<8>(rows_lo));
+            acc[2] = _mm512_add_epi16(acc[2], rows_hi);
+            acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16::<8>(rows_hi));
         }
-        for (a, chunk) in acc.iter().zip(sums.chunks_exact_mut(8)) {
-            let halves = _mm256_add_epi16(
-                _mm512_castsi512_si256(*a),
-                _mm512_extracti64x4_epi64::<1>(*a),
-            );
-            let lanes = _mm_add_epi16(
+        let lanes = |a: __m512i| {
+            let halves =
+                _mm256_add_epi16(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a));
+            _mm_add_epi16(
                 _mm256_castsi256_si128(halves),
                 _mm256_extracti128_si256::<1>(halves),
-            );
-            // SAFETY: `chunk` is 8 u16 = 16 bytes.
-            unsafe { _mm_storeu_si128(chunk.as_mut_ptr().cast(), lanes) };
-        }
+            )
+        };
+        store_pq4_sums(
+            sums,
+            [lanes(acc[0]), lanes(acc[1]), lanes(acc[2]), lanes(acc[3])],
+        );
     }
 }
 
