@@ -73,14 +73,22 @@ impl QuantizedTable {
     /// largest span maps to the largest entry for which `m_pad` entries still sum within
     /// `u16`.
     pub(crate) fn new(lut: &[f32], base: f32) -> QuantizedTable {
+        let mut table = QuantizedTable {
+            lut: Vec::new(),
+            bias: 0.0,
+            scale: 1.0,
+        };
+        table.refill(lut, base);
+        table
+    }
+
+    /// As [`QuantizedTable::new`], reusing this table's memory.
+    pub(crate) fn refill(&mut self, lut: &[f32], base: f32) {
         let m = lut.len() / CENTROIDS;
-        let mut q = vec![0u8; padded_m(m) * CENTROIDS];
-        let (sum_of_mins, scale) = kernel::pq4_quantize_table(lut, &mut q);
-        QuantizedTable {
-            lut: q,
-            bias: base + sum_of_mins,
-            scale,
-        }
+        self.lut.resize(padded_m(m) * CENTROIDS, 0);
+        let (sum_of_mins, scale) = kernel::pq4_quantize_table(lut, &mut self.lut);
+        self.bias = base + sum_of_mins;
+        self.scale = scale;
     }
 
     /// The approximate distance of a row with table sum `sum`.

@@ -171,12 +171,16 @@ fn search_codes<S: ListSource>(
 ) -> Result<Vec<Neighbor>, S::Error> {
     let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
     // Where each row offered to `approx` lives; `approx` holds indexes into this.
-    let mut places: Vec<Place> = Vec::new();
+    let mut places: Vec<Place> = Vec::with_capacity(4 * approx.keep.min(1 << 16));
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
+    let (mut lut, mut quantized) = (Vec::new(), QuantizedTable::new(&[], 0.0));
     for &(list, centroid_distance) in probes {
         let centroid = quantizer.centroid(list);
-        let table = fast.as_ref().and_then(|f| f.table(list, centroid_distance));
+        let table = fast
+            .as_ref()
+            .filter(|f| f.table(list, centroid_distance, &mut lut, &mut quantized))
+            .map(|_| &quantized);
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
             // Returns whether the threshold moved.
@@ -344,20 +348,31 @@ impl<'a> FastScan<'a> {
         })
     }
 
-    /// The quantized table of list `list`, whose centroid lies at `centroid_distance` from
-    /// the query (squared L2, or minus the inner product: the table's constant part); `None`
-    /// if the list's terms are missing.
-    fn table(&self, list: u32, centroid_distance: f32) -> Option<QuantizedTable> {
+    /// Fills `out` with the quantized table of list `list`, whose centroid lies at
+    /// `centroid_distance` from the query (squared L2, or minus the inner product: the
+    /// table's constant part), using `lut` as scratch; false if the list's terms are missing.
+    fn table(
+        &self,
+        list: u32,
+        centroid_distance: f32,
+        lut: &mut Vec<f32>,
+        out: &mut QuantizedTable,
+    ) -> bool {
         let len = self.m * 16;
         let terms = if self.list_terms.is_empty() {
             &[][..]
         } else {
-            self.list_terms
-                .get(list as usize * len..(list as usize + 1) * len)?
+            match self
+                .list_terms
+                .get(list as usize * len..(list as usize + 1) * len)
+            {
+                Some(t) => t,
+                None => return false,
+            }
         };
-        let mut lut = Vec::with_capacity(len);
-        Codec::pq_lut(self.metric, &self.query_dots, terms, &mut lut);
-        Some(QuantizedTable::new(&lut, centroid_distance))
+        Codec::pq_lut(self.metric, &self.query_dots, terms, lut);
+        out.refill(lut, centroid_distance);
+        true
     }
 }
 

@@ -101,7 +101,11 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
 /// in subquantizer order), so every path gives identical bytes.
 pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
     super::check_pq4_table_args(lut, out);
-    let (mins, scale, max_entry) = pq4_table_ranges(lut, out.len() / 16, |t| {
+    with_mins(lut.len() / 16, |mins| quantize_with(lut, out, mins))
+}
+
+fn quantize_with(lut: &[f32], out: &mut [u8], mins: &mut [f32]) -> (f32, f32) {
+    let (scale, max_entry) = pq4_table_ranges(lut, out.len() / 16, mins, |t| {
         t.iter()
             .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
                 (if v < lo { v } else { lo }, if v > hi { v } else { hi })
@@ -110,7 +114,7 @@ pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
     out.fill(0);
     for ((table, &lo), o) in lut
         .chunks_exact(16)
-        .zip(&mins)
+        .zip(mins.iter())
         .zip(out.chunks_exact_mut(16))
     {
         for (&v, o) in table.iter().zip(o) {
@@ -127,23 +131,24 @@ pub(crate) fn pq4_quantize_table(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
             *o = (x + 8_388_608.0f32).to_bits() as u8;
         }
     }
-    (pq4_sum(&mins), scale)
+    (pq4_sum(mins), scale)
 }
 
-/// The per-subquantizer minima, the common scale and the largest entry, from a function that
-/// gives the (min, max) of one subquantizer's 16 entries; shared by every path.
+/// The per-subquantizer minima (into `mins`, one per subquantizer), the common scale and the
+/// largest entry, from a function that gives the (min, max) of one subquantizer's 16
+/// entries; shared by every path.
 #[inline(always)]
 pub(crate) fn pq4_table_ranges(
     lut: &[f32],
     m_pad: usize,
+    mins: &mut [f32],
     min_max: impl Fn(&[f32]) -> (f32, f32),
-) -> (Vec<f32>, f32, f32) {
+) -> (f32, f32) {
     let max_entry = (usize::from(u16::MAX) / m_pad.max(1)).min(255) as f32;
-    let mut mins = Vec::with_capacity(lut.len() / 16);
     let mut span = 0.0f32;
-    for table in lut.chunks_exact(16) {
+    for (table, min) in lut.chunks_exact(16).zip(mins.iter_mut()) {
         let (lo, hi) = min_max(table);
-        mins.push(lo);
+        *min = lo;
         let s = hi - lo;
         span = if s > span { s } else { span };
     }
@@ -152,7 +157,19 @@ pub(crate) fn pq4_table_ranges(
     } else {
         1.0
     };
-    (mins, scale, max_entry)
+    (scale, max_entry)
+}
+
+/// Runs `f` with a zeroed scratch slice of `m` floats (on the stack when small: the table
+/// quantization runs once per probed list, where a heap allocation shows).
+#[inline(always)]
+pub(crate) fn with_mins<T>(m: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    let mut stack = [0.0f32; 256];
+    if m <= stack.len() {
+        f(&mut stack[..m])
+    } else {
+        f(&mut vec![0.0f32; m])
+    }
 }
 
 /// The sum of the minima, in subquantizer order.

@@ -449,11 +449,23 @@ fn pq4_quantize_table_avx2_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
 /// nearest even, as the scalar twin) and narrowing store.
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pq4_quantize_table_avx512_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
+    super::scalar::with_mins(lut.len() / 16, |mins| {
+        // SAFETY: same features as this function.
+        unsafe { pq4_quantize_table_avx512_with(lut, out, mins) }
+    })
+}
+
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pq4_quantize_table_avx512_with(
+    lut: &[f32],
+    out: &mut [u8],
+    mins: &mut [f32],
+) -> (f32, f32) {
     let load = |t: &[f32]| {
         // SAFETY: callers pass chunks of exactly 16 floats.
         unsafe { _mm512_loadu_ps(t.as_ptr()) }
     };
-    let (mins, scale, max_entry) = super::scalar::pq4_table_ranges(lut, out.len() / 16, |t| {
+    let (scale, max_entry) = super::scalar::pq4_table_ranges(lut, out.len() / 16, mins, |t| {
         let v = load(t);
         (_mm512_reduce_min_ps(v), _mm512_reduce_max_ps(v))
     });
@@ -465,7 +477,7 @@ fn pq4_quantize_table_avx512_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
     );
     for ((table, &lo), o) in lut
         .chunks_exact(16)
-        .zip(&mins)
+        .zip(mins.iter())
         .zip(out.chunks_exact_mut(16))
     {
         let x = _mm512_mul_ps(_mm512_sub_ps(load(table), _mm512_set1_ps(lo)), factor);
@@ -474,7 +486,7 @@ fn pq4_quantize_table_avx512_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
         // SAFETY: `o` is 16 bytes.
         unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), bytes) };
     }
-    (super::scalar::pq4_sum(&mins), scale)
+    (super::scalar::pq4_sum(mins), scale)
 }
 
 /// PQ table quantization, AVX2 build.
