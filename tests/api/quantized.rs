@@ -112,3 +112,38 @@ fn pq_needs_subquantizers_that_divide_the_dimension() {
         ));
     }
 }
+
+#[test]
+fn pq_results_are_the_same_with_the_index_decrypted_on_demand() {
+    use ciphervec::DatabaseOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(64);
+    let dim = 24;
+    let data = clustered(&mut rng, 3000, dim, 20);
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let index = db
+            .create_index("p", &key, IndexConfig::ivf_pq(dim, 6))
+            .unwrap();
+        index.upsert(items(&data)).unwrap();
+        index.train().unwrap();
+        index.upsert(items(&data[..300])).unwrap(); // a second segment
+    }
+    let queries: Vec<Query> = (0..30)
+        .map(|i| Query::new(data[i * 97].iter().map(|v| v + 0.1).collect()).top_k(10))
+        .collect();
+    let resident = Database::open(dir.path()).unwrap();
+    let resident = resident.open_index("p", &key).unwrap();
+    assert!(resident.is_resident());
+    let want: Vec<_> = queries.iter().map(|q| resident.query(q).unwrap()).collect();
+    drop(resident);
+    let cold = Database::open_with(dir.path(), DatabaseOptions::default().cache_budget(4096))
+        .unwrap()
+        .open_index("p", &key)
+        .unwrap();
+    assert!(!cold.is_resident());
+    for (q, want) in queries.iter().zip(&want) {
+        assert_eq!(&cold.query(q).unwrap(), want);
+    }
+}
