@@ -110,3 +110,9 @@ pub fn open_database_with_fs(
 ) -> crate::Result<crate::Database> {
     crate::Database::open_with_fs(path, fs, crate::DatabaseOptions::default())
 }
+
+/// Sealed bytes that unfiltered queries of `index` have read from its mapped segments so far
+/// (always 0 for a resident index): the instrumented view of the leakage tests.
+pub fn storage_bytes_read(index: &crate::EncryptedIndex) -> u64 {
+    index.storage_reads()
+}

@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     /// Opened with `open_index_read_only`: every write is refused.
     read_only: AtomicBool,
+    /// Sealed bytes unfiltered queries read from the mapped segments (non-resident only).
+    storage_reads: AtomicU64,
     _lock: WriterLock,
 }
 
@@ -111,6 +113,7 @@ impl EncryptedIndex {
                 epoch: AtomicU64::new(epoch),
                 poisoned: AtomicBool::new(false),
                 read_only: AtomicBool::new(false),
+                storage_reads: AtomicU64::new(0),
                 _lock: lock,
             }),
         }
@@ -189,6 +192,11 @@ impl EncryptedIndex {
 
     fn metric(&self) -> Metric {
         self.inner.config.distance_metric()
+    }
+
+    /// Sealed bytes that queries have read from storage (test hook, see `internals`).
+    pub(crate) fn storage_reads(&self) -> u64 {
+        self.inner.storage_reads.load(Ordering::Relaxed)
     }
 
     /// Whether this is an `ivf_pq` index (whose default list and probe counts differ).

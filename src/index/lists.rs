@@ -1,6 +1,7 @@
 //! The inverted lists as the IVF search sees them: straight from memory when the index is
 //! resident, else decrypted on demand from the mapped segments through the list cache.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::crypto::schedule::Keys;
@@ -10,12 +11,14 @@ use crate::ivf::{ListRows, ListSource};
 use super::persist;
 use super::state::{MemList, State};
 
-/// A `ListSource` over one index state.
+/// A `ListSource` over one index state, counting the sealed bytes it reads from storage.
 pub(crate) struct Lists<'a> {
     /// The state.
     pub state: &'a State,
     /// The keys that open its blocks.
     pub keys: &'a Keys,
+    /// Sealed bytes read from the mapped segments so far.
+    read: Cell<u64>,
 }
 
 impl ListSource for Lists<'_> {
@@ -34,13 +37,27 @@ impl ListSource for Lists<'_> {
     }
 }
 
-impl Lists<'_> {
+impl<'a> Lists<'a> {
+    /// The lists of `state`.
+    pub(crate) fn new(state: &'a State) -> Lists<'a> {
+        Lists {
+            state,
+            keys: &state.keys,
+            read: Cell::new(0),
+        }
+    }
+
+    /// Sealed bytes read from storage through this source so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read.get()
+    }
+
     /// A non-resident list, from the cache or decrypted from its blocks.
     pub(crate) fn list(&self, list: u32) -> Result<Arc<MemList>> {
         if let Some(l) = self.state.cache.get(list) {
             return Ok(l);
         }
-        let decoded = Arc::new(decode_list(self.keys, self.state, list)?);
+        let decoded = Arc::new(self.decode(list)?);
         self.state.cache.put(list, decoded.clone());
         Ok(decoded)
     }
@@ -78,7 +95,7 @@ impl Lists<'_> {
         let position: std::collections::HashMap<u64, usize> =
             slots.iter().enumerate().map(|(i, &s)| (s, i)).collect();
         for list in 0..self.state.n_lists() as u32 {
-            let l = decode_list(self.keys, self.state, list)?;
+            let l = self.decode(list)?;
             for (row, h) in l.handles.iter().enumerate() {
                 if let Some(&i) = position.get(h) {
                     out[i * dim..(i + 1) * dim]
@@ -87,6 +104,47 @@ impl Lists<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+impl Lists<'_> {
+    /// Decrypts `list` from storage, counting what it reads.
+    fn decode(&self, list: u32) -> Result<MemList> {
+        let bytes: u64 = self
+            .state
+            .blocks
+            .get(list as usize)
+            .map_or(0, |b| b.iter().map(|b| u64::from(b.len)).sum());
+        self.read.set(self.read.get() + bytes);
+        decode_list(self.keys, self.state, list)
+    }
+
+    /// Reads `bytes` bytes of sealed data at random places of the live segments and
+    /// discards them, so that a query's reads add up to a fixed amount (see
+    /// `THREAT_MODEL.md`).
+    pub(crate) fn read_padding(&self, bytes: u64) {
+        use rand::RngExt as _;
+        let blobs: Vec<&[u8]> = self
+            .state
+            .segments
+            .values()
+            .map(|b| &***b)
+            .filter(|b| !b.is_empty())
+            .collect();
+        if blobs.is_empty() {
+            return;
+        }
+        let mut rng = rand::rng();
+        let (mut left, mut sink) = (bytes, 0u8);
+        while left > 0 {
+            let blob = blobs[rng.random_range(0..blobs.len())];
+            let start = rng.random_range(0..blob.len());
+            let n = (blob.len() - start).min(usize::try_from(left).unwrap_or(usize::MAX));
+            sink ^= blob[start..start + n].iter().fold(0u8, |a, &b| a ^ b);
+            left -= n as u64;
+        }
+        std::hint::black_box(sink);
+        self.read.set(self.read.get() + bytes);
     }
 }
 

@@ -148,6 +148,8 @@ pub(crate) struct State {
     resident: bool,
     /// Decrypted lists, when not resident.
     pub cache: ListCache,
+    /// The largest sum of sealed block bytes of any one list: what reading a list can cost.
+    max_list_bytes: u64,
 }
 
 impl State {
@@ -176,6 +178,7 @@ impl State {
             blocks: vec![Vec::new(); n_lists],
             resident,
             cache: ListCache::new(cache_budget),
+            max_list_bytes: 0,
         }
     }
 
@@ -196,8 +199,16 @@ impl State {
 
     /// Records a sealed block of `list`.
     pub(crate) fn add_block(&mut self, list: u32, block: BlockRef) {
-        self.blocks[list as usize].push(block);
+        let blocks = &mut self.blocks[list as usize];
+        blocks.push(block);
+        let bytes: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
+        self.max_list_bytes = self.max_list_bytes.max(bytes);
         self.cache.invalidate(list);
+    }
+
+    /// The most sealed bytes reading one list can take.
+    pub(crate) fn max_list_bytes(&self) -> u64 {
+        self.max_list_bytes
     }
 
     /// Number of live items.

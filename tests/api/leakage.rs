@@ -223,3 +223,53 @@ fn segments_of(dir: &Path) -> Vec<Vec<u8>> {
         .map(|(_, bytes)| bytes)
         .collect()
 }
+
+#[test]
+fn every_query_at_fixed_n_probes_reads_the_same_bytes_when_not_in_ram() {
+    use ciphervec::internals::storage_bytes_read;
+    use ciphervec::{DatabaseOptions, Query, TrainOptions};
+    let dim = 16;
+    let mut rng = Rng::new(17);
+    let data = clustered(&mut rng, 4000, dim, 30);
+    for (config, queries) in [
+        (IndexConfig::ivf_flat(dim), 1000),
+        (IndexConfig::ivf_pq(dim, 4), 300),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IndexKey::generate();
+        {
+            let db = Database::open(dir.path()).unwrap();
+            let index = db.create_index("r", &key, config.clone()).unwrap();
+            index.upsert(items(&data)).unwrap();
+            index
+                .train_with(TrainOptions {
+                    n_lists: 40,
+                    ..Default::default()
+                })
+                .unwrap();
+            // A second segment, so that lists have blocks in two places and differ in size.
+            index.upsert(items(&data[..700])).unwrap();
+        }
+        // A cache of a few lists: queries mix cache hits and decryption from storage.
+        let db = Database::open_with(
+            dir.path(),
+            DatabaseOptions::default().cache_budget(16 << 10),
+        )
+        .unwrap();
+        let index = db.open_index("r", &key).unwrap();
+        assert!(!index.is_resident());
+        for n_probes in [1, 5] {
+            let mut per_query = HashSet::new();
+            for _ in 0..queries {
+                let q: Vec<f32> = (0..dim).map(|_| rng.f32() * 4.0 - 2.0).collect();
+                let before = storage_bytes_read(&index);
+                index
+                    .query(&Query::new(q).top_k(5).n_probes(n_probes))
+                    .unwrap();
+                per_query.insert(storage_bytes_read(&index) - before);
+            }
+            assert_eq!(per_query.len(), 1, "n_probes {n_probes}: {per_query:?}");
+            assert!(per_query.iter().all(|&b| b > 0));
+        }
+    }
+}

@@ -52,11 +52,7 @@ impl EncryptedIndex {
             .unwrap_or_else(|| ivf::auto_n_lists(n, self.is_pq()))
             .min(n);
         let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
-        let vectors = Lists {
-            state: &state,
-            keys: &state.keys,
-        }
-        .vectors_of(&slots)?;
+        let vectors = Lists::new(&state).vectors_of(&slots)?;
         let mut data = vectors.clone();
         if metric == Metric::Cosine {
             ivf::normalize_rows(&mut data, dim);
@@ -195,11 +191,7 @@ impl EncryptedIndex {
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
         let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
-        let vectors = Lists {
-            state: &state,
-            keys: &state.keys,
-        }
-        .vectors_of(&slots)?;
+        let vectors = Lists::new(&state).vectors_of(&slots)?;
         let assignments: Vec<u32> = slots
             .iter()
             .map(|&s| state.entry(s).map_or(0, |e| e.list))

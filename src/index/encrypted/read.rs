@@ -65,11 +65,8 @@ impl EncryptedIndex {
         n_probes: usize,
         accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Neighbor>> {
-        let lists = Lists {
-            state,
-            keys: &state.keys,
-        };
-        ivf::search(
+        let lists = Lists::new(state);
+        let hits = ivf::search(
             state.quantizer.as_ref(),
             &lists,
             &SearchParams {
@@ -84,7 +81,20 @@ impl EncryptedIndex {
                     rerank: query.rerank.unwrap_or(DEFAULT_RERANK),
                 }),
             },
-        )
+        )?;
+        if !state.is_resident() {
+            // Top the query's reads up to what the most expensive lists would cost, so that
+            // every query at this `n_probes` reads the same number of bytes (one pass over
+            // the probed lists, two for quantized types), whatever the cache held.
+            let passes = if state.coder.is_some() { 2 } else { 1 };
+            let n_probes = n_probes.min(state.n_lists()) as u64;
+            let budget = passes * n_probes * state.max_list_bytes();
+            lists.read_padding(budget.saturating_sub(lists.bytes_read()));
+            self.inner
+                .storage_reads
+                .fetch_add(lists.bytes_read(), Ordering::Relaxed);
+        }
+        Ok(hits)
     }
 
     /// Filtered search. The filter's selectivity is estimated on a fixed sample of
@@ -129,10 +139,7 @@ impl EncryptedIndex {
             }
         }
         let metric = self.metric();
-        let lists = Lists {
-            state,
-            keys: &state.keys,
-        };
+        let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
         for (slot, e) in state.entries() {
             if matches(e)
@@ -187,10 +194,7 @@ impl EncryptedIndex {
             contents = c;
         }
         let vector = if include.contains(Include::VECTOR) {
-            let lists = Lists {
-                state,
-                keys: &state.keys,
-            };
+            let lists = Lists::new(state);
             lists.vector_of(slot)?
         } else {
             None
