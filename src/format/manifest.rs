@@ -96,17 +96,18 @@ pub(crate) struct ManifestBody {
     pub segments: Vec<SegmentRef>,
     /// Training state: present once trained.
     pub trained: Option<TrainedRef>,
+    /// Epoch of list labels and query tokens: moves at every training and compaction, so
+    /// that nothing derived from them links two epochs.
+    pub list_epoch: u64,
 }
 
-/// Where the trained centroids are, and the list epoch their labels use.
+/// Where the trained centroids (and codebook) are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TrainedRef {
     /// Segment holding the centroids record.
     pub centroids_segment: u64,
     /// Number of lists.
     pub n_lists: u32,
-    /// Epoch of list labels and query tokens (changes at every training).
-    pub list_epoch: u64,
     /// Whether the centroids segment also holds a codebook record (quantized types).
     pub codebook: bool,
 }

@@ -199,6 +199,7 @@ impl Database {
             key_generation: keys.next_generation(),
             segments: Vec::new(),
             trained: None,
+            list_epoch: 0,
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
         let crypto = (Arc::new(keys), header);

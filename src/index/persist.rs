@@ -370,7 +370,8 @@ pub(crate) fn load_state(
         }
         blobs.insert(seg.seq, Arc::new(blob));
     }
-    let (quantizer, list_epoch, coder) = match &body.trained {
+    let list_epoch = body.list_epoch;
+    let (quantizer, coder) = match &body.trained {
         Some(t) => {
             let blob = blobs
                 .get(&t.centroids_segment)
@@ -388,9 +389,9 @@ pub(crate) fn load_state(
             } else {
                 None
             };
-            (Some(quantizer), t.list_epoch, coder)
+            (Some(quantizer), coder)
         }
-        None => (None, 0, None),
+        None => (None, None),
     };
     let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists()) as u32;
     let by_address: HashMap<[u8; 32], u32> = (0..n_lists)

@@ -194,7 +194,7 @@ impl State {
 
     /// The epoch of list labels and query tokens.
     pub(crate) fn list_epoch(&self) -> u64 {
-        self.body.trained.as_ref().map_or(0, |t| t.list_epoch)
+        self.body.list_epoch
     }
 
     /// Records a sealed block of `list`.

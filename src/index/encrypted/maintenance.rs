@@ -221,10 +221,8 @@ impl EncryptedIndex {
         let dim = self.dim();
         let (keys, header) = (&*crypto.0, &crypto.1);
         let body = state.body.clone();
-        let list_epoch = match &quantizer {
-            Some(_) => state.list_epoch() + 1,
-            None => 0,
-        };
+        // A new epoch for every rewrite, trained or not: labels and tokens never repeat.
+        let list_epoch = state.list_epoch() + 1;
         let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(keys, seq);
@@ -280,7 +278,6 @@ impl EncryptedIndex {
         let trained = quantizer.as_ref().map(|q| TrainedRef {
             centroids_segment: seq,
             n_lists: q.n_lists() as u32,
-            list_epoch,
             codebook: coder.is_some(),
         });
         let commit = Commit {
@@ -290,6 +287,7 @@ impl EncryptedIndex {
         };
         let new_body = self.commit_segment(commit, seq, &bytes, |b| {
             b.trained = trained;
+            b.list_epoch = list_epoch;
             SegmentListEdit::ReplaceAll
         })?;
         // Build the new in-memory state from the old one, then swap.

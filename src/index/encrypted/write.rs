@@ -43,7 +43,7 @@ impl EncryptedIndex {
                     .collect(),
                 None => vec![0; prepared.len()],
             };
-            let epoch = state.body.trained.as_ref().map_or(0, |t| t.list_epoch);
+            let epoch = state.list_epoch();
             (state.body.clone(), state.header.clone(), assignments, epoch)
         };
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
