@@ -111,21 +111,7 @@ pub fn shared_data() -> Option<std::path::PathBuf> {
     }
 }
 
-/// Reads a TEXMEX `.fvecs` / `.ivecs` file (records of `i32 d` then `d` 4-byte values).
-pub fn read_vecs<T: Copy>(path: &std::path::Path, conv: fn([u8; 4]) -> T) -> Vec<Vec<T>> {
-    let bytes = std::fs::read(path).expect("read vecs file");
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bytes.len() {
-        let d = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        at += 4;
-        out.push(
-            bytes[at..at + 4 * d]
-                .chunks_exact(4)
-                .map(|c| conv(c.try_into().unwrap()))
-                .collect(),
-        );
-        at += 4 * d;
-    }
-    out
-}
+/// The TEXMEX readers the examples use (one copy for examples and tests).
+#[path = "../../examples/support/texmex.rs"]
+mod texmex;
+pub use texmex::read_vecs;

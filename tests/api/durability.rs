@@ -16,6 +16,22 @@ const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
 const DIM: usize = 4;
 
+/// A new index "d" in `dir` whose file system fails (or crashes, with `crash`) with `errno`
+/// when told to; the database is returned to keep it open.
+fn faulty_index(
+    dir: &Path,
+    key: &IndexKey,
+    errno: i32,
+    crash: bool,
+) -> (Arc<FaultyFs>, Database, ciphervec::EncryptedIndex) {
+    let fs = Arc::new(FaultyFs::new(usize::MAX, errno, crash));
+    let db = open_database_with_fs(dir, fs.clone()).unwrap();
+    let index = db
+        .create_index("d", key, IndexConfig::ivf_flat(DIM))
+        .unwrap();
+    (fs, db, index)
+}
+
 /// A deterministic operation sequence over a small id space.
 #[derive(Clone, Debug)]
 enum Op {
@@ -128,11 +144,7 @@ fn every_failed_io_call_of_a_commit_leaves_the_previous_state() {
         // Count the calls of this commit on a clean run.
         let count_calls = {
             let dir = tempfile::tempdir().unwrap();
-            let fs = Arc::new(FaultyFs::new(usize::MAX, EIO, false));
-            let db = open_database_with_fs(dir.path(), fs.clone()).unwrap();
-            let index = db
-                .create_index("d", &key, IndexConfig::ivf_flat(DIM))
-                .unwrap();
+            let (fs, _db, index) = faulty_index(dir.path(), &key, EIO, false);
             seq[..n].iter().for_each(|o| run(&index, o).unwrap());
             let before = fs.calls();
             run(&index, op).unwrap();
@@ -141,11 +153,7 @@ fn every_failed_io_call_of_a_commit_leaves_the_previous_state() {
         for k in 0..count_calls {
             for errno in [EIO, ENOSPC] {
                 let dir = tempfile::tempdir().unwrap();
-                let fs = Arc::new(FaultyFs::new(usize::MAX, errno, false));
-                let db = open_database_with_fs(dir.path(), fs.clone()).unwrap();
-                let index = db
-                    .create_index("d", &key, IndexConfig::ivf_flat(DIM))
-                    .unwrap();
+                let (fs, _db, index) = faulty_index(dir.path(), &key, errno, false);
                 let mut model = Model::new();
                 for o in &seq[..n] {
                     run(&index, o).unwrap();
@@ -216,22 +224,14 @@ fn crashes_at_every_call_recover_to_an_acknowledged_state() {
         let seq = ops(seed, 6);
         let total_calls = {
             let dir = tempfile::tempdir().unwrap();
-            let fs = Arc::new(FaultyFs::new(usize::MAX, EIO, true));
-            let db = open_database_with_fs(dir.path(), fs.clone()).unwrap();
-            let index = db
-                .create_index("d", &key, IndexConfig::ivf_flat(DIM))
-                .unwrap();
+            let (fs, _db, index) = faulty_index(dir.path(), &key, EIO, true);
             let start = fs.calls();
             seq.iter().for_each(|o| run(&index, o).unwrap());
             fs.calls() - start
         };
         for crash_at in 0..total_calls {
             let dir = tempfile::tempdir().unwrap();
-            let fs = Arc::new(FaultyFs::new(usize::MAX, EIO, true));
-            let db = open_database_with_fs(dir.path(), fs.clone()).unwrap();
-            let index = db
-                .create_index("d", &key, IndexConfig::ivf_flat(DIM))
-                .unwrap();
+            let (fs, db, index) = faulty_index(dir.path(), &key, EIO, true);
             fs.fail_after(crash_at);
             let mut acked = Model::new();
             let mut in_flight = None;
