@@ -19,9 +19,12 @@ pub fn segment_decode(data: &[u8]) {
     let seq = data
         .get(12..20)
         .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-    let _ = segment::sealed_directory(data, seq);
-    // The directory plaintext decoder (behind authentication in real use).
-    let offset = segment::directory_offset(data);
+    // The directory plaintext decoder (behind authentication in real use), with the offset
+    // the header names when it parses, else one taken from the input.
+    let offset = match segment::sealed_directory(data, seq) {
+        Ok((offset, _)) => offset,
+        Err(_) => data.len() as u64,
+    };
     if let Ok(records) = segment::decode_directory(data.get(1..).unwrap_or_default(), offset) {
         for r in records {
             let _ = segment::record_bytes(data, r.offset, r.len);

@@ -1,7 +1,7 @@
 //! Size padding: every object ciphervec stores has a length on the Padmé ladder (Nikitin et
 //! al., "Reducing Metadata Leakage from Encrypted Files and Communication with PURBs", 2019),
 //! so that a length reveals only `O(log log L)` bits of itself; the overhead is below 12%
-//! (at most 11.6%, at lengths just above 128 * 2^k... such as 129 -> 144).
+//! (at most 11.6%, for example 129 -> 144).
 //!
 //! Plaintexts are padded *inside* their encryption (`payload | 0x80 | 0x00...`, unambiguous and
 //! authenticated); whole files are padded with zero bytes that the file's digest covers.

@@ -158,9 +158,10 @@ pub(crate) struct RecordRef {
     pub len: u32,
 }
 
-/// Checks a segment's clear header and returns its sealed directory. The file length must
-/// be on the Padmé ladder and everything after the directory zero.
-pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<&[u8]> {
+/// Checks a segment's clear header and returns its sealed directory with the directory's
+/// offset (for [`decode_directory`]). The file length must be on the Padmé ladder and
+/// everything after the directory zero.
+pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<(u64, &[u8])> {
     let mut r = Reader::new(file, "segment");
     if r.bytes(8)? != MAGIC || r.u16()? != crate::FORMAT_VERSION || r.u16()? != 0 {
         return Err(r.corrupted());
@@ -177,7 +178,7 @@ pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<&[u8]> 
     if file[end..].iter().any(|&b| b != 0) {
         return Err(r.corrupted());
     }
-    Ok(&file[offset..end])
+    Ok((offset as u64, &file[offset..end]))
 }
 
 /// Decodes a directory's plaintext; every record must lie between the header and the
@@ -207,13 +208,6 @@ pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Ve
     }
     r.finish()?;
     Ok(records)
-}
-
-/// The directory offset named by a segment header (call after [`sealed_directory`]).
-pub(crate) fn directory_offset(file: &[u8]) -> u64 {
-    file.get(20..28)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
 }
 
 /// The sealed bytes of a record, bounds-checked.
@@ -408,9 +402,9 @@ mod tests {
             .finish(|plain| Ok(plain.iter().rev().copied().collect()))
             .unwrap();
         assert_eq!(padding::padme(file.len()), file.len());
-        let sealed = sealed_directory(&file, 7).unwrap();
+        let (directory_offset, sealed) = sealed_directory(&file, 7).unwrap();
         let plain: Vec<u8> = sealed.iter().rev().copied().collect();
-        let recs = decode_directory(&plain, directory_offset(&file)).unwrap();
+        let recs = decode_directory(&plain, directory_offset).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].offset, off);
         assert_eq!(recs[1].address, [5; 32]);
@@ -420,7 +414,7 @@ mod tests {
             assert!(sealed_directory(&file[..cut], 7).is_err());
         }
         for cut in 0..plain.len() {
-            assert!(decode_directory(&plain[..cut], directory_offset(&file)).is_err());
+            assert!(decode_directory(&plain[..cut], directory_offset).is_err());
         }
         // A record reaching into the directory is refused.
         assert!(decode_directory(&plain, off + 2).is_err());

@@ -295,7 +295,7 @@ fn open_padded(sealer: &Sealer, sealed: &[u8], binding: &Binding, what: &str) ->
 /// The record directory of a segment: its clear header checked, its directory authenticated
 /// and decoded.
 pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
-    let sealed = segment::sealed_directory(blob, seq)?;
+    let (directory_offset, sealed) = segment::sealed_directory(blob, seq)?;
     let binding = Binding {
         kind: RecordKind::Directory,
         segment: seq,
@@ -303,7 +303,7 @@ pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<
         item: [0; 32],
     };
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
-    segment::decode_directory(&plain, segment::directory_offset(blob))
+    segment::decode_directory(&plain, directory_offset)
 }
 
 /// Authenticates and decodes one list block of list `list` (list labels of `list_epoch`).
@@ -370,19 +370,27 @@ pub(crate) fn load_state(
         }
         blobs.insert(seg.seq, Arc::new(blob));
     }
+    // Each segment's directory, authenticated and decoded once.
+    let mut records_of = HashMap::with_capacity(blobs.len());
+    for (&seq, blob) in &blobs {
+        records_of.insert(seq, segment_records(keys, blob, seq)?);
+    }
     let list_epoch = body.list_epoch;
     let (quantizer, coder) = match &body.trained {
         Some(t) => {
-            let blob = blobs
-                .get(&t.centroids_segment)
+            let seq = t.centroids_segment;
+            let (blob, records) = blobs
+                .get(&seq)
+                .zip(records_of.get(&seq))
                 .ok_or_else(|| Error::corrupted("centroids segment"))?;
-            let centroids = read_centroids(keys, blob, t.centroids_segment, dim)?;
+            let plain = read_sealed(keys, blob, seq, records, RecordKind::Centroids)?;
+            let centroids = segment::decode_centroids(&plain, dim)?;
             if centroids.len() != t.n_lists as usize * dim {
                 return Err(Error::corrupted("centroids"));
             }
             let quantizer = Quantizer::new(dim, centroids, metric);
             let coder = if t.codebook {
-                let bytes = read_sealed(keys, blob, t.centroids_segment, RecordKind::Codebook)?;
+                let bytes = read_sealed(keys, blob, seq, records, RecordKind::Codebook)?;
                 let codec =
                     Codec::from_bytes(&bytes, dim).ok_or_else(|| Error::corrupted("codebook"))?;
                 Some(Coder::new(codec, metric, &quantizer))
@@ -401,7 +409,7 @@ pub(crate) fn load_state(
     let mut parsed = Vec::with_capacity(segments.len());
     let mut block_bytes = 0usize;
     for seg in &segments {
-        let records = segment_records(keys, &blobs[&seg.seq], seg.seq)?;
+        let records = records_of.remove(&seg.seq).unwrap_or_default();
         block_bytes += records
             .iter()
             .filter(|r| r.kind == SegmentRecord::ListBlock)
@@ -490,20 +498,21 @@ fn load_metadata(keys: &Keys, state: &mut State) -> Result<()> {
     Ok(())
 }
 
-fn read_centroids(keys: &Keys, blob: &Blob, seq: u64, dim: usize) -> Result<Vec<f32>> {
-    let plain = read_sealed(keys, blob, seq, RecordKind::Centroids)?;
-    segment::decode_centroids(&plain, dim)
-}
-
-/// Opens the first record of `kind` (centroids or codebook, under the payload key) in a
-/// segment.
-fn read_sealed(keys: &Keys, blob: &Blob, seq: u64, kind: RecordKind) -> Result<Vec<u8>> {
+/// Opens the first record of `kind` (centroids or codebook, under the payload key) of segment
+/// `seq`, whose directory is `records`.
+fn read_sealed(
+    keys: &Keys,
+    blob: &Blob,
+    seq: u64,
+    records: &[RecordRef],
+    kind: RecordKind,
+) -> Result<Vec<u8>> {
     let wanted = match kind {
         RecordKind::Centroids => SegmentRecord::Centroids,
         _ => SegmentRecord::Codebook,
     };
-    let rec = segment_records(keys, blob, seq)?
-        .into_iter()
+    let rec = records
+        .iter()
         .find(|r| r.kind == wanted)
         .ok_or_else(|| Error::corrupted("training record missing"))?;
     let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
