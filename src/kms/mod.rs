@@ -149,13 +149,6 @@ impl<K: Kms> KeyProvider for KmsEnvelope<K> {
     }
 }
 
-/// The context bytes bound to a wrapped key for index `index_name`, for services that take
-/// one opaque context (Vault transit key derivation).
-#[cfg_attr(not(feature = "vault"), allow(dead_code))]
-fn context_bytes(index_name: &str) -> Vec<u8> {
-    format!("ciphervec:index:{index_name}").into_bytes()
-}
-
 /// The 32 plaintext bytes a service returned, as an index key.
 #[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
 fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {

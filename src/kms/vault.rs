@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Kms, WrappedKey, context_bytes, key_from_service};
+use super::{Kms, WrappedKey, key_from_service};
 use crate::error::{Error, KeyServiceFailure, Result};
 use crate::key::IndexKey;
 
@@ -113,6 +113,11 @@ impl Kms for VaultTransit {
         let mut data = self.post("decrypt", &body)?;
         decode_plaintext(&mut data)
     }
+}
+
+/// The derivation context bound to a wrapped key for index `index_name`.
+fn context_bytes(index_name: &str) -> Vec<u8> {
+    format!("ciphervec:index:{index_name}").into_bytes()
 }
 
 /// Takes `data.plaintext` (base64 of the key) out of a response and wipes the text.
