@@ -8,7 +8,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 fn seal_open(c: &mut Criterion) {
     let sealer = BenchSealer::new();
     let mut group = c.benchmark_group("aead");
-    for size in [64usize, 512, 4096, 65536, 1 << 20] {
+    for size in [64usize, 512, 1600, 4096, 65536, 1 << 20] {
         let plain = vec![7u8; size];
         let sealed = sealer.seal(&plain);
         group.throughput(Throughput::Bytes(size as u64));

@@ -14,7 +14,9 @@ pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
-pub(crate) use search::{CodeSearch, ListRows, ListSource, SearchParams, prepare_query, search};
+pub(crate) use search::{
+    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
+};
 
 /// A sensible number of lists for `n` vectors: about `4 * sqrt(n)` for full vectors, `sqrt(n)`
 /// for PQ fast-scan codes (each probed list costs a distance table of `16 * m` entries, which
@@ -70,6 +72,16 @@ mod tests {
                 codes: &[],
                 packed: None,
             });
+            Ok(())
+        }
+
+        fn fetch_vectors(
+            &self,
+            handles: &[u64],
+            _visit: &mut dyn FnMut(u64, &[f32]),
+        ) -> Result<(), Infallible> {
+            // Every row above comes with its vector.
+            assert!(handles.is_empty());
             Ok(())
         }
     }

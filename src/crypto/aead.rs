@@ -35,7 +35,7 @@ pub(crate) enum RecordKind {
     Manifest = 2,
     /// Trained centroids.
     Centroids = 3,
-    /// The vectors and item tokens of one list in one segment.
+    /// The entries (item tokens, ids, and vectors or codes) of one list in one segment.
     ListBlock = 4,
     /// The id, metadata and contents of one item.
     Fields = 5,
@@ -45,6 +45,8 @@ pub(crate) enum RecordKind {
     Codebook = 7,
     /// The record directory of one segment.
     Directory = 8,
+    /// The vector of one item (quantized index types), named by its list block.
+    Vector = 9,
 }
 
 /// Where a record belongs: bound into its associated data together with the index id.

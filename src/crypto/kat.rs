@@ -189,6 +189,7 @@ fn every_single_bit_flip_is_rejected() {
         RecordKind::Manifest,
         RecordKind::ListBlock,
         RecordKind::Tombstones,
+        RecordKind::Vector,
     ];
     for k in kinds {
         assert!(s.open(&sealed, &Binding { kind: k, ..binding }).is_err());

@@ -113,6 +113,14 @@ impl SegmentWriter {
         Ok(offset)
     }
 
+    /// Appends a sealed record that the directory does not list (a vector record: a list
+    /// block names it); returns the file offset of its bytes.
+    pub(crate) fn push_unlisted(&mut self, sealed: &[u8]) -> u64 {
+        let offset = (HEADER_LEN + self.body.len()) as u64;
+        self.body.extend_from_slice(sealed);
+        offset
+    }
+
     /// The finished file; `seal_directory` encrypts the directory's plaintext.
     pub(crate) fn finish(
         self,
@@ -225,23 +233,55 @@ pub(crate) fn record_bytes(file: &[u8], offset: u64, len: u32) -> Result<&[u8]> 
 pub(crate) struct BlockEntry {
     /// Item token.
     pub token: [u8; 32],
+    /// Where the item's vector record is in this segment, when vectors are stored apart
+    /// from the block (quantized index types).
+    pub vector: Option<(u64, u32)>,
     /// Offset of the item's fields record in this segment, if it has one.
     pub fields: Option<(u64, u32)>,
     /// The item id.
     pub id: String,
 }
 
-/// Plaintext of a list block: `count u32 | dim u32 | vectors (count*dim f32) | entries`, each
-/// entry `token [32] | fields offset u64 (u64::MAX = none) | fields len u32 | id len u16 | id`.
-pub(crate) fn encode_block(dim: usize, vectors: &[f32], entries: &[BlockEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + vectors.len() * 4 + entries.len() * 64);
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+/// A list block's contents.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Block {
+    /// The vectors, row-major, when stored in the block (`ivf_flat`); `None` when each lives
+    /// in its own vector record (quantized types).
+    pub vectors: Option<Vec<f32>>,
+    /// Bytes per code (0: no codes).
+    pub code_len: usize,
+    /// The codes, `code_len` bytes per entry.
+    pub codes: Vec<u8>,
+    /// One per row.
+    pub entries: Vec<BlockEntry>,
+}
+
+/// Layout flag of a list block: the vectors are in the block.
+const VECTORS_INLINE: u8 = 1;
+
+/// Plaintext of a list block: `count u32 | dim u32 | code_len u32 | flags u8 (1 = vectors
+/// inline) | vectors (count*dim f32, when inline) | codes (count*code_len) | entries`, each
+/// entry `token [32] | vector offset u64, vector len u32 (when not inline) | fields offset u64
+/// (u64::MAX = none) | fields len u32 | id len u16 | id`.
+pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
+    let count = block.entries.len();
+    let inline = block.vectors.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(13 + inline.len() * 4 + block.codes.len() + count * 76);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&(dim as u32).to_le_bytes());
-    for v in vectors {
+    out.extend_from_slice(&(block.code_len as u32).to_le_bytes());
+    out.push(if block.vectors.is_some() { VECTORS_INLINE } else { 0 });
+    for v in inline {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    for e in entries {
+    out.extend_from_slice(&block.codes);
+    for e in &block.entries {
         out.extend_from_slice(&e.token);
+        if block.vectors.is_none() {
+            let (off, len) = e.vector.unwrap_or((u64::MAX, 0));
+            out.extend_from_slice(&off.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+        }
         let (off, len) = e.fields.unwrap_or((u64::MAX, 0));
         out.extend_from_slice(&off.to_le_bytes());
         out.extend_from_slice(&len.to_le_bytes());
@@ -251,37 +291,85 @@ pub(crate) fn encode_block(dim: usize, vectors: &[f32], entries: &[BlockEntry]) 
     out
 }
 
-/// Decodes a list block of dimension `dim`.
-pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<(Vec<f32>, Vec<BlockEntry>)> {
+/// Decodes a list block of dimension `dim`. A block without inline vectors must give every
+/// entry a vector record.
+pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
     let mut r = Reader::new(plain, "list block");
     let count = r.u32()? as usize;
     if r.u32()? as usize != dim {
         return Err(r.corrupted());
     }
-    let floats = count.checked_mul(dim).ok_or_else(|| r.corrupted())?;
-    let raw = r.bytes(floats.checked_mul(4).ok_or_else(|| r.corrupted())?)?;
-    let vectors: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if count > r.remaining() / 46 {
+    let code_len = r.u32()? as usize;
+    let inline = match r.u8()? {
+        0 => false,
+        VECTORS_INLINE => true,
+        _ => return Err(r.corrupted()),
+    };
+    let vectors = if inline {
+        let floats = count.checked_mul(dim).ok_or_else(|| r.corrupted())?;
+        let raw = r.bytes(floats.checked_mul(4).ok_or_else(|| r.corrupted())?)?;
+        Some(floats_from_le(raw))
+    } else {
+        None
+    };
+    let codes = r
+        .bytes(count.checked_mul(code_len).ok_or_else(|| r.corrupted())?)?
+        .to_vec();
+    let min_entry = if inline { 46 } else { 58 };
+    if count > r.remaining() / min_entry {
         return Err(r.corrupted());
     }
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let token = r.array()?;
+        let vector = if inline {
+            None
+        } else {
+            let off = r.u64()?;
+            let len = r.u32()?;
+            if off == u64::MAX {
+                return Err(r.corrupted());
+            }
+            Some((off, len))
+        };
         let off = r.u64()?;
         let len = r.u32()?;
         let id_len = r.u16()? as usize;
         let id = std::str::from_utf8(r.bytes(id_len)?).map_err(|_| r.corrupted())?;
         entries.push(BlockEntry {
             token,
+            vector,
             fields: (off != u64::MAX).then_some((off, len)),
             id: id.to_owned(),
         });
     }
     r.finish()?;
-    Ok((vectors, entries))
+    Ok(Block {
+        vectors,
+        code_len,
+        codes,
+        entries,
+    })
+}
+
+/// Plaintext of a vector record: `dim f32`.
+pub(crate) fn encode_vector(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Decodes a vector record of dimension `dim`.
+pub(crate) fn decode_vector(plain: &[u8], dim: usize) -> Result<Vec<f32>> {
+    if plain.len() != dim * 4 {
+        return Err(Error::corrupted("vector record"));
+    }
+    Ok(floats_from_le(plain))
+}
+
+/// Little-endian `f32`s (the length a multiple of 4).
+fn floats_from_le(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Plaintext of a fields record: `flags u8 (1 = metadata, 2 = contents) | metadata len u32 |
@@ -357,12 +445,7 @@ pub(crate) fn decode_centroids(plain: &[u8], dim: usize) -> Result<Vec<f32>> {
     {
         return Err(r.corrupted());
     }
-    let out = r
-        .bytes(r.remaining())?
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(out)
+    Ok(floats_from_le(r.bytes(r.remaining())?))
 }
 
 #[cfg(test)]
@@ -371,25 +454,41 @@ mod tests {
 
     #[test]
     fn block_round_trip() {
-        let entries = vec![
-            BlockEntry {
-                token: [1; 32],
-                fields: Some((100, 20)),
-                id: "a".into(),
-            },
-            BlockEntry {
-                token: [2; 32],
-                fields: None,
-                id: "ünï".into(),
-            },
-        ];
-        let vectors = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let plain = encode_block(3, &vectors, &entries);
-        assert_eq!(decode_block(&plain, 3).unwrap(), (vectors, entries));
-        assert!(decode_block(&plain, 2).is_err());
-        for cut in 0..plain.len() {
-            assert!(decode_block(&plain[..cut], 3).is_err());
+        let entry = |token: u8, vector: Option<(u64, u32)>, fields, id: &str| BlockEntry {
+            token: [token; 32],
+            vector,
+            fields,
+            id: id.into(),
+        };
+        let inline = Block {
+            vectors: Some(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            code_len: 0,
+            codes: Vec::new(),
+            entries: vec![
+                entry(1, None, Some((100, 20)), "a"),
+                entry(2, None, None, "ünï"),
+            ],
+        };
+        let apart = Block {
+            vectors: None,
+            code_len: 2,
+            codes: vec![9, 8, 7, 6],
+            entries: vec![
+                entry(1, Some((40, 1600)), None, "a"),
+                entry(2, Some((2000, 1600)), Some((100, 20)), "b"),
+            ],
+        };
+        for block in [inline, apart] {
+            let plain = encode_block(3, &block);
+            assert_eq!(decode_block(&plain, 3).unwrap(), block);
+            assert!(decode_block(&plain, 2).is_err());
+            for cut in 0..plain.len() {
+                assert!(decode_block(&plain[..cut], 3).is_err());
+            }
         }
+        let v = [1.5f32, -2.0, 0.25];
+        assert_eq!(decode_vector(&encode_vector(&v), 3).unwrap(), v);
+        assert!(decode_vector(&encode_vector(&v), 2).is_err());
     }
 
     #[test]

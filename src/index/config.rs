@@ -91,6 +91,12 @@ impl IndexConfig {
         self.index_type
     }
 
+    /// Whether the type scans codes (`ivf_sq8`, `ivf_pq`): its vectors are then stored as
+    /// records of their own, for the re-rank to decrypt one by one.
+    pub(crate) fn is_quantized(&self) -> bool {
+        self.index_type != IndexType::IvfFlat
+    }
+
     /// The vector dimension.
     pub fn dimension(&self) -> usize {
         self.dimension

@@ -12,7 +12,7 @@ use crate::storage::{Backend, DirBackend, MemoryBackend, Store};
 use super::config::{IndexConfig, IndexType};
 use super::encrypted::{EncryptedIndex, Inner};
 use super::persist;
-use super::state::State;
+use super::state::{Residency, State};
 use super::validate;
 
 /// Options of a [`Database`].
@@ -208,7 +208,7 @@ impl Database {
             crypto,
             body,
             None,
-            true,
+            Residency::All,
             self.cache_budget(),
         );
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
@@ -223,8 +223,11 @@ impl Database {
         persist::load_state(
             store,
             (Arc::new(keys), header),
-            config.dimension(),
-            config.distance_metric(),
+            (
+                config.dimension(),
+                config.distance_metric(),
+                config.is_quantized(),
+            ),
             body,
             self.cache_budget(),
         )

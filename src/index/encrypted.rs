@@ -199,6 +199,11 @@ impl EncryptedIndex {
         self.inner.storage_reads.load(Ordering::Relaxed)
     }
 
+    /// Whether this is an `ivf_sq8` or `ivf_pq` index (vectors stored apart from lists).
+    fn is_quantized(&self) -> bool {
+        self.inner.config.is_quantized()
+    }
+
     /// Whether this is an `ivf_pq` index (whose default list and probe counts differ).
     fn is_pq(&self) -> bool {
         matches!(self.inner.config.index_type(), IndexType::IvfPq { .. })

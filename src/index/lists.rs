@@ -1,5 +1,7 @@
 //! The inverted lists as the IVF search sees them: straight from memory when the index is
-//! resident, else decrypted on demand from the mapped segments through the list cache.
+//! resident; a quantized index over its cache budget holds its codes in memory and decrypts
+//! each vector its re-rank needs from that vector's record; an `ivf_flat` index over budget
+//! decrypts whole lists on demand from the mapped segments through the list cache.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ivf::{ListRows, ListSource};
 
 use super::persist;
-use super::state::{MemList, State};
+use super::state::{MemList, Residency, State};
 
 /// A `ListSource` over one index state, counting the sealed bytes it reads from storage.
 pub(crate) struct Lists<'a> {
@@ -25,7 +27,7 @@ impl ListSource for Lists<'_> {
     type Error = Error;
 
     fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>)) -> Result<()> {
-        if self.state.is_resident() {
+        if self.state.residency() != Residency::OnDemand {
             if let Some(l) = self.state.lists.get(list as usize) {
                 visit(l.rows());
             }
@@ -33,6 +35,16 @@ impl ListSource for Lists<'_> {
         }
         let decoded = self.list(list)?;
         visit(decoded.rows());
+        Ok(())
+    }
+
+    fn fetch_vectors(&self, handles: &[u64], visit: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
+        for &h in handles {
+            let v = self
+                .vector_of(h)?
+                .ok_or_else(|| Error::corrupted("state"))?;
+            visit(h, &v);
+        }
         Ok(())
     }
 }
@@ -70,6 +82,11 @@ impl<'a> Lists<'a> {
         let Some(e) = self.state.entry(slot) else {
             return Ok(None);
         };
+        if let Some(at) = e.vector {
+            self.read.set(self.read.get() + u64::from(at.len));
+            let v = persist::open_vector(self.keys, &self.state.segments, &e.token, at, self.state.dim)?;
+            return Ok(Some(v));
+        }
         let l = self.list(e.list)?;
         let dim = self.state.dim;
         Ok(l.handles
@@ -90,6 +107,25 @@ impl<'a> Lists<'a> {
                         .ok_or_else(|| Error::corrupted("state"))?,
                 );
             }
+            return Ok(out);
+        }
+        if self.state.residency() == Residency::Codes {
+            use rayon::prelude::*;
+            let state = self.state;
+            out.par_chunks_exact_mut(dim.max(1))
+                .zip(slots)
+                .try_for_each(|(o, &s)| {
+                    let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+                    let at = e.vector.ok_or_else(|| Error::corrupted("vector record missing"))?;
+                    o.copy_from_slice(&persist::open_vector(
+                        self.keys,
+                        &state.segments,
+                        &e.token,
+                        at,
+                        dim,
+                    )?);
+                    Ok::<(), Error>(())
+                })?;
             return Ok(out);
         }
         let position: std::collections::HashMap<u64, usize> =
@@ -163,8 +199,11 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
             .segments
             .get(&block.segment)
             .ok_or_else(|| Error::corrupted("list segment"))?;
-        let (vectors, entries) = persist::open_block(keys, blob, *block, epoch, list, dim)?;
-        for (e, v) in entries.iter().zip(vectors.chunks_exact(dim.max(1))) {
+        let decoded = persist::open_block(keys, blob, *block, epoch, list, dim)?;
+        let vectors = decoded
+            .vectors
+            .ok_or_else(|| Error::corrupted("list block layout"))?;
+        for (e, v) in decoded.entries.iter().zip(vectors.chunks_exact(dim.max(1))) {
             let Some(slot) = state.slot(&e.token) else {
                 continue;
             };
@@ -172,7 +211,7 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
                 .entry(slot)
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
             if current {
-                out.push(slot, v, &state.code_of(list, v));
+                out.push(slot, Some(v), &state.code_of(list, v));
             }
         }
     }

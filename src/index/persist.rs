@@ -11,13 +11,15 @@ use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::padding;
-use crate::format::segment::{self, BlockEntry, Fields, RecordRef, SegmentRecord, SegmentWriter};
+use crate::format::segment::{
+    self, Block, BlockEntry, Fields, RecordRef, SegmentRecord, SegmentWriter,
+};
 use crate::ivf::{Codec, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
-use super::state::{BlockRef, Coder, FieldsRef, ItemEntry, State};
+use super::state::{BlockRef, Coder, FieldsRef, ItemEntry, Residency, State, VectorRef};
 
 /// Maps an I/O error reading a file that must exist.
 fn read_error(e: std::io::Error) -> Error {
@@ -174,6 +176,20 @@ pub(crate) fn write_manifest(
     Ok(())
 }
 
+/// One item as a list block stores it.
+pub(crate) struct BlockItem<'a> {
+    /// Item token (under the keys being written).
+    pub token: [u8; 32],
+    /// The id.
+    pub id: &'a str,
+    /// Its fields record in the segment being built, if any.
+    pub fields: Option<FieldsRef>,
+    /// The vector.
+    pub vector: &'a [f32],
+    /// Its code (empty for `ivf_flat` and untrained indexes).
+    pub code: &'a [u8],
+}
+
 /// Builds one sealed segment.
 pub(crate) struct SegmentBuilder<'k> {
     keys: &'k Keys,
@@ -216,16 +232,70 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
+    /// Seals an item's vector as a record of its own (quantized types); returns where it is.
+    pub(crate) fn add_vector(&mut self, token: &[u8; 32], vector: &[f32]) -> Result<VectorRef> {
+        let binding = self.binding(RecordKind::Vector, [0; 32], *token);
+        let sealed = seal_padded(&self.keys.payload, &segment::encode_vector(vector), &binding)?;
+        let offset = self.writer.push_unlisted(&sealed);
+        Ok(VectorRef {
+            segment: self.writer.seq(),
+            offset,
+            len: sealed.len() as u32,
+        })
+    }
+
+    /// Seals the items of one list: with `split_vectors` (quantized types) each vector as a
+    /// record of its own and the block with the codes, else the vectors inside the block.
+    /// Returns where the block is and each item's vector record.
+    pub(crate) fn add_list(
+        &mut self,
+        (list_epoch, list): (u64, u32),
+        dim: usize,
+        split_vectors: bool,
+        items: &[BlockItem<'_>],
+    ) -> Result<(BlockRef, Vec<Option<VectorRef>>)> {
+        let mut vector_refs = Vec::with_capacity(items.len());
+        let mut inline = Vec::new();
+        for item in items {
+            if split_vectors {
+                vector_refs.push(Some(self.add_vector(&item.token, item.vector)?));
+            } else {
+                inline.extend_from_slice(item.vector);
+                vector_refs.push(None);
+            }
+        }
+        let code_len = items.first().map_or(0, |i| i.code.len());
+        if items.iter().any(|i| i.code.len() != code_len) {
+            return Err(Error::invalid_argument("codes of unequal length"));
+        }
+        let block = Block {
+            vectors: (!split_vectors).then_some(inline),
+            code_len,
+            codes: items.iter().flat_map(|i| i.code.iter().copied()).collect(),
+            entries: items
+                .iter()
+                .zip(&vector_refs)
+                .map(|(i, v)| BlockEntry {
+                    token: i.token,
+                    vector: v.map(|v| (v.offset, v.len)),
+                    fields: i.fields.map(|f| (f.offset, f.len)),
+                    id: i.id.to_owned(),
+                })
+                .collect(),
+        };
+        let at = self.add_block(list_epoch, list, dim, &block)?;
+        Ok((at, vector_refs))
+    }
+
     /// Seals one list's block; returns where it is.
-    pub(crate) fn add_block(
+    fn add_block(
         &mut self,
         list_epoch: u64,
         list: u32,
         dim: usize,
-        vectors: &[f32],
-        entries: &[BlockEntry],
+        block: &Block,
     ) -> Result<BlockRef> {
-        let plain = segment::encode_block(dim, vectors, entries);
+        let plain = segment::encode_block(dim, block);
         let label = self.keys.list_label(list_epoch, list);
         let binding = self.binding(RecordKind::ListBlock, label, [0; 32]);
         let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
@@ -314,7 +384,7 @@ pub(crate) fn open_block(
     list_epoch: u64,
     list: u32,
     dim: usize,
-) -> Result<(Vec<f32>, Vec<BlockEntry>)> {
+) -> Result<Block> {
     let sealed = segment::record_bytes(blob, block.offset, block.len)?;
     let binding = Binding {
         kind: RecordKind::ListBlock,
@@ -324,6 +394,33 @@ pub(crate) fn open_block(
     };
     let plain = open_padded(&keys.payload, sealed, &binding, "list block")?;
     segment::decode_block(&plain, dim)
+}
+
+/// The length of every sealed vector record of dimension `dim`.
+pub(crate) fn vector_record_len(dim: usize) -> usize {
+    padding::padme(dim * 4 + 1 + aead::OVERHEAD)
+}
+
+/// Authenticates and decodes the vector record of the item with `token`.
+pub(crate) fn open_vector(
+    keys: &Keys,
+    segments: &HashMap<u64, Arc<Blob>>,
+    token: &[u8; 32],
+    at: VectorRef,
+    dim: usize,
+) -> Result<Vec<f32>> {
+    let blob = segments
+        .get(&at.segment)
+        .ok_or_else(|| Error::corrupted("vector segment"))?;
+    let sealed = segment::record_bytes(blob, at.offset, at.len)?;
+    let binding = Binding {
+        kind: RecordKind::Vector,
+        segment: at.segment,
+        list: [0; 32],
+        item: *token,
+    };
+    let plain = open_padded(&keys.payload, sealed, &binding, "vector record")?;
+    segment::decode_vector(&plain, dim)
 }
 
 /// Decrypts an item's fields record.
@@ -348,13 +445,13 @@ pub(crate) fn open_fields(
 }
 
 /// Rebuilds the state from the live segments named by `body`. The index is resident (every
-/// vector kept decrypted) when its list blocks fit `cache_budget` bytes; otherwise only the
-/// item table is kept and lists are decrypted on demand.
+/// vector kept decrypted) when its vectors fit `cache_budget` bytes. Otherwise a quantized
+/// index (`split_vectors`: its vectors are records of their own) keeps its codes, and an
+/// `ivf_flat` index only its item table, its lists decrypted on demand.
 pub(crate) fn load_state(
     store: &dyn Store,
     crypto: (Arc<Keys>, ManifestHeader),
-    dim: usize,
-    metric: Metric,
+    (dim, metric, split_vectors): (usize, Metric, bool),
     body: ManifestBody,
     cache_budget: usize,
 ) -> Result<State> {
@@ -417,8 +514,15 @@ pub(crate) fn load_state(
             .sum::<usize>();
         parsed.push(records);
     }
-    let resident = block_bytes <= cache_budget;
-    let mut state = State::new(dim, crypto, body, quantizer, resident, cache_budget);
+    // A quantized index first loads codes only and then its vectors, if they fit.
+    let residency = if split_vectors {
+        Residency::Codes
+    } else if block_bytes <= cache_budget {
+        Residency::All
+    } else {
+        Residency::OnDemand
+    };
+    let mut state = State::new(dim, crypto, body, quantizer, residency, cache_budget);
     state.coder = coder;
     for (seg, records) in segments.iter().zip(parsed) {
         let blob = &blobs[&seg.seq];
@@ -434,24 +538,36 @@ pub(crate) fn load_state(
                         offset: rec.offset,
                         len: rec.len,
                     };
-                    let (vectors, entries) = open_block(keys, blob, block, list_epoch, list, dim)?;
+                    let decoded = open_block(keys, blob, block, list_epoch, list, dim)?;
+                    if decoded.vectors.is_some() == split_vectors
+                        || decoded.code_len != state.code_len()
+                    {
+                        return Err(Error::corrupted("list block layout"));
+                    }
                     state.add_block(list, block);
-                    for (e, v) in entries.into_iter().zip(vectors.chunks_exact(dim.max(1))) {
-                        let fields = e.fields.map(|(offset, len)| FieldsRef {
-                            segment: seg.seq,
-                            offset,
-                            len,
-                        });
+                    let at = |(offset, len)| FieldsRef {
+                        segment: seg.seq,
+                        offset,
+                        len,
+                    };
+                    for (row, e) in decoded.entries.into_iter().enumerate() {
                         let entry = ItemEntry {
                             id: e.id,
                             token: e.token,
                             list,
                             row: 0,
-                            fields,
+                            fields: e.fields.map(at),
+                            vector: e.vector.map(at),
                             metadata: None,
                             origin: seg.seq,
                         };
-                        state.insert(entry, v);
+                        let vector = decoded
+                            .vectors
+                            .as_deref()
+                            .map(|v| &v[row * dim..(row + 1) * dim]);
+                        let code = &decoded.codes
+                            [row * decoded.code_len..(row + 1) * decoded.code_len];
+                        state.insert(entry, vector, code);
                     }
                 }
                 SegmentRecord::Tombstones => {
@@ -471,6 +587,13 @@ pub(crate) fn load_state(
         }
     }
     state.segments = blobs;
+    if split_vectors && state.len().saturating_mul(dim * 4) <= cache_budget {
+        let segments = &state.segments.clone();
+        state.load_vectors(|e| {
+            let at = e.vector.ok_or_else(|| Error::corrupted("vector record missing"))?;
+            open_vector(keys, segments, &e.token, at, dim)
+        })?;
+    }
     load_metadata(keys, &mut state)?;
     Ok(state)
 }

@@ -1,10 +1,12 @@
 //! The decrypted, in-memory state of one index: inverted lists and the item table.
 //!
-//! Every committed item lives in exactly one list. When the index is *resident* (its
-//! decrypted vectors fit the cache budget), each list's vectors are held here, row by row,
-//! with a handle (the item's slot in the item table). Otherwise only the item table and the
-//! addresses of each list's sealed blocks are held, and `lists::Lists` decrypts lists on
-//! demand into a byte-bounded [`ListCache`].
+//! Every committed item lives in exactly one list. What is held decrypted depends on the
+//! [`Residency`]: when the decrypted vectors fit the cache budget, each list's vectors (and
+//! codes) are held here, row by row, with a handle (the item's slot in the item table). A
+//! quantized index over budget holds only its lists' codes and handles, and each re-ranked
+//! vector is decrypted from its own record. An `ivf_flat` index over budget holds only the
+//! item table and the addresses of each list's sealed blocks, and `lists::Lists` decrypts
+//! lists on demand into a byte-bounded [`ListCache`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,11 +16,10 @@ use serde_json::Value;
 use crate::crypto::schedule::Keys;
 use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
-use crate::kernel;
 use crate::metric::Metric;
 use crate::storage::Blob;
 
-/// Where an item's sealed fields record is.
+/// Where an item's sealed fields (or vector) record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FieldsRef {
     /// Segment sequence number.
@@ -27,6 +28,21 @@ pub(crate) struct FieldsRef {
     pub offset: u64,
     /// Length of the sealed bytes.
     pub len: u32,
+}
+
+/// Where an item's sealed vector record is (quantized index types).
+pub(crate) type VectorRef = FieldsRef;
+
+/// What the decrypted state holds of the lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Residency {
+    /// Every list with its vectors (and codes).
+    All,
+    /// Every list's codes and handles, but no vectors: each vector is decrypted from its own
+    /// record when needed (quantized types over the cache budget).
+    Codes,
+    /// No list: lists are decrypted on demand into the cache (`ivf_flat` over the budget).
+    OnDemand,
 }
 
 /// One live item.
@@ -42,6 +58,8 @@ pub(crate) struct ItemEntry {
     pub row: u32,
     /// Its fields record, if it has metadata or contents.
     pub fields: Option<FieldsRef>,
+    /// Its vector record, when vectors are stored apart from list blocks (quantized types).
+    pub vector: Option<VectorRef>,
     /// Its decrypted metadata, kept in memory for filters.
     pub metadata: Option<Arc<Value>>,
     /// The segment whose list block holds its current version.
@@ -144,8 +162,8 @@ pub(crate) struct State {
     pub segments: HashMap<u64, Arc<Blob>>,
     /// Sealed blocks of each list, oldest first.
     pub blocks: Vec<Vec<BlockRef>>,
-    /// Whether `lists` hold every vector (else lists are decrypted on demand).
-    resident: bool,
+    /// What `lists` hold.
+    residency: Residency,
     /// Decrypted lists, when not resident.
     pub cache: ListCache,
     /// The largest sum of sealed block bytes of any one list: what reading a list can cost.
@@ -159,7 +177,7 @@ impl State {
         crypto: (Arc<Keys>, ManifestHeader),
         body: ManifestBody,
         quantizer: Option<Quantizer>,
-        resident: bool,
+        residency: Residency,
         cache_budget: usize,
     ) -> State {
         let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists());
@@ -176,7 +194,7 @@ impl State {
             by_token: HashMap::new(),
             segments: HashMap::new(),
             blocks: vec![Vec::new(); n_lists],
-            resident,
+            residency,
             cache: ListCache::new(cache_budget),
             max_list_bytes: 0,
         }
@@ -184,7 +202,49 @@ impl State {
 
     /// Whether every decrypted vector is held in `lists`.
     pub(crate) fn is_resident(&self) -> bool {
-        self.resident
+        self.residency == Residency::All
+    }
+
+    /// What `lists` hold.
+    pub(crate) fn residency(&self) -> Residency {
+        self.residency
+    }
+
+    /// Makes a [`Residency::Codes`] state hold every vector: `open` decrypts the vector of
+    /// an entry (in parallel).
+    pub(crate) fn load_vectors(
+        &mut self,
+        open: impl Fn(&ItemEntry) -> crate::error::Result<Vec<f32>> + Sync,
+    ) -> crate::error::Result<()> {
+        use rayon::prelude::*;
+        if self.residency != Residency::Codes {
+            return Ok(());
+        }
+        let items = &self.items;
+        let loaded: Vec<Vec<f32>> = self
+            .lists
+            .par_iter()
+            .map(|l| {
+                let mut vectors = Vec::with_capacity(l.handles.len() * self.dim);
+                for &h in &l.handles {
+                    let e = items
+                        .get(h as usize)
+                        .and_then(Option::as_ref)
+                        .ok_or_else(|| crate::error::Error::corrupted("state"))?;
+                    vectors.extend(open(e)?);
+                }
+                Ok(vectors)
+            })
+            .collect::<crate::error::Result<_>>()?;
+        for (l, vectors) in self.lists.iter_mut().zip(loaded) {
+            l.inv_norms = vectors
+                .chunks_exact(self.dim.max(1))
+                .map(ivf::inv_norm)
+                .collect();
+            l.vectors = vectors;
+        }
+        self.residency = Residency::All;
+        Ok(())
     }
 
     /// Number of lists.
@@ -249,13 +309,20 @@ impl State {
 
     /// The vector of a live slot, when resident (see `lists::vector_of` otherwise).
     pub(crate) fn vector(&self, slot: u64) -> Option<&[f32]> {
-        if !self.resident {
+        if !self.is_resident() {
             return None;
         }
         let e = self.entry(slot)?;
         let list = self.lists.get(e.list as usize)?;
         let start = e.row as usize * self.dim;
         list.vectors.get(start..start + self.dim)
+    }
+
+    /// Bytes per code (0 for unquantized or untrained indexes).
+    pub(crate) fn code_len(&self) -> usize {
+        self.coder
+            .as_ref()
+            .map_or(0, |c| c.codec.code_len(self.dim))
     }
 
     /// The code of `vector` in list `list` (empty for unquantized or untrained indexes).
@@ -267,8 +334,9 @@ impl State {
     }
 
     /// Inserts an item (into `entry.list`; its `row` is assigned here), replacing any item
-    /// with the same token.
-    pub(crate) fn insert(&mut self, mut entry: ItemEntry, vector: &[f32]) {
+    /// with the same token. `vector` is needed when every vector is resident, `code` when
+    /// codes are (quantized types: [`Residency::All`] or [`Residency::Codes`]).
+    pub(crate) fn insert(&mut self, mut entry: ItemEntry, vector: Option<&[f32]>, code: &[u8]) {
         let token = entry.token;
         self.remove(&token);
         let slot = match self.free.pop() {
@@ -279,13 +347,13 @@ impl State {
             }
         };
         entry.row = 0;
-        if self.resident {
-            let code = self.code_of(entry.list, vector);
+        if self.residency == Residency::OnDemand {
+            self.cache.invalidate(entry.list);
+        } else {
+            let vector = vector.filter(|_| self.residency == Residency::All);
             let l = &mut self.lists[entry.list as usize];
             entry.row = l.handles.len() as u32;
-            l.push(slot, vector, &code);
-        } else {
-            self.cache.invalidate(entry.list);
+            l.push(slot, vector, code);
         }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
@@ -300,7 +368,7 @@ impl State {
             return false;
         };
         self.free.push(slot);
-        if !self.resident {
+        if self.residency == Residency::OnDemand {
             self.cache.invalidate(entry.list);
             return true;
         }
@@ -316,15 +384,16 @@ impl State {
 }
 
 impl MemList {
-    /// Appends one row (`code` empty for unquantized indexes).
-    pub(crate) fn push(&mut self, handle: u64, vector: &[f32], code: &[u8]) {
-        self.vectors.extend_from_slice(vector);
+    /// Appends one row (`code` empty for unquantized indexes; `vector` absent when the
+    /// list holds codes only).
+    pub(crate) fn push(&mut self, handle: u64, vector: Option<&[f32]>, code: &[u8]) {
+        if let Some(vector) = vector {
+            self.vectors.extend_from_slice(vector);
+            self.inv_norms.push(ivf::inv_norm(vector));
+        }
         self.codes.extend_from_slice(code);
         self.packed = OnceLock::new();
         self.handles.push(handle);
-        let norm = kernel::norm_sq(vector).sqrt();
-        self.inv_norms
-            .push(if norm > 0.0 { 1.0 / norm } else { 0.0 });
     }
 
     /// Removes row `row` by moving the last row into its place; returns the handle of the
@@ -333,19 +402,24 @@ impl MemList {
         let last = self.handles.len().checked_sub(1)?;
         self.packed = OnceLock::new();
         let code_len = self.codes.len() / self.handles.len();
+        let has_vectors = !self.inv_norms.is_empty();
         let moved = (row != last).then(|| {
-            self.vectors
-                .copy_within(last * dim..(last + 1) * dim, row * dim);
+            if has_vectors {
+                self.vectors
+                    .copy_within(last * dim..(last + 1) * dim, row * dim);
+                self.inv_norms[row] = self.inv_norms[last];
+            }
             self.codes
                 .copy_within(last * code_len..(last + 1) * code_len, row * code_len);
             self.handles[row] = self.handles[last];
-            self.inv_norms[row] = self.inv_norms[last];
             self.handles[row]
         });
-        self.vectors.truncate(last * dim);
+        if has_vectors {
+            self.vectors.truncate(last * dim);
+            self.inv_norms.truncate(last);
+        }
         self.codes.truncate(last * code_len);
         self.handles.truncate(last);
-        self.inv_norms.truncate(last);
         moved
     }
 
@@ -363,7 +437,10 @@ impl MemList {
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         let packed = self.packed.get().map_or(0, PackedCodes::bytes);
-        self.vectors.len() * 4 + self.handles.len() * 12 + self.codes.len() + packed
+        (self.vectors.len() + self.inv_norms.len()) * 4
+            + self.handles.len() * 8
+            + self.codes.len()
+            + packed
     }
 }
 
@@ -450,7 +527,7 @@ mod tests {
     fn list(rows: usize) -> Arc<MemList> {
         let mut l = MemList::default();
         for r in 0..rows {
-            l.push(r as u64, &[1.0, 2.0], &[]);
+            l.push(r as u64, Some(&[1.0, 2.0]), &[]);
         }
         Arc::new(l)
     }

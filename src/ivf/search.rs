@@ -10,11 +10,13 @@ use super::{Codec, Quantizer};
 
 /// The rows of one inverted list, as the caller stores them in memory.
 pub(crate) struct ListRows<'a> {
-    /// Row-major vectors, `handles.len() * dim` floats.
+    /// Row-major vectors, `handles.len() * dim` floats; empty when the caller holds codes
+    /// only (the vectors then come from [`ListSource::fetch_vectors`]).
     pub vectors: &'a [f32],
     /// The caller's handle of each row.
     pub handles: &'a [u64],
-    /// `1 / |row|` per row; needed for [`Metric::Cosine`] only (may be empty otherwise).
+    /// `1 / |row|` per row ([`inv_norm`]), with `vectors`; needed for [`Metric::Cosine`] only
+    /// (may be empty otherwise).
     pub inv_norms: &'a [f32],
     /// Codes of the rows (`code_len` bytes each) for quantized indexes; empty otherwise.
     pub codes: &'a [u8],
@@ -30,6 +32,29 @@ pub(crate) trait ListSource {
     /// Calls `visit` with every row of list `list` (in one or more pieces).
     fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>))
     -> Result<(), Self::Error>;
+    /// Calls `visit` with the vector of each of `handles` (rows whose [`ListRows`] came
+    /// without vectors), in any order.
+    fn fetch_vectors(
+        &self,
+        handles: &[u64],
+        visit: &mut dyn FnMut(u64, &[f32]),
+    ) -> Result<(), Self::Error>;
+}
+
+/// `1 / |v|`, or 0 for the zero vector: what [`Metric::Cosine`] scans multiply by.
+pub(crate) fn inv_norm(v: &[f32]) -> f32 {
+    let norm = kernel::norm_sq(v).sqrt();
+    if norm > 0.0 { 1.0 / norm } else { 0.0 }
+}
+
+/// The exact distance of one row (`inv_norm` its [`inv_norm`]) to a prepared query, as the
+/// scan and the re-rank order them (Euclidean still squared).
+fn exact_distance(query: &[f32], v: &[f32], metric: Metric, inv_norm: f32) -> f32 {
+    match metric {
+        Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
+        Metric::InnerProduct => -kernel::dot(query, v),
+        Metric::Cosine => 1.0 - kernel::dot(query, v) * inv_norm,
+    }
 }
 
 /// One query's parameters.
@@ -141,8 +166,14 @@ pub(crate) fn search<S: ListSource>(
     };
     let mut top = TopK::new(params.k);
     let mut scratch = Vec::new();
+    // Rows that came without vectors (an untrained quantized index holding codes only).
+    let mut absent = Vec::new();
     for list in probes {
         lists.visit_list(list, &mut |rows| {
+            if rows.vectors.is_empty() {
+                absent.extend_from_slice(rows.handles);
+                return;
+            }
             scan_rows(
                 &rows,
                 &query,
@@ -153,6 +184,10 @@ pub(crate) fn search<S: ListSource>(
             )
         })?;
     }
+    absent.retain(|&h| params.accept.is_none_or(|f| f(h)));
+    lists.fetch_vectors(&absent, &mut |h, v| {
+        top.push(exact_distance(&query, v, params.metric, inv_norm(v)), h)
+    })?;
     Ok(finish(top.into_sorted(), params.metric))
 }
 
@@ -233,22 +268,27 @@ fn search_codes<S: ListSource>(
     survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
     let mut top = TopK::new(params.k);
     let dim = query.len();
+    // Survivors whose rows came without vectors: their vectors are fetched at the end.
+    let mut absent = Vec::new();
     for group in survivors.chunk_by(|a, b| a.list == b.list) {
         let mut piece = 0u32;
         lists.visit_list(group[0].list, &mut |rows| {
             for place in group.iter().filter(|p| p.piece == piece) {
                 let i = place.row as usize;
-                let v = &rows.vectors[i * dim..(i + 1) * dim];
-                let d = match params.metric {
-                    Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
-                    Metric::InnerProduct => -kernel::dot(query, v),
-                    Metric::Cosine => 1.0 - kernel::dot(query, v) * rows.inv_norms[i],
-                };
-                top.push(d, rows.handles[i]);
+                match rows.vectors.get(i * dim..(i + 1) * dim) {
+                    Some(v) => top.push(
+                        exact_distance(query, v, params.metric, rows.inv_norms[i]),
+                        rows.handles[i],
+                    ),
+                    None => absent.push(rows.handles[i]),
+                }
             }
             piece += 1;
         })?;
     }
+    lists.fetch_vectors(&absent, &mut |h, v| {
+        top.push(exact_distance(query, v, params.metric, inv_norm(v)), h)
+    })?;
     Ok(finish(top.into_sorted(), params.metric))
 }
 

@@ -3,10 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 
+use rayon::prelude::*;
+
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::manifest::{ManifestHeader, TrainedRef};
-use crate::format::segment::BlockEntry;
 use crate::ivf::{self, Codec, KMeansParams, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
@@ -14,8 +15,8 @@ use crate::metric::Metric;
 use super::*;
 use crate::index::config::{IndexType, TrainOptions};
 use crate::index::lists::Lists;
-use crate::index::persist::{self, SegmentBuilder};
-use crate::index::state::{Coder, FieldsRef, ItemEntry, State};
+use crate::index::persist::{self, BlockItem, SegmentBuilder};
+use crate::index::state::{Coder, FieldsRef, ItemEntry, Residency, State};
 
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
@@ -249,29 +250,44 @@ impl EncryptedIndex {
                 None => None,
             });
         }
+        let codes: Vec<Vec<u8>> = match (&coder, &quantizer) {
+            (Some(c), Some(q)) => vectors
+                .par_chunks_exact(dim)
+                .zip(assignments)
+                .map(|(v, &l)| c.encode(q, l, v))
+                .collect(),
+            _ => vec![Vec::new(); slots.len()],
+        };
         let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); n_lists];
         for (i, &l) in assignments.iter().enumerate() {
             by_list[l as usize].push(i);
         }
         let mut new_blocks = Vec::with_capacity(by_list.len());
+        let mut vector_refs = vec![None; slots.len()];
         for (list, members) in by_list.iter().enumerate() {
             if members.is_empty() {
                 continue;
             }
-            let mut block_vectors = Vec::with_capacity(members.len() * dim);
-            let mut entries = Vec::with_capacity(members.len());
-            for &i in members {
-                let e = state
-                    .entry(slots[i])
-                    .ok_or_else(|| Error::corrupted("state"))?;
-                block_vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
-                entries.push(BlockEntry {
-                    token: tokens[i],
-                    fields: new_fields[i].map(|f| (f.offset, f.len)),
-                    id: e.id.clone(),
-                });
+            let items = members
+                .iter()
+                .map(|&i| {
+                    let e = state
+                        .entry(slots[i])
+                        .ok_or_else(|| Error::corrupted("state"))?;
+                    Ok(BlockItem {
+                        token: tokens[i],
+                        id: &e.id,
+                        fields: new_fields[i],
+                        vector: &vectors[i * dim..(i + 1) * dim],
+                        code: &codes[i],
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let split = self.is_quantized();
+            let (block, refs) = seg.add_list((list_epoch, list as u32), dim, split, &items)?;
+            for (&i, r) in members.iter().zip(refs) {
+                vector_refs[i] = r;
             }
-            let block = seg.add_block(list_epoch, list as u32, dim, &block_vectors, &entries)?;
             new_blocks.push((list as u32, block));
         }
         let bytes = seg.finish()?;
@@ -292,8 +308,12 @@ impl EncryptedIndex {
         })?;
         // Build the new in-memory state from the old one, then swap.
         let budget = self.inner.cache_budget;
-        let resident = vectors.len() * 4 <= budget;
-        let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, resident, budget);
+        let residency = match (vectors.len() * 4 <= budget, self.is_quantized()) {
+            (true, _) => Residency::All,
+            (false, true) => Residency::Codes,
+            (false, false) => Residency::OnDemand,
+        };
+        let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, residency, budget);
         fresh.coder = coder;
         for (list, block) in new_blocks {
             fresh.add_block(list, block);
@@ -306,10 +326,11 @@ impl EncryptedIndex {
                 list: assignments[i],
                 row: 0,
                 fields: new_fields[i],
+                vector: vector_refs[i],
                 metadata: e.metadata.clone(),
                 origin: seq,
             };
-            fresh.insert(entry, &vectors[i * dim..(i + 1) * dim]);
+            fresh.insert(entry, Some(&vectors[i * dim..(i + 1) * dim]), &codes[i]);
         }
         drop(state);
         fresh

@@ -10,7 +10,7 @@ use crate::kernel::{Neighbor, TopK};
 use super::*;
 use crate::index::lists::Lists;
 use crate::index::persist;
-use crate::index::state::{ItemEntry, State};
+use crate::index::state::{ItemEntry, Residency, State};
 use crate::index::types::{Hit, Include, Query, Record};
 use crate::index::validate;
 
@@ -66,6 +66,7 @@ impl EncryptedIndex {
         accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists::new(state);
+        let rerank = query.rerank.unwrap_or(DEFAULT_RERANK).max(1);
         let hits = ivf::search(
             state.quantizer.as_ref(),
             &lists,
@@ -78,17 +79,30 @@ impl EncryptedIndex {
                 codes: state.coder.as_ref().map(|c| CodeSearch {
                     codec: &c.codec,
                     list_terms: &c.list_terms,
-                    rerank: query.rerank.unwrap_or(DEFAULT_RERANK),
+                    rerank,
                 }),
             },
         )?;
-        if !state.is_resident() {
-            // Top the query's reads up to what the most expensive lists would cost, so that
-            // every query at this `n_probes` reads the same number of bytes (one pass over
-            // the probed lists, two for quantized types), whatever the cache held.
-            let passes = if state.coder.is_some() { 2 } else { 1 };
-            let n_probes = n_probes.min(state.n_lists()) as u64;
-            let budget = passes * n_probes * state.max_list_bytes();
+        // Top the query's reads up to a fixed amount, so that every query at this `n_probes`
+        // and `top_k` reads the same number of bytes, whatever the cache held and however
+        // many candidates it found.
+        let budget = match state.residency() {
+            Residency::All => None,
+            // One pass over the most expensive lists.
+            Residency::OnDemand => {
+                Some(n_probes.min(state.n_lists()) as u64 * state.max_list_bytes())
+            }
+            // One vector record per re-ranked candidate (every item when untrained).
+            Residency::Codes => {
+                let candidates = match state.coder {
+                    Some(_) => query.top_k.saturating_mul(rerank),
+                    None => state.len(),
+                };
+                let record = persist::vector_record_len(self.dim()) as u64;
+                Some(candidates.min(state.len()) as u64 * record)
+            }
+        };
+        if let Some(budget) = budget {
             lists.read_padding(budget.saturating_sub(lists.bytes_read()));
             self.inner
                 .storage_reads

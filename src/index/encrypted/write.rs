@@ -8,11 +8,10 @@ use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
-use crate::format::segment::BlockEntry;
 use crate::ivf::{self};
 
 use super::*;
-use crate::index::persist::{self, SegmentBuilder};
+use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::state::ItemEntry;
 use crate::index::types::Item;
 use crate::index::validate;
@@ -34,7 +33,7 @@ impl EncryptedIndex {
         if prepared.is_empty() {
             return Ok(());
         }
-        let (body, header, assignments, list_epoch) = {
+        let (body, header, assignments, codes, list_epoch) = {
             let state = self.read();
             let assignments: Vec<u32> = match &state.quantizer {
                 Some(q) => prepared
@@ -43,8 +42,19 @@ impl EncryptedIndex {
                     .collect(),
                 None => vec![0; prepared.len()],
             };
+            let codes: Vec<Vec<u8>> = prepared
+                .iter()
+                .zip(&assignments)
+                .map(|(p, &l)| state.code_of(l, &p.vector))
+                .collect();
             let epoch = state.list_epoch();
-            (state.body.clone(), state.header.clone(), assignments, epoch)
+            (
+                state.body.clone(),
+                state.header.clone(),
+                assignments,
+                codes,
+                epoch,
+            )
         };
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(&keys, seq);
@@ -61,21 +71,24 @@ impl EncryptedIndex {
             by_list.entry(l).or_default().push(i);
         }
         let mut new_blocks = Vec::with_capacity(by_list.len());
+        let mut vector_refs = vec![None; prepared.len()];
         for (&list, members) in &by_list {
-            let mut vectors = Vec::with_capacity(members.len() * self.dim());
-            let mut entries = Vec::with_capacity(members.len());
-            for &i in members {
-                vectors.extend_from_slice(&prepared[i].vector);
-                entries.push(BlockEntry {
+            let items: Vec<BlockItem<'_>> = members
+                .iter()
+                .map(|&i| BlockItem {
                     token: prepared[i].token,
-                    fields: fields[i].map(|f| (f.offset, f.len)),
-                    id: prepared[i].id.clone(),
-                });
+                    id: &prepared[i].id,
+                    fields: fields[i],
+                    vector: &prepared[i].vector,
+                    code: &codes[i],
+                })
+                .collect();
+            let split = self.is_quantized();
+            let (block, refs) = seg.add_list((list_epoch, list), self.dim(), split, &items)?;
+            for (&i, r) in members.iter().zip(refs) {
+                vector_refs[i] = r;
             }
-            new_blocks.push((
-                list,
-                seg.add_block(list_epoch, list, self.dim(), &vectors, &entries)?,
-            ));
+            new_blocks.push((list, block));
         }
         let commit = Commit {
             keys: &keys,
@@ -86,20 +99,18 @@ impl EncryptedIndex {
             for (list, block) in new_blocks {
                 state.add_block(list, block);
             }
-            for (p, (f, l)) in prepared
-                .into_iter()
-                .zip(fields.into_iter().zip(assignments))
-            {
+            for (i, p) in prepared.into_iter().enumerate() {
                 let entry = ItemEntry {
                     id: p.id,
                     token: p.token,
-                    list: l,
+                    list: assignments[i],
                     row: 0,
-                    fields: f,
+                    fields: fields[i],
+                    vector: vector_refs[i],
                     metadata: p.metadata_value,
                     origin: seq,
                 };
-                state.insert(entry, &p.vector);
+                state.insert(entry, Some(&p.vector), &codes[i]);
             }
         })
     }
