@@ -152,6 +152,7 @@ fn main() -> ciphervec::Result<()> {
         db.open_index("bench", &key)?
     };
     let rss_built = status_mb("VmRSS:");
+    let (list_bytes, item_bytes) = ciphervec::internals::decrypted_bytes(&opened);
     let mut rows = Vec::new();
     for &probes in &args.probes {
         let qs: Vec<Query> = queries
@@ -210,6 +211,8 @@ fn main() -> ciphervec::Result<()> {
         "build_s": ((train_s + add_s) * 1e3).round() / 1e3,
         "add_vps": (n as f64 / add_s).round(),
         "index_bytes": index_bytes,
+        "ram_list_bytes_per_vector": (list_bytes as f64 / n as f64 * 10.0).round() / 10.0,
+        "ram_item_bytes_per_vector": (item_bytes as f64 / n as f64 * 10.0).round() / 10.0,
         "rss_after_load_mb": (rss_load * 10.0).round() / 10.0,
         "rss_after_build_mb": (rss_built * 10.0).round() / 10.0,
         "peak_rss_mb": (status_mb("VmHWM:") * 10.0).round() / 10.0,

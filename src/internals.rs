@@ -116,3 +116,10 @@ pub fn open_database_with_fs(
 pub fn storage_bytes_read(index: &crate::EncryptedIndex) -> u64 {
     index.storage_reads()
 }
+
+/// Decrypted bytes `index` holds in memory: its lists' (vectors, codes, handles and norms,
+/// resident or cached) and its item table's (entries, ids and the token index, metadata
+/// values not counted).
+pub fn decrypted_bytes(index: &crate::EncryptedIndex) -> (usize, usize) {
+    index.decrypted_bytes()
+}

@@ -182,6 +182,16 @@ pub(crate) const PQ4_BLOCK: usize = 32;
 /// 512-bit register holds the tables of 4 subquantizers).
 pub(crate) const PQ4_M_ALIGN: usize = 4;
 
+/// Hints the CPU to start loading `bytes` into cache (no effect on any result), so that
+/// reads of records scattered over a mapped file overlap instead of waiting one by one.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    x86::prefetch(bytes);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// 4-bit PQ fast-scan. Layout: `codes` is a sequence of blocks of [`PQ4_BLOCK`] rows; a block
 /// holds, for each of `m_pad` subquantizers (a multiple of [`PQ4_M_ALIGN`]), 16 bytes whose
 /// byte `t` carries row `t`'s code in its low nibble and row `t + 16`'s in its high nibble.

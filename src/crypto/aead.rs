@@ -202,6 +202,19 @@ impl Sealer {
         record: &[u8],
         binding: &Binding,
     ) -> std::result::Result<Vec<u8>, AuthError> {
+        let mut plain = Vec::new();
+        self.open_into(record, binding, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// As [`open`](Self::open), into `plain` (cleared first; on failure its contents are
+    /// unspecified and must not be used), so that a hot path can reuse one buffer.
+    pub(crate) fn open_into(
+        &self,
+        record: &[u8],
+        binding: &Binding,
+        plain: &mut Vec<u8>,
+    ) -> std::result::Result<(), AuthError> {
         if record.len() < OVERHEAD {
             return Err(AuthError);
         }
@@ -209,7 +222,7 @@ impl Sealer {
         let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?;
         let cipher = self.opener(generation).ok_or(AuthError)?;
         let aad = binding.aad(&self.index_id, generation);
-        gcm_open(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..])
+        gcm_open_into(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..], plain)
     }
 
     /// Counts one use of the current key, moving to the next generation at the cap.
@@ -274,20 +287,36 @@ pub(crate) fn gcm_seal(
     Ok(out)
 }
 
-/// Verifies and decrypts `ciphertext || tag` into a fresh buffer (copied first).
+/// Verifies and decrypts `ciphertext || tag` into a fresh buffer (copied first); for the
+/// known-answer tests.
+#[cfg(test)]
 pub(crate) fn gcm_open(
     cipher: &Aes256Gcm,
     nonce: &[u8; NONCE_LEN],
     aad: &[u8],
     sealed: &[u8],
 ) -> std::result::Result<Vec<u8>, AuthError> {
+    let mut plain = Vec::new();
+    gcm_open_into(cipher, nonce, aad, sealed, &mut plain)?;
+    Ok(plain)
+}
+
+/// Verifies and decrypts `ciphertext || tag` into `plain` (cleared, then the ciphertext
+/// copied in first).
+fn gcm_open_into(
+    cipher: &Aes256Gcm,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &[u8],
+    plain: &mut Vec<u8>,
+) -> std::result::Result<(), AuthError> {
     let body_end = sealed.len().checked_sub(TAG_LEN).ok_or(AuthError)?;
     let tag = Tag::try_from(&sealed[body_end..]).map_err(|_| AuthError)?;
-    let mut plain = sealed[..body_end].to_vec();
+    plain.clear();
+    plain.extend_from_slice(&sealed[..body_end]);
     cipher
         .decrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut plain[..]).into(), &tag)
-        .map_err(|_| AuthError)?;
-    Ok(plain)
+        .map_err(|_| AuthError)
 }
 
 /// An AES-256-GCM cipher from raw key bytes (for the known-answer tests).

@@ -270,7 +270,11 @@ pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
     out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&(dim as u32).to_le_bytes());
     out.extend_from_slice(&(block.code_len as u32).to_le_bytes());
-    out.push(if block.vectors.is_some() { VECTORS_INLINE } else { 0 });
+    out.push(if block.vectors.is_some() {
+        VECTORS_INLINE
+    } else {
+        0
+    });
     for v in inline {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -357,12 +361,15 @@ pub(crate) fn encode_vector(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Decodes a vector record of dimension `dim`.
-pub(crate) fn decode_vector(plain: &[u8], dim: usize) -> Result<Vec<f32>> {
-    if plain.len() != dim * 4 {
+/// Decodes a vector record into `out`, whose length is the dimension.
+pub(crate) fn decode_vector_into(plain: &[u8], out: &mut [f32]) -> Result<()> {
+    if plain.len() != out.len() * 4 {
         return Err(Error::corrupted("vector record"));
     }
-    Ok(floats_from_le(plain))
+    for (o, c) in out.iter_mut().zip(plain.chunks_exact(4)) {
+        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    Ok(())
 }
 
 /// Little-endian `f32`s (the length a multiple of 4).
@@ -487,8 +494,10 @@ mod tests {
             }
         }
         let v = [1.5f32, -2.0, 0.25];
-        assert_eq!(decode_vector(&encode_vector(&v), 3).unwrap(), v);
-        assert!(decode_vector(&encode_vector(&v), 2).is_err());
+        let mut out = [0.0; 3];
+        decode_vector_into(&encode_vector(&v), &mut out).unwrap();
+        assert_eq!(out, v);
+        assert!(decode_vector_into(&encode_vector(&v), &mut [0.0; 2]).is_err());
     }
 
     #[test]

@@ -199,6 +199,11 @@ impl EncryptedIndex {
         self.inner.storage_reads.load(Ordering::Relaxed)
     }
 
+    /// Decrypted bytes held in memory: (lists, item table); see `internals`.
+    pub(crate) fn decrypted_bytes(&self) -> (usize, usize) {
+        self.read().decrypted_bytes()
+    }
+
     /// Whether this is an `ivf_sq8` or `ivf_pq` index (vectors stored apart from lists).
     fn is_quantized(&self) -> bool {
         self.inner.config.is_quantized()

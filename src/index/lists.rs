@@ -11,7 +11,12 @@ use crate::error::{Error, Result};
 use crate::ivf::{ListRows, ListSource};
 
 use super::persist;
-use super::state::{MemList, Residency, State};
+use super::state::{ItemEntry, MemList, Residency, State};
+use crate::format::segment;
+use crate::kernel;
+
+/// How many vector records ahead of the one being decrypted the re-rank prefetches.
+const PREFETCH_AHEAD: usize = 4;
 
 /// A `ListSource` over one index state, counting the sealed bytes it reads from storage.
 pub(crate) struct Lists<'a> {
@@ -39,11 +44,47 @@ impl ListSource for Lists<'_> {
     }
 
     fn fetch_vectors(&self, handles: &[u64], visit: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
-        for &h in handles {
-            let v = self
-                .vector_of(h)?
-                .ok_or_else(|| Error::corrupted("state"))?;
-            visit(h, &v);
+        let entries = handles
+            .iter()
+            .map(|&h| self.state.entry(h).ok_or_else(|| Error::corrupted("state")))
+            .collect::<Result<Vec<_>>>()?;
+        // The sealed bytes of each record (found, bounds-checked) to prefetch: the records lie
+        // scattered over the mapped segments, and waiting for each in turn would dominate.
+        let sealed = |e: &ItemEntry| {
+            e.vector.and_then(|at| {
+                let blob = self.state.segments.get(&at.segment)?;
+                segment::record_bytes(blob, at.offset, at.len).ok()
+            })
+        };
+        for e in entries.iter().take(PREFETCH_AHEAD) {
+            sealed(e).map(kernel::prefetch);
+        }
+        let (mut vector, mut scratch) = (vec![0.0; self.state.dim], Vec::new());
+        for (i, (&h, e)) in handles.iter().zip(&entries).enumerate() {
+            if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
+                sealed(next).map(kernel::prefetch);
+            }
+            match e.vector {
+                Some(at) => {
+                    self.read.set(self.read.get() + u64::from(at.len));
+                    let segments = &self.state.segments;
+                    let place = (&e.token, at);
+                    persist::open_vector_into(
+                        self.keys,
+                        segments,
+                        place,
+                        &mut vector,
+                        &mut scratch,
+                    )?;
+                    visit(h, &vector);
+                }
+                None => {
+                    let v = self
+                        .vector_of(h)?
+                        .ok_or_else(|| Error::corrupted("state"))?;
+                    visit(h, &v);
+                }
+            }
         }
         Ok(())
     }
@@ -84,7 +125,13 @@ impl<'a> Lists<'a> {
         };
         if let Some(at) = e.vector {
             self.read.set(self.read.get() + u64::from(at.len));
-            let v = persist::open_vector(self.keys, &self.state.segments, &e.token, at, self.state.dim)?;
+            let v = persist::open_vector(
+                self.keys,
+                &self.state.segments,
+                &e.token,
+                at,
+                self.state.dim,
+            )?;
             return Ok(Some(v));
         }
         let l = self.list(e.list)?;
@@ -116,7 +163,9 @@ impl<'a> Lists<'a> {
                 .zip(slots)
                 .try_for_each(|(o, &s)| {
                     let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
-                    let at = e.vector.ok_or_else(|| Error::corrupted("vector record missing"))?;
+                    let at = e
+                        .vector
+                        .ok_or_else(|| Error::corrupted("vector record missing"))?;
                     o.copy_from_slice(&persist::open_vector(
                         self.keys,
                         &state.segments,

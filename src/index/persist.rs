@@ -235,7 +235,11 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals an item's vector as a record of its own (quantized types); returns where it is.
     pub(crate) fn add_vector(&mut self, token: &[u8; 32], vector: &[f32]) -> Result<VectorRef> {
         let binding = self.binding(RecordKind::Vector, [0; 32], *token);
-        let sealed = seal_padded(&self.keys.payload, &segment::encode_vector(vector), &binding)?;
+        let sealed = seal_padded(
+            &self.keys.payload,
+            &segment::encode_vector(vector),
+            &binding,
+        )?;
         let offset = self.writer.push_unlisted(&sealed);
         Ok(VectorRef {
             segment: self.writer.seq(),
@@ -409,6 +413,21 @@ pub(crate) fn open_vector(
     at: VectorRef,
     dim: usize,
 ) -> Result<Vec<f32>> {
+    let mut out = vec![0.0; dim];
+    open_vector_into(keys, segments, (token, at), &mut out, &mut Vec::new())?;
+    Ok(out)
+}
+
+/// Authenticates and decodes the vector record at `at` of the item with `token` into `out`
+/// (its length the dimension), with `scratch` as the decryption buffer: the re-rank's hot
+/// path, free of allocations.
+pub(crate) fn open_vector_into(
+    keys: &Keys,
+    segments: &HashMap<u64, Arc<Blob>>,
+    (token, at): (&[u8; 32], VectorRef),
+    out: &mut [f32],
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
     let blob = segments
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("vector segment"))?;
@@ -419,8 +438,10 @@ pub(crate) fn open_vector(
         list: [0; 32],
         item: *token,
     };
-    let plain = open_padded(&keys.payload, sealed, &binding, "vector record")?;
-    segment::decode_vector(&plain, dim)
+    keys.payload
+        .open_into(sealed, &binding, scratch)
+        .map_err(|_| Error::corrupted("vector record"))?;
+    segment::decode_vector_into(padding::unpad(scratch, "vector record")?, out)
 }
 
 /// Decrypts an item's fields record.
@@ -565,8 +586,8 @@ pub(crate) fn load_state(
                             .vectors
                             .as_deref()
                             .map(|v| &v[row * dim..(row + 1) * dim]);
-                        let code = &decoded.codes
-                            [row * decoded.code_len..(row + 1) * decoded.code_len];
+                        let code =
+                            &decoded.codes[row * decoded.code_len..(row + 1) * decoded.code_len];
                         state.insert(entry, vector, code);
                     }
                 }
@@ -590,7 +611,9 @@ pub(crate) fn load_state(
     if split_vectors && state.len().saturating_mul(dim * 4) <= cache_budget {
         let segments = &state.segments.clone();
         state.load_vectors(|e| {
-            let at = e.vector.ok_or_else(|| Error::corrupted("vector record missing"))?;
+            let at = e
+                .vector
+                .ok_or_else(|| Error::corrupted("vector record missing"))?;
             open_vector(keys, segments, &e.token, at, dim)
         })?;
     }

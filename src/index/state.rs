@@ -266,6 +266,18 @@ impl State {
         self.cache.invalidate(list);
     }
 
+    /// Decrypted bytes held in memory: the lists' (vectors, codes, handles and norms, resident
+    /// or cached) and the item table's (entries, ids, the token index; metadata values not
+    /// counted).
+    pub(crate) fn decrypted_bytes(&self) -> (usize, usize) {
+        let lists = self.lists.iter().map(MemList::bytes).sum::<usize>() + self.cache.bytes();
+        let entry = std::mem::size_of::<Option<ItemEntry>>();
+        let ids: usize = self.entries().map(|(_, e)| e.id.len()).sum();
+        let token_index = self.by_token.capacity() * (32 + 8 + 1);
+        let items = self.items.capacity() * entry + ids + token_index + self.free.len() * 8;
+        (lists, items)
+    }
+
     /// The most sealed bytes reading one list can take.
     pub(crate) fn max_list_bytes(&self) -> u64 {
         self.max_list_bytes
@@ -514,7 +526,6 @@ impl ListCache {
     }
 
     /// Bytes held.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.lock().bytes
     }

@@ -502,3 +502,14 @@ pub(super) fn pq4_quantize_table_avx512(lut: &[f32], out: &mut [u8]) -> (f32, f3
     // SAFETY: installed only after AVX-512F and AVX-512BW were detected; lengths checked.
     unsafe { pq4_quantize_table_avx512_impl(lut, out) }
 }
+
+/// Prefetches every 64-byte line of `bytes` into all cache levels.
+#[inline]
+pub(super) fn prefetch(bytes: &[u8]) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    for line in bytes.chunks(64) {
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it
+        // reads nothing into the program and never faults (the pointer is in bounds anyway).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
+}
