@@ -706,3 +706,97 @@ pub(crate) fn remove_leftovers(store: &dyn Store, body: &ManifestBody) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::derive(
+            IndexParams::generate().unwrap(),
+            &DataKey::generate().unwrap(),
+            0,
+        )
+    }
+
+    type Segments = HashMap<u64, Arc<Blob>>;
+
+    /// A segment holding the vectors of two items; returns the mapped segments, the records'
+    /// places and the vectors.
+    fn two_vectors(keys: &Keys) -> (Segments, [VectorRef; 2], [Vec<f32>; 2]) {
+        let vectors = [vec![1.0, -2.5, 3.0], vec![0.5, 0.25, -8.0]];
+        let mut seg = SegmentBuilder::new(keys, 7);
+        let a = seg.add_vector(&[1; 32], &vectors[0]).unwrap();
+        let b = seg.add_vector(&[2; 32], &vectors[1]).unwrap();
+        let bytes = seg.finish().unwrap();
+        let segments = HashMap::from([(7, Arc::new(Blob::Shared(bytes.into())))]);
+        (segments, [a, b], vectors)
+    }
+
+    #[test]
+    fn vector_records_open_only_for_their_item_and_segment() {
+        let keys = keys();
+        let (segments, [a, b], vectors) = two_vectors(&keys);
+        assert_eq!(a.len as usize, vector_record_len(3));
+        assert_eq!(
+            open_vector(&keys, &segments, &[1; 32], a, 3).unwrap(),
+            vectors[0]
+        );
+        assert_eq!(
+            open_vector(&keys, &segments, &[2; 32], b, 3).unwrap(),
+            vectors[1]
+        );
+        let corrupted = |r: Result<Vec<f32>>| matches!(r, Err(Error::Corrupted { .. }));
+        // Swapped between items, moved to another segment, wrong dimension, wrong length,
+        // out of bounds: all refused.
+        assert!(corrupted(open_vector(&keys, &segments, &[2; 32], a, 3)));
+        let moved = HashMap::from([(8, segments[&7].clone())]);
+        assert!(corrupted(open_vector(
+            &keys,
+            &moved,
+            &[1; 32],
+            VectorRef { segment: 8, ..a },
+            3
+        )));
+        assert!(corrupted(open_vector(&keys, &segments, &[1; 32], a, 4)));
+        assert!(corrupted(open_vector(
+            &keys,
+            &segments,
+            &[1; 32],
+            VectorRef {
+                len: a.len - 1,
+                ..a
+            },
+            3
+        )));
+        assert!(corrupted(open_vector(
+            &keys,
+            &segments,
+            &[1; 32],
+            VectorRef {
+                offset: u64::MAX - 3,
+                ..a
+            },
+            3
+        )));
+        // Another index's keys.
+        assert!(corrupted(open_vector(
+            &self::keys(),
+            &segments,
+            &[1; 32],
+            a,
+            3
+        )));
+        // Every flipped byte of the record.
+        let bytes = segments[&7].to_vec();
+        for i in a.offset as usize..(a.offset + u64::from(a.len)) as usize {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x10;
+            let damaged = HashMap::from([(7, Arc::new(Blob::Shared(damaged.into())))]);
+            assert!(
+                corrupted(open_vector(&keys, &damaged, &[1; 32], a, 3)),
+                "byte {i}"
+            );
+        }
+    }
+}

@@ -182,6 +182,7 @@ fn two_compaction_epochs_share_no_stored_bytes() {
     for config in [
         IndexConfig::ivf_flat(8),
         IndexConfig::ivf_flat(8).n_lists(16),
+        IndexConfig::ivf_pq(8, 2).n_lists(16),
     ] {
         let _ = db.delete_index("e", &key);
         let index = db.create_index("e", &key, config.clone()).unwrap();

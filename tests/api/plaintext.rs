@@ -32,6 +32,16 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn files_hold_no_plaintext() {
+    for config in [
+        IndexConfig::ivf_flat(8),
+        IndexConfig::ivf_sq8(8),
+        IndexConfig::ivf_pq(8, 2),
+    ] {
+        files_of_hold_no_plaintext(config);
+    }
+}
+
+fn files_of_hold_no_plaintext(config: IndexConfig) {
     let dir = tempfile::tempdir().unwrap();
     let key = IndexKey::generate();
     let mut rng = Rng::new(3);
@@ -39,9 +49,7 @@ fn files_hold_no_plaintext() {
     let secrets: Vec<String> = (0..600).map(|i| format!("secret-id-{i:04}")).collect();
     {
         let db = Database::open(dir.path()).unwrap();
-        let index = db
-            .create_index("p", &key, IndexConfig::ivf_flat(8))
-            .unwrap();
+        let index = db.create_index("p", &key, config).unwrap();
         let batch: Vec<Item> = data
             .iter()
             .zip(&secrets)

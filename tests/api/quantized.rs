@@ -147,3 +147,92 @@ fn pq_results_are_the_same_with_the_index_decrypted_on_demand() {
         assert_eq!(&cold.query(q).unwrap(), want);
     }
 }
+
+#[test]
+fn a_codes_only_index_answers_like_the_resident_one_through_writes_and_maintenance() {
+    use ciphervec::internals::decrypted_bytes;
+    use ciphervec::{DatabaseOptions, Include};
+    let mut rng = Rng::new(65);
+    let dim = 32;
+    let data = clustered(&mut rng, 1600, dim, 16);
+    let vectors: Vec<Vec<f32>> = (0..20)
+        .map(|i| data[i * 79].iter().map(|v| v + 0.05).collect())
+        .collect();
+    let queries: Vec<Query> = vectors
+        .iter()
+        .map(|v| Query::new(v.clone()).top_k(10))
+        .collect();
+    // A cache budget of 0: quantized indexes hold their codes only.
+    let codes_only = DatabaseOptions::default().cache_budget(0);
+    for metric in [Metric::Euclidean, Metric::Cosine, Metric::InnerProduct] {
+        for (name, config) in configs(dim) {
+            let what = format!("{name} {metric:?}");
+            let dir = tempfile::tempdir().unwrap();
+            let key = IndexKey::generate();
+            Database::open(dir.path())
+                .unwrap()
+                .create_index("q", &key, config.metric(metric))
+                .unwrap()
+                .upsert(items(&data[..1200]))
+                .unwrap();
+            let db = Database::open_with(dir.path(), codes_only.clone()).unwrap();
+            let index = db.open_index("q", &key).unwrap();
+            assert!(!index.is_resident(), "{what}");
+            // Untrained: exact, every vector decrypted from its own record.
+            for (q, v) in queries.iter().zip(&vectors).take(5) {
+                let want = brute_force(metric, &data[..1200], v, 10);
+                assert_matches_oracle(&index.query(q).unwrap(), &want);
+            }
+            let got = index.get(&["item-7"], Include::VECTOR).unwrap();
+            assert_eq!(got[0].vector.as_deref(), Some(&data[7][..]), "{what}");
+            index
+                .train_with(TrainOptions {
+                    n_lists: 8,
+                    ..Default::default()
+                })
+                .unwrap();
+            index.upsert(items(&data)).unwrap(); // 400 new items, 1200 rewritten
+            for (q, v) in queries.iter().zip(&vectors).take(5) {
+                let full = q.clone().n_probes(8).rerank(1000);
+                let want = brute_force(metric, &data, v, 10);
+                assert_matches_oracle(&index.query(&full).unwrap(), &want);
+            }
+            let codes_hits: Vec<_> = queries.iter().map(|q| index.query(q).unwrap()).collect();
+            let codes_bytes = decrypted_bytes(&index).0;
+            drop((index, db));
+            // The same index resident gives the same answers, holding far more.
+            let resident = Database::open(dir.path())
+                .unwrap()
+                .open_index("q", &key)
+                .unwrap();
+            assert!(resident.is_resident(), "{what}");
+            for (q, want) in queries.iter().zip(&codes_hits) {
+                assert_eq!(&resident.query(q).unwrap(), want, "{what}");
+            }
+            let resident_bytes = decrypted_bytes(&resident).0;
+            assert!(
+                codes_bytes * 100 <= 35 * resident_bytes,
+                "{what}: {codes_bytes} vs {resident_bytes} bytes"
+            );
+            drop(resident);
+            // Maintenance on a codes-only handle keeps the answers.
+            let db = Database::open_with(dir.path(), codes_only.clone()).unwrap();
+            let index = db.open_index("q", &key).unwrap();
+            index.compact().unwrap();
+            index.rotate_data_key().unwrap();
+            assert!(!index.is_resident(), "{what}");
+            for (q, want) in queries.iter().zip(&codes_hits) {
+                assert_eq!(&index.query(q).unwrap(), want, "{what}");
+            }
+            let gone: Vec<String> = codes_hits[0].iter().map(|h| h.id.clone()).collect();
+            let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+            assert_eq!(index.delete(&gone).unwrap(), 10);
+            let after = index.query(&queries[0]).unwrap();
+            assert!(
+                after.iter().all(|h| !gone.contains(&h.id.as_str())),
+                "{what}"
+            );
+            assert_eq!(index.len(), 1590, "{what}");
+        }
+    }
+}
