@@ -21,6 +21,9 @@ pub(crate) use topk::{Neighbor, TopK};
 #[cfg(test)]
 pub(crate) const RELATIVE_TOLERANCE: f32 = 1e-5;
 
+/// The signature of [`sq8_l2_block`]: `(codes, target, scale, out)`.
+pub(crate) type Sq8L2Block = fn(&[u8], &[f32], &[f32], &mut [f32]);
+
 /// One implementation of every primitive.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
@@ -40,6 +43,10 @@ pub(crate) struct Kernels {
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
     /// PQ table quantization, see [`pq4_quantize_table`].
     pub pq4_quantize_table: fn(&[f32], &mut [u8]) -> (f32, f32),
+    /// SQ8 L2 scores of a block of codes, see [`sq8_l2_block`].
+    pub sq8_l2_block: Sq8L2Block,
+    /// SQ8 inner products of a block of codes, see [`sq8_dot_block`].
+    pub sq8_dot_block: fn(&[u8], &[f32], &mut [f32]),
 }
 
 const SCALAR: Kernels = Kernels {
@@ -51,6 +58,8 @@ const SCALAR: Kernels = Kernels {
     dots_tile8: scalar::dots_tile8,
     pq4_scan: scalar::pq4_scan,
     pq4_quantize_table: scalar::pq4_quantize_table,
+    sq8_l2_block: scalar::sq8_l2_block,
+    sq8_dot_block: scalar::sq8_dot_block,
 };
 
 /// Every path this CPU supports, best first (the scalar twin is always last).
@@ -76,6 +85,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 } else {
                     x86::pq4_quantize_table_avx2
                 },
+                sq8_l2_block: x86::sq8_l2_block_avx512,
+                sq8_dot_block: x86::sq8_dot_block_avx512,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -89,6 +100,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dots_tile8: x86::dots_tile8_avx2,
                 pq4_scan: x86::pq4_scan_avx2,
                 pq4_quantize_table: x86::pq4_quantize_table_avx2,
+                sq8_l2_block: x86::sq8_l2_block_avx2,
+                sq8_dot_block: x86::sq8_dot_block_avx2,
             });
         }
     }
@@ -104,6 +117,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dots_tile8: scalar::dots_tile8,
                 pq4_scan: scalar::pq4_scan,
                 pq4_quantize_table: scalar::pq4_quantize_table,
+                sq8_l2_block: scalar::sq8_l2_block,
+                sq8_dot_block: scalar::sq8_dot_block,
             });
         }
     }
@@ -181,6 +196,33 @@ pub(crate) const PQ4_BLOCK: usize = 32;
 /// The subquantizer count of a fast-scan layout is padded to a multiple of this (one
 /// 512-bit register holds the tables of 4 subquantizers).
 pub(crate) const PQ4_M_ALIGN: usize = 4;
+
+/// Lanes of the SQ8 kernels' fixed summation order.
+pub(crate) const SQ8_LANES: usize = 16;
+
+/// SQ8 L2 score of each row of `codes` (`target.len()` bytes per row) into `out`:
+/// `sum_d (target_d - code_d * scale_d)^2`. Every path sums in one fixed order, so all return
+/// the same bits: dimension `d` goes to lane `d % 16` (`diff` and `lane += diff * diff` each
+/// one fused multiply-add), then the lanes are added pairwise ([`scalar::sq8_reduce`]).
+#[inline]
+pub(crate) fn sq8_l2_block(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    (best().sq8_l2_block)(codes, target, scale, out)
+}
+
+/// SQ8 inner product of each row of `codes` with `weight` into `out`:
+/// `sum_d code_d * weight_d`, in the fixed order of [`sq8_l2_block`].
+#[inline]
+pub(crate) fn sq8_dot_block(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    (best().sq8_dot_block)(codes, weight, out)
+}
+
+/// The length contract of the SQ8 kernels: whole rows of `dim` bytes, one output each.
+fn check_sq8_args(codes: &[u8], dim: usize, out: &[f32]) {
+    assert!(
+        dim > 0 && codes.len().is_multiple_of(dim) && out.len() >= codes.len() / dim,
+        "sq8 block lengths"
+    );
+}
 
 /// Hints the CPU to start loading `bytes` into cache (no effect on any result), so that
 /// reads of records scattered over a mapped file overlap instead of waiting one by one.
@@ -494,6 +536,44 @@ mod tests {
             // The chosen center is a nearest one up to rounding of the expanded form.
             assert!(dists[j as usize] <= best + 1e-3 * best.max(1.0));
             assert!((d - dists[j as usize]).abs() <= 1e-3 * best.max(1.0));
+        }
+    }
+
+    #[test]
+    fn every_sq8_path_equals_the_scalar_twin_exactly() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for &dim in &LENGTHS {
+            let rows = 1 + rng.next_u32() as usize % 9;
+            let codes: Vec<u8> = (0..rows * dim).map(|_| rng.next_u32() as u8).collect();
+            let target = random_vec(&mut rng, dim, 300.0);
+            let scale: Vec<f32> = random_vec(&mut rng, dim, 2.0)
+                .iter()
+                .map(|s| s.abs())
+                .collect();
+            let (mut l2, mut dot) = (vec![0.0; rows], vec![0.0; rows]);
+            scalar::sq8_l2_block(&codes, &target, &scale, &mut l2);
+            scalar::sq8_dot_block(&codes, &scale, &mut dot);
+            // The scalar twin against the definition (in f64, so within float rounding).
+            for (r, code) in codes.chunks_exact(dim).enumerate() {
+                let (mut want_l2, mut want_dot, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
+                for ((&c, &t), &s) in code.iter().zip(&target).zip(&scale) {
+                    let diff = f64::from(t) - f64::from(c) * f64::from(s);
+                    want_l2 += diff * diff;
+                    want_dot += f64::from(c) * f64::from(s);
+                    magnitude += f64::from(c) * f64::from(s);
+                }
+                let tol = 1e-5 * magnitude.max(want_l2).max(1.0);
+                assert!((f64::from(l2[r]) - want_l2).abs() <= tol, "dim {dim}");
+                assert!((f64::from(dot[r]) - want_dot).abs() <= tol, "dim {dim}");
+            }
+            for path in available() {
+                let (mut got_l2, mut got_dot) = (vec![7.0; rows], vec![7.0; rows]);
+                (path.sq8_l2_block)(&codes, &target, &scale, &mut got_l2);
+                (path.sq8_dot_block)(&codes, &scale, &mut got_dot);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got_l2), bits(&l2), "{} l2 dim {dim}", path.name);
+                assert_eq!(bits(&got_dot), bits(&dot), "{} dot dim {dim}", path.name);
+            }
         }
     }
 

@@ -277,7 +277,7 @@ impl Codec {
                             .map(|(r, lo)| r - lo)
                             .collect()
                     } else {
-                        query.to_vec()
+                        query.iter().zip(scale).map(|(q, s)| q * s).collect()
                     },
                     offset: if l2 {
                         0.0
@@ -317,7 +317,7 @@ pub(crate) enum Table {
         l2: bool,
         /// Constant part.
         base: f32,
-        /// L2: residual query minus `min`; IP: the query.
+        /// L2: residual query minus `min`; IP: the query times `scale`.
         target: Vec<f32>,
         /// IP: constant from `min`.
         offset: f32,
@@ -338,8 +338,16 @@ pub(crate) enum Table {
 impl Table {
     /// The approximate distance (smaller is closer; L2 squared, or negated inner product)
     /// of one code.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn score(&self, code: &[u8]) -> f32 {
+        let mut out = [0.0];
+        self.score_block(code, code.len(), &mut out);
+        out[0]
+    }
+
+    /// The approximate distances of the codes in `codes` (`code_len` bytes each) into `out`
+    /// (SQ8 through the SIMD kernels).
+    pub(crate) fn score_block(&self, codes: &[u8], code_len: usize, out: &mut [f32]) {
         match self {
             Table::Sq8 {
                 l2,
@@ -349,27 +357,21 @@ impl Table {
                 scale,
             } => {
                 if *l2 {
-                    let mut acc = 0.0f32;
-                    for ((&c, t), s) in code.iter().zip(target).zip(scale) {
-                        let d = t - c as f32 * s;
-                        acc += d * d;
-                    }
-                    acc
+                    kernel::sq8_l2_block(codes, target, scale, out);
                 } else {
-                    let mut acc = 0.0f32;
-                    for ((&c, q), s) in code.iter().zip(target).zip(scale) {
-                        acc += q * s * c as f32;
-                    }
-                    base + offset - acc
+                    kernel::sq8_dot_block(codes, target, out);
+                    out.iter_mut().for_each(|d| *d = base + offset - *d);
                 }
             }
             Table::Pq { m, base, lut } => {
-                let mut acc = *base;
-                for j in 0..*m {
-                    let c = (code[j / 2] >> (4 * (j % 2))) & 15;
-                    acc += lut[j * PQ_CENTROIDS + c as usize];
+                for (code, o) in codes.chunks_exact(code_len.max(1)).zip(out) {
+                    let mut acc = *base;
+                    for j in 0..*m {
+                        let c = (code[j / 2] >> (4 * (j % 2))) & 15;
+                        acc += lut[j * PQ_CENTROIDS + c as usize];
+                    }
+                    *o = acc;
                 }
-                acc
             }
         }
     }

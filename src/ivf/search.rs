@@ -209,6 +209,7 @@ fn search_codes<S: ListSource>(
     let mut places: Vec<Place> = Vec::with_capacity(4 * approx.keep.min(1 << 16));
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
+    let mut scores = Vec::new();
     let (mut lut, mut quantized) = (Vec::new(), QuantizedTable::new(&[], 0.0));
     for &(list, centroid_distance) in probes {
         let centroid = quantizer.centroid(list);
@@ -248,8 +249,9 @@ fn search_codes<S: ListSource>(
                 _ => {
                     let table = codes.codec.table(query, centroid, params.metric);
                     let code_len = codes.codec.code_len(query.len());
-                    for i in 0..rows.handles.len() {
-                        let a = table.score(&rows.codes[i * code_len..(i + 1) * code_len]);
+                    scores.resize(rows.handles.len(), 0.0);
+                    table.score_block(rows.codes, code_len, &mut scores);
+                    for (i, &a) in scores.iter().enumerate() {
                         if a <= approx.threshold() {
                             offer(i, a, &mut approx);
                         }

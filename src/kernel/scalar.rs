@@ -3,6 +3,8 @@
 //! Eight independent accumulators keep the loop free of one long dependency chain; the order
 //! of additions differs from the SIMD paths, hence the documented tolerance in `kernel`.
 
+use super::SQ8_LANES;
+
 /// Squared Euclidean distance.
 pub(crate) fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -179,4 +181,66 @@ pub(crate) fn pq4_sum(mins: &[f32]) -> f32 {
         sum += lo;
     }
     sum
+}
+
+/// Adds the 16 lanes of the SQ8 kernels pairwise: lane `i` gets lane `i + 8`, then `i + 4`,
+/// `i + 2` and `i + 1` (the order every SQ8 path uses).
+#[inline]
+pub(crate) fn sq8_reduce(mut lanes: [f32; SQ8_LANES]) -> f32 {
+    for half in [8, 4, 2, 1] {
+        for i in 0..half {
+            lanes[i] += lanes[i + half];
+        }
+    }
+    lanes[0]
+}
+
+/// Accumulates SQ8 L2 terms of dimensions `first..` into `lanes` (dimension `d` into lane
+/// `d % 16`): `diff = target - code * scale` and `lane += diff * diff`, each fused.
+#[inline]
+pub(crate) fn sq8_l2_lanes(
+    lanes: &mut [f32; SQ8_LANES],
+    first: usize,
+    code: &[u8],
+    target: &[f32],
+    scale: &[f32],
+) {
+    for (i, ((&c, &t), &s)) in code.iter().zip(target).zip(scale).enumerate() {
+        let lane = &mut lanes[(first + i) % SQ8_LANES];
+        let diff = (-f32::from(c)).mul_add(s, t);
+        *lane = diff.mul_add(diff, *lane);
+    }
+}
+
+/// Accumulates SQ8 inner-product terms (`lane += code * weight`, fused) of dimensions
+/// `first..` into `lanes` (dimension `d` into lane `d % 16`).
+#[inline]
+pub(crate) fn sq8_dot_lanes(
+    lanes: &mut [f32; SQ8_LANES],
+    first: usize,
+    code: &[u8],
+    weight: &[f32],
+) {
+    for (i, (&c, &w)) in code.iter().zip(weight).enumerate() {
+        let lane = &mut lanes[(first + i) % SQ8_LANES];
+        *lane = f32::from(c).mul_add(w, *lane);
+    }
+}
+
+/// SQ8 L2 of each row of `codes` (`target.len()` bytes each), see [`super::sq8_l2_block`].
+pub(crate) fn sq8_l2_block(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    for (code, o) in codes.chunks_exact(target.len().max(1)).zip(out) {
+        let mut lanes = [0.0; SQ8_LANES];
+        sq8_l2_lanes(&mut lanes, 0, code, target, scale);
+        *o = sq8_reduce(lanes);
+    }
+}
+
+/// SQ8 inner product of each row of `codes` with `weight`, see [`super::sq8_dot_block`].
+pub(crate) fn sq8_dot_block(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    for (code, o) in codes.chunks_exact(weight.len().max(1)).zip(out) {
+        let mut lanes = [0.0; SQ8_LANES];
+        sq8_dot_lanes(&mut lanes, 0, code, weight);
+        *o = sq8_reduce(lanes);
+    }
 }

@@ -4,6 +4,8 @@
 
 use std::arch::x86_64::*;
 
+use super::{SQ8_LANES, scalar};
+
 /// Horizontal sum of an AVX register.
 #[target_feature(enable = "avx2,fma")]
 fn hsum256(v: __m256) -> f32 {
@@ -512,4 +514,166 @@ pub(super) fn prefetch(bytes: &[u8]) {
         // reads nothing into the program and never faults (the pointer is in bounds anyway).
         unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
     }
+}
+
+/// SQ8 L2 per row, AVX-512F: 16 dimensions per step in the 16 lanes of one register, the
+/// tail and the final reduction in the shared scalar order.
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_l2_block_avx512_impl(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    let dim = target.len();
+    let full = dim - dim % SQ8_LANES;
+    for (code, o) in codes.chunks_exact(dim).zip(out) {
+        let mut acc = _mm512_setzero_ps();
+        for d in (0..full).step_by(SQ8_LANES) {
+            // SAFETY: d + 16 <= full <= dim = code.len() = target.len() = scale.len().
+            let (c, t, s) = unsafe {
+                (
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                        code.as_ptr().add(d).cast(),
+                    ))),
+                    _mm512_loadu_ps(target.as_ptr().add(d)),
+                    _mm512_loadu_ps(scale.as_ptr().add(d)),
+                )
+            };
+            let diff = _mm512_fnmadd_ps(c, s, t);
+            acc = _mm512_fmadd_ps(diff, diff, acc);
+        }
+        let mut lanes = [0.0f32; SQ8_LANES];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+        scalar::sq8_l2_lanes(
+            &mut lanes,
+            full,
+            &code[full..],
+            &target[full..],
+            &scale[full..],
+        );
+        *o = scalar::sq8_reduce(lanes);
+    }
+}
+
+/// SQ8 inner product per row, AVX-512F (order as [`sq8_l2_block_avx512_impl`]).
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_dot_block_avx512_impl(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    let dim = weight.len();
+    let full = dim - dim % SQ8_LANES;
+    for (code, o) in codes.chunks_exact(dim).zip(out) {
+        let mut acc = _mm512_setzero_ps();
+        for d in (0..full).step_by(SQ8_LANES) {
+            // SAFETY: d + 16 <= full <= dim = code.len() = weight.len().
+            let (c, w) = unsafe {
+                (
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                        code.as_ptr().add(d).cast(),
+                    ))),
+                    _mm512_loadu_ps(weight.as_ptr().add(d)),
+                )
+            };
+            acc = _mm512_fmadd_ps(c, w, acc);
+        }
+        let mut lanes = [0.0f32; SQ8_LANES];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+        scalar::sq8_dot_lanes(&mut lanes, full, &code[full..], &weight[full..]);
+        *o = scalar::sq8_reduce(lanes);
+    }
+}
+
+/// Eight SQ8 codes from `p`, as floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sq8_load8_avx2(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable bytes at `p`.
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(p.cast()) }))
+}
+
+/// SQ8 L2 per row, AVX2+FMA: lanes 0-7 and 8-15 of the shared order in two registers.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sq8_l2_block_avx2_impl(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    let dim = target.len();
+    let full = dim - dim % SQ8_LANES;
+    for (code, o) in codes.chunks_exact(dim).zip(out) {
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for d in (0..full).step_by(SQ8_LANES) {
+            // SAFETY: d + 16 <= full <= dim = code.len() = target.len() = scale.len().
+            unsafe {
+                let p = code.as_ptr().add(d);
+                let (t, s) = (target.as_ptr().add(d), scale.as_ptr().add(d));
+                let diff =
+                    _mm256_fnmadd_ps(sq8_load8_avx2(p), _mm256_loadu_ps(s), _mm256_loadu_ps(t));
+                lo = _mm256_fmadd_ps(diff, diff, lo);
+                let diff = _mm256_fnmadd_ps(
+                    sq8_load8_avx2(p.add(8)),
+                    _mm256_loadu_ps(s.add(8)),
+                    _mm256_loadu_ps(t.add(8)),
+                );
+                hi = _mm256_fmadd_ps(diff, diff, hi);
+            }
+        }
+        let mut lanes = [0.0f32; SQ8_LANES];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
+        }
+        scalar::sq8_l2_lanes(
+            &mut lanes,
+            full,
+            &code[full..],
+            &target[full..],
+            &scale[full..],
+        );
+        *o = scalar::sq8_reduce(lanes);
+    }
+}
+
+/// SQ8 inner product per row, AVX2+FMA (order as [`sq8_l2_block_avx2_impl`]).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sq8_dot_block_avx2_impl(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    let dim = weight.len();
+    let full = dim - dim % SQ8_LANES;
+    for (code, o) in codes.chunks_exact(dim).zip(out) {
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for d in (0..full).step_by(SQ8_LANES) {
+            // SAFETY: d + 16 <= full <= dim = code.len() = weight.len().
+            unsafe {
+                let (p, w) = (code.as_ptr().add(d), weight.as_ptr().add(d));
+                lo = _mm256_fmadd_ps(sq8_load8_avx2(p), _mm256_loadu_ps(w), lo);
+                hi = _mm256_fmadd_ps(sq8_load8_avx2(p.add(8)), _mm256_loadu_ps(w.add(8)), hi);
+            }
+        }
+        let mut lanes = [0.0f32; SQ8_LANES];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
+        }
+        scalar::sq8_dot_lanes(&mut lanes, full, &code[full..], &weight[full..]);
+        *o = scalar::sq8_reduce(lanes);
+    }
+}
+
+pub(super) fn sq8_l2_block_avx512(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    super::check_sq8_args(codes, target.len(), out);
+    assert_eq!(scale.len(), target.len(), "sq8 scale length");
+    // SAFETY: installed only after AVX-512F was detected; the lengths were just checked.
+    unsafe { sq8_l2_block_avx512_impl(codes, target, scale, out) }
+}
+
+pub(super) fn sq8_dot_block_avx512(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    super::check_sq8_args(codes, weight.len(), out);
+    // SAFETY: installed only after AVX-512F was detected; the lengths were just checked.
+    unsafe { sq8_dot_block_avx512_impl(codes, weight, out) }
+}
+
+pub(super) fn sq8_l2_block_avx2(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+    super::check_sq8_args(codes, target.len(), out);
+    assert_eq!(scale.len(), target.len(), "sq8 scale length");
+    // SAFETY: installed only after AVX2 and FMA were detected; the lengths were just checked.
+    unsafe { sq8_l2_block_avx2_impl(codes, target, scale, out) }
+}
+
+pub(super) fn sq8_dot_block_avx2(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+    super::check_sq8_args(codes, weight.len(), out);
+    // SAFETY: installed only after AVX2 and FMA were detected; the lengths were just checked.
+    unsafe { sq8_dot_block_avx2_impl(codes, weight, out) }
 }
