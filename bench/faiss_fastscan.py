@@ -41,7 +41,7 @@ class FaissIVFPQFastScan(bp.FaissIVFFlat):
         self.ivf.cp.max_points_per_centroid = self.index.cp.max_points_per_centroid
         self.index = faiss.IndexRefineFlat(self.ivf)
         self.index.k_factor = REFINE
-        self.cfg = {"index": f"IVF{self.nlist},PQ{m}x4fs,RFlat", "nlist": self.nlist, "pq_m": m,
+        self.cfg = {"index": f"IVF{self.nlist},PQ{m}x4fs,RFlat k_factor={REFINE}", "nlist": self.nlist, "pq_m": m,
                     "k_factor": REFINE, "kmeans_iters": a.kmeans_iters, "train_n": self.train_n}
 
     def build(self, xb):

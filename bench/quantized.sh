@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quantized index types against their peers on one dataset, one thread, in one run:
 # FAISS IVFFlat, FAISS IVFPQ fast-scan with exact refine, hnswlib, and ciphervec ivf_flat,
-# ivf_sq8 and ivf_pq. Writes bench/results/quantized-<dataset>.jsonl and .md.
+# ivf_sq8 and ivf_pq (vectors in RAM, and codes only). Writes
+# bench/results/quantized-<dataset>.jsonl and .md.
 # Usage: bench/quantized.sh DATASET_DIR [PQ_M]   (PQ_M default: dimension / 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +23,25 @@ rm -rf "$tmp_out"
 "$PY" ../shared/bench/bench_peers.py --data "$data" --peers faiss-ivfflat,hnswlib --threads 1 \
     --out "$tmp_out" --tmp target/bench-tmp --single-time-cap 10 --nprobe 16,32,56,64,128
 cat "$tmp_out"/*.jsonl >> "$jsonl"
-OMP_NUM_THREADS=1 "$PY" bench/faiss_fastscan.py --data "$data" --nlist "$pq_lists" --pq-m "$m" \
-    --refine 10 --tmp target/bench-tmp --single-time-cap 10 --nprobe 16,24,32,40,48 \
-    | sed -n 's/^RESULT //p' >> "$jsonl"
+# PQ with M and 2M subquantizers (4 and 2 dimensions each for the default M), each re-ranking
+# 3 or 10 candidates per result: the same grid for FAISS and ciphervec.
+for pm in "$m" "$((2 * m))"; do
+    for refine in 3 10; do
+        OMP_NUM_THREADS=1 "$PY" bench/faiss_fastscan.py --data "$data" --nlist "$pq_lists" \
+            --pq-m "$pm" --refine "$refine" --tmp target/bench-tmp --single-time-cap 10 \
+            --nprobe 16,24,32,48 | sed -n 's/^RESULT //p' >> "$jsonl"
+    done
+done
 cargo build --release --example ann_bench -q
-target/release/examples/ann_bench --data "$data" --probes 16,32,56,64,128 >> "$jsonl"
-target/release/examples/ann_bench --data "$data" --type sq8 --probes 16,32,56,64 >> "$jsonl"
-target/release/examples/ann_bench --data "$data" --type "pq:$m" --probes 16,24,32,40,48 >> "$jsonl"
+bench() { target/release/examples/ann_bench --data "$data" "$@" >> "$jsonl"; }
+bench --probes 16,32,56,64,128
+# Quantized types with their vectors in RAM, then with codes only (`--cold`: each re-ranked
+# vector decrypted from its own record).
+for cold in "" --cold; do
+    bench --type sq8 --probes 32,56,64 --rerank 2,10 $cold
+    for pm in "$m" "$((2 * m))"; do
+        bench --type "pq:$pm" --probes 16,24,32,48 --rerank 3,10 $cold
+    done
+done
 "$PY" bench/quantized_table.py "$jsonl" > "$out/$name.md"
 cat "$out/$name.md"

@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! cargo run --release --example ann_bench -- --data DIR [--probes 8,16,32,64] [--threads 1]
-//!     [--type flat|sq8|pq:M] [--cold] [--nq-single 1000] [--n-lists N] [--rerank R]
+//!     [--type flat|sq8|pq:M] [--cold] [--nq-single 1000] [--n-lists N] [--rerank 2,5,10]
 //! cargo run --release --example ann_bench -- --synthetic 1000000x128 ...
 //! ```
-//! `--cold` reopens the index with a cache budget of 1/8 of its size, so queries decrypt the
-//! lists they probe (the price of encryption without the decrypted cache).
+//! `--cold` reopens the index with a cache budget of 1/8 of its size: an `ivf_flat` index
+//! then decrypts the lists it probes, a quantized one holds only its codes and decrypts the
+//! vectors it re-ranks (the price of encryption without the decrypted cache). `--rerank`
+//! sweeps re-rank factors (each with every `--probes` value; default: the library's).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,7 +32,7 @@ struct Args {
     cold: bool,
     nq_single: usize,
     n_lists: Option<usize>,
-    rerank: Option<usize>,
+    rerank: Vec<Option<usize>>,
 }
 
 fn parse_args() -> Args {
@@ -43,7 +45,7 @@ fn parse_args() -> Args {
         cold: false,
         nq_single: 1000,
         n_lists: None,
-        rerank: None,
+        rerank: vec![None],
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -61,7 +63,9 @@ fn parse_args() -> Args {
             "--type" => a.index_type = value(),
             "--nq-single" => a.nq_single = value().parse().unwrap(),
             "--n-lists" => a.n_lists = Some(value().parse().unwrap()),
-            "--rerank" => a.rerank = Some(value().parse().unwrap()),
+            "--rerank" => {
+                a.rerank = value().split(',').map(|r| Some(r.parse().unwrap())).collect()
+            }
             "--cold" => {
                 a.cold = true;
                 i += 1;
@@ -154,12 +158,16 @@ fn main() -> ciphervec::Result<()> {
     let rss_built = status_mb("VmRSS:");
     let (list_bytes, item_bytes) = ciphervec::internals::decrypted_bytes(&opened);
     let mut rows = Vec::new();
-    for &probes in &args.probes {
+    let settings = args
+        .rerank
+        .iter()
+        .flat_map(|&r| args.probes.iter().map(move |&p| (p, r)));
+    for (probes, rerank) in settings {
         let qs: Vec<Query> = queries
             .iter()
             .map(|q| {
                 let query = Query::new(q.clone()).top_k(k).n_probes(probes);
-                match args.rerank {
+                match rerank {
                     Some(r) => query.rerank(r),
                     None => query,
                 }
@@ -184,13 +192,14 @@ fn main() -> ciphervec::Result<()> {
         let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3;
         let r10 = recall(&ids, &truth, k);
         let r1 = recall(&ids, &truth, 1);
+        let rerank_text = rerank.map_or(String::new(), |r| format!(" rerank={r}"));
         eprintln!(
-            "[ciphervec] n_probes={probes} recall@10={r10:.4} qps_batch={:.0} qps_single={:.0}",
+            "[ciphervec] n_probes={probes}{rerank_text} recall@10={r10:.4} qps_batch={:.0} qps_single={:.0}",
             qs.len() as f64 / batch_s,
             lat.len() as f64 / total
         );
         rows.push(json!({
-            "param": "n_probes", "value": probes,
+            "param": "n_probes", "value": probes, "rerank": rerank,
             "recall@10": (r10 * 1e4).round() / 1e4, "recall@1": (r1 * 1e4).round() / 1e4,
             "qps_batch": (qs.len() as f64 / batch_s * 10.0).round() / 10.0, "batch_nq": qs.len(),
             "qps_single": (lat.len() as f64 / total * 10.0).round() / 10.0, "single_nq": lat.len(),
@@ -206,7 +215,8 @@ fn main() -> ciphervec::Result<()> {
         "ts": chrono_like_now(),
         "dataset": name, "peer": peer, "threads": args.threads,
         "n_base": n, "dim": dim, "nq": queries.len(), "k": k,
-        "config": {"index": args.index_type, "n_lists": opened.n_lists(), "encrypted": true, "cold_cache": args.cold},
+        "config": {"index": args.index_type, "n_lists": opened.n_lists(), "encrypted": true,
+                   "cold_cache": args.cold, "vectors_resident": opened.is_resident()},
         "train_s": (train_s * 1e3).round() / 1e3, "add_s": (add_s * 1e3).round() / 1e3,
         "build_s": ((train_s + add_s) * 1e3).round() / 1e3,
         "add_vps": (n as f64 / add_s).round(),
