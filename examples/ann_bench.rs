@@ -64,7 +64,10 @@ fn parse_args() -> Args {
             "--nq-single" => a.nq_single = value().parse().unwrap(),
             "--n-lists" => a.n_lists = Some(value().parse().unwrap()),
             "--rerank" => {
-                a.rerank = value().split(',').map(|r| Some(r.parse().unwrap())).collect()
+                a.rerank = value()
+                    .split(',')
+                    .map(|r| Some(r.parse().unwrap()))
+                    .collect()
             }
             "--cold" => {
                 a.cold = true;

@@ -140,11 +140,18 @@ impl EncryptedIndex {
         let due = {
             let state = self.read();
             let stored: u64 = state.body.segments.iter().map(|s| s.len).sum();
+            // What each live entry takes once rewritten: its vector (inline, or a vector
+            // record and its place in the block), code, block entry and fields record.
+            let vector = if self.is_quantized() {
+                persist::vector_record_len(state.dim) + 12 + state.code_len()
+            } else {
+                state.dim * 4
+            };
             let live: u64 = state
                 .entries()
                 .map(|(_, e)| {
                     let fields = e.fields.map_or(0, |f| u64::from(f.len) + 37);
-                    (state.dim * 4 + 46 + e.id.len()) as u64 + fields
+                    (vector + 46 + e.id.len()) as u64 + fields
                 })
                 .sum();
             stored >= AUTO_COMPACT_MIN_BYTES && 1.0 - live as f64 / stored as f64 > threshold
