@@ -24,9 +24,9 @@ rm -rf "$tmp_out"
     --out "$tmp_out" --tmp target/bench-tmp --single-time-cap 10 --nprobe 16,32,56,64,128
 cat "$tmp_out"/*.jsonl >> "$jsonl"
 # PQ with M and 2M subquantizers (4 and 2 dimensions each for the default M), each re-ranking
-# 3 or 10 candidates per result: the same grid for FAISS and ciphervec.
+# 3, 5 or 10 candidates per result: the same grid for FAISS and ciphervec.
 for pm in "$m" "$((2 * m))"; do
-    for refine in 3 10; do
+    for refine in 3 5 10; do
         OMP_NUM_THREADS=1 "$PY" bench/faiss_fastscan.py --data "$data" --nlist "$pq_lists" \
             --pq-m "$pm" --refine "$refine" --tmp target/bench-tmp --single-time-cap 10 \
             --nprobe 16,24,32,48 | sed -n 's/^RESULT //p' >> "$jsonl"
@@ -40,7 +40,7 @@ bench --probes 16,32,56,64,128
 for cold in "" --cold; do
     bench --type sq8 --probes 32,56,64 --rerank 2,10 $cold
     for pm in "$m" "$((2 * m))"; do
-        bench --type "pq:$pm" --probes 16,24,32,48 --rerank 3,10 $cold
+        bench --type "pq:$pm" --probes 16,24,32,48 --rerank 3,5,10 $cold
     done
 done
 "$PY" bench/quantized_table.py "$jsonl" > "$out/$name.md"

@@ -29,8 +29,6 @@ const PREFILTER_SHARE: f64 = 0.05;
 const DEFAULT_TRAIN_POINTS_PER_LIST: usize = 64;
 /// Seed of every random choice of training, so that training is reproducible.
 const TRAINING_SEED: u64 = 1234;
-/// Default re-rank factor of quantized index types (candidates per result).
-const DEFAULT_RERANK: usize = 10;
 /// Residuals the code of a quantized index type is trained on, at most.
 const CODEC_TRAINING_SAMPLE: usize = 65_536;
 /// Stored bytes below which automatic compaction never runs.

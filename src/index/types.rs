@@ -126,8 +126,10 @@ impl Query {
     }
 
     /// For quantized index types: re-rank the best `factor * top_k` candidates of the code
-    /// scan with exact distances (default 10; ignored by `ivf_flat`). Larger is slower and
-    /// closer to the exact IVF result.
+    /// scan with exact distances (ignored by `ivf_flat`). Larger is slower and closer to the
+    /// exact IVF result. The default follows the code's precision: 2 for `ivf_sq8`, and for
+    /// `ivf_pq` 2.5 times the dimensions per subquantizer, rounded up (10 for `d / 4`
+    /// subquantizers, 5 for `d / 2`), at least 2.
     pub fn rerank(mut self, factor: usize) -> Query {
         self.rerank = Some(factor);
         self

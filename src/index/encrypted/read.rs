@@ -66,7 +66,11 @@ impl EncryptedIndex {
         accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists::new(state);
-        let rerank = query.rerank.unwrap_or(DEFAULT_RERANK).max(1);
+        let default_rerank = state
+            .coder
+            .as_ref()
+            .map_or(1, |c| c.codec.default_rerank(self.dim()));
+        let rerank = query.rerank.unwrap_or(default_rerank).max(1);
         let hits = ivf::search(
             state.quantizer.as_ref(),
             &lists,
