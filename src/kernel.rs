@@ -224,14 +224,14 @@ fn check_sq8_args(codes: &[u8], dim: usize, out: &[f32]) {
     );
 }
 
-/// Hints the CPU to start loading `bytes` into cache (no effect on any result), so that
+/// Hints the CPU to start loading `items` into cache (no effect on any result), so that
 /// reads of records scattered over a mapped file overlap instead of waiting one by one.
 #[inline]
-pub(crate) fn prefetch(bytes: &[u8]) {
+pub(crate) fn prefetch<T>(items: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    x86::prefetch(bytes);
+    x86::prefetch(items.as_ptr().cast(), std::mem::size_of_val(items));
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = items;
 }
 
 /// 4-bit PQ fast-scan. Layout: `codes` is a sequence of blocks of [`PQ4_BLOCK`] rows; a block

@@ -21,9 +21,11 @@ use super::validate;
 pub struct DatabaseOptions {
     /// Bytes of decrypted vectors an open index may keep in memory. `None` (the default):
     /// no limit, every index is decrypted into memory when opened, so queries touch no
-    /// storage. With a budget, an index whose list blocks exceed it keeps only its item
-    /// table in memory and decrypts the probed lists on demand into a cache of at most this
-    /// many bytes (least recently used lists are evicted). Decided at open and at training.
+    /// storage. With a budget, an index whose vectors exceed it holds less: an `ivf_flat`
+    /// index keeps only its item table in memory and decrypts the probed lists on demand
+    /// into a cache of at most this many bytes (least recently used lists are evicted); an
+    /// `ivf_sq8` or `ivf_pq` index keeps its item table and codes and decrypts only the
+    /// vectors a query re-ranks. Decided at open and at every training or compaction.
     pub cache_budget: Option<usize>,
     /// Compact automatically after a write once this share of the stored bytes is dead
     /// (deleted or overwritten entries) and the index holds at least 4 MiB. Default 0.5;

@@ -164,8 +164,8 @@ impl EncryptedIndex {
     }
 
     /// Whether every decrypted vector is held in memory (see
-    /// [`DatabaseOptions::cache_budget`](crate::DatabaseOptions)); `false` means lists are
-    /// decrypted on demand.
+    /// [`DatabaseOptions::cache_budget`](crate::DatabaseOptions)); `false` means lists
+    /// (`ivf_flat`) or re-ranked vectors (quantized types) are decrypted on demand.
     pub fn is_resident(&self) -> bool {
         self.read().is_resident()
     }

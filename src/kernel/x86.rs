@@ -505,77 +505,125 @@ pub(super) fn pq4_quantize_table_avx512(lut: &[f32], out: &mut [u8]) -> (f32, f3
     unsafe { pq4_quantize_table_avx512_impl(lut, out) }
 }
 
-/// Prefetches every 64-byte line of `bytes` into all cache levels.
+/// Prefetches every 64-byte line of the `len` bytes at `start` into all cache levels.
 #[inline]
-pub(super) fn prefetch(bytes: &[u8]) {
+pub(super) fn prefetch(start: *const u8, len: usize) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    for line in bytes.chunks(64) {
+    for offset in (0..len).step_by(64) {
         // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it
-        // reads nothing into the program and never faults (the pointer is in bounds anyway).
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        // reads nothing into the program and never faults (the caller's range is in bounds
+        // anyway; `wrapping_add` keeps even a stray address from being undefined).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
     }
 }
 
-/// SQ8 L2 per row, AVX-512F: 16 dimensions per step in the 16 lanes of one register, the
-/// tail and the final reduction in the shared scalar order.
+/// Rows the SQ8 kernels score together: their accumulation chains are independent, so the
+/// CPU overlaps them instead of waiting on one chain of fused multiply-adds. Each row keeps
+/// its own lanes, so results do not depend on grouping.
+const SQ8_ROWS: usize = 4;
+
+/// Adds 8 lanes in the SQ8 order (`i + 4`, then `i + 2`, then `i + 1`).
+#[target_feature(enable = "avx")]
+fn sq8_reduce8(s8: __m256) -> f32 {
+    let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
+}
+
+/// One row's SQ8 sum from its 16 lanes (`lo`: lanes 0-7, `hi`: 8-15) and, when the
+/// dimension has a tail, the scalar terms `tail` adds, reduced in the SQ8 order (in
+/// registers when there is no tail).
+#[target_feature(enable = "avx")]
+fn sq8_finish(
+    lo: __m256,
+    hi: __m256,
+    has_tail: bool,
+    tail: impl FnOnce(&mut [f32; SQ8_LANES]),
+) -> f32 {
+    if !has_tail {
+        return sq8_reduce8(_mm256_add_ps(lo, hi));
+    }
+    let mut lanes = [0.0f32; SQ8_LANES];
+    // SAFETY: `lanes` holds 16 floats.
+    unsafe {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
+    }
+    tail(&mut lanes);
+    scalar::sq8_reduce(lanes)
+}
+
+/// The low and high 8 lanes of an AVX-512 register.
 #[target_feature(enable = "avx512f")]
-unsafe fn sq8_l2_block_avx512_impl(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+fn halves(v: __m512) -> (__m256, __m256) {
+    (
+        _mm512_castps512_ps256(v),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+    )
+}
+
+/// Sixteen SQ8 codes from `p`, as floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_load16_avx512(p: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees 16 readable bytes at `p`.
+    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(p.cast()) }))
+}
+
+/// SQ8 L2 of `R` consecutive rows (`codes` holds exactly `R * dim` bytes), AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn sq8_l2_rows_avx512<const R: usize>(
+    codes: &[u8],
+    target: &[f32],
+    scale: &[f32],
+    out: &mut [f32],
+) {
     let dim = target.len();
     let full = dim - dim % SQ8_LANES;
-    for (code, o) in codes.chunks_exact(dim).zip(out) {
-        let mut acc = _mm512_setzero_ps();
-        for d in (0..full).step_by(SQ8_LANES) {
-            // SAFETY: d + 16 <= full <= dim = code.len() = target.len() = scale.len().
-            let (c, t, s) = unsafe {
-                (
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                        code.as_ptr().add(d).cast(),
-                    ))),
-                    _mm512_loadu_ps(target.as_ptr().add(d)),
-                    _mm512_loadu_ps(scale.as_ptr().add(d)),
-                )
-            };
-            let diff = _mm512_fnmadd_ps(c, s, t);
-            acc = _mm512_fmadd_ps(diff, diff, acc);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for d in (0..full).step_by(SQ8_LANES) {
+        // SAFETY: d + 16 <= full <= dim = target.len() = scale.len(), and every row `r < R`
+        // has `dim` bytes at `r * dim` (the caller passes whole rows).
+        unsafe {
+            let t = _mm512_loadu_ps(target.as_ptr().add(d));
+            let s = _mm512_loadu_ps(scale.as_ptr().add(d));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let c = sq8_load16_avx512(codes.as_ptr().add(r * dim + d));
+                let diff = _mm512_fnmadd_ps(c, s, t);
+                *a = _mm512_fmadd_ps(diff, diff, *a);
+            }
         }
-        let mut lanes = [0.0f32; SQ8_LANES];
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
-        scalar::sq8_l2_lanes(
-            &mut lanes,
-            full,
-            &code[full..],
-            &target[full..],
-            &scale[full..],
-        );
-        *o = scalar::sq8_reduce(lanes);
+    }
+    for (r, a) in acc.into_iter().enumerate() {
+        let (lo, hi) = halves(a);
+        let code = &codes[r * dim + full..(r + 1) * dim];
+        out[r] = sq8_finish(lo, hi, full < dim, |lanes| {
+            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..])
+        });
     }
 }
 
-/// SQ8 inner product per row, AVX-512F (order as [`sq8_l2_block_avx512_impl`]).
+/// SQ8 inner product of `R` consecutive rows with `weight`, AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn sq8_dot_block_avx512_impl(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+unsafe fn sq8_dot_rows_avx512<const R: usize>(codes: &[u8], weight: &[f32], out: &mut [f32]) {
     let dim = weight.len();
     let full = dim - dim % SQ8_LANES;
-    for (code, o) in codes.chunks_exact(dim).zip(out) {
-        let mut acc = _mm512_setzero_ps();
-        for d in (0..full).step_by(SQ8_LANES) {
-            // SAFETY: d + 16 <= full <= dim = code.len() = weight.len().
-            let (c, w) = unsafe {
-                (
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
-                        code.as_ptr().add(d).cast(),
-                    ))),
-                    _mm512_loadu_ps(weight.as_ptr().add(d)),
-                )
-            };
-            acc = _mm512_fmadd_ps(c, w, acc);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for d in (0..full).step_by(SQ8_LANES) {
+        // SAFETY: as in `sq8_l2_rows_avx512`.
+        unsafe {
+            let w = _mm512_loadu_ps(weight.as_ptr().add(d));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let c = sq8_load16_avx512(codes.as_ptr().add(r * dim + d));
+                *a = _mm512_fmadd_ps(c, w, *a);
+            }
         }
-        let mut lanes = [0.0f32; SQ8_LANES];
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
-        scalar::sq8_dot_lanes(&mut lanes, full, &code[full..], &weight[full..]);
-        *o = scalar::sq8_reduce(lanes);
+    }
+    for (r, a) in acc.into_iter().enumerate() {
+        let (lo, hi) = halves(a);
+        let code = &codes[r * dim + full..(r + 1) * dim];
+        out[r] = sq8_finish(lo, hi, full < dim, |lanes| {
+            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..])
+        });
     }
 }
 
@@ -586,94 +634,142 @@ unsafe fn sq8_load8_avx2(p: *const u8) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(p.cast()) }))
 }
 
-/// SQ8 L2 per row, AVX2+FMA: lanes 0-7 and 8-15 of the shared order in two registers.
+/// SQ8 L2 of `R` consecutive rows, AVX2+FMA: lanes 0-7 and 8-15 in two registers per row.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sq8_l2_block_avx2_impl(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
+unsafe fn sq8_l2_rows_avx2<const R: usize>(
+    codes: &[u8],
+    target: &[f32],
+    scale: &[f32],
+    out: &mut [f32],
+) {
     let dim = target.len();
     let full = dim - dim % SQ8_LANES;
-    for (code, o) in codes.chunks_exact(dim).zip(out) {
-        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for d in (0..full).step_by(SQ8_LANES) {
-            // SAFETY: d + 16 <= full <= dim = code.len() = target.len() = scale.len().
-            unsafe {
-                let p = code.as_ptr().add(d);
-                let (t, s) = (target.as_ptr().add(d), scale.as_ptr().add(d));
-                let diff =
-                    _mm256_fnmadd_ps(sq8_load8_avx2(p), _mm256_loadu_ps(s), _mm256_loadu_ps(t));
-                lo = _mm256_fmadd_ps(diff, diff, lo);
-                let diff = _mm256_fnmadd_ps(
-                    sq8_load8_avx2(p.add(8)),
-                    _mm256_loadu_ps(s.add(8)),
-                    _mm256_loadu_ps(t.add(8)),
-                );
-                hi = _mm256_fmadd_ps(diff, diff, hi);
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+    for d in (0..full).step_by(SQ8_LANES) {
+        // SAFETY: as in `sq8_l2_rows_avx512`.
+        unsafe {
+            let (t, s) = (target.as_ptr().add(d), scale.as_ptr().add(d));
+            let (t_lo, t_hi) = (_mm256_loadu_ps(t), _mm256_loadu_ps(t.add(8)));
+            let (s_lo, s_hi) = (_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8)));
+            for r in 0..R {
+                let p = codes.as_ptr().add(r * dim + d);
+                let diff = _mm256_fnmadd_ps(sq8_load8_avx2(p), s_lo, t_lo);
+                lo[r] = _mm256_fmadd_ps(diff, diff, lo[r]);
+                let diff = _mm256_fnmadd_ps(sq8_load8_avx2(p.add(8)), s_hi, t_hi);
+                hi[r] = _mm256_fmadd_ps(diff, diff, hi[r]);
             }
         }
-        let mut lanes = [0.0f32; SQ8_LANES];
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe {
-            _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
-            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
-        }
-        scalar::sq8_l2_lanes(
-            &mut lanes,
-            full,
-            &code[full..],
-            &target[full..],
-            &scale[full..],
-        );
-        *o = scalar::sq8_reduce(lanes);
+    }
+    for r in 0..R {
+        let code = &codes[r * dim + full..(r + 1) * dim];
+        out[r] = sq8_finish(lo[r], hi[r], full < dim, |lanes| {
+            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..])
+        });
     }
 }
 
-/// SQ8 inner product per row, AVX2+FMA (order as [`sq8_l2_block_avx2_impl`]).
+/// SQ8 inner product of `R` consecutive rows with `weight`, AVX2+FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sq8_dot_block_avx2_impl(codes: &[u8], weight: &[f32], out: &mut [f32]) {
+unsafe fn sq8_dot_rows_avx2<const R: usize>(codes: &[u8], weight: &[f32], out: &mut [f32]) {
     let dim = weight.len();
     let full = dim - dim % SQ8_LANES;
-    for (code, o) in codes.chunks_exact(dim).zip(out) {
-        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for d in (0..full).step_by(SQ8_LANES) {
-            // SAFETY: d + 16 <= full <= dim = code.len() = weight.len().
-            unsafe {
-                let (p, w) = (code.as_ptr().add(d), weight.as_ptr().add(d));
-                lo = _mm256_fmadd_ps(sq8_load8_avx2(p), _mm256_loadu_ps(w), lo);
-                hi = _mm256_fmadd_ps(sq8_load8_avx2(p.add(8)), _mm256_loadu_ps(w.add(8)), hi);
+    let (mut lo, mut hi) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+    for d in (0..full).step_by(SQ8_LANES) {
+        // SAFETY: as in `sq8_l2_rows_avx512`.
+        unsafe {
+            let w = weight.as_ptr().add(d);
+            let (w_lo, w_hi) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
+            for r in 0..R {
+                let p = codes.as_ptr().add(r * dim + d);
+                lo[r] = _mm256_fmadd_ps(sq8_load8_avx2(p), w_lo, lo[r]);
+                hi[r] = _mm256_fmadd_ps(sq8_load8_avx2(p.add(8)), w_hi, hi[r]);
             }
         }
-        let mut lanes = [0.0f32; SQ8_LANES];
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe {
-            _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
-            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
-        }
-        scalar::sq8_dot_lanes(&mut lanes, full, &code[full..], &weight[full..]);
-        *o = scalar::sq8_reduce(lanes);
+    }
+    for r in 0..R {
+        let code = &codes[r * dim + full..(r + 1) * dim];
+        out[r] = sq8_finish(lo[r], hi[r], full < dim, |lanes| {
+            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..])
+        });
+    }
+}
+
+/// Calls `rows` on each group of [`SQ8_ROWS`] whole rows of `codes` (with its outputs), then
+/// `row` on each remaining row.
+fn sq8_in_groups(
+    codes: &[u8],
+    dim: usize,
+    out: &mut [f32],
+    mut rows: impl FnMut(&[u8], &mut [f32]),
+    mut row: impl FnMut(&[u8], &mut [f32]),
+) {
+    let n = codes.len() / dim;
+    let grouped = n - n % SQ8_ROWS;
+    for (c, o) in codes[..grouped * dim]
+        .chunks_exact(SQ8_ROWS * dim)
+        .zip(out.chunks_exact_mut(SQ8_ROWS))
+    {
+        rows(c, o);
+    }
+    for (c, o) in codes[grouped * dim..]
+        .chunks_exact(dim)
+        .zip(out[grouped..n].chunks_exact_mut(1))
+    {
+        row(c, o);
     }
 }
 
 pub(super) fn sq8_l2_block_avx512(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
     super::check_sq8_args(codes, target.len(), out);
     assert_eq!(scale.len(), target.len(), "sq8 scale length");
-    // SAFETY: installed only after AVX-512F was detected; the lengths were just checked.
-    unsafe { sq8_l2_block_avx512_impl(codes, target, scale, out) }
+    sq8_in_groups(
+        codes,
+        target.len(),
+        out,
+        // SAFETY: installed only after AVX-512F was detected; each call gets whole rows
+        // (lengths checked above).
+        |c, o| unsafe { sq8_l2_rows_avx512::<SQ8_ROWS>(c, target, scale, o) },
+        // SAFETY: as above.
+        |c, o| unsafe { sq8_l2_rows_avx512::<1>(c, target, scale, o) },
+    );
 }
 
 pub(super) fn sq8_dot_block_avx512(codes: &[u8], weight: &[f32], out: &mut [f32]) {
     super::check_sq8_args(codes, weight.len(), out);
-    // SAFETY: installed only after AVX-512F was detected; the lengths were just checked.
-    unsafe { sq8_dot_block_avx512_impl(codes, weight, out) }
+    sq8_in_groups(
+        codes,
+        weight.len(),
+        out,
+        // SAFETY: installed only after AVX-512F was detected; whole rows (checked above).
+        |c, o| unsafe { sq8_dot_rows_avx512::<SQ8_ROWS>(c, weight, o) },
+        // SAFETY: as above.
+        |c, o| unsafe { sq8_dot_rows_avx512::<1>(c, weight, o) },
+    );
 }
 
 pub(super) fn sq8_l2_block_avx2(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
     super::check_sq8_args(codes, target.len(), out);
     assert_eq!(scale.len(), target.len(), "sq8 scale length");
-    // SAFETY: installed only after AVX2 and FMA were detected; the lengths were just checked.
-    unsafe { sq8_l2_block_avx2_impl(codes, target, scale, out) }
+    sq8_in_groups(
+        codes,
+        target.len(),
+        out,
+        // SAFETY: installed only after AVX2 and FMA were detected; whole rows (checked above).
+        |c, o| unsafe { sq8_l2_rows_avx2::<SQ8_ROWS>(c, target, scale, o) },
+        // SAFETY: as above.
+        |c, o| unsafe { sq8_l2_rows_avx2::<1>(c, target, scale, o) },
+    );
 }
 
 pub(super) fn sq8_dot_block_avx2(codes: &[u8], weight: &[f32], out: &mut [f32]) {
     super::check_sq8_args(codes, weight.len(), out);
-    // SAFETY: installed only after AVX2 and FMA were detected; the lengths were just checked.
-    unsafe { sq8_dot_block_avx2_impl(codes, weight, out) }
+    sq8_in_groups(
+        codes,
+        weight.len(),
+        out,
+        // SAFETY: installed only after AVX2 and FMA were detected; whole rows (checked above).
+        |c, o| unsafe { sq8_dot_rows_avx2::<SQ8_ROWS>(c, weight, o) },
+        // SAFETY: as above.
+        |c, o| unsafe { sq8_dot_rows_avx2::<1>(c, weight, o) },
+    );
 }

@@ -1,0 +1,152 @@
+"""Interleaved single-thread QPS of ciphervec configurations against hnswlib and FAISS
+IVFFlat on one dataset. Each engine is built once; then, round after round, every engine runs
+all queries once, one query at a time, in a rotating order. The shared machines this runs on
+change speed by up to 2x within minutes, so one run per engine compares moments, not engines:
+here every round gives each engine's QPS over the same few seconds, and the table reports
+medians over rounds and the median per-round ratio to hnswlib.
+
+    bench/interleaved.sh DATASET_DIR [ROUNDS]     (runs this with the peer venv)
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
+import bench_peers as bp  # noqa: E402
+import numpy as np  # noqa: E402
+
+# (type, n_probes, rerank, cache budget): settings that reach recall@10 0.95 on
+# wordnet-minilm-50k in bench/quantized.sh; "0" budget = codes only in RAM.
+CIPHERVEC = [
+    ("flat", 56, None, None),
+    ("pq:96", 32, 10, None),
+    ("pq:96", 32, 10, 0),
+    ("pq:192", 32, 3, 0),
+    ("sq8", 56, 2, 0),
+]
+HNSW_EF = 32
+FAISS_NPROBE = 56
+
+
+class Hnsw:
+    def __init__(self, xb):
+        import hnswlib
+        t = time.perf_counter()
+        self.index = hnswlib.Index(space="l2", dim=xb.shape[1])
+        self.index.init_index(max_elements=len(xb), ef_construction=200, M=16, random_seed=100)
+        self.index.add_items(xb, np.arange(len(xb)), num_threads=1)
+        self.index.set_ef(HNSW_EF)
+        self.info = {"engine": "hnswlib", "setting": f"M=16, ef_construction=200, ef={HNSW_EF}",
+                     "build_s": time.perf_counter() - t}
+
+    def search(self, q):
+        return self.index.knn_query(q, k=10, num_threads=1)[0][0]
+
+
+class FaissIvfFlat:
+    def __init__(self, xb):
+        import faiss
+        faiss.omp_set_num_threads(1)
+        t = time.perf_counter()
+        nlist = int(round(4 * len(xb) ** 0.5))
+        self.quantizer = faiss.IndexFlatL2(xb.shape[1])
+        self.index = faiss.IndexIVFFlat(self.quantizer, xb.shape[1], nlist)
+        self.index.cp.seed = 1234
+        self.index.train(xb)
+        self.index.add(xb)
+        self.index.nprobe = FAISS_NPROBE
+        self.info = {"engine": "faiss-ivfflat", "setting": f"nlist={nlist}, nprobe={FAISS_NPROBE}",
+                     "build_s": time.perf_counter() - t}
+
+    def search(self, q):
+        return self.index.search(q.reshape(1, -1), 10)[1][0]
+
+
+def python_round(engine, xq, gt):
+    t = time.perf_counter()
+    found = [engine.search(q) for q in xq]
+    qps = len(xq) / (time.perf_counter() - t)
+    return qps, bp.recall_at(np.array(found), gt, 10)
+
+
+class Ciphervec:
+    def __init__(self, binary, data, kind, probes, rerank, budget):
+        args = [binary, "--data", data, "--type", kind, "--probes", str(probes)]
+        if rerank is not None:
+            args += ["--rerank", str(rerank)]
+        if budget is not None:
+            args += ["--cache-budget", str(budget)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.info = None
+
+    def ready(self):
+        self.info = json.loads(self.proc.stdout.readline())
+        return self.info
+
+    def round(self):
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        r = json.loads(self.proc.stdout.readline())
+        return r["qps"], r["recall@10"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main(data, rounds, binary):
+    xb = bp.read_fvecs(os.path.join(data, "base.fvecs"))
+    xq = bp.read_fvecs(os.path.join(data, "query.fvecs"))
+    gt = bp.read_ivecs(os.path.join(data, "groundtruth.ivecs"))
+    # ciphervec processes build one after another (each builds, then waits for rounds).
+    engines, processes = [], []
+    for kind, probes, rerank, budget in CIPHERVEC:
+        c = Ciphervec(binary, data, kind, probes, rerank, budget)
+        info = c.ready()
+        if not info["vectors_resident"]:
+            info["engine"] += " (codes only in RAM)"
+        engines.append((info, c.round))
+        processes.append(c)
+    hnsw = Hnsw(xb)
+    engines.append((hnsw.info, lambda: python_round(hnsw, xq, gt)))
+    ivf = FaissIvfFlat(xb)
+    engines.append((ivf.info, lambda: python_round(ivf, xq, gt)))
+    for info, run in engines:
+        run()  # warm-up
+    qps = {i: [] for i in range(len(engines))}
+    recall = {}
+    for r in range(rounds):
+        order = list(range(len(engines)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i in order:
+            q, rec = engines[i][1]()
+            qps[i].append(q)
+            recall[i] = rec
+        print(f"round {r + 1}/{rounds}: " +
+              ", ".join(f"{engines[i][0]['engine']} {qps[i][-1]:.0f}" for i in range(len(engines))),
+              file=sys.stderr)
+    hnsw_i = len(engines) - 2
+    name = os.path.basename(os.path.normpath(data))
+    print(f"# {name}: {len(xb)} x {xb.shape[1]}, 1 thread, {rounds} interleaved rounds of "
+          f"{len(xq)} queries\n")
+    print("| engine | setting | build s | decrypted RAM B/vector | recall@10 | median QPS "
+          "| median ratio to hnswlib |")
+    print("|---|---|---|---|---|---|---|")
+    for i, (info, _) in enumerate(engines):
+        ratios = [a / b for a, b in zip(qps[i], qps[hnsw_i])]
+        ram = info.get("ram_bytes_per_vector")
+        ram = "-" if ram is None else f"{ram:.0f}"
+        print(f"| {info['engine']} | {info['setting']} | {info['build_s']:.1f} | {ram} | "
+              f"{recall[i]:.4f} | {statistics.median(qps[i]):.0f} | "
+              f"{statistics.median(ratios):.2f} |")
+    for c in processes:
+        c.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 9, sys.argv[3])

@@ -1,0 +1,105 @@
+//! A ciphervec index that answers rounds of queries on request, for benchmarks that interleave
+//! engines in time (`bench/interleaved.py`): on a shared, noisy machine, alternating short
+//! rounds of each engine and comparing medians is far steadier than one run per engine.
+//!
+//! ```text
+//! cargo run --release --example query_rounds -- --data DIR [--type flat|sq8|pq:M]
+//!     [--probes 32] [--rerank R] [--cache-budget BYTES]
+//! ```
+//! Builds and trains the index (one thread for queries), prints one JSON line describing it,
+//! then answers every `round` line on standard input by running all queries once, one at a
+//! time, and printing `{"qps": .., "recall@10": ..}`. Ends at end of input.
+
+use std::io::BufRead as _;
+use std::time::Instant;
+
+use ciphervec::internals::decrypted_bytes;
+use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
+use serde_json::json;
+
+#[path = "support/texmex.rs"]
+mod texmex;
+
+fn main() -> ciphervec::Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |flag: &str| -> Option<String> {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    let data = std::path::PathBuf::from(arg("--data").expect("--data DIR"));
+    let index_type = arg("--type").unwrap_or_else(|| "flat".into());
+    let probes: usize = arg("--probes").map_or(32, |p| p.parse().expect("--probes N"));
+    let rerank: Option<usize> = arg("--rerank").map(|r| r.parse().expect("--rerank N"));
+    let budget: Option<usize> = arg("--cache-budget").map(|b| b.parse().expect("bytes"));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .expect("rayon pool");
+    let (base, queries, truth) = texmex::load(&data);
+    let dim = base[0].len();
+    let config = match index_type.as_str() {
+        "flat" => IndexConfig::ivf_flat(dim),
+        "sq8" => IndexConfig::ivf_sq8(dim),
+        pq => IndexConfig::ivf_pq(
+            dim,
+            pq.strip_prefix("pq:")
+                .and_then(|m| m.parse().ok())
+                .expect("--type pq:M"),
+        ),
+    };
+    let dir = std::env::temp_dir().join(format!("ciphervec-rounds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key = IndexKey::generate();
+    let t = Instant::now();
+    {
+        let index = Database::open(&dir)?.create_index("r", &key, config)?;
+        let items = base
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Item::new(i.to_string(), v.clone()));
+        index.upsert(items)?;
+        index.train()?;
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let options = budget.map_or_else(DatabaseOptions::default, |b| {
+        DatabaseOptions::default().cache_budget(b)
+    });
+    let index = Database::open_with(&dir, options)?.open_index("r", &key)?;
+    let qs: Vec<Query> = queries
+        .iter()
+        .map(|q| {
+            let query = Query::new(q.clone()).top_k(10).n_probes(probes);
+            rerank.map_or(query.clone(), |r| query.rerank(r))
+        })
+        .collect();
+    let round = || -> ciphervec::Result<(f64, f64)> {
+        let t = Instant::now();
+        let mut ids = Vec::with_capacity(qs.len());
+        for q in &qs {
+            ids.push(index.query(q)?.into_iter().map(|h| h.id).collect());
+        }
+        let qps = qs.len() as f64 / t.elapsed().as_secs_f64();
+        Ok((qps, texmex::recall(&ids, &truth, 10)))
+    };
+    round()?; // warm-up: fast-scan layouts, page cache
+    let (lists, items) = decrypted_bytes(&index);
+    let describe = json!({
+        "engine": format!("ciphervec {index_type}"),
+        "setting": format!("n_probes={probes}{}", rerank.map_or(String::new(), |r| format!(", rerank={r}"))),
+        "vectors_resident": index.is_resident(),
+        "build_s": build_s,
+        "ram_bytes_per_vector": ((lists + items) as f64 / base.len() as f64).round(),
+    });
+    println!("{describe}");
+    for line in std::io::stdin().lock().lines() {
+        if line.map_err(ciphervec::Error::Io)?.trim() != "round" {
+            break;
+        }
+        let (qps, recall) = round()?;
+        println!("{}", json!({"qps": qps, "recall@10": recall}));
+    }
+    drop(index);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
