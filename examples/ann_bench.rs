@@ -16,10 +16,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
+use ciphervec::{Database, DatabaseOptions, IndexKey, Item, Query};
 use serde_json::json;
 use texmex::{dir_bytes, recall};
 
+#[path = "support/bench_index.rs"]
+mod bench_index;
 #[path = "support/texmex.rs"]
 mod texmex;
 
@@ -118,16 +120,7 @@ fn main() -> ciphervec::Result<()> {
     };
     let rss_load = status_mb("VmRSS:");
     let (n, dim, k) = (base.len(), base[0].len(), 10);
-    let mut config = match args.index_type.as_str() {
-        "flat" => IndexConfig::ivf_flat(dim),
-        "sq8" => IndexConfig::ivf_sq8(dim),
-        pq => IndexConfig::ivf_pq(
-            dim,
-            pq.strip_prefix("pq:")
-                .and_then(|m| m.parse().ok())
-                .expect("--type pq:M"),
-        ),
-    };
+    let mut config = bench_index::config_of(&args.index_type, dim);
     if let Some(n_lists) = args.n_lists {
         config = config.n_lists(n_lists);
     }

@@ -14,9 +14,11 @@ use std::io::BufRead as _;
 use std::time::Instant;
 
 use ciphervec::internals::decrypted_bytes;
-use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
+use ciphervec::{Database, DatabaseOptions, IndexKey, Query};
 use serde_json::json;
 
+#[path = "support/bench_index.rs"]
+mod bench_index;
 #[path = "support/texmex.rs"]
 mod texmex;
 
@@ -32,40 +34,16 @@ fn main() -> ciphervec::Result<()> {
     let probes: usize = arg("--probes").map_or(32, |p| p.parse().expect("--probes N"));
     let rerank: Option<usize> = arg("--rerank").map(|r| r.parse().expect("--rerank N"));
     let budget: Option<usize> = arg("--cache-budget").map(|b| b.parse().expect("bytes"));
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build_global()
-        .expect("rayon pool");
+    bench_index::one_thread();
     let (base, queries, truth) = texmex::load(&data);
-    let dim = base[0].len();
-    let config = match index_type.as_str() {
-        "flat" => IndexConfig::ivf_flat(dim),
-        "sq8" => IndexConfig::ivf_sq8(dim),
-        pq => IndexConfig::ivf_pq(
-            dim,
-            pq.strip_prefix("pq:")
-                .and_then(|m| m.parse().ok())
-                .expect("--type pq:M"),
-        ),
-    };
-    let dir = std::env::temp_dir().join(format!("ciphervec-rounds-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let key = IndexKey::generate();
     let t = Instant::now();
-    {
-        let index = Database::open(&dir)?.create_index("r", &key, config)?;
-        let items = base
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Item::new(i.to_string(), v.clone()));
-        index.upsert(items)?;
-        index.train()?;
-    }
+    let dir = bench_index::build_in_temp("rounds", &key, &index_type, &base)?;
     let build_s = t.elapsed().as_secs_f64();
     let options = budget.map_or_else(DatabaseOptions::default, |b| {
         DatabaseOptions::default().cache_budget(b)
     });
-    let index = Database::open_with(&dir, options)?.open_index("r", &key)?;
+    let index = Database::open_with(&dir, options)?.open_index("rounds", &key)?;
     let qs: Vec<Query> = queries
         .iter()
         .map(|q| {

@@ -7,15 +7,17 @@
 //! codes-only while its vectors exceed the budget).
 //!
 //! ```text
-//! cargo run --release --example residency_ab -- --data DIR [--type pq:96] [--probes 32]
+//! cargo run --release --example residency_ab -- --data DIR [--type pq:96|sq8] [--probes 32]
 //!     [--rerank 10] [--rounds 5] [--cache-mib 0]
 //! ```
 
 use std::time::Instant;
 
 use ciphervec::internals::decrypted_bytes;
-use ciphervec::{Database, DatabaseOptions, EncryptedIndex, IndexConfig, IndexKey, Item, Query};
+use ciphervec::{Database, DatabaseOptions, EncryptedIndex, IndexKey, Query};
 
+#[path = "support/bench_index.rs"]
+mod bench_index;
 #[path = "support/texmex.rs"]
 mod texmex;
 
@@ -33,31 +35,13 @@ fn main() -> ciphervec::Result<()> {
     let rerank: usize = arg("--rerank", "10").parse().expect("--rerank N");
     let rounds: usize = arg("--rounds", "5").parse().expect("--rounds N");
     let cache_mib: usize = arg("--cache-mib", "0").parse().expect("--cache-mib N");
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build_global()
-        .expect("rayon pool");
+    bench_index::one_thread();
     let (base, queries, truth) = texmex::load(&data);
-    let dim = base[0].len();
-    let config = match index_type.strip_prefix("pq:") {
-        Some(m) => IndexConfig::ivf_pq(dim, m.parse().expect("--type pq:M")),
-        None => IndexConfig::ivf_sq8(dim),
-    };
-    let dir = std::env::temp_dir().join(format!("ciphervec-residency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let key = IndexKey::generate();
-    {
-        let index = Database::open(&dir)?.create_index("ab", &key, config)?;
-        let items = base
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Item::new(i.to_string(), v.clone()));
-        index.upsert(items)?;
-        index.train()?;
-    }
-    let resident = Database::open(&dir)?.open_index("ab", &key)?;
+    let dir = bench_index::build_in_temp("residency", &key, &index_type, &base)?;
+    let resident = Database::open(&dir)?.open_index("residency", &key)?;
     let budget = DatabaseOptions::default().cache_budget(cache_mib << 20);
-    let codes_only = Database::open_with(&dir, budget)?.open_index_read_only("ab", &key)?;
+    let codes_only = Database::open_with(&dir, budget)?.open_index_read_only("residency", &key)?;
     assert!(resident.is_resident() && !codes_only.is_resident());
     let qs: Vec<Query> = queries
         .iter()

@@ -1,0 +1,56 @@
+//! Building the benchmark indexes of the examples: one way to read an index type from the
+//! command line, and one way to build an index from a TEXMEX base set.
+
+use std::path::PathBuf;
+
+use ciphervec::{Database, IndexConfig, IndexKey, Item};
+
+/// The index configuration named by `--type`: `flat`, `sq8` or `pq:M`.
+///
+/// # Panics
+/// On any other name (a usage error of the example).
+pub fn config_of(index_type: &str, dim: usize) -> IndexConfig {
+    match index_type {
+        "flat" => IndexConfig::ivf_flat(dim),
+        "sq8" => IndexConfig::ivf_sq8(dim),
+        pq => IndexConfig::ivf_pq(
+            dim,
+            pq.strip_prefix("pq:")
+                .and_then(|m| m.parse().ok())
+                .expect("--type flat|sq8|pq:M"),
+        ),
+    }
+}
+
+/// Runs rayon (and so every query) on one thread, as the single-thread figures need.
+#[allow(dead_code)]
+pub fn one_thread() {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .expect("rayon pool");
+}
+
+/// Creates index `name` of type `index_type` (see [`config_of`]) in a fresh database under
+/// the temporary directory, loads `base` (each vector's id is its row number) and trains it;
+/// returns the database directory. (`ann_bench` times loading and training apart, so builds
+/// its own.)
+#[allow(dead_code)]
+pub fn build_in_temp(
+    name: &str,
+    key: &IndexKey,
+    index_type: &str,
+    base: &[Vec<f32>],
+) -> ciphervec::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ciphervec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = config_of(index_type, base.first().map_or(0, Vec::len));
+    let index = Database::open(&dir)?.create_index(name, key, config)?;
+    let items = base
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Item::new(i.to_string(), v.clone()));
+    index.upsert(items)?;
+    index.train()?;
+    Ok(dir)
+}
