@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ivf::{ListRows, ListSource};
 
 use super::persist;
-use super::state::{ItemEntry, MemList, Residency, State};
+use super::state::{MemList, Residency, State, VectorRef};
 use crate::format::segment;
 use crate::kernel;
 
@@ -44,47 +44,43 @@ impl ListSource for Lists<'_> {
     }
 
     fn fetch_vectors(&self, handles: &[u64], visit: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
-        let entries = handles
+        // Only a codes-only quantized index hands out rows without vectors, and each of its
+        // items has a vector record.
+        let records = handles
             .iter()
-            .map(|&h| self.state.entry(h).ok_or_else(|| Error::corrupted("state")))
-            .collect::<Result<Vec<_>>>()?;
-        // The sealed bytes of each record (found, bounds-checked) to prefetch: the records lie
-        // scattered over the mapped segments, and waiting for each in turn would dominate.
-        let sealed = |e: &ItemEntry| {
-            e.vector.and_then(|at| {
-                let blob = self.state.segments.get(&at.segment)?;
-                segment::record_bytes(blob, at.offset, at.len).ok()
+            .map(|&h| {
+                let e = self
+                    .state
+                    .entry(h)
+                    .ok_or_else(|| Error::corrupted("state"))?;
+                let at = e
+                    .vector
+                    .ok_or_else(|| Error::corrupted("vector record missing"))?;
+                Ok((h, &e.token, at))
             })
+            .collect::<Result<Vec<_>>>()?;
+        // Prefetch the sealed bytes a few records ahead: the records lie scattered over the
+        // mapped segments, and waiting for each in turn would dominate.
+        let prefetch = |at: VectorRef| {
+            if let Some(blob) = self.state.segments.get(&at.segment)
+                && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len)
+            {
+                kernel::prefetch(sealed);
+            }
         };
-        for e in entries.iter().take(PREFETCH_AHEAD) {
-            sealed(e).map(kernel::prefetch);
-        }
+        records
+            .iter()
+            .take(PREFETCH_AHEAD)
+            .for_each(|&(_, _, at)| prefetch(at));
         let (mut vector, mut scratch) = (vec![0.0; self.state.dim], Vec::new());
-        for (i, (&h, e)) in handles.iter().zip(&entries).enumerate() {
-            if let Some(next) = entries.get(i + PREFETCH_AHEAD) {
-                sealed(next).map(kernel::prefetch);
+        for (i, &(h, token, at)) in records.iter().enumerate() {
+            if let Some(&(_, _, next)) = records.get(i + PREFETCH_AHEAD) {
+                prefetch(next);
             }
-            match e.vector {
-                Some(at) => {
-                    self.read.set(self.read.get() + u64::from(at.len));
-                    let segments = &self.state.segments;
-                    let place = (&e.token, at);
-                    persist::open_vector_into(
-                        self.keys,
-                        segments,
-                        place,
-                        &mut vector,
-                        &mut scratch,
-                    )?;
-                    visit(h, &vector);
-                }
-                None => {
-                    let v = self
-                        .vector_of(h)?
-                        .ok_or_else(|| Error::corrupted("state"))?;
-                    visit(h, &v);
-                }
-            }
+            self.read.set(self.read.get() + u64::from(at.len));
+            let segments = &self.state.segments;
+            persist::open_vector_into(self.keys, segments, (token, at), &mut vector, &mut scratch)?;
+            visit(h, &vector);
         }
         Ok(())
     }
@@ -260,7 +256,8 @@ fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
                 .entry(slot)
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
             if current {
-                out.push(slot, Some(v), &state.code_of(list, v));
+                // Lists decrypted on demand are `ivf_flat`'s: they have no codes.
+                out.push(slot, Some(v), &[]);
             }
         }
     }

@@ -360,10 +360,12 @@ fn seal_padded(sealer: &Sealer, plain: &[u8], binding: &Binding) -> Result<Vec<u
 /// Authenticates a record sealed by [`seal_padded`] and removes its padding; any failure is
 /// `Corrupted` naming `what`.
 fn open_padded(sealer: &Sealer, sealed: &[u8], binding: &Binding, what: &str) -> Result<Vec<u8>> {
-    let padded = sealer
+    let mut plain = sealer
         .open(sealed, binding)
         .map_err(|_| Error::corrupted(what))?;
-    Ok(padding::unpad(&padded, what)?.to_vec())
+    let len = padding::unpad(&plain, what)?.len();
+    plain.truncate(len);
+    Ok(plain)
 }
 
 /// The record directory of a segment: its clear header checked, its directory authenticated

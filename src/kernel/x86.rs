@@ -694,8 +694,8 @@ unsafe fn sq8_dot_rows_avx2<const R: usize>(codes: &[u8], weight: &[f32], out: &
     }
 }
 
-/// Calls `rows` on each group of [`SQ8_ROWS`] whole rows of `codes` (with its outputs), then
-/// `row` on each remaining row.
+/// Checks the SQ8 length contract, then calls `rows` on each group of [`SQ8_ROWS`] whole rows
+/// of `codes` (with its outputs), then `row` on each remaining row.
 fn sq8_in_groups(
     codes: &[u8],
     dim: usize,
@@ -703,6 +703,7 @@ fn sq8_in_groups(
     mut rows: impl FnMut(&[u8], &mut [f32]),
     mut row: impl FnMut(&[u8], &mut [f32]),
 ) {
+    super::check_sq8_args(codes, dim, out);
     let n = codes.len() / dim;
     let grouped = n - n % SQ8_ROWS;
     for (c, o) in codes[..grouped * dim]
@@ -720,14 +721,13 @@ fn sq8_in_groups(
 }
 
 pub(super) fn sq8_l2_block_avx512(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
-    super::check_sq8_args(codes, target.len(), out);
     assert_eq!(scale.len(), target.len(), "sq8 scale length");
     sq8_in_groups(
         codes,
         target.len(),
         out,
         // SAFETY: installed only after AVX-512F was detected; each call gets whole rows
-        // (lengths checked above).
+        // (`sq8_in_groups` checks the lengths first).
         |c, o| unsafe { sq8_l2_rows_avx512::<SQ8_ROWS>(c, target, scale, o) },
         // SAFETY: as above.
         |c, o| unsafe { sq8_l2_rows_avx512::<1>(c, target, scale, o) },
@@ -735,12 +735,12 @@ pub(super) fn sq8_l2_block_avx512(codes: &[u8], target: &[f32], scale: &[f32], o
 }
 
 pub(super) fn sq8_dot_block_avx512(codes: &[u8], weight: &[f32], out: &mut [f32]) {
-    super::check_sq8_args(codes, weight.len(), out);
     sq8_in_groups(
         codes,
         weight.len(),
         out,
-        // SAFETY: installed only after AVX-512F was detected; whole rows (checked above).
+        // SAFETY: installed only after AVX-512F was detected; whole rows
+        // (`sq8_in_groups` checks the lengths first).
         |c, o| unsafe { sq8_dot_rows_avx512::<SQ8_ROWS>(c, weight, o) },
         // SAFETY: as above.
         |c, o| unsafe { sq8_dot_rows_avx512::<1>(c, weight, o) },
@@ -748,13 +748,13 @@ pub(super) fn sq8_dot_block_avx512(codes: &[u8], weight: &[f32], out: &mut [f32]
 }
 
 pub(super) fn sq8_l2_block_avx2(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
-    super::check_sq8_args(codes, target.len(), out);
     assert_eq!(scale.len(), target.len(), "sq8 scale length");
     sq8_in_groups(
         codes,
         target.len(),
         out,
-        // SAFETY: installed only after AVX2 and FMA were detected; whole rows (checked above).
+        // SAFETY: installed only after AVX2 and FMA were detected; whole rows
+        // (`sq8_in_groups` checks the lengths first).
         |c, o| unsafe { sq8_l2_rows_avx2::<SQ8_ROWS>(c, target, scale, o) },
         // SAFETY: as above.
         |c, o| unsafe { sq8_l2_rows_avx2::<1>(c, target, scale, o) },
@@ -762,12 +762,12 @@ pub(super) fn sq8_l2_block_avx2(codes: &[u8], target: &[f32], scale: &[f32], out
 }
 
 pub(super) fn sq8_dot_block_avx2(codes: &[u8], weight: &[f32], out: &mut [f32]) {
-    super::check_sq8_args(codes, weight.len(), out);
     sq8_in_groups(
         codes,
         weight.len(),
         out,
-        // SAFETY: installed only after AVX2 and FMA were detected; whole rows (checked above).
+        // SAFETY: installed only after AVX2 and FMA were detected; whole rows
+        // (`sq8_in_groups` checks the lengths first).
         |c, o| unsafe { sq8_dot_rows_avx2::<SQ8_ROWS>(c, weight, o) },
         // SAFETY: as above.
         |c, o| unsafe { sq8_dot_rows_avx2::<1>(c, weight, o) },
