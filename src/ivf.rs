@@ -8,6 +8,7 @@ mod codec;
 mod fastscan;
 mod kmeans;
 mod quantizer;
+mod refine;
 mod search;
 
 pub(crate) use codec::Codec;
@@ -166,6 +167,164 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The lists of a PQ index, with or without their vectors (codes only: each vector is
+    /// fetched by handle, and the fetches are counted).
+    struct CodeLists {
+        dim: usize,
+        with_vectors: bool,
+        lists: Vec<(
+            Vec<f32>,
+            Vec<u64>,
+            Vec<f32>,
+            Vec<u8>,
+            std::sync::OnceLock<PackedCodes>,
+        )>,
+        data: Vec<f32>,
+        fetched: std::cell::Cell<usize>,
+    }
+
+    impl ListSource for CodeLists {
+        type Error = Infallible;
+        fn visit_list(
+            &self,
+            list: u32,
+            visit: &mut dyn FnMut(ListRows<'_>),
+        ) -> Result<(), Infallible> {
+            let (v, h, n, c, packed) = &self.lists[list as usize];
+            visit(ListRows {
+                vectors: if self.with_vectors { v } else { &[] },
+                handles: h,
+                inv_norms: if self.with_vectors { n } else { &[] },
+                codes: c,
+                packed: Some(packed),
+            });
+            Ok(())
+        }
+
+        fn fetch_vectors(
+            &self,
+            handles: &[u64],
+            visit: &mut dyn FnMut(u64, &[f32]),
+        ) -> Result<(), Infallible> {
+            assert!(!self.with_vectors);
+            self.fetched.set(self.fetched.get() + handles.len());
+            for &h in handles {
+                let i = h as usize;
+                visit(h, &self.data[i * self.dim..(i + 1) * self.dim]);
+            }
+            Ok(())
+        }
+    }
+
+    /// Codes only, the re-rank fetches candidates in order of their refine bounds and stops
+    /// where the bounds prove the rest cannot enter: the results are bit for bit those of
+    /// re-ranking every candidate from vectors in RAM, with far fewer vectors fetched.
+    #[test]
+    fn refine_bounds_give_the_full_rerank_with_fewer_fetches() {
+        let mut rng = StdRng::seed_from_u64(21);
+        let (n, dim, n_lists, k, rerank) = (3000usize, 32usize, 16usize, 10usize, 10usize);
+        let centers: Vec<f32> = (0..40 * dim)
+            .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 4.0 - 2.0)
+            .collect();
+        let data: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = (i * 7919) % 40;
+                centers[c * dim..(c + 1) * dim].to_vec()
+            })
+            .map(|c| c + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.8)
+            .collect();
+        let (mut fetched, mut offered) = (0, 0);
+        for metric in [
+            Metric::Euclidean,
+            Metric::SquaredEuclidean,
+            Metric::Cosine,
+            Metric::InnerProduct,
+        ] {
+            let prepared: Vec<f32> = data
+                .chunks(dim)
+                .flat_map(|x| prepare_query(x, metric))
+                .collect();
+            let km = kmeans(
+                &prepared,
+                dim,
+                &KMeansParams {
+                    k: n_lists,
+                    spherical: metric == Metric::Cosine,
+                    ..Default::default()
+                },
+            );
+            let q = Quantizer::new(dim, km.centroids, metric);
+            let assign: Vec<u32> = prepared.chunks(dim).map(|x| q.assign(x)).collect();
+            let residuals: Vec<f32> = prepared
+                .chunks(dim)
+                .zip(&assign)
+                .flat_map(|(x, &l)| x.iter().zip(q.centroid(l)).map(|(v, c)| v - c))
+                .collect();
+            let codec = Codec::train_pq(&residuals, dim, 8, 1);
+            let list_terms: Vec<f32> =
+                if matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean) {
+                    (0..n_lists as u32)
+                        .flat_map(|l| codec.pq_list_terms(q.centroid(l)))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+            let build = |with_vectors: bool| {
+                let mut lists = CodeLists {
+                    dim,
+                    with_vectors,
+                    lists: (0..n_lists).map(|_| Default::default()).collect(),
+                    data: data.clone(),
+                    fetched: Default::default(),
+                };
+                for (i, (x, r)) in data.chunks(dim).zip(residuals.chunks(dim)).enumerate() {
+                    let l = &mut lists.lists[assign[i] as usize];
+                    l.0.extend_from_slice(x);
+                    l.1.push(i as u64);
+                    l.2.push(inv_norm(x));
+                    codec.encode(r, &mut l.3);
+                }
+                lists
+            };
+            let (resident, codes_only) = (build(true), build(false));
+            for t in 0..30 {
+                let query: Vec<f32> = data[(t * 97 % n) * dim..][..dim]
+                    .iter()
+                    .map(|v| v + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.3)
+                    .collect();
+                let params = SearchParams {
+                    query: &query,
+                    k,
+                    n_probes: 4,
+                    metric,
+                    accept: None,
+                    codes: Some(CodeSearch {
+                        codec: &codec,
+                        list_terms: &list_terms,
+                        rerank,
+                    }),
+                };
+                let want = search(Some(&q), &resident, &params).unwrap();
+                let before = codes_only.fetched.get();
+                let got = search(Some(&q), &codes_only, &params).unwrap();
+                let bits = |h: &[crate::kernel::Neighbor]| {
+                    h.iter()
+                        .map(|n| (n.handle, n.distance.to_bits()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(bits(&got), bits(&want), "{metric:?} query {t}");
+                assert_eq!(want.len(), k);
+                assert!(codes_only.fetched.get() - before >= k);
+                offered += k * rerank;
+            }
+            fetched += codes_only.fetched.get();
+        }
+        assert!(
+            fetched * 2 < offered,
+            "{fetched} of {offered} candidates fetched"
+        );
     }
 
     #[test]

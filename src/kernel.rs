@@ -47,6 +47,8 @@ pub(crate) struct Kernels {
     pub sq8_l2_block: Sq8L2Block,
     /// SQ8 inner products of a block of codes, see [`sq8_dot_block`].
     pub sq8_dot_block: fn(&[u8], &[f32], &mut [f32]),
+    /// 6-bit unpacking, see [`unpack6`].
+    pub unpack6: fn(&[u8], &mut [u8]),
 }
 
 const SCALAR: Kernels = Kernels {
@@ -60,6 +62,7 @@ const SCALAR: Kernels = Kernels {
     pq4_quantize_table: scalar::pq4_quantize_table,
     sq8_l2_block: scalar::sq8_l2_block,
     sq8_dot_block: scalar::sq8_dot_block,
+    unpack6: scalar::unpack6,
 };
 
 /// Every path this CPU supports, best first (the scalar twin is always last).
@@ -87,6 +90,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 },
                 sq8_l2_block: x86::sq8_l2_block_avx512,
                 sq8_dot_block: x86::sq8_dot_block_avx512,
+                unpack6: x86_unpack6(),
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -102,6 +106,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 pq4_quantize_table: x86::pq4_quantize_table_avx2,
                 sq8_l2_block: x86::sq8_l2_block_avx2,
                 sq8_dot_block: x86::sq8_dot_block_avx2,
+                unpack6: x86_unpack6(),
             });
         }
     }
@@ -119,11 +124,22 @@ pub(crate) fn available() -> Vec<Kernels> {
                 pq4_quantize_table: scalar::pq4_quantize_table,
                 sq8_l2_block: scalar::sq8_l2_block,
                 sq8_dot_block: scalar::sq8_dot_block,
+                unpack6: scalar::unpack6,
             });
         }
     }
     out.push(SCALAR);
     out
+}
+
+/// The 6-bit unpacking of this x86 CPU: BMI2's bit deposit when it has it.
+#[cfg(target_arch = "x86_64")]
+fn x86_unpack6() -> fn(&[u8], &mut [u8]) {
+    if std::arch::is_x86_feature_detected!("bmi2") {
+        x86::unpack6_bmi2
+    } else {
+        scalar::unpack6
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -214,6 +230,13 @@ pub(crate) fn sq8_l2_block(codes: &[u8], target: &[f32], scale: &[f32], out: &mu
 #[inline]
 pub(crate) fn sq8_dot_block(codes: &[u8], weight: &[f32], out: &mut [f32]) {
     (best().sq8_dot_block)(codes, weight, out)
+}
+
+/// Unpacks `out.len()` 6-bit values from the little-endian bit stream `packed` (value `i` at
+/// bits `6i..6i + 6`; missing bytes read as zero), one value per byte.
+#[inline]
+pub(crate) fn unpack6(packed: &[u8], out: &mut [u8]) {
+    (best().unpack6)(packed, out)
 }
 
 /// The length contract of the SQ8 kernels: whole rows of `dim` bytes, one output each.
@@ -536,6 +559,31 @@ mod tests {
             // The chosen center is a nearest one up to rounding of the expanded form.
             assert!(dists[j as usize] <= best + 1e-3 * best.max(1.0));
             assert!((d - dists[j as usize]).abs() <= 1e-3 * best.max(1.0));
+        }
+    }
+
+    #[test]
+    fn every_unpack6_path_equals_the_scalar_twin() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for len in 0..80usize {
+            let values: Vec<u8> = (0..len).map(|_| (rng.next_u32() % 64) as u8).collect();
+            // Pack by the definition, then leave trailing garbage the unpacking must ignore.
+            let mut packed = vec![0u8; (6 * len).div_ceil(8)];
+            for (i, &v) in values.iter().enumerate() {
+                for b in 0..6 {
+                    let bit = 6 * i + b;
+                    packed[bit / 8] |= ((v >> b) & 1) << (bit % 8);
+                }
+            }
+            let mut twin = vec![0xee; len];
+            scalar::unpack6(&packed, &mut twin);
+            assert_eq!(twin, values, "scalar, {len} values");
+            packed.extend([0xff; 5]);
+            for path in available() {
+                let mut got = vec![0xee; len];
+                (path.unpack6)(&packed, &mut got);
+                assert_eq!(got, values, "{} {len} values", path.name);
+            }
         }
     }
 

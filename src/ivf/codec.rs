@@ -3,6 +3,7 @@
 //! codes for approximate distances, then re-ranks the best candidates exactly.
 
 use super::kmeans::{KMeansParams, kmeans};
+use super::refine::Refine;
 use crate::kernel;
 use crate::metric::Metric;
 
@@ -17,12 +18,14 @@ pub(crate) enum Codec {
         scale: Vec<f32>,
     },
     /// `m` subquantizers of `dim / m` dimensions with 16 centroids each; two 4-bit codes per
-    /// byte.
+    /// byte, followed by the [`Refine`] code of the same residual.
     Pq {
         /// Number of subquantizers.
         m: usize,
         /// `m * 16 * (dim / m)` floats: subquantizer j, centroid c at `(j * 16 + c) * sub`.
         codebooks: Vec<f32>,
+        /// The 6-bit refine code's ranges.
+        refine: Refine,
     },
 }
 
@@ -79,11 +82,16 @@ impl Codec {
             c.resize(PQ_CENTROIDS * sub, 0.0);
             codebooks.extend_from_slice(&c);
         }
-        Codec::Pq { m, codebooks }
+        Codec::Pq {
+            m,
+            codebooks,
+            refine: Refine::train(residuals, dim),
+        }
     }
 
     /// Serialized form: `1 | min (dim f32) | scale (dim f32)` or
-    /// `2 | m u32 | codebooks (m * 16 * dim / m f32)`, little-endian.
+    /// `2 | m u32 | codebooks (m * 16 * dim / m f32) | refine min (dim f32) | refine scale
+    /// (dim f32)`, little-endian.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let floats =
             |out: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|f| out.extend(f.to_le_bytes()));
@@ -94,10 +102,15 @@ impl Codec {
                 floats(&mut out, min);
                 floats(&mut out, scale);
             }
-            Codec::Pq { m, codebooks } => {
+            Codec::Pq {
+                m,
+                codebooks,
+                refine,
+            } => {
                 out.push(2);
                 out.extend((*m as u32).to_le_bytes());
                 floats(&mut out, codebooks);
+                refine.to_bytes(&mut out);
             }
         }
         out
@@ -121,11 +134,18 @@ impl Codec {
             }
             2 if rest.len() >= 4 => {
                 let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
-                let valid =
-                    m > 0 && dim.is_multiple_of(m) && rest.len() - 4 == 4 * PQ_CENTROIDS * dim;
-                valid.then(|| Codec::Pq {
+                let codebooks_len = 4 * PQ_CENTROIDS * dim;
+                let valid = m > 0
+                    && dim.is_multiple_of(m)
+                    && rest.len() - 4 == codebooks_len + Refine::serialized_len(dim);
+                if !valid {
+                    return None;
+                }
+                let (codebooks, refine) = rest[4..].split_at(codebooks_len);
+                Some(Codec::Pq {
                     m,
-                    codebooks: floats(&rest[4..]),
+                    codebooks: floats(codebooks),
+                    refine: Refine::from_bytes(refine, dim)?,
                 })
             }
             _ => None,
@@ -147,9 +167,17 @@ impl Codec {
     pub(crate) fn code_len(&self, dim: usize) -> usize {
         match self {
             Codec::Sq8 { .. } => dim,
-            Codec::Pq { m, .. } => m.div_ceil(2),
+            Codec::Pq { m, .. } => m.div_ceil(2) + Refine::code_len(dim),
         }
         .max(usize::from(dim == 0))
+    }
+
+    /// PQ only: the refine ranges and where each code's refine part starts.
+    pub(crate) fn refine(&self) -> Option<(&Refine, usize)> {
+        match self {
+            Codec::Sq8 { .. } => None,
+            Codec::Pq { m, refine, .. } => Some((refine, m.div_ceil(2))),
+        }
     }
 
     /// Encodes a residual.
@@ -163,7 +191,11 @@ impl Codec {
                         .map(|(v, (lo, s))| ((v - lo) / s).round().clamp(0.0, 255.0) as u8),
                 );
             }
-            Codec::Pq { m, codebooks } => {
+            Codec::Pq {
+                m,
+                codebooks,
+                refine,
+            } => {
                 let sub = residual.len() / m;
                 let mut nibbles = Vec::with_capacity(*m);
                 for j in 0..*m {
@@ -183,6 +215,7 @@ impl Codec {
                         .chunks(2)
                         .map(|p| p[0] | p.get(1).copied().unwrap_or(0) << 4),
                 );
+                refine.encode(residual, out);
             }
         }
     }
@@ -196,7 +229,7 @@ impl Codec {
                 .zip(min.iter().zip(scale))
                 .map(|(&c, (lo, s))| lo + c as f32 * s)
                 .collect(),
-            Codec::Pq { m, codebooks } => {
+            Codec::Pq { m, codebooks, .. } => {
                 let sub = dim / m;
                 (0..*m)
                     .flat_map(|j| {
@@ -228,7 +261,7 @@ impl Codec {
     /// `f(x_j, b)` for every codebook entry `b` (subquantizer `j`, centroid `c`) at
     /// `j * 16 + c`; empty for SQ8.
     fn pq_entries(&self, x: &[f32], f: impl Fn(&[f32], &[f32]) -> f32) -> Vec<f32> {
-        let Codec::Pq { m, codebooks } = self else {
+        let Codec::Pq { m, codebooks, .. } = self else {
             return Vec::new();
         };
         let sub = x.len() / m;
@@ -298,7 +331,7 @@ impl Codec {
                     scale: scale.clone(),
                 }
             }
-            Codec::Pq { m, codebooks } => {
+            Codec::Pq { m, codebooks, .. } => {
                 let sub = query.len() / m;
                 let mut lut = Vec::with_capacity(m * PQ_CENTROIDS);
                 for j in 0..*m {

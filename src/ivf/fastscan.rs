@@ -19,11 +19,12 @@ pub(crate) struct PackedCodes {
 }
 
 impl PackedCodes {
-    /// Rearranges `codes` (row-major, `m.div_ceil(2)` bytes per row, two 4-bit codes per byte,
-    /// subquantizer `j` in the low nibble of byte `j / 2` when `j` is even).
-    pub(crate) fn pack(codes: &[u8], m: usize) -> PackedCodes {
-        let code_len = m.div_ceil(2);
-        let rows = codes.len().checked_div(code_len).unwrap_or(0);
+    /// Rearranges `codes` (row-major, `code_len` bytes per row, of which the first
+    /// `m.div_ceil(2)` hold two 4-bit codes per byte, subquantizer `j` in the low nibble of byte
+    /// `j / 2` when `j` is even; the rest of a row is not scanned).
+    pub(crate) fn pack(codes: &[u8], code_len: usize, m: usize) -> PackedCodes {
+        let code_len = code_len.max(m.div_ceil(2)).max(1);
+        let rows = codes.len() / code_len;
         let m_pad = padded_m(m);
         let block_len = m_pad * 16;
         let mut bytes = vec![0u8; rows.div_ceil(PQ4_BLOCK) * block_len];
@@ -138,12 +139,20 @@ mod tests {
             let nibbles: Vec<Vec<u8>> = (0..rows)
                 .map(|_| (0..m).map(|_| (rng.next_u32() % 16) as u8).collect())
                 .collect();
-            let codes: Vec<u8> = nibbles.iter().flat_map(|n| row_code(n)).collect();
+            // Rows carry 3 more bytes that the scan must skip.
+            let codes: Vec<u8> = nibbles
+                .iter()
+                .flat_map(|n| {
+                    let mut code = row_code(n);
+                    code.extend([0xff, 0x5a, 0xa5]);
+                    code
+                })
+                .collect();
             let lut: Vec<f32> = (0..m * CENTROIDS)
                 .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 3.0 - 1.0)
                 .collect();
             let base = 0.25;
-            let packed = PackedCodes::pack(&codes, m);
+            let packed = PackedCodes::pack(&codes, m.div_ceil(2) + 3, m);
             let table = QuantizedTable::new(&lut, base);
             let mut sums = Vec::new();
             packed.scan(&table, &mut sums);

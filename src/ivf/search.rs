@@ -49,7 +49,7 @@ pub(crate) fn inv_norm(v: &[f32]) -> f32 {
 
 /// The exact distance of one row (`inv_norm` its [`inv_norm`]) to a prepared query, as the
 /// scan and the re-rank order them (Euclidean still squared).
-fn exact_distance(query: &[f32], v: &[f32], metric: Metric, inv_norm: f32) -> f32 {
+pub(crate) fn exact_distance(query: &[f32], v: &[f32], metric: Metric, inv_norm: f32) -> f32 {
     match metric {
         Metric::Euclidean | Metric::SquaredEuclidean => kernel::l2sq(query, v),
         Metric::InnerProduct => -kernel::dot(query, v),
@@ -208,6 +208,7 @@ fn search_codes<S: ListSource>(
     // Where each row offered to `approx` lives; `approx` holds indexes into this.
     let mut places: Vec<Place> = Vec::with_capacity(4 * approx.keep.min(1 << 16));
     let fast = FastScan::new(codes, query, params.metric);
+    let code_len = codes.codec.code_len(query.len());
     let mut sums = Vec::new();
     let mut scores = Vec::new();
     let (mut lut, mut quantized) = (Vec::new(), QuantizedTable::new(&[], 0.0));
@@ -235,7 +236,7 @@ fn search_codes<S: ListSource>(
             match (&table, rows.packed) {
                 (Some(quantized), Some(cell)) => {
                     let m = fast.as_ref().map_or(0, |f| f.m);
-                    let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, m));
+                    let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, code_len, m));
                     packed.scan(quantized, &mut sums);
                     let mut limit = quantized.sum_limit(approx.threshold());
                     for (i, &sum) in sums[..rows.handles.len()].iter().enumerate() {
@@ -248,7 +249,6 @@ fn search_codes<S: ListSource>(
                 }
                 _ => {
                     let table = codes.codec.table(query, centroid, params.metric);
-                    let code_len = codes.codec.code_len(query.len());
                     scores.resize(rows.handles.len(), 0.0);
                     table.score_block(rows.codes, code_len, &mut scores);
                     for (i, &a) in scores.iter().enumerate() {
@@ -270,28 +270,91 @@ fn search_codes<S: ListSource>(
     survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
     let mut top = TopK::new(params.k);
     let dim = query.len();
-    // Survivors whose rows came without vectors: their vectors are fetched at the end.
-    let mut absent = Vec::new();
+    let mut bounds = codes
+        .codec
+        .refine()
+        .map(|(refine, start)| (refine.bounds(query, params.metric), start));
+    // Survivors whose rows came without vectors, with a lower bound on their exact distance
+    // (minus infinity without a refine code): their vectors are fetched at the end.
+    let mut absent: Vec<(f32, u64)> = Vec::new();
     for group in survivors.chunk_by(|a, b| a.list == b.list) {
+        let list = group[0].list;
         let mut piece = 0u32;
-        lists.visit_list(group[0].list, &mut |rows| {
+        let mut bounds_set = false;
+        lists.visit_list(list, &mut |rows| {
             for place in group.iter().filter(|p| p.piece == piece) {
                 let i = place.row as usize;
-                match rows.vectors.get(i * dim..(i + 1) * dim) {
-                    Some(v) => top.push(
+                if let Some(v) = rows.vectors.get(i * dim..(i + 1) * dim) {
+                    top.push(
                         exact_distance(query, v, params.metric, rows.inv_norms[i]),
                         rows.handles[i],
-                    ),
-                    None => absent.push(rows.handles[i]),
+                    );
+                    continue;
                 }
+                let refine_code = rows.codes.get(i * code_len..(i + 1) * code_len);
+                let bound = match (&mut bounds, refine_code) {
+                    (Some((bounds, start)), Some(code)) => {
+                        if !bounds_set {
+                            bounds.set_list(quantizer.centroid(list));
+                            bounds_set = true;
+                        }
+                        bounds.lower_bound(&code[*start..])
+                    }
+                    _ => f32::NEG_INFINITY,
+                };
+                absent.push((bound, rows.handles[i]));
             }
             piece += 1;
         })?;
     }
-    lists.fetch_vectors(&absent, &mut |h, v| {
-        top.push(exact_distance(query, v, params.metric, inv_norm(v)), h)
-    })?;
+    fetch_while_bounds_allow(lists, query, params.metric, &mut absent, &mut top)?;
     Ok(finish(top.into_sorted(), params.metric))
+}
+
+/// Vectors fetched per round of [`fetch_while_bounds_allow`] once `top` is full: small, so
+/// that few are fetched past the point where the bounds stop the re-rank, and enough for the
+/// fetch's read-ahead to overlap a few records.
+const FETCH_ROUND: usize = 4;
+
+/// Re-ranks the `candidates` (lower bound on the exact distance, handle) whose vectors must
+/// be fetched, in order of their bounds, and stops at the first candidate whose bound exceeds
+/// the k-th exact distance found: that candidate and every later one cannot enter `top`, so
+/// `top` ends as if every candidate had been re-ranked. Minus-infinity bounds are always
+/// fetched.
+fn fetch_while_bounds_allow<S: ListSource>(
+    lists: &S,
+    query: &[f32],
+    metric: Metric,
+    candidates: &mut [(f32, u64)],
+    top: &mut TopK,
+) -> Result<(), S::Error> {
+    candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut handles = Vec::new();
+    let mut next = 0;
+    while next < candidates.len() {
+        let threshold = top.threshold();
+        let round = if threshold == f32::INFINITY {
+            top.capacity().max(FETCH_ROUND)
+        } else {
+            FETCH_ROUND
+        };
+        handles.clear();
+        handles.extend(
+            candidates[next..]
+                .iter()
+                .take(round)
+                .take_while(|(bound, _)| *bound <= threshold)
+                .map(|&(_, h)| h),
+        );
+        if handles.is_empty() {
+            break;
+        }
+        next += handles.len();
+        lists.fetch_vectors(&handles, &mut |h, v| {
+            top.push(exact_distance(query, v, metric, inv_norm(v)), h)
+        })?;
+    }
+    Ok(())
 }
 
 /// The best `keep` candidates by (distance, handle), collected cheaply: candidates under the

@@ -244,3 +244,33 @@ pub(crate) fn sq8_dot_block(codes: &[u8], weight: &[f32], out: &mut [f32]) {
         *o = sq8_reduce(lanes);
     }
 }
+
+/// 6-bit unpacking, see [`super::unpack6`]: eight values from each six bytes.
+pub(crate) fn unpack6(packed: &[u8], out: &mut [u8]) {
+    let whole = (out.len() / 8).min(packed.len() / 6);
+    let (groups, tail) = out.split_at_mut(whole * 8);
+    for (values, six) in groups.chunks_exact_mut(8).zip(packed.chunks_exact(6)) {
+        let word = u64::from_le_bytes([six[0], six[1], six[2], six[3], six[4], six[5], 0, 0]);
+        spread6(word, values);
+    }
+    unpack6_tail(&packed[whole * 6..], tail);
+}
+
+/// Values from the bit stream `packed` into `out`, eight at a time from zero-padded words
+/// (the part of [`unpack6`] past its whole groups, shared with the SIMD paths).
+pub(crate) fn unpack6_tail(packed: &[u8], out: &mut [u8]) {
+    for (g, values) in out.chunks_mut(8).enumerate() {
+        let mut word = [0u8; 8];
+        let rest = packed.get(g * 6..).unwrap_or_default();
+        let n = rest.len().min(6);
+        word[..n].copy_from_slice(&rest[..n]);
+        spread6(u64::from_le_bytes(word), values);
+    }
+}
+
+/// The 6-bit fields of `word`, lowest first, into `values` (at most 8).
+fn spread6(word: u64, values: &mut [u8]) {
+    for (j, v) in values.iter_mut().enumerate() {
+        *v = ((word >> (6 * j)) & 63) as u8;
+    }
+}

@@ -45,6 +45,11 @@ impl TopK {
         }
     }
 
+    /// The most it keeps.
+    pub(crate) fn capacity(&self) -> usize {
+        self.k
+    }
+
     /// The distance a candidate must not exceed to enter (infinity until `k` are held).
     #[inline]
     pub(crate) fn threshold(&self) -> f32 {

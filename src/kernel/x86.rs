@@ -773,3 +773,31 @@ pub(super) fn sq8_dot_block_avx2(codes: &[u8], weight: &[f32], out: &mut [f32]) 
         |c, o| unsafe { sq8_dot_rows_avx2::<1>(c, weight, o) },
     );
 }
+
+/// Every byte's low 6 bits: where `_pdep_u64` deposits eight 6-bit values.
+const SIX_BIT_LANES: u64 = 0x3f3f_3f3f_3f3f_3f3f;
+
+/// 6-bit unpacking with BMI2: one bit deposit spreads each 48-bit group into eight bytes.
+#[target_feature(enable = "bmi2")]
+fn unpack6_bmi2_impl(packed: &[u8], out: &mut [u8]) {
+    let whole = (out.len() / 8).min(packed.len() / 6);
+    let (groups, tail) = out.split_at_mut(whole * 8);
+    for (g, values) in groups.chunks_exact_mut(8).enumerate() {
+        // Eight bytes when they are there (the top two are masked off), else six.
+        let word = match packed.get(g * 6..g * 6 + 8) {
+            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => {
+                let b = &packed[g * 6..g * 6 + 6];
+                u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0])
+            }
+        };
+        let spread = _pdep_u64(word & 0xffff_ffff_ffff, SIX_BIT_LANES);
+        values.copy_from_slice(&spread.to_le_bytes());
+    }
+    scalar::unpack6_tail(&packed[whole * 6..], tail);
+}
+
+pub(super) fn unpack6_bmi2(packed: &[u8], out: &mut [u8]) {
+    // SAFETY: installed only after BMI2 was detected; the function only indexes slices.
+    unsafe { unpack6_bmi2_impl(packed, out) }
+}
