@@ -169,18 +169,21 @@ mod tests {
         }
     }
 
+    /// One list of [`CodeLists`]: vectors, handles, inverse norms, codes, fast-scan layout.
+    type CodeList = (
+        Vec<f32>,
+        Vec<u64>,
+        Vec<f32>,
+        Vec<u8>,
+        std::sync::OnceLock<PackedCodes>,
+    );
+
     /// The lists of a PQ index, with or without their vectors (codes only: each vector is
     /// fetched by handle, and the fetches are counted).
     struct CodeLists {
         dim: usize,
         with_vectors: bool,
-        lists: Vec<(
-            Vec<f32>,
-            Vec<u64>,
-            Vec<f32>,
-            Vec<u8>,
-            std::sync::OnceLock<PackedCodes>,
-        )>,
+        lists: Vec<CodeList>,
         data: Vec<f32>,
         fetched: std::cell::Cell<usize>,
     }
