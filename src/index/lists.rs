@@ -63,7 +63,7 @@ impl ListSource for Lists<'_> {
         // mapped segments, and waiting for each in turn would dominate.
         let prefetch = |at: VectorRef| {
             if let Some(blob) = self.state.segments.get(&at.segment)
-                && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len)
+                && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len.get())
             {
                 kernel::prefetch(sealed);
             }
@@ -77,7 +77,7 @@ impl ListSource for Lists<'_> {
             if let Some(&(_, _, next)) = records.get(i + PREFETCH_AHEAD) {
                 prefetch(next);
             }
-            self.read.set(self.read.get() + u64::from(at.len));
+            self.read.set(self.read.get() + u64::from(at.len.get()));
             let segments = &self.state.segments;
             persist::open_vector_into(self.keys, segments, (token, at), &mut vector, &mut scratch)?;
             visit(h, &vector);
@@ -120,7 +120,7 @@ impl<'a> Lists<'a> {
             return Ok(None);
         };
         if let Some(at) = e.vector {
-            self.read.set(self.read.get() + u64::from(at.len));
+            self.read.set(self.read.get() + u64::from(at.len.get()));
             let v = persist::open_vector(
                 self.keys,
                 &self.state.segments,

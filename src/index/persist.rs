@@ -2,6 +2,7 @@
 //! and reading, authenticating and decrypting them back.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::crypto::aead::{self, Binding, RecordKind, Sealer};
@@ -228,7 +229,7 @@ impl<'k> SegmentBuilder<'k> {
         Ok(FieldsRef {
             segment: self.writer.seq(),
             offset,
-            len: sealed.len() as u32,
+            len: sealed_len(&sealed)?,
         })
     }
 
@@ -244,7 +245,7 @@ impl<'k> SegmentBuilder<'k> {
         Ok(VectorRef {
             segment: self.writer.seq(),
             offset,
-            len: sealed.len() as u32,
+            len: sealed_len(&sealed)?,
         })
     }
 
@@ -281,8 +282,8 @@ impl<'k> SegmentBuilder<'k> {
                 .zip(&vector_refs)
                 .map(|(i, v)| BlockEntry {
                     token: i.token,
-                    vector: v.map(|v| (v.offset, v.len)),
-                    fields: i.fields.map(|f| (f.offset, f.len)),
+                    vector: v.map(|v| (v.offset, v.len.get())),
+                    fields: i.fields.map(|f| (f.offset, f.len.get())),
                     id: i.id.to_owned(),
                 })
                 .collect(),
@@ -355,6 +356,14 @@ impl<'k> SegmentBuilder<'k> {
 /// Seals `plain` padded so that the sealed record's length is on the Padmé ladder.
 fn seal_padded(sealer: &Sealer, plain: &[u8], binding: &Binding) -> Result<Vec<u8>> {
     sealer.seal(&padding::pad(plain, aead::OVERHEAD), binding)
+}
+
+/// The length of a sealed record as a [`FieldsRef`] holds it.
+fn sealed_len(sealed: &[u8]) -> Result<NonZeroU32> {
+    u32::try_from(sealed.len())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| Error::invalid_argument("a record exceeds 4 GiB"))
 }
 
 /// Authenticates a record sealed by [`seal_padded`] and removes its padding; any failure is
@@ -433,7 +442,7 @@ pub(crate) fn open_vector_into(
     let blob = segments
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("vector segment"))?;
-    let sealed = segment::record_bytes(blob, at.offset, at.len)?;
+    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
     let binding = Binding {
         kind: RecordKind::Vector,
         segment: at.segment,
@@ -456,7 +465,7 @@ pub(crate) fn open_fields(
     let blob = segments
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("fields segment"))?;
-    let sealed = segment::record_bytes(blob, at.offset, at.len)?;
+    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
     let binding = Binding {
         kind: RecordKind::Fields,
         segment: at.segment,
@@ -568,10 +577,17 @@ pub(crate) fn load_state(
                         return Err(Error::corrupted("list block layout"));
                     }
                     state.add_block(list, block);
-                    let at = |(offset, len)| FieldsRef {
-                        segment: seg.seq,
-                        offset,
-                        len,
+                    let at = |place: Option<(u64, u32)>| -> Result<Option<FieldsRef>> {
+                        place
+                            .map(|(offset, len)| {
+                                Ok(FieldsRef {
+                                    segment: seg.seq,
+                                    offset,
+                                    len: NonZeroU32::new(len)
+                                        .ok_or_else(|| Error::corrupted("record length"))?,
+                                })
+                            })
+                            .transpose()
                     };
                     for (row, e) in decoded.entries.into_iter().enumerate() {
                         let entry = ItemEntry {
@@ -579,8 +595,8 @@ pub(crate) fn load_state(
                             token: e.token,
                             list,
                             row: 0,
-                            fields: e.fields.map(at),
-                            vector: e.vector.map(at),
+                            fields: at(e.fields)?,
+                            vector: at(e.vector)?,
                             metadata: None,
                             origin: seg.seq,
                         };
@@ -620,6 +636,7 @@ pub(crate) fn load_state(
         })?;
     }
     load_metadata(keys, &mut state)?;
+    state.shrink_to_fit();
     Ok(state)
 }
 
@@ -739,7 +756,7 @@ mod tests {
     fn vector_records_open_only_for_their_item_and_segment() {
         let keys = keys();
         let (segments, [a, b], vectors) = two_vectors(&keys);
-        assert_eq!(a.len as usize, vector_record_len(3));
+        assert_eq!(a.len.get() as usize, vector_record_len(3));
         assert_eq!(
             open_vector(&keys, &segments, &[1; 32], a, 3).unwrap(),
             vectors[0]
@@ -766,7 +783,7 @@ mod tests {
             &segments,
             &[1; 32],
             VectorRef {
-                len: a.len - 1,
+                len: NonZeroU32::new(a.len.get() - 1).unwrap(),
                 ..a
             },
             3
@@ -791,7 +808,7 @@ mod tests {
         )));
         // Every flipped byte of the record.
         let bytes = segments[&7].to_vec();
-        for i in a.offset as usize..(a.offset + u64::from(a.len)) as usize {
+        for i in a.offset as usize..(a.offset + u64::from(a.len.get())) as usize {
             let mut damaged = bytes.clone();
             damaged[i] ^= 0x10;
             let damaged = HashMap::from([(7, Arc::new(Blob::Shared(damaged.into())))]);

@@ -9,6 +9,7 @@
 //! lists on demand into a byte-bounded [`ListCache`].
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
@@ -26,8 +27,9 @@ pub(crate) struct FieldsRef {
     pub segment: u64,
     /// Offset of the sealed bytes in the segment file.
     pub offset: u64,
-    /// Length of the sealed bytes.
-    pub len: u32,
+    /// Length of the sealed bytes (never zero: a sealed record holds at least its tag, and
+    /// `Option<FieldsRef>` then needs no room of its own for `None`).
+    pub len: NonZeroU32,
 }
 
 /// Where an item's sealed vector record is (quantized index types).
@@ -247,6 +249,20 @@ impl State {
         Ok(())
     }
 
+    /// Gives back the room vectors grew into while the state was built row by row (up to half
+    /// of every list and of the item table), once a load or rewrite has built it.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.items.shrink_to_fit();
+        self.free.shrink_to_fit();
+        self.by_token.shrink_to_fit();
+        for l in &mut self.lists {
+            l.vectors.shrink_to_fit();
+            l.handles.shrink_to_fit();
+            l.inv_norms.shrink_to_fit();
+            l.codes.shrink_to_fit();
+        }
+    }
+
     /// Number of lists.
     pub(crate) fn n_lists(&self) -> usize {
         self.lists.len()
@@ -274,7 +290,7 @@ impl State {
         let entry = std::mem::size_of::<Option<ItemEntry>>();
         let ids: usize = self.entries().map(|(_, e)| e.id.len()).sum();
         let token_index = self.by_token.capacity() * (32 + 8 + 1);
-        let items = self.items.capacity() * entry + ids + token_index + self.free.len() * 8;
+        let items = self.items.capacity() * entry + ids + token_index + self.free.capacity() * 8;
         (lists, items)
     }
 
@@ -449,9 +465,9 @@ impl MemList {
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         let packed = self.packed.get().map_or(0, PackedCodes::bytes);
-        (self.vectors.len() + self.inv_norms.len()) * 4
-            + self.handles.len() * 8
-            + self.codes.len()
+        (self.vectors.capacity() + self.inv_norms.capacity()) * 4
+            + self.handles.capacity() * 8
+            + self.codes.capacity()
             + packed
     }
 }

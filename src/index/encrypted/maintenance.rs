@@ -150,7 +150,7 @@ impl EncryptedIndex {
             let live: u64 = state
                 .entries()
                 .map(|(_, e)| {
-                    let fields = e.fields.map_or(0, |f| u64::from(f.len) + 37);
+                    let fields = e.fields.map_or(0, |f| u64::from(f.len.get()) + 37);
                     (vector + 46 + e.id.len()) as u64 + fields
                 })
                 .sum();
@@ -339,6 +339,7 @@ impl EncryptedIndex {
             };
             fresh.insert(entry, Some(&vectors[i * dim..(i + 1) * dim]), &codes[i]);
         }
+        fresh.shrink_to_fit();
         drop(state);
         fresh
             .segments
