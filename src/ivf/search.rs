@@ -270,6 +270,23 @@ fn search_codes<S: ListSource>(
     survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
     let mut top = TopK::new(params.k);
     let dim = query.len();
+    // Rows without vectors are bounded by their refine codes, which lie scattered over the
+    // lists: ask for all of them first, so that their cache misses overlap instead of
+    // coming one by one (measured: codes-only queries 10% faster).
+    for group in survivors.chunk_by(|a, b| a.list == b.list) {
+        let mut piece = 0u32;
+        lists.visit_list(group[0].list, &mut |rows| {
+            if rows.vectors.is_empty() {
+                for place in group.iter().filter(|p| p.piece == piece) {
+                    let i = place.row as usize;
+                    if let Some(code) = rows.codes.get(i * code_len..(i + 1) * code_len) {
+                        kernel::prefetch(code);
+                    }
+                }
+            }
+            piece += 1;
+        })?;
+    }
     let mut bounds = codes
         .codec
         .refine()
