@@ -276,23 +276,16 @@ impl Codec {
         out
     }
 
-    /// The PQ distance table of a list from its parts, into `lut` (laid out like its parts),
-    /// without its constant part, which is the distance from the query to the list's centroid
-    /// (squared L2, or minus the inner product). L2: `|q - c - r|^2 = |q - c|^2 + sum_j
-    /// (|r_j|^2 + 2 <c_j, r_j> - 2 <q_j, r_j>)`; inner product: `-<q, c> - sum_j <q_j, r_j>`.
-    /// Scores equal those of [`Codec::table`] up to rounding (tested).
-    pub(crate) fn pq_lut(
-        metric: Metric,
-        query_dots: &[f32],
-        list_terms: &[f32],
-        lut: &mut Vec<f32>,
-    ) {
-        lut.clear();
-        if matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean) {
-            lut.extend(list_terms.iter().zip(query_dots).map(|(t, d)| t - 2.0 * d));
-        } else {
-            lut.extend(query_dots.iter().map(|d| -d));
-        }
+    /// The part of the PQ table that depends on the query alone, from its codebook dot
+    /// products (`pq_query_dots`): `-2 <q_j, b>` for L2, `-<q_j, b>` for the inner product.
+    /// With the list's constant (`|q - c|^2`, or `-<q, c>`) and, for L2, the row's own term
+    /// (its codes' [`Codec::pq_list_terms`] entries, summed), a row's entries sum to the
+    /// distance [`Codec::table`] gives, up to rounding (tested):
+    /// `|q - c - r|^2 = |q - c|^2 + sum_j (|r_j|^2 + 2 <c_j, r_j>) - 2 sum_j <q_j, r_j>`.
+    pub(crate) fn pq_query_table(metric: Metric, query_dots: &[f32]) -> Vec<f32> {
+        let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        let factor = if l2 { -2.0 } else { -1.0 };
+        query_dots.iter().map(|d| factor * d).collect()
     }
 
     /// The approximate-distance table of one query against one list with centroid
@@ -493,14 +486,10 @@ mod tests {
             else {
                 panic!("PQ table expected");
             };
-            let mut lut = Vec::new();
-            Codec::pq_lut(
-                metric,
-                &codec.pq_query_dots(query),
-                &codec.pq_list_terms(centroid),
-                &mut lut,
-            );
-            let got_base = if metric == Metric::SquaredEuclidean {
+            let lut = Codec::pq_query_table(metric, &codec.pq_query_dots(query));
+            let terms = codec.pq_list_terms(centroid);
+            let l2 = metric == Metric::SquaredEuclidean;
+            let got_base = if l2 {
                 kernel::l2sq(query, centroid)
             } else {
                 -kernel::dot(query, centroid)
@@ -510,7 +499,10 @@ mod tests {
             for code in [[0u8, 0, 0], [0x21, 0x43, 0xf5], [0xff, 0xff, 0xff]] {
                 let nibble = |j: usize| ((code[j / 2] >> (4 * (j % 2))) & 15) as usize;
                 let a = base + (0..6).map(|j| want[j * 16 + nibble(j)]).sum::<f32>();
-                let b = got_base + (0..6).map(|j| lut[j * 16 + nibble(j)]).sum::<f32>();
+                let row_term: f32 = (0..6).map(|j| terms[j * 16 + nibble(j)]).sum();
+                let b = got_base
+                    + if l2 { row_term } else { 0.0 }
+                    + (0..6).map(|j| lut[j * 16 + nibble(j)]).sum::<f32>();
                 assert!(
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
                     "{metric:?}: {a} vs {b}"

@@ -16,32 +16,56 @@ pub(crate) struct PackedCodes {
     rows: usize,
     /// Blocks of `m_pad * 16` bytes.
     bytes: Vec<u8>,
+    /// Per row, the sum of the terms of its codes (see [`PackedCodes::pack`]); empty when
+    /// packed without terms.
+    row_terms: Vec<f32>,
 }
 
 impl PackedCodes {
     /// Rearranges `codes` (row-major, `code_len` bytes per row, of which the first
     /// `m.div_ceil(2)` hold two 4-bit codes per byte, subquantizer `j` in the low nibble of byte
-    /// `j / 2` when `j` is even; the rest of a row is not scanned).
-    pub(crate) fn pack(codes: &[u8], code_len: usize, m: usize) -> PackedCodes {
+    /// `j / 2` when `j` is even; the rest of a row is not scanned). With `terms` (`m * 16`
+    /// entries, subquantizer `j`'s entry for code `c` at `j * 16 + c`), each row also gets the
+    /// sum of its codes' entries ([`PackedCodes::row_terms`]).
+    pub(crate) fn pack(codes: &[u8], code_len: usize, m: usize, terms: &[f32]) -> PackedCodes {
         let code_len = code_len.max(m.div_ceil(2)).max(1);
         let rows = codes.len() / code_len;
         let m_pad = padded_m(m);
         let block_len = m_pad * 16;
         let mut bytes = vec![0u8; rows.div_ceil(PQ4_BLOCK) * block_len];
+        let with_terms = terms.len() == m * CENTROIDS && m > 0;
+        let mut row_terms = Vec::with_capacity(if with_terms { rows } else { 0 });
         for (r, code) in codes.chunks_exact(code_len).enumerate() {
             let (block, t) = (r / PQ4_BLOCK, r % PQ4_BLOCK);
             let (byte, shift) = (t % 16, if t < 16 { 0 } else { 4 });
+            let mut sum = 0.0f32;
             for j in 0..m {
                 let nibble = (code[j / 2] >> (4 * (j % 2))) & 15;
                 bytes[block * block_len + j * 16 + byte] |= nibble << shift;
+                if with_terms {
+                    sum += terms[j * CENTROIDS + usize::from(nibble)];
+                }
+            }
+            if with_terms {
+                row_terms.push(sum);
             }
         }
-        PackedCodes { m_pad, rows, bytes }
+        PackedCodes {
+            m_pad,
+            rows,
+            bytes,
+            row_terms,
+        }
+    }
+
+    /// Per row, the sum of the terms given to [`PackedCodes::pack`] (empty without them).
+    pub(crate) fn row_terms(&self) -> &[f32] {
+        &self.row_terms
     }
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + 4 * self.row_terms.len()
     }
 
     /// The table sum of every row (`sums` is resized; padding rows follow the real ones).
@@ -79,23 +103,24 @@ impl QuantizedTable {
             bias: 0.0,
             scale: 1.0,
         };
-        table.refill(lut, base);
-        table
-    }
-
-    /// As [`QuantizedTable::new`], reusing this table's memory.
-    pub(crate) fn refill(&mut self, lut: &[f32], base: f32) {
         let m = lut.len() / CENTROIDS;
-        self.lut.resize(padded_m(m) * CENTROIDS, 0);
-        let (sum_of_mins, scale) = kernel::pq4_quantize_table(lut, &mut self.lut);
-        self.bias = base + sum_of_mins;
-        self.scale = scale;
+        table.lut.resize(padded_m(m) * CENTROIDS, 0);
+        let (sum_of_mins, scale) = kernel::pq4_quantize_table(lut, &mut table.lut);
+        table.bias = base + sum_of_mins;
+        table.scale = scale;
+        table
     }
 
     /// The approximate distance of a row with table sum `sum`.
     #[inline]
     pub(crate) fn distance(&self, sum: u16) -> f32 {
         self.bias + f32::from(sum) / self.scale
+    }
+
+    /// `(bias, step)` with `distance ≈ bias + sum * step`, for loops that add more per row
+    /// (a multiplication instead of [`QuantizedTable::distance`]'s division).
+    pub(crate) fn affine(&self) -> (f32, f32) {
+        (self.bias, 1.0 / self.scale)
     }
 
     /// The largest sum whose distance is at most `threshold` (`None`: no sum qualifies).
@@ -152,7 +177,7 @@ mod tests {
                 .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 3.0 - 1.0)
                 .collect();
             let base = 0.25;
-            let packed = PackedCodes::pack(&codes, m.div_ceil(2) + 3, m);
+            let packed = PackedCodes::pack(&codes, m.div_ceil(2) + 3, m, &[]);
             let table = QuantizedTable::new(&lut, base);
             let mut sums = Vec::new();
             packed.scan(&table, &mut sums);

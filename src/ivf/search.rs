@@ -205,45 +205,60 @@ fn search_codes<S: ListSource>(
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
     let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
-    // Where each row offered to `approx` lives; `approx` holds indexes into this.
-    let mut places: Vec<Place> = Vec::with_capacity(4 * approx.keep.min(1 << 16));
     let fast = FastScan::new(codes, query, params.metric);
     let code_len = codes.codec.code_len(query.len());
     let mut sums = Vec::new();
     let mut scores = Vec::new();
-    let (mut lut, mut quantized) = (Vec::new(), QuantizedTable::new(&[], 0.0));
     for &(list, centroid_distance) in probes {
         let centroid = quantizer.centroid(list);
-        let table = fast
-            .as_ref()
-            .filter(|f| f.table(list, centroid_distance, &mut lut, &mut quantized))
-            .map(|_| &quantized);
+        let fast_list = fast.as_ref().and_then(|f| Some((f, f.list_terms(list)?)));
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
             // Returns whether the threshold moved.
-            let mut offer = |i: usize, distance: f32, approx: &mut Reservoir| {
+            let offer = |i: usize, distance: f32, approx: &mut Reservoir| {
                 let handle = rows.handles[i];
                 if params.accept.is_some_and(|f| !f(handle)) {
                     return false;
                 }
-                places.push(Place {
+                let place = Place {
                     list,
                     piece,
                     row: i as u32,
-                });
-                approx.push(distance, (places.len() - 1) as u64)
+                };
+                approx.push(distance, handle, place)
             };
-            match (&table, rows.packed) {
-                (Some(quantized), Some(cell)) => {
-                    let m = fast.as_ref().map_or(0, |f| f.m);
-                    let packed = cell.get_or_init(|| PackedCodes::pack(rows.codes, code_len, m));
-                    packed.scan(quantized, &mut sums);
-                    let mut limit = quantized.sum_limit(approx.threshold());
-                    for (i, &sum) in sums[..rows.handles.len()].iter().enumerate() {
-                        if limit.is_some_and(|l| sum <= l)
-                            && offer(i, quantized.distance(sum), &mut approx)
-                        {
-                            limit = quantized.sum_limit(approx.threshold());
+            match (fast_list, rows.packed) {
+                (Some((fast, terms)), Some(cell)) => {
+                    let packed =
+                        cell.get_or_init(|| PackedCodes::pack(rows.codes, code_len, fast.m, terms));
+                    packed.scan(&fast.table, &mut sums);
+                    let sums = &sums[..rows.handles.len()];
+                    let row_terms = packed.row_terms();
+                    if row_terms.is_empty() {
+                        // Inner product: the table is the whole distance but for the list's
+                        // constant, so an integer limit on the sum decides.
+                        let threshold = |a: &Reservoir| a.threshold() - centroid_distance;
+                        let mut limit = fast.table.sum_limit(threshold(&approx));
+                        for (i, &sum) in sums.iter().enumerate() {
+                            if limit.is_some_and(|l| sum <= l)
+                                && offer(
+                                    i,
+                                    fast.table.distance(sum) + centroid_distance,
+                                    &mut approx,
+                                )
+                            {
+                                limit = fast.table.sum_limit(threshold(&approx));
+                            }
+                        }
+                    } else {
+                        // L2: each row adds its own list-dependent term.
+                        let (bias, step) = fast.table.affine();
+                        let base = centroid_distance + bias;
+                        for (i, (&sum, &term)) in sums.iter().zip(row_terms).enumerate() {
+                            let distance = base + f32::from(sum) * step + term;
+                            if distance <= approx.threshold() {
+                                offer(i, distance, &mut approx);
+                            }
                         }
                     }
                 }
@@ -262,11 +277,7 @@ fn search_codes<S: ListSource>(
         })?;
     }
     // Second pass: exact distances of the survivors, list by list.
-    let mut survivors: Vec<Place> = approx
-        .into_best()
-        .iter()
-        .map(|n| places[n.handle as usize])
-        .collect();
+    let mut survivors: Vec<Place> = approx.into_best().iter().map(|n| n.1).collect();
     survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
     let mut top = TopK::new(params.k);
     let dim = query.len();
@@ -374,14 +385,15 @@ fn fetch_while_bounds_allow<S: ListSource>(
     Ok(())
 }
 
-/// The best `keep` candidates by (distance, handle), collected cheaply: candidates under the
-/// threshold are appended, and when twice `keep` have gathered, the best `keep` are selected
-/// in linear time and the threshold tightens to the worst of them. Keeps the same set as a
-/// heap would (ties broken by handle), without a heap operation per candidate.
+/// The best `keep` candidates by (distance, handle), each with where it lies, collected
+/// cheaply: candidates under the threshold are appended, and when twice `keep` have gathered,
+/// the best `keep` are selected in linear time and the threshold tightens to the worst of
+/// them. Keeps the same set as a heap would (ties broken by handle, so the same whatever
+/// order rows are visited in), without a heap operation per candidate.
 struct Reservoir {
     keep: usize,
     threshold: f32,
-    items: Vec<Neighbor>,
+    items: Vec<(Neighbor, Place)>,
 }
 
 impl Reservoir {
@@ -399,11 +411,11 @@ impl Reservoir {
     }
 
     /// Offers a candidate; returns whether the threshold moved.
-    fn push(&mut self, distance: f32, handle: u64) -> bool {
+    fn push(&mut self, distance: f32, handle: u64, place: Place) -> bool {
         if self.keep == 0 || distance > self.threshold {
             return false;
         }
-        self.items.push(Neighbor { distance, handle });
+        self.items.push((Neighbor { distance, handle }, place));
         if self.items.len() < 2 * self.keep {
             return false;
         }
@@ -414,28 +426,29 @@ impl Reservoir {
     /// Keeps the best `keep` and sets the threshold to the worst of them.
     fn shrink(&mut self) {
         if self.items.len() > self.keep {
-            self.items.select_nth_unstable(self.keep - 1);
+            self.items
+                .select_nth_unstable_by(self.keep - 1, |a, b| a.0.cmp(&b.0));
             self.items.truncate(self.keep);
         }
         if self.items.len() == self.keep {
             self.threshold = self
                 .items
                 .iter()
-                .map(|n| n.distance)
+                .map(|n| n.0.distance)
                 .fold(f32::MIN, f32::max);
         }
     }
 
     /// The best `keep`, closest first.
-    fn into_best(mut self) -> Vec<Neighbor> {
+    fn into_best(mut self) -> Vec<(Neighbor, Place)> {
         self.shrink();
-        self.items.sort_unstable();
+        self.items.sort_unstable_by_key(|a| a.0);
         self.items
     }
 }
 
 /// Where a row was seen in the first pass of [`search_codes`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Place {
     list: u32,
     /// Which piece of the list's visit (a list may arrive in several).
@@ -443,13 +456,18 @@ struct Place {
     row: u32,
 }
 
-/// What a query needs to build each probed list's 8-bit PQ table cheaply: the query's dot
-/// products with every codebook entry (once per query) and the lists' precomputed terms.
+/// A query's 8-bit PQ table, built once for every list it probes. The approximate squared L2
+/// distance of a row with residual code `r` in the list with centroid `c` splits into
+/// `|q - c|^2` (the list's constant), `|r|^2 + 2 <c, r>` (the row's own term, summed from the
+/// list's precomputed terms when the list's fast-scan layout is built) and `-2 <q, r>`, the
+/// only part that depends on both the query and the row: the table holds just that part, so
+/// it does not depend on the list. Inner product: `-<q, c>` and the table of `-<q, r>`.
 struct FastScan<'a> {
     m: usize,
-    metric: Metric,
-    query_dots: Vec<f32>,
+    table: QuantizedTable,
+    /// L2: every list's terms (`Codec::pq_list_terms`, concatenated); empty otherwise.
     list_terms: &'a [f32],
+    l2: bool,
 }
 
 impl<'a> FastScan<'a> {
@@ -462,39 +480,24 @@ impl<'a> FastScan<'a> {
         if l2 && codes.list_terms.is_empty() {
             return None;
         }
+        let lut = Codec::pq_query_table(metric, &codes.codec.pq_query_dots(query));
         Some(FastScan {
             m: *m,
-            metric,
-            query_dots: codes.codec.pq_query_dots(query),
+            table: QuantizedTable::new(&lut, 0.0),
             list_terms: codes.list_terms,
+            l2,
         })
     }
 
-    /// Fills `out` with the quantized table of list `list`, whose centroid lies at
-    /// `centroid_distance` from the query (squared L2, or minus the inner product: the
-    /// table's constant part), using `lut` as scratch; false if the list's terms are missing.
-    fn table(
-        &self,
-        list: u32,
-        centroid_distance: f32,
-        lut: &mut Vec<f32>,
-        out: &mut QuantizedTable,
-    ) -> bool {
+    /// The terms each row of list `list` adds (L2; empty for the inner product), or `None`
+    /// if they are missing.
+    fn list_terms(&self, list: u32) -> Option<&'a [f32]> {
+        if !self.l2 {
+            return Some(&[]);
+        }
         let len = self.m * 16;
-        let terms = if self.list_terms.is_empty() {
-            &[][..]
-        } else {
-            match self
-                .list_terms
-                .get(list as usize * len..(list as usize + 1) * len)
-            {
-                Some(t) => t,
-                None => return false,
-            }
-        };
-        Codec::pq_lut(self.metric, &self.query_dots, terms, lut);
-        out.refill(lut, centroid_distance);
-        true
+        self.list_terms
+            .get(list as usize * len..(list as usize + 1) * len)
     }
 }
 
@@ -513,16 +516,18 @@ mod tests {
             let values: Vec<f32> = (0..n).map(|_| (rng.next_u32() % 40) as f32).collect();
             let mut reservoir = Reservoir::new(keep);
             let mut heap = TopK::new(keep);
+            let place = Place {
+                list: 0,
+                piece: 0,
+                row: 0,
+            };
             for (h, &d) in values.iter().enumerate() {
-                reservoir.push(d, h as u64);
+                reservoir.push(d, h as u64, place);
                 heap.push(d, h as u64);
                 assert!(reservoir.threshold() >= heap.threshold() || keep == 0);
             }
-            assert_eq!(
-                reservoir.into_best(),
-                heap.into_sorted(),
-                "keep {keep}, n {n}"
-            );
+            let kept: Vec<Neighbor> = reservoir.into_best().iter().map(|n| n.0).collect();
+            assert_eq!(kept, heap.into_sorted(), "keep {keep}, n {n}");
         }
     }
 }
