@@ -19,15 +19,17 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 import bench_peers as bp  # noqa: E402
 import numpy as np  # noqa: E402
 
-# (type, n_probes, rerank, cache budget): settings that reach recall@10 0.95 on
-# wordnet-minilm-50k in bench/quantized.sh; "0" budget = codes only in RAM.
+# (type, n_probes, rerank, cache budget, n_lists): settings that reach recall@10 0.95 on
+# wordnet-minilm-50k in bench/quantized.sh; "0" budget = codes only in RAM, n_lists None = the
+# library's default. INTERLEAVED_CONFIGS (a JSON list of such lists) replaces them.
 CIPHERVEC = [
-    ("flat", 56, None, None),
-    ("pq:96", 32, 10, None),
-    ("pq:96", 32, 10, 0),
-    ("pq:96", 24, 20, 0),
-    ("sq8", 56, 2, 0),
+    ("flat", 56, None, None, None),
+    ("pq:96", 32, 10, None, None),
+    ("pq:96", 32, 10, 0, None),
+    ("sq8", 56, 2, 0, None),
 ]
+if os.environ.get("INTERLEAVED_CONFIGS"):
+    CIPHERVEC = [tuple(c) for c in json.loads(os.environ["INTERLEAVED_CONFIGS"])]
 HNSW_EF = 32
 FAISS_NPROBE = 56
 
@@ -74,8 +76,10 @@ def python_round(engine, xq, gt):
 
 
 class Ciphervec:
-    def __init__(self, binary, data, kind, probes, rerank, budget):
+    def __init__(self, binary, data, kind, probes, rerank, budget, n_lists):
         args = [binary, "--data", data, "--type", kind, "--probes", str(probes)]
+        if n_lists is not None:
+            args += ["--n-lists", str(n_lists)]
         if rerank is not None:
             args += ["--rerank", str(rerank)]
         if budget is not None:
@@ -105,8 +109,8 @@ def main(data, rounds, binary):
     gt = bp.read_ivecs(os.path.join(data, "groundtruth.ivecs"))
     # ciphervec processes build one after another (each builds, then waits for rounds).
     engines, processes = [], []
-    for kind, probes, rerank, budget in CIPHERVEC:
-        c = Ciphervec(binary, data, kind, probes, rerank, budget)
+    for kind, probes, rerank, budget, n_lists in CIPHERVEC:
+        c = Ciphervec(binary, data, kind, probes, rerank, budget, n_lists)
         info = c.ready()
         if not info["vectors_resident"]:
             info["engine"] += " (codes only in RAM)"

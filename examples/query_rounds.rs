@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example query_rounds -- --data DIR [--type flat|sq8|pq:M]
-//!     [--probes 32] [--rerank R] [--cache-budget BYTES]
+//!     [--probes 32] [--rerank R] [--cache-budget BYTES] [--n-lists N]
 //! ```
 //! Builds and trains the index (one thread for queries), prints one JSON line describing it,
 //! then answers every `round` line on standard input by running all queries once, one at a
@@ -34,11 +34,12 @@ fn main() -> ciphervec::Result<()> {
     let probes: usize = arg("--probes").map_or(32, |p| p.parse().expect("--probes N"));
     let rerank: Option<usize> = arg("--rerank").map(|r| r.parse().expect("--rerank N"));
     let budget: Option<usize> = arg("--cache-budget").map(|b| b.parse().expect("bytes"));
+    let n_lists: Option<usize> = arg("--n-lists").map(|n| n.parse().expect("--n-lists N"));
     bench_index::one_thread();
     let (base, queries, truth) = texmex::load(&data);
     let key = IndexKey::generate();
     let t = Instant::now();
-    let dir = bench_index::build_in_temp("rounds", &key, &index_type, &base)?;
+    let dir = bench_index::build_in_temp("rounds", &key, &index_type, &base, n_lists)?;
     let build_s = t.elapsed().as_secs_f64();
     let options = budget.map_or_else(DatabaseOptions::default, |b| {
         DatabaseOptions::default().cache_budget(b)
@@ -64,7 +65,11 @@ fn main() -> ciphervec::Result<()> {
     let (lists, items) = decrypted_bytes(&index);
     let describe = json!({
         "engine": format!("ciphervec {index_type}"),
-        "setting": format!("n_probes={probes}{}", rerank.map_or(String::new(), |r| format!(", rerank={r}"))),
+        "setting": format!(
+            "{}n_probes={probes}{}",
+            n_lists.map_or(String::new(), |n| format!("n_lists={n}, ")),
+            rerank.map_or(String::new(), |r| format!(", rerank={r}"))
+        ),
         "vectors_resident": index.is_resident(),
         "build_s": build_s,
         "ram_bytes_per_vector": ((lists + items) as f64 / base.len() as f64).round(),

@@ -38,7 +38,7 @@ fn main() -> ciphervec::Result<()> {
     bench_index::one_thread();
     let (base, queries, truth) = texmex::load(&data);
     let key = IndexKey::generate();
-    let dir = bench_index::build_in_temp("residency", &key, &index_type, &base)?;
+    let dir = bench_index::build_in_temp("residency", &key, &index_type, &base, None)?;
     let resident = Database::open(&dir)?.open_index("residency", &key)?;
     let budget = DatabaseOptions::default().cache_budget(cache_mib << 20);
     let codes_only = Database::open_with(&dir, budget)?.open_index_read_only("residency", &key)?;

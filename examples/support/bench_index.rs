@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ciphervec::{Database, IndexConfig, IndexKey, Item};
+use ciphervec::{Database, IndexConfig, IndexKey, Item, TrainOptions};
 
 /// The index configuration named by `--type`: `flat`, `sq8` or `pq:M`.
 ///
@@ -32,8 +32,8 @@ pub fn one_thread() {
 }
 
 /// Creates index `name` of type `index_type` (see [`config_of`]) in a fresh database under
-/// the temporary directory, loads `base` (each vector's id is its row number) and trains it;
-/// returns the database directory. (`ann_bench` times loading and training apart, so builds
+/// the temporary directory, loads `base` (each vector's id is its row number) and trains it
+/// (into `n_lists` lists, or the library's default); returns the database directory. (`ann_bench` times loading and training apart, so builds
 /// its own.)
 #[allow(dead_code)]
 pub fn build_in_temp(
@@ -41,6 +41,7 @@ pub fn build_in_temp(
     key: &IndexKey,
     index_type: &str,
     base: &[Vec<f32>],
+    n_lists: Option<usize>,
 ) -> ciphervec::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("ciphervec-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -51,6 +52,12 @@ pub fn build_in_temp(
         .enumerate()
         .map(|(i, v)| Item::new(i.to_string(), v.clone()));
     index.upsert(items)?;
-    index.train()?;
+    match n_lists {
+        Some(n_lists) => index.train_with(TrainOptions {
+            n_lists,
+            ..TrainOptions::default()
+        })?,
+        None => index.train()?,
+    }
     Ok(dir)
 }
