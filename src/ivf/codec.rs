@@ -254,8 +254,27 @@ impl Codec {
     /// PQ only (else empty): `<query_j, b>` for every codebook entry `b`, at `j * 16 + c`:
     /// the list-independent part of every table, once per query.
     pub(crate) fn pq_query_dots(&self, query: &[f32]) -> Vec<f32> {
-        // Sub-vectors are a few floats: a plain loop beats a dispatched kernel call.
-        self.pq_entries(query, |q, b| q.iter().zip(b).map(|(x, y)| x * y).sum())
+        let Codec::Pq { m, codebooks, .. } = self else {
+            return Vec::new();
+        };
+        let sub = query.len() / m;
+        let mut out = vec![0.0; m * PQ_CENTROIDS];
+        if sub == 0 {
+            return out;
+        }
+        // Sub-vectors are a few floats: plain loops over exact chunks (no index arithmetic,
+        // no bounds checks) beat a dispatched kernel call.
+        let tables = codebooks.chunks_exact(PQ_CENTROIDS * sub);
+        for ((q, table), o) in query
+            .chunks_exact(sub)
+            .zip(tables)
+            .zip(out.chunks_exact_mut(PQ_CENTROIDS))
+        {
+            for (entry, o) in table.chunks_exact(sub).zip(o) {
+                *o = q.iter().zip(entry).map(|(x, y)| x * y).sum();
+            }
+        }
+        out
     }
 
     /// `f(x_j, b)` for every codebook entry `b` (subquantizer `j`, centroid `c`) at
