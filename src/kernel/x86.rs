@@ -386,22 +386,50 @@ fn store_pq4_sums(sums: &mut [u16], acc: [__m128i; 4]) {
     }
 }
 
-/// AVX-512BW 4-bit PQ fast-scan: as the AVX2 path with four subquantizers per register.
+/// AVX-512BW 4-bit PQ fast-scan: as the AVX2 path with four subquantizers per register, two
+/// blocks at a time (each table load serves both, and their additions run side by side).
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn pq4_scan_avx512_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     let block_len = m_pad * 16;
+    let pairs = codes.len() / block_len / 2;
+    let (pair_codes, rest_codes) = codes.split_at(pairs * 2 * block_len);
+    let (pair_out, rest_out) = out.split_at_mut(pairs * 64);
+    for (blocks, sums) in pair_codes
+        .chunks_exact(2 * block_len)
+        .zip(pair_out.chunks_exact_mut(64))
+    {
+        // SAFETY: same features as this function; two whole blocks and their 64 sums.
+        unsafe { pq4_scan_avx512_blocks::<2>(blocks, m_pad, lut, sums) };
+    }
+    for (block, sums) in rest_codes
+        .chunks_exact(block_len)
+        .zip(rest_out.chunks_exact_mut(32))
+    {
+        // SAFETY: as above, one block.
+        unsafe { pq4_scan_avx512_blocks::<1>(block, m_pad, lut, sums) };
+    }
+}
+
+/// `B` consecutive blocks of [`pq4_scan_avx512_impl`] (`blocks` is `B * m_pad * 16` bytes,
+/// `sums` `B * 32`; `lut` `m_pad * 16` bytes, `m_pad` a multiple of 4).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pq4_scan_avx512_blocks<const B: usize>(
+    blocks: &[u8],
+    m_pad: usize,
+    lut: &[u8],
+    sums: &mut [u16],
+) {
+    let block_len = m_pad * 16;
     let low_nibbles = _mm512_set1_epi8(0x0f);
-    for (block, sums) in codes.chunks_exact(block_len).zip(out.chunks_exact_mut(32)) {
-        let mut acc = [_mm512_setzero_si512(); 4];
-        for j in (0..m_pad).step_by(4) {
-            // SAFETY: j + 4 <= m_pad (a multiple of 4): 64 bytes from j * 16 lie inside the
-            // block and the table, both m_pad * 16 bytes (checked).
-            let (c, l) = unsafe {
-                (
-                    _mm512_loadu_si512(block.as_ptr().add(j * 16).cast()),
-                    _mm512_loadu_si512(lut.as_ptr().add(j * 16).cast()),
-                )
-            };
+    let mut acc = [[_mm512_setzero_si512(); 4]; B];
+    for j in (0..m_pad).step_by(4) {
+        // SAFETY: j + 4 <= m_pad (a multiple of 4): 64 bytes from j * 16 lie inside the table,
+        // m_pad * 16 bytes (checked by the caller).
+        let l = unsafe { _mm512_loadu_si512(lut.as_ptr().add(j * 16).cast()) };
+        for (b, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: likewise inside block `b` of `blocks`, B * m_pad * 16 bytes.
+            let c =
+                unsafe { _mm512_loadu_si512(blocks.as_ptr().add(b * block_len + j * 16).cast()) };
             let lo = _mm512_and_si512(c, low_nibbles);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), low_nibbles);
             let rows_lo = _mm512_shuffle_epi8(l, lo);
@@ -411,14 +439,15 @@ unsafe fn pq4_scan_avx512_impl(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut
             acc[2] = _mm512_add_epi16(acc[2], rows_hi);
             acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16::<8>(rows_hi));
         }
-        let lanes = |a: __m512i| {
-            let halves =
-                _mm256_add_epi16(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a));
-            _mm_add_epi16(
-                _mm256_castsi256_si128(halves),
-                _mm256_extracti128_si256::<1>(halves),
-            )
-        };
+    }
+    let lanes = |a: __m512i| {
+        let halves = _mm256_add_epi16(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a));
+        _mm_add_epi16(
+            _mm256_castsi256_si128(halves),
+            _mm256_extracti128_si256::<1>(halves),
+        )
+    };
+    for (acc, sums) in acc.iter().zip(sums.chunks_exact_mut(32)) {
         store_pq4_sums(
             sums,
             [lanes(acc[0]), lanes(acc[1]), lanes(acc[2]), lanes(acc[3])],
