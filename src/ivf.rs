@@ -87,6 +87,24 @@ mod tests {
         }
     }
 
+    /// A coarse quantizer of `n_lists` trained on `data` (rows of `dim`) for `metric`.
+    fn train_quantizer(data: &[f32], dim: usize, n_lists: usize, metric: Metric) -> Quantizer {
+        let mut train = data.to_vec();
+        if metric == Metric::Cosine {
+            kmeans::normalize_rows(&mut train, dim);
+        }
+        let km = kmeans(
+            &train,
+            dim,
+            &KMeansParams {
+                k: n_lists,
+                spherical: metric == Metric::Cosine,
+                ..Default::default()
+            },
+        );
+        Quantizer::new(dim, km.centroids, metric)
+    }
+
     #[test]
     fn full_probe_equals_brute_force_for_every_metric() {
         let mut rng = StdRng::seed_from_u64(11);
@@ -100,21 +118,7 @@ mod tests {
                 let data: Vec<f32> = (0..n * dim)
                     .map(|_| rng.next_u32() as f32 / u32::MAX as f32 - 0.5)
                     .collect();
-                let n_lists = auto_n_lists(n, false).max(4);
-                let mut train = data.clone();
-                if metric == Metric::Cosine {
-                    kmeans::normalize_rows(&mut train, dim);
-                }
-                let km = kmeans(
-                    &train,
-                    dim,
-                    &KMeansParams {
-                        k: n_lists,
-                        spherical: metric == Metric::Cosine,
-                        ..Default::default()
-                    },
-                );
-                let q = Quantizer::new(dim, km.centroids, metric);
+                let q = train_quantizer(&data, dim, auto_n_lists(n, false).max(4), metric);
                 let mut lists = MemLists {
                     dim,
                     lists: vec![(vec![], vec![], vec![]); q.n_lists()],
@@ -249,16 +253,7 @@ mod tests {
                 .chunks(dim)
                 .flat_map(|x| prepare_query(x, metric))
                 .collect();
-            let km = kmeans(
-                &prepared,
-                dim,
-                &KMeansParams {
-                    k: n_lists,
-                    spherical: metric == Metric::Cosine,
-                    ..Default::default()
-                },
-            );
-            let q = Quantizer::new(dim, km.centroids, metric);
+            let q = train_quantizer(&data, dim, n_lists, metric);
             let assign: Vec<u32> = prepared.chunks(dim).map(|x| q.assign(x)).collect();
             let residuals: Vec<f32> = prepared
                 .chunks(dim)

@@ -16,6 +16,7 @@
 //! (value `d` at bits `6d..6d + 6`, `ceil(6 * dim / 8)` bytes), then the error as an `f32`
 //! (little-endian), rounded up.
 
+use super::codec::train_ranges;
 use crate::kernel;
 use crate::metric::Metric;
 
@@ -41,25 +42,7 @@ fn packed_len(dim: usize) -> usize {
 impl Refine {
     /// Trains the ranges (minimum and maximum per dimension) on residuals (rows of `dim`).
     pub(crate) fn train(residuals: &[f32], dim: usize) -> Refine {
-        let mut min = vec![f32::INFINITY; dim];
-        let mut max = vec![f32::NEG_INFINITY; dim];
-        for row in residuals.chunks_exact(dim.max(1)) {
-            for (d, &v) in row.iter().enumerate() {
-                min[d] = min[d].min(v);
-                max[d] = max[d].max(v);
-            }
-        }
-        let scale = min
-            .iter_mut()
-            .zip(&max)
-            .map(|(lo, hi)| {
-                if !lo.is_finite() {
-                    *lo = 0.0;
-                }
-                let span = if hi.is_finite() { hi - *lo } else { 0.0 };
-                if span > 0.0 { span / LEVELS } else { 1.0 }
-            })
-            .collect();
+        let (min, scale) = train_ranges(residuals, dim, LEVELS);
         Refine::from_parts(min, scale)
     }
 
