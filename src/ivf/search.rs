@@ -3,6 +3,8 @@
 use crate::kernel::{self, Neighbor, TopK};
 use crate::metric::Metric;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
 use super::fastscan::{PackedCodes, QuantizedTable};
@@ -284,7 +286,8 @@ fn search_codes<S: ListSource>(
     }
     // Second pass: exact distances of the survivors, list by list.
     let mut survivors: Vec<Place> = approx.into_best().iter().map(|n| n.1).collect();
-    survivors.sort_unstable_by_key(|p| (p.list, p.piece, p.row));
+    // Grouped by list (each list is visited once; rows are picked out by piece).
+    survivors.sort_unstable_by_key(|p| p.list);
     let mut top = TopK::new(params.k);
     let dim = query.len();
     // Rows without vectors are bounded by their refine codes, which lie scattered over the
@@ -310,7 +313,7 @@ fn search_codes<S: ListSource>(
         .map(|(refine, start)| (refine.bounds(query, params.metric), start));
     // Survivors whose rows came without vectors, with a lower bound on their exact distance
     // (minus infinity without a refine code): their vectors are fetched at the end.
-    let mut absent: Vec<(f32, u64)> = Vec::new();
+    let mut absent: Vec<Neighbor> = Vec::new();
     for group in survivors.chunk_by(|a, b| a.list == b.list) {
         let list = group[0].list;
         let mut piece = 0u32;
@@ -336,12 +339,15 @@ fn search_codes<S: ListSource>(
                     }
                     _ => f32::NEG_INFINITY,
                 };
-                absent.push((bound, rows.handles[i]));
+                absent.push(Neighbor {
+                    distance: bound,
+                    handle: rows.handles[i],
+                });
             }
             piece += 1;
         })?;
     }
-    fetch_while_bounds_allow(lists, query, params.metric, &mut absent, &mut top)?;
+    fetch_while_bounds_allow(lists, query, params.metric, absent, &mut top)?;
     Ok(finish(top.into_sorted(), params.metric))
 }
 
@@ -350,8 +356,8 @@ fn search_codes<S: ListSource>(
 /// fetch's read-ahead to overlap a few records.
 const FETCH_ROUND: usize = 4;
 
-/// Re-ranks the `candidates` (lower bound on the exact distance, handle) whose vectors must
-/// be fetched, in order of their bounds, and stops at the first candidate whose bound exceeds
+/// Re-ranks the `candidates` (a lower bound on the exact distance as `distance`, and the
+/// handle) whose vectors must be fetched, in order of their bounds, and stops at the first candidate whose bound exceeds
 /// the k-th exact distance found: that candidate and every later one cannot enter `top`, so
 /// `top` ends as if every candidate had been re-ranked. Minus-infinity bounds are always
 /// fetched.
@@ -359,13 +365,14 @@ fn fetch_while_bounds_allow<S: ListSource>(
     lists: &S,
     query: &[f32],
     metric: Metric,
-    candidates: &mut [(f32, u64)],
+    candidates: Vec<Neighbor>,
     top: &mut TopK,
 ) -> Result<(), S::Error> {
-    candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    // Usually a fifth of the candidates are fetched: a heap (built in linear time) yields
+    // them in bound order for less than a full sort.
+    let mut pending: BinaryHeap<Reverse<Neighbor>> = candidates.into_iter().map(Reverse).collect();
     let mut handles = Vec::new();
-    let mut next = 0;
-    while next < candidates.len() {
+    loop {
         let threshold = top.threshold();
         let round = if threshold == f32::INFINITY {
             top.capacity().max(FETCH_ROUND)
@@ -373,22 +380,20 @@ fn fetch_while_bounds_allow<S: ListSource>(
             FETCH_ROUND
         };
         handles.clear();
-        handles.extend(
-            candidates[next..]
-                .iter()
-                .take(round)
-                .take_while(|(bound, _)| *bound <= threshold)
-                .map(|&(_, h)| h),
-        );
-        if handles.is_empty() {
-            break;
+        while handles.len() < round
+            && let Some(Reverse(next)) = pending.peek()
+            && next.distance <= threshold
+        {
+            handles.push(next.handle);
+            pending.pop();
         }
-        next += handles.len();
+        if handles.is_empty() {
+            return Ok(());
+        }
         lists.fetch_vectors(&handles, &mut |h, v| {
             top.push(exact_distance(query, v, metric, inv_norm(v)), h)
         })?;
     }
-    Ok(())
 }
 
 /// The best `keep` candidates by (distance, handle), each with where it lies, collected
