@@ -3,7 +3,7 @@
 //! each vector its re-rank needs from that vector's record; an `ivf_flat` index over budget
 //! decrypts whole lists on demand from the mapped segments through the list cache.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use crate::crypto::schedule::Keys;
@@ -26,6 +26,9 @@ pub(crate) struct Lists<'a> {
     pub keys: &'a Keys,
     /// Sealed bytes read from the mapped segments so far.
     read: Cell<u64>,
+    /// Reused by every vector fetch of this source: the vector and the sealed record's
+    /// plaintext.
+    fetch_buffers: RefCell<(Vec<f32>, Vec<u8>)>,
 }
 
 impl ListSource for Lists<'_> {
@@ -46,41 +49,42 @@ impl ListSource for Lists<'_> {
     fn fetch_vectors(&self, handles: &[u64], visit: &mut dyn FnMut(u64, &[f32])) -> Result<()> {
         // Only a codes-only quantized index hands out rows without vectors, and each of its
         // items has a vector record.
-        let records = handles
-            .iter()
-            .map(|&h| {
-                let e = self
-                    .state
-                    .entry(h)
-                    .ok_or_else(|| Error::corrupted("state"))?;
-                let at = e
-                    .vector
-                    .ok_or_else(|| Error::corrupted("vector record missing"))?;
-                Ok((h, &e.token, at))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let record_of = |h: u64| -> Result<(&[u8; 32], VectorRef)> {
+            let e = self
+                .state
+                .entry(h)
+                .ok_or_else(|| Error::corrupted("state"))?;
+            let at = e
+                .vector
+                .ok_or_else(|| Error::corrupted("vector record missing"))?;
+            Ok((&e.token, at))
+        };
         // Prefetch the sealed bytes a few records ahead: the records lie scattered over the
         // mapped segments, and waiting for each in turn would dominate.
-        let prefetch = |at: VectorRef| {
-            if let Some(blob) = self.state.segments.get(&at.segment)
+        let prefetch = |h: u64| {
+            if let Ok((_, at)) = record_of(h)
+                && let Some(blob) = self.state.segments.get(&at.segment)
                 && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len.get())
             {
                 kernel::prefetch(sealed);
             }
         };
-        records
+        handles
             .iter()
             .take(PREFETCH_AHEAD)
-            .for_each(|&(_, _, at)| prefetch(at));
-        let (mut vector, mut scratch) = (vec![0.0; self.state.dim], Vec::new());
-        for (i, &(h, token, at)) in records.iter().enumerate() {
-            if let Some(&(_, _, next)) = records.get(i + PREFETCH_AHEAD) {
+            .for_each(|&h| prefetch(h));
+        let mut buffers = self.fetch_buffers.borrow_mut();
+        let (vector, scratch) = &mut *buffers;
+        vector.resize(self.state.dim, 0.0);
+        for (i, &h) in handles.iter().enumerate() {
+            if let Some(&next) = handles.get(i + PREFETCH_AHEAD) {
                 prefetch(next);
             }
+            let (token, at) = record_of(h)?;
             self.read.set(self.read.get() + u64::from(at.len.get()));
             let segments = &self.state.segments;
-            persist::open_vector_into(self.keys, segments, (token, at), &mut vector, &mut scratch)?;
-            visit(h, &vector);
+            persist::open_vector_into(self.keys, segments, (token, at), vector, scratch)?;
+            visit(h, vector);
         }
         Ok(())
     }
@@ -93,6 +97,7 @@ impl<'a> Lists<'a> {
             state,
             keys: &state.keys,
             read: Cell::new(0),
+            fetch_buffers: RefCell::default(),
         }
     }
 
