@@ -194,10 +194,12 @@ pub(crate) fn search<S: ListSource>(
 }
 
 /// The quantized path, in two passes. First the codes of every probed list give approximate
-/// distances, keeping the best `rerank * k` rows by where they are (list, piece, row); PQ codes
-/// in the fast-scan layout are scored 32 rows at a time by the SIMD kernel with an 8-bit
-/// table, other codes one by one. Then only the lists holding survivors are visited again
-/// for their exact distances, and the best `k` by exact distance win.
+/// distances, keeping the best `rerank * k` rows with where they are (list, piece, row); PQ
+/// codes in the fast-scan layout are scored 32 rows at a time by the SIMD kernel with the
+/// query's 8-bit table, other codes one by one. Then only the lists holding survivors are
+/// visited again: survivors with vectors in RAM get their exact distances there; the others
+/// are fetched by [`fetch_while_bounds_allow`], in order of their refine bounds (PQ), and the
+/// best `k` by exact distance win.
 fn search_codes<S: ListSource>(
     quantizer: &Quantizer,
     lists: &S,
@@ -356,11 +358,11 @@ fn search_codes<S: ListSource>(
 /// fetch's read-ahead to overlap a few records.
 const FETCH_ROUND: usize = 4;
 
-/// Re-ranks the `candidates` (a lower bound on the exact distance as `distance`, and the
-/// handle) whose vectors must be fetched, in order of their bounds, and stops at the first candidate whose bound exceeds
-/// the k-th exact distance found: that candidate and every later one cannot enter `top`, so
-/// `top` ends as if every candidate had been re-ranked. Minus-infinity bounds are always
-/// fetched.
+/// Re-ranks the `candidates` whose vectors must be fetched (each a lower bound on its exact
+/// distance as `distance`, and its handle) in order of their bounds, and stops at the first
+/// candidate whose bound exceeds the k-th exact distance found: that candidate and every
+/// later one cannot enter `top`, so `top` ends as if every candidate had been re-ranked.
+/// Minus-infinity bounds are always fetched.
 fn fetch_while_bounds_allow<S: ListSource>(
     lists: &S,
     query: &[f32],
