@@ -64,6 +64,7 @@ mod tests {
                 handles: &h[..half],
                 inv_norms: &n[..half],
                 codes: &[],
+                code_len: 0,
                 packed: None,
             });
             visit(ListRows {
@@ -71,6 +72,7 @@ mod tests {
                 handles: &h[half..],
                 inv_norms: &n[half..],
                 codes: &[],
+                code_len: 0,
                 packed: None,
             });
             Ok(())
@@ -205,6 +207,7 @@ mod tests {
                 handles: h,
                 inv_norms: if self.with_vectors { n } else { &[] },
                 codes: c,
+                code_len: c.len().checked_div(h.len()).unwrap_or(0),
                 packed: Some(packed),
             });
             Ok(())
@@ -277,12 +280,20 @@ mod tests {
                     data: data.clone(),
                     fetched: Default::default(),
                 };
+                // Lists with their vectors keep only the scanned part of each code, as the
+                // index does.
+                let keep = match (with_vectors, codec.refine()) {
+                    (true, Some((_, refine_start))) => refine_start,
+                    _ => codec.code_len(dim),
+                };
                 for (i, (x, r)) in data.chunks(dim).zip(residuals.chunks(dim)).enumerate() {
                     let l = &mut lists.lists[assign[i] as usize];
                     l.0.extend_from_slice(x);
                     l.1.push(i as u64);
                     l.2.push(inv_norm(x));
-                    codec.encode(r, &mut l.3);
+                    let mut code = Vec::new();
+                    codec.encode(r, &mut code);
+                    l.3.extend_from_slice(&code[..keep]);
                 }
                 lists
             };

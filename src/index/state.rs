@@ -238,12 +238,23 @@ impl State {
                 Ok(vectors)
             })
             .collect::<crate::error::Result<_>>()?;
+        let (whole, scanned) = (self.code_len(), self.scanned_code_len());
         for (l, vectors) in self.lists.iter_mut().zip(loaded) {
             l.inv_norms = vectors
                 .chunks_exact(self.dim.max(1))
                 .map(ivf::inv_norm)
                 .collect();
             l.vectors = vectors;
+            // With its vectors in RAM, a list needs no refine codes.
+            if scanned < whole {
+                l.codes = l
+                    .codes
+                    .chunks_exact(whole)
+                    .flat_map(|c| &c[..scanned])
+                    .copied()
+                    .collect();
+                l.packed = OnceLock::new();
+            }
         }
         self.residency = Residency::All;
         Ok(())
@@ -361,6 +372,15 @@ impl State {
         }
     }
 
+    /// Bytes of a code that a list holding its vectors keeps: all but the refine code (PQ),
+    /// which only bounds the re-rank of vectors that are not in RAM.
+    fn scanned_code_len(&self) -> usize {
+        match self.coder.as_ref().and_then(|c| c.codec.refine()) {
+            Some((_, refine_start)) => refine_start,
+            None => self.code_len(),
+        }
+    }
+
     /// Inserts an item (into `entry.list`; its `row` is assigned here), replacing any item
     /// with the same token. `vector` is needed when every vector is resident, `code` when
     /// codes are (quantized types: [`Residency::All`] or [`Residency::Codes`]).
@@ -379,6 +399,10 @@ impl State {
             self.cache.invalidate(entry.list);
         } else {
             let vector = vector.filter(|_| self.residency == Residency::All);
+            let code = match vector {
+                Some(_) => &code[..self.scanned_code_len().min(code.len())],
+                None => code,
+            };
             let l = &mut self.lists[entry.list as usize];
             entry.row = l.handles.len() as u32;
             l.push(slot, vector, code);
@@ -458,6 +482,11 @@ impl MemList {
             handles: &self.handles,
             inv_norms: &self.inv_norms,
             codes: &self.codes,
+            code_len: self
+                .codes
+                .len()
+                .checked_div(self.handles.len())
+                .unwrap_or(0),
             packed: Some(&self.packed),
         }
     }

@@ -22,6 +22,9 @@ pub(crate) struct ListRows<'a> {
     pub inv_norms: &'a [f32],
     /// Codes of the rows (`code_len` bytes each) for quantized indexes; empty otherwise.
     pub codes: &'a [u8],
+    /// Bytes per row of `codes`: the codec's whole code, or (rows with their vectors) just
+    /// the part the scan reads, without the refine code the re-rank of absent vectors needs.
+    pub code_len: usize,
     /// Where the caller keeps the fast-scan layout of PQ `codes`, built on first use (`None`:
     /// score codes one by one).
     pub packed: Option<&'a OnceLock<PackedCodes>>,
@@ -210,7 +213,8 @@ fn search_codes<S: ListSource>(
 ) -> Result<Vec<Neighbor>, S::Error> {
     let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
     let fast = FastScan::new(codes, query, params.metric);
-    let code_len = codes.codec.code_len(query.len());
+    // Rows carrying whole codes carry the refine code too (see `ListRows::code_len`).
+    let whole_code = codes.codec.code_len(query.len());
     let mut sums = Vec::new();
     let mut scores = Vec::new();
     for &(list, centroid_distance) in probes {
@@ -233,8 +237,9 @@ fn search_codes<S: ListSource>(
             };
             match (fast_list, rows.packed) {
                 (Some((fast, terms)), Some(cell)) => {
-                    let packed =
-                        cell.get_or_init(|| PackedCodes::pack(rows.codes, code_len, fast.m, terms));
+                    let packed = cell.get_or_init(|| {
+                        PackedCodes::pack(rows.codes, rows.code_len, fast.m, terms)
+                    });
                     packed.scan(&fast.table, &mut sums);
                     let sums = &sums[..rows.handles.len()];
                     let row_terms = packed.row_terms();
@@ -275,7 +280,7 @@ fn search_codes<S: ListSource>(
                 _ => {
                     let table = codes.codec.table(query, centroid, params.metric);
                     scores.resize(rows.handles.len(), 0.0);
-                    table.score_block(rows.codes, code_len, &mut scores);
+                    table.score_block(rows.codes, rows.code_len, &mut scores);
                     for (i, &a) in scores.iter().enumerate() {
                         if a <= approx.threshold() {
                             offer(i, a, &mut approx);
@@ -301,7 +306,7 @@ fn search_codes<S: ListSource>(
             if rows.vectors.is_empty() {
                 for place in group.iter().filter(|p| p.piece == piece) {
                     let i = place.row as usize;
-                    if let Some(code) = rows.codes.get(i * code_len..(i + 1) * code_len) {
+                    if let Some(code) = rows.codes.get(i * whole_code..(i + 1) * whole_code) {
                         kernel::prefetch(code);
                     }
                 }
@@ -330,7 +335,10 @@ fn search_codes<S: ListSource>(
                     );
                     continue;
                 }
-                let refine_code = rows.codes.get(i * code_len..(i + 1) * code_len);
+                let refine_code = rows
+                    .codes
+                    .get(i * whole_code..(i + 1) * whole_code)
+                    .filter(|_| rows.code_len == whole_code);
                 let bound = match (&mut bounds, refine_code) {
                     (Some((bounds, start)), Some(code)) => {
                         if !bounds_set {
