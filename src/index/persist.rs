@@ -439,20 +439,32 @@ pub(crate) fn open_vector_into(
     out: &mut [f32],
     scratch: &mut Vec<u8>,
 ) -> Result<()> {
-    let blob = segments
-        .get(&at.segment)
-        .ok_or_else(|| Error::corrupted("vector segment"))?;
-    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
-    let binding = Binding {
-        kind: RecordKind::Vector,
-        segment: at.segment,
-        list: [0; 32],
-        item: *token,
-    };
+    let (sealed, binding) = item_record(segments, RecordKind::Vector, token, at)?;
     keys.payload
         .open_into(sealed, &binding, scratch)
         .map_err(|_| Error::corrupted("vector record"))?;
     segment::decode_vector_into(padding::unpad(scratch, "vector record")?, out)
+}
+
+/// The sealed bytes of an item's own record (fields or vector) at `at`, and the binding they
+/// must authenticate under.
+fn item_record<'s>(
+    segments: &'s HashMap<u64, Arc<Blob>>,
+    kind: RecordKind,
+    token: &[u8; 32],
+    at: FieldsRef,
+) -> Result<(&'s [u8], Binding)> {
+    let blob = segments
+        .get(&at.segment)
+        .ok_or_else(|| Error::corrupted("record segment"))?;
+    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
+    let binding = Binding {
+        kind,
+        segment: at.segment,
+        list: [0; 32],
+        item: *token,
+    };
+    Ok((sealed, binding))
 }
 
 /// Decrypts an item's fields record.
@@ -462,16 +474,7 @@ pub(crate) fn open_fields(
     token: &[u8; 32],
     at: FieldsRef,
 ) -> Result<Fields> {
-    let blob = segments
-        .get(&at.segment)
-        .ok_or_else(|| Error::corrupted("fields segment"))?;
-    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
-    let binding = Binding {
-        kind: RecordKind::Fields,
-        segment: at.segment,
-        list: [0; 32],
-        item: *token,
-    };
+    let (sealed, binding) = item_record(segments, RecordKind::Fields, token, at)?;
     let plain = open_padded(&keys.content, sealed, &binding, "fields record")?;
     segment::decode_fields(&plain)
 }
