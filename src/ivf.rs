@@ -64,7 +64,6 @@ mod tests {
                 handles: &h[..half],
                 inv_norms: &n[..half],
                 codes: &[],
-                code_len: 0,
                 packed: None,
             });
             visit(ListRows {
@@ -72,7 +71,6 @@ mod tests {
                 handles: &h[half..],
                 inv_norms: &n[half..],
                 codes: &[],
-                code_len: 0,
                 packed: None,
             });
             Ok(())
@@ -207,7 +205,6 @@ mod tests {
                 handles: h,
                 inv_norms: if self.with_vectors { n } else { &[] },
                 codes: c,
-                code_len: c.len().checked_div(h.len()).unwrap_or(0),
                 packed: Some(packed),
             });
             Ok(())

@@ -482,11 +482,6 @@ impl MemList {
             handles: &self.handles,
             inv_norms: &self.inv_norms,
             codes: &self.codes,
-            code_len: self
-                .codes
-                .len()
-                .checked_div(self.handles.len())
-                .unwrap_or(0),
             packed: Some(&self.packed),
         }
     }

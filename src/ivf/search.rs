@@ -22,12 +22,20 @@ pub(crate) struct ListRows<'a> {
     pub inv_norms: &'a [f32],
     /// Codes of the rows (`code_len` bytes each) for quantized indexes; empty otherwise.
     pub codes: &'a [u8],
-    /// Bytes per row of `codes`: the codec's whole code, or (rows with their vectors) just
-    /// the part the scan reads, without the refine code the re-rank of absent vectors needs.
-    pub code_len: usize,
     /// Where the caller keeps the fast-scan layout of PQ `codes`, built on first use (`None`:
     /// score codes one by one).
     pub packed: Option<&'a OnceLock<PackedCodes>>,
+}
+
+impl ListRows<'_> {
+    /// Bytes per row of `codes`: the codec's whole code, or (rows with their vectors) just
+    /// the part the scan reads, without the refine code the re-rank of absent vectors needs.
+    pub(crate) fn code_len(&self) -> usize {
+        self.codes
+            .len()
+            .checked_div(self.handles.len())
+            .unwrap_or(0)
+    }
 }
 
 /// Where the inverted lists live: `ivf` owns the trait, `index` implements it.
@@ -238,7 +246,7 @@ fn search_codes<S: ListSource>(
             match (fast_list, rows.packed) {
                 (Some((fast, terms)), Some(cell)) => {
                     let packed = cell.get_or_init(|| {
-                        PackedCodes::pack(rows.codes, rows.code_len, fast.m, terms)
+                        PackedCodes::pack(rows.codes, rows.code_len(), fast.m, terms)
                     });
                     packed.scan(&fast.table, &mut sums);
                     let sums = &sums[..rows.handles.len()];
@@ -280,7 +288,7 @@ fn search_codes<S: ListSource>(
                 _ => {
                     let table = codes.codec.table(query, centroid, params.metric);
                     scores.resize(rows.handles.len(), 0.0);
-                    table.score_block(rows.codes, rows.code_len, &mut scores);
+                    table.score_block(rows.codes, rows.code_len(), &mut scores);
                     for (i, &a) in scores.iter().enumerate() {
                         if a <= approx.threshold() {
                             offer(i, a, &mut approx);
@@ -344,7 +352,7 @@ fn search_codes<S: ListSource>(
                 let refine_code = rows
                     .codes
                     .get(i * whole_code..(i + 1) * whole_code)
-                    .filter(|_| rows.code_len == whole_code);
+                    .filter(|_| rows.code_len() == whole_code);
                 let bound = match (&mut bounds, refine_code) {
                     (Some((bounds, start)), Some(code)) => {
                         if !bounds_set {
