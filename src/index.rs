@@ -1,6 +1,7 @@
 //! The public facade: [`Database`], [`EncryptedIndex`] and the values they take and return.
 //! The only layer that imports every other (storage -> format -> crypto -> ivf -> kernel).
 
+mod binding;
 mod config;
 mod database;
 mod encrypted;

@@ -1,8 +1,9 @@
 //! Hidden entry points into the crate's internals for benchmarks and fuzzing. Not part of
 //! the public API: no stability promise, and nothing here touches keys the caller holds.
 
-use crate::crypto::aead::{Binding, RecordKind, Sealer};
+use crate::crypto::aead::{Binding, Sealer};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
+use crate::format::{FORMAT_VERSION, RecordKind};
 use crate::ivf::{self, KMeansParams};
 use crate::kernel;
 
@@ -64,14 +65,20 @@ impl BenchSealer {
     /// Seals one record.
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
         self.0
-            .seal(plaintext, &Binding::whole(RecordKind::Fields))
+            .seal(
+                plaintext,
+                &Binding::whole(FORMAT_VERSION, RecordKind::Fields as u8),
+            )
             .expect("seal")
     }
 
     /// Opens one record; `None` if it fails authentication.
     pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         self.0
-            .open(sealed, &Binding::whole(RecordKind::Fields))
+            .open(
+                sealed,
+                &Binding::whole(FORMAT_VERSION, RecordKind::Fields as u8),
+            )
             .ok()
     }
 }

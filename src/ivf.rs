@@ -11,6 +11,10 @@ mod quantizer;
 mod refine;
 mod search;
 
+/// What searches return and how callers merge them: a neighbour (distance, handle) and a
+/// bounded best-`k` collector, both the kernel's, passed through so that callers above `ivf`
+/// need not reach into the kernel.
+pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
@@ -18,6 +22,12 @@ pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
     CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
 };
+
+/// Asks the CPU to start loading `bytes` into cache (a hint, never a fault): list sources
+/// call it on records they will read next, so that cache misses overlap.
+pub(crate) fn prefetch(bytes: &[u8]) {
+    crate::kernel::prefetch(bytes);
+}
 
 /// A sensible number of lists for `n` vectors: about `4 * sqrt(n)` for full vectors, `sqrt(n)`
 /// for PQ fast-scan codes (each probed list costs a distance table of `16 * m` entries, which

@@ -24,8 +24,6 @@ pub use key::{INDEX_KEY_LEN, IndexKey};
 pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 
-/// The on-disk format version, bound into every ciphertext's associated data.
-pub(crate) const FORMAT_VERSION: u16 = 4;
 pub use index::{
     Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item, Query,
     Record, TrainOptions,

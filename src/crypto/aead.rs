@@ -24,36 +24,16 @@ pub(crate) const MAX_USES_PER_KEY: u64 = 1 << 32;
 /// Length of the fixed-width associated data.
 pub(crate) const AAD_LEN: usize = 2 + 1 + INDEX_ID_LEN + 4 + 8 + 32 + 32;
 
-/// What a sealed record holds; bound into its associated data so that records of one kind
-/// cannot be replayed as another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum RecordKind {
-    /// The data key wrapped by the index key.
-    WrappedKey = 1,
-    /// The body of the manifest.
-    Manifest = 2,
-    /// Trained centroids.
-    Centroids = 3,
-    /// The entries (item tokens, ids, and vectors or codes) of one list in one segment.
-    ListBlock = 4,
-    /// The id, metadata and contents of one item.
-    Fields = 5,
-    /// Tokens of deleted items.
-    Tombstones = 6,
-    /// Trained code parameters of a quantized index.
-    Codebook = 7,
-    /// The record directory of one segment.
-    Directory = 8,
-    /// The vector of one item (quantized index types), named by its list block.
-    Vector = 9,
-}
-
 /// Where a record belongs: bound into its associated data together with the index id.
+///
+/// The format version and record kind are plain values chosen by the caller (the facade
+/// takes them from `format`): this layer binds them without knowing what they mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Binding {
+    /// The format version the record is written in.
+    pub version: u16,
     /// The record's kind.
-    pub kind: RecordKind,
+    pub kind: u8,
     /// The segment (or manifest epoch) the record lives in.
     pub segment: u64,
     /// The list label, or zeros.
@@ -64,8 +44,9 @@ pub(crate) struct Binding {
 
 impl Binding {
     /// A binding with no segment, list or item.
-    pub(crate) fn whole(kind: RecordKind) -> Binding {
+    pub(crate) fn whole(version: u16, kind: u8) -> Binding {
         Binding {
+            version,
             kind,
             segment: 0,
             list: [0; 32],
@@ -81,8 +62,8 @@ impl Binding {
             out[at..at + bytes.len()].copy_from_slice(bytes);
             at += bytes.len();
         };
-        put(&crate::FORMAT_VERSION.to_le_bytes());
-        put(&[self.kind as u8]);
+        put(&self.version.to_le_bytes());
+        put(&[self.kind]);
         put(index_id);
         put(&generation.to_le_bytes());
         put(&self.segment.to_le_bytes());
@@ -363,7 +344,8 @@ mod tests {
 
     fn binding() -> Binding {
         Binding {
-            kind: RecordKind::ListBlock,
+            version: 4,
+            kind: 4,
             segment: 7,
             list: [1; 32],
             item: [2; 32],

@@ -5,7 +5,16 @@
 
 use std::collections::HashSet;
 
-use super::aead::{self, AAD_LEN, Binding, OVERHEAD, RecordKind, Sealer};
+use super::aead::{self, AAD_LEN, Binding, OVERHEAD, Sealer};
+
+/// The format version and record kinds the facade passes in (`format::FORMAT_VERSION` and
+/// `format::RecordKind`): plain numbers to this layer, frozen by the golden values below.
+const VERSION: u16 = 4;
+const MANIFEST: u8 = 2;
+const LIST_BLOCK: u8 = 4;
+const FIELDS: u8 = 5;
+const TOMBSTONES: u8 = 6;
+const VECTOR: u8 = 9;
 use super::hkdf;
 use super::mac::HmacSha3;
 use super::schedule::{self, DataKey, IndexParams, Keys, Purpose, data_key_from};
@@ -165,7 +174,8 @@ fn test_sealer() -> Sealer {
 fn every_single_bit_flip_is_rejected() {
     let s = test_sealer();
     let binding = Binding {
-        kind: RecordKind::Fields,
+        version: VERSION,
+        kind: FIELDS,
         segment: 9,
         list: [3; 32],
         item: [4; 32],
@@ -185,12 +195,7 @@ fn every_single_bit_flip_is_rejected() {
     }
     // Every bit of every associated-data field: version and index id through a different
     // index, kind, segment, list and item through the binding.
-    let kinds = [
-        RecordKind::Manifest,
-        RecordKind::ListBlock,
-        RecordKind::Tombstones,
-        RecordKind::Vector,
-    ];
+    let kinds = [MANIFEST, LIST_BLOCK, TOMBSTONES, VECTOR];
     for k in kinds {
         assert!(s.open(&sealed, &Binding { kind: k, ..binding }).is_err());
     }
@@ -224,7 +229,12 @@ fn every_single_bit_flip_is_rejected() {
     // The AAD carries the format version first: a different version is a different AAD.
     let aad = binding.aad(&params.index_id, 0);
     assert_eq!(aad.len(), AAD_LEN);
-    assert_eq!(&aad[..2], &crate::FORMAT_VERSION.to_le_bytes());
+    assert_eq!(&aad[..2], &VERSION.to_le_bytes());
+    let other_version = Binding {
+        version: VERSION + 1,
+        ..binding
+    };
+    assert!(s.open(&sealed, &other_version).is_err());
     // Another purpose's key does not open it either.
     let payload = Sealer::derived(params, dek, Purpose::Payload, 0);
     assert!(payload.open(&sealed, &binding).is_err());
@@ -234,7 +244,8 @@ fn every_single_bit_flip_is_rejected() {
 fn swapped_ciphertexts_are_rejected() {
     let s = test_sealer();
     let place = |segment: u64, item: u8| Binding {
-        kind: RecordKind::Fields,
+        version: VERSION,
+        kind: FIELDS,
         segment,
         list: [0; 32],
         item: [item; 32],
@@ -252,7 +263,7 @@ fn swapped_ciphertexts_are_rejected() {
 #[test]
 fn a_million_seals_repeat_no_nonce() {
     let s = test_sealer();
-    let binding = Binding::whole(RecordKind::Fields);
+    let binding = Binding::whole(VERSION, FIELDS);
     let mut seen = HashSet::with_capacity(1 << 20);
     for _ in 0..1_000_000 {
         let r = s.seal(&[], &binding).unwrap();

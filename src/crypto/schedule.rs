@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::aead::{Binding, RecordKind, Sealer};
+use super::aead::{Binding, Sealer};
 use super::hkdf;
 use super::mac::HmacSha3;
 use crate::error::{Error, Result};
@@ -136,13 +136,19 @@ impl IndexParams {
         KeyWrapper(self.wrapping_sealer(key))
     }
 
-    /// Wraps `dek` under `key` (AES-256-GCM, bound to this index id).
+    /// Wraps `dek` under `key` (AES-256-GCM, bound to this index id and `binding`).
     #[cfg(test)]
-    pub(crate) fn wrap(&self, key: &IndexKey, dek: &DataKey) -> Result<[u8; WRAPPED_KEY_LEN]> {
-        self.key_wrapper(key).wrap(dek)
+    pub(crate) fn wrap(
+        &self,
+        key: &IndexKey,
+        dek: &DataKey,
+        binding: &Binding,
+    ) -> Result<[u8; WRAPPED_KEY_LEN]> {
+        self.key_wrapper(key).wrap(dek, binding)
     }
 
-    /// Checks `key` against the key-check value, then unwraps the data key.
+    /// Checks `key` against the key-check value, then unwraps the data key (wrapped under
+    /// `binding`).
     ///
     /// # Errors
     /// [`Error::WrongKey`] if the key-check value does not match; [`Error::Corrupted`] if it
@@ -152,13 +158,14 @@ impl IndexParams {
         key: &IndexKey,
         key_check: &[u8; KEY_CHECK_LEN],
         wrapped: &[u8; WRAPPED_KEY_LEN],
+        binding: &Binding,
     ) -> Result<DataKey> {
         if !self.check_key(key, key_check) {
             return Err(Error::WrongKey);
         }
         let plain = self
             .wrapping_sealer(key)
-            .open(wrapped, &Binding::whole(RecordKind::WrappedKey))
+            .open(wrapped, binding)
             .map_err(|_| Error::corrupted("wrapped data key"))?;
         DataKey::from_slice(&plain)
     }
@@ -169,11 +176,9 @@ impl IndexParams {
 pub(crate) struct KeyWrapper(Sealer);
 
 impl KeyWrapper {
-    /// Wraps `dek` (AES-256-GCM, bound to the index id).
-    pub(crate) fn wrap(&self, dek: &DataKey) -> Result<[u8; WRAPPED_KEY_LEN]> {
-        let sealed = self
-            .0
-            .seal(&dek.bytes, &Binding::whole(RecordKind::WrappedKey))?;
+    /// Wraps `dek` (AES-256-GCM, bound to the index id and `binding`).
+    pub(crate) fn wrap(&self, dek: &DataKey, binding: &Binding) -> Result<[u8; WRAPPED_KEY_LEN]> {
+        let sealed = self.0.seal(&dek.bytes, binding)?;
         sealed
             .try_into()
             .map_err(|_| Error::corrupted("wrapped key length"))
@@ -319,14 +324,19 @@ mod tests {
         let params = params();
         let key = IndexKey::generate();
         let dek = DataKey::generate().unwrap();
-        let wrapped = params.wrap(&key, &dek).unwrap();
+        let binding = Binding::whole(4, 1);
+        let wrapped = params.wrap(&key, &dek, &binding).unwrap();
         let check = params.key_check(&key);
-        let back = params.unwrap(&key, &check, &wrapped).unwrap();
+        let back = params.unwrap(&key, &check, &wrapped, &binding).unwrap();
         assert_eq!(back.bytes, dek.bytes);
         let other = IndexKey::generate();
         assert!(matches!(
-            params.unwrap(&other, &check, &wrapped),
+            params.unwrap(&other, &check, &wrapped, &binding),
             Err(Error::WrongKey)
+        ));
+        assert!(matches!(
+            params.unwrap(&key, &check, &wrapped, &Binding::whole(4, 2)),
+            Err(Error::Corrupted { .. })
         ));
     }
 

@@ -17,11 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::reader::Reader;
-use crate::crypto::schedule::{
-    INDEX_ID_LEN, IndexParams, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN,
-};
+use super::{FORMAT_VERSION, INDEX_ID_LEN, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
 use crate::error::{Error, Result};
-use crate::metric::Metric;
 
 /// File name of the manifest.
 pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
@@ -36,8 +33,10 @@ pub(crate) const MAC_LEN: usize = 32;
 /// The clear header: what the storage may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ManifestHeader {
-    /// Salt and index id.
-    pub params: IndexParams,
+    /// The per-index random salt of the key schedule.
+    pub salt: [u8; SALT_LEN],
+    /// The per-index random id.
+    pub index_id: [u8; INDEX_ID_LEN],
     /// Key-check value of the index key.
     pub key_check: [u8; KEY_CHECK_LEN],
     /// The data key wrapped by the index key.
@@ -55,6 +54,19 @@ pub(crate) enum StoredIndexType {
     IvfPq(u32),
 }
 
+/// The distance metric, as stored (the variant order is the encoding: append only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum StoredMetric {
+    /// Euclidean.
+    Euclidean,
+    /// Squared Euclidean.
+    SquaredEuclidean,
+    /// Cosine.
+    Cosine,
+    /// Inner product.
+    InnerProduct,
+}
+
 /// The configuration, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredConfig {
@@ -63,7 +75,7 @@ pub(crate) struct StoredConfig {
     /// Vector dimension.
     pub dimension: u32,
     /// Metric.
-    pub metric: Metric,
+    pub metric: StoredMetric,
     /// Configured number of lists (0 = automatic).
     pub n_lists: u32,
     /// Configured default probes (0 = automatic).
@@ -118,10 +130,10 @@ pub(crate) fn encode_unsigned(header: &ManifestHeader, sealed_body: &[u8]) -> Re
         .map_err(|_| Error::invalid_argument("manifest too large"))?;
     let mut out = Vec::with_capacity(HEADER_LEN + sealed_body.len() + MAC_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&header.params.salt);
-    out.extend_from_slice(&header.params.index_id);
+    out.extend_from_slice(&header.salt);
+    out.extend_from_slice(&header.index_id);
     out.extend_from_slice(&header.key_check);
     out.extend_from_slice(&header.wrapped_key);
     out.extend_from_slice(&body_len.to_le_bytes());
@@ -148,7 +160,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
         return Err(r.corrupted());
     }
     let version = r.u16()?;
-    if version != crate::FORMAT_VERSION {
+    if version != FORMAT_VERSION {
         return Err(Error::corrupted(format!(
             "manifest format version {version}"
         )));
@@ -156,10 +168,8 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     if r.u16()? != 0 {
         return Err(r.corrupted());
     }
-    let params = IndexParams {
-        salt: r.array()?,
-        index_id: r.array()?,
-    };
+    let salt = r.array()?;
+    let index_id = r.array()?;
     let key_check = r.array()?;
     let wrapped_key = r.array()?;
     let body_len = r.u32()? as usize;
@@ -169,7 +179,8 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     r.finish()?;
     Ok(ManifestParts {
         header: ManifestHeader {
-            params,
+            salt,
+            index_id,
             key_check,
             wrapped_key,
         },
@@ -186,10 +197,8 @@ mod tests {
     #[test]
     fn round_trip_and_truncations_fail() {
         let header = ManifestHeader {
-            params: IndexParams {
-                salt: [1; SALT_LEN],
-                index_id: [2; INDEX_ID_LEN],
-            },
+            salt: [1; SALT_LEN],
+            index_id: [2; INDEX_ID_LEN],
             key_check: [3; KEY_CHECK_LEN],
             wrapped_key: [4; WRAPPED_KEY_LEN],
         };

@@ -20,6 +20,7 @@
 
 use super::padding;
 use super::reader::Reader;
+use super::{FORMAT_VERSION, RecordKind};
 use crate::error::{Error, Result};
 
 /// Magic bytes at offset 0.
@@ -41,34 +42,6 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
-}
-
-/// Kinds of records in a segment (the same numbers as the AEAD record kinds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SegmentRecord {
-    /// Trained centroids.
-    Centroids = 3,
-    /// One list's entries.
-    ListBlock = 4,
-    /// One item's metadata and contents.
-    Fields = 5,
-    /// Deleted item tokens.
-    Tombstones = 6,
-    /// Trained code parameters (quantized index types).
-    Codebook = 7,
-}
-
-impl SegmentRecord {
-    fn from_u8(v: u8) -> Option<SegmentRecord> {
-        match v {
-            3 => Some(SegmentRecord::Centroids),
-            4 => Some(SegmentRecord::ListBlock),
-            5 => Some(SegmentRecord::Fields),
-            6 => Some(SegmentRecord::Tombstones),
-            7 => Some(SegmentRecord::Codebook),
-            _ => None,
-        }
-    }
 }
 
 /// Builds a segment file in memory.
@@ -96,10 +69,13 @@ impl SegmentWriter {
     /// Appends a sealed record; returns the file offset of its bytes.
     pub(crate) fn push(
         &mut self,
-        kind: SegmentRecord,
+        kind: RecordKind,
         address: &[u8; 32],
         sealed: &[u8],
     ) -> Result<u64> {
+        if RecordKind::listed_in_segment(kind as u8).is_none() {
+            return Err(Error::invalid_argument("a record kind no directory lists"));
+        }
         let len = u32::try_from(sealed.len())
             .map_err(|_| Error::invalid_argument("record larger than 4 GiB"))?;
         let offset = (HEADER_LEN + self.body.len()) as u64;
@@ -141,7 +117,7 @@ impl SegmentWriter {
         let len = HEADER_LEN + self.body.len() + directory.len();
         let mut out = Vec::with_capacity(padding::padme(len));
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&crate::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&directory_offset.to_le_bytes());
@@ -157,7 +133,7 @@ impl SegmentWriter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RecordRef {
     /// Kind.
-    pub kind: SegmentRecord,
+    pub kind: RecordKind,
     /// Address (query token for list blocks).
     pub address: [u8; 32],
     /// Offset of the sealed bytes.
@@ -171,7 +147,7 @@ pub(crate) struct RecordRef {
 /// everything after the directory zero.
 pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<(u64, &[u8])> {
     let mut r = Reader::new(file, "segment");
-    if r.bytes(8)? != MAGIC || r.u16()? != crate::FORMAT_VERSION || r.u16()? != 0 {
+    if r.bytes(8)? != MAGIC || r.u16()? != FORMAT_VERSION || r.u16()? != 0 {
         return Err(r.corrupted());
     }
     if r.u64()? != expected_seq {
@@ -199,7 +175,7 @@ pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Ve
     }
     let mut records = Vec::with_capacity(count);
     for _ in 0..count {
-        let kind = SegmentRecord::from_u8(r.u8()?).ok_or_else(|| r.corrupted())?;
+        let kind = RecordKind::listed_in_segment(r.u8()?).ok_or_else(|| r.corrupted())?;
         let address = r.array()?;
         let offset = r.u64()?;
         let len = r.u32()?;
@@ -503,8 +479,8 @@ mod tests {
     #[test]
     fn segment_round_trip() {
         let mut w = SegmentWriter::new(7);
-        let off = w.push(SegmentRecord::Fields, &[0; 32], b"xyz").unwrap();
-        w.push(SegmentRecord::ListBlock, &[5; 32], b"").unwrap();
+        let off = w.push(RecordKind::Fields, &[0; 32], b"xyz").unwrap();
+        w.push(RecordKind::ListBlock, &[5; 32], b"").unwrap();
         // A stand-in for sealing: the plaintext reversed.
         let file = w
             .finish(|plain| Ok(plain.iter().rev().copied().collect()))

@@ -1,6 +1,6 @@
 //! Index configuration and training options.
 
-use crate::format::manifest::{StoredConfig, StoredIndexType};
+use crate::format::manifest::{StoredConfig, StoredIndexType, StoredMetric};
 use crate::metric::Metric;
 
 /// The kind of index.
@@ -129,7 +129,12 @@ impl IndexConfig {
                 }
             },
             dimension: self.dimension as u32,
-            metric: self.metric,
+            metric: match self.metric {
+                Metric::Euclidean => StoredMetric::Euclidean,
+                Metric::SquaredEuclidean => StoredMetric::SquaredEuclidean,
+                Metric::Cosine => StoredMetric::Cosine,
+                Metric::InnerProduct => StoredMetric::InnerProduct,
+            },
             n_lists: self.n_lists as u32,
             n_probes: self.n_probes as u32,
         }
@@ -145,7 +150,12 @@ impl IndexConfig {
                 },
             },
             dimension: s.dimension as usize,
-            metric: s.metric,
+            metric: match s.metric {
+                StoredMetric::Euclidean => Metric::Euclidean,
+                StoredMetric::SquaredEuclidean => Metric::SquaredEuclidean,
+                StoredMetric::Cosine => Metric::Cosine,
+                StoredMetric::InnerProduct => Metric::InnerProduct,
+            },
             n_lists: s.n_lists as usize,
             n_probes: s.n_probes as usize,
         }

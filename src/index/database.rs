@@ -259,7 +259,7 @@ impl Database {
         let mut open = self.open_handles();
         if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
             let h = index.header();
-            if !h.params.check_key(key, &h.key_check) {
+            if !super::binding::params(&h).check_key(key, &h.key_check) {
                 return Err(Error::WrongKey);
             }
             return Ok(index);

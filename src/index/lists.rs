@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
-use crate::ivf::{ListRows, ListSource};
+use crate::ivf::{self, ListRows, ListSource};
 
 use super::persist;
 use super::state::{MemList, Residency, State, VectorRef};
 use crate::format::segment;
-use crate::kernel;
 
 /// How many vector records ahead of the one being decrypted the re-rank prefetches.
 const PREFETCH_AHEAD: usize = 4;
@@ -66,7 +65,7 @@ impl ListSource for Lists<'_> {
                 && let Some(blob) = self.state.segments.get(&at.segment)
                 && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len.get())
             {
-                kernel::prefetch(sealed);
+                ivf::prefetch(sealed);
             }
         };
         handles

@@ -5,21 +5,19 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use crate::crypto::aead::{self, Binding, RecordKind, Sealer};
+use crate::crypto::aead::{self, Binding, Sealer};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
 use crate::crypto::{self};
 use crate::error::{Error, Result};
-use crate::format::codec;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
-use crate::format::padding;
-use crate::format::segment::{
-    self, Block, BlockEntry, Fields, RecordRef, SegmentRecord, SegmentWriter,
-};
+use crate::format::segment::{self, Block, BlockEntry, Fields, RecordRef, SegmentWriter};
+use crate::format::{RecordKind, codec, padding};
 use crate::ivf::{Codec, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
+use super::binding::{binding, params, whole};
 use super::state::{BlockRef, Coder, FieldsRef, ItemEntry, Residency, State, VectorRef};
 
 /// Maps an I/O error reading a file that must exist.
@@ -50,17 +48,20 @@ fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
     };
     let parts = manifest::decode(&file)?;
     let header = parts.header.clone();
-    let dek = header
-        .params
-        .unwrap(key, &header.key_check, &header.wrapped_key)?;
-    let keys = Keys::derive(header.params, &dek, 0);
+    let dek = params(&header).unwrap(
+        key,
+        &header.key_check,
+        &header.wrapped_key,
+        &whole(RecordKind::WrappedKey),
+    )?;
+    let keys = Keys::derive(params(&header), &dek, 0);
     if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
         return Err(Error::corrupted("manifest authentication"));
     }
     let plain = open_padded(
         &keys.manifest,
         parts.sealed_body,
-        &Binding::whole(RecordKind::Manifest),
+        &whole(RecordKind::Manifest),
         "manifest body",
     )?;
     let body: ManifestBody = codec::decode(&plain, "manifest body")?;
@@ -74,8 +75,8 @@ pub(crate) fn read_manifest(
     key: &IndexKey,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
     let m = open_manifest(store, key)?;
-    let wrapper = Arc::new(m.header.params.key_wrapper(key));
-    let keys = Keys::derive(m.header.params, &m.dek, m.body.key_generation).with_wrapper(wrapper);
+    let wrapper = Arc::new(params(&m.header).key_wrapper(key));
+    let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation).with_wrapper(wrapper);
     Ok((m.header, keys, m.body))
 }
 
@@ -86,15 +87,16 @@ pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<()> {
 
 /// A new index's header: fresh salt, id and data key, wrapped under `key`.
 pub(crate) fn new_header(key: &IndexKey) -> Result<(ManifestHeader, Keys)> {
-    let params = IndexParams::generate()?;
+    let index = IndexParams::generate()?;
     let dek = DataKey::generate()?;
-    let wrapper = Arc::new(params.key_wrapper(key));
+    let wrapper = Arc::new(index.key_wrapper(key));
     let header = ManifestHeader {
-        params,
-        key_check: params.key_check(key),
-        wrapped_key: wrapper.wrap(&dek)?,
+        salt: index.salt,
+        index_id: index.index_id,
+        key_check: index.key_check(key),
+        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
     };
-    Ok((header, Keys::derive(params, &dek, 0).with_wrapper(wrapper)))
+    Ok((header, Keys::derive(index, &dek, 0).with_wrapper(wrapper)))
 }
 
 /// A fresh data key wrapped like the current one: the new header and the keys derived from
@@ -109,10 +111,10 @@ pub(crate) fn rotate_data_key(
         .ok_or_else(|| Error::invalid_argument("this handle cannot wrap a new data key"))?;
     let dek = DataKey::generate()?;
     let new_header = ManifestHeader {
-        wrapped_key: wrapper.wrap(&dek)?,
+        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
         ..header.clone()
     };
-    let keys = Keys::derive(header.params, &dek, 0).with_wrapper(wrapper);
+    let keys = Keys::derive(params(header), &dek, 0).with_wrapper(wrapper);
     Ok((new_header, keys))
 }
 
@@ -131,16 +133,16 @@ pub(crate) fn rewrap_index_key(
         mut body,
         dek,
     } = open_manifest(store, old)?;
-    let wrapper = Arc::new(header.params.key_wrapper(new));
+    let wrapper = Arc::new(params(&header).key_wrapper(new));
     let new_header = ManifestHeader {
-        params: header.params,
-        key_check: header.params.key_check(new),
-        wrapped_key: wrapper.wrap(&dek)?,
+        key_check: params(&header).key_check(new),
+        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
+        ..header.clone()
     };
     body.epoch = epoch.max(body.epoch) + 1;
     // AEAD keys start past every generation used so far, by this or an open handle.
     let generation = body.key_generation.max(min_generation);
-    let keys = Keys::derive(header.params, &dek, generation).with_wrapper(wrapper);
+    let keys = Keys::derive(params(&header), &dek, generation).with_wrapper(wrapper);
     body.key_generation = keys.next_generation();
     write_manifest(store, &new_header, &keys, &body)?;
     Ok((new_header, keys, body))
@@ -157,7 +159,7 @@ pub(crate) fn encode_manifest(
     let overhead = manifest::HEADER_LEN + aead::OVERHEAD + manifest::MAC_LEN;
     let sealed = keys.manifest.seal(
         &padding::pad(&plain, overhead),
-        &Binding::whole(RecordKind::Manifest),
+        &whole(RecordKind::Manifest),
     )?;
     let mut file = manifest::encode_unsigned(header, &sealed)?;
     let mac = keys.manifest_mac.mac(&[&file]);
@@ -207,12 +209,7 @@ impl<'k> SegmentBuilder<'k> {
     }
 
     fn binding(&self, kind: RecordKind, list: [u8; 32], item: [u8; 32]) -> Binding {
-        Binding {
-            kind,
-            segment: self.writer.seq(),
-            list,
-            item,
-        }
+        binding(kind, self.writer.seq(), list, item)
     }
 
     /// Seals an item's metadata and contents; returns where they are.
@@ -225,7 +222,7 @@ impl<'k> SegmentBuilder<'k> {
         let plain = segment::encode_fields(metadata, contents);
         let binding = self.binding(RecordKind::Fields, [0; 32], *token);
         let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
-        let offset = self.writer.push(SegmentRecord::Fields, &[0; 32], &sealed)?;
+        let offset = self.writer.push(RecordKind::Fields, &[0; 32], &sealed)?;
         Ok(FieldsRef {
             segment: self.writer.seq(),
             offset,
@@ -305,9 +302,7 @@ impl<'k> SegmentBuilder<'k> {
         let binding = self.binding(RecordKind::ListBlock, label, [0; 32]);
         let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
         let address = self.keys.query_token(list_epoch, list);
-        let offset = self
-            .writer
-            .push(SegmentRecord::ListBlock, &address, &sealed)?;
+        let offset = self.writer.push(RecordKind::ListBlock, &address, &sealed)?;
         Ok(BlockRef {
             segment: self.writer.seq(),
             offset,
@@ -321,7 +316,7 @@ impl<'k> SegmentBuilder<'k> {
         let binding = self.binding(RecordKind::Tombstones, [0; 32], [0; 32]);
         let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
         self.writer
-            .push(SegmentRecord::Tombstones, &[0; 32], &sealed)?;
+            .push(RecordKind::Tombstones, &[0; 32], &sealed)?;
         Ok(())
     }
 
@@ -329,8 +324,7 @@ impl<'k> SegmentBuilder<'k> {
     pub(crate) fn add_codebook(&mut self, codebook: &[u8]) -> Result<()> {
         let binding = self.binding(RecordKind::Codebook, [0; 32], [0; 32]);
         let sealed = seal_padded(&self.keys.payload, codebook, &binding)?;
-        self.writer
-            .push(SegmentRecord::Codebook, &[0; 32], &sealed)?;
+        self.writer.push(RecordKind::Codebook, &[0; 32], &sealed)?;
         Ok(())
     }
 
@@ -339,8 +333,7 @@ impl<'k> SegmentBuilder<'k> {
         let plain = segment::encode_centroids(dim, centroids);
         let binding = self.binding(RecordKind::Centroids, [0; 32], [0; 32]);
         let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
-        self.writer
-            .push(SegmentRecord::Centroids, &[0; 32], &sealed)?;
+        self.writer.push(RecordKind::Centroids, &[0; 32], &sealed)?;
         Ok(())
     }
 
@@ -381,12 +374,7 @@ fn open_padded(sealer: &Sealer, sealed: &[u8], binding: &Binding, what: &str) ->
 /// and decoded.
 pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
     let (directory_offset, sealed) = segment::sealed_directory(blob, seq)?;
-    let binding = Binding {
-        kind: RecordKind::Directory,
-        segment: seq,
-        list: [0; 32],
-        item: [0; 32],
-    };
+    let binding = binding(RecordKind::Directory, seq, [0; 32], [0; 32]);
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
     segment::decode_directory(&plain, directory_offset)
 }
@@ -401,12 +389,12 @@ pub(crate) fn open_block(
     dim: usize,
 ) -> Result<Block> {
     let sealed = segment::record_bytes(blob, block.offset, block.len)?;
-    let binding = Binding {
-        kind: RecordKind::ListBlock,
-        segment: block.segment,
-        list: keys.list_label(list_epoch, list),
-        item: [0; 32],
-    };
+    let binding = binding(
+        RecordKind::ListBlock,
+        block.segment,
+        keys.list_label(list_epoch, list),
+        [0; 32],
+    );
     let plain = open_padded(&keys.payload, sealed, &binding, "list block")?;
     segment::decode_block(&plain, dim)
 }
@@ -458,13 +446,7 @@ fn item_record<'s>(
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("record segment"))?;
     let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
-    let binding = Binding {
-        kind,
-        segment: at.segment,
-        list: [0; 32],
-        item: *token,
-    };
-    Ok((sealed, binding))
+    Ok((sealed, binding(kind, at.segment, [0; 32], *token)))
 }
 
 /// Decrypts an item's fields record.
@@ -544,7 +526,7 @@ pub(crate) fn load_state(
         let records = records_of.remove(&seg.seq).unwrap_or_default();
         block_bytes += records
             .iter()
-            .filter(|r| r.kind == SegmentRecord::ListBlock)
+            .filter(|r| r.kind == RecordKind::ListBlock)
             .map(|r| r.len as usize)
             .sum::<usize>();
         parsed.push(records);
@@ -564,7 +546,7 @@ pub(crate) fn load_state(
         for rec in records {
             let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
             match rec.kind {
-                SegmentRecord::ListBlock => {
+                RecordKind::ListBlock => {
                     let list = *by_address
                         .get(&rec.address)
                         .ok_or_else(|| Error::corrupted("list address"))?;
@@ -612,19 +594,16 @@ pub(crate) fn load_state(
                         state.insert(entry, vector, code);
                     }
                 }
-                SegmentRecord::Tombstones => {
-                    let binding = Binding {
-                        kind: RecordKind::Tombstones,
-                        segment: seg.seq,
-                        list: [0; 32],
-                        item: [0; 32],
-                    };
+                RecordKind::Tombstones => {
+                    let binding = binding(RecordKind::Tombstones, seg.seq, [0; 32], [0; 32]);
                     let plain = open_padded(&keys.content, sealed, &binding, "tombstones")?;
                     for t in segment::decode_tombstones(&plain)? {
                         state.remove(&t);
                     }
                 }
-                SegmentRecord::Fields | SegmentRecord::Centroids | SegmentRecord::Codebook => {}
+                // Fields are read on demand, training records above; the other kinds are
+                // never listed in a directory (`RecordKind::listed_in_segment`).
+                _ => {}
             }
         }
     }
@@ -675,21 +654,12 @@ fn read_sealed(
     records: &[RecordRef],
     kind: RecordKind,
 ) -> Result<Vec<u8>> {
-    let wanted = match kind {
-        RecordKind::Centroids => SegmentRecord::Centroids,
-        _ => SegmentRecord::Codebook,
-    };
     let rec = records
         .iter()
-        .find(|r| r.kind == wanted)
+        .find(|r| r.kind == kind)
         .ok_or_else(|| Error::corrupted("training record missing"))?;
     let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-    let binding = Binding {
-        kind,
-        segment: seq,
-        list: [0; 32],
-        item: [0; 32],
-    };
+    let binding = binding(kind, seq, [0; 32], [0; 32]);
     open_padded(&keys.payload, sealed, &binding, "training record")
 }
 

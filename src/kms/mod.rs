@@ -58,7 +58,7 @@ pub trait Kms {
     /// The plaintext of `wrapped`, which must have been generated with the same `context`.
     ///
     /// # Errors
-    /// [`Error::KeyService`] with [`crate::KeyServiceFailure::Refused`] for a wrong context,
+    /// [`Error::KeyService`] with [`crate::error::KeyServiceFailure::Refused`] for a wrong context,
     /// a foreign or altered wrapped key, or missing permission; `Unreachable` and
     /// `BadResponse` as for [`Kms::generate_key`].
     fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey>;

@@ -4,8 +4,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::ivf::{self, CodeSearch, SearchParams};
-use crate::kernel::{Neighbor, TopK};
+use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
 
 use super::*;
 use crate::index::lists::Lists;
