@@ -13,10 +13,10 @@ fn seal_open(c: &mut Criterion) {
         let sealed = sealer.seal(&plain);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("seal", size), &plain, |b, p| {
-            b.iter(|| black_box(sealer.seal(p)))
+            b.iter(|| black_box(sealer.seal(p)));
         });
         group.bench_with_input(BenchmarkId::new("open", size), &sealed, |b, s| {
-            b.iter(|| black_box(sealer.open(s)))
+            b.iter(|| black_box(sealer.open(s)));
         });
     }
     group.finish();

@@ -29,7 +29,7 @@ fn scan(c: &mut Criterion) {
                 b.iter(|| {
                     l2sq_block_with(path, black_box(&q), &block, &mut out);
                     black_box(&out);
-                })
+                });
             });
         }
     }
@@ -56,14 +56,14 @@ fn large(c: &mut Criterion) {
                 }
             }
             black_box(acc)
-        })
+        });
     });
     for path in kernel_paths() {
         group.bench_function(BenchmarkId::new("l2sq_scan_384", path), |b| {
             b.iter(|| {
                 l2sq_block_with(path, black_box(&q), &block, &mut out);
                 black_box(&out);
-            })
+            });
         });
     }
     group.finish();

@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let data = clustered(n, dim, 500);
     for k in [256usize, 1024] {
         group.bench_function(BenchmarkId::new("100k_x_128_10_iters", k), |b| {
-            b.iter(|| black_box(kmeans(&data, dim, k, 10, 1)))
+            b.iter(|| black_box(kmeans(&data, dim, k, 10, 1)));
         });
     }
     group.finish();

@@ -69,7 +69,7 @@ fn parse_args() -> Args {
                 a.rerank = value()
                     .split(',')
                     .map(|r| Some(r.parse().unwrap()))
-                    .collect()
+                    .collect();
             }
             "--cold" => {
                 a.cold = true;
@@ -183,7 +183,7 @@ fn main() -> ciphervec::Result<()> {
             lat.push(t.elapsed().as_secs_f64());
         }
         let total: f64 = lat.iter().sum();
-        lat.sort_by(|a, b| a.total_cmp(b));
+        lat.sort_by(f64::total_cmp);
         let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1e3;
         let r10 = recall(&ids, &truth, k);
         let r1 = recall(&ids, &truth, 1);

@@ -76,7 +76,10 @@ fn main() -> ciphervec::Result<()> {
         let mut found = 0;
         for (q, tr) in queries.iter().zip(&truth) {
             let hits = index.query(&Query::new(q.clone()).top_k(10).n_probes(probes))?;
-            let want: HashSet<String> = tr[..10].iter().map(|i| i.to_string()).collect();
+            let want: HashSet<String> = tr[..10]
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect();
             found += hits.iter().filter(|h| want.contains(&h.id)).count();
         }
         let qps = queries.len() as f64 / t.elapsed().as_secs_f64();

@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raw = (base.len() * dim * 4) as u64;
     println!(
         "on disk: {:.1} MiB ({:.3}x the raw f32 vectors), all ciphertext",
-        bytes as f64 / (1 << 20) as f64,
+        bytes as f64 / f64::from(1 << 20),
         bytes as f64 / raw as f64
     );
 

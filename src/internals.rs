@@ -102,7 +102,7 @@ pub fn l2_objective(data: &[f32], centroids: &[f32], dim: usize) -> f64 {
     let norms: Vec<f32> = centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
     let mut out = vec![(0u32, 0.0f32); data.len() / dim];
     kernel::nearest_l2_batch(data, centroids, &norms, dim, &mut out);
-    out.iter().map(|(_, d)| *d as f64).sum()
+    out.iter().map(|(_, d)| f64::from(*d)).sum()
 }
 
 pub use crate::storage::fs::{FaultyFs, FileSystem, FsCall, RealFs};

@@ -198,13 +198,13 @@ pub(crate) fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
 /// Squared L2 from `q` to each row of `block` (rows of `q.len()` floats).
 #[inline]
 pub(crate) fn l2sq_block(q: &[f32], block: &[f32], out: &mut [f32]) {
-    (best().l2sq_block)(q, block, out)
+    (best().l2sq_block)(q, block, out);
 }
 
 /// Inner product of `q` with each row of `block`.
 #[inline]
 pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
-    (best().dot_block)(q, block, out)
+    (best().dot_block)(q, block, out);
 }
 
 /// Rows per 4-bit PQ fast-scan block.
@@ -222,21 +222,21 @@ pub(crate) const SQ8_LANES: usize = 16;
 /// one fused multiply-add), then the lanes are added pairwise ([`scalar::sq8_reduce`]).
 #[inline]
 pub(crate) fn sq8_l2_block(codes: &[u8], target: &[f32], scale: &[f32], out: &mut [f32]) {
-    (best().sq8_l2_block)(codes, target, scale, out)
+    (best().sq8_l2_block)(codes, target, scale, out);
 }
 
 /// SQ8 inner product of each row of `codes` with `weight` into `out`:
 /// `sum_d code_d * weight_d`, in the fixed order of [`sq8_l2_block`].
 #[inline]
 pub(crate) fn sq8_dot_block(codes: &[u8], weight: &[f32], out: &mut [f32]) {
-    (best().sq8_dot_block)(codes, weight, out)
+    (best().sq8_dot_block)(codes, weight, out);
 }
 
 /// Unpacks `out.len()` 6-bit values from the little-endian bit stream `packed` (value `i` at
 /// bits `6i..6i + 6`; missing bytes read as zero), one value per byte.
 #[inline]
 pub(crate) fn unpack6(packed: &[u8], out: &mut [u8]) {
-    (best().unpack6)(packed, out)
+    (best().unpack6)(packed, out);
 }
 
 /// The length contract of the SQ8 kernels: whole rows of `dim` bytes, one output each.
@@ -264,7 +264,7 @@ pub(crate) fn prefetch<T>(items: &[T]) {
 /// entries; callers keep `m_pad * max entry <= u16::MAX` so that no sum wraps.
 #[inline]
 pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
-    (best().pq4_scan)(codes, m_pad, lut, out)
+    (best().pq4_scan)(codes, m_pad, lut, out);
 }
 
 /// Quantizes a float PQ table whose entry for subquantizer `j` and centroid `c` is at
@@ -554,7 +554,7 @@ mod tests {
         nearest_l2_batch(&points, &centers, &norms, dim, &mut out);
         for (i, x) in points.chunks(dim).enumerate() {
             let dists: Vec<f32> = centers.chunks(dim).map(|c| scalar::l2sq(x, c)).collect();
-            let best = dists.iter().cloned().fold(f32::INFINITY, f32::min);
+            let best = dists.iter().copied().fold(f32::INFINITY, f32::min);
             let (j, d) = out[i];
             // The chosen center is a nearest one up to rounding of the expanded form.
             assert!(dists[j as usize] <= best + 1e-3 * best.max(1.0));

@@ -1,14 +1,15 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 mod crypto;
 mod error;
 mod filter;
 mod format;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
 mod ivf;

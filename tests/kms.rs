@@ -69,11 +69,13 @@ fn exercise<K: Kms>(make: impl Fn() -> K) {
     ));
     let altered = altered.unwrap();
     match kms.unwrap_key(&altered, "docs") {
-        Err(Error::KeyService {
-            kind: KeyServiceFailure::Refused,
-            ..
-        })
-        | Err(Error::InvalidKey) => {}
+        Err(
+            Error::KeyService {
+                kind: KeyServiceFailure::Refused,
+                ..
+            }
+            | Error::InvalidKey,
+        ) => {}
         other => panic!("altered wrapped key gave {:?}", other.map(|_| "a key")),
     }
 

@@ -42,7 +42,10 @@ pub fn load(dir: &Path) -> Dataset {
 pub fn recall(results: &[Vec<String>], truth: &[Vec<usize>], k: usize) -> f64 {
     let mut found = 0;
     for (got, t) in results.iter().zip(truth) {
-        let want: HashSet<String> = t[..k].iter().map(|i| i.to_string()).collect();
+        let want: HashSet<String> = t[..k]
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         found += got.iter().take(k).filter(|id| want.contains(*id)).count();
     }
     found as f64 / (k * results.len()).max(1) as f64

@@ -140,7 +140,10 @@ impl Database {
     }
 
     fn open_handles(&self) -> MutexGuard<'_, HashMap<String, Weak<Inner>>> {
-        self.inner.open.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn store(&self, name: &str) -> Result<Option<Arc<dyn Store>>> {

@@ -127,7 +127,11 @@ impl EncryptedIndex {
         if self.inner.read_only.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly);
         }
-        Ok(self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// The manifest's current clear header.
@@ -181,7 +185,10 @@ impl EncryptedIndex {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn dim(&self) -> usize {

@@ -515,7 +515,7 @@ pub(crate) fn load_state(
         }
         None => (None, None),
     };
-    let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists()) as u32;
+    let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists) as u32;
     let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
         .map(|l| (keys.query_token(list_epoch, l), l))
         .collect();

@@ -182,7 +182,7 @@ impl State {
         residency: Residency,
         cache_budget: usize,
     ) -> State {
-        let n_lists = quantizer.as_ref().map_or(1, |q| q.n_lists());
+        let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
         State {
             dim,
             keys: crypto.0,
@@ -519,7 +519,9 @@ impl ListCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A cached list, marked as recently used.

@@ -235,7 +235,7 @@ impl Codec {
             Codec::Sq8 { min, scale } => code
                 .iter()
                 .zip(min.iter().zip(scale))
-                .map(|(&c, (lo, s))| lo + c as f32 * s)
+                .map(|(&c, (lo, s))| lo + f32::from(c) * s)
                 .collect(),
             Codec::Pq { m, codebooks, .. } => {
                 let sub = dim / m;

@@ -97,12 +97,12 @@ pub(crate) fn kmeans(data: &[f32], dim: usize, params: &KMeansParams) -> KMeansR
         iterations += 1;
         let norms: Vec<f32> = centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
         kernel::nearest_l2_batch(points, &centroids, &norms, dim, &mut assign);
-        inertia = assign.iter().map(|a| a.1 as f64).sum();
+        inertia = assign.iter().map(|a| f64::from(a.1)).sum();
         update_centroids(points, dim, k, &assign, &mut centroids, &mut rng);
         if params.spherical {
             normalize_rows(&mut centroids, dim);
         }
-        if previous.is_finite() && previous - inertia <= params.tolerance as f64 * previous {
+        if previous.is_finite() && previous - inertia <= f64::from(params.tolerance) * previous {
             break;
         }
         previous = inertia;
@@ -135,7 +135,7 @@ fn update_centroids(
                     let c = a.0 as usize;
                     counts[c] += 1;
                     for (s, v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(x) {
-                        *s += *v as f64;
+                        *s += f64::from(*v);
                     }
                 }
                 (sums, counts)

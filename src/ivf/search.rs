@@ -114,7 +114,7 @@ pub(crate) fn scan_rows(
     scratch.resize(n, 0.0);
     match metric {
         Metric::Euclidean | Metric::SquaredEuclidean => {
-            kernel::l2sq_block(query, rows.vectors, scratch)
+            kernel::l2sq_block(query, rows.vectors, scratch);
         }
         Metric::InnerProduct => {
             kernel::dot_block(query, rows.vectors, scratch);
@@ -194,12 +194,12 @@ pub(crate) fn search<S: ListSource>(
                 params.accept,
                 &mut scratch,
                 &mut top,
-            )
+            );
         })?;
     }
     absent.retain(|&h| params.accept.is_none_or(|f| f(h)));
     lists.fetch_vectors(&absent, &mut |h, v| {
-        top.push(exact_distance(&query, v, params.metric, inv_norm(v)), h)
+        top.push(exact_distance(&query, v, params.metric, inv_norm(v)), h);
     })?;
     Ok(finish(top.into_sorted(), params.metric))
 }
@@ -415,7 +415,7 @@ fn fetch_while_bounds_allow<S: ListSource>(
             return Ok(());
         }
         lists.fetch_vectors(&handles, &mut |h, v| {
-            top.push(exact_distance(query, v, metric, inv_norm(v)), h)
+            top.push(exact_distance(query, v, metric, inv_norm(v)), h);
         })?;
     }
 }

@@ -626,7 +626,7 @@ unsafe fn sq8_l2_rows_avx512<const R: usize>(
         let (lo, hi) = halves(a);
         let code = &codes[r * dim + full..(r + 1) * dim];
         out[r] = sq8_finish(lo, hi, full < dim, |lanes| {
-            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..])
+            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..]);
         });
     }
 }
@@ -651,7 +651,7 @@ unsafe fn sq8_dot_rows_avx512<const R: usize>(codes: &[u8], weight: &[f32], out:
         let (lo, hi) = halves(a);
         let code = &codes[r * dim + full..(r + 1) * dim];
         out[r] = sq8_finish(lo, hi, full < dim, |lanes| {
-            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..])
+            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..]);
         });
     }
 }
@@ -692,7 +692,7 @@ unsafe fn sq8_l2_rows_avx2<const R: usize>(
     for r in 0..R {
         let code = &codes[r * dim + full..(r + 1) * dim];
         out[r] = sq8_finish(lo[r], hi[r], full < dim, |lanes| {
-            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..])
+            scalar::sq8_l2_lanes(lanes, full, code, &target[full..], &scale[full..]);
         });
     }
 }
@@ -718,7 +718,7 @@ unsafe fn sq8_dot_rows_avx2<const R: usize>(codes: &[u8], weight: &[f32], out: &
     for r in 0..R {
         let code = &codes[r * dim + full..(r + 1) * dim];
         out[r] = sq8_finish(lo[r], hi[r], full < dim, |lanes| {
-            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..])
+            scalar::sq8_dot_lanes(lanes, full, code, &weight[full..]);
         });
     }
 }

@@ -111,7 +111,10 @@ impl FaultyFs {
 
     /// The calls that went through, in order.
     pub fn log(&self) -> Vec<FsCall> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn gate(&self, call: FsCall) -> io::Result<()> {
@@ -122,7 +125,7 @@ impl FaultyFs {
         }
         self.log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(call);
         Ok(())
     }

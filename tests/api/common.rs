@@ -48,14 +48,18 @@ pub fn items(vectors: &[Vec<f32>]) -> Vec<Item> {
 
 /// Exact distance under a metric, computed naively in f64.
 pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let l2: f64 = a
         .iter()
         .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
         .sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     (match metric {
         Metric::Euclidean => l2.sqrt(),
         Metric::SquaredEuclidean => l2,

@@ -83,7 +83,7 @@ fn check(f: &Fixture, outcomes: &mut Outcomes, what: &str) {
     let db = Database::open(f.dir.path()).unwrap();
     match db.open_index("c", &f.key) {
         Err(Error::Corrupted { .. } | Error::WrongKey | Error::IndexNotFound) => {
-            outcomes.typed_error += 1
+            outcomes.typed_error += 1;
         }
         Err(e) => panic!("{what}: unexpected error {e:?}"),
         Ok(index) => match index.query_batch(&f.queries) {

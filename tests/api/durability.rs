@@ -366,7 +366,7 @@ fn kill_minus_nine_loses_no_acknowledged_write() {
                 Ok(i) => break Some(i),
                 Err(Error::IndexNotFound) => break None,
                 Err(Error::Locked) if start.elapsed() < Duration::from_secs(1) => {
-                    std::thread::sleep(Duration::from_millis(5))
+                    std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => panic!("cycle {cycle}: reopen failed: {e:?}"),
             }

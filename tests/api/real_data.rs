@@ -34,8 +34,10 @@ fn default_parameters_reach_recall_095_on_sentence_embeddings() {
     let results = index.query_batch(&qs).unwrap();
     let mut found = 0;
     for (hits, t) in results.iter().zip(&truth) {
-        let want: std::collections::HashSet<String> =
-            t[..10].iter().map(|i| i.to_string()).collect();
+        let want: std::collections::HashSet<String> = t[..10]
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
     }
     let recall = found as f64 / (10 * results.len()) as f64;

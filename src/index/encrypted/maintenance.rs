@@ -185,7 +185,11 @@ impl EncryptedIndex {
         self.inner.epoch.store(body.epoch, Ordering::SeqCst);
         // The data key is unchanged, so every sealed record stays valid: the handle adopts
         // the new header and keys that wrap under the new index key.
-        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.keys = Arc::new(keys);
         state.header = header;
         state.body = body;
@@ -345,7 +349,11 @@ impl EncryptedIndex {
             .segments
             .insert(seq, persist::map_segment(&*self.inner.store, seq, bytes));
         let old = std::mem::replace(
-            &mut *self.inner.state.write().unwrap_or_else(|p| p.into_inner()),
+            &mut *self
+                .inner
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             fresh,
         );
         drop(old);

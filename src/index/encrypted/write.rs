@@ -127,7 +127,11 @@ impl EncryptedIndex {
     ) -> Result<()> {
         let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
-        let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.segments.insert(seq, blob);
         apply(&mut state);
         state.body = new_body;
