@@ -55,6 +55,10 @@ pub enum Error {
         /// The service's own words (never key material).
         message: String,
     },
+    /// An earlier commit on this handle failed and its rollback could not be written either,
+    /// so the handle no longer knows what is committed: it refuses writes until the index is
+    /// reopened (reopening reads the committed state from storage).
+    Poisoned,
     /// An operating-system error.
     Io(std::io::Error),
 }
@@ -128,6 +132,9 @@ impl fmt::Display for Error {
                 };
                 write!(f, "key service {what}: {message}")
             }
+            Error::Poisoned => f.write_str(
+                "an earlier commit failed and could not be rolled back: reopen the index",
+            ),
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }

@@ -14,4 +14,6 @@ mod validate;
 pub use config::{IndexConfig, IndexType, TrainOptions};
 pub use database::{Database, DatabaseOptions};
 pub use encrypted::EncryptedIndex;
+#[cfg(feature = "internals")]
+pub(crate) use encrypted::ignored_failures;
 pub use types::{Hit, Include, Item, Query, Record};

@@ -130,3 +130,9 @@ pub fn storage_bytes_read(index: &crate::EncryptedIndex) -> u64 {
 pub fn decrypted_bytes(index: &crate::EncryptedIndex) -> (usize, usize) {
     index.decrypted_bytes()
 }
+
+/// How many failed cleanups the crate ignored on purpose in this process (each is safe to
+/// ignore: see `index::encrypted::best_effort`).
+pub fn ignored_failures() -> u64 {
+    crate::index::ignored_failures()
+}

@@ -691,12 +691,20 @@ pub(crate) fn remove_leftovers(store: &dyn Store, body: &ManifestBody) -> Result
         ));
     }
     for (f, _) in unnamed {
-        let _ = store.remove(&f);
+        remove_if_present(store, &f)?;
     }
     for f in files.iter().filter(|f| f.ends_with(".tmp")) {
-        let _ = store.remove(f);
+        remove_if_present(store, f)?;
     }
     Ok(())
+}
+
+/// Removes `name`; one already gone is no error.
+fn remove_if_present(store: &dyn Store, name: &str) -> Result<()> {
+    match store.remove(name) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io(e)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,8 @@ impl Query {
     }
 }
 
-/// One query result.
+/// One query result. Built only by the crate (`#[non_exhaustive]`), so fields may be added.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
     /// The item id.
@@ -157,7 +158,9 @@ pub struct Hit {
     pub vector: Option<Vec<f32>>,
 }
 
-/// One stored item, as returned by [`crate::EncryptedIndex::get`].
+/// One stored item, as returned by [`crate::EncryptedIndex::get`]. Built only by the crate
+/// (`#[non_exhaustive]`), so fields may be added.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
     /// The item id.

@@ -537,3 +537,38 @@ fn kill_minus_nine_during_key_rotation_leaves_exactly_one_key_valid() {
     );
     assert!(rotations > 0);
 }
+
+#[test]
+fn a_handle_whose_rollback_also_failed_refuses_writes_as_poisoned() {
+    let key = IndexKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, _db, index) = faulty_index(dir.path(), &key, EIO, true);
+    index
+        .upsert([Item::new("a", vec![1.0, 0.0, 0.0, 0.0])])
+        .unwrap();
+    // Where a clean upsert first touches the manifest: from there on, every call fails, so
+    // the manifest write and the rollback's manifest write both fail.
+    let before = fs.calls();
+    index
+        .upsert([Item::new("b", vec![0.0, 1.0, 0.0, 0.0])])
+        .unwrap();
+    let first_manifest_call = fs.log()[before..]
+        .iter()
+        .position(|c| format!("{c:?}").contains("MANIFEST"))
+        .expect("an upsert writes the manifest");
+    fs.fail_after(first_manifest_call);
+    let failed = index.upsert([Item::new("c", vec![0.0, 0.0, 1.0, 0.0])]);
+    assert!(matches!(failed, Err(Error::Io(_))), "{failed:?}");
+    fs.never_fail();
+    let refused = index.upsert([Item::new("d", vec![0.0, 0.0, 0.0, 1.0])]);
+    assert!(matches!(refused, Err(Error::Poisoned)), "{refused:?}");
+    // Reopening reads what is committed: the acknowledged writes, never "d".
+    drop(index);
+    let reopened = Database::open(dir.path())
+        .unwrap()
+        .open_index("d", &key)
+        .unwrap();
+    let ids = reopened.list_ids().unwrap();
+    assert!(ids.contains(&"a".to_owned()) && ids.contains(&"b".to_owned()));
+    assert!(!ids.contains(&"d".to_owned()));
+}
