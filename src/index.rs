@@ -6,6 +6,7 @@ mod config;
 mod database;
 mod encrypted;
 mod lists;
+mod loader;
 mod persist;
 mod state;
 mod types;

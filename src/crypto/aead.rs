@@ -43,6 +43,7 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
+    #[cfg(any(test, feature = "internals"))]
     /// A binding with no segment, list or item.
     pub(crate) fn whole(version: u16, kind: u8) -> Binding {
         Binding {

@@ -11,8 +11,9 @@ use crate::storage::{Backend, DirBackend, MemoryBackend, Store};
 
 use super::config::{IndexConfig, IndexType};
 use super::encrypted::{EncryptedIndex, Inner};
+use super::loader;
 use super::persist;
-use super::state::{Residency, State};
+use super::state::{Committed, Residency, State};
 use super::validate;
 
 /// Options of a [`Database`].
@@ -114,6 +115,7 @@ impl Database {
         Database::with_backend(Box::new(MemoryBackend::default()), options)
     }
 
+    #[cfg(feature = "internals")]
     /// A database in a directory whose file-changing calls go through `fs` (for tests that
     /// inject faults; see `internals`).
     pub(crate) fn open_with_fs(
@@ -207,13 +209,22 @@ impl Database {
             list_epoch: 0,
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
-        let crypto = (Arc::new(keys), header);
+        let committed = Committed {
+            keys: Arc::new(keys),
+            header,
+            body,
+        };
+        let empty = Residency::for_budget(
+            config.is_quantized(),
+            0,
+            config.dimension(),
+            self.cache_budget(),
+        );
         let state = State::new(
             config.dimension(),
-            crypto,
-            body,
-            None,
-            Residency::All,
+            committed,
+            (None, None),
+            empty,
             self.cache_budget(),
         );
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
@@ -225,14 +236,15 @@ impl Database {
     fn load(&self, store: &dyn Store, key: &IndexKey) -> Result<State> {
         let (header, keys, body) = persist::read_manifest(store, key)?;
         let config = IndexConfig::from_stored(&body.config);
-        persist::load_state(
+        let shape = loader::Shape {
+            dim: config.dimension(),
+            metric: config.distance_metric(),
+            quantized: config.is_quantized(),
+        };
+        loader::load_state(
             store,
             (Arc::new(keys), header),
-            (
-                config.dimension(),
-                config.distance_metric(),
-                config.is_quantized(),
-            ),
+            shape,
             body,
             self.cache_budget(),
         )
@@ -274,7 +286,7 @@ impl Database {
         persist::check_key(&*store, key)?;
         let lock = acquire_lock(&*store)?;
         let state = self.load(&*store, key)?;
-        persist::remove_leftovers(&*store, &state.body)?;
+        persist::remove_leftovers(&*store, state.body())?;
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)

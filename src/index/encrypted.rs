@@ -96,8 +96,8 @@ impl EncryptedIndex {
         auto_compact: Option<f64>,
         lock: WriterLock,
     ) -> EncryptedIndex {
-        let config = IndexConfig::from_stored(&state.body.config);
-        let (next_segment, epoch) = (state.body.next_segment, state.body.epoch);
+        let config = IndexConfig::from_stored(&state.body().config);
+        let (next_segment, epoch) = (state.body().next_segment, state.body().epoch);
         EncryptedIndex {
             inner: Arc::new(Inner {
                 name,
@@ -136,7 +136,7 @@ impl EncryptedIndex {
 
     /// The manifest's current clear header.
     pub(crate) fn header(&self) -> ManifestHeader {
-        self.read().header.clone()
+        self.read().header().clone()
     }
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
@@ -176,12 +176,12 @@ impl EncryptedIndex {
 
     /// Number of trained lists (0 before training).
     pub fn n_lists(&self) -> usize {
-        self.read().quantizer.as_ref().map_or(0, Quantizer::n_lists)
+        self.read().quantizer().map_or(0, Quantizer::n_lists)
     }
 
     /// Whether [`train`](Self::train) has run.
     pub fn is_trained(&self) -> bool {
-        self.read().quantizer.is_some()
+        self.read().quantizer().is_some()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -200,11 +200,13 @@ impl EncryptedIndex {
     }
 
     /// Sealed bytes that queries have read from storage (test hook, see `internals`).
+    #[cfg(feature = "internals")]
     pub(crate) fn storage_reads(&self) -> u64 {
         self.inner.storage_reads.load(Ordering::Relaxed)
     }
 
     /// Decrypted bytes held in memory: (lists, item table); see `internals`.
+    #[cfg(feature = "internals")]
     pub(crate) fn decrypted_bytes(&self) -> (usize, usize) {
         self.read().decrypted_bytes()
     }

@@ -35,7 +35,7 @@ impl ListSource for Lists<'_> {
 
     fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>)) -> Result<()> {
         if self.state.residency() != Residency::OnDemand {
-            if let Some(l) = self.state.lists.get(list as usize) {
+            if let Some(l) = self.state.list(list) {
                 visit(l.rows());
             }
             return Ok(());
@@ -62,7 +62,7 @@ impl ListSource for Lists<'_> {
         // mapped segments, and waiting for each in turn would dominate.
         let prefetch = |h: u64| {
             if let Ok((_, at)) = record_of(h)
-                && let Some(blob) = self.state.segments.get(&at.segment)
+                && let Some(blob) = self.state.segments().get(&at.segment)
                 && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len.get())
             {
                 ivf::prefetch(sealed);
@@ -74,14 +74,14 @@ impl ListSource for Lists<'_> {
             .for_each(|&h| prefetch(h));
         let mut buffers = self.fetch_buffers.borrow_mut();
         let (vector, scratch) = &mut *buffers;
-        vector.resize(self.state.dim, 0.0);
+        vector.resize(self.state.dim(), 0.0);
         for (i, &h) in handles.iter().enumerate() {
             if let Some(&next) = handles.get(i + PREFETCH_AHEAD) {
                 prefetch(next);
             }
             let (token, at) = record_of(h)?;
             self.read.set(self.read.get() + u64::from(at.len.get()));
-            let segments = &self.state.segments;
+            let segments = &self.state.segments();
             persist::open_vector_into(self.keys, segments, (token, at), vector, scratch)?;
             visit(h, vector);
         }
@@ -94,7 +94,7 @@ impl<'a> Lists<'a> {
     pub(crate) fn new(state: &'a State) -> Lists<'a> {
         Lists {
             state,
-            keys: &state.keys,
+            keys: state.keys(),
             read: Cell::new(0),
             fetch_buffers: RefCell::default(),
         }
@@ -107,11 +107,11 @@ impl<'a> Lists<'a> {
 
     /// A non-resident list, from the cache or decrypted from its blocks.
     pub(crate) fn list(&self, list: u32) -> Result<Arc<MemList>> {
-        if let Some(l) = self.state.cache.get(list) {
+        if let Some(l) = self.state.cache().get(list) {
             return Ok(l);
         }
         let decoded = Arc::new(self.decode(list)?);
-        self.state.cache.put(list, decoded.clone());
+        self.state.cache().put(list, decoded.clone());
         Ok(decoded)
     }
 
@@ -127,15 +127,15 @@ impl<'a> Lists<'a> {
             self.read.set(self.read.get() + u64::from(at.len.get()));
             let v = persist::open_vector(
                 self.keys,
-                &self.state.segments,
+                self.state.segments(),
                 &e.token,
                 at,
-                self.state.dim,
+                self.state.dim(),
             )?;
             return Ok(Some(v));
         }
         let l = self.list(e.list)?;
-        let dim = self.state.dim;
+        let dim = self.state.dim();
         Ok(l.handles
             .iter()
             .position(|&h| h == slot)
@@ -144,7 +144,7 @@ impl<'a> Lists<'a> {
 
     /// The vectors of `slots`, in that order (one pass over the lists when not resident).
     pub(crate) fn vectors_of(&self, slots: &[u64]) -> Result<Vec<f32>> {
-        let dim = self.state.dim;
+        let dim = self.state.dim();
         let mut out = vec![0.0f32; slots.len() * dim];
         if self.state.is_resident() {
             for (o, &s) in out.chunks_exact_mut(dim).zip(slots) {
@@ -168,7 +168,7 @@ impl<'a> Lists<'a> {
                         .ok_or_else(|| Error::corrupted("vector record missing"))?;
                     o.copy_from_slice(&persist::open_vector(
                         self.keys,
-                        &state.segments,
+                        state.segments(),
                         &e.token,
                         at,
                         dim,
@@ -197,9 +197,10 @@ impl Lists<'_> {
     fn decode(&self, list: u32) -> Result<MemList> {
         let bytes: u64 = self
             .state
-            .blocks
-            .get(list as usize)
-            .map_or(0, |b| b.iter().map(|b| u64::from(b.len)).sum());
+            .blocks_of(list)
+            .iter()
+            .map(|b| u64::from(b.len))
+            .sum();
         self.read.set(self.read.get() + bytes);
         decode_list(self.keys, self.state, list)
     }
@@ -212,7 +213,7 @@ impl Lists<'_> {
         use rand::RngExt as _;
         let blobs: Vec<&[u8]> = self
             .state
-            .segments
+            .segments()
             .values()
             .map(|b| &***b)
             .filter(|b| !b.is_empty())
@@ -239,18 +240,13 @@ impl Lists<'_> {
 const PAGE: usize = 4096;
 
 /// Decrypts every block of `list` and keeps the rows that are the items' current versions.
-fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
+pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemList> {
     let epoch = state.list_epoch();
-    let dim = state.dim;
+    let dim = state.dim();
     let mut out = MemList::default();
-    for block in state
-        .blocks
-        .get(list as usize)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for block in state.blocks_of(list) {
         let blob = state
-            .segments
+            .segments()
             .get(&block.segment)
             .ok_or_else(|| Error::corrupted("list segment"))?;
         let decoded = persist::open_block(keys, blob, *block, epoch, list, dim)?;

@@ -7,21 +7,18 @@ use std::sync::Arc;
 
 use crate::crypto::aead::{self, Binding, Sealer};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
-use crate::crypto::{self};
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::segment::{self, Block, BlockEntry, Fields, RecordRef, SegmentWriter};
 use crate::format::{RecordKind, codec, padding};
-use crate::ivf::{Codec, Quantizer};
 use crate::key::IndexKey;
-use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
 use super::binding::{binding, params, whole};
-use super::state::{BlockRef, Coder, FieldsRef, ItemEntry, Residency, State, VectorRef};
+use super::state::{BlockRef, FieldsRef, VectorRef};
 
 /// Maps an I/O error reading a file that must exist.
-fn read_error(e: std::io::Error) -> Error {
+pub(crate) fn read_error(e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::corrupted("missing file")
     } else {
@@ -361,7 +358,12 @@ fn sealed_len(sealed: &[u8]) -> Result<NonZeroU32> {
 
 /// Authenticates a record sealed by [`seal_padded`] and removes its padding; any failure is
 /// `Corrupted` naming `what`.
-fn open_padded(sealer: &Sealer, sealed: &[u8], binding: &Binding, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn open_padded(
+    sealer: &Sealer,
+    sealed: &[u8],
+    binding: &Binding,
+    what: &str,
+) -> Result<Vec<u8>> {
     let mut plain = sealer
         .open(sealed, binding)
         .map_err(|_| Error::corrupted(what))?;
@@ -459,208 +461,6 @@ pub(crate) fn open_fields(
     let (sealed, binding) = item_record(segments, RecordKind::Fields, token, at)?;
     let plain = open_padded(&keys.content, sealed, &binding, "fields record")?;
     segment::decode_fields(&plain)
-}
-
-/// Rebuilds the state from the live segments named by `body`. The index is resident (every
-/// vector kept decrypted) when its vectors fit `cache_budget` bytes. Otherwise a quantized
-/// index (`split_vectors`: its vectors are records of their own) keeps its codes, and an
-/// `ivf_flat` index only its item table, its lists decrypted on demand.
-pub(crate) fn load_state(
-    store: &dyn Store,
-    crypto: (Arc<Keys>, ManifestHeader),
-    (dim, metric, split_vectors): (usize, Metric, bool),
-    body: ManifestBody,
-    cache_budget: usize,
-) -> Result<State> {
-    let keys = crypto.0.clone();
-    let keys = &*keys;
-    let mut blobs = HashMap::new();
-    for seg in &body.segments {
-        let blob = store
-            .read(&segment::file_name(seg.seq))
-            .map_err(read_error)?;
-        if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
-            return Err(Error::corrupted("segment digest"));
-        }
-        blobs.insert(seg.seq, Arc::new(blob));
-    }
-    // Each segment's directory, authenticated and decoded once.
-    let mut records_of = HashMap::with_capacity(blobs.len());
-    for (&seq, blob) in &blobs {
-        records_of.insert(seq, segment_records(keys, blob, seq)?);
-    }
-    let list_epoch = body.list_epoch;
-    let (quantizer, coder) = match &body.trained {
-        Some(t) => {
-            let seq = t.centroids_segment;
-            let (blob, records) = blobs
-                .get(&seq)
-                .zip(records_of.get(&seq))
-                .ok_or_else(|| Error::corrupted("centroids segment"))?;
-            let plain = read_sealed(keys, blob, seq, records, RecordKind::Centroids)?;
-            let centroids = segment::decode_centroids(&plain, dim)?;
-            if centroids.len() != t.n_lists as usize * dim {
-                return Err(Error::corrupted("centroids"));
-            }
-            let quantizer = Quantizer::new(dim, centroids, metric);
-            let coder = if t.codebook {
-                let bytes = read_sealed(keys, blob, seq, records, RecordKind::Codebook)?;
-                let codec =
-                    Codec::from_bytes(&bytes, dim).ok_or_else(|| Error::corrupted("codebook"))?;
-                Some(Coder::new(codec, metric, &quantizer))
-            } else {
-                None
-            };
-            (Some(quantizer), coder)
-        }
-        None => (None, None),
-    };
-    let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists) as u32;
-    let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
-        .map(|l| (keys.query_token(list_epoch, l), l))
-        .collect();
-    let segments = body.segments.clone();
-    let mut parsed = Vec::with_capacity(segments.len());
-    let mut block_bytes = 0usize;
-    for seg in &segments {
-        let records = records_of.remove(&seg.seq).unwrap_or_default();
-        block_bytes += records
-            .iter()
-            .filter(|r| r.kind == RecordKind::ListBlock)
-            .map(|r| r.len as usize)
-            .sum::<usize>();
-        parsed.push(records);
-    }
-    // A quantized index first loads codes only and then its vectors, if they fit.
-    let residency = if split_vectors {
-        Residency::Codes
-    } else if block_bytes <= cache_budget {
-        Residency::All
-    } else {
-        Residency::OnDemand
-    };
-    let mut state = State::new(dim, crypto, body, quantizer, residency, cache_budget);
-    state.coder = coder;
-    for (seg, records) in segments.iter().zip(parsed) {
-        let blob = &blobs[&seg.seq];
-        for rec in records {
-            let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-            match rec.kind {
-                RecordKind::ListBlock => {
-                    let list = *by_address
-                        .get(&rec.address)
-                        .ok_or_else(|| Error::corrupted("list address"))?;
-                    let block = BlockRef {
-                        segment: seg.seq,
-                        offset: rec.offset,
-                        len: rec.len,
-                    };
-                    let decoded = open_block(keys, blob, block, list_epoch, list, dim)?;
-                    if decoded.vectors.is_some() == split_vectors
-                        || decoded.code_len != state.code_len()
-                    {
-                        return Err(Error::corrupted("list block layout"));
-                    }
-                    state.add_block(list, block);
-                    let at = |place: Option<(u64, u32)>| -> Result<Option<FieldsRef>> {
-                        place
-                            .map(|(offset, len)| {
-                                Ok(FieldsRef {
-                                    segment: seg.seq,
-                                    offset,
-                                    len: NonZeroU32::new(len)
-                                        .ok_or_else(|| Error::corrupted("record length"))?,
-                                })
-                            })
-                            .transpose()
-                    };
-                    for (row, e) in decoded.entries.into_iter().enumerate() {
-                        let entry = ItemEntry {
-                            id: e.id,
-                            token: e.token,
-                            list,
-                            row: 0,
-                            fields: at(e.fields)?,
-                            vector: at(e.vector)?,
-                            metadata: None,
-                            origin: seg.seq,
-                        };
-                        let vector = decoded
-                            .vectors
-                            .as_deref()
-                            .map(|v| &v[row * dim..(row + 1) * dim]);
-                        let code =
-                            &decoded.codes[row * decoded.code_len..(row + 1) * decoded.code_len];
-                        state.insert(entry, vector, code);
-                    }
-                }
-                RecordKind::Tombstones => {
-                    let binding = binding(RecordKind::Tombstones, seg.seq, [0; 32], [0; 32]);
-                    let plain = open_padded(&keys.content, sealed, &binding, "tombstones")?;
-                    for t in segment::decode_tombstones(&plain)? {
-                        state.remove(&t);
-                    }
-                }
-                // Fields are read on demand, training records above; the other kinds are
-                // never listed in a directory (`RecordKind::listed_in_segment`).
-                _ => {}
-            }
-        }
-    }
-    state.segments = blobs;
-    if split_vectors && state.len().saturating_mul(dim * 4) <= cache_budget {
-        let segments = &state.segments.clone();
-        state.load_vectors(|e| {
-            let at = e
-                .vector
-                .ok_or_else(|| Error::corrupted("vector record missing"))?;
-            open_vector(keys, segments, &e.token, at, dim)
-        })?;
-    }
-    load_metadata(keys, &mut state)?;
-    state.shrink_to_fit();
-    Ok(state)
-}
-
-/// Decrypts the metadata of every live item (in parallel), for filters.
-fn load_metadata(keys: &Keys, state: &mut State) -> Result<()> {
-    use rayon::prelude::*;
-    let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
-        .entries()
-        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
-        .collect();
-    let decoded: Vec<(u64, Option<Arc<serde_json::Value>>)> = wanted
-        .par_iter()
-        .map(|(slot, token, at)| {
-            let (metadata, _) = open_fields(keys, &state.segments, token, *at)?;
-            let value = metadata
-                .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
-                .transpose()?;
-            Ok((*slot, value.map(Arc::new)))
-        })
-        .collect::<Result<_>>()?;
-    for (slot, value) in decoded {
-        state.set_metadata(slot, value);
-    }
-    Ok(())
-}
-
-/// Opens the first record of `kind` (centroids or codebook, under the payload key) of segment
-/// `seq`, whose directory is `records`.
-fn read_sealed(
-    keys: &Keys,
-    blob: &Blob,
-    seq: u64,
-    records: &[RecordRef],
-    kind: RecordKind,
-) -> Result<Vec<u8>> {
-    let rec = records
-        .iter()
-        .find(|r| r.kind == kind)
-        .ok_or_else(|| Error::corrupted("training record missing"))?;
-    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-    let binding = binding(kind, seq, [0; 32], [0; 32]);
-    open_padded(&keys.payload, sealed, &binding, "training record")
 }
 
 /// Maps a freshly written segment back in (falling back to the bytes we hold).

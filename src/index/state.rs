@@ -47,6 +47,27 @@ pub(crate) enum Residency {
     OnDemand,
 }
 
+impl Residency {
+    /// The one residency rule, used by open, training, compaction and rotation alike: every
+    /// vector is kept decrypted when the live items' vectors (`4 * dim` bytes each) fit
+    /// `budget`; otherwise a quantized index keeps its codes and an `ivf_flat` index only its
+    /// item table.
+    pub(crate) fn for_budget(
+        quantized: bool,
+        live_items: usize,
+        dim: usize,
+        budget: usize,
+    ) -> Residency {
+        if live_items.saturating_mul(dim).saturating_mul(4) <= budget {
+            Residency::All
+        } else if quantized {
+            Residency::Codes
+        } else {
+            Residency::OnDemand
+        }
+    }
+}
+
 /// One live item.
 #[derive(Clone, Debug)]
 pub(crate) struct ItemEntry {
@@ -139,57 +160,70 @@ impl Coder {
     }
 }
 
-/// The whole decrypted state.
+/// The whole decrypted state of an open index. Its fields are private: what may change,
+/// and how, is said by its methods (a write adds a segment, blocks and items, then marks the
+/// new manifest body committed; a key rotation adopts new keys; a loader builds one row by
+/// row and then chooses its residency).
 pub(crate) struct State {
     /// Vector dimension.
-    pub dim: usize,
+    dim: usize,
     /// The working keys (swapped, together with everything they sealed, by a data-key
     /// rotation).
-    pub keys: Arc<Keys>,
+    keys: Arc<Keys>,
     /// The manifest's clear header (changed by index-key and data-key rotations).
-    pub header: ManifestHeader,
+    header: ManifestHeader,
     /// The committed manifest body this state reflects.
-    pub body: ManifestBody,
+    body: ManifestBody,
     /// Trained centroids, if trained.
-    pub quantizer: Option<Quantizer>,
+    quantizer: Option<Quantizer>,
     /// Vector codes, for quantized index types once trained.
-    pub coder: Option<Coder>,
+    coder: Option<Coder>,
     /// Inverted lists (one list, number 0, before training).
-    pub lists: Vec<MemList>,
+    lists: Vec<MemList>,
     /// Item table, indexed by slot.
     items: Vec<Option<ItemEntry>>,
     free: Vec<u64>,
     by_token: HashMap<[u8; 32], u64>,
     /// Mapped live segments, by sequence number.
-    pub segments: HashMap<u64, Arc<Blob>>,
+    segments: HashMap<u64, Arc<Blob>>,
     /// Sealed blocks of each list, oldest first.
-    pub blocks: Vec<Vec<BlockRef>>,
+    blocks: Vec<Vec<BlockRef>>,
     /// What `lists` hold.
     residency: Residency,
     /// Decrypted lists, when not resident.
-    pub cache: ListCache,
+    cache: ListCache,
     /// The largest sum of sealed block bytes of any one list: what reading a list can cost.
     max_list_bytes: u64,
 }
 
+/// Where a new state's keys, header and committed body come from.
+pub(crate) struct Committed {
+    /// The working keys.
+    pub keys: Arc<Keys>,
+    /// The manifest's clear header.
+    pub header: ManifestHeader,
+    /// The committed manifest body.
+    pub body: ManifestBody,
+}
+
 impl State {
-    /// An empty state.
+    /// An empty state with `residency` (see [`Residency::for_budget`]).
     pub(crate) fn new(
         dim: usize,
-        crypto: (Arc<Keys>, ManifestHeader),
-        body: ManifestBody,
-        quantizer: Option<Quantizer>,
+        committed: Committed,
+        trained: (Option<Quantizer>, Option<Coder>),
         residency: Residency,
         cache_budget: usize,
     ) -> State {
+        let (quantizer, coder) = trained;
         let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
         State {
             dim,
-            keys: crypto.0,
-            header: crypto.1,
-            body,
+            keys: committed.keys,
+            header: committed.header,
+            body: committed.body,
             quantizer,
-            coder: None,
+            coder,
             lists: vec![MemList::default(); n_lists],
             items: Vec::new(),
             free: Vec::new(),
@@ -200,6 +234,79 @@ impl State {
             cache: ListCache::new(cache_budget),
             max_list_bytes: 0,
         }
+    }
+
+    /// Vector dimension.
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The working keys.
+    pub(crate) fn keys(&self) -> &Arc<Keys> {
+        &self.keys
+    }
+
+    /// The manifest's clear header.
+    pub(crate) fn header(&self) -> &ManifestHeader {
+        &self.header
+    }
+
+    /// The committed manifest body this state reflects.
+    pub(crate) fn body(&self) -> &ManifestBody {
+        &self.body
+    }
+
+    /// Trained centroids, if trained.
+    pub(crate) fn quantizer(&self) -> Option<&Quantizer> {
+        self.quantizer.as_ref()
+    }
+
+    /// Vector codes, for quantized index types once trained.
+    pub(crate) fn coder(&self) -> Option<&Coder> {
+        self.coder.as_ref()
+    }
+
+    /// List `list` as held in memory (empty rows when not resident).
+    pub(crate) fn list(&self, list: u32) -> Option<&MemList> {
+        self.lists.get(list as usize)
+    }
+
+    /// Mapped live segments, by sequence number.
+    pub(crate) fn segments(&self) -> &HashMap<u64, Arc<Blob>> {
+        &self.segments
+    }
+
+    /// The sealed blocks of `list`, oldest first.
+    pub(crate) fn blocks_of(&self, list: u32) -> &[BlockRef] {
+        self.blocks.get(list as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Decrypted lists, when not resident.
+    pub(crate) fn cache(&self) -> &ListCache {
+        &self.cache
+    }
+
+    /// Maps a newly written segment in (before its blocks and items are added).
+    pub(crate) fn add_segment(&mut self, seq: u64, blob: Arc<Blob>) {
+        self.segments.insert(seq, blob);
+    }
+
+    /// Marks `body` as the committed manifest this state now reflects.
+    pub(crate) fn set_committed(&mut self, body: ManifestBody) {
+        self.body = body;
+    }
+
+    /// Adopts the keys and header of an index-key rotation (the data key is unchanged, so
+    /// every sealed record stays valid) and the body it committed.
+    pub(crate) fn adopt_keys(
+        &mut self,
+        keys: Arc<Keys>,
+        header: ManifestHeader,
+        body: ManifestBody,
+    ) {
+        self.keys = keys;
+        self.header = header;
+        self.body = body;
     }
 
     /// Whether every decrypted vector is held in `lists`.
@@ -260,6 +367,32 @@ impl State {
         Ok(())
     }
 
+    /// Makes an [`Residency::OnDemand`] state hold every list: `lists` are its lists as
+    /// decrypted from their blocks (each row an item's current version).
+    pub(crate) fn install_lists(&mut self, lists: Vec<MemList>) -> crate::error::Result<()> {
+        if self.residency != Residency::OnDemand {
+            return Ok(());
+        }
+        if lists.len() != self.lists.len() {
+            return Err(crate::error::Error::corrupted("state"));
+        }
+        for (list, l) in lists.iter().enumerate() {
+            for (row, &h) in l.handles.iter().enumerate() {
+                let e = self
+                    .items
+                    .get_mut(h as usize)
+                    .and_then(Option::as_mut)
+                    .filter(|e| e.list as usize == list)
+                    .ok_or_else(|| crate::error::Error::corrupted("state"))?;
+                e.row = row as u32;
+            }
+        }
+        self.lists = lists;
+        self.cache = ListCache::new(self.cache.budget());
+        self.residency = Residency::All;
+        Ok(())
+    }
+
     /// Gives back the room vectors grew into while the state was built row by row (up to half
     /// of every list and of the item table), once a load or rewrite has built it.
     pub(crate) fn shrink_to_fit(&mut self) {
@@ -293,6 +426,7 @@ impl State {
         self.cache.invalidate(list);
     }
 
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     /// Decrypted bytes held in memory: the lists' (vectors, codes, handles and norms, resident
     /// or cached) and the item table's (entries, ids, the token index; metadata values not
     /// counted).
@@ -516,6 +650,11 @@ impl ListCache {
             budget,
             inner: Mutex::new(CacheInner::default()),
         }
+    }
+
+    /// The most bytes the cache holds.
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {

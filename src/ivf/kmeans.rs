@@ -38,6 +38,7 @@ impl Default for KMeansParams {
     }
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 /// The outcome of a k-means run.
 #[derive(Clone, Debug)]
 pub(crate) struct KMeansResult {

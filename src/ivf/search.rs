@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
 use super::fastscan::{PackedCodes, QuantizedTable};
+use super::refine::Bounds;
 use super::{Codec, Quantizer};
 
 /// The rows of one inverted list, as the caller stores them in memory.
@@ -42,7 +43,11 @@ impl ListRows<'_> {
 pub(crate) trait ListSource {
     /// The error a list fetch may fail with.
     type Error;
-    /// Calls `visit` with every row of list `list` (in one or more pieces).
+    /// Calls `visit` with every row of list `list`, in one or more pieces. Visits of the
+    /// same list within one search (the source's contents unchanged in between, as a source
+    /// borrowed for the search guarantees) deliver the same pieces with the same rows in the
+    /// same order: the quantized search finds a row of its first pass again by its piece and
+    /// row number.
     fn visit_list(&self, list: u32, visit: &mut dyn FnMut(ListRows<'_>))
     -> Result<(), Self::Error>;
     /// Calls `visit` with the vector of each of `handles` (rows whose [`ListRows`] came
@@ -204,13 +209,16 @@ pub(crate) fn search<S: ListSource>(
     Ok(finish(top.into_sorted(), params.metric))
 }
 
-/// The quantized path, in two passes. First the codes of every probed list give approximate
-/// distances, keeping the best `rerank * k` rows with where they are (list, piece, row); PQ
-/// codes in the fast-scan layout are scored 32 rows at a time by the SIMD kernel with the
-/// query's 8-bit table, other codes one by one. Then only the lists holding survivors are
-/// visited again: survivors with vectors in RAM get their exact distances there; the others
-/// are fetched by [`fetch_while_bounds_allow`], in order of their refine bounds (PQ), and the
+/// The quantized path. [`score_codes`] scores the codes of every probed list and keeps the
+/// best `rerank * k` rows with where they are; [`prefetch_refine_codes`] asks for the refine
+/// codes of those that came without vectors; [`rerank_survivors`] gives survivors with
+/// vectors in RAM their exact distances and bounds the others; [`fetch_while_bounds_allow`]
+/// fetches those in order of their bounds until the bounds prove the rest cannot enter. The
 /// best `k` by exact distance win.
+///
+/// The later passes find a survivor again by (list, piece, row): they rely on the
+/// [`ListSource`] promise that repeated visits of a list deliver the same pieces in the same
+/// order.
 fn search_codes<S: ListSource>(
     quantizer: &Quantizer,
     lists: &S,
@@ -219,14 +227,48 @@ fn search_codes<S: ListSource>(
     probes: &[(u32, f32)],
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Neighbor>, S::Error> {
-    let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
-    let fast = FastScan::new(codes, query, params.metric);
+    let approx = score_codes(lists, params, query, probes, codes, quantizer)?;
+    let mut survivors: Vec<Place> = approx.into_best().iter().map(|n| n.1).collect();
+    // Grouped by list, so that each list is visited once per pass.
+    survivors.sort_unstable_by_key(|p| p.list);
     // Rows carrying whole codes carry the refine code too (see `ListRows::code_len`).
     let whole_code = codes.codec.code_len(query.len());
+    let mut bounds = codes
+        .codec
+        .refine()
+        .map(|(refine, start)| (refine.bounds(query, params.metric), start));
+    if bounds.is_some() {
+        prefetch_refine_codes(lists, &survivors, whole_code)?;
+    }
+    let mut top = TopK::new(params.k);
+    let absent = rerank_survivors(
+        lists,
+        (quantizer, &survivors),
+        (query, params.metric),
+        (&mut bounds, whole_code),
+        &mut top,
+    )?;
+    fetch_while_bounds_allow(lists, query, params.metric, absent, &mut top)?;
+    Ok(finish(top.into_sorted(), params.metric))
+}
+
+/// First pass: approximate distances from the codes of every probed list, keeping the best
+/// `rerank * k` accepted rows with where they lie. PQ codes in the fast-scan layout are
+/// scored 32 rows at a time by the SIMD kernel with the query's 8-bit table, other codes one
+/// by one.
+fn score_codes<S: ListSource>(
+    lists: &S,
+    params: &SearchParams<'_>,
+    query: &[f32],
+    probes: &[(u32, f32)],
+    codes: CodeSearch<'_>,
+    quantizer: &Quantizer,
+) -> Result<Reservoir, S::Error> {
+    let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
+    let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
     let mut scores = Vec::new();
     for &(list, centroid_distance) in probes {
-        let centroid = quantizer.centroid(list);
         let fast_list = fast.as_ref().and_then(|f| Some((f, f.list_terms(list)?)));
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
@@ -286,7 +328,9 @@ fn search_codes<S: ListSource>(
                     }
                 }
                 _ => {
-                    let table = codes.codec.table(query, centroid, params.metric);
+                    let table = codes
+                        .codec
+                        .table(query, quantizer.centroid(list), params.metric);
                     scores.resize(rows.handles.len(), 0.0);
                     table.score_block(rows.codes, rows.code_len(), &mut scores);
                     for (i, &a) in scores.iter().enumerate() {
@@ -299,26 +343,19 @@ fn search_codes<S: ListSource>(
             piece += 1;
         })?;
     }
-    // Second pass: exact distances of the survivors, list by list.
-    let mut survivors: Vec<Place> = approx.into_best().iter().map(|n| n.1).collect();
-    // Grouped by list (each list is visited once; rows are picked out by piece).
-    survivors.sort_unstable_by_key(|p| p.list);
-    let mut top = TopK::new(params.k);
-    let dim = query.len();
-    let mut bounds = codes
-        .codec
-        .refine()
-        .map(|(refine, start)| (refine.bounds(query, params.metric), start));
-    // Rows without vectors are bounded by their refine codes, which lie scattered over the
-    // lists: ask for all of them first, so that their cache misses overlap instead of
-    // coming one by one (measured: codes-only queries 10% faster). Codecs without refine
-    // codes skip this pass.
-    let refined_survivors = if bounds.is_some() {
-        &survivors[..]
-    } else {
-        &[]
-    };
-    for group in refined_survivors.chunk_by(|a, b| a.list == b.list) {
+    Ok(approx)
+}
+
+/// Second pass (codecs with refine codes): the refine codes of survivors that came without
+/// vectors lie scattered over the lists, so all of them are asked for before any is read,
+/// and their cache misses overlap instead of coming one by one (measured: codes-only
+/// queries 10% faster). `survivors` are grouped by list.
+fn prefetch_refine_codes<S: ListSource>(
+    lists: &S,
+    survivors: &[Place],
+    whole_code: usize,
+) -> Result<(), S::Error> {
+    for group in survivors.chunk_by(|a, b| a.list == b.list) {
         let mut piece = 0u32;
         lists.visit_list(group[0].list, &mut |rows| {
             if rows.vectors.is_empty() {
@@ -332,8 +369,21 @@ fn search_codes<S: ListSource>(
             piece += 1;
         })?;
     }
-    // Survivors whose rows came without vectors, with a lower bound on their exact distance
-    // (minus infinity without a refine code): their vectors are fetched at the end.
+    Ok(())
+}
+
+/// Third pass: survivors whose rows hold their vectors get exact distances into `top`; the
+/// others are returned with a lower bound on their exact distance as `distance` (from their
+/// refine code with `bounds`, else minus infinity), for [`fetch_while_bounds_allow`].
+/// `survivors` are grouped by list.
+fn rerank_survivors<S: ListSource>(
+    lists: &S,
+    (quantizer, survivors): (&Quantizer, &[Place]),
+    (query, metric): (&[f32], Metric),
+    (bounds, whole_code): (&mut Option<(Bounds<'_>, usize)>, usize),
+    top: &mut TopK,
+) -> Result<Vec<Neighbor>, S::Error> {
+    let dim = query.len();
     let mut absent: Vec<Neighbor> = Vec::new();
     for group in survivors.chunk_by(|a, b| a.list == b.list) {
         let list = group[0].list;
@@ -344,7 +394,7 @@ fn search_codes<S: ListSource>(
                 let i = place.row as usize;
                 if let Some(v) = rows.vectors.get(i * dim..(i + 1) * dim) {
                     top.push(
-                        exact_distance(query, v, params.metric, rows.inv_norms[i]),
+                        exact_distance(query, v, metric, rows.inv_norms[i]),
                         rows.handles[i],
                     );
                     continue;
@@ -353,7 +403,7 @@ fn search_codes<S: ListSource>(
                     .codes
                     .get(i * whole_code..(i + 1) * whole_code)
                     .filter(|_| rows.code_len() == whole_code);
-                let bound = match (&mut bounds, refine_code) {
+                let bound = match (&mut *bounds, refine_code) {
                     (Some((bounds, start)), Some(code)) => {
                         if !bounds_set {
                             bounds.set_list(quantizer.centroid(list));
@@ -371,8 +421,7 @@ fn search_codes<S: ListSource>(
             piece += 1;
         })?;
     }
-    fetch_while_bounds_allow(lists, query, params.metric, absent, &mut top)?;
-    Ok(finish(top.into_sorted(), params.metric))
+    Ok(absent)
 }
 
 /// Vectors fetched per round of [`fetch_while_bounds_allow`] once `top` is full: small, so

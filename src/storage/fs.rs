@@ -4,7 +4,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+#[cfg(any(test, feature = "internals"))]
 use std::sync::Mutex;
+#[cfg(any(test, feature = "internals"))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// File-changing calls of the directory store.
@@ -54,6 +56,7 @@ impl FileSystem for RealFs {
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// One file-changing call, as recorded by [`FaultyFs`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FsCall {
@@ -69,6 +72,7 @@ pub enum FsCall {
     Remove(std::path::PathBuf),
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// The real file system with injected faults, for tests: counts calls, and fails the call
 /// numbered `fail_at` (0-based) with `error`; in crash mode, that call and every later one
 /// fail, as if the process had died there. Records every call that went through.
@@ -81,6 +85,7 @@ pub struct FaultyFs {
     log: Mutex<Vec<FsCall>>,
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl FaultyFs {
     /// Fails call `fail_at` with OS error `errno` (e.g. `libc::EIO` = 5, `ENOSPC` = 28);
     /// with `crash`, every later call fails too. `usize::MAX` never fails.
@@ -131,6 +136,7 @@ impl FaultyFs {
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl FileSystem for FaultyFs {
     fn write_file(&self, path: &Path, data: &[u8], create_new: bool) -> io::Result<()> {
         self.gate(FsCall::Write(path.to_path_buf()))?;

@@ -92,3 +92,54 @@ fn cold_index_answers_like_a_resident_one() {
     index.train().unwrap();
     check(&index);
 }
+
+/// One residency rule for open, training, compaction and rotation: a budget that holds the
+/// live vectors (but not the sealed blocks, with their ids, tokens and stale versions) keeps
+/// an index resident after each of them and after reopening, for every index type; one byte
+/// less keeps it non-resident everywhere; answers are the same either way.
+#[test]
+fn one_residency_rule_for_open_training_compaction_and_rotation() {
+    let dim = 8;
+    let n = 600;
+    let mut rng = Rng::new(77);
+    let data = clustered(&mut rng, n, dim, 6);
+    let exact_bytes = n * dim * 4;
+    for config in [
+        IndexConfig::ivf_flat(dim),
+        IndexConfig::ivf_sq8(dim),
+        IndexConfig::ivf_pq(dim, 4),
+    ] {
+        for (budget, resident) in [(exact_bytes, true), (exact_bytes - 1, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let key = IndexKey::generate();
+            let options = DatabaseOptions::default().cache_budget(budget);
+            let db = Database::open_with(dir.path(), options.clone()).unwrap();
+            let index = db.create_index("r", &key, config.clone()).unwrap();
+            // Overwrite half of them once, so the stored blocks hold stale versions too.
+            index.upsert(items(&data)).unwrap();
+            index.upsert(items(&data[..n / 2])).unwrap();
+            let what = format!("{config:?} budget {budget}");
+            let reopen = |index: ciphervec::EncryptedIndex| {
+                drop(index);
+                Database::open_with(dir.path(), options.clone())
+                    .unwrap()
+                    .open_index("r", &key)
+                    .unwrap()
+            };
+            let index = reopen(index);
+            assert_eq!(index.is_resident(), resident, "{what}: open");
+            index.train().unwrap();
+            assert_eq!(index.is_resident(), resident, "{what}: trained");
+            let index = reopen(index);
+            assert_eq!(index.is_resident(), resident, "{what}: trained, reopened");
+            index.compact().unwrap();
+            assert_eq!(index.is_resident(), resident, "{what}: compacted");
+            index.rotate_data_key().unwrap();
+            assert_eq!(index.is_resident(), resident, "{what}: rotated");
+            let index = reopen(index);
+            assert_eq!(index.is_resident(), resident, "{what}: rotated, reopened");
+            let q = Query::new(data[3].clone()).top_k(5);
+            assert_eq!(index.query(&q).unwrap()[0].id, "item-3", "{what}");
+        }
+    }
+}

@@ -16,7 +16,7 @@ use super::*;
 use crate::index::config::{IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
-use crate::index::state::{Coder, FieldsRef, ItemEntry, Residency, State};
+use crate::index::state::{Coder, Committed, FieldsRef, ItemEntry, Residency, State};
 
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
@@ -79,7 +79,7 @@ impl EncryptedIndex {
         let assignments = quantizer.assign_batch(&data);
         let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
         drop(data);
-        let crypto = (state.keys.clone(), state.header.clone());
+        let crypto = (state.keys().clone(), state.header().clone());
         let trained = Some((quantizer, coder));
         self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
@@ -126,7 +126,7 @@ impl EncryptedIndex {
     /// Compaction for a caller that holds the writer lock.
     fn compact_locked(&self) -> Result<()> {
         let state = self.read();
-        let crypto = (state.keys.clone(), state.header.clone());
+        let crypto = (state.keys().clone(), state.header().clone());
         self.rewrite_as_is(state, crypto)
     }
 
@@ -139,13 +139,13 @@ impl EncryptedIndex {
         };
         let due = {
             let state = self.read();
-            let stored: u64 = state.body.segments.iter().map(|s| s.len).sum();
+            let stored: u64 = state.body().segments.iter().map(|s| s.len).sum();
             // What each live entry takes once rewritten: its vector (inline, or a vector
             // record and its place in the block), code, block entry and fields record.
             let vector = if self.is_quantized() {
-                persist::vector_record_len(state.dim) + 12 + state.code_len()
+                persist::vector_record_len(state.dim()) + 12 + state.code_len()
             } else {
-                state.dim * 4
+                state.dim() * 4
             };
             let live: u64 = state
                 .entries()
@@ -175,7 +175,7 @@ impl EncryptedIndex {
     pub fn rotate_data_key(&self) -> Result<()> {
         let _writer = self.writer()?;
         let state = self.read();
-        let (header, keys) = persist::rotate_data_key(&state.header, &state.keys)?;
+        let (header, keys) = persist::rotate_data_key(state.header(), state.keys())?;
         self.rewrite_as_is(state, (Arc::new(keys), header))
     }
 
@@ -184,7 +184,7 @@ impl EncryptedIndex {
     pub(crate) fn rewrap_index_key(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
         let _writer = self.writer()?;
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let generation = self.read().keys.next_generation();
+        let generation = self.read().keys().next_generation();
         let (header, keys, body) =
             persist::rewrap_index_key(&*self.inner.store, old, new, epoch, generation)?;
         self.inner.epoch.store(body.epoch, Ordering::SeqCst);
@@ -195,9 +195,7 @@ impl EncryptedIndex {
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.keys = Arc::new(keys);
-        state.header = header;
-        state.body = body;
+        state.adopt_keys(Arc::new(keys), header, body);
         Ok(())
     }
 
@@ -213,7 +211,10 @@ impl EncryptedIndex {
             .iter()
             .map(|&s| state.entry(s).map_or(0, |e| e.list))
             .collect();
-        let trained = state.quantizer.clone().map(|q| (q, state.coder.clone()));
+        let trained = state
+            .quantizer()
+            .cloned()
+            .map(|q| (q, state.coder().cloned()));
         self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
 
@@ -237,7 +238,7 @@ impl EncryptedIndex {
         };
         let dim = self.dim();
         let (keys, header) = (&*crypto.0, &crypto.1);
-        let body = state.body.clone();
+        let body = state.body().clone();
         // A new epoch for every rewrite, trained or not: labels and tokens never repeat.
         let list_epoch = state.list_epoch() + 1;
         let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
@@ -260,7 +261,8 @@ impl EncryptedIndex {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             new_fields.push(match e.fields {
                 Some(at) => {
-                    let (m, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
+                    let (m, c) =
+                        persist::open_fields(state.keys(), state.segments(), &e.token, at)?;
                     Some(seg.add_fields(token, m.as_deref(), c.as_deref())?)
                 }
                 None => None,
@@ -324,13 +326,13 @@ impl EncryptedIndex {
         })?;
         // Build the new in-memory state from the old one, then swap.
         let budget = self.inner.cache_budget;
-        let residency = match (vectors.len() * 4 <= budget, self.is_quantized()) {
-            (true, _) => Residency::All,
-            (false, true) => Residency::Codes,
-            (false, false) => Residency::OnDemand,
+        let residency = Residency::for_budget(self.is_quantized(), slots.len(), dim, budget);
+        let committed = Committed {
+            keys: crypto.0.clone(),
+            header: crypto.1.clone(),
+            body: new_body,
         };
-        let mut fresh = State::new(dim, crypto.clone(), new_body, quantizer, residency, budget);
-        fresh.coder = coder;
+        let mut fresh = State::new(dim, committed, (quantizer, coder), residency, budget);
         for (list, block) in new_blocks {
             fresh.add_block(list, block);
         }
@@ -350,9 +352,7 @@ impl EncryptedIndex {
         }
         fresh.shrink_to_fit();
         drop(state);
-        fresh
-            .segments
-            .insert(seq, persist::map_segment(&*self.inner.store, seq, bytes));
+        fresh.add_segment(seq, persist::map_segment(&*self.inner.store, seq, bytes));
         let old = std::mem::replace(
             &mut *self
                 .inner
@@ -362,7 +362,7 @@ impl EncryptedIndex {
             fresh,
         );
         drop(old);
-        let committed = self.read().body.clone();
+        let committed = self.read().body().clone();
         best_effort(
             persist::remove_leftovers(&*self.inner.store, &committed),
             "a leftover old segment is removed at the next open instead",

@@ -66,12 +66,11 @@ impl EncryptedIndex {
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists::new(state);
         let default_rerank = state
-            .coder
-            .as_ref()
+            .coder()
             .map_or(1, |c| c.codec.default_rerank(self.dim()));
         let rerank = query.rerank.unwrap_or(default_rerank).max(1);
         let hits = ivf::search(
-            state.quantizer.as_ref(),
+            state.quantizer(),
             &lists,
             &SearchParams {
                 query: &query.vector,
@@ -79,7 +78,7 @@ impl EncryptedIndex {
                 n_probes,
                 metric: self.metric(),
                 accept,
-                codes: state.coder.as_ref().map(|c| CodeSearch {
+                codes: state.coder().map(|c| CodeSearch {
                     codec: &c.codec,
                     list_terms: &c.list_terms,
                     rerank,
@@ -97,7 +96,7 @@ impl EncryptedIndex {
             }
             // One vector record per re-ranked candidate (every item when untrained).
             Residency::Codes => {
-                let candidates = match state.coder {
+                let candidates = match state.coder() {
                     Some(_) => query.top_k.saturating_mul(rerank),
                     None => state.len(),
                 };
@@ -183,7 +182,7 @@ impl EncryptedIndex {
     pub fn get(&self, ids: &[&str], include: Include) -> Result<Vec<Record>> {
         let state = self.read();
         ids.iter()
-            .filter_map(|id| state.slot(&state.keys.item_token(id)))
+            .filter_map(|id| state.slot(&state.keys().item_token(id)))
             .map(|slot| self.record(&state, slot, include))
             .collect()
     }
@@ -207,7 +206,7 @@ impl EncryptedIndex {
             metadata = e.metadata.as_deref().cloned();
         }
         if let Some(at) = e.fields.filter(|_| include.contains(Include::CONTENTS)) {
-            let (_, c) = persist::open_fields(&state.keys, &state.segments, &e.token, at)?;
+            let (_, c) = persist::open_fields(state.keys(), state.segments(), &e.token, at)?;
             contents = c;
         }
         let vector = if include.contains(Include::VECTOR) {

@@ -28,14 +28,14 @@ impl EncryptedIndex {
     pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
         let items: Vec<Item> = items.into_iter().collect();
         let _writer = self.writer()?;
-        let keys = self.read().keys.clone();
+        let keys = self.read().keys().clone();
         let prepared = self.prepare(&keys, items)?;
         if prepared.is_empty() {
             return Ok(());
         }
         let (body, header, assignments, codes, list_epoch) = {
             let state = self.read();
-            let assignments: Vec<u32> = match &state.quantizer {
+            let assignments: Vec<u32> = match state.quantizer() {
                 Some(q) => prepared
                     .iter()
                     .map(|p| q.assign(&ivf::prepare_query(&p.vector, self.metric())))
@@ -49,8 +49,8 @@ impl EncryptedIndex {
                 .collect();
             let epoch = state.list_epoch();
             (
-                state.body.clone(),
-                state.header.clone(),
+                state.body().clone(),
+                state.header().clone(),
                 assignments,
                 codes,
                 epoch,
@@ -132,9 +132,9 @@ impl EncryptedIndex {
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.segments.insert(seq, blob);
+        state.add_segment(seq, blob);
         apply(&mut state);
-        state.body = new_body;
+        state.set_committed(new_body);
         drop(state);
         self.maybe_compact();
         Ok(())
@@ -198,13 +198,13 @@ impl EncryptedIndex {
             let mut seen = HashSet::new();
             let tokens: Vec<[u8; 32]> = ids
                 .iter()
-                .map(|id| state.keys.item_token(id))
+                .map(|id| state.keys().item_token(id))
                 .filter(|t| state.slot(t).is_some() && seen.insert(*t))
                 .collect();
             (
-                state.keys.clone(),
-                state.header.clone(),
-                state.body.clone(),
+                state.keys().clone(),
+                state.header().clone(),
+                state.body().clone(),
                 tokens,
             )
         };

@@ -1,0 +1,295 @@
+//! Opening an index: from an authenticated manifest body to the decrypted [`State`], in the
+//! steps below, each a function of its own. The residency rule ([`Residency::for_budget`]) is
+//! the same one training, compaction and rotation apply.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::crypto::{self, schedule::Keys};
+use crate::error::{Error, Result};
+use crate::format::RecordKind;
+use crate::format::manifest::{ManifestBody, ManifestHeader, TrainedRef};
+use crate::format::segment::{self, RecordRef};
+use crate::ivf::{Codec, Quantizer};
+use crate::metric::Metric;
+use crate::storage::{Blob, Store};
+
+use super::binding::binding;
+use super::lists;
+use super::persist::{self, open_block, open_fields, open_padded, open_vector, read_error};
+use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
+
+/// What the loader needs to know of the index's configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    /// Vector dimension.
+    pub dim: usize,
+    /// Distance metric.
+    pub metric: Metric,
+    /// Whether the index type is quantized (its vectors are records of their own).
+    pub quantized: bool,
+}
+
+/// Rebuilds the state of the live segments `body` names: segments read and checked against
+/// the manifest's digests; their directories authenticated; centroids and codebook opened;
+/// the item table built from the list blocks and tombstones; then every vector kept
+/// decrypted if the residency rule says so; then the metadata decrypted for filters.
+pub(crate) fn load_state(
+    store: &dyn Store,
+    (keys, header): (Arc<Keys>, ManifestHeader),
+    shape: Shape,
+    body: ManifestBody,
+    cache_budget: usize,
+) -> Result<State> {
+    let blobs = read_segments(store, &body)?;
+    let mut directories = HashMap::with_capacity(blobs.len());
+    for (&seq, blob) in &blobs {
+        directories.insert(seq, persist::segment_records(&keys, blob, seq)?);
+    }
+    let trained = match &body.trained {
+        Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
+        None => (None, None),
+    };
+    // The first pass keeps the vectors of an `ivf_flat` index when even its sealed blocks
+    // (every version of every item, with ids and padding) fit the budget: then the live
+    // vectors fit too, and the rule below keeps them without a second decryption.
+    let block_bytes: usize = directories
+        .values()
+        .flatten()
+        .filter(|r| r.kind == RecordKind::ListBlock)
+        .map(|r| r.len as usize)
+        .sum();
+    let first_pass = if shape.quantized {
+        Residency::Codes
+    } else if block_bytes <= cache_budget {
+        Residency::All
+    } else {
+        Residency::OnDemand
+    };
+    let segments = body.segments.clone();
+    let committed = Committed { keys, header, body };
+    let mut state = State::new(shape.dim, committed, trained, first_pass, cache_budget);
+    for seg in &segments {
+        let records = directories.remove(&seg.seq).unwrap_or_default();
+        let blob = blobs
+            .get(&seg.seq)
+            .ok_or_else(|| Error::corrupted("segment"))?;
+        add_segment_records(&mut state, shape, seg.seq, blob, &records)?;
+    }
+    for (seq, blob) in blobs {
+        state.add_segment(seq, blob);
+    }
+    let rule = Residency::for_budget(shape.quantized, state.len(), shape.dim, cache_budget);
+    if rule == Residency::All {
+        make_resident(&mut state, shape)?;
+    }
+    load_metadata(&mut state)?;
+    state.shrink_to_fit();
+    Ok(state)
+}
+
+/// Reads every live segment and checks its length and digest against the manifest's.
+fn read_segments(store: &dyn Store, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
+    let mut blobs = HashMap::with_capacity(body.segments.len());
+    for seg in &body.segments {
+        let blob = store
+            .read(&segment::file_name(seg.seq))
+            .map_err(read_error)?;
+        if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
+            return Err(Error::corrupted("segment digest"));
+        }
+        blobs.insert(seg.seq, Arc::new(blob));
+    }
+    Ok(blobs)
+}
+
+/// Opens the centroids (and, for quantized types, the codebook) that `trained` names.
+fn open_training(
+    keys: &Keys,
+    blobs: &HashMap<u64, Arc<Blob>>,
+    directories: &HashMap<u64, Vec<RecordRef>>,
+    trained: &TrainedRef,
+    shape: Shape,
+) -> Result<(Option<Quantizer>, Option<Coder>)> {
+    let seq = trained.centroids_segment;
+    let (blob, records) = blobs
+        .get(&seq)
+        .zip(directories.get(&seq))
+        .ok_or_else(|| Error::corrupted("centroids segment"))?;
+    let plain = open_training_record(keys, blob, seq, records, RecordKind::Centroids)?;
+    let centroids = segment::decode_centroids(&plain, shape.dim)?;
+    if centroids.len() != trained.n_lists as usize * shape.dim {
+        return Err(Error::corrupted("centroids"));
+    }
+    let quantizer = Quantizer::new(shape.dim, centroids, shape.metric);
+    let coder = if trained.codebook {
+        let bytes = open_training_record(keys, blob, seq, records, RecordKind::Codebook)?;
+        let codec =
+            Codec::from_bytes(&bytes, shape.dim).ok_or_else(|| Error::corrupted("codebook"))?;
+        Some(Coder::new(codec, shape.metric, &quantizer))
+    } else {
+        None
+    };
+    Ok((Some(quantizer), coder))
+}
+
+/// Opens the first record of `kind` (centroids or codebook, under the payload key) of segment
+/// `seq`, whose directory is `records`.
+fn open_training_record(
+    keys: &Keys,
+    blob: &Blob,
+    seq: u64,
+    records: &[RecordRef],
+    kind: RecordKind,
+) -> Result<Vec<u8>> {
+    let rec = records
+        .iter()
+        .find(|r| r.kind == kind)
+        .ok_or_else(|| Error::corrupted("training record missing"))?;
+    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let binding = binding(kind, seq, [0; 32], [0; 32]);
+    open_padded(&keys.payload, sealed, &binding, "training record")
+}
+
+/// Applies one segment's list blocks (items, later versions replacing earlier ones) and
+/// tombstones to the item table, in directory order.
+fn add_segment_records(
+    state: &mut State,
+    shape: Shape,
+    seq: u64,
+    blob: &Blob,
+    records: &[RecordRef],
+) -> Result<()> {
+    let keys = state.keys().clone();
+    let list_epoch = state.list_epoch();
+    let by_address: HashMap<[u8; 32], u32> = (0..state.n_lists() as u32)
+        .map(|l| (keys.query_token(list_epoch, l), l))
+        .collect();
+    for rec in records {
+        match rec.kind {
+            RecordKind::ListBlock => {
+                let list = *by_address
+                    .get(&rec.address)
+                    .ok_or_else(|| Error::corrupted("list address"))?;
+                let block = BlockRef {
+                    segment: seq,
+                    offset: rec.offset,
+                    len: rec.len,
+                };
+                add_block(state, shape, &keys, blob, (list, block))?;
+            }
+            RecordKind::Tombstones => {
+                let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+                let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
+                let plain = open_padded(&keys.content, sealed, &binding, "tombstones")?;
+                for t in segment::decode_tombstones(&plain)? {
+                    state.remove(&t);
+                }
+            }
+            // Fields are read on demand, training records by `open_training`; the other
+            // kinds are never listed in a directory (`RecordKind::listed_in_segment`).
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Decrypts one list block and inserts its items.
+fn add_block(
+    state: &mut State,
+    shape: Shape,
+    keys: &Keys,
+    blob: &Blob,
+    (list, block): (u32, BlockRef),
+) -> Result<()> {
+    let dim = shape.dim;
+    let decoded = open_block(keys, blob, block, state.list_epoch(), list, dim)?;
+    if decoded.vectors.is_some() == shape.quantized || decoded.code_len != state.code_len() {
+        return Err(Error::corrupted("list block layout"));
+    }
+    state.add_block(list, block);
+    let place = |at: Option<(u64, u32)>| -> Result<Option<FieldsRef>> {
+        at.map(|(offset, len)| {
+            Ok(FieldsRef {
+                segment: block.segment,
+                offset,
+                len: NonZeroU32::new(len).ok_or_else(|| Error::corrupted("record length"))?,
+            })
+        })
+        .transpose()
+    };
+    let code_len = decoded.code_len;
+    for (row, e) in decoded.entries.into_iter().enumerate() {
+        let entry = ItemEntry {
+            id: e.id,
+            token: e.token,
+            list,
+            row: 0,
+            fields: place(e.fields)?,
+            vector: place(e.vector)?,
+            metadata: None,
+            origin: block.segment,
+        };
+        let vector = decoded
+            .vectors
+            .as_deref()
+            .map(|v| &v[row * dim..(row + 1) * dim]);
+        state.insert(
+            entry,
+            vector,
+            &decoded.codes[row * code_len..(row + 1) * code_len],
+        );
+    }
+    Ok(())
+}
+
+/// Brings every live vector into memory: a quantized index decrypts each vector record, an
+/// `ivf_flat` index whose first pass did not keep them decrypts its lists again.
+fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
+    match state.residency() {
+        Residency::All => Ok(()),
+        Residency::Codes => {
+            let keys = state.keys().clone();
+            let segments = state.segments().clone();
+            state.load_vectors(|e| {
+                let at = e
+                    .vector
+                    .ok_or_else(|| Error::corrupted("vector record missing"))?;
+                open_vector(&keys, &segments, &e.token, at, shape.dim)
+            })
+        }
+        Residency::OnDemand => {
+            let decoded = (0..state.n_lists() as u32)
+                .into_par_iter()
+                .map(|list| lists::decode_list(state.keys(), state, list))
+                .collect::<Result<Vec<_>>>()?;
+            state.install_lists(decoded)
+        }
+    }
+}
+
+/// Decrypts the metadata of every live item (in parallel), for filters.
+fn load_metadata(state: &mut State) -> Result<()> {
+    let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
+        .entries()
+        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
+        .collect();
+    let keys = state.keys();
+    let decoded: Vec<(u64, Option<Arc<serde_json::Value>>)> = wanted
+        .par_iter()
+        .map(|(slot, token, at)| {
+            let (metadata, _) = open_fields(keys, state.segments(), token, *at)?;
+            let value = metadata
+                .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
+                .transpose()?;
+            Ok((*slot, value.map(Arc::new)))
+        })
+        .collect::<Result<_>>()?;
+    for (slot, value) in decoded {
+        state.set_metadata(slot, value);
+    }
+    Ok(())
+}
