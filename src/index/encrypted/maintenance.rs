@@ -16,7 +16,9 @@ use super::*;
 use crate::index::config::{IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
-use crate::index::state::{Coder, Committed, FieldsRef, ItemEntry, Residency, State};
+use crate::index::state::{
+    BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State, VectorRef,
+};
 
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
@@ -220,9 +222,8 @@ impl EncryptedIndex {
 
     /// Writes every live item (`slots`, with `vectors` and list `assignments`) into one new
     /// segment sealed under `crypto`, with the centroids (and codebook) of `trained` and a
-    /// new list epoch;
-    /// commits it as the only live segment; swaps the in-memory state; removes the old
-    /// segments.
+    /// new list epoch; commits it as the only live segment; swaps the in-memory state;
+    /// removes the old segments.
     fn rewrite(
         &self,
         state: RwLockReadGuard<'_, State>,
@@ -232,127 +233,45 @@ impl EncryptedIndex {
         assignments: &[u32],
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
-        let (quantizer, coder) = match trained {
+        let trained = match trained {
             Some((q, c)) => (Some(q), c),
             None => (None, None),
         };
-        let dim = self.dim();
-        let (keys, header) = (&*crypto.0, &crypto.1);
-        let body = state.body().clone();
-        // A new epoch for every rewrite, trained or not: labels and tokens never repeat.
-        let list_epoch = state.list_epoch() + 1;
-        let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
-        let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(keys, seq);
-        if let Some(q) = &quantizer {
-            seg.add_centroids(dim, q.centroids())?;
-        }
-        if let Some(c) = &coder {
-            seg.add_codebook(&c.codec.to_bytes())?;
-        }
-        // Item tokens under the keys being written: they change with the data key.
-        let tokens: Vec<[u8; 32]> = slots
-            .iter()
-            .map(|&s| state.entry(s).map(|e| keys.item_token(&e.id)))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::corrupted("state"))?;
-        let mut new_fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
-        for (&s, token) in slots.iter().zip(&tokens) {
-            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
-            new_fields.push(match e.fields {
-                Some(at) => {
-                    let (m, c) =
-                        persist::open_fields(state.keys(), state.segments(), &e.token, at)?;
-                    Some(seg.add_fields(token, m.as_deref(), c.as_deref())?)
-                }
-                None => None,
-            });
-        }
-        let codes: Vec<Vec<u8>> = match (&coder, &quantizer) {
-            (Some(c), Some(q)) => vectors
-                .par_chunks_exact(dim)
-                .zip(assignments)
-                .map(|(v, &l)| c.encode(q, l, v))
-                .collect(),
-            _ => vec![Vec::new(); slots.len()],
+        let items = LiveItems {
+            slots,
+            vectors,
+            assignments,
         };
-        let mut by_list: Vec<Vec<usize>> = vec![Vec::new(); n_lists];
-        for (i, &l) in assignments.iter().enumerate() {
-            by_list[l as usize].push(i);
-        }
-        let mut new_blocks = Vec::with_capacity(by_list.len());
-        let mut vector_refs = vec![None; slots.len()];
-        for (list, members) in by_list.iter().enumerate() {
-            if members.is_empty() {
-                continue;
-            }
-            let items = members
-                .iter()
-                .map(|&i| {
-                    let e = state
-                        .entry(slots[i])
-                        .ok_or_else(|| Error::corrupted("state"))?;
-                    Ok(BlockItem {
-                        token: tokens[i],
-                        id: &e.id,
-                        fields: new_fields[i],
-                        vector: &vectors[i * dim..(i + 1) * dim],
-                        code: &codes[i],
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let split = self.is_quantized();
-            let (block, refs) = seg.add_list((list_epoch, list as u32), dim, split, &items)?;
-            for (&i, r) in members.iter().zip(refs) {
-                vector_refs[i] = r;
-            }
-            new_blocks.push((list as u32, block));
-        }
-        let bytes = seg.finish()?;
-        let trained = quantizer.as_ref().map(|q| TrainedRef {
-            centroids_segment: seq,
+        let sealed = self.seal_rewrite(
+            &state,
+            items,
+            (trained.0.as_ref(), trained.1.as_ref()),
+            &crypto.0,
+        )?;
+        let trained_ref = trained.0.as_ref().map(|q| TrainedRef {
+            centroids_segment: sealed.seq,
             n_lists: q.n_lists() as u32,
-            codebook: coder.is_some(),
+            codebook: trained.1.is_some(),
         });
+        let body = state.body().clone();
         let commit = Commit {
-            keys,
-            header,
+            keys: &crypto.0,
+            header: &crypto.1,
             body: &body,
         };
-        let new_body = self.commit_segment(commit, seq, &bytes, |b| {
-            b.trained = trained;
+        let list_epoch = sealed.list_epoch;
+        let new_body = self.commit_segment(commit, sealed.seq, &sealed.bytes, |b| {
+            b.trained = trained_ref;
             b.list_epoch = list_epoch;
             SegmentListEdit::ReplaceAll
         })?;
-        // Build the new in-memory state from the old one, then swap.
-        let budget = self.inner.cache_budget;
-        let residency = Residency::for_budget(self.is_quantized(), slots.len(), dim, budget);
         let committed = Committed {
-            keys: crypto.0.clone(),
-            header: crypto.1.clone(),
+            keys: crypto.0,
+            header: crypto.1,
             body: new_body,
         };
-        let mut fresh = State::new(dim, committed, (quantizer, coder), residency, budget);
-        for (list, block) in new_blocks {
-            fresh.add_block(list, block);
-        }
-        for (i, &s) in slots.iter().enumerate() {
-            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
-            let entry = ItemEntry {
-                id: e.id.clone(),
-                token: tokens[i],
-                list: assignments[i],
-                row: 0,
-                fields: new_fields[i],
-                vector: vector_refs[i],
-                metadata: e.metadata.clone(),
-                origin: seq,
-            };
-            fresh.insert(entry, Some(&vectors[i * dim..(i + 1) * dim]), &codes[i]);
-        }
-        fresh.shrink_to_fit();
+        let fresh = self.rewritten_state(&state, items, sealed, trained, committed)?;
         drop(state);
-        fresh.add_segment(seq, persist::map_segment(&*self.inner.store, seq, bytes));
         let old = std::mem::replace(
             &mut *self
                 .inner
@@ -369,4 +288,159 @@ impl EncryptedIndex {
         );
         Ok(())
     }
+
+    /// Seals every live item, with the training records, into the next segment under `keys`
+    /// and a new list epoch (nothing is committed yet).
+    fn seal_rewrite(
+        &self,
+        state: &State,
+        items: LiveItems<'_>,
+        (quantizer, coder): (Option<&Quantizer>, Option<&Coder>),
+        keys: &Keys,
+    ) -> Result<SealedRewrite> {
+        let LiveItems {
+            slots,
+            vectors,
+            assignments,
+        } = items;
+        let dim = self.dim();
+        // A new epoch for every rewrite, trained or not: labels and tokens never repeat.
+        let list_epoch = state.list_epoch() + 1;
+        let seq = self.inner.next_segment.load(Ordering::SeqCst);
+        let mut seg = SegmentBuilder::new(keys, seq);
+        if let Some(q) = quantizer {
+            seg.add_centroids(dim, q.centroids())?;
+        }
+        if let Some(c) = coder {
+            seg.add_codebook(&c.codec.to_bytes())?;
+        }
+        // Item tokens under the keys being written: they change with the data key.
+        let tokens: Vec<[u8; 32]> = slots
+            .iter()
+            .map(|&s| state.entry(s).map(|e| keys.item_token(&e.id)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::corrupted("state"))?;
+        let mut fields: Vec<Option<FieldsRef>> = Vec::with_capacity(slots.len());
+        for (&s, token) in slots.iter().zip(&tokens) {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            fields.push(match e.fields {
+                Some(at) => {
+                    let (m, c) =
+                        persist::open_fields(state.keys(), state.segments(), &e.token, at)?;
+                    Some(seg.add_fields(token, m.as_deref(), c.as_deref())?)
+                }
+                None => None,
+            });
+        }
+        let codes: Vec<Vec<u8>> = match (coder, quantizer) {
+            (Some(c), Some(q)) => vectors
+                .par_chunks_exact(dim)
+                .zip(assignments)
+                .map(|(v, &l)| c.encode(q, l, v))
+                .collect(),
+            _ => vec![Vec::new(); slots.len()],
+        };
+        let mut by_list: Vec<Vec<usize>> =
+            vec![Vec::new(); quantizer.map_or(1, Quantizer::n_lists)];
+        for (i, &l) in assignments.iter().enumerate() {
+            by_list[l as usize].push(i);
+        }
+        let mut blocks = Vec::with_capacity(by_list.len());
+        let mut vector_refs = vec![None; slots.len()];
+        for (list, members) in by_list.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
+            let block_items = members
+                .iter()
+                .map(|&i| {
+                    let e = state
+                        .entry(slots[i])
+                        .ok_or_else(|| Error::corrupted("state"))?;
+                    Ok(BlockItem {
+                        token: tokens[i],
+                        id: &e.id,
+                        fields: fields[i],
+                        vector: &vectors[i * dim..(i + 1) * dim],
+                        code: &codes[i],
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let split = self.is_quantized();
+            let (block, refs) =
+                seg.add_list((list_epoch, list as u32), dim, split, &block_items)?;
+            for (&i, r) in members.iter().zip(refs) {
+                vector_refs[i] = r;
+            }
+            blocks.push((list as u32, block));
+        }
+        Ok(SealedRewrite {
+            seq,
+            bytes: seg.finish()?,
+            list_epoch,
+            tokens,
+            fields,
+            vector_refs,
+            codes,
+            blocks,
+        })
+    }
+
+    /// The in-memory state after a committed rewrite, built from the old one (`state`) and
+    /// what the rewrite sealed, under the one residency rule.
+    fn rewritten_state(
+        &self,
+        state: &State,
+        items: LiveItems<'_>,
+        sealed: SealedRewrite,
+        trained: (Option<Quantizer>, Option<Coder>),
+        committed: Committed,
+    ) -> Result<State> {
+        let dim = self.dim();
+        let budget = self.inner.cache_budget;
+        let residency = Residency::for_budget(self.is_quantized(), items.slots.len(), dim, budget);
+        let mut fresh = State::new(dim, committed, trained, residency, budget);
+        for (list, block) in sealed.blocks {
+            fresh.add_block(list, block);
+        }
+        for (i, &s) in items.slots.iter().enumerate() {
+            let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
+            let entry = ItemEntry {
+                id: e.id.clone(),
+                token: sealed.tokens[i],
+                list: items.assignments[i],
+                row: 0,
+                fields: sealed.fields[i],
+                vector: sealed.vector_refs[i],
+                metadata: e.metadata.clone(),
+                origin: sealed.seq,
+            };
+            let vector = &items.vectors[i * dim..(i + 1) * dim];
+            fresh.insert(entry, Some(vector), &sealed.codes[i]);
+        }
+        fresh.shrink_to_fit();
+        let blob = persist::map_segment(&*self.inner.store, sealed.seq, sealed.bytes);
+        fresh.add_segment(sealed.seq, blob);
+        Ok(fresh)
+    }
+}
+
+/// The live items a rewrite writes: their slots in the old state, their vectors (row-major,
+/// in the same order) and their lists.
+#[derive(Clone, Copy)]
+struct LiveItems<'a> {
+    slots: &'a [u64],
+    vectors: &'a [f32],
+    assignments: &'a [u32],
+}
+
+/// A rewrite sealed into one segment, and where each item's records went.
+struct SealedRewrite {
+    seq: u64,
+    bytes: Vec<u8>,
+    list_epoch: u64,
+    /// Per item: its token under the new keys, fields record, vector record and code.
+    tokens: Vec<[u8; 32]>,
+    fields: Vec<Option<FieldsRef>>,
+    vector_refs: Vec<Option<VectorRef>>,
+    codes: Vec<Vec<u8>>,
+    /// The list block of each non-empty list.
+    blocks: Vec<(u32, BlockRef)>,
 }
