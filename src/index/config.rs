@@ -82,7 +82,7 @@ impl IndexConfig {
     }
 
     /// Sets the default number of lists a query probes (0, the default, probes about 1/16
-    /// of the lists, 1/8 for `ivf_pq`).
+    /// of the lists, 1/4 for `ivf_pq`).
     pub fn n_probes(mut self, n: usize) -> IndexConfig {
         self.n_probes = n;
         self
@@ -172,8 +172,8 @@ pub struct TrainOptions {
     pub max_iters: usize,
     /// Stop when the objective improves by less than this fraction (default 1e-4).
     pub tolerance: f32,
-    /// Train on at most this many vectors; 0 (default) means 64 per list (FAISS warns below
-    /// 39; more points per list cost training time and, measured, gain little recall).
+    /// Train on at most this many vectors; 0 (default) means 64 per list, 256 for `ivf_pq`
+    /// (FAISS warns below 39; more points per list cost training time).
     pub sample_size: usize,
 }
 

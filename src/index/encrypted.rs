@@ -25,8 +25,6 @@ mod write;
 
 /// Largest estimated share of the items a filter may match for the exact pre-filter path.
 const PREFILTER_SHARE: f64 = 0.05;
-/// Training sample per list when `TrainOptions::sample_size` is 0.
-const DEFAULT_TRAIN_POINTS_PER_LIST: usize = 64;
 /// Seed of every random choice of training, so that training is reproducible.
 const TRAINING_SEED: u64 = 1234;
 /// Residuals the code of a quantized index type is trained on, at most.

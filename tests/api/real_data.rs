@@ -1,23 +1,24 @@
-//! On real sentence embeddings (`../shared/data`, skipped when absent), default parameters
-//! reach recall@10 >= 0.95 against the exact ground truth.
+//! On real sentence embeddings (`../shared/data`, skipped when absent), every index type
+//! created and queried with its defaults reaches recall@10 >= 0.95 against the exact ground
+//! truth: on the whole set, and on a prefix of another size (other default list and probe
+//! counts), whose ground truth is computed here by brute force.
+
+use std::collections::HashSet;
 
 use ciphervec::{Database, IndexConfig, IndexKey, Item, Query};
 
 use super::common::*;
 
-#[test]
-fn default_parameters_reach_recall_095_on_sentence_embeddings() {
-    let Some(dir) = shared_data() else { return };
-    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
-    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+/// Recall@10 of `config` built with defaults over `base`, queried with defaults.
+fn default_recall(
+    config: IndexConfig,
+    base: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    truth: &[Vec<i32>],
+) -> f64 {
     let db = Database::in_memory();
     let index = db
-        .create_index(
-            "real",
-            &IndexKey::generate(),
-            IndexConfig::ivf_flat(base[0].len()),
-        )
+        .create_index("real", &IndexKey::generate(), config)
         .unwrap();
     index
         .upsert(
@@ -27,20 +28,66 @@ fn default_parameters_reach_recall_095_on_sentence_embeddings() {
         )
         .unwrap();
     index.train().unwrap();
-    let qs: Vec<Query> = queries
-        .iter()
-        .map(|q| Query::new(q.clone()).top_k(10))
-        .collect();
+    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone())).collect();
     let results = index.query_batch(&qs).unwrap();
     let mut found = 0;
-    for (hits, t) in results.iter().zip(&truth) {
-        let want: std::collections::HashSet<String> = t[..10]
-            .iter()
-            .map(std::string::ToString::to_string)
-            .collect();
+    for (hits, t) in results.iter().zip(truth) {
+        let want: HashSet<String> = t[..10].iter().map(ToString::to_string).collect();
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
     }
-    let recall = found as f64 / (10 * results.len()) as f64;
-    println!("recall@10 = {recall:.4}");
-    assert!(recall >= 0.95, "recall@10 {recall}");
+    found as f64 / (10 * results.len()) as f64
+}
+
+/// The exact 10 nearest (Euclidean) of each query among `base`.
+fn brute_force_top10(base: &[Vec<f32>], queries: &[Vec<f32>]) -> Vec<Vec<i32>> {
+    queries
+        .iter()
+        .map(|q| {
+            let mut d: Vec<(f32, i32)> = base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    (
+                        v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum(),
+                        i as i32,
+                    )
+                })
+                .collect();
+            d.select_nth_unstable_by(9, |a, b| a.partial_cmp(b).unwrap());
+            d.truncate(10);
+            d.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
+    let Some(dir) = shared_data() else { return };
+    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
+    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
+    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+    let dim = base[0].len();
+    // A prefix of another size, queried with half the queries.
+    let prefix = &base[..base.len() * 21 / 25];
+    let prefix_queries = &queries[..queries.len() / 2];
+    let prefix_truth = brute_force_top10(prefix, prefix_queries);
+    let mut failures = Vec::new();
+    for (name, config) in [
+        ("ivf_flat", IndexConfig::ivf_flat(dim)),
+        ("ivf_sq8", IndexConfig::ivf_sq8(dim)),
+        ("ivf_pq d/4", IndexConfig::ivf_pq(dim, dim / 4)),
+        ("ivf_pq d/2", IndexConfig::ivf_pq(dim, dim / 2)),
+    ] {
+        let whole = default_recall(config.clone(), &base, &queries, &truth);
+        let part = default_recall(config, prefix, prefix_queries, &prefix_truth);
+        println!(
+            "{name}: recall@10 {whole:.4} ({} vectors), {part:.4} ({} vectors)",
+            base.len(),
+            prefix.len()
+        );
+        if whole < 0.95 || part < 0.95 {
+            failures.push(format!("{name}: {whole:.4} / {part:.4}"));
+        }
+    }
+    assert!(failures.is_empty(), "below 0.95: {failures:?}");
 }

@@ -63,7 +63,7 @@ impl EncryptedIndex {
         let per_centroid = if options.sample_size > 0 {
             options.sample_size.div_ceil(n_lists).max(1)
         } else {
-            DEFAULT_TRAIN_POINTS_PER_LIST
+            ivf::auto_train_points_per_list(self.is_pq())
         };
         let km = ivf::kmeans(
             &data,
