@@ -19,6 +19,42 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// The deepest nesting of JSON accepted in metadata and filters (objects and arrays): well
+/// under serde_json's own limit of 128 when stored metadata is parsed again at open, and
+/// shallow enough that no recursion over an accepted document can exhaust a small stack.
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `value` nests objects and arrays deeper than `max` levels (a scalar is at depth
+/// 0, `{}` and `[]` at 1). Iterative: safe on documents of any depth.
+pub(crate) fn json_deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(m) => Box::new(m.values()),
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// Drops `value` without recursion (serde_json's own drop recurses once per level, which a
+/// hostile document of 100,000 levels turns into a stack overflow).
+pub(crate) fn drop_iteratively(value: Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(a) => stack.extend(a),
+            Value::Object(m) => stack.extend(m.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
 /// A compiled filter.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Filter {
@@ -64,6 +100,9 @@ impl Filter {
     /// # Errors
     /// [`Error::InvalidFilter`] naming the offending operator or path.
     pub(crate) fn parse(doc: &Value) -> Result<Filter> {
+        if json_deeper_than(doc, MAX_JSON_DEPTH) {
+            return Err(too_deep());
+        }
         match doc {
             Value::Object(map) => parse_doc(map),
             _ => Err(Error::invalid_filter("a filter must be a JSON object")),
@@ -132,8 +171,18 @@ fn parse_doc(map: &Map<String, Value>) -> Result<Filter> {
     })
 }
 
+/// The error of a filter nested deeper than [`MAX_JSON_DEPTH`].
+pub(crate) fn too_deep() -> Error {
+    Error::invalid_filter(format!("a filter may nest at most {MAX_JSON_DEPTH} levels"))
+}
+
 fn parse_path(path: &str) -> Result<Vec<String>> {
     let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+    if segments.len() > MAX_JSON_DEPTH {
+        return Err(Error::invalid_filter(format!(
+            "a path may have at most {MAX_JSON_DEPTH} segments"
+        )));
+    }
     if segments.iter().any(String::is_empty) {
         return Err(Error::invalid_filter(format!("invalid path '{path}'")));
     }

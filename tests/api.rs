@@ -6,6 +6,7 @@ mod api {
     pub mod common;
     mod concurrency;
     mod corruption;
+    mod deep_json;
     mod durability;
     mod filters;
     mod keys;

@@ -4,13 +4,36 @@ use std::ops::{BitOr, BitOrAssign};
 
 use serde_json::Value;
 
+use crate::filter::{MAX_JSON_DEPTH, drop_iteratively, json_deeper_than};
+
+/// A JSON argument as the crate keeps it: a document, or the mark of one nested deeper than
+/// [`MAX_JSON_DEPTH`], which was dropped at once (without recursion) and is refused when used.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum JsonArg {
+    /// A document within the depth limit.
+    Value(Value),
+    /// A document nested too deep.
+    TooDeep,
+}
+
+impl JsonArg {
+    fn new(value: Value) -> JsonArg {
+        if json_deeper_than(&value, MAX_JSON_DEPTH) {
+            drop_iteratively(value);
+            JsonArg::TooDeep
+        } else {
+            JsonArg::Value(value)
+        }
+    }
+}
+
 /// One item to insert: an id, a vector, and optional contents and metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item {
     pub(crate) id: String,
     pub(crate) vector: Vec<f32>,
     pub(crate) contents: Option<Vec<u8>>,
-    pub(crate) metadata: Option<Value>,
+    pub(crate) metadata: Option<JsonArg>,
 }
 
 impl Item {
@@ -30,9 +53,11 @@ impl Item {
         self
     }
 
-    /// Attaches metadata, a JSON object (encrypted at rest, usable in filters).
+    /// Attaches metadata, a JSON object (encrypted at rest, usable in filters), nested at
+    /// most 64 levels deep (deeper metadata makes `upsert` fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument)).
     pub fn with_metadata(mut self, value: Value) -> Item {
-        self.metadata = Some(value);
+        self.metadata = Some(JsonArg::new(value));
         self
     }
 
@@ -88,7 +113,7 @@ pub struct Query {
     pub(crate) vector: Vec<f32>,
     pub(crate) top_k: usize,
     pub(crate) n_probes: Option<usize>,
-    pub(crate) filter: Option<Value>,
+    pub(crate) filter: Option<JsonArg>,
     pub(crate) include: Include,
     pub(crate) rerank: Option<usize>,
 }
@@ -119,9 +144,10 @@ impl Query {
         self
     }
 
-    /// A MongoDB-style metadata filter.
+    /// A MongoDB-style metadata filter, nested at most 64 levels deep (a deeper one makes the
+    /// query fail with [`Error::InvalidFilter`](crate::Error::InvalidFilter)).
     pub fn filter(mut self, filter: Value) -> Query {
-        self.filter = Some(filter);
+        self.filter = Some(JsonArg::new(filter));
         self
     }
 

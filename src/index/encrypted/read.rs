@@ -3,7 +3,8 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::filter::{self, Filter};
+use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
 
 use super::*;
@@ -28,7 +29,11 @@ impl EncryptedIndex {
                 validate::MAX_TOP_K
             )));
         }
-        let filter = query.filter.as_ref().map(Filter::parse).transpose()?;
+        let filter = match &query.filter {
+            None => None,
+            Some(JsonArg::TooDeep) => return Err(filter::too_deep()),
+            Some(JsonArg::Value(doc)) => Some(Filter::parse(doc)?),
+        };
         let state = self.read();
         let n_lists = state.n_lists();
         let n_probes = query

@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::ivf::{self};
 
 use super::*;
+use crate::filter::MAX_JSON_DEPTH;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::state::ItemEntry;
-use crate::index::types::Item;
+use crate::index::types::{Item, JsonArg};
 use crate::index::validate;
 
 impl EncryptedIndex {
@@ -149,8 +150,13 @@ impl EncryptedIndex {
             validate::vector(&item.vector, dim, metric)?;
             let metadata = match &item.metadata {
                 None => None,
-                Some(Value::Object(_)) => {
-                    let bytes = serde_json::to_vec(&item.metadata)
+                Some(JsonArg::TooDeep) => {
+                    return Err(Error::invalid_argument(format!(
+                        "metadata may nest at most {MAX_JSON_DEPTH} levels"
+                    )));
+                }
+                Some(JsonArg::Value(value @ Value::Object(_))) => {
+                    let bytes = serde_json::to_vec(value)
                         .map_err(|_| Error::invalid_argument("metadata cannot be encoded"))?;
                     if bytes.len() > validate::MAX_METADATA_LEN {
                         return Err(Error::invalid_argument("metadata too large"));
@@ -172,7 +178,10 @@ impl EncryptedIndex {
                 token,
                 vector: item.vector,
                 metadata,
-                metadata_value: item.metadata.map(Arc::new),
+                metadata_value: match item.metadata {
+                    Some(JsonArg::Value(value)) => Some(Arc::new(value)),
+                    _ => None,
+                },
                 contents: item.contents,
             };
             match position.get(&token) {
