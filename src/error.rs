@@ -55,6 +55,12 @@ pub enum Error {
         /// The service's own words (never key material).
         message: String,
     },
+    /// The index on storage is older than an `Anchor` taken earlier: a
+    /// rollback (a restored `MANIFEST`, folder or backup) that the segments could not prove.
+    RolledBack,
+    /// The storage could not be reached after bounded retries (object stores); nothing was
+    /// changed.
+    Unavailable,
     /// An earlier commit on this handle failed and its rollback could not be written either,
     /// so the handle no longer knows what is committed: it refuses writes until the index is
     /// reopened (reopening reads the committed state from storage).
@@ -132,6 +138,10 @@ impl fmt::Display for Error {
                 };
                 write!(f, "key service {what}: {message}")
             }
+            Error::RolledBack => {
+                f.write_str("the index is older than its anchor: storage was rolled back")
+            }
+            Error::Unavailable => f.write_str("storage unavailable after retries"),
             Error::Poisoned => f.write_str(
                 "an earlier commit failed and could not be rolled back: reopen the index",
             ),

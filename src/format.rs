@@ -15,7 +15,7 @@ pub(crate) mod segment;
 
 /// The on-disk format version, written into every clear header and bound into every
 /// ciphertext's associated data.
-pub(crate) const FORMAT_VERSION: u16 = 4;
+pub(crate) const FORMAT_VERSION: u16 = 5;
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;
@@ -25,6 +25,9 @@ pub(crate) const INDEX_ID_LEN: usize = 16;
 pub(crate) const KEY_CHECK_LEN: usize = 32;
 /// Length of a wrapped data key: generation (4) + nonce (12) + key (32) + tag (16).
 pub(crate) const WRAPPED_KEY_LEN: usize = 64;
+/// Bytes sealing adds to a plaintext (generation 4, nonce 12, tag 16): fixed-size sealed
+/// fields such as a segment footer are laid out with it.
+pub(crate) const SEALED_OVERHEAD: usize = 32;
 
 /// What a sealed record holds: bound into its associated data, so that records of one kind
 /// cannot be replayed as another, and (for the kinds a segment lists) written into the
@@ -50,6 +53,8 @@ pub(crate) enum RecordKind {
     Directory = 8,
     /// The vector of one item (quantized index types), named by its list block.
     Vector = 9,
+    /// The footer of one segment: where its directory is, and its commit note.
+    Footer = 10,
 }
 
 impl RecordKind {

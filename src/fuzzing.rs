@@ -16,13 +16,17 @@ pub fn manifest_decode(data: &[u8]) {
 /// The segment directory parser and every record plaintext decoder on arbitrary bytes (the
 /// plaintext decoders sit behind authentication in real use; here they are reached directly).
 pub fn segment_decode(data: &[u8]) {
-    let seq = data
-        .get(12..20)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-    // The directory plaintext decoder (behind authentication in real use), with the offset
-    // the header names when it parses, else one taken from the input.
-    let offset = match segment::sealed_directory(data, seq) {
-        Ok((offset, _)) => offset,
+    // The clear-byte checks, the footer decoder (its plaintext is behind authentication in
+    // real use: here the input's last bytes stand in for it) and the directory placement.
+    let _ = segment::sealed_footer(data);
+    let tail = data
+        .get(data.len().saturating_sub(segment::FOOTER_PLAIN_LEN)..)
+        .unwrap_or_default();
+    let offset = match segment::Footer::decode(tail) {
+        Ok(footer) => {
+            let _ = segment::sealed_directory(data, &footer);
+            footer.directory_offset
+        }
         Err(_) => data.len() as u64,
     };
     if let Ok(records) = segment::decode_directory(data.get(1..).unwrap_or_default(), offset) {

@@ -1,6 +1,7 @@
 //! The public facade: [`Database`], [`EncryptedIndex`] and the values they take and return.
 //! The only layer that imports every other (storage -> format -> crypto -> ivf -> kernel).
 
+mod anchor;
 mod binding;
 mod config;
 mod database;
@@ -8,13 +9,15 @@ mod encrypted;
 mod lists;
 mod loader;
 mod persist;
+mod recovery;
 mod state;
 mod types;
 mod validate;
 
+pub use anchor::Anchor;
 pub use config::{IndexConfig, IndexType, TrainOptions};
 pub use database::{Database, DatabaseOptions};
 pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
-pub use types::{Hit, Include, Item, Query, Record};
+pub use types::{Hit, Include, Item, Query, Record, VerifyReport};

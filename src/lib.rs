@@ -26,6 +26,6 @@ pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 
 pub use index::{
-    Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item, Query,
-    Record, TrainOptions,
+    Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item,
+    Query, Record, TrainOptions, VerifyReport,
 };

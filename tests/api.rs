@@ -9,6 +9,7 @@ mod api {
     mod deep_json;
     mod durability;
     mod filters;
+    mod integrity;
     mod keys;
     mod kmeans_reference;
     mod layering;
@@ -19,6 +20,7 @@ mod api {
     mod plaintext;
     mod quantized;
     mod real_data;
+    mod rollback;
 }
 
 mod fuzz_replay {

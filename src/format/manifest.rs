@@ -9,10 +9,14 @@
 //! 44      16    index id
 //! 60      32    key-check value
 //! 92      64    wrapped data key (generation 4, nonce 12, key 32, tag 16)
-//! 156     4     body length B
-//! 160     B     sealed body (AES-256-GCM under the manifest key)
-//! 160+B   32    HMAC-SHA3-256 under the manifest-MAC key of bytes [0, 160+B)
+//! 156     32    header checksum: SHA3-256 of bytes [0, 156) (unkeyed)
+//! 188     4     body length B
+//! 192     B     sealed body (AES-256-GCM under the manifest key)
+//! 192+B   32    HMAC-SHA3-256 under the manifest-MAC key of bytes [0, 192+B)
 //! ```
+//! The checksum tells a damaged header from a wrong key: a flipped byte in the salt, id,
+//! key-check value or wrapped key is `Corrupted` before any key is tried. It proves nothing
+//! against a deliberate change (anyone can recompute it); the MAC and the AEAD do that.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +29,11 @@ pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"CVECMAN1";
 /// Length of the clear header, up to and including the body length.
-pub(crate) const HEADER_LEN: usize =
-    8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN + 4;
+pub(crate) const HEADER_LEN: usize = CHECKED_LEN + CHECKSUM_LEN + 4;
+/// Length of the clear fields the header checksum covers.
+const CHECKED_LEN: usize = 8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN;
+/// Length of the header checksum.
+const CHECKSUM_LEN: usize = 32;
 /// Length of the trailing MAC.
 pub(crate) const MAC_LEN: usize = 32;
 
@@ -111,6 +118,9 @@ pub(crate) struct ManifestBody {
     /// Epoch of list labels and query tokens: moves at every training and compaction, so
     /// that nothing derived from them links two epochs.
     pub list_epoch: u64,
+    /// The index's name, bound under the key so that an index's files cannot be served
+    /// under another name (two indexes sharing a key, their folders swapped).
+    pub name: String,
 }
 
 /// Where the trained centroids (and codebook) are.
@@ -136,6 +146,8 @@ pub(crate) fn encode_unsigned(header: &ManifestHeader, sealed_body: &[u8]) -> Re
     out.extend_from_slice(&header.index_id);
     out.extend_from_slice(&header.key_check);
     out.extend_from_slice(&header.wrapped_key);
+    let checksum = checksum(&out);
+    out.extend_from_slice(&checksum);
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(sealed_body);
     Ok(out)
@@ -172,6 +184,10 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     let index_id = r.array()?;
     let key_check = r.array()?;
     let wrapped_key = r.array()?;
+    let stored: [u8; CHECKSUM_LEN] = r.array()?;
+    if stored != checksum(&file[..CHECKED_LEN]) {
+        return Err(Error::corrupted("manifest header checksum"));
+    }
     let body_len = r.u32()? as usize;
     let sealed_body = r.bytes(body_len)?;
     let signed_len = r.position();
@@ -188,6 +204,12 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
         signed: &file[..signed_len],
         mac,
     })
+}
+
+/// SHA3-256 of the clear header fields.
+fn checksum(fields: &[u8]) -> [u8; CHECKSUM_LEN] {
+    use sha3::Digest as _;
+    sha3::Sha3_256::digest(fields).into()
 }
 
 #[cfg(test)]
@@ -211,6 +233,17 @@ mod tests {
         assert_eq!(parts.mac, &[9; MAC_LEN]);
         for cut in 0..file.len() {
             assert!(decode(&file[..cut]).is_err());
+        }
+        // Every flipped bit of the clear header is caught by the checksum (or the magic).
+        for bit in 0..HEADER_LEN * 8 {
+            let mut bad = file.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            if bit / 8 < HEADER_LEN - 4 {
+                assert!(
+                    matches!(decode(&bad), Err(Error::Corrupted { .. })),
+                    "bit {bit}"
+                );
+            }
         }
     }
 }

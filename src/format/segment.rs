@@ -1,32 +1,38 @@
 //! Segment files (immutable, one per write batch) and the plaintexts of their records.
 //!
 //! ```text
-//! segment file:
-//! 0   8   magic "CVECSEG1"
-//! 8   2   format version
-//! 10  2   reserved, zero
-//! 12  8   segment sequence number
-//! 20  8   directory offset O
-//! 28  4   directory length D
-//! 32  ... sealed records, back to back, no clear framing
-//! O   D   sealed directory: count u32, then per record kind u8 | address [32] | offset u64 |
-//!         length u32 (padded inside its encryption like every record)
-//! O+D ... zero bytes up to the file's Padmé length
+//! segment file of padded length L:
+//! 0     8   magic "CVECSEG1"
+//! 8     2   format version
+//! 10    22  reserved, zero
+//! 32    ... sealed records, back to back, no clear framing
+//! O     D   sealed directory: count u32, then per record kind u8 | address [32] | offset u64 |
+//!           length u32 (padded inside its encryption like every record)
+//! O+D   ... zero bytes
+//! L-96  96  sealed footer (64 bytes of plaintext): directory offset O u64 | length D u32 |
+//!           commit note (epoch u64 | replace-all u8 | list epoch u64 | trained u8 |
+//!           n_lists u32 | codebook u8 | key generation u32) | zeros
 //! ```
-//! The address of a list block is the list's query token; other records have a zero address.
-//! Only the sealed directory says where records begin and end and which list a block
-//! belongs to, so the storage learns neither list membership nor record sizes, only the
-//! (padded) size of the whole segment.
+//! L is the Padmé length of the unpadded file. The address of a list block is the list's
+//! query token; other records have a zero address. Every clear byte (header, zeros) depends
+//! only on L: where records begin and end, which list a block belongs to and how many records
+//! there are are all sealed, so the storage learns only the (padded) size of the segment. The
+//! footer sits at a fixed place, so a segment that no manifest names can still be found,
+//! authenticated and, with its commit note, rolled forward.
 
 use super::padding;
 use super::reader::Reader;
-use super::{FORMAT_VERSION, RecordKind};
+use super::{FORMAT_VERSION, RecordKind, SEALED_OVERHEAD};
 use crate::error::{Error, Result};
 
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"CVECSEG1";
 /// Length of the segment header.
 pub(crate) const HEADER_LEN: usize = 32;
+/// Plaintext length of the footer.
+pub(crate) const FOOTER_PLAIN_LEN: usize = 64;
+/// Length of the sealed footer at the end of every segment file.
+pub(crate) const FOOTER_LEN: usize = FOOTER_PLAIN_LEN + SEALED_OVERHEAD;
 /// Length of one directory entry (kind, address, offset, length).
 const DIRECTORY_ENTRY_LEN: usize = 1 + 32 + 8 + 4;
 
@@ -97,10 +103,14 @@ impl SegmentWriter {
         offset
     }
 
-    /// The finished file; `seal_directory` encrypts the directory's plaintext.
+    /// The finished file, with `note` in its footer; `seal_directory` and `seal_footer`
+    /// encrypt the directory's and the footer's plaintext (the footer's sealed length must be
+    /// [`FOOTER_LEN`]).
     pub(crate) fn finish(
         self,
+        note: &CommitNote,
         seal_directory: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+        seal_footer: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         let mut plain = Vec::with_capacity(4 + self.directory.len() * DIRECTORY_ENTRY_LEN);
         plain.extend_from_slice(&(self.directory.len() as u32).to_le_bytes());
@@ -111,21 +121,112 @@ impl SegmentWriter {
             plain.extend_from_slice(&r.len.to_le_bytes());
         }
         let directory = seal_directory(&plain)?;
-        let directory_len = u32::try_from(directory.len())
-            .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?;
-        let directory_offset = (HEADER_LEN + self.body.len()) as u64;
-        let len = HEADER_LEN + self.body.len() + directory.len();
-        let mut out = Vec::with_capacity(padding::padme(len));
+        let footer = Footer {
+            directory_offset: (HEADER_LEN + self.body.len()) as u64,
+            directory_len: u32::try_from(directory.len())
+                .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?,
+            note: *note,
+        };
+        let sealed_footer = seal_footer(&footer.encode())?;
+        if sealed_footer.len() != FOOTER_LEN {
+            return Err(Error::invalid_argument("sealed footer length"));
+        }
+        let len = padding::padme(HEADER_LEN + self.body.len() + directory.len() + FOOTER_LEN);
+        let mut out = Vec::with_capacity(len);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&directory_offset.to_le_bytes());
-        out.extend_from_slice(&directory_len.to_le_bytes());
+        out.resize(HEADER_LEN, 0);
         out.extend_from_slice(&self.body);
         out.extend_from_slice(&directory);
-        out.resize(padding::padme(len), 0);
+        out.resize(len - FOOTER_LEN, 0);
+        out.extend_from_slice(&sealed_footer);
         Ok(out)
+    }
+}
+
+/// What a segment's commit does to the manifest, sealed in its footer: the manifest edit is
+/// derived from it both when the writer commits and when an open rolls a segment forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CommitNote {
+    /// The manifest epoch of the commit.
+    pub epoch: u64,
+    /// The segment replaces every live one (training, compaction, rotation) instead of being
+    /// appended to them (upsert, delete).
+    pub replace_all: bool,
+    /// The list epoch after the commit (replace-all only).
+    pub list_epoch: u64,
+    /// The trained lists and whether a codebook is present, when the segment holds the
+    /// centroids (replace-all only).
+    pub trained: Option<(u32, bool)>,
+    /// The key generation the next writer starts at.
+    pub key_generation: u32,
+}
+
+/// The plaintext of a segment footer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Footer {
+    /// Offset of the sealed directory.
+    pub directory_offset: u64,
+    /// Length of the sealed directory.
+    pub directory_len: u32,
+    /// The commit note.
+    pub note: CommitNote,
+}
+
+impl Footer {
+    fn encode(&self) -> [u8; FOOTER_PLAIN_LEN] {
+        let mut out = [0u8; FOOTER_PLAIN_LEN];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&self.directory_offset.to_le_bytes());
+        put(&self.directory_len.to_le_bytes());
+        put(&self.note.epoch.to_le_bytes());
+        put(&[u8::from(self.note.replace_all)]);
+        put(&self.note.list_epoch.to_le_bytes());
+        let (n_lists, codebook) = self.note.trained.unwrap_or((0, false));
+        put(&[u8::from(self.note.trained.is_some())]);
+        put(&n_lists.to_le_bytes());
+        put(&[u8::from(codebook)]);
+        put(&self.note.key_generation.to_le_bytes());
+        out
+    }
+
+    /// Decodes a footer's plaintext.
+    pub(crate) fn decode(plain: &[u8]) -> Result<Footer> {
+        let mut r = Reader::new(plain, "segment footer");
+        let directory_offset = r.u64()?;
+        let directory_len = r.u32()?;
+        let epoch = r.u64()?;
+        let flag = |v: u8| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Error::corrupted("segment footer")),
+        };
+        let replace_all = flag(r.u8()?)?;
+        let list_epoch = r.u64()?;
+        let trained = flag(r.u8()?)?;
+        let n_lists = r.u32()?;
+        let codebook = flag(r.u8()?)?;
+        let key_generation = r.u32()?;
+        if r.bytes(r.remaining())?.iter().any(|&b| b != 0)
+            || (!trained && (n_lists, codebook) != (0, false))
+        {
+            return Err(Error::corrupted("segment footer"));
+        }
+        Ok(Footer {
+            directory_offset,
+            directory_len,
+            note: CommitNote {
+                epoch,
+                replace_all,
+                list_epoch,
+                trained: trained.then_some((n_lists, codebook)),
+                key_generation,
+            },
+        })
     }
 }
 
@@ -142,27 +243,38 @@ pub(crate) struct RecordRef {
     pub len: u32,
 }
 
-/// Checks a segment's clear header and returns its sealed directory with the directory's
-/// offset (for [`decode_directory`]). The file length must be on the Padmé ladder and
-/// everything after the directory zero.
-pub(crate) fn sealed_directory(file: &[u8], expected_seq: u64) -> Result<(u64, &[u8])> {
+/// Checks a segment's clear bytes (header, length on the Padmé ladder) and returns its
+/// sealed footer.
+pub(crate) fn sealed_footer(file: &[u8]) -> Result<&[u8]> {
     let mut r = Reader::new(file, "segment");
-    if r.bytes(8)? != MAGIC || r.u16()? != FORMAT_VERSION || r.u16()? != 0 {
+    if r.bytes(8)? != MAGIC
+        || r.u16()? != FORMAT_VERSION
+        || r.bytes(HEADER_LEN - 10)?.iter().any(|&b| b != 0)
+    {
         return Err(r.corrupted());
     }
-    if r.u64()? != expected_seq {
+    if file.len() < HEADER_LEN + FOOTER_LEN || padding::padme(file.len()) != file.len() {
         return Err(r.corrupted());
     }
-    let offset = usize::try_from(r.u64()?).map_err(|_| r.corrupted())?;
-    let len = r.u32()? as usize;
-    let end = offset.checked_add(len).ok_or_else(|| r.corrupted())?;
-    if offset < HEADER_LEN || end > file.len() || padding::padme(file.len()) != file.len() {
-        return Err(r.corrupted());
+    Ok(&file[file.len() - FOOTER_LEN..])
+}
+
+/// The sealed directory that an authenticated `footer` names, checked to lie between the
+/// header and the footer with only zeros after it.
+pub(crate) fn sealed_directory<'f>(file: &'f [u8], footer: &Footer) -> Result<&'f [u8]> {
+    let corrupted = || Error::corrupted("segment directory place");
+    let start = usize::try_from(footer.directory_offset).map_err(|_| corrupted())?;
+    let end = start
+        .checked_add(footer.directory_len as usize)
+        .ok_or_else(corrupted)?;
+    let footer_start = file.len().checked_sub(FOOTER_LEN).ok_or_else(corrupted)?;
+    if start < HEADER_LEN || end > footer_start {
+        return Err(corrupted());
     }
-    if file[end..].iter().any(|&b| b != 0) {
-        return Err(r.corrupted());
+    if file[end..footer_start].iter().any(|&b| b != 0) {
+        return Err(corrupted());
     }
-    Ok((offset as u64, &file[offset..end]))
+    Ok(&file[start..end])
 }
 
 /// Decodes a directory's plaintext; every record must lie between the header and the
@@ -476,29 +588,90 @@ mod tests {
         assert!(decode_vector_into(&encode_vector(&v), &mut [0.0; 2]).is_err());
     }
 
+    /// A stand-in for sealing: the plaintext reversed, padded to the sealed length.
+    fn fake_seal(plain: &[u8]) -> Vec<u8> {
+        let mut out: Vec<u8> = plain.iter().rev().copied().collect();
+        out.extend_from_slice(&[0xAA; SEALED_OVERHEAD]);
+        out
+    }
+
+    fn fake_open(sealed: &[u8]) -> Vec<u8> {
+        sealed[..sealed.len() - SEALED_OVERHEAD]
+            .iter()
+            .rev()
+            .copied()
+            .collect()
+    }
+
     #[test]
     fn segment_round_trip() {
         let mut w = SegmentWriter::new(7);
         let off = w.push(RecordKind::Fields, &[0; 32], b"xyz").unwrap();
         w.push(RecordKind::ListBlock, &[5; 32], b"").unwrap();
-        // A stand-in for sealing: the plaintext reversed.
+        let note = CommitNote {
+            epoch: 9,
+            replace_all: true,
+            list_epoch: 3,
+            trained: Some((17, true)),
+            key_generation: 2,
+        };
         let file = w
-            .finish(|plain| Ok(plain.iter().rev().copied().collect()))
+            .finish(&note, |p| Ok(fake_seal(p)), |p| Ok(fake_seal(p)))
             .unwrap();
         assert_eq!(padding::padme(file.len()), file.len());
-        let (directory_offset, sealed) = sealed_directory(&file, 7).unwrap();
-        let plain: Vec<u8> = sealed.iter().rev().copied().collect();
-        let recs = decode_directory(&plain, directory_offset).unwrap();
+        let footer = Footer::decode(&fake_open(sealed_footer(&file).unwrap())).unwrap();
+        assert_eq!(footer.note, note);
+        let plain = fake_open(sealed_directory(&file, &footer).unwrap());
+        let recs = decode_directory(&plain, footer.directory_offset).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].offset, off);
         assert_eq!(recs[1].address, [5; 32]);
         assert_eq!(record_bytes(&file, off, 3).unwrap(), b"xyz");
-        assert!(sealed_directory(&file, 8).is_err());
+        // Every clear byte: the header is the same for every segment.
+        assert_eq!(&file[..8], MAGIC);
+        assert!(file[10..HEADER_LEN].iter().all(|&b| b == 0));
+        // A truncated file is refused, or shows other bytes where the footer must be (which
+        // then fail authentication).
+        let whole = sealed_footer(&file).unwrap();
         for cut in 0..file.len() {
-            assert!(sealed_directory(&file[..cut], 7).is_err());
+            assert!(
+                sealed_footer(&file[..cut]).is_ok_and(|f| f != whole)
+                    || sealed_footer(&file[..cut]).is_err()
+            );
+        }
+        for i in 8..HEADER_LEN {
+            let mut bad = file.clone();
+            bad[i] ^= 1;
+            assert!(sealed_footer(&bad).is_err(), "header byte {i}");
+        }
+        // A non-zero byte between the directory and the footer.
+        let mut bad = file.clone();
+        let end = (footer.directory_offset + u64::from(footer.directory_len)) as usize;
+        if end < file.len() - FOOTER_LEN {
+            bad[end] = 1;
+            assert!(sealed_directory(&bad, &footer).is_err());
+        }
+        // Directories placed outside their room.
+        for (offset, len) in [(0, 4), (u64::MAX, 4), (footer.directory_offset, u32::MAX)] {
+            let f = Footer {
+                directory_offset: offset,
+                directory_len: len,
+                ..footer
+            };
+            assert!(sealed_directory(&file, &f).is_err());
         }
         for cut in 0..plain.len() {
-            assert!(decode_directory(&plain[..cut], directory_offset).is_err());
+            assert!(decode_directory(&plain[..cut], footer.directory_offset).is_err());
+        }
+        let footer_plain = fake_open(sealed_footer(&file).unwrap());
+        for i in 0..footer_plain.len() {
+            let mut bad = footer_plain.clone();
+            bad[i] = 0xFF;
+            let decoded = Footer::decode(&bad);
+            assert!(
+                decoded.is_err() || decoded.unwrap() != footer,
+                "footer byte {i}"
+            );
         }
         // A record reaching into the directory is refused.
         assert!(decode_directory(&plain, off + 2).is_err());

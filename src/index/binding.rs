@@ -13,6 +13,7 @@ const _: () = {
     assert!(format::INDEX_ID_LEN == schedule::INDEX_ID_LEN);
     assert!(format::KEY_CHECK_LEN == schedule::KEY_CHECK_LEN);
     assert!(format::WRAPPED_KEY_LEN == schedule::WRAPPED_KEY_LEN);
+    assert!(format::SEALED_OVERHEAD == crate::crypto::aead::OVERHEAD);
 };
 
 /// The associated data of a record of `kind` in `segment` (or manifest epoch), for list

@@ -11,10 +11,10 @@ use crate::storage::{Backend, DirBackend, MemoryBackend, Store};
 
 use super::config::{IndexConfig, IndexType};
 use super::encrypted::{EncryptedIndex, Inner};
-use super::loader;
 use super::persist;
 use super::state::{Committed, Residency, State};
 use super::validate;
+use super::{loader, recovery};
 
 /// Options of a [`Database`].
 #[non_exhaustive]
@@ -207,6 +207,7 @@ impl Database {
             segments: Vec::new(),
             trained: None,
             list_epoch: 0,
+            name: name.to_owned(),
         };
         persist::write_manifest(&*store, &header, &keys, &body)?;
         let committed = Committed {
@@ -232,22 +233,40 @@ impl Database {
         Ok(index)
     }
 
-    /// Loads the committed state of an index under `key`.
-    fn load(&self, store: &dyn Store, key: &IndexKey) -> Result<State> {
-        let (header, keys, body) = persist::read_manifest(store, key)?;
+    /// Loads the committed state of index `name` under `key`: the manifest, rolled forward
+    /// over every newer segment the storage proves (see `recovery`), then the segments.
+    /// A writer (`write`) commits a rolled-forward manifest and then removes leftovers; a
+    /// reader only serves the rolled-forward state. Nothing is removed when the open fails.
+    fn load(&self, store: &dyn Store, key: &IndexKey, name: &str, write: bool) -> Result<State> {
+        let (header, keys, body) = persist::read_manifest(store, key, name)?;
+        let recovery = recovery::roll_forward(store, &keys, body)?;
+        let body = recovery.body;
+        let keys = if recovery.rolled > 0 {
+            persist::keys_at(&header, key, body.key_generation)?
+        } else {
+            keys
+        };
         let config = IndexConfig::from_stored(&body.config);
         let shape = loader::Shape {
             dim: config.dimension(),
             metric: config.distance_metric(),
             quantized: config.is_quantized(),
         };
-        loader::load_state(
+        let keys = Arc::new(keys);
+        let state = loader::load_state(
             store,
-            (Arc::new(keys), header),
+            (keys.clone(), header.clone()),
             shape,
             body,
             self.cache_budget(),
-        )
+        )?;
+        if write {
+            if recovery.rolled > 0 {
+                persist::write_manifest(store, &header, &keys, state.body())?;
+            }
+            recovery::remove_files(store, &recovery.leftovers)?;
+        }
+        Ok(state)
     }
 
     /// A handle on a loaded index.
@@ -283,10 +302,9 @@ impl Database {
         // The key is checked first, so a wrong key is `WrongKey` even while another process
         // holds the lock; the manifest is then read again under the lock, since that writer
         // may have committed in between.
-        persist::check_key(&*store, key)?;
+        persist::check_key(&*store, key, name)?;
         let lock = acquire_lock(&*store)?;
-        let state = self.load(&*store, key)?;
-        persist::remove_leftovers(&*store, state.body())?;
+        let state = self.load(&*store, key, name, true)?;
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
@@ -304,7 +322,7 @@ impl Database {
         // A writer may replace segments while we read: retry on a vanished or stale file.
         let mut attempts = 0;
         loop {
-            match self.load(&*store, key) {
+            match self.load(&*store, key, name, false) {
                 Ok(state) => {
                     let index = self.handle(name, store, state, None, Box::new(()));
                     return Ok(index.into_read_only());
@@ -343,10 +361,35 @@ impl Database {
         if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
             return index.rewrap_index_key(old, new);
         }
-        persist::check_key(&*store, old)?;
+        persist::check_key(&*store, old, name)?;
         let _lock = acquire_lock(&*store)?;
-        persist::rewrap_index_key(&*store, old, new, 0, 0)?;
+        // Under the lock, the stored manifest is the committed one: re-wrap it as it is.
+        let (_, _, body) = persist::read_manifest(&*store, old, name)?;
+        persist::rewrap_index_key(&*store, (old, new), name, body.epoch, body.key_generation)?;
         Ok(())
+    }
+
+    /// Rotates both keys after a compromise: a new index key (`old` -> `new`) and a fresh
+    /// data key under which every record is re-encrypted, in one crash-safe operation (one
+    /// rewrite, then one manifest replacement: a crash leaves exactly one of `old` and `new`
+    /// valid, with everything under the matching data key). Unlike
+    /// [`rotate_index_key`](Self::rotate_index_key), old copies of the `MANIFEST` (backups)
+    /// no longer open the current data: the leaked data key protects nothing written after.
+    /// Handles open in this process keep working.
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::WrongKey`] (`old` does not open it),
+    /// [`Error::Locked`] (open for writing in another process), [`Error::Corrupted`],
+    /// [`Error::Io`].
+    pub fn rotate_keys(&self, name: &str, old: &IndexKey, new: &IndexKey) -> Result<()> {
+        let index = {
+            let open = self.open_handles();
+            open.get(name).and_then(EncryptedIndex::upgrade)
+        };
+        match index {
+            Some(index) => index.rotate_keys(old, new),
+            None => self.open_index(name, old)?.rotate_keys(old, new),
+        }
     }
 
     /// Opens an index with the key a [`KeyProvider`](crate::KeyProvider) supplies.
@@ -371,7 +414,7 @@ impl Database {
     pub fn delete_index(&self, name: &str, key: &IndexKey) -> Result<()> {
         let mut open = self.open_handles();
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
-        persist::check_key(&*store, key)?;
+        persist::check_key(&*store, key, name)?;
         let open_here = open.get(name).and_then(EncryptedIndex::upgrade).is_some();
         let _lock = if open_here {
             None

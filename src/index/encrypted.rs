@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::crypto;
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
-use crate::format::manifest::{ManifestBody, ManifestHeader, SegmentRef};
-use crate::format::segment;
+use crate::format::manifest::{ManifestBody, ManifestHeader};
+use crate::format::segment::{self, CommitNote};
 use crate::ivf::Quantizer;
 use crate::metric::Metric;
 use crate::storage::{Store, WriterLock};
@@ -19,6 +19,7 @@ use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
 
+mod integrity;
 mod maintenance;
 mod read;
 mod write;
@@ -132,6 +133,12 @@ impl EncryptedIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    /// The manifest epoch the next commit gets (writers hold the writer lock, so it cannot
+    /// move before they commit).
+    fn next_epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::SeqCst) + 1
+    }
+
     /// The manifest's current clear header.
     pub(crate) fn header(&self) -> ManifestHeader {
         self.read().header().clone()
@@ -219,7 +226,7 @@ impl EncryptedIndex {
         matches!(self.inner.config.index_type(), IndexType::IvfPq { .. })
     }
 
-    /// Writes a segment file, then commits a manifest that names it (with `edit` applied).
+    /// Writes a segment file, then commits a manifest that names it (as its `note` says).
     ///
     /// On failure the committed state stays the previous one: a segment that was written is
     /// removed again, and if the manifest write failed after its rename may have happened,
@@ -230,7 +237,7 @@ impl EncryptedIndex {
         commit: Commit<'_>,
         seq: u64,
         bytes: &[u8],
-        edit: impl FnOnce(&mut ManifestBody) -> SegmentListEdit,
+        note: &CommitNote,
     ) -> Result<ManifestBody> {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
@@ -247,18 +254,11 @@ impl EncryptedIndex {
             return Err(e.into());
         }
         let mut new_body = body.clone();
-        let seg_ref = SegmentRef {
-            seq,
-            len: bytes.len() as u64,
-            digest: crypto::digest(bytes),
-        };
-        match edit(&mut new_body) {
-            SegmentListEdit::Append => new_body.segments.push(seg_ref),
-            SegmentListEdit::ReplaceAll => new_body.segments = vec![seg_ref],
-        }
-        new_body.next_segment = seq + 1;
-        new_body.epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        new_body.key_generation = keys.next_generation();
+        let written = (seq, bytes.len() as u64, crypto::digest(bytes));
+        // The note's epoch is this commit's (`next_epoch`, taken under the writer lock).
+        persist::apply_commit(&mut new_body, written, note);
+        self.inner.epoch.fetch_max(note.epoch, Ordering::SeqCst);
+        new_body.key_generation = new_body.key_generation.max(keys.next_generation());
         if let Err(e) = persist::write_manifest(store, header, keys, &new_body) {
             let mut previous = body.clone();
             previous.next_segment = seq + 1;
@@ -304,12 +304,4 @@ struct Commit<'a> {
     keys: &'a Keys,
     header: &'a ManifestHeader,
     body: &'a ManifestBody,
-}
-
-/// How a commit changes the live segment list.
-enum SegmentListEdit {
-    /// Add the new segment.
-    Append,
-    /// The new segment replaces every other (training).
-    ReplaceAll,
 }

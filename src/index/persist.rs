@@ -9,7 +9,10 @@ use crate::crypto::aead::{self, Binding, Sealer};
 use crate::crypto::schedule::{DataKey, IndexParams, Keys};
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
-use crate::format::segment::{self, Block, BlockEntry, Fields, RecordRef, SegmentWriter};
+use crate::format::manifest::{SegmentRef, TrainedRef};
+use crate::format::segment::{
+    self, Block, BlockEntry, CommitNote, Fields, Footer, RecordRef, SegmentWriter,
+};
 use crate::format::{RecordKind, codec, padding};
 use crate::key::IndexKey;
 use crate::storage::{Blob, Store};
@@ -37,12 +40,8 @@ struct OpenedManifest {
 ///
 /// Order: parse the clear header; compare the key-check value (`WrongKey` before any
 /// decryption); unwrap the data key; verify the MAC over the whole file; decrypt the body.
-fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
-    let file = match store.read(MANIFEST_FILE) {
-        Ok(f) => f.to_vec(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
-        Err(e) => return Err(Error::Io(e)),
-    };
+fn open_manifest(store: &dyn Store, key: &IndexKey, name: &str) -> Result<OpenedManifest> {
+    let file = read_manifest_file(store)?;
     let parts = manifest::decode(&file)?;
     let header = parts.header.clone();
     let dek = params(&header).unwrap(
@@ -62,7 +61,24 @@ fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
         "manifest body",
     )?;
     let body: ManifestBody = codec::decode(&plain, "manifest body")?;
+    if body.name != name {
+        // Another index's files (under the same key) in this index's place.
+        return Err(Error::corrupted("manifest of another index"));
+    }
     Ok(OpenedManifest { header, body, dek })
+}
+
+/// The working keys of an index under `key` starting at AEAD generation `generation` (after
+/// a roll-forward moved it past the manifest's).
+pub(crate) fn keys_at(header: &ManifestHeader, key: &IndexKey, generation: u32) -> Result<Keys> {
+    let dek = params(header).unwrap(
+        key,
+        &header.key_check,
+        &header.wrapped_key,
+        &whole(RecordKind::WrappedKey),
+    )?;
+    let wrapper = Arc::new(params(header).key_wrapper(key));
+    Ok(Keys::derive(params(header), &dek, generation).with_wrapper(wrapper))
 }
 
 /// Reads and authenticates the manifest with `key`; returns it with the working keys (AEAD
@@ -70,16 +86,77 @@ fn open_manifest(store: &dyn Store, key: &IndexKey) -> Result<OpenedManifest> {
 pub(crate) fn read_manifest(
     store: &dyn Store,
     key: &IndexKey,
+    name: &str,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
-    let m = open_manifest(store, key)?;
+    let m = open_manifest(store, key, name)?;
     let wrapper = Arc::new(params(&m.header).key_wrapper(key));
     let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation).with_wrapper(wrapper);
     Ok((m.header, keys, m.body))
 }
 
-/// Proves that `key` opens the index (key check, data-key unwrap, manifest authentication).
-pub(crate) fn check_key(store: &dyn Store, key: &IndexKey) -> Result<()> {
-    open_manifest(store, key).map(|_| ())
+/// Proves that `key` opens the index named `name` (key check, data-key unwrap, manifest
+/// authentication, the name it is bound to).
+pub(crate) fn check_key(store: &dyn Store, key: &IndexKey, name: &str) -> Result<()> {
+    open_manifest(store, key, name).map(|_| ())
+}
+
+/// Reads the stored manifest of index `name` and authenticates it with an open handle's
+/// `keys` (its header must name the same index); returns its body.
+///
+/// # Errors
+/// [`Error::Corrupted`] if it does not authenticate under these keys (damaged, replaced, or
+/// re-keyed by another process), [`Error::IndexNotFound`], [`Error::Io`].
+pub(crate) fn read_stored_body(
+    store: &dyn Store,
+    keys: &Keys,
+    header: &ManifestHeader,
+    name: &str,
+) -> Result<ManifestBody> {
+    let file = read_manifest_file(store)?;
+    let parts = manifest::decode(&file)?;
+    if parts.header.index_id != header.index_id || parts.header.salt != header.salt {
+        return Err(Error::corrupted("MANIFEST of another index"));
+    }
+    if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
+        return Err(Error::corrupted("MANIFEST authentication"));
+    }
+    let plain = open_padded(
+        &keys.manifest,
+        parts.sealed_body,
+        &whole(RecordKind::Manifest),
+        "MANIFEST body",
+    )?;
+    let body: ManifestBody = codec::decode(&plain, "MANIFEST body")?;
+    if body.name != name {
+        return Err(Error::corrupted("MANIFEST of another index"));
+    }
+    Ok(body)
+}
+
+/// The bytes of the manifest file.
+fn read_manifest_file(store: &dyn Store) -> Result<Vec<u8>> {
+    match store.read(MANIFEST_FILE) {
+        Ok(f) => Ok(f.to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::IndexNotFound),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// A header and keys for a fresh data key wrapped under `new` (index key and data key both
+/// replaced: the compromise-recovery rotation). AEAD generations start over.
+pub(crate) fn new_keys_under(
+    header: &ManifestHeader,
+    new: &IndexKey,
+) -> Result<(ManifestHeader, Keys)> {
+    let wrapper = Arc::new(params(header).key_wrapper(new));
+    let dek = DataKey::generate()?;
+    let new_header = ManifestHeader {
+        key_check: params(header).key_check(new),
+        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
+        ..header.clone()
+    };
+    let keys = Keys::derive(params(header), &dek, 0).with_wrapper(wrapper);
+    Ok((new_header, keys))
 }
 
 /// A new index's header: fresh salt, id and data key, wrapped under `key`.
@@ -120,8 +197,8 @@ pub(crate) fn rotate_data_key(
 /// epoch advanced). Returns the new header and keys for an open handle to adopt.
 pub(crate) fn rewrap_index_key(
     store: &dyn Store,
-    old: &IndexKey,
-    new: &IndexKey,
+    (old, new): (&IndexKey, &IndexKey),
+    name: &str,
     epoch: u64,
     min_generation: u32,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
@@ -129,7 +206,14 @@ pub(crate) fn rewrap_index_key(
         header,
         mut body,
         dek,
-    } = open_manifest(store, old)?;
+    } = open_manifest(store, old, name)?;
+    if body.epoch != epoch {
+        // The stored manifest is not the one this handle committed last (replaced behind
+        // its back): committing its body again under the new key would resurrect it.
+        return Err(Error::corrupted(
+            "manifest epoch differs from the open handle's",
+        ));
+    }
     let wrapper = Arc::new(params(&header).key_wrapper(new));
     let new_header = ManifestHeader {
         key_check: params(&header).key_check(new),
@@ -334,12 +418,17 @@ impl<'k> SegmentBuilder<'k> {
         Ok(())
     }
 
-    /// The finished file bytes (the directory sealed, the file padded).
-    pub(crate) fn finish(self) -> Result<Vec<u8>> {
-        let binding = self.binding(RecordKind::Directory, [0; 32], [0; 32]);
+    /// The finished file bytes (the directory and the footer with `note` sealed, the file
+    /// padded).
+    pub(crate) fn finish(self, note: &CommitNote) -> Result<Vec<u8>> {
+        let directory = self.binding(RecordKind::Directory, [0; 32], [0; 32]);
+        let footer = self.binding(RecordKind::Footer, [0; 32], [0; 32]);
         let keys = self.keys;
-        self.writer
-            .finish(|plain| seal_padded(&keys.payload, plain, &binding))
+        self.writer.finish(
+            note,
+            |plain| seal_padded(&keys.payload, plain, &directory),
+            |plain| keys.payload.seal(plain, &footer),
+        )
     }
 }
 
@@ -372,13 +461,86 @@ pub(crate) fn open_padded(
     Ok(plain)
 }
 
-/// The record directory of a segment: its clear header checked, its directory authenticated
-/// and decoded.
-pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
-    let (directory_offset, sealed) = segment::sealed_directory(blob, seq)?;
+/// The commit note and record directory of segment `seq`: its clear bytes checked, its
+/// footer and directory authenticated and decoded. Needs no manifest: this is how an open
+/// finds out what a segment no manifest names would have committed.
+pub(crate) fn segment_index(
+    keys: &Keys,
+    blob: &[u8],
+    seq: u64,
+) -> Result<(CommitNote, Vec<RecordRef>)> {
+    let sealed = segment::sealed_footer(blob)?;
+    let plain = keys
+        .payload
+        .open(sealed, &binding(RecordKind::Footer, seq, [0; 32], [0; 32]))
+        .map_err(|_| Error::corrupted("segment footer"))?;
+    let footer = Footer::decode(&plain)?;
+    let sealed = segment::sealed_directory(blob, &footer)?;
     let binding = binding(RecordKind::Directory, seq, [0; 32], [0; 32]);
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
-    segment::decode_directory(&plain, directory_offset)
+    let records = segment::decode_directory(&plain, footer.directory_offset)?;
+    Ok((footer.note, records))
+}
+
+/// The record directory of segment `seq` (see [`segment_index`]).
+pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
+    segment_index(keys, blob, seq).map(|(_, records)| records)
+}
+
+/// The commit note of an upsert or delete at manifest epoch `epoch`: the segment is
+/// appended to the live ones.
+pub(crate) fn append_note(keys: &Keys, epoch: u64) -> CommitNote {
+    CommitNote {
+        epoch,
+        replace_all: false,
+        list_epoch: 0,
+        trained: None,
+        key_generation: keys.next_generation(),
+    }
+}
+
+/// The commit note of a rewrite (training, compaction, rotation) at manifest epoch `epoch`:
+/// the segment replaces every live one, with `list_epoch` and, when trained, its
+/// `(n_lists, codebook)`.
+pub(crate) fn replace_note(
+    keys: &Keys,
+    epoch: u64,
+    list_epoch: u64,
+    trained: Option<(u32, bool)>,
+) -> CommitNote {
+    CommitNote {
+        epoch,
+        replace_all: true,
+        list_epoch,
+        trained,
+        key_generation: keys.next_generation(),
+    }
+}
+
+/// Applies the commit of segment `seq` (`len` bytes with SHA3-256 `digest`) to `body`, as its
+/// `note` says: appended to the live segments, or replacing them with its training state and
+/// list epoch, at the note's epoch. The one place a manifest's segment list changes, for a
+/// writer's commit and for a roll-forward at open alike.
+pub(crate) fn apply_commit(
+    body: &mut ManifestBody,
+    (seq, len, digest): (u64, u64, [u8; 32]),
+    note: &CommitNote,
+) {
+    let seg = SegmentRef { seq, len, digest };
+    if note.replace_all {
+        body.segments = vec![seg];
+        body.trained = note.trained.map(|(n_lists, codebook)| TrainedRef {
+            centroids_segment: seq,
+            n_lists,
+            codebook,
+        });
+        body.list_epoch = note.list_epoch;
+    } else {
+        body.segments.push(seg);
+    }
+    body.next_segment = seq + 1;
+    body.epoch = note.epoch;
+    body.key_generation = body.key_generation.max(note.key_generation);
 }
 
 /// Authenticates and decodes one list block of list `list` (list labels of `list_epoch`).
@@ -471,42 +633,6 @@ pub(crate) fn map_segment(store: &dyn Store, seq: u64, bytes: Vec<u8>) -> Arc<Bl
     }
 }
 
-/// Removes temporary files and segments the manifest does not name (left by a crash, a
-/// failed commit or training); called only by the writer-lock holder.
-///
-/// A crash leaves at most one unnamed segment, numbered `next_segment` (written, manifest not
-/// yet committed). An unnamed segment numbered above that can only mean that the manifest
-/// was replaced by an older copy: that is refused as [`Error::Corrupted`], and nothing is
-/// removed.
-pub(crate) fn remove_leftovers(store: &dyn Store, body: &ManifestBody) -> Result<()> {
-    let files = store.list()?;
-    let unnamed: Vec<(String, u64)> = files
-        .iter()
-        .filter_map(|f| segment::parse_file_name(f).map(|seq| (f.clone(), seq)))
-        .filter(|(_, seq)| !body.segments.iter().any(|s| s.seq == *seq))
-        .collect();
-    if unnamed.iter().any(|(_, seq)| *seq > body.next_segment) {
-        return Err(Error::corrupted(
-            "segments newer than the manifest (rolled back)",
-        ));
-    }
-    for (f, _) in unnamed {
-        remove_if_present(store, &f)?;
-    }
-    for f in files.iter().filter(|f| f.ends_with(".tmp")) {
-        remove_if_present(store, f)?;
-    }
-    Ok(())
-}
-
-/// Removes `name`; one already gone is no error.
-fn remove_if_present(store: &dyn Store, name: &str) -> Result<()> {
-    match store.remove(name) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io(e)),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,7 +654,7 @@ mod tests {
         let mut seg = SegmentBuilder::new(keys, 7);
         let a = seg.add_vector(&[1; 32], &vectors[0]).unwrap();
         let b = seg.add_vector(&[2; 32], &vectors[1]).unwrap();
-        let bytes = seg.finish().unwrap();
+        let bytes = seg.finish(&append_note(keys, 1)).unwrap();
         let segments = HashMap::from([(7, Arc::new(Blob::Shared(bytes.into())))]);
         (segments, [a, b], vectors)
     }

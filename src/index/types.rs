@@ -198,3 +198,16 @@ pub struct Record {
     /// The vector, if requested.
     pub vector: Option<Vec<f32>>,
 }
+
+/// What [`EncryptedIndex::verify`](crate::EncryptedIndex::verify) checked.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Live segment files checked.
+    pub segments: usize,
+    /// Sealed records authenticated (the manifest body, and each segment's footer,
+    /// directory, list blocks, vector, fields, tombstone and training records).
+    pub records: usize,
+    /// Bytes of the live files (manifest and segments), every one of them checked.
+    pub bytes: u64,
+}

@@ -164,17 +164,17 @@ fn an_older_manifest_copied_back_is_refused_or_consistent() {
     index.train().unwrap();
     index.upsert([Item::new("b", vec![0.0, 1.0])]).unwrap();
     drop(index);
-    // Training removed the segment the old manifest names: rolling back is refused.
+    // Training removed the segment the old manifest names, but its own segment and the
+    // upsert's prove the newer state: the open rolls them forward.
     std::fs::write(dir.path().join("c/MANIFEST"), &old_manifest).unwrap();
     let db = Database::open(dir.path()).unwrap();
-    assert!(matches!(
-        db.open_index("c", &key),
-        Err(Error::Corrupted { .. })
-    ));
+    let index = db.open_index("c", &key).unwrap();
+    assert!(index.is_trained());
+    assert_eq!(index.list_ids().unwrap(), vec!["a", "b"]);
 }
 
 #[test]
-fn a_manifest_rolled_back_over_appended_segments_is_refused() {
+fn a_manifest_rolled_back_over_appended_segments_is_rolled_forward() {
     let dir = tempfile::tempdir().unwrap();
     let key = IndexKey::generate();
     let db = Database::open(dir.path()).unwrap();
@@ -187,14 +187,45 @@ fn a_manifest_rolled_back_over_appended_segments_is_refused() {
     index.upsert([Item::new("c", vec![1.0, 1.0])]).unwrap();
     drop(index);
     std::fs::write(dir.path().join("c/MANIFEST"), &old_manifest).unwrap();
+    let files = || {
+        let mut f: Vec<String> = std::fs::read_dir(dir.path().join("c"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|f| f != "MANIFEST")
+            .collect();
+        f.sort();
+        f
+    };
+    let before = files();
+    // Read-only and writer opens serve the newest state the segments prove; no segment is
+    // removed.
+    let db = Database::open(dir.path()).unwrap();
+    let reader = db.open_index_read_only("c", &key).unwrap();
+    assert_eq!(reader.list_ids().unwrap(), vec!["a", "b", "c"]);
+    drop(reader);
+    assert_eq!(files(), before);
+    let index = db.open_index("c", &key).unwrap();
+    assert_eq!(index.list_ids().unwrap(), vec!["a", "b", "c"]);
+    assert_eq!(files(), before);
+    // A gap in the newer segments is refused, and nothing is removed.
+    drop(index);
+    drop(db);
+    std::fs::write(dir.path().join("c/MANIFEST"), &old_manifest).unwrap();
+    let middle = before
+        .iter()
+        .filter(|f| f.ends_with(".cvs"))
+        .nth(1)
+        .unwrap()
+        .clone();
+    let kept = std::fs::read(dir.path().join("c").join(&middle)).unwrap();
+    std::fs::remove_file(dir.path().join("c").join(&middle)).unwrap();
     let db = Database::open(dir.path()).unwrap();
     assert!(matches!(
         db.open_index("c", &key),
         Err(Error::Corrupted { .. })
     ));
-    // Nothing was removed: the newest manifest put back opens everything.
-    let files = std::fs::read_dir(dir.path().join("c")).unwrap().count();
-    assert!(files >= 5, "segments were deleted");
+    assert_eq!(files().len(), before.len() - 1);
+    std::fs::write(dir.path().join("c").join(&middle), kept).unwrap();
 }
 
 #[test]

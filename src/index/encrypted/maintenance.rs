@@ -7,15 +7,17 @@ use rayon::prelude::*;
 
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
-use crate::format::manifest::{ManifestHeader, TrainedRef};
+use crate::format::manifest::ManifestHeader;
 use crate::ivf::{self, Codec, KMeansParams, Quantizer};
 use crate::key::IndexKey;
 use crate::metric::Metric;
 
 use super::*;
+use crate::format::segment::CommitNote;
 use crate::index::config::{IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
+use crate::index::recovery;
 use crate::index::state::{
     BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State, VectorRef,
 };
@@ -181,14 +183,30 @@ impl EncryptedIndex {
         self.rewrite_as_is(state, (Arc::new(keys), header))
     }
 
+    /// Replaces both keys (see [`crate::Database::rotate_keys`]): a fresh data key wrapped
+    /// under `new`, every record re-encrypted under it in one rewrite, committed with the
+    /// new header in one manifest replacement. `old` must open the stored index.
+    pub(crate) fn rotate_keys(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
+        let _writer = self.writer()?;
+        persist::check_key(&*self.inner.store, old, &self.inner.name)?;
+        let state = self.read();
+        let (header, keys) = persist::new_keys_under(state.header(), new)?;
+        self.rewrite_as_is(state, (Arc::new(keys), header))
+    }
+
     /// Re-wraps the data key from `old` to `new` (see [`crate::Database::rotate_index_key`]),
     /// serialized with this handle's writes; the handle adopts the new header.
     pub(crate) fn rewrap_index_key(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
         let _writer = self.writer()?;
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
         let generation = self.read().keys().next_generation();
-        let (header, keys, body) =
-            persist::rewrap_index_key(&*self.inner.store, old, new, epoch, generation)?;
+        let (header, keys, body) = persist::rewrap_index_key(
+            &*self.inner.store,
+            (old, new),
+            &self.inner.name,
+            epoch,
+            generation,
+        )?;
         self.inner.epoch.store(body.epoch, Ordering::SeqCst);
         // The data key is unchanged, so every sealed record stays valid: the handle adopts
         // the new header and keys that wrap under the new index key.
@@ -248,23 +266,13 @@ impl EncryptedIndex {
             (trained.0.as_ref(), trained.1.as_ref()),
             &crypto.0,
         )?;
-        let trained_ref = trained.0.as_ref().map(|q| TrainedRef {
-            centroids_segment: sealed.seq,
-            n_lists: q.n_lists() as u32,
-            codebook: trained.1.is_some(),
-        });
         let body = state.body().clone();
         let commit = Commit {
             keys: &crypto.0,
             header: &crypto.1,
             body: &body,
         };
-        let list_epoch = sealed.list_epoch;
-        let new_body = self.commit_segment(commit, sealed.seq, &sealed.bytes, |b| {
-            b.trained = trained_ref;
-            b.list_epoch = list_epoch;
-            SegmentListEdit::ReplaceAll
-        })?;
+        let new_body = self.commit_segment(commit, sealed.seq, &sealed.bytes, &sealed.note)?;
         let committed = Committed {
             keys: crypto.0,
             header: crypto.1,
@@ -283,7 +291,8 @@ impl EncryptedIndex {
         drop(old);
         let committed = self.read().body().clone();
         best_effort(
-            persist::remove_leftovers(&*self.inner.store, &committed),
+            recovery::superseded(&*self.inner.store, &committed)
+                .and_then(|files| recovery::remove_files(&*self.inner.store, &files)),
             "a leftover old segment is removed at the next open instead",
         );
         Ok(())
@@ -371,10 +380,12 @@ impl EncryptedIndex {
             }
             blocks.push((list as u32, block));
         }
+        let trained = quantizer.map(|q| (q.n_lists() as u32, coder.is_some()));
+        let note = persist::replace_note(keys, self.next_epoch(), list_epoch, trained);
         Ok(SealedRewrite {
             seq,
-            bytes: seg.finish()?,
-            list_epoch,
+            bytes: seg.finish(&note)?,
+            note,
             tokens,
             fields,
             vector_refs,
@@ -435,7 +446,8 @@ struct LiveItems<'a> {
 struct SealedRewrite {
     seq: u64,
     bytes: Vec<u8>,
-    list_epoch: u64,
+    /// What its commit does to the manifest.
+    note: CommitNote,
     /// Per item: its token under the new keys, fields record, vector record and code.
     tokens: Vec<[u8; 32]>,
     fields: Vec<Option<FieldsRef>>,

@@ -96,7 +96,7 @@ impl EncryptedIndex {
             header: &header,
             body: &body,
         };
-        self.append_segment(commit, seq, seg.finish()?, |state| {
+        self.append_segment(commit, seq, seg, |state| {
             for (list, block) in new_blocks {
                 state.add_block(list, block);
             }
@@ -116,17 +116,19 @@ impl EncryptedIndex {
         })
     }
 
-    /// Commits `bytes` as a new segment appended to the live ones, then applies the write to
-    /// the in-memory state with `apply` (under the state's write lock, so readers see all of
-    /// it or none), then compacts if due.
+    /// Finishes `seg` and commits it as a new segment appended to the live ones, then applies
+    /// the write to the in-memory state with `apply` (under the state's write lock, so
+    /// readers see all of it or none), then compacts if due.
     fn append_segment(
         &self,
         commit: Commit<'_>,
         seq: u64,
-        bytes: Vec<u8>,
+        seg: SegmentBuilder<'_>,
         apply: impl FnOnce(&mut State),
     ) -> Result<()> {
-        let new_body = self.commit_segment(commit, seq, &bytes, |_| SegmentListEdit::Append)?;
+        let note = persist::append_note(commit.keys, self.next_epoch());
+        let bytes = seg.finish(&note)?;
+        let new_body = self.commit_segment(commit, seq, &bytes, &note)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
         let mut state = self
             .inner
@@ -228,7 +230,7 @@ impl EncryptedIndex {
             header: &header,
             body: &body,
         };
-        self.append_segment(commit, seq, seg.finish()?, |state| {
+        self.append_segment(commit, seq, seg, |state| {
             for t in &tokens {
                 state.remove(t);
             }

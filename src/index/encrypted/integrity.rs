@@ -1,0 +1,182 @@
+//! Integrity: anchors against rollback, and a full check of every stored byte.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::format::RecordKind;
+use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
+use crate::format::segment;
+use crate::index::anchor::Anchor;
+use crate::index::binding::binding;
+use crate::index::types::VerifyReport;
+use crate::index::{persist, recovery};
+
+use super::*;
+
+impl EncryptedIndex {
+    /// The identity and commit epoch of the index as this handle sees it: keep it outside
+    /// the storage (text form via `Display`) and check it after opening with
+    /// [`check_anchor`](Self::check_anchor).
+    pub fn anchor(&self) -> Anchor {
+        let state = self.read();
+        Anchor::new(state.header().index_id, state.body().epoch)
+    }
+
+    /// Checks the index against an anchor taken earlier: this handle's state, and the
+    /// manifest on storage now (when it authenticates under this handle's keys), must be at
+    /// least as new as the anchor.
+    ///
+    /// # Errors
+    /// [`Error::RolledBack`] if either is older than the anchor; [`Error::Corrupted`] if the
+    /// anchor belongs to another index; [`Error::Io`].
+    pub fn check_anchor(&self, anchor: &Anchor) -> Result<()> {
+        let (index_id, epoch, keys, header) = {
+            let state = self.read();
+            let header = state.header().clone();
+            (
+                header.index_id,
+                state.body().epoch,
+                state.keys().clone(),
+                header,
+            )
+        };
+        anchor.check(&index_id, epoch)?;
+        let store = &*self.inner.store;
+        match persist::read_stored_body(store, &keys, &header, &self.inner.name) {
+            // What storage proves: the manifest and the newer segments an open rolls forward.
+            Ok(stored) => {
+                let proven = recovery::roll_forward(store, &keys, stored)?;
+                anchor.check(&index_id, proven.body.epoch)
+            }
+            // Re-keyed or rewritten by another process since this handle opened: what it
+            // serves was checked above.
+            Err(Error::Corrupted { .. }) if self.inner.read_only.load(Ordering::SeqCst) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks every byte of every live file: the manifest (header checksum, MAC, sealed
+    /// body), and each segment it names (length and SHA3-256 digest as the manifest
+    /// commits them, which covers headers and padding; footer, directory and every record
+    /// by its AEAD tag). A writer's check is serialized with its writes.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the first bad file; [`Error::Io`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let _writer = match self.writer() {
+            Ok(guard) => Some(guard),
+            Err(Error::ReadOnly) => None,
+            Err(e) => return Err(e),
+        };
+        let (keys, header) = {
+            let state = self.read();
+            (state.keys().clone(), state.header().clone())
+        };
+        let store = &*self.inner.store;
+        let body = persist::read_stored_body(store, &keys, &header, &self.inner.name)
+            .map_err(|e| name_file(MANIFEST_FILE, e))?;
+        let mut report = VerifyReport {
+            segments: 0,
+            records: 1,
+            bytes: store.read(MANIFEST_FILE).map(|b| b.len() as u64)?,
+        };
+        for seg in &body.segments {
+            let file = segment::file_name(seg.seq);
+            let records =
+                verify_segment(&keys, store, &body, seg.seq).map_err(|e| name_file(&file, e))?;
+            report.segments += 1;
+            report.records += records;
+            report.bytes += seg.len;
+        }
+        Ok(report)
+    }
+}
+
+/// `Corrupted` errors name `file`; others pass.
+fn name_file(file: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupted { what } => Error::corrupted(format!("{file}: {what}")),
+        Error::IndexNotFound => Error::corrupted(format!("{file}: missing")),
+        e => e,
+    }
+}
+
+/// Checks one live segment; returns how many sealed records it authenticated.
+fn verify_segment(
+    keys: &crate::crypto::schedule::Keys,
+    store: &dyn crate::storage::Store,
+    body: &ManifestBody,
+    seq: u64,
+) -> Result<usize> {
+    let blob = store
+        .read(&segment::file_name(seq))
+        .map_err(persist::read_error)?;
+    let committed = body
+        .segments
+        .iter()
+        .find(|s| s.seq == seq)
+        .ok_or_else(|| Error::corrupted("not named"))?;
+    if blob.len() as u64 != committed.len || crypto::digest(&blob) != committed.digest {
+        return Err(Error::corrupted(
+            "length or digest differs from the manifest's",
+        ));
+    }
+    let (_, directory) = persist::segment_index(keys, &blob, seq)?;
+    let mut records = 2; // footer and directory
+    let n_lists = body.trained.as_ref().map_or(1, |t| t.n_lists);
+    let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
+        .map(|l| (keys.query_token(body.list_epoch, l), l))
+        .collect();
+    let dim = body.config.dimension as usize;
+    let blob = Arc::new(blob);
+    let segments = HashMap::from([(seq, blob.clone())]);
+    for rec in &directory {
+        let sealed = segment::record_bytes(&blob, rec.offset, rec.len)?;
+        let at = crate::index::state::BlockRef {
+            segment: seq,
+            offset: rec.offset,
+            len: rec.len,
+        };
+        match rec.kind {
+            RecordKind::ListBlock => {
+                let list = *by_address
+                    .get(&rec.address)
+                    .ok_or_else(|| Error::corrupted("list address"))?;
+                let block = persist::open_block(keys, &blob, at, body.list_epoch, list, dim)?;
+                for e in &block.entries {
+                    let place = |(offset, len): (u64, u32)| {
+                        std::num::NonZeroU32::new(len)
+                            .map(|len| crate::index::state::FieldsRef {
+                                segment: seq,
+                                offset,
+                                len,
+                            })
+                            .ok_or_else(|| Error::corrupted("record length"))
+                    };
+                    if let Some(f) = e.fields {
+                        persist::open_fields(keys, &segments, &e.token, place(f)?)?;
+                        records += 1;
+                    }
+                    if let Some(v) = e.vector {
+                        persist::open_vector(keys, &segments, &e.token, place(v)?, dim)?;
+                        records += 1;
+                    }
+                }
+            }
+            RecordKind::Tombstones => {
+                let b = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
+                persist::open_padded(&keys.content, sealed, &b, "tombstones")?;
+            }
+            kind @ (RecordKind::Centroids | RecordKind::Codebook) => {
+                let b = binding(kind, seq, [0; 32], [0; 32]);
+                persist::open_padded(&keys.payload, sealed, &b, "training record")?;
+            }
+            // Fields records were opened through the blocks that name their items.
+            _ => continue,
+        }
+        records += 1;
+    }
+    Ok(records)
+}
