@@ -93,7 +93,7 @@ impl IndexKey {
     /// [`Error::Io`] if the file cannot be read, [`Error::InvalidKey`] if it does not hold a
     /// base64 key.
     pub fn from_base64_file(path: impl AsRef<Path>) -> Result<IndexKey> {
-        let text = Zeroizing::new(std::fs::read(path.as_ref())?);
+        let text = read_key_file(path.as_ref(), KeyFileCheck::Follow)?;
         let text = std::str::from_utf8(&text).map_err(|_| Error::InvalidKey)?;
         IndexKey::from_base64(text)
     }
@@ -152,5 +152,85 @@ mod tests {
         let key = IndexKey::from_bytes(&[0xAB; 32]).unwrap();
         let printed = format!("{key:?}");
         assert_eq!(printed, "IndexKey(REDACTED)");
+    }
+}
+
+/// How [`read_key_file`] checks a key file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFileCheck {
+    /// Follow a symbolic link (mounted secrets often are links); only require a regular file.
+    Follow,
+    /// Refuse a symbolic link, and (Unix) a file that group or others may access or that
+    /// another user owns: checked on the open handle, which is then read.
+    Private,
+}
+
+/// The largest key file read (a base64 key with whitespace is 45 bytes).
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// Reads a key file into memory that wipes itself: opened once (never blocking on a FIFO),
+/// checked on the open handle, read from that handle.
+///
+/// # Errors
+/// [`Error::InvalidKey`] for a file that is not a small regular file, or (with
+/// [`KeyFileCheck::Private`]) one that others may access or own; [`Error::Io`].
+pub(crate) fn read_key_file(path: &Path, check: KeyFileCheck) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let no_follow = if check == KeyFileCheck::Private {
+            libc::O_NOFOLLOW
+        } else {
+            0
+        };
+        options.custom_flags(no_follow | libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if is_symlink_refusal(&e) {
+            Error::invalid_argument("key file is a symbolic link")
+        } else {
+            Error::Io(e)
+        }
+    })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE_LEN {
+        return Err(Error::InvalidKey);
+    }
+    #[cfg(unix)]
+    if check == KeyFileCheck::Private {
+        use std::os::unix::fs::MetadataExt as _;
+        if meta.mode() & 0o077 != 0 {
+            return Err(Error::invalid_argument(
+                "key file is accessible by group or others: chmod 600 it \
+                 (or use KeyFile::allow_shared_permissions)",
+            ));
+        }
+        // The process's effective user owns /proc/self (Linux); elsewhere this is skipped.
+        if let Ok(me) = std::fs::metadata("/proc/self")
+            && me.uid() != meta.uid()
+        {
+            return Err(Error::invalid_argument("key file is owned by another user"));
+        }
+    }
+    let mut text = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize));
+    (&mut file)
+        .take(MAX_KEY_FILE_LEN + 1)
+        .read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// Whether opening failed because `O_NOFOLLOW` met a symbolic link (`ELOOP`).
+fn is_symlink_refusal(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
     }
 }

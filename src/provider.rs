@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::key::IndexKey;
+use crate::key::{IndexKey, KeyFileCheck, read_key_file};
 
 /// A source of an index key: a static key, a key file, an environment variable, or a KMS.
 ///
@@ -39,8 +39,11 @@ impl KeyProvider for StaticKey {
     }
 }
 
-/// A base64 key file, as written by `openssl rand -base64 32 > index_key.txt`. On Unix a file
-/// readable or writable by group or others is refused unless explicitly allowed.
+/// A base64 key file, as written by `openssl rand -base64 32 > index_key.txt`. On Unix the
+/// file is opened once, without following a symbolic link, and refused unless it is a small
+/// regular file that only its owner, this process's user, may access; then it is read from
+/// that same handle. [`allow_shared_permissions`](Self::allow_shared_permissions) lifts the
+/// link, owner and mode checks (for mounted secrets, which are links).
 #[derive(Clone, Debug)]
 pub struct KeyFile {
     path: PathBuf,
@@ -65,18 +68,14 @@ impl KeyFile {
 
 impl KeyProvider for KeyFile {
     fn index_key(&self) -> Result<IndexKey> {
-        #[cfg(unix)]
-        if !self.allow_shared {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&self.path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::invalid_argument(
-                    "key file is accessible by group or others: chmod 600 it \
-                     (or use KeyFile::allow_shared_permissions)",
-                ));
-            }
-        }
-        IndexKey::from_base64_file(&self.path)
+        let check = if self.allow_shared {
+            KeyFileCheck::Follow
+        } else {
+            KeyFileCheck::Private
+        };
+        let text = read_key_file(&self.path, check)?;
+        let text = std::str::from_utf8(&text).map_err(|_| Error::InvalidKey)?;
+        IndexKey::from_base64(text)
     }
 }
 

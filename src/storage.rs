@@ -3,6 +3,7 @@
 //! memory.
 
 mod dir;
+pub(crate) mod files;
 pub(crate) mod fs;
 mod memory;
 

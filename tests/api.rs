@@ -9,6 +9,7 @@ mod api {
     mod deep_json;
     mod durability;
     mod filters;
+    mod hostile_files;
     mod integrity;
     mod keys;
     mod kmeans_reference;

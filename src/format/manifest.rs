@@ -34,6 +34,9 @@ pub(crate) const HEADER_LEN: usize = CHECKED_LEN + CHECKSUM_LEN + 4;
 const CHECKED_LEN: usize = 8 + 2 + 2 + SALT_LEN + INDEX_ID_LEN + KEY_CHECK_LEN + WRAPPED_KEY_LEN;
 /// Length of the header checksum.
 const CHECKSUM_LEN: usize = 32;
+/// The largest manifest file read: checked before anything is copied, so that a hostile
+/// (say, 4 GiB sparse) `MANIFEST` costs nothing. About a million live segments fit.
+pub(crate) const MAX_FILE_LEN: usize = 64 << 20;
 /// Length of the trailing MAC.
 pub(crate) const MAC_LEN: usize = 32;
 

@@ -22,10 +22,10 @@ use super::state::{BlockRef, FieldsRef, VectorRef};
 
 /// Maps an I/O error reading a file that must exist.
 pub(crate) fn read_error(e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::corrupted("missing file")
-    } else {
-        Error::Io(e)
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::corrupted("missing file"),
+        std::io::ErrorKind::InvalidData => Error::corrupted("not a regular file"),
+        _ => Error::Io(e),
     }
 }
 
@@ -133,13 +133,17 @@ pub(crate) fn read_stored_body(
     Ok(body)
 }
 
-/// The bytes of the manifest file.
+/// The bytes of the manifest file, copied out of storage once its size is checked.
 fn read_manifest_file(store: &dyn Store) -> Result<Vec<u8>> {
-    match store.read(MANIFEST_FILE) {
-        Ok(f) => Ok(f.to_vec()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::IndexNotFound),
-        Err(e) => Err(Error::Io(e)),
+    let file = match store.read(MANIFEST_FILE) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
+        Err(e) => return Err(read_error(e)),
+    };
+    if file.len() > manifest::MAX_FILE_LEN {
+        return Err(Error::corrupted("MANIFEST larger than any index writes"));
     }
+    Ok(file.to_vec())
 }
 
 /// A header and keys for a fresh data key wrapped under `new` (index key and data key both

@@ -1,11 +1,12 @@
 //! The directory backend: one subdirectory per index, files read through read-only maps.
 #![allow(unsafe_code)]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::files;
 use super::fs::{FileSystem, RealFs};
 use super::{Backend, Blob, Store, WriterLock};
 
@@ -28,7 +29,7 @@ impl DirBackend {
 
     /// A backend whose file-changing calls go through `fs` (tests inject faults there).
     pub(crate) fn with_fs(root: &Path, fs: Arc<dyn FileSystem>) -> io::Result<DirBackend> {
-        fs::create_dir_all(root)?;
+        files::create_dir_private(root)?;
         Ok(DirBackend {
             root: root.to_path_buf(),
             fs,
@@ -62,7 +63,7 @@ impl Backend for DirBackend {
             if !create {
                 return Ok(None);
             }
-            fs::create_dir(&dir)?;
+            files::create_dir_private(&dir)?;
             self.fs.sync_dir(&self.root)?;
         }
         Ok(Some(Arc::new(DirStore {
@@ -82,7 +83,7 @@ impl Backend for DirBackend {
 
 impl Store for DirStore {
     fn read(&self, file: &str) -> io::Result<Blob> {
-        let f = File::open(self.dir.join(file))?;
+        let f = files::open_regular(&self.dir.join(file))?;
         if f.metadata()?.len() == 0 {
             return Ok(Blob::Shared(Arc::from(&[][..])));
         }
@@ -97,15 +98,20 @@ impl Store for DirStore {
 
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {
         let path = self.dir.join(file);
-        self.fs.write_file(&path, data, true)?;
-        self.fs.sync_file(&path)?;
+        let written = self.fs.write_file(&path, data)?;
+        self.fs.sync_file(&written, &path)?;
         self.fs.sync_dir(&self.dir)
     }
 
     fn replace(&self, file: &str, data: &[u8]) -> io::Result<()> {
         let tmp = self.dir.join(format!("{file}{TEMP_SUFFIX}"));
-        self.fs.write_file(&tmp, data, false)?;
-        self.fs.sync_file(&tmp)?;
+        // A temporary file left by a crash, or anything planted there (a symbolic link
+        // whose target must not be written): removed, never opened.
+        if fs::symlink_metadata(&tmp).is_ok() {
+            self.remove(&format!("{file}{TEMP_SUFFIX}"))?;
+        }
+        let written = self.fs.write_file(&tmp, data)?;
+        self.fs.sync_file(&written, &tmp)?;
         self.fs.rename(&tmp, &self.dir.join(file))?;
         self.fs.sync_dir(&self.dir)
     }
@@ -129,12 +135,7 @@ impl Store for DirStore {
     }
 
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.dir.join(LOCK_FILE))?;
+        let f = files::open_lock_file(&self.dir.join(LOCK_FILE))?;
         match f.try_lock() {
             Ok(()) => Ok(Some(Box::new(f))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

@@ -1,7 +1,7 @@
 //! Every file-system call the directory store makes that changes files, behind one trait, so
 //! that tests can fail any one of them (EIO, ENOSPC) or stop all calls from one on (a crash).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 #[cfg(any(test, feature = "internals"))]
@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// File-changing calls of the directory store.
 pub trait FileSystem: Send + Sync {
-    /// Creates (`create_new`: must not exist) or truncates a file and writes `data`; no sync.
-    fn write_file(&self, path: &Path, data: &[u8], create_new: bool) -> io::Result<()>;
-    /// Makes a file's data durable (`fsync`).
-    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a new private file (nothing may be at `path`, not even a symbolic link) and
+    /// writes `data`; no sync. Returns the handle, for [`sync_file`](Self::sync_file).
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<File>;
+    /// Makes the data written through `file` (at `path`) durable (`fsync` of that handle).
+    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
     /// Renames a file, replacing the target.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes a directory's entries durable (`fsync` of the directory).
@@ -28,19 +29,14 @@ pub trait FileSystem: Send + Sync {
 pub struct RealFs;
 
 impl FileSystem for RealFs {
-    fn write_file(&self, path: &Path, data: &[u8], create_new: bool) -> io::Result<()> {
-        let mut options = OpenOptions::new();
-        options.write(true);
-        if create_new {
-            options.create_new(true);
-        } else {
-            options.create(true).truncate(true);
-        }
-        options.open(path)?.write_all(data)
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<File> {
+        let mut file = super::files::create_new_private(path)?;
+        file.write_all(data)?;
+        Ok(file)
     }
 
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+    fn sync_file(&self, file: &File, _path: &Path) -> io::Result<()> {
+        file.sync_all()
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -138,14 +134,14 @@ impl FaultyFs {
 
 #[cfg(any(test, feature = "internals"))]
 impl FileSystem for FaultyFs {
-    fn write_file(&self, path: &Path, data: &[u8], create_new: bool) -> io::Result<()> {
+    fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<File> {
         self.gate(FsCall::Write(path.to_path_buf()))?;
-        RealFs.write_file(path, data, create_new)
+        RealFs.write_file(path, data)
     }
 
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
+    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
         self.gate(FsCall::SyncFile(path.to_path_buf()))?;
-        RealFs.sync_file(path)
+        RealFs.sync_file(file, path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -263,6 +263,49 @@ fn key_providers() {
         KeyFile::new(dir.path().join("missing")).index_key(),
         Err(Error::Io(_))
     ));
+    #[cfg(unix)]
+    {
+        // A symbolic link to a good key file: refused by the checked provider (the check
+        // runs on the handle that is read, so the link cannot be swapped in between), read
+        // by the plain reader and with shared permissions allowed (mounted secrets).
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(matches!(
+            KeyFile::new(&link).index_key(),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(
+            KeyFile::new(&link)
+                .allow_shared_permissions()
+                .index_key()
+                .unwrap(),
+            key
+        );
+        assert_eq!(IndexKey::from_base64_file(&link).unwrap(), key);
+        // A FIFO never blocks the read; a huge file is not read.
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(matches!(
+            KeyFile::new(&fifo).index_key(),
+            Err(Error::InvalidKey)
+        ));
+        assert!(matches!(
+            IndexKey::from_base64_file(&fifo),
+            Err(Error::InvalidKey)
+        ));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'A'; 1 << 20]).unwrap();
+        assert!(matches!(
+            IndexKey::from_base64_file(&big),
+            Err(Error::InvalidKey)
+        ));
+    }
     assert!(matches!(
         EnvKey::new("CIPHERVEC_TEST_KEY_UNSET").index_key(),
         Err(Error::InvalidArgument { .. })
