@@ -311,8 +311,10 @@ fn dek_bytes(dek: &DataKey) -> &[u8] {
     dek.as_bytes()
 }
 
+/// The cipher of `key`, built from a reference to it: no copy of the key is left on the
+/// stack (the cipher's own key schedule wipes itself, feature `zeroize`).
 fn cipher_from(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(&(*key).into())
+    Aes256Gcm::new(key.into())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

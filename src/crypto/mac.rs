@@ -43,7 +43,7 @@ impl HmacSha3 {
             outer_key[i] = block[i] ^ 0x5c;
         }
         let mut inner = Sha3_256::new();
-        inner.update(*inner_key);
+        inner.update(&inner_key[..]);
         HmacSha3 { inner, outer_key }
     }
 
@@ -55,8 +55,8 @@ impl HmacSha3 {
         }
         let inner_hash = Zeroizing::new(<[u8; 32]>::from(inner.finalize()));
         let mut outer = Sha3_256::new();
-        outer.update(*self.outer_key);
-        outer.update(*inner_hash);
+        outer.update(&self.outer_key[..]);
+        outer.update(&inner_hash[..]);
         outer.finalize().into()
     }
 

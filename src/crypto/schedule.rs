@@ -163,10 +163,11 @@ impl IndexParams {
         if !self.check_key(key, key_check) {
             return Err(Error::WrongKey);
         }
-        let plain = self
-            .wrapping_sealer(key)
-            .open(wrapped, binding)
-            .map_err(|_| Error::corrupted("wrapped data key"))?;
+        let plain = Zeroizing::new(
+            self.wrapping_sealer(key)
+                .open(wrapped, binding)
+                .map_err(|_| Error::corrupted("wrapped data key"))?,
+        );
         DataKey::from_slice(&plain)
     }
 }

@@ -116,7 +116,8 @@ impl AwsKmsBuilder {
     /// The client.
     ///
     /// # Errors
-    /// [`Error::Io`] when no runtime can be started.
+    /// [`Error::Io`] when no runtime can be started; [`Error::InvalidArgument`] for an
+    /// endpoint over plain http to a host that is not loopback.
     pub fn build(self) -> Result<AwsKms> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -130,6 +131,7 @@ impl AwsKmsBuilder {
             )
             .retry_config(RetryConfig::standard().with_max_attempts(2));
         if let Some(url) = self.endpoint {
+            super::check_transport(&url)?;
             loader = loader.endpoint_url(url);
         }
         if let Some(region) = self.region {

@@ -160,8 +160,71 @@ fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {
     })
 }
 
+/// Refuses a key-service address that would send tokens or keys in the clear: `https://`
+/// is required, except for a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`: a local test
+/// server or a sidecar that terminates TLS).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other scheme or a plain-http remote host.
+#[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+pub(crate) fn check_transport(url: &str) -> Result<()> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err(Error::invalid_argument(
+            "key service address must be https://",
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(
+            "key service address must be https:// (plain http only on loopback)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for ok in [
+            "https://vault.example:8200",
+            "HTTPS://kms.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:8200",
+            "http://127.9.9.9",
+            "http://localhost:5000/",
+            "http://[::1]:8200",
+        ] {
+            assert!(super::check_transport(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://vault.example:8200",
+            "http://10.0.0.5",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://user@evil.example/",
+            "ftp://127.0.0.1",
+            "vault.example:8200",
+            "",
+        ] {
+            assert!(super::check_transport(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
     use crate::error::KeyServiceFailure;
     use aes_gcm::aead::{Aead, KeyInit, Payload};

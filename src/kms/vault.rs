@@ -57,6 +57,7 @@ impl VaultTransit {
 
     /// Posts `body` to `operation` (`datakey/plaintext` or `decrypt`) and returns `data`.
     fn post(&self, operation: &str, body: &Value) -> Result<Value> {
+        super::check_transport(&self.address)?;
         let url = format!(
             "{}/v1/{}/{}/{}",
             self.address, self.mount, operation, self.key_name
@@ -69,10 +70,13 @@ impl VaultTransit {
             .send(body.to_string())
             .map_err(|e| Error::key_service(KeyServiceFailure::Unreachable, e.to_string()))?;
         let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| Error::key_service(KeyServiceFailure::Unreachable, e.to_string()))?;
+        // The body of a data-key answer holds the key in base64: wiped when dropped.
+        let text = Zeroizing::new(
+            response
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| Error::key_service(KeyServiceFailure::Unreachable, e.to_string()))?,
+        );
         if !(200..300).contains(&status) {
             // 5xx: sealed, standby or overloaded, so not an answer about this key.
             let kind = if status >= 500 {
@@ -158,6 +162,8 @@ fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        // A redirect would carry the token elsewhere.
+        .max_redirects(0)
         .build()
         .into()
 }

@@ -274,3 +274,62 @@ fn every_query_at_fixed_n_probes_reads_the_same_bytes_when_not_in_ram() {
         }
     }
 }
+
+/// The read volume that is *not* padded, measured as `docs/THREAT_MODEL.md` states it, for
+/// an index not held in memory: a selective filter (pre-filter path) reads the lists or
+/// vector records of its matches, so the bytes read grow with the number of matching items;
+/// a wider filter widens the probes by `1 / sqrt(selectivity)`; fetching contents reads one
+/// fields record per hit on top of the padded search. Unfiltered queries stay constant.
+#[test]
+fn filtered_queries_and_result_fetches_read_what_the_threat_model_states() {
+    use ciphervec::internals::storage_bytes_read;
+    use ciphervec::{DatabaseOptions, Include, Query, TrainOptions};
+    use serde_json::json;
+    let dim = 16;
+    let mut rng = Rng::new(23);
+    let data = clustered(&mut rng, 4000, dim, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let index = db
+            .create_index("f", &key, IndexConfig::ivf_pq(dim, 4))
+            .unwrap();
+        // Field `p` is i % 100: {"p": {"$lt": s}} matches s percent of the items.
+        index
+            .upsert(items(&data).into_iter().enumerate().map(|(i, it)| {
+                it.with_metadata(json!({"p": i % 100}))
+                    .with_contents(vec![7u8; 40])
+            }))
+            .unwrap();
+        index
+            .train_with(TrainOptions {
+                n_lists: 40,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let db = Database::open_with(dir.path(), DatabaseOptions::default().cache_budget(0)).unwrap();
+    let index = db.open_index("f", &key).unwrap();
+    assert!(!index.is_resident());
+    let read = |q: Query| {
+        let before = storage_bytes_read(&index);
+        index.query(&q).unwrap();
+        storage_bytes_read(&index) - before
+    };
+    let query = || Query::new(data[11].clone()).top_k(5).n_probes(4);
+    let unfiltered = read(query());
+    assert_eq!(read(query()), unfiltered);
+    // Pre-filter path (at most 5% match): one vector record per match, so the volume tells
+    // the number of matching items.
+    let one_percent = read(query().filter(json!({"p": {"$lt": 1}})));
+    let two_percent = read(query().filter(json!({"p": {"$lt": 2}})));
+    println!("bytes read: unfiltered {unfiltered}, 1% {one_percent}, 2% {two_percent}");
+    assert_ne!(one_percent, unfiltered);
+    assert_eq!(two_percent, 2 * one_percent);
+    // Wider filters take the scan path: padded like unfiltered queries (codes only).
+    assert_eq!(read(query().filter(json!({"p": {"$lt": 50}}))), unfiltered);
+    // Contents of the hits: one fields record each, on top of the search.
+    let with_contents = read(query().include(Include::CONTENTS));
+    assert!(with_contents > unfiltered, "{with_contents} {unfiltered}");
+}

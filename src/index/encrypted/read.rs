@@ -169,6 +169,12 @@ impl EncryptedIndex {
                 top.push(metric.distance(&query.vector, &v), slot);
             }
         }
+        // Not padded: a non-resident pre-filter query reads the lists (or vector records) of
+        // the matching items, so its read volume follows the filter's selectivity
+        // (THREAT_MODEL.md, measured by tests/api/leakage.rs).
+        self.inner
+            .storage_reads
+            .fetch_add(lists.bytes_read(), Ordering::Relaxed);
         Ok(top.into_sorted())
     }
 
@@ -213,10 +219,18 @@ impl EncryptedIndex {
         if let Some(at) = e.fields.filter(|_| include.contains(Include::CONTENTS)) {
             let (_, c) = persist::open_fields(state.keys(), state.segments(), &e.token, at)?;
             contents = c;
+            // Result fetches are not padded (THREAT_MODEL.md): counted as they are.
+            self.inner
+                .storage_reads
+                .fetch_add(u64::from(at.len.get()), Ordering::Relaxed);
         }
         let vector = if include.contains(Include::VECTOR) {
             let lists = Lists::new(state);
-            lists.vector_of(slot)?
+            let v = lists.vector_of(slot)?;
+            self.inner
+                .storage_reads
+                .fetch_add(lists.bytes_read(), Ordering::Relaxed);
+            v
         } else {
             None
         };
