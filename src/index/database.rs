@@ -105,6 +105,44 @@ impl Database {
         Ok(Database::with_backend(Box::new(backend), options))
     }
 
+    /// Opens a database at a location given as text: a plain path or `file:///abs/path` (a
+    /// directory, as [`open`](Self::open)), or `memory://` (as [`in_memory`](Self::in_memory)).
+    /// Object stores (`s3://bucket/prefix`) need the storage backend of a later release and are
+    /// refused with [`Error::InvalidArgument`] for now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown scheme; [`Error::Io`] as [`open`](Self::open).
+    pub fn open_url(url: &str) -> Result<Database> {
+        Database::open_url_with(url, DatabaseOptions::default())
+    }
+
+    /// As [`open_url`](Self::open_url), with options.
+    ///
+    /// # Errors
+    /// As [`open_url`](Self::open_url).
+    pub fn open_url_with(url: &str, options: DatabaseOptions) -> Result<Database> {
+        if url == "memory://" || url == "memory:" {
+            return Ok(Database::in_memory_with(options));
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(Error::invalid_argument(
+                    "a file:// location needs an absolute path (file:///abs/path)",
+                ));
+            }
+            return Database::open_with(path, options);
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(Error::invalid_argument(format!(
+                "no storage backend for '{scheme}://' in this build"
+            )));
+        }
+        if url.is_empty() {
+            return Err(Error::invalid_argument("empty location"));
+        }
+        Database::open_with(url, options)
+    }
+
     /// A database in process memory; nothing touches disk.
     pub fn in_memory() -> Database {
         Database::in_memory_with(DatabaseOptions::default())

@@ -44,39 +44,51 @@ fn open_manifest(store: &dyn Store, key: &IndexKey, name: &str) -> Result<Opened
     let file = read_manifest_file(store)?;
     let parts = manifest::decode(&file)?;
     let header = parts.header.clone();
-    let dek = params(&header).unwrap(
-        key,
-        &header.key_check,
-        &header.wrapped_key,
-        &whole(RecordKind::WrappedKey),
-    )?;
+    let dek = unwrap_data_key(&header, key)?;
     let keys = Keys::derive(params(&header), &dek, 0);
+    let body = authenticated_body(&parts, &keys, name)?;
+    Ok(OpenedManifest { header, body, dek })
+}
+
+/// The body of a split manifest file: its MAC verified and its body decrypted with `keys`,
+/// and bound to index `name` (another index's files, under the same key, in this index's
+/// place are refused).
+fn authenticated_body(
+    parts: &manifest::ManifestParts<'_>,
+    keys: &Keys,
+    name: &str,
+) -> Result<ManifestBody> {
     if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
-        return Err(Error::corrupted("manifest authentication"));
+        return Err(Error::corrupted("MANIFEST authentication"));
     }
     let plain = open_padded(
         &keys.manifest,
         parts.sealed_body,
         &whole(RecordKind::Manifest),
-        "manifest body",
+        "MANIFEST body",
     )?;
-    let body: ManifestBody = codec::decode(&plain, "manifest body")?;
+    let body: ManifestBody = codec::decode(&plain, "MANIFEST body")?;
     if body.name != name {
-        // Another index's files (under the same key) in this index's place.
-        return Err(Error::corrupted("manifest of another index"));
+        return Err(Error::corrupted("MANIFEST of another index"));
     }
-    Ok(OpenedManifest { header, body, dek })
+    Ok(body)
+}
+
+/// The data key `header` wraps under `key` (`WrongKey` before any decryption if the
+/// key-check value differs).
+fn unwrap_data_key(header: &ManifestHeader, key: &IndexKey) -> Result<DataKey> {
+    params(header).unwrap(
+        key,
+        &header.key_check,
+        &header.wrapped_key,
+        &whole(RecordKind::WrappedKey),
+    )
 }
 
 /// The working keys of an index under `key` starting at AEAD generation `generation` (after
 /// a roll-forward moved it past the manifest's).
 pub(crate) fn keys_at(header: &ManifestHeader, key: &IndexKey, generation: u32) -> Result<Keys> {
-    let dek = params(header).unwrap(
-        key,
-        &header.key_check,
-        &header.wrapped_key,
-        &whole(RecordKind::WrappedKey),
-    )?;
+    let dek = unwrap_data_key(header, key)?;
     let wrapper = Arc::new(params(header).key_wrapper(key));
     Ok(Keys::derive(params(header), &dek, generation).with_wrapper(wrapper))
 }
@@ -117,20 +129,7 @@ pub(crate) fn read_stored_body(
     if parts.header.index_id != header.index_id || parts.header.salt != header.salt {
         return Err(Error::corrupted("MANIFEST of another index"));
     }
-    if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
-        return Err(Error::corrupted("MANIFEST authentication"));
-    }
-    let plain = open_padded(
-        &keys.manifest,
-        parts.sealed_body,
-        &whole(RecordKind::Manifest),
-        "MANIFEST body",
-    )?;
-    let body: ManifestBody = codec::decode(&plain, "MANIFEST body")?;
-    if body.name != name {
-        return Err(Error::corrupted("MANIFEST of another index"));
-    }
-    Ok(body)
+    authenticated_body(&parts, keys, name)
 }
 
 /// The bytes of the manifest file, copied out of storage once its size is checked.

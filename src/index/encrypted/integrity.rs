@@ -94,6 +94,94 @@ impl EncryptedIndex {
     }
 }
 
+impl EncryptedIndex {
+    /// Writes a consistent copy of the index, as of one commit, into the directory `path`
+    /// (created if missing) as index `name` of it: `Database::open(path)` then
+    /// `open_index(name, key)` opens it with the same key. Writers may go on meanwhile (the
+    /// copy is of the state this handle serves when the call starts). An index of that name
+    /// already in `path` is [`Error::IndexExists`].
+    ///
+    /// # Errors
+    /// [`Error::IndexExists`], [`Error::Io`]; on failure the partial copy is removed.
+    pub fn backup_to(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let (keys, header, body, segments) = {
+            let state = self.read();
+            (
+                state.keys().clone(),
+                state.header().clone(),
+                state.body().clone(),
+                state.segments().clone(),
+            )
+        };
+        let target = crate::storage::DirBackend::open(path.as_ref())?;
+        if crate::storage::Backend::list(&target)?.contains(&self.inner.name) {
+            return Err(Error::IndexExists);
+        }
+        let store = crate::storage::Backend::open(&target, &self.inner.name, true)?
+            .ok_or(Error::IndexNotFound)?;
+        let copy = || -> Result<()> {
+            for seg in &body.segments {
+                let bytes = segments
+                    .get(&seg.seq)
+                    .ok_or_else(|| Error::corrupted("segment missing from the handle"))?;
+                store.write_new(&segment::file_name(seg.seq), bytes)?;
+            }
+            persist::write_manifest(&*store, &header, &keys, &body)
+        };
+        copy().inspect_err(|_| {
+            best_effort(
+                crate::storage::Backend::remove(&target, &self.inner.name).map_err(Error::from),
+                "a partial backup is removed; the source is untouched",
+            );
+        })
+    }
+
+    /// Picks up commits another process made since this handle opened (or last refreshed):
+    /// `Ok(true)` when the state changed. Costs one manifest read when nothing changed. A
+    /// writer handle is the only committer and gets `Ok(false)`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if the stored index no longer authenticates under this handle's
+    /// keys (re-keyed by another process: reopen it with the key), [`Error::Io`].
+    pub fn refresh(&self) -> Result<bool> {
+        if !self.inner.read_only.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let (keys, header, epoch) = {
+            let state = self.read();
+            (
+                state.keys().clone(),
+                state.header().clone(),
+                state.body().epoch,
+            )
+        };
+        let store = &*self.inner.store;
+        let stored = persist::read_stored_body(store, &keys, &header, &self.inner.name)?;
+        let proven = recovery::roll_forward(store, &keys, stored)?;
+        if proven.body.epoch == epoch {
+            return Ok(false);
+        }
+        let shape = crate::index::loader::Shape {
+            dim: self.dim(),
+            metric: self.metric(),
+            quantized: self.inner.config.is_quantized(),
+        };
+        let fresh = crate::index::loader::load_state(
+            store,
+            (keys, header),
+            shape,
+            proven.body,
+            self.inner.cache_budget,
+        )?;
+        *self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(true)
+    }
+}
+
 /// `Corrupted` errors name `file`; others pass.
 fn name_file(file: &str, e: Error) -> Error {
     match e {

@@ -1,0 +1,168 @@
+//! Backups, readers that refresh, and locations given as text: a backup taken while another
+//! thread upserts opens with the same key and equals the source at one commit; a read-only
+//! handle's `refresh` picks up a writer's commits (and compactions) and reports whether
+//! anything changed; `open_url` takes paths, `file://` and `memory://`.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query};
+
+use super::common::*;
+
+/// Items `b-<i>` for `i` in `range`.
+fn named(data: &[Vec<f32>], range: Range<usize>) -> Vec<Item> {
+    range
+        .map(|i| Item::new(format!("b-{i}"), data[i].clone()))
+        .collect()
+}
+
+#[test]
+fn a_backup_taken_during_writes_opens_and_equals_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path().join("db")).unwrap();
+    let index = db
+        .create_index("b", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    let mut rng = Rng::new(4);
+    let data = Arc::new(clustered(&mut rng, 400, 4, 4));
+    index.upsert(named(&data, 0..100)).unwrap();
+    index.train().unwrap();
+    // Every upsert adds the next batch of 10: a consistent copy holds a prefix of whole
+    // batches.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (index, stop, data) = (index.clone(), stop.clone(), data.clone());
+        std::thread::spawn(move || {
+            for start in (100..400).step_by(10) {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                index.upsert(named(&data, start..start + 10)).unwrap();
+            }
+        })
+    };
+    let mut copies = Vec::new();
+    for i in 0..5 {
+        let target = dir.path().join(format!("backup-{i}"));
+        index.backup_to(&target).unwrap();
+        copies.push(target);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    for target in copies {
+        let copy = Database::open(&target)
+            .unwrap()
+            .open_index("b", &key)
+            .unwrap();
+        copy.verify().unwrap();
+        let n = copy.len();
+        assert!((100..=400).contains(&n) && n.is_multiple_of(10), "{n}");
+        let mut want: Vec<String> = (0..n).map(|i| format!("b-{i}")).collect();
+        want.sort();
+        assert_eq!(copy.list_ids().unwrap(), want);
+        assert!(copy.is_trained());
+        let ids: Vec<&str> = want.iter().map(String::as_str).collect();
+        assert_eq!(
+            copy.get(&ids, Include::ALL).unwrap(),
+            index.get(&ids, Include::ALL).unwrap()
+        );
+        let q = Query::new(data[3].clone()).top_k(1).n_probes(1000);
+        assert_eq!(copy.query(&q).unwrap()[0].id, "b-3");
+        assert!(matches!(
+            Database::open(&target)
+                .unwrap()
+                .open_index("b", &IndexKey::generate()),
+            Err(Error::WrongKey)
+        ));
+        assert!(matches!(index.backup_to(&target), Err(Error::IndexExists)));
+    }
+}
+
+#[test]
+fn a_reader_refreshes_to_the_writers_commits_through_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(8);
+    let data = clustered(&mut rng, 300, 4, 4);
+    let writer_db = Database::open(dir.path()).unwrap();
+    let writer = writer_db
+        .create_index("r", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    writer.upsert(named(&data, 0..100)).unwrap();
+    // Another Database stands for another process.
+    let reader = Database::open(dir.path())
+        .unwrap()
+        .open_index_read_only("r", &key)
+        .unwrap();
+    assert!(!reader.refresh().unwrap());
+    assert_eq!(reader.len(), 100);
+    writer.upsert(named(&data, 100..200)).unwrap();
+    writer.delete(&["b-0"]).unwrap();
+    assert_eq!(reader.len(), 100);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 199);
+    assert!(!reader.refresh().unwrap());
+    writer.train().unwrap();
+    writer.compact().unwrap();
+    writer.upsert(named(&data, 200..300)).unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 299);
+    assert!(reader.is_trained());
+    let q = Query::new(data[250].clone()).top_k(1).n_probes(1000);
+    assert_eq!(reader.query(&q).unwrap(), writer.query(&q).unwrap());
+    assert!(!writer.refresh().unwrap());
+}
+
+#[test]
+fn locations_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let path = dir.path().join("plain");
+    let url = format!("file://{}", dir.path().join("url").display());
+    for location in [path.to_str().unwrap(), url.as_str()] {
+        let db = Database::open_url(location).unwrap();
+        db.create_index("u", &key, IndexConfig::ivf_flat(2))
+            .unwrap()
+            .upsert([Item::new("x", vec![1.0, 0.0])])
+            .unwrap();
+        let again = Database::open_url(location).unwrap();
+        assert_eq!(again.list_indexes().unwrap(), vec!["u"]);
+    }
+    assert!(path.join("u/MANIFEST").exists());
+    assert!(dir.path().join("url/u/MANIFEST").exists());
+    let memory = Database::open_url("memory://").unwrap();
+    memory
+        .create_index("m", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    assert_eq!(memory.list_indexes().unwrap(), vec!["m"]);
+    for bad in ["", "file://relative/path", "gopher://x"] {
+        assert!(
+            matches!(Database::open_url(bad), Err(Error::InvalidArgument { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn rotating_the_index_key_refuses_a_manifest_replaced_behind_the_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (IndexKey::generate(), IndexKey::generate());
+    let db = Database::open(dir.path()).unwrap();
+    let index = db
+        .create_index("e", &old, IndexConfig::ivf_flat(2))
+        .unwrap();
+    index.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
+    let older = std::fs::read(dir.path().join("e/MANIFEST")).unwrap();
+    index.delete(&["a"]).unwrap();
+    std::fs::write(dir.path().join("e/MANIFEST"), &older).unwrap();
+    assert!(matches!(
+        db.rotate_index_key("e", &old, &new),
+        Err(Error::Corrupted { .. })
+    ));
+    // Nothing was committed: the old key still opens it; the handle's state is intact.
+    assert_eq!(index.list_ids().unwrap(), Vec::<String>::new());
+}
