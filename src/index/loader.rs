@@ -47,7 +47,9 @@ pub(crate) fn load_state(
     let blobs = read_segments(store, &body)?;
     let mut directories = HashMap::with_capacity(blobs.len());
     for (&seq, blob) in &blobs {
-        directories.insert(seq, persist::segment_records(&keys, blob, seq)?);
+        let records = persist::segment_records(&keys, blob, seq)
+            .map_err(|e| in_file(&segment::file_name(seq), e))?;
+        directories.insert(seq, records);
     }
     let trained = match &body.trained {
         Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
@@ -91,15 +93,24 @@ pub(crate) fn load_state(
     Ok(state)
 }
 
+/// A `Corrupted` error naming `file` (names are not secret: the storage lists them).
+fn in_file(file: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupted { what } => Error::corrupted(format!("{file}: {what}")),
+        e => e,
+    }
+}
+
 /// Reads every live segment and checks its length and digest against the manifest's.
 fn read_segments(store: &dyn Store, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
     let mut blobs = HashMap::with_capacity(body.segments.len());
     for seg in &body.segments {
+        let file = segment::file_name(seg.seq);
         let blob = store
-            .read(&segment::file_name(seg.seq))
-            .map_err(read_error)?;
+            .read(&file)
+            .map_err(|e| in_file(&file, read_error(e)))?;
         if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
-            return Err(Error::corrupted("segment digest"));
+            return Err(Error::corrupted(format!("{file}: segment digest")));
         }
         blobs.insert(seg.seq, Arc::new(blob));
     }

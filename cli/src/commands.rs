@@ -1,0 +1,640 @@
+//! What each subcommand does, through the library's public API only.
+
+use std::fmt;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ciphervec::{
+    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, Item, Metric, Query,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::{Cli, Command, FormatArg, IndexTypeArg, MetricArg, input, keys};
+
+/// Why a command failed: the library's typed error, bad usage, or anything else.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// An error of the library (mapped to its exit code).
+    Lib(ciphervec::Error),
+    /// Bad usage (exit 2).
+    Usage(String),
+    /// Anything else (exit 1).
+    Other(String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Lib(e) => write!(f, "{e}"),
+            CliError::Usage(s) | CliError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<ciphervec::Error> for CliError {
+    fn from(e: ciphervec::Error) -> Self {
+        CliError::Lib(e)
+    }
+}
+
+/// Runs the command `cli` names.
+pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
+    let key = || keys::index_key(cli.key_file.as_deref());
+    let open = |db: &str, name: &str| -> Result<EncryptedIndex, CliError> {
+        Ok(Database::open_url(db)?.open_index(name, &key()?)?)
+    };
+    match &cli.command {
+        Command::Keygen { out } => keygen(out.as_deref()),
+        Command::Create {
+            db,
+            name,
+            dim,
+            index_type,
+            metric,
+            pq_m,
+        } => {
+            let config = config_of(*dim, *index_type, *metric, *pq_m);
+            Database::open_url(db)?.create_index(name, &key()?, config)?;
+            say(
+                cli,
+                &json!({"created": name}),
+                &format!("created index {name}"),
+            );
+            Ok(())
+        }
+        Command::Import {
+            db,
+            name,
+            file,
+            format,
+            batch,
+            train,
+            resume,
+            ids,
+        } => {
+            let index = open(db, name)?;
+            let format = match format {
+                Some(f) => *f,
+                None => input::format_of(file)?,
+            };
+            let options = ImportOptions {
+                db,
+                name,
+                batch: (*batch).max(1),
+                resume: *resume,
+            };
+            let n = import(&index, file, format, ids.as_deref(), &options)?;
+            if *train {
+                index.train()?;
+            }
+            say(
+                cli,
+                &json!({"imported": n, "items": index.len(), "trained": index.is_trained()}),
+                &format!("imported {n} items; the index holds {}", index.len()),
+            );
+            Ok(())
+        }
+        Command::Train { db, name } => {
+            let index = open(db, name)?;
+            index.train()?;
+            say(
+                cli,
+                &json!({"trained": true, "lists": index.n_lists()}),
+                &format!("trained: {} lists", index.n_lists()),
+            );
+            Ok(())
+        }
+        Command::ListIds { db, name } => {
+            let ids = open(db, name)?.list_ids()?;
+            if cli.json {
+                println!("{}", Value::from(ids));
+            } else {
+                let mut out = std::io::stdout().lock();
+                for id in ids {
+                    writeln!(out, "{id}").map_err(stdout_error)?;
+                }
+            }
+            Ok(())
+        }
+        Command::Compact { db, name } => {
+            open(db, name)?.compact()?;
+            say(cli, &json!({"compacted": true}), "compacted");
+            Ok(())
+        }
+        Command::RotateDataKey { db, name } => {
+            open(db, name)?.rotate_data_key()?;
+            say(cli, &json!({"rotated": "data key"}), "data key rotated");
+            Ok(())
+        }
+        Command::Verify { db, name, anchor } => {
+            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let report = index.verify()?;
+            if let Some(text) = anchor {
+                index.check_anchor(&text.parse::<Anchor>()?)?;
+            }
+            say(
+                cli,
+                &json!({"ok": true, "segments": report.segments, "records": report.records,
+                        "bytes": report.bytes}),
+                &format!(
+                    "ok: {} segments, {} records, {} bytes checked",
+                    report.segments, report.records, report.bytes
+                ),
+            );
+            Ok(())
+        }
+        Command::Query {
+            db,
+            name,
+            vector,
+            file,
+            k,
+            filter,
+            include,
+        } => {
+            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            query(
+                cli,
+                &index,
+                vector.as_deref(),
+                file.as_deref(),
+                *k,
+                filter.as_deref(),
+                include,
+            )
+        }
+        Command::Get { db, name, ids } => {
+            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let records = index.get(&refs, Include::METADATA | Include::CONTENTS)?;
+            let docs: Vec<Value> = records
+                .iter()
+                .map(|r| fields_json(&r.id, r.metadata.as_ref(), r.contents.as_deref()))
+                .collect();
+            if cli.json {
+                println!("{}", Value::from(docs));
+            } else {
+                for d in docs {
+                    println!("{d}");
+                }
+            }
+            Ok(())
+        }
+        Command::Delete { db, name, ids } => {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let n = open(db, name)?.delete(&refs)?;
+            say(cli, &json!({"deleted": n}), &format!("deleted {n}"));
+            Ok(())
+        }
+        Command::Info { db, name } => info(cli, db, name.as_deref()),
+        Command::RotateKey {
+            db,
+            name,
+            new_key_file,
+            data_key,
+        } => {
+            let new = keys::key_from_file(new_key_file)?;
+            let database = Database::open_url(db)?;
+            if *data_key {
+                database.rotate_keys(name, &key()?, &new)?;
+            } else {
+                database.rotate_index_key(name, &key()?, &new)?;
+            }
+            say(
+                cli,
+                &json!({"rotated": "index key", "data_key": data_key}),
+                "key rotated",
+            );
+            Ok(())
+        }
+        Command::Backup { db, name, dest } => {
+            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            index.backup_to(dest)?;
+            say(
+                cli,
+                &json!({"backup": dest, "anchor": index.anchor().to_string()}),
+                &format!("backed up to {}", dest.display()),
+            );
+            Ok(())
+        }
+        Command::Export {
+            db,
+            name,
+            out,
+            to,
+            new_key_file,
+        } => {
+            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            match (out, to.as_slice()) {
+                (Some(out), _) => export_jsonl(cli, &index, out),
+                (None, [db2, name2]) => {
+                    let file = new_key_file
+                        .as_deref()
+                        .ok_or_else(|| CliError::Usage("--to needs --new-key-file".into()))?;
+                    export_to(cli, &index, db2, name2, &keys::key_from_file(file)?)
+                }
+                _ => Err(CliError::Usage("give --out FILE or --to DB2 NAME2".into())),
+            }
+        }
+    }
+}
+
+/// Prints `doc` with `--json`, else `text`.
+fn say(cli: &Cli, doc: &Value, text: &str) {
+    if cli.json {
+        println!("{doc}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> CliError {
+    CliError::Other(format!("stdout: {e}"))
+}
+
+fn keygen(out: Option<&Path>) -> Result<(), CliError> {
+    let key = IndexKey::generate();
+    match out {
+        Some(path) => {
+            keys::write_key_file(path, &key)?;
+            eprintln!(
+                "wrote a new key to {} (mode 0600); keep a copy apart from the data",
+                path.display()
+            );
+        }
+        None => println!("{}", key.to_base64().as_str()),
+    }
+    Ok(())
+}
+
+fn config_of(dim: usize, t: IndexTypeArg, metric: MetricArg, pq_m: Option<usize>) -> IndexConfig {
+    let config = match t {
+        IndexTypeArg::IvfFlat => IndexConfig::ivf_flat(dim),
+        IndexTypeArg::IvfSq8 => IndexConfig::ivf_sq8(dim),
+        IndexTypeArg::IvfPq => IndexConfig::ivf_pq(dim, pq_m.unwrap_or((dim / 4).max(1))),
+    };
+    config.metric(match metric {
+        MetricArg::Euclidean => Metric::Euclidean,
+        MetricArg::SquaredEuclidean => Metric::SquaredEuclidean,
+        MetricArg::Cosine => Metric::Cosine,
+        MetricArg::InnerProduct => Metric::InnerProduct,
+    })
+}
+
+/// Where and how an import runs.
+struct ImportOptions<'a> {
+    db: &'a str,
+    name: &'a str,
+    batch: usize,
+    resume: bool,
+}
+
+/// The checkpoint of an import: rows made durable so far. It names the database, the index
+/// and the input's length, never an item.
+fn checkpoint_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".ciphervec-import");
+    file.with_file_name(name)
+}
+
+fn read_checkpoint(path: &Path, db: &str, name: &str, input_len: u64) -> Option<u64> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    (doc["db"] == db && doc["index"] == name && doc["input_len"] == input_len)
+        .then(|| doc["rows"].as_u64())
+        .flatten()
+}
+
+/// Replaces the checkpoint atomically (temp file, sync, rename).
+fn write_checkpoint(path: &Path, doc: &Value) -> Result<(), CliError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(doc.to_string().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| CliError::Other(format!("checkpoint {}: {e}", path.display())))
+}
+
+/// Imports `file` in batches, each durable (and checkpointed) before the next; returns how
+/// many items this run imported.
+fn import(
+    index: &EncryptedIndex,
+    file: &Path,
+    format: FormatArg,
+    ids: Option<&Path>,
+    options: &ImportOptions<'_>,
+) -> Result<u64, CliError> {
+    let input_len = std::fs::metadata(file)
+        .map_err(|e| CliError::Other(format!("{}: {e}", file.display())))?
+        .len();
+    let checkpoint = checkpoint_path(file);
+    let done = if options.resume {
+        read_checkpoint(&checkpoint, options.db, options.name, input_len).unwrap_or(0)
+    } else {
+        0
+    };
+    let input = input::open(file, format, ids)?;
+    let bar = progress(input.total);
+    bar.set_position(done);
+    let mut items = input.items.skip(done as usize);
+    let mut rows = done;
+    loop {
+        let batch: Vec<Item> = items
+            .by_ref()
+            .take(options.batch)
+            .collect::<Result<_, _>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        let n = batch.len() as u64;
+        index.upsert(batch)?;
+        rows += n;
+        write_checkpoint(
+            &checkpoint,
+            &json!({"db": options.db, "index": options.name, "input_len": input_len, "rows": rows}),
+        )?;
+        bar.set_position(rows);
+    }
+    bar.finish_and_clear();
+    std::fs::remove_file(&checkpoint).ok();
+    Ok(rows - done)
+}
+
+/// A progress bar on stderr when it is a terminal (items, items/s, ETA), else hidden.
+fn progress(total: Option<u64>) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(total, target);
+    let template = if total.is_some() {
+        "{bar:40} {human_pos}/{human_len} items  {per_sec}  ETA {eta}"
+    } else {
+        "{spinner} {human_pos} items  {per_sec}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A hit or record as JSON: contents as text when UTF-8, else `contents_base64`.
+fn fields_json(id: &str, metadata: Option<&Value>, contents: Option<&[u8]>) -> Value {
+    let mut doc = json!({"id": id});
+    if let Some(m) = metadata {
+        doc["metadata"] = m.clone();
+    }
+    if let Some(c) = contents {
+        match std::str::from_utf8(c) {
+            Ok(text) => doc["contents"] = Value::from(text),
+            Err(_) => {
+                doc["contents_base64"] =
+                    Value::from(base64::engine::general_purpose::STANDARD.encode(c));
+            }
+        }
+    }
+    doc
+}
+
+fn hit_json(hit: &Hit) -> Value {
+    let mut doc = fields_json(&hit.id, hit.metadata.as_ref(), hit.contents.as_deref());
+    doc["distance"] = Value::from(hit.distance);
+    doc
+}
+
+fn parse_vector(text: &str) -> Result<Vec<f32>, CliError> {
+    let v: Vec<f64> = serde_json::from_str(text)
+        .map_err(|_| CliError::Usage("a query vector is a JSON array of numbers".into()))?;
+    Ok(v.into_iter().map(|x| x as f32).collect())
+}
+
+fn query(
+    cli: &Cli,
+    index: &EncryptedIndex,
+    vector: Option<&str>,
+    file: Option<&Path>,
+    k: usize,
+    filter: Option<&str>,
+    include: &[String],
+) -> Result<(), CliError> {
+    let mut fields = Include::NONE;
+    for f in include {
+        fields |= match f.trim() {
+            "metadata" => Include::METADATA,
+            "contents" => Include::CONTENTS,
+            "" => Include::NONE,
+            other => {
+                return Err(CliError::Usage(format!(
+                    "--include takes metadata, contents (not '{other}')"
+                )));
+            }
+        };
+    }
+    let filter: Option<Value> = filter
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|_| CliError::Usage("--filter is not JSON".into()))?;
+    let make = |v: Vec<f32>| {
+        let q = Query::new(v).top_k(k).include(fields);
+        match &filter {
+            Some(f) => q.filter(f.clone()),
+            None => q,
+        }
+    };
+    let several = file.is_some();
+    let queries: Vec<Query> = match (vector, file) {
+        (Some(v), _) => vec![make(parse_vector(v)?)],
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| CliError::Other(format!("{}: {e}", f.display())))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| parse_vector(l).map(make))
+            .collect::<Result<_, _>>()?,
+        (None, None) => return Err(CliError::Usage("give --vector or --file".into())),
+    };
+    let results = index.query_batch(&queries)?;
+    if cli.json {
+        let docs: Vec<Value> = results
+            .iter()
+            .map(|hits| Value::from(hits.iter().map(hit_json).collect::<Vec<_>>()))
+            .collect();
+        if several {
+            println!("{}", Value::from(docs));
+        } else {
+            println!("{}", docs.into_iter().next().unwrap_or(Value::Null));
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        for (i, hits) in results.iter().enumerate() {
+            if several {
+                writeln!(out, "# query {i}").map_err(stdout_error)?;
+            }
+            for h in hits {
+                writeln!(out, "{}\t{}", h.id, h.distance).map_err(stdout_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `info`: what the storage shows without a key; with a key and a name, the index's state.
+fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
+    let database = Database::open_url(db)?;
+    let with_key = name.is_some() && keys::key_given(cli.key_file.as_deref());
+    if let (true, Some(name)) = (with_key, name) {
+        let index =
+            database.open_index_read_only(name, &keys::index_key(cli.key_file.as_deref())?)?;
+        let config = index.config();
+        let anchor = index.anchor();
+        let doc = json!({
+            "name": name,
+            "items": index.len(),
+            "dimension": config.dimension(),
+            "type": format!("{:?}", config.index_type()),
+            "metric": format!("{:?}", config.distance_metric()),
+            "trained": index.is_trained(),
+            "lists": index.n_lists(),
+            "epoch": anchor.epoch(),
+            "anchor": anchor.to_string(),
+        });
+        if cli.json {
+            println!("{doc}");
+        } else {
+            for (k, v) in doc.as_object().into_iter().flatten() {
+                println!(
+                    "{k}: {}",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                );
+            }
+        }
+        return Ok(());
+    }
+    let names = match name {
+        Some(n) => vec![n.to_owned()],
+        None => database.list_indexes()?,
+    };
+    let root = Path::new(db.strip_prefix("file://").unwrap_or(db));
+    let docs: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let folder = root.join(n);
+            let (mut files, mut bytes) = (0u64, 0u64);
+            for e in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                files += 1;
+                bytes += e.metadata().map_or(0, |m| m.len());
+            }
+            let version = std::fs::read(folder.join("MANIFEST"))
+                .ok()
+                .and_then(|m| m.get(8..10).map(|v| u16::from_le_bytes([v[0], v[1]])));
+            json!({"name": n, "files": files, "bytes": bytes, "format_version": version})
+        })
+        .collect();
+    if cli.json {
+        println!("{}", Value::from(docs));
+    } else {
+        for d in docs {
+            println!(
+                "{}: {} files, {} bytes, format {}",
+                d["name"].as_str().unwrap_or_default(),
+                d["files"],
+                d["bytes"],
+                d["format_version"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every item with everything stored, in id order, in batches.
+fn all_records(
+    index: &EncryptedIndex,
+) -> Result<impl Iterator<Item = Result<Vec<ciphervec::Record>, CliError>> + '_, CliError> {
+    let ids = index.list_ids()?;
+    let chunks: Vec<Vec<String>> = ids.chunks(1000).map(<[String]>::to_vec).collect();
+    Ok(chunks.into_iter().map(move |chunk| {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        Ok(index.get(&refs, Include::ALL)?)
+    }))
+}
+
+fn export_jsonl(cli: &Cli, index: &EncryptedIndex, out: &Path) -> Result<(), CliError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(out)
+        .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let mut n = 0u64;
+    for batch in all_records(index)? {
+        for r in batch? {
+            let mut doc = fields_json(&r.id, r.metadata.as_ref(), r.contents.as_deref());
+            doc["vector"] = Value::from(r.vector.unwrap_or_default());
+            writeln!(writer, "{doc}")
+                .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
+            n += 1;
+        }
+    }
+    writer
+        .into_inner()
+        .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?
+        .sync_all()
+        .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
+    eprintln!(
+        "wrote {n} items to {} in PLAINTEXT (mode 0600): protect or delete it",
+        out.display()
+    );
+    say(
+        cli,
+        &json!({"exported": n, "plaintext": true}),
+        &format!("exported {n} items"),
+    );
+    Ok(())
+}
+
+fn export_to(
+    cli: &Cli,
+    index: &EncryptedIndex,
+    db2: &str,
+    name2: &str,
+    key2: &IndexKey,
+) -> Result<(), CliError> {
+    let target = Database::open_url(db2)?.create_index(name2, key2, index.config().clone())?;
+    let mut n = 0u64;
+    for batch in all_records(index)? {
+        let items: Vec<Item> = batch?
+            .into_iter()
+            .map(|r| {
+                let mut item = Item::new(r.id, r.vector.unwrap_or_default());
+                if let Some(c) = r.contents {
+                    item = item.with_contents(c);
+                }
+                if let Some(m) = r.metadata {
+                    item = item.with_metadata(m);
+                }
+                item
+            })
+            .collect();
+        n += items.len() as u64;
+        target.upsert(items)?;
+    }
+    if index.is_trained() {
+        target.train()?;
+    }
+    say(
+        cli,
+        &json!({"exported": n, "to": name2}),
+        &format!("copied {n} items into {name2}, encrypted under the new key"),
+    );
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! `ciphervec`: the command-line tool over the ciphervec library. Keys never appear as a
+//! command-line value: `--key-file FILE` or the `CIPHERVEC_KEY` environment variable.
+//!
+//! Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong key, 4 corrupted, 5 locked,
+//! 6 rolled back, 7 storage unavailable. Errors are one line on stderr.
+
+mod commands;
+mod input;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// An encrypted vector index on disk, from the shell.
+#[derive(Parser, Debug)]
+#[command(name = "ciphervec", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// The index key: a file holding it in base64 (as `openssl rand -base64 32` writes it;
+    /// refused when group or others can read it). Without it, `CIPHERVEC_KEY` (base64 or
+    /// 64 hex digits) is used.
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+
+    /// Machine-readable output on stdout (one JSON document).
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Index types.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum IndexTypeArg {
+    /// Full vectors in inverted lists.
+    #[value(name = "ivf_flat", alias = "ivf-flat")]
+    IvfFlat,
+    /// 8-bit scalar codes, exact re-rank.
+    #[value(name = "ivf_sq8", alias = "ivf-sq8")]
+    IvfSq8,
+    /// 4-bit product-quantization codes, exact re-rank.
+    #[value(name = "ivf_pq", alias = "ivf-pq")]
+    IvfPq,
+}
+
+/// Distance metrics.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum MetricArg {
+    /// Euclidean distance.
+    Euclidean,
+    /// Squared Euclidean distance.
+    #[value(name = "squared_euclidean", alias = "squared-euclidean")]
+    SquaredEuclidean,
+    /// 1 - cosine similarity.
+    Cosine,
+    /// Negated inner product.
+    #[value(name = "inner_product", alias = "inner-product")]
+    InnerProduct,
+}
+
+/// Input formats of `import`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatArg {
+    /// One JSON object per line: {"id", "vector", "contents"?, "metadata"?}.
+    Jsonl,
+    /// TEXMEX .fvecs (ids are row numbers, 0-based, unless --ids).
+    Fvecs,
+    /// NumPy .npy, float32, 2-D, C order (ids are row numbers unless --ids).
+    Npy,
+    /// Parquet (not in this build).
+    Parquet,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Writes a new random key, base64, to FILE (mode 0600; never overwrites) or stdout.
+    ///
+    /// Example: ciphervec keygen -o index_key.txt
+    Keygen {
+        /// Where to write the key.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Creates an empty index.
+    ///
+    /// Example: ciphervec create ./db docs --dim 384 --type ivf_pq --pq-m 96 --key-file k.txt
+    Create {
+        /// The database (a directory, file:///path or memory://).
+        db: String,
+        /// The index name.
+        name: String,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: usize,
+        /// Index type.
+        #[arg(long = "type", value_enum, default_value = "ivf_flat")]
+        index_type: IndexTypeArg,
+        /// Distance metric.
+        #[arg(long, value_enum, default_value = "euclidean")]
+        metric: MetricArg,
+        /// Subquantizers for ivf_pq (default: dimension / 4).
+        #[arg(long = "pq-m")]
+        pq_m: Option<usize>,
+    },
+    /// Imports items from a file, one durable batch at a time; --resume continues after the
+    /// last durable batch of an interrupted import.
+    ///
+    /// Example: ciphervec import ./db docs vectors.fvecs --batch 10000 --train --key-file k.txt
+    Import {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The input file.
+        file: PathBuf,
+        /// The input format (default: from the file's extension).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Items per batch (each batch is durable before the next).
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Train the index after importing.
+        #[arg(long)]
+        train: bool,
+        /// Continue an interrupted import from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// A file of ids, one per line, for .fvecs and .npy rows.
+        #[arg(long)]
+        ids: Option<PathBuf>,
+    },
+    /// Trains the index (k-means lists, codes).
+    ///
+    /// Example: ciphervec train ./db docs --key-file k.txt
+    Train {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+    },
+    /// Prints every id, sorted.
+    ///
+    /// Example: ciphervec list-ids ./db docs --key-file k.txt
+    ListIds {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+    },
+    /// Rewrites the index without dead entries.
+    ///
+    /// Example: ciphervec compact ./db docs --key-file k.txt
+    Compact {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+    },
+    /// Re-encrypts everything under a fresh data key.
+    ///
+    /// Example: ciphervec rotate-data-key ./db docs --key-file k.txt
+    RotateDataKey {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+    },
+    /// Checks every byte of the index: exit 0 when clean, 4 naming the first bad file, 6 when
+    /// older than the anchor.
+    ///
+    /// Example: ciphervec verify ./db docs --anchor cvanchor1-...-42 --key-file k.txt
+    Verify {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// An anchor taken earlier (`info` prints the current one).
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Nearest neighbours of one vector (--vector) or of each line of a file (--file, JSON
+    /// arrays, one per line).
+    ///
+    /// Example: ciphervec query ./db docs --vector '[0.1, 0.2, 0.3]' -k 5 --json --key-file k.txt
+    Query {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The query vector as a JSON array.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        vector: Option<String>,
+        /// A file of query vectors, one JSON array per line.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Results per query.
+        #[arg(short = 'k', long = "top-k", default_value_t = 10)]
+        k: usize,
+        /// A MongoDB-style metadata filter (JSON).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Fields to include: metadata, contents (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+    },
+    /// Prints the stored items with these ids (metadata and contents).
+    ///
+    /// Example: ciphervec get ./db docs id1 id2 --key-file k.txt
+    Get {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Deletes items; prints how many existed.
+    ///
+    /// Example: ciphervec delete ./db docs id1 id2 --key-file k.txt
+    Delete {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Without a key: what the storage shows anyway. With one (and NAME): items, dimension,
+    /// type, training, epoch and anchor.
+    ///
+    /// Example: ciphervec info ./db docs --key-file k.txt
+    Info {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: Option<String>,
+    },
+    /// Rotates the index key to the key in --new-key-file (and the data key with --data-key).
+    ///
+    /// Example: ciphervec rotate-key ./db docs --new-key-file new.txt --key-file old.txt
+    RotateKey {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The new key's file.
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Replace the data key too (after a leak).
+        #[arg(long)]
+        data_key: bool,
+    },
+    /// Writes a consistent copy of the index into the directory DEST.
+    ///
+    /// Example: ciphervec backup ./db docs /backups/2026-11-30 --key-file k.txt
+    Backup {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The target directory.
+        dest: PathBuf,
+    },
+    /// Writes every item (id, vector, contents, metadata) as JSONL: PLAINTEXT, created 0600;
+    /// or, with --to, re-encrypts into another index under --new-key-file.
+    ///
+    /// Example: ciphervec export ./db docs --out items.jsonl --key-file k.txt
+    Export {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The JSONL file to create.
+        #[arg(long, required_unless_present = "to")]
+        out: Option<PathBuf>,
+        /// Another database and index name to copy into, encrypted under --new-key-file.
+        #[arg(long, num_args = 2, value_names = ["DB2", "NAME2"])]
+        to: Vec<String>,
+        /// The key of the --to index.
+        #[arg(long, requires = "to")]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ciphervec: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The documented exit code of an error.
+fn exit_code(e: &commands::CliError) -> u8 {
+    use ciphervec::Error;
+    match e {
+        commands::CliError::Lib(e) => match e {
+            Error::WrongKey => 3,
+            Error::Corrupted { .. } => 4,
+            Error::Locked => 5,
+            Error::RolledBack => 6,
+            Error::Unavailable => 7,
+            _ => 1,
+        },
+        commands::CliError::Usage(_) => 2,
+        commands::CliError::Other(_) => 1,
+    }
+}

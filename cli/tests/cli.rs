@@ -1,0 +1,623 @@
+//! The built `ciphervec` binary: every subcommand, every exit code, `--json` output parsed
+//! and checked against the library, no way to give a key on the command line, `keygen` files
+//! 0600, imports of JSONL, `.fvecs` and `.npy`, and an import killed at random points that
+//! `--resume` completes with no item lost or duplicated.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use ciphervec::{Database, IndexKey, Query};
+use serde_json::Value;
+
+/// A database folder and a key file in a temporary directory.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let setup = Setup {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        setup
+            .cmd()
+            .args(["keygen", "-o"])
+            .arg(setup.key())
+            .assert()
+            .success();
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn key(&self) -> PathBuf {
+        self.path("key.txt")
+    }
+
+    fn db(&self) -> String {
+        self.path("db").to_str().unwrap().to_owned()
+    }
+
+    fn index_key(&self) -> IndexKey {
+        IndexKey::from_base64_file(self.key()).unwrap()
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("ciphervec").unwrap();
+        c.env_remove("CIPHERVEC_KEY");
+        c
+    }
+
+    /// `ciphervec --key-file KEY ARGS...`
+    fn run(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.arg("--key-file").arg(self.key()).args(args);
+        c
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self
+            .run(args)
+            .arg("--json")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+}
+
+fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {
+    let mut bytes = Vec::new();
+    for r in rows {
+        bytes.extend_from_slice(&(r.len() as i32).to_le_bytes());
+        for x in r {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_npy(path: &Path, rows: &[Vec<f32>]) {
+    let header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        rows.len(),
+        rows[0].len()
+    );
+    let mut padded = header.into_bytes();
+    while (10 + padded.len() + 1) % 64 != 0 {
+        padded.push(b' ');
+    }
+    padded.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&padded);
+    for r in rows {
+        for x in r {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Deterministic vectors.
+fn vectors(n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    (0..n)
+        .map(|_| {
+            (0..dim)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn keygen_writes_a_private_file_and_never_overwrites() {
+    let s = Setup::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(s.key()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let before = std::fs::read(s.key()).unwrap();
+    s.cmd().args(["keygen", "-o"]).arg(s.key()).assert().code(1);
+    assert_eq!(std::fs::read(s.key()).unwrap(), before);
+    // To stdout: a key the library reads.
+    let out = s
+        .cmd()
+        .arg("keygen")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(IndexKey::from_base64(std::str::from_utf8(&out).unwrap()).is_ok());
+}
+
+#[test]
+fn a_key_cannot_be_given_on_the_command_line() {
+    let s = Setup::new();
+    for flag in ["--key", "--index-key", "--key-hex"] {
+        s.cmd()
+            .args(["info", &s.db(), "x", flag, "00"])
+            .assert()
+            .code(2);
+    }
+    // Without --key-file, CIPHERVEC_KEY (base64 or hex) works, and nothing else.
+    s.run(&["create", &s.db(), "docs", "--dim", "2"])
+        .assert()
+        .success();
+    let b64 = std::fs::read_to_string(s.key()).unwrap();
+    s.cmd()
+        .env("CIPHERVEC_KEY", b64.trim())
+        .args(["list-ids", &s.db(), "docs"])
+        .assert()
+        .success();
+    s.cmd().args(["list-ids", &s.db(), "docs"]).assert().code(2);
+    // A key file others may read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let shared = s.path("shared.txt");
+        std::fs::write(&shared, b64).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        s.cmd()
+            .arg("--key-file")
+            .arg(&shared)
+            .args(["list-ids", &s.db(), "docs"])
+            .assert()
+            .code(1);
+    }
+}
+
+#[test]
+fn every_subcommand_with_json_output_checked_against_the_library() {
+    let s = Setup::new();
+    let db = s.db();
+    s.run(&[
+        "create",
+        &db,
+        "docs",
+        "--dim",
+        "3",
+        "--type",
+        "ivf_flat",
+        "--metric",
+        "euclidean",
+    ])
+    .assert()
+    .success();
+    let items = s.path("items.jsonl");
+    std::fs::write(
+        &items,
+        concat!(
+            r#"{"id": "a", "vector": [1, 0, 0], "contents": "alpha", "metadata": {"lang": "en"}}"#,
+            "\n",
+            r#"{"id": "b", "vector": [0, 1, 0], "metadata": {"lang": "fr", "n": {"x": 2}}}"#,
+            "\n",
+            r#"{"id": "c", "vector": [0, 0, 1]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let imported = s.json(&["import", &db, "docs", items.to_str().unwrap(), "--train"]);
+    assert_eq!(imported["imported"], 3);
+    assert_eq!(imported["trained"], true);
+    // query --json: one array of hits, as the library answers.
+    let hits = s.json(&[
+        "query",
+        &db,
+        "docs",
+        "--vector",
+        "[0.9, 0.1, 0]",
+        "-k",
+        "2",
+        "--include",
+        "metadata,contents",
+    ]);
+    let lib = {
+        let index = Database::open(&db)
+            .unwrap()
+            .open_index_read_only("docs", &s.index_key())
+            .unwrap();
+        index
+            .query(&Query::new(vec![0.9, 0.1, 0.0]).top_k(2))
+            .unwrap()
+    };
+    assert_eq!(hits.as_array().unwrap().len(), 2);
+    for (h, l) in hits.as_array().unwrap().iter().zip(&lib) {
+        assert_eq!(h["id"], l.id.as_str());
+        assert!((h["distance"].as_f64().unwrap() - f64::from(l.distance)).abs() < 1e-6);
+    }
+    assert_eq!(hits[0]["contents"], "alpha");
+    assert_eq!(hits[0]["metadata"]["lang"], "en");
+    // Filters with dotted paths; several queries from a file give an array of arrays.
+    let filtered = s.json(&[
+        "query",
+        &db,
+        "docs",
+        "--vector",
+        "[1,0,0]",
+        "--filter",
+        r#"{"n.x": 2}"#,
+    ]);
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+    assert_eq!(filtered[0]["id"], "b");
+    let queries = s.path("queries.txt");
+    std::fs::write(&queries, "[1,0,0]\n[0,0,1]\n").unwrap();
+    let many = s.json(&[
+        "query",
+        &db,
+        "docs",
+        "--file",
+        queries.to_str().unwrap(),
+        "-k",
+        "1",
+    ]);
+    assert_eq!(many[0][0]["id"], "a");
+    assert_eq!(many[1][0]["id"], "c");
+    // get, list-ids, delete, info, verify, compact, rotations, backup, export.
+    let got = s.json(&["get", &db, "docs", "b", "zz", "a"]);
+    assert_eq!(got.as_array().unwrap().len(), 2);
+    assert_eq!(got[0]["id"], "b");
+    assert_eq!(
+        s.json(&["list-ids", &db, "docs"]),
+        serde_json::json!(["a", "b", "c"])
+    );
+    let info = s.json(&["info", &db, "docs"]);
+    assert_eq!(info["items"], 3);
+    assert_eq!(info["dimension"], 3);
+    assert_eq!(info["trained"], true);
+    let anchor = info["anchor"].as_str().unwrap().to_owned();
+    let keyless = serde_json::from_slice::<Value>(
+        &s.cmd()
+            .args(["info", &db, "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(keyless[0]["name"], "docs");
+    assert_eq!(keyless[0]["format_version"], 5);
+    assert!(keyless[0]["files"].as_u64().unwrap() >= 2);
+    let verified = s.json(&["verify", &db, "docs", "--anchor", &anchor]);
+    assert_eq!(verified["ok"], true);
+    assert_eq!(s.json(&["delete", &db, "docs", "c", "nope"])["deleted"], 1);
+    s.json(&["compact", &db, "docs"]);
+    s.json(&["rotate-data-key", &db, "docs"]);
+    s.json(&["train", &db, "docs"]);
+    let backup = s.path("backup");
+    s.json(&["backup", &db, "docs", backup.to_str().unwrap()]);
+    let copy = Database::open(&backup)
+        .unwrap()
+        .open_index("docs", &s.index_key())
+        .unwrap();
+    assert_eq!(copy.list_ids().unwrap(), vec!["a", "b"]);
+    // export then import reproduces get of every item.
+    let out = s.path("export.jsonl");
+    s.json(&["export", &db, "docs", "--out", out.to_str().unwrap()]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    s.run(&["create", &db, "again", "--dim", "3"])
+        .assert()
+        .success();
+    s.json(&["import", &db, "again", out.to_str().unwrap()]);
+    let all = Include::ALL;
+    let (src, dst) = {
+        let d = Database::open(&db).unwrap();
+        (
+            d.open_index_read_only("docs", &s.index_key())
+                .unwrap()
+                .get(&["a", "b"], all)
+                .unwrap(),
+            d.open_index_read_only("again", &s.index_key())
+                .unwrap()
+                .get(&["a", "b"], all)
+                .unwrap(),
+        )
+    };
+    assert_eq!(src, dst);
+    // export --to: re-encrypted under a new key; rotate-key with and without --data-key.
+    let new_key = s.path("new.txt");
+    s.cmd()
+        .args(["keygen", "-o"])
+        .arg(&new_key)
+        .assert()
+        .success();
+    s.run(&[
+        "export",
+        &db,
+        "docs",
+        "--to",
+        &db,
+        "moved",
+        "--new-key-file",
+        new_key.to_str().unwrap(),
+    ])
+    .arg("--json")
+    .assert()
+    .success();
+    let new = IndexKey::from_base64_file(&new_key).unwrap();
+    let moved = Database::open(&db)
+        .unwrap()
+        .open_index("moved", &new)
+        .unwrap();
+    assert_eq!(moved.get(&["a", "b"], all).unwrap(), src);
+    drop(moved);
+    s.run(&[
+        "rotate-key",
+        &db,
+        "again",
+        "--new-key-file",
+        new_key.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    s.run(&["list-ids", &db, "again"]).assert().code(3);
+    s.run(&[
+        "rotate-key",
+        &db,
+        "docs",
+        "--new-key-file",
+        new_key.to_str().unwrap(),
+        "--data-key",
+    ])
+    .assert()
+    .success();
+    assert!(
+        Database::open(&db)
+            .unwrap()
+            .open_index("docs", &new)
+            .is_ok()
+    );
+}
+
+use ciphervec::Include;
+
+#[test]
+fn exit_codes() {
+    let s = Setup::new();
+    let db = s.db();
+    s.run(&["create", &db, "e", "--dim", "2"])
+        .assert()
+        .success();
+    let items = s.path("e.jsonl");
+    std::fs::write(&items, "{\"id\": \"x\", \"vector\": [1, 2]}\n").unwrap();
+    s.run(&["import", &db, "e", items.to_str().unwrap()])
+        .assert()
+        .success();
+    // 2: usage.
+    s.run(&["query", &db, "e"]).assert().code(2);
+    s.run(&["create", &db, "e2", "--dim", "2", "--type", "hnsw"])
+        .assert()
+        .code(2);
+    // 1: other (an index that does not exist, a name taken).
+    s.run(&["list-ids", &db, "missing"]).assert().code(1);
+    s.run(&["create", &db, "e", "--dim", "2"]).assert().code(1);
+    // 3: wrong key.
+    let other = s.path("other.txt");
+    s.cmd()
+        .args(["keygen", "-o"])
+        .arg(&other)
+        .assert()
+        .success();
+    s.cmd()
+        .arg("--key-file")
+        .arg(&other)
+        .args(["list-ids", &db, "e"])
+        .assert()
+        .code(3);
+    // 5: locked by a writer in another process (this test holds it).
+    {
+        let _writer = Database::open(&db)
+            .unwrap()
+            .open_index("e", &s.index_key())
+            .unwrap();
+        s.run(&["delete", &db, "e", "x"]).assert().code(5);
+    }
+    // 6: older than its anchor (an anchor of a later epoch).
+    let info = s.json(&["info", &db, "e"]);
+    let anchor = info["anchor"].as_str().unwrap();
+    let (prefix, epoch) = anchor.rsplit_once('-').unwrap();
+    let later = format!("{prefix}-{}", epoch.parse::<u64>().unwrap() + 5);
+    let out = s
+        .run(&["verify", &db, "e", "--anchor", &later])
+        .assert()
+        .code(6);
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stderr)
+            .lines()
+            .count(),
+        1
+    );
+    // 4: a flipped byte in any file, at a sweep of positions: verify names the file.
+    let folder = s.path("db").join("e");
+    let files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "LOCK")
+        .collect();
+    assert!(files.len() >= 2);
+    for file in files {
+        let original = std::fs::read(&file).unwrap();
+        for pos in (0..original.len()).step_by((original.len() / 13).max(1)) {
+            let mut bad = original.clone();
+            bad[pos] ^= 0x20;
+            std::fs::write(&file, &bad).unwrap();
+            let out = s.run(&["verify", &db, "e"]).assert().code(4);
+            let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+            let name = file.file_name().unwrap().to_str().unwrap();
+            assert!(
+                stderr.contains(name) || name == "MANIFEST",
+                "{name} byte {pos}: {stderr}"
+            );
+            assert_eq!(stderr.lines().count(), 1);
+        }
+        std::fs::write(&file, original).unwrap();
+    }
+    s.run(&["verify", &db, "e"]).assert().success();
+}
+
+#[test]
+fn fvecs_and_npy_rows_get_decimal_row_ids() {
+    let s = Setup::new();
+    let db = s.db();
+    let rows = vectors(300, 8);
+    let fvecs = s.path("v.fvecs");
+    let npy = s.path("v.npy");
+    write_fvecs(&fvecs, &rows);
+    write_npy(&npy, &rows);
+    for (name, file) in [("f", &fvecs), ("n", &npy)] {
+        s.run(&[
+            "create", &db, name, "--dim", "8", "--type", "ivf_pq", "--pq-m", "4",
+        ])
+        .assert()
+        .success();
+        s.run(&[
+            "import",
+            &db,
+            name,
+            file.to_str().unwrap(),
+            "--batch",
+            "64",
+            "--train",
+        ])
+        .assert()
+        .success();
+        let index = Database::open(&db)
+            .unwrap()
+            .open_index_read_only(name, &s.index_key())
+            .unwrap();
+        let mut want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        want.sort();
+        assert_eq!(index.list_ids().unwrap(), want);
+        let got = index.get(&["17"], Include::VECTOR).unwrap();
+        assert_eq!(got[0].vector.as_deref(), Some(&rows[17][..]));
+    }
+    // --ids gives the names.
+    let ids = s.path("ids.txt");
+    std::fs::write(
+        &ids,
+        (0..300).map(|i| format!("doc-{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    s.run(&["create", &db, "named", "--dim", "8"])
+        .assert()
+        .success();
+    s.run(&[
+        "import",
+        &db,
+        "named",
+        fvecs.to_str().unwrap(),
+        "--ids",
+        ids.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let got = s.json(&["get", &db, "named", "doc-5"]);
+    assert_eq!(got[0]["id"], "doc-5");
+}
+
+#[test]
+fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
+    let s = Setup::new();
+    let db = s.db();
+    let n = 40_000;
+    let dim = 16;
+    let rows = vectors(n, dim);
+    let file = s.path("big.fvecs");
+    write_fvecs(&file, &rows);
+    s.run(&["create", &db, "big", "--dim", "16"])
+        .assert()
+        .success();
+    let bin = assert_cmd::cargo::cargo_bin("ciphervec");
+    let mut kills = 0;
+    for round in 0..10u64 {
+        let mut child = StdCommand::new(&bin)
+            .arg("--key-file")
+            .arg(s.key())
+            .args([
+                "import",
+                &db,
+                "big",
+                file.to_str().unwrap(),
+                "--batch",
+                "500",
+                "--resume",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(40 + 37 * round));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    s.run(&[
+        "import",
+        &db,
+        "big",
+        file.to_str().unwrap(),
+        "--batch",
+        "500",
+        "--resume",
+    ])
+    .assert()
+    .success();
+    println!("killed {kills} of 10 runs");
+    let index = Database::open(&db)
+        .unwrap()
+        .open_index_read_only("big", &s.index_key())
+        .unwrap();
+    let mut want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    want.sort();
+    assert_eq!(index.list_ids().unwrap(), want);
+    assert_eq!(index.len(), n);
+    // Queries match an index imported in one go.
+    s.run(&["create", &db, "once", "--dim", "16"])
+        .assert()
+        .success();
+    s.run(&[
+        "import",
+        &db,
+        "once",
+        file.to_str().unwrap(),
+        "--batch",
+        "5000",
+    ])
+    .assert()
+    .success();
+    let once = Database::open(&db)
+        .unwrap()
+        .open_index_read_only("once", &s.index_key())
+        .unwrap();
+    for q in rows.iter().step_by(4000) {
+        let query = Query::new(q.clone()).top_k(5);
+        let ids = |i: &ciphervec::EncryptedIndex| -> Vec<String> {
+            i.query(&query).unwrap().into_iter().map(|h| h.id).collect()
+        };
+        assert_eq!(ids(&index), ids(&once));
+    }
+}
