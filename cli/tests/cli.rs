@@ -541,12 +541,12 @@ fn fvecs_and_npy_rows_get_decimal_row_ids() {
 fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
     let s = Setup::new();
     let db = s.db();
-    let n = 40_000;
-    let dim = 16;
+    let n = 200_000;
+    let dim = 384;
     let rows = vectors(n, dim);
     let file = s.path("big.fvecs");
     write_fvecs(&file, &rows);
-    s.run(&["create", &db, "big", "--dim", "16"])
+    s.run(&["create", &db, "big", "--dim", "384"])
         .assert()
         .success();
     let bin = assert_cmd::cargo::cargo_bin("ciphervec");
@@ -568,7 +568,8 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(40 + 37 * round));
+        // Kill points spread over a whole import (several seconds at this size).
+        std::thread::sleep(Duration::from_millis(250 + (round * 2_654_435_761) % 3000));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
@@ -596,7 +597,7 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
     assert_eq!(index.list_ids().unwrap(), want);
     assert_eq!(index.len(), n);
     // Queries match an index imported in one go.
-    s.run(&["create", &db, "once", "--dim", "16"])
+    s.run(&["create", &db, "once", "--dim", "384"])
         .assert()
         .success();
     s.run(&[
@@ -613,7 +614,7 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
         .unwrap()
         .open_index_read_only("once", &s.index_key())
         .unwrap();
-    for q in rows.iter().step_by(4000) {
+    for q in rows.iter().step_by(20_000) {
         let query = Query::new(q.clone()).top_k(5);
         let ids = |i: &ciphervec::EncryptedIndex| -> Vec<String> {
             i.query(&query).unwrap().into_iter().map(|h| h.id).collect()
