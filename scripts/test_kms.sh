@@ -8,5 +8,6 @@ trap 'scripts/kms_servers.sh stop' EXIT
 scripts/kms_servers.sh start
 cargo test --release --features aws-kms,vault --lib kms::
 CIPHERVEC_REQUIRE_KMS=1 cargo test --release --features aws-kms,vault --test kms -- --nocapture
+CIPHERVEC_REQUIRE_KMS=1 cargo test --release -p ciphervec-cli --features aws-kms,vault --test kms_cli -- --nocapture
 cargo run --release --features aws-kms,vault --example kms_envelope -- vault
 cargo run --release --features aws-kms,vault --example kms_envelope -- aws

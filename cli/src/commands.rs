@@ -42,9 +42,9 @@ impl From<ciphervec::Error> for CliError {
 
 /// Runs the command `cli` names.
 pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
-    let key = || keys::index_key(cli.key_file.as_deref());
+    let key = |name: &str| keys::for_index(cli, name, false);
     let open = |db: &str, name: &str| -> Result<EncryptedIndex, CliError> {
-        Ok(Database::open_url(db)?.open_index(name, &key()?)?)
+        Ok(Database::open_url(db)?.open_index(name, &key(name)?)?)
     };
     match &cli.command {
         Command::Keygen { out } => keygen(out.as_deref()),
@@ -57,7 +57,8 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             pq_m,
         } => {
             let config = config_of(*dim, *index_type, *metric, *pq_m);
-            Database::open_url(db)?.create_index(name, &key()?, config)?;
+            let database = Database::open_url(db)?;
+            database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
                 cli,
                 &json!({"created": name}),
@@ -130,7 +131,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Verify { db, name, anchor } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
             let report = index.verify()?;
             if let Some(text) = anchor {
                 index.check_anchor(&text.parse::<Anchor>()?)?;
@@ -155,7 +156,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             filter,
             include,
         } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
             query(
                 cli,
                 &index,
@@ -167,7 +168,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             )
         }
         Command::Get { db, name, ids } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let records = index.get(&refs, Include::METADATA | Include::CONTENTS)?;
             let docs: Vec<Value> = records
@@ -199,9 +200,9 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             let new = keys::key_from_file(new_key_file)?;
             let database = Database::open_url(db)?;
             if *data_key {
-                database.rotate_keys(name, &key()?, &new)?;
+                database.rotate_keys(name, &key(name)?, &new)?;
             } else {
-                database.rotate_index_key(name, &key()?, &new)?;
+                database.rotate_index_key(name, &key(name)?, &new)?;
             }
             say(
                 cli,
@@ -211,7 +212,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup { db, name, dest } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
             index.backup_to(dest)?;
             say(
                 cli,
@@ -227,7 +228,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             to,
             new_key_file,
         } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key()?)?;
+            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
             match (out, to.as_slice()) {
                 (Some(out), _) => export_jsonl(cli, &index, out),
                 (None, [db2, name2]) => {
@@ -486,10 +487,9 @@ fn query(
 /// `info`: what the storage shows without a key; with a key and a name, the index's state.
 fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
     let database = Database::open_url(db)?;
-    let with_key = name.is_some() && keys::key_given(cli.key_file.as_deref());
+    let with_key = name.is_some() && keys::any_key(cli);
     if let (true, Some(name)) = (with_key, name) {
-        let index =
-            database.open_index_read_only(name, &keys::index_key(cli.key_file.as_deref())?)?;
+        let index = database.open_index_read_only(name, &keys::for_index(cli, name, false)?)?;
         let config = index.config();
         let anchor = index.anchor();
         let doc = json!({

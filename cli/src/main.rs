@@ -23,12 +23,32 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     key_file: Option<PathBuf>,
 
+    /// The key comes through a KMS envelope (`vault`: VAULT_ADDR, VAULT_TOKEN and
+    /// CIPHERVEC_VAULT_KEY, default `ciphervec`; `aws`: CIPHERVEC_KMS_KEY_ID and the standard
+    /// AWS variables), unwrapping the key in --wrapped-key-file (which `create` writes when
+    /// it does not exist yet). Only in builds with the `vault` or `aws-kms` feature.
+    #[arg(long, global = true, value_enum, requires = "wrapped_key_file")]
+    kms: Option<KmsArg>,
+
+    /// The KMS-wrapped key of the index (text, safe to store; see --kms).
+    #[arg(long, global = true, value_name = "FILE")]
+    wrapped_key_file: Option<PathBuf>,
+
     /// Machine-readable output on stdout (one JSON document).
     #[arg(long, global = true)]
     json: bool,
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// Key management services for `--kms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KmsArg {
+    /// HashiCorp Vault / OpenBao transit.
+    Vault,
+    /// AWS KMS.
+    Aws,
 }
 
 /// Index types.
