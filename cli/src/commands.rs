@@ -578,8 +578,22 @@ fn export_jsonl(cli: &Cli, index: &EncryptedIndex, out: &Path) -> Result<(), Cli
     let mut n = 0u64;
     for batch in all_records(index)? {
         for r in batch? {
-            let mut doc = fields_json(&r.id, r.metadata.as_ref(), r.contents.as_deref());
-            doc["vector"] = Value::from(r.vector.unwrap_or_default());
+            let text = r.contents.as_deref().map(std::str::from_utf8);
+            let line = ExportLine {
+                id: &r.id,
+                vector: r.vector.as_deref().unwrap_or_default(),
+                contents: text.and_then(Result::ok),
+                contents_base64: match (text, r.contents.as_deref()) {
+                    (Some(Err(_)), Some(bytes)) => {
+                        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                    }
+                    _ => None,
+                },
+                metadata: r.metadata.as_ref(),
+            };
+            // Typed, so that vectors print as f32 (the shortest text that reads back the same).
+            let doc = serde_json::to_string(&line)
+                .map_err(|e| CliError::Other(format!("export: {e}")))?;
             writeln!(writer, "{doc}")
                 .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
             n += 1;
@@ -600,6 +614,19 @@ fn export_jsonl(cli: &Cli, index: &EncryptedIndex, out: &Path) -> Result<(), Cli
         &format!("exported {n} items"),
     );
     Ok(())
+}
+
+/// One line of an export: the fields `import` reads back.
+#[derive(serde::Serialize)]
+struct ExportLine<'a> {
+    id: &'a str,
+    vector: &'a [f32],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Value>,
 }
 
 fn export_to(
