@@ -343,23 +343,37 @@ fn import(
     bar.set_position(done);
     let mut items = input.items.skip(done as usize);
     let mut rows = done;
-    loop {
-        let batch: Vec<Item> = items
-            .by_ref()
-            .take(options.batch)
-            .collect::<Result<_, _>>()?;
-        if batch.is_empty() {
-            break;
+    let batch_len = options.batch;
+    // Reading and parsing the next batch overlaps the upsert of this one: a reader thread
+    // hands over whole batches through a channel of two.
+    std::thread::scope(|scope| -> Result<(), CliError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, CliError>>(2);
+        scope.spawn(move || {
+            loop {
+                let batch: Result<Vec<Item>, CliError> = items.by_ref().take(batch_len).collect();
+                let last = batch.as_ref().map_or(true, Vec::is_empty);
+                if tx.send(batch).is_err() || last {
+                    break;
+                }
+            }
+        });
+        for batch in rx {
+            let batch = batch?;
+            if batch.is_empty() {
+                break;
+            }
+            let n = batch.len() as u64;
+            index.upsert(batch)?;
+            rows += n;
+            write_checkpoint(
+                &checkpoint,
+                &json!({"db": options.db, "index": options.name, "input_len": input_len,
+                        "rows": rows}),
+            )?;
+            bar.set_position(rows);
         }
-        let n = batch.len() as u64;
-        index.upsert(batch)?;
-        rows += n;
-        write_checkpoint(
-            &checkpoint,
-            &json!({"db": options.db, "index": options.name, "input_len": input_len, "rows": rows}),
-        )?;
-        bar.set_position(rows);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     std::fs::remove_file(&checkpoint).ok();
     Ok(rows - done)

@@ -16,7 +16,7 @@ use crate::commands::CliError;
 /// Items read one by one; `total` is the row count when the format tells it up front.
 pub(crate) struct Input {
     /// The items, in file order.
-    pub items: Box<dyn Iterator<Item = Result<Item, CliError>>>,
+    pub items: Box<dyn Iterator<Item = Result<Item, CliError>> + Send>,
     /// How many items the file holds, when known without reading it all.
     pub total: Option<u64>,
 }
@@ -207,7 +207,9 @@ const JSONL_CHUNK: usize = 4096;
 
 /// JSONL items, one per non-empty line, in file order (lines are parsed a chunk at a time,
 /// the chunk split over the available cores).
-fn jsonl(reader: impl BufRead + 'static) -> impl Iterator<Item = Result<Item, CliError>> {
+fn jsonl(
+    reader: impl BufRead + Send + 'static,
+) -> impl Iterator<Item = Result<Item, CliError>> + Send {
     let mut lines = reader
         .lines()
         .enumerate()
@@ -307,6 +309,118 @@ impl Classify for serde_json::Error {
             serde_json::error::Category::Syntax => "bad JSON",
             serde_json::error::Category::Data => "a field is missing or of the wrong type",
             serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+/// Parquet files with an `id` column (strings or integers) and a `vector` column (lists of
+/// float32 or float64), and optional `contents` (string or binary) and `metadata` (JSON text).
+#[cfg(feature = "parquet")]
+mod parquet_input {
+    use std::fs::File;
+
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type, UInt64Type};
+    use arrow_array::{Array, RecordBatch};
+    use arrow_schema::DataType;
+    use ciphervec::Item;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::Input;
+    use crate::commands::CliError;
+
+    fn bad(what: impl std::fmt::Display) -> CliError {
+        CliError::Other(format!("parquet: {what}"))
+    }
+
+    pub(super) fn open(file: File) -> Result<Input, CliError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+        let total = u64::try_from(builder.metadata().file_metadata().num_rows()).ok();
+        let reader = builder.with_batch_size(4096).build().map_err(bad)?;
+        let items = reader.flat_map(|batch| match batch {
+            Ok(batch) => match items_of(&batch) {
+                Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            },
+            Err(e) => vec![Err(bad(e))],
+        });
+        Ok(Input {
+            items: Box::new(items),
+            total,
+        })
+    }
+
+    fn items_of(batch: &RecordBatch) -> Result<Vec<Item>, CliError> {
+        let ids = batch
+            .column_by_name("id")
+            .ok_or_else(|| bad("no `id` column"))?;
+        let vectors = batch
+            .column_by_name("vector")
+            .ok_or_else(|| bad("no `vector` column"))?;
+        let contents = batch.column_by_name("contents");
+        let metadata = batch.column_by_name("metadata");
+        (0..batch.num_rows())
+            .map(|row| {
+                let mut item =
+                    Item::new(id_at(ids.as_ref(), row)?, vector_at(vectors.as_ref(), row)?);
+                if let Some(c) = contents.filter(|c| c.is_valid(row)) {
+                    let bytes = match c.data_type() {
+                        DataType::Utf8 => c.as_string::<i32>().value(row).as_bytes().to_vec(),
+                        DataType::LargeUtf8 => c.as_string::<i64>().value(row).as_bytes().to_vec(),
+                        DataType::Binary => c.as_binary::<i32>().value(row).to_vec(),
+                        DataType::LargeBinary => c.as_binary::<i64>().value(row).to_vec(),
+                        t => return Err(bad(format!("`contents` of type {t}"))),
+                    };
+                    item = item.with_contents(bytes);
+                }
+                if let Some(m) = metadata.filter(|m| m.is_valid(row)) {
+                    let text = match m.data_type() {
+                        DataType::Utf8 => m.as_string::<i32>().value(row),
+                        DataType::LargeUtf8 => m.as_string::<i64>().value(row),
+                        t => return Err(bad(format!("`metadata` of type {t}"))),
+                    };
+                    let value = serde_json::from_str(text)
+                        .map_err(|_| bad(format!("row {row}: `metadata` is not JSON")))?;
+                    item = item.with_metadata(value);
+                }
+                Ok(item)
+            })
+            .collect()
+    }
+
+    fn id_at(ids: &dyn Array, row: usize) -> Result<String, CliError> {
+        if ids.is_null(row) {
+            return Err(bad(format!("row {row}: null id")));
+        }
+        Ok(match ids.data_type() {
+            DataType::Utf8 => ids.as_string::<i32>().value(row).to_owned(),
+            DataType::LargeUtf8 => ids.as_string::<i64>().value(row).to_owned(),
+            DataType::Int64 => ids.as_primitive::<Int64Type>().value(row).to_string(),
+            DataType::Int32 => ids.as_primitive::<Int32Type>().value(row).to_string(),
+            DataType::UInt64 => ids.as_primitive::<UInt64Type>().value(row).to_string(),
+            t => return Err(bad(format!("`id` of type {t}"))),
+        })
+    }
+
+    fn vector_at(vectors: &dyn Array, row: usize) -> Result<Vec<f32>, CliError> {
+        if vectors.is_null(row) {
+            return Err(bad(format!("row {row}: null vector")));
+        }
+        let values = match vectors.data_type() {
+            DataType::List(_) => vectors.as_list::<i32>().value(row),
+            DataType::LargeList(_) => vectors.as_list::<i64>().value(row),
+            DataType::FixedSizeList(_, _) => vectors.as_fixed_size_list().value(row),
+            t => return Err(bad(format!("`vector` of type {t}"))),
+        };
+        match values.data_type() {
+            DataType::Float32 => Ok(values.as_primitive::<Float32Type>().values().to_vec()),
+            DataType::Float64 => Ok(values
+                .as_primitive::<Float64Type>()
+                .values()
+                .iter()
+                .map(|&x| x as f32)
+                .collect()),
+            t => Err(bad(format!("`vector` values of type {t}"))),
         }
     }
 }
