@@ -166,3 +166,43 @@ fn rotating_the_index_key_refuses_a_manifest_replaced_behind_the_handle() {
     // Nothing was committed: the old key still opens it; the handle's state is intact.
     assert_eq!(index.list_ids().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_reader_verifies_cleanly_while_a_writer_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(12);
+    let data = Arc::new(clustered(&mut rng, 400, 4, 4));
+    let writer = Database::open(dir.path())
+        .unwrap()
+        .create_index("v", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    writer.upsert(named(&data, 0..100)).unwrap();
+    let reader = Database::open(dir.path())
+        .unwrap()
+        .open_index_read_only("v", &key)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (writer, stop, data) = (writer.clone(), stop.clone(), data.clone());
+        std::thread::spawn(move || {
+            let mut start = 100;
+            while !stop.load(Ordering::SeqCst) && start < 400 {
+                writer.upsert(named(&data, start..start + 10)).unwrap();
+                writer.compact().unwrap();
+                start += 10;
+            }
+        })
+    };
+    // Verify for as long as the writer commits and removes segments.
+    let mut checks = 0;
+    while !busy.is_finished() {
+        let report = reader.verify().unwrap();
+        assert!(report.segments >= 1);
+        checks += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    busy.join().unwrap();
+    println!("{checks} clean checks during 30 commits and compactions");
+    assert!(checks > 0);
+}

@@ -65,7 +65,7 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Corrupted`] naming the first bad file; [`Error::Io`].
     pub fn verify(&self) -> Result<VerifyReport> {
-        let _writer = match self.writer() {
+        let writer = match self.writer() {
             Ok(guard) => Some(guard),
             Err(Error::ReadOnly) => None,
             Err(e) => return Err(e),
@@ -75,23 +75,53 @@ impl EncryptedIndex {
             (state.keys().clone(), state.header().clone())
         };
         let store = &*self.inner.store;
-        let body = persist::read_stored_body(store, &keys, &header, &self.inner.name)
-            .map_err(|e| name_file(MANIFEST_FILE, e))?;
-        let mut report = VerifyReport {
-            segments: 0,
-            records: 1,
-            bytes: store.read(MANIFEST_FILE).map(|b| b.len() as u64)?,
+        let stored = || {
+            persist::read_stored_body(store, &keys, &header, &self.inner.name)
+                .map_err(|e| name_file(MANIFEST_FILE, e))
         };
-        for seg in &body.segments {
-            let file = segment::file_name(seg.seq);
-            let records =
-                verify_segment(&keys, store, &body, seg.seq).map_err(|e| name_file(&file, e))?;
-            report.segments += 1;
-            report.records += records;
-            report.bytes += seg.len;
+        // A read-only handle shares the storage with a writer in another process, whose
+        // commit may remove a segment while it is checked: a failure is trusted only if the
+        // manifest did not move meanwhile (three tries).
+        let mut tries = 0;
+        loop {
+            let body = stored()?;
+            match verify_body(&keys, store, &body) {
+                Err(Error::Corrupted { .. })
+                    if writer.is_none()
+                        && tries < 3
+                        && stored().is_ok_and(|now| now.epoch != body.epoch) =>
+                {
+                    tries += 1;
+                }
+                result => return result,
+            }
         }
-        Ok(report)
     }
+}
+
+/// Checks the manifest file and every segment `body` (authenticated from it) names.
+fn verify_body(
+    keys: &crate::crypto::schedule::Keys,
+    store: &dyn crate::storage::Store,
+    body: &ManifestBody,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport {
+        segments: 0,
+        records: 1,
+        bytes: store
+            .read(MANIFEST_FILE)
+            .map(|b| b.len() as u64)
+            .map_err(persist::read_error)?,
+    };
+    for seg in &body.segments {
+        let file = segment::file_name(seg.seq);
+        let records =
+            verify_segment(keys, store, body, seg.seq).map_err(|e| name_file(&file, e))?;
+        report.segments += 1;
+        report.records += records;
+        report.bytes += seg.len;
+    }
+    Ok(report)
 }
 
 impl EncryptedIndex {
