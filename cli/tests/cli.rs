@@ -8,7 +8,7 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use ciphervec::{Database, IndexKey, Query};
+use ciphervec::{Database, EncryptedIndex, IndexKey, Query};
 use serde_json::Value;
 
 /// A database folder and a key file in a temporary directory.
@@ -44,6 +44,14 @@ impl Setup {
 
     fn index_key(&self) -> IndexKey {
         IndexKey::from_base64_file(self.key()).unwrap()
+    }
+
+    /// The index `name` of the database, opened read-only by the library.
+    fn reader(&self, name: &str) -> EncryptedIndex {
+        Database::open(self.db())
+            .unwrap()
+            .open_index_read_only(name, &self.index_key())
+            .unwrap()
     }
 
     fn cmd(&self) -> Command {
@@ -228,10 +236,7 @@ fn every_subcommand_with_json_output_checked_against_the_library() {
         "metadata,contents",
     ]);
     let lib = {
-        let index = Database::open(&db)
-            .unwrap()
-            .open_index_read_only("docs", &s.index_key())
-            .unwrap();
+        let index = s.reader("docs");
         index
             .query(&Query::new(vec![0.9, 0.1, 0.0]).top_k(2))
             .unwrap()
@@ -322,19 +327,8 @@ fn every_subcommand_with_json_output_checked_against_the_library() {
         .success();
     s.json(&["import", &db, "again", out.to_str().unwrap()]);
     let all = Include::ALL;
-    let (src, dst) = {
-        let d = Database::open(&db).unwrap();
-        (
-            d.open_index_read_only("docs", &s.index_key())
-                .unwrap()
-                .get(&["a", "b"], all)
-                .unwrap(),
-            d.open_index_read_only("again", &s.index_key())
-                .unwrap()
-                .get(&["a", "b"], all)
-                .unwrap(),
-        )
-    };
+    let src = s.reader("docs").get(&["a", "b"], all).unwrap();
+    let dst = s.reader("again").get(&["a", "b"], all).unwrap();
     assert_eq!(src, dst);
     // export --to: re-encrypted under a new key; rotate-key with and without --data-key.
     let new_key = s.path("new.txt");
@@ -503,10 +497,7 @@ fn fvecs_and_npy_rows_get_decimal_row_ids() {
         ])
         .assert()
         .success();
-        let index = Database::open(&db)
-            .unwrap()
-            .open_index_read_only(name, &s.index_key())
-            .unwrap();
+        let index = s.reader(name);
         let mut want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
         want.sort();
         assert_eq!(index.list_ids().unwrap(), want);
@@ -588,10 +579,7 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
     .assert()
     .success();
     println!("killed {kills} of 10 runs");
-    let index = Database::open(&db)
-        .unwrap()
-        .open_index_read_only("big", &s.index_key())
-        .unwrap();
+    let index = s.reader("big");
     let mut want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     want.sort();
     assert_eq!(index.list_ids().unwrap(), want);
@@ -610,10 +598,7 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
     ])
     .assert()
     .success();
-    let once = Database::open(&db)
-        .unwrap()
-        .open_index_read_only("once", &s.index_key())
-        .unwrap();
+    let once = s.reader("once");
     for q in rows.iter().step_by(20_000) {
         let query = Query::new(q.clone()).top_k(5);
         let ids = |i: &ciphervec::EncryptedIndex| -> Vec<String> {

@@ -284,12 +284,7 @@ impl Database {
         } else {
             keys
         };
-        let config = IndexConfig::from_stored(&body.config);
-        let shape = loader::Shape {
-            dim: config.dimension(),
-            metric: config.distance_metric(),
-            quantized: config.is_quantized(),
-        };
+        let shape = loader::Shape::of(&IndexConfig::from_stored(&body.config));
         let keys = Arc::new(keys);
         let state = loader::load_state(
             store,

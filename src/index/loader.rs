@@ -3,12 +3,11 @@
 //! the same one training, compaction and rotation apply.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::crypto::{self, schedule::Keys};
+use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::RecordKind;
 use crate::format::manifest::{ManifestBody, ManifestHeader, TrainedRef};
@@ -17,9 +16,9 @@ use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
 use crate::storage::{Blob, Store};
 
-use super::binding::binding;
+use super::config::IndexConfig;
 use super::lists;
-use super::persist::{self, open_block, open_fields, open_padded, open_vector, read_error};
+use super::persist::{self, open_block, open_fields, open_vector};
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
 
 /// What the loader needs to know of the index's configuration.
@@ -31,6 +30,17 @@ pub(crate) struct Shape {
     pub metric: Metric,
     /// Whether the index type is quantized (its vectors are records of their own).
     pub quantized: bool,
+}
+
+impl Shape {
+    /// The shape of an index of `config`.
+    pub(crate) fn of(config: &IndexConfig) -> Shape {
+        Shape {
+            dim: config.dimension(),
+            metric: config.distance_metric(),
+            quantized: config.is_quantized(),
+        }
+    }
 }
 
 /// Rebuilds the state of the live segments `body` names: segments read and checked against
@@ -48,7 +58,7 @@ pub(crate) fn load_state(
     let mut directories = HashMap::with_capacity(blobs.len());
     for (&seq, blob) in &blobs {
         let records = persist::segment_records(&keys, blob, seq)
-            .map_err(|e| in_file(&segment::file_name(seq), e))?;
+            .map_err(|e| persist::in_file(&segment::file_name(seq), e))?;
         directories.insert(seq, records);
     }
     let trained = match &body.trained {
@@ -93,25 +103,12 @@ pub(crate) fn load_state(
     Ok(state)
 }
 
-/// A `Corrupted` error naming `file` (names are not secret: the storage lists them).
-fn in_file(file: &str, e: Error) -> Error {
-    match e {
-        Error::Corrupted { what } => Error::corrupted(format!("{file}: {what}")),
-        e => e,
-    }
-}
-
 /// Reads every live segment and checks its length and digest against the manifest's.
 fn read_segments(store: &dyn Store, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
     let mut blobs = HashMap::with_capacity(body.segments.len());
     for seg in &body.segments {
-        let file = segment::file_name(seg.seq);
-        let blob = store
-            .read(&file)
-            .map_err(|e| in_file(&file, read_error(e)))?;
-        if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
-            return Err(Error::corrupted(format!("{file}: segment digest")));
-        }
+        let blob = persist::read_segment(store, seg)
+            .map_err(|e| persist::in_file(&segment::file_name(seg.seq), e))?;
         blobs.insert(seg.seq, Arc::new(blob));
     }
     Ok(blobs)
@@ -147,8 +144,8 @@ fn open_training(
     Ok((Some(quantizer), coder))
 }
 
-/// Opens the first record of `kind` (centroids or codebook, under the payload key) of segment
-/// `seq`, whose directory is `records`.
+/// Opens the first record of `kind` (centroids or codebook) of segment `seq`, whose
+/// directory is `records`.
 fn open_training_record(
     keys: &Keys,
     blob: &Blob,
@@ -160,9 +157,7 @@ fn open_training_record(
         .iter()
         .find(|r| r.kind == kind)
         .ok_or_else(|| Error::corrupted("training record missing"))?;
-    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-    let binding = binding(kind, seq, [0; 32], [0; 32]);
-    open_padded(&keys.payload, sealed, &binding, "training record")
+    persist::open_training_record(keys, blob, seq, rec)
 }
 
 /// Applies one segment's list blocks (items, later versions replacing earlier ones) and
@@ -176,9 +171,7 @@ fn add_segment_records(
 ) -> Result<()> {
     let keys = state.keys().clone();
     let list_epoch = state.list_epoch();
-    let by_address: HashMap<[u8; 32], u32> = (0..state.n_lists() as u32)
-        .map(|l| (keys.query_token(list_epoch, l), l))
-        .collect();
+    let by_address = persist::list_addresses(&keys, list_epoch, state.n_lists() as u32);
     for rec in records {
         match rec.kind {
             RecordKind::ListBlock => {
@@ -193,10 +186,7 @@ fn add_segment_records(
                 add_block(state, shape, &keys, blob, (list, block))?;
             }
             RecordKind::Tombstones => {
-                let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-                let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
-                let plain = open_padded(&keys.content, sealed, &binding, "tombstones")?;
-                for t in segment::decode_tombstones(&plain)? {
+                for t in persist::open_tombstones(&keys, blob, seq, rec)? {
                     state.remove(&t);
                 }
             }
@@ -222,15 +212,9 @@ fn add_block(
         return Err(Error::corrupted("list block layout"));
     }
     state.add_block(list, block);
-    let place = |at: Option<(u64, u32)>| -> Result<Option<FieldsRef>> {
-        at.map(|(offset, len)| {
-            Ok(FieldsRef {
-                segment: block.segment,
-                offset,
-                len: NonZeroU32::new(len).ok_or_else(|| Error::corrupted("record length"))?,
-            })
-        })
-        .transpose()
+    let place = |at: Option<(u64, u32)>| {
+        at.map(|at| persist::entry_place(block.segment, at))
+            .transpose()
     };
     let code_len = decoded.code_len;
     for (row, e) in decoded.entries.into_iter().enumerate() {

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use crate::crypto;
 use crate::crypto::aead::{self, Binding, Sealer};
-use crate::crypto::schedule::{DataKey, IndexParams, Keys};
+use crate::crypto::schedule::{DataKey, IndexParams, KEY_CHECK_LEN, KeyWrapper, Keys};
 use crate::error::{Error, Result};
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::manifest::{SegmentRef, TrainedRef};
@@ -27,6 +28,71 @@ pub(crate) fn read_error(e: std::io::Error) -> Error {
         std::io::ErrorKind::InvalidData => Error::corrupted("not a regular file"),
         _ => Error::Io(e),
     }
+}
+
+/// A `Corrupted` error naming `file` (names are not secret: the storage lists them); a
+/// missing file is `Corrupted` too. Other errors pass unchanged.
+pub(crate) fn in_file(file: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupted { what } => Error::corrupted(format!("{file}: {what}")),
+        Error::IndexNotFound => Error::corrupted(format!("{file}: missing")),
+        e => e,
+    }
+}
+
+/// Reads the live segment `seg` names and checks its length and SHA3-256 digest against the
+/// manifest's (callers name the file in errors, see [`in_file`]).
+pub(crate) fn read_segment(store: &dyn Store, seg: &SegmentRef) -> Result<Blob> {
+    let blob = store
+        .read(&segment::file_name(seg.seq))
+        .map_err(read_error)?;
+    if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
+        return Err(Error::corrupted(
+            "length or digest differs from the manifest's",
+        ));
+    }
+    Ok(blob)
+}
+
+/// The list each list-block address (query token) of list epoch `list_epoch` stands for.
+pub(crate) fn list_addresses(keys: &Keys, list_epoch: u64, n_lists: u32) -> HashMap<[u8; 32], u32> {
+    (0..n_lists)
+        .map(|l| (keys.query_token(list_epoch, l), l))
+        .collect()
+}
+
+/// Where a list-block entry's fields or vector record lies in segment `segment`.
+pub(crate) fn entry_place(segment: u64, (offset, len): (u64, u32)) -> Result<FieldsRef> {
+    Ok(FieldsRef {
+        segment,
+        offset,
+        len: NonZeroU32::new(len).ok_or_else(|| Error::corrupted("record length"))?,
+    })
+}
+
+/// Authenticates and decodes the tombstones record `rec` of segment `seq`.
+pub(crate) fn open_tombstones(
+    keys: &Keys,
+    blob: &[u8],
+    seq: u64,
+    rec: &RecordRef,
+) -> Result<Vec<[u8; 32]>> {
+    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
+    segment::decode_tombstones(&open_padded(&keys.content, sealed, &binding, "tombstones")?)
+}
+
+/// Authenticates and opens the training record `rec` (centroids or codebook, under the
+/// payload key) of segment `seq`.
+pub(crate) fn open_training_record(
+    keys: &Keys,
+    blob: &[u8],
+    seq: u64,
+    rec: &RecordRef,
+) -> Result<Vec<u8>> {
+    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let binding = binding(rec.kind, seq, [0; 32], [0; 32]);
+    open_padded(&keys.payload, sealed, &binding, "training record")
 }
 
 /// An authenticated manifest and the data key it wraps.
@@ -152,9 +218,19 @@ pub(crate) fn new_keys_under(
     new: &IndexKey,
 ) -> Result<(ManifestHeader, Keys)> {
     let wrapper = Arc::new(params(header).key_wrapper(new));
+    fresh_data_key(header, wrapper, params(header).key_check(new))
+}
+
+/// A fresh data key wrapped by `wrapper` (whose index key has `key_check`), in `header`'s
+/// place: the new header and the keys derived from the new data key (generations start over).
+fn fresh_data_key(
+    header: &ManifestHeader,
+    wrapper: Arc<KeyWrapper>,
+    key_check: [u8; KEY_CHECK_LEN],
+) -> Result<(ManifestHeader, Keys)> {
     let dek = DataKey::generate()?;
     let new_header = ManifestHeader {
-        key_check: params(header).key_check(new),
+        key_check,
         wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
         ..header.clone()
     };
@@ -186,13 +262,7 @@ pub(crate) fn rotate_data_key(
         .wrapper
         .clone()
         .ok_or_else(|| Error::invalid_argument("this handle cannot wrap a new data key"))?;
-    let dek = DataKey::generate()?;
-    let new_header = ManifestHeader {
-        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
-        ..header.clone()
-    };
-    let keys = Keys::derive(params(header), &dek, 0).with_wrapper(wrapper);
-    Ok((new_header, keys))
+    fresh_data_key(header, wrapper, header.key_check)
 }
 
 /// Re-wraps the data key of the index in `store` from `old` to `new`: one atomic manifest

@@ -3,15 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::crypto;
+use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::RecordKind;
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
 use crate::format::segment;
 use crate::index::anchor::Anchor;
-use crate::index::binding::binding;
+use crate::index::state::BlockRef;
 use crate::index::types::VerifyReport;
-use crate::index::{persist, recovery};
+use crate::index::{loader, persist, recovery};
+use crate::storage::Store;
 
 use super::*;
 
@@ -77,7 +78,7 @@ impl EncryptedIndex {
         let store = &*self.inner.store;
         let stored = || {
             persist::read_stored_body(store, &keys, &header, &self.inner.name)
-                .map_err(|e| name_file(MANIFEST_FILE, e))
+                .map_err(|e| persist::in_file(MANIFEST_FILE, e))
         };
         // A read-only handle shares the storage with a writer in another process, whose
         // commit may remove a segment while it is checked: a failure is trusted only if the
@@ -97,34 +98,7 @@ impl EncryptedIndex {
             }
         }
     }
-}
 
-/// Checks the manifest file and every segment `body` (authenticated from it) names.
-fn verify_body(
-    keys: &crate::crypto::schedule::Keys,
-    store: &dyn crate::storage::Store,
-    body: &ManifestBody,
-) -> Result<VerifyReport> {
-    let mut report = VerifyReport {
-        segments: 0,
-        records: 1,
-        bytes: store
-            .read(MANIFEST_FILE)
-            .map(|b| b.len() as u64)
-            .map_err(persist::read_error)?,
-    };
-    for seg in &body.segments {
-        let file = segment::file_name(seg.seq);
-        let records =
-            verify_segment(keys, store, body, seg.seq).map_err(|e| name_file(&file, e))?;
-        report.segments += 1;
-        report.records += records;
-        report.bytes += seg.len;
-    }
-    Ok(report)
-}
-
-impl EncryptedIndex {
     /// Writes a consistent copy of the index, as of one commit, into the directory `path`
     /// (created if missing) as index `name` of it: `Database::open(path)` then
     /// `open_index(name, key)` opens it with the same key. Writers may go on meanwhile (the
@@ -167,7 +141,8 @@ impl EncryptedIndex {
     }
 
     /// Picks up commits another process made since this handle opened (or last refreshed):
-    /// `Ok(true)` when the state changed. Costs one manifest read when nothing changed. A
+    /// `Ok(true)` when the state changed. Costs one manifest read and one listing when
+    /// nothing changed. A
     /// writer handle is the only committer and gets `Ok(false)`.
     ///
     /// # Errors
@@ -191,15 +166,10 @@ impl EncryptedIndex {
         if proven.body.epoch == epoch {
             return Ok(false);
         }
-        let shape = crate::index::loader::Shape {
-            dim: self.dim(),
-            metric: self.metric(),
-            quantized: self.inner.config.is_quantized(),
-        };
-        let fresh = crate::index::loader::load_state(
+        let fresh = loader::load_state(
             store,
             (keys, header),
-            shape,
+            loader::Shape::of(&self.inner.config),
             proven.body,
             self.inner.cache_budget,
         )?;
@@ -212,84 +182,75 @@ impl EncryptedIndex {
     }
 }
 
-/// `Corrupted` errors name `file`; others pass.
-fn name_file(file: &str, e: Error) -> Error {
-    match e {
-        Error::Corrupted { what } => Error::corrupted(format!("{file}: {what}")),
-        Error::IndexNotFound => Error::corrupted(format!("{file}: missing")),
-        e => e,
+/// Checks the manifest file and every segment `body` (authenticated from it) names.
+fn verify_body(keys: &Keys, store: &dyn Store, body: &ManifestBody) -> Result<VerifyReport> {
+    let mut report = VerifyReport {
+        segments: 0,
+        records: 1,
+        bytes: store
+            .read(MANIFEST_FILE)
+            .map(|b| b.len() as u64)
+            .map_err(persist::read_error)?,
+    };
+    for seg in &body.segments {
+        let file = segment::file_name(seg.seq);
+        let records =
+            verify_segment(keys, store, body, seg.seq).map_err(|e| persist::in_file(&file, e))?;
+        report.segments += 1;
+        report.records += records;
+        report.bytes += seg.len;
     }
+    Ok(report)
 }
 
 /// Checks one live segment; returns how many sealed records it authenticated.
-fn verify_segment(
-    keys: &crate::crypto::schedule::Keys,
-    store: &dyn crate::storage::Store,
-    body: &ManifestBody,
-    seq: u64,
-) -> Result<usize> {
-    let blob = store
-        .read(&segment::file_name(seq))
-        .map_err(persist::read_error)?;
+fn verify_segment(keys: &Keys, store: &dyn Store, body: &ManifestBody, seq: u64) -> Result<usize> {
     let committed = body
         .segments
         .iter()
         .find(|s| s.seq == seq)
         .ok_or_else(|| Error::corrupted("not named"))?;
-    if blob.len() as u64 != committed.len || crypto::digest(&blob) != committed.digest {
-        return Err(Error::corrupted(
-            "length or digest differs from the manifest's",
-        ));
-    }
+    let blob = Arc::new(persist::read_segment(store, committed)?);
     let (_, directory) = persist::segment_index(keys, &blob, seq)?;
     let mut records = 2; // footer and directory
     let n_lists = body.trained.as_ref().map_or(1, |t| t.n_lists);
-    let by_address: HashMap<[u8; 32], u32> = (0..n_lists)
-        .map(|l| (keys.query_token(body.list_epoch, l), l))
-        .collect();
+    let by_address = persist::list_addresses(keys, body.list_epoch, n_lists);
     let dim = body.config.dimension as usize;
-    let blob = Arc::new(blob);
     let segments = HashMap::from([(seq, blob.clone())]);
     for rec in &directory {
-        let sealed = segment::record_bytes(&blob, rec.offset, rec.len)?;
-        let at = crate::index::state::BlockRef {
-            segment: seq,
-            offset: rec.offset,
-            len: rec.len,
-        };
         match rec.kind {
             RecordKind::ListBlock => {
                 let list = *by_address
                     .get(&rec.address)
                     .ok_or_else(|| Error::corrupted("list address"))?;
+                let at = BlockRef {
+                    segment: seq,
+                    offset: rec.offset,
+                    len: rec.len,
+                };
                 let block = persist::open_block(keys, &blob, at, body.list_epoch, list, dim)?;
                 for e in &block.entries {
-                    let place = |(offset, len): (u64, u32)| {
-                        std::num::NonZeroU32::new(len)
-                            .map(|len| crate::index::state::FieldsRef {
-                                segment: seq,
-                                offset,
-                                len,
-                            })
-                            .ok_or_else(|| Error::corrupted("record length"))
-                    };
                     if let Some(f) = e.fields {
-                        persist::open_fields(keys, &segments, &e.token, place(f)?)?;
+                        persist::open_fields(
+                            keys,
+                            &segments,
+                            &e.token,
+                            persist::entry_place(seq, f)?,
+                        )?;
                         records += 1;
                     }
                     if let Some(v) = e.vector {
-                        persist::open_vector(keys, &segments, &e.token, place(v)?, dim)?;
+                        let at = persist::entry_place(seq, v)?;
+                        persist::open_vector(keys, &segments, &e.token, at, dim)?;
                         records += 1;
                     }
                 }
             }
             RecordKind::Tombstones => {
-                let b = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
-                persist::open_padded(&keys.content, sealed, &b, "tombstones")?;
+                persist::open_tombstones(keys, &blob, seq, rec)?;
             }
-            kind @ (RecordKind::Centroids | RecordKind::Codebook) => {
-                let b = binding(kind, seq, [0; 32], [0; 32]);
-                persist::open_padded(&keys.payload, sealed, &b, "training record")?;
+            RecordKind::Centroids | RecordKind::Codebook => {
+                persist::open_training_record(keys, &blob, seq, rec)?;
             }
             // Fields records were opened through the blocks that name their items.
             _ => continue,
