@@ -15,7 +15,7 @@ pub(crate) mod segment;
 
 /// The on-disk format version, written into every clear header and bound into every
 /// ciphertext's associated data.
-pub(crate) const FORMAT_VERSION: u16 = 5;
+pub(crate) const FORMAT_VERSION: u16 = 6;
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;

@@ -136,3 +136,14 @@ pub fn decrypted_bytes(index: &crate::EncryptedIndex) -> (usize, usize) {
 pub fn ignored_failures() -> u64 {
     crate::index::ignored_failures()
 }
+
+/// The posting index of an index with full text: items indexed, live items whose contents
+/// were not UTF-8 (skipped), and approximate heap bytes. `None` without full text.
+pub fn full_text_stats(index: &crate::EncryptedIndex) -> Option<(usize, usize, usize)> {
+    index.full_text_stats()
+}
+
+/// The tokens the full-text tokenizer makes of `text`, in order.
+pub fn text_tokens(text: &str) -> Vec<String> {
+    crate::text::tokenize(text).collect()
+}

@@ -19,6 +19,7 @@ pub mod kms;
 mod metric;
 mod provider;
 mod storage;
+mod text;
 
 pub use error::{Error, KeyServiceFailure, Result};
 pub use key::{INDEX_KEY_LEN, IndexKey};

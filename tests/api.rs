@@ -10,6 +10,7 @@ mod api {
     mod deep_json;
     mod durability;
     mod filters;
+    mod full_text;
     mod hostile_files;
     mod integrity;
     mod keys;

@@ -90,6 +90,8 @@ pub(crate) struct StoredConfig {
     pub n_lists: u32,
     /// Configured default probes (0 = automatic).
     pub n_probes: u32,
+    /// Whether contents are indexed for full-text search (format 6).
+    pub full_text: bool,
 }
 
 /// One live segment, as the manifest names it.

@@ -36,6 +36,7 @@ pub struct IndexConfig {
     metric: Metric,
     n_lists: usize,
     n_probes: usize,
+    full_text: bool,
 }
 
 impl IndexConfig {
@@ -48,6 +49,7 @@ impl IndexConfig {
             metric: Metric::Euclidean,
             n_lists: 0,
             n_probes: 0,
+            full_text: false,
         }
     }
 
@@ -86,6 +88,20 @@ impl IndexConfig {
     pub fn n_probes(mut self, n: usize) -> IndexConfig {
         self.n_probes = n;
         self
+    }
+
+    /// Turns on full-text search over contents (default off): every item's UTF-8 contents
+    /// are indexed for BM25 ([`Query::text_only`](crate::Query::text_only)) and hybrid
+    /// ([`Query::text`](crate::Query::text)) queries. The posting index lives in memory only,
+    /// built from the sealed contents when the index opens; see `docs/DESIGN.md`.
+    pub fn full_text(mut self, on: bool) -> IndexConfig {
+        self.full_text = on;
+        self
+    }
+
+    /// Whether full-text search is on.
+    pub fn is_full_text(&self) -> bool {
+        self.full_text
     }
 
     /// The index type.
@@ -137,6 +153,7 @@ impl IndexConfig {
             },
             n_lists: self.n_lists as u32,
             n_probes: self.n_probes as u32,
+            full_text: self.full_text,
         }
     }
 
@@ -158,6 +175,7 @@ impl IndexConfig {
             },
             n_lists: s.n_lists as usize,
             n_probes: s.n_probes as usize,
+            full_text: s.full_text,
         }
     }
 }

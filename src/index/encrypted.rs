@@ -2,7 +2,7 @@
 //! maintenance live in the submodules.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 use serde_json::Value;
 
@@ -22,6 +22,7 @@ use super::state::State;
 mod integrity;
 mod maintenance;
 mod read;
+mod text_search;
 mod write;
 
 /// Largest estimated share of the items a filter may match for the exact pre-filter path.
@@ -47,6 +48,10 @@ pub struct EncryptedIndex {
 pub(crate) struct Inner {
     name: String,
     config: IndexConfig,
+    /// The configuration once full text was turned on in this index after it opened
+    /// (`enable_full_text` here, or seen by `refresh`): set at most once, as full text is
+    /// never turned off.
+    full_text_config: OnceLock<IndexConfig>,
     store: Arc<dyn Store>,
     state: RwLock<State>,
     writer: Mutex<()>,
@@ -101,6 +106,7 @@ impl EncryptedIndex {
             inner: Arc::new(Inner {
                 name,
                 config,
+                full_text_config: OnceLock::new(),
                 store,
                 state: RwLock::new(state),
                 writer: Mutex::new(()),
@@ -157,9 +163,23 @@ impl EncryptedIndex {
         &self.inner.name
     }
 
-    /// The configuration the index was created with.
+    /// The configuration the index was created with (with full text on once
+    /// [`EncryptedIndex::enable_full_text`] turned it on).
     pub fn config(&self) -> &IndexConfig {
-        &self.inner.config
+        self.inner
+            .full_text_config
+            .get()
+            .unwrap_or(&self.inner.config)
+    }
+
+    /// Records that full text is now on (see `config`).
+    fn note_full_text(&self) {
+        if !self.inner.config.is_full_text() {
+            let _ = self
+                .inner
+                .full_text_config
+                .set(self.inner.config.clone().full_text(true));
+        }
     }
 
     /// Number of items.

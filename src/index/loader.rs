@@ -19,6 +19,8 @@ use crate::storage::{Blob, Store};
 use super::config::IndexConfig;
 use super::lists;
 use super::persist::{self, open_block, open_fields, open_vector};
+use crate::text::{self, DocTerms, TextIndex};
+
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
 
 /// What the loader needs to know of the index's configuration.
@@ -266,25 +268,59 @@ fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
     }
 }
 
-/// Decrypts the metadata of every live item (in parallel), for filters.
+/// Decrypts the metadata of every live item (in parallel), for filters, and with full text
+/// indexes its contents.
 fn load_metadata(state: &mut State) -> Result<()> {
+    let full_text = state.text().is_some();
     let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
         .entries()
         .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
         .collect();
     let keys = state.keys();
-    let decoded: Vec<(u64, Option<Arc<serde_json::Value>>)> = wanted
+    type Decoded = (
+        u64,
+        Option<Arc<serde_json::Value>>,
+        Option<Option<DocTerms>>,
+    );
+    let decoded: Vec<Decoded> = wanted
         .par_iter()
         .map(|(slot, token, at)| {
-            let (metadata, _) = open_fields(keys, state.segments(), token, *at)?;
+            let (metadata, contents) = open_fields(keys, state.segments(), token, *at)?;
             let value = metadata
                 .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
                 .transpose()?;
-            Ok((*slot, value.map(Arc::new)))
+            let text = contents.filter(|_| full_text).map(|c| text::analyze(&c));
+            Ok((*slot, value.map(Arc::new), text))
         })
         .collect::<Result<_>>()?;
-    for (slot, value) in decoded {
+    for (slot, value, text) in decoded {
         state.set_metadata(slot, value);
+        if let Some(doc) = text {
+            state.index_text(slot, doc);
+        }
     }
     Ok(())
+}
+
+/// The posting index of the live items' contents, decrypted in parallel (for turning full
+/// text on in an index that did not have it).
+pub(crate) fn build_text(state: &State) -> Result<TextIndex> {
+    let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
+        .entries()
+        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
+        .collect();
+    let keys = state.keys();
+    let docs: Vec<(u64, Option<DocTerms>)> = wanted
+        .par_iter()
+        .map(|(slot, token, at)| {
+            let (_, contents) = open_fields(keys, state.segments(), token, *at)?;
+            Ok(contents.map(|c| (*slot, text::analyze(&c))))
+        })
+        .filter_map(Result::transpose)
+        .collect::<Result<_>>()?;
+    let mut index = TextIndex::default();
+    for (slot, doc) in docs {
+        index.insert(slot, doc);
+    }
+    Ok(index)
 }

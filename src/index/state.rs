@@ -19,6 +19,7 @@ use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
 use crate::metric::Metric;
 use crate::storage::Blob;
+use crate::text::{DocTerms, TextIndex};
 
 /// Where an item's sealed fields (or vector) record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +195,9 @@ pub(crate) struct State {
     cache: ListCache,
     /// The largest sum of sealed block bytes of any one list: what reading a list can cost.
     max_list_bytes: u64,
+    /// The posting index of the contents, when the index has full text (kept in step with
+    /// the item table: a removed item leaves it too).
+    text: Option<TextIndex>,
 }
 
 /// Where a new state's keys, header and committed body come from.
@@ -217,6 +221,7 @@ impl State {
     ) -> State {
         let (quantizer, coder) = trained;
         let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
+        let text = committed.body.config.full_text.then(TextIndex::default);
         State {
             dim,
             keys: committed.keys,
@@ -233,6 +238,24 @@ impl State {
             residency,
             cache: ListCache::new(cache_budget),
             max_list_bytes: 0,
+            text,
+        }
+    }
+
+    /// The posting index, when the index has full text.
+    pub(crate) fn text(&self) -> Option<&TextIndex> {
+        self.text.as_ref()
+    }
+
+    /// Installs a posting index (turning full text on, or after a rewrite renumbered slots).
+    pub(crate) fn set_text(&mut self, text: TextIndex) {
+        self.text = Some(text);
+    }
+
+    /// Indexes the analyzed contents of a live slot (no-op without full text).
+    pub(crate) fn index_text(&mut self, slot: u64, doc: Option<DocTerms>) {
+        if let Some(t) = self.text.as_mut() {
+            t.insert(slot, doc);
         }
     }
 
@@ -517,8 +540,14 @@ impl State {
 
     /// Inserts an item (into `entry.list`; its `row` is assigned here), replacing any item
     /// with the same token. `vector` is needed when every vector is resident, `code` when
-    /// codes are (quantized types: [`Residency::All`] or [`Residency::Codes`]).
-    pub(crate) fn insert(&mut self, mut entry: ItemEntry, vector: Option<&[f32]>, code: &[u8]) {
+    /// codes are (quantized types: [`Residency::All`] or [`Residency::Codes`]). Returns the
+    /// item's slot (its text, if any, is indexed by [`State::index_text`]).
+    pub(crate) fn insert(
+        &mut self,
+        mut entry: ItemEntry,
+        vector: Option<&[f32]>,
+        code: &[u8],
+    ) -> u64 {
         let token = entry.token;
         self.remove(&token);
         let slot = match self.free.pop() {
@@ -543,6 +572,7 @@ impl State {
         }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
+        slot
     }
 
     /// Removes the item with `token`; returns whether it existed.
@@ -554,6 +584,9 @@ impl State {
             return false;
         };
         self.free.push(slot);
+        if let Some(t) = self.text.as_mut() {
+            t.remove(slot);
+        }
         if self.residency == Residency::OnDemand {
             self.cache.invalidate(entry.list);
             return true;

@@ -5,6 +5,7 @@ use std::ops::{BitOr, BitOrAssign};
 use serde_json::Value;
 
 use crate::filter::{MAX_JSON_DEPTH, drop_iteratively, json_deeper_than};
+use crate::text::Bm25;
 
 /// A JSON argument as the crate keeps it: a document, or the mark of one nested deeper than
 /// [`MAX_JSON_DEPTH`], which was dropped at once (without recursion) and is refused when used.
@@ -107,7 +108,21 @@ impl BitOrAssign for Include {
     }
 }
 
-/// A nearest-neighbour query.
+/// How a hybrid query (a vector and words) merges its two rankings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Fusion {
+    /// Reciprocal rank fusion: `sum of 1 / (rrf_k + rank)` over the rankings that hold the
+    /// item (ranks from 1).
+    Rrf {
+        /// The rank offset (60 by default, as in Cormack et al. 2009).
+        rrf_k: f32,
+    },
+    /// `alpha * vector + (1 - alpha) * text` of min-max normalized scores.
+    Alpha(f32),
+}
+
+/// A query: a nearest-neighbour query ([`Query::new`]), a full-text query
+/// ([`Query::text_only`]) or both at once (a hybrid query, [`Query::text`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     pub(crate) vector: Vec<f32>,
@@ -116,6 +131,9 @@ pub struct Query {
     pub(crate) filter: Option<JsonArg>,
     pub(crate) include: Include,
     pub(crate) rerank: Option<usize>,
+    pub(crate) text: Option<String>,
+    pub(crate) fusion: Fusion,
+    pub(crate) bm25: Bm25,
 }
 
 impl Query {
@@ -128,7 +146,52 @@ impl Query {
             filter: None,
             include: Include::NONE,
             rerank: None,
+            text: None,
+            fusion: Fusion::Rrf { rrf_k: 60.0 },
+            bm25: Bm25::default(),
         }
+    }
+
+    /// A full-text query: the items whose contents best match `words` under BM25 (see
+    /// `docs/DESIGN.md` for the tokenizer and the formula), best first. Needs an index with
+    /// [`IndexConfig::full_text`](crate::IndexConfig::full_text). Hits carry
+    /// [`Hit::score`], and `distance` is `-score`. Words that hold no token match nothing.
+    pub fn text_only(words: &str) -> Query {
+        Query {
+            text: Some(words.to_owned()),
+            ..Query::new(Vec::new())
+        }
+    }
+
+    /// Makes a vector query hybrid: the vector ranking and the BM25 ranking of `words` are
+    /// merged by reciprocal rank fusion (`rrf_k` 60; see [`Query::rrf_k`] and
+    /// [`Query::hybrid_alpha`]). Each ranking contributes its best `max(4 * top_k, 50)`
+    /// items. Hits carry the fused [`Hit::score`] and their vector distance.
+    pub fn text(mut self, words: &str) -> Query {
+        self.text = Some(words.to_owned());
+        self
+    }
+
+    /// Reciprocal rank fusion with this rank offset (default 60) for a hybrid query.
+    pub fn rrf_k(mut self, rrf_k: f32) -> Query {
+        self.fusion = Fusion::Rrf { rrf_k };
+        self
+    }
+
+    /// A hybrid query fuses by weight instead of rank: `alpha * v + (1 - alpha) * t`, where
+    /// `v` is the vector similarity min-max normalized over the candidates (1 for the
+    /// closest, 0 for the farthest or absent) and `t` the BM25 score divided by the best one
+    /// (0 when absent). `alpha` must be in `[0, 1]`.
+    pub fn hybrid_alpha(mut self, alpha: f32) -> Query {
+        self.fusion = Fusion::Alpha(alpha);
+        self
+    }
+
+    /// BM25's parameters for the text part (defaults `k1` 1.2, `b` 0.75, as Lucene's).
+    /// `k1` must be finite and at least 0, `b` in `[0, 1]`.
+    pub fn bm25(mut self, k1: f32, b: f32) -> Query {
+        self.bm25 = Bm25 { k1, b };
+        self
     }
 
     /// Number of results (default 10).
@@ -174,8 +237,12 @@ impl Query {
 pub struct Hit {
     /// The item id.
     pub id: String,
-    /// Distance to the query under the index metric (smaller is closer).
+    /// Distance to the query under the index metric (smaller is closer). For a
+    /// [`Query::text_only`] query, `-score`.
     pub distance: f32,
+    /// For text and hybrid queries, the BM25 or fused score (larger is better); `None` for
+    /// vector queries.
+    pub score: Option<f32>,
     /// Metadata, if requested and present.
     pub metadata: Option<Value>,
     /// Contents, if requested and present.

@@ -1,7 +1,12 @@
 //! Checks of caller input, done before anything is written.
 
 use crate::error::{Error, Result};
+use crate::index::types::Fusion;
 use crate::metric::Metric;
+use crate::text::Bm25;
+
+/// Longest text of a text or hybrid query, in bytes.
+pub(crate) const MAX_QUERY_TEXT_LEN: usize = 64 << 10;
 
 /// Longest id, in bytes.
 pub(crate) const MAX_ID_LEN: usize = 1024;
@@ -66,6 +71,29 @@ pub(crate) fn id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Checks the text part of a query: its length, BM25's parameters and the fusion's.
+pub(crate) fn text_query(words: &str, bm25: Bm25, fusion: Fusion) -> Result<()> {
+    if words.len() > MAX_QUERY_TEXT_LEN {
+        return Err(Error::invalid_argument(format!(
+            "query text may hold at most {MAX_QUERY_TEXT_LEN} bytes"
+        )));
+    }
+    if !(bm25.k1.is_finite() && bm25.k1 >= 0.0 && (0.0..=1.0).contains(&bm25.b)) {
+        return Err(Error::invalid_argument(
+            "bm25 needs a finite k1 >= 0 and b in [0, 1]",
+        ));
+    }
+    match fusion {
+        Fusion::Rrf { rrf_k } if !(rrf_k.is_finite() && rrf_k >= 0.0) => Err(
+            Error::invalid_argument("rrf_k must be finite and at least 0"),
+        ),
+        Fusion::Alpha(a) if !(0.0..=1.0).contains(&a) => {
+            Err(Error::invalid_argument("hybrid_alpha must be in [0, 1]"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

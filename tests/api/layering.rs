@@ -15,6 +15,7 @@ const LAYER_OF: &[(&str, &str)] = &[
     ("metric", "ivf"),
     ("kernel", "kernel"),
     ("filter", "filter"),
+    ("text", "text"),
     ("format", "format"),
     ("storage", "storage"),
     ("error", "error"),
@@ -28,18 +29,22 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "hooks",
         &[
-            "facade", "kms", "crypto", "ivf", "kernel", "filter", "format", "storage", "error",
+            "facade", "kms", "crypto", "ivf", "kernel", "filter", "text", "format", "storage",
+            "error",
         ],
     ),
     (
         "facade",
-        &["crypto", "ivf", "filter", "format", "storage", "error"],
+        &[
+            "crypto", "ivf", "filter", "text", "format", "storage", "error",
+        ],
     ),
     // The KMS clients use crypto's public key types (`IndexKey`, `KeyProvider`) only.
     ("kms", &["crypto", "error"]),
     ("crypto", &["error"]),
     ("ivf", &["kernel"]),
     ("filter", &["error"]),
+    ("text", &[]),
     ("format", &["error"]),
     ("storage", &[]),
     ("kernel", &[]),

@@ -173,6 +173,9 @@ impl EncryptedIndex {
             proven.body,
             self.inner.cache_budget,
         )?;
+        if fresh.text().is_some() {
+            self.note_full_text();
+        }
         *self
             .inner
             .state

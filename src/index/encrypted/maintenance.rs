@@ -1,5 +1,6 @@
 //! Training, compaction and key rotation: everything that rewrites the whole index.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 
@@ -411,6 +412,7 @@ impl EncryptedIndex {
         for (list, block) in sealed.blocks {
             fresh.add_block(list, block);
         }
+        let mut new_slot = HashMap::with_capacity(items.slots.len());
         for (i, &s) in items.slots.iter().enumerate() {
             let e = state.entry(s).ok_or_else(|| Error::corrupted("state"))?;
             let entry = ItemEntry {
@@ -424,7 +426,10 @@ impl EncryptedIndex {
                 origin: sealed.seq,
             };
             let vector = &items.vectors[i * dim..(i + 1) * dim];
-            fresh.insert(entry, Some(vector), &sealed.codes[i]);
+            new_slot.insert(s, fresh.insert(entry, Some(vector), &sealed.codes[i]));
+        }
+        if let Some(text) = state.text() {
+            fresh.set_text(text.remapped(&new_slot));
         }
         fresh.shrink_to_fit();
         let blob = persist::map_segment(&*self.inner.store, sealed.seq, sealed.bytes);

@@ -15,14 +15,18 @@ use crate::index::types::{Hit, Include, Query, Record};
 use crate::index::validate;
 
 impl EncryptedIndex {
-    /// The nearest items to a query, closest first.
+    /// The best items for a query, best first: the nearest to its vector, or for a text
+    /// ([`Query::text_only`]) or hybrid ([`Query::text`]) query the best by score.
     ///
     /// # Errors
     /// [`Error::DimensionMismatch`], [`Error::InvalidVector`], [`Error::InvalidArgument`]
-    /// (`top_k` of 0 or above 100,000), [`Error::InvalidFilter`], [`Error::Corrupted`] if a
-    /// requested field fails authentication.
+    /// (`top_k` of 0 or above 100,000; a text query on an index without full text, or with
+    /// invalid BM25 or fusion parameters), [`Error::InvalidFilter`], [`Error::Corrupted`] if
+    /// a requested field fails authentication.
     pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
-        validate::vector(&query.vector, self.dim(), self.metric())?;
+        if query.text.is_none() || !query.vector.is_empty() {
+            validate::vector(&query.vector, self.dim(), self.metric())?;
+        }
         if query.top_k == 0 || query.top_k > validate::MAX_TOP_K {
             return Err(Error::invalid_argument(format!(
                 "top_k must be between 1 and {}",
@@ -34,7 +38,23 @@ impl EncryptedIndex {
             Some(JsonArg::TooDeep) => return Err(filter::too_deep()),
             Some(JsonArg::Value(doc)) => Some(Filter::parse(doc)?),
         };
+        if let Some(words) = &query.text {
+            return self.text_query(query, words, filter.as_ref());
+        }
         let state = self.read();
+        self.vector_neighbors(&state, query, filter.as_ref())?
+            .into_iter()
+            .map(|n| self.hit(&state, n.handle, (n.distance, None), query.include))
+            .collect()
+    }
+
+    /// The vector ranking of a query: its `top_k` nearest items that pass the filter.
+    pub(super) fn vector_neighbors(
+        &self,
+        state: &State,
+        query: &Query,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Neighbor>> {
         let n_lists = state.n_lists();
         let n_probes = query
             .n_probes
@@ -42,23 +62,30 @@ impl EncryptedIndex {
             .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
             .unwrap_or_else(|| ivf::auto_n_probes(n_lists, self.is_pq()))
             .min(n_lists);
-        let neighbors = match &filter {
-            None => self.probe_search(&state, query, n_probes, None)?,
-            Some(f) => self.filtered_search(&state, query, n_probes, f)?,
-        };
-        neighbors
-            .into_iter()
-            .map(|n| {
-                let r = self.record(&state, n.handle, query.include)?;
-                Ok(Hit {
-                    id: r.id,
-                    distance: n.distance,
-                    metadata: r.metadata,
-                    contents: r.contents,
-                    vector: r.vector,
-                })
-            })
-            .collect()
+        match filter {
+            None => self.probe_search(state, query, n_probes, None),
+            Some(f) => self.filtered_search(state, query, n_probes, f),
+        }
+    }
+
+    /// One hit: the item in `slot` with its distance and score, and the fields `include`
+    /// asks for.
+    pub(super) fn hit(
+        &self,
+        state: &State,
+        slot: u64,
+        (distance, score): (f32, Option<f32>),
+        include: Include,
+    ) -> Result<Hit> {
+        let r = self.record(state, slot, include)?;
+        Ok(Hit {
+            id: r.id,
+            distance,
+            score,
+            metadata: r.metadata,
+            contents: r.contents,
+            vector: r.vector,
+        })
     }
 
     /// IVF search over the `n_probes` nearest lists, keeping only accepted handles.

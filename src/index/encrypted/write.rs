@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
@@ -16,6 +17,7 @@ use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::state::ItemEntry;
 use crate::index::types::{Item, JsonArg};
 use crate::index::validate;
+use crate::text::{self, DocTerms};
 
 impl EncryptedIndex {
     /// Inserts items; an item whose id exists replaces it. When the same id appears more than
@@ -34,6 +36,15 @@ impl EncryptedIndex {
         if prepared.is_empty() {
             return Ok(());
         }
+        // Tokenized before the commit, outside the state lock (full text only).
+        let analyzed: Vec<Option<Option<DocTerms>>> = if self.read().text().is_some() {
+            prepared
+                .par_iter()
+                .map(|p| p.contents.as_deref().map(text::analyze))
+                .collect()
+        } else {
+            vec![None; prepared.len()]
+        };
         let (body, header, assignments, codes, list_epoch) = {
             let state = self.read();
             let assignments: Vec<u32> = match state.quantizer() {
@@ -100,7 +111,7 @@ impl EncryptedIndex {
             for (list, block) in new_blocks {
                 state.add_block(list, block);
             }
-            for (i, p) in prepared.into_iter().enumerate() {
+            for (i, (p, doc)) in prepared.into_iter().zip(analyzed).enumerate() {
                 let entry = ItemEntry {
                     id: p.id,
                     token: p.token,
@@ -111,7 +122,10 @@ impl EncryptedIndex {
                     metadata: p.metadata_value,
                     origin: seq,
                 };
-                state.insert(entry, Some(&p.vector), &codes[i]);
+                let slot = state.insert(entry, Some(&p.vector), &codes[i]);
+                if let Some(doc) = doc {
+                    state.index_text(slot, doc);
+                }
             }
         })
     }
