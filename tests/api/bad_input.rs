@@ -3,6 +3,8 @@
 use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Metric, Query};
 use serde_json::json;
 
+use super::common::*;
+
 fn setup(metric: Metric) -> ciphervec::EncryptedIndex {
     let db = Database::in_memory();
     let index = db
@@ -125,4 +127,31 @@ fn empty_index_and_unknown_ids() {
         db.delete_index("missing", &key),
         Err(Error::IndexNotFound)
     ));
+}
+
+#[test]
+fn upsert_rows_equals_upsert_and_refuses_a_ragged_matrix() {
+    let mut rng = Rng::new(77);
+    let data = clustered(&mut rng, 300, 6, 4);
+    let ids: Vec<String> = (0..300).map(|i| format!("item-{i}")).collect();
+    let rows: Vec<f32> = data.iter().flatten().copied().collect();
+    let by_rows = Database::in_memory()
+        .create_index("r", &IndexKey::generate(), IndexConfig::ivf_flat(6))
+        .unwrap();
+    by_rows.upsert_rows(&ids, &rows).unwrap();
+    for bad in [&rows[..rows.len() - 1], &rows[..0]] {
+        assert!(matches!(
+            by_rows.upsert_rows(&ids, bad),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
+    assert!(matches!(
+        by_rows.upsert_rows(&["x"], &[f32::NAN; 6]),
+        Err(Error::InvalidVector)
+    ));
+    assert_eq!(by_rows.len(), 300);
+    for q in data.iter().step_by(37) {
+        let hits = by_rows.query(&Query::new(q.clone()).top_k(5)).unwrap();
+        assert_matches_oracle(&hits, &brute_force(Metric::Euclidean, &data, q, 5));
+    }
 }

@@ -130,6 +130,31 @@ impl EncryptedIndex {
         })
     }
 
+    /// Inserts a batch given as ids and one row-major matrix (`rows[i * d..(i + 1) * d]` is
+    /// the vector of `ids[i]`, `d` the dimension), without contents or metadata: the entry
+    /// point for callers that hold vectors as one array (numpy, Arrow, a memory map). Same
+    /// semantics as [`EncryptedIndex::upsert`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `rows` does not hold `ids.len()` rows of the index's
+    /// dimension, else those of [`EncryptedIndex::upsert`].
+    pub fn upsert_rows<S: AsRef<str>>(&self, ids: &[S], rows: &[f32]) -> Result<()> {
+        let dim = self.dim();
+        if dim == 0 || Some(rows.len()) != ids.len().checked_mul(dim) {
+            return Err(Error::invalid_argument(format!(
+                "{} ids need {} x {dim} floats, got {}",
+                ids.len(),
+                ids.len(),
+                rows.len()
+            )));
+        }
+        self.upsert(
+            ids.iter()
+                .zip(rows.chunks_exact(dim))
+                .map(|(id, row)| Item::new(id.as_ref(), row.to_vec())),
+        )
+    }
+
     /// Finishes `seg` and commits it as a new segment appended to the live ones, then applies
     /// the write to the in-memory state with `apply` (under the state's write lock, so
     /// readers see all of it or none), then compacts if due.

@@ -1,0 +1,75 @@
+"""Exceptions raised by ciphervec. Every one subclasses :class:`CiphervecError`; errors about
+the caller's input also subclass :class:`ValueError`, storage failures :class:`OSError`."""
+
+__all__ = [
+    "CiphervecError",
+    "WrongKeyError",
+    "IndexNotFoundError",
+    "IndexExistsError",
+    "LockedError",
+    "ReadOnlyError",
+    "CorruptedError",
+    "RolledBackError",
+    "UnavailableError",
+    "StorageError",
+    "InvalidFilterError",
+    "DimensionMismatchError",
+    "InvalidVectorError",
+    "InvalidArgumentError",
+]
+
+
+class CiphervecError(Exception):
+    """Base class of every ciphervec error (also raised for an internal error)."""
+
+
+class WrongKeyError(CiphervecError):
+    """The key does not open this index."""
+
+
+class IndexNotFoundError(CiphervecError):
+    """No index of that name."""
+
+
+class IndexExistsError(CiphervecError):
+    """An index of that name already exists."""
+
+
+class LockedError(CiphervecError):
+    """Another writer holds the index."""
+
+
+class ReadOnlyError(CiphervecError):
+    """A write through a read-only handle."""
+
+
+class CorruptedError(CiphervecError):
+    """Stored bytes failed authentication or do not belong to this index."""
+
+
+class RolledBackError(CiphervecError):
+    """The stored index is older than an anchor taken earlier."""
+
+
+class UnavailableError(CiphervecError, OSError):
+    """Storage unreachable after bounded retries."""
+
+
+class StorageError(CiphervecError, OSError):
+    """A local I/O error (the index stays as it was)."""
+
+
+class InvalidFilterError(CiphervecError, ValueError):
+    """A malformed metadata filter."""
+
+
+class DimensionMismatchError(CiphervecError, ValueError):
+    """A vector of the wrong dimension."""
+
+
+class InvalidVectorError(CiphervecError, ValueError):
+    """An empty vector, a non-finite value, or a zero vector under cosine."""
+
+
+class InvalidArgumentError(CiphervecError, ValueError):
+    """Any other invalid argument (id, metadata, top_k, option values, key length...)."""

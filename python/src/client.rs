@@ -1,0 +1,156 @@
+//! `Client`: a database (a directory, memory, or any location `Database::open_url` takes).
+
+use std::path::PathBuf;
+
+use ciphervec::{Database, DatabaseOptions, IndexConfig, Metric};
+use pyo3::prelude::*;
+
+use crate::convert::key_of;
+use crate::errors::{self, run};
+use crate::index::Index;
+
+/// A database of encrypted indexes: `Client()` in memory, `Client("path/to/dir")` (or a
+/// `pathlib.Path`, `file:///abs/path`, `memory://`) on disk. `cache_budget` bounds the bytes
+/// of decrypted vectors an index keeps in RAM (default: the engine's).
+#[pyclass(frozen, module = "ciphervec")]
+pub(crate) struct Client {
+    db: Database,
+}
+
+fn metric_of(name: &str) -> PyResult<Metric> {
+    Ok(match name {
+        "euclidean" | "l2" => Metric::Euclidean,
+        "squared_euclidean" => Metric::SquaredEuclidean,
+        "cosine" => Metric::Cosine,
+        "inner_product" | "ip" => Metric::InnerProduct,
+        other => {
+            return Err(errors::invalid(format!(
+                "metric is euclidean, squared_euclidean, cosine or inner_product; not {other:?}"
+            )));
+        }
+    })
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (path = None, *, cache_budget = None))]
+    fn new(py: Python<'_>, path: Option<PathBuf>, cache_budget: Option<usize>) -> PyResult<Client> {
+        let mut options = DatabaseOptions::default();
+        if let Some(bytes) = cache_budget {
+            options = options.cache_budget(bytes);
+        }
+        let db = match path {
+            None => Database::in_memory_with(options),
+            Some(p) => {
+                let url = p.to_string_lossy().into_owned();
+                run(py, move || Database::open_url_with(&url, options))?
+            }
+        };
+        Ok(Client { db })
+    }
+
+    /// Creates an index; `key` is its 32-byte index key. `index_type`: "ivf_flat",
+    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, default `dimension / 4`); `n_lists` and
+    /// `n_probes` default to automatic; `full_text` indexes contents for BM25.
+    #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
+                        n_lists = None, n_probes = None, pq_m = None, full_text = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_index(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        key: &Bound<'_, PyAny>,
+        dimension: usize,
+        index_type: &str,
+        metric: &str,
+        n_lists: Option<usize>,
+        n_probes: Option<usize>,
+        pq_m: Option<usize>,
+        full_text: bool,
+    ) -> PyResult<Index> {
+        let key = key_of(key)?;
+        let config = match index_type {
+            "ivf_flat" => IndexConfig::ivf_flat(dimension),
+            "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
+            "ivf_pq" => IndexConfig::ivf_pq(dimension, pq_m.unwrap_or((dimension / 4).max(1))),
+            other => {
+                return Err(errors::invalid(format!(
+                    "index_type is ivf_flat, ivf_sq8 or ivf_pq; not {other:?}"
+                )));
+            }
+        }
+        .metric(metric_of(metric)?)
+        .n_lists(n_lists.unwrap_or(0))
+        .n_probes(n_probes.unwrap_or(0))
+        .full_text(full_text);
+        let db = &self.db;
+        let index = run(py, || db.create_index(name, &key, config))?;
+        Ok(Index::new(index))
+    }
+
+    /// Opens an index with its key (`read_only=True`: for reading, in any process, beside a
+    /// writer elsewhere; `refresh()` picks up its commits).
+    #[pyo3(signature = (name, key, *, read_only = false))]
+    fn load_index(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        key: &Bound<'_, PyAny>,
+        read_only: bool,
+    ) -> PyResult<Index> {
+        let key = key_of(key)?;
+        let db = &self.db;
+        let index = run(py, || {
+            if read_only {
+                db.open_index_read_only(name, &key)
+            } else {
+                db.open_index(name, &key)
+            }
+        })?;
+        Ok(Index::new(index))
+    }
+
+    /// Names of the indexes, sorted.
+    fn list_indexes(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let db = &self.db;
+        run(py, || db.list_indexes())
+    }
+
+    /// Deletes an index and its files (the key proves the caller may).
+    fn delete_index(&self, py: Python<'_>, name: &str, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = key_of(key)?;
+        let db = &self.db;
+        run(py, || db.delete_index(name, &key))
+    }
+
+    /// Re-wraps the index's data key under a new index key (cheap; the data stays).
+    fn rotate_index_key(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        old: &Bound<'_, PyAny>,
+        new: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (old, new) = (key_of(old)?, key_of(new)?);
+        let db = &self.db;
+        run(py, || db.rotate_index_key(name, &old, &new))
+    }
+
+    /// New index key and new data key in one crash-safe operation (after a compromise).
+    fn rotate_keys(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        old: &Bound<'_, PyAny>,
+        new: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (old, new) = (key_of(old)?, key_of(new)?);
+        let db = &self.db;
+        run(py, || db.rotate_keys(name, &old, &new))
+    }
+
+    fn __repr__(&self) -> String {
+        "ciphervec.Client(...)".to_owned()
+    }
+}

@@ -1,0 +1,184 @@
+//! Conversions between Python values and the engine's: keys, JSON documents, `include`,
+//! vectors (numpy, read in place when they are C-contiguous float32) and hits.
+
+use ciphervec::{Hit, Include, IndexKey, Record};
+use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+
+use crate::errors;
+
+/// A 256-bit key from `bytes` or `bytearray` (32 bytes).
+pub(crate) fn key_of(obj: &Bound<'_, PyAny>) -> PyResult<IndexKey> {
+    let bytes = if let Ok(b) = obj.cast::<PyBytes>() {
+        b.as_bytes().to_vec()
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        b.to_vec()
+    } else {
+        return Err(PyTypeError::new_err(
+            "an index key is 32 bytes (bytes or bytearray), as cv.generate_key() returns",
+        ));
+    };
+    IndexKey::from_bytes(&bytes).map_err(errors::to_py)
+}
+
+/// A JSON document from a Python value (dicts, lists, str, numbers, bools, None), through the
+/// standard `json` module (NaN and infinities refused). `bad` names the exception class for
+/// a value that is not JSON.
+pub(crate) fn json_of(obj: &Bound<'_, PyAny>, bad: &'static str) -> PyResult<serde_json::Value> {
+    let py = obj.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("allow_nan", false)?;
+    let text: String = py
+        .import("json")?
+        .call_method("dumps", (obj,), Some(&kwargs))
+        .map_err(|e| errors::raise(bad, format!("not a JSON document: {e}")))?
+        .extract()?;
+    serde_json::from_str(&text).map_err(|e| errors::raise(bad, format!("not a JSON document: {e}")))
+}
+
+/// A Python value from a JSON document (through the `json` module).
+pub(crate) fn py_of_json<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value).map_err(|_| errors::invalid("metadata"))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// What `include` names: any of "distance", "metadata", "contents", "vector" ("distance"
+/// is always returned for queries; listed for symmetry with CyborgDB).
+pub(crate) fn include_of(names: &[String]) -> PyResult<Include> {
+    let mut include = Include::NONE;
+    for n in names {
+        include |= match n.as_str() {
+            "distance" | "id" | "score" => Include::NONE,
+            "metadata" => Include::METADATA,
+            "contents" => Include::CONTENTS,
+            "vector" => Include::VECTOR,
+            other => {
+                return Err(errors::invalid(format!(
+                    "include takes distance, metadata, contents, vector; not {other:?}"
+                )));
+            }
+        };
+    }
+    Ok(include)
+}
+
+/// Contents from `str` (UTF-8) or `bytes`.
+pub(crate) fn contents_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        Ok(s.to_cow()?.as_bytes().to_vec())
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        Ok(b.to_vec())
+    } else {
+        Err(PyTypeError::new_err("contents are str or bytes"))
+    }
+}
+
+/// Vectors as a C-contiguous float32 array: the array itself when it already is one (read in
+/// place, no copy), else one conversion by `numpy.ascontiguousarray(..., dtype=float32)`
+/// (other numeric dtypes, strided views, lists). Non-numeric input is a `TypeError`.
+pub(crate) fn f32_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
+    if let Ok(a) = obj.cast::<PyArrayDyn<f32>>()
+        && a.is_c_contiguous()
+    {
+        return Ok(a.readonly());
+    }
+    let py = obj.py();
+    let numpy = py.import("numpy")?;
+    let is_numeric = |o: &Bound<'py, PyAny>| -> PyResult<bool> {
+        let kind: String = o.getattr("dtype")?.getattr("kind")?.extract()?;
+        Ok(matches!(kind.as_str(), "f" | "i" | "u" | "b"))
+    };
+    if obj.hasattr("dtype")? && !is_numeric(obj)? {
+        return Err(PyTypeError::new_err(
+            "vectors must have a numeric dtype (float32 is read in place; other numeric dtypes \
+             are converted once)",
+        ));
+    }
+    let converted = numpy
+        .call_method1("ascontiguousarray", (obj, "float32"))
+        .map_err(|_| {
+            PyTypeError::new_err(
+                "vectors must be numeric: a float32 array (read in place), or numbers",
+            )
+        })?;
+    Ok(converted.cast_into::<PyArrayDyn<f32>>()?.readonly())
+}
+
+/// A hit as a dict: `id`, `distance`, `score` (text and hybrid queries), and what `include`
+/// asked for (`metadata` as a dict or None, `contents` as bytes or None, `vector` as a list).
+pub(crate) fn hit_dict<'py>(
+    py: Python<'py>,
+    hit: Hit,
+    include: Include,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", hit.id)?;
+    d.set_item("distance", hit.distance)?;
+    if let Some(s) = hit.score {
+        d.set_item("score", s)?;
+    }
+    add_fields(py, &d, (hit.metadata, hit.contents, hit.vector), include)?;
+    Ok(d)
+}
+
+/// A stored record as a dict: `id` and what `include` asked for.
+pub(crate) fn record_dict<'py>(
+    py: Python<'py>,
+    r: Record,
+    include: Include,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", r.id)?;
+    add_fields(py, &d, (r.metadata, r.contents, r.vector), include)?;
+    Ok(d)
+}
+
+type Fields = (Option<serde_json::Value>, Option<Vec<u8>>, Option<Vec<f32>>);
+
+fn add_fields(
+    py: Python<'_>,
+    d: &Bound<'_, PyDict>,
+    (metadata, contents, vector): Fields,
+    include: Include,
+) -> PyResult<()> {
+    if include.contains(Include::METADATA) {
+        match metadata {
+            Some(m) => d.set_item("metadata", py_of_json(py, &m)?)?,
+            None => d.set_item("metadata", py.None())?,
+        }
+    }
+    if include.contains(Include::CONTENTS) {
+        match contents {
+            Some(c) => d.set_item("contents", PyBytes::new(py, &c))?,
+            None => d.set_item("contents", py.None())?,
+        }
+    }
+    if include.contains(Include::VECTOR) {
+        match vector {
+            Some(v) => d.set_item("vector", PyList::new(py, v)?)?,
+            None => d.set_item("vector", py.None())?,
+        }
+    }
+    Ok(())
+}
+
+/// Ids from a list (or any iterable) of `str`.
+pub(crate) fn ids_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if obj.cast::<PyString>().is_ok() {
+        return Err(PyTypeError::new_err("ids are a list of str, not one str"));
+    }
+    obj.try_iter()?
+        .map(|id| {
+            let id = id?;
+            id.extract::<String>()
+                .map_err(|_| PyTypeError::new_err("ids are str"))
+        })
+        .collect()
+}

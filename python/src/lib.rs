@@ -1,0 +1,25 @@
+//! Python bindings of ciphervec: the native module `ciphervec._native`, wrapped by the pure
+//! Python package `ciphervec` (exceptions, `generate_key`, the LangChain store).
+//!
+//! Every call that does work releases the GIL (`Python::detach`) and catches panics, which
+//! become `CiphervecError`: a bug in the engine never takes the interpreter down. Classes are
+//! `frozen` and hold only `Send + Sync` handles, so any Python thread may call them.
+
+mod client;
+mod convert;
+mod errors;
+mod index;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<client::Client>()?;
+    m.add_class::<index::Index>()?;
+    m.add(
+        "FORMAT_NOTE",
+        "ciphervec on-disk format: see docs/FORMAT.md",
+    )?;
+    Ok(())
+}

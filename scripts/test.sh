@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command of the README: the Rust tests of the workspace's default members (core and
+# CLI), then the Python package's (scripts/test_python.sh: venv under target/, wheel, pytest,
+# LangChain's standard suite, the quickstart in a numpy-only venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --release
+scripts/test_python.sh
