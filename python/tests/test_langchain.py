@@ -1,0 +1,50 @@
+"""CiphervecVectorStore beyond the standard suite: from_texts on disk, filters with dotted
+paths, relevance scores, hybrid search, ids order, and no plaintext on disk."""
+
+import os
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+import ciphervec as cv
+from ciphervec.langchain import CiphervecVectorStore
+
+TEXTS = ["the red fox jumps", "a green pear", "invoice INV7781 is overdue", "blue sky over the sea"]
+METAS = [{"team": {"name": "zoo"}, "n": 1}, {"team": {"name": "farm"}, "n": 2},
+         {"team": {"name": "billing"}, "n": 3}, {"team": {"name": "zoo"}, "n": 4}]
+
+
+def test_from_texts_on_disk_reopens_and_holds_no_plaintext(tmp_path):
+    key = cv.generate_key()
+    emb = DeterministicFakeEmbedding(size=16)
+    store = CiphervecVectorStore.from_texts(
+        TEXTS, emb, METAS, ids=["a", "b", "c", "d"], path=str(tmp_path), index_key=key
+    )
+    assert store.similarity_search(TEXTS[2], k=1)[0].id == "c"
+    del store
+    index = cv.Client(str(tmp_path)).load_index("langchain", key)
+    reopened = CiphervecVectorStore(index, emb)
+    assert [d.id for d in reopened.get_by_ids(["d", "x", "a"])] == ["d", "a"]
+    assert reopened.get_by_ids(["b"]) == [Document(id="b", page_content=TEXTS[1], metadata=METAS[1])]
+    blob = b"".join(open(os.path.join(r, f), "rb").read() for r, _, fs in os.walk(tmp_path) for f in fs)
+    for needle in (b"invoice", b"billing", b"team", b"fox"):
+        assert needle not in blob
+
+
+def test_filters_scores_and_hybrid():
+    emb = DeterministicFakeEmbedding(size=16)
+    store = CiphervecVectorStore.from_texts(
+        TEXTS, emb, METAS, index_key=cv.generate_key(), full_text=True, metric="cosine"
+    )
+    hits = store.similarity_search(TEXTS[0], k=4, filter={"team.name": "zoo"})
+    assert all(d.metadata["team"]["name"] == "zoo" for d in hits) and len(hits) == 2
+    scored = store.similarity_search_with_relevance_scores(TEXTS[1], k=2)
+    assert scored[0][0].page_content == TEXTS[1]
+    assert scored[0][1] == pytest.approx(1.0, abs=1e-5) and 0 <= scored[1][1] <= 1
+    # A rare token: hybrid search finds it even from an unrelated vector query.
+    hybrid = store.similarity_search("INV7781", k=2, hybrid=True)
+    assert hybrid[0].page_content == TEXTS[2]
+    by_vector = store.similarity_search_by_vector(emb.embed_query(TEXTS[3]), k=1)
+    assert by_vector[0].page_content == TEXTS[3]
+    assert store.delete() is True and store.similarity_search("anything", k=1) == []
