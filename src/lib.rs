@@ -25,6 +25,7 @@ pub use error::{Error, KeyServiceFailure, Result};
 pub use key::{INDEX_KEY_LEN, IndexKey};
 pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
+pub use storage::{MemoryStore, Store};
 
 pub use index::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item,

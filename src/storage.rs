@@ -1,11 +1,12 @@
 //! Byte stores: names and bytes only. A [`Backend`] holds named stores (one per index); a
-//! [`Store`] holds the files of one index. Two backends: a local directory (the default) and
+//! [`IndexFiles`] holds the files of one index. Two backends: a local directory (the default) and
 //! memory.
 
 mod dir;
 pub(crate) mod files;
 pub(crate) mod fs;
 mod memory;
+mod object;
 
 use std::io;
 use std::ops::Deref;
@@ -13,6 +14,8 @@ use std::sync::Arc;
 
 pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
+pub(crate) use object::StoreBackend;
+pub use object::{MemoryStore, Store};
 
 /// The bytes of one stored file: mapped read-only from disk, or shared from memory.
 pub(crate) enum Blob {
@@ -36,7 +39,7 @@ impl Deref for Blob {
 pub(crate) type WriterLock = Box<dyn std::any::Any + Send + Sync>;
 
 /// The files of one index.
-pub(crate) trait Store: Send + Sync {
+pub(crate) trait IndexFiles: Send + Sync {
     /// Reads a whole file.
     fn read(&self, file: &str) -> io::Result<Blob>;
     /// Creates a new file with `data` and makes it durable (file and directory synced).
@@ -56,7 +59,7 @@ pub(crate) trait Backend: Send + Sync {
     /// Names of every store.
     fn list(&self) -> io::Result<Vec<String>>;
     /// Opens a store, creating it if `create` is set.
-    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn Store>>>;
+    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn IndexFiles>>>;
     /// Removes a store and all its files.
     fn remove(&self, name: &str) -> io::Result<()>;
 }

@@ -24,6 +24,7 @@ mod api {
     mod quantized;
     mod real_data;
     mod rollback;
+    mod store;
 }
 
 mod fuzz_replay {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::error::{Error, Result};
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
 use crate::key::IndexKey;
-use crate::storage::{Backend, DirBackend, MemoryBackend, Store};
+use crate::storage::{Backend, DirBackend, IndexFiles, MemoryBackend, Store, StoreBackend};
 
 use super::config::{IndexConfig, IndexType};
 use super::encrypted::{EncryptedIndex, Inner};
@@ -143,6 +143,20 @@ impl Database {
         Database::open_with(url, options)
     }
 
+    /// A database whose indexes live in a user-provided [`Store`] (an object store, a test
+    /// double...): the files of index `name` become its objects `name/<file>`, and the
+    /// writer lock the object `name/LOCK` (see [`Store::lock`]). Reads go through
+    /// [`Store::get`] (no memory map), so an index is read whole at open.
+    pub fn with_store(store: impl Store + 'static) -> Database {
+        Database::with_store_options(store, DatabaseOptions::default())
+    }
+
+    /// [`Database::with_store`] with options.
+    pub fn with_store_options(store: impl Store + 'static, options: DatabaseOptions) -> Database {
+        let backend = StoreBackend::new(std::sync::Arc::new(store));
+        Database::with_backend(Box::new(backend), options)
+    }
+
     /// A database in process memory; nothing touches disk.
     pub fn in_memory() -> Database {
         Database::in_memory_with(DatabaseOptions::default())
@@ -186,7 +200,7 @@ impl Database {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn store(&self, name: &str) -> Result<Option<Arc<dyn Store>>> {
+    fn store(&self, name: &str) -> Result<Option<Arc<dyn IndexFiles>>> {
         validate::index_name(name)?;
         let Some(store) = self.inner.backend.open(name, false)? else {
             return Ok(None);
@@ -275,7 +289,13 @@ impl Database {
     /// over every newer segment the storage proves (see `recovery`), then the segments.
     /// A writer (`write`) commits a rolled-forward manifest and then removes leftovers; a
     /// reader only serves the rolled-forward state. Nothing is removed when the open fails.
-    fn load(&self, store: &dyn Store, key: &IndexKey, name: &str, write: bool) -> Result<State> {
+    fn load(
+        &self,
+        store: &dyn IndexFiles,
+        key: &IndexKey,
+        name: &str,
+        write: bool,
+    ) -> Result<State> {
         let (header, keys, body) = persist::read_manifest(store, key, name)?;
         let recovery = recovery::roll_forward(store, &keys, body)?;
         let body = recovery.body;
@@ -306,7 +326,7 @@ impl Database {
     fn handle(
         &self,
         name: &str,
-        store: Arc<dyn Store>,
+        store: Arc<dyn IndexFiles>,
         state: State,
         auto_compact: Option<f64>,
         lock: crate::storage::WriterLock,
@@ -466,7 +486,7 @@ impl Database {
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Takes the index's writer lock, waiting up to [`LOCK_PATIENCE`].
-fn acquire_lock(store: &dyn Store) -> Result<crate::storage::WriterLock> {
+fn acquire_lock(store: &dyn IndexFiles) -> Result<crate::storage::WriterLock> {
     let start = std::time::Instant::now();
     loop {
         if let Some(lock) = store.try_lock()? {

@@ -13,7 +13,7 @@ use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::format::segment::{self, CommitNote};
 use crate::ivf::Quantizer;
 use crate::metric::Metric;
-use crate::storage::{Store, WriterLock};
+use crate::storage::{IndexFiles, WriterLock};
 
 use super::config::{IndexConfig, IndexType};
 use super::persist;
@@ -52,7 +52,7 @@ pub(crate) struct Inner {
     /// (`enable_full_text` here, or seen by `refresh`): set at most once, as full text is
     /// never turned off.
     full_text_config: OnceLock<IndexConfig>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn IndexFiles>,
     state: RwLock<State>,
     writer: Mutex<()>,
     cache_budget: usize,
@@ -94,7 +94,7 @@ struct Prepared {
 impl EncryptedIndex {
     pub(crate) fn from_parts(
         name: String,
-        store: Arc<dyn Store>,
+        store: Arc<dyn IndexFiles>,
         state: State,
         cache_budget: usize,
         auto_compact: Option<f64>,

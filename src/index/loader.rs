@@ -14,7 +14,7 @@ use crate::format::manifest::{ManifestBody, ManifestHeader, TrainedRef};
 use crate::format::segment::{self, RecordRef};
 use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
-use crate::storage::{Blob, Store};
+use crate::storage::{Blob, IndexFiles};
 
 use super::config::IndexConfig;
 use super::lists;
@@ -50,7 +50,7 @@ impl Shape {
 /// the item table built from the list blocks and tombstones; then every vector kept
 /// decrypted if the residency rule says so; then the metadata decrypted for filters.
 pub(crate) fn load_state(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     (keys, header): (Arc<Keys>, ManifestHeader),
     shape: Shape,
     body: ManifestBody,
@@ -106,7 +106,7 @@ pub(crate) fn load_state(
 }
 
 /// Reads every live segment and checks its length and digest against the manifest's.
-fn read_segments(store: &dyn Store, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
+fn read_segments(store: &dyn IndexFiles, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
     let mut blobs = HashMap::with_capacity(body.segments.len());
     for seg in &body.segments {
         let blob = persist::read_segment(store, seg)

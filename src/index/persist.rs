@@ -16,7 +16,7 @@ use crate::format::segment::{
 };
 use crate::format::{RecordKind, codec, padding};
 use crate::key::IndexKey;
-use crate::storage::{Blob, Store};
+use crate::storage::{Blob, IndexFiles};
 
 use super::binding::{binding, params, whole};
 use super::state::{BlockRef, FieldsRef, VectorRef};
@@ -42,7 +42,7 @@ pub(crate) fn in_file(file: &str, e: Error) -> Error {
 
 /// Reads the live segment `seg` names and checks its length and SHA3-256 digest against the
 /// manifest's (callers name the file in errors, see [`in_file`]).
-pub(crate) fn read_segment(store: &dyn Store, seg: &SegmentRef) -> Result<Blob> {
+pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<Blob> {
     let blob = store
         .read(&segment::file_name(seg.seq))
         .map_err(read_error)?;
@@ -106,7 +106,7 @@ struct OpenedManifest {
 ///
 /// Order: parse the clear header; compare the key-check value (`WrongKey` before any
 /// decryption); unwrap the data key; verify the MAC over the whole file; decrypt the body.
-fn open_manifest(store: &dyn Store, key: &IndexKey, name: &str) -> Result<OpenedManifest> {
+fn open_manifest(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> Result<OpenedManifest> {
     let file = read_manifest_file(store)?;
     let parts = manifest::decode(&file)?;
     let header = parts.header.clone();
@@ -162,7 +162,7 @@ pub(crate) fn keys_at(header: &ManifestHeader, key: &IndexKey, generation: u32) 
 /// Reads and authenticates the manifest with `key`; returns it with the working keys (AEAD
 /// keys starting at the manifest's next generation, able to wrap new data keys).
 pub(crate) fn read_manifest(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     key: &IndexKey,
     name: &str,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
@@ -174,7 +174,7 @@ pub(crate) fn read_manifest(
 
 /// Proves that `key` opens the index named `name` (key check, data-key unwrap, manifest
 /// authentication, the name it is bound to).
-pub(crate) fn check_key(store: &dyn Store, key: &IndexKey, name: &str) -> Result<()> {
+pub(crate) fn check_key(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> Result<()> {
     open_manifest(store, key, name).map(|_| ())
 }
 
@@ -185,7 +185,7 @@ pub(crate) fn check_key(store: &dyn Store, key: &IndexKey, name: &str) -> Result
 /// [`Error::Corrupted`] if it does not authenticate under these keys (damaged, replaced, or
 /// re-keyed by another process), [`Error::IndexNotFound`], [`Error::Io`].
 pub(crate) fn read_stored_body(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     keys: &Keys,
     header: &ManifestHeader,
     name: &str,
@@ -199,7 +199,7 @@ pub(crate) fn read_stored_body(
 }
 
 /// The bytes of the manifest file, copied out of storage once its size is checked.
-fn read_manifest_file(store: &dyn Store) -> Result<Vec<u8>> {
+fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
     let file = match store.read(MANIFEST_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
@@ -269,7 +269,7 @@ pub(crate) fn rotate_data_key(
 /// replacement carrying the new key-check value and wrapped key, the body unchanged (its
 /// epoch advanced). Returns the new header and keys for an open handle to adopt.
 pub(crate) fn rewrap_index_key(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     (old, new): (&IndexKey, &IndexKey),
     name: &str,
     epoch: u64,
@@ -323,7 +323,7 @@ pub(crate) fn encode_manifest(
 
 /// Commits a manifest atomically.
 pub(crate) fn write_manifest(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     header: &ManifestHeader,
     keys: &Keys,
     body: &ManifestBody,
@@ -699,7 +699,7 @@ pub(crate) fn open_fields(
 }
 
 /// Maps a freshly written segment back in (falling back to the bytes we hold).
-pub(crate) fn map_segment(store: &dyn Store, seq: u64, bytes: Vec<u8>) -> Arc<Blob> {
+pub(crate) fn map_segment(store: &dyn IndexFiles, seq: u64, bytes: Vec<u8>) -> Arc<Blob> {
     match store.read(&segment::file_name(seq)) {
         Ok(b) if b.len() == bytes.len() => Arc::new(b),
         _ => Arc::new(Blob::Shared(bytes.into())),

@@ -20,7 +20,7 @@ use crate::crypto::{self, schedule::Keys};
 use crate::error::{Error, Result};
 use crate::format::manifest::ManifestBody;
 use crate::format::segment;
-use crate::storage::Store;
+use crate::storage::IndexFiles;
 
 use super::persist::{self, read_error};
 
@@ -41,7 +41,7 @@ pub(crate) struct Recovery {
 /// [`Error::Corrupted`] if the newer segments have a gap or an unauthentic one is followed by
 /// others; [`Error::Io`].
 pub(crate) fn roll_forward(
-    store: &dyn Store,
+    store: &dyn IndexFiles,
     keys: &Keys,
     mut body: ManifestBody,
 ) -> Result<Recovery> {
@@ -104,7 +104,7 @@ pub(crate) fn roll_forward(
 }
 
 /// Removes `names`; one already gone is no error.
-pub(crate) fn remove_files(store: &dyn Store, names: &[String]) -> Result<()> {
+pub(crate) fn remove_files(store: &dyn IndexFiles, names: &[String]) -> Result<()> {
     for name in names {
         match store.remove(name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
@@ -117,7 +117,7 @@ pub(crate) fn remove_files(store: &dyn Store, names: &[String]) -> Result<()> {
 /// The files a writer may remove after committing `body`: segments numbered below its
 /// `next_segment` that it does not name (superseded), and temporary files. Never a segment
 /// numbered from `next_segment` on.
-pub(crate) fn superseded(store: &dyn Store, body: &ManifestBody) -> Result<Vec<String>> {
+pub(crate) fn superseded(store: &dyn IndexFiles, body: &ManifestBody) -> Result<Vec<String>> {
     Ok(store
         .list()?
         .into_iter()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::files;
 use super::fs::{FileSystem, RealFs};
-use super::{Backend, Blob, Store, WriterLock};
+use super::{Backend, Blob, IndexFiles, WriterLock};
 
 /// File name of the writer lock.
 const LOCK_FILE: &str = "LOCK";
@@ -57,7 +57,7 @@ impl Backend for DirBackend {
         Ok(names)
     }
 
-    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn Store>>> {
+    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn IndexFiles>>> {
         let dir = self.root.join(name);
         if !dir.is_dir() {
             if !create {
@@ -81,7 +81,7 @@ impl Backend for DirBackend {
     }
 }
 
-impl Store for DirStore {
+impl IndexFiles for DirStore {
     fn read(&self, file: &str) -> io::Result<Blob> {
         let f = files::open_regular(&self.dir.join(file))?;
         if f.metadata()?.len() == 0 {

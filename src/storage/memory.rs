@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, Blob, Store, WriterLock};
+use super::{Backend, Blob, IndexFiles, WriterLock};
 
 type Files = Arc<Mutex<BTreeMap<String, Arc<[u8]>>>>;
 
@@ -29,7 +29,7 @@ impl Backend for MemoryBackend {
         Ok(names)
     }
 
-    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn Store>>> {
+    fn open(&self, name: &str, create: bool) -> io::Result<Option<Arc<dyn IndexFiles>>> {
         let mut stores = lock(&self.stores);
         let files = match stores.get(name) {
             Some(f) => f.clone(),
@@ -45,7 +45,7 @@ impl Backend for MemoryBackend {
     }
 }
 
-impl Store for MemoryStore {
+impl IndexFiles for MemoryStore {
     fn read(&self, file: &str) -> io::Result<Blob> {
         lock(&self.files)
             .get(file)

@@ -12,7 +12,7 @@ use crate::index::anchor::Anchor;
 use crate::index::state::BlockRef;
 use crate::index::types::VerifyReport;
 use crate::index::{loader, persist, recovery};
-use crate::storage::Store;
+use crate::storage::IndexFiles;
 
 use super::*;
 
@@ -186,7 +186,7 @@ impl EncryptedIndex {
 }
 
 /// Checks the manifest file and every segment `body` (authenticated from it) names.
-fn verify_body(keys: &Keys, store: &dyn Store, body: &ManifestBody) -> Result<VerifyReport> {
+fn verify_body(keys: &Keys, store: &dyn IndexFiles, body: &ManifestBody) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         segments: 0,
         records: 1,
@@ -207,7 +207,12 @@ fn verify_body(keys: &Keys, store: &dyn Store, body: &ManifestBody) -> Result<Ve
 }
 
 /// Checks one live segment; returns how many sealed records it authenticated.
-fn verify_segment(keys: &Keys, store: &dyn Store, body: &ManifestBody, seq: u64) -> Result<usize> {
+fn verify_segment(
+    keys: &Keys,
+    store: &dyn IndexFiles,
+    body: &ManifestBody,
+    seq: u64,
+) -> Result<usize> {
     let committed = body
         .segments
         .iter()

@@ -1,0 +1,186 @@
+//! A user-provided `Store`: the whole lifecycle through `Database::with_store`, the store
+//! contract, writer locks across databases, failures that leave the index as it was, and no
+//! plaintext in any object.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ciphervec::{
+    Database, Error, Include, IndexConfig, IndexKey, Item, MemoryStore, Metric, Query, Store,
+};
+use serde_json::json;
+
+use super::common::*;
+
+/// A store written here, as a user would: objects in a `MemoryStore`, with a switch that
+/// makes the n-th write from now fail, and a count of calls.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    fail_write_in: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+impl FlakyStore {
+    fn write_allowed(&self) -> io::Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        match self.fail_write_in.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            1 => {
+                self.fail_write_in.store(0, Ordering::SeqCst);
+                Err(io::Error::other("injected failure"))
+            }
+            n => {
+                self.fail_write_in.store(n - 1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Store for FlakyStore {
+    fn get(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(name)
+    }
+    fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.write_allowed()?;
+        self.inner.put_new(name, data)
+    }
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.write_allowed()?;
+        self.inner.put(name, data)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+}
+
+#[test]
+fn the_memory_store_keeps_the_contract() {
+    let s = MemoryStore::new();
+    assert_eq!(s.get("a/x").unwrap_err().kind(), io::ErrorKind::NotFound);
+    s.put_new("a/x", b"one").unwrap();
+    assert_eq!(
+        s.put_new("a/x", b"two").unwrap_err().kind(),
+        io::ErrorKind::AlreadyExists
+    );
+    assert_eq!(s.get("a/x").unwrap(), b"one");
+    s.put("a/x", b"three").unwrap();
+    s.put("b/y", b"four").unwrap();
+    assert_eq!(s.get_range("a/x", 1..4).unwrap(), b"hre");
+    assert_eq!(
+        s.get_range("a/x", 3..9).unwrap_err().kind(),
+        io::ErrorKind::UnexpectedEof
+    );
+    assert_eq!(s.list("a/").unwrap(), ["a/x"]);
+    assert_eq!(s.list("").unwrap().len(), 2);
+    assert!(s.lock("a/LOCK").unwrap());
+    assert!(!s.lock("a/LOCK").unwrap());
+    s.unlock("a/LOCK").unwrap();
+    assert!(s.lock("a/LOCK").unwrap());
+    s.delete("a/x").unwrap();
+    s.delete("a/x").unwrap();
+    assert_eq!(s.list("a/").unwrap(), ["a/LOCK"]);
+}
+
+#[test]
+fn an_index_lives_its_whole_life_in_a_user_store() {
+    let store = Arc::new(FlakyStore::default());
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(21);
+    let data = clustered(&mut rng, 800, 8, 6);
+    let batch: Vec<Item> = items(&data)
+        .into_iter()
+        .enumerate()
+        .map(|(i, it)| {
+            it.with_metadata(json!({"i": i}))
+                .with_contents(format!("secret text {i}"))
+        })
+        .collect();
+    {
+        let db = Database::with_store(store.clone());
+        let index = db
+            .create_index("docs", &key, IndexConfig::ivf_sq8(8))
+            .unwrap();
+        index.upsert(batch[..500].to_vec()).unwrap();
+        index.train().unwrap();
+        index.upsert(batch[500..].to_vec()).unwrap();
+        assert_eq!(index.delete(&["item-3"]).unwrap(), 1);
+        // A second database over the same store is another writer: locked out.
+        let other = Database::with_store(store.clone());
+        assert!(matches!(other.open_index("docs", &key), Err(Error::Locked)));
+        assert_eq!(other.list_indexes().unwrap(), ["docs"]);
+        index.compact().unwrap();
+        let reader = other.open_index_read_only("docs", &key).unwrap();
+        assert_eq!(reader.len(), 799);
+    }
+    // The writer handle is gone: its lock with it.
+    let db = Database::with_store(store.clone());
+    assert!(matches!(
+        db.open_index("docs", &IndexKey::generate()),
+        Err(Error::WrongKey)
+    ));
+    let index = db.open_index("docs", &key).unwrap();
+    assert_eq!(index.len(), 799);
+    for qi in [0, 250, 777] {
+        let q = &data[qi];
+        let hits = index
+            .query(
+                &Query::new(q.clone())
+                    .top_k(5)
+                    .n_probes(1000)
+                    .filter(json!({"i": {"$ne": 3}})),
+            )
+            .unwrap();
+        let mut want = brute_force(Metric::Euclidean, &data, q, 6);
+        want.retain(|(i, _)| *i != 3);
+        want.truncate(5);
+        assert_matches_oracle(&hits, &want);
+    }
+    let got = index.get(&["item-9"], Include::CONTENTS).unwrap();
+    assert_eq!(got[0].contents.as_deref(), Some(&b"secret text 9"[..]));
+    // No plaintext in any object.
+    for name in store.inner.list("").unwrap() {
+        let bytes = store.inner.get(&name).unwrap();
+        for needle in [&b"secret text"[..], b"item-9", b"\"i\""] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{name}");
+        }
+    }
+    drop(index);
+    db.delete_index("docs", &key).unwrap();
+    assert!(store.inner.list("docs/").unwrap().is_empty());
+    assert!(db.list_indexes().unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_store_write_leaves_the_index_as_it_was() {
+    let store = Arc::new(FlakyStore::default());
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(5);
+    let data = clustered(&mut rng, 300, 4, 3);
+    let db = Database::with_store(store.clone());
+    let index = db
+        .create_index("f", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    index.upsert(items(&data[..200])).unwrap();
+    // Fail the first and then the second write of each further upsert.
+    for n in 1..=2 {
+        store.fail_write_in.store(n, Ordering::SeqCst);
+        let err = index.upsert(items(&data)[200..].to_vec()).unwrap_err();
+        assert!(matches!(err, Error::Io(_)), "{err:?}");
+        assert_eq!(index.len(), 200);
+    }
+    drop(index);
+    let index = Database::with_store(store.clone())
+        .open_index("f", &key)
+        .unwrap();
+    assert_eq!(index.len(), 200);
+    index.upsert(items(&data)[200..].to_vec()).unwrap();
+    assert_eq!(index.len(), 300);
+    assert!(store.calls.load(Ordering::Relaxed) > 0);
+}
