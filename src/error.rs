@@ -160,7 +160,18 @@ impl std::error::Error for Error {
 }
 
 impl From<std::io::Error> for Error {
+    /// An I/O error; one that says storage could not be reached (after the store's bounded
+    /// retries: connection refused or reset, timeout, not connected) is
+    /// [`Error::Unavailable`].
     fn from(e: std::io::Error) -> Self {
-        Error::Io(e)
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotConnected
+            | K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted => Error::Unavailable,
+            _ => Error::Io(e),
+        }
     }
 }

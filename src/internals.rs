@@ -147,3 +147,31 @@ pub fn full_text_stats(index: &crate::EncryptedIndex) -> Option<(usize, usize, u
 pub fn text_tokens(text: &str) -> Vec<String> {
     crate::text::tokenize(text).collect()
 }
+
+/// Every object under an `s3://bucket/prefix` location, as `(name below the prefix, bytes)`
+/// (for tests that inspect or copy what the store holds).
+///
+/// # Errors
+/// Any storage error.
+#[cfg(feature = "s3")]
+pub fn s3_objects(url: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    use crate::storage::{S3Store, Store};
+    let store = S3Store::open(url)?;
+    let mut out = Vec::new();
+    for name in store.list("")? {
+        let bytes = store.get(&name)?;
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
+/// Replaces (or creates) one object under an `s3://bucket/prefix` location (for tests that
+/// damage an index).
+///
+/// # Errors
+/// Any storage error.
+#[cfg(feature = "s3")]
+pub fn s3_put(url: &str, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use crate::storage::{S3Store, Store};
+    S3Store::open(url)?.put(name, data)
+}

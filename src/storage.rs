@@ -7,6 +7,8 @@ pub(crate) mod files;
 pub(crate) mod fs;
 mod memory;
 mod object;
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::io;
 use std::ops::Deref;
@@ -16,6 +18,8 @@ pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
 pub(crate) use object::StoreBackend;
 pub use object::{MemoryStore, Store};
+#[cfg(feature = "s3")]
+pub(crate) use s3::S3Store;
 
 /// The bytes of one stored file: mapped read-only from disk, or shared from memory.
 pub(crate) enum Blob {

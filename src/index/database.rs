@@ -132,6 +132,9 @@ impl Database {
             }
             return Database::open_with(path, options);
         }
+        if url.starts_with("s3://") {
+            return Database::open_s3(url, options);
+        }
         if let Some((scheme, _)) = url.split_once("://") {
             return Err(Error::invalid_argument(format!(
                 "no storage backend for '{scheme}://' in this build"
@@ -155,6 +158,22 @@ impl Database {
     pub fn with_store_options(store: impl Store + 'static, options: DatabaseOptions) -> Database {
         let backend = StoreBackend::new(std::sync::Arc::new(store));
         Database::with_backend(Box::new(backend), options)
+    }
+
+    #[cfg(feature = "s3")]
+    fn open_s3(url: &str, options: DatabaseOptions) -> Result<Database> {
+        let store = crate::storage::S3Store::open(url).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => Error::invalid_argument(e.to_string()),
+            _ => Error::from(e),
+        })?;
+        Ok(Database::with_store_options(store, options))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn open_s3(_url: &str, _options: DatabaseOptions) -> Result<Database> {
+        Err(Error::invalid_argument(
+            "s3:// locations need ciphervec built with the cargo feature \"s3\"",
+        ))
     }
 
     /// A database in process memory; nothing touches disk.

@@ -26,7 +26,7 @@ pub(crate) fn read_error(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::corrupted("missing file"),
         std::io::ErrorKind::InvalidData => Error::corrupted("not a regular file"),
-        _ => Error::Io(e),
+        _ => Error::from(e),
     }
 }
 

@@ -107,7 +107,7 @@ pub(crate) fn roll_forward(
 pub(crate) fn remove_files(store: &dyn IndexFiles, names: &[String]) -> Result<()> {
     for name in names {
         match store.remove(name) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::Io(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::from(e)),
             _ => {}
         }
     }

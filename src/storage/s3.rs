@@ -1,0 +1,186 @@
+//! A [`Store`] over S3-compatible object storage (cargo feature `s3`), through the
+//! `object_store` crate: `s3://bucket/prefix`, with credentials, region and endpoint from the
+//! standard `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP=true` for a
+//! loopback test server).
+//!
+//! Writes of new objects are create-only (`If-None-Match: *`), so two writers can never both
+//! create the same segment or writer lock; the manifest is replaced by one atomic PUT. Each
+//! request is retried with backoff for at most [`RETRY_TIMEOUT`]; a store that stays
+//! unreachable surfaces as an error of kind [`io::ErrorKind::NotConnected`], which the engine
+//! reports as `Error::Unavailable`. The async client runs on a private runtime, usable from
+//! inside another tokio runtime too.
+
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
+};
+
+use super::Store;
+
+/// How long one request is retried before the store counts as unavailable.
+pub(crate) const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The objects under `prefix/` of one bucket.
+pub(crate) struct S3Store {
+    client: AmazonS3,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl S3Store {
+    /// Connects to `s3://bucket/prefix` (the prefix may be empty).
+    pub(crate) fn open(url: &str) -> io::Result<S3Store> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an s3:// location"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "s3:// needs a bucket",
+            ));
+        }
+        let prefix = prefix.trim_matches('/');
+        let client = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // A config key, not `with_client_options`, which would drop the client settings
+            // `from_env` read (AWS_ALLOW_HTTP, proxies).
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{} seconds", REQUEST_TIMEOUT.as_secs()),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 5,
+                retry_timeout: RETRY_TIMEOUT,
+            })
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ciphervec-s3")
+            .enable_all()
+            .build()?;
+        Ok(S3Store {
+            client,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            runtime,
+        })
+    }
+
+    fn path(&self, name: &str) -> Path {
+        Path::from(format!("{}{name}", self.prefix))
+    }
+
+    /// Runs a request on the private runtime (from a scoped thread when the caller is itself
+    /// inside a tokio runtime, where blocking on another runtime is not allowed).
+    fn run<T: Send>(
+        &self,
+        request: impl Future<Output = object_store::Result<T>> + Send,
+    ) -> io::Result<T> {
+        let result = if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| self.runtime.block_on(request))
+                    .join()
+                    .map_err(|_| io::Error::other("the S3 client panicked"))
+            })?
+        } else {
+            self.runtime.block_on(request)
+        };
+        result.map_err(to_io)
+    }
+}
+
+/// An `object_store` error as an `io::Error` whose kind the engine understands.
+fn to_io(e: object_store::Error) -> io::Error {
+    let kind = match &e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            io::ErrorKind::AlreadyExists
+        }
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+        object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. }
+        | object_store::Error::InvalidPath { .. } => io::ErrorKind::Unsupported,
+        // Everything else reached no answer within the retry budget (connection refused,
+        // timeouts, 5xx after retries).
+        _ => io::ErrorKind::NotConnected,
+    };
+    io::Error::new(kind, e.to_string())
+}
+
+impl Store for S3Store {
+    fn get(&self, name: &str) -> io::Result<Vec<u8>> {
+        let path = self.path(name);
+        let bytes = self.run(async { self.client.get(&path).await?.bytes().await })?;
+        Ok(bytes.to_vec())
+    }
+
+    fn get_range(&self, name: &str, range: Range<u64>) -> io::Result<Vec<u8>> {
+        let path = self.path(name);
+        let bytes = self.run(self.client.get_range(&path, range.clone()))?;
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        let path = self.path(name);
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(data.to_vec());
+        self.run(self.client.put_opts(&path, payload, options))?;
+        Ok(())
+    }
+
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        let path = self.path(name);
+        let payload = PutPayload::from(data.to_vec());
+        self.run(self.client.put(&path, payload))?;
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> io::Result<()> {
+        let path = self.path(name);
+        match self.run(self.client.delete(&path)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        // Listing takes a directory-like prefix: list the enclosing folder, then filter.
+        let full = format!("{}{prefix}", self.prefix);
+        let folder = full.rsplit_once('/').map_or("", |(f, _)| f);
+        let folder_path = (!folder.is_empty()).then(|| Path::from(folder));
+        let metas: Vec<object_store::ObjectMeta> =
+            self.run(self.client.list(folder_path.as_ref()).try_collect())?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.to_string();
+                name.starts_with(&full)
+                    .then(|| name[self.prefix.len()..].to_owned())
+            })
+            .collect())
+    }
+}

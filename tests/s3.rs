@@ -1,0 +1,379 @@
+//! The S3 store against a real S3 API (moto's server on loopback, started by
+//! `scripts/test_s3.sh`, which sets `CIPHERVEC_TEST_S3_URL` and the `AWS_*` environment).
+//! Without it these tests print why and pass, unless `CIPHERVEC_REQUIRE_S3=1`.
+//!
+//! Several roles run in child processes (this test binary started again with one ignored
+//! test selected): a writer that builds an index and exits, and two writers racing.
+#![cfg(feature = "s3")]
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query};
+use serde_json::json;
+
+fn base_url() -> Option<String> {
+    match std::env::var("CIPHERVEC_TEST_S3_URL") {
+        Ok(u) => Some(u),
+        Err(_) if std::env::var("CIPHERVEC_REQUIRE_S3").as_deref() == Ok("1") => {
+            panic!("CIPHERVEC_REQUIRE_S3=1 but CIPHERVEC_TEST_S3_URL is not set")
+        }
+        Err(_) => {
+            eprintln!("skipped: no S3 server (run scripts/test_s3.sh)");
+            None
+        }
+    }
+}
+
+/// A location of its own for each test.
+fn location(test: &str) -> Option<String> {
+    base_url().map(|u| format!("{u}/{test}"))
+}
+
+/// Deterministic 16-dimensional vectors.
+fn vector(i: usize) -> Vec<f32> {
+    let mut s = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..16)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5 + (i % 7) as f32
+        })
+        .collect()
+}
+
+fn item(i: usize) -> Item {
+    Item::new(format!("id-{i}"), vector(i))
+        .with_contents(format!("private contents {i}"))
+        .with_metadata(json!({"group": i % 5}))
+}
+
+/// Answers to fixed queries, exactly (ids and distance bits), one line each.
+fn answers(index: &ciphervec::EncryptedIndex) -> Vec<String> {
+    (0..20)
+        .map(|q| {
+            let hits = index
+                .query(
+                    &Query::new(vector(q * 97 + 3))
+                        .top_k(5)
+                        .filter(json!({"group": {"$ne": 2}})),
+                )
+                .unwrap();
+            hits.iter()
+                .map(|h| format!("{}:{:08x}", h.id, h.distance.to_bits()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// Runs the ignored test `name` of this binary in a child process with `env`.
+fn child(name: &str, env: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn key_from_env() -> IndexKey {
+    IndexKey::from_hex(&std::env::var("CHILD_KEY").unwrap()).unwrap()
+}
+
+fn hex(key_bytes: &[u8; 32]) -> String {
+    key_bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+#[ignore = "child process of build_in_one_process_read_in_another"]
+fn child_builds_and_records_answers() {
+    let url = std::env::var("CHILD_URL").unwrap();
+    let db = Database::open_url(&url).unwrap();
+    let index = db
+        .create_index("docs", &key_from_env(), IndexConfig::ivf_flat(16))
+        .unwrap();
+    index.upsert((0..1500).map(item)).unwrap();
+    index.train().unwrap();
+    index.upsert((1500..2000).map(item)).unwrap();
+    index.delete(&["id-7"]).unwrap();
+    std::fs::write(
+        std::env::var("CHILD_OUT").unwrap(),
+        answers(&index).join("\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn build_in_one_process_read_in_another() {
+    let Some(url) = location("cross-process") else {
+        return;
+    };
+    let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 7 + 1) as u8);
+    let key = IndexKey::from_bytes(&key_bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("answers.txt");
+    let status = child(
+        "child_builds_and_records_answers",
+        &[
+            ("CHILD_URL", url.clone()),
+            ("CHILD_KEY", hex(&key_bytes)),
+            ("CHILD_OUT", out.display().to_string()),
+        ],
+    )
+    .wait()
+    .unwrap();
+    assert!(status.success());
+    let theirs: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+
+    let index = Database::open_url(&url)
+        .unwrap()
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    assert_eq!(index.len(), 1999);
+    assert_eq!(
+        answers(&index),
+        theirs,
+        "a reader in another process answers the same"
+    );
+
+    // The same objects copied into a local directory: the directory store answers the same.
+    let objects = ciphervec::internals::s3_objects(&url).unwrap();
+    let local = dir.path().join("db");
+    for (name, bytes) in &objects {
+        if name.ends_with("/LOCK") {
+            continue;
+        }
+        let path = local.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let copy = Database::open(&local)
+        .unwrap()
+        .open_index("docs", &key)
+        .unwrap();
+    assert_eq!(
+        answers(&copy),
+        theirs,
+        "a local copy of the objects answers the same"
+    );
+
+    // Every object: no id, contents, metadata key, or 16-byte window of a vector.
+    assert!(objects.len() >= 2);
+    for (name, bytes) in &objects {
+        let holds = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!holds(b"private contents"), "{name}");
+        assert!(!holds(b"group"), "{name}");
+        for i in (0..2000).step_by(13) {
+            assert!(!holds(format!("id-{i}").as_bytes()), "{name}");
+            let raw: Vec<u8> = vector(i).iter().flat_map(|f| f.to_le_bytes()).collect();
+            for w in raw.chunks_exact(16) {
+                assert!(!holds(w), "{name}: vector bytes");
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "child process of racing_writers_never_lose_an_acknowledged_write"]
+fn child_writer() {
+    let url = std::env::var("CHILD_URL").unwrap();
+    let me = std::env::var("CHILD_NAME").unwrap();
+    let key = key_from_env();
+    let db = Database::open_url(&url).unwrap();
+    let mut acked = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(std::env::var("CHILD_OUT").unwrap())
+        .unwrap();
+    let (mut done, mut locked) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done < 50 && Instant::now() < deadline {
+        match db.open_index("race", &key) {
+            Ok(index) => {
+                let id = format!("{me}-{done}");
+                index.upsert([Item::new(id.clone(), vector(done))]).unwrap();
+                writeln!(acked, "{id}").unwrap();
+                acked.flush().unwrap();
+                done += 1;
+            }
+            Err(Error::Locked) => {
+                locked += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{me}: {e}"),
+        }
+    }
+    println!("{me}: {done} writes, {locked} times locked out");
+    assert_eq!(done, 50);
+}
+
+#[test]
+fn racing_writers_never_lose_an_acknowledged_write() {
+    let Some(url) = location("race") else { return };
+    let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 3 + 5) as u8);
+    let key = IndexKey::from_bytes(&key_bytes).unwrap();
+    Database::open_url(&url)
+        .unwrap()
+        .create_index("race", &key, IndexConfig::ivf_flat(16))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("acked.txt");
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            child(
+                "child_writer",
+                &[
+                    ("CHILD_URL", url.clone()),
+                    ("CHILD_KEY", hex(&key_bytes)),
+                    ("CHILD_NAME", (*name).to_owned()),
+                    ("CHILD_OUT", out.display().to_string()),
+                ],
+            )
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let acked: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(acked.len(), 100);
+    let index = Database::open_url(&url)
+        .unwrap()
+        .open_index("race", &key)
+        .unwrap();
+    let mut ids = index.list_ids().unwrap();
+    ids.sort();
+    let mut want = acked.clone();
+    want.sort();
+    assert_eq!(ids, want, "every acknowledged write is there, nothing else");
+    index.verify().unwrap();
+}
+
+#[test]
+fn a_reader_follows_commits_and_survives_compaction() {
+    let Some(url) = location("refresh") else {
+        return;
+    };
+    let key = IndexKey::generate();
+    let writer = Database::open_url(&url)
+        .unwrap()
+        .create_index("docs", &key, IndexConfig::ivf_flat(16))
+        .unwrap();
+    writer.upsert((0..600).map(item)).unwrap();
+    let reader = Database::open_url(&url)
+        .unwrap()
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    assert!(!reader.refresh().unwrap());
+    writer.upsert((600..900).map(item)).unwrap();
+    writer.train().unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 900);
+    assert_eq!(answers(&reader), answers(&writer));
+    writer.delete(&["id-1", "id-2"]).unwrap();
+    writer.compact().unwrap();
+    // Before refreshing, the reader still answers from the epoch it holds (its segments
+    // are in memory), contents included.
+    let before = reader
+        .query(&Query::new(vector(1)).top_k(1).include(Include::CONTENTS))
+        .unwrap();
+    assert_eq!(before[0].id, "id-1");
+    assert_eq!(
+        before[0].contents.as_deref(),
+        Some(&b"private contents 1"[..])
+    );
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 898);
+    assert_eq!(answers(&reader), answers(&writer));
+}
+
+#[test]
+fn a_changed_or_truncated_object_is_corrupted() {
+    let Some(url) = location("damage") else {
+        return;
+    };
+    let key = IndexKey::generate();
+    {
+        let index = Database::open_url(&url)
+            .unwrap()
+            .create_index("docs", &key, IndexConfig::ivf_flat(16))
+            .unwrap();
+        index.upsert((0..300).map(item)).unwrap();
+    }
+    let objects = ciphervec::internals::s3_objects(&url).unwrap();
+    let (name, bytes) = objects
+        .iter()
+        .find(|(n, _)| n.contains("seg-"))
+        .cloned()
+        .unwrap();
+    for damaged in [
+        {
+            let mut b = bytes.clone();
+            b[bytes.len() / 2] ^= 1;
+            b
+        },
+        bytes[..bytes.len() - 100].to_vec(),
+    ] {
+        ciphervec::internals::s3_put(&url, &name, &damaged).unwrap();
+        let err = Database::open_url(&url)
+            .unwrap()
+            .open_index("docs", &key)
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+    }
+    ciphervec::internals::s3_put(&url, &name, &bytes).unwrap();
+    let index = Database::open_url(&url)
+        .unwrap()
+        .open_index("docs", &key)
+        .unwrap();
+    assert_eq!(index.len(), 300);
+}
+
+#[test]
+#[ignore = "child process of an_unreachable_store_is_unavailable"]
+fn child_opens_an_unreachable_store() {
+    let started = Instant::now();
+    let err = Database::open_url(&std::env::var("CHILD_URL").unwrap())
+        .unwrap()
+        .open_index("docs", &IndexKey::generate())
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable), "{err:?}");
+    println!("unavailable after {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn an_unreachable_store_is_unavailable() {
+    let Some(url) = location("unreachable") else {
+        return;
+    };
+    // The same location through an endpoint nobody listens on (a child process, since the
+    // endpoint comes from the environment).
+    let status = child(
+        "child_opens_an_unreachable_store",
+        &[
+            ("CHILD_URL", url),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_owned()),
+        ],
+    )
+    .wait()
+    .unwrap();
+    assert!(status.success());
+}
