@@ -3,6 +3,8 @@
 # target/ (shared with the KMS tests), starts it, creates a bucket, runs `tests/s3.rs` and the
 # CLI's `cli/tests/s3_cli.rs` with the AWS_* environment pointing at it, and stops the server
 # whatever happens.
+# Built with every service feature (aws-kms, vault, s3), the same set as scripts/test_s3.sh and
+# scripts/test_kms.sh, so that CI compiles that configuration once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/kms-venv
@@ -33,5 +35,5 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true
 import boto3
 boto3.client('s3', region_name='us-east-1', endpoint_url='http://127.0.0.1:$port').create_bucket(Bucket='ciphervec-test')"
 export CIPHERVEC_TEST_S3_URL=s3://ciphervec-test/run-$$ CIPHERVEC_REQUIRE_S3=1
-cargo test --release --features s3 --test s3 -- --nocapture "$@"
-cargo test --release -p ciphervec-cli --features s3 --test s3_cli "$@"
+cargo test --release --features aws-kms,vault,s3 --test s3 -- --nocapture "$@"
+cargo test --release -p ciphervec-cli --features aws-kms,vault,s3 --test s3_cli "$@"

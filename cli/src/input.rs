@@ -10,6 +10,8 @@ use base64::Engine as _;
 use ciphervec::Item;
 use serde_json::Value;
 
+use crate::fastjson;
+
 use crate::FormatArg;
 use crate::commands::CliError;
 
@@ -55,7 +57,7 @@ pub(crate) fn open(path: &Path, format: FormatArg, ids: Option<&Path>) -> Result
     };
     match format {
         FormatArg::Jsonl => Ok(Input {
-            items: Box::new(jsonl(BufReader::new(file))),
+            items: Box::new(jsonl(file)),
             total: None,
         }),
         FormatArg::Fvecs => {
@@ -202,32 +204,59 @@ fn npy_header(reader: &mut impl Read) -> Result<(u64, usize), CliError> {
     }
 }
 
-/// Lines parsed together, on every core: parsing numbers is most of an import's work.
-const JSONL_CHUNK: usize = 4096;
+/// Bytes read at a time; the whole lines in a block are parsed together, on every core
+/// (parsing numbers is most of an import's work).
+const JSONL_BLOCK: usize = 4 << 20;
 
-/// JSONL items, one per non-empty line, in file order (lines are parsed a chunk at a time,
-/// the chunk split over the available cores).
+/// JSONL items, one per non-empty line, in file order. The file is read a block at a time;
+/// each block's lines are checked as UTF-8 and parsed on every core, so the reading thread
+/// only reads and finds line ends.
 fn jsonl(
-    reader: impl BufRead + Send + 'static,
+    mut reader: impl Read + Send + 'static,
 ) -> impl Iterator<Item = Result<Item, CliError>> + Send {
-    let mut lines = reader
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut pending = std::collections::VecDeque::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut lines_before = 0usize;
+    let mut eof = false;
     std::iter::from_fn(move || {
-        if pending.is_empty() {
-            let chunk: Vec<(usize, std::io::Result<String>)> =
-                lines.by_ref().take(JSONL_CHUNK).collect();
-            let parse = |(n, line): &(usize, std::io::Result<String>)| match line {
-                Ok(line) => item_of_json(line)
-                    .map_err(|what| CliError::Other(format!("line {}: {what}", n + 1))),
-                Err(e) => Err(CliError::Other(format!("line {}: {e}", n + 1))),
+        while pending.is_empty() && !eof {
+            let mut block = std::mem::take(&mut carry);
+            let start = block.len();
+            block.resize(start + JSONL_BLOCK, 0);
+            let n = match read_full(&mut reader, &mut block[start..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    eof = true;
+                    pending.push_back(Err(CliError::Other(format!("reading: {e}"))));
+                    break;
+                }
             };
-            let part = chunk.len().div_ceil(threads).max(1);
+            block.truncate(start + n);
+            if n == 0 {
+                eof = true; // what is left is the last line, without a newline
+            } else if let Some(last) = block.iter().rposition(|&c| c == b'\n') {
+                carry = block.split_off(last + 1);
+            } else {
+                carry = block; // no line end yet: read on
+                continue;
+            }
+            let lines: Vec<(usize, &[u8])> = block
+                .split(|&c| c == b'\n')
+                .enumerate()
+                .map(|(k, l)| (lines_before + k + 1, l))
+                .filter(|(_, l)| !l.trim_ascii().is_empty())
+                .collect();
+            lines_before += block.iter().filter(|&&c| c == b'\n').count();
+            let parse = |&(n, line): &(usize, &[u8])| {
+                std::str::from_utf8(line)
+                    .map_err(|_| "not UTF-8".to_owned())
+                    .and_then(item_of_json)
+                    .map_err(|what| CliError::Other(format!("line {n}: {what}")))
+            };
+            let part = lines.len().div_ceil(threads).max(1);
             std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
+                let handles: Vec<_> = lines
                     .chunks(part)
                     .map(|c| scope.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
                     .collect();
@@ -243,6 +272,20 @@ fn jsonl(
         }
         pending.pop_front()
     })
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// One JSONL line as it is read: typed, so that a vector of hundreds of numbers parses
@@ -269,18 +312,33 @@ enum LineId {
 
 /// An item from one JSON object (no part of the line is echoed in an error).
 pub(crate) fn item_of_json(line: &str) -> Result<Item, String> {
-    let line: Line = serde_json::from_str(line).map_err(|e| {
-        // serde's message names the field and the expected type, never a value.
-        format!(
-            "not an item ({{\"id\", \"vector\", ...}}): {}",
-            e.classify_message()
-        )
-    })?;
+    let parse = |text: &str| {
+        serde_json::from_str::<Line>(text).map_err(|e| {
+            // serde's message names the field and the expected type, never a value.
+            format!(
+                "not an item ({{\"id\", \"vector\", ...}}): {}",
+                e.classify_message()
+            )
+        })
+    };
+    // The vector through the fast path when it understands the line, the rest through serde
+    // (with the vector left out); a second "vector" key is then serde's duplicate-field error.
+    let (line, vector) = match fastjson::split_vector(line) {
+        Some((vector, span)) => {
+            let rest = format!("{}[]{}", &line[..span.start], &line[span.end..]);
+            (parse(&rest)?, vector)
+        }
+        None => {
+            let mut parsed = parse(line)?;
+            let vector = std::mem::take(&mut parsed.vector);
+            (parsed, vector)
+        }
+    };
     let id = match line.id {
         LineId::Text(s) => s,
         LineId::Number(n) => n.to_string(),
     };
-    let mut item = Item::new(id, line.vector);
+    let mut item = Item::new(id, vector);
     if let Some(c) = line.contents {
         item = item.with_contents(c.into_bytes());
     }

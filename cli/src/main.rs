@@ -5,6 +5,7 @@
 //! 6 rolled back, 7 storage unavailable. Errors are one line on stderr.
 
 mod commands;
+mod fastjson;
 mod input;
 mod keys;
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Import throughput of the `ciphervec` command against `upsert` from Rust, interleaved in one
+# run: each round times `examples/upsert_rate` (vectors already in memory), `ciphervec import`
+# of the .fvecs file, and of the same rows as JSONL, on fresh database folders.
+#
+#   bench/cli_import.sh [DATA_DIR] [ROUNDS]     # default ../shared/data/wordnet-minilm-50k, 5
+#
+# Prints each round and the median ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data/wordnet-minilm-50k}
+rounds=${2:-5}
+work=target/cli-import-bench
+rm -rf "$work" && mkdir -p "$work"
+cargo build --release -q -p ciphervec-cli
+cargo build --release -q --example upsert_rate
+bin=target/release/ciphervec
+"$bin" keygen -o "$work/key.txt" >/dev/null
+# The JSONL input: the same rows as the command's own `export` writes them (f32 text).
+"$bin" create "$work/db-src" rate --dim 384 --key-file "$work/key.txt" >/dev/null
+"$bin" import "$work/db-src" rate "$data/base.fvecs" --key-file "$work/key.txt" >/dev/null
+"$bin" export "$work/db-src" rate --out "$work/items.jsonl" --key-file "$work/key.txt" >/dev/null
+rows=$(wc -l < "$work/items.jsonl")
+elapsed() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
+for r in $(seq 1 "$rounds"); do
+    rm -rf "$work/db-rust" "$work/db-f" "$work/db-j"
+    rust=$(target/release/examples/upsert_rate "$data/base.fvecs" "$work/db-rust" 10000)
+    "$bin" create "$work/db-f" rate --dim 384 --key-file "$work/key.txt" >/dev/null
+    t_fvecs=$(elapsed "$bin" import "$work/db-f" rate "$data/base.fvecs" --batch 10000 --key-file "$work/key.txt")
+    "$bin" create "$work/db-j" rate --dim 384 --key-file "$work/key.txt" >/dev/null
+    t_jsonl=$(elapsed "$bin" import "$work/db-j" rate "$work/items.jsonl" --batch 10000 --key-file "$work/key.txt")
+    echo "$rows $rust $t_fvecs $t_jsonl" >> "$work/rounds.txt"
+    python3 -c "
+rows, rust, tf, tj = $rows, $rust, $t_fvecs, $t_jsonl
+print(f'round $r: upsert {rust:,.0f}/s; import fvecs {rows/tf:,.0f}/s ({rows/tf/rust:.2f}x), jsonl {rows/tj:,.0f}/s ({rows/tj/rust:.2f}x)')"
+done
+python3 - "$work/rounds.txt" <<'PY'
+import statistics, sys
+rounds = [list(map(float, l.split())) for l in open(sys.argv[1])]
+fv = statistics.median(r[0] / r[2] / r[1] for r in rounds)
+js = statistics.median(r[0] / r[3] / r[1] for r in rounds)
+print(f"median over {len(rounds)} rounds: import fvecs {fv:.2f}x, jsonl {js:.2f}x of upsert from Rust")
+PY
