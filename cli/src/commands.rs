@@ -55,8 +55,9 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             index_type,
             metric,
             pq_m,
+            full_text,
         } => {
-            let config = config_of(*dim, *index_type, *metric, *pq_m);
+            let config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
             let database = Database::open_url(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
@@ -155,17 +156,16 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             k,
             filter,
             include,
+            text,
         } => {
             let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
-            query(
-                cli,
-                &index,
-                vector.as_deref(),
-                file.as_deref(),
-                *k,
-                filter.as_deref(),
+            let options = QueryOptions {
+                k: *k,
+                filter: filter.as_deref(),
                 include,
-            )
+                text: text.as_deref(),
+            };
+            query(cli, &index, vector.as_deref(), file.as_deref(), &options)
         }
         Command::Get { db, name, ids } => {
             let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
@@ -420,6 +420,9 @@ fn fields_json(id: &str, metadata: Option<&Value>, contents: Option<&[u8]>) -> V
 fn hit_json(hit: &Hit) -> Value {
     let mut doc = fields_json(&hit.id, hit.metadata.as_ref(), hit.contents.as_deref());
     doc["distance"] = Value::from(hit.distance);
+    if let Some(score) = hit.score {
+        doc["score"] = Value::from(score);
+    }
     doc
 }
 
@@ -429,15 +432,27 @@ fn parse_vector(text: &str) -> Result<Vec<f32>, CliError> {
     Ok(v.into_iter().map(|x| x as f32).collect())
 }
 
+/// What `query` asks besides its vectors.
+struct QueryOptions<'a> {
+    k: usize,
+    filter: Option<&'a str>,
+    include: &'a [String],
+    text: Option<&'a str>,
+}
+
 fn query(
     cli: &Cli,
     index: &EncryptedIndex,
     vector: Option<&str>,
     file: Option<&Path>,
-    k: usize,
-    filter: Option<&str>,
-    include: &[String],
+    options: &QueryOptions<'_>,
 ) -> Result<(), CliError> {
+    let QueryOptions {
+        k,
+        filter,
+        include,
+        text,
+    } = *options;
     let mut fields = Include::NONE;
     for f in include {
         fields |= match f.trim() {
@@ -455,15 +470,23 @@ fn query(
         .map(serde_json::from_str)
         .transpose()
         .map_err(|_| CliError::Usage("--filter is not JSON".into()))?;
-    let make = |v: Vec<f32>| {
-        let q = Query::new(v).top_k(k).include(fields);
+    let finish = |q: Query| {
+        let q = q.top_k(k).include(fields);
         match &filter {
             Some(f) => q.filter(f.clone()),
             None => q,
         }
     };
+    let make = |v: Vec<f32>| {
+        let q = Query::new(v);
+        finish(match text {
+            Some(t) => q.text(t),
+            None => q,
+        })
+    };
     let several = file.is_some();
     let queries: Vec<Query> = match (vector, file) {
+        (None, None) if text.is_some() => vec![finish(Query::text_only(text.unwrap_or_default()))],
         (Some(v), _) => vec![make(parse_vector(v)?)],
         (None, Some(f)) => std::fs::read_to_string(f)
             .map_err(|e| CliError::Other(format!("{}: {e}", f.display())))?

@@ -124,6 +124,9 @@ pub(crate) enum Command {
         /// Subquantizers for ivf_pq (default: dimension / 4).
         #[arg(long = "pq-m")]
         pq_m: Option<usize>,
+        /// Index the items' contents for full-text (BM25) and hybrid queries.
+        #[arg(long)]
+        full_text: bool,
     },
     /// Imports items from a file, one durable batch at a time; --resume continues after the
     /// last durable batch of an interrupted import.
@@ -211,7 +214,7 @@ pub(crate) enum Command {
         /// The index name.
         name: String,
         /// The query vector as a JSON array.
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        #[arg(long, conflicts_with = "file", required_unless_present_any = ["file", "text"])]
         vector: Option<String>,
         /// A file of query vectors, one JSON array per line.
         #[arg(long)]
@@ -225,6 +228,10 @@ pub(crate) enum Command {
         /// Fields to include: metadata, contents (comma-separated).
         #[arg(long, value_delimiter = ',')]
         include: Vec<String>,
+        /// Words to match in the contents (BM25; the index needs --full-text): alone, a
+        /// full-text query; with --vector or --file, a hybrid one. Hits then carry a score.
+        #[arg(long)]
+        text: Option<String>,
     },
     /// Prints the stored items with these ids (metadata and contents).
     ///

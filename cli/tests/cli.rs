@@ -607,3 +607,47 @@ fn an_import_killed_at_random_points_resumes_without_loss_or_duplicates() {
         assert_eq!(ids(&index), ids(&once));
     }
 }
+
+#[test]
+fn full_text_and_hybrid_queries_match_the_library() {
+    let s = Setup::new();
+    let db = s.db();
+    s.json(&["create", &db, "t", "--dim", "2", "--full-text"]);
+    let lines = [
+        r#"{"id": "a", "vector": [1, 0], "contents": "invoice INV2291 overdue"}"#,
+        r#"{"id": "b", "vector": [0, 1], "contents": "design notes"}"#,
+        r#"{"id": "c", "vector": [1, 1], "contents": "overdue design review"}"#,
+    ];
+    std::fs::write(s.path("t.jsonl"), lines.join("\n")).unwrap();
+    s.json(&["import", &db, "t", s.path("t.jsonl").to_str().unwrap()]);
+    let text = s.json(&["query", &db, "t", "--text", "overdue design", "-k", "3"]);
+    let want = s
+        .reader("t")
+        .query(&Query::text_only("overdue design").top_k(3))
+        .unwrap();
+    let ids: Vec<&str> = text
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, want.iter().map(|h| h.id.as_str()).collect::<Vec<_>>());
+    assert_eq!(ids[0], "c");
+    assert!(text[0]["score"].as_f64().unwrap() > 0.0);
+    let hybrid = s.json(&[
+        "query", &db, "t", "--vector", "[0, 1]", "--text", "inv2291", "-k", "2",
+    ]);
+    let ids: Vec<&str> = hybrid
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"a") && ids.contains(&"b"));
+    // An index without --full-text refuses text queries with a usage-class error (exit 1).
+    s.json(&["create", &db, "plain", "--dim", "2"]);
+    s.run(&["query", &db, "plain", "--text", "x"])
+        .assert()
+        .code(1);
+}
