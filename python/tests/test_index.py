@@ -259,6 +259,8 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=3, metric="manhattan")),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=3, index_type="hnsw")),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("../x", cv.generate_key(), dimension=3)),
+        (cv.InvalidArgumentError, lambda: cv.Client("ftp://host/db")),
+        (cv.InvalidArgumentError, lambda: cv.Client("s3://bucket/db")),  # wheel built without s3
         (TypeError, lambda: cv.Client().create_index("x", "0" * 64, dimension=3)),
         (TypeError, lambda: index.upsert(["x"], np.array([["a"] * DIM]))),
         (TypeError, lambda: index.upsert(["x"], np.array([[object()] * DIM]))),
