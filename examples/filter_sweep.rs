@@ -1,5 +1,5 @@
 //! Filtered search figures: QPS (one thread, default probes) at selectivities 50%, 10%, 1%,
-//! 0.1% as a ratio to unfiltered QPS on the same index, and recall@10 of the filtered
+//! 0.1% (each as a `$lt` range and as an `$in` of the same values) as a ratio to unfiltered QPS on the same index, and recall@10 of the filtered
 //! queries against an exact oracle (filter, then brute force). Uses
 //! `../shared/data/wordnet-minilm-50k` when present, else clustered synthetic data.
 //! Run: `cargo run --release --example filter_sweep`.
@@ -65,8 +65,19 @@ fn main() -> ciphervec::Result<()> {
     };
     let (unfiltered, _) = run(None)?;
     println!("unfiltered: {unfiltered:.0} QPS");
-    for (label, below) in [("50%", 500), ("10%", 100), ("1%", 10), ("0.1%", 1)] {
-        let (qps, results) = run(Some(json!({"bucket": {"$lt": below}})))?;
+    // Each selectivity as a range (`$lt`, answered by scanning) and as the same set of
+    // exact values (`$in`, answered from the metadata equality index when selective).
+    let settings = [("50%", 500), ("10%", 100), ("1%", 10), ("0.1%", 1)]
+        .into_iter()
+        .flat_map(|(label, below)| {
+            let values: Vec<usize> = (0..below).collect();
+            [
+                (label, "$lt", below, json!({"bucket": {"$lt": below}})),
+                (label, "$in", below, json!({"bucket": {"$in": values}})),
+            ]
+        });
+    for (label, op, below, filter) in settings {
+        let (qps, results) = run(Some(filter))?;
         let mut found = 0;
         for (q, got) in queries.iter().zip(&results) {
             let mut exact: Vec<(f32, usize)> = base
@@ -81,7 +92,7 @@ fn main() -> ciphervec::Result<()> {
         }
         let recall = found as f64 / (10 * queries.len()) as f64;
         println!(
-            "selectivity {label:>5}: {qps:>6.0} QPS = {:.2}x unfiltered, recall@10 vs oracle {recall:.4}",
+            "selectivity {label:>5} ({op}): {qps:>6.0} QPS = {:.2}x unfiltered, recall@10 vs oracle {recall:.4}",
             qps / unfiltered
         );
     }

@@ -423,3 +423,167 @@ mod tests {
         assert!(err(json!({"a": {"$gt": 1, "b": 2}})).contains("mixed"));
     }
 }
+
+/// The separator between a path and a value in an index term (a control character, which a
+/// JSON object key may hold but a filter path practically never does; a collision would
+/// only add candidates, never lose one).
+const TERM_SEP: char = '\u{1f}';
+
+/// The index term of an equality on `path` (segments joined by '.') with a scalar value;
+/// `None` for arrays and objects, which equality indexes do not cover.
+fn term(path: &str, value: &Value) -> Option<String> {
+    let key = match value {
+        Value::Null => "n".to_owned(),
+        Value::Bool(b) => format!("b{b}"),
+        // Numbers equal across integer and float: keyed by their f64 value (-0 as 0).
+        Value::Number(n) => format!("f{:x}", (n.as_f64()? + 0.0).to_bits()),
+        Value::String(s) => format!("s{s}"),
+        Value::Array(_) | Value::Object(_) => return None,
+    };
+    Some(format!("{path}{TERM_SEP}{key}"))
+}
+
+/// The equality-index terms of a metadata document: one per (path, scalar) that an `$eq` or
+/// `$in` condition on that path can match, walking paths as [`Filter::matches`] does (into
+/// objects, through arrays of objects, and scalars inside an array at the path). A superset
+/// is fine (the filter is still evaluated on every candidate); a missing term is not.
+pub(crate) fn index_terms(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(&Value, String)> = vec![(doc, String::new())];
+    while let Some((value, prefix)) = stack.pop() {
+        let Value::Object(map) = value else { continue };
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Array(items) => {
+                    for item in items {
+                        if item.is_object() {
+                            stack.push((item, path.clone()));
+                        } else if let Some(t) = term(&path, item) {
+                            out.push(t);
+                        }
+                    }
+                }
+                Value::Object(_) => stack.push((v, path)),
+                scalar => out.extend(term(&path, scalar)),
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// How to find a superset of a filter's matches from the equality index.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Plan {
+    /// The items holding any of these terms.
+    AnyOf(Vec<String>),
+    /// The items every sub-plan finds (a caller may use just the smallest).
+    All(Vec<Plan>),
+    /// The items any sub-plan finds.
+    Any(Vec<Plan>),
+}
+
+impl Filter {
+    /// A plan that finds a superset of this filter's matches through the equality index, if
+    /// the filter has an `$eq` or `$in` on scalars that every match must satisfy.
+    pub(crate) fn plan(&self) -> Option<Plan> {
+        match self {
+            Filter::And(fs) => {
+                let plans: Vec<Plan> = fs.iter().filter_map(Filter::plan).collect();
+                (!plans.is_empty()).then_some(Plan::All(plans))
+            }
+            Filter::Or(fs) => fs
+                .iter()
+                .map(Filter::plan)
+                .collect::<Option<_>>()
+                .map(Plan::Any),
+            Filter::Not(_) => None,
+            Filter::Field { path, cond } => cond.plan(&path.join(".")),
+        }
+    }
+}
+
+impl Cond {
+    fn plan(&self, path: &str) -> Option<Plan> {
+        match self {
+            Cond::Eq(v) => Some(Plan::AnyOf(vec![term(path, v)?])),
+            Cond::In(list) => list
+                .iter()
+                .map(|v| term(path, v))
+                .collect::<Option<_>>()
+                .map(Plan::AnyOf),
+            Cond::All(conds) => {
+                let plans: Vec<Plan> = conds.iter().filter_map(|c| c.plan(path)).collect();
+                (!plans.is_empty()).then_some(Plan::All(plans))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every document the filter matches holds a term of the plan's (a superset check
+    /// against the evaluator, on documents and filters that exercise the path walk).
+    #[test]
+    fn plans_find_every_match() {
+        let docs = [
+            json!({"a": 1, "b": "x"}),
+            json!({"a": 1.0, "b": ["x", "y"]}),
+            json!({"a": {"b": 2}, "tags": [{"k": "red"}, {"k": "blue"}]}),
+            json!({"a": [{"b": 2}, {"b": 3}], "n": null, "t": true}),
+            json!({"a": -0.0, "b": ["z", ["x"]]}),
+            json!({}),
+        ];
+        let filters = [
+            json!({"a": 1}),
+            json!({"a": 0}),
+            json!({"b": "x"}),
+            json!({"a.b": 2}),
+            json!({"a.b": {"$in": [3, 9]}}),
+            json!({"tags.k": "blue"}),
+            json!({"n": null}),
+            json!({"t": true, "a.b": {"$gt": 0}}),
+            json!({"$or": [{"b": "y"}, {"a": 1}]}),
+            json!({"b": {"$eq": "z", "$ne": "q"}}),
+        ];
+        for f in &filters {
+            let filter = Filter::parse(f).unwrap();
+            let plan = filter.plan().unwrap_or_else(|| panic!("{f} has a plan"));
+            for d in &docs {
+                if filter.matches(Some(d)) {
+                    let terms = index_terms(d);
+                    assert!(
+                        covered(&plan, &terms),
+                        "{f} matches {d} but its plan misses it"
+                    );
+                }
+            }
+        }
+        for f in [
+            json!({"a": {"$gt": 1}}),
+            json!({"$not": {"a": 1}}),
+            json!({"a": [1]}),
+        ] {
+            assert_eq!(Filter::parse(&f).unwrap().plan(), None, "{f}");
+        }
+    }
+
+    fn covered(plan: &Plan, terms: &[String]) -> bool {
+        match plan {
+            Plan::AnyOf(ts) => ts.iter().any(|t| terms.contains(t)),
+            Plan::All(ps) => ps.iter().all(|p| covered(p, terms)),
+            Plan::Any(ps) => ps.iter().any(|p| covered(p, terms)),
+        }
+    }
+}

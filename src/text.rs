@@ -65,6 +65,17 @@ pub(crate) fn analyze(contents: &[u8]) -> Option<DocTerms> {
     })
 }
 
+impl DocTerms {
+    /// A document of distinct terms, each counted once (for indexes of exact terms, such as
+    /// the metadata equality index).
+    pub(crate) fn of_terms(terms: Vec<String>) -> DocTerms {
+        DocTerms {
+            len: u32::try_from(terms.len()).unwrap_or(u32::MAX),
+            terms: terms.into_iter().map(|t| (t, 1)).collect(),
+        }
+    }
+}
+
 /// One entry of a posting list.
 #[derive(Clone, Copy, Debug)]
 struct Posting {
@@ -207,6 +218,25 @@ impl TextIndex {
         out.dead_docs = out.docs.len() - out.live_docs;
         out.rebuild();
         out
+    }
+
+    /// The length of `term`'s posting list, dead entries included (an upper bound of the
+    /// live items holding it, for planning).
+    pub(crate) fn posting_len(&self, term: &str) -> usize {
+        self.term_ids
+            .get(term)
+            .map_or(0, |&id| self.postings[id as usize].len())
+    }
+
+    /// The live items holding `term`.
+    pub(crate) fn handles_with(&self, term: &str) -> Vec<u64> {
+        let Some(&id) = self.term_ids.get(term) else {
+            return Vec::new();
+        };
+        self.postings[id as usize]
+            .iter()
+            .filter_map(|p| self.docs[p.doc as usize].map(|d| d.handle))
+            .collect()
     }
 
     /// Live items whose contents were not UTF-8 (not indexed).

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
+use crate::filter;
 use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
 use crate::metric::Metric;
@@ -198,6 +199,9 @@ pub(crate) struct State {
     /// The posting index of the contents, when the index has full text (kept in step with
     /// the item table: a removed item leaves it too).
     text: Option<TextIndex>,
+    /// The metadata equality index: each item's `filter::index_terms` (kept in step with the
+    /// item table), for filters that name exact values.
+    meta: TextIndex,
 }
 
 /// Where a new state's keys, header and committed body come from.
@@ -239,7 +243,13 @@ impl State {
             cache: ListCache::new(cache_budget),
             max_list_bytes: 0,
             text,
+            meta: TextIndex::default(),
         }
+    }
+
+    /// The metadata equality index.
+    pub(crate) fn meta_index(&self) -> &TextIndex {
+        &self.meta
     }
 
     /// The posting index, when the index has full text.
@@ -480,6 +490,11 @@ impl State {
     /// Sets the metadata of a live slot.
     pub(crate) fn set_metadata(&mut self, slot: u64, metadata: Option<Arc<Value>>) {
         if let Some(Some(e)) = self.items.get_mut(slot as usize) {
+            self.meta.remove(slot);
+            if let Some(m) = &metadata {
+                self.meta
+                    .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
+            }
             e.metadata = metadata;
         }
     }
@@ -570,6 +585,10 @@ impl State {
             entry.row = l.handles.len() as u32;
             l.push(slot, vector, code);
         }
+        if let Some(m) = &entry.metadata {
+            self.meta
+                .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
+        }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
         slot
@@ -587,6 +606,7 @@ impl State {
         if let Some(t) = self.text.as_mut() {
             t.remove(slot);
         }
+        self.meta.remove(slot);
         if self.residency == Residency::OnDemand {
             self.cache.invalidate(entry.list);
             return true;

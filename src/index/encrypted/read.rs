@@ -3,9 +3,10 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::filter::{self, Filter};
+use crate::filter::{self, Filter, Plan};
 use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
+use crate::text::TextIndex;
 
 use super::*;
 use crate::index::lists::Lists;
@@ -160,6 +161,15 @@ impl EncryptedIndex {
         filter: &Filter,
     ) -> Result<Vec<Neighbor>> {
         let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
+        // A filter naming exact values: its candidates come from the equality index, and
+        // when they are few, the exact distances to the matching ones answer.
+        let few = (PREFILTER_SHARE * state.len() as f64) as usize;
+        if let Some(candidates) = filter
+            .plan()
+            .and_then(|plan| indexed_candidates(state.meta_index(), &plan, few))
+        {
+            return self.exact_search(state, query, filter, candidates.into_iter());
+        }
         let n_lists = state.n_lists();
         let selectivity = {
             let (mut seen, mut hit) = (0usize, 0usize);
@@ -186,11 +196,24 @@ impl EncryptedIndex {
                 return Ok(hits);
             }
         }
+        self.exact_search(state, query, filter, state.entries().map(|(slot, _)| slot))
+    }
+
+    /// The exact nearest of the items in `slots` that match `filter` (the pre-filter path).
+    fn exact_search(
+        &self,
+        state: &State,
+        query: &Query,
+        filter: &Filter,
+        slots: impl Iterator<Item = u64>,
+    ) -> Result<Vec<Neighbor>> {
         let metric = self.metric();
         let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
-        for (slot, e) in state.entries() {
-            if matches(e)
+        for slot in slots {
+            if state
+                .entry(slot)
+                .is_some_and(|e| filter.matches(e.metadata.as_deref()))
                 && let Some(v) = lists.vector_of(slot)?
             {
                 top.push(metric.distance(&query.vector, &v), slot);
@@ -268,4 +291,39 @@ impl EncryptedIndex {
             vector,
         })
     }
+}
+
+/// A superset of the items `plan` selects, from the equality index, if it holds at most
+/// `limit` items by the posting lengths (`None` when larger: the caller scans instead).
+fn indexed_candidates(meta: &TextIndex, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
+    fn size(meta: &TextIndex, plan: &Plan) -> usize {
+        match plan {
+            Plan::AnyOf(terms) => terms.iter().map(|t| meta.posting_len(t)).sum(),
+            Plan::All(plans) => plans
+                .iter()
+                .map(|p| size(meta, p))
+                .min()
+                .unwrap_or(usize::MAX),
+            Plan::Any(plans) => plans.iter().map(|p| size(meta, p)).sum(),
+        }
+    }
+    fn collect(meta: &TextIndex, plan: &Plan, out: &mut Vec<u64>) {
+        match plan {
+            Plan::AnyOf(terms) => terms.iter().for_each(|t| out.extend(meta.handles_with(t))),
+            Plan::All(plans) => {
+                if let Some(smallest) = plans.iter().min_by_key(|p| size(meta, p)) {
+                    collect(meta, smallest, out);
+                }
+            }
+            Plan::Any(plans) => plans.iter().for_each(|p| collect(meta, p, out)),
+        }
+    }
+    if size(meta, plan) > limit {
+        return None;
+    }
+    let mut out = Vec::new();
+    collect(meta, plan, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
