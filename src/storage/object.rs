@@ -27,8 +27,10 @@ use super::{Backend, Blob, IndexFiles, WriterLock};
 ///   old bytes or the new ones, never a mix (the manifest is replaced this way);
 /// - `delete` of a missing object succeeds; `list(prefix)` names every object whose name
 ///   starts with `prefix`, in any order;
-/// - errors are plain [`io::Error`]s; the engine retries nothing itself and reports them as
-///   `Error::Io`, with the index as it was.
+/// - errors are plain [`io::Error`]s; the engine retries nothing itself (a store retries
+///   within its own bound) and reports them as `Error::Io`, or as `Error::Unavailable` for
+///   the kinds that mean no answer (`NotConnected`, `TimedOut`, `ConnectionRefused`,
+///   `ConnectionReset`, `ConnectionAborted`), with the index as it was.
 pub trait Store: Send + Sync {
     /// The whole object.
     ///
