@@ -275,16 +275,17 @@ impl TextIndex {
             let Some(&id) = self.term_ids.get(token.as_str()) else {
                 continue;
             };
-            let live: Vec<(Posting, Doc)> = self.postings[id as usize]
-                .iter()
-                .filter_map(|p| self.docs[p.doc as usize].map(|d| (*p, d)))
-                .collect();
-            if live.is_empty() {
+            let live = || {
+                self.postings[id as usize]
+                    .iter()
+                    .filter_map(|p| self.docs[p.doc as usize].map(|d| (p, d)))
+            };
+            let df = live().count() as f64;
+            if df == 0.0 {
                 continue;
             }
-            let df = live.len() as f64;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (p, d) in live {
+            for (p, d) in live() {
                 let tf = f64::from(p.tf);
                 let norm = k1 * (1.0 - b + b * f64::from(d.len) / avgdl);
                 *sums.entry(p.doc).or_default() += idf * tf / (tf + norm);

@@ -49,6 +49,13 @@ impl QueryOptions {
         }
         q
     }
+
+    /// One query per row of a row-major matrix `width` floats wide.
+    fn per_row(&self, rows: &[f32], width: usize) -> Vec<Query> {
+        rows.chunks(width.max(1))
+            .map(|row| self.apply(Query::new(row.to_vec())))
+            .collect()
+    }
 }
 
 fn options(
@@ -194,11 +201,7 @@ impl Index {
                 hits_list(py, hits, o.include)
             }
             2 => {
-                let dim = array.shape()[1].max(1);
-                let queries: Vec<Query> = data
-                    .chunks(dim)
-                    .map(|row| o.apply(Query::new(row.to_vec())))
-                    .collect();
+                let queries = o.per_row(data, array.shape()[1]);
                 let all = run(py, || index.query_batch(&queries))?;
                 let out = PyList::empty(py);
                 for hits in all {
@@ -248,16 +251,9 @@ impl Index {
         if array.ndim() != 2 {
             return Err(errors::invalid("query_ids takes a 2-D array of rows"));
         }
-        let dim = array.shape()[1].max(1);
-        let data = array.as_slice()?;
+        let queries = o.per_row(array.as_slice()?, array.shape()[1]);
         let index = &self.inner;
-        let all = run(py, || {
-            let queries: Vec<Query> = data
-                .chunks(dim)
-                .map(|row| o.apply(Query::new(row.to_vec())))
-                .collect();
-            index.query_batch(&queries)
-        })?;
+        let all = run(py, || index.query_batch(&queries))?;
         let numeric: Option<Vec<Vec<i64>>> = all
             .iter()
             .map(|hits| {

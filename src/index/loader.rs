@@ -19,7 +19,7 @@ use crate::storage::{Blob, IndexFiles};
 use super::config::IndexConfig;
 use super::lists;
 use super::persist::{self, open_block, open_fields, open_vector};
-use crate::text::{self, DocTerms, TextIndex};
+use crate::text::{self, TextIndex};
 
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
 
@@ -268,31 +268,38 @@ fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
     }
 }
 
-/// Decrypts the metadata of every live item (in parallel), for filters, and with full text
-/// indexes its contents.
-fn load_metadata(state: &mut State) -> Result<()> {
-    let full_text = state.text().is_some();
+/// Decrypts the fields record of every live item that has one (in parallel) and maps each
+/// with `f(slot, metadata, contents)`: the one pass over the sealed fields that open and
+/// `enable_full_text` share.
+fn map_fields<T: Send>(
+    state: &State,
+    f: impl Fn(u64, Option<Vec<u8>>, Option<Vec<u8>>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
         .entries()
-        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
+        .filter_map(|(slot, e)| e.fields.map(|at| (slot, e.token, at)))
         .collect();
     let keys = state.keys();
-    type Decoded = (
-        u64,
-        Option<Arc<serde_json::Value>>,
-        Option<Option<DocTerms>>,
-    );
-    let decoded: Vec<Decoded> = wanted
+    wanted
         .par_iter()
         .map(|(slot, token, at)| {
             let (metadata, contents) = open_fields(keys, state.segments(), token, *at)?;
-            let value = metadata
-                .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
-                .transpose()?;
-            let text = contents.filter(|_| full_text).map(|c| text::analyze(&c));
-            Ok((*slot, value.map(Arc::new), text))
+            f(*slot, metadata, contents)
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// Decrypts the metadata of every live item, for filters, and with full text indexes its
+/// contents.
+fn load_metadata(state: &mut State) -> Result<()> {
+    let full_text = state.text().is_some();
+    let decoded = map_fields(state, |slot, metadata, contents| {
+        let value = metadata
+            .map(|m| serde_json::from_slice(&m).map_err(|_| Error::corrupted("metadata")))
+            .transpose()?;
+        let text = contents.filter(|_| full_text).map(|c| text::analyze(&c));
+        Ok((slot, value.map(Arc::new), text))
+    })?;
     for (slot, value, text) in decoded {
         state.set_metadata(slot, value);
         if let Some(doc) = text {
@@ -302,24 +309,14 @@ fn load_metadata(state: &mut State) -> Result<()> {
     Ok(())
 }
 
-/// The posting index of the live items' contents, decrypted in parallel (for turning full
-/// text on in an index that did not have it).
+/// The posting index of the live items' contents (for turning full text on in an index that
+/// did not have it).
 pub(crate) fn build_text(state: &State) -> Result<TextIndex> {
-    let wanted: Vec<(u64, [u8; 32], FieldsRef)> = state
-        .entries()
-        .filter_map(|(slot, e)| e.fields.map(|f| (slot, e.token, f)))
-        .collect();
-    let keys = state.keys();
-    let docs: Vec<(u64, Option<DocTerms>)> = wanted
-        .par_iter()
-        .map(|(slot, token, at)| {
-            let (_, contents) = open_fields(keys, state.segments(), token, *at)?;
-            Ok(contents.map(|c| (*slot, text::analyze(&c))))
-        })
-        .filter_map(Result::transpose)
-        .collect::<Result<_>>()?;
+    let docs = map_fields(state, |slot, _, contents| {
+        Ok(contents.map(|c| (slot, text::analyze(&c))))
+    })?;
     let mut index = TextIndex::default();
-    for (slot, doc) in docs {
+    for (slot, doc) in docs.into_iter().flatten() {
         index.insert(slot, doc);
     }
     Ok(index)
