@@ -103,6 +103,8 @@ fn number(b: &[u8], start: usize) -> Option<(f32, usize)> {
     if negative {
         i += 1;
     }
+    // Every digit, leading zeros included, goes into the mantissa; more than 19 could
+    // overflow it, and such numbers take std's parser instead.
     let mut mantissa: u64 = 0;
     let mut digits = 0usize;
     let mut exponent: i32 = 0;
@@ -110,28 +112,21 @@ fn number(b: &[u8], start: usize) -> Option<(f32, usize)> {
     match b.get(i)? {
         b'0' => i += 1,
         b'1'..=b'9' => {
-            while let Some(&c @ b'0'..=b'9') = b.get(i) {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                digits += 1;
-                i += 1;
-            }
+            let (m, n) = digit_run(b, i, 0);
+            (mantissa, digits, i) = (m, n, i + n);
         }
         _ => return None,
     }
     if b.get(i) == Some(&b'.') {
         i += 1;
-        let first = i;
-        while let Some(&c @ b'0'..=b'9') = b.get(i) {
-            if mantissa != 0 || c != b'0' {
-                digits += 1;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            exponent -= 1;
-            i += 1;
-        }
-        if i == first {
+        let (m, n) = digit_run(b, i, mantissa);
+        if n == 0 {
             return None;
         }
+        mantissa = m;
+        digits += n;
+        exponent = -i32::try_from(n).ok()?;
+        i += n;
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
         i += 1;
@@ -157,7 +152,7 @@ fn number(b: &[u8], start: usize) -> Option<(f32, usize)> {
         }
         exponent = exponent.saturating_add(sign * e);
     }
-    let value = if digits <= 15 && mantissa < (1 << 53) && exponent.unsigned_abs() <= 22 {
+    let value = if digits <= 19 && mantissa < (1 << 53) && exponent.unsigned_abs() <= 22 {
         // Exact mantissa and power of ten: one correctly rounded operation.
         let m = mantissa as f64;
         let p = POW10[exponent.unsigned_abs() as usize];
@@ -171,6 +166,47 @@ fn number(b: &[u8], start: usize) -> Option<(f32, usize)> {
     };
     let value = if negative { -value } else { value };
     Some((value as f32, i))
+}
+
+/// The decimal digits from `i` appended to `mantissa` (wrapping: callers check the count)
+/// and how many there were. Eight digits at a time while eight are there, then one by one.
+fn digit_run(b: &[u8], i: usize, mut mantissa: u64) -> (u64, usize) {
+    let mut n = 0;
+    while let Some(chunk) = b.get(i + n..i + n + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        match eight_digits(word) {
+            Some(v) => {
+                mantissa = mantissa.wrapping_mul(100_000_000).wrapping_add(v);
+                n += 8;
+            }
+            None => break,
+        }
+    }
+    while let Some(&c @ b'0'..=b'9') = b.get(i + n) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        n += 1;
+    }
+    (mantissa, n)
+}
+
+/// The value of eight ASCII digits read little-endian from a word, or `None` when any byte
+/// is not a digit (the SWAR method of simdjson and fast_float).
+fn eight_digits(word: u64) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // A byte is a digit when its high nibble is 3 and adding 6 does not carry past 9.
+    let all_digits =
+        word & HIGH == ZEROS && (word.wrapping_add(0x0606_0606_0606_0606) & HIGH) == ZEROS;
+    if !all_digits {
+        return None;
+    }
+    let v = word - ZEROS;
+    // Pairs, then quads, then the eight: each step multiplies the higher half by 10^k.
+    let v = (v * 10) + (v >> 8);
+    let v = ((v & 0x0000_00ff_0000_00ff).wrapping_mul(100 + (1_000_000 << 32))
+        + ((v >> 16) & 0x0000_00ff_0000_00ff).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    Some(v)
 }
 
 #[cfg(test)]
@@ -220,6 +256,46 @@ mod tests {
             );
             assert!(line[range].starts_with('['));
         }
+    }
+
+    #[test]
+    fn eight_digits_parse_as_decimal_and_refuse_other_bytes() {
+        for text in ["00000000", "12345678", "99999999", "40000001", "09876543"] {
+            let word = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
+            assert_eq!(eight_digits(word), Some(text.parse().unwrap()), "{text}");
+        }
+        for text in [
+            "1234567a", "/0000000", ":0000000", "1234 678", "-1234567", "1.345678",
+        ] {
+            let word = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
+            assert_eq!(eight_digits(word), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn long_and_edge_numbers_equal_serde_json() {
+        let numbers = [
+            "0.000000000000000000001234",
+            "123456789012345678901234567890",
+            "0.1234567890123456789",
+            "1234567890123456789e-30",
+            "9007199254740993",
+            "0.30000000000000004",
+            "1e38",
+            "3.4028235e38",
+            "1e39",
+            "1e-46",
+            "-0.0",
+            "12345678.87654321",
+            "100000000000000000000",
+        ];
+        let line = format!("{{\"vector\": [{}]}}", numbers.join(","));
+        let (fast, _) = split_vector(&line).unwrap();
+        let want = serde_vector(&line);
+        assert_eq!(
+            fast.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|f| f.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -208,23 +208,23 @@ fn npy_header(reader: &mut impl Read) -> Result<(u64, usize), CliError> {
 /// (parsing numbers is most of an import's work).
 const JSONL_BLOCK: usize = 4 << 20;
 
-/// JSONL items, one per non-empty line, in file order. The file is read a block at a time;
-/// each block's lines are checked as UTF-8 and parsed on every core, so the reading thread
-/// only reads and finds line ends.
+/// JSONL items, one per non-empty line, in file order. The file is read a block at a time
+/// into one reused buffer; each block's lines are checked as UTF-8 and parsed on every core,
+/// so the reading thread only reads and finds line ends.
 fn jsonl(
     mut reader: impl Read + Send + 'static,
 ) -> impl Iterator<Item = Result<Item, CliError>> + Send {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut pending = std::collections::VecDeque::new();
-    let mut carry: Vec<u8> = Vec::new();
+    let mut block: Vec<u8> = Vec::new();
+    // Bytes at the front of `block` that belong to a line the last read did not finish.
+    let mut carry = 0usize;
     let mut lines_before = 0usize;
     let mut eof = false;
     std::iter::from_fn(move || {
         while pending.is_empty() && !eof {
-            let mut block = std::mem::take(&mut carry);
-            let start = block.len();
-            block.resize(start + JSONL_BLOCK, 0);
-            let n = match read_full(&mut reader, &mut block[start..]) {
+            block.resize(carry + JSONL_BLOCK, 0);
+            let n = match read_full(&mut reader, &mut block[carry..]) {
                 Ok(n) => n,
                 Err(e) => {
                     eof = true;
@@ -232,46 +232,68 @@ fn jsonl(
                     break;
                 }
             };
-            block.truncate(start + n);
-            if n == 0 {
-                eof = true; // what is left is the last line, without a newline
-            } else if let Some(last) = block.iter().rposition(|&c| c == b'\n') {
-                carry = block.split_off(last + 1);
+            let filled = carry + n;
+            // The whole lines end at the last newline; at the end of the input what is
+            // left is the last line, without a newline.
+            let whole = if n == 0 {
+                eof = true;
+                filled
+            } else if let Some(last) = memchr::memrchr(b'\n', &block[..filled]) {
+                last + 1
             } else {
-                carry = block; // no line end yet: read on
+                carry = filled; // no line end yet: read on
                 continue;
-            }
-            let lines: Vec<(usize, &[u8])> = block
-                .split(|&c| c == b'\n')
-                .enumerate()
-                .map(|(k, l)| (lines_before + k + 1, l))
-                .filter(|(_, l)| !l.trim_ascii().is_empty())
-                .collect();
-            lines_before += block.iter().filter(|&&c| c == b'\n').count();
-            let parse = |&(n, line): &(usize, &[u8])| {
-                std::str::from_utf8(line)
-                    .map_err(|_| "not UTF-8".to_owned())
-                    .and_then(item_of_json)
-                    .map_err(|what| CliError::Other(format!("line {n}: {what}")))
             };
-            let part = lines.len().div_ceil(threads).max(1);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = lines
-                    .chunks(part)
-                    .map(|c| scope.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
-                    .collect();
-                for h in handles {
-                    match h.join() {
-                        Ok(items) => pending.extend(items),
-                        Err(_) => {
-                            pending.push_back(Err(CliError::Other("parser thread failed".into())));
-                        }
-                    }
+            let mut lines: Vec<(usize, &[u8])> = Vec::new();
+            let mut line_start = 0;
+            let ends = memchr::memchr_iter(b'\n', &block[..whole]).chain(
+                // The last line of the input, when it has no newline.
+                (whole > 0 && block[whole - 1] != b'\n').then_some(whole),
+            );
+            for end in ends {
+                lines_before += 1;
+                let line = &block[line_start..end];
+                if !line.trim_ascii().is_empty() {
+                    lines.push((lines_before, line));
                 }
-            });
+                line_start = end + 1;
+            }
+            parse_lines(&lines, threads, &mut pending);
+            // The unfinished line moves to the front for the next read.
+            block.copy_within(whole..filled, 0);
+            carry = filled - whole;
         }
         pending.pop_front()
     })
+}
+
+/// Parses numbered lines into items on `threads` threads, appending them in order.
+fn parse_lines(
+    lines: &[(usize, &[u8])],
+    threads: usize,
+    pending: &mut std::collections::VecDeque<Result<Item, CliError>>,
+) {
+    let parse = |&(n, line): &(usize, &[u8])| {
+        std::str::from_utf8(line)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(item_of_json)
+            .map_err(|what| CliError::Other(format!("line {n}: {what}")))
+    };
+    let part = lines.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(part)
+            .map(|c| scope.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(items) => pending.extend(items),
+                Err(_) => {
+                    pending.push_back(Err(CliError::Other("parser thread failed".into())));
+                }
+            }
+        }
+    });
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

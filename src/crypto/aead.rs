@@ -166,15 +166,41 @@ impl Sealer {
     /// [`Error::KeyExhausted`] if the cap is reached and no further key can be derived;
     /// [`Error::Io`] if the OS random generator fails.
     pub(crate) fn seal(&self, plaintext: &[u8], binding: &Binding) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+        self.seal_with(&mut out, binding, |o| o.extend_from_slice(plaintext))?;
+        Ok(out)
+    }
+
+    /// As [`seal`](Self::seal), appending the record to `out`: `write` appends the plaintext
+    /// to `out`, which is then encrypted where it lies (a large record is written once, not
+    /// copied from buffer to buffer). Returns the record's length. On an error `out` is
+    /// truncated back to its length before the call.
+    ///
+    /// # Errors
+    /// As [`seal`](Self::seal).
+    pub(crate) fn seal_with(
+        &self,
+        out: &mut Vec<u8>,
+        binding: &Binding,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<usize> {
         let (generation, cipher) = self.reserve()?;
         let mut nonce = [0u8; NONCE_LEN];
         super::random_bytes(&mut nonce)?;
         let aad = binding.aad(&self.index_id, generation);
-        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+        let start = out.len();
         out.extend_from_slice(&generation.to_le_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&gcm_seal(&cipher, &nonce, &aad, plaintext)?);
-        Ok(out)
+        let body = out.len();
+        write(out);
+        match gcm_seal_in_place(&cipher, &nonce, &aad, &mut out[body..]) {
+            Ok(tag) => out.extend_from_slice(&tag),
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+        Ok(out.len() - start)
     }
 
     /// Verifies and decrypts a sealed record into a fresh buffer (the input, which may be a
@@ -252,8 +278,9 @@ impl Sealer {
     }
 }
 
-/// AES-256-GCM with an explicit nonce: `ciphertext || tag`. Only [`Sealer::seal`] (with a
-/// fresh random nonce) and the known-answer tests call it.
+/// AES-256-GCM with an explicit nonce: `ciphertext || tag`, for the known-answer tests (they
+/// check [`gcm_seal_in_place`], which [`Sealer::seal_with`] calls with a fresh random nonce).
+#[cfg(test)]
 pub(crate) fn gcm_seal(
     cipher: &Aes256Gcm,
     nonce: &[u8; NONCE_LEN],
@@ -262,11 +289,22 @@ pub(crate) fn gcm_seal(
 ) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
     out.extend_from_slice(plaintext);
-    let tag = cipher
-        .encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut out[..]).into())
-        .map_err(|_| Error::invalid_argument("record too large to encrypt"))?;
+    let tag = gcm_seal_in_place(cipher, nonce, aad, &mut out)?;
     out.extend_from_slice(&tag);
     Ok(out)
+}
+
+/// Encrypts `buf` where it lies; returns the tag.
+fn gcm_seal_in_place(
+    cipher: &Aes256Gcm,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; TAG_LEN]> {
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
+        .map_err(|_| Error::invalid_argument("record too large to encrypt"))?;
+    Ok(tag.into())
 }
 
 /// Verifies and decrypts `ciphertext || tag` into a fresh buffer (copied first); for the

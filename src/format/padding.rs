@@ -23,12 +23,17 @@ pub(crate) fn padme(len: usize) -> usize {
 /// `plain` padded so that the stored object (`overhead` bytes more than the padded
 /// plaintext: nonce, tag, headers) has a length on the ladder.
 pub(crate) fn pad(plain: &[u8], overhead: usize) -> Vec<u8> {
-    let target = padme(plain.len() + 1 + overhead) - overhead;
-    let mut out = Vec::with_capacity(target);
-    out.extend_from_slice(plain);
-    out.push(0x80);
-    out.resize(target, 0);
+    let mut out = plain.to_vec();
+    pad_tail(&mut out, 0, overhead);
     out
+}
+
+/// Pads the plaintext at `buf[start..]` where it lies, as [`pad`] does.
+pub(crate) fn pad_tail(buf: &mut Vec<u8>, start: usize, overhead: usize) {
+    let plain_len = buf.len() - start;
+    let target = padme(plain_len + 1 + overhead) - overhead;
+    buf.push(0x80);
+    buf.resize(start + target, 0);
 }
 
 /// The payload of a [`pad`]ded plaintext.

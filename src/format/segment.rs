@@ -54,17 +54,29 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
 pub(crate) struct SegmentWriter {
     seq: u64,
     directory: Vec<RecordRef>,
-    body: Vec<u8>,
+    /// The file so far: the header, then the records (so a record's offset is where it
+    /// starts here, and `finish` appends rather than copies).
+    file: Vec<u8>,
 }
 
 impl SegmentWriter {
     /// An empty segment with sequence number `seq`.
     pub(crate) fn new(seq: u64) -> SegmentWriter {
+        let mut file = Vec::new();
+        file.extend_from_slice(MAGIC);
+        file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file.resize(HEADER_LEN, 0);
         SegmentWriter {
             seq,
             directory: Vec::new(),
-            body: Vec::new(),
+            file,
         }
+    }
+
+    /// Reserves room for `bytes` more of records (a writer that knows roughly how much it
+    /// will write saves the copies of a growing buffer).
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.file.reserve(bytes);
     }
 
     /// The sequence number.
@@ -72,35 +84,60 @@ impl SegmentWriter {
         self.seq
     }
 
-    /// Appends a sealed record; returns the file offset of its bytes.
-    pub(crate) fn push(
+    /// Appends a record that `seal` appends to the file (returning its length) and lists it
+    /// in the directory; returns the record's offset and length. On an error the file is as
+    /// it was.
+    pub(crate) fn push_with(
         &mut self,
         kind: RecordKind,
         address: &[u8; 32],
-        sealed: &[u8],
-    ) -> Result<u64> {
+        seal: impl FnOnce(&mut Vec<u8>) -> Result<usize>,
+    ) -> Result<(u64, u32)> {
         if RecordKind::listed_in_segment(kind as u8).is_none() {
             return Err(Error::invalid_argument("a record kind no directory lists"));
         }
-        let len = u32::try_from(sealed.len())
-            .map_err(|_| Error::invalid_argument("record larger than 4 GiB"))?;
-        let offset = (HEADER_LEN + self.body.len()) as u64;
-        self.body.extend_from_slice(sealed);
+        let (offset, len) = self.push_unlisted_with(seal)?;
         self.directory.push(RecordRef {
             kind,
             address: *address,
             offset,
             len,
         });
-        Ok(offset)
+        Ok((offset, len))
     }
 
-    /// Appends a sealed record that the directory does not list (a vector record: a list
-    /// block names it); returns the file offset of its bytes.
-    pub(crate) fn push_unlisted(&mut self, sealed: &[u8]) -> u64 {
-        let offset = (HEADER_LEN + self.body.len()) as u64;
-        self.body.extend_from_slice(sealed);
-        offset
+    /// As [`push_with`](Self::push_with), for a record that the directory does not list (a
+    /// vector record: a list block names it).
+    pub(crate) fn push_unlisted_with(
+        &mut self,
+        seal: impl FnOnce(&mut Vec<u8>) -> Result<usize>,
+    ) -> Result<(u64, u32)> {
+        let start = self.file.len();
+        let len = seal(&mut self.file).and_then(|len| {
+            u32::try_from(len).map_err(|_| Error::invalid_argument("record larger than 4 GiB"))
+        });
+        match len {
+            Ok(len) => Ok((start as u64, len)),
+            Err(e) => {
+                self.file.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends a sealed record; returns the file offset of its bytes.
+    #[cfg(test)]
+    pub(crate) fn push(
+        &mut self,
+        kind: RecordKind,
+        address: &[u8; 32],
+        sealed: &[u8],
+    ) -> Result<u64> {
+        self.push_with(kind, address, |file| {
+            file.extend_from_slice(sealed);
+            Ok(sealed.len())
+        })
+        .map(|(offset, _)| offset)
     }
 
     /// The finished file, with `note` in its footer; `seal_directory` and `seal_footer`
@@ -122,7 +159,7 @@ impl SegmentWriter {
         }
         let directory = seal_directory(&plain)?;
         let footer = Footer {
-            directory_offset: (HEADER_LEN + self.body.len()) as u64,
+            directory_offset: self.file.len() as u64,
             directory_len: u32::try_from(directory.len())
                 .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?,
             note: *note,
@@ -131,12 +168,9 @@ impl SegmentWriter {
         if sealed_footer.len() != FOOTER_LEN {
             return Err(Error::invalid_argument("sealed footer length"));
         }
-        let len = padding::padme(HEADER_LEN + self.body.len() + directory.len() + FOOTER_LEN);
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.resize(HEADER_LEN, 0);
-        out.extend_from_slice(&self.body);
+        let len = padding::padme(self.file.len() + directory.len() + FOOTER_LEN);
+        let mut out = self.file;
+        out.reserve_exact(len - out.len());
         out.extend_from_slice(&directory);
         out.resize(len - FOOTER_LEN, 0);
         out.extend_from_slice(&sealed_footer);
@@ -351,10 +385,18 @@ const VECTORS_INLINE: u8 = 1;
 /// inline) | vectors (count*dim f32, when inline) | codes (count*code_len) | entries`, each
 /// entry `token [32] | vector offset u64, vector len u32 (when not inline) | fields offset u64
 /// (u64::MAX = none) | fields len u32 | id len u16 | id`.
+#[cfg(test)]
 pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_block_into(dim, block, &mut out);
+    out
+}
+
+/// As [`encode_block`], appended to `out`.
+pub(crate) fn encode_block_into(dim: usize, block: &Block, out: &mut Vec<u8>) {
     let count = block.entries.len();
     let inline = block.vectors.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(13 + inline.len() * 4 + block.codes.len() + count * 76);
+    out.reserve(13 + inline.len() * 4 + block.codes.len() + count * 76);
     out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&(dim as u32).to_le_bytes());
     out.extend_from_slice(&(block.code_len as u32).to_le_bytes());
@@ -380,7 +422,6 @@ pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
         out.extend_from_slice(&(e.id.len() as u16).to_le_bytes());
         out.extend_from_slice(e.id.as_bytes());
     }
-    out
 }
 
 /// Decodes a list block of dimension `dim`. A block without inline vectors must give every

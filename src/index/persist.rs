@@ -362,6 +362,11 @@ impl<'k> SegmentBuilder<'k> {
         }
     }
 
+    /// Reserves room for about `bytes` of records.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.writer.reserve(bytes);
+    }
+
     fn binding(&self, kind: RecordKind, list: [u8; 32], item: [u8; 32]) -> Binding {
         binding(kind, self.writer.seq(), list, item)
     }
@@ -375,28 +380,32 @@ impl<'k> SegmentBuilder<'k> {
     ) -> Result<FieldsRef> {
         let plain = segment::encode_fields(metadata, contents);
         let binding = self.binding(RecordKind::Fields, [0; 32], *token);
-        let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
-        let offset = self.writer.push(RecordKind::Fields, &[0; 32], &sealed)?;
+        let sealer = &self.keys.content;
+        let (offset, len) = self
+            .writer
+            .push_with(RecordKind::Fields, &[0; 32], |file| {
+                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
+            })?;
         Ok(FieldsRef {
             segment: self.writer.seq(),
             offset,
-            len: sealed_len(&sealed)?,
+            len: nonzero_len(len)?,
         })
     }
 
     /// Seals an item's vector as a record of its own (quantized types); returns where it is.
     pub(crate) fn add_vector(&mut self, token: &[u8; 32], vector: &[f32]) -> Result<VectorRef> {
         let binding = self.binding(RecordKind::Vector, [0; 32], *token);
-        let sealed = seal_padded(
-            &self.keys.payload,
-            &segment::encode_vector(vector),
-            &binding,
-        )?;
-        let offset = self.writer.push_unlisted(&sealed);
+        let sealer = &self.keys.payload;
+        let (offset, len) = self.writer.push_unlisted_with(|file| {
+            seal_padded_into(sealer, &binding, file, |o| {
+                o.extend_from_slice(&segment::encode_vector(vector));
+            })
+        })?;
         Ok(VectorRef {
             segment: self.writer.seq(),
             offset,
-            len: sealed_len(&sealed)?,
+            len: nonzero_len(len)?,
         })
     }
 
@@ -451,16 +460,22 @@ impl<'k> SegmentBuilder<'k> {
         dim: usize,
         block: &Block,
     ) -> Result<BlockRef> {
-        let plain = segment::encode_block(dim, block);
         let label = self.keys.list_label(list_epoch, list);
         let binding = self.binding(RecordKind::ListBlock, label, [0; 32]);
-        let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
         let address = self.keys.query_token(list_epoch, list);
-        let offset = self.writer.push(RecordKind::ListBlock, &address, &sealed)?;
+        let sealer = &self.keys.payload;
+        // The block is encoded, padded and encrypted where it lies in the file.
+        let (offset, len) = self
+            .writer
+            .push_with(RecordKind::ListBlock, &address, |file| {
+                seal_padded_into(sealer, &binding, file, |o| {
+                    segment::encode_block_into(dim, block, o);
+                })
+            })?;
         Ok(BlockRef {
             segment: self.writer.seq(),
             offset,
-            len: sealed.len() as u32,
+            len,
         })
     }
 
@@ -468,17 +483,22 @@ impl<'k> SegmentBuilder<'k> {
     pub(crate) fn add_tombstones(&mut self, tokens: &[[u8; 32]]) -> Result<()> {
         let plain = segment::encode_tombstones(tokens);
         let binding = self.binding(RecordKind::Tombstones, [0; 32], [0; 32]);
-        let sealed = seal_padded(&self.keys.content, &plain, &binding)?;
+        let sealer = &self.keys.content;
         self.writer
-            .push(RecordKind::Tombstones, &[0; 32], &sealed)?;
+            .push_with(RecordKind::Tombstones, &[0; 32], |file| {
+                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
+            })?;
         Ok(())
     }
 
     /// Seals the trained code parameters of a quantized index.
     pub(crate) fn add_codebook(&mut self, codebook: &[u8]) -> Result<()> {
         let binding = self.binding(RecordKind::Codebook, [0; 32], [0; 32]);
-        let sealed = seal_padded(&self.keys.payload, codebook, &binding)?;
-        self.writer.push(RecordKind::Codebook, &[0; 32], &sealed)?;
+        let sealer = &self.keys.payload;
+        self.writer
+            .push_with(RecordKind::Codebook, &[0; 32], |file| {
+                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(codebook))
+            })?;
         Ok(())
     }
 
@@ -486,8 +506,11 @@ impl<'k> SegmentBuilder<'k> {
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
         let binding = self.binding(RecordKind::Centroids, [0; 32], [0; 32]);
-        let sealed = seal_padded(&self.keys.payload, &plain, &binding)?;
-        self.writer.push(RecordKind::Centroids, &[0; 32], &sealed)?;
+        let sealer = &self.keys.payload;
+        self.writer
+            .push_with(RecordKind::Centroids, &[0; 32], |file| {
+                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
+            })?;
         Ok(())
     }
 
@@ -507,15 +530,29 @@ impl<'k> SegmentBuilder<'k> {
 
 /// Seals `plain` padded so that the sealed record's length is on the Padmé ladder.
 fn seal_padded(sealer: &Sealer, plain: &[u8], binding: &Binding) -> Result<Vec<u8>> {
-    sealer.seal(&padding::pad(plain, aead::OVERHEAD), binding)
+    let mut out = Vec::new();
+    seal_padded_into(sealer, binding, &mut out, |o| o.extend_from_slice(plain))?;
+    Ok(out)
 }
 
-/// The length of a sealed record as a [`FieldsRef`] holds it.
-fn sealed_len(sealed: &[u8]) -> Result<NonZeroU32> {
-    u32::try_from(sealed.len())
-        .ok()
-        .and_then(NonZeroU32::new)
-        .ok_or_else(|| Error::invalid_argument("a record exceeds 4 GiB"))
+/// As [`seal_padded`], appending the record to `out`: `write` appends the plaintext, which
+/// is padded and encrypted where it lies. Returns the record's length.
+fn seal_padded_into(
+    sealer: &Sealer,
+    binding: &Binding,
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Result<usize> {
+    sealer.seal_with(out, binding, |o| {
+        let start = o.len();
+        write(o);
+        padding::pad_tail(o, start, aead::OVERHEAD);
+    })
+}
+
+/// The length of a sealed record as a [`FieldsRef`] or [`VectorRef`] holds it.
+fn nonzero_len(len: u32) -> Result<NonZeroU32> {
+    NonZeroU32::new(len).ok_or_else(|| Error::invalid_argument("an empty record"))
 }
 
 /// Authenticates a record sealed by [`seal_padded`] and removes its padding; any failure is

@@ -70,6 +70,21 @@ impl EncryptedIndex {
         };
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(&keys, seq);
+        // About what the records take (vectors, codes, entries, fields), so that the file
+        // does not grow by copying; padding and the directory may still add a little.
+        let dim = self.dim();
+        seg.reserve(
+            prepared
+                .iter()
+                .map(|p| {
+                    dim * 4
+                        + 128
+                        + p.id.len()
+                        + p.metadata.as_ref().map_or(0, Vec::len)
+                        + p.contents.as_ref().map_or(0, Vec::len)
+                })
+                .sum(),
+        );
         let mut fields = Vec::with_capacity(prepared.len());
         for p in &prepared {
             fields.push(if p.metadata.is_some() || p.contents.is_some() {
