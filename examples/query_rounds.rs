@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example query_rounds -- --data DIR [--type flat|sq8|pq:M]
-//!     [--probes 32] [--rerank R] [--cache-budget BYTES] [--n-lists N]
+//!     [--probes 32] [--rerank R] [--cache-budget BYTES] [--n-lists N] [--batch]
+//!     [--threads T]
 //! ```
-//! Builds and trains the index (one thread for queries), prints one JSON line describing it,
-//! then answers every `round` line on standard input by running all queries once, one at a
-//! time, and printing `{"qps": .., "recall@10": ..}`. Ends at end of input.
+//! Builds and trains the index, prints one JSON line describing it, then answers every
+//! `round` line on standard input by running all queries once and printing
+//! `{"qps": .., "recall@10": ..}`. Ends at end of input. Queries run one at a time, or with
+//! `--batch` all in one `query_batch` call; on one thread, or with `--threads T` on a pool of
+//! T (which only `--batch` uses: one query at a time runs on the calling thread).
 
 use std::io::BufRead as _;
 use std::time::Instant;
@@ -35,7 +38,12 @@ fn main() -> ciphervec::Result<()> {
     let rerank: Option<usize> = arg("--rerank").map(|r| r.parse().expect("--rerank N"));
     let budget: Option<usize> = arg("--cache-budget").map(|b| b.parse().expect("bytes"));
     let n_lists: Option<usize> = arg("--n-lists").map(|n| n.parse().expect("--n-lists N"));
-    bench_index::one_thread();
+    let batch = argv.iter().any(|a| a == "--batch");
+    let threads: usize = arg("--threads").map_or(1, |t| t.parse().expect("--threads T"));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("rayon pool");
     let (base, queries, truth) = texmex::load(&data);
     let key = IndexKey::generate();
     let t = Instant::now();
@@ -54,17 +62,30 @@ fn main() -> ciphervec::Result<()> {
         .collect();
     let round = || -> ciphervec::Result<(f64, f64)> {
         let t = Instant::now();
-        let mut ids = Vec::with_capacity(qs.len());
-        for q in &qs {
-            ids.push(index.query(q)?.into_iter().map(|h| h.id).collect());
-        }
+        let ids: Vec<Vec<String>> = if batch {
+            index
+                .query_batch(&qs)?
+                .into_iter()
+                .map(|hits| hits.into_iter().map(|h| h.id).collect())
+                .collect()
+        } else {
+            let mut ids = Vec::with_capacity(qs.len());
+            for q in &qs {
+                ids.push(index.query(q)?.into_iter().map(|h| h.id).collect());
+            }
+            ids
+        };
         let qps = qs.len() as f64 / t.elapsed().as_secs_f64();
         Ok((qps, texmex::recall(&ids, &truth, 10)))
     };
     round()?; // warm-up: fast-scan layouts, page cache
     let (lists, items) = decrypted_bytes(&index);
     let describe = json!({
-        "engine": format!("ciphervec {index_type}"),
+        "engine": format!(
+            "ciphervec {index_type}{}",
+            if batch { " query_batch" } else { "" }
+        ),
+        "threads": threads,
         "setting": format!(
             "{}n_probes={probes}{}",
             n_lists.map_or(String::new(), |n| format!("n_lists={n}, ")),
