@@ -20,7 +20,7 @@ pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
-    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
+    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search, search_many,
 };
 
 /// Asks the CPU to start loading `bytes` into cache (a hint, never a fault): list sources

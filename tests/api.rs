@@ -3,6 +3,7 @@
 mod api {
     mod backup_refresh;
     mod bad_input;
+    mod batch;
     mod cache;
     pub mod common;
     mod concurrency;

@@ -25,6 +25,17 @@ impl EncryptedIndex {
     /// invalid BM25 or fusion parameters), [`Error::InvalidFilter`], [`Error::Corrupted`] if
     /// a requested field fails authentication.
     pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
+        let filter = self.checked_filter(query)?;
+        if let Some(words) = &query.text {
+            return self.text_query(query, words, filter.as_ref());
+        }
+        let state = self.read();
+        let neighbors = self.vector_neighbors(&state, query, filter.as_ref())?;
+        self.hits(&state, neighbors, query.include)
+    }
+
+    /// Checks a query's vector and `top_k`; returns its parsed filter.
+    fn checked_filter(&self, query: &Query) -> Result<Option<Filter>> {
         if query.text.is_none() || !query.vector.is_empty() {
             validate::vector(&query.vector, self.dim(), self.metric())?;
         }
@@ -34,19 +45,30 @@ impl EncryptedIndex {
                 validate::MAX_TOP_K
             )));
         }
-        let filter = match &query.filter {
-            None => None,
-            Some(JsonArg::TooDeep) => return Err(filter::too_deep()),
-            Some(JsonArg::Value(doc)) => Some(Filter::parse(doc)?),
-        };
-        if let Some(words) = &query.text {
-            return self.text_query(query, words, filter.as_ref());
+        match &query.filter {
+            None => Ok(None),
+            Some(JsonArg::TooDeep) => Err(filter::too_deep()),
+            Some(JsonArg::Value(doc)) => Ok(Some(Filter::parse(doc)?)),
         }
-        let state = self.read();
-        self.vector_neighbors(&state, query, filter.as_ref())?
+    }
+
+    /// The hits of a vector ranking.
+    fn hits(&self, state: &State, neighbors: Vec<Neighbor>, include: Include) -> Result<Vec<Hit>> {
+        neighbors
             .into_iter()
-            .map(|n| self.hit(&state, n.handle, (n.distance, None), query.include))
+            .map(|n| self.hit(state, n.handle, (n.distance, None), include))
             .collect()
+    }
+
+    /// The lists a query probes: its own `n_probes`, else the index's, else automatic.
+    fn n_probes(&self, state: &State, query: &Query) -> usize {
+        let n_lists = state.n_lists();
+        query
+            .n_probes
+            .filter(|&p| p > 0)
+            .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
+            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, self.is_pq()))
+            .min(n_lists)
     }
 
     /// The vector ranking of a query: its `top_k` nearest items that pass the filter.
@@ -56,13 +78,7 @@ impl EncryptedIndex {
         query: &Query,
         filter: Option<&Filter>,
     ) -> Result<Vec<Neighbor>> {
-        let n_lists = state.n_lists();
-        let n_probes = query
-            .n_probes
-            .filter(|&p| p > 0)
-            .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
-            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, self.is_pq()))
-            .min(n_lists);
+        let n_probes = self.n_probes(state, query);
         match filter {
             None => self.probe_search(state, query, n_probes, None),
             Some(f) => self.filtered_search(state, query, n_probes, f),
@@ -228,12 +244,79 @@ impl EncryptedIndex {
         Ok(top.into_sorted())
     }
 
-    /// Runs many queries in parallel; results are in the order of `queries`.
+    /// Runs many queries in parallel; results are in the order of `queries`, each equal to
+    /// what [`query`](Self::query) returns for it.
+    ///
+    /// Plain vector queries (no filter, no text) on an `ivf_flat` index whose vectors are in
+    /// RAM share their list scans: the queries are split into one group per thread, and
+    /// within a group each probed list is scanned once for all the queries that probe it,
+    /// while it is in the CPU's cache. Other queries run one by one on the pool.
     ///
     /// # Errors
     /// The first error any query gives.
     pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
-        queries.par_iter().map(|q| self.query(q)).collect()
+        let shared: Vec<bool> = queries
+            .iter()
+            .map(|q| q.text.is_none() && q.filter.is_none())
+            .collect();
+        let state = self.read();
+        let scans_share = state.coder().is_none()
+            && state.residency() == Residency::All
+            && shared.iter().filter(|&&s| s).count() > 1;
+        if !scans_share {
+            drop(state);
+            return queries.par_iter().map(|q| self.query(q)).collect();
+        }
+        let group: Vec<&Query> = queries
+            .iter()
+            .zip(&shared)
+            .filter_map(|(q, &s)| s.then_some(q))
+            .collect();
+        for q in &group {
+            self.checked_filter(q)?;
+        }
+        let per_thread = group.len().div_ceil(rayon::current_num_threads()).max(1);
+        let grouped: Vec<Vec<Hit>> = group
+            .par_chunks(per_thread)
+            .map(|chunk| self.shared_scan(&state, chunk))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        drop(state);
+        // The others, one by one (each takes the state itself), then all in order.
+        let others: Vec<Option<Result<Vec<Hit>>>> = queries
+            .par_iter()
+            .zip(&shared)
+            .map(|(q, &s)| (!s).then(|| self.query(q)))
+            .collect();
+        let mut grouped = grouped.into_iter();
+        others
+            .into_iter()
+            .map(|other| other.unwrap_or_else(|| Ok(grouped.next().unwrap_or_default())))
+            .collect()
+    }
+
+    /// Plain vector queries over the lists in RAM, each list scanned once for all of them.
+    fn shared_scan(&self, state: &State, queries: &[&Query]) -> Result<Vec<Vec<Hit>>> {
+        let lists = Lists::new(state);
+        let params: Vec<SearchParams<'_>> = queries
+            .iter()
+            .map(|q| SearchParams {
+                query: &q.vector,
+                k: q.top_k,
+                n_probes: self.n_probes(state, q),
+                metric: self.metric(),
+                accept: None,
+                codes: None,
+            })
+            .collect();
+        let neighbors = ivf::search_many(state.quantizer(), &lists, &params)?;
+        neighbors
+            .into_iter()
+            .zip(queries)
+            .map(|(n, q)| self.hits(state, n, q.include))
+            .collect()
     }
 
     /// The stored items with these ids (unknown ids are skipped), in the order asked.
