@@ -1,9 +1,12 @@
-"""Interleaved single-thread QPS of ciphervec configurations against hnswlib and FAISS
-IVFFlat on one dataset. Each engine is built once; then, round after round, every engine runs
-all queries once, one query at a time, in a rotating order. The shared machines this runs on
-change speed by up to 2x within minutes, so one run per engine compares moments, not engines:
-here every round gives each engine's QPS over the same few seconds, and the table reports
-medians over rounds and the median per-round ratio to hnswlib.
+"""Interleaved single-thread QPS of ciphervec configurations against hnswlib, FAISS IVFFlat
+and FAISS IVFPQ fast-scan with an exact refine, on one dataset, in two modes: one query per
+call, and all queries in one call (ciphervec `query_batch`, hnswlib `knn_query` of the whole
+matrix, FAISS `search` of the whole matrix), always on one thread. Each engine is built once;
+then, round after round, every engine runs all queries once in a rotating order. The shared
+machines this runs on change speed by up to 2x within minutes, so one run per engine compares
+moments, not engines: here every round gives each engine's QPS over the same few seconds, and
+the table reports medians over rounds and the median per-round ratio to hnswlib in the same
+mode.
 
     bench/interleaved.sh DATASET_DIR [ROUNDS]     (runs this with the peer venv)
 """
@@ -32,6 +35,11 @@ if os.environ.get("INTERLEAVED_CONFIGS"):
     CIPHERVEC = [tuple(c) for c in json.loads(os.environ["INTERLEAVED_CONFIGS"])]
 HNSW_EF = 32
 FAISS_NPROBE = 56
+# FAISS IVFPQ fast-scan + RefineFlat at the settings of ciphervec's ivf_pq defaults: sqrt(n)
+# lists, d/4 4-bit subquantizers; probes and refine factor chosen for recall@10 ~0.95.
+FASTSCAN_NPROBE = int(os.environ.get("FASTSCAN_NPROBE", "32"))
+FASTSCAN_K_FACTOR = int(os.environ.get("FASTSCAN_K_FACTOR", "5"))
+MODES = ("per query", "one call")
 
 
 class Hnsw:
@@ -47,6 +55,9 @@ class Hnsw:
 
     def search(self, q):
         return self.index.knn_query(q, k=10, num_threads=1)[0][0]
+
+    def search_all(self, xq):
+        return self.index.knn_query(xq, k=10, num_threads=1)[0]
 
 
 class FaissIvfFlat:
@@ -67,17 +78,46 @@ class FaissIvfFlat:
     def search(self, q):
         return self.index.search(q.reshape(1, -1), 10)[1][0]
 
+    def search_all(self, xq):
+        return self.index.search(xq, 10)[1]
 
-def python_round(engine, xq, gt):
+
+class FaissFastScanRefine(FaissIvfFlat):
+    def __init__(self, xb):
+        import faiss
+        faiss.omp_set_num_threads(1)
+        t = time.perf_counter()
+        n, d = xb.shape
+        nlist = int(round(n ** 0.5))
+        self.quantizer = faiss.IndexFlatL2(d)
+        self.ivf = faiss.IndexIVFPQFastScan(self.quantizer, d, nlist, d // 4, 4, faiss.METRIC_L2)
+        self.ivf.cp.seed = 1234
+        self.index = faiss.IndexRefineFlat(self.ivf)
+        self.index.k_factor = FASTSCAN_K_FACTOR
+        self.index.train(xb)
+        self.index.add(xb)
+        self.ivf.nprobe = FASTSCAN_NPROBE
+        self.info = {"engine": "faiss-ivfpq-fastscan+refine",
+                     "setting": f"nlist={nlist}, PQ{d // 4}x4fs, nprobe={FASTSCAN_NPROBE}, "
+                                f"k_factor={FASTSCAN_K_FACTOR}",
+                     "build_s": time.perf_counter() - t}
+
+
+def python_round(engine, xq, gt, mode):
     t = time.perf_counter()
-    found = [engine.search(q) for q in xq]
+    if mode == "one call":
+        found = engine.search_all(xq)
+    else:
+        found = [engine.search(q) for q in xq]
     qps = len(xq) / (time.perf_counter() - t)
     return qps, bp.recall_at(np.array(found), gt, 10)
 
 
 class Ciphervec:
-    def __init__(self, binary, data, kind, probes, rerank, budget, n_lists):
+    def __init__(self, binary, data, kind, probes, rerank, budget, n_lists, mode):
         args = [binary, "--data", data, "--type", kind, "--probes", str(probes)]
+        if mode == "one call":
+            args.append("--batch")
         if n_lists is not None:
             args += ["--n-lists", str(n_lists)]
         if rerank is not None:
@@ -108,19 +148,23 @@ def main(data, rounds, binary):
     xq = bp.read_fvecs(os.path.join(data, "query.fvecs"))
     gt = bp.read_ivecs(os.path.join(data, "groundtruth.ivecs"))
     # ciphervec processes build one after another (each builds, then waits for rounds).
+    # (info, mode, run): every engine in both modes.
     engines, processes = [], []
-    for kind, probes, rerank, budget, n_lists in CIPHERVEC:
-        c = Ciphervec(binary, data, kind, probes, rerank, budget, n_lists)
-        info = c.ready()
-        if not info["vectors_resident"]:
-            info["engine"] += " (codes only in RAM)"
-        engines.append((info, c.round))
-        processes.append(c)
-    hnsw = Hnsw(xb)
-    engines.append((hnsw.info, lambda: python_round(hnsw, xq, gt)))
-    ivf = FaissIvfFlat(xb)
-    engines.append((ivf.info, lambda: python_round(ivf, xq, gt)))
-    for info, run in engines:
+    for mode in MODES:
+        for kind, probes, rerank, budget, n_lists in CIPHERVEC:
+            c = Ciphervec(binary, data, kind, probes, rerank, budget, n_lists, mode)
+            info = dict(c.ready())
+            info["engine"] = info["engine"].replace(" query_batch", "")
+            if not info["vectors_resident"]:
+                info["engine"] += " (codes only in RAM)"
+            engines.append((info, mode, c.round))
+            processes.append(c)
+    peers = [Hnsw(xb), FaissIvfFlat(xb), FaissFastScanRefine(xb)]
+    for mode in MODES:
+        for peer in peers:
+            engines.append((peer.info, mode,
+                            lambda peer=peer, mode=mode: python_round(peer, xq, gt, mode)))
+    for info, mode, run in engines:
         run()  # warm-up
     qps = {i: [] for i in range(len(engines))}
     recall = {}
@@ -128,24 +172,25 @@ def main(data, rounds, binary):
         order = list(range(len(engines)))
         order = order[r % len(order):] + order[:r % len(order)]
         for i in order:
-            q, rec = engines[i][1]()
+            q, rec = engines[i][2]()
             qps[i].append(q)
             recall[i] = rec
         print(f"round {r + 1}/{rounds}: " +
-              ", ".join(f"{engines[i][0]['engine']} {qps[i][-1]:.0f}" for i in range(len(engines))),
+              ", ".join(f"{engines[i][0]['engine']} ({engines[i][1]}) {qps[i][-1]:.0f}"
+                        for i in range(len(engines))),
               file=sys.stderr)
-    hnsw_i = len(engines) - 2
+    hnsw_of = {mode: i for i, (info, mode, _) in enumerate(engines) if info["engine"] == "hnswlib"}
     name = os.path.basename(os.path.normpath(data))
     print(f"# {name}: {len(xb)} x {xb.shape[1]}, 1 thread, {rounds} interleaved rounds of "
           f"{len(xq)} queries\n")
-    print("| engine | setting | build s | decrypted RAM B/vector | recall@10 | median QPS "
-          "| median ratio to hnswlib |")
-    print("|---|---|---|---|---|---|---|")
-    for i, (info, _) in enumerate(engines):
-        ratios = [a / b for a, b in zip(qps[i], qps[hnsw_i])]
+    print("| mode | engine | setting | build s | decrypted RAM B/vector | recall@10 | median QPS "
+          "| median ratio to hnswlib (same mode) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, (info, mode, _) in enumerate(engines):
+        ratios = [a / b for a, b in zip(qps[i], qps[hnsw_of[mode]])]
         ram = info.get("ram_bytes_per_vector")
         ram = "-" if ram is None else f"{ram:.0f}"
-        print(f"| {info['engine']} | {info['setting']} | {info['build_s']:.1f} | {ram} | "
+        print(f"| {mode} | {info['engine']} | {info['setting']} | {info['build_s']:.1f} | {ram} | "
               f"{recall[i]:.4f} | {statistics.median(qps[i]):.0f} | "
               f"{statistics.median(ratios):.2f} |")
     for c in processes:
