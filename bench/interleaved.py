@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 # library's default. INTERLEAVED_CONFIGS (a JSON list of such lists) replaces them.
 CIPHERVEC = [
     ("flat", 56, None, None, None),
-    ("pq:96", 32, 10, None, None),
+    ("pq:96", 48, 5, None, None),
     ("pq:96", 32, 10, 0, None),
     ("sq8", 56, 2, 0, None),
 ]
@@ -37,7 +37,7 @@ HNSW_EF = 32
 FAISS_NPROBE = 56
 # FAISS IVFPQ fast-scan + RefineFlat at the settings of ciphervec's ivf_pq defaults: sqrt(n)
 # lists, d/4 4-bit subquantizers; probes and refine factor chosen for recall@10 ~0.95.
-FASTSCAN_NPROBE = int(os.environ.get("FASTSCAN_NPROBE", "32"))
+FASTSCAN_NPROBE = int(os.environ.get("FASTSCAN_NPROBE", "40"))
 FASTSCAN_K_FACTOR = int(os.environ.get("FASTSCAN_K_FACTOR", "5"))
 MODES = ("per query", "one call")
 

@@ -83,9 +83,9 @@ pub(crate) enum Cond {
     /// An order comparison with a number or string.
     Cmp(Ordering, bool, Value),
     /// Equal to any operand.
-    In(Vec<Value>),
+    In(ValueSet),
     /// Not `In`.
-    Nin(Vec<Value>),
+    Nin(ValueSet),
     /// The field exists (or not).
     Exists(bool),
     /// The inner condition does not hold.
@@ -225,7 +225,7 @@ fn parse_cond(path: &str, value: &Value) -> Result<Cond> {
                 Cond::Cmp(ord, or_equal, operand.clone())
             }
             "$in" | "$nin" => {
-                let list = operand.as_array().ok_or_else(|| bad("an array"))?.clone();
+                let list = ValueSet::new(operand.as_array().ok_or_else(|| bad("an array"))?);
                 if op == "$in" {
                     Cond::In(list)
                 } else {
@@ -307,17 +307,67 @@ impl Cond {
                     None => false,
                 })
             }),
-            Cond::In(list) => values
-                .iter()
-                .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
-            Cond::Nin(list) => !values
-                .iter()
-                .any(|x| any_element(x, |e| list.iter().any(|v| json_eq(e, v)))),
+            Cond::In(list) => values.iter().any(|x| any_element(x, |e| list.contains(e))),
+            Cond::Nin(list) => !values.iter().any(|x| any_element(x, |e| list.contains(e))),
             Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(inner) => !inner.holds(values),
             Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
         }
     }
+}
+
+/// The operands of `$in` or `$nin`, hashed, so that testing a value costs a lookup instead
+/// of a comparison with every operand (a filter may list hundreds).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ValueSet {
+    /// The operands, as given.
+    values: Vec<Value>,
+    /// The scalar operands by [`scalar_hash`] (positions in `values`).
+    scalars: std::collections::HashMap<u64, Vec<usize>>,
+    /// The operands that are arrays or objects.
+    composites: Vec<usize>,
+}
+
+impl ValueSet {
+    fn new(values: &[Value]) -> ValueSet {
+        let mut set = ValueSet {
+            values: values.to_vec(),
+            scalars: std::collections::HashMap::new(),
+            composites: Vec::new(),
+        };
+        for (i, v) in values.iter().enumerate() {
+            match scalar_hash(v) {
+                Some(h) => set.scalars.entry(h).or_default().push(i),
+                None => set.composites.push(i),
+            }
+        }
+        set
+    }
+
+    /// Whether `value` equals an operand ([`json_eq`]): a scalar can only equal a scalar of
+    /// the same hash, an array or object only a composite operand.
+    fn contains(&self, value: &Value) -> bool {
+        let candidates: &[usize] = match scalar_hash(value) {
+            Some(h) => self.scalars.get(&h).map_or(&[], Vec::as_slice),
+            None => &self.composites,
+        };
+        candidates.iter().any(|&i| json_eq(value, &self.values[i]))
+    }
+}
+
+/// A hash of a scalar that values equal under [`json_eq`] share: numbers by their `f64`
+/// value (-0 as 0; exact integer comparison implies equal `f64`s), with the type.
+fn scalar_hash(value: &Value) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match value {
+        Value::Null => 0u8.hash(&mut h),
+        Value::Bool(b) => (1u8, b).hash(&mut h),
+        Value::Number(n) => (2u8, (n.as_f64()? + 0.0).to_bits()).hash(&mut h),
+        Value::String(s) => (3u8, s).hash(&mut h),
+        Value::Array(_) | Value::Object(_) => return None,
+    }
+    Some(h.finish())
 }
 
 /// Tests the value itself and, if it is an array, each element.
@@ -449,6 +499,28 @@ fn term(path: &str, value: &Value) -> Option<String> {
 /// is fine (the filter is still evaluated on every candidate); a missing term is not.
 pub(crate) fn index_terms(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
+    visit_scalars(doc, |path, scalar| out.extend(term(path, scalar)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The range-index entries of a metadata document: every number with its path, walked as
+/// [`index_terms`] walks (so a range condition on a path finds every number it can match),
+/// `-0` as `0`.
+pub(crate) fn index_numbers(doc: &Value) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    visit_scalars(doc, |path, scalar| {
+        if let Some(x) = scalar.as_f64() {
+            out.push((path.to_owned(), x + 0.0));
+        }
+    });
+    out
+}
+
+/// Calls `visit` with (path, value) for every scalar a condition on that path can test:
+/// into objects, through arrays of objects, and the scalars inside an array at the path.
+fn visit_scalars(doc: &Value, mut visit: impl FnMut(&str, &Value)) {
     let mut stack: Vec<(&Value, String)> = vec![(doc, String::new())];
     while let Some((value, prefix)) = stack.pop() {
         let Value::Object(map) = value else { continue };
@@ -463,26 +535,33 @@ pub(crate) fn index_terms(doc: &Value) -> Vec<String> {
                     for item in items {
                         if item.is_object() {
                             stack.push((item, path.clone()));
-                        } else if let Some(t) = term(&path, item) {
-                            out.push(t);
+                        } else {
+                            visit(&path, item);
                         }
                     }
                 }
                 Value::Object(_) => stack.push((v, path)),
-                scalar => out.extend(term(&path, scalar)),
+                scalar => visit(&path, scalar),
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
-/// How to find a superset of a filter's matches from the equality index.
+/// How to find a superset of a filter's matches from the equality and range indexes.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Plan {
     /// The items holding any of these terms.
     AnyOf(Vec<String>),
+    /// The items holding a number at `path` within the bounds (inclusive, so that a bound
+    /// rounded to `f64` still admits every match; `None`: unbounded).
+    Range {
+        /// The dotted path.
+        path: String,
+        /// The least number admitted.
+        lo: Option<f64>,
+        /// The greatest number admitted.
+        hi: Option<f64>,
+    },
     /// The items every sub-plan finds (a caller may use just the smallest).
     All(Vec<Plan>),
     /// The items any sub-plan finds.
@@ -490,8 +569,9 @@ pub(crate) enum Plan {
 }
 
 impl Filter {
-    /// A plan that finds a superset of this filter's matches through the equality index, if
-    /// the filter has an `$eq` or `$in` on scalars that every match must satisfy.
+    /// A plan that finds a superset of this filter's matches through the equality and range
+    /// indexes, if the filter has an `$eq` or `$in` on scalars, or an order comparison with
+    /// a number, that every match must satisfy.
     pub(crate) fn plan(&self) -> Option<Plan> {
         match self {
             Filter::And(fs) => {
@@ -514,16 +594,61 @@ impl Cond {
         match self {
             Cond::Eq(v) => Some(Plan::AnyOf(vec![term(path, v)?])),
             Cond::In(list) => list
+                .values
                 .iter()
                 .map(|v| term(path, v))
                 .collect::<Option<_>>()
                 .map(Plan::AnyOf),
+            Cond::Cmp(ord, _, Value::Number(n)) => {
+                // Exact comparisons of the numbers as JSON holds them imply the inclusive
+                // comparison of their f64 roundings (rounding is monotonic).
+                let x = n.as_f64()? + 0.0;
+                Some(match ord {
+                    Ordering::Less => Plan::Range {
+                        path: path.to_owned(),
+                        lo: None,
+                        hi: Some(x),
+                    },
+                    _ => Plan::Range {
+                        path: path.to_owned(),
+                        lo: Some(x),
+                        hi: None,
+                    },
+                })
+            }
             Cond::All(conds) => {
-                let plans: Vec<Plan> = conds.iter().filter_map(|c| c.plan(path)).collect();
+                // Bounds on this path meet in one range (`$gt` with `$lt` is a narrow band,
+                // though either alone may hold most items).
+                let (mut lo, mut hi) = (None::<f64>, None::<f64>);
+                let mut plans = Vec::new();
+                for plan in conds.iter().filter_map(|c| c.plan(path)) {
+                    match plan {
+                        Plan::Range { lo: l, hi: h, .. } => {
+                            lo = tighter(lo, l, f64::max);
+                            hi = tighter(hi, h, f64::min);
+                        }
+                        other => plans.push(other),
+                    }
+                }
+                if lo.is_some() || hi.is_some() {
+                    plans.push(Plan::Range {
+                        path: path.to_owned(),
+                        lo,
+                        hi,
+                    });
+                }
                 (!plans.is_empty()).then_some(Plan::All(plans))
             }
             _ => None,
         }
+    }
+}
+
+/// The tighter of two optional bounds (`pick` chooses between two present ones).
+fn tighter(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -543,6 +668,7 @@ mod index_tests {
             json!({"a": {"b": 2}, "tags": [{"k": "red"}, {"k": "blue"}]}),
             json!({"a": [{"b": 2}, {"b": 3}], "n": null, "t": true}),
             json!({"a": -0.0, "b": ["z", ["x"]]}),
+            json!({"a": [0.5, 7], "big": 9_007_199_254_740_993_u64, "neg": -9_007_199_254_740_993_i64}),
             json!({}),
         ];
         let filters = [
@@ -556,6 +682,15 @@ mod index_tests {
             json!({"t": true, "a.b": {"$gt": 0}}),
             json!({"$or": [{"b": "y"}, {"a": 1}]}),
             json!({"b": {"$eq": "z", "$ne": "q"}}),
+            json!({"a": {"$gt": 0.5}}),
+            json!({"a": {"$gte": 0.5, "$lt": 1}}),
+            json!({"a": {"$lte": 0}}),
+            json!({"a": {"$gte": 0}}),
+            json!({"a.b": {"$gt": 2, "$lte": 3}}),
+            json!({"big": {"$gt": 9_007_199_254_740_992_u64}}),
+            json!({"big": {"$lte": 9_007_199_254_740_993_u64}}),
+            json!({"neg": {"$lt": -9_007_199_254_740_992_i64}}),
+            json!({"$or": [{"a": {"$lt": 0.7}}, {"b": "x"}]}),
         ];
         for f in &filters {
             let filter = Filter::parse(f).unwrap();
@@ -564,14 +699,14 @@ mod index_tests {
                 if filter.matches(Some(d)) {
                     let terms = index_terms(d);
                     assert!(
-                        covered(&plan, &terms),
+                        covered(&plan, &terms, &index_numbers(d)),
                         "{f} matches {d} but its plan misses it"
                     );
                 }
             }
         }
         for f in [
-            json!({"a": {"$gt": 1}}),
+            json!({"b": {"$gt": "x"}}),
             json!({"$not": {"a": 1}}),
             json!({"a": [1]}),
         ] {
@@ -579,11 +714,103 @@ mod index_tests {
         }
     }
 
-    fn covered(plan: &Plan, terms: &[String]) -> bool {
+    fn covered(plan: &Plan, terms: &[String], numbers: &[(String, f64)]) -> bool {
         match plan {
             Plan::AnyOf(ts) => ts.iter().any(|t| terms.contains(t)),
-            Plan::All(ps) => ps.iter().all(|p| covered(p, terms)),
-            Plan::Any(ps) => ps.iter().any(|p| covered(p, terms)),
+            Plan::Range { path, lo, hi } => numbers.iter().any(|(p, x)| {
+                p == path && lo.is_none_or(|lo| lo <= *x) && hi.is_none_or(|hi| *x <= hi)
+            }),
+            Plan::All(ps) => ps.iter().all(|p| covered(p, terms, numbers)),
+            Plan::Any(ps) => ps.iter().any(|p| covered(p, terms, numbers)),
+        }
+    }
+
+    /// `ValueSet::contains` equals comparing with every operand, for scalars of every type,
+    /// numbers written as integers and floats, -0, large integers, arrays and objects.
+    #[test]
+    fn value_sets_agree_with_linear_comparison() {
+        let pool = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-0.0),
+            json!(1),
+            json!(1.0),
+            json!(2.5),
+            json!(9_007_199_254_740_993_u64),
+            json!(9_007_199_254_740_992_u64),
+            json!(-9_007_199_254_740_993_i64),
+            json!("1"),
+            json!(""),
+            json!("a"),
+            json!([1, 2]),
+            json!([1.0, 2]),
+            json!({"k": 1}),
+            json!({"k": 1.0}),
+            json!([]),
+        ];
+        for mask in [
+            0u32,
+            1,
+            0b1010_1010,
+            0x7_ffff,
+            0x5_5555,
+            0x2_4924,
+            0x4_0000,
+            0x3_8000,
+        ] {
+            let operands: Vec<Value> = pool
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, v)| v.clone())
+                .collect();
+            let set = ValueSet::new(&operands);
+            for v in &pool {
+                assert_eq!(
+                    set.contains(v),
+                    operands.iter().any(|o| json_eq(v, o)),
+                    "{v} in {operands:?}"
+                );
+            }
+        }
+    }
+
+    /// Random numeric documents and range filters: every match is covered by the plan, and
+    /// the plan of a one-sided range on a flat field admits nothing but matches.
+    #[test]
+    fn range_plans_cover_every_match_at_random() {
+        let mut s = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let number = |r: u64| -> Value {
+            match r % 5 {
+                0 => json!((r >> 8) % 21),
+                1 => json!(((r >> 8) % 2001) as f64 / 100.0 - 10.0),
+                2 => json!(-0.0),
+                3 => json!(9_007_199_254_740_990_u64 + (r >> 8) % 6),
+                _ => json!(-((r >> 8) as i64 % 7)),
+            }
+        };
+        for _ in 0..3000 {
+            let (a, b, c, r) = (next(), next(), next(), next());
+            let doc = match r % 3 {
+                0 => json!({"x": number(a)}),
+                1 => json!({"x": [number(a), number(b)], "y": "s"}),
+                _ => json!({"n": [{"x": number(a)}, {"x": number(b)}]}),
+            };
+            let path = if r % 3 == 2 { "n.x" } else { "x" };
+            let op = ["$lt", "$lte", "$gt", "$gte"][(r >> 8) as usize % 4];
+            let filter = Filter::parse(&json!({path: {op: number(c)}})).unwrap();
+            let plan = filter.plan().unwrap();
+            if filter.matches(Some(&doc)) {
+                assert!(covered(&plan, &[], &index_numbers(&doc)), "{doc} {op} {c}");
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod encrypted;
 mod lists;
 mod loader;
 mod persist;
+mod ranges;
 mod recovery;
 mod state;
 mod types;

@@ -22,6 +22,8 @@ use crate::metric::Metric;
 use crate::storage::Blob;
 use crate::text::{DocTerms, TextIndex};
 
+use super::ranges::RangeIndex;
+
 /// Where an item's sealed fields (or vector) record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FieldsRef {
@@ -202,6 +204,8 @@ pub(crate) struct State {
     /// The metadata equality index: each item's `filter::index_terms` (kept in step with the
     /// item table), for filters that name exact values.
     meta: TextIndex,
+    /// The metadata range index (kept in step with the item table), for range filters.
+    ranges: RangeIndex,
 }
 
 /// Where a new state's keys, header and committed body come from.
@@ -244,12 +248,18 @@ impl State {
             max_list_bytes: 0,
             text,
             meta: TextIndex::default(),
+            ranges: RangeIndex::default(),
         }
     }
 
     /// The metadata equality index.
     pub(crate) fn meta_index(&self) -> &TextIndex {
         &self.meta
+    }
+
+    /// The metadata range index.
+    pub(crate) fn range_index(&self) -> &RangeIndex {
+        &self.ranges
     }
 
     /// The posting index, when the index has full text.
@@ -491,9 +501,13 @@ impl State {
     pub(crate) fn set_metadata(&mut self, slot: u64, metadata: Option<Arc<Value>>) {
         if let Some(Some(e)) = self.items.get_mut(slot as usize) {
             self.meta.remove(slot);
+            if let Some(old) = &e.metadata {
+                self.ranges.remove(slot, old);
+            }
             if let Some(m) = &metadata {
                 self.meta
                     .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
+                self.ranges.insert(slot, m);
             }
             e.metadata = metadata;
         }
@@ -588,6 +602,7 @@ impl State {
         if let Some(m) = &entry.metadata {
             self.meta
                 .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
+            self.ranges.insert(slot, m);
         }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
@@ -607,6 +622,9 @@ impl State {
             t.remove(slot);
         }
         self.meta.remove(slot);
+        if let Some(m) = &entry.metadata {
+            self.ranges.remove(slot, m);
+        }
         if self.residency == Residency::OnDemand {
             self.cache.invalidate(entry.list);
             return true;

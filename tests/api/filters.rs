@@ -318,11 +318,12 @@ fn filters_survive_reopen() {
     assert_eq!(hits[0].metadata, Some(json!({"even": false})));
 }
 
-/// Selective filters on exact values are answered from the metadata equality index: the
-/// answers equal filter-then-brute-force, also after replacements, deletes and compaction
-/// (which the index must follow), for `$eq`, `$in`, dotted paths, arrays and `$or`.
+/// Selective filters on exact values and numeric ranges are answered from the metadata
+/// equality and range indexes: the answers equal filter-then-brute-force, also after
+/// replacements, deletes and compaction (which the indexes must follow), for `$eq`, `$in`,
+/// `$lt`/`$lte`/`$gt`/`$gte` (alone and as a band), dotted paths, arrays and `$or`.
 #[test]
-fn selective_equality_filters_equal_the_oracle_through_writes_and_compaction() {
+fn selective_equality_and_range_filters_equal_the_oracle_through_writes_and_compaction() {
     let mut rng = Rng::new(99);
     let data = clustered(&mut rng, 3000, 8, 12);
     let meta = |i: usize, round: usize| {
@@ -351,6 +352,11 @@ fn selective_equality_filters_equal_the_oracle_through_writes_and_compaction() {
         json!({"deep.k": 9, "n": {"$gte": 0}}),
         json!({"$or": [{"code": "c1"}, {"deep.k": 200}]}),
         json!({"code": "nowhere"}),
+        json!({"n": {"$lt": 4}}),
+        json!({"n": {"$gt": 100, "$lte": 102.5}}),
+        json!({"deep.k": {"$gte": 247.5}}),
+        json!({"$or": [{"n": {"$lte": 1}}, {"code": "c3"}]}),
+        json!({"n": {"$lt": -1}}),
     ];
     let check = |live: &[(Vec<f32>, Value)], deleted: &dyn Fn(usize) -> bool| {
         for f in &filters {
@@ -391,8 +397,8 @@ fn selective_equality_filters_equal_the_oracle_through_writes_and_compaction() {
     check(&live, &|i| i % 10 == 0);
 }
 
-/// The filter semantics the test above needs: `$eq` (bare), `$in`, `$gte`, `$or`, dotted
-/// paths, and scalars inside arrays.
+/// The filter semantics the test above needs: `$eq` (bare), `$in`, order comparisons of
+/// numbers, `$or`, dotted paths, and scalars inside arrays.
 fn matches_model(doc: &Value, filter: &Value) -> bool {
     filter.as_object().unwrap().iter().all(|(k, cond)| {
         if k == "$or" {
@@ -415,6 +421,9 @@ fn matches_model(doc: &Value, filter: &Value) -> bool {
             Value::Object(ops) => ops.iter().all(|(op, arg)| match op.as_str() {
                 "$in" => arg.as_array().unwrap().iter().any(eq),
                 "$gte" => value.as_f64().unwrap() >= arg.as_f64().unwrap(),
+                "$gt" => value.as_f64().unwrap() > arg.as_f64().unwrap(),
+                "$lte" => value.as_f64().unwrap() <= arg.as_f64().unwrap(),
+                "$lt" => value.as_f64().unwrap() < arg.as_f64().unwrap(),
                 other => panic!("model lacks {other}"),
             }),
             want => eq(want),

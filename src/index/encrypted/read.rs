@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::filter::{self, Filter, Plan};
 use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
-use crate::text::TextIndex;
 
 use super::*;
 use crate::index::lists::Lists;
@@ -177,12 +176,13 @@ impl EncryptedIndex {
         filter: &Filter,
     ) -> Result<Vec<Neighbor>> {
         let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
-        // A filter naming exact values: its candidates come from the equality index, and
-        // when they are few, the exact distances to the matching ones answer.
+        // A filter naming exact values or numeric ranges: its candidates come from the
+        // equality and range indexes, and when they are few, the exact distances to the
+        // matching ones answer.
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
         if let Some(candidates) = filter
             .plan()
-            .and_then(|plan| indexed_candidates(state.meta_index(), &plan, few))
+            .and_then(|plan| indexed_candidates(state, &plan, few))
         {
             return self.exact_search(state, query, filter, candidates.into_iter());
         }
@@ -227,11 +227,16 @@ impl EncryptedIndex {
         let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
         for slot in slots {
-            if state
+            if !state
                 .entry(slot)
                 .is_some_and(|e| filter.matches(e.metadata.as_deref()))
-                && let Some(v) = lists.vector_of(slot)?
             {
+                continue;
+            }
+            // Resident vectors are read where they lie (no copy per candidate).
+            if let Some(v) = state.vector(slot) {
+                top.push(metric.distance(&query.vector, v), slot);
+            } else if let Some(v) = lists.vector_of(slot)? {
                 top.push(metric.distance(&query.vector, &v), slot);
             }
         }
@@ -376,36 +381,53 @@ impl EncryptedIndex {
     }
 }
 
-/// A superset of the items `plan` selects, from the equality index, if it holds at most
-/// `limit` items by the posting lengths (`None` when larger: the caller scans instead).
-fn indexed_candidates(meta: &TextIndex, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
-    fn size(meta: &TextIndex, plan: &Plan) -> usize {
+/// A superset of the items `plan` selects, from the equality and range indexes, if it holds
+/// at most `limit` items by the posting lengths and range counts (`None` when larger: the
+/// caller scans instead).
+fn indexed_candidates(state: &State, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
+    // Sizes count at most `limit + 1` range entries: only whether a plan exceeds the limit,
+    // and which sub-plan of an `All` is smallest, matter.
+    fn size(state: &State, plan: &Plan, limit: usize) -> usize {
         match plan {
-            Plan::AnyOf(terms) => terms.iter().map(|t| meta.posting_len(t)).sum(),
+            Plan::AnyOf(terms) => terms
+                .iter()
+                .map(|t| state.meta_index().posting_len(t))
+                .sum(),
+            Plan::Range { path, lo, hi } => state
+                .range_index()
+                .slots(path, *lo, *hi)
+                .take(limit.saturating_add(1))
+                .count(),
             Plan::All(plans) => plans
                 .iter()
-                .map(|p| size(meta, p))
+                .map(|p| size(state, p, limit))
                 .min()
                 .unwrap_or(usize::MAX),
-            Plan::Any(plans) => plans.iter().map(|p| size(meta, p)).sum(),
+            Plan::Any(plans) => plans
+                .iter()
+                .map(|p| size(state, p, limit))
+                .fold(0, usize::saturating_add),
         }
     }
-    fn collect(meta: &TextIndex, plan: &Plan, out: &mut Vec<u64>) {
+    fn collect(state: &State, plan: &Plan, limit: usize, out: &mut Vec<u64>) {
         match plan {
-            Plan::AnyOf(terms) => terms.iter().for_each(|t| out.extend(meta.handles_with(t))),
+            Plan::AnyOf(terms) => terms
+                .iter()
+                .for_each(|t| out.extend(state.meta_index().handles_with(t))),
+            Plan::Range { path, lo, hi } => out.extend(state.range_index().slots(path, *lo, *hi)),
             Plan::All(plans) => {
-                if let Some(smallest) = plans.iter().min_by_key(|p| size(meta, p)) {
-                    collect(meta, smallest, out);
+                if let Some(smallest) = plans.iter().min_by_key(|p| size(state, p, limit)) {
+                    collect(state, smallest, limit, out);
                 }
             }
-            Plan::Any(plans) => plans.iter().for_each(|p| collect(meta, p, out)),
+            Plan::Any(plans) => plans.iter().for_each(|p| collect(state, p, limit, out)),
         }
     }
-    if size(meta, plan) > limit {
+    if size(state, plan, limit) > limit {
         return None;
     }
     let mut out = Vec::new();
-    collect(meta, plan, &mut out);
+    collect(state, plan, limit, &mut out);
     out.sort_unstable();
     out.dedup();
     Some(out)
