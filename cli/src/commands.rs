@@ -12,6 +12,7 @@ use ciphervec::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::input::Total;
 use crate::{Cli, Command, FormatArg, IndexTypeArg, MetricArg, input, keys};
 
 /// Why a command failed: the library's typed error, bad usage, or anything else.
@@ -370,6 +371,9 @@ fn import(
                 &json!({"db": options.db, "index": options.name, "input_len": input_len,
                         "rows": rows}),
             )?;
+            if bar.length().is_some_and(|len| rows > len) {
+                bar.set_length(rows); // an estimate fell short
+            }
             bar.set_position(rows);
         }
         Ok(())
@@ -379,21 +383,33 @@ fn import(
     Ok(rows - done)
 }
 
-/// A progress bar on stderr when it is a terminal (items, items/s, ETA), else hidden.
-fn progress(total: Option<u64>) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal (items, items/s, ETA; for an estimated
+/// total, "~" before it), else hidden.
+fn progress(total: Option<Total>) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     };
-    let bar = ProgressBar::with_draw_target(total, target);
-    let template = if total.is_some() {
-        "{bar:40} {human_pos}/{human_len} items  {per_sec}  ETA {eta}"
-    } else {
-        "{spinner} {human_pos} items  {per_sec}"
+    let (len, template) = match total {
+        Some(Total::Exact(n)) => (
+            Some(n),
+            "{bar:40} {human_pos}/{human_len} items  {rate}  ETA {eta}",
+        ),
+        Some(Total::About(n)) => (
+            Some(n),
+            "{bar:40} {human_pos}/~{human_len} items  {rate}  ETA {eta}",
+        ),
+        None => (None, "{spinner} {human_pos} items  {rate}"),
     };
+    let bar = ProgressBar::with_draw_target(len, target);
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
+        bar.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", indicatif::HumanCount(state.per_sec() as u64));
+            },
+        ));
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

@@ -15,12 +15,43 @@ use crate::fastjson;
 use crate::FormatArg;
 use crate::commands::CliError;
 
-/// Items read one by one; `total` is the row count when the format tells it up front.
+/// Items read one by one, and how many there are.
 pub(crate) struct Input {
     /// The items, in file order.
     pub items: Box<dyn Iterator<Item = Result<Item, CliError>> + Send>,
     /// How many items the file holds, when known without reading it all.
-    pub total: Option<u64>,
+    pub total: Option<Total>,
+}
+
+/// The number of items of an input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Total {
+    /// Told by the file's header or size.
+    Exact(u64),
+    /// Estimated from the lines in the file's first MiB (JSONL), for progress only.
+    About(u64),
+}
+
+/// Bytes of a JSONL file read to estimate its number of lines.
+const ESTIMATE_SAMPLE: usize = 1 << 20;
+
+/// The number of lines of a JSONL file: exact when it is shorter than the sample, else its
+/// size times the lines per byte of its first MiB.
+fn estimate_lines(path: &Path) -> Option<Total> {
+    use std::io::Read as _;
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut sample = Vec::with_capacity(ESTIMATE_SAMPLE);
+    file.by_ref()
+        .take(ESTIMATE_SAMPLE as u64)
+        .read_to_end(&mut sample)
+        .ok()?;
+    let lines = memchr::memchr_iter(b'\n', &sample).count() as u64;
+    if sample.len() as u64 >= len {
+        let unterminated = u64::from(sample.last().is_some_and(|&c| c != b'\n'));
+        return Some(Total::Exact(lines + unterminated));
+    }
+    (lines > 0).then(|| Total::About((len as f64 * lines as f64 / sample.len() as f64) as u64))
 }
 
 /// The format of `path` from its extension.
@@ -58,7 +89,7 @@ pub(crate) fn open(path: &Path, format: FormatArg, ids: Option<&Path>) -> Result
     match format {
         FormatArg::Jsonl => Ok(Input {
             items: Box::new(jsonl(file)),
-            total: None,
+            total: estimate_lines(path),
         }),
         FormatArg::Fvecs => {
             let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
@@ -68,9 +99,9 @@ pub(crate) fn open(path: &Path, format: FormatArg, ids: Option<&Path>) -> Result
                 Ok(buf) if buf.len() >= 4 => {
                     first.copy_from_slice(&buf[..4]);
                     let dim = u64::from(u32::from_le_bytes(first));
-                    len.checked_div(4 + 4 * dim)
+                    len.checked_div(4 + 4 * dim).map(Total::Exact)
                 }
-                _ => Some(0),
+                _ => Some(Total::Exact(0)),
             };
             let mut row = 0u64;
             let items = std::iter::from_fn(move || {
@@ -108,7 +139,7 @@ pub(crate) fn open(path: &Path, format: FormatArg, ids: Option<&Path>) -> Result
             });
             Ok(Input {
                 items: Box::new(items),
-                total: Some(rows),
+                total: Some(Total::Exact(rows)),
             })
         }
         #[cfg(feature = "parquet")]
@@ -415,7 +446,9 @@ mod parquet_input {
 
     pub(super) fn open(file: File) -> Result<Input, CliError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
-        let total = u64::try_from(builder.metadata().file_metadata().num_rows()).ok();
+        let total = u64::try_from(builder.metadata().file_metadata().num_rows())
+            .ok()
+            .map(super::Total::Exact);
         let reader = builder.with_batch_size(4096).build().map_err(bad)?;
         let items = reader.flat_map(|batch| match batch {
             Ok(batch) => match items_of(&batch) {
@@ -502,5 +535,31 @@ mod parquet_input {
                 .collect()),
             t => Err(bad(format!("`vector` values of type {t}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_line_counts_are_exact_when_small_and_close_when_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, "{}\n{}\n{}").unwrap();
+        assert_eq!(estimate_lines(&path), Some(Total::Exact(3)));
+        std::fs::write(&path, "{}\n{}\n").unwrap();
+        assert_eq!(estimate_lines(&path), Some(Total::Exact(2)));
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(estimate_lines(&path), Some(Total::Exact(0)));
+        // 3 MiB of lines of varying length: the estimate is within 5%.
+        let text: String = (0..60_000)
+            .map(|i| format!("{{\"id\": \"{i}\", \"x\": \"{}\"}}\n", "y".repeat(i % 70)))
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let Some(Total::About(n)) = estimate_lines(&path) else {
+            panic!("an estimate")
+        };
+        assert!((57_000..=63_000).contains(&n), "{n}");
     }
 }
