@@ -355,18 +355,32 @@ impl ValueSet {
     }
 }
 
-/// A hash of a scalar that values equal under [`json_eq`] share: numbers by their `f64`
-/// value (-0 as 0; exact integer comparison implies equal `f64`s), with the type.
+/// What scalars equal under [`json_eq`] share: the type, and numbers by their `f64` value
+/// (-0 as 0; exact integer equality implies equal `f64`s). `None` for arrays and objects.
+/// The `$in` hash and the equality index's terms both key scalars by it.
+#[derive(Hash)]
+enum ScalarKey<'a> {
+    Null,
+    Bool(bool),
+    Number(u64),
+    String(&'a str),
+}
+
+fn scalar_key(value: &Value) -> Option<ScalarKey<'_>> {
+    Some(match value {
+        Value::Null => ScalarKey::Null,
+        Value::Bool(b) => ScalarKey::Bool(*b),
+        Value::Number(n) => ScalarKey::Number((n.as_f64()? + 0.0).to_bits()),
+        Value::String(s) => ScalarKey::String(s),
+        Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+/// A hash of [`scalar_key`].
 fn scalar_hash(value: &Value) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    match value {
-        Value::Null => 0u8.hash(&mut h),
-        Value::Bool(b) => (1u8, b).hash(&mut h),
-        Value::Number(n) => (2u8, (n.as_f64()? + 0.0).to_bits()).hash(&mut h),
-        Value::String(s) => (3u8, s).hash(&mut h),
-        Value::Array(_) | Value::Object(_) => return None,
-    }
+    scalar_key(value)?.hash(&mut h);
     Some(h.finish())
 }
 
@@ -482,13 +496,11 @@ const TERM_SEP: char = '\u{1f}';
 /// The index term of an equality on `path` (segments joined by '.') with a scalar value;
 /// `None` for arrays and objects, which equality indexes do not cover.
 fn term(path: &str, value: &Value) -> Option<String> {
-    let key = match value {
-        Value::Null => "n".to_owned(),
-        Value::Bool(b) => format!("b{b}"),
-        // Numbers equal across integer and float: keyed by their f64 value (-0 as 0).
-        Value::Number(n) => format!("f{:x}", (n.as_f64()? + 0.0).to_bits()),
-        Value::String(s) => format!("s{s}"),
-        Value::Array(_) | Value::Object(_) => return None,
+    let key = match scalar_key(value)? {
+        ScalarKey::Null => "n".to_owned(),
+        ScalarKey::Bool(b) => format!("b{b}"),
+        ScalarKey::Number(bits) => format!("f{bits:x}"),
+        ScalarKey::String(s) => format!("s{s}"),
     };
     Some(format!("{path}{TERM_SEP}{key}"))
 }

@@ -3,6 +3,7 @@
 //! each vector its re-rank needs from that vector's record; an `ivf_flat` index over budget
 //! decrypts whole lists on demand from the mapped segments through the list cache.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -115,10 +116,11 @@ impl<'a> Lists<'a> {
         Ok(decoded)
     }
 
-    /// The vector of a live slot.
-    pub(crate) fn vector_of(&self, slot: u64) -> Result<Option<Vec<f32>>> {
+    /// The vector of a live slot: borrowed where it lies when the index is resident,
+    /// decrypted otherwise.
+    pub(crate) fn vector_of(&self, slot: u64) -> Result<Option<Cow<'a, [f32]>>> {
         if self.state.is_resident() {
-            return Ok(self.state.vector(slot).map(<[f32]>::to_vec));
+            return Ok(self.state.vector(slot).map(Cow::Borrowed));
         }
         let Some(e) = self.state.entry(slot) else {
             return Ok(None);
@@ -132,14 +134,14 @@ impl<'a> Lists<'a> {
                 at,
                 self.state.dim(),
             )?;
-            return Ok(Some(v));
+            return Ok(Some(Cow::Owned(v)));
         }
         let l = self.list(e.list)?;
         let dim = self.state.dim();
         Ok(l.handles
             .iter()
             .position(|&h| h == slot)
-            .map(|row| l.vectors[row * dim..(row + 1) * dim].to_vec()))
+            .map(|row| Cow::Owned(l.vectors[row * dim..(row + 1) * dim].to_vec())))
     }
 
     /// The vectors of `slots`, in that order (one pass over the lists when not resident).

@@ -371,6 +371,23 @@ impl<'k> SegmentBuilder<'k> {
         binding(kind, self.writer.seq(), list, item)
     }
 
+    /// Appends the record of the plaintext `write` appends, padded and sealed where it lies,
+    /// listed in the directory under `kind` at `address` (`None`: unlisted, a vector record);
+    /// returns its offset and length.
+    fn push_sealed(
+        &mut self,
+        (kind, address): (RecordKind, Option<&[u8; 32]>),
+        sealer: &Sealer,
+        binding: &Binding,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(u64, u32)> {
+        let seal = |file: &mut Vec<u8>| seal_padded_into(sealer, binding, file, write);
+        match address {
+            Some(address) => self.writer.push_with(kind, address, seal),
+            None => self.writer.push_unlisted_with(seal),
+        }
+    }
+
     /// Seals an item's metadata and contents; returns where they are.
     pub(crate) fn add_fields(
         &mut self,
@@ -380,12 +397,13 @@ impl<'k> SegmentBuilder<'k> {
     ) -> Result<FieldsRef> {
         let plain = segment::encode_fields(metadata, contents);
         let binding = self.binding(RecordKind::Fields, [0; 32], *token);
-        let sealer = &self.keys.content;
-        let (offset, len) = self
-            .writer
-            .push_with(RecordKind::Fields, &[0; 32], |file| {
-                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
-            })?;
+        let keys = self.keys;
+        let (offset, len) = self.push_sealed(
+            (RecordKind::Fields, Some(&[0; 32])),
+            &keys.content,
+            &binding,
+            |o| o.extend_from_slice(&plain),
+        )?;
         Ok(FieldsRef {
             segment: self.writer.seq(),
             offset,
@@ -396,12 +414,11 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals an item's vector as a record of its own (quantized types); returns where it is.
     pub(crate) fn add_vector(&mut self, token: &[u8; 32], vector: &[f32]) -> Result<VectorRef> {
         let binding = self.binding(RecordKind::Vector, [0; 32], *token);
-        let sealer = &self.keys.payload;
-        let (offset, len) = self.writer.push_unlisted_with(|file| {
-            seal_padded_into(sealer, &binding, file, |o| {
+        let keys = self.keys;
+        let (offset, len) =
+            self.push_sealed((RecordKind::Vector, None), &keys.payload, &binding, |o| {
                 o.extend_from_slice(&segment::encode_vector(vector));
-            })
-        })?;
+            })?;
         Ok(VectorRef {
             segment: self.writer.seq(),
             offset,
@@ -463,15 +480,14 @@ impl<'k> SegmentBuilder<'k> {
         let label = self.keys.list_label(list_epoch, list);
         let binding = self.binding(RecordKind::ListBlock, label, [0; 32]);
         let address = self.keys.query_token(list_epoch, list);
-        let sealer = &self.keys.payload;
+        let keys = self.keys;
         // The block is encoded, padded and encrypted where it lies in the file.
-        let (offset, len) = self
-            .writer
-            .push_with(RecordKind::ListBlock, &address, |file| {
-                seal_padded_into(sealer, &binding, file, |o| {
-                    segment::encode_block_into(dim, block, o);
-                })
-            })?;
+        let (offset, len) = self.push_sealed(
+            (RecordKind::ListBlock, Some(&address)),
+            &keys.payload,
+            &binding,
+            |o| segment::encode_block_into(dim, block, o),
+        )?;
         Ok(BlockRef {
             segment: self.writer.seq(),
             offset,
@@ -483,22 +499,26 @@ impl<'k> SegmentBuilder<'k> {
     pub(crate) fn add_tombstones(&mut self, tokens: &[[u8; 32]]) -> Result<()> {
         let plain = segment::encode_tombstones(tokens);
         let binding = self.binding(RecordKind::Tombstones, [0; 32], [0; 32]);
-        let sealer = &self.keys.content;
-        self.writer
-            .push_with(RecordKind::Tombstones, &[0; 32], |file| {
-                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
-            })?;
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::Tombstones, Some(&[0; 32])),
+            &keys.content,
+            &binding,
+            |o| o.extend_from_slice(&plain),
+        )?;
         Ok(())
     }
 
     /// Seals the trained code parameters of a quantized index.
     pub(crate) fn add_codebook(&mut self, codebook: &[u8]) -> Result<()> {
         let binding = self.binding(RecordKind::Codebook, [0; 32], [0; 32]);
-        let sealer = &self.keys.payload;
-        self.writer
-            .push_with(RecordKind::Codebook, &[0; 32], |file| {
-                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(codebook))
-            })?;
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::Codebook, Some(&[0; 32])),
+            &keys.payload,
+            &binding,
+            |o| o.extend_from_slice(codebook),
+        )?;
         Ok(())
     }
 
@@ -506,11 +526,13 @@ impl<'k> SegmentBuilder<'k> {
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
         let binding = self.binding(RecordKind::Centroids, [0; 32], [0; 32]);
-        let sealer = &self.keys.payload;
-        self.writer
-            .push_with(RecordKind::Centroids, &[0; 32], |file| {
-                seal_padded_into(sealer, &binding, file, |o| o.extend_from_slice(&plain))
-            })?;
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::Centroids, Some(&[0; 32])),
+            &keys.payload,
+            &binding,
+            |o| o.extend_from_slice(&plain),
+        )?;
         Ok(())
     }
 

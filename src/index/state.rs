@@ -499,17 +499,31 @@ impl State {
 
     /// Sets the metadata of a live slot.
     pub(crate) fn set_metadata(&mut self, slot: u64, metadata: Option<Arc<Value>>) {
-        if let Some(Some(e)) = self.items.get_mut(slot as usize) {
-            self.meta.remove(slot);
-            if let Some(old) = &e.metadata {
-                self.ranges.remove(slot, old);
-            }
-            if let Some(m) = &metadata {
-                self.meta
-                    .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
-                self.ranges.insert(slot, m);
-            }
-            e.metadata = metadata;
+        let Some(Some(e)) = self.items.get_mut(slot as usize) else {
+            return;
+        };
+        let old = std::mem::replace(&mut e.metadata, metadata.clone());
+        self.unindex_metadata(slot, old.as_deref());
+        if let Some(m) = &metadata {
+            self.index_metadata(slot, m);
+        }
+    }
+
+    /// Adds a slot's metadata to the equality and range indexes.
+    fn index_metadata(&mut self, slot: u64, metadata: &Value) {
+        self.meta.insert(
+            slot,
+            Some(DocTerms::of_terms(filter::index_terms(metadata))),
+        );
+        self.ranges.insert(slot, metadata);
+    }
+
+    /// Takes a slot's metadata (the document `index_metadata` was given) out of the
+    /// equality and range indexes.
+    fn unindex_metadata(&mut self, slot: u64, metadata: Option<&Value>) {
+        self.meta.remove(slot);
+        if let Some(m) = metadata {
+            self.ranges.remove(slot, m);
         }
     }
 
@@ -600,9 +614,7 @@ impl State {
             l.push(slot, vector, code);
         }
         if let Some(m) = &entry.metadata {
-            self.meta
-                .insert(slot, Some(DocTerms::of_terms(filter::index_terms(m))));
-            self.ranges.insert(slot, m);
+            self.index_metadata(slot, m);
         }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
@@ -621,10 +633,7 @@ impl State {
         if let Some(t) = self.text.as_mut() {
             t.remove(slot);
         }
-        self.meta.remove(slot);
-        if let Some(m) = &entry.metadata {
-            self.ranges.remove(slot, m);
-        }
+        self.unindex_metadata(slot, entry.metadata.as_deref());
         if self.residency == Residency::OnDemand {
             self.cache.invalidate(entry.list);
             return true;

@@ -1,5 +1,7 @@
 //! Reads: queries (unfiltered, filtered, quantized), get and list_ids.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -237,10 +239,7 @@ impl EncryptedIndex {
             {
                 continue;
             }
-            // Resident vectors are read where they lie (no copy per candidate).
-            if let Some(v) = state.vector(slot) {
-                top.push(metric.distance(&query.vector, v), slot);
-            } else if let Some(v) = lists.vector_of(slot)? {
+            if let Some(v) = lists.vector_of(slot)? {
                 top.push(metric.distance(&query.vector, &v), slot);
             }
         }
@@ -383,7 +382,7 @@ impl EncryptedIndex {
         }
         let vector = if include.contains(Include::VECTOR) {
             let lists = Lists::new(state);
-            let v = lists.vector_of(slot)?;
+            let v = lists.vector_of(slot)?.map(Cow::into_owned);
             self.inner
                 .storage_reads
                 .fetch_add(lists.bytes_read(), Ordering::Relaxed);
