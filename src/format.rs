@@ -15,7 +15,7 @@ pub(crate) mod segment;
 
 /// The on-disk format version, written into every clear header and bound into every
 /// ciphertext's associated data.
-pub(crate) const FORMAT_VERSION: u16 = 6;
+pub(crate) const FORMAT_VERSION: u16 = 7;
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;
@@ -41,7 +41,8 @@ pub(crate) enum RecordKind {
     Manifest = 2,
     /// Trained centroids.
     Centroids = 3,
-    /// The entries (item tokens, ids, and vectors or codes) of one list in one segment.
+    /// The entries (item tokens, ids, codes, and where the vectors are) of one list in one
+    /// segment.
     ListBlock = 4,
     /// The id, metadata and contents of one item.
     Fields = 5,
@@ -55,6 +56,9 @@ pub(crate) enum RecordKind {
     Vector = 9,
     /// The footer of one segment: where its directory is, and its commit note.
     Footer = 10,
+    /// The vectors of one list block (`ivf_flat`), named by the block: apart from it so that
+    /// an open reads the entries without the vectors.
+    BlockVectors = 11,
 }
 
 impl RecordKind {

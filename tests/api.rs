@@ -50,6 +50,62 @@ mod fuzz_replay {
         count
     }
 
+    /// Writes the seeds of `manifest_decode`, `segment_decode` and `open_directory` from a
+    /// small index in the current format (the fuzzers reach past the version checks only
+    /// with them). Run by hand after a format change:
+    /// `cargo test --release --test api regenerate_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes fuzz/seeds; run by hand after a format change"]
+    fn regenerate_fuzz_seeds() {
+        use ciphervec::{Database, IndexConfig, IndexKey, Item};
+        let dir = tempfile::tempdir().unwrap();
+        // The key and index name `fuzzing::open_directory` opens with.
+        let key = IndexKey::from_bytes(&[7; 32]).unwrap();
+        let index = Database::open(dir.path())
+            .unwrap()
+            .create_index("f", &key, IndexConfig::ivf_flat(4))
+            .unwrap();
+        let item = |i: usize| {
+            Item::new(format!("i{i}"), vec![i as f32, 1.0, -1.0, 0.5])
+                .with_metadata(serde_json::json!({"n": i}))
+                .with_contents(b"text".to_vec())
+        };
+        index.upsert((0..6).map(item)).unwrap();
+        index.train().unwrap();
+        index.upsert((6..8).map(item)).unwrap();
+        index.delete(&["i1"]).unwrap();
+        drop(index);
+        let folder = dir.path().join("f");
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+        let read = |name: &str| std::fs::read(folder.join(name)).unwrap();
+        std::fs::write(seeds.join("manifest_decode/manifest"), read("MANIFEST")).unwrap();
+        // `open_directory` input: `selector u8 | length u16 | bytes` per file, the selector
+        // indexing its list of names (MANIFEST, then segments 2 to 5).
+        let mut packed = Vec::new();
+        let mut pack = |selector: u8, bytes: &[u8]| {
+            let len = u16::try_from(bytes.len()).expect("seed files under 64 KiB");
+            packed.push(selector);
+            packed.extend_from_slice(&len.to_le_bytes());
+            packed.extend_from_slice(bytes);
+        };
+        pack(0, &read("MANIFEST"));
+        let mut segments = 0;
+        for seq in 2u8..=5 {
+            let name = format!("seg-{seq:016x}.cvs");
+            if folder.join(&name).exists() {
+                pack(seq - 1, &read(&name));
+                std::fs::write(
+                    seeds.join(format!("segment_decode/segment{seq}")),
+                    read(&name),
+                )
+                .unwrap();
+                segments += 1;
+            }
+        }
+        assert!(segments > 0, "no segment numbered 2 to 5");
+        std::fs::write(seeds.join("open_directory/whole_index"), packed).unwrap();
+    }
+
     #[test]
     fn every_seed_and_regression_input_runs_clean() {
         use ciphervec::fuzzing as f;

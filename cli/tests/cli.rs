@@ -296,7 +296,7 @@ fn every_subcommand_with_json_output_checked_against_the_library() {
     )
     .unwrap();
     assert_eq!(keyless[0]["name"], "docs");
-    assert_eq!(keyless[0]["format_version"], 6);
+    assert_eq!(keyless[0]["format_version"], 7);
     assert!(keyless[0]["files"].as_u64().unwrap() >= 2);
     let verified = s.json(&["verify", &db, "docs", "--anchor", &anchor]);
     assert_eq!(verified["ok"], true);

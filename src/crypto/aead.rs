@@ -22,7 +22,7 @@ const TAG_LEN: usize = 16;
 pub(crate) const MAX_USES_PER_KEY: u64 = 1 << 32;
 
 /// Length of the fixed-width associated data.
-pub(crate) const AAD_LEN: usize = 2 + 1 + INDEX_ID_LEN + 4 + 8 + 32 + 32;
+pub(crate) const AAD_LEN: usize = 2 + 1 + INDEX_ID_LEN + 4 + 8 + 8 + 32 + 32;
 
 /// Where a record belongs: bound into its associated data together with the index id.
 ///
@@ -36,6 +36,10 @@ pub(crate) struct Binding {
     pub kind: u8,
     /// The segment (or manifest epoch) the record lives in.
     pub segment: u64,
+    /// Where the record starts in its segment (zero for records with a place of their own:
+    /// manifest, wrapped key, segment directory and footer), so that a record cannot be
+    /// moved within its segment.
+    pub offset: u64,
     /// The list label, or zeros.
     pub list: [u8; 32],
     /// The item token, or zeros.
@@ -50,12 +54,19 @@ impl Binding {
             version,
             kind,
             segment: 0,
+            offset: 0,
             list: [0; 32],
             item: [0; 32],
         }
     }
 
-    /// Fixed-width associated data: version, kind, index id, generation, segment, list, item.
+    /// The same binding for a record starting at `offset` of its segment.
+    pub(crate) fn at(self, offset: u64) -> Binding {
+        Binding { offset, ..self }
+    }
+
+    /// Fixed-width associated data: version, kind, index id, generation, segment, offset,
+    /// list, item.
     pub(crate) fn aad(&self, index_id: &[u8; INDEX_ID_LEN], generation: u32) -> [u8; AAD_LEN] {
         let mut out = [0u8; AAD_LEN];
         let mut at = 0;
@@ -68,6 +79,7 @@ impl Binding {
         put(index_id);
         put(&generation.to_le_bytes());
         put(&self.segment.to_le_bytes());
+        put(&self.offset.to_le_bytes());
         put(&self.list);
         put(&self.item);
         out
@@ -388,6 +400,7 @@ mod tests {
             version: 4,
             kind: 4,
             segment: 7,
+            offset: 96,
             list: [1; 32],
             item: [2; 32],
         }

@@ -177,6 +177,7 @@ fn every_single_bit_flip_is_rejected() {
         version: VERSION,
         kind: FIELDS,
         segment: 9,
+        offset: 4096,
         list: [3; 32],
         item: [4; 32],
     };
@@ -205,6 +206,10 @@ fn every_single_bit_flip_is_rejected() {
             ..binding
         };
         assert!(s.open(&sealed, &b).is_err());
+        assert!(
+            s.open(&sealed, &binding.at(binding.offset ^ (1 << bit)))
+                .is_err()
+        );
     }
     for bit in 0..256 {
         let mut list = binding.list;
@@ -247,6 +252,7 @@ fn swapped_ciphertexts_are_rejected() {
         version: VERSION,
         kind: FIELDS,
         segment,
+        offset: 32,
         list: [0; 32],
         item: [item; 32],
     };
@@ -257,6 +263,7 @@ fn swapped_ciphertexts_are_rejected() {
     assert!(s.open(&b, &place(1, 1)).is_err());
     assert!(s.open(&c, &place(1, 1)).is_err());
     assert!(s.open(&a, &place(2, 1)).is_err());
+    assert!(s.open(&a, &place(1, 1).at(64)).is_err());
     assert!(s.open(&a[..OVERHEAD - 1], &place(1, 1)).is_err());
 }
 

@@ -84,6 +84,11 @@ impl SegmentWriter {
         self.seq
     }
 
+    /// The offset the next record will start at.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.file.len() as u64
+    }
+
     /// Appends a record that `seal` appends to the file (returning its length) and lists it
     /// in the directory; returns the record's offset and length. On an error the file is as
     /// it was.
@@ -340,6 +345,27 @@ pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Ve
     Ok(records)
 }
 
+/// Checks that the record byte ranges `ranges` (start, end) cover the bytes from the header
+/// to the directory at `directory_offset` exactly once: no gap, no overlap.
+pub(crate) fn check_tiling(ranges: &mut [(u64, u64)], directory_offset: u64) -> Result<()> {
+    ranges.sort_unstable();
+    let mut next = HEADER_LEN as u64;
+    for &(start, end) in ranges.iter() {
+        if start != next {
+            return Err(Error::corrupted(if start > next {
+                "bytes no record covers"
+            } else {
+                "overlapping records"
+            }));
+        }
+        next = end;
+    }
+    if next != directory_offset {
+        return Err(Error::corrupted("bytes no record covers"));
+    }
+    Ok(())
+}
+
 /// The sealed bytes of a record, bounds-checked.
 pub(crate) fn record_bytes(file: &[u8], offset: u64, len: u32) -> Result<&[u8]> {
     let start = usize::try_from(offset).map_err(|_| Error::corrupted("record offset"))?;
@@ -367,9 +393,10 @@ pub(crate) struct BlockEntry {
 /// A list block's contents.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Block {
-    /// The vectors, row-major, when stored in the block (`ivf_flat`); `None` when each lives
-    /// in its own vector record (quantized types).
-    pub vectors: Option<Vec<f32>>,
+    /// Where the block's vectors record (row-major, one per entry) lies in this segment
+    /// (`ivf_flat`); `None` when each vector lives in its own vector record (quantized
+    /// types).
+    pub vectors_at: Option<(u64, u32)>,
     /// Bytes per code (0: no codes).
     pub code_len: usize,
     /// The codes, `code_len` bytes per entry.
@@ -378,13 +405,15 @@ pub(crate) struct Block {
     pub entries: Vec<BlockEntry>,
 }
 
-/// Layout flag of a list block: the vectors are in the block.
-const VECTORS_INLINE: u8 = 1;
+/// Layout flag of a list block: the vectors are in one block-vectors record, whose place
+/// follows the flag.
+const VECTORS_IN_BLOCK_RECORD: u8 = 2;
 
-/// Plaintext of a list block: `count u32 | dim u32 | code_len u32 | flags u8 (1 = vectors
-/// inline) | vectors (count*dim f32, when inline) | codes (count*code_len) | entries`, each
-/// entry `token [32] | vector offset u64, vector len u32 (when not inline) | fields offset u64
-/// (u64::MAX = none) | fields len u32 | id len u16 | id`.
+/// Plaintext of a list block: `count u32 | dim u32 | code_len u32 | flags u8 (2 = vectors in
+/// a block-vectors record, 0 = a vector record per entry) | vectors offset u64, length u32
+/// (flag 2) | codes (count*code_len) | entries`, each entry `token [32] | vector offset u64,
+/// vector len u32 (flag 0) | fields offset u64 (u64::MAX = none) | fields len u32 | id len
+/// u16 | id`.
 #[cfg(test)]
 pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
     let mut out = Vec::new();
@@ -395,23 +424,22 @@ pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
 /// As [`encode_block`], appended to `out`.
 pub(crate) fn encode_block_into(dim: usize, block: &Block, out: &mut Vec<u8>) {
     let count = block.entries.len();
-    let inline = block.vectors.as_deref().unwrap_or_default();
-    out.reserve(13 + inline.len() * 4 + block.codes.len() + count * 76);
+    out.reserve(25 + block.codes.len() + count * 76);
     out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&(dim as u32).to_le_bytes());
     out.extend_from_slice(&(block.code_len as u32).to_le_bytes());
-    out.push(if block.vectors.is_some() {
-        VECTORS_INLINE
-    } else {
-        0
-    });
-    for v in inline {
-        out.extend_from_slice(&v.to_le_bytes());
+    match block.vectors_at {
+        Some((offset, len)) => {
+            out.push(VECTORS_IN_BLOCK_RECORD);
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        None => out.push(0),
     }
     out.extend_from_slice(&block.codes);
     for e in &block.entries {
         out.extend_from_slice(&e.token);
-        if block.vectors.is_none() {
+        if block.vectors_at.is_none() {
             let (off, len) = e.vector.unwrap_or((u64::MAX, 0));
             out.extend_from_slice(&off.to_le_bytes());
             out.extend_from_slice(&len.to_le_bytes());
@@ -424,8 +452,8 @@ pub(crate) fn encode_block_into(dim: usize, block: &Block, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes a list block of dimension `dim`. A block without inline vectors must give every
-/// entry a vector record.
+/// Decodes a list block of dimension `dim`. A block without a block-vectors record must
+/// give every entry a vector record.
 pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
     let mut r = Reader::new(plain, "list block");
     let count = r.u32()? as usize;
@@ -433,29 +461,23 @@ pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
         return Err(r.corrupted());
     }
     let code_len = r.u32()? as usize;
-    let inline = match r.u8()? {
-        0 => false,
-        VECTORS_INLINE => true,
+    let vectors_at = match r.u8()? {
+        0 => None,
+        VECTORS_IN_BLOCK_RECORD => Some((r.u64()?, r.u32()?)),
         _ => return Err(r.corrupted()),
     };
-    let vectors = if inline {
-        let floats = count.checked_mul(dim).ok_or_else(|| r.corrupted())?;
-        let raw = r.bytes(floats.checked_mul(4).ok_or_else(|| r.corrupted())?)?;
-        Some(floats_from_le(raw))
-    } else {
-        None
-    };
+    let shared_record = vectors_at.is_some();
     let codes = r
         .bytes(count.checked_mul(code_len).ok_or_else(|| r.corrupted())?)?
         .to_vec();
-    let min_entry = if inline { 46 } else { 58 };
+    let min_entry = if shared_record { 46 } else { 58 };
     if count > r.remaining() / min_entry {
         return Err(r.corrupted());
     }
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let token = r.array()?;
-        let vector = if inline {
+        let vector = if shared_record {
             None
         } else {
             let off = r.u64()?;
@@ -478,7 +500,7 @@ pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
     }
     r.finish()?;
     Ok(Block {
-        vectors,
+        vectors_at,
         code_len,
         codes,
         entries,
@@ -499,6 +521,28 @@ pub(crate) fn decode_vector_into(plain: &[u8], out: &mut [f32]) -> Result<()> {
         *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     }
     Ok(())
+}
+
+/// Plaintext of a block-vectors record: the vectors of a block's entries, row-major,
+/// `count*dim f32`. Appended to `out`.
+pub(crate) fn encode_block_vectors_into(vectors: &[f32], out: &mut Vec<u8>) {
+    out.reserve(vectors.len() * 4);
+    for v in vectors {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Decodes a block-vectors record of `rows` vectors of dimension `dim`.
+pub(crate) fn decode_block_vectors(plain: &[u8], rows: usize, dim: usize) -> Result<Vec<f32>> {
+    let corrupted = || Error::corrupted("block vectors");
+    let bytes = rows
+        .checked_mul(dim)
+        .and_then(|n| n.checked_mul(4))
+        .ok_or_else(corrupted)?;
+    if plain.len() != bytes {
+        return Err(corrupted());
+    }
+    Ok(floats_from_le(plain))
 }
 
 /// Little-endian `f32`s (the length a multiple of 4).
@@ -596,8 +640,8 @@ mod tests {
             fields,
             id: id.into(),
         };
-        let inline = Block {
-            vectors: Some(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        let shared = Block {
+            vectors_at: Some((4096, 56)),
             code_len: 0,
             codes: Vec::new(),
             entries: vec![
@@ -606,7 +650,7 @@ mod tests {
             ],
         };
         let apart = Block {
-            vectors: None,
+            vectors_at: None,
             code_len: 2,
             codes: vec![9, 8, 7, 6],
             entries: vec![
@@ -614,7 +658,7 @@ mod tests {
                 entry(2, Some((2000, 1600)), Some((100, 20)), "b"),
             ],
         };
-        for block in [inline, apart] {
+        for block in [shared, apart] {
             let plain = encode_block(3, &block);
             assert_eq!(decode_block(&plain, 3).unwrap(), block);
             assert!(decode_block(&plain, 2).is_err());
@@ -627,6 +671,13 @@ mod tests {
         decode_vector_into(&encode_vector(&v), &mut out).unwrap();
         assert_eq!(out, v);
         assert!(decode_vector_into(&encode_vector(&v), &mut [0.0; 2]).is_err());
+        let rows = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut plain = Vec::new();
+        encode_block_vectors_into(&rows, &mut plain);
+        assert_eq!(decode_block_vectors(&plain, 2, 3).unwrap(), rows);
+        assert!(decode_block_vectors(&plain, 3, 3).is_err());
+        assert!(decode_block_vectors(&plain[..20], 2, 3).is_err());
+        assert!(decode_block_vectors(&plain, usize::MAX, 3).is_err());
     }
 
     /// A stand-in for sealing: the plaintext reversed, padded to the sealed length.
@@ -642,6 +693,20 @@ mod tests {
             .rev()
             .copied()
             .collect()
+    }
+
+    #[test]
+    fn tiling_needs_every_byte_once() {
+        let h = HEADER_LEN as u64;
+        assert!(check_tiling(&mut [(h + 10, h + 30), (h, h + 10)], h + 30).is_ok());
+        assert!(check_tiling(&mut [], h).is_ok());
+        // A gap, an overlap, a duplicate, a short or long end, bytes before the first.
+        assert!(check_tiling(&mut [(h, h + 10), (h + 11, h + 30)], h + 30).is_err());
+        assert!(check_tiling(&mut [(h, h + 10), (h + 9, h + 30)], h + 30).is_err());
+        assert!(check_tiling(&mut [(h, h + 10), (h, h + 10)], h + 10).is_err());
+        assert!(check_tiling(&mut [(h, h + 10)], h + 11).is_err());
+        assert!(check_tiling(&mut [(h, h + 10)], h + 9).is_err());
+        assert!(check_tiling(&mut [(h + 1, h + 10)], h + 10).is_err());
     }
 
     #[test]

@@ -17,12 +17,14 @@ const _: () = {
 };
 
 /// The associated data of a record of `kind` in `segment` (or manifest epoch), for list
-/// label `list` and item token `item` (zeros where the kind has none).
+/// label `list` and item token `item` (zeros where the kind has none); a record in a segment
+/// also binds its offset there ([`Binding::at`]).
 pub(crate) fn binding(kind: RecordKind, segment: u64, list: [u8; 32], item: [u8; 32]) -> Binding {
     Binding {
         version: FORMAT_VERSION,
         kind: kind as u8,
         segment,
+        offset: 0,
         list,
         item,
     }

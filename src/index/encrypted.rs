@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 use serde_json::Value;
 
-use crate::crypto;
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::manifest::{ManifestBody, ManifestHeader};
@@ -274,7 +273,7 @@ impl EncryptedIndex {
             return Err(e.into());
         }
         let mut new_body = body.clone();
-        let written = (seq, bytes.len() as u64, crypto::digest(bytes));
+        let written = (seq, bytes.len() as u64, persist::segment_digest(bytes));
         // The note's epoch is this commit's (`next_epoch`, taken under the writer lock).
         persist::apply_commit(&mut new_body, written, note);
         self.inner.epoch.fetch_max(note.epoch, Ordering::SeqCst);

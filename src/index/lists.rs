@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ivf::{self, ListRows, ListSource};
 
 use super::persist;
-use super::state::{MemList, Residency, State, VectorRef};
+use super::state::{BlockRef, MemList, Residency, State, VectorRef};
 use crate::format::segment;
 
 /// How many vector records ahead of the one being decrypted the re-rank prefetches.
@@ -201,7 +201,7 @@ impl Lists<'_> {
             .state
             .blocks_of(list)
             .iter()
-            .map(|b| u64::from(b.len))
+            .map(BlockRef::read_len)
             .sum();
         self.read.set(self.read.get() + bytes);
         decode_list(self.keys, self.state, list)
@@ -251,10 +251,10 @@ pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemLi
             .segments()
             .get(&block.segment)
             .ok_or_else(|| Error::corrupted("list segment"))?;
-        let decoded = persist::open_block(keys, blob, *block, epoch, list, dim)?;
-        let vectors = decoded
-            .vectors
-            .ok_or_else(|| Error::corrupted("list block layout"))?;
+        let in_file = |e| persist::in_file(&segment::file_name(block.segment), e);
+        let decoded = persist::open_block(keys, blob, *block, epoch, list, dim).map_err(in_file)?;
+        let vectors = persist::open_block_vectors(keys, blob, (*block, &decoded), epoch, list, dim)
+            .map_err(in_file)?;
         for (e, v) in decoded.entries.iter().zip(vectors.chunks_exact(dim.max(1))) {
             let Some(slot) = state.slot(&e.token) else {
                 continue;

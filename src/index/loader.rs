@@ -18,7 +18,7 @@ use crate::storage::{Blob, IndexFiles};
 
 use super::config::IndexConfig;
 use super::lists;
-use super::persist::{self, open_block, open_fields, open_vector};
+use super::persist::{self, open_block, open_block_vectors, open_fields, open_vector};
 use crate::text::{self, TextIndex};
 
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
@@ -46,9 +46,10 @@ impl Shape {
 }
 
 /// Rebuilds the state of the live segments `body` names: segments read and checked against
-/// the manifest's digests; their directories authenticated; centroids and codebook opened;
-/// the item table built from the list blocks and tombstones; then every vector kept
-/// decrypted if the residency rule says so; then the metadata decrypted for filters.
+/// the manifest's lengths and footer digests; their directories authenticated; centroids and
+/// codebook opened; the item table built from the list blocks (entries and codes, without
+/// `ivf_flat`'s vectors, which lie in records of their own) and tombstones; then every
+/// vector decrypted if the residency rule says so; then the metadata decrypted for filters.
 pub(crate) fn load_state(
     store: &dyn IndexFiles,
     (keys, header): (Arc<Keys>, ManifestHeader),
@@ -67,18 +68,12 @@ pub(crate) fn load_state(
         Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
         None => (None, None),
     };
-    // The first pass keeps the vectors of an `ivf_flat` index when even its sealed blocks
-    // (every version of every item, with ids and padding) fit the budget: then the live
-    // vectors fit too, and the rule below keeps them without a second decryption.
-    let block_bytes: usize = directories
-        .values()
-        .flatten()
-        .filter(|r| r.kind == RecordKind::ListBlock)
-        .map(|r| r.len as usize)
-        .sum();
+    // An `ivf_flat` index without a budget keeps every vector: they are decrypted with
+    // the item table. Under a budget the item table comes first, without vectors, and the
+    // residency rule below then decides whether they are decrypted too.
     let first_pass = if shape.quantized {
         Residency::Codes
-    } else if block_bytes <= cache_budget {
+    } else if cache_budget == usize::MAX {
         Residency::All
     } else {
         Residency::OnDemand
@@ -91,7 +86,8 @@ pub(crate) fn load_state(
         let blob = blobs
             .get(&seg.seq)
             .ok_or_else(|| Error::corrupted("segment"))?;
-        add_segment_records(&mut state, shape, seg.seq, blob, &records)?;
+        add_segment_records(&mut state, shape, seg.seq, blob, &records)
+            .map_err(|e| persist::in_file(&segment::file_name(seg.seq), e))?;
     }
     for (seq, blob) in blobs {
         state.add_segment(seq, blob);
@@ -162,8 +158,24 @@ fn open_training_record(
     persist::open_training_record(keys, blob, seq, rec)
 }
 
+/// Records decrypted at a time by [`add_segment_records`]: enough to keep every core busy,
+/// few enough that the decrypted vectors waiting to enter the lists stay small.
+const OPEN_CHUNK: usize = 256;
+
+/// A record of a segment's directory, decrypted.
+enum Opened {
+    /// A list block: its list, place, contents and (when they are kept) its vectors.
+    Block(u32, BlockRef, segment::Block, Option<Vec<f32>>),
+    /// Tokens of deleted items.
+    Tombstones(Vec<[u8; 32]>),
+    /// A record the item table does not need (fields, training records).
+    Other,
+}
+
 /// Applies one segment's list blocks (items, later versions replacing earlier ones) and
-/// tombstones to the item table, in directory order.
+/// tombstones to the item table, in directory order. Records are decrypted in parallel, a
+/// chunk at a time, and applied in order; an `ivf_flat` block's vectors record is decrypted
+/// too when the state keeps every vector.
 fn add_segment_records(
     state: &mut State,
     shape: Shape,
@@ -174,43 +186,68 @@ fn add_segment_records(
     let keys = state.keys().clone();
     let list_epoch = state.list_epoch();
     let by_address = persist::list_addresses(&keys, list_epoch, state.n_lists() as u32);
-    for rec in records {
+    let with_vectors = !shape.quantized && state.residency() == Residency::All;
+    let open = |rec: &RecordRef| -> Result<Opened> {
         match rec.kind {
             RecordKind::ListBlock => {
                 let list = *by_address
                     .get(&rec.address)
                     .ok_or_else(|| Error::corrupted("list address"))?;
-                let block = BlockRef {
+                let mut at = BlockRef {
                     segment: seq,
                     offset: rec.offset,
                     len: rec.len,
+                    vectors_len: 0,
                 };
-                add_block(state, shape, &keys, blob, (list, block))?;
+                let block = open_block(&keys, blob, at, list_epoch, list, shape.dim)?;
+                at.vectors_len = block.vectors_at.map_or(0, |(_, len)| len);
+                let vectors = if with_vectors {
+                    let decoded = (at, &block);
+                    Some(open_block_vectors(
+                        &keys, blob, decoded, list_epoch, list, shape.dim,
+                    )?)
+                } else {
+                    None
+                };
+                Ok(Opened::Block(list, at, block, vectors))
             }
-            RecordKind::Tombstones => {
-                for t in persist::open_tombstones(&keys, blob, seq, rec)? {
-                    state.remove(&t);
-                }
-            }
+            RecordKind::Tombstones => Ok(Opened::Tombstones(persist::open_tombstones(
+                &keys, blob, seq, rec,
+            )?)),
             // Fields are read on demand, training records by `open_training`; the other
             // kinds are never listed in a directory (`RecordKind::listed_in_segment`).
-            _ => {}
+            _ => Ok(Opened::Other),
+        }
+    };
+    for chunk in records.chunks(OPEN_CHUNK) {
+        let opened = chunk.par_iter().map(open).collect::<Result<Vec<_>>>()?;
+        for o in opened {
+            match o {
+                Opened::Block(list, at, block, vectors) => {
+                    add_block(state, shape, (list, at), block, vectors.as_deref())?;
+                }
+                Opened::Tombstones(tokens) => {
+                    for t in tokens {
+                        state.remove(&t);
+                    }
+                }
+                Opened::Other => {}
+            }
         }
     }
     Ok(())
 }
 
-/// Decrypts one list block and inserts its items.
+/// Inserts the items of one decrypted list block (with its rows' vectors, when kept).
 fn add_block(
     state: &mut State,
     shape: Shape,
-    keys: &Keys,
-    blob: &Blob,
     (list, block): (u32, BlockRef),
+    decoded: segment::Block,
+    vectors: Option<&[f32]>,
 ) -> Result<()> {
     let dim = shape.dim;
-    let decoded = open_block(keys, blob, block, state.list_epoch(), list, dim)?;
-    if decoded.vectors.is_some() == shape.quantized || decoded.code_len != state.code_len() {
+    if decoded.vectors_at.is_some() == shape.quantized || decoded.code_len != state.code_len() {
         return Err(Error::corrupted("list block layout"));
     }
     state.add_block(list, block);
@@ -230,13 +267,9 @@ fn add_block(
             metadata: None,
             origin: block.segment,
         };
-        let vector = decoded
-            .vectors
-            .as_deref()
-            .map(|v| &v[row * dim..(row + 1) * dim]);
         state.insert(
             entry,
-            vector,
+            vectors.map(|v| &v[row * dim..(row + 1) * dim]),
             &decoded.codes[row * code_len..(row + 1) * code_len],
         );
     }

@@ -40,18 +40,27 @@ pub(crate) fn in_file(file: &str, e: Error) -> Error {
     }
 }
 
-/// Reads the live segment `seg` names and checks its length and SHA3-256 digest against the
+/// Reads the live segment `seg` names and checks its length and footer digest against the
 /// manifest's (callers name the file in errors, see [`in_file`]).
 pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<Blob> {
     let blob = store
         .read(&segment::file_name(seg.seq))
         .map_err(read_error)?;
-    if blob.len() as u64 != seg.len || crypto::digest(&blob) != seg.digest {
+    if blob.len() as u64 != seg.len || segment_digest(&blob) != seg.digest {
         return Err(Error::corrupted(
             "length or digest differs from the manifest's",
         ));
     }
     Ok(blob)
+}
+
+/// What the manifest commits to of a segment besides its length: the SHA3-256 digest of
+/// its sealed footer. The footer names the (sealed, segment-bound) directory and carries a
+/// random nonce, so the digest pins this one segment file; every record in it is then
+/// checked by its own tag, which binds the segment and the record's offset. Cheap at any
+/// size, so an open need not read a segment whole.
+pub(crate) fn segment_digest(file: &[u8]) -> [u8; 32] {
+    crypto::digest(&file[file.len().saturating_sub(segment::FOOTER_LEN)..])
 }
 
 /// The list each list-block address (query token) of list epoch `list_epoch` stands for.
@@ -78,7 +87,7 @@ pub(crate) fn open_tombstones(
     rec: &RecordRef,
 ) -> Result<Vec<[u8; 32]>> {
     let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-    let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]);
+    let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]).at(rec.offset);
     segment::decode_tombstones(&open_padded(&keys.content, sealed, &binding, "tombstones")?)
 }
 
@@ -91,7 +100,7 @@ pub(crate) fn open_training_record(
     rec: &RecordRef,
 ) -> Result<Vec<u8>> {
     let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
-    let binding = binding(rec.kind, seq, [0; 32], [0; 32]);
+    let binding = binding(rec.kind, seq, [0; 32], [0; 32]).at(rec.offset);
     open_padded(&keys.payload, sealed, &binding, "training record")
 }
 
@@ -371,9 +380,10 @@ impl<'k> SegmentBuilder<'k> {
         binding(kind, self.writer.seq(), list, item)
     }
 
-    /// Appends the record of the plaintext `write` appends, padded and sealed where it lies,
-    /// listed in the directory under `kind` at `address` (`None`: unlisted, a vector record);
-    /// returns its offset and length.
+    /// Appends the record of the plaintext `write` appends, padded and sealed where it lies
+    /// (`binding` completed with that offset), listed in the directory under `kind` at
+    /// `address` (`None`: unlisted, a record its list block names); returns its offset and
+    /// length.
     fn push_sealed(
         &mut self,
         (kind, address): (RecordKind, Option<&[u8; 32]>),
@@ -381,7 +391,8 @@ impl<'k> SegmentBuilder<'k> {
         binding: &Binding,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(u64, u32)> {
-        let seal = |file: &mut Vec<u8>| seal_padded_into(sealer, binding, file, write);
+        let binding = binding.at(self.writer.next_offset());
+        let seal = |file: &mut Vec<u8>| seal_padded_into(sealer, &binding, file, write);
         match address {
             Some(address) => self.writer.push_with(kind, address, seal),
             None => self.writer.push_unlisted_with(seal),
@@ -427,8 +438,9 @@ impl<'k> SegmentBuilder<'k> {
     }
 
     /// Seals the items of one list: with `split_vectors` (quantized types) each vector as a
-    /// record of its own and the block with the codes, else the vectors inside the block.
-    /// Returns where the block is and each item's vector record.
+    /// record of its own and the block with the codes, else the vectors together in one
+    /// block-vectors record beside the block. Returns where the block is and each item's
+    /// vector record.
     pub(crate) fn add_list(
         &mut self,
         (list_epoch, list): (u64, u32),
@@ -437,21 +449,24 @@ impl<'k> SegmentBuilder<'k> {
         items: &[BlockItem<'_>],
     ) -> Result<(BlockRef, Vec<Option<VectorRef>>)> {
         let mut vector_refs = Vec::with_capacity(items.len());
-        let mut inline = Vec::new();
         for item in items {
-            if split_vectors {
-                vector_refs.push(Some(self.add_vector(&item.token, item.vector)?));
+            vector_refs.push(if split_vectors {
+                Some(self.add_vector(&item.token, item.vector)?)
             } else {
-                inline.extend_from_slice(item.vector);
-                vector_refs.push(None);
-            }
+                None
+            });
         }
+        let vectors_at = if split_vectors {
+            None
+        } else {
+            Some(self.add_block_vectors((list_epoch, list), items)?)
+        };
         let code_len = items.first().map_or(0, |i| i.code.len());
         if items.iter().any(|i| i.code.len() != code_len) {
             return Err(Error::invalid_argument("codes of unequal length"));
         }
         let block = Block {
-            vectors: (!split_vectors).then_some(inline),
+            vectors_at,
             code_len,
             codes: items.iter().flat_map(|i| i.code.iter().copied()).collect(),
             entries: items
@@ -467,6 +482,29 @@ impl<'k> SegmentBuilder<'k> {
         };
         let at = self.add_block(list_epoch, list, dim, &block)?;
         Ok((at, vector_refs))
+    }
+
+    /// Seals the vectors of one list's items, row-major, as the block-vectors record its
+    /// block will name; returns where it is.
+    fn add_block_vectors(
+        &mut self,
+        (list_epoch, list): (u64, u32),
+        items: &[BlockItem<'_>],
+    ) -> Result<(u64, u32)> {
+        let label = self.keys.list_label(list_epoch, list);
+        let binding = self.binding(RecordKind::BlockVectors, label, [0; 32]);
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::BlockVectors, None),
+            &keys.payload,
+            &binding,
+            |o| {
+                o.reserve(items.iter().map(|i| i.vector.len() * 4).sum());
+                for item in items {
+                    segment::encode_block_vectors_into(item.vector, o);
+                }
+            },
+        )
     }
 
     /// Seals one list's block; returns where it is.
@@ -492,6 +530,7 @@ impl<'k> SegmentBuilder<'k> {
             segment: self.writer.seq(),
             offset,
             len,
+            vectors_len: block.vectors_at.map_or(0, |(_, len)| len),
         })
     }
 
@@ -593,14 +632,15 @@ pub(crate) fn open_padded(
     Ok(plain)
 }
 
-/// The commit note and record directory of segment `seq`: its clear bytes checked, its
-/// footer and directory authenticated and decoded. Needs no manifest: this is how an open
-/// finds out what a segment no manifest names would have committed.
+/// The footer (directory place and commit note) and record directory of segment `seq`: its
+/// clear bytes checked, its footer and directory authenticated and decoded. Needs no
+/// manifest: this is how an open finds out what a segment no manifest names would have
+/// committed.
 pub(crate) fn segment_index(
     keys: &Keys,
     blob: &[u8],
     seq: u64,
-) -> Result<(CommitNote, Vec<RecordRef>)> {
+) -> Result<(Footer, Vec<RecordRef>)> {
     let sealed = segment::sealed_footer(blob)?;
     let plain = keys
         .payload
@@ -611,7 +651,7 @@ pub(crate) fn segment_index(
     let binding = binding(RecordKind::Directory, seq, [0; 32], [0; 32]);
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
     let records = segment::decode_directory(&plain, footer.directory_offset)?;
-    Ok((footer.note, records))
+    Ok((footer, records))
 }
 
 /// The record directory of segment `seq` (see [`segment_index`]).
@@ -690,9 +730,35 @@ pub(crate) fn open_block(
         block.segment,
         keys.list_label(list_epoch, list),
         [0; 32],
-    );
+    )
+    .at(block.offset);
     let plain = open_padded(&keys.payload, sealed, &binding, "list block")?;
     segment::decode_block(&plain, dim)
+}
+
+/// Authenticates and decodes the vectors of list block `block` (of list `list`, list labels
+/// of `list_epoch`), which `decoded` is: `ivf_flat`'s rows, row-major.
+pub(crate) fn open_block_vectors(
+    keys: &Keys,
+    blob: &Blob,
+    (block, decoded): (BlockRef, &Block),
+    list_epoch: u64,
+    list: u32,
+    dim: usize,
+) -> Result<Vec<f32>> {
+    let (offset, len) = decoded
+        .vectors_at
+        .ok_or_else(|| Error::corrupted("list block layout"))?;
+    let sealed = segment::record_bytes(blob, offset, len)?;
+    let binding = binding(
+        RecordKind::BlockVectors,
+        block.segment,
+        keys.list_label(list_epoch, list),
+        [0; 32],
+    )
+    .at(offset);
+    let plain = open_padded(&keys.payload, sealed, &binding, "block vectors")?;
+    segment::decode_block_vectors(&plain, decoded.entries.len(), dim)
 }
 
 /// The length of every sealed vector record of dimension `dim`.
@@ -742,7 +808,10 @@ fn item_record<'s>(
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("record segment"))?;
     let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
-    Ok((sealed, binding(kind, at.segment, [0; 32], *token)))
+    Ok((
+        sealed,
+        binding(kind, at.segment, [0; 32], *token).at(at.offset),
+    ))
 }
 
 /// Decrypts an item's fields record.

@@ -16,10 +16,10 @@
 //! an unauthentic segment followed by newer ones) refuses the open with
 //! [`Error::Corrupted`], removing nothing.
 
-use crate::crypto::{self, schedule::Keys};
+use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::manifest::ManifestBody;
-use crate::format::segment;
+use crate::format::segment::{self, Footer};
 use crate::storage::IndexFiles;
 
 use super::persist::{self, read_error};
@@ -71,7 +71,7 @@ pub(crate) fn roll_forward(
         let name = segment::file_name(seq);
         let blob = store.read(&name).map_err(read_error)?;
         match persist::segment_index(keys, &blob, seq) {
-            Ok((note, _)) => {
+            Ok((Footer { note, .. }, _)) => {
                 if seq != body.next_segment && !note.replace_all {
                     return Err(Error::corrupted(
                         "segments newer than the manifest, with a gap (rolled back?)",
@@ -80,7 +80,7 @@ pub(crate) fn roll_forward(
                 if note.epoch <= body.epoch {
                     return Err(Error::corrupted("a newer segment with an older epoch"));
                 }
-                let written = (seq, blob.len() as u64, crypto::digest(&blob));
+                let written = (seq, blob.len() as u64, persist::segment_digest(&blob));
                 persist::apply_commit(&mut body, written, &note);
                 // One past what the rolled-forward writer may have used.
                 body.key_generation = body

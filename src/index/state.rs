@@ -9,6 +9,7 @@
 //! lists on demand into a byte-bounded [`ListCache`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -102,6 +103,15 @@ pub(crate) struct BlockRef {
     pub offset: u64,
     /// Length of the sealed bytes.
     pub len: u32,
+    /// Length of its block-vectors record (`ivf_flat`), 0 when it has none.
+    pub vectors_len: u32,
+}
+
+impl BlockRef {
+    /// The sealed bytes reading the block and its vectors takes.
+    pub(crate) fn read_len(&self) -> u64 {
+        u64::from(self.len) + u64::from(self.vectors_len)
+    }
 }
 
 /// One inverted list in memory.
@@ -187,7 +197,7 @@ pub(crate) struct State {
     /// Item table, indexed by slot.
     items: Vec<Option<ItemEntry>>,
     free: Vec<u64>,
-    by_token: HashMap<[u8; 32], u64>,
+    by_token: HashMap<[u8; 32], u64, BuildHasherDefault<TokenHasher>>,
     /// Mapped live segments, by sequence number.
     segments: HashMap<u64, Arc<Blob>>,
     /// Sealed blocks of each list, oldest first.
@@ -206,6 +216,27 @@ pub(crate) struct State {
     meta: TextIndex,
     /// The metadata range index (kept in step with the item table), for range filters.
     ranges: RangeIndex,
+}
+
+/// The hasher of the item table's token map. Item tokens are keyed HMAC outputs, uniformly
+/// random and out of an attacker's control (choosing ids does not choose tokens without the
+/// key), so folding their bytes is as good a hash as SipHash, at a fraction of its cost
+/// (SipHash was a tenth of an open's time).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
+        }
+    }
 }
 
 /// Where a new state's keys, header and committed body come from.
@@ -240,7 +271,7 @@ impl State {
             lists: vec![MemList::default(); n_lists],
             items: Vec::new(),
             free: Vec::new(),
-            by_token: HashMap::new(),
+            by_token: HashMap::default(),
             segments: HashMap::new(),
             blocks: vec![Vec::new(); n_lists],
             residency,
@@ -464,7 +495,7 @@ impl State {
     pub(crate) fn add_block(&mut self, list: u32, block: BlockRef) {
         let blocks = &mut self.blocks[list as usize];
         blocks.push(block);
-        let bytes: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
+        let bytes: u64 = blocks.iter().map(BlockRef::read_len).sum();
         self.max_list_bytes = self.max_list_bytes.max(bytes);
         self.cache.invalidate(list);
     }

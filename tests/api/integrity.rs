@@ -2,7 +2,8 @@
 //! `Corrupted` naming the file); a flipped byte of the manifest's clear header is
 //! `Corrupted`, not `WrongKey`; two indexes under one key cannot be swapped; every clear
 //! byte of a segment depends only on its padded size; `rotate_keys` replaces both keys so
-//! that an old `MANIFEST` with the old key no longer opens the data.
+//! that an old `MANIFEST` with the old key no longer opens the data; an open reads only what
+//! the item table needs and still serves nothing damaged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -75,6 +76,76 @@ fn verify_checks_every_byte_of_every_live_file() {
         }
         assert_eq!(index.verify().unwrap(), report);
     }
+}
+
+/// An open reads what the item table needs, not whole segments: with a cache budget of 0, an
+/// `ivf_flat` index opens although bytes of its vectors records are damaged, and then every
+/// query that reads the damaged list, and `verify`, report `Corrupted`. No damaged byte is
+/// ever served: an open that succeeds answers every query exactly as the intact index does,
+/// or refuses it.
+#[test]
+fn a_lazy_open_reads_no_vectors_and_still_serves_nothing_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(21);
+    let data = clustered(&mut rng, 48, 64, 4);
+    let db = Database::open(dir.path()).unwrap();
+    let index = db
+        .create_index("lazy", &key, IndexConfig::ivf_flat(64))
+        .unwrap();
+    index.upsert(items(&data)).unwrap();
+    index
+        .train_with(ciphervec::TrainOptions {
+            n_lists: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    let queries: Vec<Query> = data
+        .iter()
+        .step_by(5)
+        .map(|v| Query::new(v.clone()).top_k(5).n_probes(4))
+        .collect();
+    let expected = index.query_batch(&queries).unwrap();
+    drop(index);
+    let folder = dir.path().join("lazy");
+    let segment = live_files(&folder)
+        .into_iter()
+        .find(|f| f.starts_with("seg-"))
+        .unwrap();
+    let path = folder.join(&segment);
+    let original = std::fs::read(&path).unwrap();
+    let lazy_db = Database::open_with(
+        dir.path(),
+        ciphervec::DatabaseOptions::default().cache_budget(0),
+    )
+    .unwrap();
+    let (mut opened, mut refused) = (0, 0);
+    for pos in (0..original.len()).step_by(7) {
+        let mut bad = original.clone();
+        bad[pos] ^= 0x08;
+        std::fs::write(&path, &bad).unwrap();
+        match lazy_db.open_index_read_only("lazy", &key) {
+            Ok(index) => {
+                opened += 1;
+                match index.query_batch(&queries) {
+                    Ok(got) => assert_eq!(got, expected, "byte {pos}: damaged data served"),
+                    Err(Error::Corrupted { .. }) => {}
+                    Err(e) => panic!("byte {pos}: {e:?}"),
+                }
+                assert!(
+                    matches!(index.verify(), Err(Error::Corrupted { .. })),
+                    "byte {pos}: verify missed it"
+                );
+            }
+            Err(Error::Corrupted { .. }) => refused += 1,
+            Err(e) => panic!("byte {pos}: {e:?}"),
+        }
+    }
+    std::fs::write(&path, &original).unwrap();
+    // Most of an `ivf_flat` segment is vectors, which the open does not read.
+    assert!(opened > refused, "opened {opened}, refused {refused}");
+    let index = lazy_db.open_index_read_only("lazy", &key).unwrap();
+    assert_eq!(index.query_batch(&queries).unwrap(), expected);
 }
 
 #[test]

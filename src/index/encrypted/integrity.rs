@@ -59,9 +59,10 @@ impl EncryptedIndex {
     }
 
     /// Checks every byte of every live file: the manifest (header checksum, MAC, sealed
-    /// body), and each segment it names (length and SHA3-256 digest as the manifest
-    /// commits them, which covers headers and padding; footer, directory and every record
-    /// by its AEAD tag). A writer's check is serialized with its writes.
+    /// body), and each segment it names: length and footer digest as the manifest commits
+    /// them, clear header and zeros, footer, directory and every record by its AEAD tag,
+    /// and that the records it authenticated cover the bytes before the directory exactly
+    /// (no gap, no overlap). A writer's check is serialized with its writes.
     ///
     /// # Errors
     /// [`Error::Corrupted`] naming the first bad file; [`Error::Io`].
@@ -206,7 +207,10 @@ fn verify_body(keys: &Keys, store: &dyn IndexFiles, body: &ManifestBody) -> Resu
     Ok(report)
 }
 
-/// Checks one live segment; returns how many sealed records it authenticated.
+/// Checks one live segment; returns how many sealed records it authenticated: each listed
+/// record, and each vector, block-vectors and fields record a list block names. Together
+/// they must tile the bytes between the header and the directory, so that no byte escapes
+/// an authentication tag.
 fn verify_segment(
     keys: &Keys,
     store: &dyn IndexFiles,
@@ -219,12 +223,14 @@ fn verify_segment(
         .find(|s| s.seq == seq)
         .ok_or_else(|| Error::corrupted("not named"))?;
     let blob = Arc::new(persist::read_segment(store, committed)?);
-    let (_, directory) = persist::segment_index(keys, &blob, seq)?;
-    let mut records = 2; // footer and directory
+    let (footer, directory) = persist::segment_index(keys, &blob, seq)?;
     let n_lists = body.trained.as_ref().map_or(1, |t| t.n_lists);
     let by_address = persist::list_addresses(keys, body.list_epoch, n_lists);
     let dim = body.config.dimension as usize;
     let segments = HashMap::from([(seq, blob.clone())]);
+    // The byte ranges of every record authenticated below.
+    let mut checked: Vec<(u64, u64)> = Vec::new();
+    let mut check = |(offset, len): (u64, u32)| checked.push((offset, offset + u64::from(len)));
     for rec in &directory {
         match rec.kind {
             RecordKind::ListBlock => {
@@ -235,22 +241,30 @@ fn verify_segment(
                     segment: seq,
                     offset: rec.offset,
                     len: rec.len,
+                    vectors_len: 0,
                 };
                 let block = persist::open_block(keys, &blob, at, body.list_epoch, list, dim)?;
+                if let Some(place) = block.vectors_at {
+                    persist::open_block_vectors(
+                        keys,
+                        &blob,
+                        (at, &block),
+                        body.list_epoch,
+                        list,
+                        dim,
+                    )?;
+                    check(place);
+                }
                 for e in &block.entries {
                     if let Some(f) = e.fields {
-                        persist::open_fields(
-                            keys,
-                            &segments,
-                            &e.token,
-                            persist::entry_place(seq, f)?,
-                        )?;
-                        records += 1;
+                        let at = persist::entry_place(seq, f)?;
+                        persist::open_fields(keys, &segments, &e.token, at)?;
+                        check(f);
                     }
                     if let Some(v) = e.vector {
                         let at = persist::entry_place(seq, v)?;
                         persist::open_vector(keys, &segments, &e.token, at, dim)?;
-                        records += 1;
+                        check(v);
                     }
                 }
             }
@@ -260,10 +274,13 @@ fn verify_segment(
             RecordKind::Centroids | RecordKind::Codebook => {
                 persist::open_training_record(keys, &blob, seq, rec)?;
             }
-            // Fields records were opened through the blocks that name their items.
+            // Fields records are opened through the blocks that name their items (a fields
+            // record no block names leaves a gap below).
             _ => continue,
         }
-        records += 1;
+        check((rec.offset, rec.len));
     }
-    Ok(records)
+    segment::check_tiling(&mut checked, footer.directory_offset)?;
+    // The footer and the directory, authenticated by `segment_index`.
+    Ok(checked.len() + 2)
 }

@@ -1,0 +1,176 @@
+//! How long opening an index takes, and its first query after, against the index's size: an
+//! `ivf_flat` index of synthetic clustered vectors is built once into `--dir` (reused by
+//! later runs), then opened in alternating rounds with a cache budget of 0 (item table only,
+//! lists decrypted on demand) and resident (every vector decrypted at open). The page cache
+//! is warm (every round reads the same files), so the figures are what the index's own work
+//! costs, not the disk's.
+//!
+//! The baseline, measured in the same process: AES-256-GCM opening the same number of bytes
+//! in 64 KiB records, on every core (as a resident open decrypts) and on one.
+//!
+//! ```text
+//! cargo run --release --example open_time -- [--n 100000] [--dim 128] [--rounds 5]
+//!     [--dir target/open-time-N-DIM]
+//! ```
+//! Prints one JSON line per round and a summary line with medians.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ciphervec::internals::BenchSealer;
+use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query};
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+const NAME: &str = "bench";
+const KEY: [u8; 32] = [0x5a; 32];
+
+fn main() -> ciphervec::Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |flag: &str, default: &str| -> String {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let n: usize = arg("--n", "100000").parse().expect("--n N");
+    let dim: usize = arg("--dim", "128").parse().expect("--dim D");
+    let rounds: usize = arg("--rounds", "5").parse().expect("--rounds R");
+    let dir = PathBuf::from(arg("--dir", &format!("target/open-time-{n}-{dim}")));
+    let key = IndexKey::from_bytes(&KEY)?;
+    let query = build_if_missing(&dir, &key, n, dim)?;
+    let stored = stored_bytes(&dir.join(NAME));
+    let (aes_all, aes_one) = aes_gcm_seconds(stored);
+    println!(
+        "{{\"n\":{n},\"dim\":{dim},\"stored_bytes\":{stored},\"aes_gcm_all_cores_gbps\":{:.3},\"aes_gcm_one_core_gbps\":{:.3}}}",
+        gbps(stored, aes_all),
+        gbps(stored, aes_one)
+    );
+    let mut cold = Vec::new();
+    let mut resident = Vec::new();
+    for round in 0..rounds {
+        let lazy = open_and_query(&dir, &key, Some(0), &query)?;
+        let full = open_and_query(&dir, &key, None, &query)?;
+        println!(
+            "{{\"round\":{round},\"open_budget0_ms\":{:.1},\"first_query_budget0_ms\":{:.2},\"open_resident_ms\":{:.1},\"first_query_resident_ms\":{:.2}}}",
+            lazy.0 * 1e3,
+            lazy.1 * 1e3,
+            full.0 * 1e3,
+            full.1 * 1e3
+        );
+        cold.push(lazy);
+        resident.push(full);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let open_resident = median(&mut resident.iter().map(|r| r.0).collect());
+    println!(
+        "{{\"summary\":true,\"open_budget0_ms\":{:.1},\"first_query_budget0_ms\":{:.2},\"open_resident_ms\":{:.1},\"first_query_resident_ms\":{:.2},\"resident_open_gbps\":{:.3},\"resident_open_vs_aes_gcm_all_cores\":{:.2}}}",
+        median(&mut cold.iter().map(|r| r.0).collect()) * 1e3,
+        median(&mut cold.iter().map(|r| r.1).collect()) * 1e3,
+        open_resident * 1e3,
+        median(&mut resident.iter().map(|r| r.1).collect()) * 1e3,
+        gbps(stored, open_resident),
+        aes_all / open_resident,
+    );
+    Ok(())
+}
+
+/// Builds the index (synthetic vectors around 1,000 random centres, trained with the
+/// default number of lists) unless `dir` holds it; returns a query vector.
+fn build_if_missing(
+    dir: &Path,
+    key: &IndexKey,
+    n: usize,
+    dim: usize,
+) -> ciphervec::Result<Vec<f32>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect())
+        .collect();
+    let point = |rng: &mut rand::rngs::StdRng| -> Vec<f32> {
+        let c = &centres[rng.random_range(0..centres.len())];
+        c.iter().map(|x| x + rng.random_range(-0.2..0.2)).collect()
+    };
+    let query = point(&mut rng);
+    let db = Database::open(dir)?;
+    if db.list_indexes()?.iter().any(|i| i == NAME) {
+        return Ok(query);
+    }
+    eprintln!("building {n} x {dim} ivf_flat into {}", dir.display());
+    let index = db.create_index(NAME, key, IndexConfig::ivf_flat(dim))?;
+    let mut done = 0;
+    while done < n {
+        let batch = (n - done).min(50_000);
+        let items: Vec<Item> = (done..done + batch)
+            .map(|i| Item::new(i.to_string(), point(&mut rng)))
+            .collect();
+        index.upsert(items)?;
+        done += batch;
+    }
+    index.train()?;
+    Ok(query)
+}
+
+/// Seconds to open the index with `budget` and to answer its first query.
+fn open_and_query(
+    dir: &Path,
+    key: &IndexKey,
+    budget: Option<usize>,
+    query: &[f32],
+) -> ciphervec::Result<(f64, f64)> {
+    let options = match budget {
+        Some(b) => DatabaseOptions::default().cache_budget(b),
+        None => DatabaseOptions::default(),
+    };
+    let start = Instant::now();
+    let index = Database::open_with(dir, options)?.open_index_read_only(NAME, key)?;
+    let opened = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let hits = index.query(&Query::new(query.to_vec()).top_k(10))?;
+    let first = start.elapsed().as_secs_f64();
+    assert_eq!(hits.len(), 10);
+    Ok((opened, first))
+}
+
+/// Bytes of the index's files.
+fn stored_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Seconds AES-256-GCM takes to open `bytes` sealed in 64 KiB records: on every core, and
+/// on one (best of three each).
+fn aes_gcm_seconds(bytes: u64) -> (f64, f64) {
+    let sealer = BenchSealer::new();
+    let record = sealer.seal(&vec![7u8; 64 << 10]);
+    let count = (bytes as usize).div_ceil(64 << 10);
+    let records = vec![record; count];
+    let time = |parallel: bool| {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let ok = if parallel {
+                    records.par_iter().all(|r| sealer.open(r).is_some())
+                } else {
+                    records.iter().all(|r| sealer.open(r).is_some())
+                };
+                assert!(ok);
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    (time(true), time(false))
+}
+
+fn gbps(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 / seconds / 1e9
+}
