@@ -162,7 +162,8 @@ impl std::error::Error for Error {
 impl From<std::io::Error> for Error {
     /// An I/O error; one that says storage could not be reached (after the store's bounded
     /// retries: connection refused or reset, timeout, not connected) is
-    /// [`Error::Unavailable`].
+    /// [`Error::Unavailable`], and one of kind `ResourceBusy` (a writer lease or manifest
+    /// taken over by another writer) is [`Error::Locked`].
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match e.kind() {
@@ -171,6 +172,8 @@ impl From<std::io::Error> for Error {
             | K::ConnectionRefused
             | K::ConnectionReset
             | K::ConnectionAborted => Error::Unavailable,
+            // Another writer holds the store's writer lease, or took it over.
+            K::ResourceBusy => Error::Locked,
             _ => Error::Io(e),
         }
     }

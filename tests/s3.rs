@@ -222,6 +222,61 @@ fn child_writer() {
 }
 
 #[test]
+#[ignore = "child process of a_crashed_writers_lease_expires_and_is_taken_over"]
+fn child_crashing_writer() {
+    let url = std::env::var("CHILD_URL").unwrap();
+    let index = Database::open_url(&url)
+        .unwrap()
+        .open_index("lease", &key_from_env())
+        .unwrap();
+    index
+        .upsert([Item::new("before-crash", vector(1))])
+        .unwrap();
+    // Dies holding the lease: no destructor runs.
+    std::process::exit(0);
+}
+
+/// A writer process that dies holding its lease (here with a 2 s lease) keeps others out
+/// until the lease expires; then the next writer takes it over through a conditional
+/// replace (`If-Match`) of the lease object, and writes.
+#[test]
+fn a_crashed_writers_lease_expires_and_is_taken_over() {
+    let Some(url) = location("lease") else { return };
+    let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 7 + 1) as u8);
+    let key = IndexKey::from_bytes(&key_bytes).unwrap();
+    let db = Database::open_url(&url).unwrap();
+    db.create_index("lease", &key, IndexConfig::ivf_flat(16))
+        .unwrap();
+    let crashed = child(
+        "child_crashing_writer",
+        &[
+            ("CHILD_URL", url.clone()),
+            ("CHILD_KEY", hex(&key_bytes)),
+            ("CIPHERVEC_LEASE_SECONDS", "2".to_owned()),
+        ],
+    )
+    .wait()
+    .unwrap();
+    assert!(crashed.success());
+    let start = Instant::now();
+    assert!(matches!(db.open_index("lease", &key), Err(Error::Locked)));
+    let index = loop {
+        match db.open_index("lease", &key) {
+            Ok(index) => break index,
+            Err(Error::Locked) if start.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    println!("lease taken over after {:?}", start.elapsed());
+    index.upsert([Item::new("after-crash", vector(2))]).unwrap();
+    let mut ids = index.list_ids().unwrap();
+    ids.sort();
+    assert_eq!(ids, ["after-crash", "before-crash"]);
+}
+
+#[test]
 fn racing_writers_never_lose_an_acknowledged_write() {
     let Some(url) = location("race") else { return };
     let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 3 + 5) as u8);

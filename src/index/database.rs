@@ -148,7 +148,8 @@ impl Database {
 
     /// A database whose indexes live in a user-provided [`Store`] (an object store, a test
     /// double...): the files of index `name` become its objects `name/<file>`, and the
-    /// writer lock the object `name/LOCK` (see [`Store::lock`]). Reads go through
+    /// writer lock the object `name/LOCK` (a lease with expiry when the store has versions,
+    /// see [`Store::get_versioned`]; else [`Store::lock`]). Reads go through
     /// [`Store::get`] (no memory map), so an index is read whole at open.
     pub fn with_store(store: impl Store + 'static) -> Database {
         Database::with_store_options(store, DatabaseOptions::default())

@@ -266,10 +266,19 @@ impl EncryptedIndex {
         let file = segment::file_name(seq);
         self.inner.next_segment.store(seq + 1, Ordering::SeqCst);
         if let Err(e) = store.write_new(&file, bytes) {
-            best_effort(
-                store.remove(&file).map_err(Error::from),
-                "a torn segment no manifest names is removed at the next open",
+            // A torn segment of ours is removed; a name another writer took (on object
+            // storage, where create-only writes decide between writers) or a write refused
+            // before it began (a lease taken over) leaves the other writer's segment alone.
+            let ours = !matches!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::ResourceBusy
             );
+            if ours {
+                best_effort(
+                    store.remove(&file).map_err(Error::from),
+                    "a torn segment no manifest names is removed at the next open",
+                );
+            }
             return Err(e.into());
         }
         let mut new_body = body.clone();

@@ -6,10 +6,26 @@
 //! `name/seg-....cvs`), the same names the directory store uses for paths; the writer lock
 //! is the object `name/LOCK`. Every object but the lock holds ciphertext and clear headers
 //! only (`docs/FORMAT.md`), so a `Store` never sees plaintext.
+//!
+//! Writers, when the store has versions ([`Store::get_versioned`] and
+//! [`Store::put_if_version`], as S3 and [`MemoryStore`] do):
+//! - the lock is a *lease*: `name/LOCK` holds a random owner and an expiry time. A writer
+//!   creates it (create-only), renews it before its writes once half of its
+//!   [`Store::lease_duration`] has passed, and deletes it when the handle is dropped. A lease
+//!   past its expiry (its writer died or stalled) is taken over by replacing it
+//!   conditionally on its version, so of two takers one wins; the stalled writer's next
+//!   renewal then fails and its write is refused with `Error::Locked`.
+//! - the manifest is replaced conditionally on the version this handle read at open (or last
+//!   wrote): a writer whose lease was taken over cannot overwrite a newer manifest, even if
+//!   it stalled between its renewal and its write. Segments are create-only, so it cannot
+//!   overwrite a newer segment either: nothing acknowledged is lost.
+//!
+//! Without versions, the lock is the plain create-only object of [`Store::lock`].
 
 use std::io;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Backend, Blob, IndexFiles, WriterLock};
 
@@ -76,10 +92,11 @@ pub trait Store: Send + Sync {
     fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
 
     /// Takes the writer lock `name` of one index: `Ok(false)` if another writer holds it.
-    /// [`Store::unlock`] releases it (when the writer handle is dropped). The default
-    /// creates the object `name` with [`Store::put_new`]: a writer that dies without
-    /// unlocking leaves the lock taken until that object is deleted by hand, so a store
-    /// with real locks or leases should override both.
+    /// [`Store::unlock`] releases it (when the writer handle is dropped). Used only by a
+    /// store without versions (a store whose [`Store::get_versioned`] gives versions gets
+    /// writer leases with expiry instead). The default creates the object `name` with
+    /// [`Store::put_new`]: a writer that dies without unlocking leaves the lock taken until
+    /// that object is deleted by hand, so a store with real locks should override both.
     ///
     /// # Errors
     /// Any I/O error.
@@ -98,6 +115,184 @@ pub trait Store: Send + Sync {
     fn unlock(&self, name: &str) -> io::Result<()> {
         self.delete(name)
     }
+
+    /// The whole object and its version: an opaque tag (an HTTP ETag, a counter) that
+    /// changes whenever the object does, for [`Store::put_if_version`]. The default reports
+    /// no version (`None`); a store that gives versions gets writer leases with expiry and
+    /// conditional manifest replacement (see the module documentation).
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        Ok((self.get(name)?, None))
+    }
+
+    /// Replaces an object only while its version is still `version` (compare-and-swap),
+    /// atomically as [`Store::put`]; returns the new version, or `Ok(None)` when the object
+    /// changed or disappeared meanwhile (nothing written). Needed only by a store whose
+    /// [`Store::get_versioned`] gives versions; the default is [`io::ErrorKind::Unsupported`].
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        let _ = (name, data, version);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// How long a writer lease lasts unless renewed (default 30 s). A writer renews it
+    /// before a write once half of it has passed; clocks of writer machines should agree to
+    /// well within it.
+    fn lease_duration(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+/// A writer lease on a store with versions: the `LOCK` object this writer created or took
+/// over, and its version.
+struct Lease {
+    store: Arc<dyn Store>,
+    name: String,
+    owner: String,
+    state: Mutex<LeaseState>,
+}
+
+struct LeaseState {
+    /// The version of the lease object as this writer last wrote it.
+    version: String,
+    /// When this writer last wrote it.
+    renewed: SystemTime,
+}
+
+/// The first line of a lease object.
+const LEASE_MAGIC: &str = "ciphervec writer lease";
+
+impl Lease {
+    /// The lease object's text: owner and expiry (milliseconds since the Unix epoch).
+    fn body(owner: &str, now: SystemTime, duration: Duration) -> Vec<u8> {
+        let expires = (now + duration)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("{LEASE_MAGIC}\nowner {owner}\nexpires_ms {expires}\n").into_bytes()
+    }
+
+    /// The expiry a lease object states, if it is a lease (the plain lock object of
+    /// [`Store::lock`] never expires).
+    fn expiry(body: &[u8]) -> Option<SystemTime> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != LEASE_MAGIC {
+            return None;
+        }
+        let ms: u64 = lines
+            .find_map(|l| l.strip_prefix("expires_ms "))?
+            .parse()
+            .ok()?;
+        Some(UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// Takes the lease `name`: creates it, or takes over one past its expiry. `Ok(None)`
+    /// when another writer holds it (or won the takeover); an `Unsupported` error when the
+    /// store has no versions.
+    fn take(store: &Arc<dyn Store>, name: &str) -> io::Result<Option<Lease>> {
+        // Tells this writer's lease from another's (unique, not secret).
+        let owner = format!("{:032x}", rand::random::<u128>());
+        let now = SystemTime::now();
+        let body = Lease::body(&owner, now, store.lease_duration());
+        let version = match store.put_new(name, &body) {
+            Ok(()) => match store.get_versioned(name)? {
+                (stored, Some(v)) if stored == body => Some(v),
+                // Taken over already (impossible within a lease's duration), or no versions.
+                (_, Some(_)) => return Ok(None),
+                // No versions: this store takes its plain lock instead.
+                (_, None) => {
+                    store.delete(name)?;
+                    return Err(io::Error::from(io::ErrorKind::Unsupported));
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let (held, version) = match store.get_versioned(name) {
+                    Ok(found) => found,
+                    // Released meanwhile: the next attempt may take it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let Some(version) = version else {
+                    return Err(io::Error::from(io::ErrorKind::Unsupported));
+                };
+                match Lease::expiry(&held) {
+                    Some(expiry) if expiry < now => store.put_if_version(name, &body, &version)?,
+                    _ => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(version.map(|version| Lease {
+            store: store.clone(),
+            name: name.to_owned(),
+            owner,
+            state: Mutex::new(LeaseState {
+                version,
+                renewed: now,
+            }),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Renews the lease when half of its duration has passed since it was last written;
+    /// an error of kind [`io::ErrorKind::ResourceBusy`] (`Error::Locked`) when another
+    /// writer took it over.
+    fn renew_if_due(&self) -> io::Result<()> {
+        let duration = self.store.lease_duration();
+        let mut state = self.state();
+        let now = SystemTime::now();
+        if now.duration_since(state.renewed).unwrap_or(Duration::ZERO) < duration / 2 {
+            return Ok(());
+        }
+        let body = Lease::body(&self.owner, now, duration);
+        match self
+            .store
+            .put_if_version(&self.name, &body, &state.version)?
+        {
+            Some(version) => {
+                *state = LeaseState {
+                    version,
+                    renewed: now,
+                };
+                Ok(())
+            }
+            None => Err(lease_lost()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Deleted only while it is surely still this writer's: once it may have expired,
+        // another writer may hold it, and it is left to expire.
+        let state = self.state();
+        let age = SystemTime::now()
+            .duration_since(state.renewed)
+            .unwrap_or(Duration::MAX);
+        let current = self.store.get_versioned(&self.name);
+        if age < self.store.lease_duration() / 2
+            && current.is_ok_and(|(_, v)| v.as_deref() == Some(state.version.as_str()))
+        {
+            let _ = self.store.delete(&self.name);
+        }
+    }
+}
+
+/// The error of a writer whose lease another writer took over.
+fn lease_lost() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "the writer lease was taken over by another writer",
+    )
 }
 
 /// A lock taken through [`Store::lock`], released on drop.
@@ -152,6 +347,8 @@ impl Backend for StoreBackend {
         Ok(Some(Arc::new(PrefixFiles {
             store: self.store.clone(),
             prefix,
+            lease: Mutex::new(None),
+            manifest_version: Mutex::new(None),
         })))
     }
 
@@ -167,20 +364,78 @@ impl Backend for StoreBackend {
 struct PrefixFiles {
     store: Arc<dyn Store>,
     prefix: String,
+    /// The writer lease this handle holds, when the store has versions (held by the writer
+    /// handle's lock; gone when that is dropped).
+    lease: Mutex<Option<std::sync::Weak<Lease>>>,
+    /// The manifest's version as this handle first read it since taking its lease, or last
+    /// wrote it: the condition of its next manifest replacement.
+    manifest_version: Mutex<Option<String>>,
+}
+
+impl PrefixFiles {
+    /// Renews this handle's lease if it holds one and renewal is due.
+    fn renew_lease(&self) -> io::Result<()> {
+        let lease = self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
+        lease.map_or(Ok(()), |l| l.renew_if_due())
+    }
+
+    fn manifest_version(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.manifest_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl IndexFiles for PrefixFiles {
     fn read(&self, file: &str) -> io::Result<Blob> {
-        let bytes = self.store.get(&format!("{}{file}", self.prefix))?;
+        let name = format!("{}{file}", self.prefix);
+        if file != MARKER {
+            return Ok(Blob::Shared(self.store.get(&name)?.into()));
+        }
+        let (bytes, version) = self.store.get_versioned(&name)?;
+        let mut known = self.manifest_version();
+        if known.is_none() {
+            *known = version;
+        }
         Ok(Blob::Shared(bytes.into()))
     }
 
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {
+        self.renew_lease()?;
         self.store.put_new(&format!("{}{file}", self.prefix), data)
     }
 
     fn replace(&self, file: &str, data: &[u8]) -> io::Result<()> {
-        self.store.put(&format!("{}{file}", self.prefix), data)
+        self.renew_lease()?;
+        let name = format!("{}{file}", self.prefix);
+        let mut known = self.manifest_version();
+        match known.as_deref() {
+            Some(version) if file == MARKER => {
+                match self.store.put_if_version(&name, data, version)? {
+                    Some(new) => *known = Some(new),
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::ResourceBusy,
+                            "the manifest was changed by another writer",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                self.store.put(&name, data)?;
+                if file == MARKER {
+                    // A manifest this handle created: its version conditions the next one.
+                    *known = self.store.get_versioned(&name)?.1;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn remove(&self, file: &str) -> io::Result<()> {
@@ -199,6 +454,24 @@ impl IndexFiles for PrefixFiles {
 
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {
         let name = format!("{}LOCK", self.prefix);
+        match Lease::take(&self.store, &name) {
+            Ok(Some(lease)) => {
+                // The manifest read under the lease (the open reads it again after taking
+                // it) is the one the next commit must replace: forget any read before.
+                *self.manifest_version() = None;
+                let lease = Arc::new(lease);
+                *self
+                    .lease
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Arc::downgrade(&lease));
+                return Ok(Some(Box::new(lease)));
+            }
+            Ok(None) => return Ok(None),
+            // A store without versions: its plain lock.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+            Err(e) => return Err(e),
+        }
         if !self.store.lock(&name)? {
             return Ok(None);
         }
@@ -209,11 +482,29 @@ impl IndexFiles for PrefixFiles {
     }
 }
 
-/// A [`Store`] in process memory: the reference implementation of the contract, and a base
-/// for test doubles (wrap it to inject failures or delays).
-#[derive(Debug, Default)]
+/// The objects of a [`MemoryStore`] by name: bytes and version.
+type Objects = std::collections::BTreeMap<String, (Arc<[u8]>, u64)>;
+
+/// A [`Store`] in process memory: the reference implementation of the contract (versions
+/// included, so writers get leases), and a base for test doubles (wrap it to inject failures
+/// or delays).
+#[derive(Debug)]
 pub struct MemoryStore {
-    objects: std::sync::Mutex<std::collections::BTreeMap<String, Arc<[u8]>>>,
+    /// Each object's bytes and version.
+    objects: Mutex<Objects>,
+    /// The last version given out.
+    versions: std::sync::atomic::AtomicU64,
+    lease: Duration,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            objects: Mutex::default(),
+            versions: std::sync::atomic::AtomicU64::new(0),
+            lease: Duration::from_secs(30),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -222,19 +513,30 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn objects(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Arc<[u8]>>> {
+    /// An empty store whose writer leases last `duration` (for tests of lease expiry).
+    pub fn with_lease_duration(duration: Duration) -> MemoryStore {
+        MemoryStore {
+            lease: duration,
+            ..MemoryStore::default()
+        }
+    }
+
+    fn objects(&self) -> std::sync::MutexGuard<'_, Objects> {
         self.objects
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_version(&self) -> u64 {
+        self.versions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
     }
 }
 
 impl Store for MemoryStore {
     fn get(&self, name: &str) -> io::Result<Vec<u8>> {
-        self.objects()
-            .get(name)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        self.get_versioned(name).map(|(bytes, _)| bytes)
     }
 
     fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
@@ -242,12 +544,14 @@ impl Store for MemoryStore {
         if objects.contains_key(name) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
-        objects.insert(name.to_owned(), data.into());
+        objects.insert(name.to_owned(), (data.into(), self.next_version()));
         Ok(())
     }
 
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.objects().insert(name.to_owned(), data.into());
+        let version = self.next_version();
+        self.objects()
+            .insert(name.to_owned(), (data.into(), version));
         Ok(())
     }
 
@@ -263,6 +567,30 @@ impl Store for MemoryStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, _)| k.clone())
             .collect())
+    }
+
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        self.objects()
+            .get(name)
+            .map(|(b, v)| (b.to_vec(), Some(v.to_string())))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        let mut objects = self.objects();
+        match objects.get_mut(name) {
+            Some((bytes, v)) if v.to_string() == version => {
+                let new = self.next_version();
+                *bytes = data.into();
+                *v = new;
+                Ok(Some(new.to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn lease_duration(&self) -> Duration {
+        self.lease
     }
 }
 
@@ -291,5 +619,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn unlock(&self, name: &str) -> io::Result<()> {
         (**self).unlock(name)
+    }
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        (**self).get_versioned(name)
+    }
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        (**self).put_if_version(name, data, version)
+    }
+    fn lease_duration(&self) -> Duration {
+        (**self).lease_duration()
     }
 }

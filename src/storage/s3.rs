@@ -4,7 +4,9 @@
 //! loopback test server).
 //!
 //! Writes of new objects are create-only (`If-None-Match: *`), so two writers can never both
-//! create the same segment or writer lock; the manifest is replaced by one atomic PUT. Each
+//! create the same segment or writer lease; the manifest and the lease are replaced by one
+//! atomic PUT conditional on the ETag the writer last saw (`If-Match`), so a writer whose
+//! lease expired and was taken over can no longer commit. Each
 //! request is retried with backoff for at most [`RETRY_TIMEOUT`]; a store that stays
 //! unreachable surfaces as an error of kind [`io::ErrorKind::NotConnected`], which the engine
 //! reports as `Error::Unavailable`. The async client runs on a private runtime, usable from
@@ -19,7 +21,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
     BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig,
+    RetryConfig, UpdateVersion,
 };
 
 use super::Store;
@@ -34,7 +36,11 @@ pub(crate) struct S3Store {
     client: AmazonS3,
     prefix: String,
     runtime: tokio::runtime::Runtime,
+    lease: Duration,
 }
+
+/// The environment variable that sets the writer lease's duration in seconds (default 30).
+pub(crate) const LEASE_SECONDS_VAR: &str = "CIPHERVEC_LEASE_SECONDS";
 
 impl S3Store {
     /// Connects to `s3://bucket/prefix` (the prefix may be empty).
@@ -78,6 +84,11 @@ impl S3Store {
                 format!("{prefix}/")
             },
             runtime,
+            lease: std::env::var(LEASE_SECONDS_VAR)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(Duration::from_secs(30), Duration::from_secs_f64),
         })
     }
 
@@ -91,17 +102,29 @@ impl S3Store {
         &self,
         request: impl Future<Output = object_store::Result<T>> + Send,
     ) -> io::Result<T> {
-        let result = if tokio::runtime::Handle::try_current().is_ok() {
+        self.runtime_result(request).map_err(to_io)
+    }
+
+    /// As [`run`](Self::run), keeping the `object_store` error.
+    fn runtime_result<T: Send>(
+        &self,
+        request: impl Future<Output = object_store::Result<T>> + Send,
+    ) -> object_store::Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|scope| {
                 scope
                     .spawn(|| self.runtime.block_on(request))
                     .join()
-                    .map_err(|_| io::Error::other("the S3 client panicked"))
-            })?
+                    .unwrap_or_else(|_| {
+                        Err(object_store::Error::Generic {
+                            store: "S3",
+                            source: "the S3 client panicked".into(),
+                        })
+                    })
+            })
         } else {
             self.runtime.block_on(request)
-        };
-        result.map_err(to_io)
+        }
     }
 }
 
@@ -129,6 +152,43 @@ impl Store for S3Store {
         let path = self.path(name);
         let bytes = self.run(async { self.client.get(&path).await?.bytes().await })?;
         Ok(bytes.to_vec())
+    }
+
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        let path = self.path(name);
+        let (bytes, e_tag) = self.run(async {
+            let got = self.client.get(&path).await?;
+            let e_tag = got.meta.e_tag.clone();
+            Ok((got.bytes().await?, e_tag))
+        })?;
+        Ok((bytes.to_vec(), e_tag))
+    }
+
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        let path = self.path(name);
+        let options = PutOptions {
+            mode: PutMode::Update(UpdateVersion {
+                e_tag: Some(version.to_owned()),
+                version: None,
+            }),
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(data.to_vec());
+        let result = self.runtime_result(self.client.put_opts(&path, payload, options));
+        match result {
+            Ok(put) => put
+                .e_tag
+                .map(Some)
+                .ok_or_else(|| io::Error::other("the store gave no ETag for a conditional write")),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(None),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    fn lease_duration(&self) -> Duration {
+        self.lease
     }
 
     fn get_range(&self, name: &str, range: Range<u64>) -> io::Result<Vec<u8>> {
