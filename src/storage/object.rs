@@ -272,17 +272,23 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Deleted only while it is surely still this writer's: once it may have expired,
-        // another writer may hold it, and it is left to expire.
         let state = self.state();
         let age = SystemTime::now()
             .duration_since(state.renewed)
             .unwrap_or(Duration::MAX);
-        let current = self.store.get_versioned(&self.name);
-        if age < self.store.lease_duration() / 2
-            && current.is_ok_and(|(_, v)| v.as_deref() == Some(state.version.as_str()))
-        {
-            let _ = self.store.delete(&self.name);
+        if age < self.store.lease_duration() / 2 {
+            // Surely still this writer's (nobody may take it before it expires): deleted.
+            let current = self.store.get_versioned(&self.name);
+            if current.is_ok_and(|(_, v)| v.as_deref() == Some(state.version.as_str())) {
+                let _ = self.store.delete(&self.name);
+            }
+        } else {
+            // It may have expired and been taken over: released by a conditional replace
+            // that marks it expired, which changes nothing if another writer holds it.
+            let released = Lease::body(&self.owner, UNIX_EPOCH, Duration::ZERO);
+            let _ = self
+                .store
+                .put_if_version(&self.name, &released, &state.version);
         }
     }
 }

@@ -242,6 +242,23 @@ fn a_dead_writers_lease_expires_and_another_writer_takes_over() {
     assert_eq!(third.len(), 20);
 }
 
+/// A writer idle for more than half its lease (so that it may have expired) releases it on
+/// drop by marking it expired: the next writer need not wait for the expiry.
+#[test]
+fn an_idle_writer_releases_its_lease_on_drop() {
+    let lease = std::time::Duration::from_secs(2);
+    let store = Arc::new(MemoryStore::with_lease_duration(lease));
+    let key = IndexKey::generate();
+    let idle = Database::with_store(store.clone())
+        .create_index("i", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    std::thread::sleep(lease * 3 / 5);
+    drop(idle);
+    // Unreleased, the lease would hold for most of a second more, and the open (which waits
+    // 100 ms for a lock) would be `Locked`.
+    Database::with_store(store).open_index("i", &key).unwrap();
+}
+
 /// A writer that stalls past its lease loses it to another writer: its next write is
 /// refused with `Locked`, writes nothing, and removes nothing of the new writer's, although
 /// both would use the same next segment number.
