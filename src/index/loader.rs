@@ -193,12 +193,7 @@ fn add_segment_records(
                 let list = *by_address
                     .get(&rec.address)
                     .ok_or_else(|| Error::corrupted("list address"))?;
-                let mut at = BlockRef {
-                    segment: seq,
-                    offset: rec.offset,
-                    len: rec.len,
-                    vectors_len: 0,
-                };
+                let mut at = BlockRef::listed(seq, rec);
                 let block = open_block(&keys, blob, at, list_epoch, list, shape.dim)?;
                 at.vectors_len = block.vectors_at.map_or(0, |(_, len)| len);
                 let vectors = if with_vectors {

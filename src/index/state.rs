@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::crypto::schedule::Keys;
 use crate::filter;
 use crate::format::manifest::{ManifestBody, ManifestHeader};
+use crate::format::segment::RecordRef;
 use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
 use crate::metric::Metric;
 use crate::storage::Blob;
@@ -108,6 +109,17 @@ pub(crate) struct BlockRef {
 }
 
 impl BlockRef {
+    /// The list block directory entry `rec` of segment `segment` names; the length of its
+    /// vectors record is known once the block is decoded (0 until then).
+    pub(crate) fn listed(segment: u64, rec: &RecordRef) -> BlockRef {
+        BlockRef {
+            segment,
+            offset: rec.offset,
+            len: rec.len,
+            vectors_len: 0,
+        }
+    }
+
     /// The sealed bytes reading the block and its vectors takes.
     pub(crate) fn read_len(&self) -> u64 {
         u64::from(self.len) + u64::from(self.vectors_len)

@@ -237,12 +237,7 @@ fn verify_segment(
                 let list = *by_address
                     .get(&rec.address)
                     .ok_or_else(|| Error::corrupted("list address"))?;
-                let at = BlockRef {
-                    segment: seq,
-                    offset: rec.offset,
-                    len: rec.len,
-                    vectors_len: 0,
-                };
+                let at = BlockRef::listed(seq, rec);
                 let block = persist::open_block(keys, &blob, at, body.list_epoch, list, dim)?;
                 if let Some(place) = block.vectors_at {
                     persist::open_block_vectors(
