@@ -3,30 +3,37 @@
 # run: each round times `examples/upsert_rate` (vectors already in memory), `ciphervec import`
 # of the .fvecs file, and of the same rows as JSONL, on fresh database folders.
 #
-#   bench/cli_import.sh [DATA_DIR] [ROUNDS]     # default ../shared/data/wordnet-minilm-50k, 5
+#   bench/cli_import.sh [DATA_DIR] [ROUNDS] [REPEAT]
+#
+# defaults ../shared/data/wordnet-minilm-50k, 5 rounds, and the base vectors repeated 4 times
+# (200k rows, as the kill-and-resume test): an import overlaps parsing the next batch with
+# the upsert of this one, so the first batch's parse is not overlapped, and at 50k rows (five
+# batches) that start-up is a fifth of the parsing.
 #
 # Prints each round and the median ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/wordnet-minilm-50k}
 rounds=${2:-5}
+repeat=${3:-4}
 work=target/cli-import-bench
 rm -rf "$work" && mkdir -p "$work"
+for _ in $(seq 1 "$repeat"); do cat "$data/base.fvecs"; done > "$work/base.fvecs"
 cargo build --release -q -p ciphervec-cli
 cargo build --release -q --example upsert_rate
 bin=target/release/ciphervec
 "$bin" keygen -o "$work/key.txt" >/dev/null
 # The JSONL input: the same rows as the command's own `export` writes them (f32 text).
 "$bin" create "$work/db-src" rate --dim 384 --key-file "$work/key.txt" >/dev/null
-"$bin" import "$work/db-src" rate "$data/base.fvecs" --key-file "$work/key.txt" >/dev/null
+"$bin" import "$work/db-src" rate "$work/base.fvecs" --key-file "$work/key.txt" >/dev/null
 "$bin" export "$work/db-src" rate --out "$work/items.jsonl" --key-file "$work/key.txt" >/dev/null
 rows=$(wc -l < "$work/items.jsonl")
 elapsed() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
 for r in $(seq 1 "$rounds"); do
     rm -rf "$work/db-rust" "$work/db-f" "$work/db-j"
-    rust=$(target/release/examples/upsert_rate "$data/base.fvecs" "$work/db-rust" 10000)
+    rust=$(target/release/examples/upsert_rate "$work/base.fvecs" "$work/db-rust" 10000)
     "$bin" create "$work/db-f" rate --dim 384 --key-file "$work/key.txt" >/dev/null
-    t_fvecs=$(elapsed "$bin" import "$work/db-f" rate "$data/base.fvecs" --batch 10000 --key-file "$work/key.txt")
+    t_fvecs=$(elapsed "$bin" import "$work/db-f" rate "$work/base.fvecs" --batch 10000 --key-file "$work/key.txt")
     "$bin" create "$work/db-j" rate --dim 384 --key-file "$work/key.txt" >/dev/null
     t_jsonl=$(elapsed "$bin" import "$work/db-j" rate "$work/items.jsonl" --batch 10000 --key-file "$work/key.txt")
     echo "$rows $rust $t_fvecs $t_jsonl" >> "$work/rounds.txt"

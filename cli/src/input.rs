@@ -305,10 +305,7 @@ fn parse_lines(
     pending: &mut std::collections::VecDeque<Result<Item, CliError>>,
 ) {
     let parse = |&(n, line): &(usize, &[u8])| {
-        std::str::from_utf8(line)
-            .map_err(|_| "not UTF-8".to_owned())
-            .and_then(item_of_json)
-            .map_err(|what| CliError::Other(format!("line {n}: {what}")))
+        item_of_json(line).map_err(|what| CliError::Other(format!("line {n}: {what}")))
     };
     let part = lines.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -364,7 +361,7 @@ enum LineId {
 }
 
 /// An item from one JSON object (no part of the line is echoed in an error).
-pub(crate) fn item_of_json(line: &str) -> Result<Item, String> {
+pub(crate) fn item_of_json(line: &[u8]) -> Result<Item, String> {
     let parse = |text: &str| {
         serde_json::from_str::<Line>(text).map_err(|e| {
             // serde's message names the field and the expected type, never a value.
@@ -374,15 +371,18 @@ pub(crate) fn item_of_json(line: &str) -> Result<Item, String> {
             )
         })
     };
+    let utf8 = |bytes| std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned());
     // The vector through the fast path when it understands the line, the rest through serde
     // (with the vector left out); a second "vector" key is then serde's duplicate-field error.
+    // The fast path read the vector's bytes as ASCII, and it begins and ends at ASCII
+    // bytes, so the line is UTF-8 when what surrounds it is.
     let (line, vector) = match fastjson::split_vector(line) {
         Some((vector, span)) => {
-            let rest = format!("{}[]{}", &line[..span.start], &line[span.end..]);
-            (parse(&rest)?, vector)
+            let (head, tail) = (utf8(&line[..span.start])?, utf8(&line[span.end..])?);
+            (parse(&format!("{head}[]{tail}"))?, vector)
         }
         None => {
-            let mut parsed = parse(line)?;
+            let mut parsed = parse(utf8(line)?)?;
             let vector = std::mem::take(&mut parsed.vector);
             (parsed, vector)
         }
