@@ -10,6 +10,10 @@
 # the upsert of this one, so the first batch's parse is not overlapped, and at 50k rows (five
 # batches) that start-up is a fifth of the parsing.
 #
+# DB_ROOT=/dev/shm/x puts the databases there (memory): the disk's write-back, which makes
+# every rate here vary by up to 2x between runs on a shared machine, then drops out and the
+# ratios compare CPU work alone.
+#
 # Prints each round and the median ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +22,8 @@ rounds=${2:-5}
 repeat=${3:-4}
 work=target/cli-import-bench
 rm -rf "$work" && mkdir -p "$work"
+db_root=${DB_ROOT:-$work}
+mkdir -p "$db_root"
 for _ in $(seq 1 "$repeat"); do cat "$data/base.fvecs"; done > "$work/base.fvecs"
 cargo build --release -q -p ciphervec-cli
 cargo build --release -q --example upsert_rate
@@ -28,14 +34,16 @@ bin=target/release/ciphervec
 "$bin" import "$work/db-src" rate "$work/base.fvecs" --key-file "$work/key.txt" >/dev/null
 "$bin" export "$work/db-src" rate --out "$work/items.jsonl" --key-file "$work/key.txt" >/dev/null
 rows=$(wc -l < "$work/items.jsonl")
-elapsed() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
+# Each timed run starts after `sync`, so that no run pays for writing back another's pages.
+elapsed() { sync; local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
 for r in $(seq 1 "$rounds"); do
-    rm -rf "$work/db-rust" "$work/db-f" "$work/db-j"
-    rust=$(target/release/examples/upsert_rate "$work/base.fvecs" "$work/db-rust" 10000)
-    "$bin" create "$work/db-f" rate --dim 384 --key-file "$work/key.txt" >/dev/null
-    t_fvecs=$(elapsed "$bin" import "$work/db-f" rate "$work/base.fvecs" --batch 10000 --key-file "$work/key.txt")
-    "$bin" create "$work/db-j" rate --dim 384 --key-file "$work/key.txt" >/dev/null
-    t_jsonl=$(elapsed "$bin" import "$work/db-j" rate "$work/items.jsonl" --batch 10000 --key-file "$work/key.txt")
+    rm -rf "$db_root/db-rust" "$db_root/db-f" "$db_root/db-j"
+    sync
+    rust=$(target/release/examples/upsert_rate "$work/base.fvecs" "$db_root/db-rust" 10000)
+    "$bin" create "$db_root/db-f" rate --dim 384 --key-file "$work/key.txt" >/dev/null
+    t_fvecs=$(elapsed "$bin" import "$db_root/db-f" rate "$work/base.fvecs" --batch 10000 --key-file "$work/key.txt")
+    "$bin" create "$db_root/db-j" rate --dim 384 --key-file "$work/key.txt" >/dev/null
+    t_jsonl=$(elapsed "$bin" import "$db_root/db-j" rate "$work/items.jsonl" --batch 10000 --key-file "$work/key.txt")
     echo "$rows $rust $t_fvecs $t_jsonl" >> "$work/rounds.txt"
     python3 -c "
 rows, rust, tf, tj = $rows, $rust, $t_fvecs, $t_jsonl
