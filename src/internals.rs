@@ -124,6 +124,13 @@ pub fn storage_bytes_read(index: &crate::EncryptedIndex) -> u64 {
     index.storage_reads()
 }
 
+/// Ranged requests and bytes the object store of `index`'s database answered so far (through
+/// its read cache; both 0 for the directory and memory stores): what an open or a query
+/// costs in requests.
+pub fn store_fetches(index: &crate::EncryptedIndex) -> (u64, u64) {
+    index.store_fetches()
+}
+
 /// Decrypted bytes `index` holds in memory: its lists' (vectors, codes, handles and norms,
 /// resident or cached) and its item table's (entries, ids and the token index, metadata
 /// values not counted).

@@ -7,34 +7,79 @@ pub(crate) mod files;
 pub(crate) mod fs;
 mod memory;
 mod object;
+mod remote;
 #[cfg(feature = "s3")]
 mod s3;
 
+use std::borrow::Cow;
 use std::io;
-use std::ops::Deref;
+use std::ops::Range;
 use std::sync::Arc;
 
 pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
 pub(crate) use object::StoreBackend;
 pub use object::{MemoryStore, Store};
+pub(crate) use remote::ReadStats;
 #[cfg(feature = "s3")]
 pub(crate) use s3::S3Store;
 
-/// The bytes of one stored file: mapped read-only from disk, or shared from memory.
+/// The bytes of one stored file: mapped read-only from disk, shared from memory, or an
+/// object read by range from a [`Store`] through its read cache.
 pub(crate) enum Blob {
     /// A read-only memory map.
     Mapped(memmap2::Mmap),
     /// Bytes in memory.
     Shared(Arc<[u8]>),
+    /// An immutable object of a store, fetched by range on demand.
+    Remote(remote::RemoteObject),
 }
 
-impl Deref for Blob {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl Blob {
+    /// The file's length.
+    pub(crate) fn len(&self) -> u64 {
         match self {
-            Blob::Mapped(m) => m,
-            Blob::Shared(s) => s,
+            Blob::Mapped(m) => m.len() as u64,
+            Blob::Shared(s) => s.len() as u64,
+            Blob::Remote(r) => r.len(),
+        }
+    }
+
+    /// Bytes `offset..offset + len`: borrowed from a local file, fetched (or taken from the
+    /// read cache) for a remote one. A range past the end is [`io::ErrorKind::UnexpectedEof`].
+    pub(crate) fn read(&self, offset: u64, len: u64) -> io::Result<Cow<'_, [u8]>> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= self.len())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        Ok(match self {
+            Blob::Mapped(m) => Cow::Borrowed(&m[offset as usize..end as usize]),
+            Blob::Shared(s) => Cow::Borrowed(&s[offset as usize..end as usize]),
+            Blob::Remote(r) => r.read(offset..end)?,
+        })
+    }
+
+    /// The whole file (a remote one is fetched whole: for `verify` and backups).
+    pub(crate) fn whole(&self) -> io::Result<Cow<'_, [u8]>> {
+        self.read(0, self.len())
+    }
+
+    /// The bytes of a local file; `None` for a remote one.
+    pub(crate) fn local(&self) -> Option<&[u8]> {
+        match self {
+            Blob::Mapped(m) => Some(m),
+            Blob::Shared(s) => Some(s),
+            Blob::Remote(_) => None,
+        }
+    }
+
+    /// Fetches into the read cache what `ranges` cover of a remote file, adjacent chunks in
+    /// one request (nothing to do for a local one): an open reads the records it needs this
+    /// way before it decodes them.
+    pub(crate) fn prefetch(&self, ranges: &[Range<u64>]) -> io::Result<()> {
+        match self {
+            Blob::Remote(r) => r.prefetch(ranges),
+            _ => Ok(()),
         }
     }
 }
@@ -46,6 +91,28 @@ pub(crate) type WriterLock = Box<dyn std::any::Any + Send + Sync>;
 pub(crate) trait IndexFiles: Send + Sync {
     /// Reads a whole file.
     fn read(&self, file: &str) -> io::Result<Blob>;
+    /// Opens an immutable segment file of `len` bytes (as the manifest says) for reads by
+    /// range: object stores fetch nothing yet; the default reads the file as [`read`] does.
+    ///
+    /// [`read`]: IndexFiles::read
+    fn open_segment(&self, file: &str, len: u64) -> io::Result<Blob> {
+        let _ = len;
+        self.read(file)
+    }
+    /// The file just written with `data` (a segment), for reads: the default maps it back
+    /// in (falling back to `data` itself); object stores keep what fits of it in their read
+    /// cache.
+    fn written_segment(&self, file: &str, data: Vec<u8>) -> Blob {
+        match self.read(file) {
+            Ok(b) if b.len() == data.len() as u64 => b,
+            _ => Blob::Shared(data.into()),
+        }
+    }
+    /// What this store fetched by range so far (zero for local stores).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+    fn read_stats(&self) -> ReadStats {
+        ReadStats::default()
+    }
     /// Creates a new file with `data` and makes it durable (file and directory synced).
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()>;
     /// Atomically replaces (or creates) a file: temp file, sync, rename, sync directory.

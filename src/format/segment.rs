@@ -283,37 +283,69 @@ pub(crate) struct RecordRef {
 }
 
 /// Checks a segment's clear bytes (header, length on the Padmé ladder) and returns its
-/// sealed footer.
+/// sealed footer: [`check_head`] over a whole file (opens read the pieces by range).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn sealed_footer(file: &[u8]) -> Result<&[u8]> {
-    let mut r = Reader::new(file, "segment");
+    check_head(file.get(..HEADER_LEN).unwrap_or(file), file.len() as u64)?;
+    Ok(&file[file.len() - FOOTER_LEN..])
+}
+
+/// Checks a segment's first bytes (its clear header: magic, version, zeros) and its length
+/// (`file_len`: room for header and footer, padded); the sealed footer is then its last
+/// [`FOOTER_LEN`] bytes.
+pub(crate) fn check_head(head: &[u8], file_len: u64) -> Result<()> {
+    let mut r = Reader::new(head, "segment");
     if r.bytes(8)? != MAGIC
         || r.u16()? != FORMAT_VERSION
         || r.bytes(HEADER_LEN - 10)?.iter().any(|&b| b != 0)
     {
         return Err(r.corrupted());
     }
-    if file.len() < HEADER_LEN + FOOTER_LEN || padding::padme(file.len()) != file.len() {
+    let len = usize::try_from(file_len).map_err(|_| r.corrupted())?;
+    if len < HEADER_LEN + FOOTER_LEN || padding::padme(len) != len {
         return Err(r.corrupted());
     }
-    Ok(&file[file.len() - FOOTER_LEN..])
+    Ok(())
 }
 
 /// The sealed directory that an authenticated `footer` names, checked to lie between the
-/// header and the footer with only zeros after it.
+/// header and the footer with only zeros after it ([`directory_span`] and
+/// [`directory_in_span`] over a whole file).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn sealed_directory<'f>(file: &'f [u8], footer: &Footer) -> Result<&'f [u8]> {
+    let span = directory_span(file.len() as u64, footer)?;
+    directory_in_span(&file[span.start as usize..span.end as usize], footer)
+}
+
+/// Where the directory an authenticated `footer` names lies in a segment of `file_len`
+/// bytes, with the zeros after it: from the directory's offset to the footer, checked to
+/// lie after the header.
+pub(crate) fn directory_span(file_len: u64, footer: &Footer) -> Result<std::ops::Range<u64>> {
     let corrupted = || Error::corrupted("segment directory place");
-    let start = usize::try_from(footer.directory_offset).map_err(|_| corrupted())?;
+    let start = footer.directory_offset;
     let end = start
-        .checked_add(footer.directory_len as usize)
+        .checked_add(u64::from(footer.directory_len))
         .ok_or_else(corrupted)?;
-    let footer_start = file.len().checked_sub(FOOTER_LEN).ok_or_else(corrupted)?;
-    if start < HEADER_LEN || end > footer_start {
+    let footer_start = file_len
+        .checked_sub(FOOTER_LEN as u64)
+        .ok_or_else(corrupted)?;
+    if start < HEADER_LEN as u64 || end > footer_start {
         return Err(corrupted());
     }
-    if file[end..footer_start].iter().any(|&b| b != 0) {
-        return Err(corrupted());
+    Ok(start..footer_start)
+}
+
+/// The sealed directory at the front of `span` (the bytes [`directory_span`] names), checked
+/// to be followed by zeros only.
+pub(crate) fn directory_in_span<'s>(span: &'s [u8], footer: &Footer) -> Result<&'s [u8]> {
+    let len = footer.directory_len as usize;
+    let (directory, rest) = span
+        .split_at_checked(len)
+        .ok_or_else(|| Error::corrupted("segment directory place"))?;
+    if rest.iter().any(|&b| b != 0) {
+        return Err(Error::corrupted("segment directory place"));
     }
-    Ok(&file[start..end])
+    Ok(directory)
 }
 
 /// Decodes a directory's plaintext; every record must lie between the header and the

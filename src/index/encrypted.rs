@@ -229,6 +229,14 @@ impl EncryptedIndex {
         self.inner.storage_reads.load(Ordering::Relaxed)
     }
 
+    /// Ranged requests and bytes this index's store fetched so far (its database's read
+    /// cache: zero for local stores); see `internals`.
+    #[cfg(feature = "internals")]
+    pub(crate) fn store_fetches(&self) -> (u64, u64) {
+        let stats = self.inner.store.read_stats();
+        (stats.requests, stats.bytes)
+    }
+
     /// Decrypted bytes held in memory: (lists, item table); see `internals`.
     #[cfg(feature = "internals")]
     pub(crate) fn decrypted_bytes(&self) -> (usize, usize) {

@@ -64,7 +64,8 @@ impl ListSource for Lists<'_> {
         let prefetch = |h: u64| {
             if let Ok((_, at)) = record_of(h)
                 && let Some(blob) = self.state.segments().get(&at.segment)
-                && let Ok(sealed) = segment::record_bytes(blob, at.offset, at.len.get())
+                && let Some(file) = blob.local()
+                && let Ok(sealed) = segment::record_bytes(file, at.offset, at.len.get())
             {
                 ivf::prefetch(sealed);
             }
@@ -211,13 +212,16 @@ impl Lists<'_> {
     /// discards them, so that a query's reads add up to a fixed amount (see
     /// `THREAT_MODEL.md`). Storage is read a page at a time, so one byte of every page of a
     /// range brings in the same pages as every byte of it, and costs far less.
+    /// Only local files are padded: an object store sees the fetches of a read cache's
+    /// misses, which depend on what earlier queries fetched, not a per-query volume
+    /// (`THREAT_MODEL.md` says what it learns).
     pub(crate) fn read_padding(&self, bytes: u64) {
         use rand::RngExt as _;
         let blobs: Vec<&[u8]> = self
             .state
             .segments()
             .values()
-            .map(|b| &***b)
+            .filter_map(|b| b.local())
             .filter(|b| !b.is_empty())
             .collect();
         if blobs.is_empty() {

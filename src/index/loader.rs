@@ -58,11 +58,32 @@ pub(crate) fn load_state(
     cache_budget: usize,
 ) -> Result<State> {
     let blobs = read_segments(store, &body)?;
-    let mut directories = HashMap::with_capacity(blobs.len());
-    for (&seq, blob) in &blobs {
-        let records = persist::segment_records(&keys, blob, seq)
-            .map_err(|e| persist::in_file(&segment::file_name(seq), e))?;
-        directories.insert(seq, records);
+    let mut directories = blobs
+        .par_iter()
+        .map(|(&seq, blob)| {
+            let records = persist::segment_records(&keys, blob, seq)
+                .map_err(|e| persist::in_file(&segment::file_name(seq), e))?;
+            Ok((seq, records))
+        })
+        .collect::<Result<HashMap<_, _>>>()?;
+    // From a remote store, the records the open reads next are fetched first, adjacent
+    // ones together: the directory lists them (list blocks, tombstones, training records);
+    // what it does not list (vectors, fields) is not fetched.
+    // An `ivf_flat` open without a budget reads every vector too: whole segments, then.
+    if !shape.quantized && cache_budget == usize::MAX {
+        prefetch(
+            &blobs,
+            blobs.iter().map(|(&seq, blob)| (seq, 0, blob.len())),
+        )?;
+    } else {
+        prefetch(
+            &blobs,
+            directories.iter().flat_map(|(&seq, records)| {
+                records
+                    .iter()
+                    .map(move |r| (seq, r.offset, u64::from(r.len)))
+            }),
+        )?;
     }
     let trained = match &body.trained {
         Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
@@ -99,6 +120,33 @@ pub(crate) fn load_state(
     load_metadata(&mut state)?;
     state.shrink_to_fit();
     Ok(state)
+}
+
+/// Fetches the records at `places` (segment, offset, length) into a remote store's read
+/// cache, each segment's adjacent ones in one request and the segments in parallel;
+/// nothing to do for local files.
+pub(crate) fn prefetch(
+    blobs: &HashMap<u64, Arc<Blob>>,
+    places: impl Iterator<Item = (u64, u64, u64)>,
+) -> Result<()> {
+    if blobs.values().all(|b| b.local().is_some()) {
+        return Ok(());
+    }
+    let mut ranges: HashMap<u64, Vec<std::ops::Range<u64>>> = HashMap::new();
+    for (seq, offset, len) in places {
+        ranges
+            .entry(seq)
+            .or_default()
+            .push(offset..offset.saturating_add(len));
+    }
+    ranges.into_par_iter().try_for_each(|(seq, ranges)| {
+        let Some(blob) = blobs.get(&seq) else {
+            return Ok(());
+        };
+        let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end <= blob.len()).collect();
+        blob.prefetch(&ranges)
+            .map_err(|e| persist::in_file(&segment::file_name(seq), persist::read_error(e)))
+    })
 }
 
 /// Reads every live segment and checks its length and digest against the manifest's.
@@ -279,6 +327,13 @@ fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
         Residency::Codes => {
             let keys = state.keys().clone();
             let segments = state.segments().clone();
+            prefetch(
+                &segments,
+                state
+                    .entries()
+                    .filter_map(|(_, e)| e.vector)
+                    .map(|at| (at.segment, at.offset, u64::from(at.len.get()))),
+            )?;
             state.load_vectors(|e| {
                 let at = e
                     .vector
@@ -287,6 +342,12 @@ fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
             })
         }
         Residency::OnDemand => {
+            // Every list's blocks and vectors: from a remote store, whole segments at once.
+            let segments = state.segments();
+            prefetch(
+                segments,
+                segments.iter().map(|(&seq, blob)| (seq, 0, blob.len())),
+            )?;
             let decoded = (0..state.n_lists() as u32)
                 .into_par_iter()
                 .map(|list| lists::decode_list(state.keys(), state, list))
@@ -308,6 +369,12 @@ fn map_fields<T: Send>(
         .filter_map(|(slot, e)| e.fields.map(|at| (slot, e.token, at)))
         .collect();
     let keys = state.keys();
+    prefetch(
+        state.segments(),
+        wanted
+            .iter()
+            .map(|(_, _, at)| (at.segment, at.offset, u64::from(at.len.get()))),
+    )?;
     wanted
         .par_iter()
         .map(|(slot, token, at)| {

@@ -1,6 +1,7 @@
 //! Between the in-memory state and the store: sealing and writing segments and the manifest,
 //! and reading, authenticating and decrypting them back.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -26,8 +27,19 @@ pub(crate) fn read_error(e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::corrupted("missing file"),
         std::io::ErrorKind::InvalidData => Error::corrupted("not a regular file"),
+        std::io::ErrorKind::UnexpectedEof => Error::corrupted("shorter than the manifest says"),
         _ => Error::from(e),
     }
+}
+
+/// The sealed bytes of the record at `offset` (`len` bytes) of a segment: a place outside
+/// the file is `Corrupted`; a failed fetch from a remote store is its error.
+pub(crate) fn record(blob: &Blob, offset: u64, len: u32) -> Result<Cow<'_, [u8]>> {
+    blob.read(offset, u64::from(len))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::corrupted("record offset"),
+            _ => read_error(e),
+        })
 }
 
 /// A `Corrupted` error naming `file` (names are not secret: the storage lists them); a
@@ -44,9 +56,9 @@ pub(crate) fn in_file(file: &str, e: Error) -> Error {
 /// manifest's (callers name the file in errors, see [`in_file`]).
 pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<Blob> {
     let blob = store
-        .read(&segment::file_name(seg.seq))
+        .open_segment(&segment::file_name(seg.seq), seg.len)
         .map_err(read_error)?;
-    if blob.len() as u64 != seg.len || segment_digest(&blob) != seg.digest {
+    if blob.len() != seg.len || blob_digest(&blob)? != seg.digest {
         return Err(Error::corrupted(
             "length or digest differs from the manifest's",
         ));
@@ -61,6 +73,15 @@ pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<B
 /// size, so an open need not read a segment whole.
 pub(crate) fn segment_digest(file: &[u8]) -> [u8; 32] {
     crypto::digest(&file[file.len().saturating_sub(segment::FOOTER_LEN)..])
+}
+
+/// [`segment_digest`] of a stored segment (reading its footer only).
+pub(crate) fn blob_digest(blob: &Blob) -> Result<[u8; 32]> {
+    let footer_len = (segment::FOOTER_LEN as u64).min(blob.len());
+    let footer = blob
+        .read(blob.len() - footer_len, footer_len)
+        .map_err(read_error)?;
+    Ok(segment_digest(&footer))
 }
 
 /// The list each list-block address (query token) of list epoch `list_epoch` stands for.
@@ -82,26 +103,31 @@ pub(crate) fn entry_place(segment: u64, (offset, len): (u64, u32)) -> Result<Fie
 /// Authenticates and decodes the tombstones record `rec` of segment `seq`.
 pub(crate) fn open_tombstones(
     keys: &Keys,
-    blob: &[u8],
+    blob: &Blob,
     seq: u64,
     rec: &RecordRef,
 ) -> Result<Vec<[u8; 32]>> {
-    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let sealed = record(blob, rec.offset, rec.len)?;
     let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]).at(rec.offset);
-    segment::decode_tombstones(&open_padded(&keys.content, sealed, &binding, "tombstones")?)
+    segment::decode_tombstones(&open_padded(
+        &keys.content,
+        &sealed,
+        &binding,
+        "tombstones",
+    )?)
 }
 
 /// Authenticates and opens the training record `rec` (centroids or codebook, under the
 /// payload key) of segment `seq`.
 pub(crate) fn open_training_record(
     keys: &Keys,
-    blob: &[u8],
+    blob: &Blob,
     seq: u64,
     rec: &RecordRef,
 ) -> Result<Vec<u8>> {
-    let sealed = segment::record_bytes(blob, rec.offset, rec.len)?;
+    let sealed = record(blob, rec.offset, rec.len)?;
     let binding = binding(rec.kind, seq, [0; 32], [0; 32]).at(rec.offset);
-    open_padded(&keys.payload, sealed, &binding, "training record")
+    open_padded(&keys.payload, &sealed, &binding, "training record")
 }
 
 /// An authenticated manifest and the data key it wraps.
@@ -214,10 +240,10 @@ fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
         Err(e) => return Err(read_error(e)),
     };
-    if file.len() > manifest::MAX_FILE_LEN {
+    if file.len() > manifest::MAX_FILE_LEN as u64 {
         return Err(Error::corrupted("MANIFEST larger than any index writes"));
     }
-    Ok(file.to_vec())
+    Ok(file.whole().map_err(read_error)?.into_owned())
 }
 
 /// A header and keys for a fresh data key wrapped under `new` (index key and data key both
@@ -437,51 +463,62 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
-    /// Seals the items of one list: with `split_vectors` (quantized types) each vector as a
-    /// record of its own and the block with the codes, else the vectors together in one
-    /// block-vectors record beside the block. Returns where the block is and each item's
-    /// vector record.
-    pub(crate) fn add_list(
+    /// Seals the items of the lists `lists` (list number and items, under list epoch
+    /// `list_epoch`): first every list's vectors (with `split_vectors`, quantized types, each
+    /// vector as a record of its own; else a list's vectors together in one block-vectors
+    /// record), then every list's block (entries and codes). The blocks lie together after
+    /// all vectors, so an open that reads the item table and not the vectors reads one
+    /// stretch of each segment. Returns, per list, where its block is and each item's vector
+    /// record.
+    pub(crate) fn add_lists(
         &mut self,
-        (list_epoch, list): (u64, u32),
+        list_epoch: u64,
         dim: usize,
         split_vectors: bool,
-        items: &[BlockItem<'_>],
-    ) -> Result<(BlockRef, Vec<Option<VectorRef>>)> {
-        let mut vector_refs = Vec::with_capacity(items.len());
-        for item in items {
-            vector_refs.push(if split_vectors {
-                Some(self.add_vector(&item.token, item.vector)?)
-            } else {
+        lists: &[(u32, Vec<BlockItem<'_>>)],
+    ) -> Result<Vec<(BlockRef, Vec<Option<VectorRef>>)>> {
+        let mut placed = Vec::with_capacity(lists.len());
+        for (list, items) in lists {
+            let code_len = items.first().map_or(0, |i| i.code.len());
+            if items.iter().any(|i| i.code.len() != code_len) {
+                return Err(Error::invalid_argument("codes of unequal length"));
+            }
+            let mut vector_refs = Vec::with_capacity(items.len());
+            for item in items {
+                vector_refs.push(if split_vectors {
+                    Some(self.add_vector(&item.token, item.vector)?)
+                } else {
+                    None
+                });
+            }
+            let vectors_at = if split_vectors {
                 None
-            });
+            } else {
+                Some(self.add_block_vectors((list_epoch, *list), items)?)
+            };
+            placed.push((vectors_at, code_len, vector_refs));
         }
-        let vectors_at = if split_vectors {
-            None
-        } else {
-            Some(self.add_block_vectors((list_epoch, list), items)?)
-        };
-        let code_len = items.first().map_or(0, |i| i.code.len());
-        if items.iter().any(|i| i.code.len() != code_len) {
-            return Err(Error::invalid_argument("codes of unequal length"));
+        let mut out = Vec::with_capacity(lists.len());
+        for ((list, items), (vectors_at, code_len, vector_refs)) in lists.iter().zip(placed) {
+            let block = Block {
+                vectors_at,
+                code_len,
+                codes: items.iter().flat_map(|i| i.code.iter().copied()).collect(),
+                entries: items
+                    .iter()
+                    .zip(&vector_refs)
+                    .map(|(i, v)| BlockEntry {
+                        token: i.token,
+                        vector: v.map(|v| (v.offset, v.len.get())),
+                        fields: i.fields.map(|f| (f.offset, f.len.get())),
+                        id: i.id.to_owned(),
+                    })
+                    .collect(),
+            };
+            let at = self.add_block(list_epoch, *list, dim, &block)?;
+            out.push((at, vector_refs));
         }
-        let block = Block {
-            vectors_at,
-            code_len,
-            codes: items.iter().flat_map(|i| i.code.iter().copied()).collect(),
-            entries: items
-                .iter()
-                .zip(&vector_refs)
-                .map(|(i, v)| BlockEntry {
-                    token: i.token,
-                    vector: v.map(|v| (v.offset, v.len.get())),
-                    fields: i.fields.map(|f| (f.offset, f.len.get())),
-                    id: i.id.to_owned(),
-                })
-                .collect(),
-        };
-        let at = self.add_block(list_epoch, list, dim, &block)?;
-        Ok((at, vector_refs))
+        Ok(out)
     }
 
     /// Seals the vectors of one list's items, row-major, as the block-vectors record its
@@ -638,16 +675,25 @@ pub(crate) fn open_padded(
 /// committed.
 pub(crate) fn segment_index(
     keys: &Keys,
-    blob: &[u8],
+    blob: &Blob,
     seq: u64,
 ) -> Result<(Footer, Vec<RecordRef>)> {
-    let sealed = segment::sealed_footer(blob)?;
+    let len = blob.len();
+    let head_len = (segment::HEADER_LEN as u64).min(len);
+    segment::check_head(&blob.read(0, head_len).map_err(read_error)?, len)?;
+    let sealed = blob
+        .read(len - segment::FOOTER_LEN as u64, segment::FOOTER_LEN as u64)
+        .map_err(read_error)?;
     let plain = keys
         .payload
-        .open(sealed, &binding(RecordKind::Footer, seq, [0; 32], [0; 32]))
+        .open(&sealed, &binding(RecordKind::Footer, seq, [0; 32], [0; 32]))
         .map_err(|_| Error::corrupted("segment footer"))?;
     let footer = Footer::decode(&plain)?;
-    let sealed = segment::sealed_directory(blob, &footer)?;
+    let span = segment::directory_span(len, &footer)?;
+    let span = blob
+        .read(span.start, span.end - span.start)
+        .map_err(read_error)?;
+    let sealed = segment::directory_in_span(&span, &footer)?;
     let binding = binding(RecordKind::Directory, seq, [0; 32], [0; 32]);
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
     let records = segment::decode_directory(&plain, footer.directory_offset)?;
@@ -655,7 +701,7 @@ pub(crate) fn segment_index(
 }
 
 /// The record directory of segment `seq` (see [`segment_index`]).
-pub(crate) fn segment_records(keys: &Keys, blob: &[u8], seq: u64) -> Result<Vec<RecordRef>> {
+pub(crate) fn segment_records(keys: &Keys, blob: &Blob, seq: u64) -> Result<Vec<RecordRef>> {
     segment_index(keys, blob, seq).map(|(_, records)| records)
 }
 
@@ -724,7 +770,7 @@ pub(crate) fn open_block(
     list: u32,
     dim: usize,
 ) -> Result<Block> {
-    let sealed = segment::record_bytes(blob, block.offset, block.len)?;
+    let sealed = record(blob, block.offset, block.len)?;
     let binding = binding(
         RecordKind::ListBlock,
         block.segment,
@@ -732,7 +778,7 @@ pub(crate) fn open_block(
         [0; 32],
     )
     .at(block.offset);
-    let plain = open_padded(&keys.payload, sealed, &binding, "list block")?;
+    let plain = open_padded(&keys.payload, &sealed, &binding, "list block")?;
     segment::decode_block(&plain, dim)
 }
 
@@ -749,7 +795,7 @@ pub(crate) fn open_block_vectors(
     let (offset, len) = decoded
         .vectors_at
         .ok_or_else(|| Error::corrupted("list block layout"))?;
-    let sealed = segment::record_bytes(blob, offset, len)?;
+    let sealed = record(blob, offset, len)?;
     let binding = binding(
         RecordKind::BlockVectors,
         block.segment,
@@ -757,7 +803,7 @@ pub(crate) fn open_block_vectors(
         [0; 32],
     )
     .at(offset);
-    let plain = open_padded(&keys.payload, sealed, &binding, "block vectors")?;
+    let plain = open_padded(&keys.payload, &sealed, &binding, "block vectors")?;
     segment::decode_block_vectors(&plain, decoded.entries.len(), dim)
 }
 
@@ -791,7 +837,7 @@ pub(crate) fn open_vector_into(
 ) -> Result<()> {
     let (sealed, binding) = item_record(segments, RecordKind::Vector, token, at)?;
     keys.payload
-        .open_into(sealed, &binding, scratch)
+        .open_into(&sealed, &binding, scratch)
         .map_err(|_| Error::corrupted("vector record"))?;
     segment::decode_vector_into(padding::unpad(scratch, "vector record")?, out)
 }
@@ -803,11 +849,11 @@ fn item_record<'s>(
     kind: RecordKind,
     token: &[u8; 32],
     at: FieldsRef,
-) -> Result<(&'s [u8], Binding)> {
+) -> Result<(Cow<'s, [u8]>, Binding)> {
     let blob = segments
         .get(&at.segment)
         .ok_or_else(|| Error::corrupted("record segment"))?;
-    let sealed = segment::record_bytes(blob, at.offset, at.len.get())?;
+    let sealed = record(blob, at.offset, at.len.get())?;
     Ok((
         sealed,
         binding(kind, at.segment, [0; 32], *token).at(at.offset),
@@ -822,16 +868,14 @@ pub(crate) fn open_fields(
     at: FieldsRef,
 ) -> Result<Fields> {
     let (sealed, binding) = item_record(segments, RecordKind::Fields, token, at)?;
-    let plain = open_padded(&keys.content, sealed, &binding, "fields record")?;
+    let plain = open_padded(&keys.content, &sealed, &binding, "fields record")?;
     segment::decode_fields(&plain)
 }
 
-/// Maps a freshly written segment back in (falling back to the bytes we hold).
+/// A freshly written segment for reads: mapped back in, or as the store keeps it (see
+/// [`IndexFiles::written_segment`]).
 pub(crate) fn map_segment(store: &dyn IndexFiles, seq: u64, bytes: Vec<u8>) -> Arc<Blob> {
-    match store.read(&segment::file_name(seq)) {
-        Ok(b) if b.len() == bytes.len() => Arc::new(b),
-        _ => Arc::new(Blob::Shared(bytes.into())),
-    }
+    Arc::new(store.written_segment(&segment::file_name(seq), bytes))
 }
 
 #[cfg(test)]
@@ -915,7 +959,7 @@ mod tests {
             3
         )));
         // Every flipped byte of the record.
-        let bytes = segments[&7].to_vec();
+        let bytes = segments[&7].whole().unwrap().into_owned();
         for i in a.offset as usize..(a.offset + u64::from(a.len.get())) as usize {
             let mut damaged = bytes.clone();
             damaged[i] ^= 0x10;

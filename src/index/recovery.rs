@@ -80,7 +80,7 @@ pub(crate) fn roll_forward(
                 if note.epoch <= body.epoch {
                     return Err(Error::corrupted("a newer segment with an older epoch"));
                 }
-                let written = (seq, blob.len() as u64, persist::segment_digest(&blob));
+                let written = (seq, blob.len(), persist::blob_digest(&blob)?);
                 persist::apply_commit(&mut body, written, &note);
                 // One past what the rolled-forward writer may have used.
                 body.key_generation = body

@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::remote::{self, ChunkCache, ReadStats, RemoteObject};
 use super::{Backend, Blob, IndexFiles, WriterLock};
 
 /// A store of named objects: the storage a `Database` made by
@@ -318,11 +319,18 @@ impl Drop for StoreLock {
 /// The indexes of a database laid out in a user's [`Store`].
 pub(crate) struct StoreBackend {
     store: Arc<dyn Store>,
+    /// The read cache of segment chunks every index of this database shares.
+    cache: Arc<ChunkCache>,
 }
 
 impl StoreBackend {
+    /// The backend over `store`, with a read cache of `CIPHERVEC_READ_CACHE_MB` (default
+    /// 256 MiB).
     pub(crate) fn new(store: Arc<dyn Store>) -> StoreBackend {
-        StoreBackend { store }
+        StoreBackend {
+            store,
+            cache: Arc::new(ChunkCache::new(remote::cache_bytes_from_env())),
+        }
     }
 }
 
@@ -352,6 +360,7 @@ impl Backend for StoreBackend {
         }
         Ok(Some(Arc::new(PrefixFiles {
             store: self.store.clone(),
+            cache: self.cache.clone(),
             prefix,
             lease: Mutex::new(None),
             manifest_version: Mutex::new(None),
@@ -369,6 +378,7 @@ impl Backend for StoreBackend {
 /// The files of one index: the objects under `prefix`.
 struct PrefixFiles {
     store: Arc<dyn Store>,
+    cache: Arc<ChunkCache>,
     prefix: String,
     /// The writer lease this handle holds, when the store has versions (held by the writer
     /// handle's lock; gone when that is dropped).
@@ -409,6 +419,28 @@ impl IndexFiles for PrefixFiles {
             *known = version;
         }
         Ok(Blob::Shared(bytes.into()))
+    }
+
+    fn open_segment(&self, file: &str, len: u64) -> io::Result<Blob> {
+        let name = format!("{}{file}", self.prefix);
+        let object = RemoteObject::new(self.store.clone(), name, len, self.cache.clone());
+        Ok(Blob::Remote(object))
+    }
+
+    fn written_segment(&self, file: &str, data: Vec<u8>) -> Blob {
+        let name = format!("{}{file}", self.prefix);
+        let object = RemoteObject::new(
+            self.store.clone(),
+            name,
+            data.len() as u64,
+            self.cache.clone(),
+        );
+        object.seed(&data);
+        Blob::Remote(object)
+    }
+
+    fn read_stats(&self) -> ReadStats {
+        self.cache.stats()
     }
 
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {

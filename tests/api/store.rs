@@ -324,3 +324,129 @@ fn a_manifest_changed_behind_the_writer_refuses_its_commit() {
     let n = reader.len();
     assert!(n == 10 || n == 20, "{n}");
 }
+
+/// A store that counts what it serves: whole-object reads of segments, and bytes by range.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    whole_segment_reads: AtomicUsize,
+    range_bytes: AtomicUsize,
+}
+
+impl Store for CountingStore {
+    fn get(&self, name: &str) -> io::Result<Vec<u8>> {
+        if name.contains("seg-") {
+            self.whole_segment_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> io::Result<Vec<u8>> {
+        let bytes = self.inner.get_range(name, range)?;
+        self.range_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+        Ok(bytes)
+    }
+    fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.inner.put_new(name, data)
+    }
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.inner.put(name, data)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        self.inner.get_versioned(name)
+    }
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        self.inner.put_if_version(name, data, version)
+    }
+}
+
+/// Opening an index from a store reads its segments by range, and only the records the
+/// item table needs (with `cache_budget(0)`, no `ivf_flat` vectors); queries fetch their
+/// lists on demand, once (the read cache holds them); every answer equals that of a
+/// directory holding the same objects; a truncated segment object is `Corrupted`.
+#[test]
+fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
+    let store = Arc::new(CountingStore::default());
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(5);
+    let dim = 64;
+    let data = clustered(&mut rng, 4000, dim, 12);
+    {
+        let index = Database::with_store(store.clone())
+            .create_index("docs", &key, IndexConfig::ivf_flat(dim))
+            .unwrap();
+        index.upsert(range_items(&data, 0, 1000)).unwrap();
+        index.train().unwrap();
+        for from in (1000..4000).step_by(1000) {
+            index.upsert(range_items(&data, from, from + 1000)).unwrap();
+        }
+    }
+    let objects: Vec<(String, Vec<u8>)> = store
+        .inner
+        .list("docs/")
+        .unwrap()
+        .into_iter()
+        .filter(|n| !n.ends_with("LOCK"))
+        .map(|n| (n.clone(), store.inner.get(&n).unwrap()))
+        .collect();
+    let segment_bytes: usize = objects
+        .iter()
+        .filter(|(n, _)| n.contains("seg-"))
+        .map(|(_, b)| b.len())
+        .sum();
+    // The same objects as a directory database.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    for (name, bytes) in &objects {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let local = Database::open(dir.path())
+        .unwrap()
+        .open_index_read_only("docs", &key)
+        .unwrap();
+
+    store.whole_segment_reads.store(0, Ordering::SeqCst);
+    store.range_bytes.store(0, Ordering::SeqCst);
+    let options = ciphervec::DatabaseOptions::default().cache_budget(0);
+    let remote = Database::with_store_options(store.clone(), options)
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    let opened = store.range_bytes.load(Ordering::SeqCst);
+    assert_eq!(store.whole_segment_reads.load(Ordering::SeqCst), 0);
+    assert!(
+        opened * 3 < segment_bytes,
+        "the open fetched {opened} of {segment_bytes} segment bytes"
+    );
+    assert_eq!(remote.len(), local.len());
+    for qi in (0..4000).step_by(397) {
+        let query = Query::new(data[qi].clone()).top_k(10).n_probes(3);
+        let before = store.range_bytes.load(Ordering::SeqCst);
+        let hits = remote.query(&query).unwrap();
+        let cold = store.range_bytes.load(Ordering::SeqCst) - before;
+        let again = remote.query(&query).unwrap();
+        let warm = store.range_bytes.load(Ordering::SeqCst) - before - cold;
+        let want = local.query(&query).unwrap();
+        let ids = |h: &[ciphervec::Hit]| {
+            h.iter()
+                .map(|h| (h.id.clone(), h.distance.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&hits), ids(&want), "query {qi}");
+        assert_eq!(ids(&again), ids(&want), "query {qi}");
+        assert_eq!(warm, 0, "a repeated query fetched {warm} bytes");
+    }
+    assert_eq!(store.whole_segment_reads.load(Ordering::SeqCst), 0);
+
+    // A truncated segment object: the open says Corrupted.
+    let (name, bytes) = objects.iter().find(|(n, _)| n.contains("seg-")).unwrap();
+    store.inner.put(name, &bytes[..bytes.len() - 100]).unwrap();
+    let err = Database::with_store(store.clone())
+        .open_index_read_only("docs", &key)
+        .unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+}

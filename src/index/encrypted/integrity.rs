@@ -129,7 +129,8 @@ impl EncryptedIndex {
                 let bytes = segments
                     .get(&seg.seq)
                     .ok_or_else(|| Error::corrupted("segment missing from the handle"))?;
-                store.write_new(&segment::file_name(seg.seq), bytes)?;
+                let bytes = bytes.whole().map_err(persist::read_error)?;
+                store.write_new(&segment::file_name(seg.seq), &bytes)?;
             }
             persist::write_manifest(&*store, &header, &keys, &body)
         };

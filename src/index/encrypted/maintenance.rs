@@ -355,31 +355,41 @@ impl EncryptedIndex {
         for (i, &l) in assignments.iter().enumerate() {
             by_list[l as usize].push(i);
         }
-        let mut blocks = Vec::with_capacity(by_list.len());
-        let mut vector_refs = vec![None; slots.len()];
-        for (list, members) in by_list.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
-            let block_items = members
-                .iter()
-                .map(|&i| {
-                    let e = state
-                        .entry(slots[i])
-                        .ok_or_else(|| Error::corrupted("state"))?;
-                    Ok(BlockItem {
-                        token: tokens[i],
-                        id: &e.id,
-                        fields: fields[i],
-                        vector: &vectors[i * dim..(i + 1) * dim],
-                        code: &codes[i],
+        let members_of: Vec<(u32, &Vec<usize>)> = by_list
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(list, m)| (list as u32, m))
+            .collect();
+        let lists = members_of
+            .iter()
+            .map(|&(list, members)| {
+                let items = members
+                    .iter()
+                    .map(|&i| {
+                        let e = state
+                            .entry(slots[i])
+                            .ok_or_else(|| Error::corrupted("state"))?;
+                        Ok(BlockItem {
+                            token: tokens[i],
+                            id: &e.id,
+                            fields: fields[i],
+                            vector: &vectors[i * dim..(i + 1) * dim],
+                            code: &codes[i],
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let split = self.is_quantized();
-            let (block, refs) =
-                seg.add_list((list_epoch, list as u32), dim, split, &block_items)?;
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((list, items))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let placed = seg.add_lists(list_epoch, dim, self.is_quantized(), &lists)?;
+        let mut blocks = Vec::with_capacity(members_of.len());
+        let mut vector_refs = vec![None; slots.len()];
+        for (&(list, members), (block, refs)) in members_of.iter().zip(placed) {
             for (&i, r) in members.iter().zip(refs) {
                 vector_refs[i] = r;
             }
-            blocks.push((list as u32, block));
+            blocks.push((list, block));
         }
         let trained = quantizer.map(|q| (q.n_lists() as u32, coder.is_some()));
         let note = persist::replace_note(keys, self.next_epoch(), list_epoch, trained);

@@ -97,21 +97,26 @@ impl EncryptedIndex {
         for (i, &l) in assignments.iter().enumerate() {
             by_list.entry(l).or_default().push(i);
         }
+        let lists: Vec<(u32, Vec<BlockItem<'_>>)> = by_list
+            .iter()
+            .map(|(&list, members)| {
+                let items = members
+                    .iter()
+                    .map(|&i| BlockItem {
+                        token: prepared[i].token,
+                        id: &prepared[i].id,
+                        fields: fields[i],
+                        vector: &prepared[i].vector,
+                        code: &codes[i],
+                    })
+                    .collect();
+                (list, items)
+            })
+            .collect();
+        let placed = seg.add_lists(list_epoch, self.dim(), self.is_quantized(), &lists)?;
         let mut new_blocks = Vec::with_capacity(by_list.len());
         let mut vector_refs = vec![None; prepared.len()];
-        for (&list, members) in &by_list {
-            let items: Vec<BlockItem<'_>> = members
-                .iter()
-                .map(|&i| BlockItem {
-                    token: prepared[i].token,
-                    id: &prepared[i].id,
-                    fields: fields[i],
-                    vector: &prepared[i].vector,
-                    code: &codes[i],
-                })
-                .collect();
-            let split = self.is_quantized();
-            let (block, refs) = seg.add_list((list_epoch, list), self.dim(), split, &items)?;
+        for ((&list, members), (block, refs)) in by_list.iter().zip(placed) {
             for (&i, r) in members.iter().zip(refs) {
                 vector_refs[i] = r;
             }
