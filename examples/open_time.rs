@@ -1,20 +1,23 @@
 //! How long opening an index takes, and its first query after, against the index's size: an
-//! `ivf_flat` index of synthetic clustered vectors is built once into `--dir` (reused by
-//! later runs), then opened in alternating rounds with a cache budget of 0 (item table only,
-//! lists decrypted on demand) and resident (every vector decrypted at open). The page cache
-//! is warm (every round reads the same files), so the figures are what the index's own work
-//! costs, not the disk's.
+//! `ivf_flat` index of synthetic clustered vectors is built once into `--dir` (or any
+//! location `--url` names that `Database::open_url` takes, `s3://bucket/prefix` with the
+//! `s3` feature; reused by later runs), then opened in alternating rounds with a cache budget
+//! of 0 (item table only, lists decrypted on demand) and resident (every vector decrypted at
+//! open). The page cache is warm (every round reads the same files), so the figures are what
+//! the index's own work costs, not the disk's. From an object store each round opens a new
+//! database (a cold read cache) and the rounds also report the ranged requests and bytes the
+//! open, the first query (cold) and the same query again (warm) fetched.
 //!
 //! The baseline, measured in the same process: AES-256-GCM opening the same number of bytes
 //! in 64 KiB records, on every core (as a resident open decrypts) and on one.
 //!
 //! ```text
 //! cargo run --release --example open_time -- [--n 100000] [--dim 128] [--rounds 5]
-//!     [--dir target/open-time-N-DIM]
+//!     [--dir target/open-time-N-DIM | --url s3://bucket/prefix]
 //! ```
 //! Prints one JSON line per round and a summary line with medians.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use ciphervec::internals::BenchSealer;
@@ -36,10 +39,11 @@ fn main() -> ciphervec::Result<()> {
     let n: usize = arg("--n", "100000").parse().expect("--n N");
     let dim: usize = arg("--dim", "128").parse().expect("--dim D");
     let rounds: usize = arg("--rounds", "5").parse().expect("--rounds R");
-    let dir = PathBuf::from(arg("--dir", &format!("target/open-time-{n}-{dim}")));
+    let dir = arg("--dir", &format!("target/open-time-{n}-{dim}"));
+    let location = arg("--url", &dir);
     let key = IndexKey::from_bytes(&KEY)?;
-    let query = build_if_missing(&dir, &key, n, dim)?;
-    let stored = stored_bytes(&dir.join(NAME));
+    let query = build_if_missing(&location, &key, n, dim)?;
+    let stored = stored_bytes(&Path::new(&location).join(NAME));
     let (aes_all, aes_one) = aes_gcm_seconds(stored);
     println!(
         "{{\"n\":{n},\"dim\":{dim},\"stored_bytes\":{stored},\"aes_gcm_all_cores_gbps\":{:.3},\"aes_gcm_one_core_gbps\":{:.3}}}",
@@ -49,10 +53,10 @@ fn main() -> ciphervec::Result<()> {
     let mut cold = Vec::new();
     let mut resident = Vec::new();
     for round in 0..rounds {
-        let lazy = open_and_query(&dir, &key, Some(0), &query)?;
-        let full = open_and_query(&dir, &key, None, &query)?;
+        let (lazy, fetched) = open_and_query(&location, &key, Some(0), &query)?;
+        let (full, _) = open_and_query(&location, &key, None, &query)?;
         println!(
-            "{{\"round\":{round},\"open_budget0_ms\":{:.1},\"first_query_budget0_ms\":{:.2},\"open_resident_ms\":{:.1},\"first_query_resident_ms\":{:.2}}}",
+            "{{\"round\":{round},\"open_budget0_ms\":{:.1},\"first_query_budget0_ms\":{:.2},\"open_resident_ms\":{:.1},\"first_query_resident_ms\":{:.2},\"budget0_fetches\":{fetched}}}",
             lazy.0 * 1e3,
             lazy.1 * 1e3,
             full.0 * 1e3,
@@ -79,9 +83,9 @@ fn main() -> ciphervec::Result<()> {
 }
 
 /// Builds the index (synthetic vectors around 1,000 random centres, trained with the
-/// default number of lists) unless `dir` holds it; returns a query vector.
+/// default number of lists) unless `location` holds it; returns a query vector.
 fn build_if_missing(
-    dir: &Path,
+    location: &str,
     key: &IndexKey,
     n: usize,
     dim: usize,
@@ -95,11 +99,11 @@ fn build_if_missing(
         c.iter().map(|x| x + rng.random_range(-0.2..0.2)).collect()
     };
     let query = point(&mut rng);
-    let db = Database::open(dir)?;
+    let db = Database::open_url(location)?;
     if db.list_indexes()?.iter().any(|i| i == NAME) {
         return Ok(query);
     }
-    eprintln!("building {n} x {dim} ivf_flat into {}", dir.display());
+    eprintln!("building {n} x {dim} ivf_flat into {location}");
     let index = db.create_index(NAME, key, IndexConfig::ivf_flat(dim))?;
     let mut done = 0;
     while done < n {
@@ -114,28 +118,49 @@ fn build_if_missing(
     Ok(query)
 }
 
-/// Seconds to open the index with `budget` and to answer its first query.
+/// Seconds to open the index with `budget` and to answer its first query; and, as JSON, the
+/// ranged requests and bytes the store answered for the open, that query and the same query
+/// again (all zero for local stores).
 fn open_and_query(
-    dir: &Path,
+    location: &str,
     key: &IndexKey,
     budget: Option<usize>,
     query: &[f32],
-) -> ciphervec::Result<(f64, f64)> {
+) -> ciphervec::Result<((f64, f64), String)> {
     let options = match budget {
         Some(b) => DatabaseOptions::default().cache_budget(b),
         None => DatabaseOptions::default(),
     };
     let start = Instant::now();
-    let index = Database::open_with(dir, options)?.open_index_read_only(NAME, key)?;
+    let index = Database::open_url_with(location, options)?.open_index_read_only(NAME, key)?;
     let opened = start.elapsed().as_secs_f64();
+    let at_open = store_fetches(&index);
+    let query = Query::new(query.to_vec()).top_k(10);
     let start = Instant::now();
-    let hits = index.query(&Query::new(query.to_vec()).top_k(10))?;
+    let hits = index.query(&query)?;
     let first = start.elapsed().as_secs_f64();
     assert_eq!(hits.len(), 10);
-    Ok((opened, first))
+    let after_first = store_fetches(&index);
+    index.query(&query)?;
+    let after_again = store_fetches(&index);
+    let fetched = format!(
+        "{{\"open\":[{},{}],\"first_query\":[{},{}],\"warm_query\":[{},{}]}}",
+        at_open.0,
+        at_open.1,
+        after_first.0 - at_open.0,
+        after_first.1 - at_open.1,
+        after_again.0 - after_first.0,
+        after_again.1 - after_first.1,
+    );
+    Ok(((opened, first), fetched))
 }
 
-/// Bytes of the index's files.
+/// (requests, bytes) the index's store fetched so far.
+fn store_fetches(index: &ciphervec::EncryptedIndex) -> (u64, u64) {
+    ciphervec::internals::store_fetches(index)
+}
+
+/// Bytes of the index's files (0 when `dir` is not a local folder).
 fn stored_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|d| {

@@ -64,6 +64,23 @@ impl Blob {
         self.read(0, self.len())
     }
 
+    /// The file in memory or mapped: a remote one downloaded whole in one request (past the
+    /// read cache, which it would flush), a local one as it is. For `verify`, which reads
+    /// every byte; a remote object whose length differs from the manifest's is
+    /// [`io::ErrorKind::UnexpectedEof`].
+    pub(crate) fn downloaded(self: Arc<Self>) -> io::Result<Arc<Blob>> {
+        match &*self {
+            Blob::Remote(r) => {
+                let bytes = r.download()?;
+                if bytes.len() as u64 != r.len() {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
+                Ok(Arc::new(Blob::Shared(bytes.into())))
+            }
+            _ => Ok(self),
+        }
+    }
+
     /// The bytes of a local file; `None` for a remote one.
     pub(crate) fn local(&self) -> Option<&[u8]> {
         match self {

@@ -70,6 +70,14 @@ impl ListSource for Lists<'_> {
                 ivf::prefetch(sealed);
             }
         };
+        // From a remote store, every record at once (a no-op for local files).
+        super::loader::prefetch(
+            self.state.segments(),
+            handles
+                .iter()
+                .filter_map(|&h| record_of(h).ok())
+                .map(|(_, at)| (at.segment, at.offset, u64::from(at.len.get()))),
+        )?;
         handles
             .iter()
             .take(PREFETCH_AHEAD)
@@ -88,6 +96,27 @@ impl ListSource for Lists<'_> {
             visit(h, vector);
         }
         Ok(())
+    }
+
+    fn prepare_lists(&self, lists: &[u32]) -> Result<()> {
+        if self.state.residency() != Residency::OnDemand {
+            return Ok(());
+        }
+        // The blocks and block-vectors records of the lists not in the cache, fetched
+        // together from a remote store (a no-op for local files).
+        let cache = self.state.cache();
+        let places = lists
+            .iter()
+            .filter(|&&l| !cache.contains(l))
+            .flat_map(|&l| self.state.blocks_of(l))
+            .flat_map(|b| {
+                [
+                    (b.segment, b.offset, u64::from(b.len)),
+                    (b.segment, b.vectors_offset, u64::from(b.vectors_len)),
+                ]
+            })
+            .filter(|&(_, _, len)| len > 0);
+        super::loader::prefetch(self.state.segments(), places)
     }
 }
 

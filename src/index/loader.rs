@@ -243,7 +243,7 @@ fn add_segment_records(
                     .ok_or_else(|| Error::corrupted("list address"))?;
                 let mut at = BlockRef::listed(seq, rec);
                 let block = open_block(&keys, blob, at, list_epoch, list, shape.dim)?;
-                at.vectors_len = block.vectors_at.map_or(0, |(_, len)| len);
+                (at.vectors_offset, at.vectors_len) = block.vectors_at.unwrap_or((0, 0));
                 let vectors = if with_vectors {
                     let decoded = (at, &block);
                     Some(open_block_vectors(

@@ -568,6 +568,7 @@ impl<'k> SegmentBuilder<'k> {
             offset,
             len,
             vectors_len: block.vectors_at.map_or(0, |(_, len)| len),
+            vectors_offset: block.vectors_at.map_or(0, |(offset, _)| offset),
         })
     }
 

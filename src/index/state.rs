@@ -106,6 +106,8 @@ pub(crate) struct BlockRef {
     pub len: u32,
     /// Length of its block-vectors record (`ivf_flat`), 0 when it has none.
     pub vectors_len: u32,
+    /// Offset of its block-vectors record (0 when it has none).
+    pub vectors_offset: u64,
 }
 
 impl BlockRef {
@@ -117,6 +119,7 @@ impl BlockRef {
             offset: rec.offset,
             len: rec.len,
             vectors_len: 0,
+            vectors_offset: 0,
         }
     }
 
@@ -784,6 +787,11 @@ impl ListCache {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `list` is cached (without marking it used).
+    pub(crate) fn contains(&self, list: u32) -> bool {
+        self.lock().lists.contains_key(&list)
     }
 
     /// A cached list, marked as recently used.

@@ -57,6 +57,12 @@ pub(crate) trait ListSource {
         handles: &[u64],
         visit: &mut dyn FnMut(u64, &[f32]),
     ) -> Result<(), Self::Error>;
+    /// Says which lists the search is about to visit, so that a source reading them from
+    /// remote storage can fetch them all at once instead of one round trip each.
+    fn prepare_lists(&self, lists: &[u32]) -> Result<(), Self::Error> {
+        let _ = lists;
+        Ok(())
+    }
 }
 
 /// `1 / |v|`, or 0 for the zero vector: what [`Metric::Cosine`] scans multiply by.
@@ -182,6 +188,7 @@ pub(crate) fn search<S: ListSource>(
         Some(q) => q.probe(&query, params.n_probes.max(1)),
         None => vec![0],
     };
+    lists.prepare_lists(&probes)?;
     let mut top = TopK::new(params.k);
     let mut scratch = Vec::new();
     // Rows that came without vectors (an untrained quantized index holding codes only).
@@ -243,6 +250,7 @@ pub(crate) fn search_many<S: ListSource>(
             probing.entry(list).or_default().push(i);
         }
     }
+    lists.prepare_lists(&probing.keys().copied().collect::<Vec<_>>())?;
     let mut tops: Vec<TopK> = params.iter().map(|p| TopK::new(p.k)).collect();
     let mut absent: Vec<Vec<u64>> = vec![Vec::new(); params.len()];
     let mut scratch = Vec::new();

@@ -68,6 +68,18 @@ pub trait Store: Send + Sync {
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
     }
 
+    /// Bytes of several `ranges` of one object, in order (the default asks for each in
+    /// turn; a remote store should ask concurrently: an open and a query ask for many).
+    ///
+    /// # Errors
+    /// As [`Store::get_range`].
+    fn get_ranges(&self, name: &str, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        ranges
+            .iter()
+            .map(|r| self.get_range(name, r.clone()))
+            .collect()
+    }
+
     /// Creates an object that must not exist yet; durable when it returns.
     ///
     /// # Errors
@@ -639,6 +651,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn get_range(&self, name: &str, range: Range<u64>) -> io::Result<Vec<u8>> {
         (**self).get_range(name, range)
+    }
+    fn get_ranges(&self, name: &str, ranges: &[Range<u64>]) -> io::Result<Vec<Vec<u8>>> {
+        (**self).get_ranges(name, ranges)
     }
     fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
         (**self).put_new(name, data)

@@ -39,12 +39,15 @@ pub(crate) struct ChunkCache {
     inner: Mutex<CacheInner>,
 }
 
+/// A chunk's name: its object's and its number.
+type ChunkKey = (Arc<str>, u64);
+
 #[derive(Default)]
 struct CacheInner {
-    /// (object, chunk number) -> (bytes, last use).
-    chunks: HashMap<(Arc<str>, u64), (Arc<[u8]>, u64)>,
-    /// last use -> key: the eviction order.
-    by_use: BTreeMap<u64, (Arc<str>, u64)>,
+    /// Chunk -> (bytes, last use).
+    chunks: HashMap<ChunkKey, (Arc<[u8]>, u64)>,
+    /// Last use -> chunk: the eviction order.
+    by_use: BTreeMap<u64, ChunkKey>,
     bytes: u64,
     clock: u64,
     /// Requests and bytes fetched from the store (for benchmarks and tests).
@@ -87,7 +90,7 @@ impl ChunkCache {
         }
     }
 
-    fn get(&self, key: &(Arc<str>, u64)) -> Option<Arc<[u8]>> {
+    fn get(&self, key: &ChunkKey) -> Option<Arc<[u8]>> {
         let mut inner = self.inner();
         inner.clock += 1;
         let now = inner.clock;
@@ -98,13 +101,17 @@ impl ChunkCache {
         Some(bytes)
     }
 
+    fn contains(&self, key: &ChunkKey) -> bool {
+        self.inner().chunks.contains_key(key)
+    }
+
     fn count_fetch(&self, bytes: u64) {
         let mut inner = self.inner();
         inner.requests += 1;
         inner.fetched += bytes;
     }
 
-    fn insert(&self, key: (Arc<str>, u64), bytes: Arc<[u8]>) {
+    fn insert(&self, key: ChunkKey, bytes: Arc<[u8]>) {
         let size = bytes.len() as u64;
         if size > self.limit {
             return;
@@ -164,6 +171,13 @@ impl RemoteObject {
         }
     }
 
+    /// The whole object, in one request, past the cache.
+    pub(crate) fn download(&self) -> io::Result<Vec<u8>> {
+        let bytes = self.store.get(&self.name)?;
+        self.cache.count_fetch(bytes.len() as u64);
+        Ok(bytes)
+    }
+
     /// The object's length.
     pub(crate) fn len(&self) -> u64 {
         self.len
@@ -186,57 +200,64 @@ impl RemoteObject {
         Ok(Cow::Owned(out))
     }
 
-    /// Fetches into the cache every chunk the `ranges` touch that it lacks, adjacent ones
-    /// in one request.
+    /// Fetches into the cache every chunk the `ranges` touch that it lacks: each run of
+    /// adjacent missing chunks in one request, the runs together ([`Store::get_ranges`]).
     pub(crate) fn prefetch(&self, ranges: &[Range<u64>]) -> io::Result<()> {
         let mut wanted: Vec<u64> = ranges
             .iter()
             .filter(|r| !r.is_empty())
             .flat_map(|r| r.start / CHUNK..(r.end - 1) / CHUNK + 1)
+            .filter(|&c| !self.cache.contains(&(self.name.clone(), c)))
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut run: Option<Range<u64>> = None;
+        let mut runs: Vec<Range<u64>> = Vec::new();
         for c in wanted {
-            match &mut run {
+            match runs.last_mut() {
                 Some(r) if r.end == c => r.end += 1,
-                _ => {
-                    if let Some(r) = run.take() {
-                        self.fetch(r)?;
-                    }
-                    run = Some(c..c + 1);
-                }
+                _ => runs.push(c..c + 1),
             }
         }
-        if let Some(r) = run {
-            self.fetch(r)?;
-        }
-        Ok(())
+        self.fetch_runs(&runs).map(|_| ())
     }
 
-    /// Chunks `chunks` (numbers), from the cache or fetched: each run of missing chunks in
-    /// one ranged request.
+    /// Chunks `chunks` (numbers), from the cache or fetched: the runs of missing chunks
+    /// together, each in one ranged request.
     fn fetch(&self, chunks: Range<u64>) -> io::Result<Vec<Arc<[u8]>>> {
         let mut out: Vec<Option<Arc<[u8]>>> = chunks
             .clone()
             .map(|c| self.cache.get(&(self.name.clone(), c)))
             .collect();
-        let mut i = 0;
-        while i < out.len() {
-            if out[i].is_some() {
-                i += 1;
-                continue;
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for (i, c) in chunks.clone().enumerate() {
+            if out[i].is_none() {
+                match runs.last_mut() {
+                    Some(r) if r.end == c => r.end += 1,
+                    _ => runs.push(c..c + 1),
+                }
             }
-            let mut j = i;
-            while j < out.len() && out[j].is_none() {
-                j += 1;
-            }
-            let first = chunks.start + i as u64;
-            let start = first * CHUNK;
-            let end = ((chunks.start + j as u64) * CHUNK).min(self.len);
-            let bytes = self.store.get_range(&self.name, start..end)?;
+        }
+        for (c, piece) in self.fetch_runs(&runs)? {
+            out[(c - chunks.start) as usize] = Some(piece);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Fetches chunk runs `runs` (each in one request, all in one [`Store::get_ranges`]
+    /// call), caches their chunks and returns them with their numbers.
+    fn fetch_runs(&self, runs: &[Range<u64>]) -> io::Result<Vec<(u64, Arc<[u8]>)>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let byte_ranges: Vec<Range<u64>> = runs
+            .iter()
+            .map(|r| r.start * CHUNK..(r.end * CHUNK).min(self.len))
+            .collect();
+        let fetched = self.store.get_ranges(&self.name, &byte_ranges)?;
+        let mut out = Vec::new();
+        for ((run, range), bytes) in runs.iter().zip(&byte_ranges).zip(fetched) {
             self.cache.count_fetch(bytes.len() as u64);
-            if bytes.len() as u64 != end - start {
+            if bytes.len() as u64 != range.end - range.start {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "the object is shorter than the manifest says",
@@ -244,13 +265,12 @@ impl RemoteObject {
             }
             for (k, piece) in bytes.chunks(CHUNK as usize).enumerate() {
                 let piece: Arc<[u8]> = piece.into();
-                self.cache
-                    .insert((self.name.clone(), first + k as u64), piece.clone());
-                out[i + k] = Some(piece);
+                let c = run.start + k as u64;
+                self.cache.insert((self.name.clone(), c), piece.clone());
+                out.push((c, piece));
             }
-            i = j;
         }
-        Ok(out.into_iter().flatten().collect())
+        Ok(out)
     }
 }
 

@@ -413,7 +413,7 @@ fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
     store.whole_segment_reads.store(0, Ordering::SeqCst);
     store.range_bytes.store(0, Ordering::SeqCst);
     let options = ciphervec::DatabaseOptions::default().cache_budget(0);
-    let remote = Database::with_store_options(store.clone(), options)
+    let remote = Database::with_store_options(store.clone(), options.clone())
         .open_index_read_only("docs", &key)
         .unwrap();
     let opened = store.range_bytes.load(Ordering::SeqCst);
@@ -441,9 +441,20 @@ fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
         assert_eq!(warm, 0, "a repeated query fetched {warm} bytes");
     }
     assert_eq!(store.whole_segment_reads.load(Ordering::SeqCst), 0);
+    remote.verify().unwrap();
+
+    // A flipped byte among a segment's vectors: a lazy open does not read it, `verify` does.
+    let (name, bytes) = objects.iter().find(|(n, _)| n.contains("seg-")).unwrap();
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() / 3] ^= 1;
+    store.inner.put(name, &damaged).unwrap();
+    let reopened = Database::with_store_options(store.clone(), options)
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    let err = reopened.verify().unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
 
     // A truncated segment object: the open says Corrupted.
-    let (name, bytes) = objects.iter().find(|(n, _)| n.contains("seg-")).unwrap();
     store.inner.put(name, &bytes[..bytes.len() - 100]).unwrap();
     let err = Database::with_store(store.clone())
         .open_index_read_only("docs", &key)

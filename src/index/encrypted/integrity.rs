@@ -126,10 +126,13 @@ impl EncryptedIndex {
             .ok_or(Error::IndexNotFound)?;
         let copy = || -> Result<()> {
             for seg in &body.segments {
-                let bytes = segments
+                let blob = segments
                     .get(&seg.seq)
-                    .ok_or_else(|| Error::corrupted("segment missing from the handle"))?;
-                let bytes = bytes.whole().map_err(persist::read_error)?;
+                    .ok_or_else(|| Error::corrupted("segment missing from the handle"))?
+                    .clone()
+                    .downloaded()
+                    .map_err(persist::read_error)?;
+                let bytes = blob.whole().map_err(persist::read_error)?;
                 store.write_new(&segment::file_name(seg.seq), &bytes)?;
             }
             persist::write_manifest(&*store, &header, &keys, &body)
@@ -194,7 +197,7 @@ fn verify_body(keys: &Keys, store: &dyn IndexFiles, body: &ManifestBody) -> Resu
         records: 1,
         bytes: store
             .read(MANIFEST_FILE)
-            .map(|b| b.len() as u64)
+            .map(|b| b.len())
             .map_err(persist::read_error)?,
     };
     for seg in &body.segments {
@@ -223,7 +226,10 @@ fn verify_segment(
         .iter()
         .find(|s| s.seq == seq)
         .ok_or_else(|| Error::corrupted("not named"))?;
-    let blob = Arc::new(persist::read_segment(store, committed)?);
+    // Every byte is read below: from an object store, the whole object in one request.
+    let blob = Arc::new(persist::read_segment(store, committed)?)
+        .downloaded()
+        .map_err(persist::read_error)?;
     let (footer, directory) = persist::segment_index(keys, &blob, seq)?;
     let n_lists = body.trained.as_ref().map_or(1, |t| t.n_lists);
     let by_address = persist::list_addresses(keys, body.list_epoch, n_lists);
