@@ -149,8 +149,12 @@ impl Database {
     /// A database whose indexes live in a user-provided [`Store`] (an object store, a test
     /// double...): the files of index `name` become its objects `name/<file>`, and the
     /// writer lock the object `name/LOCK` (a lease with expiry when the store has versions,
-    /// see [`Store::get_versioned`]; else [`Store::lock`]). Reads go through
-    /// [`Store::get`] (no memory map), so an index is read whole at open.
+    /// see [`Store::get_versioned`]; else [`Store::lock`]). Segments are read by range
+    /// ([`Store::get_ranges`]) through a read cache of their encrypted bytes, shared by the
+    /// database's indexes (`CIPHERVEC_READ_CACHE_MB`, default 256): an open fetches the item
+    /// table, a query what it reads and the cache lacks (see `docs/DEPLOYMENT.md`). Segments
+    /// a commit supersedes stay `CIPHERVEC_GRACE_SECONDS` (default 60) for readers of older
+    /// states.
     pub fn with_store(store: impl Store + 'static) -> Database {
         Database::with_store_options(store, DatabaseOptions::default())
     }

@@ -25,7 +25,7 @@
 use std::io;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::remote::{self, ChunkCache, ReadStats, RemoteObject};
 use super::{Backend, Blob, IndexFiles, WriterLock};
@@ -346,6 +346,25 @@ impl StoreBackend {
     }
 }
 
+/// How long a segment superseded by a commit (a compaction, training, rotation) stays in an
+/// object store for readers that still hold the state naming it:
+/// `CIPHERVEC_GRACE_SECONDS` (0 deletes at once), default 60 s.
+fn grace_period() -> Duration {
+    std::env::var("CIPHERVEC_GRACE_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+impl Drop for PrefixFiles {
+    /// Deletes what has been retired for the grace period; younger retired segments stay
+    /// (the next writer's open removes them as leftovers).
+    fn drop(&mut self) {
+        self.delete_retired(self.grace);
+    }
+}
+
 /// The MANIFEST object marks an index as existing (a folder in the directory store).
 const MARKER: &str = "MANIFEST";
 
@@ -371,6 +390,8 @@ impl Backend for StoreBackend {
             return Ok(None);
         }
         Ok(Some(Arc::new(PrefixFiles {
+            retired: Mutex::new(Vec::new()),
+            grace: grace_period(),
             store: self.store.clone(),
             cache: self.cache.clone(),
             prefix,
@@ -389,6 +410,9 @@ impl Backend for StoreBackend {
 
 /// The files of one index: the objects under `prefix`.
 struct PrefixFiles {
+    /// Segments superseded by this handle's commits, kept for readers until `grace` passed.
+    retired: Mutex<Vec<(String, Instant)>>,
+    grace: Duration,
     store: Arc<dyn Store>,
     cache: Arc<ChunkCache>,
     prefix: String,
@@ -401,6 +425,19 @@ struct PrefixFiles {
 }
 
 impl PrefixFiles {
+    fn retired(&self) -> std::sync::MutexGuard<'_, Vec<(String, Instant)>> {
+        self.retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Deletes the retired segments retired at least `age` ago (a failed delete is retried
+    /// by the next call).
+    fn delete_retired(&self, age: Duration) {
+        self.retired()
+            .retain(|(name, since)| since.elapsed() < age || self.store.delete(name).is_err());
+    }
+
     /// Renews this handle's lease if it holds one and renewal is due.
     fn renew_lease(&self) -> io::Result<()> {
         let lease = self
@@ -457,6 +494,7 @@ impl IndexFiles for PrefixFiles {
 
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()> {
         self.renew_lease()?;
+        self.delete_retired(self.grace);
         self.store.put_new(&format!("{}{file}", self.prefix), data)
     }
 
@@ -488,8 +526,16 @@ impl IndexFiles for PrefixFiles {
         }
     }
 
+    /// A segment is not deleted at once but retired: readers in other processes that hold
+    /// an older state read its ranges on demand, so it stays for [`grace_period`] and is
+    /// deleted by a later write of this handle (or when the handle goes) once that passed.
     fn remove(&self, file: &str) -> io::Result<()> {
-        self.store.delete(&format!("{}{file}", self.prefix))
+        let name = format!("{}{file}", self.prefix);
+        if file.starts_with("seg-") && !self.grace.is_zero() {
+            self.retired().push((name, Instant::now()));
+            return Ok(());
+        }
+        self.store.delete(&name)
     }
 
     fn list(&self) -> io::Result<Vec<String>> {

@@ -394,11 +394,19 @@ fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
         .filter(|n| !n.ends_with("LOCK"))
         .map(|n| (n.clone(), store.inner.get(&n).unwrap()))
         .collect();
-    let segment_bytes: usize = objects
+    // The first segment, superseded by training, stays for readers for a grace period;
+    // the live ones are the others (names sort by number).
+    let first = objects
         .iter()
         .filter(|(n, _)| n.contains("seg-"))
-        .map(|(_, b)| b.len())
-        .sum();
+        .map(|(n, _)| n.clone())
+        .min()
+        .unwrap();
+    let live: Vec<&(String, Vec<u8>)> = objects
+        .iter()
+        .filter(|(n, _)| n.contains("seg-") && *n != first)
+        .collect();
+    let segment_bytes: usize = live.iter().map(|(_, b)| b.len()).sum();
     // The same objects as a directory database.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("docs")).unwrap();
@@ -444,7 +452,7 @@ fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
     remote.verify().unwrap();
 
     // A flipped byte among a segment's vectors: a lazy open does not read it, `verify` does.
-    let (name, bytes) = objects.iter().find(|(n, _)| n.contains("seg-")).unwrap();
+    let (name, bytes) = live[0];
     let mut damaged = bytes.clone();
     damaged[bytes.len() / 3] ^= 1;
     store.inner.put(name, &damaged).unwrap();
@@ -460,4 +468,44 @@ fn an_index_in_a_store_opens_by_range_and_answers_as_a_directory_copy() {
         .open_index_read_only("docs", &key)
         .unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+}
+
+/// A reader that reads lists on demand keeps answering from the state it holds after the
+/// writer compacts (the superseded segments stay in the store for a grace period), then
+/// `refresh` moves it to the compacted state.
+#[test]
+fn a_lazy_reader_survives_a_compaction_until_it_refreshes() {
+    let store = Arc::new(MemoryStore::new());
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(8);
+    let data = clustered(&mut rng, 2000, 16, 8);
+    let writer = Database::with_store(store.clone())
+        .create_index("docs", &key, IndexConfig::ivf_flat(16))
+        .unwrap();
+    writer.upsert(range_items(&data, 0, 1000)).unwrap();
+    writer.train().unwrap();
+    writer.upsert(range_items(&data, 1000, 2000)).unwrap();
+    let options = ciphervec::DatabaseOptions::default().cache_budget(0);
+    let reader = Database::with_store_options(store.clone(), options)
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    let queries: Vec<Query> = (0..2000)
+        .step_by(199)
+        .map(|i| Query::new(data[i].clone()).top_k(5).n_probes(2))
+        .collect();
+    let ids = |index: &ciphervec::EncryptedIndex| -> Vec<Vec<String>> {
+        queries
+            .iter()
+            .map(|q| index.query(q).unwrap().into_iter().map(|h| h.id).collect())
+            .collect()
+    };
+    let before = ids(&writer);
+    writer.delete(&["item-0", "item-1"]).unwrap();
+    writer.compact().unwrap();
+    // The reader has fetched nothing of most lists yet: it reads them now, from the
+    // superseded segments.
+    assert_eq!(ids(&reader), before);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 1998);
+    assert_eq!(ids(&reader), ids(&writer));
 }
