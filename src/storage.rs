@@ -81,6 +81,13 @@ impl Blob {
         }
     }
 
+    /// Drops what the read cache holds of a remote file (nothing to do for a local one).
+    pub(crate) fn forget_cached(&self) {
+        if let Blob::Remote(r) = self {
+            r.forget_cached();
+        }
+    }
+
     /// The bytes of a local file; `None` for a remote one.
     pub(crate) fn local(&self) -> Option<&[u8]> {
         match self {

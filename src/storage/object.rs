@@ -401,7 +401,9 @@ impl Backend for StoreBackend {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
-        for object in self.store.list(&format!("{name}/"))? {
+        let prefix = format!("{name}/");
+        self.cache.forget(&prefix);
+        for object in self.store.list(&prefix)? {
             self.store.delete(&object)?;
         }
         Ok(())

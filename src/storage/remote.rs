@@ -101,6 +101,24 @@ impl ChunkCache {
         Some(bytes)
     }
 
+    /// Drops every cached chunk of the objects whose names start with `prefix` (an index
+    /// deleted: a new one of the same name reuses its object names).
+    pub(crate) fn forget(&self, prefix: &str) {
+        let mut inner = self.inner();
+        let gone: Vec<(ChunkKey, u64)> = inner
+            .chunks
+            .iter()
+            .filter(|(k, _)| k.0.starts_with(prefix))
+            .map(|(k, (_, used))| (k.clone(), *used))
+            .collect();
+        for (key, used) in gone {
+            if let Some((bytes, _)) = inner.chunks.remove(&key) {
+                inner.bytes -= bytes.len() as u64;
+            }
+            inner.by_use.remove(&used);
+        }
+    }
+
     fn contains(&self, key: &ChunkKey) -> bool {
         self.inner().chunks.contains_key(key)
     }
@@ -169,6 +187,11 @@ impl RemoteObject {
             self.cache
                 .insert((self.name.clone(), c as u64), piece.into());
         }
+    }
+
+    /// Drops this object's cached chunks (they were found stale: see `persist::read_segment`).
+    pub(crate) fn forget_cached(&self) {
+        self.cache.forget(&self.name);
     }
 
     /// The whole object, in one request, past the cache.
@@ -240,7 +263,9 @@ impl RemoteObject {
         for (c, piece) in self.fetch_runs(&runs)? {
             out[(c - chunks.start) as usize] = Some(piece);
         }
-        Ok(out.into_iter().flatten().collect())
+        out.into_iter()
+            .map(|c| c.ok_or_else(|| io::Error::other("a chunk was not fetched")))
+            .collect()
     }
 
     /// Fetches chunk runs `runs` (each in one request, all in one [`Store::get_ranges`]
@@ -346,6 +371,20 @@ mod tests {
         }
         let inner = obj.cache.inner();
         assert!(inner.bytes <= 2 * CHUNK && inner.chunks.len() <= 2);
+    }
+
+    #[test]
+    fn forgetting_an_object_refetches_it_and_keeps_the_others() {
+        let len = 3 * CHUNK as usize;
+        let (bytes, obj, cache) = object(len, u64::MAX);
+        obj.read(0..len as u64).unwrap();
+        cache.insert(("y/other".into(), 0), Arc::from(&b"kept"[..]));
+        let before = cache.stats();
+        obj.forget_cached();
+        assert!(cache.contains(&("y/other".into(), 0)));
+        assert_eq!(&obj.read(5..50).unwrap()[..], &bytes[5..50]);
+        assert_eq!(cache.stats().requests, before.requests + 1);
+        assert_eq!(cache.inner().bytes, CHUNK + 4);
     }
 
     #[test]
