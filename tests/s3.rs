@@ -432,3 +432,58 @@ fn an_unreachable_store_is_unavailable() {
     .unwrap();
     assert!(status.success());
 }
+
+/// The moto server's process id, as `scripts/s3_server.sh` recorded it.
+fn server_pid() -> Option<String> {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/target/s3-server/moto.pid");
+    std::fs::read_to_string(file)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// A reader that fetches lists per query (`cache_budget(0)`) while the server stops
+/// answering (the process paused): the query is `Error::Unavailable` after the store's
+/// bounded retries, nothing is damaged, and once the server answers again the same query
+/// gives the answers of before.
+#[test]
+#[ignore = "pauses the shared server: scripts/test_s3.sh runs it alone, after the others"]
+fn a_server_that_stops_mid_use_is_unavailable_and_nothing_breaks() {
+    let Some(url) = location("pause") else {
+        return;
+    };
+    let Some(pid) = server_pid() else {
+        eprintln!("skipped: no server pid file (run scripts/test_s3.sh)");
+        return;
+    };
+    let key = IndexKey::generate();
+    {
+        let index = Database::open_url(&url)
+            .unwrap()
+            .create_index("docs", &key, IndexConfig::ivf_flat(16))
+            .unwrap();
+        index.upsert((0..3000).map(item)).unwrap();
+        index.train().unwrap();
+    }
+    let options = ciphervec::DatabaseOptions::default().cache_budget(0);
+    let open_reader = || {
+        Database::open_url_with(&url, options.clone())
+            .unwrap()
+            .open_index_read_only("docs", &key)
+            .unwrap()
+    };
+    // The answers of a reader like the paused one (its own database: its own cache).
+    let want = answers(&open_reader());
+    let reader = open_reader();
+    let signal = |sig: &str| {
+        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let result = reader.query(&Query::new(vector(3)).top_k(5));
+    signal("-CONT");
+    assert!(matches!(result, Err(Error::Unavailable)), "{result:?}");
+    println!("unavailable after {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(answers(&reader), want);
+    reader.verify().unwrap();
+}
