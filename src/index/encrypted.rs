@@ -32,8 +32,6 @@ const TRAINING_SEED: u64 = 1234;
 const CODEC_TRAINING_SAMPLE: usize = 65_536;
 /// Stored bytes below which automatic compaction never runs.
 const AUTO_COMPACT_MIN_BYTES: u64 = 4 << 20;
-/// Items the selectivity of a filter is estimated on.
-const SELECTIVITY_SAMPLE: usize = 512;
 
 /// A handle on one open encrypted index. Cheap to clone; every clone shares the same index.
 ///

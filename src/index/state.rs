@@ -8,7 +8,7 @@
 //! item table and the addresses of each list's sealed blocks, and `lists::Lists` decrypts
 //! lists on demand into a byte-bounded [`ListCache`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -231,6 +231,31 @@ pub(crate) struct State {
     meta: TextIndex,
     /// The metadata range index (kept in step with the item table), for range filters.
     ranges: RangeIndex,
+    /// The items of the selectivity sample (see [`State::sample`]) and its shift.
+    sample: HashSet<u64>,
+    sample_shift: u32,
+}
+
+/// About how many items [`State::sample`] holds (between half and all of this, once the
+/// index holds more).
+pub(crate) const SAMPLE_SIZE: usize = 512;
+
+/// Whether the item with `token` belongs to a sample of shift `shift`: its token's first
+/// eight bytes, read as a number, below `2^(64 - shift)` (tokens are keyed hashes, so that is
+/// an even `2^-shift` of the items, and the same items in every process).
+fn in_sample(token: &[u8; 32], shift: u32) -> bool {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&token[..8]);
+    u64::from_le_bytes(word).leading_zeros() >= shift
+}
+
+/// The sample shift for `n` live items: the least `s` with `n >> s <= SAMPLE_SIZE`.
+fn sample_shift_for(n: usize) -> u32 {
+    let mut s = 0;
+    while (n >> s) > SAMPLE_SIZE {
+        s += 1;
+    }
+    s
 }
 
 /// The hasher of the item table's token map. Item tokens are keyed HMAC outputs, uniformly
@@ -295,6 +320,8 @@ impl State {
             text,
             meta: TextIndex::default(),
             ranges: RangeIndex::default(),
+            sample: HashSet::new(),
+            sample_shift: 0,
         }
     }
 
@@ -586,10 +613,46 @@ impl State {
             .filter_map(|(i, e)| e.as_ref().map(|e| (i as u64, e)))
     }
 
-    /// About `n` live entries spread evenly over the item table.
-    pub(crate) fn sample(&self, n: usize) -> impl Iterator<Item = &ItemEntry> {
-        let stride = (self.items.len() / n.max(1)).max(1);
-        self.items.iter().step_by(stride).flatten()
+    /// A sample of the live entries, between about half of [`SAMPLE_SIZE`] and all of it (all
+    /// entries when there are fewer): those whose tokens fall below a bound set by how many
+    /// items there are. It is a function of the live items alone, not of the order they were
+    /// inserted in, so a writer and a reader of the same commit estimate a filter's
+    /// selectivity alike and answer filtered queries alike (a sample by slot did not: slots
+    /// follow insertion order, which differs between the process that trained and one that
+    /// opened the result).
+    pub(crate) fn sample(&self) -> impl Iterator<Item = &ItemEntry> {
+        self.sample
+            .iter()
+            .filter_map(|&s| self.items.get(s as usize)?.as_ref())
+    }
+
+    /// Keeps the sample in step after the live count changed: a larger shift drops the
+    /// entries it no longer takes; a smaller one (rare: the count fell past a power of two)
+    /// looks at every item again.
+    fn resample(&mut self) {
+        let shift = sample_shift_for(self.by_token.len());
+        if shift == self.sample_shift {
+            return;
+        }
+        if shift > self.sample_shift {
+            let items = &self.items;
+            self.sample.retain(|&s| {
+                items
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| in_sample(&e.token, shift))
+            });
+        } else {
+            self.sample = self
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(s, e)| e.as_ref().map(|e| (s as u64, e)))
+                .filter(|(_, e)| in_sample(&e.token, shift))
+                .map(|(s, _)| s)
+                .collect();
+        }
+        self.sample_shift = shift;
     }
 
     /// The vector of a live slot, when resident (see `lists::vector_of` otherwise).
@@ -638,7 +701,9 @@ impl State {
         code: &[u8],
     ) -> u64 {
         let token = entry.token;
-        self.remove(&token);
+        // Not `remove`: a replaced item leaves the count as it was, so the sample's shift
+        // must not move in between (a move down looks at every item).
+        self.remove_entry(&token);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -664,11 +729,22 @@ impl State {
         }
         self.items[slot as usize] = Some(entry);
         self.by_token.insert(token, slot);
+        if in_sample(&token, self.sample_shift) {
+            self.sample.insert(slot);
+        }
+        self.resample();
         slot
     }
 
     /// Removes the item with `token`; returns whether it existed.
     pub(crate) fn remove(&mut self, token: &[u8; 32]) -> bool {
+        let removed = self.remove_entry(token);
+        self.resample();
+        removed
+    }
+
+    /// [`State::remove`] but for the sample's shift.
+    fn remove_entry(&mut self, token: &[u8; 32]) -> bool {
         let Some(slot) = self.by_token.remove(token) else {
             return false;
         };
@@ -676,6 +752,7 @@ impl State {
             return false;
         };
         self.free.push(slot);
+        self.sample.remove(&slot);
         if let Some(t) = self.text.as_mut() {
             t.remove(slot);
         }

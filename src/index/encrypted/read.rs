@@ -168,7 +168,7 @@ impl EncryptedIndex {
     }
 
     /// Filtered search. The filter's selectivity is estimated on a fixed sample of
-    /// [`SELECTIVITY_SAMPLE`] items. When it matches at most [`PREFILTER_SHARE`] of the items,
+    /// about `state::SAMPLE_SIZE` items (the same ones in every process). When it matches at most [`PREFILTER_SHARE`] of the items,
     /// the pre-filter path evaluates it on every item and computes exact distances to the
     /// matches (exact results). Otherwise the IVF scan runs with the filter applied inside it
     /// and `n_probes` divided by the square root of the estimated selectivity (measured: it
@@ -195,7 +195,7 @@ impl EncryptedIndex {
         let n_lists = state.n_lists();
         let selectivity = {
             let (mut seen, mut hit) = (0usize, 0usize);
-            for e in state.sample(SELECTIVITY_SAMPLE) {
+            for e in state.sample() {
                 seen += 1;
                 hit += usize::from(matches(e));
             }
