@@ -143,6 +143,12 @@ pub(crate) trait IndexFiles: Send + Sync {
     fn replace(&self, file: &str, data: &[u8]) -> io::Result<()>;
     /// Removes a file; a missing file is not an error.
     fn remove(&self, file: &str) -> io::Result<()>;
+    /// Removes a segment a commit superseded (numbered below the manifest's next segment, so
+    /// never written again): object stores keep it for a grace period, for readers in other
+    /// processes that still hold a state naming it; the default removes it at once.
+    fn retire(&self, file: &str) -> io::Result<()> {
+        self.remove(file)
+    }
     /// Names of every file.
     fn list(&self) -> io::Result<Vec<String>>;
     /// Takes the exclusive writer lock, or `Ok(None)` if another writer holds it.

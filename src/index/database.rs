@@ -341,7 +341,7 @@ impl Database {
             if recovery.rolled > 0 {
                 persist::write_manifest(store, &header, &keys, state.body())?;
             }
-            recovery::remove_files(store, &recovery.leftovers)?;
+            recovery::remove_files(store, &recovery.leftovers, state.body().next_segment)?;
         }
         Ok(state)
     }

@@ -103,10 +103,23 @@ pub(crate) fn roll_forward(
     })
 }
 
-/// Removes `names`; one already gone is no error.
-pub(crate) fn remove_files(store: &dyn IndexFiles, names: &[String]) -> Result<()> {
+/// Removes `names`; one already gone is no error. Segments numbered below `next_segment`
+/// (superseded: never written again) are retired ([`IndexFiles::retire`]: an object store
+/// keeps them a while for readers of older states); others (torn segments a writer may
+/// number again, temporary files) are removed at once.
+pub(crate) fn remove_files(
+    store: &dyn IndexFiles,
+    names: &[String],
+    next_segment: u64,
+) -> Result<()> {
     for name in names {
-        match store.remove(name) {
+        let superseded = segment::parse_file_name(name).is_some_and(|seq| seq < next_segment);
+        let done = if superseded {
+            store.retire(name)
+        } else {
+            store.remove(name)
+        };
+        match done {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::from(e)),
             _ => {}
         }

@@ -528,16 +528,20 @@ impl IndexFiles for PrefixFiles {
         }
     }
 
-    /// A segment is not deleted at once but retired: readers in other processes that hold
-    /// an older state read its ranges on demand, so it stays for [`grace_period`] and is
-    /// deleted by a later write of this handle (or when the handle goes) once that passed.
     fn remove(&self, file: &str) -> io::Result<()> {
-        let name = format!("{}{file}", self.prefix);
-        if file.starts_with("seg-") && !self.grace.is_zero() {
-            self.retired().push((name, Instant::now()));
-            return Ok(());
+        self.store.delete(&format!("{}{file}", self.prefix))
+    }
+
+    /// Not deleted at once: readers in other processes that hold an older state read its
+    /// ranges on demand, so it stays for [`grace_period`] and is deleted by a later write of
+    /// this handle (or when the handle goes) once that passed.
+    fn retire(&self, file: &str) -> io::Result<()> {
+        if self.grace.is_zero() {
+            return self.remove(file);
         }
-        self.store.delete(&name)
+        let name = format!("{}{file}", self.prefix);
+        self.retired().push((name, Instant::now()));
+        Ok(())
     }
 
     fn list(&self) -> io::Result<Vec<String>> {

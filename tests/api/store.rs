@@ -509,3 +509,22 @@ fn a_lazy_reader_survives_a_compaction_until_it_refreshes() {
     assert_eq!(reader.len(), 1998);
     assert_eq!(ids(&reader), ids(&writer));
 }
+
+/// Leftovers of a creation that crashed before its manifest are removed at once when the
+/// index is created again (its first segment takes the same name), unlike segments a
+/// commit superseded, which stay for readers.
+#[test]
+fn a_crashed_creations_leftover_segment_does_not_block_the_new_index() {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .put_new("docs/seg-0000000000000001.cvs", b"torn")
+        .unwrap();
+    let key = IndexKey::generate();
+    let index = Database::with_store(store.clone())
+        .create_index("docs", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    index
+        .upsert(vec![Item::new("a", vec![1.0, 2.0, 3.0, 4.0])])
+        .unwrap();
+    assert_eq!(index.len(), 1);
+}

@@ -292,8 +292,9 @@ impl EncryptedIndex {
         drop(old);
         let committed = self.read().body().clone();
         best_effort(
-            recovery::superseded(&*self.inner.store, &committed)
-                .and_then(|files| recovery::remove_files(&*self.inner.store, &files)),
+            recovery::superseded(&*self.inner.store, &committed).and_then(|files| {
+                recovery::remove_files(&*self.inner.store, &files, committed.next_segment)
+            }),
             "a leftover old segment is removed at the next open instead",
         );
         Ok(())
