@@ -66,11 +66,20 @@ pub(crate) fn load_state(
             Ok((seq, records))
         })
         .collect::<Result<HashMap<_, _>>>()?;
-    // From a remote store, the records the open reads next are fetched first, adjacent
-    // ones together: the directory lists them (list blocks, tombstones, training records);
-    // what it does not list (vectors, fields) is not fetched.
-    // An `ivf_flat` open without a budget reads every vector too: whole segments, then.
-    if !shape.quantized && cache_budget == usize::MAX {
+    // An `ivf_flat` index without a budget keeps every vector: they are decrypted with
+    // the item table. Under a budget the item table comes first, without vectors, and the
+    // residency rule below then decides whether they are decrypted too.
+    let first_pass = if shape.quantized {
+        Residency::Codes
+    } else if cache_budget == usize::MAX {
+        Residency::All
+    } else {
+        Residency::OnDemand
+    };
+    // From a remote store, what the open reads next is fetched first, adjacent records
+    // together: whole segments when every vector is decrypted now, else the records the
+    // directory lists (list blocks, tombstones, training records), not vectors or fields.
+    if first_pass == Residency::All {
         prefetch(
             &blobs,
             blobs.iter().map(|(&seq, blob)| (seq, 0, blob.len())),
@@ -88,16 +97,6 @@ pub(crate) fn load_state(
     let trained = match &body.trained {
         Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
         None => (None, None),
-    };
-    // An `ivf_flat` index without a budget keeps every vector: they are decrypted with
-    // the item table. Under a budget the item table comes first, without vectors, and the
-    // residency rule below then decides whether they are decrypted too.
-    let first_pass = if shape.quantized {
-        Residency::Codes
-    } else if cache_budget == usize::MAX {
-        Residency::All
-    } else {
-        Residency::OnDemand
     };
     let segments = body.segments.clone();
     let committed = Committed { keys, header, body };
