@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 # library's default. INTERLEAVED_CONFIGS (a JSON list of such lists) replaces them.
 CIPHERVEC = [
     ("flat", 56, None, None, None),
-    ("pq:96", 48, 5, None, None),
-    ("pq:96", 32, 10, 0, None),
+    ("pq:96", 40, 5, None, None),
+    ("pq:96", 40, 5, 0, None),
     ("sq8", 56, 2, 0, None),
 ]
 if os.environ.get("INTERLEAVED_CONFIGS"):

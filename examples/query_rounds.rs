@@ -9,7 +9,8 @@
 //! ```
 //! Builds and trains the index, prints one JSON line describing it, then answers every
 //! `round` line on standard input by running all queries once and printing
-//! `{"qps": .., "recall@10": ..}`. Ends at end of input. Queries run one at a time, or with
+//! `{"qps": .., "recall@10": ..}`; `round P` runs that round at `P` probes instead of
+//! `--probes` (one index serves a sweep, as `bench/scale_flat.py` needs). Ends at end of input. Queries run one at a time, or with
 //! `--batch` all in one `query_batch` call; on one thread, or with `--threads T` on a pool of
 //! T (which only `--batch` uses: one query at a time runs on the calling thread).
 
@@ -53,14 +54,17 @@ fn main() -> ciphervec::Result<()> {
         DatabaseOptions::default().cache_budget(b)
     });
     let index = Database::open_with(&dir, options)?.open_index("rounds", &key)?;
-    let qs: Vec<Query> = queries
-        .iter()
-        .map(|q| {
-            let query = Query::new(q.clone()).top_k(10).n_probes(probes);
-            rerank.map_or(query.clone(), |r| query.rerank(r))
-        })
-        .collect();
-    let round = || -> ciphervec::Result<(f64, f64)> {
+    let queries_at = |probes: usize| -> Vec<Query> {
+        queries
+            .iter()
+            .map(|q| {
+                let query = Query::new(q.clone()).top_k(10).n_probes(probes);
+                rerank.map_or(query.clone(), |r| query.rerank(r))
+            })
+            .collect()
+    };
+    let round = |probes: usize| -> ciphervec::Result<(f64, f64)> {
+        let qs = queries_at(probes);
         let t = Instant::now();
         let ids: Vec<Vec<String>> = if batch {
             index
@@ -78,7 +82,7 @@ fn main() -> ciphervec::Result<()> {
         let qps = qs.len() as f64 / t.elapsed().as_secs_f64();
         Ok((qps, texmex::recall(&ids, &truth, 10)))
     };
-    round()?; // warm-up: fast-scan layouts, page cache
+    round(probes)?; // warm-up: fast-scan layouts, page cache
     let (lists, items) = decrypted_bytes(&index);
     let describe = json!({
         "engine": format!(
@@ -97,10 +101,13 @@ fn main() -> ciphervec::Result<()> {
     });
     println!("{describe}");
     for line in std::io::stdin().lock().lines() {
-        if line.map_err(ciphervec::Error::Io)?.trim() != "round" {
+        let line = line.map_err(ciphervec::Error::Io)?;
+        let mut words = line.split_whitespace();
+        if words.next() != Some("round") {
             break;
         }
-        let (qps, recall) = round()?;
+        let at = words.next().map_or(probes, |p| p.parse().expect("round P"));
+        let (qps, recall) = round(at)?;
         println!("{}", json!({"qps": qps, "recall@10": recall}));
     }
     drop(index);

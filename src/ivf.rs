@@ -7,6 +7,7 @@
 mod codec;
 mod fastscan;
 mod kmeans;
+mod pq_choice;
 mod quantizer;
 mod refine;
 mod search;
@@ -18,6 +19,7 @@ pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
+pub(crate) use pq_choice::train_pq;
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
     CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search, search_many,
@@ -264,12 +266,17 @@ mod tests {
             .map(|c| c + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.8)
             .collect();
         let (mut fetched, mut offered) = (0, 0);
-        for metric in [
-            Metric::Euclidean,
-            Metric::SquaredEuclidean,
-            Metric::Cosine,
-            Metric::InnerProduct,
-        ] {
+        // Codes of vectors (trained today) and of residuals (indexes trained before).
+        let cases = [false, true].into_iter().flat_map(|residual| {
+            [
+                Metric::Euclidean,
+                Metric::SquaredEuclidean,
+                Metric::Cosine,
+                Metric::InnerProduct,
+            ]
+            .map(|metric| (residual, metric))
+        });
+        for (residual, metric) in cases {
             let prepared: Vec<f32> = data
                 .chunks(dim)
                 .flat_map(|x| prepare_query(x, metric))
@@ -281,11 +288,20 @@ mod tests {
                 .zip(&assign)
                 .flat_map(|(x, &l)| x.iter().zip(q.centroid(l)).map(|(v, c)| v - c))
                 .collect();
-            let codec = Codec::train_pq(&residuals, dim, 8, 1);
+            let codec = Codec::train_pq(&residuals, dim, 8, 1).with_residual(residual);
+            let coded: Vec<f32> = prepared
+                .chunks(dim)
+                .zip(&assign)
+                .flat_map(|(x, &l)| {
+                    let origin = codec.origin(q.centroid(l));
+                    x.iter().zip(origin).map(|(v, c)| v - c)
+                })
+                .collect();
+            let sets = if residual { n_lists as u32 } else { 1 };
             let list_terms: Vec<f32> =
                 if matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean) {
-                    (0..n_lists as u32)
-                        .flat_map(|l| codec.pq_list_terms(q.centroid(l)))
+                    (0..sets)
+                        .flat_map(|l| codec.pq_list_terms(codec.origin(q.centroid(l))))
                         .collect()
                 } else {
                     Vec::new()
@@ -304,7 +320,7 @@ mod tests {
                     (true, Some((_, refine_start))) => refine_start,
                     _ => codec.code_len(dim),
                 };
-                for (i, (x, r)) in data.chunks(dim).zip(residuals.chunks(dim)).enumerate() {
+                for (i, (x, r)) in data.chunks(dim).zip(coded.chunks(dim)).enumerate() {
                     let l = &mut lists.lists[assign[i] as usize];
                     l.0.extend_from_slice(x);
                     l.1.push(i as u64);
@@ -341,7 +357,7 @@ mod tests {
                         .map(|n| (n.handle, n.distance.to_bits()))
                         .collect::<Vec<_>>()
                 };
-                assert_eq!(bits(&got), bits(&want), "{metric:?} query {t}");
+                assert_eq!(bits(&got), bits(&want), "{metric:?} {residual} query {t}");
                 assert_eq!(want.len(), k);
                 assert!(codes_only.fetched.get() - before >= k);
                 offered += k * rerank;

@@ -12,9 +12,9 @@ pub enum IndexType {
     /// Inverted file scanning 8-bit scalar codes of the residuals, then re-ranking the best
     /// candidates exactly with the full vectors.
     IvfSq8,
-    /// Inverted file scanning 4-bit product-quantization codes of the residuals
+    /// Inverted file scanning 4-bit product-quantization codes of the vectors
     /// (`n_subquantizers` codes per vector), then re-ranking exactly. A 6-bit code of each
-    /// residual, with a bound on its error, is kept too: an index holding only codes in RAM
+    /// vector, with a bound on its error, is kept too: an index holding only codes in RAM
     /// decrypts just the candidates whose exact distance could still make the results.
     IvfPq {
         /// Subquantizers; must divide the dimension.

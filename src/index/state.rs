@@ -161,9 +161,15 @@ impl Coder {
     /// A coder for `codec` under `metric` over the lists of `quantizer`.
     pub(crate) fn new(codec: Codec, metric: Metric, quantizer: &Quantizer) -> Coder {
         let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        // Codes of vectors share one set of terms; residual codes have a set per list.
+        let sets = if codec.is_residual() {
+            quantizer.n_lists() as u32
+        } else {
+            1
+        };
         let list_terms = if l2 {
-            (0..quantizer.n_lists() as u32)
-                .flat_map(|l| codec.pq_list_terms(quantizer.centroid(l)))
+            (0..sets)
+                .flat_map(|l| codec.pq_list_terms(codec.origin(quantizer.centroid(l))))
                 .collect()
         } else {
             Vec::new()
@@ -180,7 +186,7 @@ impl Coder {
         let prepared = ivf::prepare_query(vector, self.metric);
         let residual: Vec<f32> = prepared
             .iter()
-            .zip(quantizer.centroid(list))
+            .zip(self.codec.origin(quantizer.centroid(list)))
             .map(|(v, c)| v - c)
             .collect();
         let mut code = Vec::with_capacity(self.codec.code_len(vector.len()));

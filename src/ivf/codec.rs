@@ -1,6 +1,8 @@
-//! Vector codes for the quantized index types: 8-bit scalar quantization (SQ8) and 4-bit
-//! product quantization (PQ), both of the residual to the list's centroid. A query scans
-//! codes for approximate distances, then re-ranks the best candidates exactly.
+//! Vector codes for the quantized index types: 8-bit scalar quantization (SQ8) of the residual
+//! to the list's centroid, and 4-bit product quantization (PQ) of the residual or of the vector
+//! itself, whichever ranks the index's own vectors better (`ivf::pq_choice`; PQ indexes
+//! trained before the choice existed hold residual codes). A query scans codes for
+//! approximate distances, then re-ranks the best candidates exactly.
 
 use super::kmeans::{KMeansParams, kmeans};
 use super::refine::Refine;
@@ -18,10 +20,15 @@ pub(crate) enum Codec {
         scale: Vec<f32>,
     },
     /// `m` subquantizers of `dim / m` dimensions with 16 centroids each; two 4-bit codes per
-    /// byte, followed by the [`Refine`] code of the same residual.
+    /// byte, followed by the [`Refine`] code of the same vector (or residual).
     Pq {
         /// Number of subquantizers.
         m: usize,
+        /// Whether the codes are of residuals to the list's centroid (serialized tag 2, every
+        /// PQ index trained before tag 3) or of the vectors themselves (tag 3).
+        residual: bool,
+        /// `dim` zeros: the origin of codes of vectors (see [`Codec::origin`]).
+        zeros: Vec<f32>,
         /// `m * 16 * (dim / m)` floats: subquantizer j, centroid c at `(j * 16 + c) * sub`.
         codebooks: Vec<f32>,
         /// The 6-bit refine code's ranges.
@@ -65,7 +72,8 @@ impl Codec {
         Codec::Sq8 { min, scale }
     }
 
-    /// Trains PQ codebooks on residuals (rows of `dim`, `dim % m == 0`), seeded.
+    /// Trains PQ codebooks on vectors (rows of `dim`, `dim % m == 0`), seeded: a code of
+    /// vectors (not residuals; see the module's documentation).
     pub(crate) fn train_pq(residuals: &[f32], dim: usize, m: usize, seed: u64) -> Codec {
         let sub = dim / m;
         let n = residuals.len() / dim;
@@ -92,14 +100,47 @@ impl Codec {
         }
         Codec::Pq {
             m,
+            residual: false,
+            zeros: vec![0.0; dim],
             codebooks,
             refine: Refine::train(residuals, dim),
         }
     }
 
+    /// The same codec, coding residuals (tag 2) or vectors (PQ; SQ8 always codes residuals).
+    pub(crate) fn with_residual(mut self, residual_codes: bool) -> Codec {
+        if let Codec::Pq { residual, .. } = &mut self {
+            *residual = residual_codes;
+        }
+        self
+    }
+
+    /// Whether codes are of residuals to the list's centroid (SQ8, and PQ of indexes trained
+    /// before PQ coded vectors) rather than of the vectors themselves.
+    pub(crate) fn is_residual(&self) -> bool {
+        match self {
+            Codec::Sq8 { .. } => true,
+            Codec::Pq { residual, .. } => *residual,
+        }
+    }
+
+    /// What a code of a vector in the list with centroid `centroid` is relative to: the
+    /// centroid for a residual code, zeros for a code of the vector. Every encoding, table and
+    /// bound takes this in place of the centroid.
+    pub(crate) fn origin<'a>(&'a self, centroid: &'a [f32]) -> &'a [f32] {
+        match self {
+            Codec::Pq {
+                residual: false,
+                zeros,
+                ..
+            } => zeros,
+            _ => centroid,
+        }
+    }
+
     /// Serialized form: `1 | min (dim f32) | scale (dim f32)` or
     /// `2 | m u32 | codebooks (m * 16 * dim / m f32) | refine min (dim f32) | refine scale
-    /// (dim f32)`, little-endian.
+    /// (dim f32)`, little-endian; tag 3 in place of 2 for codes of vectors, not residuals.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let floats =
             |out: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|f| out.extend(f.to_le_bytes()));
@@ -112,10 +153,12 @@ impl Codec {
             }
             Codec::Pq {
                 m,
+                residual,
                 codebooks,
                 refine,
+                ..
             } => {
-                out.push(2);
+                out.push(if *residual { 2 } else { 3 });
                 out.extend((*m as u32).to_le_bytes());
                 floats(&mut out, codebooks);
                 refine.to_bytes(&mut out);
@@ -140,7 +183,7 @@ impl Codec {
                     scale: floats(scale),
                 })
             }
-            2 if rest.len() >= 4 => {
+            2 | 3 if rest.len() >= 4 => {
                 let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
                 let codebooks_len = 4 * PQ_CENTROIDS * dim;
                 let valid = m > 0
@@ -152,6 +195,8 @@ impl Codec {
                 let (codebooks, refine) = rest[4..].split_at(codebooks_len);
                 Some(Codec::Pq {
                     m,
+                    residual: tag == 2,
+                    zeros: vec![0.0; dim],
                     codebooks: floats(codebooks),
                     refine: Refine::from_bytes(refine, dim)?,
                 })
@@ -188,7 +233,7 @@ impl Codec {
         }
     }
 
-    /// Encodes a residual.
+    /// Encodes `residual`: a vector minus its list's [`Codec::origin`].
     pub(crate) fn encode(&self, residual: &[f32], out: &mut Vec<u8>) {
         match self {
             Codec::Sq8 { min, scale } => {
@@ -203,6 +248,7 @@ impl Codec {
                 m,
                 codebooks,
                 refine,
+                ..
             } => {
                 let sub = residual.len() / m;
                 let mut nibbles = Vec::with_capacity(*m);
@@ -228,8 +274,8 @@ impl Codec {
         }
     }
 
-    /// Decodes a code back into an approximate residual (tests and re-checks).
-    #[cfg(test)]
+    /// Decodes a code back into its approximate `x - origin` (choosing a PQ code by the
+    /// distances it gives, tests).
     pub(crate) fn decode(&self, code: &[u8], dim: usize) -> Vec<f32> {
         match self {
             Codec::Sq8 { min, scale } => code
@@ -315,8 +361,9 @@ impl Codec {
         query_dots.iter().map(|d| factor * d).collect()
     }
 
-    /// The approximate-distance table of one query against one list with centroid
-    /// `centroid`: scoring a code is then a sum of table lookups.
+    /// The approximate-distance table of one query against one list whose codes are
+    /// relative to `centroid` (the list's [`Codec::origin`]): scoring a code is then a sum of
+    /// table lookups.
     pub(crate) fn table(&self, query: &[f32], centroid: &[f32], metric: Metric) -> Table {
         let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
         // L2 of the residual query; inner product (negated) of the query with the
@@ -471,7 +518,15 @@ mod tests {
     fn serialized_form_round_trips_and_rejects_damage() {
         let dim = 12;
         let x = data(100, dim);
-        for codec in [Codec::train_sq8(&x, dim), Codec::train_pq(&x, dim, 4, 1)] {
+        let of_vectors = Codec::train_pq(&x, dim, 4, 1);
+        let of_residuals = of_vectors.clone().with_residual(true);
+        // The tag says which: 2 for residual codes (what every PQ index held before codes of
+        // vectors), 3 for codes of vectors; nothing else differs.
+        let (a, b) = (of_residuals.to_bytes(), of_vectors.to_bytes());
+        assert_eq!((a[0], b[0]), (2, 3));
+        assert_eq!(a[1..], b[1..]);
+        assert!(Codec::from_bytes(&a, dim).is_some_and(|c| c.is_residual()));
+        for codec in [Codec::train_sq8(&x, dim), of_vectors, of_residuals] {
             let bytes = codec.to_bytes();
             assert_eq!(Codec::from_bytes(&bytes, dim), Some(codec.clone()));
             assert_eq!(Codec::from_bytes(&bytes, dim + 1), None);

@@ -24,6 +24,11 @@ impl Quantizer {
         }
     }
 
+    /// The dimension of the centroids.
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Number of lists.
     pub(crate) fn n_lists(&self) -> usize {
         self.norms.len()

@@ -102,7 +102,8 @@ pub(crate) struct SearchParams<'a> {
 pub(crate) struct CodeSearch<'a> {
     /// The trained codec.
     pub codec: &'a Codec,
-    /// PQ under L2: every list's precomputed terms (`Codec::pq_list_terms`, concatenated).
+    /// PQ under L2: every list's precomputed terms (`Codec::pq_list_terms`, concatenated; one
+    /// set for all lists when the codes are of vectors, not residuals).
     pub list_terms: &'a [f32],
     /// Candidates kept per result before the exact re-rank (at least 1).
     pub rerank: usize,
@@ -317,7 +318,7 @@ fn search_codes<S: ListSource>(
     let mut top = TopK::new(params.k);
     let absent = rerank_survivors(
         lists,
-        (quantizer, &survivors),
+        (quantizer, codes.codec, &survivors),
         (query, params.metric),
         (&mut bounds, whole_code),
         &mut top,
@@ -342,7 +343,20 @@ fn score_codes<S: ListSource>(
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
     let mut scores = Vec::new();
+    // What every row's approximate distance adds for its list: `|q - o|^2` (L2) or `-<q, o>`
+    // with `o` the list's origin: the centroid's distance from the probe for residual codes,
+    // the query's own for codes of vectors (the same for every list).
+    let l2 = matches!(params.metric, Metric::Euclidean | Metric::SquaredEuclidean);
+    let query_distance = if l2 { kernel::norm_sq(query) } else { 0.0 };
+    let origin_distance = |centroid_distance: f32| {
+        if codes.codec.is_residual() {
+            centroid_distance
+        } else {
+            query_distance
+        }
+    };
     for &(list, centroid_distance) in probes {
+        let centroid_distance = origin_distance(centroid_distance);
         let fast_list = fast.as_ref().and_then(|f| Some((f, f.list_terms(list)?)));
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
@@ -402,9 +416,11 @@ fn score_codes<S: ListSource>(
                     }
                 }
                 _ => {
-                    let table = codes
-                        .codec
-                        .table(query, quantizer.centroid(list), params.metric);
+                    let table = codes.codec.table(
+                        query,
+                        codes.codec.origin(quantizer.centroid(list)),
+                        params.metric,
+                    );
                     scores.resize(rows.handles.len(), 0.0);
                     table.score_block(rows.codes, rows.code_len(), &mut scores);
                     for (i, &a) in scores.iter().enumerate() {
@@ -452,7 +468,7 @@ fn prefetch_refine_codes<S: ListSource>(
 /// `survivors` are grouped by list.
 fn rerank_survivors<S: ListSource>(
     lists: &S,
-    (quantizer, survivors): (&Quantizer, &[Place]),
+    (quantizer, codec, survivors): (&Quantizer, &Codec, &[Place]),
     (query, metric): (&[f32], Metric),
     (bounds, whole_code): (&mut Option<(Bounds<'_>, usize)>, usize),
     top: &mut TopK,
@@ -480,7 +496,7 @@ fn rerank_survivors<S: ListSource>(
                 let bound = match (&mut *bounds, refine_code) {
                     (Some((bounds, start)), Some(code)) => {
                         if !bounds_set {
-                            bounds.set_list(quantizer.centroid(list));
+                            bounds.set_list(codec.origin(quantizer.centroid(list)));
                             bounds_set = true;
                         }
                         bounds.lower_bound(&code[*start..])
@@ -614,17 +630,21 @@ struct Place {
 }
 
 /// A query's 8-bit PQ table, built once for every list it probes. The approximate squared L2
-/// distance of a row with residual code `r` in the list with centroid `c` splits into
-/// `|q - c|^2` (the list's constant), `|r|^2 + 2 <c, r>` (the row's own term, summed from the
-/// list's precomputed terms when the list's fast-scan layout is built) and `-2 <q, r>`, the
-/// only part that depends on both the query and the row: the table holds just that part, so
-/// it does not depend on the list. Inner product: `-<q, c>` and the table of `-<q, r>`.
+/// distance of a row with code `r` in a list whose codes are relative to `c` (the centroid for
+/// residual codes, zero for codes of vectors: [`Codec::origin`]) splits into `|q - c|^2` (the
+/// list's constant), `|r|^2 + 2 <c, r>` (the row's own term, summed from the list's
+/// precomputed terms when the list's fast-scan layout is built) and `-2 <q, r>`, the only
+/// part that depends on both the query and the row: the table holds just that part, so it
+/// does not depend on the list. Inner product: `-<q, c>` and the table of `-<q, r>`.
 struct FastScan<'a> {
     m: usize,
     table: QuantizedTable,
-    /// L2: every list's terms (`Codec::pq_list_terms`, concatenated); empty otherwise.
+    /// L2: every list's terms (`Codec::pq_list_terms`, concatenated), or one set shared by
+    /// every list for codes of vectors; empty otherwise.
     list_terms: &'a [f32],
     l2: bool,
+    /// Whether each list has its own terms (residual codes).
+    per_list: bool,
 }
 
 impl<'a> FastScan<'a> {
@@ -643,6 +663,7 @@ impl<'a> FastScan<'a> {
             table: QuantizedTable::new(&lut, 0.0),
             list_terms: codes.list_terms,
             l2,
+            per_list: codes.codec.is_residual(),
         })
     }
 
@@ -653,8 +674,8 @@ impl<'a> FastScan<'a> {
             return Some(&[]);
         }
         let len = self.m * 16;
-        self.list_terms
-            .get(list as usize * len..(list as usize + 1) * len)
+        let set = if self.per_list { list as usize } else { 0 };
+        self.list_terms.get(set * len..(set + 1) * len)
     }
 }
 

@@ -89,8 +89,10 @@ impl EncryptedIndex {
         self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
 
-    /// Trains the code of a quantized index type on (a sample of) the residuals of the
-    /// training vectors to their lists' centroids; `None` for `ivf_flat`.
+    /// Trains the code of a quantized index type on (a sample of) the training vectors: their
+    /// residuals to their lists' centroids for SQ8; for PQ, a code of the vectors and one of
+    /// the residuals, keeping the one that ranks better (`ivf::train_pq`); `None` for
+    /// `ivf_flat`.
     fn train_codec(
         &self,
         quantizer: &Quantizer,
@@ -100,18 +102,23 @@ impl EncryptedIndex {
     ) -> Option<Coder> {
         let dim = self.dim();
         let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
-        let residuals: Vec<f32> = data
-            .chunks_exact(dim)
-            .zip(assignments)
-            .step_by(stride)
-            .flat_map(|(x, &l)| x.iter().zip(quantizer.centroid(l)).map(|(v, c)| v - c))
-            .collect();
+        let residuals = || -> Vec<f32> {
+            data.chunks_exact(dim)
+                .zip(assignments)
+                .step_by(stride)
+                .flat_map(|(x, &l)| x.iter().zip(quantizer.centroid(l)).map(|(v, c)| v - c))
+                .collect()
+        };
         let codec = match self.inner.config.index_type() {
             IndexType::IvfFlat => return None,
-            IndexType::IvfSq8 => Codec::train_sq8(&residuals, dim),
-            IndexType::IvfPq { n_subquantizers } => {
-                Codec::train_pq(&residuals, dim, n_subquantizers, seed)
-            }
+            IndexType::IvfSq8 => Codec::train_sq8(&residuals(), dim),
+            IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
+                data,
+                assignments,
+                quantizer,
+                (n_subquantizers, stride, seed),
+                self.metric(),
+            ),
         };
         Some(Coder::new(codec, self.metric(), quantizer))
     }
