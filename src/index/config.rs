@@ -83,7 +83,7 @@ impl IndexConfig {
         self
     }
 
-    /// Sets the default number of lists a query probes (0, the default, probes about 1/16
+    /// Sets the default number of lists a query probes (0, the default, probes about 1/12
     /// of the lists, 1/4 for `ivf_pq`).
     pub fn n_probes(mut self, n: usize) -> IndexConfig {
         self.n_probes = n;
