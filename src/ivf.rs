@@ -41,16 +41,25 @@ pub(crate) fn auto_n_lists(n: usize, pq: bool) -> usize {
     by_sqrt.min(n / 39).max(1)
 }
 
-/// A sensible default number of lists to probe: about 1/12 of the lists, 1/4 for PQ, whose
-/// lists are 4 times fewer and longer (so a quarter of them is about the same share of the
-/// items as flat's 1/12 with 3x the margin: with 1/8, recall@10 of `ivf_pq(384, 96)` on
-/// held-out sentence embeddings was about 0.92; the fast-scan pays little per extra list).
-/// Flat probed 1/16 until recall@10 on the 50k sentence embeddings, 0.9585 there and 0.9538
-/// on a 42k prefix, looked too close to 0.95 for data not measured: 1/12 gives 0.969.
+/// A sensible default number of lists to probe for `n` items: about 1/12 of the lists, 1/4
+/// for PQ, whose lists are 4 times fewer and longer (so a quarter of them is about the same
+/// share of the items as flat's 1/12 with 3x the margin: with 1/8, recall@10 of
+/// `ivf_pq(384, 96)` on held-out sentence embeddings was about 0.92; the fast-scan pays little
+/// per extra list); and at least `sqrt(400 / n)` of them (`sqrt(800 / n)` for PQ), which
+/// matters below about 60,000 items (13,000 for PQ). Measured on the 384-d sentence
+/// embeddings: 1/12 gives recall@10 0.969 at 50,000 items, but small indexes have few, short
+/// lists (at most `n / 39`) and need a larger share: at 5,000 items 1/12 gave 0.863 (flat,
+/// 128 lists) and 1/4 gave 0.945 (PQ, 71 lists); these floors give about 0.97 there, and at
+/// 15,000. (Flat probed 1/16 until 2026-11-30: 0.9585 at 50,000 was too close to 0.95.)
 /// At least 1.
-pub(crate) fn auto_n_probes(n_lists: usize, pq: bool) -> usize {
-    let share = if pq { 4 } else { 12 };
-    n_lists.div_ceil(share).clamp(1, n_lists.max(1))
+pub(crate) fn auto_n_probes(n_lists: usize, n: usize, pq: bool) -> usize {
+    let (share, small_index) = if pq {
+        (0.25, 800.0)
+    } else {
+        (1.0 / 12.0, 400.0)
+    };
+    let share = f64::max(share, (small_index / n.max(1) as f64).sqrt());
+    ((n_lists as f64 * share).ceil() as usize).clamp(1, n_lists.max(1))
 }
 
 /// Training points per list when the caller does not say: 256 for PQ (FAISS's cap; its
@@ -378,8 +387,12 @@ mod tests {
         assert_eq!(auto_n_lists(100, false), 2);
         assert_eq!(auto_n_lists(1_000_000, false), 4000);
         assert_eq!(auto_n_lists(1_000_000, true), 1000);
-        assert_eq!(auto_n_probes(4000, false), 334);
-        assert_eq!(auto_n_probes(1000, true), 250);
-        assert!(auto_n_probes(1, false) == 1 && auto_n_probes(1, true) == 1);
+        assert_eq!(auto_n_probes(4000, 1_000_000, false), 334);
+        assert_eq!(auto_n_probes(1000, 1_000_000, true), 250);
+        // Small indexes probe a larger share: sqrt(400 / 5000) of 128 lists.
+        assert_eq!(auto_n_probes(128, 5000, false), 37);
+        assert_eq!(auto_n_probes(71, 5000, true), 29);
+        assert_eq!(auto_n_probes(10, 100, false), 10);
+        assert!(auto_n_probes(1, 1, false) == 1 && auto_n_probes(1, 0, true) == 1);
     }
 }

@@ -67,10 +67,13 @@ fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
     let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
     let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
     let dim = base[0].len();
-    // A prefix of another size, queried with half the queries.
+    // A prefix of another size, queried with half the queries, and a small one (a tenth:
+    // few lists, and PQ trained on few vectors).
     let prefix = &base[..base.len() * 21 / 25];
     let prefix_queries = &queries[..queries.len() / 2];
     let prefix_truth = brute_force_top10(prefix, prefix_queries);
+    let small = &base[..base.len() / 10];
+    let small_truth = brute_force_top10(small, prefix_queries);
     let mut failures = Vec::new();
     for (name, config) in [
         ("ivf_flat", IndexConfig::ivf_flat(dim)),
@@ -79,14 +82,16 @@ fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
         ("ivf_pq d/2", IndexConfig::ivf_pq(dim, dim / 2)),
     ] {
         let whole = default_recall(config.clone(), &base, &queries, &truth);
-        let part = default_recall(config, prefix, prefix_queries, &prefix_truth);
+        let part = default_recall(config.clone(), prefix, prefix_queries, &prefix_truth);
+        let tenth = default_recall(config, small, prefix_queries, &small_truth);
         println!(
-            "{name}: recall@10 {whole:.4} ({} vectors), {part:.4} ({} vectors)",
+            "{name}: recall@10 {whole:.4} ({} vectors), {part:.4} ({}), {tenth:.4} ({})",
             base.len(),
-            prefix.len()
+            prefix.len(),
+            small.len()
         );
-        if whole < 0.95 || part < 0.95 {
-            failures.push(format!("{name}: {whole:.4} / {part:.4}"));
+        if whole < 0.95 || part < 0.95 || tenth < 0.95 {
+            failures.push(format!("{name}: {whole:.4} / {part:.4} / {tenth:.4}"));
         }
     }
     assert!(failures.is_empty(), "below 0.95: {failures:?}");

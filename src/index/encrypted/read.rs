@@ -72,7 +72,7 @@ impl EncryptedIndex {
             .n_probes
             .filter(|&p| p > 0)
             .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
-            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, self.is_pq()))
+            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, state.len(), self.is_pq()))
             .min(n_lists)
     }
 
