@@ -309,13 +309,17 @@ fn read_checkpoint(path: &Path, db: &str, name: &str, input_len: u64) -> Option<
         .flatten()
 }
 
-/// Replaces the checkpoint atomically (temp file, sync, rename).
+/// Replaces the checkpoint atomically (temp file, rename), without syncing it: it is written
+/// after the batch's commit is durable, so it never claims more than the index holds, and one
+/// that is older or lost (a power cut, not `kill -9`, which keeps written pages) only makes a
+/// resume upsert some rows again, which replaces them by id: no duplicate, nothing lost. Its
+/// sync was an extra flush per batch (import from `.fvecs` to disk measured 0.77x of `upsert`
+/// with it, against 0.97x in memory).
 fn write_checkpoint(path: &Path, doc: &Value) -> Result<(), CliError> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(doc.to_string().as_bytes())?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| CliError::Other(format!("checkpoint {}: {e}", path.display())))
