@@ -20,6 +20,20 @@ use super::object::Store;
 /// (adjacent chunks are fetched in one request anyway).
 pub(crate) const CHUNK: u64 = 16 << 10;
 
+/// The most chunks one request fetches (4 MiB): a longer run is split into requests that go
+/// out together, each short enough for the store's per-request timeout (a resident open of a
+/// 560 MiB segment was one request of it all and timed out).
+const MAX_RUN: u64 = 256;
+
+/// Adds chunk `c` (at least the last one added) to `runs` of adjacent chunks of at most
+/// [`MAX_RUN`].
+fn add_to_runs(runs: &mut Vec<Range<u64>>, c: u64) {
+    match runs.last_mut() {
+        Some(r) if r.end == c && r.end - r.start < MAX_RUN => r.end += 1,
+        _ => runs.push(c..c + 1),
+    }
+}
+
 /// The default bound of a store's read cache (256 MiB), unless `CIPHERVEC_READ_CACHE_MB`
 /// says otherwise.
 const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
@@ -236,10 +250,7 @@ impl RemoteObject {
         wanted.dedup();
         let mut runs: Vec<Range<u64>> = Vec::new();
         for c in wanted {
-            match runs.last_mut() {
-                Some(r) if r.end == c => r.end += 1,
-                _ => runs.push(c..c + 1),
-            }
+            add_to_runs(&mut runs, c);
         }
         self.fetch_runs(&runs).map(|_| ())
     }
@@ -254,10 +265,7 @@ impl RemoteObject {
         let mut runs: Vec<Range<u64>> = Vec::new();
         for (i, c) in chunks.clone().enumerate() {
             if out[i].is_none() {
-                match runs.last_mut() {
-                    Some(r) if r.end == c => r.end += 1,
-                    _ => runs.push(c..c + 1),
-                }
+                add_to_runs(&mut runs, c);
             }
         }
         for (c, piece) in self.fetch_runs(&runs)? {
@@ -353,6 +361,19 @@ mod tests {
         assert_eq!(cache.stats().requests, 3);
         obj.read(0..2 * CHUNK).unwrap();
         assert_eq!(cache.stats().requests, 3);
+    }
+
+    #[test]
+    fn a_long_run_goes_out_in_requests_of_at_most_max_run_chunks() {
+        let chunks = 2 * MAX_RUN + 3;
+        let len = (chunks * CHUNK) as usize;
+        let (bytes, obj, cache) = object(len, u64::MAX);
+        let everything = 0..len as u64;
+        obj.prefetch(std::slice::from_ref(&everything)).unwrap();
+        assert_eq!(cache.stats().requests, 3);
+        assert_eq!(cache.stats().bytes, len as u64);
+        assert_eq!(&obj.read(0..len as u64).unwrap()[..], &bytes[..]);
+        assert_eq!(cache.stats().requests, 3, "all of it was cached");
     }
 
     #[test]

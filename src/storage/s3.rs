@@ -9,7 +9,11 @@
 //! lease expired and was taken over can no longer commit. Each
 //! request is retried with backoff for at most [`RETRY_TIMEOUT`]; a store that stays
 //! unreachable surfaces as an error of kind [`io::ErrorKind::NotConnected`], which the engine
-//! reports as `Error::Unavailable`. The async client runs on a private runtime, usable from
+//! reports as `Error::Unavailable`. Requests that move whole objects of any size (a segment
+//! written or downloaded whole: hundreds of MiB for a million vectors) go through a second
+//! client whose requests may take up to [`BULK_TIMEOUT`]: with the 5-second limit of the
+//! ranged reads and small objects, building a 1M x 128 index failed (its 560 MiB segment
+//! cannot be sent in 5 s), while a stalled server must still fail a query within seconds. The async client runs on a private runtime, usable from
 //! inside another tokio runtime too.
 
 use std::future::Future;
@@ -28,12 +32,18 @@ use super::Store;
 
 /// How long one request is retried before the store counts as unavailable.
 pub(crate) const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Timeout of one HTTP request.
+/// Timeout of one HTTP request (and of connecting, for bulk requests too).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request moving a whole object may take (and be retried).
+pub(crate) const BULK_TIMEOUT: Duration = Duration::from_secs(600);
+/// Objects written through the bulk client from this size on.
+const BULK_BYTES: usize = 4 << 20;
 
 /// The objects under `prefix/` of one bucket.
 pub(crate) struct S3Store {
     client: AmazonS3,
+    /// For whole-object transfers: requests of up to [`BULK_TIMEOUT`].
+    bulk: AmazonS3,
     prefix: String,
     runtime: tokio::runtime::Runtime,
     lease: Duration,
@@ -56,21 +66,29 @@ impl S3Store {
             ));
         }
         let prefix = prefix.trim_matches('/');
-        let client = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            // A config key, not `with_client_options`, which would drop the client settings
-            // `from_env` read (AWS_ALLOW_HTTP, proxies).
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                format!("{} seconds", REQUEST_TIMEOUT.as_secs()),
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 5,
-                retry_timeout: RETRY_TIMEOUT,
-            })
-            .build()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let client = |timeout: Duration, retry_timeout: Duration| {
+            AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                // Config keys, not `with_client_options`, which would drop the client settings
+                // `from_env` read (AWS_ALLOW_HTTP, proxies).
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    format!("{} seconds", REQUEST_TIMEOUT.as_secs()),
+                )
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                    format!("{} seconds", timeout.as_secs()),
+                )
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: 5,
+                    retry_timeout,
+                })
+                .build()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        };
+        let bulk = client(BULK_TIMEOUT, BULK_TIMEOUT)?;
+        let client = client(REQUEST_TIMEOUT, RETRY_TIMEOUT)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ciphervec-s3")
@@ -78,6 +96,7 @@ impl S3Store {
             .build()?;
         Ok(S3Store {
             client,
+            bulk,
             prefix: if prefix.is_empty() {
                 String::new()
             } else {
@@ -90,6 +109,15 @@ impl S3Store {
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .map_or(Duration::from_secs(30), Duration::from_secs_f64),
         })
+    }
+
+    /// The client for a write of `len` bytes: the bulk one from [`BULK_BYTES`] on.
+    fn client_for(&self, len: usize) -> &AmazonS3 {
+        if len >= BULK_BYTES {
+            &self.bulk
+        } else {
+            &self.client
+        }
     }
 
     fn path(&self, name: &str) -> Path {
@@ -152,8 +180,10 @@ const CONCURRENT_RANGES: usize = 16;
 
 impl Store for S3Store {
     fn get(&self, name: &str) -> io::Result<Vec<u8>> {
+        // Whole objects are segments downloaded for `verify` or a backup (the manifest and
+        // the lease are read through `get_versioned`).
         let path = self.path(name);
-        let bytes = self.run(async { self.client.get(&path).await?.bytes().await })?;
+        let bytes = self.run(async { self.bulk.get(&path).await?.bytes().await })?;
         Ok(bytes.to_vec())
     }
 
@@ -235,14 +265,17 @@ impl Store for S3Store {
             ..PutOptions::default()
         };
         let payload = PutPayload::from(data.to_vec());
-        self.run(self.client.put_opts(&path, payload, options))?;
+        self.run(
+            self.client_for(data.len())
+                .put_opts(&path, payload, options),
+        )?;
         Ok(())
     }
 
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
         let path = self.path(name);
         let payload = PutPayload::from(data.to_vec());
-        self.run(self.client.put(&path, payload))?;
+        self.run(self.client_for(data.len()).put(&path, payload))?;
         Ok(())
     }
 
