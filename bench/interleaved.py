@@ -132,8 +132,8 @@ class Ciphervec:
         self.info = json.loads(self.proc.stdout.readline())
         return self.info
 
-    def round(self):
-        self.proc.stdin.write("round\n")
+    def round(self, probes=None):
+        self.proc.stdin.write("round\n" if probes is None else f"round {probes}\n")
         self.proc.stdin.flush()
         r = json.loads(self.proc.stdout.readline())
         return r["qps"], r["recall@10"]

@@ -7,10 +7,8 @@ serves every probe count (`round P`), FAISS likewise (`nprobe`), both with 4 * s
 
 Prints a markdown table of median QPS and the median of the per-round ratios.
 """
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -18,27 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 import bench_peers as bp  # noqa: E402
 import numpy as np  # noqa: E402
-
-MODES = ("per query", "one call")
-
-
-class Ciphervec:
-    def __init__(self, binary, data, mode):
-        args = [binary, "--data", data, "--type", "flat"]
-        if mode == "one call":
-            args.append("--batch")
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = json.loads(self.proc.stdout.readline())
-
-    def round(self, probes):
-        self.proc.stdin.write(f"round {probes}\n")
-        self.proc.stdin.flush()
-        r = json.loads(self.proc.stdout.readline())
-        return r["qps"], r["recall@10"]
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+from interleaved import MODES, Ciphervec  # noqa: E402
 
 
 class Faiss:
@@ -69,7 +47,10 @@ def main(data, rounds, probes, binary):
     xb = bp.read_fvecs(os.path.join(data, "base.fvecs"))
     xq = bp.read_fvecs(os.path.join(data, "query.fvecs"))
     gt = bp.read_ivecs(os.path.join(data, "groundtruth.ivecs"))
-    ours = {mode: Ciphervec(binary, data, mode) for mode in MODES}
+    ours = {}
+    for mode in MODES:
+        ours[mode] = Ciphervec(binary, data, "flat", probes[0], None, None, None, mode)
+        ours[mode].ready()
     faiss = Faiss(xb, xq, gt)
     del xb
     runs = [(p, mode, engine) for p in probes for mode in MODES for engine in ("ciphervec", "faiss")]

@@ -19,7 +19,7 @@ pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
-pub(crate) use pq_choice::train_pq;
+pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
     CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search, search_many,

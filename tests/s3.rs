@@ -50,6 +50,14 @@ fn item(i: usize) -> Item {
         .with_metadata(json!({"group": i % 5}))
 }
 
+/// Creates the `ivf_flat` index "docs" of 16 dimensions at `url`.
+fn create_docs(url: &str, key: &IndexKey) -> ciphervec::EncryptedIndex {
+    Database::open_url(url)
+        .unwrap()
+        .create_index("docs", key, IndexConfig::ivf_flat(16))
+        .unwrap()
+}
+
 /// Answers to fixed queries, exactly (ids and distance bits), one line each.
 fn answers(index: &ciphervec::EncryptedIndex) -> Vec<String> {
     (0..20)
@@ -328,10 +336,7 @@ fn a_reader_follows_commits_and_survives_compaction() {
         return;
     };
     let key = IndexKey::generate();
-    let writer = Database::open_url(&url)
-        .unwrap()
-        .create_index("docs", &key, IndexConfig::ivf_flat(16))
-        .unwrap();
+    let writer = create_docs(&url, &key);
     writer.upsert((0..600).map(item)).unwrap();
     let reader = Database::open_url(&url)
         .unwrap()
@@ -367,10 +372,7 @@ fn a_changed_or_truncated_object_is_corrupted() {
     };
     let key = IndexKey::generate();
     {
-        let index = Database::open_url(&url)
-            .unwrap()
-            .create_index("docs", &key, IndexConfig::ivf_flat(16))
-            .unwrap();
+        let index = create_docs(&url, &key);
         index.upsert((0..300).map(item)).unwrap();
     }
     let objects = ciphervec::internals::s3_objects(&url).unwrap();
@@ -457,10 +459,7 @@ fn a_server_that_stops_mid_use_is_unavailable_and_nothing_breaks() {
     };
     let key = IndexKey::generate();
     {
-        let index = Database::open_url(&url)
-            .unwrap()
-            .create_index("docs", &key, IndexConfig::ivf_flat(16))
-            .unwrap();
+        let index = create_docs(&url, &key);
         index.upsert((0..3000).map(item)).unwrap();
         index.train().unwrap();
     }

@@ -38,18 +38,7 @@ pub(crate) fn train_pq(
     metric: Metric,
 ) -> Codec {
     let dim = quantizer.dim();
-    let sample = |residual: bool| -> Vec<f32> {
-        data.chunks_exact(dim)
-            .zip(assignments)
-            .step_by(stride.max(1))
-            .flat_map(|(x, &l)| {
-                let c = quantizer.centroid(l);
-                x.iter()
-                    .zip(c)
-                    .map(move |(v, c)| if residual { v - c } else { *v })
-            })
-            .collect()
-    };
+    let sample = |residual| training_sample(data, assignments, quantizer, stride, residual);
     let of_vectors = Codec::train_pq(&sample(false), dim, m, seed);
     let of_residuals = Codec::train_pq(&sample(true), dim, m, seed).with_residual(true);
     let n = assignments.len();
@@ -72,8 +61,16 @@ pub(crate) fn train_pq(
     };
     let (queries, pool) = (rows(&query_rows), rows(&pool_rows));
     let pool_lists: Vec<u32> = pool_rows.iter().map(|&i| assignments[i]).collect();
-    let score =
-        |codec: &Codec| shortlist_recall(codec, (&pool, &pool_lists), quantizer, &queries, metric);
+    let truth = exact_top(&pool, &queries, dim, metric);
+    let score = |codec: &Codec| {
+        shortlist_recall(
+            codec,
+            (&pool, &pool_lists),
+            quantizer,
+            (&queries, &truth),
+            metric,
+        )
+    };
     if score(&of_residuals) > score(&of_vectors) {
         of_residuals
     } else {
@@ -81,18 +78,53 @@ pub(crate) fn train_pq(
     }
 }
 
+/// Every `stride`-th row of `data` (rows of the quantizer's dimension, row `i` in list
+/// `assignments[i]`), as its residual to its list's centroid or as it is: what a code is
+/// trained on.
+pub(crate) fn training_sample(
+    data: &[f32],
+    assignments: &[u32],
+    quantizer: &Quantizer,
+    stride: usize,
+    residual: bool,
+) -> Vec<f32> {
+    data.chunks_exact(quantizer.dim())
+        .zip(assignments)
+        .step_by(stride.max(1))
+        .flat_map(|(x, &l)| {
+            let c = quantizer.centroid(l);
+            x.iter()
+                .zip(c)
+                .map(move |(v, c)| if residual { v - c } else { *v })
+        })
+        .collect()
+}
+
+/// Each query's exact top [`K`] in `pool` (positions).
+fn exact_top(pool: &[f32], queries: &[f32], dim: usize, metric: Metric) -> Vec<Vec<usize>> {
+    let mut exact = vec![0.0; pool.len() / dim.max(1)];
+    queries
+        .chunks_exact(dim.max(1))
+        .map(|q| {
+            distances(q, pool, metric, &mut exact);
+            nearest(&exact, K)
+        })
+        .collect()
+}
+
 /// `count` row numbers spread evenly over `0..n`.
 fn spread(n: usize, count: usize) -> Vec<usize> {
     (0..count).map(|i| i * n / count.max(1)).collect()
 }
 
-/// The share of each query's exact top [`K`] in `pool` that are among the `K * SHORTLIST`
-/// nearest by `codec`'s reconstructions (the distances a scan of its codes estimates).
+/// The share of each query's exact top [`K`] in `pool` (`truth`, from [`exact_top`]) that
+/// are among the `K * SHORTLIST` nearest by `codec`'s reconstructions (the distances a scan
+/// of its codes estimates).
 fn shortlist_recall(
     codec: &Codec,
     (pool, pool_lists): (&[f32], &[u32]),
     quantizer: &Quantizer,
-    queries: &[f32],
+    (queries, truth): (&[f32], &[Vec<usize>]),
     metric: Metric,
 ) -> f64 {
     let dim = quantizer.dim();
@@ -107,14 +139,11 @@ fn shortlist_recall(
         let decoded = codec.decode(&code, dim);
         reconstructed.extend(decoded.iter().zip(origin).map(|(r, o)| r + o));
     }
-    let n = pool_lists.len();
-    let (mut exact, mut approx) = (vec![0.0; n], vec![0.0; n]);
+    let mut approx = vec![0.0; pool_lists.len()];
     let (mut found, mut wanted) = (0, 0);
-    for q in queries.chunks_exact(dim) {
-        distances(q, pool, metric, &mut exact);
+    for (q, truth) in queries.chunks_exact(dim).zip(truth) {
         distances(q, &reconstructed, metric, &mut approx);
         let shortlist = nearest(&approx, K * SHORTLIST);
-        let truth = nearest(&exact, K);
         wanted += truth.len();
         found += truth.iter().filter(|i| shortlist.contains(i)).count();
     }
@@ -189,12 +218,13 @@ mod tests {
         let pool_lists = vec![0; n];
         let one_list = Quantizer::new(dim, vec![0.0; dim], Metric::Euclidean);
         let (queries, pool) = data.split_at(64 * dim);
+        let truth = exact_top(pool, queries, dim, Metric::Euclidean);
         let score = |codec: &Codec| {
             shortlist_recall(
                 codec,
                 (pool, &pool_lists[64..]),
                 &one_list,
-                queries,
+                (queries, &truth),
                 Metric::Euclidean,
             )
         };

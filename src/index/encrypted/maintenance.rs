@@ -102,16 +102,12 @@ impl EncryptedIndex {
     ) -> Option<Coder> {
         let dim = self.dim();
         let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
-        let residuals = || -> Vec<f32> {
-            data.chunks_exact(dim)
-                .zip(assignments)
-                .step_by(stride)
-                .flat_map(|(x, &l)| x.iter().zip(quantizer.centroid(l)).map(|(v, c)| v - c))
-                .collect()
-        };
         let codec = match self.inner.config.index_type() {
             IndexType::IvfFlat => return None,
-            IndexType::IvfSq8 => Codec::train_sq8(&residuals(), dim),
+            IndexType::IvfSq8 => Codec::train_sq8(
+                &ivf::training_sample(data, assignments, quantizer, stride, true),
+                dim,
+            ),
             IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
                 data,
                 assignments,
