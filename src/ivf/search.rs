@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use super::fastscan::{PackedCodes, QuantizedTable};
 use super::refine::Bounds;
 use super::{Codec, Quantizer};
+use crate::kernel::PQ4_BLOCK;
 
 /// The rows of one inverted list, as the caller stores them in memory.
 pub(crate) struct ListRows<'a> {
@@ -378,23 +379,32 @@ fn score_codes<S: ListSource>(
                     let packed = cell.get_or_init(|| {
                         PackedCodes::pack(rows.codes, rows.code_len(), fast.m, terms)
                     });
+                    debug_assert_eq!(packed.row_terms().is_empty(), terms.is_empty());
                     packed.scan(&fast.table, &mut sums);
                     let sums = &sums[..rows.handles.len()];
                     let row_terms = packed.row_terms();
                     if row_terms.is_empty() {
-                        // Inner product: the table is the whole distance but for the list's
-                        // constant, so an integer limit on the sum decides.
+                        // Inner product, or L2 over codes of vectors: the table is the whole
+                        // distance but for the list's constant, so an integer limit on the
+                        // sum decides, a kernel block of sums at a time (most blocks hold
+                        // no sum under the limit once the reservoir has filled).
                         let threshold = |a: &Reservoir| a.threshold() - centroid_distance;
                         let mut limit = fast.table.sum_limit(threshold(&approx));
-                        for (i, &sum) in sums.iter().enumerate() {
-                            if limit.is_some_and(|l| sum <= l)
-                                && offer(
-                                    i,
-                                    fast.table.distance(sum) + centroid_distance,
-                                    &mut approx,
-                                )
-                            {
-                                limit = fast.table.sum_limit(threshold(&approx));
+                        for (b, block) in sums.chunks(PQ4_BLOCK).enumerate() {
+                            let Some(l) = limit else { break };
+                            if block.iter().fold(u16::MAX, |a, &s| a.min(s)) > l {
+                                continue;
+                            }
+                            for (t, &sum) in block.iter().enumerate() {
+                                if limit.is_some_and(|l| sum <= l)
+                                    && offer(
+                                        b * PQ4_BLOCK + t,
+                                        fast.table.distance(sum) + centroid_distance,
+                                        &mut approx,
+                                    )
+                                {
+                                    limit = fast.table.sum_limit(threshold(&approx));
+                                }
                             }
                         }
                     } else {
@@ -632,19 +642,24 @@ struct Place {
 /// A query's 8-bit PQ table, built once for every list it probes. The approximate squared L2
 /// distance of a row with code `r` in a list whose codes are relative to `c` (the centroid for
 /// residual codes, zero for codes of vectors: [`Codec::origin`]) splits into `|q - c|^2` (the
-/// list's constant), `|r|^2 + 2 <c, r>` (the row's own term, summed from the list's
-/// precomputed terms when the list's fast-scan layout is built) and `-2 <q, r>`, the only
-/// part that depends on both the query and the row: the table holds just that part, so it
-/// does not depend on the list. Inner product: `-<q, c>` and the table of `-<q, r>`.
+/// list's constant), `|r|^2 + 2 <c, r>` (the row's own term) and `-2 <q, r>`, the only part
+/// that depends on both the query and the row.
+///
+/// For residual codes the table holds just that last part, so it does not depend on the
+/// list, and each row's own term is summed from its list's precomputed terms when the list's
+/// fast-scan layout is built. For codes of vectors (`c = 0`) the row's term `|r|^2` is the
+/// same in every list, so the table holds `|r_j|^2 - 2 <q_j, r_j>` per entry, a row's table
+/// sum is its whole distance but for `|q|^2`, and rows are kept or dropped on their integer
+/// sums alone (as FAISS's fast-scan does). Inner product: `-<q, c>` and the table of
+/// `-<q, r>`.
 struct FastScan<'a> {
     m: usize,
     table: QuantizedTable,
-    /// L2: every list's terms (`Codec::pq_list_terms`, concatenated), or one set shared by
-    /// every list for codes of vectors; empty otherwise.
+    /// L2 over residual codes: every list's terms (`Codec::pq_list_terms`, concatenated);
+    /// empty otherwise.
     list_terms: &'a [f32],
-    l2: bool,
-    /// Whether each list has its own terms (residual codes).
-    per_list: bool,
+    /// Whether rows carry their own terms (L2 over residual codes).
+    row_terms: bool,
 }
 
 impl<'a> FastScan<'a> {
@@ -654,27 +669,34 @@ impl<'a> FastScan<'a> {
             return None;
         };
         let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
-        if l2 && codes.list_terms.is_empty() {
+        let len = m * 16;
+        if l2 && codes.list_terms.len() < len {
             return None;
         }
-        let lut = Codec::pq_query_table(metric, &codes.codec.pq_query_dots(query));
+        let mut lut = Codec::pq_query_table(metric, &codes.codec.pq_query_dots(query));
+        let row_terms = l2 && codes.codec.is_residual();
+        if l2 && !row_terms {
+            // Codes of vectors: the one set of terms (`|b|^2`) goes into the table.
+            lut.iter_mut()
+                .zip(&codes.list_terms[..len])
+                .for_each(|(entry, term)| *entry += term);
+        }
         Some(FastScan {
             m: *m,
             table: QuantizedTable::new(&lut, 0.0),
-            list_terms: codes.list_terms,
-            l2,
-            per_list: codes.codec.is_residual(),
+            list_terms: if row_terms { codes.list_terms } else { &[] },
+            row_terms,
         })
     }
 
-    /// The terms each row of list `list` adds (L2; empty for the inner product), or `None`
-    /// if they are missing.
+    /// The terms each row of list `list` adds (L2 over residual codes; empty otherwise), or
+    /// `None` if they are missing.
     fn list_terms(&self, list: u32) -> Option<&'a [f32]> {
-        if !self.l2 {
+        if !self.row_terms {
             return Some(&[]);
         }
         let len = self.m * 16;
-        let set = if self.per_list { list as usize } else { 0 };
+        let set = list as usize;
         self.list_terms.get(set * len..(set + 1) * len)
     }
 }
@@ -683,6 +705,60 @@ impl<'a> FastScan<'a> {
 mod tests {
     use super::*;
     use rand::{Rng as _, SeedableRng, rngs::StdRng};
+
+    /// Both fast-scan tables, against the distance to the code's reconstruction: codes of
+    /// vectors (no row terms, the row's `|r|^2` folded into the table) and residual codes
+    /// (row terms summed at packing), each within the 8-bit table's rounding.
+    #[test]
+    fn fast_scan_sums_give_the_distance_to_the_reconstruction() {
+        let (dim, m, n) = (16, 8, 200);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut uniform = || rng.next_u32() as f32 / u32::MAX as f32 * 2.0 - 1.0;
+        let x: Vec<f32> = (0..n * dim).map(|_| uniform()).collect();
+        let centroid: Vec<f32> = (0..dim).map(|_| uniform() * 0.5).collect();
+        let q: Vec<f32> = (0..dim).map(|_| uniform()).collect();
+        for residual in [false, true] {
+            let codec = Codec::train_pq(&x, dim, m, 3).with_residual(residual);
+            let origin = codec.origin(&centroid).to_vec();
+            let mut codes = Vec::new();
+            for row in x.chunks_exact(dim) {
+                let r: Vec<f32> = row.iter().zip(&origin).map(|(a, o)| a - o).collect();
+                codec.encode(&r, &mut codes);
+            }
+            let terms = codec.pq_list_terms(&origin);
+            let search = CodeSearch {
+                codec: &codec,
+                list_terms: &terms,
+                rerank: 1,
+            };
+            let fast = FastScan::new(search, &q, Metric::SquaredEuclidean).unwrap();
+            let row_terms = fast.list_terms(0).unwrap();
+            assert_eq!(row_terms.is_empty(), !residual);
+            let code_len = codec.code_len(dim);
+            let packed = PackedCodes::pack(&codes, code_len, m, row_terms);
+            let mut sums = Vec::new();
+            packed.scan(&fast.table, &mut sums);
+            let (bias, step) = fast.table.affine();
+            // The list's constant: `|q - c|^2` for residual codes, `|q|^2` for vectors.
+            let constant: f32 = q.iter().zip(&origin).map(|(a, o)| (a - o) * (a - o)).sum();
+            for (i, code) in codes.chunks_exact(code_len).enumerate() {
+                let recon: Vec<f32> = codec
+                    .decode(code, dim)
+                    .iter()
+                    .zip(&origin)
+                    .map(|(r, o)| r + o)
+                    .collect();
+                let want: f32 = recon.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
+                let term = packed.row_terms().get(i).copied().unwrap_or(0.0);
+                let got = constant + bias + f32::from(sums[i]) * step + term;
+                let tolerance = m as f32 * 0.5 * step + 1e-4;
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "residual {residual}, row {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn reservoir_keeps_what_a_heap_keeps() {

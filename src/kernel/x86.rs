@@ -538,7 +538,10 @@ pub(super) fn pq4_quantize_table_avx512(lut: &[f32], out: &mut [u8]) -> (f32, f3
 #[inline]
 pub(super) fn prefetch(start: *const u8, len: usize) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    for offset in (0..len).step_by(64) {
+    // From the start of `start`'s cache line, so that the range's last line is covered too.
+    let misalign = start as usize % 64;
+    let start = start.wrapping_sub(misalign);
+    for offset in (0..len + misalign).step_by(64) {
         // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it
         // reads nothing into the program and never faults (the caller's range is in bounds
         // anyway; `wrapping_add` keeps even a stray address from being undefined).
