@@ -16,10 +16,16 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
 }
 
 fn scan(c: &mut Criterion) {
-    let mut group = c.benchmark_group("l2sq_scan");
+    scan_of(c, "l2sq_scan", 8 << 20);
+    scan_of(c, "l2sq_cached", 256 << 10);
+}
+
+/// One query against `bytes` of vectors: 8 MiB is larger than L2, like a list scan from
+/// memory; 256 KiB stays in L2, like the centroids of a coarse probe.
+fn scan_of(c: &mut Criterion, name: &str, bytes: usize) {
+    let mut group = c.benchmark_group(name);
     for dim in [128usize, 384, 768] {
-        // 8 MiB of vectors: larger than L2, like a real scan.
-        let rows = (8 << 20) / (dim * 4);
+        let rows = bytes / (dim * 4);
         let block = data(rows * dim, 1);
         let q = data(dim, 2);
         let mut out = vec![0.0; rows];

@@ -22,7 +22,8 @@ pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
-    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search, search_many,
+    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
+    search_codes_many, search_many,
 };
 
 /// Asks the CPU to start loading `bytes` into cache (a hint, never a fault): list sources

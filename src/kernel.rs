@@ -40,6 +40,8 @@ pub(crate) struct Kernels {
     pub dot_block: fn(&[f32], &[f32], &mut [f32]),
     /// Inner products of 8 points with every center of a [`CenterPanels`] layout.
     pub dots_tile8: fn(&[f32], usize, &[f32], &mut [f32]),
+    /// The same for one point, each pair bit-identical to the tile's.
+    pub dots_one: fn(&[f32], usize, &[f32], &mut [f32]),
     /// 4-bit PQ fast-scan: `(codes, m_pad, lut, out)`, see [`pq4_scan`].
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
     /// PQ table quantization, see [`pq4_quantize_table`].
@@ -59,6 +61,7 @@ const SCALAR: Kernels = Kernels {
     l2sq_block: scalar::l2sq_block,
     dot_block: scalar::dot_block,
     dots_tile8: scalar::dots_tile8,
+    dots_one: scalar::dots_one,
     pq4_scan: scalar::pq4_scan,
     pq4_quantize_table: scalar::pq4_quantize_table,
     sq8_l2_block: scalar::sq8_l2_block,
@@ -79,6 +82,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: x86::l2sq_block_avx512,
                 dot_block: x86::dot_block_avx512,
                 dots_tile8: x86::dots_tile8_avx512,
+                dots_one: x86::dots_one_avx512,
                 pq4_scan: if std::arch::is_x86_feature_detected!("avx512bw") {
                     x86::pq4_scan_avx512
                 } else {
@@ -103,6 +107,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: x86::l2sq_block_avx2,
                 dot_block: x86::dot_block_avx2,
                 dots_tile8: x86::dots_tile8_avx2,
+                dots_one: x86::dots_one_avx2,
                 pq4_scan: x86::pq4_scan_avx2,
                 pq4_quantize_table: x86::pq4_quantize_table_avx2,
                 sq8_l2_block: x86::sq8_l2_block_avx2,
@@ -121,6 +126,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 l2sq_block: scalar_block_of_l2_neon,
                 dot_block: scalar_block_of_dot_neon,
                 dots_tile8: scalar::dots_tile8,
+                dots_one: scalar::dots_one,
                 pq4_scan: scalar::pq4_scan,
                 pq4_quantize_table: scalar::pq4_quantize_table,
                 sq8_l2_block: scalar::sq8_l2_block,
@@ -303,6 +309,7 @@ fn check_pq4_args(codes: &[u8], m_pad: usize, lut: &[u8], out: &[u16]) {
 
 /// Centers laid out for the tiled kernels: panels of 16 centers, each panel coordinate-major
 /// (`panel[d * 16 + lane]`), padded with zero centers to an even number of panels.
+#[derive(Clone, Debug)]
 pub(crate) struct CenterPanels {
     dim: usize,
     k: usize,
@@ -327,6 +334,12 @@ impl CenterPanels {
     /// Padded number of centers (columns of a tile).
     pub(crate) fn k_pad(&self) -> usize {
         self.data.len() / (16 * self.dim.max(1)) * 16
+    }
+
+    /// Inner products of one point with every center (`out[j]`, `k_pad` entries), each equal
+    /// bit for bit to what [`CenterPanels::dots`] gives the same point in a tile.
+    pub(crate) fn dots_one(&self, point: &[f32], out: &mut [f32]) {
+        (best().dots_one)(point, self.dim, &self.data, out);
     }
 
     /// Inner products of up to 8 points with every center: `out[i * k_pad + j]`.
@@ -488,12 +501,17 @@ mod tests {
     fn block_paths_match_pairwise() {
         let mut rng = StdRng::seed_from_u64(2);
         for &d in &LENGTHS {
-            for rows in [0usize, 1, 3, 4, 5, 9] {
+            for rows in [0usize, 1, 3, 4, 5, 8, 9, 13] {
                 let q = random_vec(&mut rng, d, 2.0);
                 let block = random_vec(&mut rng, d * rows, 2.0);
                 for k in available() {
                     let mut out = vec![f32::NAN; rows];
                     (k.l2sq_block)(&q, &block, &mut out);
+                    // Each path's block gives its own pair kernel's bits (so that a scan and
+                    // a re-rank of the same row agree exactly).
+                    for (r, row) in block.chunks_exact(d).enumerate() {
+                        assert_eq!(out[r].to_bits(), (k.l2sq)(&q, row).to_bits(), "{}", k.name);
+                    }
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::l2sq(&q, &block[r * d..(r + 1) * d]);
                         assert!(
@@ -503,6 +521,9 @@ mod tests {
                         );
                     }
                     (k.dot_block)(&q, &block, &mut out);
+                    for (r, row) in block.chunks_exact(d).enumerate() {
+                        assert_eq!(out[r].to_bits(), (k.dot)(&q, row).to_bits(), "{}", k.name);
+                    }
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::dot(&q, &block[r * d..(r + 1) * d]);
                         assert!(
@@ -519,7 +540,14 @@ mod tests {
     #[test]
     fn every_tile_path_matches_scalar_dots() {
         let mut rng = StdRng::seed_from_u64(4);
-        for &(dim, k) in &[(1usize, 1usize), (3, 17), (16, 32), (33, 40), (128, 100)] {
+        for &(dim, k) in &[
+            (1usize, 1usize),
+            (3, 17),
+            (16, 32),
+            (33, 40),
+            (128, 100),
+            (384, 205),
+        ] {
             let centers = random_vec(&mut rng, k * dim, 2.0);
             let points = random_vec(&mut rng, 8 * dim, 2.0);
             let panels = CenterPanels::new(&centers, dim);
@@ -527,6 +555,13 @@ mod tests {
                 let mut out = vec![f32::NAN; 8 * panels.k_pad()];
                 (path.dots_tile8)(&points, dim, &panels.data, &mut out);
                 for i in 0..8 {
+                    // One point alone gets its row of the tile, bit for bit.
+                    let mut one = vec![f32::NAN; panels.k_pad()];
+                    (path.dots_one)(&points[i * dim..(i + 1) * dim], dim, &panels.data, &mut one);
+                    for (j, v) in one.iter().enumerate() {
+                        let tile = out[i * panels.k_pad() + j];
+                        assert_eq!(v.to_bits(), tile.to_bits(), "{} {dim} {k}", path.name);
+                    }
                     for j in 0..k {
                         let want = scalar::dot(
                             &points[i * dim..(i + 1) * dim],

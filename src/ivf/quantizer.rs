@@ -1,6 +1,6 @@
 //! The coarse quantizer: trained centroids, `assign` and `probe`.
 
-use crate::kernel::{self, Neighbor};
+use crate::kernel::{self, CenterPanels, Neighbor};
 use crate::metric::Metric;
 
 /// Trained centroids and how to rank them.
@@ -8,6 +8,10 @@ use crate::metric::Metric;
 pub(crate) struct Quantizer {
     dim: usize,
     centroids: Vec<f32>,
+    /// The centroids in the tiled kernels' layout: one query's scores and those of a batch
+    /// of queries then come from the same arithmetic (bit-identical probes), and a batch
+    /// reads each centroid once per tile of 8 queries.
+    panels: CenterPanels,
     norms: Vec<f32>,
     inner_product: bool,
 }
@@ -16,9 +20,11 @@ impl Quantizer {
     /// A quantizer over `centroids` (rows of `dim`), ranking for `metric`.
     pub(crate) fn new(dim: usize, centroids: Vec<f32>, metric: Metric) -> Quantizer {
         let norms = centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
+        let panels = CenterPanels::new(&centroids, dim);
         Quantizer {
             dim,
             centroids,
+            panels,
             norms,
             inner_product: metric.uses_inner_product(),
         }
@@ -45,9 +51,17 @@ impl Quantizer {
         &self.centroids[l * self.dim..(l + 1) * self.dim]
     }
 
-    /// A ranking score per centroid for `x` (smaller is nearer).
-    fn scores(&self, x: &[f32], out: &mut [f32]) {
-        kernel::dot_block(x, &self.centroids, out);
+    /// A ranking score per centroid for `x` (smaller is nearer); `out` is resized to the
+    /// padded number of centroids, the scores of the real ones first.
+    fn scores(&self, x: &[f32], out: &mut Vec<f32>) {
+        out.resize(self.panels.k_pad(), 0.0);
+        self.panels.dots_one(x, out);
+        out.truncate(self.n_lists());
+        self.dots_to_scores(out);
+    }
+
+    /// Turns inner products with the centroids into ranking scores.
+    fn dots_to_scores(&self, out: &mut [f32]) {
         if self.inner_product {
             out.iter_mut().for_each(|s| *s = -*s);
         } else {
@@ -60,7 +74,7 @@ impl Quantizer {
 
     /// The list a vector belongs to.
     pub(crate) fn assign(&self, x: &[f32]) -> u32 {
-        let mut scores = vec![0.0; self.n_lists()];
+        let mut scores = Vec::new();
         self.scores(x, &mut scores);
         let mut best = (0u32, f32::INFINITY);
         for (i, &s) in scores.iter().enumerate() {
@@ -94,8 +108,36 @@ impl Quantizer {
     /// The `n` lists nearest to `q`, nearest first, each with its centroid's distance to `q`:
     /// squared L2 (from the expanded form, clamped at 0), or minus the inner product.
     pub(crate) fn probe_with_distances(&self, q: &[f32], n: usize) -> Vec<(u32, f32)> {
-        let mut scores = vec![0.0; self.n_lists()];
+        let mut scores = Vec::new();
         self.scores(q, &mut scores);
+        self.nearest_of(q, &scores, n)
+    }
+
+    /// [`Quantizer::probe_with_distances`] of each of `queries` (`n[i]` lists for query `i`),
+    /// bit for bit: the scores of 8 queries at a time come from one tile, which reads each
+    /// centroid once for all 8.
+    pub(crate) fn probe_many(&self, queries: &[&[f32]], n: &[usize]) -> Vec<Vec<(u32, f32)>> {
+        let (dim, k, k_pad) = (self.dim, self.n_lists(), self.panels.k_pad());
+        let mut tile = vec![0.0f32; 8 * dim];
+        let mut dots = vec![0.0f32; 8 * k_pad];
+        let mut out = Vec::with_capacity(queries.len());
+        for (group, counts) in queries.chunks(8).zip(n.chunks(8)) {
+            for (row, q) in tile.chunks_exact_mut(dim.max(1)).zip(group) {
+                row.copy_from_slice(&q[..dim]);
+            }
+            self.panels.dots(&tile, &mut dots);
+            for (i, (q, &count)) in group.iter().zip(counts).enumerate() {
+                let scores = &mut dots[i * k_pad..i * k_pad + k];
+                self.dots_to_scores(scores);
+                out.push(self.nearest_of(q, scores, count));
+            }
+        }
+        out
+    }
+
+    /// The `n` lists of least `scores` (ties by list number), nearest first, with their
+    /// centroids' distances to `q`.
+    fn nearest_of(&self, q: &[f32], scores: &[f32], n: usize) -> Vec<(u32, f32)> {
         // The same selection as a `TopK` (ties by list number), in linear time plus a sort
         // of the `n` kept.
         let mut best: Vec<Neighbor> = scores
@@ -126,5 +168,64 @@ impl Quantizer {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng as _, SeedableRng, rngs::StdRng};
+
+    /// The batched probe gives each query exactly what it gets alone, and both agree with a
+    /// brute-force ranking of the centroids (within rounding, ties by list).
+    #[test]
+    fn batched_probes_equal_single_probes_and_brute_force() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut uniform = || rng.next_u32() as f32 / u32::MAX as f32 - 0.5;
+        for (dim, k, nq) in [
+            (1usize, 1usize, 1usize),
+            (7, 3, 5),
+            (16, 40, 9),
+            (384, 205, 19),
+        ] {
+            let centroids: Vec<f32> = (0..k * dim).map(|_| uniform()).collect();
+            let queries: Vec<Vec<f32>> = (0..nq)
+                .map(|_| (0..dim).map(|_| uniform()).collect())
+                .collect();
+            let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+            let counts: Vec<usize> = (0..nq).map(|i| 1 + i % k).collect();
+            for metric in [Metric::Euclidean, Metric::InnerProduct] {
+                let q = Quantizer::new(dim, centroids.clone(), metric);
+                let many = q.probe_many(&refs, &counts);
+                for ((query, &n), batched) in refs.iter().zip(&counts).zip(&many) {
+                    let single = q.probe_with_distances(query, n);
+                    let bits = |v: &[(u32, f32)]| -> Vec<(u32, u32)> {
+                        v.iter().map(|&(l, d)| (l, d.to_bits())).collect()
+                    };
+                    assert_eq!(bits(batched), bits(&single));
+                    // Brute force: the same distances within rounding, nearest first.
+                    assert_eq!(single.len(), n);
+                    for &(list, d) in &single {
+                        let c = q.centroid(list);
+                        let want = match metric {
+                            Metric::InnerProduct => -kernel::dot(query, c),
+                            _ => kernel::l2sq(query, c),
+                        };
+                        assert!((d - want).abs() <= 1e-4 * want.abs().max(1.0), "{d} {want}");
+                    }
+                    let worst_kept = single.last().map_or(f32::NEG_INFINITY, |p| p.1);
+                    for l in 0..k as u32 {
+                        if single.iter().all(|p| p.0 != l) {
+                            let c = q.centroid(l);
+                            let d = match metric {
+                                Metric::InnerProduct => -kernel::dot(query, c),
+                                _ => kernel::l2sq(query, c),
+                            };
+                            assert!(d >= worst_kept - 1e-4 * d.abs().max(1.0));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

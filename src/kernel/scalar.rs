@@ -74,6 +74,21 @@ pub(crate) fn dots_tile8(points: &[f32], dim: usize, panels: &[f32], out: &mut [
     }
 }
 
+/// One point's inner products with every center of a panel layout, each pair computed as
+/// [`dots_tile8`] computes it (so a point alone and in a tile get the same bits).
+pub(crate) fn dots_one(x: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let k_pad = panels.len() / dim.max(1);
+    for (j, o) in out.iter_mut().enumerate().take(k_pad) {
+        let (p, lane) = (j / 16, j % 16);
+        let panel = &panels[p * 16 * dim..(p + 1) * 16 * dim];
+        let mut acc = 0.0f32;
+        for (d, &v) in x.iter().enumerate().take(dim) {
+            acc += v * panel[d * 16 + lane];
+        }
+        *o = acc;
+    }
+}
+
 /// Squared norm (test helper).
 #[cfg(test)]
 pub(crate) fn dot_self(a: &[f32]) -> f32 {

@@ -281,6 +281,87 @@ unsafe fn dots_tile8_avx512_impl(points: &[f32], dim: usize, panels: &[f32], out
     }
 }
 
+/// One point against every panel, each pair's chain of fused multiply-adds as in
+/// [`dots_tile8_avx512_impl`] (bit-identical), eight panels at a time so that eight
+/// independent chains overlap.
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_one_avx512_impl(x: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let n_panels = panels.len() / (16 * dim.max(1));
+    assert!(x.len() >= dim && out.len() >= n_panels * 16);
+    let mut p = 0;
+    while p < n_panels {
+        let group = (n_panels - p).min(8);
+        let base = panels[p * 16 * dim..].as_ptr();
+        let mut acc = [_mm512_setzero_ps(); 8];
+        for (d, &v) in x.iter().enumerate().take(dim) {
+            let xb = _mm512_set1_ps(v);
+            for (g, a) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: panel p + g < n_panels holds 16 * dim floats from
+                // (p + g) * 16 * dim; offset d * 16 + 16 <= 16 * dim.
+                *a = _mm512_fmadd_ps(
+                    xb,
+                    unsafe { _mm512_loadu_ps(base.add(g * 16 * dim + d * 16)) },
+                    *a,
+                );
+            }
+        }
+        for (g, a) in acc.iter().enumerate().take(group) {
+            let o = &mut out[(p + g) * 16..(p + g) * 16 + 16];
+            // SAFETY: `o` is 16 floats long.
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *a) };
+        }
+        p += group;
+    }
+}
+
+/// AVX-512F one-point twin of the tile.
+pub(super) fn dots_one_avx512(x: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { dots_one_avx512_impl(x, dim, panels, out) }
+}
+
+/// One point against every panel, each pair's chain of fused multiply-adds as in
+/// [`dots_tile8_avx2_impl`] (bit-identical), four panels (eight registers) at a time so that
+/// eight independent chains overlap.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_one_avx2_impl(x: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    let n_panels = panels.len() / (16 * dim.max(1));
+    assert!(x.len() >= dim && out.len() >= n_panels * 16);
+    let mut p = 0;
+    while p < n_panels {
+        let group = (n_panels - p).min(4);
+        let base = panels[p * 16 * dim..].as_ptr();
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        for (d, &v) in x.iter().enumerate().take(dim) {
+            let xb = _mm256_set1_ps(v);
+            for (g, a) in acc.iter_mut().enumerate().take(group) {
+                // SAFETY: panel p + g < n_panels holds 16 * dim floats from
+                // (p + g) * 16 * dim; offsets d * 16 .. d * 16 + 16 <= 16 * dim.
+                unsafe {
+                    let at = base.add(g * 16 * dim + d * 16);
+                    a[0] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(at), a[0]);
+                    a[1] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(at.add(8)), a[1]);
+                }
+            }
+        }
+        for (g, a) in acc.iter().enumerate().take(group) {
+            let o = &mut out[(p + g) * 16..(p + g) * 16 + 16];
+            // SAFETY: `o` is 16 floats long: two unaligned 8-float stores fit.
+            unsafe {
+                _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+            }
+        }
+        p += group;
+    }
+}
+
+/// AVX2+FMA one-point twin of the tile.
+pub(super) fn dots_one_avx2(x: &[f32], dim: usize, panels: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx2`.
+    unsafe { dots_one_avx2_impl(x, dim, panels, out) }
+}
+
 /// As the AVX-512 tile, with 256-bit registers: 4 points x 16 centers per pass (8
 /// accumulators), run twice for the 8 points.
 #[target_feature(enable = "avx2,fma")]

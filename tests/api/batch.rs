@@ -1,9 +1,11 @@
 //! `query_batch` equals `query` for every query, bit for bit: on `ivf_flat` with vectors in
-//! RAM, plain vector queries share their list scans (`ivf::search_many`), which must not
-//! change any result; filtered, text and quantized queries in the same batch still run one
-//! by one. Checked for every metric, trained and untrained, with per-query `top_k`,
+//! RAM, plain vector queries share their list scans (`ivf::search_many`), and on quantized
+//! indexes their probes and re-rank waits (`ivf::search_codes_many`), neither of which may
+//! change any result or what a query reads from storage; filtered and text queries in the
+//! same batch still run one by one. Checked for every metric, trained and untrained, with per-query `top_k`,
 //! `n_probes` and `include`, duplicates and ties; and against brute force at full probe.
 
+use ciphervec::internals::storage_bytes_read;
 use ciphervec::{
     Database, DatabaseOptions, Error, Include, IndexConfig, IndexKey, Item, Metric, Query,
 };
@@ -131,7 +133,21 @@ fn quantized_lazy_and_text_batches_equal_one_by_one() {
     let queries = mixed_queries(&mut rng, &data, 40);
     for (config, budget) in [
         (IndexConfig::ivf_pq(16, 8).n_lists(16), None),
+        (IndexConfig::ivf_pq(16, 8).n_lists(16), Some(0)),
+        (
+            IndexConfig::ivf_pq(16, 4)
+                .n_lists(16)
+                .metric(Metric::Cosine),
+            None,
+        ),
+        (
+            IndexConfig::ivf_pq(16, 8)
+                .n_lists(16)
+                .metric(Metric::InnerProduct),
+            Some(0),
+        ),
         (IndexConfig::ivf_sq8(16).n_lists(16), None),
+        (IndexConfig::ivf_sq8(16).n_lists(16), Some(0)),
         (IndexConfig::ivf_flat(16).n_lists(16), Some(0)),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -154,6 +170,24 @@ fn quantized_lazy_and_text_batches_equal_one_by_one() {
         let mut queries = queries.clone();
         queries.push(Query::text_only("contents 17").top_k(3));
         assert_batch_equals_one_by_one(&index, &queries);
+        // Plain queries only: a batch reads from storage what the same queries read one by
+        // one (each padded as one query is).
+        // (`mixed_queries` filters every seventh; the text query is last.)
+        let plain: Vec<Query> = queries[..queries.len() - 1]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .map(|(_, q)| q.clone())
+            .collect();
+        let before = storage_bytes_read(&index);
+        assert_batch_equals_one_by_one(&index, &plain);
+        let both = storage_bytes_read(&index) - before;
+        let before = storage_bytes_read(&index);
+        for q in &plain {
+            index.query(q).unwrap();
+        }
+        let one_by_one = storage_bytes_read(&index) - before;
+        assert_eq!(both, 2 * one_by_one, "{config:?}");
     }
 }
 

@@ -20,6 +20,15 @@ use crate::index::validate;
 /// 36 queries per list at 32 of 894 probes: most of the sharing, a bounded wait for writers).
 const SHARED_SCAN_GROUP: usize = 1024;
 
+/// How the plain vector queries of a batch share work ([`EncryptedIndex::query_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum BatchKind {
+    /// `ivf_flat` with every list in RAM: each probed list scanned once for all queries.
+    SharedScan,
+    /// A trained quantized index: probes in tiles, re-ranks after the next query's scan.
+    Codes,
+}
+
 impl EncryptedIndex {
     /// The best items for a query, best first: the nearest to its vector, or for a text
     /// ([`Query::text_only`]) or hybrid ([`Query::text`]) query the best by score.
@@ -119,29 +128,46 @@ impl EncryptedIndex {
         accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists::new(state);
+        let params = self.search_params(state, query, n_probes, accept);
+        let hits = ivf::search(state.quantizer(), &lists, &params)?;
+        self.pad_reads(state, &lists, query, n_probes);
+        Ok(hits)
+    }
+
+    /// What [`ivf::search`] needs for `query` over `n_probes` lists.
+    fn search_params<'a>(
+        &self,
+        state: &'a State,
+        query: &'a Query,
+        n_probes: usize,
+        accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+    ) -> SearchParams<'a> {
+        SearchParams {
+            query: &query.vector,
+            k: query.top_k,
+            n_probes,
+            metric: self.metric(),
+            accept,
+            codes: state.coder().map(|c| CodeSearch {
+                codec: &c.codec,
+                list_terms: &c.list_terms,
+                rerank: self.rerank(state, query),
+            }),
+        }
+    }
+
+    /// The re-rank factor of a query on a quantized index (1 otherwise).
+    fn rerank(&self, state: &State, query: &Query) -> usize {
         let default_rerank = state
             .coder()
             .map_or(1, |c| c.codec.default_rerank(self.dim()));
-        let rerank = query.rerank.unwrap_or(default_rerank).max(1);
-        let hits = ivf::search(
-            state.quantizer(),
-            &lists,
-            &SearchParams {
-                query: &query.vector,
-                k: query.top_k,
-                n_probes,
-                metric: self.metric(),
-                accept,
-                codes: state.coder().map(|c| CodeSearch {
-                    codec: &c.codec,
-                    list_terms: &c.list_terms,
-                    rerank,
-                }),
-            },
-        )?;
-        // Top the query's reads up to a fixed amount, so that every query at this `n_probes`
-        // and `top_k` reads the same number of bytes, whatever the cache held and however
-        // many candidates it found.
+        query.rerank.unwrap_or(default_rerank).max(1)
+    }
+
+    /// Tops the reads a query made through `lists` up to a fixed amount, so that every query
+    /// at this `n_probes` and `top_k` reads the same number of bytes, whatever the cache held
+    /// and however many candidates it found, and counts them.
+    fn pad_reads(&self, state: &State, lists: &Lists<'_>, query: &Query, n_probes: usize) {
         let budget = match state.residency() {
             Residency::All => None,
             // One pass over the most expensive lists.
@@ -151,7 +177,7 @@ impl EncryptedIndex {
             // One vector record per re-ranked candidate (every item when untrained).
             Residency::Codes => {
                 let candidates = match state.coder() {
-                    Some(_) => query.top_k.saturating_mul(rerank),
+                    Some(_) => query.top_k.saturating_mul(self.rerank(state, query)),
                     None => state.len(),
                 };
                 let record = persist::vector_record_len(self.dim()) as u64;
@@ -164,7 +190,6 @@ impl EncryptedIndex {
                 .storage_reads
                 .fetch_add(lists.bytes_read(), Ordering::Relaxed);
         }
-        Ok(hits)
     }
 
     /// Filtered search. The filter's selectivity is estimated on a fixed sample of
@@ -255,10 +280,13 @@ impl EncryptedIndex {
     /// Runs many queries in parallel; results are in the order of `queries`, each equal to
     /// what [`query`](Self::query) returns for it.
     ///
-    /// Plain vector queries (no filter, no text) on an `ivf_flat` index whose vectors are in
-    /// RAM share their list scans: the queries are split into one group per thread, and
-    /// within a group each probed list is scanned once for all the queries that probe it,
-    /// while it is in the CPU's cache. Other queries run one by one on the pool.
+    /// Plain vector queries (no filter, no text) are split into one group per thread and
+    /// share work within their group: on an `ivf_flat` index whose vectors are in RAM, each
+    /// probed list is scanned once for all the queries that probe it, while it is in the
+    /// CPU's cache; on a quantized index, the coarse probes of 8 queries come from one pass
+    /// over the centroids, and each query's exact re-rank waits for the next query's scan of
+    /// codes, so that the rows it reads arrive meanwhile. Other queries run one by one on
+    /// the pool.
     ///
     /// # Errors
     /// The first error any query gives.
@@ -267,9 +295,9 @@ impl EncryptedIndex {
             .iter()
             .map(|q| q.text.is_none() && q.filter.is_none())
             .collect();
-        let scans_share =
-            shared.iter().filter(|&&s| s).count() > 1 && Self::scans_share(&self.read());
-        if !scans_share {
+        let batched =
+            shared.iter().filter(|&&s| s).count() > 1 && Self::batch_kind(&self.read()).is_some();
+        if !batched {
             return queries.par_iter().map(|q| self.query(q)).collect();
         }
         let group: Vec<&Query> = queries
@@ -290,12 +318,14 @@ impl EncryptedIndex {
             .par_chunks(per_thread)
             .map(|chunk| {
                 let state = self.read();
-                if Self::scans_share(&state) {
-                    self.shared_scan(&state, chunk)
-                } else {
-                    // A commit in between changed what the index holds.
-                    drop(state);
-                    chunk.iter().map(|q| self.query(q)).collect()
+                match Self::batch_kind(&state) {
+                    Some(BatchKind::SharedScan) => self.shared_scan(&state, chunk),
+                    Some(BatchKind::Codes) => self.codes_batch(&state, chunk),
+                    None => {
+                        // A commit in between changed what the index holds.
+                        drop(state);
+                        chunk.iter().map(|q| self.query(q)).collect()
+                    }
                 }
             })
             .collect::<Result<Vec<_>>>()?
@@ -315,9 +345,15 @@ impl EncryptedIndex {
             .collect()
     }
 
-    /// Whether plain vector queries can share list scans: `ivf_flat` with every list in RAM.
-    fn scans_share(state: &State) -> bool {
-        state.coder().is_none() && state.residency() == Residency::All
+    /// How plain vector queries of a batch share work, if they can: list scans on
+    /// `ivf_flat` with every list in RAM, probes and memory waits on a trained quantized
+    /// index.
+    fn batch_kind(state: &State) -> Option<BatchKind> {
+        match (state.coder(), state.quantizer()) {
+            (None, _) if state.residency() == Residency::All => Some(BatchKind::SharedScan),
+            (Some(_), Some(_)) => Some(BatchKind::Codes),
+            _ => None,
+        }
     }
 
     /// Plain vector queries over the lists in RAM, each list scanned once for all of them.
@@ -325,16 +361,34 @@ impl EncryptedIndex {
         let lists = Lists::new(state);
         let params: Vec<SearchParams<'_>> = queries
             .iter()
-            .map(|q| SearchParams {
-                query: &q.vector,
-                k: q.top_k,
-                n_probes: self.n_probes(state, q),
-                metric: self.metric(),
-                accept: None,
-                codes: None,
-            })
+            .map(|q| self.search_params(state, q, self.n_probes(state, q), None))
             .collect();
         let neighbors = ivf::search_many(state.quantizer(), &lists, &params)?;
+        neighbors
+            .into_iter()
+            .zip(queries)
+            .map(|(n, q)| self.hits(state, n, q.include))
+            .collect()
+    }
+
+    /// Plain vector queries over a trained quantized index, through
+    /// [`ivf::search_codes_many`]: each query reads through its own [`Lists`], so that its
+    /// reads are padded as one query's are.
+    fn codes_batch(&self, state: &State, queries: &[&Query]) -> Result<Vec<Vec<Hit>>> {
+        let Some(quantizer) = state.quantizer() else {
+            return queries.iter().map(|q| self.query(q)).collect();
+        };
+        let n_probes: Vec<usize> = queries.iter().map(|q| self.n_probes(state, q)).collect();
+        let sources: Vec<Lists<'_>> = queries.iter().map(|_| Lists::new(state)).collect();
+        let params: Vec<SearchParams<'_>> = queries
+            .iter()
+            .zip(&n_probes)
+            .map(|(q, &n)| self.search_params(state, q, n, None))
+            .collect();
+        let neighbors = ivf::search_codes_many(quantizer, &sources, &params)?;
+        for ((lists, q), &n) in sources.iter().zip(queries).zip(&n_probes) {
+            self.pad_reads(state, lists, q, n);
+        }
         neighbors
             .into_iter()
             .zip(queries)
