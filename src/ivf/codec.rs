@@ -31,6 +31,10 @@ pub(crate) enum Codec {
         zeros: Vec<f32>,
         /// `m * 16 * (dim / m)` floats: subquantizer j, centroid c at `(j * 16 + c) * sub`.
         codebooks: Vec<f32>,
+        /// The same coordinates by dimension (not stored; [`by_dimension`]): coordinate `d`
+        /// of subquantizer `j`'s centroid `c` at `(j * sub + d) * 16 + c`, so that a query's
+        /// products with a subquantizer's 16 centroids are 16 lanes of one loop.
+        by_dim: Vec<f32>,
         /// The 6-bit refine code's ranges.
         refine: Refine,
     },
@@ -64,6 +68,22 @@ pub(crate) fn train_ranges(rows: &[f32], dim: usize, levels: f32) -> (Vec<f32>, 
 
 /// Centroids per PQ subquantizer (4-bit codes).
 const PQ_CENTROIDS: usize = 16;
+
+/// PQ codebooks (`(j * 16 + c) * sub + d`) laid out by dimension (`(j * sub + d) * 16 + c`).
+fn by_dimension(codebooks: &[f32], sub: usize) -> Vec<f32> {
+    let mut out = vec![0.0; codebooks.len()];
+    for (j, table) in codebooks
+        .chunks_exact(PQ_CENTROIDS * sub.max(1))
+        .enumerate()
+    {
+        for (c, entry) in table.chunks_exact(sub.max(1)).enumerate() {
+            for (d, &v) in entry.iter().enumerate() {
+                out[(j * sub + d) * PQ_CENTROIDS + c] = v;
+            }
+        }
+    }
+    out
+}
 
 impl Codec {
     /// Trains SQ8 ranges on residuals (rows of `dim`).
@@ -102,6 +122,7 @@ impl Codec {
             m,
             residual: false,
             zeros: vec![0.0; dim],
+            by_dim: by_dimension(&codebooks, dim / m),
             codebooks,
             refine: Refine::train(residuals, dim),
         }
@@ -193,11 +214,13 @@ impl Codec {
                     return None;
                 }
                 let (codebooks, refine) = rest[4..].split_at(codebooks_len);
+                let codebooks = floats(codebooks);
                 Some(Codec::Pq {
                     m,
                     residual: tag == 2,
                     zeros: vec![0.0; dim],
-                    codebooks: floats(codebooks),
+                    by_dim: by_dimension(&codebooks, dim / m),
+                    codebooks,
                     refine: Refine::from_bytes(refine, dim)?,
                 })
             }
@@ -308,7 +331,7 @@ impl Codec {
     /// PQ only (else empty): `<query_j, b>` for every codebook entry `b`, at `j * 16 + c`:
     /// the list-independent part of every table, once per query.
     pub(crate) fn pq_query_dots(&self, query: &[f32]) -> Vec<f32> {
-        let Codec::Pq { m, codebooks, .. } = self else {
+        let Codec::Pq { m, by_dim, .. } = self else {
             return Vec::new();
         };
         let sub = query.len() / m;
@@ -316,17 +339,22 @@ impl Codec {
         if sub == 0 {
             return out;
         }
-        // Sub-vectors are a few floats: plain loops over exact chunks (no index arithmetic,
-        // no bounds checks) beat a dispatched kernel call.
-        let tables = codebooks.chunks_exact(PQ_CENTROIDS * sub);
-        for ((q, table), o) in query
+        // Per subquantizer, 16 running sums over its few dimensions: a fixed-width inner
+        // loop the compiler turns into vector multiply-adds (four times fewer operations than
+        // one sum per centroid), each sum still taken dimension by dimension.
+        let columns = by_dim.chunks_exact(PQ_CENTROIDS * sub);
+        for ((q, columns), o) in query
             .chunks_exact(sub)
-            .zip(tables)
+            .zip(columns)
             .zip(out.chunks_exact_mut(PQ_CENTROIDS))
         {
-            for (entry, o) in table.chunks_exact(sub).zip(o) {
-                *o = q.iter().zip(entry).map(|(x, y)| x * y).sum();
+            let mut sums = [0.0f32; PQ_CENTROIDS];
+            for (&x, column) in q.iter().zip(columns.chunks_exact(PQ_CENTROIDS)) {
+                for (sum, &c) in sums.iter_mut().zip(column) {
+                    *sum += x * c;
+                }
             }
+            o.copy_from_slice(&sums);
         }
         out
     }
