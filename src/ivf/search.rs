@@ -286,8 +286,9 @@ pub(crate) fn search_many<S: ListSource>(
 }
 
 /// The quantized path. [`score_codes`] scores the codes of every probed list and keeps the
-/// best `rerank * k` rows with where they are; [`prefetch_refine_codes`] asks for the refine
-/// codes of those that came without vectors; [`rerank_survivors`] gives survivors with
+/// best `rerank * k` rows with where they are; [`prefetch_survivors`] asks for what the
+/// re-rank reads of them (vectors in RAM, or whole codes with their refine codes);
+/// [`rerank_survivors`] gives survivors with
 /// vectors in RAM their exact distances and bounds the others; [`fetch_while_bounds_allow`]
 /// fetches those in order of their bounds until the bounds prove the rest cannot enter. The
 /// best `k` by exact distance win.
