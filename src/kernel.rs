@@ -2,7 +2,7 @@
 //!
 //! Paths: AVX-512F, AVX2+FMA, NEON and a portable scalar twin, chosen once at runtime by CPU
 //! feature detection (no `target-cpu` flag needed). All paths compute the same sums in a
-//! different order; they agree within a relative error of [`RELATIVE_TOLERANCE`] of the sum of
+//! different order; they agree within a relative error of `RELATIVE_TOLERANCE` of the sum of
 //! absolute terms (property-tested in `mod tests`).
 
 #[cfg(target_arch = "aarch64")]

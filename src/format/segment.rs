@@ -453,7 +453,7 @@ pub(crate) fn encode_block(dim: usize, block: &Block) -> Vec<u8> {
     out
 }
 
-/// As [`encode_block`], appended to `out`.
+/// As `encode_block` (test builds), appended to `out`.
 pub(crate) fn encode_block_into(dim: usize, block: &Block, out: &mut Vec<u8>) {
     let count = block.entries.len();
     out.reserve(25 + block.codes.len() + count * 76);

@@ -321,7 +321,7 @@ impl Codec {
     /// PQ only (else empty): for codebook entry `b` of subquantizer `j` and centroid `c`,
     /// `|b|^2 + 2 <centroid_j, b>` at `j * 16 + c` (as every fast-scan table):
     /// the list-dependent part of the L2 table of the list with centroid `centroid`,
-    /// precomputed once per list (see [`Codec::pq_lut`]).
+    /// precomputed once per list (see [`Codec::pq_query_table`] for the part of the query).
     pub(crate) fn pq_list_terms(&self, centroid: &[f32]) -> Vec<f32> {
         self.pq_entries(centroid, |c, b| {
             kernel::norm_sq(b) + 2.0 * kernel::dot(c, b)
