@@ -368,27 +368,37 @@ pub(crate) fn nearest_l2_batch(
     dim: usize,
     out: &mut [(u32, f32)],
 ) {
-    let panels = CenterPanels::new(centers, dim);
+    nearest_l2_with(points, &CenterPanels::new(centers, dim), center_norms, out);
+}
+
+/// [`nearest_l2_batch`] over centers already laid out (a caller that keeps them).
+pub(crate) fn nearest_l2_with(
+    points: &[f32],
+    panels: &CenterPanels,
+    center_norms: &[f32],
+    out: &mut [(u32, f32)],
+) {
     nearest_with(
         points,
-        &panels,
-        dim,
+        panels,
+        panels.dim,
         out,
         |dot, j| center_norms[j] - 2.0 * dot,
         |x, best| (best + norm_sq(x)).max(0.0),
     );
 }
 
-/// For each row of `points`, the center with the largest inner product, and minus that
-/// product.
-pub(crate) fn nearest_ip_batch(
-    points: &[f32],
-    centers: &[f32],
-    dim: usize,
-    out: &mut [(u32, f32)],
-) {
-    let panels = CenterPanels::new(centers, dim);
-    nearest_with(points, &panels, dim, out, |dot, _| -dot, |_, best| best);
+/// For each row of `points`, the center of `panels` with the largest inner product, and
+/// minus that product.
+pub(crate) fn nearest_ip_with(points: &[f32], panels: &CenterPanels, out: &mut [(u32, f32)]) {
+    nearest_with(
+        points,
+        panels,
+        panels.dim,
+        out,
+        |dot, _| -dot,
+        |_, best| best,
+    );
 }
 
 /// Index and value of the smallest element (the first one on ties); `(0, inf)` when empty.

@@ -8,9 +8,9 @@ use crate::metric::Metric;
 pub(crate) struct Quantizer {
     dim: usize,
     centroids: Vec<f32>,
-    /// The centroids in the tiled kernels' layout: one query's scores and those of a batch
-    /// of queries then come from the same arithmetic (bit-identical probes), and a batch
-    /// reads each centroid once per tile of 8 queries.
+    /// The centroids in the tiled kernels' layout: one query's scores, those of a batch of
+    /// queries and `assign_batch` all come from the same arithmetic (bit-identical probes
+    /// and assignments), and a batch reads each centroid once per tile of 8 queries.
     panels: CenterPanels,
     norms: Vec<f32>,
     inner_product: bool,
@@ -90,9 +90,9 @@ impl Quantizer {
         let rows = data.len() / self.dim.max(1);
         let mut out = vec![(0u32, 0.0f32); rows];
         if self.inner_product {
-            kernel::nearest_ip_batch(data, &self.centroids, self.dim, &mut out);
+            kernel::nearest_ip_with(data, &self.panels, &mut out);
         } else {
-            kernel::nearest_l2_batch(data, &self.centroids, &self.norms, self.dim, &mut out);
+            kernel::nearest_l2_with(data, &self.panels, &self.norms, &mut out);
         }
         out.into_iter().map(|(c, _)| c).collect()
     }

@@ -359,9 +359,9 @@ fn rerank_candidates<S: ListSource>(
 /// serves `params[i]`), each result equal to what [`search`] returns for it: the coarse probes
 /// of 8 queries at a time come from one tile ([`Quantizer::probe_many`], bit-identical to
 /// one query's probe), and each query's exact re-rank runs after the next query's scan of
-/// codes, by which time the rows it reads, prefetched at the end of its own scan, have
-/// arrived from memory instead of stalling it (with vectors in RAM, the re-rank's random
-/// reads were 15% of a query).
+/// codes, so that the rows it reads, prefetched at the end of its own scan, have that scan's
+/// time to arrive from memory (with vectors in RAM, the re-rank's random reads were 15% of a
+/// query; they still arrive at the core's memory rate, so this hides part of it).
 ///
 /// Every query must come with `codes`; one without is answered by [`search`] alone.
 pub(crate) fn search_codes_many<S: ListSource>(
@@ -530,7 +530,8 @@ fn score_codes<S: ListSource>(
 /// else its whole code, refine code included) lies scattered over the lists, so all of it is
 /// asked for before any is read, and the cache misses overlap instead of coming one by one
 /// (measured: codes-only queries 10% faster; with vectors in RAM, the exact distances of the
-/// re-rank went from 15% of a query's time to 6%, with 7% spent asking). `survivors` are grouped by list.
+/// re-rank went from 15% of a query's time to 6%, with 7% now spent asking: the lines come
+/// at the core's memory rate). `survivors` are grouped by list.
 fn prefetch_survivors<S: ListSource>(
     lists: &S,
     survivors: &[Place],
@@ -737,11 +738,9 @@ struct Place {
 struct FastScan<'a> {
     m: usize,
     table: QuantizedTable,
-    /// L2 over residual codes: every list's terms (`Codec::pq_list_terms`, concatenated);
-    /// empty otherwise.
+    /// L2 over residual codes, whose rows carry their own terms: every list's terms
+    /// (`Codec::pq_list_terms`, concatenated); empty otherwise.
     list_terms: &'a [f32],
-    /// Whether rows carry their own terms (L2 over residual codes).
-    row_terms: bool,
 }
 
 impl<'a> FastScan<'a> {
@@ -767,14 +766,13 @@ impl<'a> FastScan<'a> {
             m: *m,
             table: QuantizedTable::new(&lut, 0.0),
             list_terms: if row_terms { codes.list_terms } else { &[] },
-            row_terms,
         })
     }
 
     /// The terms each row of list `list` adds (L2 over residual codes; empty otherwise), or
     /// `None` if they are missing.
     fn list_terms(&self, list: u32) -> Option<&'a [f32]> {
-        if !self.row_terms {
+        if self.list_terms.is_empty() {
             return Some(&[]);
         }
         let len = self.m * 16;
