@@ -26,6 +26,7 @@ mod api {
     mod real_data;
     mod rollback;
     mod store;
+    mod ties;
 }
 
 mod fuzz_replay {

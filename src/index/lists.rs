@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ivf::{self, ListRows, ListSource};
 
 use super::persist;
-use super::state::{BlockRef, MemList, Residency, State, VectorRef};
+use super::state::{BlockRef, MemList, Residency, State, VectorRef, handle_of, slot_of};
 use crate::format::segment;
 
 /// How many vector records ahead of the one being decrypted the re-rank prefetches.
@@ -170,7 +170,7 @@ impl<'a> Lists<'a> {
         let dim = self.state.dim();
         Ok(l.handles
             .iter()
-            .position(|&h| h == slot)
+            .position(|&h| slot_of(h) == slot_of(slot))
             .map(|row| Cow::Owned(l.vectors[row * dim..(row + 1) * dim].to_vec())))
     }
 
@@ -209,12 +209,15 @@ impl<'a> Lists<'a> {
                 })?;
             return Ok(out);
         }
-        let position: std::collections::HashMap<u64, usize> =
-            slots.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+        let position: std::collections::HashMap<u64, usize> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (slot_of(s), i))
+            .collect();
         for list in 0..self.state.n_lists() as u32 {
             let l = self.decode(list)?;
-            for (row, h) in l.handles.iter().enumerate() {
-                if let Some(&i) = position.get(h) {
+            for (row, &h) in l.handles.iter().enumerate() {
+                if let Some(&i) = position.get(&slot_of(h)) {
                     out[i * dim..(i + 1) * dim]
                         .copy_from_slice(&l.vectors[row * dim..(row + 1) * dim]);
                 }
@@ -297,7 +300,7 @@ pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemLi
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
             if current {
                 // Lists decrypted on demand are `ivf_flat`'s: they have no codes.
-                out.push(slot, Some(v), &[]);
+                out.push(handle_of(slot, &e.id), Some(v), &[]);
             }
         }
     }

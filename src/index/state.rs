@@ -2,7 +2,8 @@
 //!
 //! Every committed item lives in exactly one list. What is held decrypted depends on the
 //! [`Residency`]: when the decrypted vectors fit the cache budget, each list's vectors (and
-//! codes) are held here, row by row, with a handle (the item's slot in the item table). A
+//! codes) are held here, row by row, with a handle (the item's slot in the item table and a
+//! tie-break of its id: [`handle_of`]). A
 //! quantized index over budget holds only its lists' codes and handles, and each re-ranked
 //! vector is decrypted from its own record. An `ivf_flat` index over budget holds only the
 //! item table and the addresses of each list's sealed blocks, and `lists::Lists` decrypts
@@ -246,6 +247,45 @@ pub(crate) struct State {
 /// index holds more).
 pub(crate) const SAMPLE_SIZE: usize = 512;
 
+/// The most items an index holds: a slot must fit the low 32 bits of a handle.
+pub(crate) const MAX_ITEMS: u64 = 1 << 32;
+
+/// The handle of the item in `slot` with id `id`, as lists hold it and scans rank by on
+/// equal distances: the slot in the low 32 bits, a 32-bit hash of the id above them. Slots
+/// follow the order in which this process inserted or loaded items (a reader numbers them in
+/// stored order, a compaction anew); the id's hash depends on the id alone (not on any key,
+/// so a data-key rotation, which changes every token, keeps it): items at equal distances
+/// (identical vectors, or equal code sums in a quantized scan) rank alike in every process,
+/// after a reopen, after compaction and after rotation. Only two tied items whose ids hash
+/// alike (a chance of 2^-32) fall back to their slots. The hash lives in memory only, next to
+/// the plaintext ids the item table holds anyway.
+pub(crate) fn handle_of(slot: u64, id: &str) -> u64 {
+    debug_assert!(slot < MAX_ITEMS);
+    (u64::from(id_hash(id)) << 32) | (slot & SLOT_BITS)
+}
+
+/// FNV-1a (64 bits, folded to 32) of an id: fixed by its definition, so the same on every
+/// platform and in every version.
+fn id_hash(id: &str) -> u32 {
+    let hash = fnv1a64(id.as_bytes());
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// The 64-bit FNV-1a hash.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The slot of a handle ([`handle_of`]); a plain slot is its own slot.
+pub(crate) fn slot_of(handle: u64) -> u64 {
+    handle & SLOT_BITS
+}
+
+/// The bits of a handle that hold its slot.
+const SLOT_BITS: u64 = MAX_ITEMS - 1;
+
 /// Whether the item with `token` belongs to a sample of shift `shift`: its token's first
 /// eight bytes, read as a number, below `2^(64 - shift)` (tokens are keyed hashes, so that is
 /// an even `2^-shift` of the items, and the same items in every process).
@@ -459,7 +499,7 @@ impl State {
                 let mut vectors = Vec::with_capacity(l.handles.len() * self.dim);
                 for &h in &l.handles {
                     let e = items
-                        .get(h as usize)
+                        .get(slot_of(h) as usize)
                         .and_then(Option::as_ref)
                         .ok_or_else(|| crate::error::Error::corrupted("state"))?;
                     vectors.extend(open(e)?);
@@ -502,7 +542,7 @@ impl State {
             for (row, &h) in l.handles.iter().enumerate() {
                 let e = self
                     .items
-                    .get_mut(h as usize)
+                    .get_mut(slot_of(h) as usize)
                     .and_then(Option::as_mut)
                     .filter(|e| e.list as usize == list)
                     .ok_or_else(|| crate::error::Error::corrupted("state"))?;
@@ -606,9 +646,16 @@ impl State {
         }
     }
 
-    /// The entry in a slot.
+    /// The entry in a slot (or of a list row's handle: [`slot_of`]).
     pub(crate) fn entry(&self, slot: u64) -> Option<&ItemEntry> {
-        self.items.get(slot as usize).and_then(Option::as_ref)
+        self.items
+            .get(slot_of(slot) as usize)
+            .and_then(Option::as_ref)
+    }
+
+    /// The handle of a live slot ([`handle_of`]): what the scans rank by on equal distances.
+    pub(crate) fn handle(&self, slot: u64) -> Option<u64> {
+        self.entry(slot).map(|e| handle_of(slot_of(slot), &e.id))
     }
 
     /// Every live entry.
@@ -728,7 +775,7 @@ impl State {
             };
             let l = &mut self.lists[entry.list as usize];
             entry.row = l.handles.len() as u32;
-            l.push(slot, vector, code);
+            l.push(handle_of(slot, &entry.id), vector, code);
         }
         if let Some(m) = &entry.metadata {
             self.index_metadata(slot, m);
@@ -770,7 +817,7 @@ impl State {
         let dim = self.dim;
         let l = &mut self.lists[entry.list as usize];
         if let Some(moved) = l.swap_remove(entry.row as usize, dim)
-            && let Some(m) = self.items[moved as usize].as_mut()
+            && let Some(m) = self.items[slot_of(moved) as usize].as_mut()
         {
             m.row = entry.row;
         }
@@ -929,6 +976,22 @@ impl ListCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published FNV-1a test vectors (draft-eastlake-fnv), and handles that keep their
+    /// slot and order by the id's hash first.
+    #[test]
+    fn handles_hold_the_slot_under_a_fixed_hash_of_the_id() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        for (slot, id) in [(0u64, "a"), (7, "item-7"), (MAX_ITEMS - 1, "x")] {
+            let h = handle_of(slot, id);
+            assert_eq!(slot_of(h), slot);
+            assert_eq!(h >> 32, u64::from(id_hash(id)));
+        }
+        let (a, b) = (handle_of(5, "item-1"), handle_of(1, "item-2"));
+        assert_eq!(a < b, id_hash("item-1") < id_hash("item-2"));
+    }
 
     fn list(rows: usize) -> Arc<MemList> {
         let mut l = MemList::default();

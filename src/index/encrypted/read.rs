@@ -20,6 +20,11 @@ use crate::index::validate;
 /// 36 queries per list at 32 of 894 probes: most of the sharing, a bounded wait for writers).
 const SHARED_SCAN_GROUP: usize = 1024;
 
+/// Queries per group of a quantized batch. Its sharing (probes in tiles of 8, each re-rank
+/// after the next query's scan) needs only a few queries, and small groups let the pool
+/// balance the threads: with one group per thread, a batch waits for the slowest thread.
+const CODES_GROUP: usize = 32;
+
 /// How the plain vector queries of a batch share work ([`EncryptedIndex::query_batch`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum BatchKind {
@@ -264,8 +269,9 @@ impl EncryptedIndex {
             {
                 continue;
             }
-            if let Some(v) = lists.vector_of(slot)? {
-                top.push(metric.distance(&query.vector, &v), slot);
+            if let (Some(v), Some(handle)) = (lists.vector_of(slot)?, state.handle(slot)) {
+                // By handle, not slot: equal distances rank as the scans rank them.
+                top.push(metric.distance(&query.vector, &v), handle);
             }
         }
         // Not padded: a non-resident pre-filter query reads the lists (or vector records) of
@@ -280,13 +286,13 @@ impl EncryptedIndex {
     /// Runs many queries in parallel; results are in the order of `queries`, each equal to
     /// what [`query`](Self::query) returns for it.
     ///
-    /// Plain vector queries (no filter, no text) are split into one group per thread and
-    /// share work within their group: on an `ivf_flat` index whose vectors are in RAM, each
-    /// probed list is scanned once for all the queries that probe it, while it is in the
-    /// CPU's cache; on a quantized index, the coarse probes of 8 queries come from one pass
-    /// over the centroids, and each query's exact re-rank waits for the next query's scan of
-    /// codes, so that the rows it reads arrive meanwhile. Other queries run one by one on
-    /// the pool.
+    /// Plain vector queries (no filter, no text) are split into groups that share work: on
+    /// an `ivf_flat` index whose vectors are in RAM, one group per thread, and each probed
+    /// list is scanned once for all the queries of a group that probe it, while it is in the
+    /// CPU's cache; on a quantized index, groups of 32 that the pool's threads take in turn,
+    /// where the coarse probes of 8 queries come from one pass over the centroids, and each
+    /// query's exact re-rank waits for the next query's scan of codes, so that the rows it
+    /// reads arrive meanwhile. Other queries run one by one on the pool.
     ///
     /// # Errors
     /// The first error any query gives.
@@ -295,11 +301,10 @@ impl EncryptedIndex {
             .iter()
             .map(|q| q.text.is_none() && q.filter.is_none())
             .collect();
-        let batched =
-            shared.iter().filter(|&&s| s).count() > 1 && Self::batch_kind(&self.read()).is_some();
-        if !batched {
+        let kind = Self::batch_kind(&self.read());
+        let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
             return queries.par_iter().map(|q| self.query(q)).collect();
-        }
+        };
         let group: Vec<&Query> = queries
             .iter()
             .zip(&shared)
@@ -309,13 +314,17 @@ impl EncryptedIndex {
             self.checked_filter(q)?;
         }
         // Each group holds the state's read lock while it runs: groups stay small enough that
-        // a writer waits for one group, not for the whole batch.
-        let per_thread = group
-            .len()
-            .div_ceil(rayon::current_num_threads())
-            .clamp(1, SHARED_SCAN_GROUP);
+        // a writer waits for one group, not for the whole batch. A shared scan shares more
+        // the more queries a group has: one group per thread.
+        let group_size = match kind {
+            BatchKind::SharedScan => group
+                .len()
+                .div_ceil(rayon::current_num_threads())
+                .clamp(1, SHARED_SCAN_GROUP),
+            BatchKind::Codes => CODES_GROUP,
+        };
         let grouped: Vec<Vec<Hit>> = group
-            .par_chunks(per_thread)
+            .par_chunks(group_size)
             .map(|chunk| {
                 let state = self.read();
                 match Self::batch_kind(&state) {

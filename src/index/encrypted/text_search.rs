@@ -12,6 +12,7 @@ use crate::text::TextIndex;
 use super::*;
 use crate::index::lists::Lists;
 use crate::index::loader;
+use crate::index::state;
 use crate::index::types::{Fusion, Hit, Query};
 use crate::index::validate;
 
@@ -172,7 +173,9 @@ fn fuse(
 ) -> Vec<(u64, f32, Option<f32>)> {
     let mut candidates: HashMap<u64, Candidate> = HashMap::new();
     for (rank, n) in by_vector.iter().enumerate() {
-        candidates.entry(n.handle).or_default().vector = Some((n.distance, rank + 1));
+        // A scan's handle holds a tie-break above the slot the text ranking names.
+        let slot = state::slot_of(n.handle);
+        candidates.entry(slot).or_default().vector = Some((n.distance, rank + 1));
     }
     for (rank, &(slot, score)) in by_text.iter().enumerate() {
         candidates.entry(slot).or_default().text = Some((score, rank + 1));

@@ -14,7 +14,7 @@ use crate::ivf::{self};
 use super::*;
 use crate::filter::MAX_JSON_DEPTH;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
-use crate::index::state::ItemEntry;
+use crate::index::state::{self, ItemEntry};
 use crate::index::types::{Item, JsonArg};
 use crate::index::validate;
 use crate::text::{self, DocTerms};
@@ -35,6 +35,12 @@ impl EncryptedIndex {
         let prepared = self.prepare(&keys, items)?;
         if prepared.is_empty() {
             return Ok(());
+        }
+        if (self.read().len() as u64).saturating_add(prepared.len() as u64) > state::MAX_ITEMS {
+            return Err(Error::invalid_argument(format!(
+                "an index holds at most {} items",
+                state::MAX_ITEMS
+            )));
         }
         // Tokenized before the commit, outside the state lock (full text only).
         let analyzed: Vec<Option<Option<DocTerms>>> = if self.read().text().is_some() {
