@@ -26,10 +26,11 @@ pub(crate) use search::{
     search_codes_many, search_many,
 };
 
-/// Asks the CPU to start loading `bytes` into cache (a hint, never a fault): list sources
-/// call it on records they will read next, so that cache misses overlap.
-pub(crate) fn prefetch(bytes: &[u8]) {
-    crate::kernel::prefetch(bytes);
+/// Asks the CPU to start loading `items` into cache (a hint, never a fault): list sources
+/// call it on records they will read next, and the index on the entries of its hits, so
+/// that cache misses overlap.
+pub(crate) fn prefetch<T>(items: &[T]) {
+    crate::kernel::prefetch(items);
 }
 
 /// A sensible number of lists for `n` vectors: about `4 * sqrt(n)` for full vectors, `sqrt(n)`

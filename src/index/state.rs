@@ -653,6 +653,13 @@ impl State {
             .and_then(Option::as_ref)
     }
 
+    /// Hints the CPU to load the entry of a slot (or handle) into cache, without reading it.
+    pub(crate) fn prefetch_entry(&self, slot: u64) {
+        if let Some(e) = self.items.get(slot_of(slot) as usize) {
+            ivf::prefetch(std::slice::from_ref(e));
+        }
+    }
+
     /// The handle of a live slot ([`handle_of`]): what the scans rank by on equal distances.
     pub(crate) fn handle(&self, slot: u64) -> Option<u64> {
         self.entry(slot).map(|e| handle_of(slot_of(slot), &e.id))

@@ -73,6 +73,17 @@ impl EncryptedIndex {
 
     /// The hits of a vector ranking.
     fn hits(&self, state: &State, neighbors: Vec<Neighbor>, include: Include) -> Result<Vec<Hit>> {
+        // The hits' entries, then their ids, lie scattered in memory: each is asked for
+        // before any is read, so that their cache misses overlap (they were one wait after
+        // another, 5% of a quantized query with vectors in RAM).
+        for n in &neighbors {
+            state.prefetch_entry(n.handle);
+        }
+        for n in &neighbors {
+            if let Some(e) = state.entry(n.handle) {
+                ivf::prefetch(e.id.as_bytes());
+            }
+        }
         neighbors
             .into_iter()
             .map(|n| self.hit(state, n.handle, (n.distance, None), include))
