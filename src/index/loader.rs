@@ -263,9 +263,18 @@ fn add_segment_records(
     };
     for chunk in records.chunks(OPEN_CHUNK) {
         let opened = chunk.par_iter().map(open).collect::<Result<Vec<_>>>()?;
+        let items = opened
+            .iter()
+            .map(|o| match o {
+                Opened::Block(_, _, block, _) => block.entries.len(),
+                _ => 0,
+            })
+            .sum();
+        state.reserve(items, None);
         for o in opened {
             match o {
                 Opened::Block(list, at, block, vectors) => {
+                    state.reserve(0, Some((list, block.entries.len())));
                     add_block(state, shape, (list, at), block, vectors.as_deref())?;
                 }
                 Opened::Tombstones(tokens) => {
