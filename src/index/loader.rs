@@ -275,7 +275,7 @@ fn add_segment_records(
             match o {
                 Opened::Block(list, at, block, vectors) => {
                     state.reserve(0, Some((list, block.entries.len())));
-                    add_block(state, shape, (list, at), block, vectors.as_deref())?;
+                    add_block(state, shape, (list, at), block, vectors)?;
                 }
                 Opened::Tombstones(tokens) => {
                     for t in tokens {
@@ -289,13 +289,16 @@ fn add_segment_records(
     Ok(())
 }
 
-/// Inserts the items of one decrypted list block (with its rows' vectors, when kept).
+/// Inserts the items of one decrypted list block (with its rows' vectors, when kept). A
+/// block that fills an empty list of a state holding every vector (after training or
+/// compaction, each list is one block) gives its decrypted vectors to the list as they are,
+/// instead of copying them row by row.
 fn add_block(
     state: &mut State,
     shape: Shape,
     (list, block): (u32, BlockRef),
     decoded: segment::Block,
-    vectors: Option<&[f32]>,
+    vectors: Option<Vec<f32>>,
 ) -> Result<()> {
     let dim = shape.dim;
     if decoded.vectors_at.is_some() == shape.quantized || decoded.code_len != state.code_len() {
@@ -307,6 +310,9 @@ fn add_block(
             .transpose()
     };
     let code_len = decoded.code_len;
+    let rows = decoded.entries.len();
+    let adopt = vectors.is_some() && state.list_is_empty(list);
+    let row_vectors = vectors.as_deref().filter(|_| !adopt);
     for (row, e) in decoded.entries.into_iter().enumerate() {
         let entry = ItemEntry {
             id: e.id,
@@ -320,11 +326,14 @@ fn add_block(
         };
         state.insert(
             entry,
-            vectors.map(|v| &v[row * dim..(row + 1) * dim]),
+            row_vectors.map(|v| &v[row * dim..(row + 1) * dim]),
             &decoded.codes[row * code_len..(row + 1) * code_len],
         );
     }
-    Ok(())
+    match vectors {
+        Some(v) if adopt => state.adopt_vectors(list, v, rows),
+        _ => Ok(()),
+    }
 }
 
 /// Brings every live vector into memory: a quantized index decrypts each vector record, an

@@ -605,11 +605,48 @@ impl State {
         if let Some(l) = self.lists.get_mut(list as usize) {
             l.handles.reserve(rows);
             l.codes.reserve(rows * code_len);
-            if with_vectors {
+            // An empty list adopts its first block's vectors (`adopt_vectors`).
+            if with_vectors && !l.handles.is_empty() {
                 l.vectors.reserve(rows * dim);
                 l.inv_norms.reserve(rows);
             }
         }
+    }
+
+    /// Whether list `list` holds no rows (in memory).
+    pub(crate) fn list_is_empty(&self, list: u32) -> bool {
+        self.lists
+            .get(list as usize)
+            .is_some_and(|l| l.handles.is_empty())
+    }
+
+    /// Gives list `list`, whose `rows` rows were just inserted without their vectors into an
+    /// empty list of a state holding every vector, those vectors (`rows * dim` floats, in
+    /// row order).
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`](crate::error::Error::Corrupted) when the list does not hold
+    /// exactly those rows (a block naming one item twice: one row replaced the other).
+    pub(crate) fn adopt_vectors(
+        &mut self,
+        list: u32,
+        vectors: Vec<f32>,
+        rows: usize,
+    ) -> crate::error::Result<()> {
+        let dim = self.dim;
+        let fits = self.residency == Residency::All;
+        let l = self
+            .lists
+            .get_mut(list as usize)
+            .filter(|l| fits && l.vectors.is_empty() && l.handles.len() == rows)
+            .filter(|_| vectors.len() == rows * dim)
+            .ok_or_else(|| crate::error::Error::corrupted("list block"))?;
+        l.inv_norms = vectors
+            .chunks_exact(dim.max(1))
+            .map(ivf::inv_norm)
+            .collect();
+        l.vectors = vectors;
+        Ok(())
     }
 
     pub(crate) fn add_block(&mut self, list: u32, block: BlockRef) {
