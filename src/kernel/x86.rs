@@ -165,9 +165,11 @@ macro_rules! define_avx512 {
                         }
                         i += 16;
                     }
+                    // The tail goes to the second accumulator, as in the pair kernel: the
+                    // same additions in the same order give the same bits.
                     if mask != 0 {
                         let x = _mm512_maskz_loadu_ps(mask, pq.add(i));
-                        for (j, a) in acc.iter_mut().enumerate() {
+                        for (j, a) in acc2.iter_mut().enumerate() {
                             *a = $step(x, _mm512_maskz_loadu_ps(mask, p.add(j * d + i)), *a);
                         }
                     }
