@@ -206,8 +206,9 @@ fn open_training_record(
 }
 
 /// Records decrypted at a time by [`add_segment_records`]: enough to keep every core busy,
-/// few enough that the decrypted vectors waiting to enter the lists stay small.
-const OPEN_CHUNK: usize = 256;
+/// few enough that the decrypted vectors waiting to enter the lists (two chunks at a time)
+/// stay small and that the first chunk's decryption, which nothing overlaps, is short.
+const OPEN_CHUNK: usize = 64;
 
 /// A record of a segment's directory, decrypted.
 enum Opened {
@@ -261,29 +262,45 @@ fn add_segment_records(
             _ => Ok(Opened::Other),
         }
     };
-    for chunk in records.chunks(OPEN_CHUNK) {
-        let opened = chunk.par_iter().map(open).collect::<Result<Vec<_>>>()?;
-        let items = opened
-            .iter()
-            .map(|o| match o {
-                Opened::Block(_, _, block, _) => block.entries.len(),
-                _ => 0,
-            })
-            .sum();
-        state.reserve(items, None);
-        for o in opened {
-            match o {
-                Opened::Block(list, at, block, vectors) => {
-                    state.reserve(0, Some((list, block.entries.len())));
-                    add_block(state, shape, (list, at), block, vectors)?;
-                }
-                Opened::Tombstones(tokens) => {
-                    for t in tokens {
-                        state.remove(&t);
-                    }
-                }
-                Opened::Other => {}
+    // While one chunk's items enter the item table (one thread: it is one table), the
+    // next chunk is decrypted on the other cores.
+    let decrypt = |chunk: &[RecordRef]| chunk.par_iter().map(open).collect::<Result<Vec<_>>>();
+    let mut chunks = records.chunks(OPEN_CHUNK);
+    let mut ready = chunks.next().map(decrypt).transpose()?;
+    while let Some(opened) = ready {
+        let next = chunks.next();
+        let (applied, decrypted) = rayon::join(
+            || apply_opened(state, shape, opened),
+            || next.map(decrypt).transpose(),
+        );
+        applied?;
+        ready = decrypted?;
+    }
+    Ok(())
+}
+
+/// Applies one chunk of decrypted records to the state, in order.
+fn apply_opened(state: &mut State, shape: Shape, opened: Vec<Opened>) -> Result<()> {
+    let items = opened
+        .iter()
+        .map(|o| match o {
+            Opened::Block(_, _, block, _) => block.entries.len(),
+            _ => 0,
+        })
+        .sum();
+    state.reserve(items, None);
+    for o in opened {
+        match o {
+            Opened::Block(list, at, block, vectors) => {
+                state.reserve(0, Some((list, block.entries.len())));
+                add_block(state, shape, (list, at), block, vectors)?;
             }
+            Opened::Tombstones(tokens) => {
+                for t in tokens {
+                    state.remove(&t);
+                }
+            }
+            Opened::Other => {}
         }
     }
     Ok(())
