@@ -12,6 +12,7 @@ mod persist;
 mod ranges;
 mod recovery;
 mod state;
+mod tokens;
 mod types;
 mod validate;
 

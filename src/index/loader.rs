@@ -306,6 +306,10 @@ fn apply_opened(state: &mut State, shape: Shape, opened: Vec<Opened>) -> Result<
     Ok(())
 }
 
+/// How many items ahead of its insert a load asks for an item's token bucket: enough for
+/// the cache misses of that many inserts to overlap.
+const TOKEN_PREFETCH_DISTANCE: usize = 8;
+
 /// Inserts the items of one decrypted list block (with its rows' vectors, when kept). A
 /// block that fills an empty list of a state holding every vector (after training or
 /// compaction, each list is one block) gives its decrypted vectors to the list as they are,
@@ -330,9 +334,14 @@ fn add_block(
     let rows = decoded.entries.len();
     let adopt = vectors.is_some() && state.list_is_empty(list);
     let row_vectors = vectors.as_deref().filter(|_| !adopt);
-    for (row, e) in decoded.entries.into_iter().enumerate() {
+    let mut entries = decoded.entries;
+    for row in 0..rows {
+        if let Some(ahead) = entries.get(row + TOKEN_PREFETCH_DISTANCE) {
+            state.prefetch_token(&ahead.token);
+        }
+        let e = &mut entries[row];
         let entry = ItemEntry {
-            id: e.id,
+            id: std::mem::take(&mut e.id),
             token: e.token,
             list,
             row: 0,

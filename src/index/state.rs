@@ -10,7 +10,6 @@
 //! lists on demand into a byte-bounded [`ListCache`].
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -26,6 +25,7 @@ use crate::storage::Blob;
 use crate::text::{DocTerms, TextIndex};
 
 use super::ranges::RangeIndex;
+use super::tokens::TokenIndex;
 
 /// Where an item's sealed fields (or vector) record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,7 +219,8 @@ pub(crate) struct State {
     /// Item table, indexed by slot.
     items: Vec<Option<ItemEntry>>,
     free: Vec<u64>,
-    by_token: HashMap<[u8; 32], u64, BuildHasherDefault<TokenHasher>>,
+    /// Slot of each live item's token.
+    tokens: TokenIndex,
     /// Mapped live segments, by sequence number.
     segments: HashMap<u64, Arc<Blob>>,
     /// Sealed blocks of each list, oldest first.
@@ -247,8 +248,9 @@ pub(crate) struct State {
 /// index holds more).
 pub(crate) const SAMPLE_SIZE: usize = 512;
 
-/// The most items an index holds: a slot must fit the low 32 bits of a handle.
-pub(crate) const MAX_ITEMS: u64 = 1 << 32;
+/// The most items an index holds: a slot must fit the low 32 bits of a handle, below
+/// `u32::MAX` (which the token index keeps for its empty buckets).
+pub(crate) const MAX_ITEMS: u64 = (1 << 32) - 1;
 
 /// The handle of the item in `slot` with id `id`, as lists hold it and scans rank by on
 /// equal distances: the slot in the low 32 bits, a 32-bit hash of the id above them. Slots
@@ -284,7 +286,7 @@ pub(crate) fn slot_of(handle: u64) -> u64 {
 }
 
 /// The bits of a handle that hold its slot.
-const SLOT_BITS: u64 = MAX_ITEMS - 1;
+const SLOT_BITS: u64 = (1 << 32) - 1;
 
 /// Whether the item with `token` belongs to a sample of shift `shift`: its token's first
 /// eight bytes, read as a number, below `2^(64 - shift)` (tokens are keyed hashes, so that is
@@ -304,25 +306,9 @@ fn sample_shift_for(n: usize) -> u32 {
     s
 }
 
-/// The hasher of the item table's token map. Item tokens are keyed HMAC outputs, uniformly
-/// random and out of an attacker's control (choosing ids does not choose tokens without the
-/// key), so folding their bytes is as good a hash as SipHash, at a fraction of its cost
-/// (SipHash was a tenth of an open's time).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct TokenHasher(u64);
-
-impl Hasher for TokenHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
-        }
-    }
+/// The token of the item in `slot`, if it is live.
+fn token_at(items: &[Option<ItemEntry>], slot: u64) -> Option<&[u8; 32]> {
+    items.get(slot as usize)?.as_ref().map(|e| &e.token)
 }
 
 /// Where a new state's keys, header and committed body come from.
@@ -357,7 +343,7 @@ impl State {
             lists: vec![MemList::default(); n_lists],
             items: Vec::new(),
             free: Vec::new(),
-            by_token: HashMap::default(),
+            tokens: TokenIndex::default(),
             segments: HashMap::new(),
             blocks: vec![Vec::new(); n_lists],
             residency,
@@ -560,7 +546,7 @@ impl State {
     pub(crate) fn shrink_to_fit(&mut self) {
         self.items.shrink_to_fit();
         self.free.shrink_to_fit();
-        self.by_token.shrink_to_fit();
+        self.tokens.shrink_to_fit();
         for l in &mut self.lists {
             l.vectors.shrink_to_fit();
             l.handles.shrink_to_fit();
@@ -588,7 +574,7 @@ impl State {
     pub(crate) fn reserve(&mut self, items: usize, list: Option<(u32, usize)>) {
         let free = self.free.len();
         self.items.reserve(items.saturating_sub(free));
-        self.by_token.reserve(items);
+        self.tokens.reserve(items);
         let Some((list, rows)) = list else {
             return;
         };
@@ -665,7 +651,7 @@ impl State {
         let lists = self.lists.iter().map(MemList::bytes).sum::<usize>() + self.cache.bytes();
         let entry = std::mem::size_of::<Option<ItemEntry>>();
         let ids: usize = self.entries().map(|(_, e)| e.id.len()).sum();
-        let token_index = self.by_token.capacity() * (32 + 8 + 1);
+        let token_index = self.tokens.bytes();
         let items = self.items.capacity() * entry + ids + token_index + self.free.capacity() * 8;
         (lists, items)
     }
@@ -677,12 +663,19 @@ impl State {
 
     /// Number of live items.
     pub(crate) fn len(&self) -> usize {
-        self.by_token.len()
+        self.tokens.len()
+    }
+
+    /// Asks for the token index's bucket of `token` to be brought into the cache: a load
+    /// calls it some items before inserting the item, so that the misses of one block's
+    /// inserts overlap.
+    pub(crate) fn prefetch_token(&self, token: &[u8; 32]) {
+        self.tokens.prefetch(token);
     }
 
     /// The slot of a token.
     pub(crate) fn slot(&self, token: &[u8; 32]) -> Option<u64> {
-        self.by_token.get(token).copied()
+        self.tokens.get(token, |s| token_at(&self.items, s))
     }
 
     /// Sets the metadata of a live slot.
@@ -759,7 +752,7 @@ impl State {
     /// entries it no longer takes; a smaller one (rare: the count fell past a power of two)
     /// looks at every item again.
     fn resample(&mut self) {
-        let shift = sample_shift_for(self.by_token.len());
+        let shift = sample_shift_for(self.tokens.len());
         if shift == self.sample_shift {
             return;
         }
@@ -857,7 +850,7 @@ impl State {
             self.index_metadata(slot, m);
         }
         self.items[slot as usize] = Some(entry);
-        self.by_token.insert(token, slot);
+        self.tokens.insert(&token, slot);
         if in_sample(&token, self.sample_shift) {
             self.sample.insert(slot);
         }
@@ -874,7 +867,7 @@ impl State {
 
     /// [`State::remove`] but for the sample's shift.
     fn remove_entry(&mut self, token: &[u8; 32]) -> bool {
-        let Some(slot) = self.by_token.remove(token) else {
+        let Some(slot) = self.tokens.remove(token, |s| token_at(&self.items, s)) else {
             return false;
         };
         let Some(entry) = self.items[slot as usize].take() else {
