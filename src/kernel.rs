@@ -38,6 +38,10 @@ pub(crate) struct Kernels {
     pub l2sq_block: fn(&[f32], &[f32], &mut [f32]),
     /// Inner product of a query with each row of a block.
     pub dot_block: fn(&[f32], &[f32], &mut [f32]),
+    /// [`Kernels::l2sq_block`] for a block already in cache (the same bits).
+    pub l2sq_block_cached: fn(&[f32], &[f32], &mut [f32]),
+    /// [`Kernels::dot_block`] for a block already in cache (the same bits).
+    pub dot_block_cached: fn(&[f32], &[f32], &mut [f32]),
     /// Inner products of 8 points with every center of a [`CenterPanels`] layout.
     pub dots_tile8: fn(&[f32], usize, &[f32], &mut [f32]),
     /// The same for one point, each pair bit-identical to the tile's.
@@ -60,6 +64,8 @@ const SCALAR: Kernels = Kernels {
     dot: scalar::dot,
     l2sq_block: scalar::l2sq_block,
     dot_block: scalar::dot_block,
+    l2sq_block_cached: scalar::l2sq_block,
+    dot_block_cached: scalar::dot_block,
     dots_tile8: scalar::dots_tile8,
     dots_one: scalar::dots_one,
     pq4_scan: scalar::pq4_scan,
@@ -81,6 +87,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: x86::dot_avx512,
                 l2sq_block: x86::l2sq_block_avx512,
                 dot_block: x86::dot_block_avx512,
+                l2sq_block_cached: x86::l2sq_block_cached_avx512,
+                dot_block_cached: x86::dot_block_cached_avx512,
                 dots_tile8: x86::dots_tile8_avx512,
                 dots_one: x86::dots_one_avx512,
                 pq4_scan: if std::arch::is_x86_feature_detected!("avx512bw") {
@@ -106,6 +114,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: x86::dot_avx2,
                 l2sq_block: x86::l2sq_block_avx2,
                 dot_block: x86::dot_block_avx2,
+                l2sq_block_cached: x86::l2sq_block_avx2,
+                dot_block_cached: x86::dot_block_avx2,
                 dots_tile8: x86::dots_tile8_avx2,
                 dots_one: x86::dots_one_avx2,
                 pq4_scan: x86::pq4_scan_avx2,
@@ -125,6 +135,8 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dot: neon::dot_neon,
                 l2sq_block: scalar_block_of_l2_neon,
                 dot_block: scalar_block_of_dot_neon,
+                l2sq_block_cached: scalar_block_of_l2_neon,
+                dot_block_cached: scalar_block_of_dot_neon,
                 dots_tile8: scalar::dots_tile8,
                 dots_one: scalar::dots_one,
                 pq4_scan: scalar::pq4_scan,
@@ -163,15 +175,19 @@ fn scalar_block_of_dot_neon(q: &[f32], block: &[f32], out: &mut [f32]) {
     }
 }
 
-/// The best path for this CPU, detected once. `CIPHERVEC_KERNEL=scalar` forces the scalar
-/// twin (for comparisons and debugging).
+/// The best path for this CPU, detected once. `CIPHERVEC_KERNEL=NAME` forces another path
+/// this CPU supports (`scalar`, `avx2+fma`, `avx512`, `neon`), for comparisons and
+/// debugging; an unknown name keeps the best.
 pub(crate) fn best() -> &'static Kernels {
     static BEST: OnceLock<Kernels> = OnceLock::new();
     BEST.get_or_init(|| {
-        if std::env::var("CIPHERVEC_KERNEL").as_deref() == Ok("scalar") {
-            return SCALAR;
-        }
-        available()[0]
+        let paths = available();
+        let forced = std::env::var("CIPHERVEC_KERNEL").ok();
+        paths
+            .iter()
+            .find(|k| forced.as_deref() == Some(k.name))
+            .copied()
+            .unwrap_or(paths[0])
     })
 }
 
@@ -212,6 +228,20 @@ pub(crate) fn l2sq_block(q: &[f32], block: &[f32], out: &mut [f32]) {
 #[inline]
 pub(crate) fn dot_block(q: &[f32], block: &[f32], out: &mut [f32]) {
     (best().dot_block)(q, block, out);
+}
+
+/// [`l2sq_block`] for a block that is already in cache (a batch's later queries of one
+/// list): bit-identical, and on some paths faster there (and slower on a block read from
+/// memory).
+#[inline]
+pub(crate) fn l2sq_block_cached(q: &[f32], block: &[f32], out: &mut [f32]) {
+    (best().l2sq_block_cached)(q, block, out);
+}
+
+/// [`dot_block`] for a block that is already in cache (see [`l2sq_block_cached`]).
+#[inline]
+pub(crate) fn dot_block_cached(q: &[f32], block: &[f32], out: &mut [f32]) {
+    (best().dot_block_cached)(q, block, out);
 }
 
 /// Rows per 4-bit PQ fast-scan block.
@@ -507,6 +537,10 @@ mod tests {
         }
     }
 
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
     fn block_paths_match_pairwise() {
         let mut rng = StdRng::seed_from_u64(2);
@@ -518,10 +552,13 @@ mod tests {
                     let mut out = vec![f32::NAN; rows];
                     (k.l2sq_block)(&q, &block, &mut out);
                     // Each path's block gives its own pair kernel's bits (so that a scan and
-                    // a re-rank of the same row agree exactly).
+                    // a re-rank of the same row agree exactly), in cache or not.
                     for (r, row) in block.chunks_exact(d).enumerate() {
                         assert_eq!(out[r].to_bits(), (k.l2sq)(&q, row).to_bits(), "{}", k.name);
                     }
+                    let mut cached = vec![f32::NAN; rows];
+                    (k.l2sq_block_cached)(&q, &block, &mut cached);
+                    assert_eq!(bits(&cached), bits(&out), "{} cached", k.name);
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::l2sq(&q, &block[r * d..(r + 1) * d]);
                         assert!(
@@ -534,6 +571,9 @@ mod tests {
                     for (r, row) in block.chunks_exact(d).enumerate() {
                         assert_eq!(out[r].to_bits(), (k.dot)(&q, row).to_bits(), "{}", k.name);
                     }
+                    let mut cached = vec![f32::NAN; rows];
+                    (k.dot_block_cached)(&q, &block, &mut cached);
+                    assert_eq!(bits(&cached), bits(&out), "{} cached", k.name);
                     for (r, got) in out.iter().enumerate() {
                         let want = scalar::dot(&q, &block[r * d..(r + 1) * d]);
                         assert!(

@@ -112,12 +112,14 @@ pub(crate) struct CodeSearch<'a> {
 
 /// Scans rows into `top`. `query` must already be prepared by [`prepare_query`]; the
 /// distances offered are the metric's, except Euclidean, which stays squared until the end.
+/// `cached`: the rows were just scanned for another query (the kernel's in-cache variant,
+/// which gives the same bits).
 pub(crate) fn scan_rows(
     rows: &ListRows<'_>,
     query: &[f32],
     metric: Metric,
     accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
-    scratch: &mut Vec<f32>,
+    (scratch, cached): (&mut Vec<f32>, bool),
     top: &mut TopK,
 ) {
     let n = rows.handles.len();
@@ -125,16 +127,21 @@ pub(crate) fn scan_rows(
         return;
     }
     scratch.resize(n, 0.0);
+    let (l2sq_block, dot_block): (BlockKernel, BlockKernel) = if cached {
+        (kernel::l2sq_block_cached, kernel::dot_block_cached)
+    } else {
+        (kernel::l2sq_block, kernel::dot_block)
+    };
     match metric {
         Metric::Euclidean | Metric::SquaredEuclidean => {
-            kernel::l2sq_block(query, rows.vectors, scratch);
+            l2sq_block(query, rows.vectors, scratch);
         }
         Metric::InnerProduct => {
-            kernel::dot_block(query, rows.vectors, scratch);
+            dot_block(query, rows.vectors, scratch);
             scratch.iter_mut().for_each(|d| *d = -*d);
         }
         Metric::Cosine => {
-            kernel::dot_block(query, rows.vectors, scratch);
+            dot_block(query, rows.vectors, scratch);
             scratch
                 .iter_mut()
                 .zip(rows.inv_norms)
@@ -152,6 +159,9 @@ pub(crate) fn scan_rows(
         }
     }
 }
+
+/// A kernel of a query against a block of rows.
+type BlockKernel = fn(&[f32], &[f32], &mut [f32]);
 
 /// The query as the scan wants it: unit length for cosine, unchanged otherwise.
 pub(crate) fn prepare_query(query: &[f32], metric: Metric) -> Vec<f32> {
@@ -206,7 +216,7 @@ pub(crate) fn search<S: ListSource>(
                 &query,
                 params.metric,
                 params.accept,
-                &mut scratch,
+                (&mut scratch, false),
                 &mut top,
             );
         })?;
@@ -258,16 +268,18 @@ pub(crate) fn search_many<S: ListSource>(
     let mut scratch = Vec::new();
     for (&list, probers) in &probing {
         lists.visit_list(list, &mut |rows| {
-            for &i in probers {
+            for (nth, &i) in probers.iter().enumerate() {
                 if rows.vectors.is_empty() {
                     absent[i].extend_from_slice(rows.handles);
                 } else {
+                    // The first query reads the rows from memory; the others find them in
+                    // cache.
                     scan_rows(
                         &rows,
                         &queries[i],
                         params[i].metric,
                         None,
-                        &mut scratch,
+                        (&mut scratch, nth > 0),
                         &mut tops[i],
                     );
                 }

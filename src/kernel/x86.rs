@@ -95,7 +95,7 @@ fn dot_step512(x: __m512, y: __m512, acc: __m512) -> __m512 {
 }
 
 macro_rules! define_avx512 {
-    ($pair:ident, $block:ident, $step:ident) => {
+    ($pair:ident, $block:ident, $cached:ident, $step:ident) => {
         /// One pair; the tail is handled with a masked load, so there is no scalar loop.
         #[target_feature(enable = "avx512f")]
         unsafe fn $pair(a: &[f32], b: &[f32]) -> f32 {
@@ -130,9 +130,23 @@ macro_rules! define_avx512 {
             _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
         }
 
-        /// `q` against four rows at once: the query is loaded once per step for four rows.
+        /// `q` against each row in turn, for rows read from memory: on an AVX-512 EPYC,
+        /// per-query list scans ran 1.5-1.8x faster so than four rows at once (the cached
+        /// variant), with or without software prefetching of the next four rows.
         #[target_feature(enable = "avx512f")]
         unsafe fn $block(q: &[f32], block: &[f32], out: &mut [f32]) {
+            for (row, o) in block.chunks_exact(q.len().max(1)).zip(out.iter_mut()) {
+                // SAFETY: same features as this function.
+                *o = unsafe { $pair(q, row) };
+            }
+        }
+
+        /// `q` against four rows at once (the query loaded once per step for four), for
+        /// rows already in cache: a batch's later queries of a list scan it faster so than
+        /// row by row. The same additions in the same order as the pair kernel: the same
+        /// bits.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $cached(q: &[f32], block: &[f32], out: &mut [f32]) {
             let d = q.len();
             let rows = (block.len() / d.max(1)).min(out.len());
             let full = d / 16 * 16;
@@ -165,8 +179,7 @@ macro_rules! define_avx512 {
                         }
                         i += 16;
                     }
-                    // The tail goes to the second accumulator, as in the pair kernel: the
-                    // same additions in the same order give the same bits.
+                    // The tail goes to the second accumulator, as in the pair kernel.
                     if mask != 0 {
                         let x = _mm512_maskz_loadu_ps(mask, pq.add(i));
                         for (j, a) in acc2.iter_mut().enumerate() {
@@ -188,8 +201,18 @@ macro_rules! define_avx512 {
     };
 }
 
-define_avx512!(l2sq_avx512_impl, l2sq_block_avx512_impl, l2_step512);
-define_avx512!(dot_avx512_impl, dot_block_avx512_impl, dot_step512);
+define_avx512!(
+    l2sq_avx512_impl,
+    l2sq_block_avx512_impl,
+    l2sq_block_cached_avx512_impl,
+    l2_step512
+);
+define_avx512!(
+    dot_avx512_impl,
+    dot_block_avx512_impl,
+    dot_block_cached_avx512_impl,
+    dot_step512
+);
 
 // Safe wrappers, installed in the dispatch table only after detection.
 
@@ -240,6 +263,18 @@ pub(super) fn l2sq_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
 pub(super) fn dot_block_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
     // SAFETY: as for `l2sq_avx512`.
     unsafe { dot_block_avx512_impl(q, block, out) }
+}
+
+/// AVX-512F squared L2 of a query against a block of rows in cache.
+pub(super) fn l2sq_block_cached_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { l2sq_block_cached_avx512_impl(q, block, out) }
+}
+
+/// AVX-512F inner products of a query with a block of rows in cache.
+pub(super) fn dot_block_cached_avx512(q: &[f32], block: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `l2sq_avx512`.
+    unsafe { dot_block_cached_avx512_impl(q, block, out) }
 }
 
 /// Inner products of a tile of 8 points (row-major, `dim` each) with every center of
