@@ -565,7 +565,6 @@ impl State {
         self.body.list_epoch
     }
 
-    /// Records a sealed block of `list`.
     /// Makes room for `items` more items, and in list `list` (when given) for `rows` more
     /// rows with their vectors (if this state holds them) and codes: a load reserves each
     /// block's rows before inserting them, so that lists and the item table do not grow by
@@ -635,6 +634,7 @@ impl State {
         Ok(())
     }
 
+    /// Records a sealed block of `list`.
     pub(crate) fn add_block(&mut self, list: u32, block: BlockRef) {
         let blocks = &mut self.blocks[list as usize];
         blocks.push(block);

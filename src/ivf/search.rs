@@ -119,7 +119,8 @@ pub(crate) fn scan_rows(
     query: &[f32],
     metric: Metric,
     accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
-    (scratch, cached): (&mut Vec<f32>, bool),
+    scratch: &mut Vec<f32>,
+    cached: bool,
     top: &mut TopK,
 ) {
     let n = rows.handles.len();
@@ -216,7 +217,8 @@ pub(crate) fn search<S: ListSource>(
                 &query,
                 params.metric,
                 params.accept,
-                (&mut scratch, false),
+                &mut scratch,
+                false,
                 &mut top,
             );
         })?;
@@ -279,7 +281,8 @@ pub(crate) fn search_many<S: ListSource>(
                         &queries[i],
                         params[i].metric,
                         None,
-                        (&mut scratch, nth > 0),
+                        &mut scratch,
+                        nth > 0,
                         &mut tops[i],
                     );
                 }
