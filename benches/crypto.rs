@@ -1,8 +1,9 @@
-//! Seal/open throughput by record size (64 B to 1 MiB) and key-schedule cost.
+//! Seal/open throughput by record size (64 B to 1 MiB), key-schedule cost and the cost of one
+//! HMAC-SHA3-256 (item and query tokens).
 
 use std::hint::black_box;
 
-use ciphervec::internals::{BenchSealer, derive_key_schedule};
+use ciphervec::internals::{BenchSealer, bench_mac, derive_key_schedule};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn seal_open(c: &mut Criterion) {
@@ -26,5 +27,11 @@ fn key_schedule(c: &mut Criterion) {
     c.bench_function("key_schedule/derive_all", |b| b.iter(derive_key_schedule));
 }
 
-criterion_group!(benches, seal_open, key_schedule);
+fn mac(c: &mut Criterion) {
+    c.bench_function("mac/hmac_sha3_16_bytes", |b| {
+        b.iter(|| bench_mac(black_box(b"item-0000123456\n")));
+    });
+}
+
+criterion_group!(benches, seal_open, key_schedule, mac);
 criterion_main!(benches);

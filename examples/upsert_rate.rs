@@ -19,21 +19,29 @@ fn main() -> ciphervec::Result<()> {
     let batch: usize = args.get(2).map_or(10_000, |b| b.parse().expect("BATCH"));
     let vectors = texmex::read_vecs(std::path::Path::new(file), f32::from_le_bytes);
     let dim = vectors.first().map_or(1, Vec::len);
-    let items: Vec<Item> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| Item::new(i.to_string(), v))
-        .collect();
+    let n = vectors.len();
+    // The batches are built before the clock starts and handed over by value, so the rate is
+    // `upsert`'s alone (no copy of the items inside the timed loop).
+    let mut batches: Vec<Vec<Item>> = Vec::new();
+    for (i, v) in vectors.into_iter().enumerate() {
+        if i % batch == 0 {
+            batches.push(Vec::with_capacity(batch));
+        }
+        batches
+            .last_mut()
+            .unwrap()
+            .push(Item::new(i.to_string(), v));
+    }
     let index = Database::open(dir)?.create_index(
         "rate",
         &IndexKey::generate(),
         IndexConfig::ivf_flat(dim),
     )?;
     let start = Instant::now();
-    for chunk in items.chunks(batch) {
-        index.upsert(chunk.to_vec())?;
+    for chunk in batches {
+        index.upsert(chunk)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{:.0}", items.len() as f64 / secs);
+    println!("{:.0}", n as f64 / secs);
     Ok(())
 }
