@@ -72,7 +72,9 @@ impl Quantizer {
         }
     }
 
-    /// The list a vector belongs to.
+    /// The list a vector belongs to, one vector at a time: the reference that
+    /// [`Quantizer::assign_batch`], which writes and training use, is tested against.
+    #[cfg(test)]
     pub(crate) fn assign(&self, x: &[f32]) -> u32 {
         let mut scores = Vec::new();
         self.scores(x, &mut scores);
@@ -224,6 +226,37 @@ mod tests {
                             assert!(d >= worst_kept - 1e-4 * d.abs().max(1.0));
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// A batch assignment (what writes and training use) gives every vector the list a
+    /// single assignment gives it, and that list is one with the smallest distance.
+    #[test]
+    fn batched_assignments_equal_single_ones_and_brute_force() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut uniform = || rng.next_u32() as f32 / u32::MAX as f32 - 0.5;
+        for (dim, k, n) in [
+            (1usize, 1usize, 3usize),
+            (7, 3, 17),
+            (384, 205, 70),
+            (16, 700, 9000),
+        ] {
+            let centroids: Vec<f32> = (0..k * dim).map(|_| uniform()).collect();
+            let data: Vec<f32> = (0..n * dim).map(|_| uniform()).collect();
+            for metric in [Metric::Euclidean, Metric::InnerProduct] {
+                let q = Quantizer::new(dim, centroids.clone(), metric);
+                let batch = q.assign_batch(&data);
+                assert_eq!(batch.len(), n);
+                for (x, &list) in data.chunks_exact(dim).zip(&batch) {
+                    assert_eq!(list, q.assign(x));
+                    let d = |l: u32| match metric {
+                        Metric::InnerProduct => -kernel::dot(x, q.centroid(l)),
+                        _ => kernel::l2sq(x, q.centroid(l)),
+                    };
+                    let best = (0..k as u32).map(d).fold(f32::INFINITY, f32::min);
+                    assert!(d(list) <= best + 1e-4 * best.abs().max(1.0));
                 }
             }
         }

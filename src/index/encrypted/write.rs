@@ -53,15 +53,23 @@ impl EncryptedIndex {
         };
         let (body, header, assignments, codes, list_epoch) = {
             let state = self.read();
+            // The nearest centroid (n_lists dot products) and the code of each vector are
+            // the costly part of a write to a trained index: the assignment goes through the
+            // tiled batch kernel (each centroid read once per 8 vectors, every core for large
+            // batches, the same lists as one-by-one `assign`), the codes on every core.
             let assignments: Vec<u32> = match state.quantizer() {
-                Some(q) => prepared
-                    .iter()
-                    .map(|p| q.assign(&ivf::prepare_query(&p.vector, self.metric())))
-                    .collect(),
+                Some(q) => {
+                    let mut rows = Vec::with_capacity(prepared.len() * self.dim());
+                    for p in &prepared {
+                        rows.extend(ivf::prepare_query(&p.vector, self.metric()));
+                    }
+                    q.assign_batch(&rows)
+                }
                 None => vec![0; prepared.len()],
             };
             let codes: Vec<Vec<u8>> = prepared
-                .iter()
+                .par_iter()
+                .with_min_len(PREPARE_GRAIN)
                 .zip(&assignments)
                 .map(|(p, &l)| state.code_of(l, &p.vector))
                 .collect();
@@ -208,53 +216,24 @@ impl EncryptedIndex {
         Ok(())
     }
 
+    /// Validates the items and computes their tokens, keeping the last occurrence of an id.
+    /// The per-item work (checks, metadata encoding, the token's HMAC) runs on every core;
+    /// the error reported is that of the first bad item in call order, as a serial loop would.
     fn prepare(&self, keys: &Keys, items: Vec<Item>) -> Result<Vec<Prepared>> {
         let (dim, metric) = (self.dim(), self.metric());
-        let mut out: Vec<Prepared> = Vec::with_capacity(items.len());
-        let mut position: HashMap<[u8; 32], usize> = HashMap::new();
-        for item in items {
-            validate::id(&item.id)?;
-            validate::vector(&item.vector, dim, metric)?;
-            let metadata = match &item.metadata {
-                None => None,
-                Some(JsonArg::TooDeep) => {
-                    return Err(Error::invalid_argument(format!(
-                        "metadata may nest at most {MAX_JSON_DEPTH} levels"
-                    )));
-                }
-                Some(JsonArg::Value(value @ Value::Object(_))) => {
-                    let bytes = serde_json::to_vec(value)
-                        .map_err(|_| Error::invalid_argument("metadata cannot be encoded"))?;
-                    if bytes.len() > validate::MAX_METADATA_LEN {
-                        return Err(Error::invalid_argument("metadata too large"));
-                    }
-                    Some(bytes)
-                }
-                Some(_) => return Err(Error::invalid_argument("metadata must be a JSON object")),
-            };
-            if item
-                .contents
-                .as_ref()
-                .is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN)
-            {
-                return Err(Error::invalid_argument("contents too large"));
-            }
-            let token = keys.item_token(&item.id);
-            let p = Prepared {
-                id: item.id,
-                token,
-                vector: item.vector,
-                metadata,
-                metadata_value: match item.metadata {
-                    Some(JsonArg::Value(value)) => Some(Arc::new(value)),
-                    _ => None,
-                },
-                contents: item.contents,
-            };
-            match position.get(&token) {
+        let checked: Vec<Result<Prepared>> = items
+            .into_par_iter()
+            .with_min_len(PREPARE_GRAIN)
+            .map(|item| prepare_item(keys, item, dim, metric))
+            .collect();
+        let mut out: Vec<Prepared> = Vec::with_capacity(checked.len());
+        let mut position: HashMap<[u8; 32], usize> = HashMap::with_capacity(checked.len());
+        for p in checked {
+            let p = p?;
+            match position.get(&p.token) {
                 Some(&i) => out[i] = p,
                 None => {
-                    position.insert(token, out.len());
+                    position.insert(p.token, out.len());
                     out.push(p);
                 }
             }
@@ -302,4 +281,50 @@ impl EncryptedIndex {
         })?;
         Ok(tokens.len())
     }
+}
+
+/// Items per rayon task in `prepare`: a token costs about a microsecond, so smaller tasks
+/// would cost more to schedule than they save.
+const PREPARE_GRAIN: usize = 64;
+
+/// One item checked and tokenized.
+fn prepare_item(keys: &Keys, item: Item, dim: usize, metric: crate::Metric) -> Result<Prepared> {
+    validate::id(&item.id)?;
+    validate::vector(&item.vector, dim, metric)?;
+    let metadata = match &item.metadata {
+        None => None,
+        Some(JsonArg::TooDeep) => {
+            return Err(Error::invalid_argument(format!(
+                "metadata may nest at most {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        Some(JsonArg::Value(value @ Value::Object(_))) => {
+            let bytes = serde_json::to_vec(value)
+                .map_err(|_| Error::invalid_argument("metadata cannot be encoded"))?;
+            if bytes.len() > validate::MAX_METADATA_LEN {
+                return Err(Error::invalid_argument("metadata too large"));
+            }
+            Some(bytes)
+        }
+        Some(_) => return Err(Error::invalid_argument("metadata must be a JSON object")),
+    };
+    if item
+        .contents
+        .as_ref()
+        .is_some_and(|c| c.len() > validate::MAX_CONTENTS_LEN)
+    {
+        return Err(Error::invalid_argument("contents too large"));
+    }
+    let token = keys.item_token(&item.id);
+    Ok(Prepared {
+        id: item.id,
+        token,
+        vector: item.vector,
+        metadata,
+        metadata_value: match item.metadata {
+            Some(JsonArg::Value(value)) => Some(Arc::new(value)),
+            _ => None,
+        },
+        contents: item.contents,
+    })
 }
