@@ -70,6 +70,9 @@ impl ListSource for Lists<'_> {
                 ivf::prefetch(sealed);
             }
         };
+        // Every entry first: each names where its record lies, and finding that out for the
+        // record prefetch below would otherwise wait for one scattered entry at a time.
+        handles.iter().for_each(|&h| self.state.prefetch_entry(h));
         // From a remote store, every record at once (a no-op for local files).
         super::loader::prefetch(
             self.state.segments(),
