@@ -21,6 +21,12 @@ const TAG_LEN: usize = 16;
 /// bounds random-nonce GCM at 2^32 invocations per key.
 pub(crate) const MAX_USES_PER_KEY: u64 = 1 << 32;
 
+/// The plaintext length of a sealed record of `sealed_len` bytes (`None` if it is too short to
+/// be one).
+pub(crate) fn plaintext_len(sealed_len: usize) -> Option<usize> {
+    sealed_len.checked_sub(OVERHEAD)
+}
+
 /// Length of the fixed-width associated data.
 pub(crate) const AAD_LEN: usize = 2 + 1 + INDEX_ID_LEN + 4 + 8 + 8 + 32 + 32;
 
@@ -245,6 +251,32 @@ impl Sealer {
         gcm_open_into(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..], plain)
     }
 
+    /// As [`open_into`](Self::open_into), into the front of a caller's buffer: the first
+    /// [`plaintext_len`] bytes of `out` receive the ciphertext (copied before it is
+    /// authenticated, as always) and are decrypted where they lie, so that a caller can
+    /// decrypt straight into the memory that keeps the result (a vector of floats viewed as
+    /// bytes) instead of converting from a byte buffer. Returns the plaintext's length.
+    pub(crate) fn open_into_slice(
+        &self,
+        record: &[u8],
+        binding: &Binding,
+        out: &mut [u8],
+    ) -> std::result::Result<usize, AuthError> {
+        let len = plaintext_len(record.len()).ok_or(AuthError)?;
+        let buf = out.get_mut(..len).ok_or(AuthError)?;
+        let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
+        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?;
+        let cipher = self.opener(generation).ok_or(AuthError)?;
+        let aad = binding.aad(&self.index_id, generation);
+        let body = &record[4 + NONCE_LEN..];
+        buf.copy_from_slice(&body[..len]);
+        let tag = Tag::try_from(&body[len..]).map_err(|_| AuthError)?;
+        cipher
+            .decrypt_inout_detached(&Nonce::from(nonce), &aad, buf.into(), &tag)
+            .map_err(|_| AuthError)?;
+        Ok(len)
+    }
+
     /// Counts one use of the current key, moving to the next generation at the cap.
     fn reserve(&self) -> Result<(u32, Arc<Aes256Gcm>)> {
         let mut current = lock(&self.current);
@@ -415,6 +447,39 @@ mod tests {
             assert_eq!(sealed.len(), plain.len() + OVERHEAD);
             assert_eq!(s.open(&sealed, &binding()).unwrap(), plain);
         }
+    }
+
+    /// Opening into a caller's slice gives what `open` gives, leaves the slice's tail alone,
+    /// and refuses a short slice, a tampered byte and another binding.
+    #[test]
+    fn open_into_slice_equals_open() {
+        let s = sealer();
+        for len in [0usize, 1, 16, 1000] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let sealed = s.seal(&plain, &binding()).unwrap();
+            let mut out = vec![0xEEu8; len + 5];
+            assert_eq!(s.open_into_slice(&sealed, &binding(), &mut out), Ok(len));
+            assert_eq!(&out[..len], &plain[..]);
+            assert!(out[len..].iter().all(|&b| b == 0xEE));
+            if len > 0 {
+                let mut short = vec![0u8; len - 1];
+                assert!(s.open_into_slice(&sealed, &binding(), &mut short).is_err());
+            }
+            for i in 0..sealed.len() {
+                let mut bad = sealed.clone();
+                bad[i] ^= 1;
+                assert!(
+                    s.open_into_slice(&bad, &binding(), &mut out).is_err(),
+                    "byte {i}"
+                );
+            }
+            let other = binding().at(97);
+            assert!(s.open_into_slice(&sealed, &other, &mut out).is_err());
+        }
+        assert!(
+            s.open_into_slice(&[0u8; OVERHEAD - 1], &binding(), &mut [0u8; 4])
+                .is_err()
+        );
     }
 
     #[test]
