@@ -125,6 +125,49 @@ fn overwrite_delete_and_upserts_after_training() {
     assert_eq!(rec[0].vector.as_deref(), Some(&data[5][..]));
 }
 
+/// A large write to a trained index puts every vector in the list its own query probes
+/// first: probing one list (and returning all of it: under the inner product an item need
+/// not rank first for its own vector), each item's vector finds that item. The batch
+/// crosses the write's assignment chunks (8,192 vectors), for each metric.
+#[test]
+fn a_large_write_after_training_puts_each_vector_in_its_nearest_list() {
+    use ciphervec::Metric;
+    let mut rng = Rng::new(44);
+    let dim = 8;
+    let base = clustered(&mut rng, 2000, dim, 40);
+    let batch = clustered(&mut rng, 10_000, dim, 40);
+    for metric in [Metric::Euclidean, Metric::Cosine, Metric::InnerProduct] {
+        let db = Database::in_memory();
+        let key = IndexKey::generate();
+        let index = db
+            .create_index("a", &key, IndexConfig::ivf_flat(dim).metric(metric))
+            .unwrap();
+        index.upsert(items(&base)).unwrap();
+        index
+            .train_with(TrainOptions {
+                n_lists: 64,
+                ..Default::default()
+            })
+            .unwrap();
+        let new: Vec<Item> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Item::new(format!("new-{i}"), v.clone()))
+            .collect();
+        index.upsert(new).unwrap();
+        for (i, v) in batch.iter().enumerate() {
+            let hits = index
+                .query(&Query::new(v.clone()).top_k(12_000).n_probes(1))
+                .unwrap();
+            let id = format!("new-{i}");
+            assert!(
+                hits.iter().any(|h| h.id == id),
+                "{metric:?}: {id} is not in the list its vector probes"
+            );
+        }
+    }
+}
+
 #[test]
 fn duplicate_ids_in_one_batch_keep_the_last() {
     let db = Database::in_memory();

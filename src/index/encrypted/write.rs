@@ -58,13 +58,16 @@ impl EncryptedIndex {
             // tiled batch kernel (each centroid read once per 8 vectors, every core for large
             // batches, the same lists as one-by-one `assign`), the codes on every core.
             let assignments: Vec<u32> = match state.quantizer() {
-                Some(q) => {
-                    let mut rows = Vec::with_capacity(prepared.len() * self.dim());
-                    for p in &prepared {
-                        rows.extend(ivf::prepare_query(&p.vector, self.metric()));
-                    }
-                    q.assign_batch(&rows)
-                }
+                Some(q) => prepared
+                    .chunks(ASSIGN_CHUNK)
+                    .flat_map(|chunk| {
+                        let mut rows = Vec::with_capacity(chunk.len() * self.dim());
+                        for p in chunk {
+                            rows.extend(ivf::prepare_query(&p.vector, self.metric()));
+                        }
+                        q.assign_batch(&rows)
+                    })
+                    .collect(),
                 None => vec![0; prepared.len()],
             };
             let codes: Vec<Vec<u8>> = prepared
@@ -282,6 +285,11 @@ impl EncryptedIndex {
         Ok(tokens.len())
     }
 }
+
+/// Vectors assigned to lists together in a write: the batch kernel reads a copy of them
+/// (12 MiB at 384 dimensions), so a large batch is not copied whole; each chunk still
+/// spreads over every core.
+const ASSIGN_CHUNK: usize = 8192;
 
 /// Items per rayon task in `prepare`: a token costs about a microsecond, so smaller tasks
 /// would cost more to schedule than they save.
