@@ -22,9 +22,8 @@ fn main() -> ciphervec::Result<()> {
     );
     let batch: usize = args.get(2).map_or(10_000, |b| b.parse().expect("BATCH"));
     let trained = args.get(3).is_some_and(|a| a == "trained");
-    let vectors = texmex::read_vecs(std::path::Path::new(file), f32::from_le_bytes);
+    let mut vectors = texmex::read_vecs(std::path::Path::new(file), f32::from_le_bytes);
     let dim = vectors.first().map_or(1, Vec::len);
-    let mut vectors = vectors;
     let mut first_quarter = Vec::new();
     if trained {
         let rest = vectors.split_off(vectors.len() / 4);

@@ -2,8 +2,8 @@
 //!
 //! `hmac::SimpleHmac<Sha3_256>` computes the same function but keeps its padded key in a field
 //! that is never wiped. This is RFC 2104 over `sha3::Sha3_256` (whose state wipes itself with the
-//! `zeroize` feature), with both padded keys absorbed once into states that are cloned per MAC. Tests hold it
-//! equal to `SimpleHmac` and to the Wycheproof HMAC-SHA3-256 vectors.
+//! `zeroize` feature), with both padded keys absorbed once into states that are cloned per
+//! MAC. Tests hold it equal to `SimpleHmac` and to the Wycheproof HMAC-SHA3-256 vectors.
 
 use sha3::{Digest, Sha3_256};
 use zeroize::Zeroizing;
