@@ -40,7 +40,9 @@ pub fn segment_decode(data: &[u8]) {
     let _ = segment::decode_fields(body);
     let _ = segment::decode_tombstones(body);
     let _ = segment::decode_vector_into(body, &mut vec![0.0; dim]);
-    let _ = crate::format::padding::unpad(body, "fuzz");
+    let mut floats = vec![0f32; body.len().div_ceil(4)];
+    bytemuck::cast_slice_mut(&mut floats)[..body.len()].copy_from_slice(body);
+    let _ = segment::decode_block_vectors(floats, body.len(), body.len() / (4 * dim), dim);
     let _ = segment::decode_centroids(body, dim);
     let _ = Codec::from_bytes(body, dim);
 }

@@ -113,6 +113,15 @@ struct Current {
     cipher: Arc<Aes256Gcm>,
 }
 
+/// A sealed record taken apart for opening.
+struct Opening<'r> {
+    cipher: Arc<Aes256Gcm>,
+    nonce: [u8; NONCE_LEN],
+    aad: [u8; AAD_LEN],
+    /// `ciphertext || tag`.
+    sealed: &'r [u8],
+}
+
 /// Seals and opens records for one key purpose.
 pub(crate) struct Sealer {
     source: KeySource,
@@ -241,40 +250,46 @@ impl Sealer {
         binding: &Binding,
         plain: &mut Vec<u8>,
     ) -> std::result::Result<(), AuthError> {
-        if record.len() < OVERHEAD {
-            return Err(AuthError);
-        }
-        let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
-        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?;
-        let cipher = self.opener(generation).ok_or(AuthError)?;
-        let aad = binding.aad(&self.index_id, generation);
-        gcm_open_into(&cipher, &nonce, &aad, &record[4 + NONCE_LEN..], plain)
+        let o = self.opening(record, binding)?;
+        gcm_open_into(&o.cipher, &o.nonce, &o.aad, o.sealed, plain)
     }
 
     /// As [`open_into`](Self::open_into), into the front of a caller's buffer: the first
     /// [`plaintext_len`] bytes of `out` receive the ciphertext (copied before it is
     /// authenticated, as always) and are decrypted where they lie, so that a caller can
-    /// decrypt straight into the memory that keeps the result (a vector of floats viewed as
-    /// bytes) instead of converting from a byte buffer. Returns the plaintext's length.
+    /// decrypt straight into the memory that keeps the result instead of converting from a
+    /// byte buffer. Returns the plaintext's length.
     pub(crate) fn open_into_slice(
         &self,
         record: &[u8],
         binding: &Binding,
         out: &mut [u8],
     ) -> std::result::Result<usize, AuthError> {
-        let len = plaintext_len(record.len()).ok_or(AuthError)?;
-        let buf = out.get_mut(..len).ok_or(AuthError)?;
+        let o = self.opening(record, binding)?;
+        let (body, tag) = split_tag(o.sealed)?;
+        let buf = out.get_mut(..body.len()).ok_or(AuthError)?;
+        buf.copy_from_slice(body);
+        gcm_decrypt_in_place(&o.cipher, &o.nonce, &o.aad, buf, &tag)?;
+        Ok(body.len())
+    }
+
+    /// What opening `record` needs: the cipher of its generation, its nonce, the associated
+    /// data of `binding`, and `ciphertext || tag`.
+    fn opening<'r>(
+        &self,
+        record: &'r [u8],
+        binding: &Binding,
+    ) -> std::result::Result<Opening<'r>, AuthError> {
+        if record.len() < OVERHEAD {
+            return Err(AuthError);
+        }
         let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
-        let nonce: [u8; NONCE_LEN] = record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?;
-        let cipher = self.opener(generation).ok_or(AuthError)?;
-        let aad = binding.aad(&self.index_id, generation);
-        let body = &record[4 + NONCE_LEN..];
-        buf.copy_from_slice(&body[..len]);
-        let tag = Tag::try_from(&body[len..]).map_err(|_| AuthError)?;
-        cipher
-            .decrypt_inout_detached(&Nonce::from(nonce), &aad, buf.into(), &tag)
-            .map_err(|_| AuthError)?;
-        Ok(len)
+        Ok(Opening {
+            cipher: self.opener(generation).ok_or(AuthError)?,
+            nonce: record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?,
+            aad: binding.aad(&self.index_id, generation),
+            sealed: &record[4 + NONCE_LEN..],
+        })
     }
 
     /// Counts one use of the current key, moving to the next generation at the cap.
@@ -374,12 +389,29 @@ fn gcm_open_into(
     sealed: &[u8],
     plain: &mut Vec<u8>,
 ) -> std::result::Result<(), AuthError> {
+    let (body, tag) = split_tag(sealed)?;
+    plain.clear();
+    plain.extend_from_slice(body);
+    gcm_decrypt_in_place(cipher, nonce, aad, plain, &tag)
+}
+
+/// `ciphertext || tag` split in two.
+fn split_tag(sealed: &[u8]) -> std::result::Result<(&[u8], Tag), AuthError> {
     let body_end = sealed.len().checked_sub(TAG_LEN).ok_or(AuthError)?;
     let tag = Tag::try_from(&sealed[body_end..]).map_err(|_| AuthError)?;
-    plain.clear();
-    plain.extend_from_slice(&sealed[..body_end]);
+    Ok((&sealed[..body_end], tag))
+}
+
+/// Verifies `buf` (a copy of the ciphertext) against `tag` and decrypts it where it lies.
+fn gcm_decrypt_in_place(
+    cipher: &Aes256Gcm,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &Tag,
+) -> std::result::Result<(), AuthError> {
     cipher
-        .decrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut plain[..]).into(), &tag)
+        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), tag)
         .map_err(|_| AuthError)
 }
 

@@ -564,6 +564,33 @@ pub(crate) fn encode_block_vectors_into(vectors: &[f32], out: &mut Vec<u8>) {
     }
 }
 
+/// Decodes a block-vectors record of `rows` vectors of dimension `dim` whose padded
+/// plaintext, `padded_len` bytes, was decrypted into the front of `floats` (seen as bytes):
+/// checks the padding and the length, and returns the floats in native order, the padding
+/// cut off, without a copy.
+pub(crate) fn decode_block_vectors(
+    mut floats: Vec<f32>,
+    padded_len: usize,
+    rows: usize,
+    dim: usize,
+) -> Result<Vec<f32>> {
+    let corrupted = || Error::corrupted("block vectors");
+    let bytes: &[u8] = bytemuck::cast_slice(&floats);
+    let padded = bytes.get(..padded_len).ok_or_else(corrupted)?;
+    let len = padding::unpad(padded, "block vectors")?.len();
+    let count = rows.checked_mul(dim).ok_or_else(corrupted)?;
+    if count.checked_mul(4) != Some(len) {
+        return Err(corrupted());
+    }
+    floats.truncate(count);
+    if cfg!(target_endian = "big") {
+        floats
+            .iter_mut()
+            .for_each(|f| *f = f32::from_bits(u32::from_le(f.to_bits())));
+    }
+    Ok(floats)
+}
+
 /// Little-endian `f32`s (the length a multiple of 4).
 fn floats_from_le(raw: &[u8]) -> Vec<f32> {
     raw.chunks_exact(4)
@@ -694,9 +721,21 @@ mod tests {
         let mut plain = Vec::new();
         encode_block_vectors_into(&rows, &mut plain);
         // Row-major little-endian floats and nothing else: `persist::open_block_vectors`
-        // decrypts them straight into a vector of floats.
+        // decrypts them straight into a vector of floats, which is decoded in place.
         let want: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();
         assert_eq!(plain, want);
+        padding::pad_tail(&mut plain, 0, 0);
+        let as_floats = |bytes: &[u8]| -> Vec<f32> {
+            let mut floats = vec![0f32; bytes.len().div_ceil(4)];
+            bytemuck::cast_slice_mut(&mut floats)[..bytes.len()].copy_from_slice(bytes);
+            floats
+        };
+        let decoded = decode_block_vectors(as_floats(&plain), plain.len(), 2, 3).unwrap();
+        assert_eq!(decoded, rows);
+        assert!(decode_block_vectors(as_floats(&plain), plain.len(), 3, 3).is_err());
+        assert!(decode_block_vectors(as_floats(&plain), plain.len(), usize::MAX, 3).is_err());
+        assert!(decode_block_vectors(as_floats(&plain), plain.len() + 4, 2, 3).is_err());
+        assert!(decode_block_vectors(as_floats(&plain[..20]), 20, 2, 3).is_err());
     }
 
     /// A stand-in for sealing: the plaintext reversed, padded to the sealed length.

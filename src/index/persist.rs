@@ -818,23 +818,7 @@ pub(crate) fn open_block_vectors(
     keys.payload
         .open_into_slice(&sealed, &binding, bytemuck::cast_slice_mut(&mut floats))
         .map_err(|_| corrupted())?;
-    let bytes: &[u8] = bytemuck::cast_slice(&floats);
-    let unpadded = padding::unpad(&bytes[..len], "block vectors")?.len();
-    let count = decoded
-        .entries
-        .len()
-        .checked_mul(dim)
-        .ok_or_else(corrupted)?;
-    if count.checked_mul(4) != Some(unpadded) {
-        return Err(corrupted());
-    }
-    floats.truncate(count);
-    if cfg!(target_endian = "big") {
-        floats
-            .iter_mut()
-            .for_each(|f| *f = f32::from_bits(u32::from_le(f.to_bits())));
-    }
-    Ok(floats)
+    segment::decode_block_vectors(floats, len, decoded.entries.len(), dim)
 }
 
 /// The length of every sealed vector record of dimension `dim`.
