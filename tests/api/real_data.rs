@@ -80,6 +80,10 @@ fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
         ("ivf_sq8", IndexConfig::ivf_sq8(dim)),
         ("ivf_pq d/4", IndexConfig::ivf_pq(dim, dim / 4)),
         ("ivf_pq d/2", IndexConfig::ivf_pq(dim, dim / 2)),
+        // Coarse codes (16 and 32 dimensions per 4-bit code), whose default re-rank grows
+        // faster than the dimensions per code.
+        ("ivf_pq d/16", IndexConfig::ivf_pq(dim, dim / 16)),
+        ("ivf_pq d/32", IndexConfig::ivf_pq(dim, dim / 32)),
     ] {
         let whole = default_recall(config.clone(), &base, &queries, &truth);
         let part = default_recall(config.clone(), prefix, prefix_queries, &prefix_truth);
