@@ -218,8 +218,8 @@ impl Query {
     /// scan with exact distances (ignored by `ivf_flat`). Larger is slower and closer to the
     /// exact IVF result. The default follows the code's precision: 2 for `ivf_sq8`, and for
     /// `ivf_pq` with `c = d / m` dimensions per subquantizer `5c/2` up to 8 dimensions (10 for
-    /// `d / 4` subquantizers, 5 for `d / 2`, at least 2) and `5c/2 * c/8` past 8 (80 at 16,
-    /// 180 at 24): coarse codes need a longer shortlist for the same recall.
+    /// `d / 4` subquantizers, 5 for `d / 2`, at least 2) and `5c/2 * (c/8)^1.5` past 8 (114
+    /// at 16, 312 at 24): coarse codes need a longer shortlist for the same recall.
     pub fn rerank(mut self, factor: usize) -> Query {
         self.rerank = Some(factor);
         self

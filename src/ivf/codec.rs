@@ -232,21 +232,21 @@ impl Codec {
     /// for the exact re-rank to recover the IVF result's recall. SQ8 gains nothing past 2.
     /// For PQ it grows with `c`, the dimensions each 4-bit code stands for: `5c/2` up to 8
     /// (on 384-d sentence embeddings, `c` 4 needs about 10 and 2 about 5), and past 8 as
-    /// `5c/2 * c/8`, because a coarser code's distance error spreads the true neighbours over
-    /// a shortlist that grows faster than `c` (there, `c` 12, 16, 24 and 32 reached recall@10
-    /// 0.90-0.91 at `5c/2` and 0.965-0.978 at this factor; `c` 48 0.98). The refine bound keeps
-    /// the vectors a re-rank decrypts few; the factor costs scoring more refine codes.
+    /// `5c/2 * (c/8)^1.5`, because a coarser code's distance error spreads the true
+    /// neighbours over a shortlist that grows faster than `c` (there, `c` 16 and 24 reached
+    /// recall@10 0.94 and 0.91 at `5c/2`, and under cosine needed about 110 and 240 for
+    /// 0.96). The refine bound keeps the vectors a re-rank decrypts few; a larger factor
+    /// costs scoring more candidates.
     pub(crate) fn default_rerank(&self, dim: usize) -> usize {
         match self {
             Codec::Sq8 { .. } => 2,
             Codec::Pq { m, .. } => {
                 let m = (*m).max(1);
-                let linear = (5 * dim).div_ceil(2 * m);
                 if dim <= 8 * m {
-                    linear.max(2)
+                    (5 * dim).div_ceil(2 * m).max(2)
                 } else {
-                    // 5c/2 * c/8 = 5 dim^2 / (16 m^2)
-                    (5 * dim * dim).div_ceil(16 * m * m)
+                    let c = dim as f64 / m as f64;
+                    (2.5 * c * (c / 8.0) * (c / 8.0).sqrt()).ceil() as usize
                 }
             }
         }
@@ -553,9 +553,9 @@ mod tests {
                 "m {m}"
             );
         }
-        // Coarser codes: 5c/2 * c/8 (16, 32 and 64 dimensions per code).
+        // Coarser codes: 5c/2 * (c/8)^1.5 (16, 32 and 64 dimensions per code).
         let x = data(64, 64);
-        for (m, want) in [(4, 80), (2, 320), (1, 1280)] {
+        for (m, want) in [(4, 114), (2, 640), (1, 3621)] {
             assert_eq!(
                 Codec::train_pq(&x, 64, m, 1).default_rerank(64),
                 want,
