@@ -43,25 +43,44 @@ pub(crate) fn auto_n_lists(n: usize, pq: bool) -> usize {
     by_sqrt.min(n / 39).max(1)
 }
 
-/// A sensible default number of lists to probe for `n` items: about 1/12 of the lists, 1/4
-/// for PQ, whose lists are 4 times fewer and longer (so a quarter of them is about the same
-/// share of the items as flat's 1/12 with 3x the margin: with 1/8, recall@10 of
-/// `ivf_pq(384, 96)` on held-out sentence embeddings was about 0.92; the fast-scan pays little
-/// per extra list); and at least `sqrt(400 / n)` of them (`sqrt(800 / n)` for PQ), which
-/// matters below about 60,000 items (13,000 for PQ). Measured on the 384-d sentence
-/// embeddings: 1/12 gives recall@10 0.969 at 50,000 items, but small indexes have few, short
-/// lists (at most `n / 39`) and need a larger share: at 5,000 items 1/12 gave 0.863 (flat,
-/// 128 lists) and 1/4 gave 0.945 (PQ, 71 lists); these floors give about 0.97 there, and at
-/// 15,000. (Flat probed 1/16 until 2026-11-30: 0.9585 at 50,000 was too close to 0.95.)
-/// At least 1.
+/// A sensible default number of lists to probe for `n` items in `n_lists` lists: about 1/12
+/// of the lists, 1/4 for PQ, whose lists are 4 times fewer and longer (so a quarter of them
+/// is about the same share of the items as flat's 1/12 with 3x the margin: with 1/8,
+/// recall@10 of `ivf_pq(384, 96)` on held-out sentence embeddings was about 0.92; the
+/// fast-scan pays little per extra list); and at least `sqrt(400 / n')` of them
+/// (`sqrt(800 / n')` for PQ), which matters below about 60,000 items (13,000 for PQ).
+/// Measured on the 384-d sentence embeddings: 1/12 gives recall@10 0.969 at 50,000 items,
+/// but small indexes have few, short lists (at most `n / 39`) and need a larger share: at
+/// 5,000 items 1/12 gave 0.863 (flat, 128 lists) and 1/4 gave 0.945 (PQ, 71 lists); these
+/// floors give about 0.97 there, and at 15,000. (Flat probed 1/16 until 2026-11-30: 0.9585
+/// at 50,000 was too close to 0.95.)
+///
+/// `n'` is `n`, or fewer: the count for which `n_lists` is the automatic number of lists
+/// ([`lists_default_up_to`]) when the index holds more. What a query needs depends on its
+/// lists more than on the item count: an index trained on its first 5,000 items (128 lists)
+/// and then grown to 50,000 reached recall@10 0.912 with the share of 50,000 items (12
+/// probes) and 0.975 with that of 5,000 (37); where `n_lists` is the default for `n`, `n'`
+/// is `n` and nothing changes. At least 1.
 pub(crate) fn auto_n_probes(n_lists: usize, n: usize, pq: bool) -> usize {
     let (share, small_index) = if pq {
         (0.25, 800.0)
     } else {
         (1.0 / 12.0, 400.0)
     };
+    let n = n.min(lists_default_up_to(n_lists, pq));
     let share = f64::max(share, (small_index / n.max(1) as f64).sqrt());
     ((n_lists as f64 * share).ceil() as usize).clamp(1, n_lists.max(1))
+}
+
+/// The largest item count whose automatic number of lists ([`auto_n_lists`]) is at most
+/// `n_lists`: below `((n_lists + 1/2) / 4)^2` (`(n_lists + 1/2)^2` for PQ) the rounded square
+/// root stays at most `n_lists`, and below `39 (n_lists + 1)` the cap of 39 training points
+/// per list does; either suffices.
+fn lists_default_up_to(n_lists: usize, pq: bool) -> usize {
+    let per_sqrt = if pq { 1.0 } else { 4.0 };
+    let by_sqrt = ((n_lists as f64 + 0.5) / per_sqrt).powi(2).floor() as usize;
+    let by_cap = n_lists.saturating_add(1).saturating_mul(39) - 1;
+    by_sqrt.max(by_cap)
 }
 
 /// Training points per list when the caller does not say: 256 for PQ (FAISS's cap; its
@@ -396,5 +415,21 @@ mod tests {
         assert_eq!(auto_n_probes(71, 5000, true), 29);
         assert_eq!(auto_n_probes(10, 100, false), 10);
         assert!(auto_n_probes(1, 1, false) == 1 && auto_n_probes(1, 0, true) == 1);
+        // Lists fewer than the item count's own (trained early, then grown; or set by the
+        // user) keep the share of the count they are the default for.
+        assert_eq!(auto_n_probes(128, 50_000, false), 37);
+        assert_eq!(auto_n_probes(71, 50_000, true), 29);
+        assert_eq!(auto_n_probes(64, 50_000, false), 26);
+        // Where the lists are the default for the count, nothing changes.
+        for n in (100..2_000_000).step_by(997) {
+            for pq in [false, true] {
+                let lists = auto_n_lists(n, pq);
+                let share = if pq { 0.25f64 } else { 1.0 / 12.0 };
+                let small = if pq { 800.0 } else { 400.0 };
+                let old = (lists as f64 * share.max((small / n as f64).sqrt())).ceil() as usize;
+                assert_eq!(auto_n_probes(lists, n, pq), old.clamp(1, lists), "{n} {pq}");
+                assert!(lists_default_up_to(lists, pq) >= n, "{n} {pq}");
+            }
+        }
     }
 }
