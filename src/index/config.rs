@@ -85,7 +85,8 @@ impl IndexConfig {
 
     /// Sets the default number of lists a query probes (0, the default, probes about 1/12
     /// of the lists, 1/4 for `ivf_pq`, and a larger share in indexes of fewer than about
-    /// 60,000 items, whose lists are few and short: see `docs/DESIGN.md`, Defaults).
+    /// 60,000 items, whose lists are few and short, or whose lists were trained for fewer
+    /// items than they now hold: see `docs/DESIGN.md`, Defaults).
     pub fn n_probes(mut self, n: usize) -> IndexConfig {
         self.n_probes = n;
         self
