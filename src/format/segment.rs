@@ -484,6 +484,17 @@ pub(crate) fn encode_block_into(dim: usize, block: &Block, out: &mut Vec<u8>) {
     }
 }
 
+/// Bytes of the smallest entry of a list block, codes aside: token, fields place, id length
+/// (a block-vectors record's entries; the others add a vector place).
+const MIN_BLOCK_ENTRY: usize = 32 + 12 + 2;
+
+/// The most entries a list block sealed in `sealed_len` bytes, with codes of `code_len`
+/// bytes, can hold (its plaintext, padding included, is shorter than the sealed bytes): an
+/// upper bound an open sizes the item table by before decrypting the blocks.
+pub(crate) fn block_entries_at_most(sealed_len: usize, code_len: usize) -> usize {
+    sealed_len / (MIN_BLOCK_ENTRY + code_len)
+}
+
 /// Decodes a list block of dimension `dim`. A block without a block-vectors record must
 /// give every entry a vector record.
 pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
@@ -502,7 +513,7 @@ pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
     let codes = r
         .bytes(count.checked_mul(code_len).ok_or_else(|| r.corrupted())?)?
         .to_vec();
-    let min_entry = if shared_record { 46 } else { 58 };
+    let min_entry = MIN_BLOCK_ENTRY + if shared_record { 0 } else { 12 };
     if count > r.remaining() / min_entry {
         return Err(r.corrupted());
     }
@@ -736,6 +747,36 @@ mod tests {
         assert!(decode_block_vectors(as_floats(&plain), plain.len(), usize::MAX, 3).is_err());
         assert!(decode_block_vectors(as_floats(&plain), plain.len() + 4, 2, 3).is_err());
         assert!(decode_block_vectors(as_floats(&plain[..20]), 20, 2, 3).is_err());
+    }
+
+    /// The entry bound an open sizes its item table by holds for the smallest entries (empty
+    /// ids, with and without vector places and codes) and is reached by them.
+    #[test]
+    fn block_entry_bound_holds_for_the_smallest_entries() {
+        for (vectors_at, code_len) in [(Some((0, 0)), 0), (None, 0), (None, 7)] {
+            for n in [0usize, 1, 2, 17, 300] {
+                let block = Block {
+                    vectors_at,
+                    code_len,
+                    codes: vec![3; n * code_len],
+                    entries: (0..n)
+                        .map(|i| BlockEntry {
+                            token: [i as u8; 32],
+                            vector: vectors_at.is_none().then_some((8, 8)),
+                            fields: None,
+                            id: String::new(),
+                        })
+                        .collect(),
+                };
+                let plain = encode_block(2, &block);
+                let bound = block_entries_at_most(plain.len(), code_len);
+                assert!(bound >= n, "{n} entries, bound {bound}");
+                if vectors_at.is_some() && n > 0 {
+                    // No slack beyond the block header for the smallest entries.
+                    assert!(bound <= n + 1, "{n} entries, bound {bound}");
+                }
+            }
+        }
     }
 
     /// A stand-in for sealing: the plaintext reversed, padded to the sealed length.

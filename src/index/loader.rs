@@ -101,6 +101,17 @@ pub(crate) fn load_state(
     let segments = body.segments.clone();
     let committed = Committed { keys, header, body };
     let mut state = State::new(shape.dim, committed, trained, first_pass, cache_budget);
+    // The item table grows to its size once, not by doubling copies: every list block's
+    // sealed length bounds its entries (an overestimate costs only untouched address space,
+    // given back at the end).
+    let code_len = state.code_len();
+    let items_at_most = directories
+        .values()
+        .flatten()
+        .filter(|r| r.kind == RecordKind::ListBlock)
+        .map(|r| segment::block_entries_at_most(r.len as usize, code_len))
+        .fold(0usize, usize::saturating_add);
+    state.reserve_items_exact(items_at_most.min(super::state::MAX_ITEMS as usize));
     for seg in &segments {
         let records = directories.remove(&seg.seq).unwrap_or_default();
         let blob = blobs
@@ -213,12 +224,15 @@ const OPEN_CHUNK: usize = 64;
 /// A record of a segment's directory, decrypted.
 enum Opened {
     /// A list block: its list, place, contents and (when they are kept) its vectors.
-    Block(u32, BlockRef, segment::Block, Option<Vec<f32>>),
+    Block(u32, BlockRef, segment::Block, Option<BlockVectors>),
     /// Tokens of deleted items.
     Tombstones(Vec<[u8; 32]>),
     /// A record the item table does not need (fields, training records).
     Other,
 }
+
+/// A list block's vectors, decrypted, and their inverse norms.
+type BlockVectors = (Vec<f32>, Vec<f32>);
 
 /// Applies one segment's list blocks (items, later versions replacing earlier ones) and
 /// tombstones to the item table, in directory order. Records are decrypted in parallel, a
@@ -246,9 +260,14 @@ fn add_segment_records(
                 (at.vectors_offset, at.vectors_len) = block.vectors_at.unwrap_or((0, 0));
                 let vectors = if with_vectors {
                     let decoded = (at, &block);
-                    Some(open_block_vectors(
-                        &keys, blob, decoded, list_epoch, list, shape.dim,
-                    )?)
+                    let vectors =
+                        open_block_vectors(&keys, blob, decoded, list_epoch, list, shape.dim)?;
+                    // Here, on the decrypting cores, not where the items enter the table.
+                    let inv_norms = vectors
+                        .chunks_exact(shape.dim.max(1))
+                        .map(crate::ivf::inv_norm)
+                        .collect();
+                    Some((vectors, inv_norms))
                 } else {
                     None
                 };
@@ -319,7 +338,7 @@ fn add_block(
     shape: Shape,
     (list, block): (u32, BlockRef),
     decoded: segment::Block,
-    vectors: Option<Vec<f32>>,
+    vectors: Option<BlockVectors>,
 ) -> Result<()> {
     let dim = shape.dim;
     if decoded.vectors_at.is_some() == shape.quantized || decoded.code_len != state.code_len() {
@@ -333,7 +352,7 @@ fn add_block(
     let code_len = decoded.code_len;
     let rows = decoded.entries.len();
     let adopt = vectors.is_some() && state.list_is_empty(list);
-    let row_vectors = vectors.as_deref().filter(|_| !adopt);
+    let row_vectors = vectors.as_ref().map(|(v, _)| v).filter(|_| !adopt);
     let mut entries = decoded.entries;
     for row in 0..rows {
         if let Some(ahead) = entries.get(row + TOKEN_PREFETCH_DISTANCE) {
@@ -357,7 +376,7 @@ fn add_block(
         );
     }
     match vectors {
-        Some(v) if adopt => state.adopt_vectors(list, v, rows),
+        Some(vectors) if adopt => state.adopt_vectors(list, vectors, rows),
         _ => Ok(()),
     }
 }

@@ -598,6 +598,16 @@ impl State {
         }
     }
 
+    /// Makes room in the item table for up to `items` more items, exactly, if the allocator
+    /// grants it (a load that knows a bound on what it will insert: an overestimate is
+    /// address space never touched, which [`State::shrink_to_fit`] gives back; where it is
+    /// refused, the table grows as items come instead).
+    pub(crate) fn reserve_items_exact(&mut self, items: usize) {
+        let free = self.free.len();
+        // A refusal is not an error: the room is an optimization.
+        let _ = self.items.try_reserve_exact(items.saturating_sub(free));
+    }
+
     /// Whether list `list` holds no rows (in memory).
     pub(crate) fn list_is_empty(&self, list: u32) -> bool {
         self.lists
@@ -607,7 +617,8 @@ impl State {
 
     /// Gives list `list`, whose `rows` rows were just inserted without their vectors into an
     /// empty list of a state holding every vector, those vectors (`rows * dim` floats, in
-    /// row order).
+    /// row order) and their inverse norms ([`ivf::inv_norm`], computed where the vectors
+    /// were decrypted).
     ///
     /// # Errors
     /// [`Error::Corrupted`](crate::error::Error::Corrupted) when the list does not hold
@@ -615,7 +626,7 @@ impl State {
     pub(crate) fn adopt_vectors(
         &mut self,
         list: u32,
-        vectors: Vec<f32>,
+        (vectors, inv_norms): (Vec<f32>, Vec<f32>),
         rows: usize,
     ) -> crate::error::Result<()> {
         let dim = self.dim;
@@ -624,12 +635,9 @@ impl State {
             .lists
             .get_mut(list as usize)
             .filter(|l| fits && l.vectors.is_empty() && l.handles.len() == rows)
-            .filter(|_| vectors.len() == rows * dim)
+            .filter(|_| vectors.len() == rows * dim && inv_norms.len() == rows)
             .ok_or_else(|| crate::error::Error::corrupted("list block"))?;
-        l.inv_norms = vectors
-            .chunks_exact(dim.max(1))
-            .map(ivf::inv_norm)
-            .collect();
+        l.inv_norms = inv_norms;
         l.vectors = vectors;
         Ok(())
     }
@@ -1028,9 +1036,17 @@ impl ListCache {
         }
     }
 
-    /// Drops a list whose contents changed.
-    pub(crate) fn invalidate(&self, list: u32) {
-        let mut inner = self.lock();
+    /// Drops a list whose contents changed. Takes the cache exclusively (the state's writer
+    /// holds it so), which needs no lock: a load or a write calls this for every item it
+    /// inserts, where a lock and a hash of the list number per item were 6% of an open.
+    pub(crate) fn invalidate(&mut self, list: u32) {
+        let inner = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.lists.is_empty() {
+            return;
+        }
         if let Some((old, _)) = inner.lists.remove(&list) {
             inner.bytes -= old.bytes();
         }
@@ -1073,7 +1089,7 @@ mod tests {
     #[test]
     fn cache_evicts_least_recently_used_within_budget() {
         let one = list(10).bytes();
-        let cache = ListCache::new(3 * one);
+        let mut cache = ListCache::new(3 * one);
         for l in 0..3 {
             cache.put(l, list(10));
         }
