@@ -276,7 +276,10 @@ fn config_of(dim: usize, t: IndexTypeArg, metric: MetricArg, pq_m: Option<usize>
     let config = match t {
         IndexTypeArg::IvfFlat => IndexConfig::ivf_flat(dim),
         IndexTypeArg::IvfSq8 => IndexConfig::ivf_sq8(dim),
-        IndexTypeArg::IvfPq => IndexConfig::ivf_pq(dim, pq_m.unwrap_or((dim / 4).max(1))),
+        IndexTypeArg::IvfPq => IndexConfig::ivf_pq(
+            dim,
+            pq_m.unwrap_or_else(|| IndexConfig::default_subquantizers(dim)),
+        ),
     };
     config.metric(match metric {
         MetricArg::Euclidean => Metric::Euclidean,

@@ -121,7 +121,8 @@ pub(crate) enum Command {
         /// Distance metric.
         #[arg(long, value_enum, default_value = "euclidean")]
         metric: MetricArg,
-        /// Subquantizers for ivf_pq (default: dimension / 4).
+        /// Subquantizers for ivf_pq (default: dimension / 4, or the largest divisor of the
+        /// dimension below it).
         #[arg(long = "pq-m")]
         pq_m: Option<usize>,
         /// Index the items' contents for full-text (BM25) and hybrid queries.

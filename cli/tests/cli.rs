@@ -471,6 +471,34 @@ fn exit_codes() {
     s.run(&["verify", &db, "e"]).assert().success();
 }
 
+/// `create --type ivf_pq` without `--pq-m` picks subquantizers that divide the dimension
+/// (`dimension / 4` when 4 divides it).
+#[test]
+fn ivf_pq_by_default_fits_any_dimension() {
+    let s = Setup::new();
+    let db = s.db();
+    for (dim, want) in [(384, 96), (30, 6), (13, 1)] {
+        let name = format!("pq{dim}");
+        s.run(&[
+            "create",
+            &db,
+            &name,
+            "--dim",
+            &dim.to_string(),
+            "--type",
+            "ivf_pq",
+        ])
+        .assert()
+        .success();
+        assert_eq!(
+            s.reader(&name).config().index_type(),
+            ciphervec::IndexType::IvfPq {
+                n_subquantizers: want
+            }
+        );
+    }
+}
+
 #[test]
 fn fvecs_and_npy_rows_get_decimal_row_ids() {
     let s = Setup::new();

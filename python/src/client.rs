@@ -51,8 +51,9 @@ impl Client {
     }
 
     /// Creates an index; `key` is its 32-byte index key. `index_type`: "ivf_flat",
-    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, default `dimension / 4`); `n_lists` and
-    /// `n_probes` default to automatic; `full_text` indexes contents for BM25.
+    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, default `dimension / 4`, or the largest
+    /// divisor of the dimension below it); `n_lists` and `n_probes` default to automatic;
+    /// `full_text` indexes contents for BM25.
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
                         n_lists = None, n_probes = None, pq_m = None, full_text = false))]
     #[allow(clippy::too_many_arguments)]
@@ -73,7 +74,10 @@ impl Client {
         let config = match index_type {
             "ivf_flat" => IndexConfig::ivf_flat(dimension),
             "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
-            "ivf_pq" => IndexConfig::ivf_pq(dimension, pq_m.unwrap_or((dimension / 4).max(1))),
+            "ivf_pq" => IndexConfig::ivf_pq(
+                dimension,
+                pq_m.unwrap_or_else(|| IndexConfig::default_subquantizers(dimension)),
+            ),
             other => {
                 return Err(errors::invalid(format!(
                     "index_type is ivf_flat, ivf_sq8 or ivf_pq; not {other:?}"

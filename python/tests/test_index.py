@@ -87,6 +87,18 @@ def test_lifecycle(index_type):
     assert index.query(base[10], top_k=1, n_probes=10_000)[0]["id"] == "10"
 
 
+@pytest.mark.parametrize("dimension", [30, 18, 13])
+def test_ivf_pq_by_default_fits_any_dimension(dimension):
+    # The default subquantizers divide the dimension (d / 4 would not here).
+    index = cv.Client().create_index("pq", cv.generate_key(), dimension=dimension,
+                                     index_type="ivf_pq")
+    base = np.random.default_rng(3).standard_normal((400, dimension)).astype(np.float32)
+    index.upsert([str(i) for i in range(400)], base)
+    index.train(n_lists=4)
+    for qi in (7, 123, 399):
+        assert index.query(base[qi], top_k=1, n_probes=10_000)[0]["id"] == str(qi)
+
+
 def test_query_1d_gives_a_list_and_2d_a_list_per_row():
     _, _, index, base = make()
     one = index.query(base[0], top_k=3)

@@ -70,6 +70,24 @@ impl IndexConfig {
         }
     }
 
+    /// The number of subquantizers the Python package and the command line give an
+    /// `ivf_pq` index when none is asked for: the largest divisor of `dimension` that is at
+    /// most `dimension / 4` (so 4 or more dimensions per 4-bit code: `d / 4` when 4 divides
+    /// `d`, 6 for 30 dimensions, 1 for a prime), at least 1.
+    ///
+    /// ```
+    /// use ciphervec::IndexConfig;
+    /// assert_eq!(IndexConfig::default_subquantizers(384), 96);
+    /// assert_eq!(IndexConfig::default_subquantizers(30), 6);
+    /// assert_eq!(IndexConfig::default_subquantizers(13), 1);
+    /// ```
+    pub fn default_subquantizers(dimension: usize) -> usize {
+        (1..=(dimension / 4).max(1))
+            .rev()
+            .find(|&m| dimension.is_multiple_of(m))
+            .unwrap_or(1)
+    }
+
     /// Sets the metric (default [`Metric::Euclidean`]).
     pub fn metric(mut self, metric: Metric) -> IndexConfig {
         self.metric = metric;
