@@ -59,7 +59,7 @@ pub(crate) fn auto_n_lists(n: usize, pq: bool) -> usize {
 /// ([`lists_default_up_to`]) when the index holds more. What a query needs depends on its
 /// lists more than on the item count: an index trained on its first 5,000 items (128 lists)
 /// and then grown to 50,000 reached recall@10 0.912 with the share of 50,000 items (12
-/// probes) and 0.975 with that of 5,000 (37); where `n_lists` is the default for `n`, `n'`
+/// probes) and 0.979 with that of 5,000 (37); where `n_lists` is the default for `n`, `n'`
 /// is `n` and nothing changes. At least 1.
 pub(crate) fn auto_n_probes(n_lists: usize, n: usize, pq: bool) -> usize {
     let (share, small_index) = if pq {

@@ -234,8 +234,8 @@ impl Codec {
     /// (on 384-d sentence embeddings, `c` 4 needs about 10 and 2 about 5), and past 8 as
     /// `5c/2 * (c/8)^1.5`, because a coarser code's distance error spreads the true
     /// neighbours over a shortlist that grows faster than `c` (there, `c` 16 and 24 reached
-    /// recall@10 0.94 and 0.91 at `5c/2`, and under cosine needed about 110 and 240 for
-    /// 0.96). The refine bound keeps the vectors a re-rank decrypts few; a larger factor
+    /// recall@10 at most 0.94 and 0.91 at `5c/2`, and under cosine needed about 110 and 240
+    /// for 0.96). The refine bound keeps the vectors a re-rank decrypts few; a larger factor
     /// costs scoring more candidates.
     pub(crate) fn default_rerank(&self, dim: usize) -> usize {
         match self {
