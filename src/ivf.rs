@@ -23,7 +23,7 @@ pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
     CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
-    search_codes_many, search_many,
+    search_codes_many, search_many, shortlist_len,
 };
 
 /// Asks the CPU to start loading `items` into cache (a hint, never a fault): list sources

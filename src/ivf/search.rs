@@ -94,8 +94,23 @@ pub(crate) struct SearchParams<'a> {
     pub metric: Metric,
     /// Only handles for which this returns true are eligible.
     pub accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
-    /// For quantized indexes: scan codes, then re-rank the best `rerank * k` exactly.
+    /// For quantized indexes: scan codes, then re-rank the best [`shortlist_len`] exactly.
     pub codes: Option<CodeSearch<'a>>,
+}
+
+/// Hits a quantized search sizes its shortlist for at least: a query for fewer still
+/// re-ranks `rerank * SHORTLIST_MIN_K` candidates. With `rerank * k` alone, a top-1 query
+/// of `ivf_pq(384, 96)` with defaults re-ranked 10 candidates and found the true nearest
+/// neighbour 96.7% of the time on the 50k sentence embeddings, where `ivf_flat` found it
+/// 98.7% of the time; and the first hit of a top-1 query then differs from that of a top-10
+/// query.
+const SHORTLIST_MIN_K: usize = 10;
+
+/// Candidates a quantized search of `k` hits keeps from its code scan for the exact re-rank:
+/// `rerank * max(k, 10)`. For `k` up to 10 the shortlist is the same, so the hits of a
+/// smaller `k` are the first hits of a larger one.
+pub(crate) fn shortlist_len(k: usize, rerank: usize) -> usize {
+    k.max(SHORTLIST_MIN_K).saturating_mul(rerank.max(1))
 }
 
 /// How a quantized index is searched.
@@ -301,7 +316,7 @@ pub(crate) fn search_many<S: ListSource>(
 }
 
 /// The quantized path. [`score_codes`] scores the codes of every probed list and keeps the
-/// best `rerank * k` rows with where they are; [`prefetch_survivors`] asks for what the
+/// best [`shortlist_len`] rows with where they are; [`prefetch_survivors`] asks for what the
 /// re-rank reads of them (vectors in RAM, or whole codes with their refine codes);
 /// [`rerank_survivors`] gives survivors with
 /// vectors in RAM their exact distances and bounds the others; [`fetch_while_bounds_allow`]
@@ -323,7 +338,7 @@ fn search_codes<S: ListSource>(
     rerank_candidates(quantizer, lists, params, query, codes, &survivors)
 }
 
-/// The first two passes of [`search_codes`]: the best `rerank * k` rows by their codes,
+/// The first two passes of [`search_codes`]: the best [`shortlist_len`] rows by their codes,
 /// grouped by list, with what the re-rank will read of them asked for.
 fn code_candidates<S: ListSource>(
     quantizer: &Quantizer,
@@ -424,7 +439,7 @@ pub(crate) fn search_codes_many<S: ListSource>(
 }
 
 /// First pass: approximate distances from the codes of every probed list, keeping the best
-/// `rerank * k` accepted rows with where they lie. PQ codes in the fast-scan layout are
+/// [`shortlist_len`] accepted rows with where they lie. PQ codes in the fast-scan layout are
 /// scored 32 rows at a time by the SIMD kernel with the query's 8-bit table, other codes one
 /// by one.
 fn score_codes<S: ListSource>(
@@ -435,7 +450,7 @@ fn score_codes<S: ListSource>(
     codes: CodeSearch<'_>,
     quantizer: &Quantizer,
 ) -> Result<Reservoir, S::Error> {
-    let mut approx = Reservoir::new(params.k.saturating_mul(codes.rerank.max(1)));
+    let mut approx = Reservoir::new(shortlist_len(params.k, codes.rerank));
     let fast = FastScan::new(codes, query, params.metric);
     let mut sums = Vec::new();
     let mut scores = Vec::new();

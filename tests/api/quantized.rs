@@ -244,3 +244,75 @@ fn a_codes_only_index_answers_like_the_resident_one_through_writes_and_maintenan
         }
     }
 }
+
+/// The hits of a quantized query for fewer than 10 results are the first hits of the same
+/// query for 10, with every re-rank factor, with vectors in RAM and with codes only: below
+/// 10 hits the code scan keeps the same shortlist (`rerank * 10` candidates), so the exact
+/// re-rank ranks the same rows. (With `rerank * top_k` a top-1 query kept `rerank` rows and
+/// often missed the top-10 query's first hit.)
+#[test]
+fn hits_for_fewer_than_ten_are_the_first_hits_for_ten() {
+    use ciphervec::DatabaseOptions;
+    let mut rng = Rng::new(64);
+    let dim = 16;
+    let data = clustered(&mut rng, 1500, dim, 15);
+    let queries: Vec<Vec<f32>> = (0..40)
+        .map(|_| (0..dim).map(|_| rng.f32() * 4.0).collect())
+        .collect();
+    for (name, config) in [
+        ("sq8", IndexConfig::ivf_sq8(dim)),
+        ("pq d/8", IndexConfig::ivf_pq(dim, dim / 8)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IndexKey::generate();
+        {
+            let index = Database::open(dir.path())
+                .unwrap()
+                .create_index("q", &key, config)
+                .unwrap();
+            index.upsert(items(&data)).unwrap();
+            index
+                .train_with(TrainOptions {
+                    n_lists: 12,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        for budget in [None, Some(0)] {
+            let options = match budget {
+                Some(b) => DatabaseOptions::default().cache_budget(b),
+                None => DatabaseOptions::default(),
+            };
+            let index = Database::open_with(dir.path(), options)
+                .unwrap()
+                .open_index("q", &key)
+                .unwrap();
+            for rerank in [Some(1), Some(2), None] {
+                for q in &queries {
+                    let query = |k: usize| {
+                        let query = Query::new(q.clone()).top_k(k).n_probes(3);
+                        let query = match rerank {
+                            Some(r) => query.rerank(r),
+                            None => query,
+                        };
+                        index.query(&query).unwrap()
+                    };
+                    let ten = query(10);
+                    assert_eq!(ten.len(), 10);
+                    for k in [1, 3, 9] {
+                        let few: Vec<(String, f32)> =
+                            query(k).into_iter().map(|h| (h.id, h.distance)).collect();
+                        let prefix: Vec<(String, f32)> = ten[..k]
+                            .iter()
+                            .map(|h| (h.id.clone(), h.distance))
+                            .collect();
+                        assert_eq!(
+                            few, prefix,
+                            "{name} budget {budget:?} rerank {rerank:?} k {k}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

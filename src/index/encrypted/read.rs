@@ -193,7 +193,7 @@ impl EncryptedIndex {
             // One vector record per re-ranked candidate (every item when untrained).
             Residency::Codes => {
                 let candidates = match state.coder() {
-                    Some(_) => query.top_k.saturating_mul(self.rerank(state, query)),
+                    Some(_) => ivf::shortlist_len(query.top_k, self.rerank(state, query)),
                     None => state.len(),
                 };
                 let record = persist::vector_record_len(self.dim()) as u64;
