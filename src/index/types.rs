@@ -216,11 +216,12 @@ impl Query {
 
     /// For quantized index types: re-rank the best `factor * top_k` candidates of the code
     /// scan with exact distances (`factor * 10` for a `top_k` below 10, so that the hits of
-    /// a smaller `top_k` are the first hits of a larger one; ignored by `ivf_flat`). Larger is slower and closer to the
-    /// exact IVF result. The default follows the code's precision: 2 for `ivf_sq8`, and for
-    /// `ivf_pq` with `c = d / m` dimensions per subquantizer `5c/2` up to 8 dimensions (10 for
-    /// `d / 4` subquantizers, 5 for `d / 2`, at least 2) and `5c/2 * (c/8)^1.5` past 8 (114
-    /// at 16, 312 at 24): coarse codes need a longer shortlist for the same recall.
+    /// a smaller `top_k` are the first hits of a larger one; ignored by `ivf_flat`). Larger
+    /// is slower and closer to the exact IVF result. The default follows the code's
+    /// precision: 2 for `ivf_sq8`, and for `ivf_pq` with `c = d / m` dimensions per
+    /// subquantizer `5c/2` up to 8 dimensions (10 for `d / 4` subquantizers, 5 for `d / 2`,
+    /// at least 2) and `5c/2 * (c/8)^1.5` past 8 (114 at 16, 312 at 24): coarse codes need a
+    /// longer shortlist for the same recall.
     pub fn rerank(mut self, factor: usize) -> Query {
         self.rerank = Some(factor);
         self
