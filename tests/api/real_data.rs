@@ -69,12 +69,25 @@ fn brute_force_top10(base: &[Vec<f32>], queries: &[Vec<f32>]) -> Vec<Vec<i32>> {
         .collect()
 }
 
+/// Vectors, one per row.
+type Rows = Vec<Vec<f32>>;
+
+/// The sentence-embedding set (skipped when absent): base vectors, queries, and each
+/// query's exact 100 nearest base rows.
+fn sentence_embeddings() -> Option<(Rows, Rows, Vec<Vec<i32>>)> {
+    let dir = shared_data()?;
+    Some((
+        read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes),
+        read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes),
+        read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes),
+    ))
+}
+
 #[test]
 fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
-    let Some(dir) = shared_data() else { return };
-    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
-    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+    let Some((base, queries, truth)) = sentence_embeddings() else {
+        return;
+    };
     let dim = base[0].len();
     // A prefix of another size, queried with half the queries, and a small one (a tenth:
     // few lists, and PQ trained on few vectors).
@@ -121,10 +134,9 @@ fn every_index_type_reaches_recall_095_with_defaults_on_sentence_embeddings() {
 /// longer, and the default probes still reach recall@10 0.95.
 #[test]
 fn defaults_keep_recall_095_when_an_index_grows_tenfold_after_training() {
-    let Some(dir) = shared_data() else { return };
-    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes);
-    let queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes);
-    let truth = read_vecs(&dir.join("groundtruth.ivecs"), i32::from_le_bytes);
+    let Some((base, queries, truth)) = sentence_embeddings() else {
+        return;
+    };
     let dim = base[0].len();
     let mut failures = Vec::new();
     for (name, config) in [
