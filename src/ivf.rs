@@ -38,10 +38,17 @@ pub(crate) fn prefetch<T>(items: &[T]) {
 /// only pays off over longer lists), and at least 39 training points per list (below that,
 /// k-means centroids are noise).
 pub(crate) fn auto_n_lists(n: usize, pq: bool) -> usize {
-    let factor = if pq { 1.0 } else { 4.0 };
-    let by_sqrt = (factor * (n as f64).sqrt()).round() as usize;
-    by_sqrt.min(n / 39).max(1)
+    let by_sqrt = (lists_per_sqrt(pq) * (n as f64).sqrt()).round() as usize;
+    by_sqrt.min(n / MIN_POINTS_PER_LIST).max(1)
 }
+
+/// Automatic lists per square root of the item count ([`auto_n_lists`]).
+fn lists_per_sqrt(pq: bool) -> f64 {
+    if pq { 1.0 } else { 4.0 }
+}
+
+/// The fewest items per list [`auto_n_lists`] allows.
+const MIN_POINTS_PER_LIST: usize = 39;
 
 /// A sensible default number of lists to probe for `n` items in `n_lists` lists: about 1/12
 /// of the lists, 1/4 for PQ, whose lists are 4 times fewer and longer (so a quarter of them
@@ -77,9 +84,13 @@ pub(crate) fn auto_n_probes(n_lists: usize, n: usize, pq: bool) -> usize {
 /// root stays at most `n_lists`, and below `39 (n_lists + 1)` the cap of 39 training points
 /// per list does; either suffices.
 fn lists_default_up_to(n_lists: usize, pq: bool) -> usize {
-    let per_sqrt = if pq { 1.0 } else { 4.0 };
-    let by_sqrt = ((n_lists as f64 + 0.5) / per_sqrt).powi(2).floor() as usize;
-    let by_cap = n_lists.saturating_add(1).saturating_mul(39) - 1;
+    let by_sqrt = ((n_lists as f64 + 0.5) / lists_per_sqrt(pq))
+        .powi(2)
+        .floor() as usize;
+    let by_cap = n_lists
+        .saturating_add(1)
+        .saturating_mul(MIN_POINTS_PER_LIST)
+        - 1;
     by_sqrt.max(by_cap)
 }
 
