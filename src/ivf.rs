@@ -22,7 +22,7 @@ pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use search::{
-    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, prepare_query, search,
+    CodeSearch, ListRows, ListSource, SearchParams, inv_norm, inv_norms, prepare_query, search,
     search_codes_many, search_many, shortlist_len,
 };
 

@@ -263,10 +263,7 @@ fn add_segment_records(
                     let vectors =
                         open_block_vectors(&keys, blob, decoded, list_epoch, list, shape.dim)?;
                     // Here, on the decrypting cores, not where the items enter the table.
-                    let inv_norms = vectors
-                        .chunks_exact(shape.dim.max(1))
-                        .map(crate::ivf::inv_norm)
-                        .collect();
+                    let inv_norms = crate::ivf::inv_norms(&vectors, shape.dim);
                     Some((vectors, inv_norms))
                 } else {
                     None

@@ -495,10 +495,7 @@ impl State {
             .collect::<crate::error::Result<_>>()?;
         let (whole, scanned) = (self.code_len(), self.scanned_code_len());
         for (l, vectors) in self.lists.iter_mut().zip(loaded) {
-            l.inv_norms = vectors
-                .chunks_exact(self.dim.max(1))
-                .map(ivf::inv_norm)
-                .collect();
+            l.inv_norms = ivf::inv_norms(&vectors, self.dim);
             l.vectors = vectors;
             // With its vectors in RAM, a list needs no refine codes.
             if scanned < whole {
@@ -617,7 +614,7 @@ impl State {
 
     /// Gives list `list`, whose `rows` rows were just inserted without their vectors into an
     /// empty list of a state holding every vector, those vectors (`rows * dim` floats, in
-    /// row order) and their inverse norms ([`ivf::inv_norm`], computed where the vectors
+    /// row order) and their inverse norms ([`ivf::inv_norms`], computed where the vectors
     /// were decrypted).
     ///
     /// # Errors

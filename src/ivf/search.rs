@@ -72,6 +72,11 @@ pub(crate) fn inv_norm(v: &[f32]) -> f32 {
     if norm > 0.0 { 1.0 / norm } else { 0.0 }
 }
 
+/// The [`inv_norm`] of every row of `rows` (row-major, `dim` floats each).
+pub(crate) fn inv_norms(rows: &[f32], dim: usize) -> Vec<f32> {
+    rows.chunks_exact(dim.max(1)).map(inv_norm).collect()
+}
+
 /// The exact distance of one row (`inv_norm` its [`inv_norm`]) to a prepared query, as the
 /// scan and the re-rank order them (Euclidean still squared).
 pub(crate) fn exact_distance(query: &[f32], v: &[f32], metric: Metric, inv_norm: f32) -> f32 {
