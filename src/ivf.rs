@@ -21,6 +21,7 @@ pub(crate) use fastscan::PackedCodes;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
+pub(crate) use refine::Width;
 pub(crate) use search::{
     CodeSearch, ListRows, ListSource, SearchParams, inv_norm, inv_norms, prepare_query, search,
     search_codes_many, search_many, shortlist_len,
@@ -105,6 +106,7 @@ pub(crate) fn auto_train_points_per_list(pq: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ivf::refine::Width;
     use crate::metric::Metric;
     use rand::{Rng as _, SeedableRng, rngs::StdRng};
     use std::convert::Infallible;
@@ -308,18 +310,23 @@ mod tests {
             })
             .map(|c| c + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.8)
             .collect();
-        let (mut fetched, mut offered) = (0, 0);
-        // Codes of vectors (trained today) and of residuals (indexes trained before).
-        let cases = [false, true].into_iter().flat_map(|residual| {
-            [
-                Metric::Euclidean,
-                Metric::SquaredEuclidean,
-                Metric::Cosine,
-                Metric::InnerProduct,
-            ]
-            .map(|metric| (residual, metric))
+        // Fetched and offered candidates with 6-bit and with 8-bit refine codes.
+        let (mut fetched, mut offered) = ([0; 2], [0; 2]);
+        // Codes of vectors (trained today) and of residuals (indexes trained before), with
+        // 8-bit refine codes (trained today) and 6-bit ones (indexes trained before).
+        let metrics = [
+            Metric::Euclidean,
+            Metric::SquaredEuclidean,
+            Metric::Cosine,
+            Metric::InnerProduct,
+        ];
+        let cases = [Width::Six, Width::Eight].into_iter().flat_map(|width| {
+            [false, true]
+                .into_iter()
+                .flat_map(move |residual| metrics.map(|metric| (width, residual, metric)))
         });
-        for (residual, metric) in cases {
+        for (width, residual, metric) in cases {
+            let w = usize::from(width == Width::Eight);
             let prepared: Vec<f32> = data
                 .chunks(dim)
                 .flat_map(|x| prepare_query(x, metric))
@@ -331,7 +338,7 @@ mod tests {
                 .zip(&assign)
                 .flat_map(|(x, &l)| x.iter().zip(q.centroid(l)).map(|(v, c)| v - c))
                 .collect();
-            let codec = Codec::train_pq(&residuals, dim, 8, 1).with_residual(residual);
+            let codec = Codec::train_pq(&residuals, dim, 8, 1, width).with_residual(residual);
             let coded: Vec<f32> = prepared
                 .chunks(dim)
                 .zip(&assign)
@@ -400,17 +407,24 @@ mod tests {
                         .map(|n| (n.handle, n.distance.to_bits()))
                         .collect::<Vec<_>>()
                 };
-                assert_eq!(bits(&got), bits(&want), "{metric:?} {residual} query {t}");
+                let case = format!("{width:?} {metric:?} {residual} query {t}");
+                assert_eq!(bits(&got), bits(&want), "{case}");
                 assert_eq!(want.len(), k);
                 assert!(codes_only.fetched.get() - before >= k);
-                offered += k * rerank;
+                offered[w] += k * rerank;
             }
-            fetched += codes_only.fetched.get();
+            fetched[w] += codes_only.fetched.get();
         }
-        assert!(
-            fetched * 2 < offered,
-            "{fetched} of {offered} candidates fetched"
-        );
+        for w in 0..2 {
+            assert!(
+                fetched[w] * 2 < offered[w],
+                "{} of {} candidates fetched",
+                fetched[w],
+                offered[w]
+            );
+        }
+        // 8-bit codes have a quarter of the error: tighter bounds, fewer fetches.
+        assert!(fetched[1] < fetched[0], "fetched {fetched:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ciphervec::{
-    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, Item, Metric, Query,
+    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, IndexType, Item, Metric,
+    Query,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
@@ -56,9 +57,13 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             index_type,
             metric,
             pq_m,
+            refine_bits,
             full_text,
         } => {
-            let config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
+            let mut config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
+            if let Some(bits) = refine_bits {
+                config = config.refine_bits(*bits);
+            }
             let database = Database::open_url(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
@@ -552,7 +557,7 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         let index = database.open_index_read_only(name, &keys::for_index(cli, name, false)?)?;
         let config = index.config();
         let anchor = index.anchor();
-        let doc = json!({
+        let mut doc = json!({
             "name": name,
             "items": index.len(),
             "dimension": config.dimension(),
@@ -563,6 +568,9 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
             "epoch": anchor.epoch(),
             "anchor": anchor.to_string(),
         });
+        if matches!(config.index_type(), IndexType::IvfPq { .. }) {
+            doc["refine_bits"] = json!(config.refine_code_bits());
+        }
         if cli.json {
             println!("{doc}");
         } else {

@@ -125,6 +125,11 @@ pub(crate) enum Command {
         /// dimension below it).
         #[arg(long = "pq-m")]
         pq_m: Option<usize>,
+        /// Bits per dimension of ivf_pq's refine code: 6 (default) or 8, which decrypts
+        /// fewer vectors per query when only codes are in RAM, for a quarter byte more per
+        /// dimension.
+        #[arg(long = "refine-bits")]
+        refine_bits: Option<u8>,
         /// Index the items' contents for full-text (BM25) and hybrid queries.
         #[arg(long)]
         full_text: bool,

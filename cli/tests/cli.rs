@@ -499,6 +499,34 @@ fn ivf_pq_by_default_fits_any_dimension() {
     }
 }
 
+/// `create --refine-bits 8` makes an `ivf_pq` index with 8-bit refine codes, which `info`
+/// reports; other widths, or the flag on another type, are refused and create nothing.
+#[test]
+fn refine_bits_reach_the_index_and_info() {
+    let s = Setup::new();
+    let db = s.db();
+    for (args, code) in [
+        (&["--type", "ivf_pq", "--refine-bits", "7"][..], 1),
+        (&["--type", "ivf_flat", "--refine-bits", "8"][..], 1),
+        (&["--type", "ivf_pq", "--refine-bits", "x"][..], 2),
+    ] {
+        let mut cmd = vec!["create", &db, "bad", "--dim", "8"];
+        cmd.extend_from_slice(args);
+        s.run(&cmd).assert().code(code);
+    }
+    for (name, bits) in [("six", None), ("eight", Some("8"))] {
+        let mut cmd = vec!["create", &db, name, "--dim", "8", "--type", "ivf_pq"];
+        cmd.extend(bits.iter().flat_map(|b| ["--refine-bits", b]));
+        s.run(&cmd).assert().success();
+        let want = bits.map_or(6, |b| b.parse().unwrap());
+        assert_eq!(s.reader(name).config().refine_code_bits(), want);
+        let info = s.json(&["info", &db, name]);
+        assert_eq!(info["refine_bits"], want, "{info}");
+    }
+    let names: Vec<String> = Database::open(&db).unwrap().list_indexes().unwrap();
+    assert_eq!(names, ["eight", "six"]);
+}
+
 #[test]
 fn fvecs_and_npy_rows_get_decimal_row_ids() {
     let s = Setup::new();

@@ -5,20 +5,22 @@ use std::path::PathBuf;
 
 use ciphervec::{Database, IndexConfig, IndexKey, Item, TrainOptions};
 
-/// The index configuration named by `--type`: `flat`, `sq8` or `pq:M`.
+/// The index configuration named by `--type`: `flat`, `sq8`, `pq:M`, or `pq:M:8` (8-bit
+/// refine codes, `IndexConfig::refine_bits`).
 ///
 /// # Panics
 /// On any other name (a usage error of the example).
 pub fn config_of(index_type: &str, dim: usize) -> IndexConfig {
+    let usage = "--type flat|sq8|pq:M|pq:M:8";
     match index_type {
         "flat" => IndexConfig::ivf_flat(dim),
         "sq8" => IndexConfig::ivf_sq8(dim),
-        pq => IndexConfig::ivf_pq(
-            dim,
-            pq.strip_prefix("pq:")
-                .and_then(|m| m.parse().ok())
-                .expect("--type flat|sq8|pq:M"),
-        ),
+        pq => {
+            let spec = pq.strip_prefix("pq:").expect(usage);
+            let (m, refine_bits) = spec.split_once(':').unwrap_or((spec, "6"));
+            IndexConfig::ivf_pq(dim, m.parse().expect(usage))
+                .refine_bits(refine_bits.parse().expect(usage))
+        }
     }
 }
 

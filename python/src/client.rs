@@ -52,10 +52,12 @@ impl Client {
 
     /// Creates an index; `key` is its 32-byte index key. `index_type`: "ivf_flat",
     /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, default `dimension / 4`, or the largest
-    /// divisor of the dimension below it); `n_lists` and `n_probes` default to automatic;
+    /// divisor of the dimension below it; `refine_bits` 6, the default, or 8: see
+    /// `IndexConfig::refine_bits`); `n_lists` and `n_probes` default to automatic;
     /// `full_text` indexes contents for BM25.
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
-                        n_lists = None, n_probes = None, pq_m = None, full_text = false))]
+                        n_lists = None, n_probes = None, pq_m = None, full_text = false,
+                        refine_bits = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_index(
         &self,
@@ -69,9 +71,10 @@ impl Client {
         n_probes: Option<usize>,
         pq_m: Option<usize>,
         full_text: bool,
+        refine_bits: Option<u8>,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
-        let config = match index_type {
+        let mut config = match index_type {
             "ivf_flat" => IndexConfig::ivf_flat(dimension),
             "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
             "ivf_pq" => IndexConfig::ivf_pq(
@@ -88,6 +91,9 @@ impl Client {
         .n_lists(n_lists.unwrap_or(0))
         .n_probes(n_probes.unwrap_or(0))
         .full_text(full_text);
+        if let Some(bits) = refine_bits {
+            config = config.refine_bits(bits);
+        }
         let db = &self.db;
         let index = run(py, || db.create_index(name, &key, config))?;
         Ok(Index::new(index))

@@ -99,6 +99,36 @@ def test_ivf_pq_by_default_fits_any_dimension(dimension):
         assert index.query(base[qi], top_k=1, n_probes=10_000)[0]["id"] == str(qi)
 
 
+def test_refine_bits_give_the_same_answers_with_codes_only(folder):
+    # 6-bit (default) and 8-bit refine codes: a codes-only index (cache budget 0), which
+    # re-ranks by decrypting vectors in the order of the refine codes' bounds, answers exactly
+    # as the same index with its vectors in RAM; probing every list and re-ranking every
+    # candidate gives brute force.
+    base = data(800)
+    key = cv.generate_key()
+    client = cv.Client(str(folder))
+    for name, bits in (("six", None), ("eight", 8)):
+        extra = {} if bits is None else {"refine_bits": bits}
+        index = client.create_index(name, key, dimension=DIM, index_type="ivf_pq", **extra)
+        index.upsert([str(i) for i in range(800)], base)
+        index.train(n_lists=8)
+        del index
+    codes_only = cv.Client(str(folder), cache_budget=0)
+    for name in ("six", "eight"):
+        resident = client.load_index(name, key, read_only=True)
+        cold = codes_only.load_index(name, key, read_only=True)
+        for qi in range(0, 800, 80):
+            q = base[qi] + 0.01
+            assert cold.query(q, top_k=10) == resident.query(q, top_k=10)
+            full = cold.query(q, top_k=10, n_probes=8, rerank=1000)
+            assert_exact(full, brute_force(base, q, 10))
+    with pytest.raises(cv.InvalidArgumentError):
+        client.create_index("bad", key, dimension=DIM, index_type="ivf_pq", refine_bits=7)
+    with pytest.raises(cv.InvalidArgumentError):
+        client.create_index("bad", key, dimension=DIM, refine_bits=8)
+    assert sorted(client.list_indexes()) == ["eight", "six"]
+
+
 def test_query_1d_gives_a_list_and_2d_a_list_per_row():
     _, _, index, base = make()
     one = index.query(base[0], top_k=3)

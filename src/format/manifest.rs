@@ -62,6 +62,10 @@ pub(crate) enum StoredIndexType {
     IvfSq8,
     /// 4-bit PQ codes (this many subquantizers) plus full vectors.
     IvfPq(u32),
+    /// The same with 8-bit refine codes (`IndexConfig::refine_bits`; appended, so every
+    /// earlier manifest reads as before, and a reader that predates it refuses it as
+    /// corrupted).
+    IvfPqRefine8(u32),
 }
 
 /// The distance metric, as stored (the variant order is the encoding: append only).

@@ -9,7 +9,7 @@ use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
 use crate::key::IndexKey;
 use crate::storage::{Backend, DirBackend, IndexFiles, MemoryBackend, Store, StoreBackend};
 
-use super::config::{IndexConfig, IndexType};
+use super::config::IndexConfig;
 use super::encrypted::{EncryptedIndex, Inner};
 use super::persist;
 use super::state::{Committed, Residency, State};
@@ -251,13 +251,7 @@ impl Database {
                 validate::MAX_DIMENSION
             )));
         }
-        if let IndexType::IvfPq { n_subquantizers: m } = config.index_type()
-            && (m == 0 || !config.dimension().is_multiple_of(m))
-        {
-            return Err(Error::invalid_argument(
-                "n_subquantizers must be at least 1 and divide the dimension",
-            ));
-        }
+        config.check().map_err(Error::invalid_argument)?;
         let mut open = self.open_handles();
         if self.store(name)?.is_some() {
             return Err(Error::IndexExists);

@@ -5,7 +5,7 @@
 //! approximate distances, then re-ranks the best candidates exactly.
 
 use super::kmeans::{KMeansParams, kmeans};
-use super::refine::Refine;
+use super::refine::{Refine, Width};
 use crate::kernel;
 use crate::metric::Metric;
 
@@ -35,9 +35,22 @@ pub(crate) enum Codec {
         /// of subquantizer `j`'s centroid `c` at `(j * sub + d) * 16 + c`, so that a query's
         /// products with a subquantizer's 16 centroids are 16 lanes of one loop.
         by_dim: Vec<f32>,
-        /// The 6-bit refine code's ranges.
+        /// The refine code's ranges (6-bit, or 8-bit as the index's configuration asks).
         refine: Refine,
     },
+}
+
+/// The serialized tag of a PQ codebook: 2 (residual codes) and 3 (codes of vectors) with
+/// 6-bit refine codes (every PQ index trained before 8-bit ones existed holds one of these);
+/// 4 and 5 the same with 8-bit refine codes. A reader that predates a tag refuses it as
+/// corrupted.
+fn pq_tag(residual: bool, width: Width) -> u8 {
+    match (width, residual) {
+        (Width::Six, true) => 2,
+        (Width::Six, false) => 3,
+        (Width::Eight, true) => 4,
+        (Width::Eight, false) => 5,
+    }
 }
 
 /// Scalar-quantization ranges of rows of `dim`: per dimension the minimum and the step that
@@ -94,7 +107,13 @@ impl Codec {
 
     /// Trains PQ codebooks on vectors (rows of `dim`, `dim % m == 0`), seeded: a code of
     /// vectors (not residuals; see the module's documentation).
-    pub(crate) fn train_pq(residuals: &[f32], dim: usize, m: usize, seed: u64) -> Codec {
+    pub(crate) fn train_pq(
+        residuals: &[f32],
+        dim: usize,
+        m: usize,
+        seed: u64,
+        width: Width,
+    ) -> Codec {
         let sub = dim / m;
         let n = residuals.len() / dim;
         let mut codebooks = Vec::with_capacity(m * PQ_CENTROIDS * sub);
@@ -124,7 +143,7 @@ impl Codec {
             zeros: vec![0.0; dim],
             by_dim: by_dimension(&codebooks, dim / m),
             codebooks,
-            refine: Refine::train(residuals, dim),
+            refine: Refine::train(residuals, dim, width),
         }
     }
 
@@ -160,8 +179,9 @@ impl Codec {
     }
 
     /// Serialized form: `1 | min (dim f32) | scale (dim f32)` or
-    /// `2 | m u32 | codebooks (m * 16 * dim / m f32) | refine min (dim f32) | refine scale
-    /// (dim f32)`, little-endian; tag 3 in place of 2 for codes of vectors, not residuals.
+    /// `tag | m u32 | codebooks (m * 16 * dim / m f32) | refine min (dim f32) | refine scale
+    /// (dim f32)`, little-endian, where the PQ tag tells the kind of code and the refine width:
+    /// [`pq_tag`].
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let floats =
             |out: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|f| out.extend(f.to_le_bytes()));
@@ -179,7 +199,7 @@ impl Codec {
                 refine,
                 ..
             } => {
-                out.push(if *residual { 2 } else { 3 });
+                out.push(pq_tag(*residual, refine.width()));
                 out.extend((*m as u32).to_le_bytes());
                 floats(&mut out, codebooks);
                 refine.to_bytes(&mut out);
@@ -204,7 +224,7 @@ impl Codec {
                     scale: floats(scale),
                 })
             }
-            2 | 3 if rest.len() >= 4 => {
+            2..=5 if rest.len() >= 4 => {
                 let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
                 let codebooks_len = 4 * PQ_CENTROIDS * dim;
                 let valid = m > 0
@@ -214,14 +234,15 @@ impl Codec {
                     return None;
                 }
                 let (codebooks, refine) = rest[4..].split_at(codebooks_len);
+                let width = if tag <= 3 { Width::Six } else { Width::Eight };
                 let codebooks = floats(codebooks);
                 Some(Codec::Pq {
                     m,
-                    residual: tag == 2,
+                    residual: tag % 2 == 0,
                     zeros: vec![0.0; dim],
                     by_dim: by_dimension(&codebooks, dim / m),
                     codebooks,
-                    refine: Refine::from_bytes(refine, dim)?,
+                    refine: Refine::from_bytes(refine, dim, width)?,
                 })
             }
             _ => None,
@@ -256,7 +277,7 @@ impl Codec {
     pub(crate) fn code_len(&self, dim: usize) -> usize {
         match self {
             Codec::Sq8 { .. } => dim,
-            Codec::Pq { m, .. } => m.div_ceil(2) + Refine::code_len(dim),
+            Codec::Pq { m, refine, .. } => m.div_ceil(2) + refine.code_len(dim),
         }
         .max(usize::from(dim == 0))
     }
@@ -548,7 +569,7 @@ mod tests {
         // 8, 4, 2 and 1 dimensions per 4-bit code: 5c/2 (at least 2).
         for (m, want) in [(1, 20), (2, 10), (4, 5), (8, 3)] {
             assert_eq!(
-                Codec::train_pq(&x, 8, m, 1).default_rerank(8),
+                Codec::train_pq(&x, 8, m, 1, Width::Six).default_rerank(8),
                 want,
                 "m {m}"
             );
@@ -557,28 +578,58 @@ mod tests {
         let x = data(64, 64);
         for (m, want) in [(4, 114), (2, 640), (1, 3621)] {
             assert_eq!(
-                Codec::train_pq(&x, 64, m, 1).default_rerank(64),
+                Codec::train_pq(&x, 64, m, 1, Width::Six).default_rerank(64),
                 want,
                 "m {m}"
             );
         }
         // Growth is continuous at 8 dimensions per code.
-        assert_eq!(Codec::train_pq(&x, 64, 8, 1).default_rerank(64), 20);
+        assert_eq!(
+            Codec::train_pq(&x, 64, 8, 1, Width::Six).default_rerank(64),
+            20
+        );
     }
 
     #[test]
     fn serialized_form_round_trips_and_rejects_damage() {
         let dim = 12;
         let x = data(100, dim);
-        let of_vectors = Codec::train_pq(&x, dim, 4, 1);
-        let of_residuals = of_vectors.clone().with_residual(true);
         // The tag says which: 2 for residual codes (what every PQ index held before codes of
-        // vectors), 3 for codes of vectors; nothing else differs.
-        let (a, b) = (of_residuals.to_bytes(), of_vectors.to_bytes());
-        assert_eq!((a[0], b[0]), (2, 3));
-        assert_eq!(a[1..], b[1..]);
-        assert!(Codec::from_bytes(&a, dim).is_some_and(|c| c.is_residual()));
-        for codec in [Codec::train_sq8(&x, dim), of_vectors, of_residuals] {
+        // vectors), 3 for codes of vectors, each with 6-bit refine codes; 4 and 5 the same
+        // with 8-bit refine codes. Of the rest of the bytes, only the refine steps (the last
+        // `dim` floats) differ between the widths.
+        let train = |width, residual| Codec::train_pq(&x, dim, 4, 1, width).with_residual(residual);
+        let pq = [
+            train(Width::Six, true),
+            train(Width::Six, false),
+            train(Width::Eight, true),
+            train(Width::Eight, false),
+        ];
+        let bytes = pq.each_ref().map(Codec::to_bytes);
+        assert_eq!(bytes.each_ref().map(|b| b[0]), [2, 3, 4, 5]);
+        let steps = bytes[0].len() - 4 * dim;
+        for (i, (b, c)) in bytes.iter().zip(&pq).enumerate() {
+            assert_eq!(b[1..steps], bytes[0][1..steps]);
+            assert_eq!(b[1..], bytes[i / 2 * 2][1..]);
+            let back = Codec::from_bytes(b, dim).unwrap();
+            assert_eq!(back.is_residual(), c.is_residual());
+            assert_eq!(
+                back.refine().map(|r| r.0.width()),
+                Some([Width::Six, Width::Eight][i / 2])
+            );
+        }
+        // Two 4-bit codes per byte, then the refine values (9 bytes of 6 bits, or 12 of 8)
+        // and the error.
+        assert_eq!(pq[1].code_len(dim), 2 + 9 + 4);
+        assert_eq!(pq[3].code_len(dim), 2 + 12 + 4);
+        let [six_residual, six_vectors, eight_residual, eight_vectors] = pq;
+        for codec in [
+            Codec::train_sq8(&x, dim),
+            six_residual,
+            six_vectors,
+            eight_residual,
+            eight_vectors,
+        ] {
             let bytes = codec.to_bytes();
             assert_eq!(Codec::from_bytes(&bytes, dim), Some(codec.clone()));
             assert_eq!(Codec::from_bytes(&bytes, dim + 1), None);
@@ -610,7 +661,7 @@ mod tests {
     fn precomputed_pq_tables_equal_the_direct_ones() {
         let dim = 24;
         let x = data(600, dim);
-        let codec = Codec::train_pq(&x, dim, 6, 1);
+        let codec = Codec::train_pq(&x, dim, 6, 1, Width::Six);
         let centroid = &x[dim..2 * dim];
         let query = &x[5 * dim..6 * dim];
         for metric in [Metric::SquaredEuclidean, Metric::InnerProduct] {
@@ -653,8 +704,8 @@ mod tests {
         let q: Vec<f32> = (0..dim).map(|d| 1.0 - d as f32 * 0.2).collect();
         for codec in [
             Codec::train_sq8(&x, dim),
-            Codec::train_pq(&x, dim, 4, 1),
-            Codec::train_pq(&x, dim, 3, 1),
+            Codec::train_pq(&x, dim, 4, 1, Width::Six),
+            Codec::train_pq(&x, dim, 3, 1, Width::Six),
         ] {
             for metric in [Metric::SquaredEuclidean, Metric::InnerProduct] {
                 let table = codec.table(&q, &centroid, metric);

@@ -14,6 +14,7 @@
 
 use super::codec::Codec;
 use super::quantizer::Quantizer;
+use super::refine::Width;
 use crate::kernel;
 use crate::metric::Metric;
 
@@ -34,13 +35,13 @@ pub(crate) fn train_pq(
     data: &[f32],
     assignments: &[u32],
     quantizer: &Quantizer,
-    (m, stride, seed): (usize, usize, u64),
+    (m, width, stride, seed): (usize, Width, usize, u64),
     metric: Metric,
 ) -> Codec {
     let dim = quantizer.dim();
     let sample = |residual| training_sample(data, assignments, quantizer, stride, residual);
-    let of_vectors = Codec::train_pq(&sample(false), dim, m, seed);
-    let of_residuals = Codec::train_pq(&sample(true), dim, m, seed).with_residual(true);
+    let of_vectors = Codec::train_pq(&sample(false), dim, m, seed, width);
+    let of_residuals = Codec::train_pq(&sample(true), dim, m, seed, width).with_residual(true);
     let n = assignments.len();
     // Queries and pool are disjoint rows spread over the whole index.
     let query_rows: Vec<usize> = spread(n, QUERIES.min(n / 8));
@@ -207,13 +208,13 @@ mod tests {
             &data,
             &assignments,
             &quantizer,
-            (4, 1, 1),
+            (4, Width::Six, 1, 1),
             Metric::Euclidean,
         );
         assert!(codec.is_residual(), "tight clusters need residual codes");
         let (of_vectors, of_residuals) = (
-            Codec::train_pq(&data, dim, 4, 1),
-            Codec::train_pq(&data, dim, 4, 1).with_residual(true),
+            Codec::train_pq(&data, dim, 4, 1, Width::Six),
+            Codec::train_pq(&data, dim, 4, 1, Width::Six).with_residual(true),
         );
         let pool_lists = vec![0; n];
         let one_list = Quantizer::new(dim, vec![0.0; dim], Metric::Euclidean);
@@ -229,7 +230,13 @@ mod tests {
             )
         };
         assert_eq!(score(&of_vectors), score(&of_residuals));
-        let one_list_codec = train_pq(&data, &pool_lists, &one_list, (4, 1, 1), Metric::Euclidean);
+        let one_list_codec = train_pq(
+            &data,
+            &pool_lists,
+            &one_list,
+            (4, Width::Six, 1, 1),
+            Metric::Euclidean,
+        );
         assert!(!one_list_codec.is_residual());
     }
 }

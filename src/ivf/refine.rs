@@ -1,5 +1,6 @@
-//! The refine code of a PQ index: a 6-bit scalar code of the same residual, with a bound on
-//! its own error, kept in RAM beside the 4-bit PQ code.
+//! The refine code of a PQ index: a 6-bit (or, as `IndexConfig::refine_bits` asks, 8-bit)
+//! scalar code of the same residual, with a bound on its own error, kept in RAM beside the
+//! 4-bit PQ code.
 //!
 //! An index that holds codes only must decrypt a candidate's vector record to re-rank it
 //! exactly, which costs far more than scoring a code. The refine code gives each candidate a
@@ -10,72 +11,109 @@
 //! vectors left undecrypted provably could not have entered the results, so the answer is
 //! exactly the one re-ranking every candidate gives. The error is computed per vector, so the
 //! bound holds whatever the training ranges clipped. Measured on 384-d sentence embeddings
-//! (`docs/DESIGN.md`): about 20 vectors decrypted per query instead of 100 at top 10.
+//! (`docs/DESIGN.md`): with 6-bit codes about 21 vectors decrypted per query instead of 50 at
+//! top 10 and a re-rank of 5; with 8-bit codes, whose error is a quarter as large, about 13,
+//! for 96 bytes more per 384-d vector in RAM.
 //!
-//! Code layout (`code_len(dim)` bytes): the 6-bit values as a little-endian bit stream
-//! (value `d` at bits `6d..6d + 6`, `ceil(6 * dim / 8)` bytes), then the error as an `f32`
-//! (little-endian), rounded up.
+//! Code layout (`code_len(dim)` bytes): the values, one byte each (8-bit) or as a
+//! little-endian bit stream (6-bit: value `d` at bits `6d..6d + 6`, `ceil(6 * dim / 8)`
+//! bytes), then the error as an `f32` (little-endian), rounded up.
 
 use super::codec::train_ranges;
 use crate::kernel;
 use crate::metric::Metric;
 
-/// Levels of the 6-bit code: values `0..=63`.
-const LEVELS: f32 = 63.0;
+/// How many bits each dimension's value takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// Values `0..=63`, packed four to three bytes (the default).
+    Six,
+    /// Values `0..=255`, one byte each.
+    Eight,
+}
 
-/// Trained 6-bit scalar ranges.
+impl Width {
+    /// The highest value.
+    fn levels(self) -> f32 {
+        match self {
+            Width::Six => 63.0,
+            Width::Eight => 255.0,
+        }
+    }
+
+    /// Bytes of the values of `dim` dimensions.
+    fn packed_len(self, dim: usize) -> usize {
+        match self {
+            Width::Six => (6 * dim).div_ceil(8),
+            Width::Eight => dim,
+        }
+    }
+}
+
+/// Trained scalar ranges of one [`Width`].
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Refine {
+    width: Width,
     /// Minimum per dimension.
     min: Vec<f32>,
     /// Step per dimension.
     scale: Vec<f32>,
-    /// `|min| + 63 |scale|`: bounds the norm of every reconstruction (for rounding slack).
+    /// `|min| + levels |scale|`: bounds the norm of every reconstruction (for rounding
+    /// slack).
     range_norm: f32,
 }
 
-/// Bytes of the packed 6-bit values of `dim` dimensions.
-fn packed_len(dim: usize) -> usize {
-    (6 * dim).div_ceil(8)
-}
-
 impl Refine {
-    /// Trains the ranges (minimum and maximum per dimension) on residuals (rows of `dim`).
-    pub(crate) fn train(residuals: &[f32], dim: usize) -> Refine {
-        let (min, scale) = train_ranges(residuals, dim, LEVELS);
-        Refine::from_parts(min, scale)
+    /// Trains the ranges (minimum and maximum per dimension) of `width` on residuals (rows of
+    /// `dim`).
+    pub(crate) fn train(residuals: &[f32], dim: usize, width: Width) -> Refine {
+        let (min, scale) = train_ranges(residuals, dim, width.levels());
+        Refine::from_parts(width, min, scale)
     }
 
-    fn from_parts(min: Vec<f32>, scale: Vec<f32>) -> Refine {
-        let range_norm = kernel::norm_sq(&min).sqrt() + LEVELS * kernel::norm_sq(&scale).sqrt();
+    fn from_parts(width: Width, min: Vec<f32>, scale: Vec<f32>) -> Refine {
+        let range_norm =
+            kernel::norm_sq(&min).sqrt() + width.levels() * kernel::norm_sq(&scale).sqrt();
         Refine {
+            width,
             min,
             scale,
             range_norm,
         }
     }
 
-    /// Bytes per code: the packed values and the error bound.
-    pub(crate) fn code_len(dim: usize) -> usize {
-        packed_len(dim) + 4
+    /// The width of the values.
+    pub(crate) fn width(&self) -> Width {
+        self.width
+    }
+
+    /// Bytes per code of `dim` dimensions: the values and the error bound.
+    pub(crate) fn code_len(&self, dim: usize) -> usize {
+        self.width.packed_len(dim) + 4
     }
 
     /// Appends the code of `residual` and its error bound to `out`.
     pub(crate) fn encode(&self, residual: &[f32], out: &mut Vec<u8>) {
         let start = out.len();
-        out.resize(start + packed_len(residual.len()), 0);
+        out.resize(start + self.width.packed_len(residual.len()), 0);
+        let levels = self.width.levels();
         let mut error = 0.0f64;
         for (d, (&v, (&lo, &s))) in residual
             .iter()
             .zip(self.min.iter().zip(&self.scale))
             .enumerate()
         {
-            let value = ((v - lo) / s).round().clamp(0.0, LEVELS) as u8;
-            let bit = 6 * d;
-            let word = u16::from(value) << (bit % 8);
-            out[start + bit / 8] |= word as u8;
-            if let Some(next) = out.get_mut(start + bit / 8 + 1) {
-                *next |= (word >> 8) as u8;
+            let value = ((v - lo) / s).round().clamp(0.0, levels) as u8;
+            match self.width {
+                Width::Eight => out[start + d] = value,
+                Width::Six => {
+                    let bit = 6 * d;
+                    let word = u16::from(value) << (bit % 8);
+                    out[start + bit / 8] |= word as u8;
+                    if let Some(next) = out.get_mut(start + bit / 8 + 1) {
+                        *next |= (word >> 8) as u8;
+                    }
+                }
             }
             let reconstructed = f64::from(lo) + f64::from(value) * f64::from(s);
             error += (f64::from(v) - reconstructed).powi(2);
@@ -95,9 +133,9 @@ impl Refine {
         8 * dim
     }
 
-    /// Parses [`to_bytes`](Self::to_bytes) output; `None` unless it is `8 * dim` bytes of
-    /// finite ranges with positive steps.
-    pub(crate) fn from_bytes(bytes: &[u8], dim: usize) -> Option<Refine> {
+    /// Parses [`to_bytes`](Self::to_bytes) output of ranges of `width` (the codebook's tag
+    /// tells which); `None` unless it is `8 * dim` bytes of finite ranges with positive steps.
+    pub(crate) fn from_bytes(bytes: &[u8], dim: usize, width: Width) -> Option<Refine> {
         if bytes.len() != Self::serialized_len(dim) {
             return None;
         }
@@ -108,7 +146,7 @@ impl Refine {
         let (min, scale) = floats.split_at(dim);
         let valid =
             min.iter().all(|v| v.is_finite()) && scale.iter().all(|s| s.is_finite() && *s > 0.0);
-        valid.then(|| Refine::from_parts(min.to_vec(), scale.to_vec()))
+        valid.then(|| Refine::from_parts(width, min.to_vec(), scale.to_vec()))
     }
 
     /// The lower-bound calculator of one prepared query.
@@ -139,7 +177,10 @@ impl Refine {
             target: Vec::new(),
             list_constant: 0.0,
             magnitude: 0.0,
-            values: vec![0; dim],
+            values: match self.width {
+                Width::Six => vec![0; dim],
+                Width::Eight => Vec::new(),
+            },
             score: [0.0],
         }
     }
@@ -202,19 +243,20 @@ impl Bounds<'_> {
             return f32::NEG_INFINITY;
         };
         let error = f32::from_le_bytes(*error);
-        kernel::unpack6(packed, &mut self.values);
+        let values = match self.refine.width {
+            Width::Eight => packed,
+            Width::Six => {
+                kernel::unpack6(packed, &mut self.values);
+                &self.values
+            }
+        };
         let slack = self.rounding * (self.magnitude + error);
         let bound = if self.l2 {
-            kernel::sq8_l2_block(
-                &self.values,
-                &self.target,
-                &self.refine.scale,
-                &mut self.score,
-            );
+            kernel::sq8_l2_block(values, &self.target, &self.refine.scale, &mut self.score);
             let gap = self.score[0].max(0.0).sqrt() - error - slack;
             gap.max(0.0).powi(2) * (1.0 - 2.0 * self.rounding)
         } else {
-            kernel::sq8_dot_block(&self.values, &self.weight, &mut self.score);
+            kernel::sq8_dot_block(values, &self.weight, &mut self.score);
             let approx = self.list_constant - self.score[0];
             approx - self.query_norm * (error + slack)
         };
@@ -238,22 +280,49 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn unpacking_inverts_packing_for_every_length() {
-        let mut rng = StdRng::seed_from_u64(3);
-        for dim in 1..40 {
-            let refine = Refine::from_parts(vec![0.0; dim], vec![1.0; dim]);
-            let values: Vec<f32> = (0..dim).map(|_| (rng.next_u32() % 64) as f32).collect();
-            let mut code = Vec::new();
-            refine.encode(&values, &mut code);
-            assert_eq!(code.len(), Refine::code_len(dim));
-            let mut out = vec![0u8; dim];
-            kernel::unpack6(&code[..code.len() - 4], &mut out);
-            let back: Vec<f32> = out.iter().map(|&v| f32::from(v)).collect();
-            assert_eq!(back, values, "dim {dim}");
-            // Exact codes have no error.
-            assert_eq!(&code[code.len() - 4..], &0f32.to_le_bytes());
+    const WIDTHS: [Width; 2] = [Width::Six, Width::Eight];
+
+    /// The values of `code` (of `dim` dimensions), unpacked.
+    fn values_of(refine: &Refine, code: &[u8], dim: usize) -> Vec<u8> {
+        let packed = &code[..code.len() - 4];
+        match refine.width {
+            Width::Eight => packed.to_vec(),
+            Width::Six => {
+                let mut out = vec![0u8; dim];
+                kernel::unpack6(packed, &mut out);
+                out
+            }
         }
+    }
+
+    #[test]
+    fn decoding_inverts_encoding_for_every_length() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for width in WIDTHS {
+            for dim in 1..40 {
+                let refine = Refine::from_parts(width, vec![0.0; dim], vec![1.0; dim]);
+                let top = width.levels() as u32 + 1;
+                let values: Vec<f32> = (0..dim).map(|_| (rng.next_u32() % top) as f32).collect();
+                let mut code = Vec::new();
+                refine.encode(&values, &mut code);
+                assert_eq!(code.len(), refine.code_len(dim));
+                let back: Vec<f32> = values_of(&refine, &code, dim)
+                    .iter()
+                    .map(|&v| f32::from(v))
+                    .collect();
+                assert_eq!(back, values, "{width:?} dim {dim}");
+                // Exact codes have no error.
+                assert_eq!(&code[code.len() - 4..], &0f32.to_le_bytes());
+            }
+        }
+        assert_eq!(
+            Refine::from_parts(Width::Six, vec![0.0; 384], vec![1.0; 384]).code_len(384),
+            292
+        );
+        assert_eq!(
+            Refine::from_parts(Width::Eight, vec![0.0; 384], vec![1.0; 384]).code_len(384),
+            388
+        );
     }
 
     #[test]
@@ -261,14 +330,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(4);
         let dim = 24;
         let train = gaussian(&mut rng, 200 * dim, 2.0);
-        let refine = Refine::train(&train, dim);
         // Includes rows outside the trained ranges (clipped codes).
-        for spread in [1.0, 2.0, 8.0] {
+        for (width, spread) in WIDTHS
+            .into_iter()
+            .flat_map(|w| [1.0, 2.0, 8.0].map(|s| (w, s)))
+        {
+            let refine = Refine::train(&train, dim, width);
             let row = gaussian(&mut rng, dim, spread);
             let mut code = Vec::new();
             refine.encode(&row, &mut code);
-            let mut values = vec![0u8; dim];
-            kernel::unpack6(&code[..code.len() - 4], &mut values);
+            let values = values_of(&refine, &code, dim);
             let error: f64 = row
                 .iter()
                 .zip(&values)
@@ -290,12 +361,13 @@ mod tests {
     #[test]
     fn lower_bound_never_exceeds_the_exact_distance() {
         let mut rng = StdRng::seed_from_u64(5);
-        for metric in [
+        let metrics = [
             Metric::Euclidean,
             Metric::SquaredEuclidean,
             Metric::InnerProduct,
             Metric::Cosine,
-        ] {
+        ];
+        for (width, metric) in WIDTHS.into_iter().flat_map(|w| metrics.map(|m| (w, m))) {
             for (dim, offset) in [(7usize, 0.0f32), (64, 0.0), (96, 300.0), (384, 0.0)] {
                 let centroid: Vec<f32> = gaussian(&mut rng, dim, 1.0)
                     .iter()
@@ -317,7 +389,7 @@ mod tests {
                     .iter()
                     .flat_map(|r| r.iter().zip(&centroid).map(|(v, c)| v - c))
                     .collect();
-                let refine = Refine::train(&residuals[..40 * dim], dim);
+                let refine = Refine::train(&residuals[..40 * dim], dim, width);
                 let codes: Vec<Vec<u8>> = residuals
                     .chunks_exact(dim)
                     .map(|r| {
@@ -345,7 +417,7 @@ mod tests {
                         let bound = bounds.lower_bound(code);
                         assert!(
                             bound <= exact,
-                            "{metric:?} dim {dim}: bound {bound} > exact {exact}"
+                            "{width:?} {metric:?} dim {dim}: bound {bound} > exact {exact}"
                         );
                     }
                 }
@@ -357,14 +429,16 @@ mod tests {
     fn serialized_ranges_round_trip_and_reject_damage() {
         let mut rng = StdRng::seed_from_u64(6);
         let dim = 10;
-        let refine = Refine::train(&gaussian(&mut rng, 50 * dim, 1.0), dim);
-        let mut bytes = Vec::new();
-        refine.to_bytes(&mut bytes);
-        assert_eq!(Refine::from_bytes(&bytes, dim), Some(refine));
-        assert_eq!(Refine::from_bytes(&bytes[1..], dim), None);
-        assert_eq!(Refine::from_bytes(&bytes, dim + 1), None);
-        let mut zero_step = bytes.clone();
-        zero_step[4 * dim..4 * dim + 4].copy_from_slice(&0f32.to_le_bytes());
-        assert_eq!(Refine::from_bytes(&zero_step, dim), None);
+        for width in WIDTHS {
+            let refine = Refine::train(&gaussian(&mut rng, 50 * dim, 1.0), dim, width);
+            let mut bytes = Vec::new();
+            refine.to_bytes(&mut bytes);
+            assert_eq!(Refine::from_bytes(&bytes, dim, width), Some(refine));
+            assert_eq!(Refine::from_bytes(&bytes[1..], dim, width), None);
+            assert_eq!(Refine::from_bytes(&bytes, dim + 1, width), None);
+            let mut zero_step = bytes.clone();
+            zero_step[4 * dim..4 * dim + 4].copy_from_slice(&0f32.to_le_bytes());
+            assert_eq!(Refine::from_bytes(&zero_step, dim, width), None);
+        }
     }
 }

@@ -818,6 +818,7 @@ impl<'a> FastScan<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Width;
     use super::*;
     use rand::{Rng as _, SeedableRng, rngs::StdRng};
 
@@ -833,7 +834,7 @@ mod tests {
         let centroid: Vec<f32> = (0..dim).map(|_| uniform() * 0.5).collect();
         let q: Vec<f32> = (0..dim).map(|_| uniform()).collect();
         for residual in [false, true] {
-            let codec = Codec::train_pq(&x, dim, m, 3).with_residual(residual);
+            let codec = Codec::train_pq(&x, dim, m, 3, Width::Six).with_residual(residual);
             let origin = codec.origin(&centroid).to_vec();
             let mut codes = Vec::new();
             for row in x.chunks_exact(dim) {

@@ -10,6 +10,10 @@ fn configs(dim: usize) -> Vec<(&'static str, IndexConfig)> {
     vec![
         ("sq8", IndexConfig::ivf_sq8(dim)),
         ("pq", IndexConfig::ivf_pq(dim, dim / 4)),
+        (
+            "pq refine8",
+            IndexConfig::ivf_pq(dim, dim / 4).refine_bits(8),
+        ),
     ]
 }
 
@@ -111,6 +115,60 @@ fn pq_needs_subquantizers_that_divide_the_dimension() {
             Err(Error::InvalidArgument { .. })
         ));
     }
+}
+
+/// `refine_bits` takes 6 or 8 for `ivf_pq` only; anything else is refused before anything is
+/// written; the choice survives reopening, and training gives codes of that width (what a
+/// codes-only index holds grows by a byte per 4 dimensions per item).
+#[test]
+fn refine_bits_are_checked_and_kept() {
+    use ciphervec::DatabaseOptions;
+    use ciphervec::internals::decrypted_bytes;
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path()).unwrap();
+    for bad in [
+        IndexConfig::ivf_pq(16, 4).refine_bits(7),
+        IndexConfig::ivf_pq(16, 4).refine_bits(0),
+        IndexConfig::ivf_pq(16, 4).refine_bits(4),
+        IndexConfig::ivf_flat(16).refine_bits(8),
+        IndexConfig::ivf_sq8(16).refine_bits(8),
+    ] {
+        assert!(
+            matches!(
+                db.create_index("bad", &key, bad.clone()),
+                Err(Error::InvalidArgument { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(db.list_indexes().unwrap().is_empty());
+    let (n, dim) = (2000, 16);
+    let data = clustered(&mut Rng::new(66), n, dim, 10);
+    let mut held = Vec::new();
+    for bits in [6, 8] {
+        let name = format!("pq{bits}");
+        let config = IndexConfig::ivf_pq(dim, 4).refine_bits(bits);
+        let created = db.create_index(&name, &key, config.clone()).unwrap();
+        assert_eq!(created.config(), &config);
+        created.upsert(items(&data)).unwrap();
+        created.train().unwrap();
+        drop(created);
+        let codes_only = DatabaseOptions::default().cache_budget(0);
+        let reopened = Database::open_with(dir.path(), codes_only)
+            .unwrap()
+            .open_index(&name, &key)
+            .unwrap();
+        assert_eq!(reopened.config().refine_code_bits(), bits);
+        assert_eq!(reopened.config(), &config);
+        held.push(decrypted_bytes(&reopened).0);
+    }
+    // 16 dimensions: 12 bytes of 6-bit values against 16 of 8-bit ones.
+    let grown = held[1] as i64 - held[0] as i64;
+    assert!(
+        (4 * n as i64..=5 * n as i64).contains(&grown),
+        "{held:?}: {grown} more bytes"
+    );
 }
 
 #[test]

@@ -112,7 +112,12 @@ impl EncryptedIndex {
                 data,
                 assignments,
                 quantizer,
-                (n_subquantizers, stride, seed),
+                (
+                    n_subquantizers,
+                    self.inner.config.refine_width(),
+                    stride,
+                    seed,
+                ),
                 self.metric(),
             ),
         };
