@@ -24,11 +24,12 @@ import numpy as np  # noqa: E402
 
 # (type, n_probes, rerank, cache budget, n_lists): settings that reach recall@10 0.95 on
 # wordnet-minilm-50k in bench/quantized.sh; "0" budget = codes only in RAM, n_lists None = the
-# library's default. INTERLEAVED_CONFIGS (a JSON list of such lists) replaces them.
+# library's default; "pq:M:8" = 8-bit refine codes. INTERLEAVED_CONFIGS (a JSON list of such lists) replaces them.
 CIPHERVEC = [
     ("flat", 56, None, None, None),
     ("pq:96", 40, 5, None, None),
     ("pq:96", 40, 5, 0, None),
+    ("pq:96:8", 40, 5, 0, None),
     ("sq8", 56, 2, 0, None),
 ]
 if os.environ.get("INTERLEAVED_CONFIGS"):
