@@ -132,8 +132,9 @@ impl IndexConfig {
     /// vectors in order of a lower bound on their distance, which the refine code gives, and
     /// stops where the bound proves the rest cannot make the results. 8 bits quarter the
     /// code's error, so fewer vectors are decrypted (on 384-d sentence embeddings, 13 per
-    /// query instead of 21 at `top_k` 10 and a re-rank of 5; about 10% more queries per
-    /// second) for one more byte in RAM per 4 dimensions (96 bytes per 384-d vector). Results
+    /// query instead of 21 at `top_k` 10 and a re-rank of 5; 10% to 20% more codes-only
+    /// queries per second) for one more byte in RAM per 4 dimensions (96 bytes per 384-d
+    /// vector). Results
     /// are the same either way. Other index types refuse any value but the default
     /// ([`Error::InvalidArgument`](crate::Error::InvalidArgument) from
     /// [`Database::create_index`](crate::Database::create_index)), as does any other value.
