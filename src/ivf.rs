@@ -106,7 +106,6 @@ pub(crate) fn auto_train_points_per_list(pq: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ivf::refine::Width;
     use crate::metric::Metric;
     use rand::{Rng as _, SeedableRng, rngs::StdRng};
     use std::convert::Infallible;
@@ -313,7 +312,7 @@ mod tests {
         // Fetched and offered candidates with 6-bit and with 8-bit refine codes.
         let (mut fetched, mut offered) = ([0; 2], [0; 2]);
         // Codes of vectors (trained today) and of residuals (indexes trained before), with
-        // 8-bit refine codes (trained today) and 6-bit ones (indexes trained before).
+        // 6-bit refine codes (the default) and 8-bit ones (`IndexConfig::refine_bits(8)`).
         let metrics = [
             Metric::Euclidean,
             Metric::SquaredEuclidean,
