@@ -78,32 +78,127 @@ fn skip_scalar(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// An array of numbers at `i`: the floats and the index after `]`.
+///
+/// Where a number starts is known only once the one before it is parsed, so a scan that goes
+/// from number to number waits on that chain at every number. The array is therefore cut in
+/// two at a comma near its middle and the halves are scanned together, one number of each in
+/// turn: the processor runs the two chains side by side.
 fn number_array(b: &[u8], i: usize) -> Option<(Vec<f32>, usize)> {
     if b.get(i) != Some(&b'[') {
         return None;
     }
-    // Each number as `numerator / denominator`, both exact or the numerator already the
-    // correctly rounded value (over 1): the divisions happen together at the end.
-    let mut fractions: Vec<(f64, f64)> = Vec::with_capacity(b.len() / 12);
-    let mut i = skip_ws(b, i + 1);
-    if b.get(i) != Some(&b']') {
-        loop {
-            let (x, after) = match common_number(b, i) {
-                Some(parsed) => parsed,
-                None => number(b, i)?,
-            };
-            fractions.push(x);
-            i = skip_ws(b, after);
-            match b.get(i)? {
-                b',' => i = skip_ws(b, i + 1),
-                b']' => break,
-                _ => return None,
-            }
-        }
+    // Numbers hold no `]`, so the first one closes the array (or the line is not one for the
+    // fast path, which a number that fails to parse then shows).
+    let close = i + 1 + memchr::memchr(b']', &b[i + 1..])?;
+    if b[i + 1..close].trim_ascii().is_empty() {
+        return Some((Vec::new(), close + 1));
     }
+    let middle = (i + 1 + close) / 2;
+    let Some(cut) = memchr::memchr(b',', &b[middle..close]).map(|k| middle + k) else {
+        // No comma in the second half: one scan.
+        let mut floats = Vec::with_capacity((close - i) / 8);
+        scan_numbers(b, i + 1, close, &mut floats)?;
+        return Some((floats, close + 1));
+    };
+    // Room for both halves in the first (numbers of eight bytes or more), so that appending
+    // the second does not move it.
+    let mut first = Vec::with_capacity((close - i) / 8);
+    let mut second = Vec::with_capacity((close - cut) / 8);
+    // Each half ends at its separator: the cut's comma, then the closing bracket.
+    let (mut p, mut q) = (i + 1, cut + 1);
+    while p <= cut && q <= close {
+        let (x, after_x) = array_number(b, p)?;
+        let (y, after_y) = array_number(b, q)?;
+        first.push(x);
+        second.push(y);
+        (p, q) = (after_x, after_y);
+    }
+    let p = scan_numbers(b, p, cut, &mut first)?;
+    let q = scan_numbers(b, q, close, &mut second)?;
+    (p == cut + 1 && q == close + 1).then_some(())?;
+    first.append(&mut second);
+    Some((first, close + 1))
+}
+
+/// The numbers from `p` until the one whose separator is at `last`: the index after it.
+fn scan_numbers(b: &[u8], mut p: usize, last: usize, floats: &mut Vec<f32>) -> Option<usize> {
+    while p <= last {
+        let (x, after) = array_number(b, p)?;
+        floats.push(x);
+        p = after;
+    }
+    Some(p)
+}
+
+/// The array element at `p` (whitespace around it allowed) as serde_json reads it and
+/// converts it to `f32`, and the index after the `,` or `]` that ends it.
+#[inline(always)] // into the two-chain loop, or the chains meet in each call
+fn array_number(b: &[u8], p: usize) -> Option<(f32, usize)> {
+    match short_fraction(b, p) {
+        Some(parsed) => Some(parsed),
+        None => other_number(b, p),
+    }
+}
+
+/// `array_number` for any number that is not a short fraction.
+#[inline(never)]
+fn other_number(b: &[u8], p: usize) -> Option<(f32, usize)> {
+    let i = skip_ws(b, p);
+    let ((numerator, denominator), after) = match common_number(b, i) {
+        Some(parsed) => parsed,
+        None => number(b, i)?,
+    };
+    let j = skip_ws(b, after);
+    matches!(b.get(j)?, b',' | b']').then_some(())?;
     // As serde_json: the f64 nearest the decimal, then to f32.
-    let floats = fractions.iter().map(|&(n, d)| (n / d) as f32).collect();
-    Some((floats, i + 1))
+    Some(((numerator / denominator) as f32, j + 1))
+}
+
+/// The most common shape of an embedding's number, `-?0.D+` with 1 to 15 fraction digits
+/// directly followed by `,` or `]`; `None` for anything else.
+///
+/// The fraction's digits fill two words from the front and the bytes after them become '0',
+/// so the words hold `m * 10^(16 - k)` for the `k` digits' value `m`: exact in an `f64`
+/// (below 2^53 for `k <= 15`), as 10^16 is, so the one division gives the same correctly
+/// rounded `f64` as serde_json's `m / 10^k`.
+#[inline(always)]
+fn short_fraction(b: &[u8], p: usize) -> Option<(f32, usize)> {
+    let negative = *b.get(p)? == b'-';
+    let zero = p + usize::from(negative);
+    if b.get(zero..zero + 2)? != b"0." {
+        return None;
+    }
+    let (high, low) = (word_at(b, zero + 2)?, word_at(b, zero + 10)?);
+    let k_high = leading_digits(high);
+    // The low word counts only after eight digits (a product, not a branch).
+    let k_low = leading_digits(low) * usize::from(k_high == 8);
+    let digits = k_high + k_low;
+    let end = zero + 2 + digits;
+    if digits == 0 || digits > 15 || !matches!(b[end], b',' | b']') {
+        return None;
+    }
+    let scaled = eight_digits_value(keep_front(high, k_high)) * 100_000_000
+        + eight_digits_value(keep_front(low, k_low));
+    // The sign goes in as a bit: a branch on it would be mispredicted half the time.
+    // Below 2^53, so exact as `i64` (one instruction to `f64`, where `u64` takes several).
+    let magnitude = scaled.cast_signed() as f64;
+    let value = f64::from_bits(magnitude.to_bits() | (u64::from(negative) << 63));
+    Some(((value / 1e16) as f32, end + 1))
+}
+
+/// `word` with its bytes after the first `keep` (0 to 8, little-endian) replaced by '0'.
+fn keep_front(word: u64, keep: usize) -> u64 {
+    // FRONT[k]: the first k bytes of a little-endian word.
+    const FRONT: [u64; 9] = {
+        let mut table = [0u64; 9];
+        let mut k = 1;
+        while k < 9 {
+            table[k] = !0u64 >> (8 * (8 - k));
+            k += 1;
+        }
+        table
+    };
+    (word & FRONT[keep]) | (ZEROS & !FRONT[keep])
 }
 
 /// The common shape of a vector's number, `-?D+.D+` with at most 7 integer digits, 15
@@ -224,7 +319,10 @@ fn number(b: &[u8], start: usize) -> Option<((f64, f64), usize)> {
         if exponent < 0 { (m, p) } else { (m * p, 1.0) }
     } else {
         let text = std::str::from_utf8(&b[start..i]).ok()?;
-        (text.parse::<f64>().ok()?, 1.0)
+        // serde_json refuses a number beyond f64's range ("number out of range"); it then
+        // parses the line and says so.
+        let value = text.parse::<f64>().ok().filter(|x| x.is_finite())?;
+        (value, 1.0)
     };
     Some((fraction, i))
 }
@@ -427,6 +525,7 @@ mod tests {
             "3.4028235e38",
             "1e39",
             "1e-46",
+            "1e-400",
             "-0.0",
             "12345678.87654321",
             "100000000000000000000",

@@ -542,6 +542,69 @@ mod parquet_input {
 mod tests {
     use super::*;
 
+    /// Lines whose vector arrays are cut, spaced and broken at random positions: the item
+    /// parser accepts exactly the lines serde_json accepts, with the same floats bit for bit.
+    /// (The fast path splits an array in two halves scanned together, so the breaks fall in
+    /// either half, at the cut, and at the ends.)
+    #[test]
+    fn items_equal_serde_json_on_broken_and_spaced_arrays() {
+        #[derive(serde::Deserialize)]
+        struct Whole {
+            vector: Vec<f32>,
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % n
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let len = next(9) as usize;
+            let mut numbers: Vec<String> = (0..len)
+                .map(|_| {
+                    let x = (next(2_000_001) as f64 / 1e6 - 1.0) as f32;
+                    match next(6) {
+                        0 => format!("{x:e}"),
+                        1 => format!("{}", next(100)),
+                        2 => format!("{:.17}", f64::from(x)),
+                        _ => format!("{x}"),
+                    }
+                })
+                .collect();
+            for n in &mut numbers {
+                if next(8) == 0 {
+                    *n = format!(
+                        "{}{n}{}",
+                        " ".repeat(next(3) as usize),
+                        "\t".repeat(next(2) as usize)
+                    );
+                }
+            }
+            let mut array = format!("[{}]", numbers.join(","));
+            if next(3) == 0 {
+                let at = next(array.len() as u64 + 1) as usize;
+                let junk = ["", ",", "]", "[", " ", "e", "-", ".", "x", "\"", "0", "1]"];
+                array.insert_str(at, junk[next(junk.len() as u64) as usize]);
+            }
+            let line =
+                format!("{{\"id\": \"a\", \"vector\": {array}, \"metadata\": {{\"v\": [1]}}}}");
+            let want = serde_json::from_str::<Whole>(&line);
+            match (item_of_json(line.as_bytes()), want) {
+                (Ok(item), Ok(whole)) => {
+                    accepted += 1;
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(item.vector()), bits(&whole.vector), "{line}");
+                }
+                (Err(_), Err(_)) => refused += 1,
+                (got, want) => panic!("{line}: {:?} vs serde {:?}", got.err(), want.err()),
+            }
+        }
+        // Both outcomes are well represented.
+        assert!(accepted > 10_000 && refused > 2_000, "{accepted} {refused}");
+    }
+
     #[test]
     fn jsonl_line_counts_are_exact_when_small_and_close_when_large() {
         let dir = tempfile::tempdir().unwrap();
