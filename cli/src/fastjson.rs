@@ -117,6 +117,8 @@ fn number_array(b: &[u8], i: usize) -> Option<(Vec<f32>, usize)> {
     let q = scan_numbers(b, q, close, &mut second)?;
     (p == cut + 1 && q == close + 1).then_some(())?;
     first.append(&mut second);
+    // The estimate's spare room back (the item holds its vector until its batch is written).
+    first.shrink_to_fit();
     Some((first, close + 1))
 }
 
