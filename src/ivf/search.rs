@@ -523,19 +523,29 @@ fn score_codes<S: ListSource>(
                             }
                         }
                     } else {
-                        // L2: each row adds its own list-dependent term. All distances first
-                        // (a loop the compiler vectorizes), then the few under the threshold.
+                        // L2: each row adds its own list-dependent term. A kernel block's
+                        // distances first (a loop the compiler vectorizes), then whether any
+                        // is under the threshold (vectorized too: once the reservoir has
+                        // filled most blocks hold none, where a branch per row mispredicts
+                        // whenever rows still enter often), then those few.
                         let (bias, step) = fast.table.affine();
                         let base = centroid_distance + bias;
-                        scores.clear();
-                        scores.extend(
-                            sums.iter()
-                                .zip(row_terms)
-                                .map(|(&sum, &term)| base + f32::from(sum) * step + term),
-                        );
-                        for (i, &distance) in scores.iter().enumerate() {
-                            if distance <= approx.threshold() {
-                                offer(i, distance, &mut approx);
+                        let blocks = sums.chunks(PQ4_BLOCK).zip(row_terms.chunks(PQ4_BLOCK));
+                        for (b, (sums, terms)) in blocks.enumerate() {
+                            scores.clear();
+                            scores.extend(
+                                sums.iter()
+                                    .zip(terms)
+                                    .map(|(&sum, &term)| base + f32::from(sum) * step + term),
+                            );
+                            let threshold = approx.threshold();
+                            if !scores.iter().fold(false, |any, &d| any | (d <= threshold)) {
+                                continue;
+                            }
+                            for (t, &distance) in scores.iter().enumerate() {
+                                if distance <= approx.threshold() {
+                                    offer(b * PQ4_BLOCK + t, distance, &mut approx);
+                                }
                             }
                         }
                     }
