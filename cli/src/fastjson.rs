@@ -6,9 +6,10 @@
 //! fully understand (escaped keys, a nested value before the vector, a number outside JSON's
 //! grammar) is left to serde, which parses it whole and reports errors.
 //!
-//! Two passes keep it fast (about 15 ns a number): the scan reads digits eight at a time and
-//! keeps each number as an exact fraction (signed mantissa over a power of ten), and one loop
-//! over the array then does the divisions, which pipeline there instead of stalling the scan.
+//! About 9 ns a number (20k lines of 384 `f32`s as `export` writes them): digits are read
+//! eight at a time, the common `-0.DDD` shape converts from two words without a branch on
+//! its length, and the array is scanned as two halves side by side, because where a number
+//! starts is known only once the one before it is parsed (one scan waits on that chain).
 
 use std::ops::Range;
 
@@ -98,6 +99,7 @@ fn number_array(b: &[u8], i: usize) -> Option<(Vec<f32>, usize)> {
         // No comma in the second half: one scan.
         let mut floats = Vec::with_capacity((close - i) / 8);
         scan_numbers(b, i + 1, close, &mut floats)?;
+        floats.shrink_to_fit();
         return Some((floats, close + 1));
     };
     // Room for both halves in the first (numbers of eight bytes or more), so that appending
@@ -134,7 +136,9 @@ fn scan_numbers(b: &[u8], mut p: usize, last: usize, floats: &mut Vec<f32>) -> O
 
 /// The array element at `p` (whitespace around it allowed) as serde_json reads it and
 /// converts it to `f32`, and the index after the `,` or `]` that ends it.
-#[inline(always)] // into the two-chain loop, or the chains meet in each call
+// Inlined into the loop over both halves: a call per number returned through memory and
+// kept the two scans from overlapping (10.3 -> 9.0 ns a number once inlined).
+#[inline(always)]
 fn array_number(b: &[u8], p: usize) -> Option<(f32, usize)> {
     match short_fraction(b, p) {
         Some(parsed) => Some(parsed),

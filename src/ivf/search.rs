@@ -531,11 +531,12 @@ fn score_codes<S: ListSource>(
                         let (bias, step) = fast.table.affine();
                         let base = centroid_distance + bias;
                         let blocks = sums.chunks(PQ4_BLOCK).zip(row_terms.chunks(PQ4_BLOCK));
-                        for (b, (sums, terms)) in blocks.enumerate() {
+                        for (b, (block_sums, block_terms)) in blocks.enumerate() {
                             scores.clear();
                             scores.extend(
-                                sums.iter()
-                                    .zip(terms)
+                                block_sums
+                                    .iter()
+                                    .zip(block_terms)
                                     .map(|(&sum, &term)| base + f32::from(sum) * step + term),
                             );
                             let threshold = approx.threshold();
