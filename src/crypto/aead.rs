@@ -115,7 +115,7 @@ struct Current {
 
 /// A sealed record taken apart for opening.
 struct Opening<'r> {
-    cipher: Arc<Aes256Gcm>,
+    generation: u32,
     nonce: [u8; NONCE_LEN],
     aad: [u8; AAD_LEN],
     /// `ciphertext || tag`.
@@ -128,6 +128,10 @@ pub(crate) struct Sealer {
     index_id: [u8; INDEX_ID_LEN],
     cap: u64,
     current: Mutex<Current>,
+    /// The generation the sealer started at and its cipher, which opens nearly every record
+    /// (a key serves 2^32 seals): reached without the lock, the map lookup and the reference
+    /// count of `openers`, which were a fifth of opening a 64-byte record (~45 ns).
+    first: (u32, Arc<Aes256Gcm>),
     openers: RwLock<HashMap<u32, Arc<Aes256Gcm>>>,
 }
 
@@ -169,8 +173,9 @@ impl Sealer {
             current: Mutex::new(Current {
                 generation,
                 uses: 0,
-                cipher,
+                cipher: cipher.clone(),
             }),
+            first: (generation, cipher),
             openers: RwLock::new(openers),
         }
     }
@@ -251,7 +256,9 @@ impl Sealer {
         plain: &mut Vec<u8>,
     ) -> std::result::Result<(), AuthError> {
         let o = self.opening(record, binding)?;
-        gcm_open_into(&o.cipher, &o.nonce, &o.aad, o.sealed, plain)
+        self.with_opener(o.generation, |cipher| {
+            gcm_open_into(cipher, &o.nonce, &o.aad, o.sealed, plain)
+        })
     }
 
     /// As [`open_into`](Self::open_into), into the front of a caller's buffer: the first
@@ -269,12 +276,14 @@ impl Sealer {
         let (body, tag) = split_tag(o.sealed)?;
         let buf = out.get_mut(..body.len()).ok_or(AuthError)?;
         buf.copy_from_slice(body);
-        gcm_decrypt_in_place(&o.cipher, &o.nonce, &o.aad, buf, &tag)?;
+        self.with_opener(o.generation, |cipher| {
+            gcm_decrypt_in_place(cipher, &o.nonce, &o.aad, buf, &tag)
+        })?;
         Ok(body.len())
     }
 
-    /// What opening `record` needs: the cipher of its generation, its nonce, the associated
-    /// data of `binding`, and `ciphertext || tag`.
+    /// What opening `record` needs: its generation, its nonce, the associated data of
+    /// `binding`, and `ciphertext || tag`.
     fn opening<'r>(
         &self,
         record: &'r [u8],
@@ -285,7 +294,7 @@ impl Sealer {
         }
         let generation = u32::from_le_bytes(record[..4].try_into().map_err(|_| AuthError)?);
         Ok(Opening {
-            cipher: self.opener(generation).ok_or(AuthError)?,
+            generation,
             nonce: record[4..4 + NONCE_LEN].try_into().map_err(|_| AuthError)?,
             aad: binding.aad(&self.index_id, generation),
             sealed: &record[4 + NONCE_LEN..],
@@ -310,6 +319,19 @@ impl Sealer {
         }
         current.uses += 1;
         Ok((current.generation, current.cipher.clone()))
+    }
+
+    /// `open` run with the cipher of `generation` (`AuthError` when there is none).
+    fn with_opener(
+        &self,
+        generation: u32,
+        open: impl FnOnce(&Aes256Gcm) -> std::result::Result<(), AuthError>,
+    ) -> std::result::Result<(), AuthError> {
+        if generation == self.first.0 {
+            return open(&self.first.1);
+        }
+        let cipher = self.opener(generation).ok_or(AuthError)?;
+        open(&cipher)
     }
 
     /// The cipher of a generation, derived on first use.
@@ -526,9 +548,11 @@ mod tests {
             .map(|r| u32::from_le_bytes(r[..4].try_into().unwrap()))
             .collect();
         assert_eq!(generations, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]);
-        // A reopened sealer (generation 0) still opens every generation.
+        // The sealer that moved on, and a reopened one (generation 0), open every generation
+        // (generation 0 through the sealer's first cipher, the others through the map).
         let fresh = sealer();
         for (i, r) in records.iter().enumerate() {
+            assert_eq!(s.open(r, &binding()).unwrap(), [i as u8]);
             assert_eq!(fresh.open(r, &binding()).unwrap(), [i as u8]);
         }
         // Generations are distinct keys: relabelling a record's generation fails.
