@@ -224,7 +224,7 @@ impl IndexConfig {
             index_type: match self.index_type {
                 IndexType::IvfFlat => StoredIndexType::IvfFlat,
                 IndexType::IvfSq8 => StoredIndexType::IvfSq8,
-                IndexType::IvfPq { n_subquantizers } if self.refine_bits == 8 => {
+                IndexType::IvfPq { n_subquantizers } if self.refine_width() == Width::Eight => {
                     StoredIndexType::IvfPqRefine8(n_subquantizers as u32)
                 }
                 IndexType::IvfPq { n_subquantizers } => {

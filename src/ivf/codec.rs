@@ -53,6 +53,18 @@ fn pq_tag(residual: bool, width: Width) -> u8 {
     }
 }
 
+/// What a PQ tag of [`pq_tag`] says: residual codes or not, and the refine width (`None`
+/// for any other tag).
+fn pq_tag_parts(tag: u8) -> Option<(bool, Width)> {
+    match tag {
+        2 => Some((true, Width::Six)),
+        3 => Some((false, Width::Six)),
+        4 => Some((true, Width::Eight)),
+        5 => Some((false, Width::Eight)),
+        _ => None,
+    }
+}
+
 /// Scalar-quantization ranges of rows of `dim`: per dimension the minimum and the step that
 /// spreads the values over `levels` steps (1 for a dimension without spread; 0 and 1 for one
 /// without finite values).
@@ -224,8 +236,9 @@ impl Codec {
                     scale: floats(scale),
                 })
             }
-            2..=5 if rest.len() >= 4 => {
-                let m = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
+            tag => {
+                let (residual, width) = pq_tag_parts(tag)?;
+                let m = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
                 let codebooks_len = 4 * PQ_CENTROIDS * dim;
                 let valid = m > 0
                     && dim.is_multiple_of(m)
@@ -234,18 +247,16 @@ impl Codec {
                     return None;
                 }
                 let (codebooks, refine) = rest[4..].split_at(codebooks_len);
-                let width = if tag <= 3 { Width::Six } else { Width::Eight };
                 let codebooks = floats(codebooks);
                 Some(Codec::Pq {
                     m,
-                    residual: tag % 2 == 0,
+                    residual,
                     zeros: vec![0.0; dim],
                     by_dim: by_dimension(&codebooks, dim / m),
                     codebooks,
                     refine: Refine::from_bytes(refine, dim, width)?,
                 })
             }
-            _ => None,
         }
     }
 
