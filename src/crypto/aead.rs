@@ -406,8 +406,8 @@ pub(crate) fn gcm_open(
 /// Verifies and decrypts `ciphertext || tag` into `plain`, whose length becomes the
 /// plaintext's. A reused buffer keeps its bytes until they are overwritten, so that the
 /// re-rank's scratch buffer is neither cleared nor filled with a copy of the ciphertext
-/// first (decrypting from the sealed bytes straight into it saves that copy: measured, the
-/// copy was 7% of a resident open's decryption).
+/// first (decrypting from the sealed bytes straight into it saves that copy: a resident open
+/// of 1M x 128 got about 5% faster without it).
 fn gcm_open_into(
     cipher: &Aes256Gcm,
     nonce: &[u8; NONCE_LEN],
