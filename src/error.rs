@@ -24,7 +24,9 @@ pub enum Error {
         /// The dimension of the vector that was given.
         found: usize,
     },
-    /// A vector contains NaN or infinity, is empty, or is a zero vector under cosine.
+    /// A vector contains NaN or infinity, is empty, has a norm so large (2^62, about 4.6e18,
+    /// or more) that its distances would overflow, or is a zero vector under cosine (a norm
+    /// that is zero in `f32` counts as zero).
     InvalidVector,
     /// A filter that does not parse.
     InvalidFilter {
@@ -122,7 +124,7 @@ impl fmt::Display for Error {
                 write!(f, "dimension mismatch: expected {expected}, found {found}")
             }
             Error::InvalidVector => {
-                f.write_str("invalid vector: empty, non-finite, or zero under cosine")
+                f.write_str("invalid vector: empty, non-finite, too large, or zero under cosine")
             }
             Error::InvalidFilter { reason } => write!(f, "invalid filter: {reason}"),
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),

@@ -68,7 +68,8 @@ class DimensionMismatchError(CiphervecError, ValueError):
 
 
 class InvalidVectorError(CiphervecError, ValueError):
-    """An empty vector, a non-finite value, or a zero vector under cosine."""
+    """An empty vector, a non-finite value, a norm of 2**62 or more, or a zero vector under
+    cosine."""
 
 
 class InvalidArgumentError(CiphervecError, ValueError):

@@ -54,11 +54,24 @@ pub(crate) fn vector(v: &[f32], dim: usize, metric: Metric) -> Result<()> {
     if !v.iter().all(|x| x.is_finite()) {
         return Err(Error::InvalidVector);
     }
-    if metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) {
+    // Distances are computed in f32: below the limit no squared distance or inner product of
+    // two accepted vectors overflows (`|q - x|^2 <= (|q| + |x|)^2 < 2^126`), where above it
+    // an item's distances could all be infinite or NaN, and it would never be found.
+    let norm_sq: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    if norm_sq >= MAX_NORM_SQ {
+        return Err(Error::InvalidVector);
+    }
+    // Under cosine a vector is divided by its norm as the search computes it (in f32): one
+    // whose norm is zero there (every value below about 1e-23) has no direction either.
+    if metric == Metric::Cosine && crate::ivf::inv_norm(v) == 0.0 {
         return Err(Error::InvalidVector);
     }
     Ok(())
 }
+
+/// The squared Euclidean norm a vector must stay under: `2^124`, a norm of `2^62` (about
+/// 4.6e18), far beyond any embedding's.
+const MAX_NORM_SQ: f64 = (1u128 << 124) as f64;
 
 /// Checks an id.
 pub(crate) fn id(id: &str) -> Result<()> {

@@ -47,6 +47,14 @@ fn bad_vectors_and_ids_are_rejected_and_change_nothing() {
         (Item::new("a", vec![0.0, 0.0, 0.0]), |e| {
             matches!(e, Error::InvalidVector)
         }),
+        // Zero under cosine as f32 computes its norm: every square underflows.
+        (Item::new("a", vec![1e-30, 0.0, -1e-25]), |e| {
+            matches!(e, Error::InvalidVector)
+        }),
+        // Finite, but the squared norm (3e76) leaves f32's range.
+        (Item::new("a", vec![1e38, 1.0, 1.0]), |e| {
+            matches!(e, Error::InvalidVector)
+        }),
         (Item::new("", vec![1.0, 1.0, 1.0]), |e| {
             matches!(e, Error::InvalidArgument { .. })
         }),
@@ -98,6 +106,50 @@ fn bad_queries_are_rejected() {
         Err(Error::InvalidArgument { .. })
     ));
     assert_eq!(index.len(), 1);
+}
+
+/// Vectors whose distances would overflow f32 are refused under every metric and index
+/// type, in writes and in queries, at the documented limit (a norm of 2^62); one just under
+/// it is kept, found by a query for itself, and its distances are finite.
+#[test]
+fn vectors_too_large_for_f32_distances_are_refused_at_the_limit() {
+    let limit = 2f32.powi(62);
+    for metric in [Metric::Euclidean, Metric::InnerProduct, Metric::Cosine] {
+        for config in [
+            IndexConfig::ivf_flat(4),
+            IndexConfig::ivf_sq8(4),
+            IndexConfig::ivf_pq(4, 2),
+        ] {
+            let index = Database::in_memory()
+                .create_index("big", &IndexKey::generate(), config.metric(metric))
+                .unwrap();
+            let at_limit = vec![limit, 0.0, 0.0, 0.0];
+            let just_under = vec![limit * 0.999, 0.0, 0.0, 0.0];
+            let spread = vec![limit * 0.6, -limit * 0.6, 0.0, limit * 0.5];
+            for bad in [at_limit.clone(), vec![3e19, 3e19, 0.0, 0.0]] {
+                assert!(matches!(
+                    index.upsert([Item::new("bad", bad.clone())]),
+                    Err(Error::InvalidVector)
+                ));
+                assert!(matches!(
+                    index.query(&Query::new(bad)),
+                    Err(Error::InvalidVector)
+                ));
+            }
+            assert_eq!(index.len(), 0, "{metric:?}");
+            index
+                .upsert([
+                    Item::new("under", just_under.clone()),
+                    Item::new("spread", spread),
+                    Item::new("small", vec![1.0, 2.0, 3.0, 4.0]),
+                ])
+                .unwrap();
+            let hits = index.query(&Query::new(just_under)).unwrap();
+            assert_eq!(hits.len(), 3, "{metric:?}");
+            assert_eq!(hits[0].id, "under", "{metric:?}");
+            assert!(hits.iter().all(|h| h.distance.is_finite()), "{hits:?}");
+        }
+    }
 }
 
 #[test]
