@@ -376,7 +376,10 @@ fn import(
                 break;
             }
             let n = batch.len() as u64;
-            index.upsert(batch)?;
+            if let Err(e) = index.upsert(batch) {
+                let batch = rows..rows + n;
+                return Err(refused_batch(e, index, (file, format, ids), batch));
+            }
             rows += n;
             write_checkpoint(
                 &checkpoint,
@@ -393,6 +396,57 @@ fn import(
     bar.finish_and_clear();
     std::fs::remove_file(&checkpoint).ok();
     Ok(rows - done)
+}
+
+/// The error of an import whose batch of input items `batch` (0-based positions) the index
+/// refused, naming the first item it refuses when the error is about an item. That item is
+/// found by reading the batch again and trying its items one at a time in an empty in-memory
+/// index of the same configuration: only after a failure, so an import pays nothing for it.
+fn refused_batch(
+    e: ciphervec::Error,
+    index: &EncryptedIndex,
+    (file, format, ids): (&Path, FormatArg, Option<&Path>),
+    batch: std::ops::Range<u64>,
+) -> CliError {
+    use ciphervec::Error;
+    if !matches!(
+        e,
+        Error::DimensionMismatch { .. } | Error::InvalidVector | Error::InvalidArgument { .. }
+    ) {
+        return e.into();
+    }
+    let first_refused = || -> Option<u64> {
+        let probe = Database::in_memory()
+            .create_index("probe", &IndexKey::generate(), index.config().clone())
+            .ok()?;
+        let items = input::open(file, format, ids).ok()?.items;
+        let again = items
+            .skip(batch.start as usize)
+            .take((batch.end - batch.start) as usize);
+        let mut positions = batch.clone();
+        again
+            .zip(&mut positions)
+            .find(|(item, _)| {
+                item.as_ref()
+                    .is_ok_and(|i| probe.upsert([i.clone()]).is_err())
+            })
+            .map(|(_, at)| at)
+    };
+    let imported = format!(
+        "nothing of its batch was imported; the {} items before it were",
+        batch.start
+    );
+    match first_refused() {
+        Some(at) => CliError::Other(format!(
+            "item {} of the input (counting vectors or non-empty lines from 1): {e}; {imported}",
+            at + 1
+        )),
+        None => CliError::Other(format!(
+            "items {}-{} of the input: {e}; {imported}",
+            batch.start + 1,
+            batch.end
+        )),
+    }
 }
 
 /// A progress bar on stderr when it is a terminal (items, items/s, ETA; for an estimated

@@ -135,7 +135,9 @@ pub(crate) enum Command {
         full_text: bool,
     },
     /// Imports items from a file, one durable batch at a time; --resume continues after the
-    /// last durable batch of an interrupted import.
+    /// last durable batch of an interrupted import. An item the index refuses (a wrong
+    /// dimension, a non-finite value, a bad id) stops the import and is named by its position
+    /// in the file; the batches before its own are imported.
     ///
     /// Example: ciphervec import ./db docs vectors.fvecs --batch 10000 --train --key-file k.txt
     Import {

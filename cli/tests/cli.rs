@@ -1,7 +1,8 @@
 //! The built `ciphervec` binary: every subcommand, every exit code, `--json` output parsed
 //! and checked against the library, no way to give a key on the command line, `keygen` files
-//! 0600, imports of JSONL, `.fvecs` and `.npy`, and an import killed at random points that
-//! `--resume` completes with no item lost or duplicated.
+//! 0600, imports of JSONL, `.fvecs` and `.npy` (an item the index refuses named by its
+//! position), and an import killed at random points that `--resume` completes with no item
+//! lost or duplicated.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
@@ -582,6 +583,52 @@ fn fvecs_and_npy_rows_get_decimal_row_ids() {
     .success();
     let got = s.json(&["get", &db, "named", "doc-5"]);
     assert_eq!(got[0]["id"], "doc-5");
+}
+
+/// An item the index refuses stops the import with its position in the input: the batches
+/// before it are imported, nothing of its own batch is, and the message names no value.
+#[test]
+fn a_refused_item_is_named_by_its_position() {
+    let s = Setup::new();
+    let db = s.db();
+    let mut rows = vectors(40, 8);
+    rows[26][3] = f32::NAN;
+    let fvecs = s.path("nan.fvecs");
+    write_fvecs(&fvecs, &rows);
+    let jsonl = s.path("short.jsonl");
+    let lines: String = (0..40)
+        .map(|i| {
+            let dim = if i == 33 { 7 } else { 8 };
+            format!(
+                "{{\"id\":\"secret-{i}\",\"vector\":{:?}}}\n",
+                &rows[0][..dim]
+            )
+        })
+        .collect();
+    std::fs::write(&jsonl, lines).unwrap();
+    for (name, file, position, error, ids_before) in [
+        ("f", &fvecs, 27, "invalid vector", 20),
+        ("j", &jsonl, 34, "dimension mismatch", 30),
+    ] {
+        s.run(&["create", &db, name, "--dim", "8"])
+            .assert()
+            .success();
+        let out = s
+            .run(&["import", &db, name, file.to_str().unwrap(), "--batch", "10"])
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr
+            .clone();
+        let message = String::from_utf8(out).unwrap();
+        assert!(
+            message.contains(&format!("item {position} of the input")) && message.contains(error),
+            "{message}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert_eq!(s.reader(name).len(), ids_before, "{name}");
+    }
 }
 
 #[test]
