@@ -7,7 +7,8 @@ import numpy as np
 import numpy.typing as npt
 
 _Key = Union[bytes, bytearray]
-_Include = Sequence[Literal["distance", "metadata", "contents", "vector"]]
+_Field = Literal["distance", "metadata", "contents", "vector"]
+_Include = Union[_Field, Sequence[_Field]]  # one field name, or several
 _Vectors = Union[npt.ArrayLike, "np.ndarray[Any, np.dtype[np.float32]]"]
 Hit = dict[str, Any]
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ciphervec::{Database, DatabaseOptions, IndexConfig, Metric};
 use pyo3::prelude::*;
 
-use crate::convert::key_of;
+use crate::convert::{self, key_of};
 use crate::errors::{self, run};
 use crate::index::Index;
 
@@ -35,9 +35,9 @@ fn metric_of(name: &str) -> PyResult<Metric> {
 impl Client {
     #[new]
     #[pyo3(signature = (path = None, *, cache_budget = None))]
-    fn new(py: Python<'_>, path: Option<PathBuf>, cache_budget: Option<usize>) -> PyResult<Client> {
+    fn new(py: Python<'_>, path: Option<PathBuf>, cache_budget: Option<i64>) -> PyResult<Client> {
         let mut options = DatabaseOptions::default();
-        if let Some(bytes) = cache_budget {
+        if let Some(bytes) = convert::optional_count("cache_budget", cache_budget)? {
             options = options.cache_budget(bytes);
         }
         let db = match path {
@@ -64,16 +64,20 @@ impl Client {
         py: Python<'_>,
         name: &str,
         key: &Bound<'_, PyAny>,
-        dimension: usize,
+        dimension: i64,
         index_type: &str,
         metric: &str,
-        n_lists: Option<usize>,
-        n_probes: Option<usize>,
-        pq_m: Option<usize>,
+        n_lists: Option<i64>,
+        n_probes: Option<i64>,
+        pq_m: Option<i64>,
         full_text: bool,
-        refine_bits: Option<u8>,
+        refine_bits: Option<i64>,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
+        let dimension = convert::count("dimension", dimension)?;
+        let n_lists = convert::optional_count("n_lists", n_lists)?;
+        let n_probes = convert::optional_count("n_probes", n_probes)?;
+        let pq_m = convert::optional_count("pq_m", pq_m)?;
         let mut config = match index_type {
             "ivf_flat" => IndexConfig::ivf_flat(dimension),
             "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
@@ -92,7 +96,8 @@ impl Client {
         .n_probes(n_probes.unwrap_or(0))
         .full_text(full_text);
         if let Some(bits) = refine_bits {
-            config = config.refine_bits(bits);
+            // Out of u8's range is as wrong as any other width but 6 and 8.
+            config = config.refine_bits(u8::try_from(bits).unwrap_or(0));
         }
         let db = &self.db;
         let index = run(py, || db.create_index(name, &key, config))?;

@@ -47,6 +47,33 @@ pub(crate) fn py_of_json<'py>(
     py.import("json")?.call_method1("loads", (text,))
 }
 
+/// A count argument (`top_k`, `n_probes`, `dimension`, ...) taken as a Python int: a
+/// negative one is `InvalidArgumentError` (a `ValueError`), as a zero is where the library
+/// refuses it, instead of the `OverflowError` an unsigned parameter would raise.
+pub(crate) fn count(name: &str, value: i64) -> PyResult<usize> {
+    usize::try_from(value).map_err(|_| errors::invalid(format!("{name} must not be negative")))
+}
+
+/// [`count`] of an optional argument.
+pub(crate) fn optional_count(name: &str, value: Option<i64>) -> PyResult<Option<usize>> {
+    value.map(|v| count(name, v)).transpose()
+}
+
+/// The field names of an `include` argument: a sequence of names, one name alone (a str,
+/// which would otherwise be read as a sequence of letters), or `None` for `default`.
+pub(crate) fn include_names(
+    include: Option<&Bound<'_, PyAny>>,
+    default: &[&str],
+) -> PyResult<Vec<String>> {
+    match include {
+        None => Ok(default.iter().map(|&n| n.to_owned()).collect()),
+        Some(one) if one.is_instance_of::<PyString>() => Ok(vec![one.extract()?]),
+        Some(names) => names.extract().map_err(|_| {
+            PyTypeError::new_err("include is a sequence of field names (or one name)")
+        }),
+    }
+}
+
 /// What `include` names: any of "distance", "metadata", "contents", "vector" ("distance"
 /// is always returned for queries; listed for symmetry with CyborgDB).
 pub(crate) fn include_of(names: &[String]) -> PyResult<Include> {

@@ -58,24 +58,31 @@ impl QueryOptions {
     }
 }
 
-fn options(
-    top_k: usize,
-    n_probes: Option<usize>,
-    filters: Option<&Bound<'_, PyAny>>,
-    include: Vec<String>,
-    rerank: Option<usize>,
+/// What a query takes besides its vectors, as Python gave it.
+struct QueryArgs<'a, 'py> {
+    top_k: i64,
+    n_probes: Option<i64>,
+    filters: Option<&'a Bound<'py, PyAny>>,
+    include: Option<&'a Bound<'py, PyAny>>,
+    rerank: Option<i64>,
     text: Option<String>,
-) -> PyResult<QueryOptions> {
+}
+
+/// The query fields' default `include`.
+const HIT_FIELDS: &[&str] = &["distance"];
+
+fn options(args: QueryArgs<'_, '_>) -> PyResult<QueryOptions> {
     Ok(QueryOptions {
-        top_k,
-        n_probes,
-        filter: filters
+        top_k: convert::count("top_k", args.top_k)?,
+        n_probes: convert::optional_count("n_probes", args.n_probes)?,
+        filter: args
+            .filters
             .filter(|f| !f.is_none())
             .map(|f| json_of(f, "InvalidFilterError"))
             .transpose()?,
-        include: include_of(&include)?,
-        rerank,
-        text,
+        include: include_of(&convert::include_names(args.include, HIT_FIELDS)?)?,
+        rerank: convert::optional_count("rerank", args.rerank)?,
+        text: args.text,
     })
 }
 
@@ -155,17 +162,12 @@ impl Index {
 
     /// Trains the index (k-means centroids; codebooks for quantized types).
     #[pyo3(signature = (n_lists = None, max_iters = None))]
-    fn train(
-        &self,
-        py: Python<'_>,
-        n_lists: Option<usize>,
-        max_iters: Option<usize>,
-    ) -> PyResult<()> {
+    fn train(&self, py: Python<'_>, n_lists: Option<i64>, max_iters: Option<i64>) -> PyResult<()> {
         let mut options = TrainOptions::default();
-        if let Some(n) = n_lists {
+        if let Some(n) = convert::optional_count("n_lists", n_lists)? {
             options.n_lists = n;
         }
-        if let Some(m) = max_iters {
+        if let Some(m) = convert::optional_count("max_iters", max_iters)? {
             options.max_iters = m;
         }
         let index = &self.inner;
@@ -177,20 +179,27 @@ impl Index {
     /// for. `filters` is a MongoDB-style dict; `text` makes the query hybrid (BM25 over
     /// contents fused with the vector ranking; hits then carry `score`).
     #[pyo3(signature = (vectors, top_k = 10, n_probes = None, filters = None,
-                        include = vec!["distance".to_owned()], rerank = None, text = None))]
+                        include = None, rerank = None, text = None))]
     #[allow(clippy::too_many_arguments)]
     fn query<'py>(
         &self,
         py: Python<'py>,
         vectors: &Bound<'py, PyAny>,
-        top_k: usize,
-        n_probes: Option<usize>,
+        top_k: i64,
+        n_probes: Option<i64>,
         filters: Option<&Bound<'py, PyAny>>,
-        include: Vec<String>,
-        rerank: Option<usize>,
+        include: Option<&Bound<'py, PyAny>>,
+        rerank: Option<i64>,
         text: Option<String>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let o = options(top_k, n_probes, filters, include, rerank, text)?;
+        let o = options(QueryArgs {
+            top_k,
+            n_probes,
+            filters,
+            include,
+            rerank,
+            text,
+        })?;
         let array = f32_array(vectors)?;
         let data = array.as_slice()?;
         let index = &self.inner;
@@ -217,16 +226,23 @@ impl Index {
 
     /// Full-text search (BM25 over contents; the index needs `full_text`): hits best first,
     /// with `score` and `distance` = -score.
-    #[pyo3(signature = (words, top_k = 10, filters = None, include = vec!["distance".to_owned()]))]
+    #[pyo3(signature = (words, top_k = 10, filters = None, include = None))]
     fn query_text<'py>(
         &self,
         py: Python<'py>,
         words: &str,
-        top_k: usize,
+        top_k: i64,
         filters: Option<&Bound<'py, PyAny>>,
-        include: Vec<String>,
+        include: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let o = options(top_k, None, filters, include, None, None)?;
+        let o = options(QueryArgs {
+            top_k,
+            n_probes: None,
+            filters,
+            include,
+            rerank: None,
+            text: None,
+        })?;
         let q = o.apply(Query::text_only(words));
         let index = &self.inner;
         let hits = run(py, || index.query(&q))?;
@@ -241,12 +257,19 @@ impl Index {
         &self,
         py: Python<'py>,
         vectors: &Bound<'py, PyAny>,
-        top_k: usize,
-        n_probes: Option<usize>,
+        top_k: i64,
+        n_probes: Option<i64>,
         filters: Option<&Bound<'py, PyAny>>,
-        rerank: Option<usize>,
+        rerank: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let o = options(top_k, n_probes, filters, Vec::new(), rerank, None)?;
+        let o = options(QueryArgs {
+            top_k,
+            n_probes,
+            filters,
+            include: None,
+            rerank,
+            text: None,
+        })?;
         let array = f32_array(vectors)?;
         if array.ndim() != 2 {
             return Err(errors::invalid("query_ids takes a 2-D array of rows"));
@@ -261,7 +284,7 @@ impl Index {
                     .iter()
                     .map(|h| h.id.parse::<i64>().ok())
                     .collect::<Option<_>>()?;
-                row.resize(top_k, -1);
+                row.resize(o.top_k, -1);
                 Some(row)
             })
             .collect();
@@ -281,15 +304,15 @@ impl Index {
 
     /// The stored items with these ids, in the order given (unknown ids skipped), as dicts
     /// with `id` and what `include` asks for.
-    #[pyo3(signature = (ids, include = vec!["metadata".to_owned(), "contents".to_owned()]))]
+    #[pyo3(signature = (ids, include = None))]
     fn get<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
-        include: Vec<String>,
+        include: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let ids = ids_of(ids)?;
-        let include = include_of(&include)?;
+        let include = include_of(&convert::include_names(include, &["metadata", "contents"])?)?;
         let index = &self.inner;
         let records = run(py, || {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();

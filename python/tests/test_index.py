@@ -292,6 +292,19 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         (cv.InvalidFilterError, lambda: index.query(base[0], filters={"$bogus": 1})),
         (cv.InvalidFilterError, lambda: index.query(base[0], filters={"a": float("nan")})),
         (cv.InvalidArgumentError, lambda: index.query(base[0], top_k=0)),
+        # Negative counts are ValueErrors like zero ones, not Python's OverflowError.
+        (cv.InvalidArgumentError, lambda: index.query(base[0], top_k=-1)),
+        (cv.InvalidArgumentError, lambda: index.query(base[0], n_probes=-2)),
+        (cv.InvalidArgumentError, lambda: index.query(base[0], rerank=-1)),
+        (cv.InvalidArgumentError, lambda: index.query_text("x", top_k=-1)),
+        (cv.InvalidArgumentError, lambda: index.query_ids(base[:2], top_k=-1)),
+        (cv.InvalidArgumentError, lambda: index.train(n_lists=-1)),
+        (cv.InvalidArgumentError, lambda: cv.Client(cache_budget=-1)),
+        (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=-3)),
+        (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=8, index_type="ivf_pq", pq_m=-2)),
+        (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=8, index_type="ivf_pq", refine_bits=-6)),
+        (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=8, index_type="ivf_pq", refine_bits=262)),
+        (cv.InvalidVectorError, lambda: index.upsert(["x"], np.full((1, DIM), 1e30, np.float32))),
         (cv.InvalidArgumentError, lambda: index.query(base[0], include=["everything"])),
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "", "vector": base[0]}])),
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], "metadata": [1]}])),
@@ -310,6 +323,8 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         (TypeError, lambda: index.upsert("not items")),
         (TypeError, lambda: index.upsert([{"id": "x", "vector": base[0], "contents": 5}])),
         (TypeError, lambda: index.delete("abc")),
+        (TypeError, lambda: index.query(base[0], include=5)),
+        (TypeError, lambda: index.query(base[0], top_k=2.5)),
     ]
     for kind, call in bad:
         with pytest.raises(kind):
@@ -317,6 +332,18 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
     assert issubclass(cv.InvalidFilterError, ValueError) and issubclass(cv.UnavailableError, OSError)
     assert issubclass(cv.WrongKeyError, cv.CiphervecError)
     assert len(index) == 500 and index.query(base[3], top_k=1)[0]["id"] == "3"
+
+
+def test_include_takes_one_name_or_several():
+    _, _, index, base = make()
+    index.upsert([{"id": "m", "vector": base[0], "metadata": {"a": 1}, "contents": b"text"}])
+    one = index.query(base[0], top_k=1, include="metadata")
+    several = index.query(base[0], top_k=1, include=["metadata"])
+    assert one == several and one[0]["metadata"] == {"a": 1} and "contents" not in one[0]
+    assert index.get(["m"], include="contents") == [{"id": "m", "contents": b"text"}]
+    # The defaults: distance for queries, metadata and contents for get.
+    assert set(index.query(base[0], top_k=1)[0]) == {"id", "distance"}
+    assert set(index.get(["m"])[0]) == {"id", "metadata", "contents"}
 
 
 def test_numpy_dtypes_and_layouts_give_the_same_answers():
