@@ -42,11 +42,28 @@ impl From<ciphervec::Error> for CliError {
     }
 }
 
+/// The database at `db` for a command that reads or changes what it holds: a local folder
+/// that does not exist is an error, where opening it would create an empty one (so that a
+/// mistyped path in `info` listed nothing and left a new folder behind). Only `create`, and
+/// the targets of `backup` and `export --to`, make a database.
+fn existing_database(db: &str) -> Result<Database, CliError> {
+    let local = match db.strip_prefix("file://") {
+        Some(path) => Some(path),
+        None => (!db.contains("://")).then_some(db),
+    };
+    if let Some(path) = local
+        && !Path::new(path).is_dir()
+    {
+        return Err(CliError::Other(format!("no database at {db}")));
+    }
+    Ok(Database::open_url(db)?)
+}
+
 /// Runs the command `cli` names.
 pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
     let key = |name: &str| keys::for_index(cli, name, false);
     let open = |db: &str, name: &str| -> Result<EncryptedIndex, CliError> {
-        Ok(Database::open_url(db)?.open_index(name, &key(name)?)?)
+        Ok(existing_database(db)?.open_index(name, &key(name)?)?)
     };
     match &cli.command {
         Command::Keygen { out } => keygen(out.as_deref()),
@@ -138,7 +155,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Verify { db, name, anchor } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
             let report = index.verify()?;
             if let Some(text) = anchor {
                 index.check_anchor(&text.parse::<Anchor>()?)?;
@@ -164,7 +181,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             include,
             text,
         } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
             let options = QueryOptions {
                 k: *k,
                 filter: filter.as_deref(),
@@ -174,7 +191,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             query(cli, &index, vector.as_deref(), file.as_deref(), &options)
         }
         Command::Get { db, name, ids } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let records = index.get(&refs, Include::METADATA | Include::CONTENTS)?;
             let docs: Vec<Value> = records
@@ -204,7 +221,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             data_key,
         } => {
             let new = keys::key_from_file(new_key_file)?;
-            let database = Database::open_url(db)?;
+            let database = existing_database(db)?;
             if *data_key {
                 database.rotate_keys(name, &key(name)?, &new)?;
             } else {
@@ -218,7 +235,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup { db, name, dest } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
             index.backup_to(dest)?;
             say(
                 cli,
@@ -234,7 +251,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             to,
             new_key_file,
         } => {
-            let index = Database::open_url(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
             match (out, to.as_slice()) {
                 (Some(out), _) => export_jsonl(cli, &index, out),
                 (None, [db2, name2]) => {
@@ -605,7 +622,7 @@ fn query(
 
 /// `info`: what the storage shows without a key; with a key and a name, the index's state.
 fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
-    let database = Database::open_url(db)?;
+    let database = existing_database(db)?;
     let with_key = name.is_some() && keys::any_key(cli);
     if let (true, Some(name)) = (with_key, name) {
         let index = database.open_index_read_only(name, &keys::for_index(cli, name, false)?)?;

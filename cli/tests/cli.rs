@@ -408,6 +408,23 @@ fn exit_codes() {
     // 1: other (an index that does not exist, a name taken).
     s.run(&["list-ids", &db, "missing"]).assert().code(1);
     s.run(&["create", &db, "e", "--dim", "2"]).assert().code(1);
+    // A database that does not exist (a mistyped path) is an error for every command but
+    // `create`, and no folder is left behind.
+    let typo = s.path("dbb");
+    let typo = typo.to_str().unwrap();
+    for args in [
+        vec!["info", typo],
+        vec!["info", typo, "e"],
+        vec!["list-ids", typo, "e"],
+        vec!["query", typo, "e", "--vector", "[1, 2]"],
+        vec!["import", typo, "e", items.to_str().unwrap()],
+        vec!["verify", typo, "e"],
+    ] {
+        let out = s.run(&args).assert().code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains("no database at"), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new(typo).exists());
     // 3: wrong key.
     let other = s.path("other.txt");
     s.cmd()
