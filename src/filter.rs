@@ -11,7 +11,9 @@
 //! holds an array matches when the array as a whole, or any element, matches, as in
 //! MongoDB. Numbers compare across integer and float; an order comparison between values of
 //! different types never matches. `$ne`, `$nin` and `$not` match documents where the field
-//! is missing.
+//! is missing; `null`, as a bare value, an `$eq` operand or an `$in` element, matches a
+//! missing field too (and so `$ne: null` and a `$nin` holding `null` need the field), as in
+//! MongoDB.
 
 use std::cmp::Ordering;
 
@@ -298,8 +300,8 @@ impl Cond {
     /// Whether the condition holds for the values found at the path (empty: missing).
     fn holds(&self, values: &[&Value]) -> bool {
         match self {
-            Cond::Eq(v) => values.iter().any(|x| any_element(x, |e| json_eq(e, v))),
-            Cond::Ne(v) => !values.iter().any(|x| any_element(x, |e| json_eq(e, v))),
+            Cond::Eq(v) => equals(values, v),
+            Cond::Ne(v) => !equals(values, v),
             Cond::Cmp(ord, or_equal, v) => values.iter().any(|x| {
                 any_element(x, |e| match compare(e, v) {
                     Some(Ordering::Equal) => *or_equal,
@@ -307,13 +309,19 @@ impl Cond {
                     None => false,
                 })
             }),
-            Cond::In(list) => values.iter().any(|x| any_element(x, |e| list.contains(e))),
-            Cond::Nin(list) => !values.iter().any(|x| any_element(x, |e| list.contains(e))),
+            Cond::In(list) => list.holds(values),
+            Cond::Nin(list) => !list.holds(values),
             Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(inner) => !inner.holds(values),
             Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
         }
     }
+}
+
+/// `$eq v` over the values found at a path: one of them (or an element of one) equals `v`;
+/// `null` also matches a missing field.
+fn equals(values: &[&Value], v: &Value) -> bool {
+    (v.is_null() && values.is_empty()) || values.iter().any(|x| any_element(x, |e| json_eq(e, v)))
 }
 
 /// The operands of `$in` or `$nin`, hashed, so that testing a value costs a lookup instead
@@ -326,6 +334,8 @@ pub(crate) struct ValueSet {
     scalars: std::collections::HashMap<u64, Vec<usize>>,
     /// The operands that are arrays or objects.
     composites: Vec<usize>,
+    /// Whether `null` is an operand (which matches a missing field).
+    has_null: bool,
 }
 
 impl ValueSet {
@@ -334,6 +344,7 @@ impl ValueSet {
             values: values.to_vec(),
             scalars: std::collections::HashMap::new(),
             composites: Vec::new(),
+            has_null: values.iter().any(Value::is_null),
         };
         for (i, v) in values.iter().enumerate() {
             match scalar_hash(v) {
@@ -342,6 +353,13 @@ impl ValueSet {
             }
         }
         set
+    }
+
+    /// `$in` over the values found at a path: one of them (or an element of one) equals an
+    /// operand, or the field is missing and `null` is an operand.
+    fn holds(&self, values: &[&Value]) -> bool {
+        (self.has_null && values.is_empty())
+            || values.iter().any(|x| any_element(x, |e| self.contains(e)))
     }
 
     /// Whether `value` equals an operand ([`json_eq`]): a scalar can only equal a scalar of
@@ -452,6 +470,19 @@ mod tests {
         assert!(m(json!({"missing": {"$ne": 1}}), doc.clone()));
         assert!(m(json!({"missing": {"$nin": [1]}}), doc.clone()));
         assert!(m(json!({"missing": {"$exists": false}}), doc.clone()));
+        // null matches a missing field, as in MongoDB; $ne: null needs the field.
+        assert!(m(json!({"missing": null}), doc.clone()));
+        assert!(m(json!({"missing": {"$in": [1, null]}}), doc.clone()));
+        assert!(!m(json!({"missing": {"$ne": null}}), doc.clone()));
+        assert!(!m(json!({"missing": {"$nin": [null]}}), doc.clone()));
+        assert!(!m(json!({"a": null}), doc.clone()));
+        assert!(m(json!({"a": {"$ne": null}}), doc.clone()));
+        assert!(m(
+            json!({"n": {"x": 1.0, "y": [{"z": "q"}]}, "n.w": null}),
+            doc.clone()
+        ));
+        assert!(m(json!({"t": {"$nin": [null, 7]}}), doc.clone()));
+        assert!(Filter::parse(&json!({"a": null})).unwrap().matches(None));
         assert!(m(json!({"a": {"$exists": true}}), doc.clone()));
         assert!(m(json!({"a": {"$not": {"$gt": 6}}}), doc.clone()));
         assert!(m(json!({"missing": {"$not": {"$gt": 6}}}), doc.clone()));
@@ -604,6 +635,9 @@ impl Filter {
 impl Cond {
     fn plan(&self, path: &str) -> Option<Plan> {
         match self {
+            // `null` also matches a missing field, which no term names.
+            Cond::Eq(Value::Null) => None,
+            Cond::In(list) if list.has_null => None,
             Cond::Eq(v) => Some(Plan::AnyOf(vec![term(path, v)?])),
             Cond::In(list) => list
                 .values
@@ -690,7 +724,7 @@ mod index_tests {
             json!({"a.b": 2}),
             json!({"a.b": {"$in": [3, 9]}}),
             json!({"tags.k": "blue"}),
-            json!({"n": null}),
+            json!({"n": null, "t": true}),
             json!({"t": true, "a.b": {"$gt": 0}}),
             json!({"$or": [{"b": "y"}, {"a": 1}]}),
             json!({"b": {"$eq": "z", "$ne": "q"}}),
@@ -721,6 +755,9 @@ mod index_tests {
             json!({"b": {"$gt": "x"}}),
             json!({"$not": {"a": 1}}),
             json!({"a": [1]}),
+            // null also matches a missing field, which holds no term.
+            json!({"n": null}),
+            json!({"n": {"$in": ["x", null]}}),
         ] {
             assert_eq!(Filter::parse(&f).unwrap().plan(), None, "{f}");
         }

@@ -10,11 +10,17 @@ use super::common::*;
 
 const WORDS: [&str; 5] = ["ant", "bee", "cat", "dog", "eel"];
 
-/// A random metadata document; some fields are missing on purpose.
+/// A random metadata document; some fields are missing on purpose, some are null.
 fn doc(rng: &mut Rng) -> Value {
     let mut m = serde_json::Map::new();
-    if rng.below(10) > 0 {
-        m.insert("n".into(), json!(rng.below(20)));
+    match rng.below(10) {
+        0 => {}
+        1 => {
+            m.insert("n".into(), Value::Null);
+        }
+        _ => {
+            m.insert("n".into(), json!(rng.below(20)));
+        }
     }
     if rng.below(10) > 1 {
         m.insert("f".into(), json!(rng.below(40) as f64 / 4.0));
@@ -57,6 +63,16 @@ fn scalar_for(rng: &mut Rng, path: &str) -> Value {
     }
 }
 
+/// An operand of an equality (`$eq`, `$ne`, `$in`, `$nin`): sometimes `null`, which also
+/// matches a missing field.
+fn operand_for(rng: &mut Rng, path: &str) -> Value {
+    if rng.below(12) == 0 {
+        Value::Null
+    } else {
+        scalar_for(rng, path)
+    }
+}
+
 fn random_filter(rng: &mut Rng, depth: usize) -> F {
     const PATHS: [&str; 6] = ["n", "f", "s", "tags", "o.x", "o.w"];
     let path = PATHS[rng.below(PATHS.len())];
@@ -66,8 +82,8 @@ fn random_filter(rng: &mut Rng, depth: usize) -> F {
         rng.below(10)
     };
     match kind {
-        0 => F::Eq(path, scalar_for(rng, path)),
-        1 => F::Ne(path, scalar_for(rng, path)),
+        0 => F::Eq(path, operand_for(rng, path)),
+        1 => F::Ne(path, operand_for(rng, path)),
         2 => {
             let op = ["$gt", "$gte", "$lt", "$lte"][rng.below(4)];
             F::Cmp(path, op, scalar_for(rng, path))
@@ -75,13 +91,13 @@ fn random_filter(rng: &mut Rng, depth: usize) -> F {
         3 => F::In(
             path,
             (0..1 + rng.below(3))
-                .map(|_| scalar_for(rng, path))
+                .map(|_| operand_for(rng, path))
                 .collect(),
         ),
         4 => F::Nin(
             path,
             (0..1 + rng.below(3))
-                .map(|_| scalar_for(rng, path))
+                .map(|_| operand_for(rng, path))
                 .collect(),
         ),
         5 => F::Exists(path, rng.below(2) == 0),
@@ -148,7 +164,11 @@ fn eq(a: &Value, b: &Value) -> bool {
 fn eval(f: &F, doc: &Value) -> bool {
     use std::cmp::Ordering::*;
     match f {
-        F::Eq(p, v) => values(doc, p).is_some_and(|x| elements(x).iter().any(|e| eq(e, v))),
+        // As in MongoDB, null also matches a missing field.
+        F::Eq(p, v) => match values(doc, p) {
+            Some(x) => elements(x).iter().any(|e| eq(e, v)),
+            None => v.is_null(),
+        },
         F::Ne(p, v) => !eval(&F::Eq(p, v.clone()), doc),
         F::Cmp(p, op, v) => values(doc, p).is_some_and(|x| {
             elements(x)
