@@ -477,7 +477,9 @@ impl Database {
     }
 
     /// Deletes an index and all its files. The key is required: a wrong key deletes nothing.
-    /// Handles on the index that are still open in this process fail on their next write.
+    /// A write through a handle on the index still open in this process finishes first;
+    /// later writes through it are [`Error::IndexNotFound`] (its queries go on answering from
+    /// what it holds).
     ///
     /// # Errors
     /// [`Error::IndexNotFound`], [`Error::WrongKey`], [`Error::Locked`] (open in another
@@ -486,14 +488,17 @@ impl Database {
         let mut open = self.open_handles();
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
         persist::check_key(&*store, key, name)?;
-        let open_here = open.get(name).and_then(EncryptedIndex::upgrade).is_some();
-        let _lock = if open_here {
-            None
-        } else {
-            Some(acquire_lock(&*store)?)
+        let open_here = open.get(name).and_then(EncryptedIndex::upgrade);
+        let _lock = match &open_here {
+            Some(_) => None,
+            None => Some(acquire_lock(&*store)?),
         };
-        open.remove(name);
+        let _writes_held = open_here.as_ref().map(EncryptedIndex::hold_writes);
         self.inner.backend.remove(name)?;
+        open.remove(name);
+        if let Some(handle) = &open_here {
+            handle.mark_deleted();
+        }
         Ok(())
     }
 }

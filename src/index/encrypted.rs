@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     /// Opened with `open_index_read_only`: every write is refused.
     read_only: AtomicBool,
+    /// The index was deleted (`Database::delete_index`) while this handle was open: every
+    /// write is refused as `IndexNotFound`.
+    deleted: AtomicBool,
     /// Sealed bytes unfiltered queries read from the mapped segments (non-resident only).
     storage_reads: AtomicU64,
     _lock: WriterLock,
@@ -113,6 +116,7 @@ impl EncryptedIndex {
                 epoch: AtomicU64::new(epoch),
                 poisoned: AtomicBool::new(false),
                 read_only: AtomicBool::new(false),
+                deleted: AtomicBool::new(false),
                 storage_reads: AtomicU64::new(0),
                 _lock: lock,
             }),
@@ -124,16 +128,34 @@ impl EncryptedIndex {
         self
     }
 
-    /// Takes the writer mutex, unless the handle is read-only.
+    /// Takes the writer mutex, unless the handle is read-only or its index was deleted.
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
         if self.inner.read_only.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly);
         }
-        Ok(self
-            .inner
+        let guard = self.writer_mutex();
+        if self.inner.deleted.load(Ordering::SeqCst) {
+            return Err(Error::IndexNotFound);
+        }
+        Ok(guard)
+    }
+
+    fn writer_mutex(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
             .writer
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for a write in flight and holds off new ones while the guard lives (as the
+    /// index's files are removed).
+    pub(crate) fn hold_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer_mutex()
+    }
+
+    /// Marks the handle's index deleted: every later write is `IndexNotFound`.
+    pub(crate) fn mark_deleted(&self) {
+        self.inner.deleted.store(true, Ordering::SeqCst);
     }
 
     /// The manifest epoch the next commit gets (writers hold the writer lock, so it cannot

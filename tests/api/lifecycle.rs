@@ -243,3 +243,34 @@ fn readers_open_read_only_while_a_writer_holds_the_lock() {
     assert_eq!(reader.len(), 1);
     assert_eq!(reader_db.open_index_read_only("ro", &key).unwrap().len(), 2);
 }
+
+/// Deleting an index while a handle on it is open: the handle's later writes are
+/// `IndexNotFound` (not an I/O error from files that are gone), its queries still answer,
+/// and an index created again under the name is untouched by it.
+#[test]
+fn a_handle_on_a_deleted_index_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path()).unwrap();
+    let old = db
+        .create_index("gone", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    old.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
+    db.delete_index("gone", &key).unwrap();
+    assert!(matches!(
+        old.upsert([Item::new("b", vec![0.0, 1.0])]),
+        Err(Error::IndexNotFound)
+    ));
+    assert!(matches!(old.delete(&["a"]), Err(Error::IndexNotFound)));
+    assert!(matches!(old.compact(), Err(Error::IndexNotFound)));
+    let hits = old.query(&Query::new(vec![1.0, 0.0])).unwrap();
+    assert_eq!(hits[0].id, "a");
+    let new = db
+        .create_index("gone", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    new.upsert([Item::new("c", vec![0.0, 1.0])]).unwrap();
+    assert!(old.upsert([Item::new("d", vec![1.0, 1.0])]).is_err());
+    drop((old, new));
+    let reopened = db.open_index("gone", &key).unwrap();
+    assert_eq!(reopened.list_ids().unwrap(), vec!["c".to_string()]);
+}
