@@ -24,6 +24,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from . import Client, Index
 
@@ -131,6 +132,47 @@ class CiphervecVectorStore(VectorStore):
             text=text,
         )
         return [(self._document(h), float(h["distance"])) for h in hits]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Optional[dict] = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents picked for relevance and diversity (maximal marginal relevance)
+        among the ``fetch_k`` nearest: ``lambda_mult`` 1 is plain similarity, 0 the most
+        diverse."""
+        vector = self._embedding.embed_query(query)
+        return self.max_marginal_relevance_search_by_vector(
+            vector, k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Optional[dict] = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """As :meth:`max_marginal_relevance_search`, from a query vector. The candidates'
+        vectors come back from the index (decrypted) for the diversity term."""
+        if len(self._index) == 0 or k <= 0:
+            return []
+        query = np.asarray(embedding, dtype=np.float32)
+        hits = self._index.query(
+            query, top_k=max(fetch_k, k), filters=filter, include=_FIELDS + ("vector",)
+        )
+        if not hits:
+            return []
+        chosen = maximal_marginal_relevance(
+            query, [h["vector"] for h in hits], lambda_mult=lambda_mult, k=min(k, len(hits))
+        )
+        return [self._document(hits[i]) for i in chosen]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Distance to a relevance in [0, 1] (larger is more relevant), by metric. Euclidean

@@ -48,3 +48,45 @@ def test_filters_scores_and_hybrid():
     by_vector = store.similarity_search_by_vector(emb.embed_query(TEXTS[3]), k=1)
     assert by_vector[0].page_content == TEXTS[3]
     assert store.delete() is True and store.similarity_search("anything", k=1) == []
+
+
+class _Fixed(DeterministicFakeEmbedding):
+    """Embeds the texts of a table to their vectors (anything else to the first one)."""
+
+    table: dict = {}
+
+    def embed_documents(self, texts):
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text):
+        return list(self.table.get(text, next(iter(self.table.values()))))
+
+
+def test_max_marginal_relevance_trades_a_duplicate_for_diversity():
+    emb = _Fixed(size=3)
+    emb.table = {
+        "query": [1.0, 0.0, 0.0],
+        "near": [0.95, 0.31, 0.0],
+        "near again": [0.95, 0.31, 0.0],  # the same vector: adds nothing new
+        "aside": [0.7, -0.3, 0.65],
+        "far": [-1.0, 0.0, 0.0],
+    }
+    docs = ["near", "near again", "aside", "far"]
+    store = CiphervecVectorStore.from_texts(
+        docs, emb, [{"doc": d} for d in docs], index_key=cv.generate_key(), metric="cosine"
+    )
+    # Relevance only: the two nearest, whatever their likeness.
+    plain = [d.page_content for d in store.max_marginal_relevance_search("query", k=2, lambda_mult=1.0)]
+    assert sorted(plain) == ["near", "near again"]
+    # Diversity counts (the default lambda_mult 0.5: the second pick scores 0.064 for
+    # "aside", -0.025 for the duplicate and for "far"): the duplicate gives way.
+    mixed = [d.page_content for d in store.max_marginal_relevance_search("query", k=2, fetch_k=4)]
+    assert mixed[0] in ("near", "near again") and mixed[1] == "aside"
+    # Filters apply to the candidates; k beyond them, or an empty store, is no error.
+    only = store.max_marginal_relevance_search("query", k=3, filter={"doc": {"$in": ["far", "aside"]}})
+    assert sorted(d.page_content for d in only) == ["aside", "far"]
+    assert store.max_marginal_relevance_search("query", k=0) == []
+    retriever = store.as_retriever(search_type="mmr", search_kwargs={"k": 2})
+    assert [d.page_content for d in retriever.invoke("query")][1] == "aside"
+    store.delete()
+    assert store.max_marginal_relevance_search("query") == []
