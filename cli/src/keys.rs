@@ -116,7 +116,11 @@ pub(crate) fn key_given(key_file: Option<&Path>) -> bool {
 
 /// A key from a base64 key file (refused when group or others may read it).
 pub(crate) fn key_from_file(path: &Path) -> Result<IndexKey, CliError> {
-    KeyFile::new(path).index_key().map_err(CliError::Lib)
+    KeyFile::new(path).index_key().map_err(|e| match e {
+        // A file that cannot be read says which (the path is no secret; the key is).
+        ciphervec::Error::Io(io) => CliError::Other(format!("{}: {io}", path.display())),
+        other => CliError::Lib(other),
+    })
 }
 
 /// Writes `key` in base64 to a new file, mode 0600; never overwrites.

@@ -425,6 +425,16 @@ fn exit_codes() {
         assert!(stderr.contains("no database at"), "{args:?}: {stderr}");
     }
     assert!(!Path::new(typo).exists());
+    // A key file that cannot be read is named.
+    let out = s
+        .cmd()
+        .arg("--key-file")
+        .arg(s.path("no-such.key"))
+        .args(["list-ids", &db, "e"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("no-such.key"), "{stderr}");
     // 3: wrong key.
     let other = s.path("other.txt");
     s.cmd()
