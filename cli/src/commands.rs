@@ -417,7 +417,8 @@ fn import(
 
 /// The error of an import whose batch of input items `batch` (0-based positions) the index
 /// refused, naming the first item it refuses when the error is about an item. That item is
-/// found by reading the batch again and trying its items one at a time in an empty in-memory
+/// found by reading the input again up to the batch's end (so the message may take as long
+/// as the import so far) and trying the batch's items one at a time in an empty in-memory
 /// index of the same configuration: only after a failure, so an import pays nothing for it.
 fn refused_batch(
     e: ciphervec::Error,
