@@ -47,12 +47,8 @@ impl From<ciphervec::Error> for CliError {
 /// mistyped path in `info` listed nothing and left a new folder behind). Only `create`, and
 /// the targets of `backup` and `export --to`, make a database.
 fn existing_database(db: &str) -> Result<Database, CliError> {
-    let local = match db.strip_prefix("file://") {
-        Some(path) => Some(path),
-        None => (!db.contains("://")).then_some(db),
-    };
-    if let Some(path) = local
-        && !Path::new(path).is_dir()
+    if let Some(path) = Database::local_dir(db)?
+        && !path.is_dir()
     {
         return Err(CliError::Other(format!("no database at {db}")));
     }
@@ -659,7 +655,17 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         Some(n) => vec![n.to_owned()],
         None => database.list_indexes()?,
     };
-    let root = Path::new(db.strip_prefix("file://").unwrap_or(db));
+    // Files, bytes and format are read from a local folder; elsewhere (memory, an object
+    // store) only the names are shown.
+    let Some(root) = Database::local_dir(db)? else {
+        if cli.json {
+            let docs: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();
+            println!("{}", Value::from(docs));
+        } else {
+            names.iter().for_each(|n| println!("{n}"));
+        }
+        return Ok(());
+    };
     let docs: Vec<Value> = names
         .iter()
         .map(|n| {

@@ -299,6 +299,24 @@ fn every_subcommand_with_json_output_checked_against_the_library() {
     assert_eq!(keyless[0]["name"], "docs");
     assert_eq!(keyless[0]["format_version"], 7);
     assert!(keyless[0]["files"].as_u64().unwrap() >= 2);
+    // The same database as a `file:` URL with escapes (as Python's `Path.as_uri()` writes
+    // one) is read as the library reads it.
+    let escaped: String = db
+        .bytes()
+        .map(|b| match b {
+            b'/' | b'a'..=b'z' | b'A'..=b'Z' => char::from(b).to_string(),
+            _ => format!("%{b:02x}"),
+        })
+        .collect();
+    let by_url = s
+        .cmd()
+        .args(["info", &format!("file://{escaped}"), "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(serde_json::from_slice::<Value>(&by_url).unwrap(), keyless);
     let verified = s.json(&["verify", &db, "docs", "--anchor", &anchor]);
     assert_eq!(verified["ok"], true);
     assert_eq!(s.json(&["delete", &db, "docs", "c", "nope"])["deleted"], 1);

@@ -105,13 +105,19 @@ impl Database {
         Ok(Database::with_backend(Box::new(backend), options))
     }
 
-    /// Opens a database at a location given as text: a plain path or `file:///abs/path` (a
-    /// directory, as [`open`](Self::open)), or `memory://` (as [`in_memory`](Self::in_memory)).
-    /// Object stores (`s3://bucket/prefix`) need the storage backend of a later release and are
-    /// refused with [`Error::InvalidArgument`] for now.
+    /// Opens a database at a location given as text: a plain path or a `file:` URL (a
+    /// directory, as [`open`](Self::open)), `memory://` (as [`in_memory`](Self::in_memory)),
+    /// or `s3://bucket/prefix` (with the cargo feature `s3`: an S3-compatible object store,
+    /// credentials, region and endpoint from the standard `AWS_*` environment variables; see
+    /// `docs/DEPLOYMENT.md`). Schemes are case-insensitive. A `file:` URL is read as RFC 8089
+    /// and Python's `Path.as_uri()` write it: `file:///abs/path` or
+    /// `file://localhost/abs/path`, with `%XX` escapes decoded (`file:///my%20db` is the
+    /// folder `/my db`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an unknown scheme; [`Error::Io`] as [`open`](Self::open).
+    /// [`Error::InvalidArgument`] for an empty location, an unknown scheme (or `s3://` in a
+    /// build without the feature), a `file:` URL without an absolute path or with a bad escape;
+    /// [`Error::Io`] as [`open`](Self::open).
     pub fn open_url(url: &str) -> Result<Database> {
         Database::open_url_with(url, DatabaseOptions::default())
     }
@@ -121,29 +127,45 @@ impl Database {
     /// # Errors
     /// As [`open_url`](Self::open_url).
     pub fn open_url_with(url: &str, options: DatabaseOptions) -> Result<Database> {
-        if url == "memory://" || url == "memory:" {
+        if let Some(dir) = Database::local_dir(url)? {
+            return Database::open_with(dir, options);
+        }
+        if url.eq_ignore_ascii_case("memory:") {
             return Ok(Database::in_memory_with(options));
         }
-        if let Some(path) = url.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(Error::invalid_argument(
-                    "a file:// location needs an absolute path (file:///abs/path)",
-                ));
-            }
-            return Database::open_with(path, options);
-        }
-        if url.starts_with("s3://") {
-            return Database::open_s3(url, options);
-        }
-        if let Some((scheme, _)) = url.split_once("://") {
-            return Err(Error::invalid_argument(format!(
+        let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "memory" if rest.is_empty() => Ok(Database::in_memory_with(options)),
+            "memory" => Err(Error::invalid_argument(
+                "a memory:// location takes nothing after 'memory://'",
+            )),
+            "s3" => Database::open_s3(&format!("s3://{rest}"), options),
+            _ => Err(Error::invalid_argument(format!(
                 "no storage backend for '{scheme}://' in this build"
-            )));
+            ))),
         }
+    }
+
+    /// The local folder a location as [`open_url`](Self::open_url) takes it names: `Some`
+    /// for a plain path or a `file:` URL (decoded), `None` for `memory://` and object
+    /// stores. For tools that look at the folder itself (does it exist, what files does it
+    /// hold) and must read a location as the database does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty location or a `file:` URL that
+    /// [`open_url`](Self::open_url) refuses.
+    pub fn local_dir(url: &str) -> Result<Option<std::path::PathBuf>> {
         if url.is_empty() {
             return Err(Error::invalid_argument("empty location"));
         }
-        Database::open_with(url, options)
+        match url.split_once("://") {
+            None if url.eq_ignore_ascii_case("memory:") => Ok(None),
+            None => Ok(Some(url.into())),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("file") => {
+                file_url_path(rest).map(Some)
+            }
+            Some(_) => Ok(None),
+        }
     }
 
     /// A database whose indexes live in a user-provided [`Store`] (an object store, a test
@@ -520,4 +542,33 @@ fn acquire_lock(store: &dyn IndexFiles) -> Result<crate::storage::WriterLock> {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// The local path of a `file:` URL, given what follows `file://`: an absolute path, after an
+/// empty host or `localhost` (RFC 8089), with `%XX` escapes decoded. The decoded path must be
+/// UTF-8, as every location given as text is.
+fn file_url_path(rest: &str) -> Result<std::path::PathBuf> {
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return Err(Error::invalid_argument(
+            "a file:// location needs an absolute path (file:///abs/path)",
+        ));
+    }
+    let bad_escape = || Error::invalid_argument("a bad %-escape in a file:// location");
+    let mut bytes = Vec::with_capacity(path.len());
+    let mut rest = path.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail.get(..2).ok_or_else(bad_escape)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad_escape())?;
+            bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad_escape())?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes)
+        .map(Into::into)
+        .map_err(|_| Error::invalid_argument("a file:// location that is not UTF-8"))
 }

@@ -29,7 +29,17 @@ impl DirBackend {
 
     /// A backend whose file-changing calls go through `fs` (tests inject faults there).
     pub(crate) fn with_fs(root: &Path, fs: Arc<dyn FileSystem>) -> io::Result<DirBackend> {
-        files::create_dir_private(root)?;
+        files::create_dir_private(root).map_err(|e| {
+            // `mkdir -p` over a file says "File exists", which reads as if the database did.
+            if e.kind() == io::ErrorKind::AlreadyExists && !root.is_dir() {
+                io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "the database location is a file, not a directory",
+                )
+            } else {
+                e
+            }
+        })?;
         Ok(DirBackend {
             root: root.to_path_buf(),
             fs,

@@ -139,7 +139,58 @@ fn locations_as_text() {
         .create_index("m", &key, IndexConfig::ivf_flat(2))
         .unwrap();
     assert_eq!(memory.list_indexes().unwrap(), vec!["m"]);
-    for bad in ["", "file://relative/path", "gopher://x"] {
+    // As RFC 8089 and Python's `Path.as_uri()` write them: escapes decoded, `localhost` as
+    // the host, any case of scheme.
+    let spaced = dir.path().join("with space é");
+    let escaped = spaced
+        .to_str()
+        .unwrap()
+        .bytes()
+        .map(|b| match b {
+            b'/' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect::<String>();
+    for url in [
+        format!("file://{escaped}"),
+        format!("FILE://localhost{escaped}"),
+    ] {
+        let db = Database::open_url(&url).unwrap();
+        db.create_index(&format!("s{}", url.len()), &key, IndexConfig::ivf_flat(2))
+            .unwrap();
+    }
+    let mut made = std::fs::read_dir(&spaced)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    made.sort();
+    assert_eq!(
+        made.len(),
+        2,
+        "both URLs name the folder {spaced:?}: {made:?}"
+    );
+    assert!(Database::open_url("Memory://").is_ok());
+    // A file where the database should be: an i/o error that says so (`mkdir -p` alone
+    // says "File exists"), and the file is left as it was.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"mine").unwrap();
+    match Database::open(&file) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{e}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    for bad in [
+        "",
+        "file://relative/path",
+        "gopher://x",
+        "file://otherhost/abs",
+        "file:///bad%2escape%",
+        "file:///bad%zzescape",
+        "file:///not-utf8-%ff",
+        "memory://something",
+    ] {
         assert!(
             matches!(Database::open_url(bad), Err(Error::InvalidArgument { .. })),
             "{bad}"
