@@ -108,6 +108,27 @@ impl Blob {
     }
 }
 
+/// Decodes `%XX` escapes, as URLs and object-store keys write the bytes outside their
+/// alphabet; `None` when a `%` is not followed by two hex digits.
+pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail
+                .get(..2)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            let digit = |h: u8| (h as char).to_digit(16).map(|d| d as u8);
+            out.push(digit(hex[0])? << 4 | digit(hex[1])?);
+            rest = &tail[2..];
+        } else {
+            out.push(b);
+            rest = tail;
+        }
+    }
+    Some(out)
+}
+
 /// An exclusive writer lock; released on drop (or when the process dies).
 pub(crate) type WriterLock = Box<dyn std::any::Any + Send + Sync>;
 

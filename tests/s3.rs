@@ -365,6 +365,62 @@ fn a_reader_follows_commits_and_survives_compaction() {
     assert_eq!(answers(&reader), answers(&writer));
 }
 
+/// Index names may hold characters S3 advises against in keys (`#`, `~`, `%`, `[`...),
+/// which the object store escapes, and a prefix may have empty or `.` parts, which it drops
+/// or escapes: every such index opens again, from a new database too, and is listed by its
+/// own name (an index named `a#1` used to be written and then never found again).
+#[test]
+fn names_and_prefixes_the_object_store_escapes_are_found_again() {
+    let Some(base) = base_url() else {
+        return;
+    };
+    let key = IndexKey::generate();
+    let names = ["a#1", "b~x", "c%20", "d[e]{f}^`", "plain"];
+    for url in [
+        format!("{base}/escaped-names"),
+        format!("{base}//odd/./prefix~/"),
+    ] {
+        let db = Database::open_url(&url).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let index = db
+                .create_index(name, &key, IndexConfig::ivf_flat(16))
+                .unwrap();
+            index.upsert((0..=i).map(item)).unwrap();
+        }
+        let again = Database::open_url(&url).unwrap();
+        let mut listed = again.list_indexes().unwrap();
+        listed.sort();
+        assert_eq!(listed, names, "{url}");
+        for (i, name) in names.iter().enumerate() {
+            let index = again.open_index(name, &key).unwrap();
+            assert_eq!(index.len(), i + 1, "{url} {name}");
+        }
+        again.delete_index("a#1", &key).unwrap();
+        assert_eq!(again.list_indexes().unwrap().len(), names.len() - 1);
+    }
+}
+
+/// A bucket that does not exist is an I/O error of kind `NotFound` that says so, at once,
+/// not `Unavailable` ("storage unavailable after retries": the server answered).
+#[test]
+fn a_bucket_that_does_not_exist_is_named_not_unavailable() {
+    if base_url().is_none() {
+        return;
+    }
+    let db = Database::open_url("s3://ciphervec-no-such-bucket/prefix").unwrap();
+    match db.list_indexes() {
+        Err(Error::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+            assert!(e.to_string().contains("bucket does not exist"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = db
+        .create_index("docs", &IndexKey::generate(), IndexConfig::ivf_flat(16))
+        .unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+}
+
 #[test]
 fn a_changed_or_truncated_object_is_corrupted() {
     let Some(url) = location("damage") else {

@@ -554,20 +554,8 @@ fn file_url_path(rest: &str) -> Result<std::path::PathBuf> {
             "a file:// location needs an absolute path (file:///abs/path)",
         ));
     }
-    let bad_escape = || Error::invalid_argument("a bad %-escape in a file:// location");
-    let mut bytes = Vec::with_capacity(path.len());
-    let mut rest = path.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let hex = tail.get(..2).ok_or_else(bad_escape)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| bad_escape())?;
-            bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad_escape())?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(b);
-            rest = tail;
-        }
-    }
+    let bytes = crate::storage::percent_decode(path)
+        .ok_or_else(|| Error::invalid_argument("a bad %-escape in a file:// location"))?;
     String::from_utf8(bytes)
         .map(Into::into)
         .map_err(|_| Error::invalid_argument("a file:// location that is not UTF-8"))

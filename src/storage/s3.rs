@@ -65,7 +65,12 @@ impl S3Store {
                 "s3:// needs a bucket",
             ));
         }
-        let prefix = prefix.trim_matches('/');
+        // As object keys name it: `Path` drops empty parts, so `a//b/` is `a/b`.
+        let prefix = prefix
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
         let client = |timeout: Duration, retry_timeout: Duration| {
             AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -120,6 +125,9 @@ impl S3Store {
         }
     }
 
+    /// The key of object `name`: `Path` escapes the characters S3 advises against (`#`,
+    /// `~`, `%`, `[`...; index names may hold them) and a part that is `.` or `..`, which
+    /// [`unescaped`] undoes for listings.
     fn path(&self, name: &str) -> Path {
         Path::from(format!("{}{name}", self.prefix))
     }
@@ -168,11 +176,38 @@ fn to_io(e: object_store::Error) -> io::Error {
         object_store::Error::NotSupported { .. }
         | object_store::Error::NotImplemented { .. }
         | object_store::Error::InvalidPath { .. } => io::ErrorKind::Unsupported,
+        // A server that answered with an S3 error document was reached: unless it said it
+        // is busy or failing, the request itself was refused (a bucket that does not exist,
+        // a bad bucket name), which no retry mends and `Unavailable` would misname.
+        object_store::Error::Generic { .. } => match s3_error_code(&e.to_string()) {
+            Some("NoSuchBucket") => {
+                return io::Error::new(io::ErrorKind::NotFound, "the bucket does not exist");
+            }
+            Some(code) if !SERVER_SIDE_CODES.contains(&code) => io::ErrorKind::Other,
+            _ => io::ErrorKind::NotConnected,
+        },
         // Everything else reached no answer within the retry budget (connection refused,
         // timeouts, 5xx after retries).
         _ => io::ErrorKind::NotConnected,
     };
     io::Error::new(kind, e.to_string())
+}
+
+/// S3 error codes that say the service, not the request, failed: after the client's
+/// retries these are `Unavailable`.
+const SERVER_SIDE_CODES: [&str; 4] = [
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+];
+
+/// The `<Code>` of an S3 error document quoted in an `object_store` error message (its
+/// request errors carry the response body, and their type is private to that crate).
+fn s3_error_code(message: &str) -> Option<&str> {
+    let start = message.find("<Code>")? + "<Code>".len();
+    let len = message[start..].find("</Code>")?;
+    Some(&message[start..start + len])
 }
 
 /// Ranged requests one `get_ranges` call keeps in flight.
@@ -298,10 +333,26 @@ impl Store for S3Store {
         Ok(metas
             .into_iter()
             .filter_map(|m| {
-                let name = m.location.to_string();
+                let name = unescaped(&m.location);
                 name.starts_with(&full)
                     .then(|| name[self.prefix.len()..].to_owned())
             })
             .collect())
     }
+}
+
+/// The name a listed key stands for: each part's `%XX` escapes decoded (a part that is not
+/// a valid escape sequence, or decodes to other than UTF-8, was not written by [`S3Store::path`]
+/// and stays as listed).
+fn unescaped(location: &Path) -> String {
+    location
+        .parts()
+        .map(|part| {
+            let raw = part.as_ref();
+            crate::storage::percent_decode(raw)
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_else(|| raw.to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

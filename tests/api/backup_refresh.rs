@@ -188,6 +188,7 @@ fn locations_as_text() {
         "file://otherhost/abs",
         "file:///bad%2escape%",
         "file:///bad%zzescape",
+        "file:///bad%+fescape",
         "file:///not-utf8-%ff",
         "memory://something",
     ] {
