@@ -73,6 +73,10 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             refine_bits,
             full_text,
         } => {
+            // Ignored silently, it would leave the user believing the index has codes.
+            if pq_m.is_some() && !matches!(index_type, IndexTypeArg::IvfPq) {
+                return Err(CliError::Usage("--pq-m needs --type ivf_pq".into()));
+            }
             let mut config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
             if let Some(bits) = refine_bits {
                 config = config.refine_bits(*bits);

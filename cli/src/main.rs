@@ -31,8 +31,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_enum, requires = "wrapped_key_file")]
     kms: Option<KmsArg>,
 
-    /// The KMS-wrapped key of the index (text, safe to store; see --kms).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The KMS-wrapped key of the index (text, safe to store; see --kms, which it needs).
+    #[arg(long, global = true, value_name = "FILE", requires = "kms")]
     wrapped_key_file: Option<PathBuf>,
 
     /// Machine-readable output on stdout (one JSON document).

@@ -423,6 +423,21 @@ fn exit_codes() {
     s.run(&["create", &db, "e2", "--dim", "2", "--type", "hnsw"])
         .assert()
         .code(2);
+    // Options that would be ignored: subquantizers of an index without codes, a wrapped
+    // key without a KMS. Nothing is created.
+    s.run(&["create", &db, "e3", "--dim", "4", "--pq-m", "2"])
+        .assert()
+        .code(2);
+    s.run(&["--wrapped-key-file", "w.txt", "list-ids", &db, "e"])
+        .assert()
+        .code(2);
+    assert!(
+        !Database::open(&db)
+            .unwrap()
+            .list_indexes()
+            .unwrap()
+            .contains(&"e3".to_owned())
+    );
     // 1: other (an index that does not exist, a name taken).
     s.run(&["list-ids", &db, "missing"]).assert().code(1);
     s.run(&["create", &db, "e", "--dim", "2"]).assert().code(1);
