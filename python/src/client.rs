@@ -18,7 +18,7 @@ pub(crate) struct Client {
 }
 
 fn metric_of(name: &str) -> PyResult<Metric> {
-    Ok(match name {
+    Ok(match name.to_ascii_lowercase().as_str() {
         "euclidean" | "l2" => Metric::Euclidean,
         "squared_euclidean" => Metric::SquaredEuclidean,
         "cosine" => Metric::Cosine,
@@ -50,8 +50,8 @@ impl Client {
         Ok(Client { db })
     }
 
-    /// Creates an index; `key` is its 32-byte index key. `index_type`: "ivf_flat",
-    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, default `dimension / 4`, or the largest
+    /// Creates an index; `key` is its 32-byte index key. `index_type` (any case): "ivf_flat",
+    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, only for it: default `dimension / 4`, or the largest
     /// divisor of the dimension below it; `refine_bits` 6, the default, or 8: see
     /// `IndexConfig::refine_bits`); `n_lists` and `n_probes` default to automatic;
     /// `full_text` indexes contents for BM25.
@@ -78,7 +78,14 @@ impl Client {
         let n_lists = convert::optional_count("n_lists", n_lists)?;
         let n_probes = convert::optional_count("n_probes", n_probes)?;
         let pq_m = convert::optional_count("pq_m", pq_m)?;
-        let mut config = match index_type {
+        let index_type = index_type.to_ascii_lowercase();
+        if pq_m.is_some() && index_type != "ivf_pq" {
+            // Ignored, it would leave the caller believing the index has codes.
+            return Err(errors::invalid(
+                "pq_m applies to index_type=\"ivf_pq\" only",
+            ));
+        }
+        let mut config = match index_type.as_str() {
             "ivf_flat" => IndexConfig::ivf_flat(dimension),
             "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
             "ivf_pq" => IndexConfig::ivf_pq(

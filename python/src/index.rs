@@ -1,6 +1,6 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{EncryptedIndex, Include, Item, Metric, Query, TrainOptions};
+use ciphervec::{EncryptedIndex, Include, IndexType, Item, Metric, Query, TrainOptions};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -92,6 +92,18 @@ fn item_of(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
     let d = obj.cast::<PyDict>().map_err(|_| {
         PyTypeError::new_err("items are dicts with id, vector, contents?, metadata?")
     })?;
+    // A misspelt key ("content", "meta") would drop what it holds without a word.
+    for key in d.keys() {
+        let known = key
+            .extract::<String>()
+            .is_ok_and(|k| matches!(k.as_str(), "id" | "vector" | "contents" | "metadata"));
+        if !known {
+            return Err(errors::invalid(format!(
+                "an item's keys are id, vector, contents and metadata; not {}",
+                key.repr()?
+            )));
+        }
+    }
     let id: String = d
         .get_item("id")?
         .ok_or_else(|| errors::invalid("an item needs an id"))?
@@ -117,7 +129,8 @@ fn item_of(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
 #[pymethods]
 impl Index {
     /// Inserts or replaces items: `upsert(items)` with a list of dicts (`id`, `vector`, and
-    /// optional `contents` as str or bytes, `metadata` as a dict), or `upsert(ids, vectors)`
+    /// optional `contents` as str or bytes, `metadata` as a dict; any other key is an
+    /// `InvalidArgumentError`, not silently dropped), or `upsert(ids, vectors)`
     /// with a list of str and a float32 array of shape (n, dimension), read in place.
     #[pyo3(signature = (items, vectors = None))]
     fn upsert(
@@ -376,6 +389,16 @@ impl Index {
             Metric::Cosine => "cosine",
             Metric::InnerProduct => "inner_product",
             _ => "euclidean",
+        }
+    }
+
+    /// The index type: "ivf_flat", "ivf_sq8" or "ivf_pq".
+    #[getter]
+    fn index_type(&self) -> &'static str {
+        match self.inner.config().index_type() {
+            IndexType::IvfSq8 => "ivf_sq8",
+            IndexType::IvfPq { .. } => "ivf_pq",
+            _ => "ivf_flat",
         }
     }
 

@@ -309,6 +309,10 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "", "vector": base[0]}])),
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], "metadata": [1]}])),
         (cv.InvalidArgumentError, lambda: index.upsert(["a", "b"], base[:3])),
+        # A misspelt key would drop what it holds; pq_m would be ignored by other types.
+        (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], "content": b"lost"}])),
+        (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], 7: 1}])),
+        (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=8, pq_m=2)),
         (cv.InvalidArgumentError, lambda: index.query(np.zeros((2, 2, DIM), np.float32))),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", b"short", dimension=3)),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=3, metric="manhattan")),
@@ -332,6 +336,12 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
     assert issubclass(cv.InvalidFilterError, ValueError) and issubclass(cv.UnavailableError, OSError)
     assert issubclass(cv.WrongKeyError, cv.CiphervecError)
     assert len(index) == 500 and index.query(base[3], top_k=1)[0]["id"] == "3"
+
+
+def test_type_and_metric_names_are_case_insensitive():
+    client = cv.Client()
+    index = client.create_index("x", cv.generate_key(), dimension=8, index_type="IVF_PQ", metric="Cosine", pq_m=2)
+    assert index.metric == "cosine" and index.index_type == "ivf_pq"
 
 
 def test_include_takes_one_name_or_several():
