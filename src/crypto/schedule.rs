@@ -184,6 +184,21 @@ impl KeyWrapper {
             .try_into()
             .map_err(|_| Error::corrupted("wrapped key length"))
     }
+
+    /// Opens a data key wrapped under the same index key (one that a data-key rotation in
+    /// another process put in the manifest).
+    pub(crate) fn unwrap(
+        &self,
+        wrapped: &[u8; WRAPPED_KEY_LEN],
+        binding: &Binding,
+    ) -> Result<DataKey> {
+        let plain = Zeroizing::new(
+            self.0
+                .open(wrapped, binding)
+                .map_err(|_| Error::corrupted("wrapped data key"))?,
+        );
+        DataKey::from_slice(&plain)
+    }
 }
 
 /// The random per-index data key, from which every working key derives.

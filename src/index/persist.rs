@@ -220,23 +220,36 @@ pub(crate) fn check_key(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> R
 }
 
 /// Reads the stored manifest of index `name` and authenticates it with an open handle's
-/// `keys` (its header must name the same index); returns its body.
+/// `keys` (its header must name the same index); returns its body, and new keys and header
+/// when another process rotated the data key under the same index key since (`keys` hold
+/// the wrapper that opens the new data key).
 ///
 /// # Errors
-/// [`Error::Corrupted`] if it does not authenticate under these keys (damaged, replaced, or
-/// re-keyed by another process), [`Error::IndexNotFound`], [`Error::Io`].
+/// [`Error::WrongKey`] if the index key was rotated (the handle's key no longer opens the
+/// index); [`Error::Corrupted`] if it does not authenticate (damaged or replaced);
+/// [`Error::IndexNotFound`], [`Error::Io`].
 pub(crate) fn read_stored_body(
     store: &dyn IndexFiles,
     keys: &Keys,
     header: &ManifestHeader,
     name: &str,
-) -> Result<ManifestBody> {
+) -> Result<(ManifestBody, Option<(ManifestHeader, Keys)>)> {
     let file = read_manifest_file(store)?;
     let parts = manifest::decode(&file)?;
     if parts.header.index_id != header.index_id || parts.header.salt != header.salt {
         return Err(Error::corrupted("MANIFEST of another index"));
     }
-    authenticated_body(&parts, keys, name)
+    if parts.header == *header {
+        return Ok((authenticated_body(&parts, keys, name)?, None));
+    }
+    let (Some(wrapper), true) = (&keys.wrapper, parts.header.key_check == header.key_check) else {
+        return Err(Error::WrongKey);
+    };
+    let dek = wrapper.unwrap(&parts.header.wrapped_key, &whole(RecordKind::WrappedKey))?;
+    let body = authenticated_body(&parts, &Keys::derive(params(&parts.header), &dek, 0), name)?;
+    let keys = Keys::derive(params(&parts.header), &dek, body.key_generation)
+        .with_wrapper(wrapper.clone());
+    Ok((body, Some((parts.header.clone(), keys))))
 }
 
 /// The bytes of the manifest file, copied out of storage once its size is checked.

@@ -117,6 +117,102 @@ fn a_reader_refreshes_to_the_writers_commits_through_compaction() {
     assert!(!writer.refresh().unwrap());
 }
 
+/// A reader follows the writer's rotation of the data key (the new one is wrapped under the
+/// index key it holds): `refresh` loads the new state, `verify` and `check_anchor` pass. After
+/// a rotation of the index key its key no longer opens the index: `refresh` is `WrongKey`
+/// (it was `Corrupted`, which says the storage is damaged), and its queries still answer.
+#[test]
+fn a_reader_follows_a_data_key_rotation_and_is_refused_after_an_index_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, next) = (IndexKey::generate(), IndexKey::generate());
+    let mut rng = Rng::new(9);
+    let data = clustered(&mut rng, 300, 4, 3);
+    let db = Database::open(dir.path()).unwrap();
+    let writer = db
+        .create_index("r", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    writer.upsert(named(&data, 0..200)).unwrap();
+    let reader = Database::open(dir.path())
+        .unwrap()
+        .open_index_read_only("r", &key)
+        .unwrap();
+    writer.rotate_data_key().unwrap();
+    writer.upsert(named(&data, 200..300)).unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 300);
+    let q = Query::new(data[250].clone()).top_k(3);
+    assert_eq!(reader.query(&q).unwrap(), writer.query(&q).unwrap());
+    assert_eq!(
+        reader.get(&["b-299"], Include::VECTOR).unwrap()[0].vector,
+        Some(data[299].clone())
+    );
+    reader.verify().unwrap();
+    reader.check_anchor(&writer.anchor()).unwrap();
+    assert!(!reader.refresh().unwrap());
+    db.rotate_index_key("r", &key, &next).unwrap();
+    assert!(matches!(reader.refresh(), Err(Error::WrongKey)));
+    assert_eq!(reader.query(&q).unwrap(), writer.query(&q).unwrap());
+    writer.upsert(named(&data, 0..1)).unwrap();
+    assert!(matches!(reader.refresh(), Err(Error::WrongKey)));
+    let again = Database::open(dir.path())
+        .unwrap()
+        .open_index_read_only("r", &next)
+        .unwrap();
+    assert_eq!(again.len(), 300);
+}
+
+/// Storage put back to an older commit (the folder restored from a copy taken earlier): a
+/// reader refuses to go back (`RolledBack`) and keeps serving what it had; once storage
+/// holds its commit again, it refreshes as before. (It used to load the older state.)
+#[test]
+fn a_reader_refuses_storage_rolled_back_to_an_older_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(10);
+    let data = clustered(&mut rng, 200, 4, 3);
+    let folder = dir.path().join("db/r");
+    let snapshot = |to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(&folder).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    };
+    let restore = |from: &std::path::Path| {
+        for e in std::fs::read_dir(&folder).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() != "LOCK" {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), folder.join(e.file_name())).unwrap();
+        }
+    };
+    let db = Database::open(dir.path().join("db")).unwrap();
+    let writer = db
+        .create_index("r", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    writer.upsert(named(&data, 0..100)).unwrap();
+    snapshot(&dir.path().join("old"));
+    writer.upsert(named(&data, 100..200)).unwrap();
+    snapshot(&dir.path().join("new"));
+    let reader = Database::open(dir.path().join("db"))
+        .unwrap()
+        .open_index_read_only("r", &key)
+        .unwrap();
+    assert_eq!(reader.len(), 200);
+    restore(&dir.path().join("old"));
+    let refreshed = reader.refresh();
+    assert!(matches!(refreshed, Err(Error::RolledBack)), "{refreshed:?}");
+    assert_eq!(reader.len(), 200);
+    let q = Query::new(data[150].clone()).top_k(1);
+    assert_eq!(reader.query(&q).unwrap()[0].id, "b-150");
+    restore(&dir.path().join("new"));
+    assert!(!reader.refresh().unwrap());
+}
+
 #[test]
 fn locations_as_text() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,14 +46,20 @@ impl EncryptedIndex {
         anchor.check(&index_id, epoch)?;
         let store = &*self.inner.store;
         match persist::read_stored_body(store, &keys, &header, &self.inner.name) {
-            // What storage proves: the manifest and the newer segments an open rolls forward.
-            Ok(stored) => {
+            // What storage proves: the manifest and the newer segments an open rolls forward
+            // (under the new data key if another process rotated it).
+            Ok((stored, rekeyed)) => {
+                let keys = rekeyed.map_or(keys, |(_, k)| Arc::new(k));
                 let proven = recovery::roll_forward(store, &keys, stored)?;
                 anchor.check(&index_id, proven.body.epoch)
             }
-            // Re-keyed or rewritten by another process since this handle opened: what it
-            // serves was checked above.
-            Err(Error::Corrupted { .. }) if self.inner.read_only.load(Ordering::SeqCst) => Ok(()),
+            // Re-keyed under another index key or rewritten by another process since this
+            // handle opened: what it serves was checked above.
+            Err(Error::Corrupted { .. } | Error::WrongKey)
+                if self.inner.read_only.load(Ordering::SeqCst) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -77,8 +83,14 @@ impl EncryptedIndex {
             (state.keys().clone(), state.header().clone())
         };
         let store = &*self.inner.store;
+        // The stored manifest, and the keys that open it: a writer in another process may
+        // have rotated the data key since a read-only handle opened.
         let stored = || {
             persist::read_stored_body(store, &keys, &header, &self.inner.name)
+                .map(|(body, rekeyed)| {
+                    let keys = rekeyed.map_or_else(|| keys.clone(), |(_, k)| Arc::new(k));
+                    (body, keys)
+                })
                 .map_err(|e| persist::in_file(MANIFEST_FILE, e))
         };
         // A read-only handle shares the storage with a writer in another process, whose
@@ -86,12 +98,12 @@ impl EncryptedIndex {
         // manifest did not move meanwhile (three tries).
         let mut tries = 0;
         loop {
-            let body = stored()?;
+            let (body, keys) = stored()?;
             match verify_body(&keys, store, &body) {
                 Err(Error::Corrupted { .. })
                     if writer.is_none()
                         && tries < 3
-                        && stored().is_ok_and(|now| now.epoch != body.epoch) =>
+                        && stored().is_ok_and(|(now, _)| now.epoch != body.epoch) =>
                 {
                     tries += 1;
                 }
@@ -150,9 +162,16 @@ impl EncryptedIndex {
     /// nothing changed. A
     /// writer handle is the only committer and gets `Ok(false)`.
     ///
+    /// A data-key rotation by the writer ([`rotate_data_key`](Self::rotate_data_key)) is
+    /// followed; after a rotation of the index key ([`crate::Database::rotate_index_key`],
+    /// [`crate::Database::rotate_keys`]) this handle's key no longer opens the index, and
+    /// its queries go on answering from the state it holds.
+    ///
     /// # Errors
-    /// [`Error::Corrupted`] if the stored index no longer authenticates under this handle's
-    /// keys (re-keyed by another process: reopen it with the key), [`Error::Io`].
+    /// [`Error::WrongKey`] after a rotation of the index key (reopen with the new key);
+    /// [`Error::RolledBack`] if storage holds an older commit than this handle serves (it
+    /// keeps serving its own); [`Error::Corrupted`] if the stored manifest does not
+    /// authenticate; [`Error::Io`].
     pub fn refresh(&self) -> Result<bool> {
         if !self.inner.read_only.load(Ordering::SeqCst) {
             return Ok(false);
@@ -166,10 +185,21 @@ impl EncryptedIndex {
             )
         };
         let store = &*self.inner.store;
-        let stored = persist::read_stored_body(store, &keys, &header, &self.inner.name)?;
+        let (stored, rekeyed) = persist::read_stored_body(store, &keys, &header, &self.inner.name)?;
+        // A data key rotated by the writer is followed (the new one is wrapped under the
+        // same index key, which this handle's wrapper opens).
+        let (keys, header) = match rekeyed {
+            Some((header, keys)) => (Arc::new(keys), header),
+            None => (keys, header),
+        };
         let proven = recovery::roll_forward(store, &keys, stored)?;
         if proven.body.epoch == epoch {
             return Ok(false);
+        }
+        // The state this handle serves is its own anchor: storage that went back to an
+        // older commit was rolled back (an authentic old MANIFEST put in place).
+        if proven.body.epoch < epoch {
+            return Err(Error::RolledBack);
         }
         let fresh = loader::load_state(
             store,
