@@ -29,8 +29,10 @@ pub struct DatabaseOptions {
     /// vectors a query re-ranks. Decided at open and at every training or compaction.
     pub cache_budget: Option<usize>,
     /// Compact automatically after a write once this share of the stored bytes is dead
-    /// (deleted or overwritten entries) and the index holds at least 4 MiB. Default 0.5;
-    /// `None` compacts only on [`compact`](crate::EncryptedIndex::compact).
+    /// (deleted or overwritten entries) and the index holds at least 4 MiB, or once it holds
+    /// more live segments than one per 64 items (at least 1,024, at most 16,384; each write
+    /// adds one: an index written one item at a time). Default 0.5; `None` compacts only on
+    /// [`compact`](crate::EncryptedIndex::compact).
     pub auto_compact: Option<f64>,
 }
 

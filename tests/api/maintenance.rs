@@ -367,3 +367,55 @@ fn compaction_runs_by_itself_when_most_bytes_are_dead() {
     assert!(sizes[0] < 0.5, "automatic compaction did not run");
     assert!(sizes[1] > 0.9, "compaction ran although turned off");
 }
+
+/// An index written one item at a time gains a segment per write: automatic compaction also
+/// runs once more than 1,024 segments are live (for an index this small), so the files (and
+/// the manifest every commit rewrites) stay bounded; everything written is still there, and
+/// reopens the same. Turned off, the segments pile up (the old behaviour, which grew
+/// without bound whatever the dead share).
+#[test]
+fn compaction_bounds_the_segments_of_single_item_writes() {
+    use ciphervec::DatabaseOptions;
+    let mut rng = Rng::new(44);
+    let n = 1_100;
+    let data = clustered(&mut rng, n, 8, 5);
+    let mut files = Vec::new();
+    for options in [
+        DatabaseOptions::default(),
+        DatabaseOptions::default().auto_compact(None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = IndexKey::generate();
+        let db = Database::open_with(dir.path(), options.clone()).unwrap();
+        let index = db
+            .create_index("one", &key, IndexConfig::ivf_flat(8))
+            .unwrap();
+        let mut most = 0;
+        for (i, v) in data.iter().enumerate() {
+            index
+                .upsert([Item::new(format!("item-{i}"), v.clone())])
+                .unwrap();
+            if i % 50 == 0 || i == n - 1 {
+                most = most.max(std::fs::read_dir(dir.path().join("one")).unwrap().count());
+            }
+        }
+        files.push(most);
+        drop(index);
+        let again = Database::open_with(dir.path(), options)
+            .unwrap()
+            .open_index("one", &key)
+            .unwrap();
+        assert_eq!(again.len(), n);
+        let ids: Vec<String> = (0..n).map(|i| format!("item-{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let got = again.get(&ids, Include::VECTOR).unwrap();
+        assert!(
+            got.iter()
+                .zip(&data)
+                .all(|(r, v)| r.vector.as_ref() == Some(v))
+        );
+    }
+    // Segments, plus MANIFEST and LOCK.
+    assert!(files[0] <= 1_024 + 3, "automatic: {} files", files[0]);
+    assert!(files[1] > n, "turned off: {} files", files[1]);
+}

@@ -144,30 +144,38 @@ impl EncryptedIndex {
     }
 
     /// After a committed write (writer lock held): compacts when the dead share of the stored
-    /// bytes passes the configured threshold. A failure here leaves the index as it was
-    /// (the write that triggered it is committed) and is retried after the next write.
+    /// bytes passes the configured threshold, or the live segments pass
+    /// [`auto_compact_max_segments`]. A failure here leaves the index as it was (the write
+    /// that triggered it is committed) and is retried after the next write.
     pub(super) fn maybe_compact(&self) {
         let Some(threshold) = self.inner.auto_compact else {
             return;
         };
         let due = {
             let state = self.read();
-            let stored: u64 = state.body().segments.iter().map(|s| s.len).sum();
-            // What each live entry takes once rewritten: its vector (inline, or a vector
-            // record and its place in the block), code, block entry and fields record.
-            let vector = if self.is_quantized() {
-                persist::vector_record_len(state.dim()) + 12 + state.code_len()
+            let segments = &state.body().segments;
+            let stored: u64 = segments.iter().map(|s| s.len).sum();
+            if segments.len() > auto_compact_max_segments(state.len()) {
+                true
+            } else if stored < AUTO_COMPACT_MIN_BYTES {
+                false
             } else {
-                state.dim() * 4
-            };
-            let live: u64 = state
-                .entries()
-                .map(|(_, e)| {
-                    let fields = e.fields.map_or(0, |f| u64::from(f.len.get()) + 37);
-                    (vector + 46 + e.id.len()) as u64 + fields
-                })
-                .sum();
-            stored >= AUTO_COMPACT_MIN_BYTES && 1.0 - live as f64 / stored as f64 > threshold
+                // What each live entry takes once rewritten: its vector (inline, or a vector
+                // record and its place in the block), code, block entry and fields record.
+                let vector = if self.is_quantized() {
+                    persist::vector_record_len(state.dim()) + 12 + state.code_len()
+                } else {
+                    state.dim() * 4
+                };
+                let live: u64 = state
+                    .entries()
+                    .map(|(_, e)| {
+                        let fields = e.fields.map_or(0, |f| u64::from(f.len.get()) + 37);
+                        (vector + 46 + e.id.len()) as u64 + fields
+                    })
+                    .sum();
+                1.0 - live as f64 / stored as f64 > threshold
+            }
         };
         if due {
             // The write that triggered this is committed; an index left uncompacted is
