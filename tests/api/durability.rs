@@ -337,18 +337,28 @@ fn kill_minus_nine_loses_no_acknowledged_write() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 // libtest may print "test <name> ... " before the first line of output.
                 if let Some(at) = line.find("CV:") {
-                    lines.push(line[at + 3..].to_string());
+                    let line = &line[at + 3..];
+                    if line == "READY" {
+                        let _ = ready_tx.send(());
+                    }
+                    lines.push(line.to_string());
                 }
             }
             lines
         });
-        // Let it work a random while; meanwhile a second writer must be refused.
+        // Once the child holds the index (a loaded machine may take longer than the random
+        // while below to start it), let it work a random while; meanwhile a second writer
+        // must be refused.
+        ready
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("cycle {cycle}: the child did not start"));
         std::thread::sleep(Duration::from_millis(20 + rng.below(60) as u64));
         match Database::open(dir.path()).unwrap().open_index("k", &key) {
             Err(Error::Locked) => locked_refusals += 1,
