@@ -50,11 +50,11 @@ impl Client {
         Ok(Client { db })
     }
 
-    /// Creates an index; `key` is its 32-byte index key. `index_type` (any case): "ivf_flat",
-    /// "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, only for it: default `dimension / 4`, or the largest
-    /// divisor of the dimension below it; `refine_bits` 6, the default, or 8: see
-    /// `IndexConfig::refine_bits`); `n_lists` and `n_probes` default to automatic;
-    /// `full_text` indexes contents for BM25.
+    /// Creates an index; `key` is its 32-byte index key. `index_type` (any case):
+    /// "ivf_flat", "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, for it only: default
+    /// `dimension / 4`, or the largest divisor of the dimension below it; `refine_bits` 6,
+    /// the default, or 8: see `IndexConfig::refine_bits`); `metric` (any case); `n_lists`
+    /// and `n_probes` default to automatic; `full_text` indexes contents for BM25.
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
                         n_lists = None, n_probes = None, pq_m = None, full_text = false,
                         refine_bits = None))]
