@@ -219,6 +219,9 @@ pub(crate) struct State {
     /// Item table, indexed by slot.
     items: Vec<Option<ItemEntry>>,
     free: Vec<u64>,
+    /// [`entry_extra_bytes`] summed over the live items (kept in step with the item table,
+    /// so that the dead-share estimate after every write does not walk it).
+    extra_bytes: u64,
     /// Slot of each live item's token.
     tokens: TokenIndex,
     /// Mapped live segments, by sequence number.
@@ -242,6 +245,13 @@ pub(crate) struct State {
     /// The items of the selectivity sample (see [`State::sample`]) and its shift.
     sample: HashSet<u64>,
     sample_shift: u32,
+}
+
+/// What an item adds, beyond its vector and a fixed part, to the bytes a rewrite would
+/// store: its id and its fields record with the record's framing. (The dead-share estimate
+/// of automatic compaction; the fixed part is the caller's.)
+pub(crate) fn entry_extra_bytes(e: &ItemEntry) -> u64 {
+    e.id.len() as u64 + e.fields.map_or(0, |f| u64::from(f.len.get()) + 37)
 }
 
 /// About how many items [`State::sample`] holds (between half and all of this, once the
@@ -343,6 +353,7 @@ impl State {
             lists: vec![MemList::default(); n_lists],
             items: Vec::new(),
             free: Vec::new(),
+            extra_bytes: 0,
             tokens: TokenIndex::default(),
             segments: HashMap::new(),
             blocks: vec![Vec::new(); n_lists],
@@ -683,6 +694,11 @@ impl State {
         self.tokens.get(token, |s| token_at(&self.items, s))
     }
 
+    /// [`entry_extra_bytes`] summed over the live items.
+    pub(crate) fn extra_bytes(&self) -> u64 {
+        self.extra_bytes
+    }
+
     /// Sets the metadata of a live slot.
     pub(crate) fn set_metadata(&mut self, slot: u64, metadata: Option<Arc<Value>>) {
         let Some(Some(e)) = self.items.get_mut(slot as usize) else {
@@ -854,6 +870,7 @@ impl State {
         if let Some(m) = &entry.metadata {
             self.index_metadata(slot, m);
         }
+        self.extra_bytes += entry_extra_bytes(&entry);
         self.items[slot as usize] = Some(entry);
         self.tokens.insert(&token, slot);
         if in_sample(&token, self.sample_shift) {
@@ -878,6 +895,7 @@ impl State {
         let Some(entry) = self.items[slot as usize].take() else {
             return false;
         };
+        self.extra_bytes -= entry_extra_bytes(&entry);
         self.free.push(slot);
         self.sample.remove(&slot);
         if let Some(t) = self.text.as_mut() {
