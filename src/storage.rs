@@ -115,11 +115,9 @@ pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let mut rest = text.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
         if b == b'%' {
-            let hex = tail
-                .get(..2)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-            let digit = |h: u8| (h as char).to_digit(16).map(|d| d as u8);
-            out.push(digit(hex[0])? << 4 | digit(hex[1])?);
+            // `to_digit`, not `from_str_radix`, which would take a sign ("%+f").
+            let digit = |at: usize| tail.get(at).and_then(|&h| (h as char).to_digit(16));
+            out.push((digit(0)? << 4 | digit(1)?) as u8);
             rest = &tail[2..];
         } else {
             out.push(b);

@@ -242,9 +242,11 @@ pub(crate) fn read_stored_body(
     if parts.header == *header {
         return Ok((authenticated_body(&parts, keys, name)?, None));
     }
-    let (Some(wrapper), true) = (&keys.wrapper, parts.header.key_check == header.key_check) else {
+    // Another index key (a rotation since): this handle's key no longer opens the index.
+    if parts.header.key_check != header.key_check {
         return Err(Error::WrongKey);
-    };
+    }
+    let wrapper = keys.wrapper.as_ref().ok_or(Error::WrongKey)?;
     let dek = wrapper.unwrap(&parts.header.wrapped_key, &whole(RecordKind::WrappedKey))?;
     let body = authenticated_body(&parts, &Keys::derive(params(&parts.header), &dek, 0), name)?;
     let keys = Keys::derive(params(&parts.header), &dek, body.key_generation)
