@@ -219,23 +219,21 @@ pub(crate) fn check_key(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> R
     open_manifest(store, key, name).map(|_| ())
 }
 
-/// Reads the stored manifest of index `name` and authenticates it with an open handle's
-/// `keys` (its header must name the same index); returns its body, and new keys and header
-/// when another process rotated the data key under the same index key since (`keys` hold
-/// the wrapper that opens the new data key).
+/// Authenticates the stored manifest of index `name` (its file's bytes `file`, from
+/// [`read_manifest_file`]) with an open handle's `keys` (its header must name the same
+/// index); returns its body, and new keys and header when another process rotated the data
+/// key under the same index key since (`keys` hold the wrapper that opens the new data key).
 ///
 /// # Errors
 /// [`Error::WrongKey`] if the index key was rotated (the handle's key no longer opens the
-/// index); [`Error::Corrupted`] if it does not authenticate (damaged or replaced);
-/// [`Error::IndexNotFound`], [`Error::Io`].
-pub(crate) fn read_stored_body(
-    store: &dyn IndexFiles,
+/// index); [`Error::Corrupted`] if it does not authenticate (damaged or replaced).
+pub(crate) fn stored_body_of(
+    file: &[u8],
     keys: &Keys,
     header: &ManifestHeader,
     name: &str,
 ) -> Result<(ManifestBody, Option<(ManifestHeader, Keys)>)> {
-    let file = read_manifest_file(store)?;
-    let parts = manifest::decode(&file)?;
+    let parts = manifest::decode(file)?;
     if parts.header.index_id != header.index_id || parts.header.salt != header.salt {
         return Err(Error::corrupted("MANIFEST of another index"));
     }
@@ -255,7 +253,7 @@ pub(crate) fn read_stored_body(
 }
 
 /// The bytes of the manifest file, copied out of storage once its size is checked.
-fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
+pub(crate) fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
     let file = match store.read(MANIFEST_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),

@@ -103,6 +103,41 @@ pub(crate) fn roll_forward(
     })
 }
 
+/// How many more times [`retry_racing_writer`] runs an attempt that a commit disturbed.
+const RACE_RETRIES: usize = 3;
+
+/// Runs `attempt` on the stored manifest file's bytes (it authenticates them and reads what
+/// they name), and runs it again on the new manifest, at most [`RACE_RETRIES`] more times,
+/// when it fails with [`Error::Corrupted`] and the manifest changed meanwhile: a writer
+/// committed while the attempt read (another process, or another thread through the writer
+/// handle) and may have removed, replaced or re-keyed the segments it was reading (a
+/// compaction or rotation removes the segments it supersedes at once in the directory
+/// store). A failure with the manifest unchanged is what storage holds, and is returned.
+///
+/// # Errors
+/// The last attempt's error; [`Error::IndexNotFound`], [`Error::Corrupted`] or
+/// [`Error::Io`] reading the manifest.
+pub(crate) fn retry_racing_writer<T>(
+    store: &dyn IndexFiles,
+    mut attempt: impl FnMut(&[u8]) -> Result<T>,
+) -> Result<T> {
+    let mut file = persist::read_manifest_file(store)?;
+    let mut retries = 0;
+    loop {
+        match attempt(&file) {
+            Err(e @ Error::Corrupted { .. }) if retries < RACE_RETRIES => {
+                let now = persist::read_manifest_file(store)?;
+                if now == file {
+                    return Err(e);
+                }
+                file = now;
+                retries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Removes `names`; one already gone is no error. Segments numbered below `next_segment`
 /// (superseded: never written again) are retired ([`IndexFiles::retire`]: an object store
 /// keeps them a while for readers of older states); others (torn segments a writer may

@@ -529,3 +529,85 @@ fn a_crashed_creations_leftover_segment_does_not_block_the_new_index() {
         .unwrap();
     assert_eq!(index.len(), 1);
 }
+
+/// A store over a shared `MemoryStore` that runs a hook (once) when it is next asked for a
+/// listing: a reader's refresh lists the store after reading the manifest, so the hook's
+/// writes land between the two, as a writer in another process may.
+struct ListHookStore {
+    inner: Arc<MemoryStore>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Store for ListHookStore {
+    fn get(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> io::Result<Vec<u8>> {
+        self.inner.get_range(name, range)
+    }
+    fn put_new(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.inner.put_new(name, data)
+    }
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.inner.put(name, data)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let hook = self.hook.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.inner.list(prefix)
+    }
+    fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        self.inner.get_versioned(name)
+    }
+    fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
+        self.inner.put_if_version(name, data, version)
+    }
+}
+
+/// A writer that rotates the data key and writes again between a reader's read of the
+/// manifest and its listing: the new segments do not open under the keys of the manifest
+/// the reader read. That is a commit racing the reader, not damage: `refresh`,
+/// `check_anchor` and `verify` read the new manifest and go on (they answered `Corrupted`).
+#[test]
+fn a_reader_racing_a_writers_rotation_reads_the_new_commit() {
+    let shared = Arc::new(MemoryStore::new());
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(12);
+    let data = clustered(&mut rng, 300, 8, 4);
+    let writer = Database::with_store(shared.clone())
+        .create_index("docs", &key, IndexConfig::ivf_flat(8))
+        .unwrap();
+    writer.upsert(range_items(&data, 0, 100)).unwrap();
+    let hooked = Arc::new(ListHookStore {
+        inner: shared.clone(),
+        hook: Default::default(),
+    });
+    let reader = Database::with_store(hooked.clone())
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    let race = |from: usize| -> Box<dyn FnOnce() + Send> {
+        let (writer, items) = (writer.clone(), range_items(&data, from, from + 100));
+        Box::new(move || {
+            writer.rotate_data_key().unwrap();
+            writer.upsert(items).unwrap();
+        })
+    };
+    *hooked.hook.lock().unwrap() = Some(race(100));
+    assert!(reader.refresh().unwrap());
+    assert!(hooked.hook.lock().unwrap().is_none(), "the race ran");
+    assert_eq!(reader.len(), 200);
+    assert_eq!(reader.anchor(), writer.anchor());
+
+    *hooked.hook.lock().unwrap() = Some(race(200));
+    reader.check_anchor(&reader.anchor()).unwrap();
+    assert!(hooked.hook.lock().unwrap().is_none(), "the race ran");
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 300);
+    let query = Query::new(data[250].clone()).top_k(3).n_probes(4);
+    assert_eq!(reader.query(&query).unwrap(), writer.query(&query).unwrap());
+}

@@ -45,23 +45,24 @@ impl EncryptedIndex {
         };
         anchor.check(&index_id, epoch)?;
         let store = &*self.inner.store;
-        match persist::read_stored_body(store, &keys, &header, &self.inner.name) {
-            // What storage proves: the manifest and the newer segments an open rolls forward
-            // (under the new data key if another process rotated it).
-            Ok((stored, rekeyed)) => {
-                let keys = rekeyed.map_or(keys, |(_, k)| Arc::new(k));
-                let proven = recovery::roll_forward(store, &keys, stored)?;
-                anchor.check(&index_id, proven.body.epoch)
+        let read_only = self.inner.read_only.load(Ordering::SeqCst);
+        let stored_epoch = recovery::retry_racing_writer(store, |file| {
+            match persist::stored_body_of(file, &keys, &header, &self.inner.name) {
+                // What storage proves: the manifest and the newer segments an open rolls
+                // forward (under the new data key if another process rotated it).
+                Ok((stored, rekeyed)) => {
+                    let keys = rekeyed.map_or_else(|| keys.clone(), |(_, k)| Arc::new(k));
+                    Ok(Some(
+                        recovery::roll_forward(store, &keys, stored)?.body.epoch,
+                    ))
+                }
+                // Re-keyed under another index key or rewritten by another process since
+                // this handle opened: what it serves was checked above.
+                Err(Error::Corrupted { .. } | Error::WrongKey) if read_only => Ok(None),
+                Err(e) => Err(e),
             }
-            // Re-keyed under another index key or rewritten by another process since this
-            // handle opened: what it serves was checked above.
-            Err(Error::Corrupted { .. } | Error::WrongKey)
-                if self.inner.read_only.load(Ordering::SeqCst) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        })?;
+        stored_epoch.map_or(Ok(()), |stored| anchor.check(&index_id, stored))
     }
 
     /// Checks every byte of every live file: the manifest (header checksum, MAC, sealed
@@ -73,7 +74,7 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Corrupted`] naming the first bad file; [`Error::Io`].
     pub fn verify(&self) -> Result<VerifyReport> {
-        let writer = match self.writer() {
+        let _writer = match self.writer() {
             Ok(guard) => Some(guard),
             Err(Error::ReadOnly) => None,
             Err(e) => return Err(e),
@@ -83,33 +84,21 @@ impl EncryptedIndex {
             (state.keys().clone(), state.header().clone())
         };
         let store = &*self.inner.store;
-        // The stored manifest, and the keys that open it: a writer in another process may
-        // have rotated the data key since a read-only handle opened.
-        let stored = || {
-            persist::read_stored_body(store, &keys, &header, &self.inner.name)
-                .map(|(body, rekeyed)| {
-                    let keys = rekeyed.map_or_else(|| keys.clone(), |(_, k)| Arc::new(k));
-                    (body, keys)
-                })
-                .map_err(|e| persist::in_file(MANIFEST_FILE, e))
-        };
         // A read-only handle shares the storage with a writer in another process, whose
         // commit may remove a segment while it is checked: a failure is trusted only if the
-        // manifest did not move meanwhile (three tries).
-        let mut tries = 0;
-        loop {
-            let (body, keys) = stored()?;
-            match verify_body(&keys, store, &body) {
-                Err(Error::Corrupted { .. })
-                    if writer.is_none()
-                        && tries < 3
-                        && stored().is_ok_and(|(now, _)| now.epoch != body.epoch) =>
-                {
-                    tries += 1;
-                }
-                result => return result,
-            }
-        }
+        // manifest did not move meanwhile. (A writer's check holds the writer lock.)
+        recovery::retry_racing_writer(store, |file| {
+            // The stored manifest, and the keys that open it: a writer in another process
+            // may have rotated the data key since a read-only handle opened.
+            let (body, rekeyed) = persist::stored_body_of(file, &keys, &header, &self.inner.name)
+                .map_err(|e| persist::in_file(MANIFEST_FILE, e))?;
+            let keys = rekeyed.map_or_else(|| keys.clone(), |(_, k)| Arc::new(k));
+            verify_body(&keys, store, &body)
+        })
+        .map_err(|e| match e {
+            Error::IndexNotFound => persist::in_file(MANIFEST_FILE, e),
+            e => e,
+        })
     }
 
     /// Writes a consistent copy of the index, as of one commit, into the directory `path`
@@ -170,8 +159,9 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::WrongKey`] after a rotation of the index key (reopen with the new key);
     /// [`Error::RolledBack`] if storage holds an older commit than this handle serves (it
-    /// keeps serving its own); [`Error::Corrupted`] if the stored manifest does not
-    /// authenticate; [`Error::Io`].
+    /// keeps serving its own); [`Error::Corrupted`] if the stored manifest or what it names
+    /// does not authenticate (a commit that lands meanwhile is not that: the refresh starts
+    /// over on the new manifest); [`Error::Io`].
     pub fn refresh(&self) -> Result<bool> {
         if !self.inner.read_only.load(Ordering::SeqCst) {
             return Ok(false);
@@ -185,29 +175,36 @@ impl EncryptedIndex {
             )
         };
         let store = &*self.inner.store;
-        let (stored, rekeyed) = persist::read_stored_body(store, &keys, &header, &self.inner.name)?;
-        // A data key rotated by the writer is followed (the new one is wrapped under the
-        // same index key, which this handle's wrapper opens).
-        let (keys, header) = match rekeyed {
-            Some((header, keys)) => (Arc::new(keys), header),
-            None => (keys, header),
-        };
-        let proven = recovery::roll_forward(store, &keys, stored)?;
-        if proven.body.epoch == epoch {
+        let fresh = recovery::retry_racing_writer(store, |file| {
+            let (stored, rekeyed) =
+                persist::stored_body_of(file, &keys, &header, &self.inner.name)?;
+            // A data key rotated by the writer is followed (the new one is wrapped under the
+            // same index key, which this handle's wrapper opens).
+            let (keys, header) = match rekeyed {
+                Some((header, keys)) => (Arc::new(keys), header),
+                None => (keys.clone(), header.clone()),
+            };
+            let proven = recovery::roll_forward(store, &keys, stored)?;
+            if proven.body.epoch == epoch {
+                return Ok(None);
+            }
+            // The state this handle serves is its own anchor: storage that went back to an
+            // older commit was rolled back (an authentic old MANIFEST put in place).
+            if proven.body.epoch < epoch {
+                return Err(Error::RolledBack);
+            }
+            loader::load_state(
+                store,
+                (keys, header),
+                loader::Shape::of(&self.inner.config),
+                proven.body,
+                self.inner.cache_budget,
+            )
+            .map(Some)
+        })?;
+        let Some(fresh) = fresh else {
             return Ok(false);
-        }
-        // The state this handle serves is its own anchor: storage that went back to an
-        // older commit was rolled back (an authentic old MANIFEST put in place).
-        if proven.body.epoch < epoch {
-            return Err(Error::RolledBack);
-        }
-        let fresh = loader::load_state(
-            store,
-            (keys, header),
-            loader::Shape::of(&self.inner.config),
-            proven.body,
-            self.inner.cache_budget,
-        )?;
+        };
         if fresh.text().is_some() {
             self.note_full_text();
         }
