@@ -21,10 +21,17 @@ import uuid
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
-from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+try:
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+    from langchain_core.vectorstores.utils import maximal_marginal_relevance
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(
+        "ciphervec.langchain needs langchain-core 1.x: pip install 'ciphervec[langchain]'",
+        name=missing.name,
+    ) from missing
 
 from . import Client, Index
 

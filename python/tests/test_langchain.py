@@ -2,6 +2,8 @@
 paths, relevance scores, hybrid search, ids order, and no plaintext on disk."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from langchain_core.documents import Document
@@ -90,3 +92,19 @@ def test_max_marginal_relevance_trades_a_duplicate_for_diversity():
     assert [d.page_content for d in retriever.invoke("query")][1] == "aside"
     store.delete()
     assert store.max_marginal_relevance_search("query") == []
+
+
+def test_without_langchain_core_the_import_says_what_to_install():
+    # Run where langchain_core cannot be imported (None in sys.modules blocks it).
+    code = (
+        "import sys; sys.modules['langchain_core'] = None\n"
+        "try:\n"
+        "    import ciphervec.langchain\n"
+        "except ModuleNotFoundError as e:\n"
+        "    print(e.name, '|', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("langchain_core"), out
+    assert "pip install 'ciphervec[langchain]'" in out, out
