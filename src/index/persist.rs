@@ -252,17 +252,19 @@ pub(crate) fn stored_body_of(
     Ok((body, Some((parts.header.clone(), keys))))
 }
 
-/// The bytes of the manifest file, copied out of storage once its size is checked.
+/// The bytes of the manifest file, copied out of storage once its size is checked (errors
+/// name the file).
 pub(crate) fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
+    let failed = |e| in_file(MANIFEST_FILE, read_error(e));
     let file = match store.read(MANIFEST_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
-        Err(e) => return Err(read_error(e)),
+        Err(e) => return Err(failed(e)),
     };
     if file.len() > manifest::MAX_FILE_LEN as u64 {
         return Err(Error::corrupted("MANIFEST larger than any index writes"));
     }
-    Ok(file.whole().map_err(read_error)?.into_owned())
+    Ok(file.whole().map_err(failed)?.into_owned())
 }
 
 /// A header and keys for a fresh data key wrapped under `new` (index key and data key both
