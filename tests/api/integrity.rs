@@ -325,3 +325,33 @@ fn rotate_keys_replaces_both_keys_and_retires_old_manifests() {
         vec!["z"]
     );
 }
+
+/// `verify` through a read-only handle whose index is gone: deleted (its folder removed) is
+/// `IndexNotFound`, as `refresh` says; a folder that lost only its `MANIFEST` is damage,
+/// `Corrupted` naming it. (A deleted index was reported as damaged storage.)
+#[test]
+fn verify_tells_a_deleted_index_from_a_lost_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let db = Database::open(dir.path()).unwrap();
+    for name in ["deleted", "damaged"] {
+        let index = db
+            .create_index(name, &key, IndexConfig::ivf_flat(2))
+            .unwrap();
+        index.upsert([Item::new("a", vec![1.0, 2.0])]).unwrap();
+    }
+    let other = Database::open(dir.path()).unwrap();
+    let deleted = other.open_index_read_only("deleted", &key).unwrap();
+    let damaged = other.open_index_read_only("damaged", &key).unwrap();
+    deleted.verify().unwrap();
+    damaged.verify().unwrap();
+
+    db.delete_index("deleted", &key).unwrap();
+    std::fs::remove_file(dir.path().join("damaged").join("MANIFEST")).unwrap();
+    assert!(matches!(deleted.verify(), Err(Error::IndexNotFound)));
+    assert!(matches!(deleted.refresh(), Err(Error::IndexNotFound)));
+    match damaged.verify() {
+        Err(Error::Corrupted { what }) => assert!(what.contains("MANIFEST"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -72,7 +72,8 @@ impl EncryptedIndex {
     /// (no gap, no overlap). A writer's check is serialized with its writes.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] naming the first bad file; [`Error::Io`].
+    /// [`Error::Corrupted`] naming the first bad file; [`Error::IndexNotFound`] if the index
+    /// was deleted since this handle opened; [`Error::Io`].
     pub fn verify(&self) -> Result<VerifyReport> {
         let _writer = match self.writer() {
             Ok(guard) => Some(guard),
@@ -96,7 +97,8 @@ impl EncryptedIndex {
             verify_body(&keys, store, &body)
         })
         .map_err(|e| match e {
-            Error::IndexNotFound => persist::in_file(MANIFEST_FILE, e),
+            // No manifest: a deleted index when nothing is left of it, else damage.
+            Error::IndexNotFound if !index_files_gone(store) => persist::in_file(MANIFEST_FILE, e),
             e => e,
         })
     }
@@ -214,6 +216,15 @@ impl EncryptedIndex {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         Ok(true)
+    }
+}
+
+/// Whether an index's storage holds no file at all (its folder removed: the index was
+/// deleted).
+fn index_files_gone(store: &dyn IndexFiles) -> bool {
+    match store.list() {
+        Ok(files) => files.is_empty(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
 
