@@ -59,7 +59,7 @@ class Index:
         vectors: _Vectors,
         top_k: int = 10,
         n_probes: int | None = None,
-        filters: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | str | None = None,
         include: _Include = ("distance",),
         rerank: int | None = None,
         text: str | None = None,
@@ -68,7 +68,7 @@ class Index:
         self,
         words: str,
         top_k: int = 10,
-        filters: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | str | None = None,
         include: _Include = ("distance",),
     ) -> list[Hit]: ...
     def query_ids(
@@ -76,7 +76,7 @@ class Index:
         vectors: _Vectors,
         top_k: int = 10,
         n_probes: int | None = None,
-        filters: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | str | None = None,
         rerank: int | None = None,
     ) -> "np.ndarray[Any, np.dtype[np.int64]] | list[list[str]]": ...
     def get(self, ids: Sequence[str], include: _Include = ("metadata", "contents")) -> list[Hit]: ...

@@ -78,12 +78,25 @@ fn options(args: QueryArgs<'_, '_>) -> PyResult<QueryOptions> {
         filter: args
             .filters
             .filter(|f| !f.is_none())
-            .map(|f| json_of(f, "InvalidFilterError"))
+            .map(filter_of)
             .transpose()?,
         include: include_of(&convert::include_names(args.include, HIT_FIELDS)?)?,
         rerank: convert::optional_count("rerank", args.rerank)?,
         text: args.text,
     })
+}
+
+/// A query's `filters`: a dict, or the same as JSON text (as the command line takes it).
+fn filter_of(filters: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    match filters.extract::<String>() {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            errors::raise(
+                "InvalidFilterError",
+                format!("filters text is not JSON: {e}"),
+            )
+        }),
+        Err(_) => json_of(filters, "InvalidFilterError"),
+    }
 }
 
 /// One item of `upsert(items)`: a dict with `id`, `vector`, and optional `contents`,
@@ -189,7 +202,7 @@ impl Index {
 
     /// Nearest neighbours: a 1-D vector gives one list of hits, a 2-D array (one query per
     /// row) a list of lists. Hits are dicts with `id`, `distance` and what `include` asks
-    /// for. `filters` is a MongoDB-style dict; `text` makes the query hybrid (BM25 over
+    /// for. `filters` is a MongoDB-style dict (or its JSON text); `text` makes the query hybrid (BM25 over
     /// contents fused with the vector ranking; hits then carry `score`).
     #[pyo3(signature = (vectors, top_k = 10, n_probes = None, filters = None,
                         include = None, rerank = None, text = None))]

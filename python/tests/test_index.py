@@ -1,6 +1,7 @@
 """The Python API against oracles: numpy brute force, a Python filter evaluator, the folder's
 bytes. Mirrors what tests/api proves for the Rust API."""
 
+import json
 import os
 import threading
 
@@ -209,6 +210,12 @@ def test_filters_against_an_oracle():
             hits = index.query(base[qi], top_k=5, filters=flt, n_probes=10_000, include=["metadata"])
             assert all(matches(h["metadata"], flt) for h in hits)
             assert_exact(hits, want)
+            # The same filter as JSON text (as the command line takes it).
+            as_text = index.query(base[qi], top_k=5, filters=json.dumps(flt), n_probes=10_000)
+            assert [h["id"] for h in as_text] == [h["id"] for h in hits]
+    for bad in ("{not json", '"a string"', "[1]"):
+        with pytest.raises(cv.InvalidFilterError):
+            index.query(base[0], filters=bad)
 
 
 def test_reopen_wrong_key_and_no_plaintext_in_the_folder(folder):
