@@ -8,6 +8,7 @@ mod database;
 mod encrypted;
 mod lists;
 mod loader;
+mod parallel;
 mod persist;
 mod ranges;
 mod recovery;

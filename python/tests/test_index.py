@@ -2,6 +2,7 @@
 bytes. Mirrors what tests/api proves for the Rust API."""
 
 import json
+import multiprocessing
 import os
 import threading
 
@@ -426,3 +427,62 @@ def test_full_text_and_hybrid():
         plain.query_text("fox")
     plain.enable_full_text()
     assert plain.full_text and plain.query_text("fox")[0]["id"] == "a"
+
+
+def _forked_child(index, folder, key, queries, conn):
+    """Runs in a child made by fork: what it may and may not do with inherited handles."""
+    out = {"ids": [[h["id"] for h in hits] for hits in index.query(queries, top_k=5)]}
+    for name, attempt in [
+        ("upsert", lambda: index.upsert(["child"], queries[:1])),
+        ("compact", index.compact),
+        ("open", lambda: cv.Client(folder).load_index("docs", key)),
+        ("delete_index", lambda: cv.Client(folder).delete_index("docs", key)),
+    ]:
+        try:
+            attempt()
+            out[name] = "ran"
+        except cv.LockedError:
+            out[name] = "locked"
+    reader = cv.Client(folder, cache_budget=0).load_index("docs", key, read_only=True)
+    out["reader_ids"] = [h["id"] for h in reader.query(queries[0], top_k=5)]
+    conn.send(out)
+    conn.recv()  # the parent wrote meanwhile
+    out = {"refreshed": index.refresh(), "len": len(index)}
+    out["verify"] = index.verify()["segments"] > 0
+    conn.send(out)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_queries_and_refreshes_and_cannot_write(folder):
+    # Python's multiprocessing forks on Linux (before 3.14): a child inherits the index
+    # handles but not rayon's threads (a batch query there waited forever) nor the writer
+    # lock (its writes would race the parent's).
+    client, key, index, base = make(folder, index_type="ivf_pq", pq_m=4)
+    index.train()
+    queries = base[:40]
+    expected = [[h["id"] for h in hits] for hits in index.query(queries, top_k=5)]
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    child = ctx.Process(
+        target=_forked_child, args=(index, str(folder), key, queries, child_end)
+    )
+    child.start()
+    try:
+        assert parent_end.poll(60), "the child did not answer"
+        first = parent_end.recv()
+        assert first["ids"] == expected
+        assert first["reader_ids"] == expected[0]
+        for refused in ("upsert", "compact", "open", "delete_index"):
+            assert first[refused] == "locked", (refused, first)
+        index.upsert([f"new-{i}" for i in range(10)], data(10, seed=9))
+        parent_end.send("wrote")
+        assert parent_end.poll(60), "the child did not answer"
+        second = parent_end.recv()
+        assert second == {"refreshed": True, "len": 510, "verify": True}
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    assert len(index) == 510
+    assert index.verify()["segments"] > 0

@@ -228,6 +228,8 @@ impl Database {
     }
 
     fn with_backend(backend: Box<dyn Backend>, options: DatabaseOptions) -> Database {
+        // A process that forks after this is known as the parent (`index::parallel`).
+        crate::index::parallel::note_process();
         Database {
             inner: Arc::new(DbInner {
                 backend,

@@ -52,6 +52,11 @@ fn auto_compact_max_segments(items: usize) -> usize {
 ///
 /// Queries run concurrently with each other and with one writer; writers are serialized.
 /// Every write is durable when it returns.
+///
+/// A child process made by `fork` (Python's `multiprocessing` on Linux) may query through
+/// the handles it inherited, and [`refresh`](Self::refresh) them to see the parent's
+/// commits; its writes through them are [`Error::Locked`]: the writer lock stays the
+/// parent's. (Parallel work in the child runs on a thread pool of its own.)
 #[derive(Clone)]
 pub struct EncryptedIndex {
     inner: Arc<Inner>,
@@ -84,6 +89,9 @@ pub(crate) struct Inner {
     deleted: AtomicBool,
     /// Sealed bytes unfiltered queries read from the mapped segments (non-resident only).
     storage_reads: AtomicU64,
+    /// The process that opened the handle and holds its writer lock: a child made by `fork`
+    /// inherits the handle, not the right to write (see [`EncryptedIndex::writer`]).
+    process: u32,
     _lock: WriterLock,
 }
 
@@ -133,6 +141,7 @@ impl EncryptedIndex {
                 read_only: AtomicBool::new(false),
                 deleted: AtomicBool::new(false),
                 storage_reads: AtomicU64::new(0),
+                process: std::process::id(),
                 _lock: lock,
             }),
         }
@@ -143,10 +152,16 @@ impl EncryptedIndex {
         self
     }
 
-    /// Takes the writer mutex, unless the handle is read-only or its index was deleted.
+    /// Takes the writer mutex, unless the handle is read-only, its index was deleted, or the
+    /// handle was inherited through `fork`: the writer lock is the parent's, which may go on
+    /// writing, so the child's writes are [`Error::Locked`] (two processes appending to one
+    /// index would number their segments alike and commit over each other).
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
         if self.inner.read_only.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly);
+        }
+        if self.inner.process != std::process::id() {
+            return Err(Error::Locked);
         }
         let guard = self.writer_mutex();
         if self.inner.deleted.load(Ordering::SeqCst) {
@@ -188,8 +203,18 @@ impl EncryptedIndex {
         Arc::downgrade(&self.inner)
     }
 
+    /// Whether this process may write through the handle as its writer: not read-only,
+    /// and not inherited through `fork`.
+    fn is_own_writer(&self) -> bool {
+        !self.inner.read_only.load(Ordering::SeqCst) && self.inner.process == std::process::id()
+    }
+
+    /// The handle behind `weak` if it lives and was opened by this process (one inherited
+    /// through `fork` holds the parent's writer lock: the `Database` does not hand it out).
     pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<EncryptedIndex> {
-        weak.upgrade().map(|inner| EncryptedIndex { inner })
+        weak.upgrade()
+            .filter(|inner| inner.process == std::process::id())
+            .map(|inner| EncryptedIndex { inner })
     }
 
     /// The index name.

@@ -57,79 +57,82 @@ pub(crate) fn load_state(
     body: ManifestBody,
     cache_budget: usize,
 ) -> Result<State> {
-    let blobs = read_segments(store, &body)?;
-    let mut directories = blobs
-        .par_iter()
-        .map(|(&seq, blob)| {
-            let records = persist::segment_records(&keys, blob, seq)
-                .map_err(|e| persist::in_file(&segment::file_name(seq), e))?;
-            Ok((seq, records))
-        })
-        .collect::<Result<HashMap<_, _>>>()?;
-    // An `ivf_flat` index without a budget keeps every vector: they are decrypted with
-    // the item table. Under a budget the item table comes first, without vectors, and the
-    // residency rule below then decides whether they are decrypted too.
-    let first_pass = if shape.quantized {
-        Residency::Codes
-    } else if cache_budget == usize::MAX {
-        Residency::All
-    } else {
-        Residency::OnDemand
-    };
-    // From a remote store, what the open reads next is fetched first, adjacent records
-    // together: whole segments when every vector is decrypted now, else the records the
-    // directory lists (list blocks, tombstones, training records), not vectors or fields.
-    if first_pass == Residency::All {
-        prefetch(
-            &blobs,
-            blobs.iter().map(|(&seq, blob)| (seq, 0, blob.len())),
-        )?;
-    } else {
-        prefetch(
-            &blobs,
-            directories.iter().flat_map(|(&seq, records)| {
-                records
-                    .iter()
-                    .map(move |r| (seq, r.offset, u64::from(r.len)))
-            }),
-        )?;
-    }
-    let trained = match &body.trained {
-        Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
-        None => (None, None),
-    };
-    let segments = body.segments.clone();
-    let committed = Committed { keys, header, body };
-    let mut state = State::new(shape.dim, committed, trained, first_pass, cache_budget);
-    // The item table grows to its size once, not by doubling copies: every list block's
-    // sealed length bounds its entries (an overestimate costs only untouched address space,
-    // given back at the end).
-    let code_len = state.code_len();
-    let items_at_most = directories
-        .values()
-        .flatten()
-        .filter(|r| r.kind == RecordKind::ListBlock)
-        .map(|r| segment::block_entries_at_most(r.len as usize, code_len))
-        .fold(0usize, usize::saturating_add);
-    state.reserve_items_exact(items_at_most.min(super::state::MAX_ITEMS as usize));
-    for seg in &segments {
-        let records = directories.remove(&seg.seq).unwrap_or_default();
-        let blob = blobs
-            .get(&seg.seq)
-            .ok_or_else(|| Error::corrupted("segment"))?;
-        add_segment_records(&mut state, shape, seg.seq, blob, &records)
-            .map_err(|e| persist::in_file(&segment::file_name(seg.seq), e))?;
-    }
-    for (seq, blob) in blobs {
-        state.add_segment(seq, blob);
-    }
-    let rule = Residency::for_budget(shape.quantized, state.len(), shape.dim, cache_budget);
-    if rule == Residency::All {
-        make_resident(&mut state, shape)?;
-    }
-    load_metadata(&mut state)?;
-    state.shrink_to_fit();
-    Ok(state)
+    // Parallel work runs where this process has threads (`index::parallel`).
+    crate::index::parallel::install(|| {
+        let blobs = read_segments(store, &body)?;
+        let mut directories = blobs
+            .par_iter()
+            .map(|(&seq, blob)| {
+                let records = persist::segment_records(&keys, blob, seq)
+                    .map_err(|e| persist::in_file(&segment::file_name(seq), e))?;
+                Ok((seq, records))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        // An `ivf_flat` index without a budget keeps every vector: they are decrypted with
+        // the item table. Under a budget the item table comes first, without vectors, and the
+        // residency rule below then decides whether they are decrypted too.
+        let first_pass = if shape.quantized {
+            Residency::Codes
+        } else if cache_budget == usize::MAX {
+            Residency::All
+        } else {
+            Residency::OnDemand
+        };
+        // From a remote store, what the open reads next is fetched first, adjacent records
+        // together: whole segments when every vector is decrypted now, else the records the
+        // directory lists (list blocks, tombstones, training records), not vectors or fields.
+        if first_pass == Residency::All {
+            prefetch(
+                &blobs,
+                blobs.iter().map(|(&seq, blob)| (seq, 0, blob.len())),
+            )?;
+        } else {
+            prefetch(
+                &blobs,
+                directories.iter().flat_map(|(&seq, records)| {
+                    records
+                        .iter()
+                        .map(move |r| (seq, r.offset, u64::from(r.len)))
+                }),
+            )?;
+        }
+        let trained = match &body.trained {
+            Some(t) => open_training(&keys, &blobs, &directories, t, shape)?,
+            None => (None, None),
+        };
+        let segments = body.segments.clone();
+        let committed = Committed { keys, header, body };
+        let mut state = State::new(shape.dim, committed, trained, first_pass, cache_budget);
+        // The item table grows to its size once, not by doubling copies: every list block's
+        // sealed length bounds its entries (an overestimate costs only untouched address space,
+        // given back at the end).
+        let code_len = state.code_len();
+        let items_at_most = directories
+            .values()
+            .flatten()
+            .filter(|r| r.kind == RecordKind::ListBlock)
+            .map(|r| segment::block_entries_at_most(r.len as usize, code_len))
+            .fold(0usize, usize::saturating_add);
+        state.reserve_items_exact(items_at_most.min(super::state::MAX_ITEMS as usize));
+        for seg in &segments {
+            let records = directories.remove(&seg.seq).unwrap_or_default();
+            let blob = blobs
+                .get(&seg.seq)
+                .ok_or_else(|| Error::corrupted("segment"))?;
+            add_segment_records(&mut state, shape, seg.seq, blob, &records)
+                .map_err(|e| persist::in_file(&segment::file_name(seg.seq), e))?;
+        }
+        for (seq, blob) in blobs {
+            state.add_segment(seq, blob);
+        }
+        let rule = Residency::for_budget(shape.quantized, state.len(), shape.dim, cache_budget);
+        if rule == Residency::All {
+            make_resident(&mut state, shape)?;
+        }
+        load_metadata(&mut state)?;
+        state.shrink_to_fit();
+        Ok(state)
+    })
 }
 
 /// Fetches the records at `places` (segment, offset, length) into a remote store's read
@@ -149,13 +152,15 @@ pub(crate) fn prefetch(
             .or_default()
             .push(offset..offset.saturating_add(len));
     }
-    ranges.into_par_iter().try_for_each(|(seq, ranges)| {
-        let Some(blob) = blobs.get(&seq) else {
-            return Ok(());
-        };
-        let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end <= blob.len()).collect();
-        blob.prefetch(&ranges)
-            .map_err(|e| persist::in_file(&segment::file_name(seq), persist::read_error(e)))
+    crate::index::parallel::install(|| {
+        ranges.into_par_iter().try_for_each(|(seq, ranges)| {
+            let Some(blob) = blobs.get(&seq) else {
+                return Ok(());
+            };
+            let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end <= blob.len()).collect();
+            blob.prefetch(&ranges)
+                .map_err(|e| persist::in_file(&segment::file_name(seq), persist::read_error(e)))
+        })
     })
 }
 
@@ -434,13 +439,15 @@ fn map_fields<T: Send>(
             .iter()
             .map(|(_, _, at)| (at.segment, at.offset, u64::from(at.len.get()))),
     )?;
-    wanted
-        .par_iter()
-        .map(|(slot, token, at)| {
-            let (metadata, contents) = open_fields(keys, state.segments(), token, *at)?;
-            f(*slot, metadata, contents)
-        })
-        .collect()
+    crate::index::parallel::install(|| {
+        wanted
+            .par_iter()
+            .map(|(slot, token, at)| {
+                let (metadata, contents) = open_fields(keys, state.segments(), token, *at)?;
+                f(*slot, metadata, contents)
+            })
+            .collect()
+    })
 }
 
 /// Decrypts the metadata of every live item, for filters, and with full text indexes its

@@ -77,7 +77,9 @@ impl EncryptedIndex {
     pub fn verify(&self) -> Result<VerifyReport> {
         let _writer = match self.writer() {
             Ok(guard) => Some(guard),
-            Err(Error::ReadOnly) => None,
+            // Read-only, or inherited through `fork` (the parent writes): checked as a reader
+            // checks, while a writer may commit.
+            Err(Error::ReadOnly | Error::Locked) => None,
             Err(e) => return Err(e),
         };
         let (keys, header) = {
@@ -150,8 +152,8 @@ impl EncryptedIndex {
 
     /// Picks up commits another process made since this handle opened (or last refreshed):
     /// `Ok(true)` when the state changed. Costs one manifest read and one listing when
-    /// nothing changed. A
-    /// writer handle is the only committer and gets `Ok(false)`.
+    /// nothing changed. A writer handle is the only committer and gets `Ok(false)` (one a
+    /// forked child inherited refreshes as a reader: its parent writes).
     ///
     /// A data-key rotation by the writer ([`rotate_data_key`](Self::rotate_data_key)) is
     /// followed; after a rotation of the index key ([`crate::Database::rotate_index_key`],
@@ -165,7 +167,7 @@ impl EncryptedIndex {
     /// does not authenticate (a commit that lands meanwhile is not that: the refresh starts
     /// over on the new manifest); [`Error::Io`].
     pub fn refresh(&self) -> Result<bool> {
-        if !self.inner.read_only.load(Ordering::SeqCst) {
+        if self.is_own_writer() {
             return Ok(false);
         }
         let (keys, header, epoch) = {

@@ -39,54 +39,57 @@ impl EncryptedIndex {
     /// # Errors
     /// As [`train`](Self::train); also [`Error::InvalidArgument`] for `max_iters == 0`.
     pub fn train_with(&self, options: TrainOptions) -> Result<()> {
-        if options.max_iters == 0 {
-            return Err(Error::invalid_argument("max_iters must be at least 1"));
-        }
-        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
-            return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
-        }
-        let _writer = self.writer()?;
-        let (dim, metric) = (self.dim(), self.metric());
-        let state = self.read();
-        let n = state.len();
-        if n == 0 {
-            return Err(Error::invalid_argument("cannot train an empty index"));
-        }
-        let n_lists = [options.n_lists, self.inner.config.lists()]
-            .into_iter()
-            .find(|&l| l > 0)
-            .unwrap_or_else(|| ivf::auto_n_lists(n, self.is_pq()))
-            .min(n);
-        let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
-        let vectors = Lists::new(&state).vectors_of(&slots)?;
-        let mut data = vectors.clone();
-        if metric == Metric::Cosine {
-            ivf::normalize_rows(&mut data, dim);
-        }
-        let per_centroid = if options.sample_size > 0 {
-            options.sample_size.div_ceil(n_lists).max(1)
-        } else {
-            ivf::auto_train_points_per_list(self.is_pq())
-        };
-        let km = ivf::kmeans(
-            &data,
-            dim,
-            &KMeansParams {
-                k: n_lists,
-                max_iters: options.max_iters,
-                tolerance: options.tolerance,
-                max_points_per_centroid: per_centroid,
-                spherical: metric == Metric::Cosine,
-                seed: TRAINING_SEED,
-            },
-        );
-        let quantizer = Quantizer::new(dim, km.centroids, metric);
-        let assignments = quantizer.assign_batch(&data);
-        let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
-        drop(data);
-        let crypto = (state.keys().clone(), state.header().clone());
-        let trained = Some((quantizer, coder));
-        self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            if options.max_iters == 0 {
+                return Err(Error::invalid_argument("max_iters must be at least 1"));
+            }
+            if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+                return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
+            }
+            let _writer = self.writer()?;
+            let (dim, metric) = (self.dim(), self.metric());
+            let state = self.read();
+            let n = state.len();
+            if n == 0 {
+                return Err(Error::invalid_argument("cannot train an empty index"));
+            }
+            let n_lists = [options.n_lists, self.inner.config.lists()]
+                .into_iter()
+                .find(|&l| l > 0)
+                .unwrap_or_else(|| ivf::auto_n_lists(n, self.is_pq()))
+                .min(n);
+            let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
+            let vectors = Lists::new(&state).vectors_of(&slots)?;
+            let mut data = vectors.clone();
+            if metric == Metric::Cosine {
+                ivf::normalize_rows(&mut data, dim);
+            }
+            let per_centroid = if options.sample_size > 0 {
+                options.sample_size.div_ceil(n_lists).max(1)
+            } else {
+                ivf::auto_train_points_per_list(self.is_pq())
+            };
+            let km = ivf::kmeans(
+                &data,
+                dim,
+                &KMeansParams {
+                    k: n_lists,
+                    max_iters: options.max_iters,
+                    tolerance: options.tolerance,
+                    max_points_per_centroid: per_centroid,
+                    spherical: metric == Metric::Cosine,
+                    seed: TRAINING_SEED,
+                },
+            );
+            let quantizer = Quantizer::new(dim, km.centroids, metric);
+            let assignments = quantizer.assign_batch(&data);
+            let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
+            drop(data);
+            let crypto = (state.keys().clone(), state.header().clone());
+            let trained = Some((quantizer, coder));
+            self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+        })
     }
 
     /// Trains the code of a quantized index type on (a sample of) the training vectors: their
@@ -132,8 +135,11 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn compact(&self) -> Result<()> {
-        let _writer = self.writer()?;
-        self.compact_locked()
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let _writer = self.writer()?;
+            self.compact_locked()
+        })
     }
 
     /// Compaction for a caller that holds the writer lock.
@@ -148,46 +154,49 @@ impl EncryptedIndex {
     /// [`auto_compact_max_segments`]. A failure here leaves the index as it was (the write
     /// that triggered it is committed) and is retried after the next write.
     pub(super) fn maybe_compact(&self) {
-        let Some(threshold) = self.inner.auto_compact else {
-            return;
-        };
-        let due = {
-            let state = self.read();
-            let segments = &state.body().segments;
-            let stored: u64 = segments.iter().map(|s| s.len).sum();
-            if segments.len() > auto_compact_max_segments(state.len()) {
-                true
-            } else if stored < AUTO_COMPACT_MIN_BYTES {
-                false
-            } else {
-                // What each live entry takes once rewritten: its vector (inline, or a vector
-                // record and its place in the block), code and block entry, and its id and
-                // fields record (`State::extra_bytes`, kept as items come and go: walking
-                // the item table here cost 5-6 ms per write at 1M items, 20x the write).
-                let vector = if self.is_quantized() {
-                    persist::vector_record_len(state.dim()) + 12 + state.code_len()
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let Some(threshold) = self.inner.auto_compact else {
+                return;
+            };
+            let due = {
+                let state = self.read();
+                let segments = &state.body().segments;
+                let stored: u64 = segments.iter().map(|s| s.len).sum();
+                if segments.len() > auto_compact_max_segments(state.len()) {
+                    true
+                } else if stored < AUTO_COMPACT_MIN_BYTES {
+                    false
                 } else {
-                    state.dim() * 4
-                };
-                debug_assert_eq!(
-                    state.extra_bytes(),
-                    state
-                        .entries()
-                        .map(|(_, e)| crate::index::state::entry_extra_bytes(e))
-                        .sum::<u64>()
+                    // What each live entry takes once rewritten: its vector (inline, or a vector
+                    // record and its place in the block), code and block entry, and its id and
+                    // fields record (`State::extra_bytes`, kept as items come and go: walking
+                    // the item table here cost 5-6 ms per write at 1M items, 20x the write).
+                    let vector = if self.is_quantized() {
+                        persist::vector_record_len(state.dim()) + 12 + state.code_len()
+                    } else {
+                        state.dim() * 4
+                    };
+                    debug_assert_eq!(
+                        state.extra_bytes(),
+                        state
+                            .entries()
+                            .map(|(_, e)| crate::index::state::entry_extra_bytes(e))
+                            .sum::<u64>()
+                    );
+                    let live = (vector as u64 + 46) * state.len() as u64 + state.extra_bytes();
+                    1.0 - live as f64 / stored as f64 > threshold
+                }
+            };
+            if due {
+                // The write that triggered this is committed; an index left uncompacted is
+                // valid, and the next write tries again.
+                best_effort(
+                    self.compact_locked(),
+                    "the triggering write is committed; compaction is retried",
                 );
-                let live = (vector as u64 + 46) * state.len() as u64 + state.extra_bytes();
-                1.0 - live as f64 / stored as f64 > threshold
             }
-        };
-        if due {
-            // The write that triggered this is committed; an index left uncompacted is
-            // valid, and the next write tries again.
-            best_effort(
-                self.compact_locked(),
-                "the triggering write is committed; compaction is retried",
-            );
-        }
+        });
     }
 
     /// Rotates the data key: a fresh random data key is wrapped by the same index key, and
@@ -197,21 +206,27 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (the index stays under the old data key).
     pub fn rotate_data_key(&self) -> Result<()> {
-        let _writer = self.writer()?;
-        let state = self.read();
-        let (header, keys) = persist::rotate_data_key(state.header(), state.keys())?;
-        self.rewrite_as_is(state, (Arc::new(keys), header))
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let _writer = self.writer()?;
+            let state = self.read();
+            let (header, keys) = persist::rotate_data_key(state.header(), state.keys())?;
+            self.rewrite_as_is(state, (Arc::new(keys), header))
+        })
     }
 
     /// Replaces both keys (see [`crate::Database::rotate_keys`]): a fresh data key wrapped
     /// under `new`, every record re-encrypted under it in one rewrite, committed with the
     /// new header in one manifest replacement. `old` must open the stored index.
     pub(crate) fn rotate_keys(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
-        let _writer = self.writer()?;
-        persist::check_key(&*self.inner.store, old, &self.inner.name)?;
-        let state = self.read();
-        let (header, keys) = persist::new_keys_under(state.header(), new)?;
-        self.rewrite_as_is(state, (Arc::new(keys), header))
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let _writer = self.writer()?;
+            persist::check_key(&*self.inner.store, old, &self.inner.name)?;
+            let state = self.read();
+            let (header, keys) = persist::new_keys_under(state.header(), new)?;
+            self.rewrite_as_is(state, (Arc::new(keys), header))
+        })
     }
 
     /// Re-wraps the data key from `old` to `new` (see [`crate::Database::rotate_index_key`]),

@@ -308,61 +308,64 @@ impl EncryptedIndex {
     /// # Errors
     /// The first error any query gives.
     pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
-        let shared: Vec<bool> = queries
-            .iter()
-            .map(|q| q.text.is_none() && q.filter.is_none())
-            .collect();
-        let kind = Self::batch_kind(&self.read());
-        let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
-            return queries.par_iter().map(|q| self.query(q)).collect();
-        };
-        let group: Vec<&Query> = queries
-            .iter()
-            .zip(&shared)
-            .filter_map(|(q, &s)| s.then_some(q))
-            .collect();
-        for q in &group {
-            self.checked_filter(q)?;
-        }
-        // Each group holds the state's read lock while it runs: groups stay small enough that
-        // a writer waits for one group, not for the whole batch. A shared scan shares more
-        // the more queries a group has: one group per thread.
-        let group_size = match kind {
-            BatchKind::SharedScan => group
-                .len()
-                .div_ceil(rayon::current_num_threads())
-                .clamp(1, SHARED_SCAN_GROUP),
-            BatchKind::Codes => CODES_GROUP,
-        };
-        let grouped: Vec<Vec<Hit>> = group
-            .par_chunks(group_size)
-            .map(|chunk| {
-                let state = self.read();
-                match Self::batch_kind(&state) {
-                    Some(BatchKind::SharedScan) => self.shared_scan(&state, chunk),
-                    Some(BatchKind::Codes) => self.codes_batch(&state, chunk),
-                    None => {
-                        // A commit in between changed what the index holds.
-                        drop(state);
-                        chunk.iter().map(|q| self.query(q)).collect()
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let shared: Vec<bool> = queries
+                .iter()
+                .map(|q| q.text.is_none() && q.filter.is_none())
+                .collect();
+            let kind = Self::batch_kind(&self.read());
+            let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
+                return queries.par_iter().map(|q| self.query(q)).collect();
+            };
+            let group: Vec<&Query> = queries
+                .iter()
+                .zip(&shared)
+                .filter_map(|(q, &s)| s.then_some(q))
+                .collect();
+            for q in &group {
+                self.checked_filter(q)?;
+            }
+            // Each group holds the state's read lock while it runs: groups stay small enough that
+            // a writer waits for one group, not for the whole batch. A shared scan shares more
+            // the more queries a group has: one group per thread.
+            let group_size = match kind {
+                BatchKind::SharedScan => group
+                    .len()
+                    .div_ceil(rayon::current_num_threads())
+                    .clamp(1, SHARED_SCAN_GROUP),
+                BatchKind::Codes => CODES_GROUP,
+            };
+            let grouped: Vec<Vec<Hit>> = group
+                .par_chunks(group_size)
+                .map(|chunk| {
+                    let state = self.read();
+                    match Self::batch_kind(&state) {
+                        Some(BatchKind::SharedScan) => self.shared_scan(&state, chunk),
+                        Some(BatchKind::Codes) => self.codes_batch(&state, chunk),
+                        None => {
+                            // A commit in between changed what the index holds.
+                            drop(state);
+                            chunk.iter().map(|q| self.query(q)).collect()
+                        }
                     }
-                }
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        // The others, one by one (each takes the state itself), then all in order.
-        let others: Vec<Option<Result<Vec<Hit>>>> = queries
-            .par_iter()
-            .zip(&shared)
-            .map(|(q, &s)| (!s).then(|| self.query(q)))
-            .collect();
-        let mut grouped = grouped.into_iter();
-        others
-            .into_iter()
-            .map(|other| other.unwrap_or_else(|| Ok(grouped.next().unwrap_or_default())))
-            .collect()
+                })
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            // The others, one by one (each takes the state itself), then all in order.
+            let others: Vec<Option<Result<Vec<Hit>>>> = queries
+                .par_iter()
+                .zip(&shared)
+                .map(|(q, &s)| (!s).then(|| self.query(q)))
+                .collect();
+            let mut grouped = grouped.into_iter();
+            others
+                .into_iter()
+                .map(|other| other.unwrap_or_else(|| Ok(grouped.next().unwrap_or_default())))
+                .collect()
+        })
     }
 
     /// How plain vector queries of a batch share work, if they can: list scans on

@@ -30,140 +30,143 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
         let items: Vec<Item> = items.into_iter().collect();
-        let _writer = self.writer()?;
-        let keys = self.read().keys().clone();
-        let prepared = self.prepare(&keys, items)?;
-        if prepared.is_empty() {
-            return Ok(());
-        }
-        if (self.read().len() as u64).saturating_add(prepared.len() as u64) > state::MAX_ITEMS {
-            return Err(Error::invalid_argument(format!(
-                "an index holds at most {} items",
-                state::MAX_ITEMS
-            )));
-        }
-        // Tokenized before the commit, outside the state lock (full text only).
-        let analyzed: Vec<Option<Option<DocTerms>>> = if self.read().text().is_some() {
-            prepared
-                .par_iter()
-                .map(|p| p.contents.as_deref().map(text::analyze))
-                .collect()
-        } else {
-            vec![None; prepared.len()]
-        };
-        let (body, header, assignments, codes, list_epoch) = {
-            let state = self.read();
-            // The nearest centroid (n_lists dot products) and the code of each vector are
-            // the costly part of a write to a trained index: the assignment goes through the
-            // tiled batch kernel (each centroid read once per 8 vectors, every core for large
-            // batches, the same lists as one-by-one `assign`), the codes on every core.
-            let assignments: Vec<u32> = match state.quantizer() {
-                Some(q) => prepared
-                    .chunks(ASSIGN_CHUNK)
-                    .flat_map(|chunk| {
-                        let mut rows = Vec::with_capacity(chunk.len() * self.dim());
-                        for p in chunk {
-                            rows.extend(ivf::prepare_query(&p.vector, self.metric()));
-                        }
-                        q.assign_batch(&rows)
-                    })
-                    .collect(),
-                None => vec![0; prepared.len()],
-            };
-            let codes: Vec<Vec<u8>> = prepared
-                .par_iter()
-                .with_min_len(PREPARE_GRAIN)
-                .zip(&assignments)
-                .map(|(p, &l)| state.code_of(l, &p.vector))
-                .collect();
-            let epoch = state.list_epoch();
-            (
-                state.body().clone(),
-                state.header().clone(),
-                assignments,
-                codes,
-                epoch,
-            )
-        };
-        let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(&keys, seq);
-        // About what the records take (vectors, codes, entries, fields), so that the file
-        // does not grow by copying; padding and the directory may still add a little.
-        let dim = self.dim();
-        seg.reserve(
-            prepared
-                .iter()
-                .map(|p| {
-                    dim * 4
-                        + 128
-                        + p.id.len()
-                        + p.metadata.as_ref().map_or(0, Vec::len)
-                        + p.contents.as_ref().map_or(0, Vec::len)
-                })
-                .sum(),
-        );
-        let mut fields = Vec::with_capacity(prepared.len());
-        for p in &prepared {
-            fields.push(if p.metadata.is_some() || p.contents.is_some() {
-                Some(seg.add_fields(&p.token, p.metadata.as_deref(), p.contents.as_deref())?)
+        // Parallel work runs where this process has threads (`index::parallel`).
+        crate::index::parallel::install(|| {
+            let _writer = self.writer()?;
+            let keys = self.read().keys().clone();
+            let prepared = self.prepare(&keys, items)?;
+            if prepared.is_empty() {
+                return Ok(());
+            }
+            if (self.read().len() as u64).saturating_add(prepared.len() as u64) > state::MAX_ITEMS {
+                return Err(Error::invalid_argument(format!(
+                    "an index holds at most {} items",
+                    state::MAX_ITEMS
+                )));
+            }
+            // Tokenized before the commit, outside the state lock (full text only).
+            let analyzed: Vec<Option<Option<DocTerms>>> = if self.read().text().is_some() {
+                prepared
+                    .par_iter()
+                    .map(|p| p.contents.as_deref().map(text::analyze))
+                    .collect()
             } else {
-                None
-            });
-        }
-        let mut by_list: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, &l) in assignments.iter().enumerate() {
-            by_list.entry(l).or_default().push(i);
-        }
-        let lists: Vec<(u32, Vec<BlockItem<'_>>)> = by_list
-            .iter()
-            .map(|(&list, members)| {
-                let items = members
-                    .iter()
-                    .map(|&i| BlockItem {
-                        token: prepared[i].token,
-                        id: &prepared[i].id,
-                        fields: fields[i],
-                        vector: &prepared[i].vector,
-                        code: &codes[i],
-                    })
-                    .collect();
-                (list, items)
-            })
-            .collect();
-        let placed = seg.add_lists(list_epoch, self.dim(), self.is_quantized(), &lists)?;
-        let mut new_blocks = Vec::with_capacity(by_list.len());
-        let mut vector_refs = vec![None; prepared.len()];
-        for ((&list, members), (block, refs)) in by_list.iter().zip(placed) {
-            for (&i, r) in members.iter().zip(refs) {
-                vector_refs[i] = r;
-            }
-            new_blocks.push((list, block));
-        }
-        let commit = Commit {
-            keys: &keys,
-            header: &header,
-            body: &body,
-        };
-        self.append_segment(commit, seq, seg, |state| {
-            for (list, block) in new_blocks {
-                state.add_block(list, block);
-            }
-            for (i, (p, doc)) in prepared.into_iter().zip(analyzed).enumerate() {
-                let entry = ItemEntry {
-                    id: p.id,
-                    token: p.token,
-                    list: assignments[i],
-                    row: 0,
-                    fields: fields[i],
-                    vector: vector_refs[i],
-                    metadata: p.metadata_value,
-                    origin: seq,
+                vec![None; prepared.len()]
+            };
+            let (body, header, assignments, codes, list_epoch) = {
+                let state = self.read();
+                // The nearest centroid (n_lists dot products) and the code of each vector are
+                // the costly part of a write to a trained index: the assignment goes through the
+                // tiled batch kernel (each centroid read once per 8 vectors, every core for large
+                // batches, the same lists as one-by-one `assign`), the codes on every core.
+                let assignments: Vec<u32> = match state.quantizer() {
+                    Some(q) => prepared
+                        .chunks(ASSIGN_CHUNK)
+                        .flat_map(|chunk| {
+                            let mut rows = Vec::with_capacity(chunk.len() * self.dim());
+                            for p in chunk {
+                                rows.extend(ivf::prepare_query(&p.vector, self.metric()));
+                            }
+                            q.assign_batch(&rows)
+                        })
+                        .collect(),
+                    None => vec![0; prepared.len()],
                 };
-                let slot = state.insert(entry, Some(&p.vector), &codes[i]);
-                if let Some(doc) = doc {
-                    state.index_text(slot, doc);
-                }
+                let codes: Vec<Vec<u8>> = prepared
+                    .par_iter()
+                    .with_min_len(PREPARE_GRAIN)
+                    .zip(&assignments)
+                    .map(|(p, &l)| state.code_of(l, &p.vector))
+                    .collect();
+                let epoch = state.list_epoch();
+                (
+                    state.body().clone(),
+                    state.header().clone(),
+                    assignments,
+                    codes,
+                    epoch,
+                )
+            };
+            let seq = self.inner.next_segment.load(Ordering::SeqCst);
+            let mut seg = SegmentBuilder::new(&keys, seq);
+            // About what the records take (vectors, codes, entries, fields), so that the file
+            // does not grow by copying; padding and the directory may still add a little.
+            let dim = self.dim();
+            seg.reserve(
+                prepared
+                    .iter()
+                    .map(|p| {
+                        dim * 4
+                            + 128
+                            + p.id.len()
+                            + p.metadata.as_ref().map_or(0, Vec::len)
+                            + p.contents.as_ref().map_or(0, Vec::len)
+                    })
+                    .sum(),
+            );
+            let mut fields = Vec::with_capacity(prepared.len());
+            for p in &prepared {
+                fields.push(if p.metadata.is_some() || p.contents.is_some() {
+                    Some(seg.add_fields(&p.token, p.metadata.as_deref(), p.contents.as_deref())?)
+                } else {
+                    None
+                });
             }
+            let mut by_list: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+            for (i, &l) in assignments.iter().enumerate() {
+                by_list.entry(l).or_default().push(i);
+            }
+            let lists: Vec<(u32, Vec<BlockItem<'_>>)> = by_list
+                .iter()
+                .map(|(&list, members)| {
+                    let items = members
+                        .iter()
+                        .map(|&i| BlockItem {
+                            token: prepared[i].token,
+                            id: &prepared[i].id,
+                            fields: fields[i],
+                            vector: &prepared[i].vector,
+                            code: &codes[i],
+                        })
+                        .collect();
+                    (list, items)
+                })
+                .collect();
+            let placed = seg.add_lists(list_epoch, self.dim(), self.is_quantized(), &lists)?;
+            let mut new_blocks = Vec::with_capacity(by_list.len());
+            let mut vector_refs = vec![None; prepared.len()];
+            for ((&list, members), (block, refs)) in by_list.iter().zip(placed) {
+                for (&i, r) in members.iter().zip(refs) {
+                    vector_refs[i] = r;
+                }
+                new_blocks.push((list, block));
+            }
+            let commit = Commit {
+                keys: &keys,
+                header: &header,
+                body: &body,
+            };
+            self.append_segment(commit, seq, seg, |state| {
+                for (list, block) in new_blocks {
+                    state.add_block(list, block);
+                }
+                for (i, (p, doc)) in prepared.into_iter().zip(analyzed).enumerate() {
+                    let entry = ItemEntry {
+                        id: p.id,
+                        token: p.token,
+                        list: assignments[i],
+                        row: 0,
+                        fields: fields[i],
+                        vector: vector_refs[i],
+                        metadata: p.metadata_value,
+                        origin: seq,
+                    };
+                    let slot = state.insert(entry, Some(&p.vector), &codes[i]);
+                    if let Some(doc) = doc {
+                        state.index_text(slot, doc);
+                    }
+                }
+            })
         })
     }
 
