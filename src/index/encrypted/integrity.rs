@@ -45,7 +45,8 @@ impl EncryptedIndex {
         };
         anchor.check(&index_id, epoch)?;
         let store = &*self.inner.store;
-        let read_only = self.inner.read_only.load(Ordering::SeqCst);
+        // A reader (read-only, or inherited through `fork`) shares the storage with a writer.
+        let reader = !self.is_own_writer();
         let stored_epoch = recovery::retry_racing_writer(store, |file| {
             match persist::stored_body_of(file, &keys, &header, &self.inner.name) {
                 // What storage proves: the manifest and the newer segments an open rolls
@@ -58,7 +59,7 @@ impl EncryptedIndex {
                 }
                 // Re-keyed under another index key or rewritten by another process since
                 // this handle opened: what it serves was checked above.
-                Err(Error::Corrupted { .. } | Error::WrongKey) if read_only => Ok(None),
+                Err(Error::Corrupted { .. } | Error::WrongKey) if reader => Ok(None),
                 Err(e) => Err(e),
             }
         })?;
