@@ -329,18 +329,19 @@ impl Database {
         Ok(index)
     }
 
-    /// Loads the committed state of index `name` under `key`: the manifest, rolled forward
-    /// over every newer segment the storage proves (see `recovery`), then the segments.
-    /// A writer (`write`) commits a rolled-forward manifest and then removes leftovers; a
-    /// reader only serves the rolled-forward state. Nothing is removed when the open fails.
+    /// Loads the committed state of index `name` under `key`: the manifest (its file's
+    /// bytes `manifest`), rolled forward over every newer segment the storage proves (see
+    /// `recovery`), then the segments. A writer (`write`) commits a rolled-forward manifest
+    /// and then removes leftovers; a reader only serves the rolled-forward state. Nothing
+    /// is removed when the open fails.
     fn load(
         &self,
         store: &dyn IndexFiles,
-        key: &IndexKey,
+        (manifest, key): (&[u8], &IndexKey),
         name: &str,
         write: bool,
     ) -> Result<State> {
-        let (header, keys, body) = persist::read_manifest(store, key, name)?;
+        let (header, keys, body) = persist::manifest_of(manifest, key, name)?;
         let recovery = recovery::roll_forward(store, &keys, body)?;
         let body = recovery.body;
         let keys = if recovery.rolled > 0 {
@@ -401,7 +402,8 @@ impl Database {
         // may have committed in between.
         persist::check_key(&*store, key, name)?;
         let lock = acquire_lock(&*store)?;
-        let state = self.load(&*store, key, name, true)?;
+        let manifest = persist::read_manifest_file(&*store)?;
+        let state = self.load(&*store, (&manifest, key), name, true)?;
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
@@ -416,18 +418,12 @@ impl Database {
     pub fn open_index_read_only(&self, name: &str, key: &IndexKey) -> Result<EncryptedIndex> {
         validate::index_name(name)?;
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
-        // A writer may replace segments while we read: retry on a vanished or stale file.
-        let mut attempts = 0;
-        loop {
-            match self.load(&*store, key, name, false) {
-                Ok(state) => {
-                    let index = self.handle(name, store, state, None, Box::new(()));
-                    return Ok(index.into_read_only());
-                }
-                Err(Error::Corrupted { .. }) if attempts < 3 => attempts += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        // A writer may replace segments while we read: start over on its new manifest.
+        let state = recovery::retry_racing_writer(&*store, |manifest| {
+            self.load(&*store, (manifest, key), name, false)
+        })?;
+        let index = self.handle(name, store, state, None, Box::new(()));
+        Ok(index.into_read_only())
     }
 
     /// Names of every index, sorted.

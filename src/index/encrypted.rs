@@ -95,6 +95,13 @@ pub(crate) struct Inner {
     _lock: WriterLock,
 }
 
+impl Inner {
+    /// Whether this process opened the handle (not a child that inherited it through `fork`).
+    fn opened_here(&self) -> bool {
+        self.process == std::process::id()
+    }
+}
+
 impl std::fmt::Debug for EncryptedIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncryptedIndex")
@@ -160,7 +167,7 @@ impl EncryptedIndex {
         if self.inner.read_only.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly);
         }
-        if self.inner.process != std::process::id() {
+        if !self.inner.opened_here() {
             return Err(Error::Locked);
         }
         let guard = self.writer_mutex();
@@ -206,14 +213,14 @@ impl EncryptedIndex {
     /// Whether this process may write through the handle as its writer: not read-only,
     /// and not inherited through `fork`.
     fn is_own_writer(&self) -> bool {
-        !self.inner.read_only.load(Ordering::SeqCst) && self.inner.process == std::process::id()
+        !self.inner.read_only.load(Ordering::SeqCst) && self.inner.opened_here()
     }
 
     /// The handle behind `weak` if it lives and was opened by this process (one inherited
     /// through `fork` holds the parent's writer lock: the `Database` does not hand it out).
     pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<EncryptedIndex> {
         weak.upgrade()
-            .filter(|inner| inner.process == std::process::id())
+            .filter(|inner| inner.opened_here())
             .map(|inner| EncryptedIndex { inner })
     }
 

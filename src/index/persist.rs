@@ -148,8 +148,12 @@ struct OpenedManifest {
 /// Order: parse the clear header; compare the key-check value (`WrongKey` before any
 /// decryption); unwrap the data key; verify the MAC over the whole file; decrypt the body.
 fn open_manifest(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> Result<OpenedManifest> {
-    let file = read_manifest_file(store)?;
-    let parts = manifest::decode(&file)?;
+    open_manifest_file(&read_manifest_file(store)?, key, name)
+}
+
+/// As [`open_manifest`], of the manifest file's bytes `file`.
+fn open_manifest_file(file: &[u8], key: &IndexKey, name: &str) -> Result<OpenedManifest> {
+    let parts = manifest::decode(file)?;
     let header = parts.header.clone();
     let dek = unwrap_data_key(&header, key)?;
     let keys = Keys::derive(params(&header), &dek, 0);
@@ -207,7 +211,16 @@ pub(crate) fn read_manifest(
     key: &IndexKey,
     name: &str,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
-    let m = open_manifest(store, key, name)?;
+    manifest_of(&read_manifest_file(store)?, key, name)
+}
+
+/// As [`read_manifest`], of the manifest file's bytes `file` (from [`read_manifest_file`]).
+pub(crate) fn manifest_of(
+    file: &[u8],
+    key: &IndexKey,
+    name: &str,
+) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+    let m = open_manifest_file(file, key, name)?;
     let wrapper = Arc::new(params(&m.header).key_wrapper(key));
     let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation).with_wrapper(wrapper);
     Ok((m.header, keys, m.body))
