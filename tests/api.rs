@@ -11,6 +11,7 @@ mod api {
     mod deep_json;
     mod durability;
     mod filters;
+    mod format_fixture;
     mod full_text;
     mod hostile_files;
     mod integrity;
