@@ -67,6 +67,17 @@ pub enum Error {
     /// so the handle no longer knows what is committed: it refuses writes until the index is
     /// reopened (reopening reads the committed state from storage).
     Poisoned,
+    /// The stored index is in an on-disk format this version does not read: newer than it
+    /// (written by a later version of ciphervec), or older than the oldest it still reads.
+    UnsupportedFormat {
+        /// The format version found in storage.
+        found: u32,
+        /// The newest format version this build reads (and the one it writes).
+        supported: u32,
+    },
+    /// The handle's user grant does not allow the operation (a read-only grant asked to
+    /// write, a user without `Admin` asked to manage grants); nothing was done.
+    PermissionDenied,
     /// An operating-system error.
     Io(std::io::Error),
 }
@@ -147,6 +158,13 @@ impl fmt::Display for Error {
             Error::Poisoned => f.write_str(
                 "an earlier commit failed and could not be rolled back: reopen the index",
             ),
+            Error::UnsupportedFormat { found, supported } => write!(
+                f,
+                "unsupported on-disk format {found} (this version reads up to {supported})"
+            ),
+            Error::PermissionDenied => {
+                f.write_str("permission denied: the user's grant does not allow this")
+            }
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }

@@ -2,7 +2,8 @@
 //! command-line value: `--key-file FILE` or the `CIPHERVEC_KEY` environment variable.
 //!
 //! Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong key, 4 corrupted, 5 locked,
-//! 6 rolled back, 7 storage unavailable. Errors are one line on stderr.
+//! 6 rolled back, 7 storage unavailable, 8 unsupported on-disk format, 9 permission denied.
+//! Errors are one line on stderr.
 
 mod commands;
 mod fastjson;
@@ -343,6 +344,8 @@ fn exit_code(e: &commands::CliError) -> u8 {
             Error::Locked => 5,
             Error::RolledBack => 6,
             Error::Unavailable => 7,
+            Error::UnsupportedFormat { .. } => 8,
+            Error::PermissionDenied => 9,
             _ => 1,
         },
         commands::CliError::Usage(_) => 2,

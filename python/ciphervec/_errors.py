@@ -11,6 +11,8 @@ __all__ = [
     "CorruptedError",
     "RolledBackError",
     "UnavailableError",
+    "UnsupportedFormatError",
+    "PermissionDeniedError",
     "StorageError",
     "InvalidFilterError",
     "DimensionMismatchError",
@@ -53,6 +55,15 @@ class RolledBackError(CiphervecError):
 
 class UnavailableError(CiphervecError, OSError):
     """Storage unreachable after bounded retries."""
+
+
+class UnsupportedFormatError(CiphervecError):
+    """The stored index is in an on-disk format this version does not read (written by a
+    newer version of ciphervec)."""
+
+
+class PermissionDeniedError(CiphervecError):
+    """The user's grant does not allow the operation (a read-only user asked to write)."""
 
 
 class StorageError(CiphervecError, OSError):

@@ -26,6 +26,8 @@ fn class_of(e: &Error) -> &'static str {
         Error::DimensionMismatch { .. } => "DimensionMismatchError",
         Error::InvalidVector => "InvalidVectorError",
         Error::InvalidArgument { .. } | Error::InvalidKey => "InvalidArgumentError",
+        Error::UnsupportedFormat { .. } => "UnsupportedFormatError",
+        Error::PermissionDenied => "PermissionDeniedError",
         Error::Io(_) => "StorageError",
         _ => "CiphervecError",
     }
