@@ -19,7 +19,11 @@ fn fixture_dirs() -> Vec<PathBuf> {
         })
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no format fixture under {}", root.display());
+    assert!(
+        !dirs.is_empty(),
+        "no format fixture under {}",
+        root.display()
+    );
     dirs
 }
 
@@ -66,7 +70,11 @@ fn query_all(index: &EncryptedIndex, q: Query) -> Vec<ciphervec::Hit> {
 
 /// Everything the fixture recorded for one index, asked again.
 fn check_answers(name: &str, index: &EncryptedIndex, queries: &[Vec<f32>], want: &Value) {
-    assert_eq!(index.len(), want["len"].as_u64().unwrap() as usize, "{name}");
+    assert_eq!(
+        index.len(),
+        want["len"].as_u64().unwrap() as usize,
+        "{name}"
+    );
     assert_eq!(index.is_trained(), want["trained"].as_bool().unwrap());
     let mut ids = index.list_ids().unwrap();
     ids.sort();
@@ -81,8 +89,15 @@ fn check_answers(name: &str, index: &EncryptedIndex, queries: &[Vec<f32>], want:
     for (i, q) in queries.iter().enumerate() {
         let hits = query_all(index, Query::new(q.clone()).top_k(10));
         check_hits(&format!("{name} q{i}"), &hits, &want["vector"][i]);
-        let hits = query_all(index, Query::new(q.clone()).top_k(10).filter(filter.clone()));
-        check_hits(&format!("{name} filtered q{i}"), &hits, &want["filtered"][i]);
+        let hits = query_all(
+            index,
+            Query::new(q.clone()).top_k(10).filter(filter.clone()),
+        );
+        check_hits(
+            &format!("{name} filtered q{i}"),
+            &hits,
+            &want["filtered"][i],
+        );
     }
     if let Some(text) = want["text"].as_array() {
         // Text only: BM25 over the contents (the hybrid answer of the fixture is kept for
