@@ -40,8 +40,18 @@ impl Rng {
 }
 
 const WORDS: [&str; 12] = [
-    "invoice", "overdue", "refund", "shipping", "alpha", "beta", "gamma", "delta", "report",
-    "quarterly", "urgent", "archive",
+    "invoice",
+    "overdue",
+    "refund",
+    "shipping",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "report",
+    "quarterly",
+    "urgent",
+    "archive",
 ];
 
 fn item(rng: &mut Rng, centers: &[Vec<f32>], i: usize) -> Item {
@@ -55,7 +65,7 @@ fn item(rng: &mut Rng, centers: &[Vec<f32>], i: usize) -> Item {
         .with_metadata(json!({
             "team": team,
             "n": i,
-            "nested": {"even": i % 2 == 0},
+            "nested": {"even": i.is_multiple_of(2)},
             "tags": [words[0], words[1]],
         }))
 }
@@ -194,11 +204,9 @@ fn answers(
     let mut filtered = Vec::new();
     for q in queries {
         vector.push(hits(Query::new(q.clone()).top_k(10))?);
-        filtered.push(hits(
-            Query::new(q.clone())
-                .top_k(10)
-                .filter(json!({"team": {"$in": ["billing", "sales"]}, "n": {"$lt": 200}})),
-        )?);
+        filtered.push(hits(Query::new(q.clone()).top_k(10).filter(
+            json!({"team": {"$in": ["billing", "sales"]}, "n": {"$lt": 200}}),
+        ))?);
     }
     let text = if full_text {
         json!([

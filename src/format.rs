@@ -13,9 +13,33 @@ pub(crate) mod padding;
 pub(crate) mod reader;
 pub(crate) mod segment;
 
-/// The on-disk format version, written into every clear header and bound into every
-/// ciphertext's associated data.
-pub(crate) const FORMAT_VERSION: u16 = 7;
+/// The on-disk format version this version writes, into every clear header, and binds into
+/// every ciphertext's associated data. Version 8 (2026-12-07, unreleased during wave 3) adds
+/// the history chain (every commit names the one it extends) and the key fields of segment
+/// headers; version 7 is the format of 0.1.0.
+pub(crate) const FORMAT_VERSION: u16 = 8;
+/// The oldest format version this version still reads (and upgrades when it writes):
+/// `tests/data/format-v*` holds a fixture of each.
+pub(crate) const OLDEST_FORMAT: u16 = 7;
+
+/// Refuses a format version outside [`OLDEST_FORMAT`]..=[`FORMAT_VERSION`] with
+/// [`Error::UnsupportedFormat`](crate::error::Error::UnsupportedFormat).
+pub(crate) fn check_version(version: u16) -> crate::error::Result<()> {
+    if (OLDEST_FORMAT..=FORMAT_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::UnsupportedFormat {
+            found: u32::from(version),
+            supported: u32::from(FORMAT_VERSION),
+        })
+    }
+}
+
+/// Length of a commit id: what a commit's history chain link is (see
+/// `manifest::History`).
+pub(crate) const COMMIT_ID_LEN: usize = 16;
+/// A commit id: 16 bytes of SHA3-256 over the commit it names and its parent's id.
+pub(crate) type CommitId = [u8; COMMIT_ID_LEN];
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;
@@ -59,11 +83,13 @@ pub(crate) enum RecordKind {
     /// The vectors of one list block (`ivf_flat`), named by the block: apart from it so that
     /// an open reads the entries without the vectors.
     BlockVectors = 11,
+    /// The ids of older commits of the history chain (format 8), written by a rewrite.
+    History = 12,
 }
 
 impl RecordKind {
     /// The kind a segment directory entry names, if `v` is one a directory may list
-    /// (centroids, list blocks, fields, tombstones, codebooks).
+    /// (centroids, list blocks, fields, tombstones, codebooks, history).
     pub(crate) fn listed_in_segment(v: u8) -> Option<RecordKind> {
         match v {
             3 => Some(RecordKind::Centroids),
@@ -71,6 +97,7 @@ impl RecordKind {
             5 => Some(RecordKind::Fields),
             6 => Some(RecordKind::Tombstones),
             7 => Some(RecordKind::Codebook),
+            12 => Some(RecordKind::History),
             _ => None,
         }
     }

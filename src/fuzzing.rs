@@ -19,21 +19,29 @@ pub fn segment_decode(data: &[u8]) {
     // The clear-byte checks, the footer decoder (its plaintext is behind authentication in
     // real use: here the input's last bytes stand in for it) and the directory placement.
     let _ = segment::sealed_footer(data);
+    // Both layouts this version reads (the first byte picks one), the history record too.
+    let layout = if data.first().is_some_and(|b| b & 1 == 1) {
+        segment::Layout::V7
+    } else {
+        segment::Layout::CURRENT
+    };
     let tail = data
-        .get(data.len().saturating_sub(segment::FOOTER_PLAIN_LEN)..)
+        .get(data.len().saturating_sub(layout.footer_plain_len)..)
         .unwrap_or_default();
-    let offset = match segment::Footer::decode(tail) {
+    let offset = match segment::Footer::decode(tail, layout) {
         Ok(footer) => {
-            let _ = segment::sealed_directory(data, &footer);
+            let _ = segment::sealed_directory(data, &footer, layout);
             footer.directory_offset
         }
         Err(_) => data.len() as u64,
     };
-    if let Ok(records) = segment::decode_directory(data.get(1..).unwrap_or_default(), offset) {
+    let listed = segment::decode_directory(data.get(1..).unwrap_or_default(), offset, layout);
+    if let Ok(records) = listed {
         for r in records {
             let _ = segment::record_bytes(data, r.offset, r.len);
         }
     }
+    let _ = segment::decode_history(data.get(1..).unwrap_or_default());
     let dim = data.first().map_or(1, |&d| usize::from(d % 16) + 1);
     let body = data.get(1..).unwrap_or_default();
     let _ = segment::decode_block(body, dim);

@@ -102,7 +102,7 @@ pub fn bench_mac(message: &[u8]) -> [u8; 32] {
 pub fn derive_key_schedule() {
     let params = IndexParams::generate().expect("OS random generator");
     let dek = DataKey::generate().expect("OS random generator");
-    std::hint::black_box(Keys::derive(params, &dek, 0));
+    std::hint::black_box(Keys::derive(params, &dek, 0, 0));
 }
 
 /// Sum over `data` of the squared L2 distance to the nearest row of `centroids`.

@@ -297,7 +297,7 @@ fn every_subcommand_with_json_output_checked_against_the_library() {
     )
     .unwrap();
     assert_eq!(keyless[0]["name"], "docs");
-    assert_eq!(keyless[0]["format_version"], 7);
+    assert_eq!(keyless[0]["format_version"], 8);
     assert!(keyless[0]["files"].as_u64().unwrap() >= 2);
     // The same database as a `file:` URL with escapes (as Python's `Path.as_uri()` writes
     // one) is read as the library reads it.
@@ -492,8 +492,11 @@ fn exit_codes() {
     // 6: older than its anchor (an anchor of a later epoch).
     let info = s.json(&["info", &db, "e"]);
     let anchor = info["anchor"].as_str().unwrap();
-    let (prefix, epoch) = anchor.rsplit_once('-').unwrap();
-    let later = format!("{prefix}-{}", epoch.parse::<u64>().unwrap() + 5);
+    // cvanchor2-<index id>-<epoch>-<commit id>
+    let parts: Vec<&str> = anchor.split('-').collect();
+    assert_eq!(parts.len(), 4, "{anchor}");
+    let epoch = parts[2].parse::<u64>().unwrap();
+    let later = format!("{}-{}-{}-{}", parts[0], parts[1], epoch + 5, parts[3]);
     let out = s
         .run(&["verify", &db, "e", "--anchor", &later])
         .assert()

@@ -134,7 +134,7 @@ fn golden_values() -> serde_json::Value {
             hex(&*k).into(),
         );
     }
-    let keys = Keys::derive(params, &dek, 0);
+    let keys = Keys::derive(params, &dek, 0, 0);
     out.insert("key_check".into(), hex(&params.key_check(&key)).into());
     out.insert(
         "item_token(\"doc-1\")".into(),

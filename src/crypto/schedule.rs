@@ -246,11 +246,15 @@ pub(crate) struct Keys {
     pub manifest_mac: HmacSha3,
     /// Wraps a new data key under the same index key (for data-key rotation), when known.
     pub wrapper: Option<Arc<KeyWrapper>>,
+    /// The format version records are bound under with these keys (the index's, a plain
+    /// number the facade chooses: this layer only carries it to the bindings).
+    pub format: u16,
 }
 
 impl Keys {
-    /// Derives every working key from the data key; AEAD keys start at `generation`.
-    pub(crate) fn derive(params: IndexParams, dek: &DataKey, generation: u32) -> Keys {
+    /// Derives every working key from the data key; AEAD keys start at `generation`;
+    /// records are bound under format `format`.
+    pub(crate) fn derive(params: IndexParams, dek: &DataKey, generation: u32, format: u16) -> Keys {
         let hmac = |p: Purpose| HmacSha3::new(&*params.derive(&dek.bytes, p, 0));
         let sealer = |p: Purpose| Sealer::derived(params, dek.clone(), p, generation);
         Keys {
@@ -262,6 +266,7 @@ impl Keys {
             manifest: sealer(Purpose::Manifest),
             manifest_mac: hmac(Purpose::ManifestMac),
             wrapper: None,
+            format,
         }
     }
 
@@ -358,7 +363,7 @@ mod tests {
 
     #[test]
     fn tokens_differ_by_purpose_and_epoch() {
-        let keys = Keys::derive(params(), &data_key_from([1; 32]), 0);
+        let keys = Keys::derive(params(), &data_key_from([1; 32]), 0, 0);
         assert_ne!(keys.list_label(0, 0), keys.query_token(0, 0));
         assert_ne!(keys.list_label(0, 0), keys.list_label(1, 0));
         assert_ne!(keys.list_label(0, 0), keys.list_label(0, 1));

@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::reader::Reader;
-use super::{FORMAT_VERSION, INDEX_ID_LEN, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
+use super::{CommitId, INDEX_ID_LEN, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
 use crate::error::{Error, Result};
 
 /// File name of the manifest.
@@ -81,7 +81,8 @@ pub(crate) enum StoredMetric {
     InnerProduct,
 }
 
-/// The configuration, as stored.
+/// The configuration, as stored (format 8: fields are appended while the format is
+/// unreleased; [`StoredConfigV7`] is format 7's, frozen).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredConfig {
     /// Index type.
@@ -109,7 +110,8 @@ pub(crate) struct SegmentRef {
     pub digest: [u8; 32],
 }
 
-/// The encrypted body of the manifest: the committed state of the index.
+/// The encrypted body of the manifest: the committed state of the index (format 8; format
+/// 7's, [`ManifestBodyV7`], is read and converted).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ManifestBody {
     /// Grows by one at every commit.
@@ -130,6 +132,140 @@ pub(crate) struct ManifestBody {
     /// The index's name, bound under the key so that an index's files cannot be served
     /// under another name (two indexes sharing a key, their folders swapped).
     pub name: String,
+    /// The commits this state extends (format 8).
+    pub history: History,
+}
+
+/// The history chain: the id of every commit of the index since its first commit in format
+/// 8, each computed over its parent's id, its epoch and what it wrote (the sealed footer of
+/// its segment, or the manifest header of a manifest-only commit). The newest entry is the
+/// state's own id, its *head*. Anchors name a commit by epoch and id; a reader checks that a
+/// newer state's history holds the commit it serves; roll-forward applies only segments
+/// whose note names the head as parent. So a history that forks (an older manifest put
+/// back, then written on) differs from the original at the fork's first epoch, whatever
+/// the epochs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct History {
+    /// (epoch, commit id) of the commits since the newest rewrite, epochs ascending (they
+    /// may skip: a failed commit's epoch is never used again); the last is the head.
+    pub recent: Vec<(u64, CommitId)>,
+    /// The live segment (the first: a rewrite's) whose history record lists the commits
+    /// before `recent`, if any.
+    pub archived: Option<u64>,
+}
+
+impl History {
+    /// The id of the newest commit: zeros before the first commit in format 8.
+    pub(crate) fn head(&self) -> CommitId {
+        self.recent
+            .last()
+            .map_or([0; super::COMMIT_ID_LEN], |(_, id)| *id)
+    }
+
+    /// The id this history records for `epoch` among the recent commits: `Some(None)` when
+    /// the epoch lies within them but was never committed (a failed commit's), `None` when it
+    /// is older than them (look in the archived record).
+    pub(crate) fn recent_id(&self, epoch: u64) -> Option<Option<CommitId>> {
+        let first = self.recent.first()?.0;
+        if epoch < first {
+            return None;
+        }
+        Some(
+            self.recent
+                .binary_search_by_key(&epoch, |(e, _)| *e)
+                .ok()
+                .map(|i| self.recent[i].1),
+        )
+    }
+}
+
+/// The configuration as format 7 stored it (frozen).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredConfigV7 {
+    index_type: StoredIndexType,
+    dimension: u32,
+    metric: StoredMetric,
+    n_lists: u32,
+    n_probes: u32,
+    full_text: bool,
+}
+
+/// The manifest body as format 7 stored it (frozen): read from indexes written by 0.1.0,
+/// written only when a backup copies such an index as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ManifestBodyV7 {
+    epoch: u64,
+    config: StoredConfigV7,
+    next_segment: u64,
+    key_generation: u32,
+    segments: Vec<SegmentRef>,
+    trained: Option<TrainedRef>,
+    list_epoch: u64,
+    name: String,
+}
+
+impl From<ManifestBodyV7> for ManifestBody {
+    fn from(v7: ManifestBodyV7) -> ManifestBody {
+        let c = v7.config;
+        ManifestBody {
+            epoch: v7.epoch,
+            config: StoredConfig {
+                index_type: c.index_type,
+                dimension: c.dimension,
+                metric: c.metric,
+                n_lists: c.n_lists,
+                n_probes: c.n_probes,
+                full_text: c.full_text,
+            },
+            next_segment: v7.next_segment,
+            key_generation: v7.key_generation,
+            segments: v7.segments,
+            trained: v7.trained,
+            list_epoch: v7.list_epoch,
+            name: v7.name,
+            history: History::default(),
+        }
+    }
+}
+
+impl From<&ManifestBody> for ManifestBodyV7 {
+    /// A body read from format 7, as format 7 writes it (what format 8 added is empty there).
+    fn from(b: &ManifestBody) -> ManifestBodyV7 {
+        let c = &b.config;
+        ManifestBodyV7 {
+            epoch: b.epoch,
+            config: StoredConfigV7 {
+                index_type: c.index_type,
+                dimension: c.dimension,
+                metric: c.metric,
+                n_lists: c.n_lists,
+                n_probes: c.n_probes,
+                full_text: c.full_text,
+            },
+            next_segment: b.next_segment,
+            key_generation: b.key_generation,
+            segments: b.segments.clone(),
+            trained: b.trained.clone(),
+            list_epoch: b.list_epoch,
+            name: b.name.clone(),
+        }
+    }
+}
+
+/// Decodes a manifest body's plaintext of format `version`.
+pub(crate) fn decode_body(version: u16, plain: &[u8]) -> Result<ManifestBody> {
+    match version {
+        7 => super::codec::decode::<ManifestBodyV7>(plain, "MANIFEST body").map(Into::into),
+        _ => super::codec::decode(plain, "MANIFEST body"),
+    }
+}
+
+/// Encodes a manifest body in format `version`.
+pub(crate) fn encode_body(version: u16, body: &ManifestBody) -> Result<Vec<u8>> {
+    match version {
+        7 => super::codec::encode(&ManifestBodyV7::from(body)),
+        _ => super::codec::encode(body),
+    }
 }
 
 /// Where the trained centroids (and codebook) are.
@@ -143,13 +279,18 @@ pub(crate) struct TrainedRef {
     pub codebook: bool,
 }
 
-/// Encodes header + body length + sealed body: the bytes the MAC covers.
-pub(crate) fn encode_unsigned(header: &ManifestHeader, sealed_body: &[u8]) -> Result<Vec<u8>> {
+/// Encodes header (in format `version`) + body length + sealed body: the bytes the MAC
+/// covers.
+pub(crate) fn encode_unsigned(
+    version: u16,
+    header: &ManifestHeader,
+    sealed_body: &[u8],
+) -> Result<Vec<u8>> {
     let body_len = u32::try_from(sealed_body.len())
         .map_err(|_| Error::invalid_argument("manifest too large"))?;
     let mut out = Vec::with_capacity(HEADER_LEN + sealed_body.len() + MAC_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&header.salt);
     out.extend_from_slice(&header.index_id);
@@ -164,6 +305,8 @@ pub(crate) fn encode_unsigned(header: &ManifestHeader, sealed_body: &[u8]) -> Re
 
 /// A manifest file split into its parts (nothing verified yet).
 pub(crate) struct ManifestParts<'a> {
+    /// The format version (one this version reads).
+    pub version: u16,
     /// The clear header.
     pub header: ManifestHeader,
     /// The sealed body.
@@ -175,16 +318,26 @@ pub(crate) struct ManifestParts<'a> {
 }
 
 /// Splits a manifest file, checking magic, version and lengths.
+///
+/// Every format keeps magic, version and header checksum where format 7 has them, so a
+/// version this one does not read, under a checksum that holds, is
+/// [`Error::UnsupportedFormat`] (a newer ciphervec wrote it), while a damaged version field
+/// fails the checksum and is [`Error::Corrupted`].
 pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     let mut r = Reader::new(file, "manifest");
     if r.bytes(8)? != MAGIC {
         return Err(r.corrupted());
     }
     let version = r.u16()?;
-    if version != FORMAT_VERSION {
-        return Err(Error::corrupted(format!(
-            "manifest format version {version}"
-        )));
+    if let Err(unsupported) = super::check_version(version) {
+        let intact = file
+            .get(..CHECKED_LEN + CHECKSUM_LEN)
+            .is_some_and(|h| h[CHECKED_LEN..] == checksum(&h[..CHECKED_LEN]));
+        return Err(if intact {
+            unsupported
+        } else {
+            Error::corrupted("manifest header checksum")
+        });
     }
     if r.u16()? != 0 {
         return Err(r.corrupted());
@@ -203,6 +356,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     let mac = r.bytes(MAC_LEN)?;
     r.finish()?;
     Ok(ManifestParts {
+        version,
         header: ManifestHeader {
             salt,
             index_id,
@@ -233,7 +387,7 @@ mod tests {
             key_check: [3; KEY_CHECK_LEN],
             wrapped_key: [4; WRAPPED_KEY_LEN],
         };
-        let mut file = encode_unsigned(&header, b"body").unwrap();
+        let mut file = encode_unsigned(super::super::FORMAT_VERSION, &header, b"body").unwrap();
         assert_eq!(file.len(), HEADER_LEN + 4);
         file.extend_from_slice(&[9; MAC_LEN]);
         let parts = decode(&file).unwrap();
@@ -243,6 +397,15 @@ mod tests {
         for cut in 0..file.len() {
             assert!(decode(&file[..cut]).is_err());
         }
+        // A version this one does not read, under an intact checksum: a newer writer's.
+        let newer = encode_unsigned(99, &header, b"body").unwrap();
+        assert!(matches!(
+            decode(&newer),
+            Err(Error::UnsupportedFormat {
+                found: 99,
+                supported
+            }) if supported == u32::from(super::super::FORMAT_VERSION)
+        ));
         // Every flipped bit of the clear header is caught by the checksum (or the magic).
         for bit in 0..HEADER_LEN * 8 {
             let mut bad = file.clone();

@@ -1,38 +1,100 @@
 //! Segment files (immutable, one per write batch) and the plaintexts of their records.
 //!
 //! ```text
-//! segment file of padded length L:
+//! segment file of padded length L (format 8; format 7 in brackets):
 //! 0     8   magic "CVECSEG1"
 //! 8     2   format version
-//! 10    22  reserved, zero
-//! 32    ... sealed records, back to back, no clear framing
+//! 10    6   reserved, zero                  [10  22  reserved, zero]
+//! 16    32  key-check value of the index key the data key is wrapped under
+//! 48    64  the data key the records are sealed under, wrapped by that index key
+//! 112   16  reserved, zero
+//! 128   ... sealed records, back to back, no clear framing          [32 ...]
 //! O     D   sealed directory: count u32, then per record kind u8 | address [32] | offset u64 |
 //!           length u32 (padded inside its encryption like every record)
 //! O+D   ... zero bytes
-//! L-96  96  sealed footer (64 bytes of plaintext): directory offset O u64 | length D u32 |
+//! L-160 160 sealed footer (128 bytes of plaintext): directory offset O u64 | length D u32 |
 //!           commit note (epoch u64 | replace-all u8 | list epoch u64 | trained u8 |
-//!           n_lists u32 | codebook u8 | key generation u32) | zeros
+//!           n_lists u32 | codebook u8 | key generation u32 | parent commit id [16] |
+//!           flags u8 (1 = a history record is listed)) | zeros
+//!           [L-96 96: 64 bytes of plaintext, the note without parent and flags]
 //! ```
 //! L is the Padmé length of the unpadded file. The address of a list block is the list's
 //! query token; other records have a zero address. Every clear byte (header, zeros) depends
-//! only on L: where records begin and end, which list a block belongs to and how many records
-//! there are are all sealed, so the storage learns only the (padded) size of the segment. The
-//! footer sits at a fixed place, so a segment that no manifest names can still be found,
-//! authenticated and, with its commit note, rolled forward.
+//! only on L and on the keys the index's manifest header shows too: where records begin and
+//! end, which list a block belongs to and how many records there are are all sealed, so the
+//! storage learns only the (padded) size of the segment. The footer sits at a fixed place, so
+//! a segment that no manifest names can still be found, authenticated and, with its commit
+//! note, rolled forward; the wrapped data key in its header lets a holder of the index key
+//! do that across a data-key rotation whose manifest was lost.
 
 use super::padding;
 use super::reader::Reader;
-use super::{FORMAT_VERSION, RecordKind, SEALED_OVERHEAD};
+use super::{COMMIT_ID_LEN, CommitId, KEY_CHECK_LEN, RecordKind, SEALED_OVERHEAD, WRAPPED_KEY_LEN};
 use crate::error::{Error, Result};
 
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: &[u8; 8] = b"CVECSEG1";
-/// Length of the segment header.
-pub(crate) const HEADER_LEN: usize = 32;
-/// Plaintext length of the footer.
-pub(crate) const FOOTER_PLAIN_LEN: usize = 64;
-/// Length of the sealed footer at the end of every segment file.
-pub(crate) const FOOTER_LEN: usize = FOOTER_PLAIN_LEN + SEALED_OVERHEAD;
+/// Offset of the key fields in a format-8 header.
+const HEADER_KEYS_AT: usize = 16;
+/// Length of the commit note's fields in a footer of format 7, after the directory's place.
+const NOTE_V7_LEN: usize = 8 + 1 + 8 + 1 + 4 + 1 + 4;
+
+/// The byte layout of segment files of one format version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The format version (in the header, and bound into every record).
+    pub version: u16,
+    /// Length of the clear header: where the records begin.
+    pub header_len: usize,
+    /// Plaintext length of the footer.
+    pub footer_plain_len: usize,
+}
+
+impl Layout {
+    /// Format 7 (0.1.0): a 32-byte header of magic and version, a 64-byte footer plaintext.
+    pub(crate) const V7: Layout = Layout {
+        version: 7,
+        header_len: 32,
+        footer_plain_len: 64,
+    };
+    /// Format 8: the header also shows the keys the segment is sealed under; the footer
+    /// has room for the parent commit and, reserved, a signature.
+    pub(crate) const V8: Layout = Layout {
+        version: 8,
+        header_len: 128,
+        footer_plain_len: 128,
+    };
+    /// What this version writes.
+    pub(crate) const CURRENT: Layout = Layout::V8;
+
+    /// The layout of format `version` (one this version reads; the caller checked it).
+    pub(crate) fn of(version: u16) -> Result<Layout> {
+        match version {
+            7 => Ok(Layout::V7),
+            8 => Ok(Layout::V8),
+            _ => Err(Error::corrupted("segment format version")),
+        }
+    }
+
+    /// Length of the sealed footer at the end of every segment file.
+    pub(crate) fn footer_len(self) -> usize {
+        self.footer_plain_len + SEALED_OVERHEAD
+    }
+}
+
+const _: () = assert!(Layout::CURRENT.version == super::FORMAT_VERSION);
+
+/// What a format-8 segment header shows of the keys its records are sealed under: the
+/// index key's check value and the data key wrapped by it (as the manifest header shows
+/// them), so that a holder of the index key can open a segment sealed under a data key no
+/// stored manifest names any more (a rotation whose manifest was put back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderKeys {
+    /// Key-check value of the index key.
+    pub key_check: [u8; KEY_CHECK_LEN],
+    /// The data key, wrapped by the index key.
+    pub wrapped_key: [u8; WRAPPED_KEY_LEN],
+}
 /// Length of one directory entry (kind, address, offset, length).
 const DIRECTORY_ENTRY_LEN: usize = 1 + 32 + 8 + 4;
 
@@ -60,12 +122,17 @@ pub(crate) struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// An empty segment with sequence number `seq`.
-    pub(crate) fn new(seq: u64) -> SegmentWriter {
+    /// An empty segment with sequence number `seq` in the current format, sealed under the
+    /// keys `keys` shows.
+    pub(crate) fn new(seq: u64, keys: &HeaderKeys) -> SegmentWriter {
+        let layout = Layout::CURRENT;
         let mut file = Vec::new();
         file.extend_from_slice(MAGIC);
-        file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        file.resize(HEADER_LEN, 0);
+        file.extend_from_slice(&layout.version.to_le_bytes());
+        file.resize(HEADER_KEYS_AT, 0);
+        file.extend_from_slice(&keys.key_check);
+        file.extend_from_slice(&keys.wrapped_key);
+        file.resize(layout.header_len, 0);
         SegmentWriter {
             seq,
             directory: Vec::new(),
@@ -147,7 +214,7 @@ impl SegmentWriter {
 
     /// The finished file, with `note` in its footer; `seal_directory` and `seal_footer`
     /// encrypt the directory's and the footer's plaintext (the footer's sealed length must be
-    /// [`FOOTER_LEN`]).
+    /// the layout's [`footer_len`](Layout::footer_len)).
     pub(crate) fn finish(
         self,
         note: &CommitNote,
@@ -169,15 +236,17 @@ impl SegmentWriter {
                 .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?,
             note: *note,
         };
-        let sealed_footer = seal_footer(&footer.encode())?;
-        if sealed_footer.len() != FOOTER_LEN {
+        let layout = Layout::CURRENT;
+        let footer_len = layout.footer_len();
+        let sealed_footer = seal_footer(&footer.encode(layout))?;
+        if sealed_footer.len() != footer_len {
             return Err(Error::invalid_argument("sealed footer length"));
         }
-        let len = padding::padme(self.file.len() + directory.len() + FOOTER_LEN);
+        let len = padding::padme(self.file.len() + directory.len() + footer_len);
         let mut out = self.file;
         out.reserve_exact(len - out.len());
         out.extend_from_slice(&directory);
-        out.resize(len - FOOTER_LEN, 0);
+        out.resize(len - footer_len, 0);
         out.extend_from_slice(&sealed_footer);
         Ok(out)
     }
@@ -199,6 +268,12 @@ pub(crate) struct CommitNote {
     pub trained: Option<(u32, bool)>,
     /// The key generation the next writer starts at.
     pub key_generation: u32,
+    /// The id of the commit this one extends (format 8; zeros in format 7, and for the
+    /// first commit of a history).
+    pub parent: CommitId,
+    /// The segment lists a history record: the ids of the commits before this one (a
+    /// rewrite carries the history forward; format 8).
+    pub history: bool,
 }
 
 /// The plaintext of a segment footer.
@@ -213,29 +288,32 @@ pub(crate) struct Footer {
 }
 
 impl Footer {
-    fn encode(&self) -> [u8; FOOTER_PLAIN_LEN] {
-        let mut out = [0u8; FOOTER_PLAIN_LEN];
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            out[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(&self.directory_offset.to_le_bytes());
-        put(&self.directory_len.to_le_bytes());
-        put(&self.note.epoch.to_le_bytes());
-        put(&[u8::from(self.note.replace_all)]);
-        put(&self.note.list_epoch.to_le_bytes());
+    fn encode(&self, layout: Layout) -> Vec<u8> {
+        let mut out = Vec::with_capacity(layout.footer_plain_len);
+        out.extend_from_slice(&self.directory_offset.to_le_bytes());
+        out.extend_from_slice(&self.directory_len.to_le_bytes());
+        out.extend_from_slice(&self.note.epoch.to_le_bytes());
+        out.push(u8::from(self.note.replace_all));
+        out.extend_from_slice(&self.note.list_epoch.to_le_bytes());
         let (n_lists, codebook) = self.note.trained.unwrap_or((0, false));
-        put(&[u8::from(self.note.trained.is_some())]);
-        put(&n_lists.to_le_bytes());
-        put(&[u8::from(codebook)]);
-        put(&self.note.key_generation.to_le_bytes());
+        out.push(u8::from(self.note.trained.is_some()));
+        out.extend_from_slice(&n_lists.to_le_bytes());
+        out.push(u8::from(codebook));
+        out.extend_from_slice(&self.note.key_generation.to_le_bytes());
+        if layout.version >= 8 {
+            out.extend_from_slice(&self.note.parent);
+            out.push(u8::from(self.note.history));
+        }
+        out.resize(layout.footer_plain_len, 0);
         out
     }
 
-    /// Decodes a footer's plaintext.
-    pub(crate) fn decode(plain: &[u8]) -> Result<Footer> {
+    /// Decodes a footer's plaintext of `layout`.
+    pub(crate) fn decode(plain: &[u8], layout: Layout) -> Result<Footer> {
         let mut r = Reader::new(plain, "segment footer");
+        if plain.len() != layout.footer_plain_len {
+            return Err(r.corrupted());
+        }
         let directory_offset = r.u64()?;
         let directory_len = r.u32()?;
         let epoch = r.u64()?;
@@ -250,6 +328,12 @@ impl Footer {
         let n_lists = r.u32()?;
         let codebook = flag(r.u8()?)?;
         let key_generation = r.u32()?;
+        let (parent, history) = if layout.version >= 8 {
+            (r.array::<COMMIT_ID_LEN>()?, flag(r.u8()?)?)
+        } else {
+            ([0; COMMIT_ID_LEN], false)
+        };
+        debug_assert!(layout.version >= 8 || r.position() == 12 + NOTE_V7_LEN);
         if r.bytes(r.remaining())?.iter().any(|&b| b != 0)
             || (!trained && (n_lists, codebook) != (0, false))
         {
@@ -264,6 +348,8 @@ impl Footer {
                 list_epoch,
                 trained: trained.then_some((n_lists, codebook)),
                 key_generation,
+                parent,
+                history,
             },
         })
     }
@@ -283,53 +369,80 @@ pub(crate) struct RecordRef {
 }
 
 /// Checks a segment's clear bytes (header, length on the Padmé ladder) and returns its
-/// sealed footer: [`check_head`] over a whole file (opens read the pieces by range).
+/// layout and sealed footer: [`check_head`] over a whole file (opens read the pieces by range).
 #[cfg(any(test, feature = "internals"))]
-pub(crate) fn sealed_footer(file: &[u8]) -> Result<&[u8]> {
-    check_head(file.get(..HEADER_LEN).unwrap_or(file), file.len() as u64)?;
-    Ok(&file[file.len() - FOOTER_LEN..])
+pub(crate) fn sealed_footer(file: &[u8]) -> Result<(Layout, &[u8])> {
+    let layout = file.get(8..10).map_or(Ok(Layout::CURRENT), |v| {
+        Layout::of(u16::from_le_bytes([v[0], v[1]]))
+    })?;
+    let head = file.get(..layout.header_len).unwrap_or(file);
+    check_head(head, file.len() as u64, layout)?;
+    Ok((layout, &file[file.len() - layout.footer_len()..]))
 }
 
-/// Checks a segment's first bytes (its clear header: magic, version, zeros) and its length
-/// (`file_len`: room for header and footer, padded); the sealed footer is then its last
-/// [`FOOTER_LEN`] bytes.
-pub(crate) fn check_head(head: &[u8], file_len: u64) -> Result<()> {
+/// Checks a segment's first bytes (its clear header in `layout`: magic, version, zeros)
+/// and its length (`file_len`: room for header and footer, padded); the sealed footer is
+/// then its last [`Layout::footer_len`] bytes. Returns the keys a format-8 header shows.
+pub(crate) fn check_head(head: &[u8], file_len: u64, layout: Layout) -> Result<Option<HeaderKeys>> {
     let mut r = Reader::new(head, "segment");
-    if r.bytes(8)? != MAGIC
-        || r.u16()? != FORMAT_VERSION
-        || r.bytes(HEADER_LEN - 10)?.iter().any(|&b| b != 0)
+    if r.bytes(8)? != MAGIC || r.u16()? != layout.version {
+        return Err(r.corrupted());
+    }
+    let keys = if layout.version >= 8 {
+        if r.bytes(HEADER_KEYS_AT - 10)?.iter().any(|&b| b != 0) {
+            return Err(r.corrupted());
+        }
+        let keys = HeaderKeys {
+            key_check: r.array()?,
+            wrapped_key: r.array()?,
+        };
+        Some(keys)
+    } else {
+        None
+    };
+    if r.bytes(layout.header_len - r.position())?
+        .iter()
+        .any(|&b| b != 0)
     {
         return Err(r.corrupted());
     }
     let len = usize::try_from(file_len).map_err(|_| r.corrupted())?;
-    if len < HEADER_LEN + FOOTER_LEN || padding::padme(len) != len {
+    if len < layout.header_len + layout.footer_len() || padding::padme(len) != len {
         return Err(r.corrupted());
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// The sealed directory that an authenticated `footer` names, checked to lie between the
 /// header and the footer with only zeros after it ([`directory_span`] and
 /// [`directory_in_span`] over a whole file).
 #[cfg(any(test, feature = "internals"))]
-pub(crate) fn sealed_directory<'f>(file: &'f [u8], footer: &Footer) -> Result<&'f [u8]> {
-    let span = directory_span(file.len() as u64, footer)?;
+pub(crate) fn sealed_directory<'f>(
+    file: &'f [u8],
+    footer: &Footer,
+    layout: Layout,
+) -> Result<&'f [u8]> {
+    let span = directory_span(file.len() as u64, footer, layout)?;
     directory_in_span(&file[span.start as usize..span.end as usize], footer)
 }
 
 /// Where the directory an authenticated `footer` names lies in a segment of `file_len`
 /// bytes, with the zeros after it: from the directory's offset to the footer, checked to
 /// lie after the header.
-pub(crate) fn directory_span(file_len: u64, footer: &Footer) -> Result<std::ops::Range<u64>> {
+pub(crate) fn directory_span(
+    file_len: u64,
+    footer: &Footer,
+    layout: Layout,
+) -> Result<std::ops::Range<u64>> {
     let corrupted = || Error::corrupted("segment directory place");
     let start = footer.directory_offset;
     let end = start
         .checked_add(u64::from(footer.directory_len))
         .ok_or_else(corrupted)?;
     let footer_start = file_len
-        .checked_sub(FOOTER_LEN as u64)
+        .checked_sub(layout.footer_len() as u64)
         .ok_or_else(corrupted)?;
-    if start < HEADER_LEN as u64 || end > footer_start {
+    if start < layout.header_len as u64 || end > footer_start {
         return Err(corrupted());
     }
     Ok(start..footer_start)
@@ -348,9 +461,13 @@ pub(crate) fn directory_in_span<'s>(span: &'s [u8], footer: &Footer) -> Result<&
     Ok(directory)
 }
 
-/// Decodes a directory's plaintext; every record must lie between the header and the
-/// directory (at `directory_offset`).
-pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Vec<RecordRef>> {
+/// Decodes a directory's plaintext; every record must lie between the header (of `layout`)
+/// and the directory (at `directory_offset`).
+pub(crate) fn decode_directory(
+    plain: &[u8],
+    directory_offset: u64,
+    layout: Layout,
+) -> Result<Vec<RecordRef>> {
     let mut r = Reader::new(plain, "segment directory");
     let count = r.u32()? as usize;
     if count > r.remaining() / DIRECTORY_ENTRY_LEN {
@@ -363,7 +480,7 @@ pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Ve
         let offset = r.u64()?;
         let len = r.u32()?;
         let end = offset.checked_add(u64::from(len));
-        if offset < HEADER_LEN as u64 || end.is_none_or(|e| e > directory_offset) {
+        if offset < layout.header_len as u64 || end.is_none_or(|e| e > directory_offset) {
             return Err(r.corrupted());
         }
         records.push(RecordRef {
@@ -378,10 +495,14 @@ pub(crate) fn decode_directory(plain: &[u8], directory_offset: u64) -> Result<Ve
 }
 
 /// Checks that the record byte ranges `ranges` (start, end) cover the bytes from the header
-/// to the directory at `directory_offset` exactly once: no gap, no overlap.
-pub(crate) fn check_tiling(ranges: &mut [(u64, u64)], directory_offset: u64) -> Result<()> {
+/// (of `layout`) to the directory at `directory_offset` exactly once: no gap, no overlap.
+pub(crate) fn check_tiling(
+    ranges: &mut [(u64, u64)],
+    directory_offset: u64,
+    layout: Layout,
+) -> Result<()> {
     ranges.sort_unstable();
-    let mut next = HEADER_LEN as u64;
+    let mut next = layout.header_len as u64;
     for &(start, end) in ranges.iter() {
         if start != next {
             return Err(Error::corrupted(if start > next {
@@ -661,6 +782,37 @@ pub(crate) fn decode_tombstones(plain: &[u8]) -> Result<Vec<[u8; 32]>> {
     Ok(tokens)
 }
 
+/// Plaintext of a history record: `count u32 | count * (epoch u64 | commit id [16])`,
+/// epochs ascending.
+pub(crate) fn encode_history(entries: &[(u64, CommitId)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.len() * (8 + COMMIT_ID_LEN));
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (epoch, id) in entries {
+        out.extend_from_slice(&epoch.to_le_bytes());
+        out.extend_from_slice(id);
+    }
+    out
+}
+
+/// Decodes a history record; its epochs must ascend.
+pub(crate) fn decode_history(plain: &[u8]) -> Result<Vec<(u64, CommitId)>> {
+    let mut r = Reader::new(plain, "history record");
+    let count = r.u32()? as usize;
+    if count != r.remaining() / (8 + COMMIT_ID_LEN) {
+        return Err(r.corrupted());
+    }
+    let mut entries: Vec<(u64, CommitId)> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let entry = (r.u64()?, r.array()?);
+        if entries.last().is_some_and(|last| last.0 >= entry.0) {
+            return Err(r.corrupted());
+        }
+        entries.push(entry);
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
 /// Plaintext of a centroids record: `n u32 | dim u32 | n*dim f32`.
 pub(crate) fn encode_centroids(dim: usize, centroids: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + centroids.len() * 4);
@@ -796,21 +948,28 @@ mod tests {
 
     #[test]
     fn tiling_needs_every_byte_once() {
-        let h = HEADER_LEN as u64;
-        assert!(check_tiling(&mut [(h + 10, h + 30), (h, h + 10)], h + 30).is_ok());
-        assert!(check_tiling(&mut [], h).is_ok());
+        let layout = Layout::CURRENT;
+        let h = layout.header_len as u64;
+        let tiles = |ranges: &mut [(u64, u64)], end| check_tiling(ranges, end, layout);
+        assert!(tiles(&mut [(h + 10, h + 30), (h, h + 10)], h + 30).is_ok());
+        assert!(tiles(&mut [], h).is_ok());
         // A gap, an overlap, a duplicate, a short or long end, bytes before the first.
-        assert!(check_tiling(&mut [(h, h + 10), (h + 11, h + 30)], h + 30).is_err());
-        assert!(check_tiling(&mut [(h, h + 10), (h + 9, h + 30)], h + 30).is_err());
-        assert!(check_tiling(&mut [(h, h + 10), (h, h + 10)], h + 10).is_err());
-        assert!(check_tiling(&mut [(h, h + 10)], h + 11).is_err());
-        assert!(check_tiling(&mut [(h, h + 10)], h + 9).is_err());
-        assert!(check_tiling(&mut [(h + 1, h + 10)], h + 10).is_err());
+        assert!(tiles(&mut [(h, h + 10), (h + 11, h + 30)], h + 30).is_err());
+        assert!(tiles(&mut [(h, h + 10), (h + 9, h + 30)], h + 30).is_err());
+        assert!(tiles(&mut [(h, h + 10), (h, h + 10)], h + 10).is_err());
+        assert!(tiles(&mut [(h, h + 10)], h + 11).is_err());
+        assert!(tiles(&mut [(h, h + 10)], h + 9).is_err());
+        assert!(tiles(&mut [(h + 1, h + 10)], h + 10).is_err());
     }
+
+    const KEYS: HeaderKeys = HeaderKeys {
+        key_check: [0x11; KEY_CHECK_LEN],
+        wrapped_key: [0x22; WRAPPED_KEY_LEN],
+    };
 
     #[test]
     fn segment_round_trip() {
-        let mut w = SegmentWriter::new(7);
+        let mut w = SegmentWriter::new(7, &KEYS);
         let off = w.push(RecordKind::Fields, &[0; 32], b"xyz").unwrap();
         w.push(RecordKind::ListBlock, &[5; 32], b"").unwrap();
         let note = CommitNote {
@@ -819,32 +978,47 @@ mod tests {
             list_epoch: 3,
             trained: Some((17, true)),
             key_generation: 2,
+            parent: [0x33; COMMIT_ID_LEN],
+            history: true,
         };
         let file = w
             .finish(&note, |p| Ok(fake_seal(p)), |p| Ok(fake_seal(p)))
             .unwrap();
+        let layout = Layout::CURRENT;
+        let header_len = layout.header_len;
         assert_eq!(padding::padme(file.len()), file.len());
-        let footer = Footer::decode(&fake_open(sealed_footer(&file).unwrap())).unwrap();
+        let (found, sealed) = sealed_footer(&file).unwrap();
+        assert_eq!(found, layout);
+        let footer = Footer::decode(&fake_open(sealed), layout).unwrap();
         assert_eq!(footer.note, note);
-        let plain = fake_open(sealed_directory(&file, &footer).unwrap());
-        let recs = decode_directory(&plain, footer.directory_offset).unwrap();
+        let plain = fake_open(sealed_directory(&file, &footer, layout).unwrap());
+        let recs = decode_directory(&plain, footer.directory_offset, layout).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].offset, off);
+        assert_eq!(off, header_len as u64);
         assert_eq!(recs[1].address, [5; 32]);
         assert_eq!(record_bytes(&file, off, 3).unwrap(), b"xyz");
-        // Every clear byte: the header is the same for every segment.
+        // Every clear byte: the header shows the format and the keys, nothing else.
         assert_eq!(&file[..8], MAGIC);
-        assert!(file[10..HEADER_LEN].iter().all(|&b| b == 0));
+        assert_eq!(
+            check_head(&file[..header_len], file.len() as u64, layout).unwrap(),
+            Some(KEYS)
+        );
+        assert!(file[10..HEADER_KEYS_AT].iter().all(|&b| b == 0));
+        assert!(
+            file[HEADER_KEYS_AT + 96..header_len]
+                .iter()
+                .all(|&b| b == 0)
+        );
         // A truncated file is refused, or shows other bytes where the footer must be (which
         // then fail authentication).
-        let whole = sealed_footer(&file).unwrap();
         for cut in 0..file.len() {
-            assert!(
-                sealed_footer(&file[..cut]).is_ok_and(|f| f != whole)
-                    || sealed_footer(&file[..cut]).is_err()
-            );
+            let sealed_at_cut = sealed_footer(&file[..cut]);
+            assert!(sealed_at_cut.is_err() || sealed_at_cut.unwrap().1 != sealed);
         }
-        for i in 8..HEADER_LEN {
+        // The version and the reserved bytes are checked; the key fields are what the
+        // manifest and the records' authentication check.
+        for i in (8..HEADER_KEYS_AT).chain(HEADER_KEYS_AT + 96..header_len) {
             let mut bad = file.clone();
             bad[i] ^= 1;
             assert!(sealed_footer(&bad).is_err(), "header byte {i}");
@@ -852,9 +1026,9 @@ mod tests {
         // A non-zero byte between the directory and the footer.
         let mut bad = file.clone();
         let end = (footer.directory_offset + u64::from(footer.directory_len)) as usize;
-        if end < file.len() - FOOTER_LEN {
+        if end < file.len() - layout.footer_len() {
             bad[end] = 1;
-            assert!(sealed_directory(&bad, &footer).is_err());
+            assert!(sealed_directory(&bad, &footer, layout).is_err());
         }
         // Directories placed outside their room.
         for (offset, len) in [(0, 4), (u64::MAX, 4), (footer.directory_offset, u32::MAX)] {
@@ -863,24 +1037,38 @@ mod tests {
                 directory_len: len,
                 ..footer
             };
-            assert!(sealed_directory(&file, &f).is_err());
+            assert!(sealed_directory(&file, &f, layout).is_err());
         }
         for cut in 0..plain.len() {
-            assert!(decode_directory(&plain[..cut], footer.directory_offset).is_err());
+            assert!(decode_directory(&plain[..cut], footer.directory_offset, layout).is_err());
         }
-        let footer_plain = fake_open(sealed_footer(&file).unwrap());
+        let footer_plain = fake_open(sealed);
         for i in 0..footer_plain.len() {
             let mut bad = footer_plain.clone();
             bad[i] = 0xFF;
-            let decoded = Footer::decode(&bad);
+            let decoded = Footer::decode(&bad, layout);
             assert!(
                 decoded.is_err() || decoded.unwrap() != footer,
                 "footer byte {i}"
             );
         }
+        // A footer of the other layout's length is refused.
+        assert!(Footer::decode(&footer_plain[..Layout::V7.footer_plain_len], layout).is_err());
         // A record reaching into the directory is refused.
-        assert!(decode_directory(&plain, off + 2).is_err());
+        assert!(decode_directory(&plain, off + 2, layout).is_err());
         assert_eq!(parse_file_name(&file_name(7)), Some(7));
+    }
+
+    #[test]
+    fn history_round_trip_and_order() {
+        let entries = vec![(3, [1; COMMIT_ID_LEN]), (5, [2; COMMIT_ID_LEN])];
+        let plain = encode_history(&entries);
+        assert_eq!(decode_history(&plain).unwrap(), entries);
+        for cut in 0..plain.len() {
+            assert!(decode_history(&plain[..cut]).is_err());
+        }
+        let backwards = encode_history(&[(5, [2; COMMIT_ID_LEN]), (3, [1; COMMIT_ID_LEN])]);
+        assert!(decode_history(&backwards).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::crypto::aead::Binding;
 use crate::crypto::schedule::{self, IndexParams};
 use crate::format::manifest::ManifestHeader;
-use crate::format::{self, FORMAT_VERSION, RecordKind};
+use crate::format::{self, RecordKind};
 
 // The clear header's field widths (format) are the key schedule's (crypto).
 const _: () = {
@@ -16,12 +16,18 @@ const _: () = {
     assert!(format::SEALED_OVERHEAD == crate::crypto::aead::OVERHEAD);
 };
 
-/// The associated data of a record of `kind` in `segment` (or manifest epoch), for list
-/// label `list` and item token `item` (zeros where the kind has none); a record in a segment
-/// also binds its offset there ([`Binding::at`]).
-pub(crate) fn binding(kind: RecordKind, segment: u64, list: [u8; 32], item: [u8; 32]) -> Binding {
+/// The associated data of a record of format `version` and `kind` in `segment` (or manifest
+/// epoch), for list label `list` and item token `item` (zeros where the kind has none); a
+/// record in a segment also binds its offset there ([`Binding::at`]).
+pub(crate) fn binding(
+    version: u16,
+    kind: RecordKind,
+    segment: u64,
+    list: [u8; 32],
+    item: [u8; 32],
+) -> Binding {
     Binding {
-        version: FORMAT_VERSION,
+        version,
         kind: kind as u8,
         segment,
         offset: 0,
@@ -30,9 +36,9 @@ pub(crate) fn binding(kind: RecordKind, segment: u64, list: [u8; 32], item: [u8;
     }
 }
 
-/// The binding of a record of `kind` with no segment, list or item.
-pub(crate) fn whole(kind: RecordKind) -> Binding {
-    binding(kind, 0, [0; 32], [0; 32])
+/// The binding of a record of format `version` and `kind` with no segment, list or item.
+pub(crate) fn whole(version: u16, kind: RecordKind) -> Binding {
+    binding(version, kind, 0, [0; 32], [0; 32])
 }
 
 /// The key schedule's parameters (salt and index id) of a stored header.

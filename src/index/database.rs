@@ -295,8 +295,8 @@ impl Database {
             }
         }
         let (header, keys) = persist::new_header(key)?;
-        let body = ManifestBody {
-            epoch: 1,
+        let mut body = ManifestBody {
+            epoch: 0,
             config: config.to_stored(),
             next_segment: 1,
             key_generation: keys.next_generation(),
@@ -304,7 +304,10 @@ impl Database {
             trained: None,
             list_epoch: 0,
             name: name.to_owned(),
+            history: Default::default(),
         };
+        // The first commit of the history: epoch 1, extending nothing.
+        persist::commit_manifest_only(&mut body, 1, &header);
         persist::write_manifest(&*store, &header, &keys, &body)?;
         let committed = Committed {
             keys: Arc::new(keys),
@@ -342,10 +345,13 @@ impl Database {
         write: bool,
     ) -> Result<State> {
         let (header, keys, body) = persist::manifest_of(manifest, key, name)?;
-        let recovery = recovery::roll_forward(store, &keys, body)?;
+        let recovery = recovery::roll_forward(store, (&keys, &header), body, write)?;
         let body = recovery.body;
+        // A rolled-forward rotation brings its header (the new wrapped data key); the keys
+        // start past every generation a rolled-forward writer may have used.
+        let header = recovery.rekeyed.map_or(header, |(h, _)| h);
         let keys = if recovery.rolled > 0 {
-            persist::keys_at(&header, key, body.key_generation)?
+            persist::keys_at(&header, key, body.key_generation, keys.format)?
         } else {
             keys
         };
@@ -405,6 +411,9 @@ impl Database {
         let manifest = persist::read_manifest_file(&*store)?;
         let state = self.load(&*store, (&manifest, key), name, true)?;
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
+        // An index of an older format is upgraded before any write: one rewrite under a
+        // fresh data key in this format (see `docs/FORMAT.md`, Versions).
+        index.upgrade_format()?;
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }
@@ -449,17 +458,16 @@ impl Database {
     /// [`Error::IndexNotFound`], [`Error::WrongKey`] (`old` does not open it),
     /// [`Error::Locked`] (open for writing in another process), [`Error::Io`].
     pub fn rotate_index_key(&self, name: &str, old: &IndexKey, new: &IndexKey) -> Result<()> {
-        let open = self.open_handles();
-        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
-        if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
-            return index.rewrap_index_key(old, new);
+        let index = {
+            let open = self.open_handles();
+            open.get(name).and_then(EncryptedIndex::upgrade)
+        };
+        // Through a writer handle (opened here if needed, which upgrades an index of an
+        // older format first), so the re-wrap is serialized with its writes.
+        match index {
+            Some(index) => index.rewrap_index_key(old, new),
+            None => self.open_index(name, old)?.rewrap_index_key(old, new),
         }
-        persist::check_key(&*store, old, name)?;
-        let _lock = acquire_lock(&*store)?;
-        // Under the lock, the stored manifest is the committed one: re-wrap it as it is.
-        let (_, _, body) = persist::read_manifest(&*store, old, name)?;
-        persist::rewrap_index_key(&*store, (old, new), name, body.epoch, body.key_generation)?;
-        Ok(())
     }
 
     /// Rotates both keys after a compromise: a new index key (`old` -> `new`) and a fresh

@@ -357,15 +357,22 @@ impl EncryptedIndex {
             return Err(e.into());
         }
         let mut new_body = body.clone();
-        let written = (seq, bytes.len() as u64, persist::segment_digest(bytes));
+        let written = (
+            seq,
+            bytes.len() as u64,
+            persist::segment_digest(bytes, segment::Layout::CURRENT),
+        );
         // The note's epoch is this commit's (`next_epoch`, taken under the writer lock).
         persist::apply_commit(&mut new_body, written, note);
         self.inner.epoch.fetch_max(note.epoch, Ordering::SeqCst);
         new_body.key_generation = new_body.key_generation.max(keys.next_generation());
         if let Err(e) = persist::write_manifest(store, header, keys, &new_body) {
+            // The previous state again, as a commit of its own: a newer epoch (a reader may
+            // have seen the failed one) whose parent is the previous head.
             let mut previous = body.clone();
             previous.next_segment = seq + 1;
-            previous.epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            persist::commit_manifest_only(&mut previous, epoch, header);
             previous.key_generation = new_body.key_generation;
             if persist::write_manifest(store, header, keys, &previous).is_ok() {
                 best_effort(

@@ -11,7 +11,7 @@ use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::RecordKind;
 use crate::format::manifest::{ManifestBody, ManifestHeader, TrainedRef};
-use crate::format::segment::{self, RecordRef};
+use crate::format::segment::{self, Layout, RecordRef};
 use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
 use crate::storage::{Blob, IndexFiles};
@@ -59,7 +59,7 @@ pub(crate) fn load_state(
 ) -> Result<State> {
     // Parallel work runs where this process has threads (`index::parallel`).
     crate::index::parallel::install(|| {
-        let blobs = read_segments(store, &body)?;
+        let blobs = read_segments(store, &body, Layout::of(keys.format)?)?;
         let mut directories = blobs
             .par_iter()
             .map(|(&seq, blob)| {
@@ -164,11 +164,16 @@ pub(crate) fn prefetch(
     })
 }
 
-/// Reads every live segment and checks its length and digest against the manifest's.
-fn read_segments(store: &dyn IndexFiles, body: &ManifestBody) -> Result<HashMap<u64, Arc<Blob>>> {
+/// Reads every live segment (of `layout`) and checks its length and digest against the
+/// manifest's.
+fn read_segments(
+    store: &dyn IndexFiles,
+    body: &ManifestBody,
+    layout: Layout,
+) -> Result<HashMap<u64, Arc<Blob>>> {
     let mut blobs = HashMap::with_capacity(body.segments.len());
     for seg in &body.segments {
-        let blob = persist::read_segment(store, seg)
+        let blob = persist::read_segment(store, seg, layout)
             .map_err(|e| persist::in_file(&segment::file_name(seg.seq), e))?;
         blobs.insert(seg.seq, Arc::new(blob));
     }

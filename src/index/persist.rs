@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::manifest::{SegmentRef, TrainedRef};
 use crate::format::segment::{
-    self, Block, BlockEntry, CommitNote, Fields, Footer, RecordRef, SegmentWriter,
+    self, Block, BlockEntry, CommitNote, Fields, Footer, HeaderKeys, Layout, RecordRef,
+    SegmentWriter,
 };
-use crate::format::{RecordKind, codec, padding};
+use crate::format::{COMMIT_ID_LEN, CommitId, FORMAT_VERSION, RecordKind, padding};
 use crate::key::IndexKey;
 use crate::storage::{Blob, IndexFiles};
 
@@ -52,19 +53,23 @@ pub(crate) fn in_file(file: &str, e: Error) -> Error {
     }
 }
 
-/// Reads the live segment `seg` names and checks its length and footer digest against the
-/// manifest's (callers name the file in errors, see [`in_file`]).
-pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<Blob> {
+/// Reads the live segment `seg` names (in format `layout`) and checks its length and footer
+/// digest against the manifest's (callers name the file in errors, see [`in_file`]).
+pub(crate) fn read_segment(
+    store: &dyn IndexFiles,
+    seg: &SegmentRef,
+    layout: Layout,
+) -> Result<Blob> {
     let blob = store
         .open_segment(&segment::file_name(seg.seq), seg.len)
         .map_err(read_error)?;
-    if blob.len() == seg.len && blob_digest(&blob)? == seg.digest {
+    if blob.len() == seg.len && blob_digest(&blob, layout)? == seg.digest {
         return Ok(blob);
     }
     // A read cache may hold chunks of an object of the same name that never committed (a
     // failed writer's segment that a roll-forward read): read it afresh once.
     blob.forget_cached();
-    if blob.len() == seg.len && blob_digest(&blob)? == seg.digest {
+    if blob.len() == seg.len && blob_digest(&blob, layout)? == seg.digest {
         return Ok(blob);
     }
     Err(Error::corrupted(
@@ -77,17 +82,17 @@ pub(crate) fn read_segment(store: &dyn IndexFiles, seg: &SegmentRef) -> Result<B
 /// random nonce, so the digest pins this one segment file; every record in it is then
 /// checked by its own tag, which binds the segment and the record's offset. Cheap at any
 /// size, so an open need not read a segment whole.
-pub(crate) fn segment_digest(file: &[u8]) -> [u8; 32] {
-    crypto::digest(&file[file.len().saturating_sub(segment::FOOTER_LEN)..])
+pub(crate) fn segment_digest(file: &[u8], layout: Layout) -> [u8; 32] {
+    crypto::digest(&file[file.len().saturating_sub(layout.footer_len())..])
 }
 
 /// [`segment_digest`] of a stored segment (reading its footer only).
-pub(crate) fn blob_digest(blob: &Blob) -> Result<[u8; 32]> {
-    let footer_len = (segment::FOOTER_LEN as u64).min(blob.len());
+pub(crate) fn blob_digest(blob: &Blob, layout: Layout) -> Result<[u8; 32]> {
+    let footer_len = (layout.footer_len() as u64).min(blob.len());
     let footer = blob
         .read(blob.len() - footer_len, footer_len)
         .map_err(read_error)?;
-    Ok(segment_digest(&footer))
+    Ok(segment_digest(&footer, layout))
 }
 
 /// The list each list-block address (query token) of list epoch `list_epoch` stands for.
@@ -114,7 +119,8 @@ pub(crate) fn open_tombstones(
     rec: &RecordRef,
 ) -> Result<Vec<[u8; 32]>> {
     let sealed = record(blob, rec.offset, rec.len)?;
-    let binding = binding(RecordKind::Tombstones, seq, [0; 32], [0; 32]).at(rec.offset);
+    let binding =
+        binding(keys.format, RecordKind::Tombstones, seq, [0; 32], [0; 32]).at(rec.offset);
     segment::decode_tombstones(&open_padded(
         &keys.content,
         &sealed,
@@ -132,12 +138,30 @@ pub(crate) fn open_training_record(
     rec: &RecordRef,
 ) -> Result<Vec<u8>> {
     let sealed = record(blob, rec.offset, rec.len)?;
-    let binding = binding(rec.kind, seq, [0; 32], [0; 32]).at(rec.offset);
+    let binding = binding(keys.format, rec.kind, seq, [0; 32], [0; 32]).at(rec.offset);
     open_padded(&keys.payload, &sealed, &binding, "training record")
+}
+
+/// Authenticates and decodes the history record `rec` of segment `seq`.
+pub(crate) fn open_history(
+    keys: &Keys,
+    blob: &Blob,
+    seq: u64,
+    rec: &RecordRef,
+) -> Result<Vec<(u64, CommitId)>> {
+    let sealed = record(blob, rec.offset, rec.len)?;
+    let binding = binding(keys.format, RecordKind::History, seq, [0; 32], [0; 32]).at(rec.offset);
+    segment::decode_history(&open_padded(
+        &keys.payload,
+        &sealed,
+        &binding,
+        "history record",
+    )?)
 }
 
 /// An authenticated manifest and the data key it wraps.
 struct OpenedManifest {
+    version: u16,
     header: ManifestHeader,
     body: ManifestBody,
     dek: DataKey,
@@ -155,10 +179,15 @@ fn open_manifest(store: &dyn IndexFiles, key: &IndexKey, name: &str) -> Result<O
 fn open_manifest_file(file: &[u8], key: &IndexKey, name: &str) -> Result<OpenedManifest> {
     let parts = manifest::decode(file)?;
     let header = parts.header.clone();
-    let dek = unwrap_data_key(&header, key)?;
-    let keys = Keys::derive(params(&header), &dek, 0);
+    let dek = unwrap_data_key(&header, key, parts.version)?;
+    let keys = Keys::derive(params(&header), &dek, 0, parts.version);
     let body = authenticated_body(&parts, &keys, name)?;
-    Ok(OpenedManifest { header, body, dek })
+    Ok(OpenedManifest {
+        version: parts.version,
+        header,
+        body,
+        dek,
+    })
 }
 
 /// The body of a split manifest file: its MAC verified and its body decrypted with `keys`,
@@ -175,46 +204,43 @@ fn authenticated_body(
     let plain = open_padded(
         &keys.manifest,
         parts.sealed_body,
-        &whole(RecordKind::Manifest),
+        &whole(parts.version, RecordKind::Manifest),
         "MANIFEST body",
     )?;
-    let body: ManifestBody = codec::decode(&plain, "MANIFEST body")?;
+    let body = manifest::decode_body(parts.version, &plain)?;
     if body.name != name {
         return Err(Error::corrupted("MANIFEST of another index"));
     }
     Ok(body)
 }
 
-/// The data key `header` wraps under `key` (`WrongKey` before any decryption if the
-/// key-check value differs).
-fn unwrap_data_key(header: &ManifestHeader, key: &IndexKey) -> Result<DataKey> {
+/// The data key `header` (of format `version`) wraps under `key` (`WrongKey` before any
+/// decryption if the key-check value differs).
+fn unwrap_data_key(header: &ManifestHeader, key: &IndexKey, version: u16) -> Result<DataKey> {
     params(header).unwrap(
         key,
         &header.key_check,
         &header.wrapped_key,
-        &whole(RecordKind::WrappedKey),
+        &whole(version, RecordKind::WrappedKey),
     )
 }
 
-/// The working keys of an index under `key` starting at AEAD generation `generation` (after
-/// a roll-forward moved it past the manifest's).
-pub(crate) fn keys_at(header: &ManifestHeader, key: &IndexKey, generation: u32) -> Result<Keys> {
-    let dek = unwrap_data_key(header, key)?;
-    let wrapper = Arc::new(params(header).key_wrapper(key));
-    Ok(Keys::derive(params(header), &dek, generation).with_wrapper(wrapper))
-}
-
-/// Reads and authenticates the manifest with `key`; returns it with the working keys (AEAD
-/// keys starting at the manifest's next generation, able to wrap new data keys).
-pub(crate) fn read_manifest(
-    store: &dyn IndexFiles,
+/// The working keys of an index (format `version`) under `key` starting at AEAD generation
+/// `generation` (after a roll-forward moved it past the manifest's).
+pub(crate) fn keys_at(
+    header: &ManifestHeader,
     key: &IndexKey,
-    name: &str,
-) -> Result<(ManifestHeader, Keys, ManifestBody)> {
-    manifest_of(&read_manifest_file(store)?, key, name)
+    generation: u32,
+    version: u16,
+) -> Result<Keys> {
+    let dek = unwrap_data_key(header, key, version)?;
+    let wrapper = Arc::new(params(header).key_wrapper(key));
+    Ok(Keys::derive(params(header), &dek, generation, version).with_wrapper(wrapper))
 }
 
-/// As [`read_manifest`], of the manifest file's bytes `file` (from [`read_manifest_file`]).
+/// Authenticates the manifest file's bytes `file` (from [`read_manifest_file`]) with `key`;
+/// returns it with the working keys (AEAD keys starting at the manifest's next generation,
+/// able to wrap new data keys).
 pub(crate) fn manifest_of(
     file: &[u8],
     key: &IndexKey,
@@ -222,7 +248,8 @@ pub(crate) fn manifest_of(
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
     let m = open_manifest_file(file, key, name)?;
     let wrapper = Arc::new(params(&m.header).key_wrapper(key));
-    let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation).with_wrapper(wrapper);
+    let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation, m.version)
+        .with_wrapper(wrapper);
     Ok((m.header, keys, m.body))
 }
 
@@ -250,17 +277,23 @@ pub(crate) fn stored_body_of(
     if parts.header.index_id != header.index_id || parts.header.salt != header.salt {
         return Err(Error::corrupted("MANIFEST of another index"));
     }
-    if parts.header == *header {
+    if parts.header == *header && parts.version == keys.format {
         return Ok((authenticated_body(&parts, keys, name)?, None));
     }
     // Another index key (a rotation since): this handle's key no longer opens the index.
     if parts.header.key_check != header.key_check {
         return Err(Error::WrongKey);
     }
+    // A new data key under the same index key (a rotation, or the upgrade to this format).
+    let version = parts.version;
     let wrapper = keys.wrapper.as_ref().ok_or(Error::WrongKey)?;
-    let dek = wrapper.unwrap(&parts.header.wrapped_key, &whole(RecordKind::WrappedKey))?;
-    let body = authenticated_body(&parts, &Keys::derive(params(&parts.header), &dek, 0), name)?;
-    let keys = Keys::derive(params(&parts.header), &dek, body.key_generation)
+    let dek = wrapper.unwrap(
+        &parts.header.wrapped_key,
+        &whole(version, RecordKind::WrappedKey),
+    )?;
+    let opening = Keys::derive(params(&parts.header), &dek, 0, version);
+    let body = authenticated_body(&parts, &opening, name)?;
+    let keys = Keys::derive(params(&parts.header), &dek, body.key_generation, version)
         .with_wrapper(wrapper.clone());
     Ok((body, Some((parts.header.clone(), keys))))
 }
@@ -300,10 +333,10 @@ fn fresh_data_key(
     let dek = DataKey::generate()?;
     let new_header = ManifestHeader {
         key_check,
-        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &whole(FORMAT_VERSION, RecordKind::WrappedKey))?,
         ..header.clone()
     };
-    let keys = Keys::derive(params(header), &dek, 0).with_wrapper(wrapper);
+    let keys = Keys::derive(params(header), &dek, 0, FORMAT_VERSION).with_wrapper(wrapper);
     Ok((new_header, keys))
 }
 
@@ -316,13 +349,15 @@ pub(crate) fn new_header(key: &IndexKey) -> Result<(ManifestHeader, Keys)> {
         salt: index.salt,
         index_id: index.index_id,
         key_check: index.key_check(key),
-        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &whole(FORMAT_VERSION, RecordKind::WrappedKey))?,
     };
-    Ok((header, Keys::derive(index, &dek, 0).with_wrapper(wrapper)))
+    let keys = Keys::derive(index, &dek, 0, FORMAT_VERSION).with_wrapper(wrapper);
+    Ok((header, keys))
 }
 
 /// A fresh data key wrapped like the current one: the new header and the keys derived from
-/// it (AEAD generations start over: they are new keys).
+/// it (AEAD generations start over: they are new keys), in the current format (a rotation
+/// rewrites everything, so it also upgrades an index of an older format).
 pub(crate) fn rotate_data_key(
     header: &ManifestHeader,
     keys: &Keys,
@@ -345,10 +380,18 @@ pub(crate) fn rewrap_index_key(
     min_generation: u32,
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
     let OpenedManifest {
+        version,
         header,
         mut body,
         dek,
     } = open_manifest(store, old, name)?;
+    if version != FORMAT_VERSION {
+        // Writers upgrade an index when they open it; a manifest of another format here
+        // was put in place behind this writer's back.
+        return Err(Error::corrupted(
+            "manifest format differs from the open handle's",
+        ));
+    }
     if body.epoch != epoch {
         // The stored manifest is not the one this handle committed last (replaced behind
         // its back): committing its body again under the new key would resurrect it.
@@ -359,32 +402,34 @@ pub(crate) fn rewrap_index_key(
     let wrapper = Arc::new(params(&header).key_wrapper(new));
     let new_header = ManifestHeader {
         key_check: params(&header).key_check(new),
-        wrapped_key: wrapper.wrap(&dek, &whole(RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &whole(version, RecordKind::WrappedKey))?,
         ..header.clone()
     };
-    body.epoch = epoch.max(body.epoch) + 1;
+    let new_epoch = epoch.max(body.epoch) + 1;
+    commit_manifest_only(&mut body, new_epoch, &new_header);
     // AEAD keys start past every generation used so far, by this or an open handle.
     let generation = body.key_generation.max(min_generation);
-    let keys = Keys::derive(params(&header), &dek, generation).with_wrapper(wrapper);
+    let keys = Keys::derive(params(&header), &dek, generation, version).with_wrapper(wrapper);
     body.key_generation = keys.next_generation();
     write_manifest(store, &new_header, &keys, &body)?;
     Ok((new_header, keys, body))
 }
 
-/// Encodes, seals and MACs a manifest.
+/// Encodes, seals and MACs a manifest in the format of `keys` (the index's).
 pub(crate) fn encode_manifest(
     header: &ManifestHeader,
     keys: &Keys,
     body: &ManifestBody,
 ) -> Result<Vec<u8>> {
-    let plain = codec::encode(body)?;
+    let version = keys.format;
+    let plain = manifest::encode_body(version, body)?;
     // Padded so that the whole file (header, sealed body, MAC) has a length on the ladder.
     let overhead = manifest::HEADER_LEN + aead::OVERHEAD + manifest::MAC_LEN;
     let sealed = keys.manifest.seal(
         &padding::pad(&plain, overhead),
-        &whole(RecordKind::Manifest),
+        &whole(version, RecordKind::Manifest),
     )?;
-    let mut file = manifest::encode_unsigned(header, &sealed)?;
+    let mut file = manifest::encode_unsigned(version, header, &sealed)?;
     let mac = keys.manifest_mac.mac(&[&file]);
     file.extend_from_slice(&mac);
     Ok(file)
@@ -420,15 +465,35 @@ pub(crate) struct BlockItem<'a> {
 pub(crate) struct SegmentBuilder<'k> {
     keys: &'k Keys,
     writer: SegmentWriter,
+    /// The keys the clear header shows (the footer binds them).
+    shows: HeaderKeys,
 }
 
 impl<'k> SegmentBuilder<'k> {
-    /// An empty segment `seq`.
-    pub(crate) fn new(keys: &'k Keys, seq: u64) -> SegmentBuilder<'k> {
-        SegmentBuilder {
-            keys,
-            writer: SegmentWriter::new(seq),
+    /// An empty segment `seq`, sealed under `keys` (which `header` wraps), in the current
+    /// format: writers upgrade an index of an older one before they write.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `keys` are of an older format.
+    pub(crate) fn new(
+        keys: &'k Keys,
+        header: &ManifestHeader,
+        seq: u64,
+    ) -> Result<SegmentBuilder<'k>> {
+        if keys.format != FORMAT_VERSION {
+            return Err(Error::invalid_argument(
+                "a segment sealed in an older format",
+            ));
         }
+        let shows = HeaderKeys {
+            key_check: header.key_check,
+            wrapped_key: header.wrapped_key,
+        };
+        Ok(SegmentBuilder {
+            keys,
+            writer: SegmentWriter::new(seq, &shows),
+            shows,
+        })
     }
 
     /// Reserves room for about `bytes` of records.
@@ -437,7 +502,7 @@ impl<'k> SegmentBuilder<'k> {
     }
 
     fn binding(&self, kind: RecordKind, list: [u8; 32], item: [u8; 32]) -> Binding {
-        binding(kind, self.writer.seq(), list, item)
+        binding(self.keys.format, kind, self.writer.seq(), list, item)
     }
 
     /// Appends the record of the plaintext `write` appends, padded and sealed where it lies
@@ -633,6 +698,20 @@ impl<'k> SegmentBuilder<'k> {
         Ok(())
     }
 
+    /// Seals a history record: the (epoch, id) of the commits before this segment's.
+    pub(crate) fn add_history(&mut self, entries: &[(u64, CommitId)]) -> Result<()> {
+        let plain = segment::encode_history(entries);
+        let binding = self.binding(RecordKind::History, [0; 32], [0; 32]);
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::History, Some(&[0; 32])),
+            &keys.payload,
+            &binding,
+            |o| o.extend_from_slice(&plain),
+        )?;
+        Ok(())
+    }
+
     /// Seals the centroids.
     pub(crate) fn add_centroids(&mut self, dim: usize, centroids: &[f32]) -> Result<()> {
         let plain = segment::encode_centroids(dim, centroids);
@@ -651,7 +730,7 @@ impl<'k> SegmentBuilder<'k> {
     /// padded).
     pub(crate) fn finish(self, note: &CommitNote) -> Result<Vec<u8>> {
         let directory = self.binding(RecordKind::Directory, [0; 32], [0; 32]);
-        let footer = self.binding(RecordKind::Footer, [0; 32], [0; 32]);
+        let footer = footer_binding(self.keys.format, self.writer.seq(), Some(&self.shows));
         let keys = self.keys;
         self.writer.finish(
             note,
@@ -704,34 +783,57 @@ pub(crate) fn open_padded(
     Ok(plain)
 }
 
+/// The layout of a segment of format `version`, and what its clear header shows of its keys
+/// (format 8): its first bytes checked (magic, version, zeros, a length on the ladder).
+pub(crate) fn segment_head(blob: &Blob, version: u16) -> Result<(Layout, Option<HeaderKeys>)> {
+    let layout = Layout::of(version)?;
+    let len = blob.len();
+    let head_len = (layout.header_len as u64).min(len);
+    let keys = segment::check_head(&blob.read(0, head_len).map_err(read_error)?, len, layout)?;
+    Ok((layout, keys))
+}
+
+/// The binding of segment `seq`'s footer: in format 8 it also binds the keys the clear
+/// header shows (by their digest, in the list field), so that a changed header byte fails
+/// the footer as any other changed byte does.
+fn footer_binding(version: u16, seq: u64, shows: Option<&HeaderKeys>) -> Binding {
+    let shown = shows.map_or([0; 32], |k| {
+        let mut bytes = Vec::with_capacity(k.key_check.len() + k.wrapped_key.len());
+        bytes.extend_from_slice(&k.key_check);
+        bytes.extend_from_slice(&k.wrapped_key);
+        crypto::digest(&bytes)
+    });
+    binding(version, RecordKind::Footer, seq, shown, [0; 32])
+}
+
 /// The footer (directory place and commit note) and record directory of segment `seq`: its
-/// clear bytes checked, its footer and directory authenticated and decoded. Needs no
-/// manifest: this is how an open finds out what a segment no manifest names would have
-/// committed.
+/// clear bytes checked (in the format of `keys`), its footer and directory authenticated and
+/// decoded. Needs no manifest: this is how an open finds out what a segment no manifest
+/// names would have committed.
 pub(crate) fn segment_index(
     keys: &Keys,
     blob: &Blob,
     seq: u64,
 ) -> Result<(Footer, Vec<RecordRef>)> {
+    let (layout, shows) = segment_head(blob, keys.format)?;
     let len = blob.len();
-    let head_len = (segment::HEADER_LEN as u64).min(len);
-    segment::check_head(&blob.read(0, head_len).map_err(read_error)?, len)?;
+    let footer_len = layout.footer_len() as u64;
     let sealed = blob
-        .read(len - segment::FOOTER_LEN as u64, segment::FOOTER_LEN as u64)
+        .read(len - footer_len, footer_len)
         .map_err(read_error)?;
     let plain = keys
         .payload
-        .open(&sealed, &binding(RecordKind::Footer, seq, [0; 32], [0; 32]))
+        .open(&sealed, &footer_binding(keys.format, seq, shows.as_ref()))
         .map_err(|_| Error::corrupted("segment footer"))?;
-    let footer = Footer::decode(&plain)?;
-    let span = segment::directory_span(len, &footer)?;
+    let footer = Footer::decode(&plain, layout)?;
+    let span = segment::directory_span(len, &footer, layout)?;
     let span = blob
         .read(span.start, span.end - span.start)
         .map_err(read_error)?;
     let sealed = segment::directory_in_span(&span, &footer)?;
-    let binding = binding(RecordKind::Directory, seq, [0; 32], [0; 32]);
+    let binding = binding(keys.format, RecordKind::Directory, seq, [0; 32], [0; 32]);
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
-    let records = segment::decode_directory(&plain, footer.directory_offset)?;
+    let records = segment::decode_directory(&plain, footer.directory_offset, layout)?;
     Ok((footer, records))
 }
 
@@ -740,26 +842,30 @@ pub(crate) fn segment_records(keys: &Keys, blob: &Blob, seq: u64) -> Result<Vec<
     segment_index(keys, blob, seq).map(|(_, records)| records)
 }
 
-/// The commit note of an upsert or delete at manifest epoch `epoch`: the segment is
+/// The commit note of an upsert or delete extending `body` at epoch `epoch`: the segment is
 /// appended to the live ones.
-pub(crate) fn append_note(keys: &Keys, epoch: u64) -> CommitNote {
+pub(crate) fn append_note(keys: &Keys, body: &ManifestBody, epoch: u64) -> CommitNote {
     CommitNote {
         epoch,
         replace_all: false,
         list_epoch: 0,
         trained: None,
         key_generation: keys.next_generation(),
+        parent: body.history.head(),
+        history: false,
     }
 }
 
-/// The commit note of a rewrite (training, compaction, rotation) at manifest epoch `epoch`:
-/// the segment replaces every live one, with `list_epoch` and, when trained, its
-/// `(n_lists, codebook)`.
+/// The commit note of a rewrite (training, compaction, rotation) extending `body` at epoch
+/// `epoch`: the segment replaces every live one, with `list_epoch` and, when trained, its
+/// `(n_lists, codebook)`; `history` says whether it holds a history record (see
+/// [`history_to_archive`]).
 pub(crate) fn replace_note(
     keys: &Keys,
-    epoch: u64,
-    list_epoch: u64,
+    body: &ManifestBody,
+    (epoch, list_epoch): (u64, u64),
     trained: Option<(u32, bool)>,
+    history: bool,
 ) -> CommitNote {
     CommitNote {
         epoch,
@@ -767,19 +873,179 @@ pub(crate) fn replace_note(
         list_epoch,
         trained,
         key_generation: keys.next_generation(),
+        parent: body.history.head(),
+        history,
     }
 }
 
-/// Applies the commit of segment `seq` (`len` bytes with SHA3-256 `digest`) to `body`, as its
-/// `note` says: appended to the live segments, or replacing them with its training state and
-/// list epoch, at the note's epoch. The one place a manifest's segment list changes, for a
-/// writer's commit and for a roll-forward at open alike.
+/// What a commit wrote, as its id binds it.
+#[derive(Clone, Copy)]
+pub(crate) enum Wrote {
+    /// A segment, pinned by the digest of its sealed footer (which holds the parent's id).
+    Segment([u8; 32]),
+    /// A manifest only (a re-wrap, a configuration change, a recommit after a failure),
+    /// pinned by its clear header's fields.
+    Manifest([u8; 32]),
+}
+
+/// The id of the commit at `epoch` extending `parent` that wrote `wrote`: SHA3-256 over a
+/// versioned label, the parent's id, the epoch and what it wrote, cut to 16 bytes. Two
+/// histories that differ anywhere differ in every later id.
+pub(crate) fn commit_id(parent: &CommitId, epoch: u64, wrote: Wrote) -> CommitId {
+    let (kind, digest) = match wrote {
+        Wrote::Segment(d) => (1u8, d),
+        Wrote::Manifest(d) => (2u8, d),
+    };
+    let mut input = Vec::with_capacity(64 + COMMIT_ID_LEN);
+    input.extend_from_slice(b"ciphervec commit v8\0");
+    input.extend_from_slice(parent);
+    input.extend_from_slice(&epoch.to_le_bytes());
+    input.push(kind);
+    input.extend_from_slice(&digest);
+    let full = crypto::digest(&input);
+    let mut id = [0u8; COMMIT_ID_LEN];
+    id.copy_from_slice(&full[..COMMIT_ID_LEN]);
+    id
+}
+
+/// Advances `body` to `epoch` by a commit that writes no segment (its new clear header is
+/// `header`): the epoch moves and the commit joins the history.
+pub(crate) fn commit_manifest_only(body: &mut ManifestBody, epoch: u64, header: &ManifestHeader) {
+    let mut fields = Vec::new();
+    fields.extend_from_slice(&header.salt);
+    fields.extend_from_slice(&header.index_id);
+    fields.extend_from_slice(&header.key_check);
+    fields.extend_from_slice(&header.wrapped_key);
+    let id = commit_id(
+        &body.history.head(),
+        epoch,
+        Wrote::Manifest(crypto::digest(&fields)),
+    );
+    body.epoch = epoch;
+    body.history.recent.push((epoch, id));
+}
+
+/// The history a rewrite carries into its segment: every commit before it (the archived
+/// record of the first live segment, if any, then the recent ones). Empty for an index
+/// whose history has not begun (one just upgraded from format 7).
+pub(crate) fn history_to_archive(
+    keys: &Keys,
+    body: &ManifestBody,
+    segments: &HashMap<u64, Arc<Blob>>,
+) -> Result<Vec<(u64, CommitId)>> {
+    let mut entries = match body.history.archived {
+        Some(seq) => {
+            let blob = segments
+                .get(&seq)
+                .ok_or_else(|| Error::corrupted("history segment"))?;
+            archived_history(keys, body, blob, seq)?
+        }
+        None => Vec::new(),
+    };
+    entries.extend_from_slice(&body.history.recent);
+    Ok(entries)
+}
+
+/// The commits `body`'s history archived in the history record of its first live segment
+/// `seq` (in `blob`), checked to precede the recent ones.
+fn archived_history(
+    keys: &Keys,
+    body: &ManifestBody,
+    blob: &Blob,
+    seq: u64,
+) -> Result<Vec<(u64, CommitId)>> {
+    let records = segment_records(keys, blob, seq)?;
+    let mut found = records.iter().filter(|r| r.kind == RecordKind::History);
+    let rec = found
+        .next()
+        .ok_or_else(|| Error::corrupted("history record missing"))?;
+    if found.next().is_some() {
+        return Err(Error::corrupted("two history records"));
+    }
+    let entries = open_history(keys, blob, seq, rec)?;
+    let first_recent = body.history.recent.first().map_or(u64::MAX, |(e, _)| *e);
+    if entries.last().is_some_and(|(e, _)| *e >= first_recent) {
+        return Err(Error::corrupted("history record overlaps the manifest's"));
+    }
+    Ok(entries)
+}
+
+/// What a history says of one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HistoryAt {
+    /// The id of the commit at that epoch.
+    Id(CommitId),
+    /// The epoch lies within the history but was never committed (a failed commit's).
+    Skipped,
+    /// The epoch precedes the history (an index upgraded from format 7 begins its history
+    /// at the upgrade).
+    Before,
+    /// The epoch is newer than the history's head.
+    After,
+}
+
+/// What the history of `body` (opened with `keys`) says of `epoch`: from the manifest's
+/// recent commits, or the archived record of its first live segment, whose bytes
+/// `archived_in` gives (a handle's loaded segment, or one read from storage by
+/// [`stored_segment`]).
+///
+/// # Errors
+/// [`Error::Corrupted`] if the archived record does not authenticate; `archived_in`'s.
+pub(crate) fn history_at(
+    keys: &Keys,
+    body: &ManifestBody,
+    epoch: u64,
+    archived_in: impl FnOnce(&SegmentRef) -> Result<Arc<Blob>>,
+) -> Result<HistoryAt> {
+    if epoch > body.epoch {
+        return Ok(HistoryAt::After);
+    }
+    if let Some(found) = body.history.recent_id(epoch) {
+        return Ok(found.map_or(HistoryAt::Skipped, HistoryAt::Id));
+    }
+    let Some(seq) = body.history.archived else {
+        return Ok(HistoryAt::Before);
+    };
+    let seg = body
+        .segments
+        .first()
+        .filter(|s| s.seq == seq)
+        .ok_or_else(|| Error::corrupted("history segment is not the first live one"))?;
+    let blob = archived_in(seg)?;
+    let entries = archived_history(keys, body, &blob, seq)
+        .map_err(|e| in_file(&segment::file_name(seq), e))?;
+    Ok(match entries.first() {
+        Some((first, _)) if epoch >= *first => entries
+            .binary_search_by_key(&epoch, |(e, _)| *e)
+            .map_or(HistoryAt::Skipped, |i| HistoryAt::Id(entries[i].1)),
+        _ => HistoryAt::Before,
+    })
+}
+
+/// A live segment of `keys`' format read from `store` and checked against its reference
+/// (for [`history_at`] over a stored state).
+pub(crate) fn stored_segment(
+    store: &dyn IndexFiles,
+    keys: &Keys,
+    seg: &SegmentRef,
+) -> Result<Arc<Blob>> {
+    read_segment(store, seg, Layout::of(keys.format)?)
+        .map(Arc::new)
+        .map_err(|e| in_file(&segment::file_name(seg.seq), e))
+}
+
+/// Applies the commit of segment `seq` (`len` bytes with footer digest `digest`) to `body`,
+/// as its `note` says: appended to the live segments, or replacing them with its training
+/// state and list epoch, at the note's epoch; the commit joins the history. The one place a
+/// manifest's segment list changes, for a writer's commit and for a roll-forward at open
+/// alike.
 pub(crate) fn apply_commit(
     body: &mut ManifestBody,
     (seq, len, digest): (u64, u64, [u8; 32]),
     note: &CommitNote,
 ) {
     let seg = SegmentRef { seq, len, digest };
+    let id = commit_id(&note.parent, note.epoch, Wrote::Segment(digest));
     if note.replace_all {
         body.segments = vec![seg];
         body.trained = note.trained.map(|(n_lists, codebook)| TrainedRef {
@@ -788,9 +1054,13 @@ pub(crate) fn apply_commit(
             codebook,
         });
         body.list_epoch = note.list_epoch;
+        // The history before this commit is in the segment's history record now.
+        body.history.recent.clear();
+        body.history.archived = note.history.then_some(seq);
     } else {
         body.segments.push(seg);
     }
+    body.history.recent.push((note.epoch, id));
     body.next_segment = seq + 1;
     body.epoch = note.epoch;
     body.key_generation = body.key_generation.max(note.key_generation);
@@ -807,6 +1077,7 @@ pub(crate) fn open_block(
 ) -> Result<Block> {
     let sealed = record(blob, block.offset, block.len)?;
     let binding = binding(
+        keys.format,
         RecordKind::ListBlock,
         block.segment,
         keys.list_label(list_epoch, list),
@@ -832,6 +1103,7 @@ pub(crate) fn open_block_vectors(
         .ok_or_else(|| Error::corrupted("list block layout"))?;
     let sealed = record(blob, offset, len)?;
     let binding = binding(
+        keys.format,
         RecordKind::BlockVectors,
         block.segment,
         keys.list_label(list_epoch, list),
@@ -877,7 +1149,7 @@ pub(crate) fn open_vector_into(
     out: &mut [f32],
     scratch: &mut Vec<u8>,
 ) -> Result<()> {
-    let (sealed, binding) = item_record(segments, RecordKind::Vector, token, at)?;
+    let (sealed, binding) = item_record(keys, segments, RecordKind::Vector, token, at)?;
     keys.payload
         .open_into(&sealed, &binding, scratch)
         .map_err(|_| Error::corrupted("vector record"))?;
@@ -887,6 +1159,7 @@ pub(crate) fn open_vector_into(
 /// The sealed bytes of an item's own record (fields or vector) at `at`, and the binding they
 /// must authenticate under.
 fn item_record<'s>(
+    keys: &Keys,
     segments: &'s HashMap<u64, Arc<Blob>>,
     kind: RecordKind,
     token: &[u8; 32],
@@ -898,7 +1171,7 @@ fn item_record<'s>(
     let sealed = record(blob, at.offset, at.len.get())?;
     Ok((
         sealed,
-        binding(kind, at.segment, [0; 32], *token).at(at.offset),
+        binding(keys.format, kind, at.segment, [0; 32], *token).at(at.offset),
     ))
 }
 
@@ -909,7 +1182,7 @@ pub(crate) fn open_fields(
     token: &[u8; 32],
     at: FieldsRef,
 ) -> Result<Fields> {
-    let (sealed, binding) = item_record(segments, RecordKind::Fields, token, at)?;
+    let (sealed, binding) = item_record(keys, segments, RecordKind::Fields, token, at)?;
     let plain = open_padded(&keys.content, &sealed, &binding, "fields record")?;
     segment::decode_fields(&plain)
 }
@@ -929,7 +1202,12 @@ mod tests {
             IndexParams::generate().unwrap(),
             &DataKey::generate().unwrap(),
             0,
+            FORMAT_VERSION,
         )
+    }
+
+    fn header() -> ManifestHeader {
+        new_header(&IndexKey::generate()).unwrap().0
     }
 
     type Segments = HashMap<u64, Arc<Blob>>;
@@ -938,10 +1216,20 @@ mod tests {
     /// places and the vectors.
     fn two_vectors(keys: &Keys) -> (Segments, [VectorRef; 2], [Vec<f32>; 2]) {
         let vectors = [vec![1.0, -2.5, 3.0], vec![0.5, 0.25, -8.0]];
-        let mut seg = SegmentBuilder::new(keys, 7);
+        let header = header();
+        let mut seg = SegmentBuilder::new(keys, &header, 7).unwrap();
         let a = seg.add_vector(&[1; 32], &vectors[0]).unwrap();
         let b = seg.add_vector(&[2; 32], &vectors[1]).unwrap();
-        let bytes = seg.finish(&append_note(keys, 1)).unwrap();
+        let note = CommitNote {
+            epoch: 1,
+            replace_all: false,
+            list_epoch: 0,
+            trained: None,
+            key_generation: keys.next_generation(),
+            parent: [0; COMMIT_ID_LEN],
+            history: false,
+        };
+        let bytes = seg.finish(&note).unwrap();
         let segments = HashMap::from([(7, Arc::new(Blob::Shared(bytes.into())))]);
         (segments, [a, b], vectors)
     }

@@ -196,25 +196,27 @@ fn two_compaction_epochs_share_no_stored_bytes() {
         let second = segments_of(&index_dir(dir.path()));
         assert!(!first.is_empty() && !second.is_empty());
         // Compaction rewrote everything: no 16-byte window of the new segments (beyond their
-        // clear 32-byte headers) occurs in the old ones, so no label, token or address links
+        // clear 128-byte headers, which show the manifest header's key check and wrapped
+        // data key and so are equal in both epochs) occurs in the old ones, so no label, token or address links
         // the two epochs. Windows holding a run of four zero bytes overlap the zero padding
         // that brings a segment to its ladder size; two such windows at the padding's edge
         // match by chance (15 zeros and one ciphertext byte: 1 in 256), so they are left out.
         // Any other window has at least 13 bytes of ciphertext.
         let has_zero_run = |w: &[u8]| w.windows(4).any(|z| z == [0; 4]);
+        const HEADER: usize = 128;
         let old_windows: HashMap<&[u8], (usize, usize)> = first
             .iter()
             .enumerate()
             .flat_map(|(s, bytes)| {
-                bytes[32..]
+                bytes[HEADER..]
                     .windows(16)
                     .enumerate()
-                    .map(move |(at, w)| (w, (s, at + 32)))
+                    .map(move |(at, w)| (w, (s, at + HEADER)))
             })
             .filter(|(w, _)| !has_zero_run(w))
             .collect();
         for (s, segment) in second.iter().enumerate() {
-            for (at, w) in segment[32..].windows(16).enumerate() {
+            for (at, w) in segment[HEADER..].windows(16).enumerate() {
                 if has_zero_run(w) {
                     continue;
                 }
@@ -222,7 +224,7 @@ fn two_compaction_epochs_share_no_stored_bytes() {
                     panic!(
                         "{config:?}: the window at {} of new segment {s} is at {old_at} of \
                          old segment {old_s}: {w:02x?}",
-                        at + 32
+                        at + HEADER
                     );
                 }
             }

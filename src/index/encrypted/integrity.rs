@@ -5,57 +5,80 @@ use std::sync::Arc;
 
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
+use crate::format::CommitId;
 use crate::format::RecordKind;
-use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
+use crate::format::manifest::{MANIFEST_FILE, ManifestBody, SegmentRef};
 use crate::format::segment;
 use crate::index::anchor::Anchor;
 use crate::index::state::BlockRef;
 use crate::index::types::VerifyReport;
 use crate::index::{loader, persist, recovery};
+use crate::storage::Blob;
 use crate::storage::IndexFiles;
 
 use super::*;
 
 impl EncryptedIndex {
-    /// The identity and commit epoch of the index as this handle sees it: keep it outside
+    /// The identity and newest commit of the index as this handle sees it: keep it outside
     /// the storage (text form via `Display`) and check it after opening with
     /// [`check_anchor`](Self::check_anchor).
     pub fn anchor(&self) -> Anchor {
         let state = self.read();
-        Anchor::new(state.header().index_id, state.body().epoch)
+        Anchor::new(
+            state.header().index_id,
+            state.body().epoch,
+            state.body().history.head(),
+        )
     }
 
     /// Checks the index against an anchor taken earlier: this handle's state, and the
-    /// manifest on storage now (when it authenticates under this handle's keys), must be at
-    /// least as new as the anchor.
+    /// manifest on storage now (when it authenticates under this handle's keys, with the
+    /// newer segments it proves), must hold the anchor's commit in their history: neither
+    /// older than it nor a fork of it, at any epoch. An anchor without a commit id (taken of
+    /// an index in format 7) is checked by epoch alone.
     ///
     /// # Errors
-    /// [`Error::RolledBack`] if either is older than the anchor; [`Error::Corrupted`] if the
-    /// anchor belongs to another index; [`Error::Io`].
+    /// [`Error::RolledBack`] if either does not hold the anchor's commit;
+    /// [`Error::Corrupted`] if the anchor belongs to another index; [`Error::Io`].
     pub fn check_anchor(&self, anchor: &Anchor) -> Result<()> {
-        let (index_id, epoch, keys, header) = {
+        let (keys, header, body, segments) = {
             let state = self.read();
-            let header = state.header().clone();
             (
-                header.index_id,
-                state.body().epoch,
                 state.keys().clone(),
-                header,
+                state.header().clone(),
+                state.body().clone(),
+                state.segments().clone(),
             )
         };
-        anchor.check(&index_id, epoch)?;
+        if anchor.index_id() != &header.index_id {
+            return Err(Error::corrupted("the anchor belongs to another index"));
+        }
+        let loaded = |seg: &SegmentRef| {
+            segments
+                .get(&seg.seq)
+                .cloned()
+                .ok_or_else(|| Error::corrupted("history segment missing from the handle"))
+        };
+        if !holds(&keys, &body, (anchor.epoch(), anchor.commit()), loaded)? {
+            return Err(Error::RolledBack);
+        }
         let store = &*self.inner.store;
         // A reader (read-only, or inherited through `fork`) shares the storage with a writer.
         let reader = !self.is_own_writer();
-        let stored_epoch = recovery::retry_racing_writer(store, |file| {
+        let stored_holds = recovery::retry_racing_writer(store, |file| {
             match persist::stored_body_of(file, &keys, &header, &self.inner.name) {
                 // What storage proves: the manifest and the newer segments an open rolls
                 // forward (under the new data key if another process rotated it).
                 Ok((stored, rekeyed)) => {
-                    let keys = rekeyed.map_or_else(|| keys.clone(), |(_, k)| Arc::new(k));
-                    Ok(Some(
-                        recovery::roll_forward(store, &keys, stored)?.body.epoch,
-                    ))
+                    let (keys, header) = match rekeyed {
+                        Some((h, k)) => (Arc::new(k), h),
+                        None => (keys.clone(), header.clone()),
+                    };
+                    let proven = recovery::roll_forward(store, (&keys, &header), stored, false)?;
+                    let keys = proven.rekeyed.map_or(keys, |(_, k)| k);
+                    let from_store = |seg: &SegmentRef| persist::stored_segment(store, &keys, seg);
+                    let commit = (anchor.epoch(), anchor.commit());
+                    Ok(Some(holds(&keys, &proven.body, commit, from_store)?))
                 }
                 // Re-keyed under another index key or rewritten by another process since
                 // this handle opened: what it serves was checked above.
@@ -63,7 +86,10 @@ impl EncryptedIndex {
                 Err(e) => Err(e),
             }
         })?;
-        stored_epoch.map_or(Ok(()), |stored| anchor.check(&index_id, stored))
+        match stored_holds {
+            Some(false) => Err(Error::RolledBack),
+            _ => Ok(()),
+        }
     }
 
     /// Checks every byte of every live file: the manifest (header checksum, MAC, sealed
@@ -171,12 +197,13 @@ impl EncryptedIndex {
         if self.is_own_writer() {
             return Ok(false);
         }
-        let (keys, header, epoch) = {
+        let (keys, header, epoch, head) = {
             let state = self.read();
             (
                 state.keys().clone(),
                 state.header().clone(),
                 state.body().epoch,
+                state.body().history.head(),
             )
         };
         let store = &*self.inner.store;
@@ -189,13 +216,20 @@ impl EncryptedIndex {
                 Some((header, keys)) => (Arc::new(keys), header),
                 None => (keys.clone(), header.clone()),
             };
-            let proven = recovery::roll_forward(store, &keys, stored)?;
-            if proven.body.epoch == epoch {
+            let proven = recovery::roll_forward(store, (&keys, &header), stored, false)?;
+            let (header, keys) = proven.rekeyed.unwrap_or((header, keys));
+            if proven.body.epoch == epoch && proven.body.history.head() == head {
                 return Ok(None);
             }
-            // The state this handle serves is its own anchor: storage that went back to an
-            // older commit was rolled back (an authentic old MANIFEST put in place).
-            if proven.body.epoch < epoch {
+            // The state this handle serves is its own anchor: storage that no longer holds
+            // it in its history went back (an authentic old MANIFEST put in place) or forked
+            // from an older state (and was written on since).
+            let from_store = |seg: &SegmentRef| persist::stored_segment(store, &keys, seg);
+            let ours = (
+                epoch,
+                (head != [0; crate::format::COMMIT_ID_LEN]).then_some(head),
+            );
+            if !holds(&keys, &proven.body, ours, from_store)? {
                 return Err(Error::RolledBack);
             }
             loader::load_state(
@@ -220,6 +254,26 @@ impl EncryptedIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         Ok(true)
     }
+}
+
+/// Whether the history of `body` (opened with `keys`; `archived_in` gives the segment of its
+/// archived record) holds the commit at `epoch` with id `commit`: a commit without an id
+/// (of a state in format 7, before any history) is held by any state at least as new.
+fn holds(
+    keys: &Keys,
+    body: &ManifestBody,
+    (epoch, commit): (u64, Option<CommitId>),
+    archived_in: impl FnOnce(&SegmentRef) -> Result<Arc<Blob>>,
+) -> Result<bool> {
+    use persist::HistoryAt;
+    Ok(
+        match (persist::history_at(keys, body, epoch, archived_in)?, commit) {
+            (HistoryAt::After, _) => false,
+            (_, None) => true,
+            (HistoryAt::Id(id), Some(commit)) => id == commit,
+            (HistoryAt::Skipped | HistoryAt::Before, Some(_)) => false,
+        },
+    )
 }
 
 /// Whether an index's storage holds no file at all (its folder removed: the index was
@@ -268,7 +322,8 @@ fn verify_segment(
         .find(|s| s.seq == seq)
         .ok_or_else(|| Error::corrupted("not named"))?;
     // Every byte is read below: from an object store, the whole object in one request.
-    let blob = Arc::new(persist::read_segment(store, committed)?)
+    let layout = segment::Layout::of(keys.format)?;
+    let blob = Arc::new(persist::read_segment(store, committed, layout)?)
         .downloaded()
         .map_err(persist::read_error)?;
     let (footer, directory) = persist::segment_index(keys, &blob, seq)?;
@@ -317,13 +372,16 @@ fn verify_segment(
             RecordKind::Centroids | RecordKind::Codebook => {
                 persist::open_training_record(keys, &blob, seq, rec)?;
             }
+            RecordKind::History => {
+                persist::open_history(keys, &blob, seq, rec)?;
+            }
             // Fields records are opened through the blocks that name their items (a fields
             // record no block names leaves a gap below).
             _ => continue,
         }
         check((rec.offset, rec.len));
     }
-    segment::check_tiling(&mut checked, footer.directory_offset)?;
+    segment::check_tiling(&mut checked, footer.directory_offset, layout)?;
     // The footer and the directory, authenticated by `segment_index`.
     Ok(checked.len() + 2)
 }

@@ -215,6 +215,16 @@ impl EncryptedIndex {
         })
     }
 
+    /// Upgrades an index of an older on-disk format to this version's (a writer's open does
+    /// it before any write): a data-key rotation, whose rewrite is in this format. A no-op
+    /// for an index in this format.
+    pub(crate) fn upgrade_format(&self) -> Result<()> {
+        if self.read().keys().format == crate::format::FORMAT_VERSION {
+            return Ok(());
+        }
+        self.rotate_data_key()
+    }
+
     /// Replaces both keys (see [`crate::Database::rotate_keys`]): a fresh data key wrapped
     /// under `new`, every record re-encrypted under it in one rewrite, committed with the
     /// new header in one manifest replacement. `old` must open the stored index.
@@ -299,7 +309,7 @@ impl EncryptedIndex {
             &state,
             items,
             (trained.0.as_ref(), trained.1.as_ref()),
-            &crypto.0,
+            (&crypto.0, &crypto.1),
         )?;
         let body = state.body().clone();
         let commit = Commit {
@@ -334,14 +344,15 @@ impl EncryptedIndex {
         Ok(())
     }
 
-    /// Seals every live item, with the training records, into the next segment under `keys`
-    /// and a new list epoch (nothing is committed yet).
+    /// Seals every live item, with the training records and the history so far, into the
+    /// next segment under `keys` (which `header` wraps) and a new list epoch (nothing is
+    /// committed yet).
     fn seal_rewrite(
         &self,
         state: &State,
         items: LiveItems<'_>,
         (quantizer, coder): (Option<&Quantizer>, Option<&Coder>),
-        keys: &Keys,
+        (keys, header): (&Keys, &ManifestHeader),
     ) -> Result<SealedRewrite> {
         let LiveItems {
             slots,
@@ -352,7 +363,12 @@ impl EncryptedIndex {
         // A new epoch for every rewrite, trained or not: labels and tokens never repeat.
         let list_epoch = state.list_epoch() + 1;
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(keys, seq);
+        let mut seg = SegmentBuilder::new(keys, header, seq)?;
+        // The history moves into this segment (the old one holding it is superseded).
+        let history = persist::history_to_archive(state.keys(), state.body(), state.segments())?;
+        if !history.is_empty() {
+            seg.add_history(&history)?;
+        }
         if let Some(q) = quantizer {
             seg.add_centroids(dim, q.centroids())?;
         }
@@ -427,7 +443,13 @@ impl EncryptedIndex {
             blocks.push((list, block));
         }
         let trained = quantizer.map(|q| (q.n_lists() as u32, coder.is_some()));
-        let note = persist::replace_note(keys, self.next_epoch(), list_epoch, trained);
+        let note = persist::replace_note(
+            keys,
+            state.body(),
+            (self.next_epoch(), list_epoch),
+            trained,
+            !history.is_empty(),
+        );
         Ok(SealedRewrite {
             seq,
             bytes: seg.finish(&note)?,

@@ -88,7 +88,7 @@ impl EncryptedIndex {
                 )
             };
             let seq = self.inner.next_segment.load(Ordering::SeqCst);
-            let mut seg = SegmentBuilder::new(&keys, seq);
+            let mut seg = SegmentBuilder::new(&keys, &header, seq)?;
             // About what the records take (vectors, codes, entries, fields), so that the file
             // does not grow by copying; padding and the directory may still add a little.
             let dim = self.dim();
@@ -205,7 +205,7 @@ impl EncryptedIndex {
         seg: SegmentBuilder<'_>,
         apply: impl FnOnce(&mut State),
     ) -> Result<()> {
-        let note = persist::append_note(commit.keys, self.next_epoch());
+        let note = persist::append_note(commit.keys, commit.body, self.next_epoch());
         let bytes = seg.finish(&note)?;
         let new_body = self.commit_segment(commit, seq, &bytes, &note)?;
         let blob = persist::map_segment(&*self.inner.store, seq, bytes);
@@ -273,7 +273,7 @@ impl EncryptedIndex {
             return Ok(0);
         }
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
-        let mut seg = SegmentBuilder::new(&keys, seq);
+        let mut seg = SegmentBuilder::new(&keys, &header, seq)?;
         seg.add_tombstones(&tokens)?;
         let commit = Commit {
             keys: &keys,
