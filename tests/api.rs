@@ -13,6 +13,7 @@ mod api {
     mod filters;
     mod format_fixture;
     mod full_text;
+    mod history;
     mod hostile_files;
     mod integrity;
     mod keys;
