@@ -160,6 +160,15 @@ pub(crate) trait IndexFiles: Send + Sync {
     fn write_new(&self, file: &str, data: &[u8]) -> io::Result<()>;
     /// Atomically replaces (or creates) a file: temp file, sync, rename, sync directory.
     fn replace(&self, file: &str, data: &[u8]) -> io::Result<()>;
+    /// Writes the first version of a file that later [`replace`](Self::replace)s change
+    /// (an index's first manifest), atomically, failing with
+    /// [`io::ErrorKind::AlreadyExists`] where the storage can tell that it exists. The
+    /// default replaces: a store whose writer lock excludes every other creator (a folder's
+    /// `flock`) needs no more; an object store, whose leases can be taken over from a
+    /// stalled writer, creates it conditionally.
+    fn write_first(&self, file: &str, data: &[u8]) -> io::Result<()> {
+        self.replace(file, data)
+    }
     /// Removes a file; a missing file is not an error.
     fn remove(&self, file: &str) -> io::Result<()>;
     /// Removes a segment a commit superseded (numbered below the manifest's next segment, so

@@ -287,9 +287,17 @@ impl Database {
             .backend
             .open(name, true)?
             .ok_or(Error::IndexNotFound)?;
+        // The lock first, then the check: of several creators (threads, processes, hosts)
+        // one holds the lock while the others get `Locked`, and whoever takes it after the
+        // winner finds its manifest (`IndexExists`). Only then, under the lock and with no
+        // manifest (so no live index: an index exists from its first manifest on), are the
+        // files of a deletion or creation that crashed removed.
         let lock = acquire_lock(&*store)?;
-        // Leftovers of a creation that crashed before its manifest was committed.
-        for f in store.list()? {
+        let files = store.list()?;
+        if files.iter().any(|f| f == MANIFEST_FILE) {
+            return Err(Error::IndexExists);
+        }
+        for f in files {
             if f != "LOCK" {
                 store.remove(&f)?;
             }
@@ -308,7 +316,7 @@ impl Database {
         };
         // The first commit of the history: epoch 1, extending nothing.
         persist::commit_manifest_only(&mut body, 1, &header);
-        persist::write_manifest(&*store, &header, &keys, &body)?;
+        persist::write_first_manifest(&*store, &header, &keys, &body)?;
         let committed = Committed {
             keys: Arc::new(keys),
             header,

@@ -436,6 +436,21 @@ pub(crate) fn encode_manifest(
 }
 
 /// Commits a manifest atomically.
+/// Writes the first manifest of a new index ([`IndexFiles::write_first`]): `IndexExists`
+/// if another creator's landed first.
+pub(crate) fn write_first_manifest(
+    store: &dyn IndexFiles,
+    header: &ManifestHeader,
+    keys: &Keys,
+    body: &ManifestBody,
+) -> Result<()> {
+    let file = encode_manifest(header, keys, body)?;
+    match store.write_first(MANIFEST_FILE, &file) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::IndexExists),
+        other => Ok(other?),
+    }
+}
+
 pub(crate) fn write_manifest(
     store: &dyn IndexFiles,
     header: &ManifestHeader,

@@ -528,6 +528,18 @@ impl IndexFiles for PrefixFiles {
         }
     }
 
+    /// Conditional (`put_new`): of two creators whose leases overlapped (one stalled past
+    /// its lease), only one manifest lands; its version conditions the next replace.
+    fn write_first(&self, file: &str, data: &[u8]) -> io::Result<()> {
+        self.renew_lease()?;
+        let name = format!("{}{file}", self.prefix);
+        self.store.put_new(&name, data)?;
+        if file == MARKER {
+            *self.manifest_version() = self.store.get_versioned(&name)?.1;
+        }
+        Ok(())
+    }
+
     fn remove(&self, file: &str) -> io::Result<()> {
         self.store.delete(&format!("{}{file}", self.prefix))
     }

@@ -234,3 +234,54 @@ fn newest_segment(store: &dyn Store) -> String {
         .max()
         .unwrap()
 }
+
+/// Two creators of one index at once, 20 rounds, over a folder (two `Database`s) and over
+/// one object store (two `Database`s with leases): exactly one wins, the other gets
+/// `IndexExists` or `Locked`, and the winner's acknowledged create and upsert are there.
+#[test]
+fn of_two_racing_creators_exactly_one_wins_and_nothing_acknowledged_is_lost() {
+    for on_store in [false, true] {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(MemoryStore::new());
+            let open = || {
+                if on_store {
+                    Database::with_store_options(store.clone(), DatabaseOptions::default())
+                } else {
+                    Database::open(dir.path()).unwrap()
+                }
+            };
+            let key = IndexKey::generate();
+            let barrier = std::sync::Barrier::new(2);
+            let outcomes: Vec<Result<String, Error>> = std::thread::scope(|s| {
+                let racers: Vec<_> = (0..2)
+                    .map(|who| {
+                        let (db, key, barrier) = (open(), &key, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            let index = db.create_index("x", key, IndexConfig::ivf_flat(2))?;
+                            let id = format!("from-{who}");
+                            index.upsert([Item::new(id.clone(), vec![who as f32, 1.0])])?;
+                            Ok(id)
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let won: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+            assert_eq!(won.len(), 1, "round {round} store={on_store}: {outcomes:?}");
+            for o in &outcomes {
+                assert!(
+                    matches!(o, Ok(_) | Err(Error::IndexExists | Error::Locked)),
+                    "round {round}: {o:?}"
+                );
+            }
+            let index = open().open_index_read_only("x", &key).unwrap();
+            assert_eq!(
+                index.list_ids().unwrap(),
+                vec![won[0].clone()],
+                "round {round}"
+            );
+        }
+    }
+}
