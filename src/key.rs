@@ -87,13 +87,18 @@ impl IndexKey {
     }
 
     /// A key from a file holding its base64 form, as written by
-    /// `openssl rand -base64 32 > index_key.txt`.
+    /// `openssl rand -base64 32 > index_key.txt && chmod 600 index_key.txt`. Checked as
+    /// [`KeyFile`](crate::KeyFile) checks by default: on Unix the file must be a regular
+    /// file (not a symbolic link) that only its owner, the user running this process, can
+    /// access. For a mounted secret (a link, or shared permissions) use
+    /// `KeyFile::new(path).allow_shared_permissions()`.
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be read, [`Error::InvalidKey`] if it does not hold a
-    /// base64 key.
+    /// [`Error::InvalidArgument`] for a symbolic link or a file that group or others may
+    /// access or another user owns; [`Error::Io`] if the file cannot be read;
+    /// [`Error::InvalidKey`] if it does not hold a base64 key.
     pub fn from_base64_file(path: impl AsRef<Path>) -> Result<IndexKey> {
-        let text = read_key_file(path.as_ref(), KeyFileCheck::Follow)?;
+        let text = read_key_file(path.as_ref(), KeyFileCheck::Private)?;
         let text = std::str::from_utf8(&text).map_err(|_| Error::InvalidKey)?;
         IndexKey::from_base64(text)
     }

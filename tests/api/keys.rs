@@ -3,6 +3,16 @@
 
 use ciphervec::{Database, Error, IndexConfig, IndexKey, Item};
 
+/// Writes `body` to `path` readable by its owner only (as a key file must be).
+fn write_private(path: &std::path::Path, body: &[u8]) {
+    std::fs::write(path, body).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 #[test]
 fn key_forms_round_trip() {
     let key = IndexKey::generate();
@@ -14,7 +24,7 @@ fn key_forms_round_trip() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index_key.txt");
-    std::fs::write(&path, format!("{}\n", b64.as_str())).unwrap();
+    write_private(&path, format!("{}\n", b64.as_str()).as_bytes());
     assert_eq!(IndexKey::from_base64_file(&path).unwrap(), key);
     let raw: Vec<u8> = (0..32).collect();
     let k = IndexKey::from_bytes(&raw).unwrap();
@@ -50,7 +60,7 @@ fn malformed_keys_are_invalid_key() {
         ("binary", &[0xff, 0xfe][..]),
     ] {
         let p = dir.path().join(name);
-        std::fs::write(&p, body).unwrap();
+        write_private(&p, body);
         assert!(invalid(IndexKey::from_base64_file(&p)), "{name}");
     }
     assert!(matches!(
@@ -89,4 +99,36 @@ fn error_messages_hold_no_key_material() {
         .unwrap_err()
         .to_string();
     assert!(!msg.contains(&b64[..10]));
+}
+
+/// `from_base64_file` keeps the README's promise: a key file that group or others can read,
+/// or a symbolic link, is refused as `KeyFile` refuses it (the key is never read).
+#[cfg(unix)]
+#[test]
+fn a_base64_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = IndexKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index_key.txt");
+    write_private(&path, key.to_base64().as_bytes());
+    assert_eq!(IndexKey::from_base64_file(&path).unwrap(), key);
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        match IndexKey::from_base64_file(&path) {
+            Err(Error::InvalidArgument { reason }) => {
+                assert!(reason.contains("group or others"), "{mode:o}: {reason}");
+                assert!(!reason.contains(key.to_base64().as_str()));
+            }
+            other => panic!("mode {mode:o}: {other:?}"),
+        }
+        let via_provider = ciphervec::KeyProvider::index_key(&ciphervec::KeyFile::new(&path));
+        assert!(matches!(via_provider, Err(Error::InvalidArgument { .. })));
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(matches!(
+        IndexKey::from_base64_file(&link),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
