@@ -24,6 +24,10 @@ pub(crate) use remote::ReadStats;
 #[cfg(feature = "s3")]
 pub(crate) use s3::S3Store;
 
+/// The longest manifest a store reads (the format's own limit,
+/// `format::manifest::MAX_FILE_LEN`; an object store refuses a longer one unread).
+pub(crate) const MAX_MANIFEST_LEN: u64 = 64 << 20;
+
 /// The bytes of one stored file: mapped read-only from disk, shared from memory, or an
 /// object read by range from a [`Store`] through its read cache.
 pub(crate) enum Blob {

@@ -298,6 +298,9 @@ pub(crate) fn stored_body_of(
     Ok((body, Some((parts.header.clone(), keys))))
 }
 
+// An object store refuses to read a manifest longer than the format allows.
+const _: () = assert!(crate::storage::MAX_MANIFEST_LEN == manifest::MAX_FILE_LEN as u64);
+
 /// The bytes of the manifest file, copied out of storage once its size is checked (errors
 /// name the file).
 pub(crate) fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
@@ -305,6 +308,9 @@ pub(crate) fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
     let file = match store.read(MANIFEST_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::IndexNotFound),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(Error::corrupted("MANIFEST larger than any index writes"));
+        }
         Err(e) => return Err(failed(e)),
     };
     if file.len() > manifest::MAX_FILE_LEN as u64 {

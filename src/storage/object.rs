@@ -140,6 +140,32 @@ pub trait Store: Send + Sync {
         Ok((self.get(name)?, None))
     }
 
+    /// The length of an object, without its bytes: an open reads an object that no
+    /// manifest names (a segment it may roll forward) by range after asking its length. The
+    /// default reads the object whole; a remote store should override it with a metadata
+    /// request (S3's HEAD).
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.get(name).map(|bytes| bytes.len() as u64)
+    }
+
+    /// As [`Store::get_versioned`], but an object longer than `max` bytes is refused with
+    /// [`io::ErrorKind::FileTooLarge`] (the manifest: a planted multi-gigabyte one must not
+    /// be read into memory). The default reads and then checks; a remote store should check
+    /// the length its answer announces before it reads the body.
+    ///
+    /// # Errors
+    /// As [`Store::get`]; [`io::ErrorKind::FileTooLarge`].
+    fn get_versioned_at_most(&self, name: &str, max: u64) -> io::Result<(Vec<u8>, Option<String>)> {
+        let got = self.get_versioned(name)?;
+        if got.0.len() as u64 > max {
+            return Err(too_large());
+        }
+        Ok(got)
+    }
+
     /// Replaces an object only while its version is still `version` (compare-and-swap),
     /// atomically as [`Store::put`]; returns the new version, or `Ok(None)` when the object
     /// changed or disappeared meanwhile (nothing written). Needed only by a store whose
@@ -368,6 +394,14 @@ impl Drop for PrefixFiles {
 /// The MANIFEST object marks an index as existing (a folder in the directory store).
 const MARKER: &str = "MANIFEST";
 
+/// The error for an object longer than a read allows.
+fn too_large() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        "object larger than any index writes",
+    )
+}
+
 impl Backend for StoreBackend {
     fn list(&self) -> io::Result<Vec<String>> {
         let mut names: Vec<String> = self
@@ -459,12 +493,19 @@ impl PrefixFiles {
 }
 
 impl IndexFiles for PrefixFiles {
+    /// A segment is read by range (its length asked first), never downloaded whole: what
+    /// an open reads of one that no manifest names is its head, footer and directory. The
+    /// manifest is read whole, up to [`super::MAX_MANIFEST_LEN`].
     fn read(&self, file: &str) -> io::Result<Blob> {
         let name = format!("{}{file}", self.prefix);
         if file != MARKER {
-            return Ok(Blob::Shared(self.store.get(&name)?.into()));
+            let len = self.store.size(&name)?;
+            let object = RemoteObject::new(self.store.clone(), name, len, self.cache.clone());
+            return Ok(Blob::Remote(object));
         }
-        let (bytes, version) = self.store.get_versioned(&name)?;
+        let (bytes, version) = self
+            .store
+            .get_versioned_at_most(&name, super::MAX_MANIFEST_LEN)?;
         let mut known = self.manifest_version();
         if known.is_none() {
             *known = version;
@@ -690,6 +731,21 @@ impl Store for MemoryStore {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.objects()
+            .get(name)
+            .map(|(b, _)| b.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn get_versioned_at_most(&self, name: &str, max: u64) -> io::Result<(Vec<u8>, Option<String>)> {
+        match self.objects().get(name) {
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+            Some((b, _)) if b.len() as u64 > max => Err(too_large()),
+            Some((b, v)) => Ok((b.to_vec(), Some(v.to_string()))),
+        }
+    }
+
     fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
         let mut objects = self.objects();
         match objects.get_mut(name) {
@@ -739,6 +795,12 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
         (**self).get_versioned(name)
+    }
+    fn size(&self, name: &str) -> io::Result<u64> {
+        (**self).size(name)
+    }
+    fn get_versioned_at_most(&self, name: &str, max: u64) -> io::Result<(Vec<u8>, Option<String>)> {
+        (**self).get_versioned_at_most(name, max)
     }
     fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
         (**self).put_if_version(name, data, version)

@@ -222,6 +222,31 @@ impl Store for S3Store {
         Ok(bytes.to_vec())
     }
 
+    fn size(&self, name: &str) -> io::Result<u64> {
+        let path = self.path(name);
+        self.run(async { Ok(self.client.head(&path).await?.size) })
+    }
+
+    /// The length S3 announces is checked before the body is read.
+    fn get_versioned_at_most(&self, name: &str, max: u64) -> io::Result<(Vec<u8>, Option<String>)> {
+        let path = self.path(name);
+        let got = self.run(async {
+            let got = self.client.get(&path).await?;
+            if got.meta.size > max {
+                return Ok(None);
+            }
+            let e_tag = got.meta.e_tag.clone();
+            Ok(Some((got.bytes().await?, e_tag)))
+        })?;
+        let (bytes, e_tag) = got.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "object larger than any index writes",
+            )
+        })?;
+        Ok((bytes.to_vec(), e_tag))
+    }
+
     fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
         let path = self.path(name);
         let (bytes, e_tag) = self.run(async {

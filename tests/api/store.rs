@@ -332,6 +332,8 @@ struct CountingStore {
     inner: MemoryStore,
     whole_segment_reads: AtomicUsize,
     range_bytes: AtomicUsize,
+    /// Whole-object reads with a version (the manifest) that set no bound.
+    unbounded_reads: AtomicUsize,
 }
 
 impl Store for CountingStore {
@@ -359,11 +361,70 @@ impl Store for CountingStore {
         self.inner.list(prefix)
     }
     fn get_versioned(&self, name: &str) -> io::Result<(Vec<u8>, Option<String>)> {
+        self.unbounded_reads.fetch_add(1, Ordering::Relaxed);
         self.inner.get_versioned(name)
+    }
+    fn get_versioned_at_most(&self, name: &str, max: u64) -> io::Result<(Vec<u8>, Option<String>)> {
+        self.inner.get_versioned_at_most(name, max)
+    }
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.inner.size(name)
     }
     fn put_if_version(&self, name: &str, data: &[u8], version: &str) -> io::Result<Option<String>> {
         self.inner.put_if_version(name, data, version)
     }
+}
+
+/// Objects planted in a store are never read whole: a manifest longer than any index
+/// writes is `Corrupted` without being read (the store refuses it from its length), and a
+/// large segment no manifest names is read by range (its head and footer), not downloaded.
+#[test]
+fn planted_large_objects_are_refused_or_read_by_range() {
+    let store = Arc::new(CountingStore::default());
+    let key = IndexKey::generate();
+    let index = Database::with_store(store.clone())
+        .create_index("docs", &key, IndexConfig::ivf_flat(4))
+        .unwrap();
+    index
+        .upsert(vec![Item::new("a", vec![1.0, 2.0, 3.0, 4.0])])
+        .unwrap();
+    drop(index);
+    let segments = store.inner.list("docs/seg-").unwrap();
+    let next = segments.len() as u64 + 1;
+    let planted = format!("docs/seg-{next:016x}.cvs");
+    store.inner.put_new(&planted, &vec![7u8; 32 << 20]).unwrap();
+    store.range_bytes.store(0, Ordering::SeqCst);
+    store.unbounded_reads.store(0, Ordering::SeqCst);
+    let reader = Database::with_store(store.clone())
+        .open_index_read_only("docs", &key)
+        .unwrap();
+    assert_eq!(reader.list_ids().unwrap(), vec!["a"]);
+    assert_eq!(store.whole_segment_reads.load(Ordering::SeqCst), 0);
+    assert!(store.range_bytes.load(Ordering::SeqCst) < 1 << 20);
+    store.inner.delete(&planted).unwrap();
+    let manifest = store.inner.get("docs/MANIFEST").unwrap();
+    let mut huge = manifest.clone();
+    huge.resize((64 << 20) + 1, 0);
+    store.inner.put("docs/MANIFEST", &huge).unwrap();
+    for write in [false, true] {
+        let db = Database::with_store(store.clone());
+        let opened = if write {
+            db.open_index("docs", &key)
+        } else {
+            db.open_index_read_only("docs", &key)
+        };
+        assert!(
+            matches!(&opened, Err(Error::Corrupted { what }) if what.contains("larger")),
+            "{:?}",
+            opened.err()
+        );
+    }
+    assert_eq!(store.unbounded_reads.load(Ordering::SeqCst), 0);
+    store.inner.put("docs/MANIFEST", &manifest).unwrap();
+    let index = Database::with_store(store.clone())
+        .open_index("docs", &key)
+        .unwrap();
+    assert_eq!(index.len(), 1);
 }
 
 /// Opening an index from a store reads its segments by range, and only the records the
