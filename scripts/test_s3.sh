@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 trap 'scripts/s3_server.sh stop' EXIT
 scripts/s3_server.sh start
 source target/s3-server/env
-export CIPHERVEC_TEST_S3_URL=s3://ciphervec-test/run-$$ CIPHERVEC_REQUIRE_S3=1
+export CIPHERVEC_TEST_S3_URL=s3://ciphervec-test/run-$$
 cargo test --release --features aws-kms,vault,s3 --test s3 -- --nocapture "$@"
 # Alone: it pauses the server, which would fail whatever else is talking to it.
 cargo test --release --features aws-kms,vault,s3 --test s3 -- --nocapture --ignored --exact \

@@ -1,6 +1,6 @@
 //! The S3 store against a real S3 API (moto's server on loopback, started by
 //! `scripts/test_s3.sh`, which sets `CIPHERVEC_TEST_S3_URL` and the `AWS_*` environment).
-//! Without it these tests print why and pass, unless `CIPHERVEC_REQUIRE_S3=1`.
+//! Compiled only with the `s3` feature; without the server they fail (never pass unseen).
 //!
 //! Several roles run in child processes (this test binary started again with one ignored
 //! test selected): a writer that builds an index and exits, and two writers racing.
@@ -13,22 +13,16 @@ use std::time::{Duration, Instant};
 use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query};
 use serde_json::json;
 
-fn base_url() -> Option<String> {
-    match std::env::var("CIPHERVEC_TEST_S3_URL") {
-        Ok(u) => Some(u),
-        Err(_) if std::env::var("CIPHERVEC_REQUIRE_S3").as_deref() == Ok("1") => {
-            panic!("CIPHERVEC_REQUIRE_S3=1 but CIPHERVEC_TEST_S3_URL is not set")
-        }
-        Err(_) => {
-            eprintln!("skipped: no S3 server (run scripts/test_s3.sh)");
-            None
-        }
-    }
+fn base_url() -> String {
+    // Compiled only with the `s3` feature, which only scripts/test_s3.sh turns on after it
+    // started the server: a missing server is a failure here, never a pass.
+    std::env::var("CIPHERVEC_TEST_S3_URL")
+        .expect("CIPHERVEC_TEST_S3_URL is not set: run scripts/test_s3.sh, which starts the server")
 }
 
 /// A location of its own for each test.
-fn location(test: &str) -> Option<String> {
-    base_url().map(|u| format!("{u}/{test}"))
+fn location(test: &str) -> String {
+    format!("{}/{test}", base_url())
 }
 
 /// Deterministic 16-dimensional vectors.
@@ -123,9 +117,7 @@ fn child_builds_and_records_answers() {
 
 #[test]
 fn build_in_one_process_read_in_another() {
-    let Some(url) = location("cross-process") else {
-        return;
-    };
+    let url = location("cross-process");
     let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 7 + 1) as u8);
     let key = IndexKey::from_bytes(&key_bytes).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -249,7 +241,7 @@ fn child_crashing_writer() {
 /// replace (`If-Match`) of the lease object, and writes.
 #[test]
 fn a_crashed_writers_lease_expires_and_is_taken_over() {
-    let Some(url) = location("lease") else { return };
+    let url = location("lease");
     let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 7 + 1) as u8);
     let key = IndexKey::from_bytes(&key_bytes).unwrap();
     let db = Database::open_url(&url).unwrap();
@@ -286,7 +278,7 @@ fn a_crashed_writers_lease_expires_and_is_taken_over() {
 
 #[test]
 fn racing_writers_never_lose_an_acknowledged_write() {
-    let Some(url) = location("race") else { return };
+    let url = location("race");
     let key_bytes: [u8; 32] = std::array::from_fn(|i| (i * 3 + 5) as u8);
     let key = IndexKey::from_bytes(&key_bytes).unwrap();
     Database::open_url(&url)
@@ -332,9 +324,7 @@ fn racing_writers_never_lose_an_acknowledged_write() {
 
 #[test]
 fn a_reader_follows_commits_and_survives_compaction() {
-    let Some(url) = location("refresh") else {
-        return;
-    };
+    let url = location("refresh");
     let key = IndexKey::generate();
     let writer = create_docs(&url, &key);
     writer.upsert((0..600).map(item)).unwrap();
@@ -371,9 +361,7 @@ fn a_reader_follows_commits_and_survives_compaction() {
 /// own name (an index named `a#1` used to be written and then never found again).
 #[test]
 fn names_and_prefixes_the_object_store_escapes_are_found_again() {
-    let Some(base) = base_url() else {
-        return;
-    };
+    let base = base_url();
     let key = IndexKey::generate();
     let names = ["a#1", "b~x", "c%20", "d[e]{f}^`", "plain"];
     for url in [
@@ -404,9 +392,7 @@ fn names_and_prefixes_the_object_store_escapes_are_found_again() {
 /// not `Unavailable` ("storage unavailable after retries": the server answered).
 #[test]
 fn a_bucket_that_does_not_exist_is_named_not_unavailable() {
-    if base_url().is_none() {
-        return;
-    }
+    base_url();
     let db = Database::open_url("s3://ciphervec-no-such-bucket/prefix").unwrap();
     match db.list_indexes() {
         Err(Error::Io(e)) => {
@@ -423,9 +409,7 @@ fn a_bucket_that_does_not_exist_is_named_not_unavailable() {
 
 #[test]
 fn a_changed_or_truncated_object_is_corrupted() {
-    let Some(url) = location("damage") else {
-        return;
-    };
+    let url = location("damage");
     let key = IndexKey::generate();
     {
         let index = create_docs(&url, &key);
@@ -474,9 +458,7 @@ fn child_opens_an_unreachable_store() {
 
 #[test]
 fn an_unreachable_store_is_unavailable() {
-    let Some(url) = location("unreachable") else {
-        return;
-    };
+    let url = location("unreachable");
     // The same location through an endpoint nobody listens on (a child process, since the
     // endpoint comes from the environment).
     let status = child(
@@ -506,13 +488,8 @@ fn server_pid() -> Option<String> {
 #[test]
 #[ignore = "pauses the shared server: scripts/test_s3.sh runs it alone, after the others"]
 fn a_server_that_stops_mid_use_is_unavailable_and_nothing_breaks() {
-    let Some(url) = location("pause") else {
-        return;
-    };
-    let Some(pid) = server_pid() else {
-        eprintln!("skipped: no server pid file (run scripts/test_s3.sh)");
-        return;
-    };
+    let url = location("pause");
+    let pid = server_pid().expect("no server pid file: run scripts/test_s3.sh");
     let key = IndexKey::generate();
     {
         let index = create_docs(&url, &key);

@@ -9,18 +9,21 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 
 use crate::errors;
 
-/// A 256-bit key from `bytes` or `bytearray` (32 bytes).
+/// A 256-bit key from `bytes` or `bytearray` (32 bytes). `bytes` are read in place; a
+/// `bytearray` (which Python code may change meanwhile) is copied into memory that is wiped
+/// once the key is built.
 pub(crate) fn key_of(obj: &Bound<'_, PyAny>) -> PyResult<IndexKey> {
-    let bytes = if let Ok(b) = obj.cast::<PyBytes>() {
-        b.as_bytes().to_vec()
+    let key = if let Ok(b) = obj.cast::<PyBytes>() {
+        IndexKey::from_bytes(b.as_bytes())
     } else if let Ok(b) = obj.cast::<PyByteArray>() {
-        b.to_vec()
+        let copy = zeroize::Zeroizing::new(b.to_vec());
+        IndexKey::from_bytes(&copy)
     } else {
         return Err(PyTypeError::new_err(
             "an index key is 32 bytes (bytes or bytearray), as cv.generate_key() returns",
         ));
     };
-    IndexKey::from_bytes(&bytes).map_err(errors::to_py)
+    key.map_err(errors::to_py)
 }
 
 /// A JSON document from a Python value (dicts, lists, str, numbers, bools, None), through the

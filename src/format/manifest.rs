@@ -152,7 +152,15 @@ pub(crate) struct History {
     /// The live segment (the first: a rewrite's) whose history record lists the commits
     /// before `recent`, if any.
     pub archived: Option<u64>,
+    /// Segment numbers a writer found taken when it wrote (a stalled writer's segment whose
+    /// manifest never landed, or anything else in its way): this history went on past them,
+    /// so they are never part of it. Opens neither apply nor delete them (newest
+    /// [`MAX_ABANDONED`] kept).
+    pub abandoned: Vec<u64>,
 }
+
+/// How many abandoned segment numbers a history keeps.
+pub(crate) const MAX_ABANDONED: usize = 64;
 
 impl History {
     /// The id of the newest commit: zeros before the first commit in format 8.

@@ -78,6 +78,9 @@ pub(crate) struct Inner {
     /// Sequence number of the next segment; advanced even by failed commits, so that a
     /// number is never reused (a failed segment file may survive).
     next_segment: AtomicU64,
+    /// Segment numbers this writer found taken (see `History::abandoned`), recorded by its
+    /// next commit.
+    abandoned: Mutex<Vec<u64>>,
     /// The last manifest epoch written (or attempted).
     epoch: AtomicU64,
     /// Set when a failed commit could not be rolled back: writes are refused until reopen.
@@ -143,6 +146,7 @@ impl EncryptedIndex {
                 cache_budget,
                 auto_compact,
                 next_segment: AtomicU64::new(next_segment),
+                abandoned: Mutex::new(Vec::new()),
                 epoch: AtomicU64::new(epoch),
                 poisoned: AtomicBool::new(false),
                 read_only: AtomicBool::new(false),
@@ -348,6 +352,16 @@ impl EncryptedIndex {
                 e.kind(),
                 std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::ResourceBusy
             );
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                // A segment no commit of this history named (this writer's base numbers
+                // from past every named one): the next commit records it as abandoned, so
+                // that opens neither apply it nor call the history forked because of it.
+                self.inner
+                    .abandoned
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(seq);
+            }
             if ours {
                 best_effort(
                     store.remove(&file).map_err(Error::from),
@@ -364,6 +378,14 @@ impl EncryptedIndex {
         );
         // The note's epoch is this commit's (`next_epoch`, taken under the writer lock).
         persist::apply_commit(&mut new_body, written, note);
+        let abandoned = std::mem::take(
+            &mut *self
+                .inner
+                .abandoned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        persist::note_abandoned(&mut new_body, &abandoned);
         self.inner.epoch.fetch_max(note.epoch, Ordering::SeqCst);
         new_body.key_generation = new_body.key_generation.max(keys.next_generation());
         if let Err(e) = persist::write_manifest(store, header, keys, &new_body) {
@@ -373,6 +395,7 @@ impl EncryptedIndex {
             previous.next_segment = seq + 1;
             let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
             persist::commit_manifest_only(&mut previous, epoch, header);
+            persist::note_abandoned(&mut previous, &abandoned);
             previous.key_generation = new_body.key_generation;
             if persist::write_manifest(store, header, keys, &previous).is_ok() {
                 best_effort(
@@ -381,6 +404,15 @@ impl EncryptedIndex {
                 );
             } else {
                 self.inner.poisoned.store(true, Ordering::SeqCst);
+                if matches!(e, Error::Locked) {
+                    // The manifest moved under another writer (a conditional write was
+                    // refused): this segment can never be named, and would stand in the
+                    // way of that writer's history.
+                    best_effort(
+                        store.remove(&file).map_err(Error::from),
+                        "the other writer records it as abandoned when it finds it",
+                    );
+                }
             }
             return Err(e);
         }

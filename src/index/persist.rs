@@ -1087,6 +1087,17 @@ pub(crate) fn apply_commit(
     body.key_generation = body.key_generation.max(note.key_generation);
 }
 
+/// Records in `body`'s history the segment numbers a writer found taken (the newest
+/// [`manifest::MAX_ABANDONED`] are kept).
+pub(crate) fn note_abandoned(body: &mut ManifestBody, taken: &[u64]) {
+    let list = &mut body.history.abandoned;
+    list.extend(taken.iter().filter(|&&seq| seq < body.next_segment));
+    list.sort_unstable();
+    list.dedup();
+    let excess = list.len().saturating_sub(manifest::MAX_ABANDONED);
+    list.drain(..excess);
+}
+
 /// Authenticates and decodes one list block of list `list` (list labels of `list_epoch`).
 pub(crate) fn open_block(
     keys: &Keys,

@@ -137,6 +137,10 @@ pub(crate) fn roll_forward(
             continue;
         }
         if seq < body.next_segment {
+            // Never part of this history, kept (see `History::abandoned`).
+            if body.history.abandoned.contains(&seq) {
+                continue;
+            }
             if sort_older {
                 older.push(seq);
             }

@@ -193,6 +193,9 @@ struct Lease {
     name: String,
     owner: String,
     state: Mutex<LeaseState>,
+    /// The process that took it: a child made by `fork` inherits the value, not the lease,
+    /// and must not release its parent's.
+    process: u32,
 }
 
 struct LeaseState {
@@ -273,6 +276,7 @@ impl Lease {
                 version,
                 renewed: now,
             }),
+            process: std::process::id(),
         }))
     }
 
@@ -311,6 +315,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if std::process::id() != self.process {
+            return;
+        }
         let state = self.state();
         let age = SystemTime::now()
             .duration_since(state.renewed)
@@ -344,10 +351,15 @@ fn lease_lost() -> io::Error {
 struct StoreLock {
     store: Arc<dyn Store>,
     name: String,
+    /// The process that took it (see `Lease::process`).
+    process: u32,
 }
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
+        if std::process::id() != self.process {
+            return;
+        }
         // A failed unlock leaves the lock taken: the next writer gets `Locked`, which is
         // safe, and the lock object can be deleted by hand.
         let _ = self.store.unlock(&self.name);
@@ -385,8 +397,12 @@ fn grace_period() -> Duration {
 
 impl Drop for PrefixFiles {
     /// Deletes what has been retired for the grace period; younger retired segments stay
-    /// (the next writer's open removes them as leftovers).
+    /// (the next writer's open removes them as leftovers). Not in a child made by `fork`:
+    /// its parent's handle does that.
     fn drop(&mut self) {
+        if std::process::id() != self.process {
+            return;
+        }
         self.delete_retired(self.grace);
     }
 }
@@ -431,6 +447,7 @@ impl Backend for StoreBackend {
             prefix,
             lease: Mutex::new(None),
             manifest_version: Mutex::new(None),
+            process: std::process::id(),
         })))
     }
 
@@ -458,6 +475,8 @@ struct PrefixFiles {
     /// The manifest's version as this handle first read it since taking its lease, or last
     /// wrote it: the condition of its next manifest replacement.
     manifest_version: Mutex<Option<String>>,
+    /// The process that opened it (see `Lease::process`).
+    process: u32,
 }
 
 impl PrefixFiles {
@@ -633,6 +652,7 @@ impl IndexFiles for PrefixFiles {
         Ok(Some(Box::new(StoreLock {
             store: self.store.clone(),
             name,
+            process: std::process::id(),
         })))
     }
 }

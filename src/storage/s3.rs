@@ -47,6 +47,9 @@ pub(crate) struct S3Store {
     prefix: String,
     runtime: tokio::runtime::Runtime,
     lease: Duration,
+    /// The process that built the runtime: a child made by `fork` has none of its threads,
+    /// so a request there would wait forever; it is refused instead.
+    process: u32,
 }
 
 /// The environment variable that sets the writer lease's duration in seconds (default 30).
@@ -108,6 +111,7 @@ impl S3Store {
                 format!("{prefix}/")
             },
             runtime,
+            process: std::process::id(),
             lease: std::env::var(LEASE_SECONDS_VAR)
                 .ok()
                 .and_then(|s| s.parse::<f64>().ok())
@@ -146,6 +150,12 @@ impl S3Store {
         &self,
         request: impl Future<Output = object_store::Result<T>> + Send,
     ) -> object_store::Result<T> {
+        if std::process::id() != self.process {
+            return Err(object_store::Error::Generic {
+                store: "S3",
+                source: "an S3 database used in a child made by fork: open it again there".into(),
+            });
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|scope| {
                 scope

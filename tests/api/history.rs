@@ -285,3 +285,55 @@ fn of_two_racing_creators_exactly_one_wins_and_nothing_acknowledged_is_lost() {
         }
     }
 }
+
+/// A segment in the writer's way (a stalled writer's whose manifest never landed; here an
+/// authentic segment of the same base put at the number the writer uses next): the write
+/// that meets it fails, the next one succeeds past it and records it as abandoned, and
+/// every later open serves this history, neither applying the segment nor deleting it.
+#[test]
+fn a_segment_in_the_writers_way_is_abandoned_not_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("w");
+    let key = IndexKey::generate();
+    let mut rng = Rng::new(42);
+    let data = clustered(&mut rng, 30, 8, 2);
+    let db = Database::open(dir.path()).unwrap();
+    let index = db
+        .create_index("w", &key, IndexConfig::ivf_flat(8))
+        .unwrap();
+    index.upsert(batch(&data, 0, 4)).unwrap();
+    let base = files(&folder);
+    index.upsert(batch(&data, 4, 4)).unwrap();
+    drop(index);
+    drop(db);
+    let stalled: Vec<(String, Vec<u8>)> = files(&folder)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("seg-") && !base.contains_key(n))
+        .collect();
+    assert_eq!(stalled.len(), 1);
+    let (name, bytes) = &stalled[0];
+    restore(&folder, &base);
+
+    let db = Database::open(dir.path()).unwrap();
+    let writer = db.open_index("w", &key).unwrap();
+    std::fs::write(folder.join(name), bytes).unwrap();
+    assert!(writer.upsert(batch(&data, 10, 4)).is_err());
+    writer.upsert(batch(&data, 10, 4)).unwrap();
+    let want = sorted_ids(&writer);
+    assert_eq!(want.len(), 8);
+    drop(writer);
+    drop(db);
+    for write in [true, false] {
+        let db = Database::open(dir.path()).unwrap();
+        let index = if write {
+            db.open_index("w", &key).unwrap()
+        } else {
+            db.open_index_read_only("w", &key).unwrap()
+        };
+        assert_eq!(sorted_ids(&index), want);
+        assert!(
+            folder.join(name).exists(),
+            "the abandoned segment was deleted"
+        );
+    }
+}
