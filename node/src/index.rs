@@ -354,7 +354,8 @@ impl Index {
         Verified::spawn(move || index.verify())
     }
 
-    /// Writes a consistent copy (one commit) into the folder `path`.
+    /// Writes a consistent copy (one commit) into the database folder `path`, as an index of
+    /// the same name: `new Client(path).loadIndex(name, key)` opens it.
     #[napi]
     pub fn backup_to(&self, path: String) -> AsyncTask<Done> {
         let index = self.inner.clone();
