@@ -237,7 +237,10 @@ export declare class Index {
   rotateDataKey(): Promise<void>
   /** Checks every byte of every live file: resolves to what was checked. */
   verify(): Promise<VerifyReport>
-  /** Writes a consistent copy (one commit) into the folder `path`. */
+  /**
+   * Writes a consistent copy (one commit) into the database folder `path`, as an index of
+   * the same name: `new Client(path).loadIndex(name, key)` opens it.
+   */
   backupTo(path: string): Promise<void>
   /**
    * The index's identity and commit epoch as text (no secret): keep it elsewhere to

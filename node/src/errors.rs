@@ -36,6 +36,8 @@ fn code_of(e: &Error) -> &'static str {
         Error::KeyService { .. } => "KEY_SERVICE",
         Error::KeyExhausted => "KEY_EXHAUSTED",
         Error::Poisoned => "POISONED",
+        Error::UnsupportedFormat { .. } => "UNSUPPORTED_FORMAT",
+        Error::PermissionDenied => "PERMISSION_DENIED",
         // `Error` is non-exhaustive: a variant this package does not know yet is still a
         // `CiphervecError`, with its message.
         _ => INTERNAL,

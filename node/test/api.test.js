@@ -307,7 +307,7 @@ test('readOnly handles refresh to see a writer\'s commits; anchors detect a roll
 
   await writer.upsert([{ id: 'b', vector: [0, 1] }])
   const anchor = writer.anchor()
-  assert.match(anchor, /^cvanchor1-[0-9a-f]{32}-\d+$/)
+  assert.match(anchor, /^cvanchor2-[0-9a-f]{32}-\d+-[0-9a-f]{32}$/)
   await writer.checkAnchor(anchor)
   assert.equal(reader.size, 1)
   assert.equal(await reader.refresh(), true)
