@@ -9,13 +9,21 @@ const errors = require('./lib/errors.js')
 
 const { toCiphervecError } = errors
 
-/** `fn` with its exceptions and rejections turned into ciphervec errors. */
-function guarded(fn) {
+/** The methods of the native classes that answer at once; every other one returns a Promise. */
+const SYNCHRONOUS = new Set(['isTrained', 'anchor'])
+
+/**
+ * `fn` with its exceptions and rejections turned into ciphervec errors. A method that returns
+ * a Promise rejects it with the errors its arguments raise too (napi throws them before the
+ * Promise exists), so that `.catch` and `await` see every failure the same way.
+ */
+function guarded(fn, returnsPromise) {
   const call = function (...args) {
     let result
     try {
       result = fn.apply(this, args)
     } catch (e) {
+      if (returnsPromise) return Promise.reject(toCiphervecError(e))
       throw toCiphervecError(e)
     }
     return result instanceof Promise ? result.catch(rethrow) : result
@@ -33,8 +41,8 @@ function guardPrototype(Class) {
   const prototype = Class.prototype
   for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(prototype))) {
     if (name === 'constructor') continue
-    if (typeof d.value === 'function') d.value = guarded(d.value)
-    else if (typeof d.get === 'function') d.get = guarded(d.get)
+    if (typeof d.value === 'function') d.value = guarded(d.value, !SYNCHRONOUS.has(name))
+    else if (typeof d.get === 'function') d.get = guarded(d.get, false)
     else continue
     Object.defineProperty(prototype, name, d)
   }

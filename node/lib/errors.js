@@ -185,6 +185,17 @@ const argumentStatuses = new Set([
 ])
 
 /**
+ * napi's message for a value it could not convert quotes the value: a number, or an object
+ * as JSON (a key's bytes passed as an array where a name belongs would be in the message).
+ * Only the value's type is kept.
+ */
+const QUOTED_VALUE = /JavaScript value `(\w+)[\s\S]*` into rust type `([^`]*)`$/
+
+function withoutValue(message) {
+  return message.replace(QUOTED_VALUE, (_, type, rust) => `JavaScript ${type} value into rust type \`${rust}\``)
+}
+
+/**
  * The ciphervec error for an error the addon threw: its class by `code`. An exception of the
  * caller's own (thrown by a getter or `toJSON` while arguments were read) passes unchanged.
  */
@@ -194,7 +205,7 @@ function toCiphervecError(e) {
   }
   const Class = byCode.get(e.code)
   if (Class) return new Class(e.message)
-  if (argumentStatuses.has(e.code)) return new InvalidArgumentError(e.message)
+  if (argumentStatuses.has(e.code)) return new InvalidArgumentError(withoutValue(e.message))
   if (e.code === 'INTERNAL' || e.code === 'GenericFailure') return new CiphervecError(e.message)
   return e
 }
