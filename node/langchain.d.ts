@@ -1,5 +1,5 @@
 // Declarations of `ciphervec/langchain` (hand-written: the store is JavaScript).
-import type { VectorStore } from '@langchain/core/vectorstores'
+import type { MaxMarginalRelevanceSearchOptions, VectorStore } from '@langchain/core/vectorstores'
 import type { DocumentInterface } from '@langchain/core/documents'
 import type { EmbeddingsInterface } from '@langchain/core/embeddings'
 import type { Client, CreateIndexOptions, Index } from './index'
@@ -45,7 +45,7 @@ export declare class CiphervecVectorStore extends VectorStore {
   ): Promise<[DocumentInterface, number][]>
   maxMarginalRelevanceSearch(
     query: string,
-    options: { k: number; fetchK?: number; lambda?: number; filter?: this['FilterType'] },
+    options: MaxMarginalRelevanceSearchOptions<this['FilterType']>,
   ): Promise<DocumentInterface[]>
   static fromTexts(
     texts: string[],

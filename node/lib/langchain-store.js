@@ -98,6 +98,11 @@ function defineStore({ VectorStore, Document, maximalMarginalRelevance }) {
       return this.#search(vector, k, filter, this.hybrid ? query : undefined)
     }
 
+    /** As LangChain's (which retrievers call), hybrid when the store is. */
+    async similaritySearch(query, k = 4, filter = undefined) {
+      return (await this.similaritySearchWithScore(query, k, filter)).map(([doc]) => doc)
+    }
+
     async #search(vector, k, filter, text) {
       if (this.index.size === 0) return []
       const hits = await this.index.query(Float32Array.from(vector), {
