@@ -69,16 +69,16 @@ macro_rules! from_js {
         impl FromNapiValue for $name {
             unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
                 let not_object = || invalid(concat!(stringify!($name), " is an object"));
-                // SAFETY (both blocks): `env` and `value` are the live handles napi passes
-                // to this conversion, on the JavaScript thread. napi's `Object` conversion
-                // checks no type: anything but an object is refused here, before a key is
-                // read (`Object.keys(undefined)` would throw a TypeError).
-                let is_object = unsafe { Unknown::from_raw_unchecked(env, value) }
-                    .get_type()
-                    .is_ok_and(|t| t == ValueType::Object);
-                if !is_object {
+                // napi's `Object` conversion checks no type: anything but an object is
+                // refused here, before a key is read (`Object.keys(undefined)` would throw
+                // a TypeError).
+                // SAFETY: `env` and `value` are the live handles napi passes to this
+                // conversion, on the JavaScript thread.
+                let unknown = unsafe { Unknown::from_raw_unchecked(env, value) };
+                if !unknown.get_type().is_ok_and(|t| t == ValueType::Object) {
                     return Err(not_object());
                 }
+                // SAFETY: as above; the value is an object.
                 let object = unsafe { Object::from_napi_value(env, value) }
                     .map_err(|_| not_object())?;
                 check_keys(&object, &[$($key),*], stringify!($name))?;
