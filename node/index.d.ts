@@ -178,8 +178,8 @@ export declare class Index {
   /**
    * Inserts or replaces items: `upsert(items)` with objects `{id, vector, contents?,
    * metadata?}` (any other key is refused), or `upsert(ids, vectors)` with a `Float32Array`
-   * of `ids.length` rows of the dimension, row-major, read in place by the write (do not
-   * change it until the Promise settles).
+   * of `ids.length` rows of the dimension, row-major, read in place by the write on the
+   * thread pool (do not change, transfer or detach its buffer until the Promise settles).
    */
   upsert(items: Array<Item> | Array<string>, vectors?: Float32Array): Promise<void>
   /**
@@ -195,8 +195,8 @@ export declare class Index {
   query(vector: Float32Array | Array<number>, options?: QueryOptions | undefined | null): Promise<Array<Hit>>
   /**
    * One query per vector: a `Float32Array` of rows of the dimension (row-major, read in
-   * place; do not change it until the Promise settles), or an array of vectors. Queries
-   * run in parallel.
+   * place on the thread pool: do not change, transfer or detach its buffer until the
+   * Promise settles), or an array of vectors. Queries run in parallel.
    */
   queryBatch(vectors: Float32Array | Array<Float32Array | Array<number>>, options?: QueryOptions): Promise<Array<Array<Hit>>>
   /**

@@ -107,8 +107,8 @@ fn strings(array: &Array<'_>, what: &str) -> Result<Vec<String>> {
 impl Index {
     /// Inserts or replaces items: `upsert(items)` with objects `{id, vector, contents?,
     /// metadata?}` (any other key is refused), or `upsert(ids, vectors)` with a `Float32Array`
-    /// of `ids.length` rows of the dimension, row-major, read in place by the write (do not
-    /// change it until the Promise settles).
+    /// of `ids.length` rows of the dimension, row-major, read in place by the write on the
+    /// thread pool (do not change, transfer or detach its buffer until the Promise settles).
     #[napi(ts_args_type = "items: Array<Item> | Array<string>, vectors?: Float32Array")]
     pub fn upsert(
         &self,
@@ -183,8 +183,8 @@ impl Index {
     }
 
     /// One query per vector: a `Float32Array` of rows of the dimension (row-major, read in
-    /// place; do not change it until the Promise settles), or an array of vectors. Queries
-    /// run in parallel.
+    /// place on the thread pool: do not change, transfer or detach its buffer until the
+    /// Promise settles), or an array of vectors. Queries run in parallel.
     #[napi(
         ts_args_type = "vectors: Float32Array | Array<Float32Array | Array<number>>, options?: QueryOptions"
     )]
