@@ -144,8 +144,10 @@ fn keys(old: &Uint8Array, new: &Uint8Array) -> Result<(IndexKey, IndexKey)> {
 mod shared {
     use super::*;
 
-    /// Which database: a folder by its canonical path, another location by its text, with
-    /// the cache budget it was opened with.
+    /// Which database: a location that names a folder (a path, once opening has created
+    /// it) by the folder's canonical path, any other (a URL) by its text; with the cache
+    /// budget it was opened with. (The location itself is the core's to parse: a
+    /// `file://` URL and the path it names are two databases here, each with its writer.)
     #[derive(PartialEq, Eq)]
     struct Key {
         location: String,
@@ -172,12 +174,9 @@ mod shared {
         // Opening creates a missing folder, which can then be named by its canonical path.
         let db = crate::errors::catching(|| Database::open_url_with(location, options))?;
         let key = Key {
-            location: match Database::local_dir(location)? {
-                Some(dir) => std::fs::canonicalize(&dir)
-                    .map_err(|e| Failure::from(ciphervec::Error::Io(e)))?
-                    .to_string_lossy()
-                    .into_owned(),
-                None => location.to_owned(),
+            location: match std::fs::canonicalize(location) {
+                Ok(dir) => dir.to_string_lossy().into_owned(),
+                Err(_) => location.to_owned(),
             },
             budget,
         };
