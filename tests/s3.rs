@@ -276,6 +276,52 @@ fn a_crashed_writers_lease_expires_and_is_taken_over() {
     assert_eq!(ids, ["after-crash", "before-crash"]);
 }
 
+/// Two creators of one index on one bucket at once (two `Database`s, each with its own S3
+/// client and lease), 20 rounds: exactly one wins, the other gets `IndexExists` or
+/// `Locked`, and the winner's acknowledged create and upsert are there.
+#[test]
+fn of_two_racing_creators_on_a_bucket_exactly_one_wins() {
+    let base = location("create-race");
+    let key = IndexKey::generate();
+    for round in 0..20 {
+        let url = format!("{base}/{round}");
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<Result<String, Error>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|who| {
+                    let db = Database::open_url(&url).unwrap();
+                    let (key, barrier) = (&key, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let index = db.create_index("x", key, IndexConfig::ivf_flat(16))?;
+                        let id = format!("from-{who}");
+                        index.upsert([Item::new(id.clone(), vector(who))])?;
+                        Ok(id)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        for o in &outcomes {
+            assert!(
+                matches!(o, Ok(_) | Err(Error::IndexExists | Error::Locked)),
+                "round {round}: {o:?}"
+            );
+        }
+        let index = Database::open_url(&url)
+            .unwrap()
+            .open_index_read_only("x", &key)
+            .unwrap();
+        assert_eq!(
+            index.list_ids().unwrap(),
+            vec![won[0].clone()],
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn racing_writers_never_lose_an_acknowledged_write() {
     let url = location("race");
