@@ -327,8 +327,25 @@ fn checkpoint_path(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
+/// The largest checkpoint read (one is under 1 KiB): anything else at its name is ignored.
+const MAX_CHECKPOINT_LEN: u64 = 64 << 10;
+
 fn read_checkpoint(path: &Path, db: &str, name: &str, input_len: u64) -> Option<u64> {
-    let doc: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    use std::io::Read as _;
+    // Only a regular file (not a link, a FIFO or a device), and only its first bytes.
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_CHECKPOINT_LEN + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > MAX_CHECKPOINT_LEN {
+        return None;
+    }
+    let doc: Value = serde_json::from_slice(&bytes).ok()?;
     (doc["db"] == db && doc["index"] == name && doc["input_len"] == input_len)
         .then(|| doc["rows"].as_u64())
         .flatten()
@@ -341,9 +358,25 @@ fn read_checkpoint(path: &Path, db: &str, name: &str, input_len: u64) -> Option<
 /// sync was an extra flush per batch (import from `.fvecs` to disk measured 0.77x of `upsert`
 /// with it, against 0.97x in memory).
 fn write_checkpoint(path: &Path, doc: &Value) -> Result<(), CliError> {
-    let tmp = path.with_extension("tmp");
+    // `<checkpoint>.tmp`, never a name of the user's (`<input>.tmp` was): a leftover there,
+    // or a planted link, is unlinked and the file created anew (0600), never written
+    // through or truncated.
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
         f.write_all(doc.to_string().as_bytes())?;
         std::fs::rename(&tmp, path)
     };

@@ -817,3 +817,38 @@ fn full_text_and_hybrid_queries_match_the_library() {
         .assert()
         .code(1);
 }
+
+/// The import's checkpoint never writes through or over a file of the user's: `<input>.tmp`
+/// stays as it was, and a symbolic link planted at the checkpoint's temporary name is
+/// replaced, not followed (its target unchanged).
+#[cfg(unix)]
+#[test]
+fn an_import_checkpoint_touches_no_file_of_the_users() {
+    let s = Setup::new();
+    let db = s.db();
+    let input = s.path("items.jsonl");
+    let lines: String = (0..20)
+        .map(|i| format!("{{\"id\": \"i{i}\", \"vector\": [{i}.0, 1.0]}}\n"))
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let users = s.path("items.jsonl.tmp");
+    std::fs::write(&users, "the user's own file").unwrap();
+    let victim = s.path("victim.txt");
+    std::fs::write(&victim, "not to be written").unwrap();
+    std::os::unix::fs::symlink(&victim, s.path("items.jsonl.ciphervec-import.tmp")).unwrap();
+    s.run(&["create", &db, "c", "--dim", "2"])
+        .assert()
+        .success();
+    s.run(&["import", &db, "c", input.to_str().unwrap(), "--batch", "5"])
+        .assert()
+        .success();
+    assert_eq!(s.reader("c").len(), 20);
+    assert_eq!(
+        std::fs::read_to_string(&users).unwrap(),
+        "the user's own file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not to be written"
+    );
+}
