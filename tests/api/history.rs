@@ -337,3 +337,115 @@ fn a_segment_in_the_writers_way_is_abandoned_not_a_fork() {
         );
     }
 }
+
+/// A store whose objects are files of one folder, so that a child process made by `fork`
+/// and its parent see the same objects (a `MemoryStore` would be copied). Versions are the
+/// content's hash; the compare-and-swap is not atomic, which one process at a time needs not.
+#[cfg(unix)]
+struct FolderStore(std::path::PathBuf);
+
+#[cfg(unix)]
+impl FolderStore {
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name.replace('/', "%2F"))
+    }
+    fn version(bytes: &[u8]) -> String {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        format!("{:x}", h.finish())
+    }
+}
+
+#[cfg(unix)]
+impl Store for FolderStore {
+    fn get(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.path(name))
+    }
+    fn put_new(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.path(name))?;
+        f.write_all(data)
+    }
+    fn put(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        let tmp = self.0.join(".tmp");
+        std::fs::write(&tmp, data)?;
+        std::fs::rename(&tmp, self.path(name))
+    }
+    fn delete(&self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+    fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+        Ok(std::fs::read_dir(&self.0)?
+            .map(|e| {
+                e.unwrap()
+                    .file_name()
+                    .into_string()
+                    .unwrap()
+                    .replace("%2F", "/")
+            })
+            .filter(|n| n.starts_with(prefix) && n != ".tmp")
+            .collect())
+    }
+    fn get_versioned(&self, name: &str) -> std::io::Result<(Vec<u8>, Option<String>)> {
+        let bytes = self.get(name)?;
+        let version = FolderStore::version(&bytes);
+        Ok((bytes, Some(version)))
+    }
+    fn put_if_version(
+        &self,
+        name: &str,
+        data: &[u8],
+        version: &str,
+    ) -> std::io::Result<Option<String>> {
+        match self.get(name) {
+            Ok(bytes) if FolderStore::version(&bytes) == version => {
+                self.put(name, data)?;
+                Ok(Some(FolderStore::version(data)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A child made by `fork` that drops the writer handle it inherited releases nothing of its
+/// parent's: the lease stays, so another writer is still `Locked` out while the parent
+/// writes on (before, the child's drop deleted the lease object).
+#[cfg(unix)]
+#[test]
+fn a_forked_child_does_not_release_its_parents_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IndexKey::generate();
+    let store = || FolderStore(dir.path().to_path_buf());
+    let index = Database::with_store(store())
+        .create_index("f", &key, IndexConfig::ivf_flat(2))
+        .unwrap();
+    index.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
+    let objects_before = store().list("").unwrap().len();
+    // SAFETY (test): the child only drops the inherited handle and exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        drop(index);
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child made above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(store().list("").unwrap().len(), objects_before);
+    assert!(matches!(
+        Database::with_store(store()).open_index("f", &key),
+        Err(Error::Locked)
+    ));
+    index.upsert([Item::new("b", vec![0.0, 1.0])]).unwrap();
+    drop(index);
+    let reopened = Database::with_store(store()).open_index("f", &key).unwrap();
+    assert_eq!(reopened.len(), 2);
+}
