@@ -39,7 +39,10 @@ impl ServiceKey {
     fn matches(&self, presented: &str) -> bool {
         let a = Sha3_256::digest(self.0.as_bytes());
         let b = Sha3_256::digest(presented.as_bytes());
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 
     /// The key that tags user keys minted under this service key.
@@ -142,7 +145,10 @@ impl UserKey {
         raw.extend_from_slice(&key);
         let tag = tag(service_key, &raw);
         raw.extend_from_slice(&tag);
-        Zeroizing::new(format!("{USER_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(&*raw)))
+        Zeroizing::new(format!(
+            "{USER_KEY_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(&*raw)
+        ))
     }
 
     fn decode(text: &str, service_key: &ServiceKey) -> Option<UserKey> {

@@ -36,7 +36,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = value.map_err(|e| {
         let mut loc = vec![json!("body")];
-        for segment in e.path().iter() {
+        for segment in e.path() {
             match segment {
                 serde_path_to_error::Segment::Seq { index } => loc.push(json!(index)),
                 serde_path_to_error::Segment::Map { key } => loc.push(json!(key)),
@@ -46,7 +46,8 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
         schema_error(e.inner(), loc)
     })?;
-    de.end().map_err(|e| schema_error(&e, vec![json!("body")]))?;
+    de.end()
+        .map_err(|e| schema_error(&e, vec![json!("body")]))?;
     Ok(value)
 }
 
@@ -58,7 +59,11 @@ fn schema_error(e: &serde_json::Error, mut loc: Vec<Value>) -> ApiError {
         return ApiError::schema(
             "json_invalid",
             loc,
-            format!("JSON decode error at line {}, column {}", e.line(), e.column()),
+            format!(
+                "JSON decode error at line {}, column {}",
+                e.line(),
+                e.column()
+            ),
         );
     }
     if let Some(field) = text

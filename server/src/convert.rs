@@ -59,7 +59,11 @@ pub enum Kind {
 ///
 /// # Errors
 /// 400 for an unknown type, or PQ with bits other than 4 or 8.
-pub fn kind(name: Option<&str>, pq_dim: Option<usize>, pq_bits: Option<usize>) -> Result<Kind, ApiError> {
+pub fn kind(
+    name: Option<&str>,
+    pq_dim: Option<usize>,
+    pq_bits: Option<usize>,
+) -> Result<Kind, ApiError> {
     let name = name.map(str::to_ascii_lowercase);
     match name.as_deref() {
         None | Some("ivfflat" | "ivf_flat" | "ivf" | "flat") => Ok(Kind::Flat),
@@ -127,37 +131,59 @@ impl Kind {
     }
 }
 
-/// Which fields a `get` returns: the names both SDKs send; unknown names are ignored (as
-/// CyborgDB's service does). `None` is every field.
-pub fn get_include(names: Option<&[String]>) -> Include {
+/// Which fields a `get` returns: `vector`, `contents`, `metadata` (both SDKs' names; `id` is
+/// always there). `None` is every field.
+///
+/// # Errors
+/// 400 naming an unknown field (a typo would otherwise cost the caller the field silently).
+pub fn get_include(names: Option<&[String]>) -> Result<Include, ApiError> {
     let Some(names) = names else {
-        return Include::ALL;
+        return Ok(Include::ALL);
     };
     let mut include = Include::NONE;
     for name in names {
-        match name.as_str() {
-            "vector" => include |= Include::VECTOR,
-            "contents" => include |= Include::CONTENTS,
-            "metadata" => include |= Include::METADATA,
-            _ => {}
-        }
+        include |= match name.as_str() {
+            "vector" => Include::VECTOR,
+            "contents" => Include::CONTENTS,
+            "metadata" => Include::METADATA,
+            "id" => Include::NONE,
+            _ => return Err(unknown_field("get", name, "vector, contents, metadata")),
+        };
     }
-    include
+    Ok(include)
 }
 
 /// Which fields query results carry besides `id` and `distance` (always sent): `metadata`
-/// and `vector`. Query results have no `contents` in either SDK's model, so it is not
-/// fetched.
-pub fn query_include(names: Option<&[String]>) -> Include {
+/// and `vector`. Query results have no `contents` in either SDK's model: asking for them is
+/// refused rather than ignored.
+///
+/// # Errors
+/// 400 naming an unknown field, or `contents`.
+pub fn query_include(names: Option<&[String]>) -> Result<Include, ApiError> {
     let mut include = Include::NONE;
     for name in names.unwrap_or_default() {
-        match name.as_str() {
-            "vector" => include |= Include::VECTOR,
-            "metadata" => include |= Include::METADATA,
-            _ => {}
-        }
+        include |= match name.as_str() {
+            "vector" => Include::VECTOR,
+            "metadata" => Include::METADATA,
+            "distance" | "score" | "id" => Include::NONE,
+            "contents" => {
+                return Err(ApiError::bad_request(
+                    "include: query results carry no contents (use /v1/vectors/get)",
+                ));
+            }
+            _ => return Err(unknown_field("query", name, "distance, metadata, vector")),
+        };
     }
-    include
+    Ok(include)
+}
+
+/// An `include` name the endpoint does not know. Field names are the caller's own words,
+/// never stored data, so the detail quotes it (shortened).
+fn unknown_field(endpoint: &str, name: &str, known: &str) -> ApiError {
+    let shown: String = name.chars().take(40).collect();
+    ApiError::bad_request(format!(
+        "include: unknown field {shown:?} for {endpoint} (known: {known})"
+    ))
 }
 
 /// A query hit as the SDKs read it.
@@ -217,7 +243,11 @@ pub fn record(record: Record, include: Include) -> Value {
 /// # Errors
 /// 400 when the text is not base64 or its length is not `rows * dimension * 4` bytes (or a
 /// whole number of rows when `rows` is `None`).
-pub fn rows_from_base64(text: &str, dimension: usize, rows: Option<usize>) -> Result<Vec<f32>, ApiError> {
+pub fn rows_from_base64(
+    text: &str,
+    dimension: usize,
+    rows: Option<usize>,
+) -> Result<Vec<f32>, ApiError> {
     if dimension == 0 {
         return Err(ApiError::bad_request("dimension must be at least 1"));
     }
@@ -231,7 +261,10 @@ pub fn rows_from_base64(text: &str, dimension: usize, rows: Option<usize>) -> Re
         return Err(ApiError::bad_request(format!(
             "vectors_b64 holds {} bytes: expected {} ({} rows of {dimension} little-endian f32)",
             bytes.len(),
-            expected.map_or_else(|| "a multiple of 4 * dimension".to_string(), |e| e.to_string()),
+            expected.map_or_else(
+                || "a multiple of 4 * dimension".to_string(),
+                |e| e.to_string()
+            ),
             rows.map_or_else(|| "whole".to_string(), |r| r.to_string()),
         )));
     }
@@ -251,7 +284,10 @@ mod tests {
         for name in ["ivfflat", "IVF", "ivf_flat"] {
             assert_eq!(kind(Some(name), None, None).unwrap(), Kind::Flat);
         }
-        assert_eq!(kind(Some("ivfpq"), Some(32), Some(8)).unwrap(), Kind::Pq { pq_dim: 32 });
+        assert_eq!(
+            kind(Some("ivfpq"), Some(32), Some(8)).unwrap(),
+            Kind::Pq { pq_dim: 32 }
+        );
         assert!(kind(Some("ivfpq"), Some(32), Some(6)).is_err());
         assert!(kind(Some("hnsw"), None, None).is_err());
         assert!(Kind::Pq { pq_dim: 5 }.config(384).is_err());
@@ -276,7 +312,12 @@ mod tests {
 
     #[test]
     fn metric_names_round_trip() {
-        for m in [Metric::Euclidean, Metric::SquaredEuclidean, Metric::Cosine, Metric::InnerProduct] {
+        for m in [
+            Metric::Euclidean,
+            Metric::SquaredEuclidean,
+            Metric::Cosine,
+            Metric::InnerProduct,
+        ] {
             assert_eq!(metric(Some(metric_name(m))).unwrap(), m);
         }
         assert!(metric(Some("bogus")).is_err());

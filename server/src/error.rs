@@ -54,7 +54,9 @@ impl ApiError {
     pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over the limit of {limit} bytes (ciphervec serve --max-body-bytes)"),
+            format!(
+                "request body over the limit of {limit} bytes (ciphervec serve --max-body-bytes)"
+            ),
         )
     }
 
@@ -106,7 +108,9 @@ impl From<Error> for ApiError {
             | Error::InvalidVector
             | Error::InvalidFilter { .. }
             | Error::InvalidArgument { .. } => ApiError::bad_request(e.to_string()),
-            Error::WrongKey => ApiError::unauthorized("wrong index key: it does not open this index"),
+            Error::WrongKey => {
+                ApiError::unauthorized("wrong index key: it does not open this index")
+            }
             Error::IndexNotFound => ApiError::new(StatusCode::NOT_FOUND, "index does not exist"),
             Error::IndexExists => ApiError::conflict("an index of that name already exists"),
             Error::Locked => ApiError::conflict(
@@ -119,11 +123,17 @@ impl From<Error> for ApiError {
             ),
             Error::Unavailable => {
                 tracing::warn!(error = %e, "storage unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable: retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable: retry later",
+                )
             }
             Error::KeyService { .. } => {
                 tracing::warn!(error = %e, "key service failure");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "key service unavailable: retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key service unavailable: retry later",
+                )
             }
             other => {
                 tracing::error!(error = %other, "engine error");

@@ -88,7 +88,11 @@ impl CreateRequest {
                 "kms_name is not supported: pass index_key (the client holds the key)",
             ));
         }
-        if self.embedding_model.as_deref().is_some_and(|m| !m.is_empty()) {
+        if self
+            .embedding_model
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+        {
             return Err(ApiError::bad_request(
                 "embedding_model is not supported: ciphervec does not embed text; send vectors",
             ));
@@ -148,7 +152,11 @@ impl CreateRequest {
 }
 
 /// One value given at the top level and in `index_config`: both must agree.
-fn agree<T: PartialEq>(field: &str, top: Option<T>, legacy: Option<T>) -> Result<Option<T>, ApiError> {
+fn agree<T: PartialEq>(
+    field: &str,
+    top: Option<T>,
+    legacy: Option<T>,
+) -> Result<Option<T>, ApiError> {
     match (top, legacy) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(format!(
             "{field} differs between the request and its index_config"
@@ -231,7 +239,11 @@ pub async fn describe(
                 config.distance_metric(),
                 config.dimension(),
                 index.is_trained(),
-                if index.is_trained() { index.n_lists() } else { 1 },
+                if index.is_trained() {
+                    index.n_lists()
+                } else {
+                    1
+                },
                 config.is_full_text(),
             )
         }

@@ -144,6 +144,9 @@ mod tests {
             let e = KeyText::new(bad.to_owned()).parse().unwrap_err();
             assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
         }
-        assert_eq!(format!("{:?}", KeyText::new("secret".into())), "KeyText(REDACTED)");
+        assert_eq!(
+            format!("{:?}", KeyText::new("secret".into())),
+            "KeyText(REDACTED)"
+        );
     }
 }

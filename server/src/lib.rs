@@ -74,7 +74,10 @@ pub fn router(state: AppState, options: &ServeOptions) -> Router {
             "/v1/indexes/{index_name}/users",
             post(users::create).get(users::list),
         )
-        .route("/v1/indexes/{index_name}/users/{user_id}", delete(users::delete))
+        .route(
+            "/v1/indexes/{index_name}/users/{user_id}",
+            delete(users::delete),
+        )
         .route("/v1/vectors/upsert", post(vectors::upsert))
         .route("/v1/vectors/upsert_binary", post(vectors::upsert_binary))
         .route("/v1/vectors/query", post(vectors::query))
@@ -218,7 +221,8 @@ pub async fn run(
         });
     }
     let evictor = {
-        let every = (options.idle_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let every =
+            (options.idle_timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -246,6 +250,45 @@ pub async fn run(
     };
     evictor.abort();
     Ok(served?)
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Serves `db` in the calling thread until SIGINT or SIGTERM, then lets in-flight requests
+/// finish (`ciphervec serve`). Calls `bound` with the address once listening.
+///
+/// # Errors
+/// As [`run`].
+pub fn serve_until_signal(
+    db: Database,
+    options: ServeOptions,
+    bound: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ciphervec-serve-worker")
+        .build()?;
+    runtime.block_on(run(db, options, shutdown_signal(), bound))
 }
 
 /// A server running on its own threads (for the command line and tests).
@@ -289,7 +332,9 @@ impl Server {
             }),
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(e),
-                _ => Err(StartError::Io(io::Error::other("the server thread stopped"))),
+                _ => Err(StartError::Io(io::Error::other(
+                    "the server thread stopped",
+                ))),
             },
         }
     }
@@ -311,7 +356,9 @@ impl Server {
     pub fn wait(mut self) -> Result<(), StartError> {
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StartError::Io(io::Error::other("the server thread panicked"))),
+            Some(Err(_)) => Err(StartError::Io(io::Error::other(
+                "the server thread panicked",
+            ))),
             None => Ok(()),
         }
     }

@@ -52,7 +52,9 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
-        out.push_str("# HELP ciphervec_http_requests_total Requests answered, by endpoint and status.\n");
+        out.push_str(
+            "# HELP ciphervec_http_requests_total Requests answered, by endpoint and status.\n",
+        );
         out.push_str("# TYPE ciphervec_http_requests_total counter\n");
         for (name, e) in endpoints.iter() {
             for (status, n) in &e.by_status {
@@ -76,7 +78,9 @@ impl Metrics {
                 "ciphervec_http_request_errors_total{{endpoint=\"{name}\"}} {errors}"
             );
         }
-        out.push_str("# HELP ciphervec_http_request_duration_seconds Time to answer, by endpoint.\n");
+        out.push_str(
+            "# HELP ciphervec_http_request_duration_seconds Time to answer, by endpoint.\n",
+        );
         out.push_str("# TYPE ciphervec_http_request_duration_seconds histogram\n");
         for (name, e) in endpoints.iter() {
             for (n, bound) in e.buckets.iter().zip(BUCKETS) {
@@ -118,11 +122,17 @@ mod tests {
         m.record("/v1/vectors/query", 200, Duration::from_millis(3));
         m.record("/v1/vectors/query", 401, Duration::from_millis(30));
         let text = m.render(2);
-        assert!(text.contains("ciphervec_http_requests_total{endpoint=\"/v1/vectors/query\",status=\"200\"} 1"));
-        assert!(text.contains("ciphervec_http_request_errors_total{endpoint=\"/v1/vectors/query\"} 1"));
+        assert!(text.contains(
+            "ciphervec_http_requests_total{endpoint=\"/v1/vectors/query\",status=\"200\"} 1"
+        ));
+        assert!(
+            text.contains("ciphervec_http_request_errors_total{endpoint=\"/v1/vectors/query\"} 1")
+        );
         assert!(text.contains("ciphervec_http_request_duration_seconds_bucket{endpoint=\"/v1/vectors/query\",le=\"0.005\"} 1"));
         assert!(text.contains("ciphervec_http_request_duration_seconds_bucket{endpoint=\"/v1/vectors/query\",le=\"0.05\"} 2"));
-        assert!(text.contains("ciphervec_http_request_duration_seconds_count{endpoint=\"/v1/vectors/query\"} 2"));
+        assert!(text.contains(
+            "ciphervec_http_request_duration_seconds_count{endpoint=\"/v1/vectors/query\"} 2"
+        ));
         assert!(text.contains("ciphervec_open_index_handles 2"));
     }
 }

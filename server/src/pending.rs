@@ -66,10 +66,7 @@ impl Pending {
         if index.config().dimension() != 1 || index.len() != 1 {
             return None;
         }
-        let record = index
-            .get(&[MARKER_ID], Include::METADATA)
-            .ok()?
-            .pop()?;
+        let record = index.get(&[MARKER_ID], Include::METADATA).ok()?.pop()?;
         let spec = record.metadata?.get(MARKER_FIELD)?.clone();
         Pending::from_json(&spec)
     }
@@ -110,7 +107,9 @@ mod tests {
         assert_eq!(real.dimension(), 64);
         assert_eq!(real.distance_metric(), Metric::Cosine);
 
-        let plain = db.create_index("q", &key, IndexConfig::ivf_flat(1)).unwrap();
+        let plain = db
+            .create_index("q", &key, IndexConfig::ivf_flat(1))
+            .unwrap();
         plain.upsert([Item::new("a", vec![2.0])]).unwrap();
         assert_eq!(Pending::of(&plain), None);
     }

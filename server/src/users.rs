@@ -17,13 +17,19 @@ fn missing() -> ApiError {
 }
 
 /// `POST /v1/indexes/{index_name}/users`.
-pub async fn create(caller: Caller, Path(_index_name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    caller: Caller,
+    Path(_index_name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require_service()?;
     Err(missing())
 }
 
 /// `GET /v1/indexes/{index_name}/users`.
-pub async fn list(caller: Caller, Path(_index_name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    caller: Caller,
+    Path(_index_name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require_service()?;
     Err(missing())
 }

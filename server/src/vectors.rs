@@ -12,8 +12,8 @@ use crate::body::ApiJson;
 use crate::convert;
 use crate::error::ApiError;
 use crate::handles::Access;
-use crate::state::{AppState, blocking};
 use crate::keys::KeyText;
+use crate::state::{AppState, blocking};
 use crate::target::{Credentials, IndexRef, Target};
 
 /// `top_k` when a query does not say (CyborgDB's default).
@@ -202,7 +202,13 @@ pub async fn upsert_binary(
             .zip(rows.chunks_exact(batch.dimension))
             .enumerate()
             .map(|(i, (id, row))| {
-                item(i, id, row.to_vec(), contents.next().flatten(), metadata.next().flatten())
+                item(
+                    i,
+                    id,
+                    row.to_vec(),
+                    contents.next().flatten(),
+                    metadata.next().flatten(),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         index.upsert(items)?;
@@ -244,9 +250,16 @@ pub struct QueryOptions {
     window_mult: Option<usize>,
 }
 
+/// The largest `top_k * rerank_mult` a query may ask (CyborgDB's ceiling, inclusive).
+const MAX_CANDIDATES: usize = 10_000;
+
 impl QueryOptions {
-    /// A core query of `vector` with these options.
-    fn query(&self, vector: Vec<f32>) -> Result<Query, ApiError> {
+    /// Checks the options that do not depend on the vector, once per request, and returns
+    /// the fields the hits carry.
+    ///
+    /// # Errors
+    /// 400 for a value ciphervec refuses; 501 for text options the core does not have yet.
+    fn check(&self) -> Result<ciphervec::Include, ApiError> {
         if self.greedy == Some(true) {
             return Err(ApiError::bad_request(
                 "greedy search is not supported: omit greedy or pass false",
@@ -262,10 +275,28 @@ impl QueryOptions {
                  core's text fields, not in this build",
             ));
         }
+        let has_text = self.text.as_deref().is_some_and(|t| !t.is_empty());
+        if !has_text && (self.alpha.is_some() || self.rrf_k.is_some()) {
+            return Err(ApiError::bad_request(
+                "alpha and rrf_k need text (a hybrid query)",
+            ));
+        }
         let top_k = self.top_k.unwrap_or(DEFAULT_TOP_K);
+        let mult = self.rerank_mult.unwrap_or(1).max(1);
+        if top_k.saturating_mul(mult) > MAX_CANDIDATES {
+            return Err(ApiError::bad_request(format!(
+                "top_k * rerank_mult must be at most {MAX_CANDIDATES} (top_k {top_k}, \
+                 rerank_mult {mult})"
+            )));
+        }
+        convert::query_include(self.include.as_deref())
+    }
+
+    /// A core query of `vector` with these options (after [`QueryOptions::check`]).
+    fn query(&self, vector: Vec<f32>, include: ciphervec::Include) -> Query {
         let mut q = Query::new(vector)
-            .top_k(top_k)
-            .include(convert::query_include(self.include.as_deref()));
+            .top_k(self.top_k.unwrap_or(DEFAULT_TOP_K))
+            .include(include);
         if let Some(n) = self.n_probes.filter(|&n| n != 0) {
             q = q.n_probes(n);
         }
@@ -285,10 +316,8 @@ impl QueryOptions {
             if let Some(k) = self.rrf_k {
                 q = q.rrf_k(k);
             }
-        } else if self.alpha.is_some() || self.rrf_k.is_some() {
-            return Err(ApiError::bad_request("alpha and rrf_k need text (a hybrid query)"));
         }
-        Ok(q)
+        q
     }
 }
 
@@ -337,20 +366,34 @@ fn vectors(values: Vec<Value>) -> Result<Vectors, ApiError> {
             .collect::<Result<Vec<_>, _>>()
             .map(Vectors::Batch)
     } else {
-        values.iter().map(number).collect::<Result<Vec<_>, _>>().map(Vectors::Single)
+        values
+            .iter()
+            .map(number)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Vectors::Single)
     }
 }
 
 /// Runs `queries` and shapes the answer as CyborgDB's service does: a flat list for one
 /// query, a list of lists for several.
-fn run_queries(index: Option<&EncryptedIndex>, queries: Vec<Query>, include: ciphervec::Include) -> Result<Value, ApiError> {
+fn run_queries(
+    index: Option<&EncryptedIndex>,
+    queries: Vec<Query>,
+    include: ciphervec::Include,
+) -> Result<Value, ApiError> {
     let Some(index) = index else {
         // A placeholder holds nothing.
-        return Ok(if queries.len() == 1 { json!([]) } else { json!(vec![json!([]); queries.len()]) });
+        return Ok(if queries.len() == 1 {
+            json!([])
+        } else {
+            json!(vec![json!([]); queries.len()])
+        });
     };
     if queries.len() == 1 {
         let hits = index.query(&queries[0])?;
-        return Ok(Value::Array(hits.into_iter().map(|h| convert::hit(h, include)).collect()));
+        return Ok(Value::Array(
+            hits.into_iter().map(|h| convert::hit(h, include)).collect(),
+        ));
     }
     let batches = index.query_batch(&queries)?;
     Ok(Value::Array(
@@ -392,11 +435,11 @@ pub async fn query(
         Vectors::Single(v) => vec![v],
         Vectors::Batch(rows) => rows,
     };
-    let include = convert::query_include(req.options.include.as_deref());
+    let include = req.options.check()?;
     let queries = rows
         .into_iter()
-        .map(|v| req.options.query(v))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|v| req.options.query(v, include))
+        .collect::<Vec<_>>();
     let name = req.index_name;
     let results = blocking(move || {
         let target = creds.open(&state, &name, Access::Read)?;
@@ -431,7 +474,7 @@ pub async fn query_binary(
     ApiJson(req): ApiJson<BinaryQueryRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let creds = Credentials::of(caller, req.index_key.as_ref())?;
-    let include = convert::query_include(req.options.include.as_deref());
+    let include = req.options.check()?;
     let name = req.index_name;
     let options = req.options;
     let batch = req.batch;
@@ -439,8 +482,8 @@ pub async fn query_binary(
         let rows = convert::rows_from_base64(&batch.vectors_b64, batch.dimension, None)?;
         let queries = rows
             .chunks_exact(batch.dimension)
-            .map(|row| options.query(row.to_vec()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|row| options.query(row.to_vec(), include))
+            .collect::<Vec<_>>();
         let target = creds.open(&state, &name, Access::Read)?;
         run_queries(ready(&target), queries, include)
     })
@@ -466,7 +509,7 @@ pub async fn get(
     ApiJson(req): ApiJson<GetRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let creds = Credentials::of(caller, req.index_key.as_ref())?;
-    let include = convert::get_include(req.include.as_deref());
+    let include = convert::get_include(req.include.as_deref())?;
     let name = req.index_name;
     let ids = req.ids;
     let results = blocking(move || {
@@ -515,7 +558,9 @@ pub async fn delete(
         Ok(())
     })
     .await?;
-    Ok(Json(json!({"status": "success", "message": format!("Deleted {n} vectors")})))
+    Ok(Json(
+        json!({"status": "success", "message": format!("Deleted {n} vectors")}),
+    ))
 }
 
 /// `POST /v1/vectors/list_ids` -> `{"ids", "count"}`.
@@ -551,7 +596,9 @@ pub async fn num_vectors(
         Ok(ready(&target).map_or(0, EncryptedIndex::len))
     })
     .await?;
-    Ok(Json(json!({"status": "success", "message": format!("{n} vectors"), "result": n})))
+    Ok(Json(
+        json!({"status": "success", "message": format!("{n} vectors"), "result": n}),
+    ))
 }
 
 /// `POST /v1/vectors/query_metadata`: needs the core's `query_metadata`.
