@@ -116,7 +116,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or("")
         .to_owned();
     let start = Instant::now();
+    let in_flight = state.metrics.start();
     let response = next.run(req).await;
+    drop(in_flight);
     let latency = start.elapsed();
     let status = response.status().as_u16();
     state.metrics.record(&endpoint, status, latency);

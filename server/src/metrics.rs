@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -16,6 +17,16 @@ const BUCKETS: [f64; 12] = [
 #[derive(Default)]
 pub struct Metrics {
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight until dropped.
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -27,6 +38,12 @@ struct Endpoint {
 }
 
 impl Metrics {
+    /// Marks a request in flight until the guard drops.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
     /// Counts one answered request.
     pub fn record(&self, endpoint: &str, status: u16, latency: Duration) {
         let mut endpoints = self
@@ -105,6 +122,13 @@ impl Metrics {
                 e.count
             );
         }
+        out.push_str("# HELP ciphervec_http_requests_in_flight Requests being handled now.\n");
+        out.push_str("# TYPE ciphervec_http_requests_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "ciphervec_http_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP ciphervec_open_index_handles Index handles kept open for reuse.\n");
         out.push_str("# TYPE ciphervec_open_index_handles gauge\n");
         let _ = writeln!(out, "ciphervec_open_index_handles {open_handles}");

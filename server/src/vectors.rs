@@ -155,6 +155,8 @@ pub async fn upsert(
     blocking(move || {
         let (items, dimension) = json_items(items)?;
         if items.is_empty() {
+            // Nothing to write, but the index and key are still checked.
+            creds.open(&state, &name, Access::Write)?;
             return Ok(());
         }
         writable(&state, &creds, &name, dimension)?.upsert(items)?;
@@ -187,6 +189,7 @@ pub async fn upsert_binary(
     blocking(move || {
         let rows = convert::rows_from_base64(&batch.vectors_b64, batch.dimension, Some(n))?;
         if n == 0 {
+            creds.open(&state, &name, Access::Write)?;
             return Ok(());
         }
         let index = writable(&state, &creds, &name, batch.dimension)?;
