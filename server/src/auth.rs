@@ -109,6 +109,27 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller of an endpoint CyborgDB serves without authentication (the training status:
+/// its OpenAPI document declares no key, and the JS SDK 0.14 sends none): no key is
+/// allowed, but a key that is sent must be valid.
+pub struct OptionalCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for OptionalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<OptionalCaller, ApiError> {
+        if parts.headers.get(API_KEY_HEADER).is_none() {
+            return Ok(OptionalCaller(None));
+        }
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| OptionalCaller(Some(c)))
+    }
+}
+
 const USER_KEY_PREFIX: &str = "cdbk_1_";
 const USER_ID_LEN: usize = 16;
 const TAG_LEN: usize = 8;
