@@ -121,6 +121,20 @@ impl From<Error> for ApiError {
                 "this replica serves reads only: another replica holds the index's writer \
                  lease; send writes to that replica",
             ),
+            Error::PermissionDenied => ApiError::forbidden(
+                "this user key's grant does not allow the operation (read-only users cannot \
+                 write)",
+            ),
+            Error::UnsupportedFormat { found, supported } => {
+                tracing::error!(found, supported, "index in a newer on-disk format");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the index is stored in format {found}, newer than this server's {supported}: \
+                         upgrade ciphervec"
+                    ),
+                )
+            }
             Error::Unavailable => {
                 tracing::warn!(error = %e, "storage unavailable");
                 ApiError::new(
@@ -156,5 +170,49 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_error_answers_the_status_wire_md_gives_it() {
+        let cases: Vec<(Error, u16)> = vec![
+            (Error::InvalidKey, 400),
+            (
+                Error::DimensionMismatch {
+                    expected: 4,
+                    found: 3,
+                },
+                400,
+            ),
+            (Error::InvalidVector, 400),
+            (Error::InvalidFilter { reason: "x".into() }, 400),
+            (Error::InvalidArgument { reason: "x".into() }, 400),
+            (Error::WrongKey, 401),
+            (Error::PermissionDenied, 403),
+            (Error::IndexNotFound, 404),
+            (Error::IndexExists, 409),
+            (Error::Locked, 409),
+            (Error::ReadOnly, 409),
+            (Error::Unavailable, 503),
+            (Error::RolledBack, 500),
+            (Error::Poisoned, 500),
+            (
+                Error::UnsupportedFormat {
+                    found: 9,
+                    supported: 8,
+                },
+                500,
+            ),
+            (Error::Io(std::io::Error::other("disk")), 500),
+        ];
+        for (error, status) in cases {
+            let text = error.to_string();
+            let api = ApiError::from(error);
+            assert_eq!(api.status().as_u16(), status, "{text}");
+        }
     }
 }
