@@ -101,3 +101,33 @@ fn metrics_count_per_route_template_and_name_no_index() {
     );
     assert!(!text.contains("metricsindexname"), "{text}");
 }
+
+fn open_handles(server: &TestServer) -> usize {
+    let text = server.get("/metrics").text;
+    text.lines()
+        .find_map(|l| l.strip_prefix("ciphervec_open_index_handles "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("an open-handles gauge")
+}
+
+#[test]
+fn idle_handles_and_their_keys_are_dropped_and_reopened_on_demand() {
+    let server = TestServer::start_with(|o| o.idle_timeout = Duration::from_millis(300));
+    let hex = common::create(&server, "idle", 3);
+    assert_eq!(open_handles(&server), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while open_handles(&server) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle handle was never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The next request opens it again, with the key it carries.
+    let r = server.post(
+        "/v1/vectors/num_vectors",
+        &json!({"index_name": "idle", "index_key": hex}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(open_handles(&server), 1);
+}
