@@ -104,7 +104,7 @@ fn main() {
                 while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                     op += 1;
                     let started = Instant::now();
-                    if op % 10 == 0 {
+                    if op.is_multiple_of(10) {
                         let ids: Vec<String> = (0..UPSERT_BATCH)
                             .map(|i| format!("c{client}-op{op}-{i}"))
                             .collect();
