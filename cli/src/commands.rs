@@ -63,6 +63,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
     };
     match &cli.command {
         Command::Keygen { out } => keygen(out.as_deref()),
+        Command::Serve(args) => crate::serve::serve(args),
         Command::Create {
             db,
             name,

@@ -9,6 +9,7 @@ mod commands;
 mod fastjson;
 mod input;
 mod keys;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -321,6 +322,13 @@ pub(crate) enum Command {
         #[arg(long, requires = "to")]
         new_key_file: Option<PathBuf>,
     },
+    /// Serves CyborgDB's REST API v1 over the database, so that CyborgDB's SDKs (Python
+    /// `cyborgdb` 0.18, JavaScript 0.14) and its cURL calls work against it. The service API
+    /// key comes from --api-key-file or CIPHERVEC_API_KEY; index keys arrive with each
+    /// request. Stops on SIGINT/SIGTERM after in-flight requests finish.
+    ///
+    /// Example: CIPHERVEC_API_KEY=$(openssl rand -hex 24) ciphervec serve ./db --listen 127.0.0.1:8000
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
