@@ -428,7 +428,8 @@ fn a_forked_child_does_not_release_its_parents_lease() {
         .unwrap();
     index.upsert([Item::new("a", vec![1.0, 0.0])]).unwrap();
     let objects_before = store().list("").unwrap().len();
-    // SAFETY (test): the child only drops the inherited handle and exits with `_exit`.
+    // SAFETY: fork has no memory-safety precondition; the child only drops the inherited
+    // handle and exits with `_exit`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
