@@ -423,11 +423,15 @@ fn exit_codes() {
     s.run(&["create", &db, "e2", "--dim", "2", "--type", "hnsw"])
         .assert()
         .code(2);
-    // Options that would be ignored: subquantizers of an index without codes, a wrapped
-    // key without a KMS. Nothing is created.
-    s.run(&["create", &db, "e3", "--dim", "4", "--pq-m", "2"])
+    // Options that would be ignored: subquantizers of an index without codes (refused by
+    // the library, which checks them for every leaf: exit 1 naming them), a wrapped key
+    // without a KMS (usage). Nothing is created.
+    let out = s
+        .run(&["create", &db, "e3", "--dim", "4", "--pq-m", "2"])
         .assert()
-        .code(2);
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("pq_m"), "{stderr}");
     s.run(&["--wrapped-key-file", "w.txt", "list-ids", &db, "e"])
         .assert()
         .code(2);

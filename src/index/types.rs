@@ -71,6 +71,20 @@ impl Item {
     pub fn vector(&self) -> &[f32] {
         &self.vector
     }
+
+    /// The contents, if any.
+    pub fn contents(&self) -> Option<&[u8]> {
+        self.contents.as_deref()
+    }
+
+    /// The metadata, if any (`None` too for metadata nested deeper than 64 levels, which
+    /// `upsert` refuses).
+    pub fn metadata(&self) -> Option<&Value> {
+        match &self.metadata {
+            Some(JsonArg::Value(v)) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// Which stored fields a read returns.

@@ -34,19 +34,6 @@ fn add_to_runs(runs: &mut Vec<Range<u64>>, c: u64) {
     }
 }
 
-/// The default bound of a store's read cache (256 MiB), unless `CIPHERVEC_READ_CACHE_MB`
-/// says otherwise.
-const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
-
-/// The read cache's bound: `CIPHERVEC_READ_CACHE_MB` mebibytes (0 turns caching off: every
-/// read goes to the store), else the default.
-pub(crate) fn cache_bytes_from_env() -> u64 {
-    std::env::var("CIPHERVEC_READ_CACHE_MB")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_CACHE_BYTES, |mb| mb.saturating_mul(1 << 20))
-}
-
 /// A bounded, least-recently-used cache of object chunks, shared by every object of a store.
 pub(crate) struct ChunkCache {
     limit: u64,
