@@ -354,15 +354,9 @@ fn fast_item(line: &[u8]) -> Result<Item, String> {
     rest.extend_from_slice(&line[..span.start]);
     rest.extend_from_slice(b"[]");
     rest.extend_from_slice(&line[span.end..]);
-    let item = Item::from_json_line(&rest).map_err(|e| e.to_string())?;
-    let mut out = Item::new(item.id(), vector);
-    if let Some(c) = item.contents() {
-        out = out.with_contents(c.to_vec());
-    }
-    if let Some(m) = item.metadata() {
-        out = out.with_metadata(m.clone());
-    }
-    Ok(out)
+    Ok(Item::from_json_line(&rest)
+        .map_err(|e| e.to_string())?
+        .with_vector(vector))
 }
 
 /// Parquet files with an `id` column (strings or integers) and a `vector` column (lists of
