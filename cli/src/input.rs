@@ -336,27 +336,24 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// An item from one JSON line, as the library reads it (unknown keys refused, naming them;
-/// no part of the line is echoed in an error).
+/// An item from one JSON line, as the library reads it (`Item::from_json_line`: unknown
+/// keys refused, naming them; no part of the line is echoed in an error). The vector, most
+/// of a line's bytes, is parsed by [`fastjson`] when it understands it, the rest by the
+/// library with the vector left out; an error is reported from the whole line, so that its
+/// column is the line's.
 pub(crate) fn item_of_json(line: &[u8]) -> Result<Item, String> {
-    if std::env::var_os("CIPHERVEC_AB_FASTJSON").is_some() {
-        return fast_item(line);
-    }
-    Item::from_json_line(line).map_err(|e| e.to_string())
-}
-
-/// A/B only (temporary): the vector through `fastjson`, the rest through the library.
-fn fast_item(line: &[u8]) -> Result<Item, String> {
+    let whole = || Item::from_json_line(line).map_err(|e| e.to_string());
     let Some((vector, span)) = fastjson::split_vector(line) else {
-        return Item::from_json_line(line).map_err(|e| e.to_string());
+        return whole();
     };
     let mut rest = Vec::with_capacity(line.len() - span.len() + 2);
     rest.extend_from_slice(&line[..span.start]);
     rest.extend_from_slice(b"[]");
     rest.extend_from_slice(&line[span.end..]);
-    Ok(Item::from_json_line(&rest)
-        .map_err(|e| e.to_string())?
-        .with_vector(vector))
+    match Item::from_json_line(&rest) {
+        Ok(item) => Ok(item.with_vector(vector)),
+        Err(_) => whole(),
+    }
 }
 
 /// Parquet files with an `id` column (strings or integers) and a `vector` column (lists of
