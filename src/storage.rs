@@ -20,6 +20,7 @@ pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
 pub(crate) use object::StoreBackend;
 pub use object::{MemoryStore, Store};
+#[cfg(feature = "internals")]
 pub(crate) use remote::ReadStats;
 #[cfg(feature = "s3")]
 pub(crate) use s3::S3Store;
@@ -156,7 +157,7 @@ pub(crate) trait IndexFiles: Send + Sync {
         }
     }
     /// What this store fetched by range so far (zero for local stores).
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+    #[cfg(feature = "internals")]
     fn read_stats(&self) -> ReadStats {
         ReadStats::default()
     }

@@ -27,7 +27,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::remote::{ChunkCache, ReadStats, RemoteObject};
+#[cfg(feature = "internals")]
+use super::remote::ReadStats;
+use super::remote::{ChunkCache, RemoteObject};
 use super::{Backend, Blob, IndexFiles, WriterLock};
 
 /// A store of named objects: the storage a `Database` made by
@@ -543,6 +545,7 @@ impl IndexFiles for PrefixFiles {
         Blob::Remote(object)
     }
 
+    #[cfg(feature = "internals")]
     fn read_stats(&self) -> ReadStats {
         self.cache.stats()
     }

@@ -57,7 +57,7 @@ struct CacheInner {
 }
 
 /// What a cache fetched from its store so far.
-#[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+#[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ReadStats {
     /// Ranged requests made.
@@ -82,7 +82,7 @@ impl ChunkCache {
     }
 
     /// Requests and bytes fetched so far.
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn stats(&self) -> ReadStats {
         let inner = self.inner();
         ReadStats {
