@@ -938,3 +938,35 @@ fn a_misspelt_jsonl_key_is_refused_naming_it() {
     );
     assert_eq!(s.reader("docs").len(), 20);
 }
+
+/// The README's shell snippet (section "From the shell") runs as written with the built
+/// command, in an empty folder, and its last command prints the hit the items say.
+#[test]
+fn the_readme_shell_snippet_runs() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = &readme[readme.find("## From the shell").expect("a shell section")..];
+    let start = section.find("```sh\n").expect("a ```sh block") + "```sh\n".len();
+    let script = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ciphervec");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = StdCommand::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("CIPHERVEC_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}\n{stderr}");
+    // The last line of output is the query's JSON: the nearest item to [0.9, 0.1, 0, 0].
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let hits: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(hits[0]["id"], "a", "{stdout}");
+}

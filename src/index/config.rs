@@ -84,18 +84,11 @@ impl FromStr for IndexType {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the accepted names.
     fn from_str(text: &str) -> Result<IndexType, Error> {
-        IndexType::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(text))
-            .ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "an index type is one of {}",
-                    sentence_list(IndexType::ALL.map(IndexType::name))
-                ))
-            })
+        Error::by_name("an index type", IndexType::ALL, IndexType::name, text)
     }
 }
 
+// Here rather than beside `Metric`: the `ivf` layer knows no `Error`.
 impl FromStr for Metric {
     type Err = Error;
 
@@ -104,24 +97,7 @@ impl FromStr for Metric {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the accepted names.
     fn from_str(text: &str) -> Result<Metric, Error> {
-        Metric::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(text))
-            .ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "a metric is one of {}",
-                    sentence_list(Metric::ALL.map(Metric::name))
-                ))
-            })
-    }
-}
-
-/// Names as a sentence lists them: "a, b or c".
-fn sentence_list<const N: usize>(names: [&str; N]) -> String {
-    match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        Some((last, _)) => (*last).to_owned(),
-        None => String::new(),
+        Error::by_name("a metric", Metric::ALL, Metric::name, text)
     }
 }
 
