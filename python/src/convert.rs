@@ -139,8 +139,10 @@ pub(crate) fn item_of(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
 fn bytes_of(obj: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         Some(b.as_bytes().to_vec())
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        Some(b.to_vec())
     } else {
-        obj.cast::<PyByteArray>().ok().map(|b| b.to_vec())
+        None
     }
 }
 

@@ -145,7 +145,7 @@ fn json_items_refuse_what_they_do_not_read_naming_the_key() {
             "\"vector\"",
         ),
         (
-            format!(r#"{{"id": "x", "vector": [1], "contents": 5}}"#),
+            r#"{"id": "x", "vector": [1], "contents": 5}"#.to_owned(),
             "\"contents\"",
         ),
         (
@@ -157,7 +157,7 @@ fn json_items_refuse_what_they_do_not_read_naming_the_key() {
             "\"contents\"",
         ),
         (
-            format!(r#"{{"id": "x", "vector": [1], "contents": "a", "contents_base64": "YQ=="}}"#),
+            r#"{"id": "x", "vector": [1], "contents": "a", "contents_base64": "YQ=="}"#.to_owned(),
             "\"contents_base64\"",
         ),
     ];
@@ -190,7 +190,7 @@ fn json_items_refuse_what_they_do_not_read_naming_the_key() {
     ] {
         match Item::from_json_line(text.as_bytes()) {
             Err(Error::InvalidArgument { reason }) => {
-                assert!(!reason.contains(secret), "{text}: {reason}")
+                assert!(!reason.contains(secret), "{text}: {reason}");
             }
             other => panic!("{text}: {other:?}"),
         }
@@ -216,7 +216,10 @@ fn storage_info_matches_the_folder() {
         .map(|e| e.unwrap().metadata().unwrap())
         .collect();
     assert_eq!(info.files, entries.len());
-    assert_eq!(info.bytes, Some(entries.iter().map(|m| m.len()).sum()));
+    assert_eq!(
+        info.bytes,
+        Some(entries.iter().map(std::fs::Metadata::len).sum())
+    );
     let manifest = std::fs::read(dir.path().join("docs/MANIFEST")).unwrap();
     assert_eq!(
         info.format_version,
