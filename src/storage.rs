@@ -184,12 +184,8 @@ pub(crate) trait IndexFiles: Send + Sync {
     }
     /// Names of every file.
     fn list(&self) -> io::Result<Vec<String>>;
-    /// The length of a file, where the store tells it without fetching the file (`None`:
-    /// object stores, the default).
-    fn file_len(&self, file: &str) -> io::Result<Option<u64>> {
-        let _ = file;
-        Ok(None)
-    }
+    /// The length of a file (an object store asks for it: S3 with a HEAD request).
+    fn file_len(&self, file: &str) -> io::Result<u64>;
     /// Takes the exclusive writer lock, or `Ok(None)` if another writer holds it.
     fn try_lock(&self) -> io::Result<Option<WriterLock>>;
 }

@@ -701,13 +701,11 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         println!("{}", Value::from(docs));
     } else {
         for d in docs {
-            let bytes = d["bytes"]
-                .as_u64()
-                .map_or_else(String::new, |b| format!(", {b} bytes"));
             println!(
-                "{}: {} files{bytes}, format {}",
+                "{}: {} files, {} bytes, format {}",
                 d["name"].as_str().unwrap_or_default(),
                 d["files"],
+                d["bytes"],
                 d["format_version"]
             );
         }

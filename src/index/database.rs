@@ -163,9 +163,9 @@ pub struct StorageInfo {
     pub format_version: u32,
     /// How many files (objects) it has: the manifest, segments, the writer lock.
     pub files: usize,
-    /// Their total size; `None` on an object store, which does not tell sizes without
-    /// fetching.
-    pub bytes: Option<u64>,
+    /// Their total size (an object store is asked each object's: on S3 a HEAD request each;
+    /// a [`Store`] without [`Store::size`] of its own reads them whole).
+    pub bytes: u64,
 }
 
 /// A place holding named indexes: a local directory (the default) or memory.
@@ -588,16 +588,19 @@ impl Database {
         let head = manifest.read(0, manifest.len().min(16))?;
         let format_version = u32::from(crate::format::manifest::stated_version(&head)?);
         let files = store.list()?;
-        let mut bytes = Some(0u64);
+        let mut bytes = 0u64;
+        let mut count = 0;
         for f in &files {
-            bytes = match (bytes, store.file_len(f)?) {
-                (Some(sum), Some(len)) => Some(sum + len),
-                _ => None,
-            };
+            match store.file_len(f) {
+                Ok(len) => (bytes, count) = (bytes + len, count + 1),
+                // Removed since the listing (a commit's superseded segment): not a file now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(StorageInfo {
             format_version,
-            files: files.len(),
+            files: count,
             bytes,
         })
     }

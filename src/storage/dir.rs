@@ -144,9 +144,9 @@ impl IndexFiles for DirStore {
         Ok(names)
     }
 
-    fn file_len(&self, file: &str) -> io::Result<Option<u64>> {
+    fn file_len(&self, file: &str) -> io::Result<u64> {
         // The entry itself: a planted link is not followed.
-        Ok(Some(fs::symlink_metadata(self.dir.join(file))?.len()))
+        Ok(fs::symlink_metadata(self.dir.join(file))?.len())
     }
 
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {

@@ -76,8 +76,11 @@ impl IndexFiles for MemoryStore {
         Ok(lock(&self.files).keys().cloned().collect())
     }
 
-    fn file_len(&self, file: &str) -> io::Result<Option<u64>> {
-        Ok(lock(&self.files).get(file).map(|b| b.len() as u64))
+    fn file_len(&self, file: &str) -> io::Result<u64> {
+        lock(&self.files)
+            .get(file)
+            .map(|b| b.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {

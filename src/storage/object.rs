@@ -622,6 +622,10 @@ impl IndexFiles for PrefixFiles {
             .collect())
     }
 
+    fn file_len(&self, file: &str) -> io::Result<u64> {
+        self.store.size(&format!("{}{file}", self.prefix))
+    }
+
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {
         let name = format!("{}LOCK", self.prefix);
         match Lease::take(&self.store, &name) {
