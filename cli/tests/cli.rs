@@ -855,6 +855,7 @@ fn an_import_checkpoint_touches_no_file_of_the_users() {
         std::fs::read_to_string(&victim).unwrap(),
         "not to be written"
     );
+}
 
 /// The names of index types and metrics are the library's (`IndexType::ALL`, `Metric::ALL`,
 /// which the Python package's tests walk too): `create` takes each, in any case, and `info`
