@@ -88,7 +88,7 @@ impl IndexKey {
 
     /// A key from a file holding its base64 form, as written by
     /// `openssl rand -base64 32 > index_key.txt && chmod 600 index_key.txt`. Checked as
-    /// [`KeyFile`](crate::KeyFile) checks by default: on Unix the file must be a regular
+    /// [`KeyFile`](crate::provider::KeyFile) checks by default: on Unix the file must be a regular
     /// file (not a symbolic link) that only its owner, the user running this process, can
     /// access. For a mounted secret (a link, or shared permissions) use
     /// `KeyFile::new(path).allow_shared_permissions()`.
