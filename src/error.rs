@@ -109,6 +109,30 @@ impl Error {
         Error::Corrupted { what: what.into() }
     }
 
+    /// The one of `all` whose name (`name`) is `text`, in any case: the parser of every
+    /// closed vocabulary (metrics, index types). Otherwise
+    /// [`InvalidArgument`](Error::InvalidArgument) listing the names: "a metric is one of
+    /// euclidean, ... or inner_product".
+    pub(crate) fn by_name<T: Copy, const N: usize>(
+        kind: &str,
+        all: [T; N],
+        name: fn(T) -> &'static str,
+        text: &str,
+    ) -> Result<T> {
+        all.into_iter()
+            .find(|&t| name(t).eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                let names = all.map(name);
+                let list = match names.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => {
+                        format!("{} or {last}", rest.join(", "))
+                    }
+                    _ => names.join(""),
+                };
+                Error::invalid_argument(format!("{kind} is one of {list}"))
+            })
+    }
+
     #[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
     pub(crate) fn key_service(kind: KeyServiceFailure, message: impl Into<String>) -> Error {
         Error::KeyService {

@@ -6,6 +6,7 @@ mod binding;
 mod config;
 mod database;
 mod encrypted;
+mod item_json;
 mod lists;
 mod loader;
 mod parallel;
@@ -19,7 +20,7 @@ mod validate;
 
 pub use anchor::Anchor;
 pub use config::{IndexConfig, IndexType, TrainOptions};
-pub use database::{Database, DatabaseOptions};
+pub use database::{Database, DatabaseOptions, StorageInfo};
 pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;

@@ -171,7 +171,7 @@ pub fn text_tokens(text: &str) -> Vec<String> {
 #[cfg(feature = "s3")]
 pub fn s3_objects(url: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     use crate::storage::{S3Store, Store};
-    let store = S3Store::open(url)?;
+    let store = S3Store::open(url, std::time::Duration::from_secs(30))?;
     let mut out = Vec::new();
     for name in store.list("")? {
         let bytes = store.get(&name)?;
@@ -188,5 +188,5 @@ pub fn s3_objects(url: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
 #[cfg(feature = "s3")]
 pub fn s3_put(url: &str, name: &str, data: &[u8]) -> std::io::Result<()> {
     use crate::storage::{S3Store, Store};
-    S3Store::open(url)?.put(name, data)
+    S3Store::open(url, std::time::Duration::from_secs(30))?.put(name, data)
 }

@@ -24,7 +24,6 @@ pub(crate) const RELATIVE_TOLERANCE: f32 = 1e-5;
 /// The signature of [`sq8_l2_block`]: `(codes, target, scale, out)`.
 pub(crate) type Sq8L2Block = fn(&[u8], &[f32], &[f32], &mut [f32]);
 
-#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 /// One implementation of every primitive.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {

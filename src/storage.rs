@@ -20,6 +20,7 @@ pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
 pub(crate) use object::StoreBackend;
 pub use object::{MemoryStore, Store};
+#[cfg(feature = "internals")]
 pub(crate) use remote::ReadStats;
 #[cfg(feature = "s3")]
 pub(crate) use s3::S3Store;
@@ -156,7 +157,7 @@ pub(crate) trait IndexFiles: Send + Sync {
         }
     }
     /// What this store fetched by range so far (zero for local stores).
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+    #[cfg(feature = "internals")]
     fn read_stats(&self) -> ReadStats {
         ReadStats::default()
     }
@@ -183,6 +184,8 @@ pub(crate) trait IndexFiles: Send + Sync {
     }
     /// Names of every file.
     fn list(&self) -> io::Result<Vec<String>>;
+    /// The length of a file (an object store asks for it: S3 with a HEAD request).
+    fn file_len(&self, file: &str) -> io::Result<u64>;
     /// Takes the exclusive writer lock, or `Ok(None)` if another writer holds it.
     fn try_lock(&self) -> io::Result<Option<WriterLock>>;
 }

@@ -240,16 +240,19 @@ impl TextIndex {
     }
 
     /// Live items whose contents were not UTF-8 (not indexed).
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn skipped(&self) -> usize {
         self.skipped.len()
     }
 
     /// Live items indexed.
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn len(&self) -> usize {
         self.live_docs
     }
 
     /// Bytes the index holds (approximate: postings, documents and the term dictionary).
+    #[cfg(feature = "internals")]
     pub(crate) fn heap_bytes(&self) -> usize {
         let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
         let terms: usize = self.term_ids.keys().map(|t| t.len() + 16 + 8).sum();

@@ -29,6 +29,7 @@ mod api {
     mod rollback;
     mod store;
     mod ties;
+    mod vocabulary;
 }
 
 mod fuzz_replay {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query};
+use ciphervec::{Database, DatabaseOptions, Error, Include, IndexConfig, IndexKey, Item, Query};
 use serde_json::json;
 
 fn base_url() -> String {
@@ -225,7 +225,12 @@ fn child_writer() {
 #[ignore = "child process of a_crashed_writers_lease_expires_and_is_taken_over"]
 fn child_crashing_writer() {
     let url = std::env::var("CHILD_URL").unwrap();
-    let index = Database::open_url(&url)
+    let lease: u64 = std::env::var("CHILD_LEASE_SECONDS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let options = DatabaseOptions::default().lease_duration(Duration::from_secs(lease));
+    let index = Database::open_url_with(&url, options)
         .unwrap()
         .open_index("lease", &key_from_env())
         .unwrap();
@@ -252,7 +257,7 @@ fn a_crashed_writers_lease_expires_and_is_taken_over() {
         &[
             ("CHILD_URL", url.clone()),
             ("CHILD_KEY", hex(&key_bytes)),
-            ("CIPHERVEC_LEASE_SECONDS", "2".to_owned()),
+            ("CHILD_LEASE_SECONDS", "2".to_owned()),
         ],
     )
     .wait()

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ciphervec::{
-    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, IndexType, Item, Metric,
-    Query,
+    Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexKey,
+    IndexType, Item, Query,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::input::Total;
-use crate::{Cli, Command, FormatArg, IndexTypeArg, MetricArg, input, keys};
+use crate::{Cli, Command, FormatArg, input, keys};
 
 /// Why a command failed: the library's typed error, bad usage, or anything else.
 #[derive(Debug)]
@@ -47,12 +47,19 @@ impl From<ciphervec::Error> for CliError {
 /// mistyped path in `info` listed nothing and left a new folder behind). Only `create`, and
 /// the targets of `backup` and `export --to`, make a database.
 fn existing_database(db: &str) -> Result<Database, CliError> {
-    if let Some(path) = Database::local_dir(db)?
-        && !path.is_dir()
-    {
-        return Err(CliError::Other(format!("no database at {db}")));
-    }
-    Ok(Database::open_url(db)?)
+    let options = DatabaseOptions::from_env()?.create_if_missing(false);
+    Database::open_url_with(db, options).map_err(|e| match e {
+        ciphervec::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            CliError::Other(format!("no database at {db}"))
+        }
+        e => e.into(),
+    })
+}
+
+/// The database at `db`, created if missing, with the options the `CIPHERVEC_*`
+/// environment variables set.
+pub(crate) fn database(db: &str) -> Result<Database, CliError> {
+    Ok(Database::open_url_with(db, DatabaseOptions::from_env()?)?)
 }
 
 /// Runs the command `cli` names.
@@ -74,15 +81,17 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             refine_bits,
             full_text,
         } => {
-            // Ignored silently, it would leave the user believing the index has codes.
-            if pq_m.is_some() && !matches!(index_type, IndexTypeArg::IvfPq) {
-                return Err(CliError::Usage("--pq-m needs --type ivf_pq".into()));
+            let mut config = IndexConfig::new(*dim, *index_type)
+                .metric(*metric)
+                .full_text(*full_text);
+            // The library refuses subquantizers for a type without codes.
+            if let Some(m) = pq_m {
+                config = config.n_subquantizers(*m);
             }
-            let mut config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
             if let Some(bits) = refine_bits {
                 config = config.refine_bits(*bits);
             }
-            let database = Database::open_url(db)?;
+            let database = database(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
                 cli,
@@ -293,23 +302,6 @@ fn keygen(out: Option<&Path>) -> Result<(), CliError> {
         None => println!("{}", key.to_base64().as_str()),
     }
     Ok(())
-}
-
-fn config_of(dim: usize, t: IndexTypeArg, metric: MetricArg, pq_m: Option<usize>) -> IndexConfig {
-    let config = match t {
-        IndexTypeArg::IvfFlat => IndexConfig::ivf_flat(dim),
-        IndexTypeArg::IvfSq8 => IndexConfig::ivf_sq8(dim),
-        IndexTypeArg::IvfPq => IndexConfig::ivf_pq(
-            dim,
-            pq_m.unwrap_or_else(|| IndexConfig::default_subquantizers(dim)),
-        ),
-    };
-    config.metric(match metric {
-        MetricArg::Euclidean => Metric::Euclidean,
-        MetricArg::SquaredEuclidean => Metric::SquaredEuclidean,
-        MetricArg::Cosine => Metric::Cosine,
-        MetricArg::InnerProduct => Metric::InnerProduct,
-    })
 }
 
 /// Where and how an import runs.
@@ -667,14 +659,16 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
             "name": name,
             "items": index.len(),
             "dimension": config.dimension(),
-            "type": format!("{:?}", config.index_type()),
-            "metric": format!("{:?}", config.distance_metric()),
+            "type": config.index_type().to_string(),
+            "metric": config.distance_metric().to_string(),
             "trained": index.is_trained(),
             "lists": index.n_lists(),
             "epoch": anchor.epoch(),
             "anchor": anchor.to_string(),
+            "format_version": database.storage_info(name)?.format_version,
         });
-        if matches!(config.index_type(), IndexType::IvfPq { .. }) {
+        if let IndexType::IvfPq { n_subquantizers } = config.index_type() {
+            doc["n_subquantizers"] = json!(n_subquantizers);
             doc["refine_bits"] = json!(config.refine_code_bits());
         }
         if cli.json {
@@ -693,32 +687,16 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         Some(n) => vec![n.to_owned()],
         None => database.list_indexes()?,
     };
-    // Files, bytes and format are read from a local folder; elsewhere (memory, an object
-    // store) only the names are shown.
-    let Some(root) = Database::local_dir(db)? else {
-        if cli.json {
-            let docs: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();
-            println!("{}", Value::from(docs));
-        } else {
-            names.iter().for_each(|n| println!("{n}"));
-        }
-        return Ok(());
-    };
-    let docs: Vec<Value> = names
+    let docs = names
         .iter()
         .map(|n| {
-            let folder = root.join(n);
-            let (mut files, mut bytes) = (0u64, 0u64);
-            for e in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-                files += 1;
-                bytes += e.metadata().map_or(0, |m| m.len());
-            }
-            let version = std::fs::read(folder.join("MANIFEST"))
-                .ok()
-                .and_then(|m| m.get(8..10).map(|v| u16::from_le_bytes([v[0], v[1]])));
-            json!({"name": n, "files": files, "bytes": bytes, "format_version": version})
+            let stored = database.storage_info(n)?;
+            Ok(
+                json!({"name": n, "files": stored.files, "bytes": stored.bytes,
+                      "format_version": stored.format_version}),
+            )
         })
-        .collect();
+        .collect::<Result<Vec<Value>, CliError>>()?;
     if cli.json {
         println!("{}", Value::from(docs));
     } else {
@@ -820,7 +798,7 @@ fn export_to(
     name2: &str,
     key2: &IndexKey,
 ) -> Result<(), CliError> {
-    let target = Database::open_url(db2)?.create_index(name2, key2, index.config().clone())?;
+    let target = database(db2)?.create_index(name2, key2, index.config().clone())?;
     let mut n = 0u64;
     for batch in all_records(index)? {
         let items: Vec<Item> = batch?

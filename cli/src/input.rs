@@ -6,9 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use base64::Engine as _;
 use ciphervec::Item;
-use serde_json::Value;
 
 use crate::fastjson;
 
@@ -338,89 +336,23 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// One JSONL line as it is read: typed, so that a vector of hundreds of numbers parses
-/// straight into floats (about twice as fast as through `serde_json::Value`).
-#[derive(serde::Deserialize)]
-struct Line {
-    id: LineId,
-    vector: Vec<f32>,
-    #[serde(default)]
-    contents: Option<String>,
-    #[serde(default)]
-    contents_base64: Option<String>,
-    #[serde(default)]
-    metadata: Option<Value>,
-}
-
-/// An id given as a string or a number.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum LineId {
-    Text(String),
-    Number(serde_json::Number),
-}
-
-/// An item from one JSON object (no part of the line is echoed in an error).
+/// An item from one JSON line, as the library reads it (`Item::from_json_line`: unknown
+/// keys refused, naming them; no part of the line is echoed in an error). The vector, most
+/// of a line's bytes, is parsed by [`fastjson`] when it understands it, the rest by the
+/// library with the vector left out; an error is reported from the whole line, so that its
+/// column is the line's.
 pub(crate) fn item_of_json(line: &[u8]) -> Result<Item, String> {
-    let parse = |text: &str| {
-        serde_json::from_str::<Line>(text).map_err(|e| {
-            // serde's message names the field and the expected type, never a value.
-            format!(
-                "not an item ({{\"id\", \"vector\", ...}}): {}",
-                e.classify_message()
-            )
-        })
+    let whole = || Item::from_json_line(line).map_err(|e| e.to_string());
+    let Some((vector, span)) = fastjson::split_vector(line) else {
+        return whole();
     };
-    let utf8 = |bytes| std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned());
-    // The vector through the fast path when it understands the line, the rest through serde
-    // (with the vector left out); a second "vector" key is then serde's duplicate-field error.
-    // The fast path read the vector's bytes as ASCII, and it begins and ends at ASCII
-    // bytes, so the line is UTF-8 when what surrounds it is.
-    let (line, vector) = match fastjson::split_vector(line) {
-        Some((vector, span)) => {
-            let (head, tail) = (utf8(&line[..span.start])?, utf8(&line[span.end..])?);
-            (parse(&format!("{head}[]{tail}"))?, vector)
-        }
-        None => {
-            let mut parsed = parse(utf8(line)?)?;
-            let vector = std::mem::take(&mut parsed.vector);
-            (parsed, vector)
-        }
-    };
-    let id = match line.id {
-        LineId::Text(s) => s,
-        LineId::Number(n) => n.to_string(),
-    };
-    let mut item = Item::new(id, vector);
-    if let Some(c) = line.contents {
-        item = item.with_contents(c.into_bytes());
-    }
-    if let Some(b) = line.contents_base64 {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b)
-            .map_err(|_| "bad \"contents_base64\"".to_owned())?;
-        item = item.with_contents(bytes);
-    }
-    match line.metadata {
-        None | Some(Value::Null) => {}
-        Some(m) => item = item.with_metadata(m),
-    }
-    Ok(item)
-}
-
-/// What kind of JSON error this is, without the input it quotes.
-trait Classify {
-    fn classify_message(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_message(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "unreadable",
-            serde_json::error::Category::Syntax => "bad JSON",
-            serde_json::error::Category::Data => "a field is missing or of the wrong type",
-            serde_json::error::Category::Eof => "truncated",
-        }
+    let mut rest = Vec::with_capacity(line.len() - span.len() + 2);
+    rest.extend_from_slice(&line[..span.start]);
+    rest.extend_from_slice(b"[]");
+    rest.extend_from_slice(&line[span.end..]);
+    match Item::from_json_line(&rest) {
+        Ok(item) => Ok(item.with_vector(vector)),
+        Err(_) => whole(),
     }
 }
 

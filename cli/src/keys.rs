@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use ciphervec::{IndexKey, KeyFile, KeyProvider as _};
+use ciphervec::{EnvKey, IndexKey, KeyFile, KeyProvider as _};
 
 use crate::commands::CliError;
 use crate::{Cli, KmsArg};
@@ -99,14 +99,12 @@ pub(crate) fn index_key(key_file: Option<&Path>) -> Result<IndexKey, CliError> {
     if let Some(path) = key_file {
         return key_from_file(path);
     }
-    let value =
-        zeroize::Zeroizing::new(std::env::var(KEY_VAR).map_err(|_| {
-            CliError::Usage(format!("no key: give --key-file FILE or set {KEY_VAR}"))
-        })?);
-    let text = value.trim();
-    IndexKey::from_base64(text)
-        .or_else(|_| IndexKey::from_hex(text))
-        .map_err(CliError::Lib)
+    if std::env::var_os(KEY_VAR).is_none() {
+        return Err(CliError::Usage(format!(
+            "no key: give --key-file FILE or set {KEY_VAR}"
+        )));
+    }
+    Ok(EnvKey::new(KEY_VAR).index_key()?)
 }
 
 /// Whether a key is available without asking for one.

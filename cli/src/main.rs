@@ -14,6 +14,8 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ciphervec::{IndexType, Metric};
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// An encrypted vector index on disk, from the shell.
@@ -54,35 +56,6 @@ pub(crate) enum KmsArg {
     Aws,
 }
 
-/// Index types.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum IndexTypeArg {
-    /// Full vectors in inverted lists.
-    #[value(name = "ivf_flat", alias = "ivf-flat")]
-    IvfFlat,
-    /// 8-bit scalar codes, exact re-rank.
-    #[value(name = "ivf_sq8", alias = "ivf-sq8")]
-    IvfSq8,
-    /// 4-bit product-quantization codes, exact re-rank.
-    #[value(name = "ivf_pq", alias = "ivf-pq")]
-    IvfPq,
-}
-
-/// Distance metrics.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum MetricArg {
-    /// Euclidean distance.
-    Euclidean,
-    /// Squared Euclidean distance.
-    #[value(name = "squared_euclidean", alias = "squared-euclidean")]
-    SquaredEuclidean,
-    /// 1 - cosine similarity.
-    Cosine,
-    /// Negated inner product.
-    #[value(name = "inner_product", alias = "inner-product")]
-    InnerProduct,
-}
-
 /// Input formats of `import`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum FormatArg {
@@ -92,7 +65,14 @@ pub(crate) enum FormatArg {
     Fvecs,
     /// NumPy .npy, float32, 2-D, C order (ids are row numbers unless --ids).
     Npy,
-    /// Parquet (not in this build).
+    #[cfg_attr(
+        feature = "parquet",
+        doc = "Parquet: `id` and `vector` columns, optional `contents` and `metadata` (JSON text)."
+    )]
+    #[cfg_attr(
+        not(feature = "parquet"),
+        doc = "Parquet (needs a build with the `parquet` feature)."
+    )]
     Parquet,
 }
 
@@ -117,14 +97,16 @@ pub(crate) enum Command {
         /// Vector dimension.
         #[arg(long)]
         dim: usize,
-        /// Index type.
-        #[arg(long = "type", value_enum, default_value = "ivf_flat")]
-        index_type: IndexTypeArg,
-        /// Distance metric.
-        #[arg(long, value_enum, default_value = "euclidean")]
-        metric: MetricArg,
-        /// Subquantizers for ivf_pq (default: dimension / 4, or the largest divisor of the
-        /// dimension below it).
+        /// Index type (any case).
+        #[arg(long = "type", default_value = "ivf_flat", ignore_case = true,
+              value_parser = core_names::<IndexType>(IndexType::ALL.map(IndexType::name)))]
+        index_type: IndexType,
+        /// Distance metric (any case).
+        #[arg(long, default_value = "euclidean", ignore_case = true,
+              value_parser = core_names::<Metric>(Metric::ALL.map(Metric::name)))]
+        metric: Metric,
+        /// Subquantizers for ivf_pq only (default: dimension / 4, or the largest divisor of
+        /// the dimension below it).
         #[arg(long = "pq-m")]
         pq_m: Option<usize>,
         /// Bits per dimension of ivf_pq's refine code: 6 (default) or 8, which decrypts
@@ -329,6 +311,17 @@ pub(crate) enum Command {
     ///
     /// Example: CIPHERVEC_API_KEY=$(openssl rand -hex 24) ciphervec serve ./db --listen 127.0.0.1:8000
     Serve(serve::ServeArgs),
+}
+
+/// A parser of the names the library gives a vocabulary (`IndexType::ALL`, `Metric::ALL`),
+/// parsed by the library: `--help` and errors list exactly the names it accepts.
+fn core_names<T>(
+    names: impl IntoIterator<Item = &'static str>,
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = ciphervec::Error> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
 fn main() -> ExitCode {

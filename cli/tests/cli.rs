@@ -423,11 +423,15 @@ fn exit_codes() {
     s.run(&["create", &db, "e2", "--dim", "2", "--type", "hnsw"])
         .assert()
         .code(2);
-    // Options that would be ignored: subquantizers of an index without codes, a wrapped
-    // key without a KMS. Nothing is created.
-    s.run(&["create", &db, "e3", "--dim", "4", "--pq-m", "2"])
+    // Options that would be ignored: subquantizers of an index without codes (refused by
+    // the library, which checks them for every leaf: exit 1 naming them), a wrapped key
+    // without a KMS (usage). Nothing is created.
+    let out = s
+        .run(&["create", &db, "e3", "--dim", "4", "--pq-m", "2"])
         .assert()
-        .code(2);
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("pq_m"), "{stderr}");
     s.run(&["--wrapped-key-file", "w.txt", "list-ids", &db, "e"])
         .assert()
         .code(2);
@@ -851,4 +855,119 @@ fn an_import_checkpoint_touches_no_file_of_the_users() {
         std::fs::read_to_string(&victim).unwrap(),
         "not to be written"
     );
+}
+
+/// The names of index types and metrics are the library's (`IndexType::ALL`, `Metric::ALL`,
+/// which the Python package's tests walk too): `create` takes each, in any case, and `info`
+/// reports it back; names the library does not read are usage errors.
+#[test]
+fn every_type_and_metric_name_of_the_library() {
+    use ciphervec::{IndexType, Metric};
+    let s = Setup::new();
+    let db = s.db();
+    for (i, index_type) in IndexType::ALL.into_iter().enumerate() {
+        for (j, metric) in Metric::ALL.into_iter().enumerate() {
+            let name = format!("n{i}{j}");
+            // Every other one upper-cased: the names are read in any case.
+            let (t, m) = if (i + j) % 2 == 0 {
+                (index_type.to_string(), metric.to_string())
+            } else {
+                (
+                    index_type.to_string().to_uppercase(),
+                    metric.to_string().to_uppercase(),
+                )
+            };
+            s.run(&[
+                "create", &db, &name, "--dim", "8", "--type", &t, "--metric", &m,
+            ])
+            .assert()
+            .success();
+            let info = s.json(&["info", &db, &name]);
+            assert_eq!(info["type"], index_type.to_string(), "{info}");
+            assert_eq!(info["metric"], metric.to_string(), "{info}");
+            let config = s.reader(&name).config().clone();
+            assert_eq!(config.index_type().to_string(), index_type.to_string());
+            assert_eq!(config.distance_metric(), metric);
+        }
+    }
+    for bad in ["l2", "ip", "ivf-flat", "ivf_hnsw", "cosine ", ""] {
+        for flag in ["--type", "--metric"] {
+            s.run(&["create", &db, "bad", "--dim", "8", flag, bad])
+                .assert()
+                .code(2);
+        }
+    }
+}
+
+/// A JSONL item with a key the library does not read (a misspelt `"content"`) stops the
+/// import naming the key and the line, instead of dropping what the key holds; the batches
+/// before it are imported.
+#[test]
+fn a_misspelt_jsonl_key_is_refused_naming_it() {
+    let s = Setup::new();
+    let db = s.db();
+    s.run(&["create", &db, "docs", "--dim", "2"])
+        .assert()
+        .success();
+    let jsonl = s.path("items.jsonl");
+    let lines: String = (0..30)
+        .map(|i| {
+            let key = if i == 24 { "content" } else { "contents" };
+            format!("{{\"id\":\"secret-{i}\",\"vector\":[{i},1],\"{key}\":\"text {i}\"}}\n")
+        })
+        .collect();
+    std::fs::write(&jsonl, lines).unwrap();
+    let out = s
+        .run(&[
+            "import",
+            &db,
+            "docs",
+            jsonl.to_str().unwrap(),
+            "--batch",
+            "10",
+        ])
+        .assert()
+        .code(1);
+    let message = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        message.contains("line 25") && message.contains("\"content\""),
+        "{message}"
+    );
+    assert!(
+        !message.contains("secret") && !message.contains("text"),
+        "{message}"
+    );
+    assert_eq!(s.reader("docs").len(), 20);
+}
+
+/// The README's shell snippet (section "From the shell") runs as written with the built
+/// command, in an empty folder, and its last command prints the hit the items say.
+#[test]
+fn the_readme_shell_snippet_runs() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = &readme[readme.find("## From the shell").expect("a shell section")..];
+    let start = section.find("```sh\n").expect("a ```sh block") + "```sh\n".len();
+    let script = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ciphervec");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = StdCommand::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("CIPHERVEC_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}\n{stderr}");
+    // The last line of output is the query's JSON: the nearest item to [0.9, 0.1, 0, 0].
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let hits: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(hits[0]["id"], "a", "{stdout}");
 }

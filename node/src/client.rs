@@ -3,14 +3,13 @@
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use ciphervec::{Database, DatabaseOptions, IndexKey};
+use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, IndexType, Metric};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::convert::{self, key_of};
 use crate::errors::{Failure, invalid};
 use crate::inputs::{ClientOptions, CreateIndexOptions, LoadIndexOptions};
-use crate::names;
 use crate::tasks::{Done, Names, Opened};
 
 /// A database of encrypted indexes: `new Client()` in memory (private to this client),
@@ -49,18 +48,29 @@ impl Client {
         let key = key_of(&key)?;
         let dimension = convert::count("dimension", options.dimension)?;
         let pq_m = convert::optional_count("pqM", options.pq_m)?;
-        let mut config = names::config_of(
-            options.index_type.as_deref().unwrap_or("ivf_flat"),
-            dimension,
-            pq_m,
-        )
-        .map_err(invalid)?
-        .metric(
-            names::metric_of(options.metric.as_deref().unwrap_or("euclidean")).map_err(invalid)?,
-        )
-        .n_lists(convert::optional_count("nLists", options.n_lists)?.unwrap_or(0))
-        .n_probes(convert::optional_count("nProbes", options.n_probes)?.unwrap_or(0))
-        .full_text(options.full_text.unwrap_or(false));
+        // The names are the core's (`IndexType`/`Metric` `FromStr`), as in every leaf.
+        let name_of = |e: ciphervec::Error| invalid(e.to_string());
+        let index_type: IndexType = options
+            .index_type
+            .as_deref()
+            .unwrap_or("ivf_flat")
+            .parse()
+            .map_err(name_of)?;
+        let metric: Metric = options
+            .metric
+            .as_deref()
+            .unwrap_or("euclidean")
+            .parse()
+            .map_err(name_of)?;
+        let mut config = IndexConfig::new(dimension, index_type)
+            .metric(metric)
+            .n_lists(convert::optional_count("nLists", options.n_lists)?.unwrap_or(0))
+            .n_probes(convert::optional_count("nProbes", options.n_probes)?.unwrap_or(0))
+            .full_text(options.full_text.unwrap_or(false));
+        if let Some(m) = pq_m {
+            // The library refuses subquantizers for a type without codes.
+            config = config.n_subquantizers(m);
+        }
         if let Some(bits) = convert::optional_count("refineBits", options.refine_bits)? {
             // Out of u8's range is as wrong as any width but 6 and 8: the engine says so.
             config = config.refine_bits(u8::try_from(bits).unwrap_or(0));
@@ -162,7 +172,8 @@ mod shared {
         location: Option<&str>,
         budget: Option<usize>,
     ) -> std::result::Result<Arc<Database>, Failure> {
-        let mut options = DatabaseOptions::default();
+        // The `CIPHERVEC_*` settings read as the command line and Python read them.
+        let mut options = DatabaseOptions::from_env().map_err(Failure::from)?;
         if let Some(bytes) = budget {
             options = options.cache_budget(bytes);
         }

@@ -11,7 +11,6 @@ use napi_derive::napi;
 use crate::convert::{self, Json, Vector, floats_of};
 use crate::errors::{Failure, invalid, sync};
 use crate::inputs::{GetOptions, Item, QueryOptions, TextQueryOptions, TrainOptions};
-use crate::names;
 use crate::tasks::{Count, Done, Flag, HitLists, Hits, Names, Records, Verified};
 
 /// One open encrypted index, from `client.createIndex` or `client.loadIndex`. Queries run in
@@ -112,25 +111,14 @@ impl Index {
     #[napi(ts_args_type = "items: Array<Item> | Array<string>, vectors?: Float32Array")]
     pub fn upsert(
         &self,
-        env: Env,
         items: Array<'_>,
         vectors: Option<Float32Array>,
     ) -> Result<AsyncTask<Done>> {
         let index = self.inner.clone();
         match vectors {
             Some(rows) => {
+                // Rows of another width: the library's DimensionMismatch.
                 let ids = strings(&items, "ids")?;
-                let dim = index.config().dimension();
-                if !ids.is_empty()
-                    && rows.len().is_multiple_of(ids.len())
-                    && rows.len() / ids.len() != dim
-                {
-                    return Err(Failure::from(ciphervec::Error::DimensionMismatch {
-                        expected: dim,
-                        found: rows.len() / ids.len(),
-                    })
-                    .into_js(&env));
-                }
                 Ok(Done::spawn(move || index.upsert_rows(&ids, &rows)))
             }
             None => {
@@ -305,13 +293,13 @@ impl Index {
         ts_return_type = "'euclidean' | 'squared_euclidean' | 'cosine' | 'inner_product'"
     )]
     pub fn metric(&self) -> &'static str {
-        names::metric_name(self.inner.config().distance_metric())
+        self.inner.config().distance_metric().name()
     }
 
     /// The index type: "ivf_flat", "ivf_sq8" or "ivf_pq".
     #[napi(getter, ts_return_type = "'ivf_flat' | 'ivf_sq8' | 'ivf_pq'")]
     pub fn index_type(&self) -> &'static str {
-        names::index_type_name(self.inner.config().index_type())
+        self.inner.config().index_type().name()
     }
 
     /// Number of inverted lists (0 before training).

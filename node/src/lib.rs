@@ -22,5 +22,4 @@ mod convert;
 mod errors;
 mod index;
 mod inputs;
-mod names;
 mod results;

@@ -12,6 +12,9 @@ _Include = Union[_Field, Sequence[_Field]]  # one field name, or several
 _Vectors = Union[npt.ArrayLike, "np.ndarray[Any, np.dtype[np.float32]]"]
 Hit = dict[str, Any]
 
+INDEX_TYPES: tuple[str, ...]  # every index_type name the library reads, in its order
+METRICS: tuple[str, ...]  # every metric name the library reads, in its order
+
 class Client:
     def __init__(
         self, path: Union[str, PathLike[str], None] = None, *, cache_budget: int | None = None

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ciphervec::{Database, DatabaseOptions, IndexConfig, Metric};
+use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexType, Metric};
 use pyo3::prelude::*;
 
 use crate::convert::{self, key_of};
@@ -11,24 +11,11 @@ use crate::index::Index;
 
 /// A database of encrypted indexes: `Client()` in memory, `Client("path/to/dir")` (or a
 /// `pathlib.Path`, `file:///abs/path`, `memory://`) on disk. `cache_budget` bounds the bytes
-/// of decrypted vectors an index keeps in RAM (default: the engine's).
+/// of decrypted vectors an index keeps in RAM (default: the engine's). The `CIPHERVEC_*`
+/// variables of `DatabaseOptions::from_env` apply, as in the command line.
 #[pyclass(frozen, module = "ciphervec")]
 pub(crate) struct Client {
     db: Database,
-}
-
-fn metric_of(name: &str) -> PyResult<Metric> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "euclidean" | "l2" => Metric::Euclidean,
-        "squared_euclidean" => Metric::SquaredEuclidean,
-        "cosine" => Metric::Cosine,
-        "inner_product" | "ip" => Metric::InnerProduct,
-        other => {
-            return Err(errors::invalid(format!(
-                "metric is euclidean, squared_euclidean, cosine or inner_product; not {other:?}"
-            )));
-        }
-    })
 }
 
 #[pymethods]
@@ -36,7 +23,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (path = None, *, cache_budget = None))]
     fn new(py: Python<'_>, path: Option<PathBuf>, cache_budget: Option<i64>) -> PyResult<Client> {
-        let mut options = DatabaseOptions::default();
+        let mut options = DatabaseOptions::from_env().map_err(errors::to_py)?;
         if let Some(bytes) = convert::optional_count("cache_budget", cache_budget)? {
             options = options.cache_budget(bytes);
         }
@@ -78,30 +65,17 @@ impl Client {
         let n_lists = convert::optional_count("n_lists", n_lists)?;
         let n_probes = convert::optional_count("n_probes", n_probes)?;
         let pq_m = convert::optional_count("pq_m", pq_m)?;
-        let index_type = index_type.to_ascii_lowercase();
-        if pq_m.is_some() && index_type != "ivf_pq" {
-            // Ignored, it would leave the caller believing the index has codes.
-            return Err(errors::invalid(
-                "pq_m applies to index_type=\"ivf_pq\" only",
-            ));
+        let index_type: IndexType = index_type.parse().map_err(errors::to_py)?;
+        let metric: Metric = metric.parse().map_err(errors::to_py)?;
+        let mut config = IndexConfig::new(dimension, index_type)
+            .metric(metric)
+            .n_lists(n_lists.unwrap_or(0))
+            .n_probes(n_probes.unwrap_or(0))
+            .full_text(full_text);
+        if let Some(m) = pq_m {
+            // The library refuses it for a type without codes.
+            config = config.n_subquantizers(m);
         }
-        let mut config = match index_type.as_str() {
-            "ivf_flat" => IndexConfig::ivf_flat(dimension),
-            "ivf_sq8" => IndexConfig::ivf_sq8(dimension),
-            "ivf_pq" => IndexConfig::ivf_pq(
-                dimension,
-                pq_m.unwrap_or_else(|| IndexConfig::default_subquantizers(dimension)),
-            ),
-            other => {
-                return Err(errors::invalid(format!(
-                    "index_type is ivf_flat, ivf_sq8 or ivf_pq; not {other:?}"
-                )));
-            }
-        }
-        .metric(metric_of(metric)?)
-        .n_lists(n_lists.unwrap_or(0))
-        .n_probes(n_probes.unwrap_or(0))
-        .full_text(full_text);
         if let Some(bits) = refine_bits {
             // Out of u8's range is as wrong as any other width but 6 and 8.
             config = config.refine_bits(u8::try_from(bits).unwrap_or(0));

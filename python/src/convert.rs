@@ -1,7 +1,8 @@
 //! Conversions between Python values and the engine's: keys, JSON documents, `include`,
 //! vectors (numpy, read in place when they are C-contiguous float32) and hits.
 
-use ciphervec::{Hit, Include, IndexKey, Record};
+use base64::Engine as _;
+use ciphervec::{Hit, Include, IndexKey, Item, Record};
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -97,16 +98,51 @@ pub(crate) fn include_of(names: &[String]) -> PyResult<Include> {
     Ok(include)
 }
 
-/// Contents from `str` (UTF-8) or `bytes`.
-pub(crate) fn contents_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(s) = obj.cast::<PyString>() {
-        Ok(s.to_cow()?.as_bytes().to_vec())
-    } else if let Ok(b) = obj.cast::<PyBytes>() {
-        Ok(b.as_bytes().to_vec())
+/// One item of `upsert(items)`: a dict read as the library reads an item's JSON
+/// (`Item::from_json`, which names a key it does not know). The dict's values become JSON
+/// here: bytes as `{"base64": ...}` (the library's form of binary contents), the rest through
+/// the `json` module; the vector alone is read as a float32 array (in place when it is one)
+/// and handed over as floats.
+pub(crate) fn item_of(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
+    let d = obj.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err("items are dicts with id, vector, contents?, metadata?")
+    })?;
+    let mut fields = serde_json::Map::new();
+    let mut vector = None;
+    for (key, value) in d.iter() {
+        let key: String = key
+            .extract()
+            .map_err(|_| errors::invalid("an item's keys are str"))?;
+        let json = if key == "vector" {
+            let array = f32_array(&value)?;
+            if array.ndim() != 1 {
+                return Err(errors::invalid("an item's vector is one-dimensional"));
+            }
+            vector = Some(array.as_slice()?.to_vec());
+            serde_json::Value::Array(Vec::new())
+        } else if let Some(bytes) = bytes_of(&value) {
+            serde_json::json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        } else {
+            json_of(&value, "InvalidArgumentError")
+                .map_err(|_| errors::invalid(format!("an item's {key:?} is not JSON")))?
+        };
+        fields.insert(key, json);
+    }
+    let item = Item::from_json(&serde_json::Value::Object(fields)).map_err(errors::to_py)?;
+    Ok(match vector {
+        Some(v) => item.with_vector(v),
+        None => item,
+    })
+}
+
+/// The bytes of `bytes` or `bytearray`.
+fn bytes_of(obj: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        Some(b.as_bytes().to_vec())
     } else if let Ok(b) = obj.cast::<PyByteArray>() {
-        Ok(b.to_vec())
+        Some(b.to_vec())
     } else {
-        Err(PyTypeError::new_err("contents are str or bytes"))
+        None
     }
 }
 

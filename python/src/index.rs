@@ -1,12 +1,12 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{EncryptedIndex, Include, IndexType, Item, Metric, Query, TrainOptions};
+use ciphervec::{EncryptedIndex, Include, Item, Query, TrainOptions};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::convert::{self, contents_of, f32_array, hit_dict, ids_of, include_of, json_of};
+use crate::convert::{self, f32_array, hit_dict, ids_of, include_of, json_of};
 use crate::errors::{self, run};
 
 /// One open encrypted index (from `Client.create_index` or `Client.load_index`). Safe to
@@ -99,51 +99,12 @@ fn filter_of(filters: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
     }
 }
 
-/// One item of `upsert(items)`: a dict with `id`, `vector`, and optional `contents`,
-/// `metadata`.
-fn item_of(obj: &Bound<'_, PyAny>) -> PyResult<Item> {
-    let d = obj.cast::<PyDict>().map_err(|_| {
-        PyTypeError::new_err("items are dicts with id, vector, contents?, metadata?")
-    })?;
-    // A misspelt key ("content", "meta") would drop what it holds without a word.
-    for key in d.keys() {
-        let known = key
-            .extract::<String>()
-            .is_ok_and(|k| matches!(k.as_str(), "id" | "vector" | "contents" | "metadata"));
-        if !known {
-            return Err(errors::invalid(format!(
-                "an item's keys are id, vector, contents and metadata; not {}",
-                key.repr()?
-            )));
-        }
-    }
-    let id: String = d
-        .get_item("id")?
-        .ok_or_else(|| errors::invalid("an item needs an id"))?
-        .extract()
-        .map_err(|_| PyTypeError::new_err("an item's id is a str"))?;
-    let vector = d
-        .get_item("vector")?
-        .ok_or_else(|| errors::invalid("an item needs a vector"))?;
-    let array = f32_array(&vector)?;
-    if array.ndim() != 1 {
-        return Err(errors::invalid("an item's vector is one-dimensional"));
-    }
-    let mut item = Item::new(id, array.as_slice()?.to_vec());
-    if let Some(c) = d.get_item("contents")?.filter(|c| !c.is_none()) {
-        item = item.with_contents(contents_of(&c)?);
-    }
-    if let Some(m) = d.get_item("metadata")?.filter(|m| !m.is_none()) {
-        item = item.with_metadata(json_of(&m, "InvalidArgumentError")?);
-    }
-    Ok(item)
-}
-
 #[pymethods]
 impl Index {
     /// Inserts or replaces items: `upsert(items)` with a list of dicts (`id`, `vector`, and
-    /// optional `contents` as str or bytes, `metadata` as a dict; any other key is an
-    /// `InvalidArgumentError`, not silently dropped), or `upsert(ids, vectors)`
+    /// optional `contents` as str or bytes, `metadata` as a dict, read as the library reads
+    /// an item's JSON: any other key is an `InvalidArgumentError` naming it, not silently
+    /// dropped), or `upsert(ids, vectors)`
     /// with a list of str and a float32 array of shape (n, dimension), read in place.
     #[pyo3(signature = (items, vectors = None))]
     fn upsert(
@@ -163,13 +124,7 @@ impl Index {
                         ids.len()
                     )));
                 }
-                let (width, dim) = (array.shape()[1], index.config().dimension());
-                if width != dim {
-                    return Err(errors::raise(
-                        "DimensionMismatchError",
-                        format!("dimension mismatch: expected {dim}, found {width}"),
-                    ));
-                }
+                // Rows of another width: the library's DimensionMismatch.
                 let rows = array.as_slice()?;
                 run(py, || index.upsert_rows(&ids, rows))
             }
@@ -179,7 +134,7 @@ impl Index {
                 }
                 let batch = items
                     .try_iter()?
-                    .map(|i| item_of(&i?))
+                    .map(|i| convert::item_of(&i?))
                     .collect::<PyResult<Vec<Item>>>()?;
                 run(py, || index.upsert(batch))
             }
@@ -394,25 +349,16 @@ impl Index {
         self.inner.n_lists()
     }
 
-    /// The metric: "euclidean", "squared_euclidean", "cosine" or "inner_product".
+    /// The metric by its name ("euclidean", "squared_euclidean", "cosine", "inner_product").
     #[getter]
-    fn metric(&self) -> &'static str {
-        match self.inner.config().distance_metric() {
-            Metric::SquaredEuclidean => "squared_euclidean",
-            Metric::Cosine => "cosine",
-            Metric::InnerProduct => "inner_product",
-            _ => "euclidean",
-        }
+    fn metric(&self) -> String {
+        self.inner.config().distance_metric().to_string()
     }
 
-    /// The index type: "ivf_flat", "ivf_sq8" or "ivf_pq".
+    /// The index type by its name ("ivf_flat", "ivf_sq8", "ivf_pq").
     #[getter]
-    fn index_type(&self) -> &'static str {
-        match self.inner.config().index_type() {
-            IndexType::IvfSq8 => "ivf_sq8",
-            IndexType::IvfPq { .. } => "ivf_pq",
-            _ => "ivf_flat",
-        }
+    fn index_type(&self) -> String {
+        self.inner.config().index_type().to_string()
     }
 
     /// Whether full-text search is on.

@@ -10,6 +10,7 @@ mod convert;
 mod errors;
 mod index;
 
+use ciphervec::{IndexType, Metric};
 use pyo3::prelude::*;
 
 /// The native module.
@@ -17,9 +18,8 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Client>()?;
     m.add_class::<index::Index>()?;
-    m.add(
-        "FORMAT_NOTE",
-        "ciphervec on-disk format: see docs/FORMAT.md",
-    )?;
+    // The names the library reads, for tests that walk every type and metric.
+    m.add("INDEX_TYPES", IndexType::ALL.map(IndexType::name))?;
+    m.add("METRICS", Metric::ALL.map(Metric::name))?;
     Ok(())
 }

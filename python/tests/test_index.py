@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import ciphervec as cv
+from ciphervec import _native
 
 DIM = 16
 
@@ -28,8 +29,10 @@ def brute_force(base, q, k, metric="euclidean"):
     elif metric == "cosine":
         b = base.astype(np.float64)
         d = 1 - b @ q / (np.linalg.norm(b, axis=1) * np.linalg.norm(q))
-    else:
+    elif metric == "inner_product":
         d = -(base.astype(np.float64) @ q)
+    else:
+        raise AssertionError(f"no reference distance for metric {metric!r}")
     order = np.argsort(d, kind="stable")[:k]
     return [(int(i), float(d[i])) for i in order]
 
@@ -320,6 +323,8 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         # A misspelt key would drop what it holds; pq_m would be ignored by other types.
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], "content": b"lost"}])),
         (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], 7: 1}])),
+        # Items are read as the library reads an item's JSON: a wrong type is a ValueError.
+        (cv.InvalidArgumentError, lambda: index.upsert([{"id": "x", "vector": base[0], "contents": 5}])),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", cv.generate_key(), dimension=8, pq_m=2)),
         (cv.InvalidArgumentError, lambda: index.query(np.zeros((2, 2, DIM), np.float32))),
         (cv.InvalidArgumentError, lambda: cv.Client().create_index("x", b"short", dimension=3)),
@@ -333,7 +338,6 @@ def test_bad_input_raises_typed_errors_and_changes_nothing():
         (TypeError, lambda: index.upsert(["x"], np.array([[object()] * DIM]))),
         (TypeError, lambda: index.upsert([1, 2], base[:2])),
         (TypeError, lambda: index.upsert("not items")),
-        (TypeError, lambda: index.upsert([{"id": "x", "vector": base[0], "contents": 5}])),
         (TypeError, lambda: index.delete("abc")),
         (TypeError, lambda: index.query(base[0], include=5)),
         (TypeError, lambda: index.query(base[0], top_k=2.5)),
@@ -350,6 +354,30 @@ def test_type_and_metric_names_are_case_insensitive():
     client = cv.Client()
     index = client.create_index("x", cv.generate_key(), dimension=8, index_type="IVF_PQ", metric="Cosine", pq_m=2)
     assert index.metric == "cosine" and index.index_type == "ivf_pq"
+
+
+# The names the library reads (`IndexType::ALL`, `Metric::ALL`): the command line's tests walk
+# the same lists (cli/tests/cli.rs), so both leaves take exactly these, and a new type or
+# metric is tested here as soon as the library names it.
+@pytest.mark.parametrize("index_type", _native.INDEX_TYPES)
+@pytest.mark.parametrize("metric", _native.METRICS)
+def test_every_type_and_metric_name_of_the_library(index_type, metric):
+    client = cv.Client()
+    index = client.create_index("x", cv.generate_key(), dimension=8, index_type=index_type, metric=metric)
+    assert (index.index_type, index.metric) == (index_type, metric)
+    base = data(60, dim=8)
+    index.upsert([str(i) for i in range(60)], base)
+    # Exact before training, as the brute force of the metric says.
+    q = base[7] + 0.1
+    assert_exact(index.query(q, top_k=5), brute_force(base, q, 5, metric))
+
+
+@pytest.mark.parametrize("name", ["l2", "ip", "ivf-flat", "ivf_hnsw", "cosine ", ""])
+def test_names_the_library_does_not_read_are_refused(name):
+    with pytest.raises(cv.InvalidArgumentError):
+        cv.Client().create_index("x", cv.generate_key(), dimension=8, metric=name)
+    with pytest.raises(cv.InvalidArgumentError):
+        cv.Client().create_index("x", cv.generate_key(), dimension=8, index_type=name)
 
 
 def test_include_takes_one_name_or_several():

@@ -18,25 +18,20 @@ pub fn metric(name: Option<&str>) -> Result<Metric, ApiError> {
     let Some(name) = name else {
         return Ok(Metric::Euclidean);
     };
+    // CyborgDB's aliases; every other name is the core's to read (its canonical names).
     match name.to_ascii_lowercase().as_str() {
-        "euclidean" | "l2" => Ok(Metric::Euclidean),
-        "squared_euclidean" | "sqeuclidean" => Ok(Metric::SquaredEuclidean),
-        "cosine" => Ok(Metric::Cosine),
-        "inner_product" | "ip" | "dot" => Ok(Metric::InnerProduct),
-        _ => Err(ApiError::bad_request(
-            "unknown metric: use euclidean, squared_euclidean, cosine or inner_product",
-        )),
+        "l2" => Ok(Metric::Euclidean),
+        "sqeuclidean" => Ok(Metric::SquaredEuclidean),
+        "ip" | "dot" => Ok(Metric::InnerProduct),
+        _ => name
+            .parse()
+            .map_err(|e: ciphervec::Error| ApiError::bad_request(format!("unknown metric: {e}"))),
     }
 }
 
-/// The wire name of a metric.
+/// The wire name of a metric: the core's.
 pub fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Euclidean => "euclidean",
-        Metric::SquaredEuclidean => "squared_euclidean",
-        Metric::Cosine => "cosine",
-        Metric::InnerProduct => "inner_product",
-    }
+    metric.name()
 }
 
 /// The kinds of index the wire can ask for.

@@ -377,6 +377,16 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     })
 }
 
+/// The format version a manifest's clear header states, read without a key and without
+/// checking anything past the magic (what the storage shows anyone: `ciphervec info`).
+pub(crate) fn stated_version(file: &[u8]) -> Result<u16> {
+    let mut r = Reader::new(file, "manifest");
+    if r.bytes(8)? != MAGIC {
+        return Err(r.corrupted());
+    }
+    r.u16()
+}
+
 /// SHA3-256 of the clear header fields.
 fn checksum(fields: &[u8]) -> [u8; CHECKSUM_LEN] {
     use sha3::Digest as _;
@@ -414,6 +424,9 @@ mod tests {
                 supported
             }) if supported == u32::from(super::super::FORMAT_VERSION)
         ));
+        assert_eq!(stated_version(&file).unwrap(), super::super::FORMAT_VERSION);
+        assert!(stated_version(&file[..9]).is_err());
+        assert!(stated_version(b"CVECMANX\x07\x00").is_err());
         // Every flipped bit of the clear header is caught by the checksum (or the magic).
         for bit in 0..HEADER_LEN * 8 {
             let mut bad = file.clone();

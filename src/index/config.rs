@@ -1,10 +1,32 @@
-//! Index configuration and training options.
+//! Index configuration and training options, and the names of index types and metrics.
 
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
 use crate::format::manifest::{StoredConfig, StoredIndexType, StoredMetric};
 use crate::ivf::Width;
 use crate::metric::Metric;
 
 /// The kind of index.
+///
+/// Its names, the one vocabulary every leaf (the command line, the Python package) uses:
+/// `ivf_flat`, `ivf_sq8`, `ivf_pq`. [`Display`](fmt::Display) writes them and [`FromStr`]
+/// reads them, in any case. A name carries no parameter, so `"ivf_pq"` reads as
+/// `IvfPq { n_subquantizers: 0 }`, which [`IndexConfig::new`] reads as "the default for the
+/// dimension" ([`IndexConfig::default_subquantizers`]); [`IndexConfig::n_subquantizers`]
+/// sets another.
+///
+/// ```
+/// use ciphervec::{IndexConfig, IndexType};
+/// let t: IndexType = "ivf_pq".parse().unwrap();
+/// assert_eq!(t, IndexType::IvfPq { n_subquantizers: 0 });
+/// let config = IndexConfig::new(384, t);
+/// assert_eq!(config.index_type(), IndexType::IvfPq { n_subquantizers: 96 });
+/// assert_eq!(config.index_type().to_string(), "ivf_pq");
+/// assert_eq!("IVF_SQ8".parse::<IndexType>().unwrap(), IndexType::IvfSq8);
+/// assert!("hnsw".parse::<IndexType>().is_err()); // InvalidArgument naming the three names
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IndexType {
@@ -19,9 +41,64 @@ pub enum IndexType {
     /// too: an index holding only codes in RAM decrypts just the candidates whose exact
     /// distance could still make the results.
     IvfPq {
-        /// Subquantizers; must divide the dimension.
+        /// Subquantizers; must divide the dimension. 0 in a type read from its name: the
+        /// default for the dimension, chosen by [`IndexConfig::new`].
         n_subquantizers: usize,
     },
+}
+
+impl IndexType {
+    /// Every index type, in the order of the names above (`IvfPq` with 0 subquantizers, as
+    /// its name reads). A new type is added here, and so reaches every leaf's parser and
+    /// every test that walks this list.
+    pub const ALL: [IndexType; 3] = [
+        IndexType::IvfFlat,
+        IndexType::IvfSq8,
+        IndexType::IvfPq { n_subquantizers: 0 },
+    ];
+
+    /// The canonical name (what [`Display`](fmt::Display) writes).
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexType::IvfFlat => "ivf_flat",
+            IndexType::IvfSq8 => "ivf_sq8",
+            IndexType::IvfPq { .. } => "ivf_pq",
+        }
+    }
+}
+
+impl fmt::Display for IndexType {
+    /// The name alone: `IvfPq`'s subquantizers are a parameter of the configuration
+    /// (read them from the variant), not part of the name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for IndexType {
+    type Err = Error;
+
+    /// An index type by its canonical name, in any case (`ivf_pq` with 0 subquantizers:
+    /// see [`IndexConfig::new`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the accepted names.
+    fn from_str(text: &str) -> Result<IndexType, Error> {
+        Error::by_name("an index type", IndexType::ALL, IndexType::name, text)
+    }
+}
+
+// Here rather than beside `Metric`: the `ivf` layer knows no `Error`.
+impl FromStr for Metric {
+    type Err = Error;
+
+    /// A metric by its canonical name ([`Metric::name`]), in any case.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the accepted names.
+    fn from_str(text: &str) -> Result<Metric, Error> {
+        Error::by_name("a metric", Metric::ALL, Metric::name, text)
+    }
 }
 
 /// The configuration of an index, fixed at creation.
@@ -40,6 +117,9 @@ pub struct IndexConfig {
     n_probes: usize,
     full_text: bool,
     refine_bits: u8,
+    /// [`IndexConfig::n_subquantizers`] was given for a type without them: refused at
+    /// creation rather than ignored (the caller would believe the index has codes).
+    stray_subquantizers: bool,
 }
 
 /// Bits per dimension of `ivf_pq`'s refine code unless [`IndexConfig::refine_bits`] says
@@ -58,7 +138,50 @@ impl IndexConfig {
             n_probes: 0,
             full_text: false,
             refine_bits: DEFAULT_REFINE_BITS,
+            stray_subquantizers: false,
         }
+    }
+
+    /// An index of `index_type` (as [`ivf_flat`](Self::ivf_flat), [`ivf_sq8`](Self::ivf_sq8)
+    /// or [`ivf_pq`](Self::ivf_pq)), for callers that hold the type as a value, such as one
+    /// read from its name. An `IvfPq` with 0 subquantizers (as `"ivf_pq".parse()` gives)
+    /// gets [`default_subquantizers`](Self::default_subquantizers) of the dimension.
+    ///
+    /// ```
+    /// use ciphervec::{IndexConfig, IndexType, Metric};
+    /// let config = IndexConfig::new(64, "ivf_sq8".parse()?).metric("cosine".parse()?);
+    /// assert_eq!(config, IndexConfig::ivf_sq8(64).metric(Metric::Cosine));
+    /// # Ok::<(), ciphervec::Error>(())
+    /// ```
+    pub fn new(dimension: usize, index_type: IndexType) -> IndexConfig {
+        match index_type {
+            IndexType::IvfFlat => IndexConfig::ivf_flat(dimension),
+            IndexType::IvfSq8 => IndexConfig::ivf_sq8(dimension),
+            IndexType::IvfPq { n_subquantizers: 0 } => {
+                IndexConfig::ivf_pq(dimension, IndexConfig::default_subquantizers(dimension))
+            }
+            IndexType::IvfPq { n_subquantizers } => IndexConfig::ivf_pq(dimension, n_subquantizers),
+        }
+    }
+
+    /// Sets the subquantizers of an `ivf_pq` index (which must divide the dimension). On
+    /// any other type it is refused when the index is created
+    /// ([`Error::InvalidArgument`](crate::Error::InvalidArgument) from
+    /// [`Database::create_index`](crate::Database::create_index)), not ignored: the caller
+    /// would believe the index had codes.
+    ///
+    /// ```
+    /// use ciphervec::{IndexConfig, IndexType};
+    /// let config = IndexConfig::new(384, "ivf_pq".parse()?).n_subquantizers(48);
+    /// assert_eq!(config.index_type(), IndexType::IvfPq { n_subquantizers: 48 });
+    /// # Ok::<(), ciphervec::Error>(())
+    /// ```
+    pub fn n_subquantizers(mut self, m: usize) -> IndexConfig {
+        match &mut self.index_type {
+            IndexType::IvfPq { n_subquantizers } => *n_subquantizers = m,
+            IndexType::IvfFlat | IndexType::IvfSq8 => self.stray_subquantizers = true,
+        }
+        self
     }
 
     /// An IVF index over 8-bit scalar codes with exact re-ranking (see [`IndexType::IvfSq8`]).
@@ -158,6 +281,9 @@ impl IndexConfig {
     /// Whether the configuration is one an index can be created with, beyond the
     /// dimension: `Err` with the reason otherwise.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
+        if self.stray_subquantizers {
+            return Err("n_subquantizers (pq_m) applies to ivf_pq only");
+        }
         match self.index_type {
             IndexType::IvfPq { n_subquantizers: m }
                 if m == 0 || !self.dimension.is_multiple_of(m) =>
@@ -267,6 +393,7 @@ impl IndexConfig {
                 StoredIndexType::IvfPqRefine8(_) => 8,
                 _ => DEFAULT_REFINE_BITS,
             },
+            stray_subquantizers: false,
         }
     }
 }

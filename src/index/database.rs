@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
@@ -16,7 +17,9 @@ use super::state::{Committed, Residency, State};
 use super::validate;
 use super::{loader, recovery};
 
-/// Options of a [`Database`].
+/// Options of a [`Database`]. The library reads no environment variable: a program that
+/// wants the documented `CIPHERVEC_*` variables (as the command line does) asks for them
+/// with [`from_env`](Self::from_env).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseOptions {
@@ -34,6 +37,22 @@ pub struct DatabaseOptions {
     /// adds one: an index written one item at a time). Default 0.5; `None` compacts only on
     /// [`compact`](crate::EncryptedIndex::compact).
     pub auto_compact: Option<f64>,
+    /// Object stores ([`Database::with_store`], `s3://`): the bound of the read cache of
+    /// encrypted segment bytes the database's indexes share (default 256 MiB; 0 turns it
+    /// off, so every read goes to the store). Environment: `CIPHERVEC_READ_CACHE_MB`.
+    pub read_cache_bytes: u64,
+    /// Object stores: how long a segment that a commit superseded (a compaction, training,
+    /// rotation) stays for readers in other processes that still hold the state naming it
+    /// (default 60 s; zero deletes at once). Environment: `CIPHERVEC_GRACE_SECONDS`.
+    pub grace_period: Duration,
+    /// `s3://` locations: how long a writer lease lasts unless renewed (default 30 s; a
+    /// writer that dies keeps others out this long). A [`Store`] of your own says its own
+    /// through [`Store::lease_duration`]. Environment: `CIPHERVEC_LEASE_SECONDS`.
+    pub lease_duration: Duration,
+    /// Whether opening a local directory that does not exist creates it (default true).
+    /// False for tools whose every command but "create" reads an existing database: a
+    /// mistyped path is then an error, and no empty folder is left behind.
+    pub create_if_missing: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -41,6 +60,10 @@ impl Default for DatabaseOptions {
         DatabaseOptions {
             cache_budget: None,
             auto_compact: Some(0.5),
+            read_cache_bytes: 256 << 20,
+            grace_period: Duration::from_secs(60),
+            lease_duration: Duration::from_secs(30),
+            create_if_missing: true,
         }
     }
 }
@@ -57,6 +80,92 @@ impl DatabaseOptions {
         self.cache_budget = Some(bytes);
         self
     }
+
+    /// Sets [`read_cache_bytes`](Self::read_cache_bytes).
+    pub fn read_cache_bytes(mut self, bytes: u64) -> DatabaseOptions {
+        self.read_cache_bytes = bytes;
+        self
+    }
+
+    /// Sets [`grace_period`](Self::grace_period).
+    pub fn grace_period(mut self, grace: Duration) -> DatabaseOptions {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Sets [`create_if_missing`](Self::create_if_missing).
+    pub fn create_if_missing(mut self, create: bool) -> DatabaseOptions {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// Sets [`lease_duration`](Self::lease_duration) (a zero duration is refused when an
+    /// `s3://` location opens).
+    pub fn lease_duration(mut self, lease: Duration) -> DatabaseOptions {
+        self.lease_duration = lease;
+        self
+    }
+
+    /// The defaults, overridden by those of these environment variables that are set: the
+    /// command line and the Python package call it, so the variables work the same in both.
+    ///
+    /// | variable | sets |
+    /// |---|---|
+    /// | `CIPHERVEC_READ_CACHE_MB` | [`read_cache_bytes`](Self::read_cache_bytes), in MiB |
+    /// | `CIPHERVEC_GRACE_SECONDS` | [`grace_period`](Self::grace_period) (may have a fraction) |
+    /// | `CIPHERVEC_LEASE_SECONDS` | [`lease_duration`](Self::lease_duration) (may have a fraction) |
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming a variable whose value is not a number of the
+    /// unit (negative, not finite, or zero for the lease).
+    pub fn from_env() -> Result<DatabaseOptions> {
+        DatabaseOptions::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over the variables `var` returns.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<DatabaseOptions> {
+        let mut options = DatabaseOptions::default();
+        let seconds = |name: &str, zero_ok: bool| -> Result<Option<Duration>> {
+            var(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && (*s > 0.0 || (zero_ok && *s == 0.0)))
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .ok_or_else(|| {
+                            Error::invalid_argument(format!("{name} must be a number of seconds"))
+                        })
+                })
+                .transpose()
+        };
+        if let Some(text) = var("CIPHERVEC_READ_CACHE_MB") {
+            let mb = text.trim().parse::<u64>().map_err(|_| {
+                Error::invalid_argument("CIPHERVEC_READ_CACHE_MB must be a number of MiB")
+            })?;
+            options.read_cache_bytes = mb.saturating_mul(1 << 20);
+        }
+        if let Some(grace) = seconds("CIPHERVEC_GRACE_SECONDS", true)? {
+            options.grace_period = grace;
+        }
+        if let Some(lease) = seconds("CIPHERVEC_LEASE_SECONDS", false)? {
+            options.lease_duration = lease;
+        }
+        Ok(options)
+    }
+}
+
+/// What the storage shows of an index without its key ([`Database::storage_info`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// The format version its manifest states (in the clear, as every file's header).
+    pub format_version: u32,
+    /// How many files (objects) it has: the manifest, segments, the writer lock.
+    pub files: usize,
+    /// Their total size (an object store is asked each object's: on S3 a HEAD request each;
+    /// a [`Store`] without [`Store::size`] of its own reads them whole).
+    pub bytes: u64,
 }
 
 /// A place holding named indexes: a local directory (the default) or memory.
@@ -101,8 +210,15 @@ impl Database {
     /// As [`open`](Self::open), with options.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created or read.
+    /// [`Error::Io`] if the directory cannot be created or read, or (of kind `NotFound`)
+    /// does not exist and [`DatabaseOptions::create_if_missing`] is false.
     pub fn open_with(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
+        if !options.create_if_missing && !path.as_ref().is_dir() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no database at this location",
+            )));
+        }
         let backend = DirBackend::open(path.as_ref())?;
         Ok(Database::with_backend(Box::new(backend), options))
     }
@@ -150,13 +266,8 @@ impl Database {
 
     /// The local folder a location as [`open_url`](Self::open_url) takes it names: `Some`
     /// for a plain path or a `file:` URL (decoded), `None` for `memory://` and object
-    /// stores. For tools that look at the folder itself (does it exist, what files does it
-    /// hold) and must read a location as the database does.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for an empty location or a `file:` URL that
-    /// [`open_url`](Self::open_url) refuses.
-    pub fn local_dir(url: &str) -> Result<Option<std::path::PathBuf>> {
+    /// stores.
+    fn local_dir(url: &str) -> Result<Option<std::path::PathBuf>> {
         if url.is_empty() {
             return Err(Error::invalid_argument("empty location"));
         }
@@ -175,9 +286,9 @@ impl Database {
     /// writer lock the object `name/LOCK` (a lease with expiry when the store has versions,
     /// see [`Store::get_versioned`]; else [`Store::lock`]). Segments are read by range
     /// ([`Store::get_ranges`]) through a read cache of their encrypted bytes, shared by the
-    /// database's indexes (`CIPHERVEC_READ_CACHE_MB`, default 256): an open fetches the item
+    /// database's indexes ([`DatabaseOptions::read_cache_bytes`]): an open fetches the item
     /// table, a query what it reads and the cache lacks (see `docs/DEPLOYMENT.md`). Segments
-    /// a commit supersedes stay `CIPHERVEC_GRACE_SECONDS` (default 60) for readers of older
+    /// a commit supersedes stay [`DatabaseOptions::grace_period`] for readers of older
     /// states.
     pub fn with_store(store: impl Store + 'static) -> Database {
         Database::with_store_options(store, DatabaseOptions::default())
@@ -185,16 +296,28 @@ impl Database {
 
     /// [`Database::with_store`] with options.
     pub fn with_store_options(store: impl Store + 'static, options: DatabaseOptions) -> Database {
-        let backend = StoreBackend::new(std::sync::Arc::new(store));
+        let backend = StoreBackend::new(
+            Arc::new(store),
+            options.read_cache_bytes,
+            options.grace_period,
+        );
         Database::with_backend(Box::new(backend), options)
     }
 
     #[cfg(feature = "s3")]
     fn open_s3(url: &str, options: DatabaseOptions) -> Result<Database> {
-        let store = crate::storage::S3Store::open(url).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidInput => Error::invalid_argument(e.to_string()),
-            _ => Error::from(e),
-        })?;
+        if options.lease_duration.is_zero() {
+            return Err(Error::invalid_argument(
+                "a writer lease must last longer than zero",
+            ));
+        }
+        let store =
+            crate::storage::S3Store::open(url, options.lease_duration).map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::InvalidInput => Error::invalid_argument(e.to_string()),
+                    _ => Error::from(e),
+                }
+            })?;
         Ok(Database::with_store_options(store, options))
     }
 
@@ -443,6 +566,45 @@ impl Database {
         Ok(index.into_read_only())
     }
 
+    /// What the storage shows of index `name` to anyone, without its key: the format
+    /// version its manifest states, its files and their bytes. For tools (`ciphervec
+    /// info`) that describe a database without reading its files themselves.
+    ///
+    /// ```
+    /// use ciphervec::{Database, IndexConfig, IndexKey};
+    /// let db = Database::in_memory();
+    /// db.create_index("docs", &IndexKey::generate(), IndexConfig::ivf_flat(4))?;
+    /// let info = db.storage_info("docs")?;
+    /// assert!(info.format_version >= 7 && info.files >= 1);
+    /// # Ok::<(), ciphervec::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::Corrupted`] (a manifest without the magic bytes),
+    /// [`Error::Io`].
+    pub fn storage_info(&self, name: &str) -> Result<StorageInfo> {
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        let manifest = store.read(MANIFEST_FILE)?;
+        let head = manifest.read(0, manifest.len().min(16))?;
+        let format_version = u32::from(crate::format::manifest::stated_version(&head)?);
+        let files = store.list()?;
+        let mut bytes = 0u64;
+        let mut count = 0;
+        for f in &files {
+            match store.file_len(f) {
+                Ok(len) => (bytes, count) = (bytes + len, count + 1),
+                // Removed since the listing (a commit's superseded segment): not a file now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(StorageInfo {
+            format_version,
+            files: count,
+            bytes,
+        })
+    }
+
     /// Names of every index, sorted.
     ///
     /// # Errors
@@ -575,4 +737,52 @@ fn file_url_path(rest: &str) -> Result<std::path::PathBuf> {
     String::from_utf8(bytes)
         .map(Into::into)
         .map_err(|_| Error::invalid_argument("a file:// location that is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented variables set the options they name; an unset one keeps the default;
+    /// a bad value is refused naming the variable (it used to be ignored in silence).
+    #[test]
+    fn options_from_environment_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            DatabaseOptions::from_vars(vars(&[])).unwrap(),
+            DatabaseOptions::default()
+        );
+        let set = DatabaseOptions::from_vars(vars(&[
+            ("CIPHERVEC_READ_CACHE_MB", " 3 "),
+            ("CIPHERVEC_GRACE_SECONDS", "0"),
+            ("CIPHERVEC_LEASE_SECONDS", "2.5"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            set,
+            DatabaseOptions::default()
+                .read_cache_bytes(3 << 20)
+                .grace_period(Duration::ZERO)
+                .lease_duration(Duration::from_millis(2500))
+        );
+        for (name, value) in [
+            ("CIPHERVEC_READ_CACHE_MB", "-1"),
+            ("CIPHERVEC_GRACE_SECONDS", "soon"),
+            ("CIPHERVEC_GRACE_SECONDS", "inf"),
+            ("CIPHERVEC_LEASE_SECONDS", "0"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(name, value)]));
+            match DatabaseOptions::from_vars(vars(pairs)) {
+                Err(Error::InvalidArgument { reason }) => assert!(reason.contains(name)),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
+    }
 }

@@ -659,7 +659,7 @@ impl State {
         self.cache.invalidate(list);
     }
 
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    #[cfg(feature = "internals")]
     /// Decrypted bytes held in memory: the lists' (vectors, codes, handles and norms, resident
     /// or cached) and the item table's (entries, ids, the token index; metadata values not
     /// counted).
@@ -1068,6 +1068,7 @@ impl ListCache {
     }
 
     /// Bytes held.
+    #[cfg(feature = "internals")]
     pub(crate) fn bytes(&self) -> usize {
         self.lock().bytes
     }

@@ -40,6 +40,7 @@ impl TokenIndex {
     }
 
     /// Bytes the table holds.
+    #[cfg(feature = "internals")]
     pub(crate) fn bytes(&self) -> usize {
         self.buckets.capacity() * 8
     }

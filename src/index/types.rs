@@ -62,6 +62,21 @@ impl Item {
         self
     }
 
+    /// Replaces the vector: for readers that hold an item's vector in another form than its
+    /// JSON (a NumPy array, a float parser of their own) and read the rest with
+    /// [`Item::from_json`].
+    ///
+    /// ```
+    /// use ciphervec::Item;
+    /// let item = Item::from_json(&serde_json::json!({"id": "a", "vector": []}))?.with_vector(vec![0.5, 1.0]);
+    /// assert_eq!(item.vector(), &[0.5, 1.0]);
+    /// # Ok::<(), ciphervec::Error>(())
+    /// ```
+    pub fn with_vector(mut self, vector: Vec<f32>) -> Item {
+        self.vector = vector;
+        self
+    }
+
     /// The id.
     pub fn id(&self) -> &str {
         &self.id
@@ -70,6 +85,20 @@ impl Item {
     /// The vector.
     pub fn vector(&self) -> &[f32] {
         &self.vector
+    }
+
+    /// The contents, if any.
+    pub fn contents(&self) -> Option<&[u8]> {
+        self.contents.as_deref()
+    }
+
+    /// The metadata, if any (`None` too for metadata nested deeper than 64 levels, which
+    /// `upsert` refuses).
+    pub fn metadata(&self) -> Option<&Value> {
+        match &self.metadata {
+            Some(JsonArg::Value(v)) => Some(v),
+            _ => None,
+        }
     }
 }
 

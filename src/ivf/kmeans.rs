@@ -38,15 +38,17 @@ impl Default for KMeansParams {
     }
 }
 
-#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 /// The outcome of a k-means run.
 #[derive(Clone, Debug)]
 pub(crate) struct KMeansResult {
     /// `k * dim` centroid coordinates.
     pub centroids: Vec<f32>,
-    /// Sum of squared distances of the training points to their centroids, last iteration.
+    /// Sum of squared distances of the training points to their centroids, last iteration
+    /// (for tests and `internals`).
+    #[cfg(any(test, feature = "internals"))]
     pub inertia: f64,
-    /// Iterations run.
+    /// Iterations run (for `internals`).
+    #[cfg(feature = "internals")]
     pub iterations: usize,
 }
 
@@ -75,7 +77,9 @@ pub(crate) fn kmeans(data: &[f32], dim: usize, params: &KMeansParams) -> KMeansR
     if n == 0 {
         return KMeansResult {
             centroids: vec![0.0; k * dim],
+            #[cfg(any(test, feature = "internals"))]
             inertia: 0.0,
+            #[cfg(feature = "internals")]
             iterations: 0,
         };
     }
@@ -91,26 +95,34 @@ pub(crate) fn kmeans(data: &[f32], dim: usize, params: &KMeansParams) -> KMeansR
     }
 
     let mut assign = vec![(0u32, 0.0f32); n];
+    // The inertia of the last iteration run.
     let mut previous = f64::INFINITY;
-    let mut inertia = 0.0;
+    #[cfg(feature = "internals")]
     let mut iterations = 0;
     for _ in 0..params.max_iters.max(1) {
-        iterations += 1;
+        #[cfg(feature = "internals")]
+        {
+            iterations += 1;
+        }
         let norms: Vec<f32> = centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
         kernel::nearest_l2_batch(points, &centroids, &norms, dim, &mut assign);
-        inertia = assign.iter().map(|a| f64::from(a.1)).sum();
+        let inertia: f64 = assign.iter().map(|a| f64::from(a.1)).sum();
         update_centroids(points, dim, k, &assign, &mut centroids, &mut rng);
         if params.spherical {
             normalize_rows(&mut centroids, dim);
         }
-        if previous.is_finite() && previous - inertia <= f64::from(params.tolerance) * previous {
+        let converged =
+            previous.is_finite() && previous - inertia <= f64::from(params.tolerance) * previous;
+        previous = inertia;
+        if converged {
             break;
         }
-        previous = inertia;
     }
     KMeansResult {
         centroids,
-        inertia,
+        #[cfg(any(test, feature = "internals"))]
+        inertia: previous,
+        #[cfg(feature = "internals")]
         iterations,
     }
 }

@@ -144,6 +144,11 @@ impl IndexFiles for DirStore {
         Ok(names)
     }
 
+    fn file_len(&self, file: &str) -> io::Result<u64> {
+        // The entry itself: a planted link is not followed.
+        Ok(fs::symlink_metadata(self.dir.join(file))?.len())
+    }
+
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {
         let f = files::open_lock_file(&self.dir.join(LOCK_FILE))?;
         match f.try_lock() {

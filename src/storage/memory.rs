@@ -76,6 +76,13 @@ impl IndexFiles for MemoryStore {
         Ok(lock(&self.files).keys().cloned().collect())
     }
 
+    fn file_len(&self, file: &str) -> io::Result<u64> {
+        lock(&self.files)
+            .get(file)
+            .map(|b| b.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {
         // One process, and the database hands out one shared handle per index.
         Ok(Some(Box::new(())))

@@ -27,7 +27,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::remote::{self, ChunkCache, ReadStats, RemoteObject};
+#[cfg(feature = "internals")]
+use super::remote::ReadStats;
+use super::remote::{ChunkCache, RemoteObject};
 use super::{Backend, Blob, IndexFiles, WriterLock};
 
 /// A store of named objects: the storage a `Database` made by
@@ -371,28 +373,21 @@ pub(crate) struct StoreBackend {
     store: Arc<dyn Store>,
     /// The read cache of segment chunks every index of this database shares.
     cache: Arc<ChunkCache>,
+    /// How long a segment superseded by a commit (a compaction, training, rotation) stays
+    /// for readers that still hold the state naming it (zero deletes at once).
+    grace: Duration,
 }
 
 impl StoreBackend {
-    /// The backend over `store`, with a read cache of `CIPHERVEC_READ_CACHE_MB` (default
-    /// 256 MiB).
-    pub(crate) fn new(store: Arc<dyn Store>) -> StoreBackend {
+    /// The backend over `store`, with a read cache of at most `cache_bytes` (0 turns it
+    /// off) and superseded segments kept for `grace`.
+    pub(crate) fn new(store: Arc<dyn Store>, cache_bytes: u64, grace: Duration) -> StoreBackend {
         StoreBackend {
             store,
-            cache: Arc::new(ChunkCache::new(remote::cache_bytes_from_env())),
+            cache: Arc::new(ChunkCache::new(cache_bytes)),
+            grace,
         }
     }
-}
-
-/// How long a segment superseded by a commit (a compaction, training, rotation) stays in an
-/// object store for readers that still hold the state naming it:
-/// `CIPHERVEC_GRACE_SECONDS` (0 deletes at once), default 60 s.
-fn grace_period() -> Duration {
-    std::env::var("CIPHERVEC_GRACE_SECONDS")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }
 
 impl Drop for PrefixFiles {
@@ -441,7 +436,7 @@ impl Backend for StoreBackend {
         }
         Ok(Some(Arc::new(PrefixFiles {
             retired: Mutex::new(Vec::new()),
-            grace: grace_period(),
+            grace: self.grace,
             store: self.store.clone(),
             cache: self.cache.clone(),
             prefix,
@@ -550,6 +545,7 @@ impl IndexFiles for PrefixFiles {
         Blob::Remote(object)
     }
 
+    #[cfg(feature = "internals")]
     fn read_stats(&self) -> ReadStats {
         self.cache.stats()
     }
@@ -624,6 +620,10 @@ impl IndexFiles for PrefixFiles {
             .filter_map(|n| n.strip_prefix(&self.prefix).map(str::to_owned))
             .filter(|n| !n.contains('/') && n != "LOCK")
             .collect())
+    }
+
+    fn file_len(&self, file: &str) -> io::Result<u64> {
+        self.store.size(&format!("{}{file}", self.prefix))
     }
 
     fn try_lock(&self) -> io::Result<Option<WriterLock>> {

@@ -34,19 +34,6 @@ fn add_to_runs(runs: &mut Vec<Range<u64>>, c: u64) {
     }
 }
 
-/// The default bound of a store's read cache (256 MiB), unless `CIPHERVEC_READ_CACHE_MB`
-/// says otherwise.
-const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
-
-/// The read cache's bound: `CIPHERVEC_READ_CACHE_MB` mebibytes (0 turns caching off: every
-/// read goes to the store), else the default.
-pub(crate) fn cache_bytes_from_env() -> u64 {
-    std::env::var("CIPHERVEC_READ_CACHE_MB")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_CACHE_BYTES, |mb| mb.saturating_mul(1 << 20))
-}
-
 /// A bounded, least-recently-used cache of object chunks, shared by every object of a store.
 pub(crate) struct ChunkCache {
     limit: u64,
@@ -70,7 +57,7 @@ struct CacheInner {
 }
 
 /// What a cache fetched from its store so far.
-#[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+#[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ReadStats {
     /// Ranged requests made.
@@ -95,7 +82,7 @@ impl ChunkCache {
     }
 
     /// Requests and bytes fetched so far.
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // read by `internals` only
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn stats(&self) -> ReadStats {
         let inner = self.inner();
         ReadStats {

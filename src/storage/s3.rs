@@ -52,12 +52,10 @@ pub(crate) struct S3Store {
     process: u32,
 }
 
-/// The environment variable that sets the writer lease's duration in seconds (default 30).
-pub(crate) const LEASE_SECONDS_VAR: &str = "CIPHERVEC_LEASE_SECONDS";
-
 impl S3Store {
-    /// Connects to `s3://bucket/prefix` (the prefix may be empty).
-    pub(crate) fn open(url: &str) -> io::Result<S3Store> {
+    /// Connects to `s3://bucket/prefix` (the prefix may be empty), with writer leases of
+    /// `lease`.
+    pub(crate) fn open(url: &str, lease: Duration) -> io::Result<S3Store> {
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an s3:// location"))?;
@@ -112,11 +110,7 @@ impl S3Store {
             },
             runtime,
             process: std::process::id(),
-            lease: std::env::var(LEASE_SECONDS_VAR)
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map_or(Duration::from_secs(30), Duration::from_secs_f64),
+            lease,
         })
     }
 

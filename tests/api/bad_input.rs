@@ -182,7 +182,7 @@ fn empty_index_and_unknown_ids() {
 }
 
 #[test]
-fn upsert_rows_equals_upsert_and_refuses_a_ragged_matrix() {
+fn upsert_rows_equals_upsert_and_refuses_a_ragged_or_narrow_matrix() {
     let mut rng = Rng::new(77);
     let data = clustered(&mut rng, 300, 6, 4);
     let ids: Vec<String> = (0..300).map(|i| format!("item-{i}")).collect();
@@ -197,6 +197,14 @@ fn upsert_rows_equals_upsert_and_refuses_a_ragged_matrix() {
             Err(Error::InvalidArgument { .. })
         ));
     }
+    // Whole rows of another width: the dimension they have, as `upsert` reports it.
+    assert!(matches!(
+        by_rows.upsert_rows(&ids, &rows[..300 * 5]),
+        Err(Error::DimensionMismatch {
+            expected: 6,
+            found: 5
+        })
+    ));
     assert!(matches!(
         by_rows.upsert_rows(&["x"], &[f32::NAN; 6]),
         Err(Error::InvalidVector)

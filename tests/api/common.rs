@@ -65,6 +65,7 @@ pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
         Metric::SquaredEuclidean => l2,
         Metric::Cosine => 1.0 - dot / (na * nb),
         Metric::InnerProduct => -dot,
+        other => panic!("no reference distance for {other}"),
     }) as f32
 }
 

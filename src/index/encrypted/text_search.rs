@@ -156,7 +156,7 @@ impl EncryptedIndex {
     /// Counts of the posting index, for tests and benchmarks: items indexed, live items
     /// whose contents were not UTF-8 (skipped), and approximate heap bytes. `None` without
     /// full text.
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    #[cfg(feature = "internals")]
     pub(crate) fn full_text_stats(&self) -> Option<(usize, usize, usize)> {
         self.read()
             .text()

@@ -176,11 +176,18 @@ impl EncryptedIndex {
     /// semantics as [`EncryptedIndex::upsert`].
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `rows` does not hold `ids.len()` rows of the index's
-    /// dimension, else those of [`EncryptedIndex::upsert`].
+    /// [`Error::DimensionMismatch`] when `rows` holds `ids.len()` rows of another (non-zero)
+    /// width (`found` is that width), [`Error::InvalidArgument`] when its length is no
+    /// positive multiple of `ids.len()`, else those of [`EncryptedIndex::upsert`].
     pub fn upsert_rows<S: AsRef<str>>(&self, ids: &[S], rows: &[f32]) -> Result<()> {
         let dim = self.dim();
         if dim == 0 || Some(rows.len()) != ids.len().checked_mul(dim) {
+            if !ids.is_empty() && rows.len() >= ids.len() && rows.len().is_multiple_of(ids.len()) {
+                return Err(Error::DimensionMismatch {
+                    expected: dim,
+                    found: rows.len() / ids.len(),
+                });
+            }
             return Err(Error::invalid_argument(format!(
                 "{} ids need {} x {dim} floats, got {}",
                 ids.len(),
