@@ -28,6 +28,6 @@ pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};
 
 pub use index::{
-    Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item,
-    Query, Record, TrainOptions, VerifyReport,
+    Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include, IndexConfig,
+    IndexType, Item, MetadataSchema, Query, Record, StoragePrecision, TrainOptions, VerifyReport,
 };

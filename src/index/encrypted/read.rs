@@ -5,11 +5,12 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::filter::{self, Filter, Plan};
+use crate::filter::{self, Filter};
 use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
 
 use super::*;
+use crate::index::candidates;
 use crate::index::lists::Lists;
 use crate::index::persist;
 use crate::index::state::{ItemEntry, Residency, State};
@@ -228,8 +229,8 @@ impl EncryptedIndex {
         // matching ones answer.
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
         if let Some(candidates) = filter
-            .plan()
-            .and_then(|plan| indexed_candidates(state, &plan, few))
+            .plan(&|path| state.coverage(path))
+            .and_then(|plan| candidates::indexed(state, &plan, few))
         {
             return self.exact_search(state, query, filter, candidates.into_iter());
         }
@@ -474,56 +475,4 @@ impl EncryptedIndex {
             vector,
         })
     }
-}
-
-/// A superset of the items `plan` selects, from the equality and range indexes, if it holds
-/// at most `limit` items by the posting lengths and range counts (`None` when larger: the
-/// caller scans instead).
-fn indexed_candidates(state: &State, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
-    // Sizes count at most `limit + 1` range entries: only whether a plan exceeds the limit,
-    // and which sub-plan of an `All` is smallest, matter.
-    fn size(state: &State, plan: &Plan, limit: usize) -> usize {
-        match plan {
-            Plan::AnyOf(terms) => terms
-                .iter()
-                .map(|t| state.meta_index().posting_len(t))
-                .sum(),
-            Plan::Range { path, lo, hi } => state
-                .range_index()
-                .slots(path, *lo, *hi)
-                .take(limit.saturating_add(1))
-                .count(),
-            Plan::All(plans) => plans
-                .iter()
-                .map(|p| size(state, p, limit))
-                .min()
-                .unwrap_or(usize::MAX),
-            Plan::Any(plans) => plans
-                .iter()
-                .map(|p| size(state, p, limit))
-                .fold(0, usize::saturating_add),
-        }
-    }
-    fn collect(state: &State, plan: &Plan, limit: usize, out: &mut Vec<u64>) {
-        match plan {
-            Plan::AnyOf(terms) => terms
-                .iter()
-                .for_each(|t| out.extend(state.meta_index().handles_with(t))),
-            Plan::Range { path, lo, hi } => out.extend(state.range_index().slots(path, *lo, *hi)),
-            Plan::All(plans) => {
-                if let Some(smallest) = plans.iter().min_by_key(|p| size(state, p, limit)) {
-                    collect(state, smallest, limit, out);
-                }
-            }
-            Plan::Any(plans) => plans.iter().for_each(|p| collect(state, p, limit, out)),
-        }
-    }
-    if size(state, plan, limit) > limit {
-        return None;
-    }
-    let mut out = Vec::new();
-    collect(state, plan, limit, &mut out);
-    out.sort_unstable();
-    out.dedup();
-    Some(out)
 }
