@@ -288,6 +288,21 @@ fn resolve_single<'a>(value: &'a Value, path: &[String]) -> Option<Option<&'a Va
     Some(Some(at))
 }
 
+/// The value an ordering by dotted `path` sees in metadata `doc`: a number or a string
+/// reached through objects only (`None` when missing, of another type, or behind an array).
+pub(crate) fn sort_value<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+    match resolve_single(doc, path) {
+        Some(Some(v)) if v.is_number() || v.is_string() => Some(v),
+        _ => None,
+    }
+}
+
+/// The segments of a dotted path: `None` when a segment is empty or there are more than
+/// [`MAX_JSON_DEPTH`].
+pub(crate) fn path_segments(path: &str) -> Option<Vec<String>> {
+    parse_path(path).ok()
+}
+
 /// The strings at dotted `path` of metadata `doc` (walked as filters walk it: through
 /// objects and arrays of objects), and the strings of arrays there, in document order: the
 /// text of a metadata text field.
@@ -494,6 +509,41 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
+/// The exact order of two JSON numbers (integers and finite floats as the real numbers they
+/// are, `-0` equal to `0`): a total order, as sorting needs (comparing through `f64` is
+/// not: above 2^53 an integer can equal a float that equals another integer).
+pub(crate) fn compare_numbers(x: &serde_json::Number, y: &serde_json::Number) -> Ordering {
+    /// A number as an integer when it is one, else as a float.
+    fn exact(n: &serde_json::Number) -> std::result::Result<i128, f64> {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .ok_or_else(|| n.as_f64().unwrap_or(0.0))
+    }
+    /// The order of integer `i` and finite float `f`.
+    fn int_float(i: i128, f: f64) -> Ordering {
+        // 2^127: every integer here (at most 64 bits) lies well within.
+        const LIMIT: f64 = 1.7014118346046923e38;
+        if f >= LIMIT {
+            return Ordering::Less;
+        }
+        if f < -LIMIT {
+            return Ordering::Greater;
+        }
+        let floor = f.floor();
+        match i.cmp(&(floor as i128)) {
+            Ordering::Equal if f > floor => Ordering::Less,
+            other => other,
+        }
+    }
+    match (exact(x), exact(y)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(a), Err(b)) => int_float(a, b),
+        (Err(a), Ok(b)) => int_float(b, a).reverse(),
+        (Err(a), Err(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
 fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
     match (x.as_i64(), y.as_i64()) {
         (Some(a), Some(b)) => Some(a.cmp(&b)),
@@ -610,6 +660,7 @@ pub(crate) struct Coverage {
 
 impl Coverage {
     /// The equality and range indexes only: every path of an index without a schema.
+    #[cfg(test)]
     pub(crate) const VALUES: Coverage = Coverage {
         values: true,
         strings: false,

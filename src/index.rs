@@ -27,4 +27,6 @@ pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
 pub use schema::{FieldSchema, MetadataSchema};
-pub use types::{Hit, Include, Item, Query, Record, VerifyReport};
+pub use types::{
+    Hit, Include, Item, MetadataHit, MetadataQuery, Order, Query, Record, VerifyReport,
+};

@@ -29,5 +29,6 @@ pub use storage::{MemoryStore, Store};
 
 pub use index::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include, IndexConfig,
-    IndexType, Item, MetadataSchema, Query, Record, StoragePrecision, TrainOptions, VerifyReport,
+    IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
+    StoragePrecision, TrainOptions, VerifyReport,
 };

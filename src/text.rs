@@ -273,6 +273,7 @@ impl TextIndex {
 
     /// The BM25 score of every live indexed item that contains a token of `query` and that
     /// `accept` takes, unordered, as `(handle, score)`.
+    #[cfg(test)]
     pub(crate) fn scores(
         &self,
         query: &str,

@@ -76,6 +76,7 @@ impl PatternIndex {
     }
 
     /// How many distinct strings `path` holds (what testing them all costs).
+    #[cfg(test)]
     pub(crate) fn distinct(&self, path: &str) -> usize {
         self.by_path.get(path).map_or(0, HashMap::len)
     }

@@ -426,6 +426,15 @@ impl State {
         &self.field_texts
     }
 
+    /// BM25's parameters of the index (from the committed configuration).
+    pub(crate) fn bm25(&self) -> text::Bm25 {
+        let (k1, b) = self.body().config.bm25;
+        text::Bm25 {
+            k1: f32::from_bits(k1),
+            b: f32::from_bits(b),
+        }
+    }
+
     /// How the index stores vectors.
     pub(crate) fn coding(&self) -> VectorCoding {
         self.coding

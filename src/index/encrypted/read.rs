@@ -46,8 +46,8 @@ impl EncryptedIndex {
     /// a requested field fails authentication.
     pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
         let filter = self.checked_filter(query)?;
-        if let Some(words) = &query.text {
-            return self.text_query(query, words, filter.as_ref());
+        if query.text.words.is_some() {
+            return self.text_query(query, filter.as_ref());
         }
         let state = self.read();
         let neighbors = self.vector_neighbors(&state, query, filter.as_ref())?;
@@ -56,7 +56,7 @@ impl EncryptedIndex {
 
     /// Checks a query's vector and `top_k`; returns its parsed filter.
     fn checked_filter(&self, query: &Query) -> Result<Option<Filter>> {
-        if query.text.is_none() || !query.vector.is_empty() {
+        if query.text.words.is_none() || !query.vector.is_empty() {
             validate::vector(&query.vector, self.dim(), self.metric())?;
         }
         if query.top_k == 0 || query.top_k > validate::MAX_TOP_K {
@@ -197,7 +197,7 @@ impl EncryptedIndex {
                     Some(_) => ivf::shortlist_len(query.top_k, self.rerank(state, query)),
                     None => state.len(),
                 };
-                let record = persist::vector_record_len(self.dim()) as u64;
+                let record = persist::vector_record_len(self.dim(), state.coding()) as u64;
                 Some(candidates.min(state.len()) as u64 * record)
             }
         };
@@ -313,7 +313,7 @@ impl EncryptedIndex {
         crate::index::parallel::install(|| {
             let shared: Vec<bool> = queries
                 .iter()
-                .map(|q| q.text.is_none() && q.filter.is_none())
+                .map(|q| q.text.words.is_none() && q.filter.is_none())
                 .collect();
             let kind = Self::batch_kind(&self.read());
             let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
