@@ -376,9 +376,7 @@ fn bad_text_queries_get_typed_errors() {
         Query::new(vec![1.0, 0.0]).text("a").hybrid_alpha(2.0)
     ));
     assert!(invalid(Query::new(vec![1.0, 0.0]).text("a").rrf_k(-1.0)));
-    assert!(invalid(
-        Query::new(vec![1.0, 0.0]).text("a").window_mult(0)
-    ));
+    assert!(invalid(Query::new(vec![1.0, 0.0]).text("a").window_mult(0)));
     assert!(invalid(
         Query::new(vec![1.0, 0.0]).text("a").hybrid_alpha(f32::NAN)
     ));
