@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ciphervec::{
-    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, IndexType, Item, Metric,
-    Query,
+    Anchor, Database, EncryptedIndex, Hit, Include, IndexConfig, IndexKey, IndexType, Item,
+    MetadataQuery, MetadataSchema, Metric, Order, Query, StoragePrecision,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::input::Total;
-use crate::{Cli, Command, FormatArg, IndexTypeArg, MetricArg, input, keys};
+use crate::{Cli, Command, FormatArg, IndexTypeArg, MetricArg, PrecisionArg, input, keys};
 
 /// Why a command failed: the library's typed error, bad usage, or anything else.
 #[derive(Debug)]
@@ -73,6 +73,9 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             pq_m,
             refine_bits,
             full_text,
+            text_fields,
+            precision,
+            schema,
         } => {
             // Ignored silently, it would leave the user believing the index has codes.
             if pq_m.is_some() && !matches!(index_type, IndexTypeArg::IvfPq) {
@@ -82,6 +85,19 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             if let Some(bits) = refine_bits {
                 config = config.refine_bits(*bits);
             }
+            if let Some(schema) = schema {
+                let json: Value = serde_json::from_str(schema)
+                    .map_err(|_| CliError::Usage("--schema is not JSON".into()))?;
+                config = config.metadata_schema(MetadataSchema::from_json(&json)?);
+            }
+            let fields: Vec<&str> = text_fields.iter().map(String::as_str).collect();
+            config = config
+                .text_fields(&fields)
+                .storage_precision(match precision {
+                    PrecisionArg::Float32 => StoragePrecision::Float32,
+                    PrecisionArg::Float16 => StoragePrecision::Float16,
+                    PrecisionArg::Int8 => StoragePrecision::Int8,
+                });
             let database = Database::open_url(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
@@ -190,6 +206,60 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
                 text: text.as_deref(),
             };
             query(cli, &index, vector.as_deref(), file.as_deref(), &options)
+        }
+        Command::QueryMetadata {
+            db,
+            name,
+            filter,
+            text,
+            order_by,
+            desc,
+            k,
+        } => {
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let mut q = MetadataQuery::new();
+            if let Some(f) = filter {
+                let f: Value = serde_json::from_str(f)
+                    .map_err(|_| CliError::Usage("--filter is not JSON".into()))?;
+                q = q.filter(f);
+            }
+            if let Some(t) = text {
+                q = q.text(t);
+            }
+            if let Some(field) = order_by {
+                q = q.order_by(
+                    field,
+                    if *desc {
+                        Order::Descending
+                    } else {
+                        Order::Ascending
+                    },
+                );
+            }
+            if let Some(k) = k {
+                q = q.top_k(*k);
+            }
+            let hits = index.query_metadata(&q)?;
+            if cli.json {
+                let docs: Vec<Value> = hits
+                    .iter()
+                    .map(|h| match h.score {
+                        Some(s) => json!({"id": h.id, "score": s}),
+                        None => json!({"id": h.id}),
+                    })
+                    .collect();
+                println!("{}", Value::from(docs));
+            } else {
+                let mut out = std::io::stdout().lock();
+                for h in &hits {
+                    match h.score {
+                        Some(s) => writeln!(out, "{}\t{s}", h.id),
+                        None => writeln!(out, "{}", h.id),
+                    }
+                    .map_err(stdout_error)?;
+                }
+            }
+            Ok(())
         }
         Command::Get { db, name, ids } => {
             let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
@@ -676,6 +746,10 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         });
         if matches!(config.index_type(), IndexType::IvfPq { .. }) {
             doc["refine_bits"] = json!(config.refine_code_bits());
+        }
+        doc["precision"] = json!(config.precision().as_str());
+        if config.schema().fields().next().is_some() {
+            doc["schema"] = config.schema().to_json();
         }
         if cli.json {
             println!("{doc}");
