@@ -76,7 +76,10 @@ fn main() -> ciphervec::Result<()> {
         ),
     ];
     println!("{n} items, {rounds} rounds, median per listing");
-    println!("{:34} {:>8} {:>12} {:>12} {:>7}", "filter", "matches", "listing ms", "scan ms", "ratio");
+    println!(
+        "{:34} {:>8} {:>12} {:>12} {:>7}",
+        "filter", "matches", "listing ms", "scan ms", "ratio"
+    );
     for (name, filter, order) in cases {
         let mut q = MetadataQuery::new().filter(filter.clone());
         if let Some((field, o)) = order {

@@ -9,9 +9,11 @@
 //!
 //! ```text
 //! cargo run --release --example precision_bench -- [--data DIR] [--type sq8|pq:96|flat]
-//!     [--probes 32] [--rerank N] [--rounds 5] [--resident]
+//!     [--probes 32] [--rerank N] [--rounds 5] [--resident] [--keep DIR]
 //! ```
 //! `--resident` opens the indexes without a budget instead (vectors decrypted at open).
+//! `--keep DIR` builds the indexes under DIR (key in DIR/key.txt) and reuses them on later
+//! runs with the same DIR, type and data; without it they go to a temporary folder, removed.
 
 use std::time::Instant;
 
@@ -56,21 +58,39 @@ fn main() -> ciphervec::Result<()> {
         texmex::synthetic(50_000, 384)
     };
     let dim = base[0].len();
-    let key = IndexKey::generate();
-    let root = std::env::temp_dir().join(format!("ciphervec-precision-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let keep = argv
+        .iter()
+        .position(|a| a == "--keep")
+        .map(|_| std::path::PathBuf::from(arg("--keep", "")));
+    let root = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ciphervec-precision-{}", std::process::id()))
+    });
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    std::fs::create_dir_all(&root)?;
+    let key_file = root.join("key.txt");
+    let key = match IndexKey::from_base64_file(&key_file) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = IndexKey::generate();
+            write_private(&key_file, k.to_base64().as_bytes())?;
+            k
+        }
+    };
     let mut indexes = Vec::new();
     for p in PRECISIONS {
-        let dir = root.join(p.as_str());
-        let config = bench_index::config_of(&index_type, dim).storage_precision(p);
-        let index = Database::open(&dir)?.create_index("bench", &key, config)?;
-        let items = base
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Item::new(i.to_string(), v.clone()));
-        index.upsert(items)?;
-        index.train()?;
-        drop(index);
+        let dir = root.join(format!("{}-{}", index_type.replace(':', "_"), p.as_str()));
+        if !dir.join("bench").exists() {
+            let config = bench_index::config_of(&index_type, dim).storage_precision(p);
+            let index = Database::open(&dir)?.create_index("bench", &key, config)?;
+            let items = base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Item::new(i.to_string(), v.clone()));
+            index.upsert(items)?;
+            index.train()?;
+        }
         let options = if resident {
             DatabaseOptions::default()
         } else {
@@ -141,9 +161,7 @@ fn main() -> ciphervec::Result<()> {
         if resident { "resident" } else { "codes only" },
         qs.len()
     );
-    println!(
-        "precision  disk MB  recall@10  one-call QPS (ratio)  per-call QPS (ratio)"
-    );
+    println!("precision  disk MB  recall@10  one-call QPS (ratio)  per-call QPS (ratio)");
     for i in 0..n {
         let (p, bytes, _) = &indexes[i];
         println!(
@@ -158,6 +176,18 @@ fn main() -> ciphervec::Result<()> {
         );
     }
     drop(indexes);
-    let _ = std::fs::remove_dir_all(&root);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     Ok(())
+}
+
+/// Writes a file only its owner may read (as a key file must be).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
