@@ -56,7 +56,7 @@ fn main() -> ciphervec::Result<()> {
     for chunk in items.chunks(20_000) {
         index.upsert(chunk.to_vec())?;
     }
-    let cases: [(&str, Value, Option<(&str, Order)>); 5] = [
+    let cases: [Case; 5] = [
         ("1% (team)", json!({"team": "team-17"}), None),
         ("0.1% (code)", json!({"code": "C0042"}), None),
         (
@@ -113,6 +113,9 @@ fn main() -> ciphervec::Result<()> {
     }
     Ok(())
 }
+
+/// A listing measured: its name, filter, and ordering (with a top 20) if any.
+type Case = (&'static str, Value, Option<(&'static str, Order)>);
 
 /// The listing and the scan find the same items.
 fn check(index: &EncryptedIndex, filter: &Value, whole: bool) -> ciphervec::Result<()> {

@@ -437,7 +437,13 @@ fn multi_field_bm25_equals_the_formula_with_weights_and_and() {
             })
             .collect()
     };
-    let settings: [(Option<&[&str]>, Option<&[f32]>, bool); 6] = [
+    // (text_fields, text_field_weights, require_all_terms)
+    type Setting = (
+        Option<&'static [&'static str]>,
+        Option<&'static [f32]>,
+        bool,
+    );
+    let settings: [Setting; 6] = [
         (None, None, false),
         (None, Some(&[1.0, 2.0, 0.5]), true),
         (Some(&["title"]), None, false),
@@ -456,7 +462,7 @@ fn multi_field_bm25_equals_the_formula_with_weights_and_and() {
         let docs: Vec<(Vec<Option<Vec<String>>>, f64)> =
             fields_of(&names).into_iter().zip(w).collect();
         let filtered = qi % 4 == 3;
-        let accept = |i: usize| !filtered || i % 2 == 0;
+        let accept = |i: usize| !filtered || i.is_multiple_of(2);
         let want = bm25_reference(&docs, &query, (k1.into(), b.into()), all, &ids, &accept);
         let mut mq = MetadataQuery::new().text(&query).require_all_terms(all);
         let mut tq = Query::text_only(&query).require_all_terms(all).top_k(n);

@@ -297,7 +297,7 @@ fn pattern_dictionary_follows_writes_and_reopens() {
         .collect();
     let refs: Vec<&str> = deleted.iter().map(String::as_str).collect();
     index.delete(&refs).unwrap();
-    let live = |i: usize| i % 10 != 0;
+    let live = |i: usize| !i.is_multiple_of(10);
     let check = |index: &EncryptedIndex, rng: &mut Rng| {
         for _ in 0..80 {
             let f = filter(rng);

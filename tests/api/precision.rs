@@ -244,7 +244,7 @@ fn lower_precisions_take_less_disk() {
             sizes.push(folder_bytes(&dir.path().join("d")) as f64);
         }
         println!(
-            "{base:?}: float32 {} B, float16 {} B, int8 {} B",
+            "{name}: float32 {} B, float16 {} B, int8 {} B",
             sizes[0], sizes[1], sizes[2]
         );
         // Each vector takes 2 * dim bytes less at half precision, 3 * dim - 4 less at 8 bits
