@@ -158,7 +158,11 @@ fn main() -> ciphervec::Result<()> {
         "{index_type}, {} vectors x {dim}, n_probes {probes}, rerank {}, {}, {rounds} rounds of {} queries",
         base.len(),
         rerank.map_or("default".to_owned(), |r| r.to_string()),
-        if resident { "resident" } else { "codes only" },
+        match (resident, index_type.as_str()) {
+            (true, _) => "resident",
+            (false, "flat") => "lists decrypted per query (cache budget 0)",
+            (false, _) => "codes only (cache budget 0)",
+        },
         qs.len()
     );
     println!("precision  disk MB  recall@10  one-call QPS (ratio)  per-call QPS (ratio)");
