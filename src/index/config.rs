@@ -342,14 +342,12 @@ impl IndexConfig {
                 "field '{name}' is a text field and named otherwise in the metadata schema"
             ));
         }
-        self.schema.check().map_err(|e| match e {
+        let reason = |e: Error| match e {
             Error::InvalidArgument { reason } => reason,
             other => other.to_string(),
-        })?;
-        let bm25 = self.bm25_defaults();
-        if !(bm25.k1.is_finite() && bm25.k1 >= 0.0 && (0.0..=1.0).contains(&bm25.b)) {
-            return Err("bm25 needs a finite k1 >= 0 and b in [0, 1]".to_owned());
-        }
+        };
+        self.schema.check().map_err(reason)?;
+        super::validate::bm25_params(self.bm25_defaults()).map_err(reason)?;
         match self.index_type {
             IndexType::IvfPq { n_subquantizers: m }
                 if m == 0 || !self.dimension.is_multiple_of(m) =>
