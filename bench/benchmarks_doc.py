@@ -1,7 +1,9 @@
 """Writes docs/BENCHMARKS.md from the peer-harness results in bench/results/*.jsonl: one
 table per data set, each engine configuration at its newest run, with the best
 single-thread QPS (one query per call and all queries in one call) among its settings that
-reach recall@10 >= 0.95. Run: python3 bench/benchmarks_doc.py > docs/BENCHMARKS.md"""
+reach recall@10 >= 0.95; then the in-process ratio reports of bench/results/inprocess-*.md
+(one command each, every figure a ratio to a baseline run in the same process), verbatim.
+Run: python3 bench/benchmarks_doc.py > docs/BENCHMARKS.md"""
 import glob
 import json
 import os
@@ -76,6 +78,8 @@ def main():
           "`bench/interleaved.sh` (`bench/results/interleaved-*.md`) for claims.\n")
     for dataset in sorted(by_dataset):
         table(dataset, by_dataset[dataset])
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "inprocess-*.md"))):
+        print(open(path).read().rstrip() + "\n")
 
 
 if __name__ == "__main__":

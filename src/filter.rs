@@ -10,7 +10,10 @@
 //! Dotted paths walk nested objects (and arrays of objects). A condition on a field that
 //! holds an array matches when the array as a whole, or any element, matches, as in
 //! MongoDB. Numbers compare across integer and float; an order comparison between values of
-//! different types never matches. `$ne`, `$nin` and `$not` match documents where the field
+//! different types never matches. `{"title": {"$regex": "^INV-2\\d{3}"}}` matches a string
+//! (or an array holding a string) by a pattern of the `regex` crate (RE2 syntax, linear
+//! time, see [`pattern`]); `{"body": {"$contains": "refund"}}` matches a string holding the
+//! operand, or an array holding it as an element. Neither matches a missing field. `$ne`, `$nin` and `$not` match documents where the field
 //! is missing; `null`, as a bare value, an `$eq` operand or an `$in` element, matches a
 //! missing field too (and so `$ne: null` and a `$nin` holding `null` need the field), as in
 //! MongoDB.
@@ -20,6 +23,11 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+
+mod pattern;
+
+pub(crate) use pattern::StringTest;
+use pattern::{Pattern, contains_holds, regex_holds};
 
 /// The deepest nesting of JSON accepted in metadata and filters (objects and arrays): well
 /// under serde_json's own limit of 128 when stored metadata is parsed again at open, and
@@ -94,6 +102,11 @@ pub(crate) enum Cond {
     Not(Box<Cond>),
     /// Every inner condition holds.
     All(Vec<Cond>),
+    /// `$regex`: a string at the path (or in an array there) matches the pattern.
+    Regex(Pattern),
+    /// `$contains`: a string at the path holds the operand as a substring, or an array there
+    /// holds it as an element.
+    Contains(Value),
 }
 
 impl Filter {
@@ -235,6 +248,8 @@ fn parse_cond(path: &str, value: &Value) -> Result<Cond> {
                 }
             }
             "$exists" => Cond::Exists(operand.as_bool().ok_or_else(|| bad("true or false"))?),
+            "$regex" => Cond::Regex(Pattern::compile(path, operand)?),
+            "$contains" => Cond::Contains(operand.clone()),
             "$not" => {
                 let inner = match operand {
                     Value::Object(_) if is_operator_object(operand) => parse_cond(path, operand)?,
@@ -271,6 +286,39 @@ fn resolve_single<'a>(value: &'a Value, path: &[String]) -> Option<Option<&'a Va
         }
     }
     Some(Some(at))
+}
+
+/// The value an ordering by dotted `path` sees in metadata `doc`: a number or a string
+/// reached through objects only (`None` when missing, of another type, or behind an array).
+pub(crate) fn sort_value<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+    match resolve_single(doc, path) {
+        Some(Some(v)) if v.is_number() || v.is_string() => Some(v),
+        _ => None,
+    }
+}
+
+/// The segments of a dotted path: `None` when a segment is empty or there are more than
+/// [`MAX_JSON_DEPTH`].
+pub(crate) fn path_segments(path: &str) -> Option<Vec<String>> {
+    parse_path(path).ok()
+}
+
+/// The strings at dotted `path` of metadata `doc` (walked as filters walk it: through
+/// objects and arrays of objects), and the strings of arrays there, in document order: the
+/// text of a metadata text field.
+pub(crate) fn strings_at<'a>(doc: &'a Value, path: &str) -> Vec<&'a str> {
+    let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let mut values = Vec::new();
+    resolve(doc, &segments, &mut values);
+    let mut out = Vec::new();
+    for v in values {
+        match v {
+            Value::String(s) => out.push(s.as_str()),
+            Value::Array(items) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Collects the values at `path`, walking into arrays of objects on the way.
@@ -314,7 +362,36 @@ impl Cond {
             Cond::Exists(want) => values.is_empty() != *want,
             Cond::Not(inner) => !inner.holds(values),
             Cond::All(conds) => conds.iter().all(|c| c.holds(values)),
+            Cond::Regex(p) => regex_holds(p, values),
+            Cond::Contains(v) => contains_holds(v, values, json_eq),
         }
+    }
+
+    /// Whether the condition tests strings by pattern or substring (`$regex`, `$contains`),
+    /// which a listing allows only on a field with a pattern dictionary.
+    pub(crate) fn tests_strings(&self) -> bool {
+        match self {
+            Cond::Regex(_) | Cond::Contains(_) => true,
+            Cond::Not(inner) => inner.tests_strings(),
+            Cond::All(conds) => conds.iter().any(Cond::tests_strings),
+            _ => false,
+        }
+    }
+}
+
+impl Filter {
+    /// Every condition of the filter with its path, in document order.
+    pub(crate) fn conditions(&self) -> Vec<(&[String], &Cond)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            match f {
+                Filter::And(fs) | Filter::Or(fs) => stack.extend(fs.iter().rev()),
+                Filter::Not(f) => stack.push(f),
+                Filter::Field { path, cond } => out.push((path.as_slice(), cond)),
+            }
+        }
+        out
     }
 }
 
@@ -432,6 +509,41 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
+/// The exact order of two JSON numbers (integers and finite floats as the real numbers they
+/// are, `-0` equal to `0`): a total order, as sorting needs (comparing through `f64` is
+/// not: above 2^53 an integer can equal a float that equals another integer).
+pub(crate) fn compare_numbers(x: &serde_json::Number, y: &serde_json::Number) -> Ordering {
+    /// A number as an integer when it is one, else as a float.
+    fn exact(n: &serde_json::Number) -> std::result::Result<i128, f64> {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .ok_or_else(|| n.as_f64().unwrap_or(0.0))
+    }
+    /// The order of integer `i` and finite float `f`.
+    fn int_float(i: i128, f: f64) -> Ordering {
+        // 2^127: every integer here (at most 64 bits) lies well within.
+        const LIMIT: f64 = 1.7014118346046923e38;
+        if f >= LIMIT {
+            return Ordering::Less;
+        }
+        if f < -LIMIT {
+            return Ordering::Greater;
+        }
+        let floor = f.floor();
+        match i.cmp(&(floor as i128)) {
+            Ordering::Equal if f > floor => Ordering::Less,
+            other => other,
+        }
+    }
+    match (exact(x), exact(y)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(a), Err(b)) => int_float(a, b),
+        (Err(a), Ok(b)) => int_float(b, a).reverse(),
+        (Err(a), Err(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
 fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
     match (x.as_i64(), y.as_i64()) {
         (Some(a), Some(b)) => Some(a.cmp(&b)),
@@ -536,13 +648,37 @@ fn term(path: &str, value: &Value) -> Option<String> {
     Some(format!("{path}{TERM_SEP}{key}"))
 }
 
+/// Which metadata indexes hold the values at a path (the facade's schema decides; a path
+/// no index covers is still filtered, by evaluating the filter on every item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Coverage {
+    /// The equality and range indexes hold its scalars.
+    pub values: bool,
+    /// The pattern dictionary holds its strings.
+    pub strings: bool,
+}
+
+impl Coverage {
+    /// The equality and range indexes only: every path of an index without a schema.
+    #[cfg(test)]
+    pub(crate) const VALUES: Coverage = Coverage {
+        values: true,
+        strings: false,
+    };
+}
+
 /// The equality-index terms of a metadata document: one per (path, scalar) that an `$eq` or
 /// `$in` condition on that path can match, walking paths as [`Filter::matches`] does (into
-/// objects, through arrays of objects, and scalars inside an array at the path). A superset
-/// is fine (the filter is still evaluated on every candidate); a missing term is not.
-pub(crate) fn index_terms(doc: &Value) -> Vec<String> {
+/// objects, through arrays of objects, and scalars inside an array at the path), for the
+/// paths `covered` says the index holds. A superset is fine (the filter is still evaluated
+/// on every candidate); a missing term is not.
+pub(crate) fn index_terms(doc: &Value, covered: &dyn Fn(&str) -> Coverage) -> Vec<String> {
     let mut out = Vec::new();
-    visit_scalars(doc, |path, scalar| out.extend(term(path, scalar)));
+    visit_scalars(doc, |path, scalar| {
+        if covered(path).values {
+            out.extend(term(path, scalar));
+        }
+    });
     out.sort_unstable();
     out.dedup();
     out
@@ -550,14 +686,36 @@ pub(crate) fn index_terms(doc: &Value) -> Vec<String> {
 
 /// The range-index entries of a metadata document: every number with its path, walked as
 /// [`index_terms`] walks (so a range condition on a path finds every number it can match),
-/// `-0` as `0`.
-pub(crate) fn index_numbers(doc: &Value) -> Vec<(String, f64)> {
+/// `-0` as `0`, for the paths `covered` says the index holds.
+pub(crate) fn index_numbers(doc: &Value, covered: &dyn Fn(&str) -> Coverage) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     visit_scalars(doc, |path, scalar| {
-        if let Some(x) = scalar.as_f64() {
+        if let Some(x) = scalar.as_f64()
+            && covered(path).values
+        {
             out.push((path.to_owned(), x + 0.0));
         }
     });
+    out
+}
+
+/// The pattern-dictionary entries of a metadata document: every string with its path,
+/// walked as [`index_terms`] walks (a string at the path or in an array there), for the
+/// paths whose strings `covered` says the dictionary holds; each (path, string) once.
+pub(crate) fn index_strings(
+    doc: &Value,
+    covered: &dyn Fn(&str) -> Coverage,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    visit_scalars(doc, |path, scalar| {
+        if let Some(s) = scalar.as_str()
+            && covered(path).strings
+        {
+            out.push((path.to_owned(), s.to_owned()));
+        }
+    });
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -605,6 +763,13 @@ pub(crate) enum Plan {
         /// The greatest number admitted.
         hi: Option<f64>,
     },
+    /// The items holding, at `path`, a string `test` accepts (the pattern dictionary).
+    Strings {
+        /// The dotted path.
+        path: String,
+        /// The test of each distinct string.
+        test: StringTest,
+    },
     /// The items every sub-plan finds (a caller may use just the smallest).
     All(Vec<Plan>),
     /// The items any sub-plan finds.
@@ -612,29 +777,47 @@ pub(crate) enum Plan {
 }
 
 impl Filter {
-    /// A plan that finds a superset of this filter's matches through the equality and range
-    /// indexes, if the filter has an `$eq` or `$in` on scalars, or an order comparison with
-    /// a number, that every match must satisfy.
-    pub(crate) fn plan(&self) -> Option<Plan> {
+    /// A plan that finds a superset of this filter's matches through the equality, range
+    /// and pattern indexes (of the paths `covered` says they hold), if the filter has an
+    /// `$eq` or `$in` on scalars, an order comparison with a number, or a `$regex` or
+    /// `$contains`, that every match must satisfy.
+    pub(crate) fn plan(&self, covered: &dyn Fn(&str) -> Coverage) -> Option<Plan> {
         match self {
             Filter::And(fs) => {
-                let plans: Vec<Plan> = fs.iter().filter_map(Filter::plan).collect();
+                let plans: Vec<Plan> = fs.iter().filter_map(|f| f.plan(covered)).collect();
                 (!plans.is_empty()).then_some(Plan::All(plans))
             }
             Filter::Or(fs) => fs
                 .iter()
-                .map(Filter::plan)
+                .map(|f| f.plan(covered))
                 .collect::<Option<_>>()
                 .map(Plan::Any),
             Filter::Not(_) => None,
-            Filter::Field { path, cond } => cond.plan(&path.join(".")),
+            Filter::Field { path, cond } => {
+                let path = path.join(".");
+                cond.plan(&path, covered(&path))
+            }
         }
     }
 }
 
 impl Cond {
-    fn plan(&self, path: &str) -> Option<Plan> {
+    fn plan(&self, path: &str, covered: Coverage) -> Option<Plan> {
         match self {
+            // Every string the field holds (as a value or an array element) is in its
+            // dictionary, so a string operand of `$contains` is found as a substring of one.
+            Cond::Regex(p) if covered.strings => Some(Plan::Strings {
+                path: path.to_owned(),
+                test: StringTest::Regex(p.clone()),
+            }),
+            Cond::Contains(Value::String(s)) if covered.strings => Some(Plan::Strings {
+                path: path.to_owned(),
+                test: StringTest::Substring(s.clone()),
+            }),
+            Cond::Contains(v) if covered.values && !v.is_string() => {
+                Some(Plan::AnyOf(vec![term(path, v)?]))
+            }
+            _ if !covered.values => None,
             // `null` also matches a missing field, which no term names.
             Cond::Eq(Value::Null) => None,
             Cond::In(list) if list.has_null => None,
@@ -667,7 +850,7 @@ impl Cond {
                 // though either alone may hold most items).
                 let (mut lo, mut hi) = (None::<f64>, None::<f64>);
                 let mut plans = Vec::new();
-                for plan in conds.iter().filter_map(|c| c.plan(path)) {
+                for plan in conds.iter().filter_map(|c| c.plan(path, covered)) {
                     match plan {
                         Plan::Range { lo: l, hi: h, .. } => {
                             lo = tighter(lo, l, f64::max);
@@ -740,12 +923,14 @@ mod index_tests {
         ];
         for f in &filters {
             let filter = Filter::parse(f).unwrap();
-            let plan = filter.plan().unwrap_or_else(|| panic!("{f} has a plan"));
+            let plan = filter
+                .plan(&ALL)
+                .unwrap_or_else(|| panic!("{f} has a plan"));
             for d in &docs {
                 if filter.matches(Some(d)) {
-                    let terms = index_terms(d);
+                    let terms = index_terms(d, &ALL);
                     assert!(
-                        covered(&plan, &terms, &index_numbers(d)),
+                        covered(&plan, &terms, &index_numbers(d, &ALL), &[]),
                         "{f} matches {d} but its plan misses it"
                     );
                 }
@@ -759,19 +944,94 @@ mod index_tests {
             json!({"n": null}),
             json!({"n": {"$in": ["x", null]}}),
         ] {
-            assert_eq!(Filter::parse(&f).unwrap().plan(), None, "{f}");
+            assert_eq!(Filter::parse(&f).unwrap().plan(&ALL), None, "{f}");
         }
     }
 
-    fn covered(plan: &Plan, terms: &[String], numbers: &[(String, f64)]) -> bool {
+    /// Every path in the equality and range indexes, none in a pattern dictionary.
+    fn values(_: &str) -> Coverage {
+        Coverage::VALUES
+    }
+    const ALL: fn(&str) -> Coverage = values;
+
+    /// Whether a document with these index entries is among the plan's candidates.
+    fn covered(
+        plan: &Plan,
+        terms: &[String],
+        numbers: &[(String, f64)],
+        strings: &[(String, String)],
+    ) -> bool {
         match plan {
             Plan::AnyOf(ts) => ts.iter().any(|t| terms.contains(t)),
             Plan::Range { path, lo, hi } => numbers.iter().any(|(p, x)| {
                 p == path && lo.is_none_or(|lo| lo <= *x) && hi.is_none_or(|hi| *x <= hi)
             }),
-            Plan::All(ps) => ps.iter().all(|p| covered(p, terms, numbers)),
-            Plan::Any(ps) => ps.iter().any(|p| covered(p, terms, numbers)),
+            Plan::Strings { path, test } => {
+                strings.iter().any(|(p, s)| p == path && test.accepts(s))
+            }
+            Plan::All(ps) => ps.iter().all(|p| covered(p, terms, numbers, strings)),
+            Plan::Any(ps) => ps.iter().any(|p| covered(p, terms, numbers, strings)),
         }
+    }
+
+    /// `$regex` and `$contains` plans (through the pattern dictionary of covered paths, the
+    /// equality index for a non-string element) find every match; uncovered paths get no
+    /// plan.
+    #[test]
+    fn pattern_plans_find_every_match() {
+        let patterns = |p: &str| Coverage {
+            values: true,
+            strings: p != "plain",
+        };
+        let docs = [
+            json!({"t": "INV-2291", "tags": ["red", "blue"], "n": [1, 2.5]}),
+            json!({"t": ["x", "INV-3000"], "tags": "redder", "o": [{"k": "deep"}]}),
+            json!({"t": 7, "tags": [["red"]], "n": 1.0}),
+            json!({"plain": "INV-2"}),
+            json!({}),
+        ];
+        let filters = [
+            json!({"t": {"$regex": "^INV-2\\d{3}$"}}),
+            json!({"t": {"$regex": "INV"}}),
+            json!({"tags": {"$contains": "red"}}),
+            json!({"tags": {"$contains": "ed"}}),
+            json!({"n": {"$contains": 1}}),
+            json!({"o.k": {"$regex": "e+"}}),
+            json!({"$or": [{"t": {"$regex": "x"}}, {"tags": {"$contains": "blue"}}]}),
+        ];
+        for f in &filters {
+            let filter = Filter::parse(f).unwrap();
+            let plan = filter
+                .plan(&patterns)
+                .unwrap_or_else(|| panic!("{f} has a plan"));
+            for d in &docs {
+                if filter.matches(Some(d)) {
+                    let entries = (
+                        index_terms(d, &patterns),
+                        index_numbers(d, &patterns),
+                        index_strings(d, &patterns),
+                    );
+                    assert!(
+                        covered(&plan, &entries.0, &entries.1, &entries.2),
+                        "{f} matches {d} but its plan misses it"
+                    );
+                }
+            }
+        }
+        for f in [
+            json!({"plain": {"$regex": "INV"}}),
+            json!({"plain": {"$contains": "I"}}),
+            json!({"tags": {"$contains": ["red"]}}),
+            json!({"$not": {"t": {"$regex": "x"}}}),
+        ] {
+            assert_eq!(Filter::parse(&f).unwrap().plan(&patterns), None, "{f}");
+        }
+        assert_eq!(
+            Filter::parse(&json!({"t": {"$regex": "x"}}))
+                .unwrap()
+                .plan(&ALL),
+            None
+        );
     }
 
     /// `ValueSet::contains` equals comparing with every operand, for scalars of every type,
@@ -856,9 +1116,12 @@ mod index_tests {
             let path = if r % 3 == 2 { "n.x" } else { "x" };
             let op = ["$lt", "$lte", "$gt", "$gte"][(r >> 8) as usize % 4];
             let filter = Filter::parse(&json!({path: {op: number(c)}})).unwrap();
-            let plan = filter.plan().unwrap();
+            let plan = filter.plan(&ALL).unwrap();
             if filter.matches(Some(&doc)) {
-                assert!(covered(&plan, &[], &index_numbers(&doc)), "{doc} {op} {c}");
+                assert!(
+                    covered(&plan, &[], &index_numbers(&doc, &ALL), &[]),
+                    "{doc} {op} {c}"
+                );
             }
         }
     }

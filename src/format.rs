@@ -12,6 +12,7 @@ pub(crate) mod manifest;
 pub(crate) mod padding;
 pub(crate) mod reader;
 pub(crate) mod segment;
+pub(crate) mod vectors;
 
 /// The on-disk format version this version writes, into every clear header, and binds into
 /// every ciphertext's associated data. Version 8 (2026-12-07, unreleased during wave 3) adds

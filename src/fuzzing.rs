@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::format::vectors::VectorCoding;
 use crate::format::{manifest, segment};
 use crate::ivf::Codec;
 use crate::{Database, IndexConfig, IndexKey, Item, Query};
@@ -47,7 +48,10 @@ pub fn segment_decode(data: &[u8]) {
     let _ = segment::decode_block(body, dim);
     let _ = segment::decode_fields(body);
     let _ = segment::decode_tombstones(body);
-    let _ = segment::decode_vector_into(body, &mut vec![0.0; dim]);
+    for coding in [VectorCoding::F32, VectorCoding::F16, VectorCoding::I8] {
+        let _ = coding.decode_into(body, &mut vec![0.0; dim]);
+        let _ = coding.decode_rows(body, body.len() / coding.vector_len(dim), dim);
+    }
     let mut floats = vec![0f32; body.len().div_ceil(4)];
     bytemuck::cast_slice_mut(&mut floats)[..body.len()].copy_from_slice(body);
     let _ = segment::decode_block_vectors(floats, body.len(), body.len() / (4 * dim), dim);

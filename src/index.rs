@@ -3,6 +3,7 @@
 
 mod anchor;
 mod binding;
+mod candidates;
 mod config;
 mod database;
 mod encrypted;
@@ -10,18 +11,23 @@ mod item_json;
 mod lists;
 mod loader;
 mod parallel;
+mod patterns;
 mod persist;
 mod ranges;
 mod recovery;
+mod schema;
 mod state;
 mod tokens;
 mod types;
 mod validate;
 
 pub use anchor::Anchor;
-pub use config::{IndexConfig, IndexType, TrainOptions};
+pub use config::{IndexConfig, IndexType, StoragePrecision, TrainOptions};
 pub use database::{Database, DatabaseOptions, StorageInfo};
 pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
-pub use types::{Hit, Include, Item, Query, Record, VerifyReport};
+pub use schema::{FieldSchema, MetadataSchema};
+pub use types::{
+    Hit, Include, Item, MetadataHit, MetadataQuery, Order, Query, Record, VerifyReport,
+};

@@ -158,6 +158,18 @@ pub fn full_text_stats(index: &crate::EncryptedIndex) -> Option<(usize, usize, u
     index.full_text_stats()
 }
 
+/// The ids of the items whose metadata `filter` matches, found by testing every item (no
+/// metadata index): the baseline `query_metadata` is measured against.
+///
+/// # Errors
+/// [`crate::Error::InvalidFilter`] for a filter that does not parse.
+pub fn scan_metadata(
+    index: &crate::EncryptedIndex,
+    filter: &serde_json::Value,
+) -> crate::Result<Vec<String>> {
+    index.scan_metadata(filter)
+}
+
 /// The tokens the full-text tokenizer makes of `text`, in order.
 pub fn text_tokens(text: &str) -> Vec<String> {
     crate::text::tokenize(text).collect()

@@ -65,6 +65,21 @@ pub(crate) fn analyze(contents: &[u8]) -> Option<DocTerms> {
     })
 }
 
+/// Analyzes the strings of a metadata text field (a string, or the strings of an array) as
+/// one document: their tokens in order, as if the strings were one text.
+pub(crate) fn analyze_all(texts: &[&str]) -> DocTerms {
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut len = 0u32;
+    for token in texts.iter().flat_map(|t| tokenize(t)) {
+        len = len.saturating_add(1);
+        *counts.entry(token).or_default() += 1;
+    }
+    DocTerms {
+        len,
+        terms: counts.into_iter().collect(),
+    }
+}
+
 impl DocTerms {
     /// A document of distinct terms, each counted once (for indexes of exact terms, such as
     /// the metadata equality index).
@@ -261,46 +276,81 @@ impl TextIndex {
 
     /// The BM25 score of every live indexed item that contains a token of `query` and that
     /// `accept` takes, unordered, as `(handle, score)`.
+    #[cfg(test)]
     pub(crate) fn scores(
         &self,
         query: &str,
         params: Bm25,
         accept: &dyn Fn(u64) -> bool,
     ) -> Vec<(u64, f32)> {
-        if self.live_docs == 0 {
-            return Vec::new();
+        multi_field_scores(&[(self, 1.0)], query, params, false, accept)
+    }
+
+    /// The live postings of term `id`, with each one's document.
+    fn live(&self, id: u32) -> impl Iterator<Item = (&Posting, Doc)> + '_ {
+        self.postings[id as usize]
+            .iter()
+            .filter_map(|p| self.docs[p.doc as usize].map(|d| (p, d)))
+    }
+}
+
+/// BM25 over several fields: the score of every item that `accept` takes and that holds a
+/// token of `query` in a field of nonzero weight (with `require_all`, every distinct token
+/// of `query`, each in any such field), unordered, as `(handle, score)`. An item's score is
+/// `sum over fields f of weight_f * BM25_f`, each field's BM25 over that field's own
+/// statistics (its indexed items `N`, the items `n` holding the token, their mean length),
+/// a query token that appears twice counting twice.
+pub(crate) fn multi_field_scores(
+    fields: &[(&TextIndex, f32)],
+    query: &str,
+    params: Bm25,
+    require_all: bool,
+    accept: &dyn Fn(u64) -> bool,
+) -> Vec<(u64, f32)> {
+    // Distinct tokens in order of first appearance, with their counts in the query.
+    let mut tokens: Vec<(String, u32)> = Vec::new();
+    for t in tokenize(query) {
+        match tokens.iter_mut().find(|(s, _)| *s == t) {
+            Some((_, n)) => *n += 1,
+            None => tokens.push((t, 1)),
         }
-        let n = self.live_docs as f64;
-        let avgdl = (self.total_len as f64 / n).max(f64::MIN_POSITIVE);
-        let (k1, b) = (f64::from(params.k1), f64::from(params.b));
-        let mut sums: HashMap<u32, f64> = HashMap::new();
-        for token in tokenize(query) {
-            let Some(&id) = self.term_ids.get(token.as_str()) else {
+    }
+    let (k1, b) = (f64::from(params.k1), f64::from(params.b));
+    // Per item: score, how many distinct tokens it holds, and the last token counted.
+    let mut found: HashMap<u64, (f64, usize, usize)> = HashMap::new();
+    for (ti, (token, repeats)) in tokens.iter().enumerate() {
+        for &(index, weight) in fields {
+            if weight == 0.0 || index.live_docs == 0 {
+                continue;
+            }
+            let Some(&id) = index.term_ids.get(token.as_str()) else {
                 continue;
             };
-            let live = || {
-                self.postings[id as usize]
-                    .iter()
-                    .filter_map(|p| self.docs[p.doc as usize].map(|d| (p, d)))
-            };
-            let df = live().count() as f64;
+            let df = index.live(id).count() as f64;
             if df == 0.0 {
                 continue;
             }
+            let n = index.live_docs as f64;
+            let avgdl = (index.total_len as f64 / n).max(f64::MIN_POSITIVE);
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (p, d) in live() {
+            let scale = f64::from(weight) * f64::from(*repeats);
+            for (p, d) in index.live(id) {
                 let tf = f64::from(p.tf);
                 let norm = k1 * (1.0 - b + b * f64::from(d.len) / avgdl);
-                *sums.entry(p.doc).or_default() += idf * tf / (tf + norm);
+                let entry = found.entry(d.handle).or_insert((0.0, 0, usize::MAX));
+                entry.0 += scale * idf * tf / (tf + norm);
+                if entry.2 != ti {
+                    entry.2 = ti;
+                    entry.1 += 1;
+                }
             }
         }
-        sums.into_iter()
-            .filter_map(|(doc, s)| {
-                let handle = self.docs[doc as usize]?.handle;
-                accept(handle).then_some((handle, s as f32))
-            })
-            .collect()
     }
+    found
+        .into_iter()
+        .filter(|&(h, (_, held, _))| (!require_all || held == tokens.len()) && accept(h))
+        .map(|(h, (score, _, _))| (h, score as f32))
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,9 +21,12 @@ mod api {
     mod layering;
     mod leakage;
     mod lifecycle;
+    mod listing;
     mod maintenance;
     mod oracle;
+    mod pattern_filters;
     mod plaintext;
+    mod precision;
     mod quantized;
     mod real_data;
     mod rollback;

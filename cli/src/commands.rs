@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use ciphervec::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexKey,
-    IndexType, Item, Query,
+    IndexType, Item, MetadataQuery, MetadataSchema, Order, Query,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
@@ -80,6 +80,9 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             pq_m,
             refine_bits,
             full_text,
+            text_fields,
+            precision,
+            schema,
         } => {
             let mut config = IndexConfig::new(*dim, *index_type)
                 .metric(*metric)
@@ -91,6 +94,15 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             if let Some(bits) = refine_bits {
                 config = config.refine_bits(*bits);
             }
+            if let Some(schema) = schema {
+                let json: Value = serde_json::from_str(schema)
+                    .map_err(|_| CliError::Usage("--schema is not JSON".into()))?;
+                config = config.metadata_schema(MetadataSchema::from_json(&json)?);
+            }
+            let fields: Vec<&str> = text_fields.iter().map(String::as_str).collect();
+            config = config
+                .text_fields(&fields)
+                .storage_precision(*precision);
             let database = database(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(
@@ -199,6 +211,60 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
                 text: text.as_deref(),
             };
             query(cli, &index, vector.as_deref(), file.as_deref(), &options)
+        }
+        Command::QueryMetadata {
+            db,
+            name,
+            filter,
+            text,
+            order_by,
+            desc,
+            k,
+        } => {
+            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let mut q = MetadataQuery::new();
+            if let Some(f) = filter {
+                let f: Value = serde_json::from_str(f)
+                    .map_err(|_| CliError::Usage("--filter is not JSON".into()))?;
+                q = q.filter(f);
+            }
+            if let Some(t) = text {
+                q = q.text(t);
+            }
+            if let Some(field) = order_by {
+                q = q.order_by(
+                    field,
+                    if *desc {
+                        Order::Descending
+                    } else {
+                        Order::Ascending
+                    },
+                );
+            }
+            if let Some(k) = k {
+                q = q.top_k(*k);
+            }
+            let hits = index.query_metadata(&q)?;
+            if cli.json {
+                let docs: Vec<Value> = hits
+                    .iter()
+                    .map(|h| match h.score {
+                        Some(s) => json!({"id": h.id, "score": s}),
+                        None => json!({"id": h.id}),
+                    })
+                    .collect();
+                println!("{}", Value::from(docs));
+            } else {
+                let mut out = std::io::stdout().lock();
+                for h in &hits {
+                    match h.score {
+                        Some(s) => writeln!(out, "{}\t{s}", h.id),
+                        None => writeln!(out, "{}", h.id),
+                    }
+                    .map_err(stdout_error)?;
+                }
+            }
+            Ok(())
         }
         Command::Get { db, name, ids } => {
             let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
@@ -670,6 +736,10 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
         if let IndexType::IvfPq { n_subquantizers } = config.index_type() {
             doc["n_subquantizers"] = json!(n_subquantizers);
             doc["refine_bits"] = json!(config.refine_code_bits());
+        }
+        doc["precision"] = json!(config.precision().as_str());
+        if config.schema().fields().next().is_some() {
+            doc["schema"] = config.schema().to_json();
         }
         if cli.json {
             println!("{doc}");

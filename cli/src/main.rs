@@ -14,7 +14,7 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ciphervec::{IndexType, Metric};
+use ciphervec::{IndexType, Metric, StoragePrecision};
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -117,6 +117,20 @@ pub(crate) enum Command {
         /// Index the items' contents for full-text (BM25) and hybrid queries.
         #[arg(long)]
         full_text: bool,
+        /// A metadata string field to index for BM25 (repeat for several): text queries
+        /// search it, listings cannot filter on it.
+        #[arg(long = "text-field", value_name = "F")]
+        text_fields: Vec<String>,
+        /// How re-rank vectors are stored: float32 (default), float16 or int8.
+        #[arg(long, default_value = "float32", ignore_case = true,
+              value_parser = core_names::<StoragePrecision>(StoragePrecision::ALL.map(StoragePrecision::as_str)))]
+        precision: StoragePrecision,
+        /// The metadata schema as JSON: {"field": {"filterable": bool, "pattern": bool,
+        /// "full_text": bool}}; fields it does not name are filterable.
+        ///
+        /// Example: --schema '{"title": {"pattern": true}, "raw": {"filterable": false}}'
+        #[arg(long, value_name = "JSON")]
+        schema: Option<String>,
     },
     /// Imports items from a file, one durable batch at a time; --resume continues after the
     /// last durable batch of an interrupted import. An item the index refuses (a wrong
@@ -224,6 +238,33 @@ pub(crate) enum Command {
         /// full-text query; with --vector or --file, a hybrid one. Hits then carry a score.
         #[arg(long)]
         text: Option<String>,
+    },
+    /// Lists items by metadata alone: every item --filter matches (all without it), in id
+    /// order or by --order-by FIELD (--desc for largest first; missing values last); or
+    /// with --text, the items BM25 finds in the full-text fields, best first, with scores.
+    /// The metadata schema is enforced ($regex and $contains need a pattern field).
+    ///
+    /// Example: ciphervec query-metadata ./db docs --filter '{"team": "billing"}' --order-by date --desc -k 20 --key-file k.txt
+    QueryMetadata {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// A MongoDB-style metadata filter (JSON).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Words to rank by (BM25 over the full-text fields).
+        #[arg(long)]
+        text: Option<String>,
+        /// A metadata field to order by (a dotted path).
+        #[arg(long = "order-by", value_name = "FIELD")]
+        order_by: Option<String>,
+        /// Largest first (with --order-by).
+        #[arg(long, requires = "order_by")]
+        desc: bool,
+        /// At most this many hits (default: every one).
+        #[arg(short = 'k', long = "top-k")]
+        k: Option<usize>,
     },
     /// Prints the stored items with these ids (metadata and contents).
     ///

@@ -970,4 +970,115 @@ fn the_readme_shell_snippet_runs() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let hits: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(hits[0]["id"], "a", "{stdout}");
+#[test]
+fn query_metadata_schema_text_fields_and_precision_match_the_library() {
+    let s = Setup::new();
+    let db = s.db();
+    s.json(&[
+        "create",
+        &db,
+        "m",
+        "--dim",
+        "2",
+        "--text-field",
+        "body",
+        "--precision",
+        "float16",
+        "--schema",
+        r#"{"title": {"pattern": true}}"#,
+    ]);
+    let lines = [
+        r#"{"id": "a", "vector": [1, 0.1], "metadata": {"title": "INV-2001", "date": 3, "body": "refund overdue"}}"#,
+        r#"{"id": "b", "vector": [0, 1], "metadata": {"title": "INV-2002", "date": 5, "body": "overdue"}}"#,
+        r#"{"id": "c", "vector": [1, 1], "metadata": {"title": "memo", "date": 4, "body": "refund"}}"#,
+    ];
+    std::fs::write(s.path("m.jsonl"), lines.join("\n")).unwrap();
+    s.json(&["import", &db, "m", s.path("m.jsonl").to_str().unwrap()]);
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let listed = s.json(&[
+        "query-metadata",
+        &db,
+        "m",
+        "--filter",
+        r#"{"title": {"$regex": "^INV-2\\d{3}$"}}"#,
+        "--order-by",
+        "date",
+        "--desc",
+    ]);
+    assert_eq!(ids(&listed), ["b", "a"]);
+    assert!(listed[0].get("score").is_none());
+    let library = s
+        .reader("m")
+        .query_metadata(
+            &ciphervec::MetadataQuery::new()
+                .text("refund overdue")
+                .top_k(2),
+        )
+        .unwrap();
+    let text = s.json(&[
+        "query-metadata",
+        &db,
+        "m",
+        "--text",
+        "refund overdue",
+        "-k",
+        "2",
+    ]);
+    assert_eq!(
+        ids(&text),
+        library.iter().map(|h| h.id.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&text)[0], "a");
+    assert!(text[0]["score"].as_f64().unwrap() > 0.0);
+    // Plain output: one id per line.
+    let out = s
+        .run(&["query-metadata", &db, "m", "--order-by", "date"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(String::from_utf8(out).unwrap(), "a\nc\nb\n");
+    // The schema is enforced: $regex on a field without a pattern dictionary.
+    s.run(&[
+        "query-metadata",
+        &db,
+        "m",
+        "--filter",
+        r#"{"body": {"$regex": "x"}}"#,
+    ])
+    .assert()
+    .code(1);
+    let info = s.json(&["info", &db, "m"]);
+    assert_eq!(info["precision"], "float16");
+    assert_eq!(info["schema"]["body"]["full_text"], true);
+    assert_eq!(
+        s.reader("m").config().precision(),
+        ciphervec::StoragePrecision::Float16
+    );
+    // Bad settings are usage or argument errors, and create nothing.
+    s.run(&["create", &db, "x", "--dim", "2", "--precision", "float8"])
+        .assert()
+        .code(2);
+    s.run(&["create", &db, "y", "--dim", "2", "--schema", "{"])
+        .assert()
+        .code(2);
+    s.run(&[
+        "create",
+        &db,
+        "z",
+        "--dim",
+        "2",
+        "--schema",
+        r#"{"a": {"pattern": true, "filterable": false}}"#,
+    ])
+    .assert()
+    .code(1);
+    assert_eq!(Database::open(&db).unwrap().list_indexes().unwrap(), ["m"]);
 }

@@ -32,6 +32,11 @@ class Client:
         pq_m: int | None = None,
         full_text: bool = False,
         refine_bits: Literal[6, 8] | None = None,
+        metadata_schema: Mapping[str, Mapping[str, bool]] | str | None = None,
+        text_fields: Sequence[str] | None = None,
+        bm25_k1: float | None = None,
+        bm25_b: float | None = None,
+        storage_precision: Literal["float32", "float16", "int8"] = "float32",
     ) -> Index: ...
     def load_index(self, name: str, key: _Key, *, read_only: bool = False) -> Index: ...
     def list_indexes(self) -> list[str]: ...
@@ -52,6 +57,10 @@ class Index:
     def index_type(self) -> Literal["ivf_flat", "ivf_sq8", "ivf_pq"]: ...
     @property
     def full_text(self) -> bool: ...
+    @property
+    def storage_precision(self) -> Literal["float32", "float16", "int8"]: ...
+    @property
+    def metadata_schema(self) -> dict[str, dict[str, bool]]: ...
     @overload
     def upsert(self, items: Iterable[Mapping[str, Any]]) -> None: ...
     @overload
@@ -59,14 +68,31 @@ class Index:
     def train(self, n_lists: int | None = None, max_iters: int | None = None) -> None: ...
     def query(
         self,
-        vectors: _Vectors,
+        vectors: _Vectors | None = None,
         top_k: int = 10,
         n_probes: int | None = None,
         filters: Mapping[str, Any] | str | None = None,
         include: _Include = ("distance",),
         rerank: int | None = None,
         text: str | None = None,
+        text_fields: Sequence[str] | None = None,
+        text_field_weights: Sequence[float] | Mapping[str, float] | None = None,
+        require_all_terms: bool | None = None,
+        alpha: float | None = None,
+        rrf_k: float | None = None,
+        window_mult: int | None = None,
     ) -> list[Hit] | list[list[Hit]]: ...
+    def query_metadata(
+        self,
+        filters: Mapping[str, Any] | str | None = None,
+        top_k: int | None = None,
+        order_by: str | None = None,
+        ascending: bool = True,
+        text: str | None = None,
+        text_fields: Sequence[str] | None = None,
+        text_field_weights: Sequence[float] | Mapping[str, float] | None = None,
+        require_all_terms: bool | None = None,
+    ) -> list[dict[str, Any]]: ...
     def query_text(
         self,
         words: str,

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexType, Metric};
+use ciphervec::{
+    Database, DatabaseOptions, IndexConfig, IndexType, MetadataSchema, Metric, StoragePrecision,
+};
 use pyo3::prelude::*;
 
 use crate::convert::{self, key_of};
@@ -42,9 +44,14 @@ impl Client {
     /// `dimension / 4`, or the largest divisor of the dimension below it; `refine_bits` 6,
     /// the default, or 8: see `IndexConfig::refine_bits`); `metric` (any case); `n_lists`
     /// and `n_probes` default to automatic; `full_text` indexes contents for BM25.
+    /// `metadata_schema` (a dict or its JSON text, `{"field": {"filterable": bool, "pattern":
+    /// bool, "full_text": bool}}`), `text_fields` (metadata string fields for BM25),
+    /// `bm25_k1`/`bm25_b` (defaults 1.2 and 0.75) and `storage_precision` ("float32",
+    /// "float16" or "int8": how re-rank vectors are stored) are fixed at creation.
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
                         n_lists = None, n_probes = None, pq_m = None, full_text = false,
-                        refine_bits = None))]
+                        refine_bits = None, metadata_schema = None, text_fields = None,
+                        bm25_k1 = None, bm25_b = None, storage_precision = "float32"))]
     #[allow(clippy::too_many_arguments)]
     fn create_index(
         &self,
@@ -59,6 +66,11 @@ impl Client {
         pq_m: Option<i64>,
         full_text: bool,
         refine_bits: Option<i64>,
+        metadata_schema: Option<&Bound<'_, PyAny>>,
+        text_fields: Option<Vec<String>>,
+        bm25_k1: Option<f32>,
+        bm25_b: Option<f32>,
+        storage_precision: &str,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
         let dimension = convert::count("dimension", dimension)?;
@@ -80,6 +92,28 @@ impl Client {
             // Out of u8's range is as wrong as any other width but 6 and 8.
             config = config.refine_bits(u8::try_from(bits).unwrap_or(0));
         }
+        if let Some(schema) = metadata_schema.filter(|s| !s.is_none()) {
+            let json = match schema.extract::<String>() {
+                Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                    errors::invalid(format!("metadata_schema text is not JSON: {e}"))
+                })?,
+                Err(_) => convert::json_of(schema, "InvalidArgumentError")?,
+            };
+            config =
+                config.metadata_schema(MetadataSchema::from_json(&json).map_err(errors::to_py)?);
+        }
+        if let Some(fields) = &text_fields {
+            let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+            config = config.text_fields(&refs);
+        }
+        if bm25_k1.is_some() || bm25_b.is_some() {
+            config = config.bm25(bm25_k1.unwrap_or(1.2), bm25_b.unwrap_or(0.75));
+        }
+        config = config.storage_precision(
+            storage_precision
+                .parse::<StoragePrecision>()
+                .map_err(errors::to_py)?,
+        );
         let db = &self.db;
         let index = run(py, || db.create_index(name, &key, config))?;
         Ok(Index::new(index))

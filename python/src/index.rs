@@ -1,9 +1,9 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{EncryptedIndex, Include, Item, Query, TrainOptions};
-use numpy::{PyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
-use pyo3::prelude::*;
+use ciphervec::{
+    EncryptedIndex, Include, IndexType, Item, MetadataQuery, Metric, Order, Query, TrainOptions,
+};
+use ciphervec::{EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions};
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{self, f32_array, hit_dict, ids_of, include_of, json_of};
@@ -30,6 +30,100 @@ struct QueryOptions {
     include: Include,
     rerank: Option<usize>,
     text: Option<String>,
+    text_options: TextOptions,
+    fusion: Fusion,
+}
+
+/// Where a query's text is searched (`text_fields`, `text_field_weights`,
+/// `require_all_terms`).
+#[derive(Default)]
+struct TextOptions {
+    fields: Option<Vec<String>>,
+    weights: Option<Vec<f32>>,
+    require_all: Option<bool>,
+}
+
+/// How a hybrid query fuses its rankings (`alpha`, `rrf_k`, `window_mult`).
+#[derive(Default)]
+struct Fusion {
+    alpha: Option<f32>,
+    rrf_k: Option<f32>,
+    window_mult: Option<usize>,
+}
+
+impl TextOptions {
+    /// From Python: `text_fields` a list of names; `text_field_weights` a list (one weight
+    /// per field, in order) or a dict from field name to weight (which names the fields
+    /// itself when `text_fields` is absent; a field it leaves out weighs 1).
+    fn of(
+        fields: Option<Vec<String>>,
+        weights: Option<&Bound<'_, PyAny>>,
+        require_all: Option<bool>,
+    ) -> PyResult<TextOptions> {
+        let mut fields = fields;
+        let weights = match weights.filter(|w| !w.is_none()) {
+            None => None,
+            Some(w) => match w.cast::<PyDict>() {
+                Ok(d) => {
+                    let map: std::collections::HashMap<String, f32> = d.extract()?;
+                    let names = fields.get_or_insert_with(|| {
+                        let mut names: Vec<String> = map.keys().cloned().collect();
+                        names.sort();
+                        names
+                    });
+                    if let Some(extra) = map.keys().find(|k| !names.contains(k)) {
+                        return Err(errors::invalid(format!(
+                            "text_field_weights names {extra:?}, which text_fields does not"
+                        )));
+                    }
+                    Some(
+                        names
+                            .iter()
+                            .map(|n| map.get(n).copied().unwrap_or(1.0))
+                            .collect(),
+                    )
+                }
+                Err(_) => Some(w.extract::<Vec<f32>>().map_err(|_| {
+                    PyTypeError::new_err(
+                        "text_field_weights is a list of floats or a dict of field -> float",
+                    )
+                })?),
+            },
+        };
+        Ok(TextOptions {
+            fields,
+            weights,
+            require_all,
+        })
+    }
+
+    fn apply_to_query(&self, mut q: Query) -> Query {
+        if let Some(f) = &self.fields {
+            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+            q = q.text_fields(&refs);
+        }
+        if let Some(w) = &self.weights {
+            q = q.text_field_weights(w);
+        }
+        if let Some(all) = self.require_all {
+            q = q.require_all_terms(all);
+        }
+        q
+    }
+
+    fn apply_to_listing(&self, mut q: MetadataQuery) -> MetadataQuery {
+        if let Some(f) = &self.fields {
+            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+            q = q.text_fields(&refs);
+        }
+        if let Some(w) = &self.weights {
+            q = q.text_field_weights(w);
+        }
+        if let Some(all) = self.require_all {
+            q = q.require_all_terms(all);
+        }
+        q
+    }
 }
 
 impl QueryOptions {
@@ -46,6 +140,16 @@ impl QueryOptions {
         }
         if let Some(t) = &self.text {
             q = q.text(t);
+        }
+        q = self.text_options.apply_to_query(q);
+        if let Some(a) = self.fusion.alpha {
+            q = q.hybrid_alpha(a);
+        }
+        if let Some(k) = self.fusion.rrf_k {
+            q = q.rrf_k(k);
+        }
+        if let Some(m) = self.fusion.window_mult {
+            q = q.window_mult(m);
         }
         q
     }
@@ -66,6 +170,8 @@ struct QueryArgs<'a, 'py> {
     include: Option<&'a Bound<'py, PyAny>>,
     rerank: Option<i64>,
     text: Option<String>,
+    text_options: TextOptions,
+    fusion: Fusion,
 }
 
 /// The query fields' default `include`.
@@ -83,6 +189,8 @@ fn options(args: QueryArgs<'_, '_>) -> PyResult<QueryOptions> {
         include: include_of(&convert::include_names(args.include, HIT_FIELDS)?)?,
         rerank: convert::optional_count("rerank", args.rerank)?,
         text: args.text,
+        text_options: args.text_options,
+        fusion: args.fusion,
     })
 }
 
@@ -157,21 +265,33 @@ impl Index {
 
     /// Nearest neighbours: a 1-D vector gives one list of hits, a 2-D array (one query per
     /// row) a list of lists. Hits are dicts with `id`, `distance` and what `include` asks
-    /// for. `filters` is a MongoDB-style dict (or its JSON text); `text` makes the query hybrid (BM25 over
-    /// contents fused with the vector ranking; hits then carry `score`).
-    #[pyo3(signature = (vectors, top_k = 10, n_probes = None, filters = None,
-                        include = None, rerank = None, text = None))]
+    /// for. `filters` is a MongoDB-style dict (or its JSON text). `text` makes the query
+    /// hybrid: BM25 over the full-text fields (`text_fields`: "contents" and metadata text
+    /// fields; `text_field_weights` a list or a dict of field -> weight; `require_all_terms`)
+    /// fused with the vector ranking by weighted reciprocal rank (`alpha` 0.5: the vector
+    /// ranking's weight; `rrf_k` 60; each ranking `window_mult` (3) times `top_k` deep); hits
+    /// then carry `score`. Without vectors (`vectors=None`), `text` alone: a text-only query.
+    #[pyo3(signature = (vectors = None, top_k = 10, n_probes = None, filters = None,
+                        include = None, rerank = None, text = None, text_fields = None,
+                        text_field_weights = None, require_all_terms = None, alpha = None,
+                        rrf_k = None, window_mult = None))]
     #[allow(clippy::too_many_arguments)]
     fn query<'py>(
         &self,
         py: Python<'py>,
-        vectors: &Bound<'py, PyAny>,
+        vectors: Option<&Bound<'py, PyAny>>,
         top_k: i64,
         n_probes: Option<i64>,
         filters: Option<&Bound<'py, PyAny>>,
         include: Option<&Bound<'py, PyAny>>,
         rerank: Option<i64>,
         text: Option<String>,
+        text_fields: Option<Vec<String>>,
+        text_field_weights: Option<&Bound<'py, PyAny>>,
+        require_all_terms: Option<bool>,
+        alpha: Option<f32>,
+        rrf_k: Option<f32>,
+        window_mult: Option<i64>,
     ) -> PyResult<Bound<'py, PyList>> {
         let o = options(QueryArgs {
             top_k,
@@ -180,10 +300,24 @@ impl Index {
             include,
             rerank,
             text,
+            text_options: TextOptions::of(text_fields, text_field_weights, require_all_terms)?,
+            fusion: Fusion {
+                alpha,
+                rrf_k,
+                window_mult: convert::optional_count("window_mult", window_mult)?,
+            },
         })?;
+        let index = &self.inner;
+        let Some(vectors) = vectors.filter(|v| !v.is_none()) else {
+            let Some(words) = &o.text else {
+                return Err(errors::invalid("a query needs vectors, text, or both"));
+            };
+            let q = o.apply(Query::text_only(words));
+            let hits = run(py, || index.query(&q))?;
+            return hits_list(py, hits, o.include);
+        };
         let array = f32_array(vectors)?;
         let data = array.as_slice()?;
-        let index = &self.inner;
         match array.ndim() {
             1 => {
                 let q = o.apply(Query::new(data.to_vec()));
@@ -223,6 +357,8 @@ impl Index {
             include,
             rerank: None,
             text: None,
+            text_options: TextOptions::default(),
+            fusion: Fusion::default(),
         })?;
         let q = o.apply(Query::text_only(words));
         let index = &self.inner;
@@ -250,6 +386,8 @@ impl Index {
             include: None,
             rerank,
             text: None,
+            text_options: TextOptions::default(),
+            fusion: Fusion::default(),
         })?;
         let array = f32_array(vectors)?;
         if array.ndim() != 2 {
@@ -281,6 +419,64 @@ impl Index {
                 Ok(PyList::new(py, ids)?.into_any())
             }
         }
+    }
+
+    /// Lists items by metadata and text alone, without a vector: every item `filters`
+    /// matches (all without filters), in id order, or ordered by the metadata field
+    /// `order_by` (`ascending` True by default; numbers before strings, missing last), or
+    /// with `text` the items BM25 finds in the full-text fields (`text_fields`,
+    /// `text_field_weights`, `require_all_terms` as in `query`), best first; `top_k` keeps
+    /// the first hits. Returns dicts `{"id"}`, or `{"id", "score"}` with text. The metadata
+    /// schema is enforced: filtering a field that is not filterable, or `$regex`/`$contains`
+    /// on a field without `pattern`, raises `InvalidFilterError`.
+    #[pyo3(signature = (filters = None, top_k = None, order_by = None, ascending = true,
+                        text = None, text_fields = None, text_field_weights = None,
+                        require_all_terms = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn query_metadata<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyAny>>,
+        top_k: Option<i64>,
+        order_by: Option<String>,
+        ascending: bool,
+        text: Option<String>,
+        text_fields: Option<Vec<String>>,
+        text_field_weights: Option<&Bound<'py, PyAny>>,
+        require_all_terms: Option<bool>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut q = MetadataQuery::new();
+        if let Some(f) = filters.filter(|f| !f.is_none()) {
+            q = q.filter(filter_of(f)?);
+        }
+        if let Some(k) = convert::optional_count("top_k", top_k)? {
+            q = q.top_k(k);
+        }
+        if let Some(field) = &order_by {
+            let order = if ascending {
+                Order::Ascending
+            } else {
+                Order::Descending
+            };
+            q = q.order_by(field, order);
+        }
+        if let Some(words) = &text {
+            q = q.text(words);
+        }
+        q = TextOptions::of(text_fields, text_field_weights, require_all_terms)?
+            .apply_to_listing(q);
+        let index = &self.inner;
+        let hits = run(py, || index.query_metadata(&q))?;
+        let out = PyList::empty(py);
+        for h in hits {
+            let d = PyDict::new(py);
+            d.set_item("id", h.id)?;
+            if let Some(s) = h.score {
+                d.set_item("score", s)?;
+            }
+            out.append(d)?;
+        }
+        Ok(out)
     }
 
     /// The stored items with these ids, in the order given (unknown ids skipped), as dicts
@@ -365,6 +561,19 @@ impl Index {
     #[getter]
     fn full_text(&self) -> bool {
         self.inner.config().is_full_text()
+    }
+
+    /// How re-rank vectors are stored: "float32", "float16" or "int8".
+    #[getter]
+    fn storage_precision(&self) -> &'static str {
+        self.inner.config().precision().as_str()
+    }
+
+    /// The metadata schema, as `create_index(metadata_schema=...)` takes it (every named
+    /// field, text fields included).
+    #[getter]
+    fn metadata_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::py_of_json(py, &self.inner.config().schema().to_json())
     }
 
     /// Turns full-text search on (built from the stored contents).

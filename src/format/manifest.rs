@@ -21,6 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::reader::Reader;
+use super::vectors::VectorCoding;
 use super::{CommitId, INDEX_ID_LEN, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
 use crate::error::{Error, Result};
 
@@ -96,6 +97,25 @@ pub(crate) struct StoredConfig {
     /// Configured default probes (0 = automatic).
     pub n_probes: u32,
     /// Whether contents are indexed for full-text search (format 6).
+    pub full_text: bool,
+    /// The metadata schema: every field it names, in path order (format 8).
+    pub schema: Vec<StoredField>,
+    /// BM25's `k1` and `b`, as the bits of `f32`s (format 8).
+    pub bm25: (u32, u32),
+    /// How stored vectors are coded (format 8).
+    pub vectors: VectorCoding,
+}
+
+/// One field of the metadata schema, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredField {
+    /// The dotted path.
+    pub path: String,
+    /// Held by the equality and range indexes.
+    pub filterable: bool,
+    /// Held by the pattern dictionary.
+    pub pattern: bool,
+    /// Analyzed for BM25.
     pub full_text: bool,
 }
 
@@ -198,6 +218,10 @@ pub(crate) struct StoredConfigV7 {
     full_text: bool,
 }
 
+/// BM25's `(k1, b)` as bits, as format 7 (which did not store them) applied them: 1.2 and
+/// 0.75.
+const V7_BM25: (u32, u32) = (0x3f99_999a, 0x3f40_0000);
+
 /// The manifest body as format 7 stored it (frozen): read from indexes written by 0.1.0,
 /// written only when a backup copies such an index as it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +248,9 @@ impl From<ManifestBodyV7> for ManifestBody {
                 n_lists: c.n_lists,
                 n_probes: c.n_probes,
                 full_text: c.full_text,
+                schema: Vec::new(),
+                bm25: V7_BM25,
+                vectors: VectorCoding::F32,
             },
             next_segment: v7.next_segment,
             key_generation: v7.key_generation,

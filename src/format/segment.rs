@@ -671,32 +671,8 @@ pub(crate) fn decode_block(plain: &[u8], dim: usize) -> Result<Block> {
     })
 }
 
-/// Plaintext of a vector record: `dim f32`.
-pub(crate) fn encode_vector(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Decodes a vector record into `out`, whose length is the dimension.
-pub(crate) fn decode_vector_into(plain: &[u8], out: &mut [f32]) -> Result<()> {
-    if plain.len() != out.len() * 4 {
-        return Err(Error::corrupted("vector record"));
-    }
-    for (o, c) in out.iter_mut().zip(plain.chunks_exact(4)) {
-        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    }
-    Ok(())
-}
-
-/// Plaintext of a block-vectors record: the vectors of a block's entries, row-major,
-/// `count*dim f32`. Appended to `out`.
-pub(crate) fn encode_block_vectors_into(vectors: &[f32], out: &mut Vec<u8>) {
-    out.reserve(vectors.len() * 4);
-    for v in vectors {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-}
-
-/// Decodes a block-vectors record of `rows` vectors of dimension `dim` whose padded
+/// Decodes a `float32` block-vectors record (the vectors of a block's entries, row-major,
+/// each as [`VectorCoding::F32`](super::vectors::VectorCoding) writes it) of `rows` vectors of dimension `dim` whose padded
 /// plaintext, `padded_len` bytes, was decrypted into the front of `floats` (seen as bytes):
 /// checks the padding and the length, and returns the floats in native order, the padding
 /// cut off, without a copy.
@@ -875,14 +851,11 @@ mod tests {
                 assert!(decode_block(&plain[..cut], 3).is_err());
             }
         }
-        let v = [1.5f32, -2.0, 0.25];
-        let mut out = [0.0; 3];
-        decode_vector_into(&encode_vector(&v), &mut out).unwrap();
-        assert_eq!(out, v);
-        assert!(decode_vector_into(&encode_vector(&v), &mut [0.0; 2]).is_err());
         let rows = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
         let mut plain = Vec::new();
-        encode_block_vectors_into(&rows, &mut plain);
+        for row in rows.chunks(3) {
+            super::super::vectors::VectorCoding::F32.encode_into(row, &mut plain);
+        }
         // Row-major little-endian floats and nothing else: `persist::open_block_vectors`
         // decrypts them straight into a vector of floats, which is decoded in place.
         let want: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();

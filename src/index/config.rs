@@ -4,9 +4,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
-use crate::format::manifest::{StoredConfig, StoredIndexType, StoredMetric};
+use crate::format::manifest::{StoredConfig, StoredField, StoredIndexType, StoredMetric};
+use crate::format::vectors::VectorCoding;
 use crate::ivf::Width;
 use crate::metric::Metric;
+use crate::text::Bm25;
+
+use super::schema::{FieldSchema, MetadataSchema};
 
 /// The kind of index.
 ///
@@ -67,6 +71,76 @@ impl IndexType {
     }
 }
 
+/// How an index stores the vectors it re-ranks with (and returns from
+/// [`EncryptedIndex::get`](crate::EncryptedIndex::get)): `ivf_flat`'s list vectors, the
+/// quantized types' per-item vector records. Fixed at creation.
+///
+/// A vector is rounded to the precision when it is written, and the index then holds and
+/// answers with the rounded values everywhere: distances, re-ranks, `get` and
+/// [`Include::VECTOR`](crate::Include::VECTOR) all see what is stored, in every process and
+/// after every reopen, compaction and rotation.
+///
+/// ```
+/// use ciphervec::StoragePrecision;
+/// assert_eq!("float16".parse::<StoragePrecision>()?, StoragePrecision::Float16);
+/// assert_eq!(StoragePrecision::Int8.to_string(), "int8");
+/// assert_eq!(StoragePrecision::default(), StoragePrecision::Float32);
+/// # Ok::<(), ciphervec::Error>(())
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StoragePrecision {
+    /// 4 bytes per dimension: the vectors as given (the default).
+    #[default]
+    Float32,
+    /// 2 bytes per dimension: IEEE half precision (11 significant bits, round to nearest
+    /// even), through the `half` crate. A value beyond half's range (about 65,504 in
+    /// magnitude) makes the write fail with
+    /// [`Error::InvalidVector`](crate::Error::InvalidVector).
+    Float16,
+    /// 1 byte per dimension and a 4-byte scale per vector: `x_i = q_i * s` with `q_i` an
+    /// integer in `[-127, 127]` and `s` the vector's largest magnitude divided by 127,
+    /// rounded up to 17 significant bits (so that every `q_i * s` is exact and rounding a
+    /// stored vector again changes nothing). Each value is off by at most `s / 2`.
+    Int8,
+}
+
+impl StoragePrecision {
+    /// Every precision, in the order of the names below. A new one is added here, and so
+    /// reaches every leaf's parser.
+    pub const ALL: [StoragePrecision; 3] = [
+        StoragePrecision::Float32,
+        StoragePrecision::Float16,
+        StoragePrecision::Int8,
+    ];
+
+    /// The name [`FromStr`] reads: `"float32"`, `"float16"` or `"int8"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoragePrecision::Float32 => "float32",
+            StoragePrecision::Float16 => "float16",
+            StoragePrecision::Int8 => "int8",
+        }
+    }
+
+    /// The byte layout the format stores vectors of this precision in.
+    pub(crate) fn coding(self) -> VectorCoding {
+        match self {
+            StoragePrecision::Float32 => VectorCoding::F32,
+            StoragePrecision::Float16 => VectorCoding::F16,
+            StoragePrecision::Int8 => VectorCoding::I8,
+        }
+    }
+
+    fn from_coding(coding: VectorCoding) -> StoragePrecision {
+        match coding {
+            VectorCoding::F32 => StoragePrecision::Float32,
+            VectorCoding::F16 => StoragePrecision::Float16,
+            VectorCoding::I8 => StoragePrecision::Int8,
+        }
+    }
+}
+
 impl fmt::Display for IndexType {
     /// The name alone: `IvfPq`'s subquantizers are a parameter of the configuration
     /// (read them from the variant), not part of the name.
@@ -101,6 +175,24 @@ impl FromStr for Metric {
     }
 }
 
+impl fmt::Display for StoragePrecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StoragePrecision {
+    type Err = Error;
+
+    /// `"float32"`, `"float16"` or `"int8"`, in any case.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the accepted names.
+    fn from_str(text: &str) -> Result<StoragePrecision, Error> {
+        Error::by_name("a storage precision", StoragePrecision::ALL, StoragePrecision::as_str, text)
+    }
+}
+
 /// The configuration of an index, fixed at creation.
 ///
 /// ```
@@ -120,6 +212,13 @@ pub struct IndexConfig {
     /// [`IndexConfig::n_subquantizers`] was given for a type without them: refused at
     /// creation rather than ignored (the caller would believe the index has codes).
     stray_subquantizers: bool,
+    schema: MetadataSchema,
+    /// A field [`IndexConfig::text_fields`] names that the schema names otherwise (refused by
+    /// [`IndexConfig::check`]).
+    schema_conflict: Option<String>,
+    /// BM25's `k1` and `b`, as bits (so that the configuration stays `Eq`).
+    bm25: (u32, u32),
+    precision: StoragePrecision,
 }
 
 /// Bits per dimension of `ivf_pq`'s refine code unless [`IndexConfig::refine_bits`] says
@@ -139,6 +238,10 @@ impl IndexConfig {
             full_text: false,
             refine_bits: DEFAULT_REFINE_BITS,
             stray_subquantizers: false,
+            schema: MetadataSchema::new(),
+            schema_conflict: None,
+            bm25: bm25_bits(Bm25::default()),
+            precision: StoragePrecision::Float32,
         }
     }
 
@@ -250,6 +353,82 @@ impl IndexConfig {
         self
     }
 
+    /// Sets the metadata schema (see [`MetadataSchema`]): which fields the in-memory metadata
+    /// indexes hold, which keep a pattern dictionary for `$regex`/`$contains`, which are text
+    /// fields for BM25. Merged with [`text_fields`](Self::text_fields) in either order; a
+    /// field both name differently, or an invalid schema, makes
+    /// [`Database::create_index`](crate::Database::create_index) fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn metadata_schema(mut self, schema: MetadataSchema) -> IndexConfig {
+        let text: Vec<String> = self.schema.text_fields().map(str::to_owned).collect();
+        let mut merged = schema;
+        for name in text {
+            match merged.named(&name) {
+                Some(f) if !f.full_text => {
+                    self.schema_conflict.get_or_insert(name);
+                }
+                _ => merged = merged.with_field(&name, FieldSchema::FULL_TEXT),
+            }
+        }
+        self.schema = merged;
+        self
+    }
+
+    /// Marks metadata string fields as text fields for BM25 (shorthand for naming each
+    /// [`FieldSchema::FULL_TEXT`] in the schema): text and hybrid queries search them
+    /// (with the contents, when [`full_text`](Self::full_text) is on), by name through
+    /// [`Query::text_fields`](crate::Query::text_fields). A text field's string (or the
+    /// strings of an array there) is analyzed as contents are; it is not filterable.
+    pub fn text_fields(mut self, fields: &[&str]) -> IndexConfig {
+        for &name in fields {
+            if self.schema.named(name).is_some_and(|f| !f.full_text) {
+                self.schema_conflict.get_or_insert_with(|| name.to_owned());
+            } else {
+                self.schema =
+                    std::mem::take(&mut self.schema).with_field(name, FieldSchema::FULL_TEXT);
+            }
+        }
+        self
+    }
+
+    /// BM25's parameters for this index's text queries (defaults `k1` 1.2, `b` 0.75, as
+    /// Lucene's; `k1` finite and at least 0, `b` in `[0, 1]`, else
+    /// [`Database::create_index`](crate::Database::create_index) fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument)).
+    /// [`Query::bm25`](crate::Query::bm25) overrides them for one query.
+    pub fn bm25(mut self, k1: f32, b: f32) -> IndexConfig {
+        self.bm25 = bm25_bits(Bm25 { k1, b });
+        self
+    }
+
+    /// How re-rank vectors are stored (default [`StoragePrecision::Float32`]): every index
+    /// type and metric takes every precision.
+    pub fn storage_precision(mut self, precision: StoragePrecision) -> IndexConfig {
+        self.precision = precision;
+        self
+    }
+
+    /// The metadata schema (text fields included).
+    pub fn schema(&self) -> &MetadataSchema {
+        &self.schema
+    }
+
+    /// BM25's `(k1, b)`.
+    pub fn bm25_params(&self) -> (f32, f32) {
+        (f32::from_bits(self.bm25.0), f32::from_bits(self.bm25.1))
+    }
+
+    /// How re-rank vectors are stored.
+    pub fn precision(&self) -> StoragePrecision {
+        self.precision
+    }
+
+    /// BM25's parameters.
+    pub(crate) fn bm25_defaults(&self) -> Bm25 {
+        let (k1, b) = self.bm25_params();
+        Bm25 { k1, b }
+    }
+
     /// Sets the bits per dimension of `ivf_pq`'s refine code: 6 (the default) or 8. An index
     /// that holds only codes in RAM (over its cache budget) re-ranks by decrypting candidate
     /// vectors in order of a lower bound on their distance, which the refine code gives, and
@@ -280,10 +459,21 @@ impl IndexConfig {
 
     /// Whether the configuration is one an index can be created with, beyond the
     /// dimension: `Err` with the reason otherwise.
-    pub(crate) fn check(&self) -> Result<(), &'static str> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.stray_subquantizers {
-            return Err("n_subquantizers (pq_m) applies to ivf_pq only");
+            return Err("n_subquantizers (pq_m) applies to ivf_pq only".to_string());
         }
+        if let Some(name) = &self.schema_conflict {
+            return Err(format!(
+                "field '{name}' is a text field and named otherwise in the metadata schema"
+            ));
+        }
+        let reason = |e: Error| match e {
+            Error::InvalidArgument { reason } => reason,
+            other => other.to_string(),
+        };
+        self.schema.check().map_err(reason)?;
+        super::validate::bm25_params(self.bm25_defaults()).map_err(reason)?;
         match self.index_type {
             IndexType::IvfPq { n_subquantizers: m }
                 if m == 0 || !self.dimension.is_multiple_of(m) =>
@@ -298,6 +488,7 @@ impl IndexConfig {
             }
             _ => Ok(()),
         }
+        .map_err(str::to_owned)
     }
 
     /// The refine code's width (valid once [`check`](Self::check) passed).
@@ -367,6 +558,18 @@ impl IndexConfig {
             n_lists: self.n_lists as u32,
             n_probes: self.n_probes as u32,
             full_text: self.full_text,
+            schema: self
+                .schema
+                .fields()
+                .map(|(path, f)| StoredField {
+                    path: path.to_owned(),
+                    filterable: f.filterable,
+                    pattern: f.pattern,
+                    full_text: f.full_text,
+                })
+                .collect(),
+            bm25: self.bm25,
+            vectors: self.precision.coding(),
         }
     }
 
@@ -394,8 +597,17 @@ impl IndexConfig {
                 _ => DEFAULT_REFINE_BITS,
             },
             stray_subquantizers: false,
+            schema: MetadataSchema::from_stored(&s.schema),
+            schema_conflict: None,
+            bm25: s.bm25,
+            precision: StoragePrecision::from_coding(s.vectors),
         }
     }
+}
+
+/// BM25's parameters as the configuration keeps them.
+fn bm25_bits(p: Bm25) -> (u32, u32) {
+    (p.k1.to_bits(), p.b.to_bits())
 }
 
 /// Options of [`crate::EncryptedIndex::train_with`]. Training is reproducible: its random

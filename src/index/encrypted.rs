@@ -19,6 +19,7 @@ use super::persist;
 use super::state::State;
 
 mod integrity;
+mod listing;
 mod maintenance;
 mod read;
 mod text_search;

@@ -95,7 +95,8 @@ impl ListSource for Lists<'_> {
             let (token, at) = record_of(h)?;
             self.read.set(self.read.get() + u64::from(at.len.get()));
             let segments = &self.state.segments();
-            persist::open_vector_into(self.keys, segments, (token, at), vector, scratch)?;
+            let coding = self.state.coding();
+            persist::open_vector_into(self.keys, segments, (token, at), coding, vector, scratch)?;
             visit(h, vector);
         }
         Ok(())
@@ -165,7 +166,7 @@ impl<'a> Lists<'a> {
                 self.state.segments(),
                 &e.token,
                 at,
-                self.state.dim(),
+                (self.state.dim(), self.state.coding()),
             )?;
             return Ok(Some(Cow::Owned(v)));
         }
@@ -206,7 +207,7 @@ impl<'a> Lists<'a> {
                         state.segments(),
                         &e.token,
                         at,
-                        dim,
+                        (dim, state.coding()),
                     )?);
                     Ok::<(), Error>(())
                 })?;
@@ -292,8 +293,10 @@ pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemLi
             .ok_or_else(|| Error::corrupted("list segment"))?;
         let in_file = |e| persist::in_file(&segment::file_name(block.segment), e);
         let decoded = persist::open_block(keys, blob, *block, epoch, list, dim).map_err(in_file)?;
-        let vectors = persist::open_block_vectors(keys, blob, (*block, &decoded), epoch, list, dim)
-            .map_err(in_file)?;
+        let shape = (dim, state.coding());
+        let vectors =
+            persist::open_block_vectors(keys, blob, (*block, &decoded), (epoch, list), shape)
+                .map_err(in_file)?;
         for (e, v) in decoded.entries.iter().zip(vectors.chunks_exact(dim.max(1))) {
             let Some(slot) = state.slot(&e.token) else {
                 continue;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::RecordKind;
 use crate::format::manifest::{ManifestBody, ManifestHeader, TrainedRef};
 use crate::format::segment::{self, Layout, RecordRef};
+use crate::format::vectors::VectorCoding;
 use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
 use crate::storage::{Blob, IndexFiles};
@@ -32,6 +33,8 @@ pub(crate) struct Shape {
     pub metric: Metric,
     /// Whether the index type is quantized (its vectors are records of their own).
     pub quantized: bool,
+    /// How vectors are stored.
+    pub coding: VectorCoding,
 }
 
 impl Shape {
@@ -41,6 +44,7 @@ impl Shape {
             dim: config.dimension(),
             metric: config.distance_metric(),
             quantized: config.is_quantized(),
+            coding: config.precision().coding(),
         }
     }
 }
@@ -270,8 +274,13 @@ fn add_segment_records(
                 (at.vectors_offset, at.vectors_len) = block.vectors_at.unwrap_or((0, 0));
                 let vectors = if with_vectors {
                     let decoded = (at, &block);
-                    let vectors =
-                        open_block_vectors(&keys, blob, decoded, list_epoch, list, shape.dim)?;
+                    let vectors = open_block_vectors(
+                        &keys,
+                        blob,
+                        decoded,
+                        (list_epoch, list),
+                        (shape.dim, shape.coding),
+                    )?;
                     // Here, on the decrypting cores, not where the items enter the table.
                     let inv_norms = crate::ivf::inv_norms(&vectors, shape.dim);
                     Some((vectors, inv_norms))
@@ -407,7 +416,7 @@ fn make_resident(state: &mut State, shape: Shape) -> Result<()> {
                 let at = e
                     .vector
                     .ok_or_else(|| Error::corrupted("vector record missing"))?;
-                open_vector(&keys, &segments, &e.token, at, shape.dim)
+                open_vector(&keys, &segments, &e.token, at, (shape.dim, shape.coding))
             })
         }
         Residency::OnDemand => {

@@ -16,6 +16,7 @@ use crate::format::segment::{
     self, Block, BlockEntry, CommitNote, Fields, Footer, HeaderKeys, Layout, RecordRef,
     SegmentWriter,
 };
+use crate::format::vectors::VectorCoding;
 use crate::format::{COMMIT_ID_LEN, CommitId, FORMAT_VERSION, RecordKind, padding};
 use crate::key::IndexKey;
 use crate::storage::{Blob, IndexFiles};
@@ -568,13 +569,19 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
-    /// Seals an item's vector as a record of its own (quantized types); returns where it is.
-    pub(crate) fn add_vector(&mut self, token: &[u8; 32], vector: &[f32]) -> Result<VectorRef> {
+    /// Seals an item's vector, stored as `coding` says, as a record of its own (quantized
+    /// types); returns where it is.
+    pub(crate) fn add_vector(
+        &mut self,
+        token: &[u8; 32],
+        vector: &[f32],
+        coding: VectorCoding,
+    ) -> Result<VectorRef> {
         let binding = self.binding(RecordKind::Vector, [0; 32], *token);
         let keys = self.keys;
         let (offset, len) =
             self.push_sealed((RecordKind::Vector, None), &keys.payload, &binding, |o| {
-                o.extend_from_slice(&segment::encode_vector(vector));
+                coding.encode_into(vector, o);
             })?;
         Ok(VectorRef {
             segment: self.writer.seq(),
@@ -586,14 +593,14 @@ impl<'k> SegmentBuilder<'k> {
     /// Seals the items of the lists `lists` (list number and items, under list epoch
     /// `list_epoch`): first every list's vectors (with `split_vectors`, quantized types, each
     /// vector as a record of its own; else a list's vectors together in one block-vectors
-    /// record), then every list's block (entries and codes). The blocks lie together after
-    /// all vectors, so an open that reads the item table and not the vectors reads one
-    /// stretch of each segment. Returns, per list, where its block is and each item's vector
-    /// record.
+    /// record), then every list's block (entries and codes). Vectors are stored as `coding`
+    /// says. The blocks lie together after all vectors, so an open that reads the item table
+    /// and not the vectors reads one stretch of each segment. Returns, per list, where its
+    /// block is and each item's vector record.
     pub(crate) fn add_lists(
         &mut self,
         list_epoch: u64,
-        dim: usize,
+        (dim, coding): (usize, VectorCoding),
         split_vectors: bool,
         lists: &[(u32, Vec<BlockItem<'_>>)],
     ) -> Result<Vec<(BlockRef, Vec<Option<VectorRef>>)>> {
@@ -606,7 +613,7 @@ impl<'k> SegmentBuilder<'k> {
             let mut vector_refs = Vec::with_capacity(items.len());
             for item in items {
                 vector_refs.push(if split_vectors {
-                    Some(self.add_vector(&item.token, item.vector)?)
+                    Some(self.add_vector(&item.token, item.vector, coding)?)
                 } else {
                     None
                 });
@@ -614,7 +621,7 @@ impl<'k> SegmentBuilder<'k> {
             let vectors_at = if split_vectors {
                 None
             } else {
-                Some(self.add_block_vectors((list_epoch, *list), items)?)
+                Some(self.add_block_vectors((list_epoch, *list), items, coding)?)
             };
             placed.push((vectors_at, code_len, vector_refs));
         }
@@ -641,12 +648,13 @@ impl<'k> SegmentBuilder<'k> {
         Ok(out)
     }
 
-    /// Seals the vectors of one list's items, row-major, as the block-vectors record its
-    /// block will name; returns where it is.
+    /// Seals the vectors of one list's items, row-major, each stored as `coding` says, as the
+    /// block-vectors record its block will name; returns where it is.
     fn add_block_vectors(
         &mut self,
         (list_epoch, list): (u64, u32),
         items: &[BlockItem<'_>],
+        coding: VectorCoding,
     ) -> Result<(u64, u32)> {
         let label = self.keys.list_label(list_epoch, list);
         let binding = self.binding(RecordKind::BlockVectors, label, [0; 32]);
@@ -656,9 +664,14 @@ impl<'k> SegmentBuilder<'k> {
             &keys.payload,
             &binding,
             |o| {
-                o.reserve(items.iter().map(|i| i.vector.len() * 4).sum());
+                o.reserve(
+                    items
+                        .iter()
+                        .map(|i| coding.vector_len(i.vector.len()))
+                        .sum(),
+                );
                 for item in items {
-                    segment::encode_block_vectors_into(item.vector, o);
+                    coding.encode_into(item.vector, o);
                 }
             },
         )
@@ -1121,14 +1134,14 @@ pub(crate) fn open_block(
 }
 
 /// Authenticates and decodes the vectors of list block `block` (of list `list`, list labels
-/// of `list_epoch`), which `decoded` is: `ivf_flat`'s rows, row-major.
+/// of `list_epoch`), which `decoded` is: `ivf_flat`'s rows, row-major, of `dim` values
+/// stored as `coding` says.
 pub(crate) fn open_block_vectors(
     keys: &Keys,
     blob: &Blob,
     (block, decoded): (BlockRef, &Block),
-    list_epoch: u64,
-    list: u32,
-    dim: usize,
+    (list_epoch, list): (u64, u32),
+    (dim, coding): (usize, VectorCoding),
 ) -> Result<Vec<f32>> {
     let (offset, len) = decoded
         .vectors_at
@@ -1142,10 +1155,20 @@ pub(crate) fn open_block_vectors(
         [0; 32],
     )
     .at(offset);
-    // Decrypted straight into the floats' own memory (little-endian `f32`s from offset 0,
-    // then the padding): no byte buffer to convert from, one allocation instead of two.
     let corrupted = || Error::corrupted("block vectors");
     let len = aead::plaintext_len(sealed.len()).ok_or_else(corrupted)?;
+    if coding != VectorCoding::F32 {
+        // Decrypted into bytes (aligned for the half-precision conversion), then widened.
+        let mut plain = vec![0u16; len.div_ceil(2)];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut plain);
+        keys.payload
+            .open_into_slice(&sealed, &binding, &mut bytes[..len])
+            .map_err(|_| corrupted())?;
+        let rows = padding::unpad(&bytes[..len], "block vectors")?;
+        return coding.decode_rows(rows, decoded.entries.len(), dim);
+    }
+    // Decrypted straight into the floats' own memory (little-endian `f32`s from offset 0,
+    // then the padding): no byte buffer to convert from, one allocation instead of two.
     let mut floats = vec![0f32; len.div_ceil(4)];
     keys.payload
         .open_into_slice(&sealed, &binding, bytemuck::cast_slice_mut(&mut floats))
@@ -1153,9 +1176,9 @@ pub(crate) fn open_block_vectors(
     segment::decode_block_vectors(floats, len, decoded.entries.len(), dim)
 }
 
-/// The length of every sealed vector record of dimension `dim`.
-pub(crate) fn vector_record_len(dim: usize) -> usize {
-    padding::padme(dim * 4 + 1 + aead::OVERHEAD)
+/// The length of every sealed vector record of dimension `dim` stored as `coding` says.
+pub(crate) fn vector_record_len(dim: usize, coding: VectorCoding) -> usize {
+    padding::padme(coding.vector_len(dim) + 1 + aead::OVERHEAD)
 }
 
 /// Authenticates and decodes the vector record of the item with `token`.
@@ -1164,20 +1187,28 @@ pub(crate) fn open_vector(
     segments: &HashMap<u64, Arc<Blob>>,
     token: &[u8; 32],
     at: VectorRef,
-    dim: usize,
+    (dim, coding): (usize, VectorCoding),
 ) -> Result<Vec<f32>> {
     let mut out = vec![0.0; dim];
-    open_vector_into(keys, segments, (token, at), &mut out, &mut Vec::new())?;
+    open_vector_into(
+        keys,
+        segments,
+        (token, at),
+        coding,
+        &mut out,
+        &mut Vec::new(),
+    )?;
     Ok(out)
 }
 
-/// Authenticates and decodes the vector record at `at` of the item with `token` into `out`
-/// (its length the dimension), with `scratch` as the decryption buffer: the re-rank's hot
-/// path, free of allocations.
+/// Authenticates and decodes the vector record at `at` of the item with `token`, stored as
+/// `coding` says, into `out` (its length the dimension), with `scratch` as the decryption
+/// buffer: the re-rank's hot path, free of allocations.
 pub(crate) fn open_vector_into(
     keys: &Keys,
     segments: &HashMap<u64, Arc<Blob>>,
     (token, at): (&[u8; 32], VectorRef),
+    coding: VectorCoding,
     out: &mut [f32],
     scratch: &mut Vec<u8>,
 ) -> Result<()> {
@@ -1185,7 +1216,7 @@ pub(crate) fn open_vector_into(
     keys.payload
         .open_into(&sealed, &binding, scratch)
         .map_err(|_| Error::corrupted("vector record"))?;
-    segment::decode_vector_into(padding::unpad(scratch, "vector record")?, out)
+    coding.decode_into(padding::unpad(scratch, "vector record")?, out)
 }
 
 /// The sealed bytes of an item's own record (fields or vector) at `at`, and the binding they
@@ -1246,12 +1277,12 @@ mod tests {
 
     /// A segment holding the vectors of two items; returns the mapped segments, the records'
     /// places and the vectors.
-    fn two_vectors(keys: &Keys) -> (Segments, [VectorRef; 2], [Vec<f32>; 2]) {
+    fn two_vectors(keys: &Keys, coding: VectorCoding) -> (Segments, [VectorRef; 2], [Vec<f32>; 2]) {
         let vectors = [vec![1.0, -2.5, 3.0], vec![0.5, 0.25, -8.0]];
         let header = header();
         let mut seg = SegmentBuilder::new(keys, &header, 7).unwrap();
-        let a = seg.add_vector(&[1; 32], &vectors[0]).unwrap();
-        let b = seg.add_vector(&[2; 32], &vectors[1]).unwrap();
+        let a = seg.add_vector(&[1; 32], &vectors[0], coding).unwrap();
+        let b = seg.add_vector(&[2; 32], &vectors[1], coding).unwrap();
         let note = CommitNote {
             epoch: 1,
             replace_all: false,
@@ -1268,30 +1299,51 @@ mod tests {
 
     #[test]
     fn vector_records_open_only_for_their_item_and_segment() {
+        for coding in [VectorCoding::F32, VectorCoding::F16, VectorCoding::I8] {
+            vector_records_of(coding);
+        }
+    }
+
+    fn vector_records_of(coding: VectorCoding) {
         let keys = keys();
-        let (segments, [a, b], vectors) = two_vectors(&keys);
-        assert_eq!(a.len.get() as usize, vector_record_len(3));
+        let (segments, [a, b], mut vectors) = two_vectors(&keys, coding);
+        for v in &mut vectors {
+            assert!(coding.round(v));
+        }
+        assert_eq!(a.len.get() as usize, vector_record_len(3, coding));
         assert_eq!(
-            open_vector(&keys, &segments, &[1; 32], a, 3).unwrap(),
+            open_vector(&keys, &segments, &[1; 32], a, (3, coding)).unwrap(),
             vectors[0]
         );
         assert_eq!(
-            open_vector(&keys, &segments, &[2; 32], b, 3).unwrap(),
+            open_vector(&keys, &segments, &[2; 32], b, (3, coding)).unwrap(),
             vectors[1]
         );
         let corrupted = |r: Result<Vec<f32>>| matches!(r, Err(Error::Corrupted { .. }));
         // Swapped between items, moved to another segment, wrong dimension, wrong length,
         // out of bounds: all refused.
-        assert!(corrupted(open_vector(&keys, &segments, &[2; 32], a, 3)));
+        assert!(corrupted(open_vector(
+            &keys,
+            &segments,
+            &[2; 32],
+            a,
+            (3, coding)
+        )));
         let moved = HashMap::from([(8, segments[&7].clone())]);
         assert!(corrupted(open_vector(
             &keys,
             &moved,
             &[1; 32],
             VectorRef { segment: 8, ..a },
-            3
+            (3, coding)
         )));
-        assert!(corrupted(open_vector(&keys, &segments, &[1; 32], a, 4)));
+        assert!(corrupted(open_vector(
+            &keys,
+            &segments,
+            &[1; 32],
+            a,
+            (4, coding)
+        )));
         assert!(corrupted(open_vector(
             &keys,
             &segments,
@@ -1300,7 +1352,7 @@ mod tests {
                 len: NonZeroU32::new(a.len.get() - 1).unwrap(),
                 ..a
             },
-            3
+            (3, coding)
         )));
         assert!(corrupted(open_vector(
             &keys,
@@ -1310,7 +1362,7 @@ mod tests {
                 offset: u64::MAX - 3,
                 ..a
             },
-            3
+            (3, coding)
         )));
         // Another index's keys.
         assert!(corrupted(open_vector(
@@ -1318,7 +1370,7 @@ mod tests {
             &segments,
             &[1; 32],
             a,
-            3
+            (3, coding)
         )));
         // Every flipped byte of the record.
         let bytes = segments[&7].whole().unwrap().into_owned();
@@ -1327,7 +1379,7 @@ mod tests {
             damaged[i] ^= 0x10;
             let damaged = HashMap::from([(7, Arc::new(Blob::Shared(damaged.into())))]);
             assert!(
-                corrupted(open_vector(&keys, &damaged, &[1; 32], a, 3)),
+                corrupted(open_vector(&keys, &damaged, &[1; 32], a, (3, coding))),
                 "byte {i}"
             );
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::filter;
+use crate::filter::{self, Coverage};
 
 /// Numbers by path, each with the slot holding it, ordered by value.
 #[derive(Clone, Debug, Default)]
@@ -26,9 +26,14 @@ fn order_key(x: f64) -> u64 {
 }
 
 impl RangeIndex {
-    /// Adds the numbers of a slot's metadata.
-    pub(crate) fn insert(&mut self, slot: u64, metadata: &Value) {
-        for (path, x) in filter::index_numbers(metadata) {
+    /// Adds the numbers of a slot's metadata at the paths `covered` says the index holds.
+    pub(crate) fn insert(
+        &mut self,
+        slot: u64,
+        metadata: &Value,
+        covered: &dyn Fn(&str) -> Coverage,
+    ) {
+        for (path, x) in filter::index_numbers(metadata, covered) {
             self.by_path
                 .entry(path)
                 .or_default()
@@ -36,9 +41,15 @@ impl RangeIndex {
         }
     }
 
-    /// Removes the numbers of a slot's metadata (the document `insert` was given).
-    pub(crate) fn remove(&mut self, slot: u64, metadata: &Value) {
-        for (path, x) in filter::index_numbers(metadata) {
+    /// Removes the numbers of a slot's metadata (the document and coverage `insert` was
+    /// given).
+    pub(crate) fn remove(
+        &mut self,
+        slot: u64,
+        metadata: &Value,
+        covered: &dyn Fn(&str) -> Coverage,
+    ) {
+        for (path, x) in filter::index_numbers(metadata, covered) {
             if let Some(set) = self.by_path.get_mut(&path) {
                 set.remove(&(order_key(x), slot));
                 if set.is_empty() {
@@ -102,10 +113,10 @@ mod tests {
             .map(|i| json!({"x": i, "y": [i * 2, -i], "n": {"z": f64::from(i) / 4.0}}))
             .collect();
         for (slot, d) in docs.iter().enumerate() {
-            index.insert(slot as u64, d);
+            index.insert(slot as u64, d, &|_| Coverage::VALUES);
         }
         for slot in (0..50).step_by(3) {
-            index.remove(slot, &docs[slot as usize]);
+            index.remove(slot, &docs[slot as usize], &|_| Coverage::VALUES);
         }
         let live = |i: u64| !i.is_multiple_of(3);
         let sorted = |it: &mut dyn Iterator<Item = u64>| {
@@ -127,7 +138,7 @@ mod tests {
         assert_eq!(index.slots("absent", None, None).count(), 0);
         for slot in 0..50 {
             if live(slot) {
-                index.remove(slot, &docs[slot as usize]);
+                index.remove(slot, &docs[slot as usize], &|_| Coverage::VALUES);
             }
         }
         assert!(index.by_path.is_empty());

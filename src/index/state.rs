@@ -16,15 +16,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
-use crate::filter;
+use crate::filter::{self, Coverage};
 use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::format::segment::RecordRef;
+use crate::format::vectors::VectorCoding;
 use crate::ivf::{self, Codec, ListRows, PackedCodes, Quantizer};
 use crate::metric::Metric;
 use crate::storage::Blob;
-use crate::text::{DocTerms, TextIndex};
+use crate::text::{self, DocTerms, TextIndex};
 
+use super::patterns::PatternIndex;
 use super::ranges::RangeIndex;
+use super::schema::MetadataSchema;
 use super::tokens::TokenIndex;
 
 /// Where an item's sealed fields (or vector) record is.
@@ -242,6 +245,16 @@ pub(crate) struct State {
     meta: TextIndex,
     /// The metadata range index (kept in step with the item table), for range filters.
     ranges: RangeIndex,
+    /// The pattern dictionary of the schema's pattern fields (kept in step with the item
+    /// table), for `$regex` and `$contains`.
+    patterns: PatternIndex,
+    /// The metadata schema (from the committed configuration).
+    schema: MetadataSchema,
+    /// The posting index of each metadata text field of the schema, in path order (kept in
+    /// step with the item table).
+    field_texts: Vec<(String, TextIndex)>,
+    /// How the index stores vectors (from the committed configuration).
+    coding: VectorCoding,
     /// The items of the selectivity sample (see [`State::sample`]) and its shift.
     sample: HashSet<u64>,
     sample_shift: u32,
@@ -343,6 +356,12 @@ impl State {
         let (quantizer, coder) = trained;
         let n_lists = quantizer.as_ref().map_or(1, Quantizer::n_lists);
         let text = committed.body.config.full_text.then(TextIndex::default);
+        let schema = MetadataSchema::from_stored(&committed.body.config.schema);
+        let field_texts = schema
+            .text_fields()
+            .map(|f| (f.to_owned(), TextIndex::default()))
+            .collect();
+        let coding = committed.body.config.vectors;
         State {
             dim,
             keys: committed.keys,
@@ -363,6 +382,10 @@ impl State {
             text,
             meta: TextIndex::default(),
             ranges: RangeIndex::default(),
+            patterns: PatternIndex::default(),
+            schema,
+            field_texts,
+            coding,
             sample: HashSet::new(),
             sample_shift: 0,
         }
@@ -378,9 +401,43 @@ impl State {
         &self.ranges
     }
 
+    /// The pattern dictionary.
+    pub(crate) fn pattern_index(&self) -> &PatternIndex {
+        &self.patterns
+    }
+
+    /// The metadata schema.
+    pub(crate) fn schema(&self) -> &MetadataSchema {
+        &self.schema
+    }
+
+    /// What the metadata indexes hold of `path`.
+    pub(crate) fn coverage(&self, path: &str) -> Coverage {
+        self.schema.field(path).coverage()
+    }
+
     /// The posting index, when the index has full text.
     pub(crate) fn text(&self) -> Option<&TextIndex> {
         self.text.as_ref()
+    }
+
+    /// The posting index of each metadata text field, in path order.
+    pub(crate) fn field_texts(&self) -> &[(String, TextIndex)] {
+        &self.field_texts
+    }
+
+    /// BM25's parameters of the index (from the committed configuration).
+    pub(crate) fn bm25(&self) -> text::Bm25 {
+        let (k1, b) = self.body().config.bm25;
+        text::Bm25 {
+            k1: f32::from_bits(k1),
+            b: f32::from_bits(b),
+        }
+    }
+
+    /// How the index stores vectors.
+    pub(crate) fn coding(&self) -> VectorCoding {
+        self.coding
     }
 
     /// Installs a posting index (turning full text on, or after a rewrite renumbered slots).
@@ -711,21 +768,41 @@ impl State {
         }
     }
 
-    /// Adds a slot's metadata to the equality and range indexes.
+    /// Adds a slot's metadata to the equality, range and pattern indexes and its text
+    /// fields to theirs, as the schema says.
     fn index_metadata(&mut self, slot: u64, metadata: &Value) {
+        let schema = &self.schema;
+        let covered = |path: &str| schema.field(path).coverage();
         self.meta.insert(
             slot,
-            Some(DocTerms::of_terms(filter::index_terms(metadata))),
+            Some(DocTerms::of_terms(filter::index_terms(metadata, &covered))),
         );
-        self.ranges.insert(slot, metadata);
+        self.ranges.insert(slot, metadata, &covered);
+        if !schema.is_plain() {
+            self.patterns.insert(slot, metadata, &covered);
+        }
+        for (field, index) in &mut self.field_texts {
+            let strings = filter::strings_at(metadata, field);
+            if !strings.is_empty() {
+                index.insert(slot, Some(text::analyze_all(&strings)));
+            }
+        }
     }
 
     /// Takes a slot's metadata (the document `index_metadata` was given) out of the
-    /// equality and range indexes.
+    /// metadata and text-field indexes.
     fn unindex_metadata(&mut self, slot: u64, metadata: Option<&Value>) {
         self.meta.remove(slot);
+        let schema = &self.schema;
+        let covered = |path: &str| schema.field(path).coverage();
         if let Some(m) = metadata {
-            self.ranges.remove(slot, m);
+            self.ranges.remove(slot, m, &covered);
+            if !schema.is_plain() {
+                self.patterns.remove(slot, m, &covered);
+            }
+        }
+        for (_, index) in &mut self.field_texts {
+            index.remove(slot);
         }
     }
 

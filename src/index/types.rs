@@ -137,18 +137,30 @@ impl BitOrAssign for Include {
     }
 }
 
-/// How a hybrid query (a vector and words) merges its two rankings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Fusion {
-    /// Reciprocal rank fusion: `sum of 1 / (rrf_k + rank)` over the rankings that hold the
-    /// item (ranks from 1).
-    Rrf {
-        /// The rank offset (60 by default, as in Cormack et al. 2009).
-        rrf_k: f32,
-    },
-    /// `alpha * vector + (1 - alpha) * text` of min-max normalized scores.
-    Alpha(f32),
+/// The text part of a query ([`Query::text`], [`Query::text_only`],
+/// [`MetadataQuery::text`]): the words and where BM25 looks for them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct TextSpec {
+    /// The words, if the query has a text part.
+    pub words: Option<String>,
+    /// The text fields searched (`None`: every full-text field of the index).
+    pub fields: Option<Vec<String>>,
+    /// A weight per field of `fields` (or of the default list), each finite and at least 0.
+    pub weights: Option<Vec<f32>>,
+    /// Only items that hold every distinct token (in any searched field) match.
+    pub require_all: bool,
+    /// BM25's parameters for this query (`None`: the index's).
+    pub bm25: Option<Bm25>,
 }
+
+/// Depth of each leg of a hybrid query, as a multiple of `top_k`, unless
+/// [`Query::window_mult`] says otherwise.
+pub(crate) const DEFAULT_WINDOW_MULT: usize = 3;
+/// Weight of the vector leg of a hybrid query unless [`Query::hybrid_alpha`] says otherwise.
+pub(crate) const DEFAULT_ALPHA: f32 = 0.5;
+/// Rank offset of reciprocal rank fusion unless [`Query::rrf_k`] says otherwise (Cormack et
+/// al. 2009).
+pub(crate) const DEFAULT_RRF_K: f32 = 60.0;
 
 /// A query: a nearest-neighbour query ([`Query::new`]), a full-text query
 /// ([`Query::text_only`]) or both at once (a hybrid query, [`Query::text`]).
@@ -160,9 +172,10 @@ pub struct Query {
     pub(crate) filter: Option<JsonArg>,
     pub(crate) include: Include,
     pub(crate) rerank: Option<usize>,
-    pub(crate) text: Option<String>,
-    pub(crate) fusion: Fusion,
-    pub(crate) bm25: Bm25,
+    pub(crate) text: TextSpec,
+    pub(crate) alpha: f32,
+    pub(crate) rrf_k: f32,
+    pub(crate) window_mult: usize,
 }
 
 impl Query {
@@ -175,51 +188,91 @@ impl Query {
             filter: None,
             include: Include::NONE,
             rerank: None,
-            text: None,
-            fusion: Fusion::Rrf { rrf_k: 60.0 },
-            bm25: Bm25::default(),
+            text: TextSpec::default(),
+            alpha: DEFAULT_ALPHA,
+            rrf_k: DEFAULT_RRF_K,
+            window_mult: DEFAULT_WINDOW_MULT,
         }
     }
 
-    /// A full-text query: the items whose contents best match `words` under BM25 (see
-    /// `docs/DESIGN.md` for the tokenizer and the formula), best first. Needs an index with
-    /// [`IndexConfig::full_text`](crate::IndexConfig::full_text). Hits carry
-    /// [`Hit::score`], and `distance` is `-score`. Words that hold no token match nothing.
+    /// A full-text query: the items whose text best matches `words` under BM25 (see
+    /// `docs/DESIGN.md` for the tokenizer and the formula), best first. It searches every
+    /// full-text field of the index (the contents with
+    /// [`IndexConfig::full_text`](crate::IndexConfig::full_text), and each of
+    /// [`IndexConfig::text_fields`](crate::IndexConfig::text_fields)) unless
+    /// [`Query::text_fields`] names some. Hits carry [`Hit::score`], and `distance` is
+    /// `-score`. Words that hold no token match nothing.
     pub fn text_only(words: &str) -> Query {
-        Query {
-            text: Some(words.to_owned()),
-            ..Query::new(Vec::new())
-        }
+        Query::new(Vec::new()).text(words)
     }
 
     /// Makes a vector query hybrid: the vector ranking and the BM25 ranking of `words` are
-    /// merged by reciprocal rank fusion (`rrf_k` 60; see [`Query::rrf_k`] and
-    /// [`Query::hybrid_alpha`]). Each ranking contributes its best `max(4 * top_k, 50)`
-    /// items. Hits carry the fused [`Hit::score`] and their vector distance.
+    /// merged by weighted reciprocal rank fusion, an item scoring
+    /// `alpha / (rrf_k + rank_vector) + (1 - alpha) / (rrf_k + rank_text)` (ranks from 1, a
+    /// ranking that does not hold the item adding nothing; [`Query::hybrid_alpha`] 0.5 and
+    /// [`Query::rrf_k`] 60 by default). Each ranking contributes its best
+    /// `window_mult * top_k` items ([`Query::window_mult`], 3 by default). Hits carry the
+    /// fused [`Hit::score`] and their vector distance.
     pub fn text(mut self, words: &str) -> Query {
-        self.text = Some(words.to_owned());
+        self.text.words = Some(words.to_owned());
         self
     }
 
-    /// Reciprocal rank fusion with this rank offset (default 60) for a hybrid query.
+    /// The text fields the text part searches, by name: `"contents"` for the contents, or a
+    /// metadata field of [`IndexConfig::text_fields`](crate::IndexConfig::text_fields).
+    /// Default: every full-text field of the index. A name that is not a full-text field of
+    /// the index makes the query fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn text_fields(mut self, fields: &[&str]) -> Query {
+        self.text.fields = Some(fields.iter().map(|&f| f.to_owned()).collect());
+        self
+    }
+
+    /// A weight per text field (finite, at least 0; default 1 each), in the order of
+    /// [`Query::text_fields`] (or, without it, of every full-text field: `contents` first,
+    /// then the metadata text fields by name). An item's BM25 score is the sum over fields of
+    /// `weight * BM25 of that field`; a field of weight 0 is not searched. A count that
+    /// differs from the fields' makes the query fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    pub fn text_field_weights(mut self, weights: &[f32]) -> Query {
+        self.text.weights = Some(weights.to_vec());
+        self
+    }
+
+    /// Whether an item must hold every distinct word of the text (each in any searched
+    /// field) to match it (default false: any word).
+    pub fn require_all_terms(mut self, all: bool) -> Query {
+        self.text.require_all = all;
+        self
+    }
+
+    /// How deep each ranking of a hybrid query goes, as a multiple of `top_k` (default 3, at
+    /// least 1; the depth is at most 100,000).
+    pub fn window_mult(mut self, mult: usize) -> Query {
+        self.window_mult = mult;
+        self
+    }
+
+    /// The rank offset of a hybrid query's reciprocal rank fusion (default 60; finite, at
+    /// least 0).
     pub fn rrf_k(mut self, rrf_k: f32) -> Query {
-        self.fusion = Fusion::Rrf { rrf_k };
+        self.rrf_k = rrf_k;
         self
     }
 
-    /// A hybrid query fuses by weight instead of rank: `alpha * v + (1 - alpha) * t`, where
-    /// `v` is the vector similarity min-max normalized over the candidates (1 for the
-    /// closest, 0 for the farthest or absent) and `t` the BM25 score divided by the best one
-    /// (0 when absent). `alpha` must be in `[0, 1]`.
+    /// The weight of the vector ranking in a hybrid query's fusion, in `[0, 1]` (default
+    /// 0.5): 1 is the vector ranking alone, 0 the text ranking alone (a ranking whose weight
+    /// is 0 is not computed; the hits still carry their vector distance).
     pub fn hybrid_alpha(mut self, alpha: f32) -> Query {
-        self.fusion = Fusion::Alpha(alpha);
+        self.alpha = alpha;
         self
     }
 
-    /// BM25's parameters for the text part (defaults `k1` 1.2, `b` 0.75, as Lucene's).
-    /// `k1` must be finite and at least 0, `b` in `[0, 1]`.
+    /// BM25's parameters for the text part (default: the index's,
+    /// [`IndexConfig::bm25`](crate::IndexConfig::bm25)). `k1` must be finite and at least 0,
+    /// `b` in `[0, 1]`.
     pub fn bm25(mut self, k1: f32, b: f32) -> Query {
-        self.bm25 = Bm25 { k1, b };
+        self.text.bm25 = Some(Bm25 { k1, b });
         self
     }
 
@@ -261,6 +314,107 @@ impl Query {
         self.include = include;
         self
     }
+}
+
+/// The direction of [`MetadataQuery::order_by`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Smallest first (the default).
+    #[default]
+    Ascending,
+    /// Largest first.
+    Descending,
+}
+
+/// A listing by metadata and text alone, without a vector
+/// ([`EncryptedIndex::query_metadata`](crate::EncryptedIndex::query_metadata)).
+///
+/// Without text it lists every item its filter matches (every item without a filter), in
+/// id order unless [`order_by`](Self::order_by) says otherwise. With
+/// [`text`](Self::text) it lists the items whose text fields match the words under BM25,
+/// best first, each hit with its score (the filter then only narrows them). `top_k`, when
+/// given, keeps the first `top_k` hits of that order.
+///
+/// ```
+/// use ciphervec::{MetadataQuery, Order};
+/// let q = MetadataQuery::new()
+///     .filter(serde_json::json!({"team": "billing", "title": {"$regex": "^INV-2\\d{3}"}}))
+///     .order_by("date", Order::Descending)
+///     .top_k(20);
+/// # let _ = q;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetadataQuery {
+    pub(crate) filter: Option<JsonArg>,
+    pub(crate) text: TextSpec,
+    pub(crate) order_by: Option<(String, Order)>,
+    pub(crate) top_k: Option<usize>,
+}
+
+impl MetadataQuery {
+    /// A listing of every item.
+    pub fn new() -> MetadataQuery {
+        MetadataQuery::default()
+    }
+
+    /// Lists only the items `filter` matches (the filter language of [`Query::filter`]).
+    /// The index's [`MetadataSchema`](crate::MetadataSchema) is enforced: a condition on a
+    /// field that is not filterable, or a `$regex`/`$contains` on a field without a pattern
+    /// dictionary, is [`Error::InvalidFilter`](crate::Error::InvalidFilter).
+    pub fn filter(mut self, filter: Value) -> MetadataQuery {
+        self.filter = Some(JsonArg::new(filter));
+        self
+    }
+
+    /// Ranks by BM25 of `words` over the text fields (as [`Query::text_only`]); hits carry
+    /// their score.
+    pub fn text(mut self, words: &str) -> MetadataQuery {
+        self.text.words = Some(words.to_owned());
+        self
+    }
+
+    /// The text fields searched (as [`Query::text_fields`]).
+    pub fn text_fields(mut self, fields: &[&str]) -> MetadataQuery {
+        self.text.fields = Some(fields.iter().map(|&f| f.to_owned()).collect());
+        self
+    }
+
+    /// A weight per text field (as [`Query::text_field_weights`]).
+    pub fn text_field_weights(mut self, weights: &[f32]) -> MetadataQuery {
+        self.text.weights = Some(weights.to_vec());
+        self
+    }
+
+    /// Whether a hit must hold every distinct word (as [`Query::require_all_terms`]).
+    pub fn require_all_terms(mut self, all: bool) -> MetadataQuery {
+        self.text.require_all = all;
+        self
+    }
+
+    /// Orders the hits by the value at metadata `field` (a dotted path) instead of by id
+    /// (or by score, with text). Numbers compare by value, strings by their UTF-8 bytes, and
+    /// numbers come before strings (ascending; descending reverses both). Items whose value
+    /// there is missing or neither a number nor a string (an array, an object, a boolean,
+    /// `null`) come last in either direction. Equal values keep id order.
+    pub fn order_by(mut self, field: &str, order: Order) -> MetadataQuery {
+        self.order_by = Some((field.to_owned(), order));
+        self
+    }
+
+    /// Keeps the first `n` hits (after ordering; `n` at least 1). Default: every hit.
+    pub fn top_k(mut self, n: usize) -> MetadataQuery {
+        self.top_k = Some(n);
+        self
+    }
+}
+
+/// One hit of [`EncryptedIndex::query_metadata`](crate::EncryptedIndex::query_metadata).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetadataHit {
+    /// The item id.
+    pub id: String,
+    /// The BM25 score (larger is better) when the listing has text, else `None`.
+    pub score: Option<f32>,
 }
 
 /// One query result. Built only by the crate (`#[non_exhaustive]`), so fields may be added.

@@ -1,7 +1,7 @@
 //! Checks of caller input, done before anything is written.
 
 use crate::error::{Error, Result};
-use crate::index::types::Fusion;
+use crate::index::types::TextSpec;
 use crate::metric::Metric;
 use crate::text::Bm25;
 
@@ -86,27 +86,57 @@ pub(crate) fn id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the text part of a query: its length, BM25's parameters and the fusion's.
-pub(crate) fn text_query(words: &str, bm25: Bm25, fusion: Fusion) -> Result<()> {
-    if words.len() > MAX_QUERY_TEXT_LEN {
+/// Checks the text part of a query: its length, the fields' weights and BM25's parameters
+/// (the fields themselves are checked against the index by the text search).
+pub(crate) fn text(text: &TextSpec) -> Result<()> {
+    if text
+        .words
+        .as_ref()
+        .is_some_and(|w| w.len() > MAX_QUERY_TEXT_LEN)
+    {
         return Err(Error::invalid_argument(format!(
             "query text may hold at most {MAX_QUERY_TEXT_LEN} bytes"
         )));
     }
-    if !(bm25.k1.is_finite() && bm25.k1 >= 0.0 && (0.0..=1.0).contains(&bm25.b)) {
+    if let Some(weights) = &text.weights
+        && !weights.iter().all(|w| w.is_finite() && *w >= 0.0)
+    {
         return Err(Error::invalid_argument(
-            "bm25 needs a finite k1 >= 0 and b in [0, 1]",
+            "text field weights must be finite and at least 0",
         ));
     }
-    match fusion {
-        Fusion::Rrf { rrf_k } if !(rrf_k.is_finite() && rrf_k >= 0.0) => Err(
-            Error::invalid_argument("rrf_k must be finite and at least 0"),
-        ),
-        Fusion::Alpha(a) if !(0.0..=1.0).contains(&a) => {
-            Err(Error::invalid_argument("hybrid_alpha must be in [0, 1]"))
-        }
-        _ => Ok(()),
+    if let Some(bm25) = text.bm25 {
+        bm25_params(bm25)?;
     }
+    Ok(())
+}
+
+/// Checks BM25's parameters: `k1` finite and at least 0, `b` in `[0, 1]`.
+pub(crate) fn bm25_params(bm25: Bm25) -> Result<()> {
+    if bm25.k1.is_finite() && bm25.k1 >= 0.0 && (0.0..=1.0).contains(&bm25.b) {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(
+            "bm25 needs a finite k1 >= 0 and b in [0, 1]",
+        ))
+    }
+}
+
+/// Checks the fusion of a hybrid query: `alpha` in `[0, 1]`, `rrf_k` finite and at least 0,
+/// `window_mult` at least 1.
+pub(crate) fn fusion(alpha: f32, rrf_k: f32, window_mult: usize) -> Result<()> {
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(Error::invalid_argument("hybrid_alpha must be in [0, 1]"));
+    }
+    if !(rrf_k.is_finite() && rrf_k >= 0.0) {
+        return Err(Error::invalid_argument(
+            "rrf_k must be finite and at least 0",
+        ));
+    }
+    if window_mult == 0 {
+        return Err(Error::invalid_argument("window_mult must be at least 1"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -104,10 +104,14 @@ pub fn assert_matches_oracle(hits: &[ciphervec::Hit], want: &[(usize, f32)]) {
     }
 }
 
-/// The data directory of the shared real data set, if present.
+/// The data directory of the shared real data set, if present: `../shared/data/...` beside
+/// the checkout, or the folder `CIPHERVEC_SHARED_DATA` names (a git worktree elsewhere).
 pub fn shared_data() -> Option<std::path::PathBuf> {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k");
+    let dir = match std::env::var_os("CIPHERVEC_SHARED_DATA") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/wordnet-minilm-50k"),
+    };
     if dir.join("base.fvecs").exists() {
         Some(dir)
     } else {

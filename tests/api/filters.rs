@@ -295,7 +295,9 @@ fn invalid_filters_are_typed_errors() {
         .upsert([Item::new("a", vec![1.0, 0.0]).with_metadata(json!({"x": 1}))])
         .unwrap();
     for bad in [
-        json!({"x": {"$regex": "a"}}),
+        json!({"x": {"$regex": "(a"}}),
+        json!({"x": {"$regex": 5}}),
+        json!({"x": {"$like": "a"}}),
         json!({"x": {"$in": 5}}),
         json!({"$and": []}),
         json!("not an object"),

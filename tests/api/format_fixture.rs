@@ -169,6 +169,12 @@ fn every_fixture_opens_for_writing_keeps_its_answers_and_takes_writes() {
                 let db = Database::open(tmp.path()).unwrap();
                 let index = db.open_index(name, &key).unwrap();
                 check_answers(name, &index, &queries, want);
+                // What format 8 added reads as format 7 behaved: no schema, BM25 1.2 and
+                // 0.75, vectors as float32; and stays so once upgraded.
+                let config = index.config();
+                assert_eq!(config.bm25_params(), (1.2, 0.75), "{name}");
+                assert_eq!(config.precision(), ciphervec::StoragePrecision::Float32);
+                assert_eq!(config.schema(), &ciphervec::MetadataSchema::new());
                 // A write, a delete, and maintenance in this version's format.
                 let dim = index.config().dimension();
                 index

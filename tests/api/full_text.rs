@@ -144,21 +144,22 @@ fn text_filters_keep_global_statistics() {
     }
 }
 
-/// Reciprocal rank fusion computed from the two rankings, as the API documents it.
-fn rrf_model(vector: &[(usize, f32)], text: &[Hit], k: usize) -> Vec<(String, f64)> {
+/// Weighted reciprocal rank fusion computed from the two rankings, as the API documents it:
+/// `alpha / (60 + vector rank) + (1 - alpha) / (60 + text rank)`.
+fn rrf_model(vector: &[(usize, f32)], text: &[Hit], k: usize, alpha: f64) -> Vec<(String, f64)> {
     let mut fused: HashMap<String, (f64, usize, usize)> = HashMap::new();
     for (rank, (i, _)) in vector.iter().enumerate() {
         let e = fused
             .entry(doc_id(*i))
             .or_insert((0.0, usize::MAX, usize::MAX));
-        e.0 += 1.0 / (60.0 + rank as f64 + 1.0);
+        e.0 += alpha / (60.0 + rank as f64 + 1.0);
         e.1 = rank;
     }
     for (rank, h) in text.iter().enumerate() {
         let e = fused
             .entry(h.id.clone())
             .or_insert((0.0, usize::MAX, usize::MAX));
-        e.0 += 1.0 / (60.0 + rank as f64 + 1.0);
+        e.0 += (1.0 - alpha) / (60.0 + rank as f64 + 1.0);
         e.2 = rank;
     }
     let mut out: Vec<(String, (f64, usize, usize))> = fused.into_iter().collect();
@@ -183,11 +184,17 @@ fn hybrid_queries_fuse_the_two_rankings_by_reciprocal_rank() {
     // Untrained: the vector ranking is exact, so the model can use brute force.
     for (qi, words) in r.queries.iter().enumerate().take(30) {
         let v = vectors[qi * 31 % vectors.len()].clone();
-        let depth = 50; // max(4 * top_k, 50) for top_k 10
+        // Defaults: depth window_mult (3) * top_k, alpha 0.5; then other settings.
+        let (window, alpha, top_k) = [(3, 0.5, 10), (7, 0.8, 5), (1, 0.3, 12)][qi % 3];
+        let depth = window * top_k;
         let exact = brute_force(ciphervec::Metric::Euclidean, &vectors, &v, depth);
         let text = index.query(&Query::text_only(words).top_k(depth)).unwrap();
-        let want = rrf_model(&exact, &text, 10);
-        let hits = index.query(&Query::new(v.clone()).text(words)).unwrap();
+        let want = rrf_model(&exact, &text, top_k, alpha);
+        let mut query = Query::new(v.clone()).text(words).top_k(top_k);
+        if qi % 3 != 0 {
+            query = query.window_mult(window).hybrid_alpha(alpha as f32);
+        }
+        let hits = index.query(&query).unwrap();
         assert_eq!(hits.len(), want.len());
         for (h, (id, s)) in hits.iter().zip(&want) {
             assert!((f64::from(h.score.unwrap()) - s).abs() < 1e-6, "{words}");
@@ -205,7 +212,7 @@ fn hybrid_queries_fuse_the_two_rankings_by_reciprocal_rank() {
 }
 
 #[test]
-fn hybrid_alpha_weights_normalized_scores() {
+fn hybrid_alpha_of_one_or_zero_is_one_ranking_alone() {
     let r = reference();
     let index = memory_index(IndexConfig::ivf_flat(8).full_text(true));
     let (vectors, items) = text_items(&r.docs, 4);
@@ -219,13 +226,22 @@ fn hybrid_alpha_weights_normalized_scores() {
         .unwrap();
     let ids = |h: &[Hit]| h.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&by_vector), ids(&only_vector));
-    assert_eq!(only_vector[0].score, Some(1.0));
+    for (rank, (h, v)) in only_vector.iter().zip(&by_vector).enumerate() {
+        assert_eq!(h.score, Some(1.0 / (60.0 + rank as f32 + 1.0)));
+        assert_eq!(h.distance, v.distance);
+    }
     let by_text = index.query(&Query::text_only(words)).unwrap();
     let only_text = index
         .query(&Query::new(v).text(words).hybrid_alpha(0.0))
         .unwrap();
     let n = by_text.len().min(10);
     assert_eq!(ids(&by_text[..n]), ids(&only_text[..n]));
+    // The hits found by words alone carry their exact vector distance.
+    for h in &only_text {
+        let i: usize = h.id[4..].parse().unwrap();
+        let d = distance(ciphervec::Metric::Euclidean, &vectors[7], &vectors[i]);
+        assert!((h.distance - d).abs() <= 1e-3 * d.max(1.0));
+    }
 }
 
 /// Every query of the reference against `index` equals the same against a fresh index holding
@@ -360,6 +376,21 @@ fn bad_text_queries_get_typed_errors() {
         Query::new(vec![1.0, 0.0]).text("a").hybrid_alpha(2.0)
     ));
     assert!(invalid(Query::new(vec![1.0, 0.0]).text("a").rrf_k(-1.0)));
+    assert!(invalid(Query::new(vec![1.0, 0.0]).text("a").window_mult(0)));
+    assert!(invalid(
+        Query::new(vec![1.0, 0.0]).text("a").hybrid_alpha(f32::NAN)
+    ));
+    assert!(invalid(Query::text_only("alpha").text_fields(&["title"])));
+    assert!(invalid(Query::text_only("alpha").text_fields(&[])));
+    assert!(invalid(
+        Query::text_only("alpha").text_fields(&["contents", "contents"])
+    ));
+    assert!(invalid(
+        Query::text_only("alpha").text_field_weights(&[1.0, 2.0])
+    ));
+    assert!(invalid(
+        Query::text_only("alpha").text_field_weights(&[-1.0])
+    ));
     assert!(invalid(Query::text_only("alpha").top_k(0)));
     assert!(invalid(Query::text_only(&"w ".repeat(40_000))));
     assert!(matches!(

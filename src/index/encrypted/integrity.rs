@@ -330,6 +330,7 @@ fn verify_segment(
     let n_lists = body.trained.as_ref().map_or(1, |t| t.n_lists);
     let by_address = persist::list_addresses(keys, body.list_epoch, n_lists);
     let dim = body.config.dimension as usize;
+    let shape = (dim, body.config.vectors);
     let segments = HashMap::from([(seq, blob.clone())]);
     // The byte ranges of every record authenticated below.
     let mut checked: Vec<(u64, u64)> = Vec::new();
@@ -347,9 +348,8 @@ fn verify_segment(
                         keys,
                         &blob,
                         (at, &block),
-                        body.list_epoch,
-                        list,
-                        dim,
+                        (body.list_epoch, list),
+                        shape,
                     )?;
                     check(place);
                 }
@@ -361,7 +361,7 @@ fn verify_segment(
                     }
                     if let Some(v) = e.vector {
                         let at = persist::entry_place(seq, v)?;
-                        persist::open_vector(keys, &segments, &e.token, at, dim)?;
+                        persist::open_vector(keys, &segments, &e.token, at, shape)?;
                         check(v);
                     }
                 }

@@ -173,9 +173,11 @@ impl EncryptedIndex {
                     // fields record (`State::extra_bytes`, kept as items come and go: walking
                     // the item table here cost 5-6 ms per write at 1M items, 20x the write).
                     let vector = if self.is_quantized() {
-                        persist::vector_record_len(state.dim()) + 12 + state.code_len()
+                        persist::vector_record_len(state.dim(), state.coding())
+                            + 12
+                            + state.code_len()
                     } else {
-                        state.dim() * 4
+                        state.coding().vector_len(state.dim())
                     };
                     debug_assert_eq!(
                         state.extra_bytes(),
@@ -433,7 +435,8 @@ impl EncryptedIndex {
                 Ok((list, items))
             })
             .collect::<Result<Vec<_>>>()?;
-        let placed = seg.add_lists(list_epoch, dim, self.is_quantized(), &lists)?;
+        let shape = (dim, state.coding());
+        let placed = seg.add_lists(list_epoch, shape, self.is_quantized(), &lists)?;
         let mut blocks = Vec::with_capacity(members_of.len());
         let mut vector_refs = vec![None; slots.len()];
         for (&(list, members), (block, refs)) in members_of.iter().zip(placed) {

@@ -5,11 +5,12 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::filter::{self, Filter, Plan};
+use crate::filter::{self, Filter};
 use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
 
 use super::*;
+use crate::index::candidates;
 use crate::index::lists::Lists;
 use crate::index::persist;
 use crate::index::state::{ItemEntry, Residency, State};
@@ -45,8 +46,8 @@ impl EncryptedIndex {
     /// a requested field fails authentication.
     pub fn query(&self, query: &Query) -> Result<Vec<Hit>> {
         let filter = self.checked_filter(query)?;
-        if let Some(words) = &query.text {
-            return self.text_query(query, words, filter.as_ref());
+        if query.text.words.is_some() {
+            return self.text_query(query, filter.as_ref());
         }
         let state = self.read();
         let neighbors = self.vector_neighbors(&state, query, filter.as_ref())?;
@@ -55,7 +56,7 @@ impl EncryptedIndex {
 
     /// Checks a query's vector and `top_k`; returns its parsed filter.
     fn checked_filter(&self, query: &Query) -> Result<Option<Filter>> {
-        if query.text.is_none() || !query.vector.is_empty() {
+        if query.text.words.is_none() || !query.vector.is_empty() {
             validate::vector(&query.vector, self.dim(), self.metric())?;
         }
         if query.top_k == 0 || query.top_k > validate::MAX_TOP_K {
@@ -196,7 +197,7 @@ impl EncryptedIndex {
                     Some(_) => ivf::shortlist_len(query.top_k, self.rerank(state, query)),
                     None => state.len(),
                 };
-                let record = persist::vector_record_len(self.dim()) as u64;
+                let record = persist::vector_record_len(self.dim(), state.coding()) as u64;
                 Some(candidates.min(state.len()) as u64 * record)
             }
         };
@@ -228,8 +229,8 @@ impl EncryptedIndex {
         // matching ones answer.
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
         if let Some(candidates) = filter
-            .plan()
-            .and_then(|plan| indexed_candidates(state, &plan, few))
+            .plan(&|path| state.coverage(path))
+            .and_then(|plan| candidates::indexed(state, &plan, few))
         {
             return self.exact_search(state, query, filter, candidates.into_iter());
         }
@@ -312,7 +313,7 @@ impl EncryptedIndex {
         crate::index::parallel::install(|| {
             let shared: Vec<bool> = queries
                 .iter()
-                .map(|q| q.text.is_none() && q.filter.is_none())
+                .map(|q| q.text.words.is_none() && q.filter.is_none())
                 .collect();
             let kind = Self::batch_kind(&self.read());
             let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
@@ -474,56 +475,4 @@ impl EncryptedIndex {
             vector,
         })
     }
-}
-
-/// A superset of the items `plan` selects, from the equality and range indexes, if it holds
-/// at most `limit` items by the posting lengths and range counts (`None` when larger: the
-/// caller scans instead).
-fn indexed_candidates(state: &State, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
-    // Sizes count at most `limit + 1` range entries: only whether a plan exceeds the limit,
-    // and which sub-plan of an `All` is smallest, matter.
-    fn size(state: &State, plan: &Plan, limit: usize) -> usize {
-        match plan {
-            Plan::AnyOf(terms) => terms
-                .iter()
-                .map(|t| state.meta_index().posting_len(t))
-                .sum(),
-            Plan::Range { path, lo, hi } => state
-                .range_index()
-                .slots(path, *lo, *hi)
-                .take(limit.saturating_add(1))
-                .count(),
-            Plan::All(plans) => plans
-                .iter()
-                .map(|p| size(state, p, limit))
-                .min()
-                .unwrap_or(usize::MAX),
-            Plan::Any(plans) => plans
-                .iter()
-                .map(|p| size(state, p, limit))
-                .fold(0, usize::saturating_add),
-        }
-    }
-    fn collect(state: &State, plan: &Plan, limit: usize, out: &mut Vec<u64>) {
-        match plan {
-            Plan::AnyOf(terms) => terms
-                .iter()
-                .for_each(|t| out.extend(state.meta_index().handles_with(t))),
-            Plan::Range { path, lo, hi } => out.extend(state.range_index().slots(path, *lo, *hi)),
-            Plan::All(plans) => {
-                if let Some(smallest) = plans.iter().min_by_key(|p| size(state, p, limit)) {
-                    collect(state, smallest, limit, out);
-                }
-            }
-            Plan::Any(plans) => plans.iter().for_each(|p| collect(state, p, limit, out)),
-        }
-    }
-    if size(state, plan, limit) > limit {
-        return None;
-    }
-    let mut out = Vec::new();
-    collect(state, plan, limit, &mut out);
-    out.sort_unstable();
-    out.dedup();
-    Some(out)
 }

@@ -7,61 +7,58 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::ivf::Neighbor;
-use crate::text::TextIndex;
+use crate::text::{self, Bm25, TextIndex};
 
 use super::*;
 use crate::index::lists::Lists;
 use crate::index::loader;
+use crate::index::schema::CONTENTS_FIELD;
 use crate::index::state;
-use crate::index::types::{Fusion, Hit, Query};
+use crate::index::types::{Hit, Query, TextSpec};
 use crate::index::validate;
-
-/// Each ranking of a hybrid query contributes its best `max(HYBRID_DEPTH_FACTOR * top_k,
-/// HYBRID_MIN_DEPTH)` items.
-const HYBRID_DEPTH_FACTOR: usize = 4;
-/// See [`HYBRID_DEPTH_FACTOR`].
-const HYBRID_MIN_DEPTH: usize = 50;
 
 /// One candidate of a hybrid query: its place in each ranking, if it has one.
 #[derive(Clone, Copy, Debug, Default)]
 struct Candidate {
     /// Vector distance and rank (from 1).
     vector: Option<(f32, usize)>,
-    /// BM25 score and rank (from 1).
-    text: Option<(f32, usize)>,
+    /// Rank in the text ranking (from 1).
+    text: Option<usize>,
 }
 
 impl EncryptedIndex {
-    /// A text-only or hybrid query (`words` is the query's text; its filter parsed).
-    pub(super) fn text_query(
-        &self,
-        query: &Query,
-        words: &str,
-        filter: Option<&Filter>,
-    ) -> Result<Vec<Hit>> {
-        validate::text_query(words, query.bm25, query.fusion)?;
+    /// A text-only or hybrid query (its filter parsed).
+    pub(super) fn text_query(&self, query: &Query, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+        validate::text(&query.text)?;
+        validate::fusion(query.alpha, query.rrf_k, query.window_mult)?;
         let state = self.read();
-        let Some(text) = state.text() else {
-            return Err(Error::invalid_argument(
-                "full text is off for this index (IndexConfig::full_text, enable_full_text)",
-            ));
-        };
+        let sources = text_sources(&state, &query.text)?;
         if query.vector.is_empty() {
-            return self
-                .text_ranking(&state, text, query, filter, query.top_k)
+            return text_ranking(&state, &sources, &query.text, filter, query.top_k)
                 .into_iter()
                 .map(|(slot, score)| self.hit(&state, slot, (-score, Some(score)), query.include))
                 .collect();
         }
-        let depth =
-            (HYBRID_DEPTH_FACTOR * query.top_k).clamp(HYBRID_MIN_DEPTH, validate::MAX_TOP_K);
-        let deeper = Query {
-            top_k: depth,
-            ..query.clone()
+        let depth = query
+            .window_mult
+            .saturating_mul(query.top_k)
+            .min(validate::MAX_TOP_K);
+        // A ranking of weight 0 adds nothing to any score: it is not computed.
+        let by_vector = if query.alpha > 0.0 {
+            let deeper = Query {
+                top_k: depth,
+                ..query.clone()
+            };
+            self.vector_neighbors(&state, &deeper, filter)?
+        } else {
+            Vec::new()
         };
-        let by_vector = self.vector_neighbors(&state, &deeper, filter)?;
-        let by_text = self.text_ranking(&state, text, query, filter, depth);
-        let fused = fuse(&by_vector, &by_text, query.fusion);
+        let by_text = if query.alpha < 1.0 {
+            text_ranking(&state, &sources, &query.text, filter, depth)
+        } else {
+            Vec::new()
+        };
+        let fused = fuse(&by_vector, &by_text, query.alpha, query.rrf_k);
         let lists = Lists::new(&state);
         let mut hits = Vec::with_capacity(query.top_k.min(fused.len()));
         for (slot, score, distance) in fused.into_iter().take(query.top_k) {
@@ -80,36 +77,6 @@ impl EncryptedIndex {
             .storage_reads
             .fetch_add(lists.bytes_read(), Ordering::Relaxed);
         Ok(hits)
-    }
-
-    /// The BM25 ranking: the best `k` items that pass the filter, as `(slot, score)`, best
-    /// first (equal scores in id order).
-    fn text_ranking(
-        &self,
-        state: &State,
-        text: &TextIndex,
-        query: &Query,
-        filter: Option<&Filter>,
-        k: usize,
-    ) -> Vec<(u64, f32)> {
-        let words = query.text.as_deref().unwrap_or_default();
-        let accept = |slot: u64| {
-            filter.is_none_or(|f| {
-                state
-                    .entry(slot)
-                    .is_some_and(|e| f.matches(e.metadata.as_deref()))
-            })
-        };
-        let mut scored = text.scores(words, query.bm25, &accept);
-        let id = |slot: u64| state.entry(slot).map(|e| e.id.as_str());
-        let order =
-            |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(id(a.0).cmp(&id(b.0)));
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k - 1, order);
-            scored.truncate(k);
-        }
-        scored.sort_unstable_by(order);
-        scored
     }
 
     /// Turns full-text search on for an index created without it: the posting index is built
@@ -164,12 +131,122 @@ impl EncryptedIndex {
     }
 }
 
-/// Fuses a vector ranking (closest first) and a text ranking (best first) into
-/// `(slot, fused score, vector distance if known)`, best first.
+/// The posting indexes a text query searches, each with its weight: the fields `text`
+/// names (`"contents"` for the contents), else every full-text field of the index (the
+/// contents first, then the metadata text fields by name), weighted by `text.weights` (1
+/// each by default). Its BM25 parameters are the query's, else the index's.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the index has no full-text field, a name is not one of
+/// its full-text fields (or comes twice, or none is named), or the weights are not one per
+/// field.
+pub(crate) fn text_sources<'s>(state: &'s State, text: &TextSpec) -> Result<TextSources<'s>> {
+    let available: Vec<(&str, &TextIndex)> = state
+        .text()
+        .map(|t| (CONTENTS_FIELD, t))
+        .into_iter()
+        .chain(state.field_texts().iter().map(|(f, t)| (f.as_str(), t)))
+        .collect();
+    if available.is_empty() {
+        return Err(Error::invalid_argument(
+            "this index has no full-text field (IndexConfig::full_text or text_fields, \
+             enable_full_text)",
+        ));
+    }
+    let chosen: Vec<&TextIndex> = match &text.fields {
+        None => available.iter().map(|(_, t)| *t).collect(),
+        Some(names) => {
+            if names.is_empty() {
+                return Err(Error::invalid_argument("text_fields names no field"));
+            }
+            let mut chosen = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                if names[..i].contains(name) {
+                    return Err(Error::invalid_argument(format!(
+                        "text_fields names '{name}' twice"
+                    )));
+                }
+                let Some((_, t)) = available.iter().find(|(f, _)| f == name) else {
+                    return Err(Error::invalid_argument(format!(
+                        "'{name}' is not a full-text field of this index"
+                    )));
+                };
+                chosen.push(*t);
+            }
+            chosen
+        }
+    };
+    let weights = match &text.weights {
+        None => vec![1.0; chosen.len()],
+        Some(w) if w.len() == chosen.len() => w.clone(),
+        Some(w) => {
+            return Err(Error::invalid_argument(format!(
+                "{} text field weights for {} text fields",
+                w.len(),
+                chosen.len()
+            )));
+        }
+    };
+    let bm25 = text.bm25.unwrap_or_else(|| state.bm25());
+    Ok(TextSources {
+        fields: chosen.into_iter().zip(weights).collect(),
+        bm25,
+    })
+}
+
+/// What a text query searches: posting indexes with their weights, and BM25's parameters.
+pub(crate) struct TextSources<'s> {
+    /// Each searched field's posting index and weight.
+    pub fields: Vec<(&'s TextIndex, f32)>,
+    /// BM25's parameters.
+    pub bm25: Bm25,
+}
+
+/// The BM25 ranking: the best `k` items that hold the words (all of them with
+/// `require_all`) and pass the filter, as `(slot, score)`, best first (equal scores in id
+/// order).
+pub(crate) fn text_ranking(
+    state: &State,
+    sources: &TextSources<'_>,
+    text: &TextSpec,
+    filter: Option<&Filter>,
+    k: usize,
+) -> Vec<(u64, f32)> {
+    let words = text.words.as_deref().unwrap_or_default();
+    let accept = |slot: u64| {
+        filter.is_none_or(|f| {
+            state
+                .entry(slot)
+                .is_some_and(|e| f.matches(e.metadata.as_deref()))
+        })
+    };
+    let mut scored = text::multi_field_scores(
+        &sources.fields,
+        words,
+        sources.bm25,
+        text.require_all,
+        &accept,
+    );
+    let id = |slot: u64| state.entry(slot).map(|e| e.id.as_str());
+    let order = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(id(a.0).cmp(&id(b.0)));
+    if scored.len() > k {
+        scored.select_nth_unstable_by(k - 1, order);
+        scored.truncate(k);
+    }
+    scored.sort_unstable_by(order);
+    scored
+}
+
+/// Fuses a vector ranking (closest first) and a text ranking (best first) by weighted
+/// reciprocal rank into `(slot, fused score, vector distance if known)`, best first: an
+/// item scores `alpha / (rrf_k + vector rank) + (1 - alpha) / (rrf_k + text rank)`, a
+/// ranking that does not hold it adding nothing. Equal scores go to the better vector rank,
+/// then the better text rank.
 fn fuse(
     by_vector: &[Neighbor],
     by_text: &[(u64, f32)],
-    fusion: Fusion,
+    alpha: f32,
+    rrf_k: f32,
 ) -> Vec<(u64, f32, Option<f32>)> {
     let mut candidates: HashMap<u64, Candidate> = HashMap::new();
     for (rank, n) in by_vector.iter().enumerate() {
@@ -177,45 +254,23 @@ fn fuse(
         let slot = state::slot_of(n.handle);
         candidates.entry(slot).or_default().vector = Some((n.distance, rank + 1));
     }
-    for (rank, &(slot, score)) in by_text.iter().enumerate() {
-        candidates.entry(slot).or_default().text = Some((score, rank + 1));
+    for (rank, &(slot, _)) in by_text.iter().enumerate() {
+        candidates.entry(slot).or_default().text = Some(rank + 1);
     }
-    let (d_min, d_max) = by_vector
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), n| {
-            (lo.min(n.distance), hi.max(n.distance))
-        });
-    let s_max = by_text.first().map_or(0.0, |t| t.1);
+    let (alpha, rrf_k) = (f64::from(alpha), f64::from(rrf_k));
+    let part = |weight: f64, rank: usize| weight / (rrf_k + rank as f64);
     // (slot, fused score, vector distance, tie-break ranks)
     type Fused = (u64, f32, Option<f32>, (usize, usize));
     let mut fused: Vec<Fused> = candidates
         .into_iter()
         .map(|(slot, c)| {
-            let score = match fusion {
-                Fusion::Rrf { rrf_k } => {
-                    let part = |r: usize| 1.0 / (f64::from(rrf_k) + r as f64);
-                    (c.vector.map_or(0.0, |v| part(v.1)) + c.text.map_or(0.0, |t| part(t.1))) as f32
-                }
-                Fusion::Alpha(alpha) => {
-                    let v = c.vector.map_or(0.0, |(d, _)| {
-                        if d_max > d_min {
-                            (d_max - d) / (d_max - d_min)
-                        } else {
-                            1.0
-                        }
-                    });
-                    let t = c
-                        .text
-                        .map_or(0.0, |(s, _)| if s_max > 0.0 { s / s_max } else { 0.0 });
-                    alpha * v + (1.0 - alpha) * t
-                }
-            };
-            // Ties go to the better vector rank, then the better text rank.
+            let score = c.vector.map_or(0.0, |v| part(alpha, v.1))
+                + c.text.map_or(0.0, |r| part(1.0 - alpha, r));
             let tie = (
                 c.vector.map_or(usize::MAX, |v| v.1),
-                c.text.map_or(usize::MAX, |t| t.1),
+                c.text.unwrap_or(usize::MAX),
             );
-            (slot, score, c.vector.map(|v| v.0), tie)
+            (slot, score as f32, c.vector.map(|v| v.0), tie)
         })
         .collect();
     fused.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.3.cmp(&b.3)).then(a.0.cmp(&b.0)));

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
+use crate::format::vectors::VectorCoding;
 use crate::ivf::{self};
 
 use super::*;
@@ -132,7 +133,8 @@ impl EncryptedIndex {
                     (list, items)
                 })
                 .collect();
-            let placed = seg.add_lists(list_epoch, self.dim(), self.is_quantized(), &lists)?;
+            let shape = (self.dim(), self.inner.config.precision().coding());
+            let placed = seg.add_lists(list_epoch, shape, self.is_quantized(), &lists)?;
             let mut new_blocks = Vec::with_capacity(by_list.len());
             let mut vector_refs = vec![None; prepared.len()];
             for ((&list, members), (block, refs)) in by_list.iter().zip(placed) {
@@ -233,11 +235,15 @@ impl EncryptedIndex {
     /// The per-item work (checks, metadata encoding, the token's HMAC) runs on every core;
     /// the error reported is that of the first bad item in call order, as a serial loop would.
     fn prepare(&self, keys: &Keys, items: Vec<Item>) -> Result<Vec<Prepared>> {
-        let (dim, metric) = (self.dim(), self.metric());
+        let shape = (
+            self.dim(),
+            self.metric(),
+            self.inner.config.precision().coding(),
+        );
         let checked: Vec<Result<Prepared>> = items
             .into_par_iter()
             .with_min_len(PREPARE_GRAIN)
-            .map(|item| prepare_item(keys, item, dim, metric))
+            .map(|item| prepare_item(keys, item, shape))
             .collect();
         let mut out: Vec<Prepared> = Vec::with_capacity(checked.len());
         let mut position: HashMap<[u8; 32], usize> = HashMap::with_capacity(checked.len());
@@ -305,10 +311,22 @@ const ASSIGN_CHUNK: usize = 8192;
 /// would cost more to schedule than they save.
 const PREPARE_GRAIN: usize = 64;
 
-/// One item checked and tokenized.
-fn prepare_item(keys: &Keys, item: Item, dim: usize, metric: crate::Metric) -> Result<Prepared> {
+/// One item checked and tokenized, its vector rounded to what the index stores (and checked
+/// again: rounding may take a value out of half precision's range, or make a tiny vector
+/// zero).
+fn prepare_item(
+    keys: &Keys,
+    mut item: Item,
+    (dim, metric, coding): (usize, crate::Metric, VectorCoding),
+) -> Result<Prepared> {
     validate::id(&item.id)?;
     validate::vector(&item.vector, dim, metric)?;
+    if coding != VectorCoding::F32 {
+        if !coding.round(&mut item.vector) {
+            return Err(Error::InvalidVector);
+        }
+        validate::vector(&item.vector, dim, metric)?;
+    }
     let metadata = match &item.metadata {
         None => None,
         Some(JsonArg::TooDeep) => {

@@ -1,0 +1,97 @@
+//! The candidates of a filter from the in-memory metadata indexes: a superset of its matches
+//! found by a [`Plan`] through the equality index, the range index and the pattern
+//! dictionary, for filters that name exact values, numeric ranges or string patterns.
+
+use crate::filter::Plan;
+
+use super::state::State;
+
+/// A plan with its pattern tests already run (each distinct string tested once).
+enum Node<'p> {
+    /// The items holding any of these equality terms.
+    Terms(&'p [String]),
+    /// The items holding a number at `path` within the inclusive bounds.
+    Range {
+        path: &'p str,
+        lo: Option<f64>,
+        hi: Option<f64>,
+    },
+    /// These items (a pattern test's, from the dictionary).
+    Slots(Vec<u64>),
+    /// The items every sub-node finds (the smallest stands for all).
+    All(Vec<Node<'p>>),
+    /// The items any sub-node finds.
+    Any(Vec<Node<'p>>),
+}
+
+/// A superset of the items `plan` selects, sorted and without repeats, if it holds at most
+/// `limit` items by the posting lengths, range counts and pattern matches (`None` when
+/// larger: the caller scans instead).
+pub(crate) fn indexed(state: &State, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
+    let node = resolve(state, plan);
+    if size(state, &node, limit) > limit {
+        return None;
+    }
+    let mut out = Vec::new();
+    collect(state, &node, limit, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Runs the plan's pattern tests over the dictionary.
+fn resolve<'p>(state: &State, plan: &'p Plan) -> Node<'p> {
+    match plan {
+        Plan::AnyOf(terms) => Node::Terms(terms),
+        Plan::Range { path, lo, hi } => Node::Range {
+            path,
+            lo: *lo,
+            hi: *hi,
+        },
+        Plan::Strings { path, test } => Node::Slots(state.pattern_index().slots(path, test)),
+        Plan::All(plans) => Node::All(plans.iter().map(|p| resolve(state, p)).collect()),
+        Plan::Any(plans) => Node::Any(plans.iter().map(|p| resolve(state, p)).collect()),
+    }
+}
+
+/// About how many items a node finds, counting at most `limit + 1` range entries: only
+/// whether a node exceeds the limit, and which sub-node of an `All` is smallest, matter.
+fn size(state: &State, node: &Node<'_>, limit: usize) -> usize {
+    match node {
+        Node::Terms(terms) => terms
+            .iter()
+            .map(|t| state.meta_index().posting_len(t))
+            .sum(),
+        Node::Range { path, lo, hi } => state
+            .range_index()
+            .slots(path, *lo, *hi)
+            .take(limit.saturating_add(1))
+            .count(),
+        Node::Slots(slots) => slots.len(),
+        Node::All(nodes) => nodes
+            .iter()
+            .map(|n| size(state, n, limit))
+            .min()
+            .unwrap_or(usize::MAX),
+        Node::Any(nodes) => nodes
+            .iter()
+            .map(|n| size(state, n, limit))
+            .fold(0, usize::saturating_add),
+    }
+}
+
+fn collect(state: &State, node: &Node<'_>, limit: usize, out: &mut Vec<u64>) {
+    match node {
+        Node::Terms(terms) => terms
+            .iter()
+            .for_each(|t| out.extend(state.meta_index().handles_with(t))),
+        Node::Range { path, lo, hi } => out.extend(state.range_index().slots(path, *lo, *hi)),
+        Node::Slots(slots) => out.extend_from_slice(slots),
+        Node::All(nodes) => {
+            if let Some(smallest) = nodes.iter().min_by_key(|n| size(state, n, limit)) {
+                collect(state, smallest, limit, out);
+            }
+        }
+        Node::Any(nodes) => nodes.iter().for_each(|n| collect(state, n, limit, out)),
+    }
+}
