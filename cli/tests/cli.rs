@@ -970,6 +970,8 @@ fn the_readme_shell_snippet_runs() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let hits: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(hits[0]["id"], "a", "{stdout}");
+}
+
 #[test]
 fn query_metadata_schema_text_fields_and_precision_match_the_library() {
     let s = Setup::new();

@@ -1,9 +1,9 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{
-    EncryptedIndex, Include, IndexType, Item, MetadataQuery, Metric, Order, Query, TrainOptions,
-};
 use ciphervec::{EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions};
+use numpy::{PyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{self, f32_array, hit_dict, ids_of, include_of, json_of};
