@@ -15,6 +15,7 @@ mod recovery;
 mod state;
 mod tokens;
 mod types;
+mod upkeep;
 mod validate;
 
 pub use anchor::Anchor;
@@ -24,3 +25,4 @@ pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
 pub use types::{Hit, Include, Item, Query, Record, VerifyReport};
+pub use upkeep::TrainingStatus;

@@ -18,7 +18,7 @@ mod search;
 pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
-pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
+pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows, split_in_two};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use refine::Width;

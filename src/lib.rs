@@ -29,5 +29,5 @@ pub use storage::{MemoryStore, Store};
 
 pub use index::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, Hit, Include, IndexConfig, IndexType, Item,
-    Query, Record, TrainOptions, VerifyReport,
+    Query, Record, TrainOptions, TrainingStatus, VerifyReport,
 };

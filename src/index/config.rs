@@ -40,6 +40,7 @@ pub struct IndexConfig {
     n_probes: usize,
     full_text: bool,
     refine_bits: u8,
+    auto_train: bool,
 }
 
 /// Bits per dimension of `ivf_pq`'s refine code unless [`IndexConfig::refine_bits`] says
@@ -58,6 +59,7 @@ impl IndexConfig {
             n_probes: 0,
             full_text: false,
             refine_bits: DEFAULT_REFINE_BITS,
+            auto_train: true,
         }
     }
 
@@ -125,6 +127,32 @@ impl IndexConfig {
     pub fn full_text(mut self, on: bool) -> IndexConfig {
         self.full_text = on;
         self
+    }
+
+    /// Turns self-maintenance on or off (default on). With it on, the index trains itself
+    /// in the background once it holds [`AUTO_TRAIN_MIN_ITEMS`](crate::AUTO_TRAIN_MIN_ITEMS)
+    /// items (queries are exact until then), retrains in the background when it has grown
+    /// to twice (or shrunk to half) the size it was trained at, and between trainings splits
+    /// lists that grew too long, each split one commit: an application that only upserts
+    /// and queries gets a trained, balanced index without ever calling
+    /// [`train`](crate::EncryptedIndex::train). Off, the index trains only when `train` is
+    /// called and its lists stay as trained. Writes and queries go on while a training
+    /// runs; see [`EncryptedIndex::training_status`](crate::EncryptedIndex::training_status)
+    /// and `docs/DESIGN.md` (Maintenance).
+    ///
+    /// ```
+    /// use ciphervec::IndexConfig;
+    /// assert!(IndexConfig::ivf_flat(8).is_auto_train());
+    /// assert!(!IndexConfig::ivf_flat(8).auto_train(false).is_auto_train());
+    /// ```
+    pub fn auto_train(mut self, on: bool) -> IndexConfig {
+        self.auto_train = on;
+        self
+    }
+
+    /// Whether the index maintains itself (see [`auto_train`](Self::auto_train)).
+    pub fn is_auto_train(&self) -> bool {
+        self.auto_train
     }
 
     /// Sets the bits per dimension of `ivf_pq`'s refine code: 6 (the default) or 8. An index
@@ -267,6 +295,8 @@ impl IndexConfig {
                 StoredIndexType::IvfPqRefine8(_) => 8,
                 _ => DEFAULT_REFINE_BITS,
             },
+            // TODO(v8): stored in `StoredConfig::auto_train`.
+            auto_train: false,
         }
     }
 }

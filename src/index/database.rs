@@ -335,7 +335,10 @@ impl Database {
             empty,
             self.cache_budget(),
         );
-        let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
+        let mut index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
+        // TODO(v8): `auto_train` is stored in `StoredConfig`; until then the handle that
+        // created the index holds the config as given.
+        index.set_config(config);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }

@@ -17,10 +17,13 @@ use crate::storage::{IndexFiles, WriterLock};
 use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
+use super::upkeep::Upkeep;
 
+mod autotrain;
 mod integrity;
 mod maintenance;
 mod read;
+mod split;
 mod text_search;
 mod write;
 
@@ -95,6 +98,9 @@ pub(crate) struct Inner {
     /// The process that opened the handle and holds its writer lock: a child made by `fork`
     /// inherits the handle, not the right to write (see [`EncryptedIndex::writer`]).
     process: u32,
+    /// Self-maintenance: the background training and its counters (shared with the
+    /// training's thread, which holds only a weak reference to the rest).
+    upkeep: Arc<Upkeep>,
     _lock: WriterLock,
 }
 
@@ -135,6 +141,8 @@ impl EncryptedIndex {
     ) -> EncryptedIndex {
         let config = IndexConfig::from_stored(&state.body().config);
         let (next_segment, epoch) = (state.body().next_segment, state.body().epoch);
+        // TODO(v8): the item count at training is stored in the manifest body.
+        let trained_at = state.quantizer().map(|_| state.len());
         EncryptedIndex {
             inner: Arc::new(Inner {
                 name,
@@ -153,8 +161,17 @@ impl EncryptedIndex {
                 deleted: AtomicBool::new(false),
                 storage_reads: AtomicU64::new(0),
                 process: std::process::id(),
+                upkeep: Arc::new(Upkeep::new(trained_at)),
                 _lock: lock,
             }),
+        }
+    }
+
+    /// Replaces the configuration of a handle no clone of which exists yet (the one
+    /// `create_index` just made).
+    pub(crate) fn set_config(&mut self, config: IndexConfig) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.config = config;
         }
     }
 

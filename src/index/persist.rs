@@ -877,6 +877,20 @@ pub(crate) fn append_note(keys: &Keys, body: &ManifestBody, epoch: u64) -> Commi
     }
 }
 
+/// The commit note of a list split extending `body` at epoch `epoch`: the segment is
+/// appended to the live ones and holds the centroids (`n_lists` of them) and, when
+/// `codebook`, the codebook from now on.
+pub(crate) fn split_note(
+    keys: &Keys,
+    body: &ManifestBody,
+    epoch: u64,
+    (n_lists, codebook): (u32, bool),
+) -> CommitNote {
+    let mut note = append_note(keys, body, epoch);
+    note.trained = Some((n_lists, codebook));
+    note
+}
+
 /// The commit note of a rewrite (training, compaction, rotation) extending `body` at epoch
 /// `epoch`: the segment replaces every live one, with `list_epoch` and, when trained, its
 /// `(n_lists, codebook)`; `history` says whether it holds a history record (see
@@ -1056,8 +1070,8 @@ pub(crate) fn stored_segment(
 }
 
 /// Applies the commit of segment `seq` (`len` bytes with footer digest `digest`) to `body`,
-/// as its `note` says: appended to the live segments, or replacing them with its training
-/// state and list epoch, at the note's epoch; the commit joins the history. The one place a
+/// as its `note` says: appended to the live segments (with, after a list split, the training
+/// state it now holds), or replacing them with its training state and list epoch, at the note's epoch; the commit joins the history. The one place a
 /// manifest's segment list changes, for a writer's commit and for a roll-forward at open
 /// alike.
 pub(crate) fn apply_commit(
@@ -1080,6 +1094,15 @@ pub(crate) fn apply_commit(
         body.history.archived = note.history.then_some(seq);
     } else {
         body.segments.push(seg);
+        // A split (format 8): the appended segment holds the centroids (and codebook) from
+        // now on; the list epoch stays.
+        if let Some((n_lists, codebook)) = note.trained {
+            body.trained = Some(TrainedRef {
+                centroids_segment: seq,
+                n_lists,
+                codebook,
+            });
+        }
     }
     body.history.recent.push((note.epoch, id));
     body.next_segment = seq + 1;

@@ -15,7 +15,7 @@ use crate::metric::Metric;
 
 use super::*;
 use crate::format::segment::CommitNote;
-use crate::index::config::{IndexType, TrainOptions};
+use crate::index::config::{IndexConfig, IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::recovery;
@@ -39,16 +39,19 @@ impl EncryptedIndex {
     /// # Errors
     /// As [`train`](Self::train); also [`Error::InvalidArgument`] for `max_iters == 0`.
     pub fn train_with(&self, options: TrainOptions) -> Result<()> {
+        if options.max_iters == 0 {
+            return Err(Error::invalid_argument("max_iters must be at least 1"));
+        }
+        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+            return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
+        }
+        // A background training runs to its end first (its result is then retrained).
+        if self.is_own_writer() {
+            self.inner.upkeep.wait_idle();
+        }
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::index::parallel::install(|| {
-            if options.max_iters == 0 {
-                return Err(Error::invalid_argument("max_iters must be at least 1"));
-            }
-            if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
-                return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
-            }
             let _writer = self.writer()?;
-            let (dim, metric) = (self.dim(), self.metric());
             let state = self.read();
             let n = state.len();
             if n == 0 {
@@ -62,69 +65,23 @@ impl EncryptedIndex {
             let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
             let vectors = Lists::new(&state).vectors_of(&slots)?;
             let mut data = vectors.clone();
-            if metric == Metric::Cosine {
-                ivf::normalize_rows(&mut data, dim);
-            }
-            let per_centroid = if options.sample_size > 0 {
-                options.sample_size.div_ceil(n_lists).max(1)
-            } else {
-                ivf::auto_train_points_per_list(self.is_pq())
-            };
-            let km = ivf::kmeans(
-                &data,
-                dim,
-                &KMeansParams {
-                    k: n_lists,
-                    max_iters: options.max_iters,
-                    tolerance: options.tolerance,
-                    max_points_per_centroid: per_centroid,
-                    spherical: metric == Metric::Cosine,
-                    seed: TRAINING_SEED,
-                },
-            );
-            let quantizer = Quantizer::new(dim, km.centroids, metric);
+            prepare_rows(&mut data, self.dim(), self.metric());
+            let quantizer = fit(&self.inner.config, &data, n_lists, &options);
             let assignments = quantizer.assign_batch(&data);
-            let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
+            let coder = train_codec(
+                &self.inner.config,
+                &quantizer,
+                &data,
+                &assignments,
+                TRAINING_SEED,
+            );
             drop(data);
             let crypto = (state.keys().clone(), state.header().clone());
             let trained = Some((quantizer, coder));
-            self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
+            self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)?;
+            self.inner.upkeep.lock().trained_at = Some(n);
+            Ok(())
         })
-    }
-
-    /// Trains the code of a quantized index type on (a sample of) the training vectors: their
-    /// residuals to their lists' centroids for SQ8; for PQ, a code of the vectors and one of
-    /// the residuals, keeping the one that ranks better (`ivf::train_pq`); `None` for
-    /// `ivf_flat`.
-    fn train_codec(
-        &self,
-        quantizer: &Quantizer,
-        data: &[f32],
-        assignments: &[u32],
-        seed: u64,
-    ) -> Option<Coder> {
-        let dim = self.dim();
-        let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
-        let codec = match self.inner.config.index_type() {
-            IndexType::IvfFlat => return None,
-            IndexType::IvfSq8 => Codec::train_sq8(
-                &ivf::training_sample(data, assignments, quantizer, stride, true),
-                dim,
-            ),
-            IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
-                data,
-                assignments,
-                quantizer,
-                (
-                    n_subquantizers,
-                    self.inner.config.refine_width(),
-                    stride,
-                    seed,
-                ),
-                self.metric(),
-            ),
-        };
-        Some(Coder::new(codec, self.metric(), quantizer))
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping
@@ -159,6 +116,10 @@ impl EncryptedIndex {
             let Some(threshold) = self.inner.auto_compact else {
                 return;
             };
+            // A background training ends in a whole rewrite, which compacts.
+            if self.inner.upkeep.lock().running {
+                return;
+            }
             let due = {
                 let state = self.read();
                 let segments = &state.body().segments;
@@ -287,7 +248,7 @@ impl EncryptedIndex {
     /// segment sealed under `crypto`, with the centroids (and codebook) of `trained` and a
     /// new list epoch; commits it as the only live segment; swaps the in-memory state;
     /// removes the old segments.
-    fn rewrite(
+    pub(super) fn rewrite(
         &self,
         state: RwLockReadGuard<'_, State>,
         slots: &[u64],
@@ -296,6 +257,8 @@ impl EncryptedIndex {
         assignments: &[u32],
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
+        // A background training started before this rewrite no longer matches the slots.
+        self.inner.upkeep.note_rewrite();
         let trained = match trained {
             Some((q, c)) => (Some(q), c),
             None => (None, None),
@@ -503,6 +466,73 @@ impl EncryptedIndex {
         fresh.add_segment(sealed.seq, blob);
         Ok(fresh)
     }
+}
+
+/// Normalizes rows for cosine (k-means and assignment then rank by angle).
+pub(super) fn prepare_rows(data: &mut [f32], dim: usize, metric: Metric) {
+    if metric == Metric::Cosine {
+        ivf::normalize_rows(data, dim);
+    }
+}
+
+/// The coarse lists of a training: k-means with `options` (its sample: `options.sample_size`,
+/// else the default points per list) on `data` (rows prepared by [`prepare_rows`]) for
+/// `n_lists` lists under `config`'s metric.
+pub(super) fn fit(
+    config: &IndexConfig,
+    data: &[f32],
+    n_lists: usize,
+    options: &TrainOptions,
+) -> Quantizer {
+    let (dim, metric) = (config.dimension(), config.distance_metric());
+    let pq = matches!(config.index_type(), IndexType::IvfPq { .. });
+    let per_centroid = if options.sample_size > 0 {
+        options.sample_size.div_ceil(n_lists).max(1)
+    } else {
+        ivf::auto_train_points_per_list(pq)
+    };
+    let km = ivf::kmeans(
+        data,
+        dim,
+        &KMeansParams {
+            k: n_lists,
+            max_iters: options.max_iters,
+            tolerance: options.tolerance,
+            max_points_per_centroid: per_centroid,
+            spherical: metric == Metric::Cosine,
+            seed: TRAINING_SEED,
+        },
+    );
+    Quantizer::new(dim, km.centroids, metric)
+}
+
+/// Trains the code of a quantized index type on (a sample of) the training vectors: their
+/// residuals to their lists' centroids for SQ8; for PQ, a code of the vectors and one of the
+/// residuals, keeping the one that ranks better (`ivf::train_pq`); `None` for `ivf_flat`.
+pub(super) fn train_codec(
+    config: &IndexConfig,
+    quantizer: &Quantizer,
+    data: &[f32],
+    assignments: &[u32],
+    seed: u64,
+) -> Option<Coder> {
+    let (dim, metric) = (config.dimension(), config.distance_metric());
+    let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
+    let codec = match config.index_type() {
+        IndexType::IvfFlat => return None,
+        IndexType::IvfSq8 => Codec::train_sq8(
+            &ivf::training_sample(data, assignments, quantizer, stride, true),
+            dim,
+        ),
+        IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
+            data,
+            assignments,
+            quantizer,
+            (n_subquantizers, config.refine_width(), stride, seed),
+            metric,
+        ),
+    };
+    Some(Coder::new(codec, metric, quantizer))
 }
 
 /// The live items a rewrite writes: their slots in the old state, their vectors (row-major,

@@ -1,0 +1,298 @@
+//! Self-maintenance measured: what automatic training and list splits cost writes and
+//! queries, and what they keep of recall and speed as an index grows.
+//!
+//! ```text
+//! cargo run --release --example maintenance_bench -- growth  [DIR] [flat|pq] [ROUNDS]
+//! cargo run --release --example maintenance_bench -- latency [DIR] [flat|pq]
+//! ```
+//!
+//! `DIR` holds `base.fvecs`, `query.fvecs` and `groundtruth.ivecs` (default
+//! `../shared/data/wordnet-minilm-50k`, the 50,000 sentence embeddings).
+//!
+//! - `growth`: three indexes of the same vectors, written in batches of 1,000: trained once
+//!   on all of them (the reference); trained at 2% of them, then grown with self-maintenance
+//!   on; and the same with it off. Recall@10 and queries per second (all queries in one
+//!   `query_batch`, defaults) of each, the QPS as medians over `ROUNDS` interleaved rounds,
+//!   and the maintained and unmaintained ones as ratios against the reference.
+//! - `latency`: from empty, batches of 1,000 with self-maintenance on while another thread
+//!   queries one vector at a time: every upsert's and query's latency (their distribution
+//!   while a background training ran and while none did), the time to the first trained
+//!   state, recall at the end; against the same writes with maintenance off followed by an
+//!   explicit `train` (the time to a trained state of today's way), and writes with
+//!   maintenance off and no training (write throughput).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ciphervec::{Database, EncryptedIndex, IndexConfig, IndexKey, Item, Query};
+
+#[path = "support/texmex.rs"]
+mod texmex;
+
+/// Items per upsert.
+const BATCH: usize = 1_000;
+
+fn main() -> ciphervec::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("growth", String::as_str);
+    let dir = args.get(1).map_or_else(
+        || PathBuf::from("../shared/data/wordnet-minilm-50k"),
+        PathBuf::from,
+    );
+    let pq = args.get(2).is_some_and(|t| t == "pq");
+    let rounds: usize = args.get(3).map_or(5, |r| r.parse().expect("ROUNDS"));
+    let (base, queries, truth) = texmex::load(&dir);
+    let dim = base[0].len();
+    let config = if pq {
+        IndexConfig::ivf_pq(dim, IndexConfig::default_subquantizers(dim))
+    } else {
+        IndexConfig::ivf_flat(dim)
+    };
+    println!(
+        "{} vectors of {dim} dimensions, {} queries, {}",
+        base.len(),
+        queries.len(),
+        if pq { "ivf_pq" } else { "ivf_flat" }
+    );
+    match mode {
+        "growth" => growth(config, (&base, &queries, &truth), rounds),
+        "latency" => latency(config, (&base, &queries, &truth)),
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+type Data<'a> = (&'a [Vec<f32>], &'a [Vec<f32>], &'a [Vec<usize>]);
+
+/// The batches of 1,000 items of rows `range` of `base`.
+fn batches(base: &[Vec<f32>], range: std::ops::Range<usize>) -> Vec<Vec<Item>> {
+    let mut out: Vec<Vec<Item>> = Vec::new();
+    for i in range {
+        if out.last().is_none_or(|b| b.len() == BATCH) {
+            out.push(Vec::with_capacity(BATCH));
+        }
+        out.last_mut()
+            .unwrap()
+            .push(Item::new(i.to_string(), base[i].clone()));
+    }
+    out
+}
+
+/// A fresh index in a temporary folder (kept alive by the returned guard).
+fn fresh(config: IndexConfig) -> ciphervec::Result<(tempfile::TempDir, EncryptedIndex)> {
+    let dir = tempfile::tempdir()?;
+    let index = Database::open(dir.path())?.create_index("bench", &IndexKey::generate(), config)?;
+    Ok((dir, index))
+}
+
+/// Waits until no background training runs.
+fn settle(index: &EncryptedIndex) {
+    while index.is_training() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Recall@10 of the default query of every query vector.
+fn recall(index: &EncryptedIndex, queries: &[Vec<f32>], truth: &[Vec<usize>]) -> f64 {
+    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone())).collect();
+    let results = index.query_batch(&qs).expect("query");
+    let mut found = 0;
+    for (hits, t) in results.iter().zip(truth) {
+        let want: HashSet<String> = t[..10].iter().map(ToString::to_string).collect();
+        found += hits.iter().filter(|h| want.contains(&h.id)).count();
+    }
+    found as f64 / (10 * results.len()) as f64
+}
+
+/// Queries per second of one `query_batch` of every query vector.
+fn qps(index: &EncryptedIndex, queries: &[Vec<f32>]) -> f64 {
+    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone())).collect();
+    let start = Instant::now();
+    index.query_batch(&qs).expect("query");
+    qs.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn growth(
+    config: IndexConfig,
+    (base, queries, truth): Data<'_>,
+    rounds: usize,
+) -> ciphervec::Result<()> {
+    let n = base.len();
+    let first = n / 50;
+    let build = |auto: bool, trained_at: usize| -> ciphervec::Result<_> {
+        let start = Instant::now();
+        let (dir, index) = fresh(config.clone().auto_train(auto))?;
+        for b in batches(base, 0..trained_at) {
+            index.upsert(b)?;
+        }
+        index.train()?;
+        for b in batches(base, trained_at..n) {
+            index.upsert(b)?;
+        }
+        settle(&index);
+        let took = start.elapsed().as_secs_f64();
+        Ok((dir, index, took))
+    };
+    let (_a, once, t_once) = build(false, n)?;
+    let (_b, kept, t_kept) = build(true, first)?;
+    let (_c, drift, t_drift) = build(false, first)?;
+    let names = [
+        "trained once on all",
+        "trained at 2%, maintained",
+        "trained at 2%, not maintained",
+    ];
+    let indexes = [&once, &kept, &drift];
+    let times = [t_once, t_kept, t_drift];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for _ in 0..rounds {
+        for (i, index) in indexes.iter().enumerate() {
+            rates[i].push(qps(index, queries));
+        }
+    }
+    let ratios = |i: usize| -> f64 {
+        median(
+            rates[i]
+                .iter()
+                .zip(&rates[0])
+                .map(|(r, base)| r / base)
+                .collect(),
+        )
+    };
+    println!(
+        "index                          lists  recall@10  QPS (median)  QPS / once  build s  status"
+    );
+    for (i, index) in indexes.iter().enumerate() {
+        let s = index.training_status();
+        println!(
+            "{:<30} {:>5}  {:>9.4}  {:>12.0}  {:>10.3}  {:>7.1}  trainings {} splits {} trained at {:?}",
+            names[i],
+            index.n_lists(),
+            recall(index, queries, truth),
+            median(rates[i].clone()),
+            ratios(i),
+            times[i],
+            s.background_trainings,
+            s.list_splits,
+            s.trained_at_items
+        );
+    }
+    Ok(())
+}
+
+/// Latencies, in seconds, with whether a background training ran when each began.
+type Timings = Arc<Mutex<Vec<(f64, bool)>>>;
+
+fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::Result<()> {
+    let n = base.len();
+    // Today's way: writes, then an explicit `train`.
+    let (_d0, plain) = fresh(config.clone().auto_train(false))?;
+    let start = Instant::now();
+    for b in batches(base, 0..n) {
+        plain.upsert(b)?;
+    }
+    let writes_plain = start.elapsed().as_secs_f64();
+    let t = Instant::now();
+    plain.train()?;
+    let train_plain = t.elapsed().as_secs_f64();
+    println!(
+        "maintenance off: {n} upserts in {writes_plain:.2} s ({:.0} items/s), then train {train_plain:.2} s: trained after {:.2} s, recall@10 {:.4}",
+        n as f64 / writes_plain,
+        writes_plain + train_plain,
+        recall(&plain, queries, truth)
+    );
+    drop(plain);
+    // Self-maintenance on, with a thread querying meanwhile.
+    let (_d1, index) = fresh(config)?;
+    let upserts: Timings = Arc::default();
+    let reads: Timings = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (index, reads, done) = (index.clone(), reads.clone(), done.clone());
+        let queries = queries.to_vec();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let q = Query::new(queries[i % queries.len()].clone());
+                let training = index.is_training();
+                let t = Instant::now();
+                index.query(&q).expect("query");
+                reads
+                    .lock()
+                    .unwrap()
+                    .push((t.elapsed().as_secs_f64(), training));
+                i += 1;
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut first_trained = None;
+    for b in batches(base, 0..n) {
+        let training = index.is_training();
+        let t = Instant::now();
+        index.upsert(b)?;
+        upserts
+            .lock()
+            .unwrap()
+            .push((t.elapsed().as_secs_f64(), training));
+        if first_trained.is_none() && index.is_trained() {
+            first_trained = Some(start.elapsed().as_secs_f64());
+        }
+    }
+    let writes = start.elapsed().as_secs_f64();
+    while index.is_training() {
+        std::thread::sleep(Duration::from_millis(10));
+        if first_trained.is_none() && index.is_trained() {
+            first_trained = Some(start.elapsed().as_secs_f64());
+        }
+    }
+    if first_trained.is_none() && index.is_trained() {
+        first_trained = Some(start.elapsed().as_secs_f64());
+    }
+    let settled = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let status = index.training_status();
+    println!(
+        "maintenance on:  {n} upserts in {writes:.2} s ({:.0} items/s, {:.3}x of off), settled after {settled:.2} s; first trained state after {:.2} s ({:.3}x of off's writes + train); recall@10 {:.4}; {status:?}",
+        n as f64 / writes,
+        writes_plain / writes,
+        first_trained.unwrap_or(f64::NAN),
+        first_trained.unwrap_or(f64::NAN) / (writes_plain + train_plain),
+        recall(&index, queries, truth)
+    );
+    report("upsert of 1,000", &upserts.lock().unwrap());
+    report("query (top 10)", &reads.lock().unwrap());
+    Ok(())
+}
+
+/// Prints the distribution of `timings`, split by whether a training ran.
+fn report(what: &str, timings: &[(f64, bool)]) {
+    for (label, during) in [("while training", true), ("otherwise", false)] {
+        let mut v: Vec<f64> = timings
+            .iter()
+            .filter(|t| t.1 == during)
+            .map(|t| t.0 * 1e3)
+            .collect();
+        if v.is_empty() {
+            println!("{what} {label}: none");
+            continue;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "{what} {label}: {} of them, ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+            v.len(),
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            v[v.len() - 1]
+        );
+    }
+}
