@@ -25,4 +25,15 @@ pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
 pub use types::{Hit, Include, Item, Query, Record, VerifyReport};
+#[cfg(feature = "internals")]
+pub use upkeep::Stage as TrainingStage;
 pub use upkeep::TrainingStatus;
+
+/// A test's hold on a background training (see `internals::hold_training`).
+#[cfg(feature = "internals")]
+pub(crate) fn upkeep_hold(
+    reached: std::sync::mpsc::Sender<TrainingStage>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> upkeep::Hold {
+    upkeep::Hold { reached, go }
+}

@@ -27,6 +27,7 @@ mod api {
     mod quantized;
     mod real_data;
     mod rollback;
+    mod self_maintenance;
     mod store;
     mod ties;
 }

@@ -269,6 +269,7 @@ impl IndexConfig {
             n_lists: self.n_lists as u32,
             n_probes: self.n_probes as u32,
             full_text: self.full_text,
+            auto_train: self.auto_train,
         }
     }
 
@@ -295,8 +296,7 @@ impl IndexConfig {
                 StoredIndexType::IvfPqRefine8(_) => 8,
                 _ => DEFAULT_REFINE_BITS,
             },
-            // TODO(v8): stored in `StoredConfig::auto_train`.
-            auto_train: false,
+            auto_train: s.auto_train,
         }
     }
 }

@@ -313,6 +313,7 @@ impl Database {
             list_epoch: 0,
             name: name.to_owned(),
             history: Default::default(),
+            trained_at_items: 0,
         };
         // The first commit of the history: epoch 1, extending nothing.
         persist::commit_manifest_only(&mut body, 1, &header);
@@ -335,10 +336,7 @@ impl Database {
             empty,
             self.cache_budget(),
         );
-        let mut index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
-        // TODO(v8): `auto_train` is stored in `StoredConfig`; until then the handle that
-        // created the index holds the config as given.
-        index.set_config(config);
+        let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         open.insert(name.to_owned(), index.downgrade());
         Ok(index)
     }

@@ -23,6 +23,7 @@ mod autotrain;
 mod integrity;
 mod maintenance;
 mod read;
+mod retrain;
 mod split;
 mod text_search;
 mod write;
@@ -141,8 +142,6 @@ impl EncryptedIndex {
     ) -> EncryptedIndex {
         let config = IndexConfig::from_stored(&state.body().config);
         let (next_segment, epoch) = (state.body().next_segment, state.body().epoch);
-        // TODO(v8): the item count at training is stored in the manifest body.
-        let trained_at = state.quantizer().map(|_| state.len());
         EncryptedIndex {
             inner: Arc::new(Inner {
                 name,
@@ -161,17 +160,9 @@ impl EncryptedIndex {
                 deleted: AtomicBool::new(false),
                 storage_reads: AtomicU64::new(0),
                 process: std::process::id(),
-                upkeep: Arc::new(Upkeep::new(trained_at)),
+                upkeep: Arc::new(Upkeep::default()),
                 _lock: lock,
             }),
-        }
-    }
-
-    /// Replaces the configuration of a handle no clone of which exists yet (the one
-    /// `create_index` just made).
-    pub(crate) fn set_config(&mut self, config: IndexConfig) {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.config = config;
         }
     }
 

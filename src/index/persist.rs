@@ -874,6 +874,7 @@ pub(crate) fn append_note(keys: &Keys, body: &ManifestBody, epoch: u64) -> Commi
         key_generation: keys.next_generation(),
         parent: body.history.head(),
         history: false,
+        trained_at: 0,
     }
 }
 
@@ -894,7 +895,7 @@ pub(crate) fn split_note(
 /// The commit note of a rewrite (training, compaction, rotation) extending `body` at epoch
 /// `epoch`: the segment replaces every live one, with `list_epoch` and, when trained, its
 /// `(n_lists, codebook)`; `history` says whether it holds a history record (see
-/// [`history_to_archive`]).
+/// [`history_to_archive`]). A training sets the note's `trained_at`.
 pub(crate) fn replace_note(
     keys: &Keys,
     body: &ManifestBody,
@@ -910,6 +911,7 @@ pub(crate) fn replace_note(
         key_generation: keys.next_generation(),
         parent: body.history.head(),
         history,
+        trained_at: 0,
     }
 }
 
@@ -1104,6 +1106,9 @@ pub(crate) fn apply_commit(
             });
         }
     }
+    if note.trained_at > 0 {
+        body.trained_at_items = note.trained_at;
+    }
     body.history.recent.push((note.epoch, id));
     body.next_segment = seq + 1;
     body.epoch = note.epoch;
@@ -1283,6 +1288,7 @@ mod tests {
             key_generation: keys.next_generation(),
             parent: [0; COMMIT_ID_LEN],
             history: false,
+            trained_at: 0,
         };
         let bytes = seg.finish(&note).unwrap();
         let segments = HashMap::from([(7, Arc::new(Blob::Shared(bytes.into())))]);

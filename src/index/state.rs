@@ -635,21 +635,6 @@ impl State {
             .filter_map(move |(i, e)| e.as_ref().map(|e| ((start + i) as u64, e)))
     }
 
-    /// The slots of the live items of list `list`: from the list's rows when it holds them,
-    /// else by a walk of the item table.
-    pub(crate) fn members(&self, list: u32) -> Vec<u64> {
-        match (self.residency, self.lists.get(list as usize)) {
-            (Residency::All | Residency::Codes, Some(l)) => {
-                l.handles.iter().map(|&h| slot_of(h)).collect()
-            }
-            _ => self
-                .entries()
-                .filter(|(_, e)| e.list == list)
-                .map(|(s, _)| s)
-                .collect(),
-        }
-    }
-
     /// Adopts the quantizer (and coder) of a split: the same lists, in the same places, and
     /// new lists after them, each of them empty; centroids may have moved, and the items a
     /// move concerns are then relocated ([`State::relocate`]).

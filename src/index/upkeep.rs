@@ -159,6 +159,26 @@ pub(crate) struct Upkeep {
     /// Whole rewrites (training, compaction, rotation) so far: they renumber the item table,
     /// so a background training whose snapshot predates one starts over.
     rewrites: AtomicU64,
+    /// Where a test holds the background training (`internals::hold_training`).
+    #[cfg(feature = "internals")]
+    hold: Mutex<Option<Hold>>,
+}
+
+/// A point where a background training can be held by a test (`internals`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The snapshot has read its first chunk of items and goes on reading.
+    Reading,
+    /// The snapshot's items are sealed into the new segment; the install comes next.
+    Sealed,
+}
+
+/// A test's hold on a background training: it reports each [`Stage`] reached on `reached`
+/// and waits for a message on `go`.
+#[cfg(feature = "internals")]
+pub(crate) struct Hold {
+    pub reached: std::sync::mpsc::Sender<Stage>,
+    pub go: std::sync::mpsc::Receiver<()>,
 }
 
 /// What [`Upkeep`] guards.
@@ -166,8 +186,6 @@ pub(crate) struct Upkeep {
 pub(crate) struct UpkeepState {
     /// A background training thread runs.
     pub running: bool,
-    /// The item count at the last training, if trained.
-    pub trained_at: Option<usize>,
     /// Installed background trainings.
     pub trainings: u64,
     /// Lists split.
@@ -183,18 +201,6 @@ pub(crate) struct UpkeepState {
 }
 
 impl Upkeep {
-    /// Bookkeeping for an index trained at `trained_at` items, if trained.
-    pub(crate) fn new(trained_at: Option<usize>) -> Upkeep {
-        Upkeep {
-            state: Mutex::new(UpkeepState {
-                trained_at,
-                ..UpkeepState::default()
-            }),
-            idle: Condvar::new(),
-            rewrites: AtomicU64::new(0),
-        }
-    }
-
     /// Counts a whole rewrite of the index (see `rewrites`).
     pub(crate) fn note_rewrite(&self) {
         self.rewrites.fetch_add(1, Ordering::SeqCst);
@@ -226,6 +232,33 @@ impl Upkeep {
     pub(crate) fn finish(&self) {
         self.lock().running = false;
         self.idle.notify_all();
+    }
+
+    /// At `stage` of a background training: waits while a test holds it there (a no-op
+    /// unless a test installed a hold; the caller holds no lock of the index).
+    pub(crate) fn pause_at(&self, stage: Stage) {
+        #[cfg(feature = "internals")]
+        {
+            let hold = self
+                .hold
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(h) = hold.as_ref()
+                && h.reached.send(stage).is_ok()
+            {
+                let _ = h.go.recv();
+            }
+        }
+        let _ = stage;
+    }
+
+    /// Installs a test's hold (see [`Upkeep::pause_at`]).
+    #[cfg(feature = "internals")]
+    pub(crate) fn set_hold(&self, hold: Hold) {
+        *self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hold);
     }
 
     /// Waits until no background training runs.

@@ -77,9 +77,14 @@ impl EncryptedIndex {
             );
             drop(data);
             let crypto = (state.keys().clone(), state.header().clone());
-            let trained = Some((quantizer, coder));
+            let trained = Some(Trained {
+                quantizer,
+                coder,
+                at_items: n as u64,
+            });
             self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)?;
-            self.inner.upkeep.lock().trained_at = Some(n);
+            // List numbers name other lists now.
+            self.inner.upkeep.lock().unsplittable.clear();
             Ok(())
         })
     }
@@ -237,10 +242,11 @@ impl EncryptedIndex {
             .iter()
             .map(|&s| state.entry(s).map_or(0, |e| e.list))
             .collect();
-        let trained = state
-            .quantizer()
-            .cloned()
-            .map(|q| (q, state.coder().cloned()));
+        let trained = state.quantizer().cloned().map(|quantizer| Trained {
+            quantizer,
+            coder: state.coder().cloned(),
+            at_items: 0,
+        });
         self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
 
@@ -248,19 +254,20 @@ impl EncryptedIndex {
     /// segment sealed under `crypto`, with the centroids (and codebook) of `trained` and a
     /// new list epoch; commits it as the only live segment; swaps the in-memory state;
     /// removes the old segments.
-    pub(super) fn rewrite(
+    fn rewrite(
         &self,
         state: RwLockReadGuard<'_, State>,
         slots: &[u64],
         vectors: &[f32],
-        trained: Option<(Quantizer, Option<Coder>)>,
+        trained: Option<Trained>,
         assignments: &[u32],
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
-        // A background training started before this rewrite no longer matches the slots.
+        // A background training begun before this rewrite no longer matches the item table.
         self.inner.upkeep.note_rewrite();
+        let at_items = trained.as_ref().map_or(0, |t| t.at_items);
         let trained = match trained {
-            Some((q, c)) => (Some(q), c),
+            Some(t) => (Some(t.quantizer), t.coder),
             None => (None, None),
         };
         let items = LiveItems {
@@ -273,6 +280,7 @@ impl EncryptedIndex {
             items,
             (trained.0.as_ref(), trained.1.as_ref()),
             (&crypto.0, &crypto.1),
+            at_items,
         )?;
         let body = state.body().clone();
         let commit = Commit {
@@ -316,6 +324,7 @@ impl EncryptedIndex {
         items: LiveItems<'_>,
         (quantizer, coder): (Option<&Quantizer>, Option<&Coder>),
         (keys, header): (&Keys, &ManifestHeader),
+        trained_at: u64,
     ) -> Result<SealedRewrite> {
         let LiveItems {
             slots,
@@ -406,13 +415,14 @@ impl EncryptedIndex {
             blocks.push((list, block));
         }
         let trained = quantizer.map(|q| (q.n_lists() as u32, coder.is_some()));
-        let note = persist::replace_note(
+        let mut note = persist::replace_note(
             keys,
             state.body(),
             (self.next_epoch(), list_epoch),
             trained,
             !history.is_empty(),
         );
+        note.trained_at = trained_at;
         Ok(SealedRewrite {
             seq,
             bytes: seg.finish(&note)?,
@@ -533,6 +543,15 @@ pub(super) fn train_codec(
         ),
     };
     Some(Coder::new(codec, metric, quantizer))
+}
+
+/// The lists a rewrite writes its items into: the centroids, the code of a quantized type,
+/// and, when they were trained for it, the live items they were trained at (0: kept from
+/// before, as compaction and rotation keep them).
+pub(super) struct Trained {
+    pub quantizer: Quantizer,
+    pub coder: Option<Coder>,
+    pub at_items: u64,
 }
 
 /// The live items a rewrite writes: their slots in the old state, their vectors (row-major,

@@ -107,8 +107,7 @@ impl EncryptedIndex {
         let mut recycled: Vec<u32> = Vec::new();
         let mut unsplittable = Vec::new();
         for &l in over {
-            let members = state.members(l);
-            let mut rows = lists.vectors_of(&members)?;
+            let (members, mut rows) = lists.members_with_vectors(l)?;
             prepare_rows(&mut rows, dim, metric);
             let spherical = metric == Metric::Cosine;
             let Some((a, b)) =
@@ -156,15 +155,16 @@ impl EncryptedIndex {
             }
         }
         let mut candidates: Vec<(u64, u32, bool)> = Vec::new();
+        let mut vectors = Vec::new();
         for (&l, mine) in own
             .iter()
             .map(|l| (l, true))
             .chain(near.iter().map(|l| (l, false)))
         {
-            candidates.extend(state.members(l).into_iter().map(|s| (s, l, mine)));
+            let (members, rows) = lists.members_with_vectors(l)?;
+            candidates.extend(members.into_iter().map(|s| (s, l, mine)));
+            vectors.extend_from_slice(&rows);
         }
-        let slots: Vec<u64> = candidates.iter().map(|&(s, _, _)| s).collect();
-        let vectors = lists.vectors_of(&slots)?;
         let mut rows = vectors.clone();
         prepare_rows(&mut rows, dim, metric);
         let nearest = quantizer.assign_batch(&rows);
