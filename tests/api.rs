@@ -28,6 +28,7 @@ mod api {
     mod real_data;
     mod rollback;
     mod self_maintenance;
+    mod self_maintenance_crash;
     mod store;
     mod ties;
 }

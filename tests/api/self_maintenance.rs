@@ -249,7 +249,7 @@ fn writes_during_training(config: IndexConfig, options: ciphervec::DatabaseOptio
         model = m;
         let (i, m) = (index.clone(), model.clone());
         must_finish("queries", move || {
-            assert_matches(&i, &m, metric, "during the training")
+            assert_matches(&i, &m, metric, "during the training");
         });
         assert!(!index.is_trained(), "{what}: installed while held");
         hold.go();

@@ -115,16 +115,21 @@ impl EncryptedIndex {
     /// bytes passes the configured threshold, or the live segments pass
     /// [`auto_compact_max_segments`]. A failure here leaves the index as it was (the write
     /// that triggered it is committed) and is retried after the next write.
+    /// A background training that runs meanwhile starts over after the compaction (its
+    /// snapshot no longer matches the item table): compaction is due rarely (most of the
+    /// bytes dead), and what it reclaims should not wait for a training.
     pub(super) fn maybe_compact(&self) {
+        if let Some(threshold) = self.inner.auto_compact {
+            self.compact_if_due(threshold);
+        }
+    }
+
+    /// Compacts (writer lock held) when the dead share of the stored bytes passes
+    /// `threshold`, or the live segments pass [`auto_compact_max_segments`]; see
+    /// [`maybe_compact`](Self::maybe_compact).
+    pub(super) fn compact_if_due(&self, threshold: f64) {
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::index::parallel::install(|| {
-            let Some(threshold) = self.inner.auto_compact else {
-                return;
-            };
-            // A background training ends in a whole rewrite, which compacts.
-            if self.inner.upkeep.lock().running {
-                return;
-            }
             let due = {
                 let state = self.read();
                 let segments = &state.body().segments;

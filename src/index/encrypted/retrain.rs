@@ -712,6 +712,11 @@ impl EncryptedIndex {
             }),
             "a leftover old segment is removed at the next open instead",
         );
+        // Writes deferred compaction while the training ran; items deleted meanwhile are
+        // dead entries of the new segment.
+        if let Some(threshold) = self.inner.auto_compact {
+            self.compact_if_due(threshold);
+        }
         Ok(Attempt::Installed)
     }
 }
