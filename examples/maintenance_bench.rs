@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example maintenance_bench -- growth  [DIR] [flat|pq] [ROUNDS]
+//! cargo run --release --example maintenance_bench -- between [DIR] [flat|pq] [ROUNDS]
 //! cargo run --release --example maintenance_bench -- latency [DIR] [flat|pq]
 //! ```
 //!
@@ -14,6 +15,8 @@
 //!   on; and the same with it off. Recall@10 and queries per second (all queries in one
 //!   `query_batch`, defaults) of each, the QPS as medians over `ROUNDS` interleaved rounds,
 //!   and the maintained and unmaintained ones as ratios against the reference.
+//! - `between`: the same, trained just past half of the vectors, so that no retraining is
+//!   due before the end: what list splits alone keep between two trainings.
 //! - `latency`: from empty, batches of 1,000 with self-maintenance on while another thread
 //!   queries one vector at a time: every upsert's and query's latency (their distribution
 //!   while a background training ran and while none did), the time to the first trained
@@ -58,7 +61,15 @@ fn main() -> ciphervec::Result<()> {
         if pq { "ivf_pq" } else { "ivf_flat" }
     );
     match mode {
-        "growth" => growth(config, (&base, &queries, &truth), rounds),
+        "growth" => growth(config, (&base, &queries, &truth), rounds, base.len() / 50),
+        // Trained just past half: no retraining is due before the end (twice the size),
+        // so only list splits follow the growth.
+        "between" => growth(
+            config,
+            (&base, &queries, &truth),
+            rounds,
+            base.len() / 2 + BATCH,
+        ),
         "latency" => latency(config, (&base, &queries, &truth)),
         other => panic!("unknown mode {other}"),
     }
@@ -123,9 +134,10 @@ fn growth(
     config: IndexConfig,
     (base, queries, truth): Data<'_>,
     rounds: usize,
+    first: usize,
 ) -> ciphervec::Result<()> {
     let n = base.len();
-    let first = n / 50;
+    let share = 100.0 * first as f64 / n as f64;
     let build = |auto: bool, trained_at: usize| -> ciphervec::Result<_> {
         let start = Instant::now();
         let (dir, index) = fresh(config.clone().auto_train(auto))?;
@@ -144,9 +156,9 @@ fn growth(
     let (_b, kept, t_kept) = build(true, first)?;
     let (_c, drift, t_drift) = build(false, first)?;
     let names = [
-        "trained once on all",
-        "trained at 2%, maintained",
-        "trained at 2%, not maintained",
+        "trained once on all".to_string(),
+        format!("trained at {share:.0}%, maintained"),
+        format!("trained at {share:.0}%, not maintained"),
     ];
     let indexes = [&once, &kept, &drift];
     let times = [t_once, t_kept, t_drift];

@@ -73,12 +73,15 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             pq_m,
             refine_bits,
             full_text,
+            no_auto_train,
         } => {
             // Ignored silently, it would leave the user believing the index has codes.
             if pq_m.is_some() && !matches!(index_type, IndexTypeArg::IvfPq) {
                 return Err(CliError::Usage("--pq-m needs --type ivf_pq".into()));
             }
-            let mut config = config_of(*dim, *index_type, *metric, *pq_m).full_text(*full_text);
+            let mut config = config_of(*dim, *index_type, *metric, *pq_m)
+                .full_text(*full_text)
+                .auto_train(!*no_auto_train);
             if let Some(bits) = refine_bits {
                 config = config.refine_bits(*bits);
             }
@@ -115,6 +118,16 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             let n = import(&index, file, format, ids.as_deref(), &options)?;
             if *train {
                 index.train()?;
+            }
+            // A training the import started in the background would die with this process
+            // (and start over at the next write): it finishes first.
+            if index.is_training() {
+                if !cli.json {
+                    eprintln!("training in the background; waiting for it to finish");
+                }
+                while index.is_training() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
             }
             say(
                 cli,
@@ -671,6 +684,8 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
             "metric": format!("{:?}", config.distance_metric()),
             "trained": index.is_trained(),
             "lists": index.n_lists(),
+            "auto_train": config.is_auto_train(),
+            "trained_at_items": index.training_status().trained_at_items,
             "epoch": anchor.epoch(),
             "anchor": anchor.to_string(),
         });

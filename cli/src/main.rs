@@ -135,6 +135,10 @@ pub(crate) enum Command {
         /// Index the items' contents for full-text (BM25) and hybrid queries.
         #[arg(long)]
         full_text: bool,
+        /// Never train, retrain or split lists by itself (by default an index trains in the
+        /// background once it holds 10,000 items, and keeps its lists fitted as it grows).
+        #[arg(long = "no-auto-train")]
+        no_auto_train: bool,
     },
     /// Imports items from a file, one durable batch at a time; --resume continues after the
     /// last durable batch of an interrupted import. An item the index refuses (a wrong

@@ -54,10 +54,12 @@ impl Client {
     /// "ivf_flat", "ivf_sq8" or "ivf_pq" (`pq_m` subquantizers, for it only: default
     /// `dimension / 4`, or the largest divisor of the dimension below it; `refine_bits` 6,
     /// the default, or 8: see `IndexConfig::refine_bits`); `metric` (any case); `n_lists`
-    /// and `n_probes` default to automatic; `full_text` indexes contents for BM25.
+    /// and `n_probes` default to automatic; `full_text` indexes contents for BM25;
+    /// `auto_train=False` keeps the index from training by itself (by default it trains in
+    /// the background once it holds 10,000 items, and keeps its lists fitted as it grows).
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
                         n_lists = None, n_probes = None, pq_m = None, full_text = false,
-                        refine_bits = None))]
+                        refine_bits = None, auto_train = true))]
     #[allow(clippy::too_many_arguments)]
     fn create_index(
         &self,
@@ -72,6 +74,7 @@ impl Client {
         pq_m: Option<i64>,
         full_text: bool,
         refine_bits: Option<i64>,
+        auto_train: bool,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
         let dimension = convert::count("dimension", dimension)?;
@@ -101,7 +104,8 @@ impl Client {
         .metric(metric_of(metric)?)
         .n_lists(n_lists.unwrap_or(0))
         .n_probes(n_probes.unwrap_or(0))
-        .full_text(full_text);
+        .full_text(full_text)
+        .auto_train(auto_train);
         if let Some(bits) = refine_bits {
             // Out of u8's range is as wrong as any other width but 6 and 8.
             config = config.refine_bits(u8::try_from(bits).unwrap_or(0));

@@ -517,6 +517,11 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
+    /// The segment's sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.writer.seq()
+    }
+
     /// Reserves room for about `bytes` of records.
     pub(crate) fn reserve(&mut self, bytes: usize) {
         self.writer.reserve(bytes);

@@ -31,9 +31,12 @@ pub(crate) const AUTO_TRAIN_MIN_ITEMS: usize = 10_000;
 /// its training.
 pub(crate) const RETRAIN_GROWTH: usize = 2;
 
+/// A background training runs again at once when the index grew by this factor while it ran.
+pub(crate) const CATCH_UP_GROWTH: f64 = 1.1;
+
 /// A list splits once it holds more than this many times the mean list length of an index
 /// trained at the current item count.
-pub(crate) const SPLIT_FACTOR: f64 = 2.0;
+pub(crate) const SPLIT_FACTOR: f64 = 1.5;
 
 /// A list shorter than the mean list length divided by this gives its slot to the new half
 /// of a split list (its items move to their nearest lists).
@@ -80,6 +83,13 @@ pub(crate) fn due(items: usize, trained_at: Option<usize>, auto_lists: bool) -> 
             }
         }
     }
+}
+
+/// After a background training installed lists trained at `trained_at` items while writes
+/// went on: whether the index, now of `items` items, already outgrew them by
+/// [`CATCH_UP_GROWTH`], so that another training runs at once (writes outpaced it).
+pub(crate) fn catch_up_due(items: usize, trained_at: usize) -> bool {
+    items >= AUTO_TRAIN_MIN_ITEMS && items as f64 >= CATCH_UP_GROWTH * trained_at as f64
 }
 
 /// The item count at which the next automatic training starts as the index grows, for an
@@ -293,6 +303,10 @@ mod tests {
         // A fixed list count is retrained, never split.
         assert_eq!(due(15_000, Some(10_000), false), Due::Nothing);
         assert_eq!(due(25_000, Some(10_000), false), Due::Train);
+        // A training outpaced by the writes runs again.
+        assert!(!catch_up_due(10_999, 10_000));
+        assert!(catch_up_due(11_000, 10_000));
+        assert!(!catch_up_due(9_000, 1_000));
         assert_eq!(next_training_at(None), 10_000);
         assert_eq!(next_training_at(Some(10_000)), 20_000);
         assert_eq!(next_training_at(Some(1_000)), 10_000);
@@ -301,10 +315,10 @@ mod tests {
     #[test]
     fn split_bounds_follow_the_default_list_length() {
         // 50,000 items: 894 default lists of about 56 items.
-        assert_eq!(split_above(50_000, false), 112);
+        assert_eq!(split_above(50_000, false), 84);
         assert_eq!(recycle_below(50_000, false), 13);
-        // Small indexes: at least MIN_SPLIT_LEN.
-        assert_eq!(split_above(1_000, false), MIN_SPLIT_LEN.max(80));
+        // Small indexes: at least MIN_SPLIT_LEN (1,000 items: 25 lists of 40).
+        assert_eq!(split_above(1_000, false), MIN_SPLIT_LEN);
         // PQ lists are 4x longer.
         assert!(split_above(1_000_000, true) > 3 * split_above(1_000_000, false));
     }

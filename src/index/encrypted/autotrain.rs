@@ -91,6 +91,13 @@ impl EncryptedIndex {
         upkeep::due(state.len(), trained_at, self.inner.config.lists() == 0)
     }
 
+    /// Whether the index outgrew the lists a background training just installed while it
+    /// ran (see [`upkeep::catch_up_due`]).
+    fn catch_up_due(&self) -> bool {
+        let state = self.read();
+        trained_at(&state, self.is_pq()).is_some_and(|at| upkeep::catch_up_due(state.len(), at))
+    }
+
     /// Starts a background training unless one runs.
     fn start_training(&self) {
         let upkeep = self.inner.upkeep.clone();
@@ -156,7 +163,9 @@ fn run_training(weak: &Weak<Inner>, upkeep: &Upkeep) -> Result<u64> {
         .build()
         .map_err(|_| Error::invalid_argument("no thread for a background training"))?;
     let (mut installed, mut stale) = (0, 0);
-    while handle(weak).is_some_and(|index| index.due() == Due::Train) {
+    while handle(weak)
+        .is_some_and(|index| index.due() == Due::Train || (installed > 0 && index.catch_up_due()))
+    {
         match pool.install(|| retrain::attempt(weak, upkeep))? {
             Attempt::Installed => {
                 installed += 1;

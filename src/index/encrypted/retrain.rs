@@ -68,6 +68,14 @@ const SNAPSHOT_LISTS: usize = 16;
 /// Fields records re-sealed at a time (decrypted together first, on every thread).
 const FIELDS_CHUNK: usize = 4_096;
 
+/// Catch-up passes at most before the install (each reads what was written during the
+/// previous one).
+const CATCH_UP_PASSES: usize = 4;
+
+/// A catch-up pass that found fewer items written than this is the last: the install
+/// replays about as many under the writer lock.
+const CATCH_UP_ENOUGH: usize = 2_000;
+
 /// How an attempt ended.
 pub(super) enum Attempt {
     /// New lists are committed and serving.
@@ -110,6 +118,11 @@ impl Snapshot {
     fn start(&self) -> u64 {
         self.body.next_segment
     }
+
+    /// The number of the segment the training writes.
+    fn seq(&self) -> u64 {
+        self.start() + SEQ_GAP
+    }
 }
 
 /// What stage 2 computed.
@@ -124,7 +137,7 @@ struct Fitted {
 
 /// One background training from snapshot to install (or to the reason it stopped).
 pub(super) fn attempt(weak: &Weak<Inner>, upkeep: &Upkeep) -> Result<Attempt> {
-    let Some(snap) = read_snapshot(weak, upkeep)? else {
+    let Some(mut snap) = read_snapshot(weak, upkeep)? else {
         return Ok(Attempt::Gone);
     };
     if upkeep.rewrites() != snap.rewrites {
@@ -133,23 +146,40 @@ pub(super) fn attempt(weak: &Weak<Inner>, upkeep: &Upkeep) -> Result<Attempt> {
     if snap.items.is_empty() {
         return Ok(Attempt::Gone);
     }
-    let Some(config) = handle(weak).map(|index| index.inner.config.clone()) else {
+    let Some((config, budget)) =
+        handle(weak).map(|index| (index.inner.config.clone(), index.inner.cache_budget))
+    else {
         return Ok(Attempt::Gone);
     };
     let fitted = fit_snapshot(&config, &snap);
     let keys = snap.keys.clone();
-    let seq = snap.start() + SEQ_GAP;
-    let mut seg = SegmentBuilder::new(&keys, &snap.header, seq)?;
-    let Some(budget) = handle(weak).map(|index| index.inner.cache_budget) else {
-        return Ok(Attempt::Gone);
-    };
+    let mut seg = SegmentBuilder::new(&keys, &snap.header, snap.seq())?;
     let sealed = seal_snapshot(&mut seg, &config, &snap, &fitted)?;
-    let fresh = fresh_state(&config, &snap, &fitted, &sealed, budget);
+    let mut build = Build::new(seg, &config, &mut snap, &fitted, &sealed, budget);
+    drop(sealed);
+    // Catch up with the writes made meanwhile, beside the writer, so that the install
+    // replays only the last few.
+    let mut since = snap.start();
+    for _ in 0..CATCH_UP_PASSES {
+        let Some(pass) = read_written_since(weak, upkeep, &snap, &build, since)? else {
+            return Ok(Attempt::Gone);
+        };
+        if upkeep.rewrites() != snap.rewrites {
+            return Ok(Attempt::Stale);
+        }
+        let (written, next) = pass;
+        let small = written.items.len() < CATCH_UP_ENOUGH;
+        build.add(&config, &fitted, written, &[])?;
+        since = next;
+        if small {
+            break;
+        }
+    }
     upkeep.pause_at(Stage::Sealed);
     let Some(index) = handle(weak) else {
         return Ok(Attempt::Gone);
     };
-    index.install(seg, snap, fitted, fresh)
+    index.install(build, &snap, &fitted, since)
 }
 
 /// Stage 1: the live items and their vectors, a chunk at a time. `None` when every handle
@@ -489,192 +519,137 @@ fn reseal_fields(
     Ok(out)
 }
 
-/// The in-memory state of the snapshot's items in the new lists, as sealed (committed body,
-/// segment and the changes since are added at install).
-fn fresh_state(
-    config: &IndexConfig,
-    snap: &Snapshot,
-    fitted: &Fitted,
-    sealed: &Sealed,
-    budget: usize,
-) -> Fresh {
-    let dim = config.dimension();
-    let n = snap.items.len();
-    let residency = Residency::for_budget(config.is_quantized(), n, dim, budget);
-    let committed = Committed {
-        keys: snap.keys.clone(),
-        header: snap.header.clone(),
-        body: snap.body.clone(),
-    };
-    let trained = (Some(fitted.quantizer.clone()), fitted.coder.clone());
-    let mut state = State::new(dim, committed, trained, residency, budget);
-    for &(list, block) in &sealed.blocks {
-        state.add_block(list, block);
-    }
-    let seq = snap.start() + SEQ_GAP;
-    state.reserve(n, None);
-    let mut slots = Vec::with_capacity(n);
-    for (i, s) in snap.items.iter().enumerate() {
-        let entry = ItemEntry {
-            id: s.id.clone(),
-            token: s.token,
-            list: fitted.assignments[i],
-            row: 0,
-            fields: sealed.fields[i],
-            vector: sealed.vector_refs[i],
-            metadata: s.metadata.clone(),
-            origin: seq,
-        };
-        let vector = &snap.vectors[i * dim..(i + 1) * dim];
-        slots.push(state.insert(entry, Some(vector), &fitted.codes[i]));
-    }
-    Fresh { state, slots }
-}
-
-/// The new state before install, and the slot each snapshot item got in it.
-struct Fresh {
+/// The segment and the new state being built, and which version of each item they hold.
+struct Build<'k> {
+    seg: SegmentBuilder<'k>,
     state: State,
-    slots: Vec<u64>,
+    /// Per item token: the version held (the segment of the index that held it when read),
+    /// its slot in the index's item table then, and its slot in the new state.
+    copies: HashMap<[u8; 32], Copy>,
 }
 
-impl EncryptedIndex {
-    /// Stage 4 (see the module docs): under the writer lock, replays into `seg` what changed
-    /// since the snapshot, commits it, and swaps the new state in.
-    fn install(
-        &self,
-        mut seg: SegmentBuilder<'_>,
-        snap: Snapshot,
-        fitted: Fitted,
-        fresh: Fresh,
-    ) -> Result<Attempt> {
-        let _writer = match self.writer() {
-            Ok(w) => w,
-            Err(Error::IndexNotFound | Error::ReadOnly | Error::Locked) => {
-                return Ok(Attempt::Gone);
-            }
-            Err(e) => return Err(e),
+/// One item's version in a [`Build`].
+#[derive(Clone, Copy)]
+struct Copy {
+    origin: u64,
+    slot: u64,
+    fresh: u64,
+}
+
+impl<'k> Build<'k> {
+    /// The new state of the snapshot's items in the new lists, as `sealed` in `seg`
+    /// (committed body, segment and the changes since are added later); the snapshot's
+    /// vectors are given up.
+    fn new(
+        seg: SegmentBuilder<'k>,
+        config: &IndexConfig,
+        snap: &mut Snapshot,
+        fitted: &Fitted,
+        sealed: &Sealed,
+        budget: usize,
+    ) -> Build<'k> {
+        let dim = config.dimension();
+        let n = snap.items.len();
+        let residency = Residency::for_budget(config.is_quantized(), n, dim, budget);
+        let committed = Committed {
+            keys: snap.keys.clone(),
+            header: snap.header.clone(),
+            body: snap.body.clone(),
         };
-        let seq = snap.start() + SEQ_GAP;
-        let state = self.read();
-        let stale = self.inner.upkeep.rewrites() != snap.rewrites
-            || self.inner.next_segment.load(Ordering::SeqCst) > seq
-            || state.header() != &snap.header
-            || !Arc::ptr_eq(state.keys(), &snap.keys)
-            || state.list_epoch() != snap.body.list_epoch;
-        if stale {
-            return Ok(Attempt::Stale);
+        let trained = (Some(fitted.quantizer.clone()), fitted.coder.clone());
+        let mut state = State::new(dim, committed, trained, residency, budget);
+        for &(list, block) in &sealed.blocks {
+            state.add_block(list, block);
         }
-        let (dim, metric) = (self.dim(), self.metric());
-        // What changed since the snapshot: its items deleted or replaced since, and the
-        // items written since (a version newer than the snapshot's start that it did not
-        // read).
-        let mut gone: Vec<usize> = Vec::new();
-        let mut read_since: HashMap<[u8; 32], u64> = HashMap::new();
+        state.reserve(n, None);
+        let mut copies = HashMap::with_capacity(n);
+        let vectors = std::mem::take(&mut snap.vectors);
         for (i, s) in snap.items.iter().enumerate() {
-            let current = state
-                .slot(&s.token)
-                .filter(|&slot| slot == s.slot)
-                .and_then(|slot| state.entry(slot))
-                .is_some_and(|e| e.origin == s.origin);
-            if !current {
-                gone.push(i);
-            } else if s.origin >= snap.start() {
-                read_since.insert(s.token, s.origin);
-            }
+            let entry = ItemEntry {
+                id: s.id.clone(),
+                token: s.token,
+                list: fitted.assignments[i],
+                row: 0,
+                fields: sealed.fields[i],
+                vector: sealed.vector_refs[i],
+                metadata: s.metadata.clone(),
+                origin: snap.seq(),
+            };
+            let vector = &vectors[i * dim..(i + 1) * dim];
+            let fresh = state.insert(entry, Some(vector), &fitted.codes[i]);
+            copies.insert(
+                s.token,
+                Copy {
+                    origin: s.origin,
+                    slot: s.slot,
+                    fresh,
+                },
+            );
         }
-        let written: Vec<u64> = state
-            .entries()
-            .filter(|(_, e)| {
-                e.origin >= snap.start() && read_since.get(&e.token) != Some(&e.origin)
-            })
-            .map(|(slot, _)| slot)
-            .collect();
-        let vectors = Lists::new(&state).vectors_of(&written)?;
-        let assignments = assign(&fitted.quantizer, &vectors, dim, metric);
+        Build { seg, state, copies }
+    }
+
+    /// Adds to the segment and the new state: a tombstone for each of `gone` (items deleted
+    /// since they were read) and for each item of `written` read before in another version,
+    /// then the items of `written` (read with `segments`, assigned to the new lists).
+    /// Tombstones come first: the loader applies a segment's records in order.
+    fn add(
+        &mut self,
+        config: &IndexConfig,
+        fitted: &Fitted,
+        written: Written,
+        gone: &[[u8; 32]],
+    ) -> Result<()> {
+        let (dim, metric) = (config.dimension(), config.distance_metric());
+        let mut dead: Vec<[u8; 32]> = gone.to_vec();
+        dead.extend(
+            written
+                .items
+                .iter()
+                .filter(|s| self.copies.contains_key(&s.token))
+                .map(|s| s.token),
+        );
+        if !dead.is_empty() {
+            self.seg.add_tombstones(&dead)?;
+        }
+        for token in &dead {
+            self.state.remove(token);
+            self.copies.remove(token);
+        }
+        if written.items.is_empty() {
+            return Ok(());
+        }
+        let assignments = assign(&fitted.quantizer, &written.vectors, dim, metric);
         let codes = encode(
             fitted.coder.as_ref(),
             &fitted.quantizer,
-            &vectors,
+            &written.vectors,
             &assignments,
             dim,
         );
-        // Tombstones first: the loader applies a segment's records in order, so the items
-        // written since (some of them replacing a snapshot item) come after.
-        let gone_tokens: Vec<[u8; 32]> = gone.iter().map(|&i| snap.items[i].token).collect();
-        if !gone_tokens.is_empty() {
-            seg.add_tombstones(&gone_tokens)?;
-        }
-        let written_items: Vec<Snap> = written
-            .iter()
-            .map(|&slot| {
-                let e = state.entry(slot).ok_or_else(|| Error::corrupted("state"))?;
-                Ok(Snap {
-                    slot,
-                    token: e.token,
-                    id: e.id.clone(),
-                    origin: e.origin,
-                    fields: e.fields,
-                    metadata: e.metadata.clone(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        let fields = reseal_fields(&mut seg, state.keys(), state.segments(), &written_items)?;
-        let items: Vec<ItemRef<'_>> = written_items
+        let keys = self.state.keys().clone();
+        let fields = reseal_fields(&mut self.seg, &keys, &written.segments, &written.items)?;
+        let items: Vec<ItemRef<'_>> = written
+            .items
             .iter()
             .enumerate()
             .map(|(i, s)| ItemRef {
                 token: s.token,
                 id: &s.id,
                 fields: fields[i],
-                vector: &vectors[i * dim..(i + 1) * dim],
+                vector: &written.vectors[i * dim..(i + 1) * dim],
                 code: &codes[i],
                 list: assignments[i],
             })
             .collect();
-        let list_epoch = snap.body.list_epoch + 1;
-        let (vector_refs, blocks) = seal_lists(&mut seg, &self.inner.config, list_epoch, &items)?;
-        // The history moves into this segment (the old one holding it is superseded).
-        let history = persist::history_to_archive(state.keys(), state.body(), state.segments())?;
-        if !history.is_empty() {
-            seg.add_history(&history)?;
-        }
-        let trained = Some((fitted.quantizer.n_lists() as u32, fitted.coder.is_some()));
-        let mut note = persist::replace_note(
-            &snap.keys,
-            state.body(),
-            (self.next_epoch(), list_epoch),
-            trained,
-            !history.is_empty(),
-        );
-        note.trained_at = snap.items.len() as u64;
-        let bytes = seg.finish(&note)?;
-        let body = state.body().clone();
-        let commit = Commit {
-            keys: &snap.keys,
-            header: &snap.header,
-            body: &body,
-        };
-        let new_body = self.commit_segment(commit, seq, &bytes, &note)?;
-        // Committed: the new state takes the same changes.
-        let Fresh {
-            state: mut fresh,
-            slots,
-        } = fresh;
-        let mut new_slot: HashMap<u64, u64> = HashMap::with_capacity(state.len());
-        let mut is_gone = vec![false; snap.items.len()];
-        for &i in &gone {
-            is_gone[i] = true;
-            fresh.remove(&snap.items[i].token);
-        }
-        for (i, s) in snap.items.iter().enumerate() {
-            if !is_gone[i] {
-                new_slot.insert(s.slot, slots[i]);
-            }
-        }
+        let list_epoch = self.state.list_epoch() + 1;
+        let (vector_refs, blocks) = seal_lists(&mut self.seg, config, list_epoch, &items)?;
+        drop(items);
         for &(list, block) in &blocks {
-            fresh.add_block(list, block);
+            self.state.add_block(list, block);
         }
-        for (i, s) in written_items.into_iter().enumerate() {
+        let seq = self.seg_seq();
+        for (i, s) in written.items.into_iter().enumerate() {
             let entry = ItemEntry {
                 id: s.id,
                 token: s.token,
@@ -685,10 +660,234 @@ impl EncryptedIndex {
                 metadata: s.metadata,
                 origin: seq,
             };
-            let vector = &vectors[i * dim..(i + 1) * dim];
-            new_slot.insert(s.slot, fresh.insert(entry, Some(vector), &codes[i]));
+            let vector = &written.vectors[i * dim..(i + 1) * dim];
+            let fresh = self.state.insert(entry, Some(vector), &codes[i]);
+            self.copies.insert(
+                s.token,
+                Copy {
+                    origin: s.origin,
+                    slot: s.slot,
+                    fresh,
+                },
+            );
         }
+        Ok(())
+    }
+
+    /// The number of the segment being built.
+    fn seg_seq(&self) -> u64 {
+        self.seg.seq()
+    }
+}
+
+/// Items written since some point, as read, with their vectors and the segments their
+/// fields lie in.
+#[derive(Default)]
+struct Written {
+    items: Vec<Snap>,
+    vectors: Vec<f32>,
+    segments: HashMap<u64, Arc<Blob>>,
+}
+
+/// A catch-up pass beside the writer: the live items whose version was committed at or
+/// after segment `since` and that `build` does not hold, a chunk of slots at a time under
+/// the read lock; and the segment number the next pass starts from. `None` when every
+/// handle was dropped.
+fn read_written_since(
+    weak: &Weak<Inner>,
+    upkeep: &Upkeep,
+    snap: &Snapshot,
+    build: &Build<'_>,
+    since: u64,
+) -> Result<Option<(Written, u64)>> {
+    let Some(index) = handle(weak) else {
+        return Ok(None);
+    };
+    let (bound, next) = {
+        let state = index.read();
+        (state.slot_bound(), state.body().next_segment)
+    };
+    drop(index);
+    let mut out = Written::default();
+    let mut start = 0;
+    while start < bound {
+        let Some(index) = handle(weak) else {
+            return Ok(None);
+        };
+        let state = index.read();
+        if upkeep.rewrites() != snap.rewrites {
+            return Ok(Some((out, next)));
+        }
+        let end = start + SNAPSHOT_CHUNK as u64 * 4;
+        let slots = written_in(build, since, state.entries_in(start..end));
+        take_written(&state, &slots, &mut out)?;
+        start = end;
+    }
+    dedupe_written(&mut out, snap.body.config.dimension as usize);
+    Ok(Some((out, next)))
+}
+
+/// The slots among `entries` whose version was committed at or after segment
+/// `since` and that `build` does not hold.
+fn written_in<'a>(
+    build: &Build<'_>,
+    since: u64,
+    entries: impl Iterator<Item = (u64, &'a ItemEntry)>,
+) -> Vec<u64> {
+    entries
+        .filter(|(_, e)| {
+            e.origin >= since && build.copies.get(&e.token).map(|c| c.origin) != Some(e.origin)
+        })
+        .map(|(slot, _)| slot)
+        .collect()
+}
+
+/// Adds the live items in `slots` of `state`, with their vectors and the segments their
+/// fields lie in, to `out`.
+fn take_written(state: &State, slots: &[u64], out: &mut Written) -> Result<()> {
+    if slots.is_empty() {
+        return Ok(());
+    }
+    for &slot in slots {
+        let Some(e) = state.entry(slot) else {
+            continue;
+        };
+        if let Some(f) = e.fields
+            && !out.segments.contains_key(&f.segment)
+            && let Some(blob) = state.segments().get(&f.segment)
+        {
+            out.segments.insert(f.segment, blob.clone());
+        }
+        out.items.push(Snap {
+            slot,
+            token: e.token,
+            id: e.id.clone(),
+            origin: e.origin,
+            fields: e.fields,
+            metadata: e.metadata.clone(),
+        });
+    }
+    out.vectors.extend(Lists::new(state).vectors_of(slots)?);
+    Ok(())
+}
+
+/// Keeps one read of each item in `written`: the newest.
+fn dedupe_written(written: &mut Written, dim: usize) {
+    let mut newest: HashMap<[u8; 32], usize> = HashMap::with_capacity(written.items.len());
+    for (i, s) in written.items.iter().enumerate() {
+        match newest.get_mut(&s.token) {
+            Some(j) if s.origin > written.items[*j].origin => *j = i,
+            Some(_) => {}
+            None => {
+                newest.insert(s.token, i);
+            }
+        }
+    }
+    if newest.len() == written.items.len() {
+        return;
+    }
+    let keep: Vec<bool> = written
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| newest.get(&s.token) == Some(&i))
+        .collect();
+    let mut vectors = Vec::with_capacity(written.vectors.len());
+    for (row, k) in written.vectors.chunks_exact(dim.max(1)).zip(&keep) {
+        if *k {
+            vectors.extend_from_slice(row);
+        }
+    }
+    written.vectors = vectors;
+    let mut keep = keep.into_iter();
+    written.items.retain(|_| keep.next().unwrap_or(false));
+}
+
+impl EncryptedIndex {
+    /// Stage 4 (see the module docs): under the writer lock, adds to `build` what changed
+    /// since the last catch-up pass (which began at segment `since`): items deleted, and
+    /// items written; commits the segment; swaps the new state in.
+    fn install(
+        &self,
+        build: Build<'_>,
+        snap: &Snapshot,
+        fitted: &Fitted,
+        since: u64,
+    ) -> Result<Attempt> {
+        let _writer = match self.writer() {
+            Ok(w) => w,
+            Err(Error::IndexNotFound | Error::ReadOnly | Error::Locked) => {
+                return Ok(Attempt::Gone);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut build = build;
+        let seq = snap.seq();
+        let state = self.read();
+        let stale = self.inner.upkeep.rewrites() != snap.rewrites
+            || self.inner.next_segment.load(Ordering::SeqCst) > seq
+            || state.header() != &snap.header
+            || !Arc::ptr_eq(state.keys(), &snap.keys)
+            || state.list_epoch() != snap.body.list_epoch;
+        if stale {
+            return Ok(Attempt::Stale);
+        }
+        // Items held in a version that is no longer current (deleted, or replaced: the
+        // replacement is among the items written since).
+        let gone: Vec<[u8; 32]> = build
+            .copies
+            .iter()
+            .filter(|(token, c)| {
+                state.slot(token) != Some(c.slot)
+                    || state.entry(c.slot).is_none_or(|e| e.origin != c.origin)
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        let mut written = Written {
+            segments: state.segments().clone(),
+            ..Written::default()
+        };
+        let slots = written_in(&build, since, state.entries());
+        take_written(&state, &slots, &mut written)?;
+        // Replaced items are tombstoned as they are re-added.
+        let gone: Vec<[u8; 32]> = {
+            let replaced: std::collections::HashSet<[u8; 32]> =
+                written.items.iter().map(|s| s.token).collect();
+            gone.into_iter().filter(|t| !replaced.contains(t)).collect()
+        };
+        build.add(&self.inner.config, fitted, written, &gone)?;
+        // The history moves into this segment (the old one holding it is superseded).
+        let history = persist::history_to_archive(state.keys(), state.body(), state.segments())?;
+        if !history.is_empty() {
+            build.seg.add_history(&history)?;
+        }
+        let list_epoch = snap.body.list_epoch + 1;
+        let trained = Some((fitted.quantizer.n_lists() as u32, fitted.coder.is_some()));
+        let mut note = persist::replace_note(
+            &snap.keys,
+            state.body(),
+            (self.next_epoch(), list_epoch),
+            trained,
+            !history.is_empty(),
+        );
+        note.trained_at = snap.items.len() as u64;
+        let Build {
+            seg,
+            state: mut fresh,
+            copies,
+        } = build;
+        let bytes = seg.finish(&note)?;
+        let body = state.body().clone();
+        let commit = Commit {
+            keys: &snap.keys,
+            header: &snap.header,
+            body: &body,
+        };
+        let new_body = self.commit_segment(commit, seq, &bytes, &note)?;
+        // Committed. Every current item has its copy now: the full-text postings follow
+        // their slots into the new state.
         if let Some(text) = state.text() {
+            let new_slot: HashMap<u64, u64> = copies.values().map(|c| (c.slot, c.fresh)).collect();
             fresh.set_text(text.remapped(&new_slot));
         }
         fresh.set_committed(new_body);
@@ -712,8 +911,7 @@ impl EncryptedIndex {
             }),
             "a leftover old segment is removed at the next open instead",
         );
-        // Writes deferred compaction while the training ran; items deleted meanwhile are
-        // dead entries of the new segment.
+        // Items deleted during the training are dead entries of the new segment.
         if let Some(threshold) = self.inner.auto_compact {
             self.compact_if_due(threshold);
         }
