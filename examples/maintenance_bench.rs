@@ -17,12 +17,11 @@
 //!   and the maintained and unmaintained ones as ratios against the reference.
 //! - `between`: the same, trained just past half of the vectors, so that no retraining is
 //!   due before the end: what list splits alone keep between two trainings.
-//! - `latency`: from empty, batches of 1,000 with self-maintenance on while another thread
-//!   queries one vector at a time: every upsert's and query's latency (their distribution
-//!   while a background training ran and while none did), the time to the first trained
-//!   state, recall at the end; against the same writes with maintenance off followed by an
-//!   explicit `train` (the time to a trained state of today's way), and writes with
-//!   maintenance off and no training (write throughput).
+//! - `latency`: from empty, batches of 1,000 while another thread queries one vector at a
+//!   time, with self-maintenance on, and with it off followed by an explicit `train`
+//!   (today's way): every upsert's and query's latency (their distribution while a
+//!   background training ran and while none did), the write throughput, the time to the
+//!   first trained state and until settled, recall at the end; on's against off's.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -201,27 +200,27 @@ fn growth(
 /// Latencies, in seconds, with whether a background training ran when each began.
 type Timings = Arc<Mutex<Vec<(f64, bool)>>>;
 
-fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::Result<()> {
-    let n = base.len();
-    // Today's way: writes, then an explicit `train`.
-    let (_d0, plain) = fresh(config.clone().auto_train(false))?;
-    let start = Instant::now();
-    for b in batches(base, 0..n) {
-        plain.upsert(b)?;
-    }
-    let writes_plain = start.elapsed().as_secs_f64();
-    let t = Instant::now();
-    plain.train()?;
-    let train_plain = t.elapsed().as_secs_f64();
-    println!(
-        "maintenance off: {n} upserts in {writes_plain:.2} s ({:.0} items/s), then train {train_plain:.2} s: trained after {:.2} s, recall@10 {:.4}",
-        n as f64 / writes_plain,
-        writes_plain + train_plain,
-        recall(&plain, queries, truth)
-    );
-    drop(plain);
-    // Self-maintenance on, with a thread querying meanwhile.
-    let (_d1, index) = fresh(config)?;
+/// What one run of [`ingest`] measured.
+struct Ingest {
+    /// Seconds the upserts took, all together.
+    writes: f64,
+    /// Seconds from the first upsert until the index was first trained.
+    first_trained: f64,
+    /// Seconds from the first upsert until no training was due or running.
+    settled: f64,
+    upserts: Vec<(f64, bool)>,
+    queries: Vec<(f64, bool)>,
+}
+
+/// Upserts every vector in batches of 1,000 into a fresh index of `config` (`with_reader`:
+/// while another thread queries one vector at a time); with `explicit_train`, then calls
+/// `train` (today's way). Times every upsert and query, and when the index was first trained and settled.
+fn ingest(
+    config: IndexConfig,
+    (base, queries): (&[Vec<f32>], &[Vec<f32>]),
+    (explicit_train, with_reader): (bool, bool),
+) -> ciphervec::Result<(tempfile::TempDir, EncryptedIndex, Ingest)> {
+    let (dir, index) = fresh(config)?;
     let upserts: Timings = Arc::default();
     let reads: Timings = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
@@ -230,7 +229,7 @@ fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::
         let queries = queries.to_vec();
         std::thread::spawn(move || {
             let mut i = 0;
-            while !done.load(Ordering::Relaxed) {
+            while with_reader && !done.load(Ordering::Relaxed) {
                 let q = Query::new(queries[i % queries.len()].clone());
                 let training = index.is_training();
                 let t = Instant::now();
@@ -245,7 +244,12 @@ fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::
     };
     let start = Instant::now();
     let mut first_trained = None;
-    for b in batches(base, 0..n) {
+    let mut note_trained = |index: &EncryptedIndex| {
+        if first_trained.is_none() && index.is_trained() {
+            first_trained = Some(start.elapsed().as_secs_f64());
+        }
+    };
+    for b in batches(base, 0..base.len()) {
         let training = index.is_training();
         let t = Instant::now();
         index.upsert(b)?;
@@ -253,34 +257,77 @@ fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::
             .lock()
             .unwrap()
             .push((t.elapsed().as_secs_f64(), training));
-        if first_trained.is_none() && index.is_trained() {
-            first_trained = Some(start.elapsed().as_secs_f64());
-        }
+        note_trained(&index);
     }
     let writes = start.elapsed().as_secs_f64();
+    if explicit_train {
+        index.train()?;
+    }
     while index.is_training() {
         std::thread::sleep(Duration::from_millis(10));
-        if first_trained.is_none() && index.is_trained() {
-            first_trained = Some(start.elapsed().as_secs_f64());
-        }
+        note_trained(&index);
     }
-    if first_trained.is_none() && index.is_trained() {
-        first_trained = Some(start.elapsed().as_secs_f64());
-    }
+    note_trained(&index);
     let settled = start.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     reader.join().unwrap();
-    let status = index.training_status();
-    println!(
-        "maintenance on:  {n} upserts in {writes:.2} s ({:.0} items/s, {:.3}x of off), settled after {settled:.2} s; first trained state after {:.2} s ({:.3}x of off's writes + train); recall@10 {:.4}; {status:?}",
-        n as f64 / writes,
-        writes_plain / writes,
-        first_trained.unwrap_or(f64::NAN),
-        first_trained.unwrap_or(f64::NAN) / (writes_plain + train_plain),
-        recall(&index, queries, truth)
-    );
-    report("upsert of 1,000", &upserts.lock().unwrap());
-    report("query (top 10)", &reads.lock().unwrap());
+    let upserts = upserts.lock().unwrap().clone();
+    let queries = reads.lock().unwrap().clone();
+    let result = Ingest {
+        writes,
+        first_trained: first_trained.unwrap_or(f64::NAN),
+        settled,
+        upserts,
+        queries,
+    };
+    Ok((dir, index, result))
+}
+
+fn latency(config: IndexConfig, (base, queries, truth): Data<'_>) -> ciphervec::Result<()> {
+    let n = base.len() as f64;
+    for with_reader in [false, true] {
+        println!(
+            "--- {}",
+            if with_reader {
+                "a thread queries one vector at a time throughout"
+            } else {
+                "writes alone"
+            }
+        );
+        // Today's way (writes, then an explicit `train`), and self-maintenance.
+        let (_d0, plain, off) = ingest(
+            config.clone().auto_train(false),
+            (base, queries),
+            (true, with_reader),
+        )?;
+        println!(
+            "maintenance off: {n} upserts in {:.2} s ({:.0} items/s), then train: trained after {:.2} s, recall@10 {:.4}",
+            off.writes,
+            n / off.writes,
+            off.first_trained,
+            recall(&plain, queries, truth)
+        );
+        drop(plain);
+        let (_d1, index, on) = ingest(config.clone(), (base, queries), (false, with_reader))?;
+        println!(
+            "maintenance on:  {n} upserts in {:.2} s ({:.0} items/s: {:.3}x of off), first trained after {:.2} s ({:.3}x of off), settled after {:.2} s ({:.3}x of off); recall@10 {:.4}",
+            on.writes,
+            n / on.writes,
+            off.writes / on.writes,
+            on.first_trained,
+            on.first_trained / off.first_trained,
+            on.settled,
+            on.settled / off.settled,
+            recall(&index, queries, truth)
+        );
+        println!("{:?}", index.training_status());
+        report("off: upsert of 1,000", &off.upserts);
+        report("on: upsert of 1,000", &on.upserts);
+        if with_reader {
+            report("off: query (top 10)", &off.queries);
+            report("on: query (top 10)", &on.queries);
+        }
+    }
     Ok(())
 }
 

@@ -105,8 +105,14 @@ pub fn assert_matches_oracle(hits: &[ciphervec::Hit], want: &[(usize, f32)]) {
 
 /// The data directory of the shared real data set, if present.
 pub fn shared_data() -> Option<std::path::PathBuf> {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/wordnet-minilm-50k");
+    // `CIPHERVEC_DATA` names the folder elsewhere (a checkout that is not beside `shared`).
+    let dir = std::env::var_os("CIPHERVEC_DATA").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/data/wordnet-minilm-50k")
+        },
+        std::path::PathBuf::from,
+    );
     if dir.join("base.fvecs").exists() {
         Some(dir)
     } else {

@@ -301,3 +301,173 @@ fn writes_and_queries_go_on_while_a_training_runs_and_all_are_kept() {
     writes_during_training(IndexConfig::ivf_sq8(DIM), options.clone(), "ivf_sq8");
     writes_during_training(IndexConfig::ivf_pq(DIM, 4), small, "ivf_pq codes only");
 }
+
+/// Recall@10 of every query at the index's defaults (one batch) against the exact top 10.
+fn real_recall(index: &ciphervec::EncryptedIndex, queries: &[Vec<f32>], truth: &[Vec<i32>]) -> f64 {
+    let qs: Vec<Query> = queries.iter().map(|q| Query::new(q.clone())).collect();
+    let results = index.query_batch(&qs).unwrap();
+    let mut found = 0;
+    for (hits, t) in results.iter().zip(truth) {
+        let want: std::collections::HashSet<String> =
+            t[..10].iter().map(ToString::to_string).collect();
+        found += hits.iter().filter(|h| want.contains(&h.id)).count();
+    }
+    found as f64 / (10 * results.len()) as f64
+}
+
+/// Percentiles of latencies in seconds, as text in milliseconds.
+fn percentiles(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] * 1e3;
+    format!(
+        "{} of them, ms: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+        v.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+/// The sentence embeddings written in batches of 1,000 (a thread querying meanwhile), and
+/// `train` never called: the index ends trained with recall@10 >= 0.95 at its defaults.
+/// The latency of every upsert and query is printed (figures, not assertions: see
+/// `examples/maintenance_bench.rs`).
+#[test]
+fn real_embeddings_written_in_batches_train_themselves() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let Some((base, queries, truth)) = super::real_data::sentence_embeddings() else {
+        return;
+    };
+    let dim = base[0].len();
+    let index = Database::in_memory()
+        .create_index("auto", &IndexKey::generate(), IndexConfig::ivf_flat(dim))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let reads: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
+    let reader = {
+        let (index, done, reads, queries) =
+            (index.clone(), done.clone(), reads.clone(), queries.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !done.load(Ordering::SeqCst) {
+                let training = index.is_training();
+                let t = std::time::Instant::now();
+                index
+                    .query(&Query::new(queries[i % queries.len()].clone()))
+                    .unwrap();
+                reads
+                    .lock()
+                    .unwrap()
+                    .push((t.elapsed().as_secs_f64(), training));
+                i += 1;
+            }
+        })
+    };
+    let mut writes = Vec::new();
+    for (n, chunk) in base.chunks(1_000).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Item::new((n * 1_000 + i).to_string(), v.clone()));
+        let training = index.is_training();
+        let t = std::time::Instant::now();
+        index.upsert(batch).unwrap();
+        writes.push((t.elapsed().as_secs_f64(), training));
+    }
+    settle(&index);
+    done.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+    let status = index.training_status();
+    assert!(index.is_trained(), "{status:?}");
+    assert!(
+        status.background_trainings >= 1 && status.last_error.is_none(),
+        "{status:?}"
+    );
+    let recall = real_recall(&index, &queries, &truth);
+    let reads = reads.lock().unwrap().clone();
+    let split = |v: &[(f64, bool)], during: bool| -> Vec<f64> {
+        v.iter().filter(|t| t.1 == during).map(|t| t.0).collect()
+    };
+    println!("{status:?}; recall@10 {recall:.4}");
+    println!(
+        "upserts while training: {}",
+        percentiles(split(&writes, true))
+    );
+    println!("upserts otherwise: {}", percentiles(split(&writes, false)));
+    println!(
+        "queries while training: {}",
+        percentiles(split(&reads, true))
+    );
+    println!("queries otherwise: {}", percentiles(split(&reads, false)));
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+/// Trained at 2% of the sentence embeddings, then grown to all of them: with maintenance,
+/// recall@10 at the defaults is that of the index trained once on all of them (within
+/// 0.01); without, the lists of 1,000 items hold 50 times as many (the figure is printed;
+/// QPS is measured in `examples/maintenance_bench.rs`).
+#[test]
+fn real_embeddings_grown_50x_past_training_keep_the_recall_of_one_training() {
+    let Some((base, queries, truth)) = super::real_data::sentence_embeddings() else {
+        return;
+    };
+    let dim = base[0].len();
+    let build = |auto: bool, first: usize| {
+        let index = Database::in_memory()
+            .create_index(
+                "g",
+                &IndexKey::generate(),
+                IndexConfig::ivf_flat(dim).auto_train(auto),
+            )
+            .unwrap();
+        let items = |range: std::ops::Range<usize>| -> Vec<Item> {
+            range
+                .map(|i| Item::new(i.to_string(), base[i].clone()))
+                .collect()
+        };
+        for start in (0..first).step_by(1_000) {
+            index
+                .upsert(items(start..(start + 1_000).min(first)))
+                .unwrap();
+        }
+        index.train().unwrap();
+        for start in (first..base.len()).step_by(1_000) {
+            index
+                .upsert(items(start..(start + 1_000).min(base.len())))
+                .unwrap();
+        }
+        settle(&index);
+        index
+    };
+    let once = build(false, base.len());
+    let kept = build(true, base.len() / 50);
+    let drift = build(false, base.len() / 50);
+    let [r_once, r_kept, r_drift] =
+        [&once, &kept, &drift].map(|i| real_recall(i, &queries, &truth));
+    println!(
+        "recall@10: trained once {r_once:.4} ({} lists), maintained {r_kept:.4} ({} lists, {:?}), not maintained {r_drift:.4} ({} lists)",
+        once.n_lists(),
+        kept.n_lists(),
+        kept.training_status(),
+        drift.n_lists()
+    );
+    assert!(
+        r_kept >= r_once - 0.01,
+        "maintained {r_kept} against {r_once}"
+    );
+    assert!(
+        kept.n_lists() * 10 >= once.n_lists() * 8,
+        "{} lists",
+        kept.n_lists()
+    );
+    assert_eq!(
+        drift.n_lists(),
+        25,
+        "not maintained: the lists of 1,000 items stay"
+    );
+}
