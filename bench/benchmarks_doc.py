@@ -76,6 +76,11 @@ def main():
           "`bench/interleaved.sh` (`bench/results/interleaved-*.md`) for claims.\n")
     for dataset in sorted(by_dataset):
         table(dataset, by_dataset[dataset])
+    # Self-maintenance (examples/maintenance_bench.rs), as its result files state it.
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "maintenance-*.md"))):
+        text = open(path).read().strip()
+        print("#" + text)  # one heading level down
+        print()
 
 
 if __name__ == "__main__":

@@ -162,9 +162,11 @@ fn growth(
     let indexes = [&once, &kept, &drift];
     let times = [t_once, t_kept, t_drift];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
-    for _ in 0..rounds {
-        for (i, index) in indexes.iter().enumerate() {
-            rates[i].push(qps(index, queries));
+    for round in 0..rounds {
+        // Each round starts with another index: the first of a round measured slower.
+        for k in 0..indexes.len() {
+            let i = (round + k) % indexes.len();
+            rates[i].push(qps(indexes[i], queries));
         }
     }
     let ratios = |i: usize| -> f64 {

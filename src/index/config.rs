@@ -130,15 +130,18 @@ impl IndexConfig {
     }
 
     /// Turns self-maintenance on or off (default on). With it on, the index trains itself
-    /// in the background once it holds [`AUTO_TRAIN_MIN_ITEMS`](crate::AUTO_TRAIN_MIN_ITEMS)
-    /// items (queries are exact until then), retrains in the background when it has grown
-    /// to twice (or shrunk to half) the size it was trained at, and between trainings splits
-    /// lists that grew too long, each split one commit: an application that only upserts
-    /// and queries gets a trained, balanced index without ever calling
-    /// [`train`](crate::EncryptedIndex::train). Off, the index trains only when `train` is
-    /// called and its lists stay as trained. Writes and queries go on while a training
-    /// runs; see [`EncryptedIndex::training_status`](crate::EncryptedIndex::training_status)
-    /// and `docs/DESIGN.md` (Maintenance).
+    /// in the background once it holds 10,000 items (queries are exact until then),
+    /// retrains in the background when it has grown to twice (or shrunk to half) the size
+    /// it was trained at, and between trainings splits lists that grew too long (when the
+    /// list count is automatic), each step one crash-safe commit: an application that only
+    /// upserts and queries gets a trained, balanced index without calling
+    /// [`train`](crate::EncryptedIndex::train). Writes and queries go on while a training
+    /// runs; the writes that trigger these steps are what runs them, so a process that
+    /// exits while a training runs loses only that training (the next write starts it
+    /// again). Off, the index trains only when `train` is called and its lists stay as
+    /// trained. Indexes written by 0.1.0 (format 7) have it off. See
+    /// [`EncryptedIndex::training_status`](crate::EncryptedIndex::training_status) and
+    /// `docs/DESIGN.md` (Self-maintenance).
     ///
     /// ```
     /// use ciphervec::IndexConfig;

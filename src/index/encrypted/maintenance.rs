@@ -26,7 +26,8 @@ use crate::index::state::{
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
     /// is reassigned to its nearest list and rewritten (under fresh list labels) into one new
-    /// segment. Training again retrains from scratch.
+    /// segment. Training again retrains from scratch. While a background training runs
+    /// (see [`IndexConfig::auto_train`]), waits for it to end first.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an empty index; [`Error::Io`] if the write fails.

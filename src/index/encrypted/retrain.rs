@@ -10,25 +10,27 @@
 //! 3. **Seal** (no lock): the centroids, codebook and every snapshot item (fields records
 //!    re-sealed, vectors, one block per new list under the next list epoch) go into the
 //!    segment being built, numbered [`SEQ_GAP`] past the numbers in use, so that the writes
-//!    that go on meanwhile keep numbering theirs as always; and a new in-memory state is
-//!    built from them.
-//! 4. **Install** (writer lock, as any write): what changed since the snapshot is replayed
-//!    into the same segment: a tombstone for every snapshot item deleted or replaced since,
-//!    then the items written since (assigned to the new lists), then the history record;
-//!    the segment is finished with a replace-all commit note extending the current head and
-//!    committed through the normal commit path (`commit_segment`, `persist::apply_commit`),
-//!    so a crash before the manifest is written rolls it forward at the next open like any
-//!    rewrite after a gap in the numbering. The new state takes the same changes and
-//!    replaces the old one under the state's write lock.
+//!    that go on meanwhile keep numbering theirs as always; a new in-memory state is built
+//!    from them. Then up to [`CATCH_UP_PASSES`] passes, still beside the writer, add what
+//!    was written since the pass before (a tombstone for an item held in an older version,
+//!    then the new version), until one finds fewer than [`CATCH_UP_ENOUGH`] items.
+//! 4. **Install** (writer lock, as any write): the last changes are replayed the same way
+//!    (tombstones for items deleted or replaced since, then the items written since), then
+//!    the history record; the segment is finished with a replace-all commit note extending
+//!    the current head and committed through the normal commit path (`commit_segment`,
+//!    `persist::apply_commit`), so a crash before the manifest is written rolls it forward
+//!    at the next open like any rewrite after a gap in the numbering. The new state takes
+//!    the same changes and replaces the old one under the state's write lock.
 //!
-//! Loading the segment applies its records in directory order (snapshot blocks, tombstones,
-//! the blocks written since), so it yields exactly the live items; a list decrypted on
-//! demand may meet an item twice in it (`lists::decode_list` keeps the later row).
+//! Loading the segment applies its records in directory order, so it yields exactly the
+//! live items; a list decrypted on demand may meet an item twice in it
+//! (`lists::decode_list` keeps the later row).
 //!
-//! What the install costs a write that waits for it: the replay (the items written during
-//! the training), and writing the segment, which holds every item: at 50,000 384-dimension
-//! vectors about 80 MB. A compaction, rotation or explicit training that commits first
-//! makes the snapshot stale: the training starts over (see `autotrain`).
+//! What the install costs a write that waits for it: the replay (the writes of the last
+//! pass), two walks of the item table, and writing the segment, which holds every item: at
+//! 50,000 384-dimension vectors 80 MB, about 1 s here. A compaction, rotation or explicit
+//! training that commits first makes the snapshot stale: the training starts over (see
+//! `autotrain`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
