@@ -80,6 +80,11 @@ def main():
         table(dataset, by_dataset[dataset])
     for path in sorted(glob.glob(os.path.join(HERE, "results", "inprocess-*.md"))):
         print(open(path).read().rstrip() + "\n")
+    # Self-maintenance (examples/maintenance_bench.rs), as its result files state it.
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "maintenance-*.md"))):
+        text = open(path).read().strip()
+        print("#" + text)  # one heading level down
+        print()
 
 
 if __name__ == "__main__":

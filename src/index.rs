@@ -19,6 +19,7 @@ mod schema;
 mod state;
 mod tokens;
 mod types;
+mod upkeep;
 mod validate;
 
 pub use anchor::Anchor;
@@ -31,3 +32,15 @@ pub use schema::{FieldSchema, MetadataSchema};
 pub use types::{
     Hit, Include, Item, MetadataHit, MetadataQuery, Order, Query, Record, VerifyReport,
 };
+#[cfg(feature = "internals")]
+pub use upkeep::Stage as TrainingStage;
+pub use upkeep::TrainingStatus;
+
+/// A test's hold on a background training (see `internals::hold_training`).
+#[cfg(feature = "internals")]
+pub(crate) fn upkeep_hold(
+    reached: std::sync::mpsc::Sender<TrainingStage>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> upkeep::Hold {
+    upkeep::Hold { reached, go }
+}

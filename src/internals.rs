@@ -202,3 +202,34 @@ pub fn s3_put(url: &str, name: &str, data: &[u8]) -> std::io::Result<()> {
     use crate::storage::{S3Store, Store};
     S3Store::open(url, std::time::Duration::from_secs(30))?.put(name, data)
 }
+
+pub use crate::index::TrainingStage;
+
+/// A test's hold on the background trainings of one index: each one stops at every
+/// [`TrainingStage`] until [`TrainingHold::go`] (or until the hold is dropped), with no lock
+/// of the index held, so a test can show that writes and queries go on meanwhile.
+pub struct TrainingHold {
+    reached: std::sync::mpsc::Receiver<TrainingStage>,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+impl TrainingHold {
+    /// The next stage a background training reached (and waits at), if one does within
+    /// `timeout`.
+    pub fn reached(&self, timeout: std::time::Duration) -> Option<TrainingStage> {
+        self.reached.recv_timeout(timeout).ok()
+    }
+
+    /// Lets the training waiting at a stage go on.
+    pub fn go(&self) {
+        let _ = self.go.send(());
+    }
+}
+
+/// Holds the background trainings of `index` (see [`TrainingHold`]).
+pub fn hold_training(index: &crate::EncryptedIndex) -> TrainingHold {
+    let (reached_tx, reached) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    index.hold_training(crate::index::upkeep_hold(reached_tx, go_rx));
+    TrainingHold { reached, go }
+}

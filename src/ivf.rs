@@ -18,7 +18,7 @@ mod search;
 pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
-pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows};
+pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows, split_in_two};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
 pub(crate) use refine::Width;
@@ -84,7 +84,7 @@ pub(crate) fn auto_n_probes(n_lists: usize, n: usize, pq: bool) -> usize {
 /// `n_lists`: below `((n_lists + 1/2) / 4)^2` (`(n_lists + 1/2)^2` for PQ) the rounded square
 /// root stays at most `n_lists`, and below `39 (n_lists + 1)` the cap of 39 training points
 /// per list does; either suffices.
-fn lists_default_up_to(n_lists: usize, pq: bool) -> usize {
+pub(crate) fn lists_default_up_to(n_lists: usize, pq: bool) -> usize {
     let by_sqrt = ((n_lists as f64 + 0.5) / lists_per_sqrt(pq))
         .powi(2)
         .floor() as usize;

@@ -30,5 +30,5 @@ pub use storage::{MemoryStore, Store};
 pub use index::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include, IndexConfig,
     IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
-    StorageInfo, StoragePrecision, TrainOptions, VerifyReport,
+    StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
 };

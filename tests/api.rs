@@ -30,6 +30,8 @@ mod api {
     mod quantized;
     mod real_data;
     mod rollback;
+    mod self_maintenance;
+    mod self_maintenance_crash;
     mod store;
     mod ties;
     mod vocabulary;

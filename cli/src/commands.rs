@@ -83,10 +83,12 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             text_fields,
             precision,
             schema,
+            no_auto_train,
         } => {
             let mut config = IndexConfig::new(*dim, *index_type)
                 .metric(*metric)
-                .full_text(*full_text);
+                .full_text(*full_text)
+                .auto_train(!*no_auto_train);
             // The library refuses subquantizers for a type without codes.
             if let Some(m) = pq_m {
                 config = config.n_subquantizers(*m);
@@ -136,6 +138,16 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             let n = import(&index, file, format, ids.as_deref(), &options)?;
             if *train {
                 index.train()?;
+            }
+            // A training the import started in the background would die with this process
+            // (and start over at the next write): it finishes first.
+            if index.is_training() {
+                if !cli.json {
+                    eprintln!("training in the background; waiting for it to finish");
+                }
+                while index.is_training() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
             }
             say(
                 cli,
@@ -729,6 +741,8 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
             "metric": config.distance_metric().to_string(),
             "trained": index.is_trained(),
             "lists": index.n_lists(),
+            "auto_train": config.is_auto_train(),
+            "trained_at_items": index.training_status().trained_at_items,
             "epoch": anchor.epoch(),
             "anchor": anchor.to_string(),
             "format_version": database.storage_info(name)?.format_version,

@@ -131,6 +131,10 @@ pub(crate) enum Command {
         /// Example: --schema '{"title": {"pattern": true}, "raw": {"filterable": false}}'
         #[arg(long, value_name = "JSON")]
         schema: Option<String>,
+        /// Never train, retrain or split lists by itself (by default an index trains in the
+        /// background once it holds 10,000 items, and keeps its lists fitted as it grows).
+        #[arg(long = "no-auto-train")]
+        no_auto_train: bool,
     },
     /// Imports items from a file, one durable batch at a time; --resume continues after the
     /// last durable batch of an interrupted import. An item the index refuses (a wrong

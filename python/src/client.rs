@@ -47,11 +47,14 @@ impl Client {
     /// `metadata_schema` (a dict or its JSON text, `{"field": {"filterable": bool, "pattern":
     /// bool, "full_text": bool}}`), `text_fields` (metadata string fields for BM25),
     /// `bm25_k1`/`bm25_b` (defaults 1.2 and 0.75) and `storage_precision` ("float32",
-    /// "float16" or "int8": how re-rank vectors are stored) are fixed at creation.
+    /// "float16" or "int8": how re-rank vectors are stored) are fixed at creation. `auto_train=False` keeps the index from training by itself (by
+    /// default it trains in the background once it holds 10,000 items, and keeps its lists
+    /// fitted as it grows).
     #[pyo3(signature = (name, key, *, dimension, index_type = "ivf_flat", metric = "euclidean",
                         n_lists = None, n_probes = None, pq_m = None, full_text = false,
                         refine_bits = None, metadata_schema = None, text_fields = None,
-                        bm25_k1 = None, bm25_b = None, storage_precision = "float32"))]
+                        bm25_k1 = None, bm25_b = None, storage_precision = "float32",
+                        auto_train = true))]
     #[allow(clippy::too_many_arguments)]
     fn create_index(
         &self,
@@ -71,6 +74,7 @@ impl Client {
         bm25_k1: Option<f32>,
         bm25_b: Option<f32>,
         storage_precision: &str,
+        auto_train: bool,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
         let dimension = convert::count("dimension", dimension)?;
@@ -83,7 +87,8 @@ impl Client {
             .metric(metric)
             .n_lists(n_lists.unwrap_or(0))
             .n_probes(n_probes.unwrap_or(0))
-            .full_text(full_text);
+            .full_text(full_text)
+            .auto_train(auto_train);
         if let Some(m) = pq_m {
             // The library refuses it for a type without codes.
             config = config.n_subquantizers(m);

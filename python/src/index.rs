@@ -527,6 +527,30 @@ impl Index {
         self.inner.is_trained()
     }
 
+    /// Whether a training runs in the background now (writes and queries go on meanwhile).
+    fn is_training(&self) -> bool {
+        self.inner.is_training()
+    }
+
+    /// What self-maintenance is doing and has done: `training` (a background training
+    /// runs), `trained_at_items` (the item count of the last training, None if never
+    /// trained), `auto_train`, `items`, `n_lists`, `next_training_at_items`,
+    /// `background_trainings`, `list_splits` and `last_error`.
+    fn training_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.training_status();
+        let d = PyDict::new(py);
+        d.set_item("training", s.training)?;
+        d.set_item("trained_at_items", s.trained_at_items)?;
+        d.set_item("auto_train", s.auto_train)?;
+        d.set_item("items", s.items)?;
+        d.set_item("n_lists", s.n_lists)?;
+        d.set_item("next_training_at_items", s.next_training_at_items)?;
+        d.set_item("background_trainings", s.background_trainings)?;
+        d.set_item("list_splits", s.list_splits)?;
+        d.set_item("last_error", s.last_error)?;
+        Ok(d)
+    }
+
     /// The index name.
     #[getter]
     fn name(&self) -> String {

@@ -514,3 +514,36 @@ def test_a_forked_child_queries_and_refreshes_and_cannot_write(folder):
     assert child.exitcode == 0
     assert len(index) == 510
     assert index.verify()["segments"] > 0
+
+
+def test_an_index_trains_itself_in_the_background_and_keeps_recall():
+    import time
+
+    key = cv.generate_key()
+    client = cv.Client()
+    index = client.create_index("auto", key, dimension=8)
+    off = client.create_index("manual", key, dimension=8, auto_train=False)
+    base = data(12_000, seed=3, dim=8)
+    for start in range(0, len(base), 1_000):
+        ids = [str(i) for i in range(start, start + 1_000)]
+        index.upsert(ids, base[start : start + 1_000])
+        off.upsert(ids, base[start : start + 1_000])
+    status = index.training_status()
+    assert status["auto_train"] and status["items"] == 12_000
+    while index.is_training():  # polling, no time bound
+        time.sleep(0.01)
+    status = index.training_status()
+    assert index.is_trained() and status["n_lists"] > 1
+    assert status["trained_at_items"] >= 10_000 and not status["training"]
+    assert status["background_trainings"] >= 1 and status["last_error"] is None
+    # Recall@10 at the defaults against numpy brute force.
+    found = 0
+    for q in base[:50]:
+        want = {str(i) for i, _ in brute_force(base, q, 10)}
+        found += len(want & {h["id"] for h in index.query(q, top_k=10)})
+    assert found / 500 >= 0.95
+    # Turned off: never trained by itself, and says so.
+    status = off.training_status()
+    assert not off.is_training() and not off.is_trained()
+    assert status["trained_at_items"] is None and status["next_training_at_items"] is None
+    assert not status["auto_train"]

@@ -341,7 +341,7 @@ impl Drop for TrainingGuard {
 }
 
 /// `POST /v1/indexes/train`: trains now and answers when done; 409 while a training of
-/// the same index runs.
+/// the same index runs (a train request's, or the core's automatic one in the background).
 pub async fn train(
     State(state): State<AppState>,
     caller: Caller,
@@ -378,7 +378,8 @@ pub async fn train(
                 .training
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !training.insert(name.clone()) {
+            // A training the core runs in the background (auto-training) is one too.
+            if index.is_training() || !training.insert(name.clone()) {
                 return Err(ApiError::conflict(
                     "index is training: poll /v1/indexes/training-status",
                 ));
@@ -395,7 +396,9 @@ pub async fn train(
     Ok(Json(json!({"status": "success", "message": message})))
 }
 
-/// `GET /v1/indexes/training-status`: without a key, as CyborgDB's service answers it (its
+/// `GET /v1/indexes/training-status`: the indexes an explicit train request trains, and those
+/// open here that train themselves in the background (the core's `is_training`). Without a
+/// key, as CyborgDB's service answers it (its
 /// OpenAPI document declares no authentication and the JS SDK 0.14 sends none), so the
 /// names of indexes training at this moment are visible to whoever reaches the port.
 pub async fn training_status(
@@ -409,7 +412,17 @@ pub async fn training_status(
         .iter()
         .cloned()
         .collect();
+    // And the indexes open here that train themselves in the background now.
+    names.extend(
+        state
+            .handles
+            .open_indexes()
+            .into_iter()
+            .filter(|(_, index)| index.is_training())
+            .map(|(name, _)| name),
+    );
     names.sort();
+    names.dedup();
     let current = names.first().cloned();
     Ok(Json(json!({
         "training_indexes": names,

@@ -104,6 +104,9 @@ pub(crate) struct StoredConfig {
     pub bm25: (u32, u32),
     /// How stored vectors are coded (format 8).
     pub vectors: VectorCoding,
+    /// Whether the index trains, retrains and splits its lists by itself (format 8; an index
+    /// of format 7 reads as `false`: it was made to train only when asked).
+    pub auto_train: bool,
 }
 
 /// One field of the metadata schema, as stored.
@@ -154,6 +157,10 @@ pub(crate) struct ManifestBody {
     pub name: String,
     /// The commits this state extends (format 8).
     pub history: History,
+    /// Live items when the lists were last trained (explicitly or in the background); 0
+    /// when unknown (never trained, trained in format 7, or a training rolled forward at
+    /// open: the item count then stands in). Self-maintenance retrains against it (format 8).
+    pub trained_at_items: u64,
 }
 
 /// The history chain: the id of every commit of the index since its first commit in format
@@ -251,6 +258,7 @@ impl From<ManifestBodyV7> for ManifestBody {
                 schema: Vec::new(),
                 bm25: V7_BM25,
                 vectors: VectorCoding::F32,
+                auto_train: false,
             },
             next_segment: v7.next_segment,
             key_generation: v7.key_generation,
@@ -259,6 +267,7 @@ impl From<ManifestBodyV7> for ManifestBody {
             list_epoch: v7.list_epoch,
             name: v7.name,
             history: History::default(),
+            trained_at_items: 0,
         }
     }
 }

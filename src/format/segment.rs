@@ -15,7 +15,7 @@
 //! L-160 160 sealed footer (128 bytes of plaintext): directory offset O u64 | length D u32 |
 //!           commit note (epoch u64 | replace-all u8 | list epoch u64 | trained u8 |
 //!           n_lists u32 | codebook u8 | key generation u32 | parent commit id [16] |
-//!           flags u8 (1 = a history record is listed)) | zeros
+//!           flags u8 (1 = a history record is listed) | trained at items u64) | zeros
 //!           [L-96 96: 64 bytes of plaintext, the note without parent and flags]
 //! ```
 //! L is the Padmé length of the unpadded file. The address of a list block is the list's
@@ -264,7 +264,8 @@ pub(crate) struct CommitNote {
     /// The list epoch after the commit (replace-all only).
     pub list_epoch: u64,
     /// The trained lists and whether a codebook is present, when the segment holds the
-    /// centroids (replace-all only).
+    /// centroids: a rewrite's, or (format 8) an appended list split's, whose centroids hold
+    /// from then on.
     pub trained: Option<(u32, bool)>,
     /// The key generation the next writer starts at.
     pub key_generation: u32,
@@ -274,6 +275,9 @@ pub(crate) struct CommitNote {
     /// The segment lists a history record: the ids of the commits before this one (a
     /// rewrite carries the history forward; format 8).
     pub history: bool,
+    /// A training's commit: the live items its lists were trained at (format 8; 0 for
+    /// every other commit, and in format 7).
+    pub trained_at: u64,
 }
 
 /// The plaintext of a segment footer.
@@ -303,6 +307,7 @@ impl Footer {
         if layout.version >= 8 {
             out.extend_from_slice(&self.note.parent);
             out.push(u8::from(self.note.history));
+            out.extend_from_slice(&self.note.trained_at.to_le_bytes());
         }
         out.resize(layout.footer_plain_len, 0);
         out
@@ -328,10 +333,10 @@ impl Footer {
         let n_lists = r.u32()?;
         let codebook = flag(r.u8()?)?;
         let key_generation = r.u32()?;
-        let (parent, history) = if layout.version >= 8 {
-            (r.array::<COMMIT_ID_LEN>()?, flag(r.u8()?)?)
+        let (parent, history, trained_at) = if layout.version >= 8 {
+            (r.array::<COMMIT_ID_LEN>()?, flag(r.u8()?)?, r.u64()?)
         } else {
-            ([0; COMMIT_ID_LEN], false)
+            ([0; COMMIT_ID_LEN], false, 0)
         };
         debug_assert!(layout.version >= 8 || r.position() == 12 + NOTE_V7_LEN);
         if r.bytes(r.remaining())?.iter().any(|&b| b != 0)
@@ -350,6 +355,7 @@ impl Footer {
                 key_generation,
                 parent,
                 history,
+                trained_at,
             },
         })
     }
@@ -953,6 +959,7 @@ mod tests {
             key_generation: 2,
             parent: [0x33; COMMIT_ID_LEN],
             history: true,
+            trained_at: 12_345,
         };
         let file = w
             .finish(&note, |p| Ok(fake_seal(p)), |p| Ok(fake_seal(p)))

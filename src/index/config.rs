@@ -219,6 +219,7 @@ pub struct IndexConfig {
     /// BM25's `k1` and `b`, as bits (so that the configuration stays `Eq`).
     bm25: (u32, u32),
     precision: StoragePrecision,
+    auto_train: bool,
 }
 
 /// Bits per dimension of `ivf_pq`'s refine code unless [`IndexConfig::refine_bits`] says
@@ -242,6 +243,7 @@ impl IndexConfig {
             schema_conflict: None,
             bm25: bm25_bits(Bm25::default()),
             precision: StoragePrecision::Float32,
+            auto_train: true,
         }
     }
 
@@ -429,6 +431,35 @@ impl IndexConfig {
         Bm25 { k1, b }
     }
 
+    /// Turns self-maintenance on or off (default on). With it on, the index trains itself
+    /// in the background once it holds 10,000 items (queries are exact until then),
+    /// retrains in the background when it has grown to twice (or shrunk to half) the size
+    /// it was trained at, and between trainings splits lists that grew too long (when the
+    /// list count is automatic), each step one crash-safe commit: an application that only
+    /// upserts and queries gets a trained, balanced index without calling
+    /// [`train`](crate::EncryptedIndex::train). Writes and queries go on while a training
+    /// runs; the writes that trigger these steps are what runs them, so a process that
+    /// exits while a training runs loses only that training (the next write starts it
+    /// again). Off, the index trains only when `train` is called and its lists stay as
+    /// trained. Indexes written by 0.1.0 (format 7) have it off. See
+    /// [`EncryptedIndex::training_status`](crate::EncryptedIndex::training_status) and
+    /// `docs/DESIGN.md` (Self-maintenance).
+    ///
+    /// ```
+    /// use ciphervec::IndexConfig;
+    /// assert!(IndexConfig::ivf_flat(8).is_auto_train());
+    /// assert!(!IndexConfig::ivf_flat(8).auto_train(false).is_auto_train());
+    /// ```
+    pub fn auto_train(mut self, on: bool) -> IndexConfig {
+        self.auto_train = on;
+        self
+    }
+
+    /// Whether the index maintains itself (see [`auto_train`](Self::auto_train)).
+    pub fn is_auto_train(&self) -> bool {
+        self.auto_train
+    }
+
     /// Sets the bits per dimension of `ivf_pq`'s refine code: 6 (the default) or 8. An index
     /// that holds only codes in RAM (over its cache budget) re-ranks by decrypting candidate
     /// vectors in order of a lower bound on their distance, which the refine code gives, and
@@ -570,6 +601,7 @@ impl IndexConfig {
                 .collect(),
             bm25: self.bm25,
             vectors: self.precision.coding(),
+            auto_train: self.auto_train,
         }
     }
 
@@ -601,6 +633,7 @@ impl IndexConfig {
             schema_conflict: None,
             bm25: s.bm25,
             precision: StoragePrecision::from_coding(s.vectors),
+            auto_train: s.auto_train,
         }
     }
 }

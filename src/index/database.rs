@@ -436,6 +436,7 @@ impl Database {
             list_epoch: 0,
             name: name.to_owned(),
             history: Default::default(),
+            trained_at_items: 0,
         };
         // The first commit of the history: epoch 1, extending nothing.
         persist::commit_manifest_only(&mut body, 1, &header);

@@ -17,11 +17,15 @@ use crate::storage::{IndexFiles, WriterLock};
 use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
+use super::upkeep::Upkeep;
 
+mod autotrain;
 mod integrity;
 mod listing;
 mod maintenance;
 mod read;
+mod retrain;
+mod split;
 mod text_search;
 mod write;
 
@@ -96,6 +100,9 @@ pub(crate) struct Inner {
     /// The process that opened the handle and holds its writer lock: a child made by `fork`
     /// inherits the handle, not the right to write (see [`EncryptedIndex::writer`]).
     process: u32,
+    /// Self-maintenance: the background training and its counters (shared with the
+    /// training's thread, which holds only a weak reference to the rest).
+    upkeep: Arc<Upkeep>,
     _lock: WriterLock,
 }
 
@@ -154,6 +161,7 @@ impl EncryptedIndex {
                 deleted: AtomicBool::new(false),
                 storage_reads: AtomicU64::new(0),
                 process: std::process::id(),
+                upkeep: Arc::new(Upkeep::default()),
                 _lock: lock,
             }),
         }

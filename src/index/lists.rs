@@ -218,7 +218,15 @@ impl<'a> Lists<'a> {
             .enumerate()
             .map(|(i, &s)| (slot_of(s), i))
             .collect();
-        for list in 0..self.state.n_lists() as u32 {
+        // Only the lists the items are in.
+        let mut lists: Vec<u32> = slots
+            .iter()
+            .map(|&s| self.state.entry(s).map(|e| e.list))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::corrupted("state"))?;
+        lists.sort_unstable();
+        lists.dedup();
+        for list in lists {
             let l = self.decode(list)?;
             for (row, &h) in l.handles.iter().enumerate() {
                 if let Some(&i) = position.get(&slot_of(h)) {
@@ -232,6 +240,30 @@ impl<'a> Lists<'a> {
 }
 
 impl Lists<'_> {
+    /// The live items of `list` (their slots) and their vectors, row-major: from memory
+    /// when resident, from their vector records when only codes are, else by decrypting the
+    /// list alone (a walk of the item table and a pass over every list would cost the
+    /// whole index).
+    pub(crate) fn members_with_vectors(&self, list: u32) -> Result<(Vec<u64>, Vec<f32>)> {
+        let rows = match self.state.residency() {
+            Residency::OnDemand => Arc::new(self.decode(list)?),
+            _ => match self.state.list(list) {
+                Some(l) if self.state.is_resident() => {
+                    let slots = l.handles.iter().map(|&h| slot_of(h)).collect();
+                    return Ok((slots, l.vectors.clone()));
+                }
+                Some(l) => {
+                    let slots: Vec<u64> = l.handles.iter().map(|&h| slot_of(h)).collect();
+                    let vectors = self.vectors_of(&slots)?;
+                    return Ok((slots, vectors));
+                }
+                None => return Ok((Vec::new(), Vec::new())),
+            },
+        };
+        let slots = rows.handles.iter().map(|&h| slot_of(h)).collect();
+        Ok((slots, rows.vectors.clone()))
+    }
+
     /// Decrypts `list` from storage, counting what it reads.
     fn decode(&self, list: u32) -> Result<MemList> {
         let bytes: u64 = self
@@ -286,7 +318,16 @@ pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemLi
     let epoch = state.list_epoch();
     let dim = state.dim();
     let mut out = MemList::default();
-    for block in state.blocks_of(list) {
+    let blocks = state.blocks_of(list);
+    // A background training's segment may hold an item twice in one list (as its snapshot
+    // read it, and as written since, the older copy deleted by the tombstone between):
+    // the later row is the current one. Only then are rows tracked by slot.
+    let repeats = blocks
+        .iter()
+        .enumerate()
+        .any(|(i, b)| blocks[..i].iter().any(|a| a.segment == b.segment));
+    let mut row_of: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for block in blocks {
         let blob = state
             .segments()
             .get(&block.segment)
@@ -304,10 +345,21 @@ pub(crate) fn decode_list(keys: &Keys, state: &State, list: u32) -> Result<MemLi
             let current = state
                 .entry(slot)
                 .is_some_and(|c| c.origin == block.segment && c.list == list);
-            if current {
-                // Lists decrypted on demand are `ivf_flat`'s: they have no codes.
-                out.push(handle_of(slot, &e.id), Some(v), &[]);
+            if !current {
+                continue;
             }
+            if repeats && let Some(&row) = row_of.get(&slot) {
+                out.vectors[row * dim..(row + 1) * dim].copy_from_slice(v);
+                if let Some(n) = out.inv_norms.get_mut(row) {
+                    *n = ivf::inv_norm(v);
+                }
+                continue;
+            }
+            if repeats {
+                row_of.insert(slot, out.handles.len());
+            }
+            // Lists decrypted on demand are `ivf_flat`'s: they have no codes.
+            out.push(handle_of(slot, &e.id), Some(v), &[]);
         }
     }
     Ok(out)

@@ -518,6 +518,11 @@ impl<'k> SegmentBuilder<'k> {
         })
     }
 
+    /// The segment's sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.writer.seq()
+    }
+
     /// Reserves room for about `bytes` of records.
     pub(crate) fn reserve(&mut self, bytes: usize) {
         self.writer.reserve(bytes);
@@ -887,13 +892,28 @@ pub(crate) fn append_note(keys: &Keys, body: &ManifestBody, epoch: u64) -> Commi
         key_generation: keys.next_generation(),
         parent: body.history.head(),
         history: false,
+        trained_at: 0,
     }
+}
+
+/// The commit note of a list split extending `body` at epoch `epoch`: the segment is
+/// appended to the live ones and holds the centroids (`n_lists` of them) and, when
+/// `codebook`, the codebook from now on.
+pub(crate) fn split_note(
+    keys: &Keys,
+    body: &ManifestBody,
+    epoch: u64,
+    (n_lists, codebook): (u32, bool),
+) -> CommitNote {
+    let mut note = append_note(keys, body, epoch);
+    note.trained = Some((n_lists, codebook));
+    note
 }
 
 /// The commit note of a rewrite (training, compaction, rotation) extending `body` at epoch
 /// `epoch`: the segment replaces every live one, with `list_epoch` and, when trained, its
 /// `(n_lists, codebook)`; `history` says whether it holds a history record (see
-/// [`history_to_archive`]).
+/// [`history_to_archive`]). A training sets the note's `trained_at`.
 pub(crate) fn replace_note(
     keys: &Keys,
     body: &ManifestBody,
@@ -909,6 +929,7 @@ pub(crate) fn replace_note(
         key_generation: keys.next_generation(),
         parent: body.history.head(),
         history,
+        trained_at: 0,
     }
 }
 
@@ -1069,8 +1090,8 @@ pub(crate) fn stored_segment(
 }
 
 /// Applies the commit of segment `seq` (`len` bytes with footer digest `digest`) to `body`,
-/// as its `note` says: appended to the live segments, or replacing them with its training
-/// state and list epoch, at the note's epoch; the commit joins the history. The one place a
+/// as its `note` says: appended to the live segments (with, after a list split, the training
+/// state it now holds), or replacing them with its training state and list epoch, at the note's epoch; the commit joins the history. The one place a
 /// manifest's segment list changes, for a writer's commit and for a roll-forward at open
 /// alike.
 pub(crate) fn apply_commit(
@@ -1093,6 +1114,18 @@ pub(crate) fn apply_commit(
         body.history.archived = note.history.then_some(seq);
     } else {
         body.segments.push(seg);
+        // A split (format 8): the appended segment holds the centroids (and codebook) from
+        // now on; the list epoch stays.
+        if let Some((n_lists, codebook)) = note.trained {
+            body.trained = Some(TrainedRef {
+                centroids_segment: seq,
+                n_lists,
+                codebook,
+            });
+        }
+    }
+    if note.trained_at > 0 {
+        body.trained_at_items = note.trained_at;
     }
     body.history.recent.push((note.epoch, id));
     body.next_segment = seq + 1;
@@ -1291,6 +1324,7 @@ mod tests {
             key_generation: keys.next_generation(),
             parent: [0; COMMIT_ID_LEN],
             history: false,
+            trained_at: 0,
         };
         let bytes = seg.finish(&note).unwrap();
         let segments = HashMap::from([(7, Arc::new(Blob::Shared(bytes.into())))]);

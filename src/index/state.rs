@@ -164,25 +164,28 @@ pub(crate) struct Coder {
 impl Coder {
     /// A coder for `codec` under `metric` over the lists of `quantizer`.
     pub(crate) fn new(codec: Codec, metric: Metric, quantizer: &Quantizer) -> Coder {
-        let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
-        // Codes of vectors share one set of terms; residual codes have a set per list.
-        let sets = if codec.is_residual() {
-            quantizer.n_lists() as u32
-        } else {
-            1
-        };
-        let list_terms = if l2 {
-            (0..sets)
-                .flat_map(|l| codec.pq_list_terms(codec.origin(quantizer.centroid(l))))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let list_terms = list_terms(&codec, metric, quantizer);
         Coder {
             codec: Arc::new(codec),
             metric,
             list_terms: Arc::new(list_terms),
         }
+    }
+
+    /// The same code over the lists of `quantizer` (after a split moved centroids): its
+    /// per-list terms computed anew.
+    pub(crate) fn for_quantizer(&self, quantizer: &Quantizer) -> Coder {
+        Coder {
+            codec: self.codec.clone(),
+            metric: self.metric,
+            list_terms: Arc::new(list_terms(&self.codec, self.metric, quantizer)),
+        }
+    }
+
+    /// Whether codes depend on their list's centroid (residual codes): an item whose list's
+    /// centroid moves needs a new code.
+    pub(crate) fn is_residual(&self) -> bool {
+        self.codec.is_residual()
     }
 
     /// The code of `vector` in list `list` of `quantizer`.
@@ -196,6 +199,25 @@ impl Coder {
         let mut code = Vec::with_capacity(self.codec.code_len(vector.len()));
         self.codec.encode(&residual, &mut code);
         code
+    }
+}
+
+/// PQ under L2: the precomputed list terms of every list of `quantizer`
+/// (`Codec::pq_list_terms`), concatenated; empty otherwise.
+fn list_terms(codec: &Codec, metric: Metric, quantizer: &Quantizer) -> Vec<f32> {
+    let l2 = matches!(metric, Metric::Euclidean | Metric::SquaredEuclidean);
+    // Codes of vectors share one set of terms; residual codes have a set per list.
+    let sets = if codec.is_residual() {
+        quantizer.n_lists() as u32
+    } else {
+        1
+    };
+    if l2 {
+        (0..sets)
+            .flat_map(|l| codec.pq_list_terms(codec.origin(quantizer.centroid(l))))
+            .collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -219,6 +241,9 @@ pub(crate) struct State {
     coder: Option<Coder>,
     /// Inverted lists (one list, number 0, before training).
     lists: Vec<MemList>,
+    /// Live items of each list (kept in step with the item table, whatever the residency:
+    /// the split rule reads them after every write).
+    list_lens: Vec<u32>,
     /// Item table, indexed by slot.
     items: Vec<Option<ItemEntry>>,
     free: Vec<u64>,
@@ -334,6 +359,19 @@ fn token_at(items: &[Option<ItemEntry>], slot: u64) -> Option<&[u8; 32]> {
     items.get(slot as usize)?.as_ref().map(|e| &e.token)
 }
 
+/// Where a relocated item now lies ([`State::relocate`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Relocated {
+    /// Its new list.
+    pub list: u32,
+    /// Its fields record, rewritten in segment `origin`.
+    pub fields: Option<FieldsRef>,
+    /// Its vector record, rewritten in segment `origin` (quantized types).
+    pub vector: Option<VectorRef>,
+    /// The segment whose list block now holds it.
+    pub origin: u64,
+}
+
 /// Where a new state's keys, header and committed body come from.
 pub(crate) struct Committed {
     /// The working keys.
@@ -370,6 +408,7 @@ impl State {
             quantizer,
             coder,
             lists: vec![MemList::default(); n_lists],
+            list_lens: vec![0; n_lists],
             items: Vec::new(),
             free: Vec::new(),
             extra_bytes: 0,
@@ -628,6 +667,91 @@ impl State {
     /// The epoch of list labels and query tokens.
     pub(crate) fn list_epoch(&self) -> u64 {
         self.body.list_epoch
+    }
+
+    /// Live items in list `list`.
+    pub(crate) fn list_len(&self, list: u32) -> usize {
+        self.list_lens.get(list as usize).map_or(0, |&n| n as usize)
+    }
+
+    /// One past the highest slot the item table has held (live or free).
+    pub(crate) fn slot_bound(&self) -> u64 {
+        self.items.len() as u64
+    }
+
+    /// The live entries whose slots lie in `range`.
+    pub(crate) fn entries_in(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> impl Iterator<Item = (u64, &ItemEntry)> {
+        let end = (range.end as usize).min(self.items.len());
+        let start = (range.start as usize).min(end);
+        self.items[start..end]
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, e)| e.as_ref().map(|e| ((start + i) as u64, e)))
+    }
+
+    /// Adopts the quantizer (and coder) of a split: the same lists, in the same places, and
+    /// new lists after them, each of them empty; centroids may have moved, and the items a
+    /// move concerns are then relocated ([`State::relocate`]).
+    pub(crate) fn set_split_lists(&mut self, quantizer: Quantizer, coder: Option<Coder>) {
+        let n = quantizer.n_lists();
+        debug_assert!(n >= self.lists.len());
+        self.lists.resize_with(n, MemList::default);
+        self.list_lens.resize(n, 0);
+        self.blocks.resize(n, Vec::new());
+        // Residual codes are scanned against their lists' terms, which moved with the
+        // centroids: fast-scan layouts are rebuilt on first use.
+        for l in &mut self.lists {
+            l.packed = OnceLock::new();
+        }
+        self.quantizer = Some(quantizer);
+        self.coder = coder;
+    }
+
+    /// Moves the live item in `slot` to list `to`, its records rewritten into segment
+    /// `origin` (`fields` and `vector` there), with `vector` (needed when every vector is
+    /// resident) and its `code` in the new list. Its metadata and text stay indexed as they
+    /// are (its slot does not change).
+    pub(crate) fn relocate(&mut self, slot: u64, to: Relocated, vector: &[f32], code: &[u8]) {
+        let Some(e) = self.items.get(slot as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let (from, row, handle) = (e.list, e.row, handle_of(slot, &e.id));
+        let before = entry_extra_bytes(e);
+        let mut new_row = 0;
+        if self.residency == Residency::OnDemand {
+            self.cache.invalidate(from);
+            self.cache.invalidate(to.list);
+        } else {
+            let dim = self.dim;
+            if let Some(moved) = self.lists[from as usize].swap_remove(row as usize, dim)
+                && let Some(m) = self.items[slot_of(moved) as usize].as_mut()
+            {
+                m.row = row;
+            }
+            let with_vector = self.residency == Residency::All;
+            let code = if with_vector {
+                &code[..self.scanned_code_len().min(code.len())]
+            } else {
+                code
+            };
+            let l = &mut self.lists[to.list as usize];
+            new_row = l.handles.len() as u32;
+            l.push(handle, with_vector.then_some(vector), code);
+        }
+        self.list_lens[from as usize] -= 1;
+        self.list_lens[to.list as usize] += 1;
+        if let Some(e) = self.items[slot as usize].as_mut() {
+            e.list = to.list;
+            e.row = new_row;
+            e.fields = to.fields;
+            e.vector = to.vector;
+            e.origin = to.origin;
+            let after = entry_extra_bytes(e);
+            self.extra_bytes = self.extra_bytes - before + after;
+        }
     }
 
     /// Makes room for `items` more items, and in list `list` (when given) for `rows` more
@@ -948,6 +1072,9 @@ impl State {
             self.index_metadata(slot, m);
         }
         self.extra_bytes += entry_extra_bytes(&entry);
+        if let Some(len) = self.list_lens.get_mut(entry.list as usize) {
+            *len += 1;
+        }
         self.items[slot as usize] = Some(entry);
         self.tokens.insert(&token, slot);
         if in_sample(&token, self.sample_shift) {
@@ -973,6 +1100,9 @@ impl State {
             return false;
         };
         self.extra_bytes -= entry_extra_bytes(&entry);
+        if let Some(len) = self.list_lens.get_mut(entry.list as usize) {
+            *len -= 1;
+        }
         self.free.push(slot);
         self.sample.remove(&slot);
         if let Some(t) = self.text.as_mut() {

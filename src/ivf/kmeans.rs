@@ -197,6 +197,43 @@ fn update_centroids(
     }
 }
 
+/// The two centroids of a 2-means of `rows` (rows of `dim`, normalized for `spherical`), for
+/// splitting one inverted list in two; `None` when the smaller half would hold fewer than
+/// `min_share` of the rows (identical or nearly identical vectors: no split is worth
+/// having).
+pub(crate) fn split_in_two(
+    rows: &[f32],
+    dim: usize,
+    spherical: bool,
+    (min_share, seed): (f64, u64),
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let n = rows.len() / dim.max(1);
+    if n < 2 {
+        return None;
+    }
+    let km = kmeans(
+        rows,
+        dim,
+        &KMeansParams {
+            k: 2,
+            max_iters: 16,
+            tolerance: 1e-4,
+            max_points_per_centroid: n,
+            spherical,
+            seed,
+        },
+    );
+    let (a, b) = km.centroids.split_at(dim);
+    let (na, nb) = (kernel::norm_sq(a), kernel::norm_sq(b));
+    // Which side each row falls on: |x - a|^2 < |x - b|^2, i.e. |a|^2 - 2 x.a < |b|^2 - 2 x.b.
+    let on_a = rows
+        .chunks_exact(dim)
+        .filter(|x| na - 2.0 * kernel::dot(x, a) < nb - 2.0 * kernel::dot(x, b))
+        .count();
+    let smaller = on_a.min(n - on_a);
+    (smaller as f64 >= min_share * n as f64 && smaller > 0).then(|| (a.to_vec(), b.to_vec()))
+}
+
 /// Scales every row to unit length (zero rows stay zero).
 pub(crate) fn normalize_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_exact_mut(dim) {
@@ -247,6 +284,19 @@ mod tests {
             "inertia {} too large",
             a.inertia
         );
+    }
+
+    #[test]
+    fn splits_two_blobs_and_refuses_one_point_repeated() {
+        let (per, dim) = (60, 8);
+        let data = blobs(2, per, dim, 9);
+        let (a, b) = split_in_two(&data, dim, false, (0.1, 3)).unwrap();
+        // One centroid near each blob centre (coordinate 0 is 10 in blob 0, 1 in blob 1).
+        let (first, second) = if a[0] > b[0] { (a, b) } else { (b, a) };
+        assert!(first[0] > 9.0 && first[1] < 1.0 && second[1] > 9.0 && second[0] < 1.0);
+        let same = vec![0.5f32; 100 * dim];
+        assert!(split_in_two(&same, dim, false, (0.1, 3)).is_none());
+        assert!(split_in_two(&data[..dim], dim, false, (0.1, 3)).is_none());
     }
 
     #[test]

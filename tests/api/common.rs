@@ -124,3 +124,28 @@ pub fn shared_data() -> Option<std::path::PathBuf> {
 #[path = "../../examples/support/texmex.rs"]
 mod texmex;
 pub use texmex::read_vecs;
+
+/// Simulates losing power after a crash: files written but never synced lose their tail
+/// (torn at a 4 KiB boundary) or vanish.
+pub fn tear_unsynced(log: &[ciphervec::internals::FsCall], rng: &mut Rng) {
+    let mut unsynced: Vec<&std::path::Path> = Vec::new();
+    for call in log {
+        match call {
+            ciphervec::internals::FsCall::Write(p) => unsynced.push(p),
+            ciphervec::internals::FsCall::SyncFile(p) => unsynced.retain(|u| u != p),
+            ciphervec::internals::FsCall::Rename(from, _) => unsynced.retain(|u| u != from),
+            _ => {}
+        }
+    }
+    for p in unsynced {
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        let keep = match rng.below(3) {
+            0 => 0,
+            1 => bytes.len(),
+            _ => rng.below(bytes.len() / 4096 + 1) * 4096,
+        };
+        std::fs::write(p, &bytes[..keep.min(bytes.len())]).unwrap();
+    }
+}

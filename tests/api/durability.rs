@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use ciphervec::internals::{FaultyFs, FsCall, open_database_with_fs};
+use ciphervec::internals::{FaultyFs, open_database_with_fs};
 use ciphervec::{Database, Error, Include, IndexConfig, IndexKey, Item, Query};
 
 use super::common::*;
@@ -182,31 +182,6 @@ fn every_failed_io_call_of_a_commit_leaves_the_previous_state() {
     }
     println!("{points} injection points, all left the previous state");
     assert!(points > 100);
-}
-
-/// Simulates losing power after a crash: files written but never synced lose their tail
-/// (torn at a 4 KiB boundary) or vanish.
-fn tear_unsynced(log: &[FsCall], rng: &mut Rng) {
-    let mut unsynced: Vec<&Path> = Vec::new();
-    for call in log {
-        match call {
-            FsCall::Write(p) => unsynced.push(p),
-            FsCall::SyncFile(p) => unsynced.retain(|u| u != p),
-            FsCall::Rename(from, _) => unsynced.retain(|u| u != from),
-            _ => {}
-        }
-    }
-    for p in unsynced {
-        let Ok(bytes) = std::fs::read(p) else {
-            continue;
-        };
-        let keep = match rng.below(3) {
-            0 => 0,
-            1 => bytes.len(),
-            _ => rng.below(bytes.len() / 4096 + 1) * 4096,
-        };
-        std::fs::write(p, &bytes[..keep.min(bytes.len())]).unwrap();
-    }
 }
 
 #[test]

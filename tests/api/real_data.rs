@@ -70,11 +70,11 @@ fn brute_force_top10(base: &[Vec<f32>], queries: &[Vec<f32>]) -> Vec<Vec<i32>> {
 }
 
 /// Vectors, one per row.
-type Rows = Vec<Vec<f32>>;
+pub(super) type Rows = Vec<Vec<f32>>;
 
 /// The sentence-embedding set (skipped when absent): base vectors, queries, and each
 /// query's exact 100 nearest base rows.
-fn sentence_embeddings() -> Option<(Rows, Rows, Vec<Vec<i32>>)> {
+pub(super) fn sentence_embeddings() -> Option<(Rows, Rows, Vec<Vec<i32>>)> {
     let dir = shared_data()?;
     Some((
         read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes),

@@ -428,3 +428,46 @@ fn a_train_request_while_one_runs_is_a_conflict() {
         assert!(second.detail().contains("training"), "{}", second.text);
     });
 }
+
+#[test]
+fn an_index_created_here_trains_itself_once_it_holds_10000_vectors() {
+    let server = TestServer::start();
+    let hex = common::create(&server, "auto", 8);
+    let rows = common::vectors(12_000, 8, 5);
+    for (n, chunk) in rows.chunks(3_000).enumerate() {
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("{n}-{i}")).collect();
+        let up = server.post(
+            "/v1/vectors/upsert_binary",
+            &json!({"index_name": "auto", "index_key": hex,
+                    "batch": {"ids": ids, "vectors_b64": common::b64_rows(chunk), "dimension": 8}}),
+        );
+        assert_eq!(up.status, 200, "{}", up.text);
+    }
+    // No train request: the core trains in the background (the status lists it meanwhile);
+    // polled until trained.
+    let describe = || {
+        server.post(
+            "/v1/indexes/describe",
+            &json!({"index_name": "auto", "index_key": hex}),
+        )
+    };
+    let mut seen_training = false;
+    // A deadline so that a training that never starts fails instead of hanging.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while describe().body["is_trained"] != true {
+        assert!(std::time::Instant::now() < deadline, "never trained itself");
+        let s = server.get("/v1/indexes/training-status");
+        seen_training |= s.body["training_indexes"] == json!(["auto"]);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let d = describe();
+    assert!(d.body["n_lists"].as_u64().unwrap() > 1, "{}", d.text);
+    println!("seen in the training status while it trained: {seen_training}");
+    // Done: the status lists nothing.
+    let mut s = server.get("/v1/indexes/training-status");
+    while s.body["training_indexes"] != json!([]) {
+        assert!(std::time::Instant::now() < deadline, "the status still lists it");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        s = server.get("/v1/indexes/training-status");
+    }
+}

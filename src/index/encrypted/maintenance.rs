@@ -15,7 +15,7 @@ use crate::metric::Metric;
 
 use super::*;
 use crate::format::segment::CommitNote;
-use crate::index::config::{IndexType, TrainOptions};
+use crate::index::config::{IndexConfig, IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::recovery;
@@ -26,7 +26,8 @@ use crate::index::state::{
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
     /// is reassigned to its nearest list and rewritten (under fresh list labels) into one new
-    /// segment. Training again retrains from scratch.
+    /// segment. Training again retrains from scratch. While a background training runs
+    /// (see [`IndexConfig::auto_train`]), waits for it to end first.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an empty index; [`Error::Io`] if the write fails.
@@ -39,16 +40,19 @@ impl EncryptedIndex {
     /// # Errors
     /// As [`train`](Self::train); also [`Error::InvalidArgument`] for `max_iters == 0`.
     pub fn train_with(&self, options: TrainOptions) -> Result<()> {
+        if options.max_iters == 0 {
+            return Err(Error::invalid_argument("max_iters must be at least 1"));
+        }
+        if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
+            return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
+        }
+        // A background training runs to its end first (its result is then retrained).
+        if self.is_own_writer() {
+            self.inner.upkeep.wait_idle();
+        }
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::index::parallel::install(|| {
-            if options.max_iters == 0 {
-                return Err(Error::invalid_argument("max_iters must be at least 1"));
-            }
-            if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
-                return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
-            }
             let _writer = self.writer()?;
-            let (dim, metric) = (self.dim(), self.metric());
             let state = self.read();
             let n = state.len();
             if n == 0 {
@@ -62,69 +66,28 @@ impl EncryptedIndex {
             let slots: Vec<u64> = state.entries().map(|(s, _)| s).collect();
             let vectors = Lists::new(&state).vectors_of(&slots)?;
             let mut data = vectors.clone();
-            if metric == Metric::Cosine {
-                ivf::normalize_rows(&mut data, dim);
-            }
-            let per_centroid = if options.sample_size > 0 {
-                options.sample_size.div_ceil(n_lists).max(1)
-            } else {
-                ivf::auto_train_points_per_list(self.is_pq())
-            };
-            let km = ivf::kmeans(
-                &data,
-                dim,
-                &KMeansParams {
-                    k: n_lists,
-                    max_iters: options.max_iters,
-                    tolerance: options.tolerance,
-                    max_points_per_centroid: per_centroid,
-                    spherical: metric == Metric::Cosine,
-                    seed: TRAINING_SEED,
-                },
-            );
-            let quantizer = Quantizer::new(dim, km.centroids, metric);
+            prepare_rows(&mut data, self.dim(), self.metric());
+            let quantizer = fit(&self.inner.config, &data, n_lists, &options);
             let assignments = quantizer.assign_batch(&data);
-            let coder = self.train_codec(&quantizer, &data, &assignments, TRAINING_SEED);
+            let coder = train_codec(
+                &self.inner.config,
+                &quantizer,
+                &data,
+                &assignments,
+                TRAINING_SEED,
+            );
             drop(data);
             let crypto = (state.keys().clone(), state.header().clone());
-            let trained = Some((quantizer, coder));
-            self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
-        })
-    }
-
-    /// Trains the code of a quantized index type on (a sample of) the training vectors: their
-    /// residuals to their lists' centroids for SQ8; for PQ, a code of the vectors and one of
-    /// the residuals, keeping the one that ranks better (`ivf::train_pq`); `None` for
-    /// `ivf_flat`.
-    fn train_codec(
-        &self,
-        quantizer: &Quantizer,
-        data: &[f32],
-        assignments: &[u32],
-        seed: u64,
-    ) -> Option<Coder> {
-        let dim = self.dim();
-        let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
-        let codec = match self.inner.config.index_type() {
-            IndexType::IvfFlat => return None,
-            IndexType::IvfSq8 => Codec::train_sq8(
-                &ivf::training_sample(data, assignments, quantizer, stride, true),
-                dim,
-            ),
-            IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
-                data,
-                assignments,
+            let trained = Some(Trained {
                 quantizer,
-                (
-                    n_subquantizers,
-                    self.inner.config.refine_width(),
-                    stride,
-                    seed,
-                ),
-                self.metric(),
-            ),
-        };
-        Some(Coder::new(codec, self.metric(), quantizer))
+                coder,
+                at_items: n as u64,
+            });
+            self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)?;
+            // List numbers name other lists now.
+            self.inner.upkeep.lock().unsplittable.clear();
+            Ok(())
+        })
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping
@@ -153,12 +116,21 @@ impl EncryptedIndex {
     /// bytes passes the configured threshold, or the live segments pass
     /// [`auto_compact_max_segments`]. A failure here leaves the index as it was (the write
     /// that triggered it is committed) and is retried after the next write.
+    /// A background training that runs meanwhile starts over after the compaction (its
+    /// snapshot no longer matches the item table): compaction is due rarely (most of the
+    /// bytes dead), and what it reclaims should not wait for a training.
     pub(super) fn maybe_compact(&self) {
+        if let Some(threshold) = self.inner.auto_compact {
+            self.compact_if_due(threshold);
+        }
+    }
+
+    /// Compacts (writer lock held) when the dead share of the stored bytes passes
+    /// `threshold`, or the live segments pass [`auto_compact_max_segments`]; see
+    /// [`maybe_compact`](Self::maybe_compact).
+    pub(super) fn compact_if_due(&self, threshold: f64) {
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::index::parallel::install(|| {
-            let Some(threshold) = self.inner.auto_compact else {
-                return;
-            };
             let due = {
                 let state = self.read();
                 let segments = &state.body().segments;
@@ -278,10 +250,11 @@ impl EncryptedIndex {
             .iter()
             .map(|&s| state.entry(s).map_or(0, |e| e.list))
             .collect();
-        let trained = state
-            .quantizer()
-            .cloned()
-            .map(|q| (q, state.coder().cloned()));
+        let trained = state.quantizer().cloned().map(|quantizer| Trained {
+            quantizer,
+            coder: state.coder().cloned(),
+            at_items: 0,
+        });
         self.rewrite(state, &slots, &vectors, trained, &assignments, crypto)
     }
 
@@ -294,12 +267,15 @@ impl EncryptedIndex {
         state: RwLockReadGuard<'_, State>,
         slots: &[u64],
         vectors: &[f32],
-        trained: Option<(Quantizer, Option<Coder>)>,
+        trained: Option<Trained>,
         assignments: &[u32],
         crypto: (Arc<Keys>, ManifestHeader),
     ) -> Result<()> {
+        // A background training begun before this rewrite no longer matches the item table.
+        self.inner.upkeep.note_rewrite();
+        let at_items = trained.as_ref().map_or(0, |t| t.at_items);
         let trained = match trained {
-            Some((q, c)) => (Some(q), c),
+            Some(t) => (Some(t.quantizer), t.coder),
             None => (None, None),
         };
         let items = LiveItems {
@@ -312,6 +288,7 @@ impl EncryptedIndex {
             items,
             (trained.0.as_ref(), trained.1.as_ref()),
             (&crypto.0, &crypto.1),
+            at_items,
         )?;
         let body = state.body().clone();
         let commit = Commit {
@@ -355,6 +332,7 @@ impl EncryptedIndex {
         items: LiveItems<'_>,
         (quantizer, coder): (Option<&Quantizer>, Option<&Coder>),
         (keys, header): (&Keys, &ManifestHeader),
+        trained_at: u64,
     ) -> Result<SealedRewrite> {
         let LiveItems {
             slots,
@@ -446,13 +424,14 @@ impl EncryptedIndex {
             blocks.push((list, block));
         }
         let trained = quantizer.map(|q| (q.n_lists() as u32, coder.is_some()));
-        let note = persist::replace_note(
+        let mut note = persist::replace_note(
             keys,
             state.body(),
             (self.next_epoch(), list_epoch),
             trained,
             !history.is_empty(),
         );
+        note.trained_at = trained_at;
         Ok(SealedRewrite {
             seq,
             bytes: seg.finish(&note)?,
@@ -506,6 +485,82 @@ impl EncryptedIndex {
         fresh.add_segment(sealed.seq, blob);
         Ok(fresh)
     }
+}
+
+/// Normalizes rows for cosine (k-means and assignment then rank by angle).
+pub(super) fn prepare_rows(data: &mut [f32], dim: usize, metric: Metric) {
+    if metric == Metric::Cosine {
+        ivf::normalize_rows(data, dim);
+    }
+}
+
+/// The coarse lists of a training: k-means with `options` (its sample: `options.sample_size`,
+/// else the default points per list) on `data` (rows prepared by [`prepare_rows`]) for
+/// `n_lists` lists under `config`'s metric.
+pub(super) fn fit(
+    config: &IndexConfig,
+    data: &[f32],
+    n_lists: usize,
+    options: &TrainOptions,
+) -> Quantizer {
+    let (dim, metric) = (config.dimension(), config.distance_metric());
+    let pq = matches!(config.index_type(), IndexType::IvfPq { .. });
+    let per_centroid = if options.sample_size > 0 {
+        options.sample_size.div_ceil(n_lists).max(1)
+    } else {
+        ivf::auto_train_points_per_list(pq)
+    };
+    let km = ivf::kmeans(
+        data,
+        dim,
+        &KMeansParams {
+            k: n_lists,
+            max_iters: options.max_iters,
+            tolerance: options.tolerance,
+            max_points_per_centroid: per_centroid,
+            spherical: metric == Metric::Cosine,
+            seed: TRAINING_SEED,
+        },
+    );
+    Quantizer::new(dim, km.centroids, metric)
+}
+
+/// Trains the code of a quantized index type on (a sample of) the training vectors: their
+/// residuals to their lists' centroids for SQ8; for PQ, a code of the vectors and one of the
+/// residuals, keeping the one that ranks better (`ivf::train_pq`); `None` for `ivf_flat`.
+pub(super) fn train_codec(
+    config: &IndexConfig,
+    quantizer: &Quantizer,
+    data: &[f32],
+    assignments: &[u32],
+    seed: u64,
+) -> Option<Coder> {
+    let (dim, metric) = (config.dimension(), config.distance_metric());
+    let stride = (assignments.len() / CODEC_TRAINING_SAMPLE).max(1);
+    let codec = match config.index_type() {
+        IndexType::IvfFlat => return None,
+        IndexType::IvfSq8 => Codec::train_sq8(
+            &ivf::training_sample(data, assignments, quantizer, stride, true),
+            dim,
+        ),
+        IndexType::IvfPq { n_subquantizers } => ivf::train_pq(
+            data,
+            assignments,
+            quantizer,
+            (n_subquantizers, config.refine_width(), stride, seed),
+            metric,
+        ),
+    };
+    Some(Coder::new(codec, metric, quantizer))
+}
+
+/// The lists a rewrite writes its items into: the centroids, the code of a quantized type,
+/// and, when they were trained for it, the live items they were trained at (0: kept from
+/// before, as compaction and rotation keep them).
+pub(super) struct Trained {
+    pub quantizer: Quantizer,
+    pub coder: Option<Coder>,
+    pub at_items: u64,
 }
 
 /// The live items a rewrite writes: their slots in the old state, their vectors (row-major,

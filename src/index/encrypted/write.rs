@@ -148,7 +148,8 @@ impl EncryptedIndex {
                 header: &header,
                 body: &body,
             };
-            self.append_segment(commit, seq, seg, |state| {
+            let touched: Vec<u32> = by_list.keys().copied().collect();
+            self.append_segment(commit, (seq, &touched), seg, |state| {
                 for (list, block) in new_blocks {
                     state.add_block(list, block);
                 }
@@ -204,13 +205,14 @@ impl EncryptedIndex {
         )
     }
 
-    /// Finishes `seg` and commits it as a new segment appended to the live ones, then applies
+    /// Finishes `seg` and commits it as segment `seq`, appended to the live ones, then applies
     /// the write to the in-memory state with `apply` (under the state's write lock, so
-    /// readers see all of it or none), then compacts if due.
+    /// readers see all of it or none), then runs self-maintenance (`touched`: the lists the
+    /// write added items to) and compaction if due.
     fn append_segment(
         &self,
         commit: Commit<'_>,
-        seq: u64,
+        (seq, touched): (u64, &[u32]),
         seg: SegmentBuilder<'_>,
         apply: impl FnOnce(&mut State),
     ) -> Result<()> {
@@ -227,7 +229,7 @@ impl EncryptedIndex {
         apply(&mut state);
         state.set_committed(new_body);
         drop(state);
-        self.maybe_compact();
+        self.after_write(touched);
         Ok(())
     }
 
@@ -293,7 +295,7 @@ impl EncryptedIndex {
             header: &header,
             body: &body,
         };
-        self.append_segment(commit, seq, seg, |state| {
+        self.append_segment(commit, (seq, &[]), seg, |state| {
             for t in &tokens {
                 state.remove(t);
             }
