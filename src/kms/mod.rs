@@ -7,9 +7,11 @@
 //! [`KeyProvider`]. The index name is bound to the wrapped key as the KMS's encryption
 //! context, so a wrapped key copied to another index's configuration is refused.
 //!
-//! Clients: `aws::AwsKms` (feature `aws-kms`, AWS KMS `GenerateDataKey` / `Decrypt`) and
-//! `vault::VaultTransit` (feature `vault`, HashiCorp Vault or OpenBao transit `datakey` /
-//! `decrypt`). Any other KMS plugs in by implementing [`Kms`].
+//! Clients: `aws::AwsKms` (feature `aws-kms`, AWS KMS `GenerateDataKey` / `Decrypt`),
+//! `gcp::GcpKms` (feature `gcp-kms`, Google Cloud KMS `encrypt` / `decrypt`),
+//! `azure::AzureKeyVault` (feature `azure-kv`, Azure Key Vault or Managed HSM `wrapKey` /
+//! `unwrapKey`) and `vault::VaultTransit` (feature `vault`, HashiCorp Vault or OpenBao
+//! transit `datakey` / `decrypt`). Any other KMS plugs in by implementing [`Kms`].
 //!
 //! ```
 //! # use ciphervec::{IndexKey, KeyProvider, Result};
@@ -34,6 +36,12 @@
 
 #[cfg(feature = "aws-kms")]
 pub mod aws;
+#[cfg(feature = "azure-kv")]
+pub mod azure;
+#[cfg(feature = "gcp-kms")]
+pub mod gcp;
+#[cfg(any(feature = "gcp-kms", feature = "azure-kv"))]
+mod rest;
 #[cfg(feature = "vault")]
 pub mod vault;
 
@@ -150,7 +158,15 @@ impl<K: Kms> KeyProvider for KmsEnvelope<K> {
 }
 
 /// The 32 plaintext bytes a service returned, as an index key.
-#[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "aws-kms",
+        feature = "vault",
+        feature = "gcp-kms",
+        feature = "azure-kv"
+    )),
+    allow(dead_code)
+)]
 fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {
     IndexKey::from_bytes(bytes).map_err(|_| {
         Error::key_service(
@@ -166,7 +182,15 @@ fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for any other scheme or a plain-http remote host.
-#[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "aws-kms",
+        feature = "vault",
+        feature = "gcp-kms",
+        feature = "azure-kv"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn check_transport(url: &str) -> Result<()> {
     let lower = url.trim().to_ascii_lowercase();
     if lower.starts_with("https://") {
