@@ -2,15 +2,19 @@
 (no emulator of Key Vault's key operations can be installed here). It implements, with real
 RSA-OAEP-256 (SHA-256, MGF1-SHA-256) on real RSA keys:
 
-  POST  /keys/{name}/create?api-version=7.4   {"kty": "RSA", "key_size": 2048}  (a new version)
+  POST  /keys/{name}/create?api-version=7.4   {"kty": "RSA", "key_size": 2048}  (a new version,
+        now the current one)
+  GET   /keys/{name}[/{version}]?api-version=7.4   {"key": {"kid", "kty", "key_ops", "n", "e"},
+        "attributes": {"enabled"}}  (without a version: the current one)
   PATCH /keys/{name}/{version}?api-version=7.4   {"attributes": {"enabled": false}}
-  POST  /keys/{name}[/{version}]/wrapkey?api-version=7.4    {"alg", "value"} -> {"kid", "value"}
-  POST  /keys/{name}/{version}/unwrapkey?api-version=7.4    {"alg", "value"} -> {"kid", "value"}
-        (values base64url without padding; without a version the current one wraps)
+  POST  /keys/{name}/{version}/wrapkey?api-version=7.4    {"alg", "value"} -> {"kid", "value"}
+  POST  /keys/{name}/{version}/unwrapkey?api-version=7.4  {"alg", "value"} -> {"kid", "value"}
+        (values base64url without padding; the version is a required path parameter in the
+        REST reference, so a request without one is answered 404 as an unknown operation)
   errors as {"error": {"code", "message", "innererror"?}}: 401 Unauthorized (no, unknown,
-        expired token or another audience), 404 KeyNotFound, 403 Forbidden/KeyDisabled
-        (unwrap with a disabled version; wrapping stays allowed, as on the real service),
-        400 BadParameter (bad algorithm, bad base64url, OAEP decoding failure)
+        expired token or another audience, with a WWW-Authenticate challenge), 404
+        KeyNotFound, 403 Forbidden/KeyDisabled (any operation with a disabled version), 400
+        BadParameter (bad algorithm, bad base64url, OAEP decoding failure)
 
   POST /{tenant}/oauth2/v2.0/token   Microsoft Entra's client-credentials grant (client_id,
         client_secret, scope "<resource>/.default"); errors {"error", "error_description"}
@@ -136,14 +140,14 @@ class AzureHandler(Handler):
                 key = self.keys.setdefault(name, {"versions": {}})
                 key["versions"][version] = {"private": private, "enabled": True}
                 key["current"] = version
-                numbers = private.public_key().public_numbers()
-                return self.send(200, {
-                    "key": {"kid": self.kid(name, version), "kty": "RSA",
-                            "key_ops": ["wrapKey", "unwrapKey"],
-                            "n": b64url_encode(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-                            "e": b64url_encode(numbers.e.to_bytes(3, "big"))},
-                    "attributes": {"enabled": True},
-                })
+                return self.send(200, self.key_bundle(name, version, key["versions"][version]))
+            m = re.fullmatch(r"/keys/([A-Za-z0-9-]+)(?:/([A-Za-z0-9]+))?", path)
+            if m and self.command == "GET":
+                found = self.find(m.group(1), m.group(2))
+                if isinstance(found, tuple):
+                    return self.send(*found)
+                version = m.group(2) or self.keys[m.group(1)]["current"]
+                return self.send(200, self.key_bundle(m.group(1), version, found))
             m = re.fullmatch(r"/keys/([A-Za-z0-9-]+)/([A-Za-z0-9]+)", path)
             if m and self.command == "PATCH":
                 version = self.find(m.group(1), m.group(2))
@@ -152,12 +156,21 @@ class AzureHandler(Handler):
                 enabled = body.get("attributes", {}).get("enabled")
                 if isinstance(enabled, bool):
                     version["enabled"] = enabled
-                return self.send(200, {"key": {"kid": self.kid(m.group(1), m.group(2))},
-                                       "attributes": {"enabled": version["enabled"]}})
-            m = re.fullmatch(r"/keys/([A-Za-z0-9-]+)(?:/([A-Za-z0-9]+))?/(wrapkey|unwrapkey)", path, re.I)
+                return self.send(200, self.key_bundle(m.group(1), m.group(2), version))
+            m = re.fullmatch(r"/keys/([A-Za-z0-9-]+)/([A-Za-z0-9]+)/(wrapkey|unwrapkey)", path, re.I)
             if m and self.command == "POST":
                 return self.send(*self.operation(m.group(1), m.group(2), m.group(3).lower(), body))
         return self.send(*kv_error(404, "NotFound", "The requested operation was not found."))
+
+    def key_bundle(self, name, version, found):
+        numbers = found["private"].public_key().public_numbers()
+        return {
+            "key": {"kid": self.kid(name, version), "kty": "RSA",
+                    "key_ops": ["wrapKey", "unwrapKey"],
+                    "n": b64url_encode(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+                    "e": b64url_encode(numbers.e.to_bytes(3, "big"))},
+            "attributes": {"enabled": found["enabled"]},
+        }
 
     def find(self, name, version):
         key = self.keys.get(name)
@@ -171,19 +184,19 @@ class AzureHandler(Handler):
         found = self.find(name, version)
         if isinstance(found, tuple):
             return found
-        version = version or self.keys[name]["current"]
         if body.get("alg") != "RSA-OAEP-256":
             return kv_error(400, "BadParameter", "This mock supports alg RSA-OAEP-256 only.")
         value = body.get("value")
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]*=*", value):
             return kv_error(400, "BadParameter", "Content of 'value' is not base64url.")
         data = b64url_decode(value)
+        if not found["enabled"]:
+            verb = "wrapKey" if operation == "wrapkey" else "unwrapKey"
+            return kv_error(403, "Forbidden", f"Operation {verb} is not allowed on a disabled key.",
+                            "KeyDisabled")
         if operation == "wrapkey":
             result = found["private"].public_key().encrypt(data, OAEP_256)
         else:
-            if not found["enabled"]:
-                return kv_error(403, "Forbidden", "Operation unwrapKey is not allowed on a disabled key.",
-                                "KeyDisabled")
             try:
                 result = found["private"].decrypt(data, OAEP_256)
             except ValueError:

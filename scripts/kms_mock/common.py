@@ -137,6 +137,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status, payload=None, headers=None):
         body = b"" if payload is None else json.dumps(payload).encode()
+        # Logged before the answer leaves, so that a client that has its answer finds it in
+        # the log.
+        self.record(status)
         self.send_response(status)
         if payload is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -145,7 +148,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-        self.record(status)
 
     def record(self, status):
         if self.path.startswith("/_test/"):

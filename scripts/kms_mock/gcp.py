@@ -23,9 +23,13 @@
   GET  .../computeMetadata/v1/instance/service-accounts/default/token   the GCE metadata
         server (needs "Metadata-Flavor: Google", answers with it)
 
+At start it writes into --state-dir a service-account key file and an authorized_user file
+(token_uri pointing here), and an impostor's file: the same account and key id with another
+private key, whose assertions fail the signature check.
+
 Each key version has its own AES-256-GCM key; a ciphertext is version (4 bytes) | nonce (12)
-| AES-GCM(plaintext, aad). At start it writes a service-account key file and an
-authorized_user file (token_uri pointing here) into --state-dir.
+| AES-GCM(plaintext, aad), so a wrong AAD or an altered byte fails authentication as it does
+on the real service.
 
     python gcp.py --port 45801 --state-dir target/kms-servers --static-token TOKEN
 """
@@ -343,8 +347,18 @@ def main():
         "refresh_token": "1//" + secrets.token_urlsafe(30),
         "token_uri": f"{base}/token/user",
     }
+    # The same account and key id with another private key: its assertions must be refused.
+    impostor = dict(service_account)
+    impostor["private_key"] = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     os.makedirs(args.state_dir, exist_ok=True)
-    for name, content in (("gcp-service-account.json", service_account), ("gcp-authorized-user.json", user)):
+    files = (
+        ("gcp-service-account.json", service_account),
+        ("gcp-service-account-impostor.json", impostor),
+        ("gcp-authorized-user.json", user),
+    )
+    for name, content in files:
         path = os.path.join(args.state_dir, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

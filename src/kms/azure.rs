@@ -1,6 +1,8 @@
 //! Azure Key Vault and Managed HSM envelope encryption (feature `azure-kv`) over the Key
 //! Vault REST API (api-version 7.4): `POST {vault}/keys/{name}/{version}/wrapkey` and
-//! `.../unwrapkey` with RSA-OAEP-256.
+//! `.../unwrapkey` with RSA-OAEP-256. With a key identifier that names no version, the key's
+//! current version is looked up first (`GET {vault}/keys/{name}`, the documented way to ask
+//! for the latest version) and new keys are wrapped by it.
 //!
 //! The index key is drawn here from the operating system's random number generator. RSA-OAEP
 //! as Key Vault offers it takes no associated data, so the index name is bound inside the
@@ -18,8 +20,9 @@
 //! (client-credentials grant), a managed identity (the instance metadata service, IMDS), or
 //! a fixed access token; [`AzureKeyVault::from_env`] picks the first two from the
 //! `AZURE_*` environment as `azure_identity`'s `DefaultAzureCredential` does. The identity
-//! needs the key permissions `wrapKey` to generate and `unwrapKey` to unwrap (RBAC role
-//! "Key Vault Crypto User", or "Managed HSM Crypto User").
+//! needs the key permissions `wrapKey` (and `get` with a versionless key identifier) to
+//! generate and `unwrapKey` to unwrap (RBAC role "Key Vault Crypto User", or "Managed HSM
+//! Crypto User").
 
 mod auth;
 
@@ -121,22 +124,42 @@ impl AzureKeyVault {
             .build()
     }
 
-    fn key_url(&self, version: Option<&str>, operation: &str) -> String {
-        match version {
-            Some(version) => format!(
-                "{}/keys/{}/{version}/{operation}?api-version={API_VERSION}",
-                self.vault, self.key_name
-            ),
-            None => format!(
-                "{}/keys/{}/{operation}?api-version={API_VERSION}",
-                self.vault, self.key_name
-            ),
-        }
+    /// `{vault}/keys/{name}/{version}/{operation}?api-version=...`.
+    fn key_url(&self, version: &str, operation: &str) -> String {
+        format!(
+            "{}/keys/{}/{version}/{operation}?api-version={API_VERSION}",
+            self.vault, self.key_name
+        )
     }
 
     fn post(&self, what: &str, url: &str, body: &[u8]) -> Result<Value> {
-        let reply = rest::post_authorized(&self.http, &self.bearer, what, url, body)?;
+        let reply = rest::send_authorized(&self.http, &self.bearer, what, url, Some(body))?;
         reply.json(what)
+    }
+
+    /// The version that wraps new keys: the configured one, else the key's current version
+    /// as `GET {vault}/keys/{name}` names it in its `kid`.
+    fn wrapping_version(&self) -> Result<String> {
+        if let Some(version) = &self.key_version {
+            return Ok(version.clone());
+        }
+        let what = "Key Vault get key";
+        let url = format!(
+            "{}/keys/{}?api-version={API_VERSION}",
+            self.vault, self.key_name
+        );
+        let answer =
+            rest::send_authorized(&self.http, &self.bearer, what, &url, None)?.json(what)?;
+        let kid = answer
+            .get("key")
+            .and_then(|key| key.get("kid"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        version_of_kid(kid, &self.key_name)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                bad_response("Key Vault get key: the answer's kid does not name this key")
+            })
     }
 }
 
@@ -293,7 +316,8 @@ impl Kms for AzureKeyVault {
             alg: ALGORITHM,
             value: &value,
         })?;
-        let url = self.key_url(self.key_version.as_deref(), "wrapkey");
+        let wrapping_version = self.wrapping_version()?;
+        let url = self.key_url(&wrapping_version, "wrapkey");
         let answer = self.post("Key Vault wrapKey", &url, &body)?;
         let kid = answer
             .get("kid")
@@ -302,7 +326,7 @@ impl Kms for AzureKeyVault {
         let version = version_of_kid(kid, &self.key_name).ok_or_else(|| {
             bad_response("Key Vault wrapKey: the answer's kid does not name this key")
         })?;
-        if self.key_version.as_deref().is_some_and(|v| v != version) {
+        if version != wrapping_version {
             return Err(bad_response(
                 "Key Vault wrapKey: the answer names another key version than the one asked for",
             ));
@@ -337,7 +361,7 @@ impl Kms for AzureKeyVault {
             alg: ALGORITHM,
             value,
         })?;
-        let url = self.key_url(Some(version), "unwrapkey");
+        let url = self.key_url(version, "unwrapkey");
         let mut answer = self.post("Key Vault unwrapKey", &url, &body)?;
         let text = rest::take_secret(&mut answer, "value")
             .ok_or_else(|| bad_response("Key Vault unwrapKey: no value in the answer"))?;

@@ -139,7 +139,7 @@ impl GcpKms {
     }
 
     fn post(&self, what: &str, url: &str, body: &[u8]) -> Result<Value> {
-        let reply = rest::post_authorized(&self.http, &self.bearer, what, url, body)?;
+        let reply = rest::send_authorized(&self.http, &self.bearer, what, url, Some(body))?;
         reply.json(what)
     }
 }

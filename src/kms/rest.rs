@@ -1,8 +1,9 @@
 //! The small HTTPS client that the Google Cloud KMS and Azure Key Vault providers share
 //! (features `gcp-kms` and `azure-kv`), on the `ureq` stack the Vault provider already uses.
 //!
-//! What it guarantees for every request: `https://` only (plain http to a loopback test
-//! server, or to the clouds' link-local metadata endpoints for tokens); no redirect is
+//! What it guarantees for every request: `https://` only (plain http only to a loopback test
+//! server, and for token requests marked as such to the clouds' link-local metadata
+//! endpoints, which speak nothing else); no redirect is
 //! followed (a 3xx is an error: it would carry a bearer token elsewhere); a timeout per
 //! attempt; transient failures (connection refused or reset, HTTP 429, 500, 502, 503, 504)
 //! retried a bounded number of times with exponential backoff and jitter, honouring a short
@@ -73,6 +74,9 @@ pub(crate) struct Request<'a> {
     pub body: Payload<'a>,
     /// Secrets the request carries, cut out of any error message.
     pub secrets: &'a [&'a str],
+    /// A token request to an instance metadata server: plain http to the clouds' link-local
+    /// metadata addresses is allowed (see [`check_metadata_url`]).
+    pub metadata: bool,
 }
 
 /// A final answer (2xx or an error status that is not worth retrying).
@@ -126,10 +130,14 @@ impl Http {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an address over plain http that is not allowed (see
-    /// [`check_url`]); [`Error::KeyService`] `Unreachable` when no attempt got a final answer,
-    /// `BadResponse` for a redirect or an unreadable answer.
+    /// [`check_url`] and [`check_metadata_url`]); [`Error::KeyService`] `Unreachable` when no
+    /// attempt got a final answer, `BadResponse` for a redirect or an unreadable answer.
     pub fn send(&self, request: &Request<'_>) -> Result<Reply> {
-        check_url(request.url)?;
+        if request.metadata {
+            check_metadata_url(request.url)?;
+        } else {
+            check_url(request.url)?;
+        }
         let mut attempt = 0;
         loop {
             let outcome = self.attempt(request);
@@ -375,15 +383,24 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
 }
 
 /// Refuses an address that would send credentials or keys in the clear: `https://` is
-/// required, except for plain http to a loopback host ([`super::check_transport`]) or to
-/// the link-local instance metadata endpoints of Google Cloud and Azure
-/// (`169.254.169.254`, `metadata.google.internal`), which only speak http and are reachable
-/// only from the machine itself.
+/// required, except for plain http to a loopback host (a local test server or a sidecar that
+/// terminates TLS; see [`super::check_transport`]).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for any other address.
 pub(crate) fn check_url(url: &str) -> Result<()> {
-    if super::check_transport(url).is_ok() {
+    super::check_transport(url)
+}
+
+/// As [`check_url`], and also plain http to the link-local instance metadata endpoints of
+/// Google Cloud and Azure (`169.254.169.254`, `metadata.google.internal`), which only speak
+/// http and are reachable only from the machine itself. Only token requests to a metadata
+/// server are checked with this; key-service calls always go through [`check_url`].
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for any other address.
+pub(crate) fn check_metadata_url(url: &str) -> Result<()> {
+    if check_url(url).is_ok() {
         return Ok(());
     }
     let lower = url.trim().to_ascii_lowercase();
@@ -394,7 +411,10 @@ pub(crate) fn check_url(url: &str) -> Result<()> {
         .map(|authority| authority.split(':').next().unwrap_or_default());
     match host {
         Some("169.254.169.254" | "metadata.google.internal") => Ok(()),
-        _ => super::check_transport(url),
+        _ => Err(Error::invalid_argument(
+            "metadata server address must be https://, loopback, 169.254.169.254 or \
+             metadata.google.internal",
+        )),
     }
 }
 
@@ -520,17 +540,18 @@ impl<S: TokenSource> Bearer<S> {
     }
 }
 
-/// Sends a JSON POST with `Authorization: Bearer <token>`; after a 401, fetches a new token
-/// once and tries again (an expired or revoked token). Returns the JSON of a 2xx answer.
+/// Sends a request with `Authorization: Bearer <token>` (a JSON POST with `body`, a GET
+/// without); after a 401, fetches a new token once and tries again (an expired or revoked
+/// token). Returns a 2xx answer.
 ///
 /// # Errors
 /// As [`Http::send`]; [`status_error`] for a final non-2xx answer.
-pub(crate) fn post_authorized<S: TokenSource>(
+pub(crate) fn send_authorized<S: TokenSource>(
     http: &Http,
     bearer: &Bearer<S>,
     what: &str,
     url: &str,
-    body: &[u8],
+    body: Option<&[u8]>,
 ) -> Result<Reply> {
     check_url(url)?;
     let mut refreshed = false;
@@ -541,8 +562,9 @@ pub(crate) fn post_authorized<S: TokenSource>(
             what,
             url,
             headers: &[("Authorization", authorization.as_str())],
-            body: Payload::Json(body),
+            body: body.map_or(Payload::None, Payload::Json),
             secrets: &[token.as_str()],
+            metadata: false,
         };
         let reply = http.send(&request)?;
         if (200..300).contains(&reply.status) {
@@ -640,14 +662,14 @@ mod tests {
     }
 
     #[test]
-    fn metadata_endpoints_may_be_plain_http() {
+    fn metadata_endpoints_may_be_plain_http_only_for_tokens() {
         for ok in [
             "http://169.254.169.254/metadata/identity/oauth2/token",
             "http://metadata.google.internal/computeMetadata/v1/",
             "http://127.0.0.1:9/x",
             "https://cloudkms.googleapis.com",
         ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
+            assert!(check_metadata_url(ok).is_ok(), "{ok}");
         }
         for bad in [
             "http://169.254.169.254.evil.example/",
@@ -655,6 +677,13 @@ mod tests {
             "http://metadata.google.internal.evil.example/",
             "http://cloudkms.googleapis.com",
             "http://10.0.0.1/",
+        ] {
+            assert!(check_metadata_url(bad).is_err(), "{bad}");
+        }
+        // A key-service call never goes to a metadata address over plain http.
+        for bad in [
+            "http://169.254.169.254/keys/k/wrapkey",
+            "http://metadata.google.internal/v1/projects/p",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }

@@ -180,7 +180,7 @@ impl AzureCredentials {
                         "Azure client ids are letters, digits, '-', '.' and '_'",
                     ));
                 }
-                rest::check_url(endpoint)?;
+                rest::check_metadata_url(endpoint)?;
             }
         }
         self.resource = resource.trim_end_matches('/').to_owned();
@@ -212,6 +212,7 @@ impl TokenSource for AzureCredentials {
                     headers: &[],
                     body: Payload::Form(body.as_bytes()),
                     secrets: &[secret],
+                    metadata: false,
                 };
                 let reply = http.send(&request)?;
                 if !(200..300).contains(&reply.status) {
@@ -237,6 +238,7 @@ impl TokenSource for AzureCredentials {
                     headers: &[("Metadata", "true")],
                     body: Payload::None,
                     secrets: &[],
+                    metadata: true,
                 };
                 let reply = http.send(&request)?;
                 if !(200..300).contains(&reply.status) {

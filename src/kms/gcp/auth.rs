@@ -189,7 +189,7 @@ impl GcpCredentials {
             })
             .unwrap_or_else(|| DEFAULT_METADATA.to_owned());
         let base = base.trim_end_matches('/').to_owned();
-        rest::check_url(&base)?;
+        rest::check_metadata_url(&base)?;
         Ok(GcpCredentials(Source::Metadata { base }))
     }
 
@@ -328,6 +328,7 @@ impl TokenSource for GcpCredentials {
                     headers: &[("Metadata-Flavor", "Google")],
                     body: Payload::None,
                     secrets: &[],
+                    metadata: true,
                 };
                 let reply = http.send(&request)?;
                 if !(200..300).contains(&reply.status) {
@@ -363,6 +364,7 @@ fn exchange(
         headers: &[],
         body: Payload::Form(body),
         secrets,
+        metadata: false,
     };
     let reply = http.send(&request)?;
     if !(200..300).contains(&reply.status) {

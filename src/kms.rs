@@ -12,6 +12,8 @@
 //! `azure::AzureKeyVault` (feature `azure-kv`, Azure Key Vault or Managed HSM `wrapKey` /
 //! `unwrapKey`) and `vault::VaultTransit` (feature `vault`, HashiCorp Vault or OpenBao
 //! transit `datakey` / `decrypt`). Any other KMS plugs in by implementing [`Kms`].
+//! [`KmsSettings`] and [`KmsRegistry`] describe a service by name, from the environment or
+//! from JSON, and connect it as a `Box<dyn Kms + Send + Sync>`.
 //!
 //! ```
 //! # use ciphervec::{IndexKey, KeyProvider, Result};
@@ -42,8 +44,11 @@ pub mod azure;
 pub mod gcp;
 #[cfg(any(feature = "gcp-kms", feature = "azure-kv"))]
 mod rest;
+mod settings;
 #[cfg(feature = "vault")]
 pub mod vault;
+
+pub use settings::{KmsProvider, KmsRegistry, KmsSettings};
 
 use std::fmt;
 
@@ -72,9 +77,29 @@ pub trait Kms {
     fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey>;
 }
 
-/// A key wrapped by a KMS: printable text without whitespace (base64 for AWS KMS,
-/// `vault:v1:...` for Vault transit), safe to keep in a configuration file. It reveals
-/// nothing without the KMS.
+impl<K: Kms + ?Sized> Kms for Box<K> {
+    fn generate_key(&self, context: &str) -> Result<(IndexKey, WrappedKey)> {
+        (**self).generate_key(context)
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey> {
+        (**self).unwrap_key(wrapped, context)
+    }
+}
+
+impl<K: Kms + ?Sized> Kms for std::sync::Arc<K> {
+    fn generate_key(&self, context: &str) -> Result<(IndexKey, WrappedKey)> {
+        (**self).generate_key(context)
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey> {
+        (**self).unwrap_key(wrapped, context)
+    }
+}
+
+/// A key wrapped by a KMS: printable text without whitespace (base64 for AWS KMS and Google
+/// Cloud KMS, `azurekv:<version>:...` for Azure Key Vault, `vault:v1:...` for Vault
+/// transit), safe to keep in a configuration file. It reveals nothing without the KMS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WrappedKey(String);
 
