@@ -9,6 +9,7 @@ mod client;
 mod convert;
 mod errors;
 mod index;
+mod kms;
 
 use pyo3::prelude::*;
 
@@ -17,6 +18,10 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Client>()?;
     m.add_class::<index::Index>()?;
+    m.add_class::<kms::GcpKms>()?;
+    m.add_class::<kms::AzureKeyVault>()?;
+    m.add_class::<kms::AwsKms>()?;
+    m.add_class::<kms::VaultTransit>()?;
     m.add(
         "FORMAT_NOTE",
         "ciphervec on-disk format: see docs/FORMAT.md",
