@@ -63,40 +63,6 @@ fn key_bytes(py: Python<'_>, key: &IndexKey) -> PyResult<Py<PyBytes>> {
     Ok(PyBytes::new(py, &bytes).unbind())
 }
 
-/// The methods every key-service class has.
-macro_rules! key_service_methods {
-    ($class:ident) => {
-        #[pymethods]
-        impl $class {
-            /// A fresh 256-bit key for index `index_name`: `(key, wrapped)`, the 32 key bytes
-            /// (pass to `Client.create_index`, then drop) and the wrapped key's text (store it
-            /// in your configuration; it reveals nothing without the service).
-            fn generate_key(
-                &self,
-                py: Python<'_>,
-                index_name: &str,
-            ) -> PyResult<(Py<PyBytes>, String)> {
-                generate(py, &self.client, index_name)
-            }
-
-            /// The 32 key bytes of `wrapped`, which must have been generated for
-            /// `index_name` (the service refuses it for another index: `KeyServiceError`).
-            fn unwrap_key(
-                &self,
-                py: Python<'_>,
-                wrapped: &str,
-                index_name: &str,
-            ) -> PyResult<Py<PyBytes>> {
-                unwrap(py, &self.client, wrapped, index_name)
-            }
-
-            fn __repr__(&self) -> String {
-                self.repr.clone()
-            }
-        }
-    };
-}
-
 /// Google Cloud KMS: `key_name` is `projects/P/locations/L/keyRings/R/cryptoKeys/K` (or a
 /// `.../cryptoKeyVersions/N` of it). Credentials: `access_token`, `credentials_file` or
 /// `credentials_json` (a service-account key or gcloud's user credentials),
@@ -156,11 +122,28 @@ impl GcpKms {
             })
         }
         #[cfg(not(feature = "gcp-kms"))]
-        Err(missing("GcpKms", "gcp-kms"))
+        {
+            Err(missing("GcpKms", "gcp-kms"))
+        }
+    }
+
+    /// A fresh 256-bit key for index `index_name`: `(key, wrapped)`, the 32 key bytes (pass
+    /// to `Client.create_index`, then drop) and the wrapped key's text (store it in your
+    /// configuration; it reveals nothing without the service).
+    fn generate_key(&self, py: Python<'_>, index_name: &str) -> PyResult<(Py<PyBytes>, String)> {
+        generate(py, &self.client, index_name)
+    }
+
+    /// The 32 key bytes of `wrapped`, which must have been generated for `index_name` (the
+    /// service refuses it for another index: `KeyServiceError`).
+    fn unwrap_key(&self, py: Python<'_>, wrapped: &str, index_name: &str) -> PyResult<Py<PyBytes>> {
+        unwrap(py, &self.client, wrapped, index_name)
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr.clone()
     }
 }
-
-key_service_methods!(GcpKms);
 
 /// Azure Key Vault or Managed HSM: `key_id` is `https://<vault>/keys/<name>[/<version>]`.
 /// Credentials: `access_token`; `tenant_id` + `client_id` + `client_secret` (an Entra app,
@@ -230,11 +213,28 @@ impl AzureKeyVault {
             })
         }
         #[cfg(not(feature = "azure-kv"))]
-        Err(missing("AzureKeyVault", "azure-kv"))
+        {
+            Err(missing("AzureKeyVault", "azure-kv"))
+        }
+    }
+
+    /// A fresh 256-bit key for index `index_name`: `(key, wrapped)`, the 32 key bytes (pass
+    /// to `Client.create_index`, then drop) and the wrapped key's text (store it in your
+    /// configuration; it reveals nothing without the service).
+    fn generate_key(&self, py: Python<'_>, index_name: &str) -> PyResult<(Py<PyBytes>, String)> {
+        generate(py, &self.client, index_name)
+    }
+
+    /// The 32 key bytes of `wrapped`, which must have been generated for `index_name` (the
+    /// service refuses it for another index: `KeyServiceError`).
+    fn unwrap_key(&self, py: Python<'_>, wrapped: &str, index_name: &str) -> PyResult<Py<PyBytes>> {
+        unwrap(py, &self.client, wrapped, index_name)
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr.clone()
     }
 }
-
-key_service_methods!(AzureKeyVault);
 
 /// AWS KMS: `key_id` is a key id, ARN or alias. Credentials and region from the standard AWS
 /// chain, or `access_key_id` + `secret_access_key`; `endpoint` for a VPC endpoint or a local
@@ -286,11 +286,28 @@ impl AwsKms {
             })
         }
         #[cfg(not(feature = "aws-kms"))]
-        Err(missing("AwsKms", "aws-kms"))
+        {
+            Err(missing("AwsKms", "aws-kms"))
+        }
+    }
+
+    /// A fresh 256-bit key for index `index_name`: `(key, wrapped)`, the 32 key bytes (pass
+    /// to `Client.create_index`, then drop) and the wrapped key's text (store it in your
+    /// configuration; it reveals nothing without the service).
+    fn generate_key(&self, py: Python<'_>, index_name: &str) -> PyResult<(Py<PyBytes>, String)> {
+        generate(py, &self.client, index_name)
+    }
+
+    /// The 32 key bytes of `wrapped`, which must have been generated for `index_name` (the
+    /// service refuses it for another index: `KeyServiceError`).
+    fn unwrap_key(&self, py: Python<'_>, wrapped: &str, index_name: &str) -> PyResult<Py<PyBytes>> {
+        unwrap(py, &self.client, wrapped, index_name)
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr.clone()
     }
 }
-
-key_service_methods!(AwsKms);
 
 /// HashiCorp Vault or OpenBao transit: the server at `address`, authenticated by `token`,
 /// transit key `key_name` (created with `derived=true`) on the engine mounted at `mount`.
@@ -325,8 +342,25 @@ impl VaultTransit {
             })
         }
         #[cfg(not(feature = "vault"))]
-        Err(missing("VaultTransit", "vault"))
+        {
+            Err(missing("VaultTransit", "vault"))
+        }
+    }
+
+    /// A fresh 256-bit key for index `index_name`: `(key, wrapped)`, the 32 key bytes (pass
+    /// to `Client.create_index`, then drop) and the wrapped key's text (store it in your
+    /// configuration; it reveals nothing without the service).
+    fn generate_key(&self, py: Python<'_>, index_name: &str) -> PyResult<(Py<PyBytes>, String)> {
+        generate(py, &self.client, index_name)
+    }
+
+    /// The 32 key bytes of `wrapped`, which must have been generated for `index_name` (the
+    /// service refuses it for another index: `KeyServiceError`).
+    fn unwrap_key(&self, py: Python<'_>, wrapped: &str, index_name: &str) -> PyResult<Py<PyBytes>> {
+        unwrap(py, &self.client, wrapped, index_name)
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr.clone()
     }
 }
-
-key_service_methods!(VaultTransit);
