@@ -86,6 +86,7 @@ pub(crate) struct Reply {
     /// The body, wiped when dropped (it may hold a key or a token).
     pub body: Zeroizing<String>,
     /// The `Metadata-Flavor` header (the GCE metadata server's proof of identity).
+    #[cfg_attr(not(feature = "gcp-kms"), allow(dead_code))]
     pub metadata_flavor: Option<String>,
 }
 

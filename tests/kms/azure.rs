@@ -98,6 +98,10 @@ fn client_secrets_and_managed_identities_give_tokens() {
     let (index_key, wrapped) = app.generate_key("docs").unwrap();
     let log = mock(&servers).log(&format!("/{tenant}/oauth2/v2.0/token"));
     assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].method.as_str(), log[0].path.as_str(), log[0].status),
+        ("POST", format!("/{tenant}/oauth2/v2.0/token").as_str(), 200)
+    );
 
     let imds = format!("{vault}/metadata/identity/oauth2/token");
     let system = builder(key_id)

@@ -121,4 +121,5 @@ pub fn exercise<K: Kms>(make: impl Fn() -> K) {
 }
 
 /// A closed loopback port: nothing listens on port 1 without root privileges.
+#[cfg(any(feature = "aws-kms", feature = "vault"))]
 pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";

@@ -82,7 +82,7 @@ fn service_account_assertions_are_signed_and_checked() {
     let exchanges: Vec<_> = mock
         .log("/token")
         .into_iter()
-        .filter(|r| r.path == "/token" && r.status == 200)
+        .filter(|r| r.method == "POST" && r.path == "/token" && r.status == 200)
         .collect();
     assert!(!exchanges.is_empty(), "no token exchange was logged");
 
