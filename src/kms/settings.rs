@@ -369,8 +369,16 @@ impl KmsSettings {
     fn secret_from_env(&self, name: &str) -> Result<zeroize::Zeroizing<String>> {
         std::env::var(name)
             .ok()
+            .map(zeroize::Zeroizing::new)
             .filter(|v| !v.trim().is_empty())
-            .map(|v| zeroize::Zeroizing::new(v.trim().to_owned()))
+            .map(|mut v| {
+                // Trimmed in place, so that no unwiped copy is left behind.
+                let end = v.trim_end().len();
+                v.truncate(end);
+                let start = v.len() - v.trim_start().len();
+                v.drain(..start);
+                v
+            })
             .ok_or_else(|| {
                 Error::invalid_argument(format!(
                     "the {} key service needs {name} (named by its settings)",
