@@ -2,22 +2,30 @@
 //! keeps only the *wrapped* key in its configuration and asks the KMS to unwrap it at start.
 //!
 //! Against the local servers of `scripts/kms_servers.sh start` (moto for AWS KMS, OpenBao for
-//! Vault transit):
+//! Vault transit, the repository's Google Cloud KMS and Azure Key Vault servers):
 //!
 //! ```sh
 //! scripts/kms_servers.sh start
-//! cargo run --release --features aws-kms,vault --example kms_envelope -- vault
-//! cargo run --release --features aws-kms,vault --example kms_envelope -- aws
+//! features=aws-kms,vault,gcp-kms,azure-kv
+//! cargo run --release --features $features --example kms_envelope -- vault
+//! cargo run --release --features $features --example kms_envelope -- aws
+//! cargo run --release --features $features --example kms_envelope -- gcp
+//! cargo run --release --features $features --example kms_envelope -- azure
 //! scripts/kms_servers.sh stop
 //! ```
 //!
 //! Against real services, set the same variables as `target/kms-servers.env` to your Vault
 //! address/token/key, or your KMS key id (credentials and region then come from the
-//! standard AWS chain when no endpoint is set).
+//! standard AWS chain when no endpoint is set), your Cloud KMS key name with
+//! `GOOGLE_APPLICATION_CREDENTIALS`, or your Key Vault key identifier with a token. (An
+//! application reading its settings from its own environment would use
+//! `ciphervec::kms::KmsSettings::from_env` instead, as the command line does.)
 
 use std::collections::HashMap;
 
 use ciphervec::kms::aws::AwsKms;
+use ciphervec::kms::azure::AzureKeyVault;
+use ciphervec::kms::gcp::GcpKms;
 use ciphervec::kms::vault::VaultTransit;
 use ciphervec::kms::{Kms, KmsEnvelope, WrappedKey};
 use ciphervec::{Database, Error, IndexConfig, Item, KeyProvider, Query};
@@ -30,7 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match which.as_str() {
         "vault" => run("Vault transit", || vault(&settings)),
         "aws" => run("AWS KMS", || aws(&settings)),
-        other => Err(format!("unknown KMS {other:?}: say `vault` or `aws`").into()),
+        "gcp" => run("Google Cloud KMS", || gcp(&settings)),
+        "azure" => run("Azure Key Vault", || azure(&settings)),
+        other => Err(format!("unknown KMS {other:?}: say vault, aws, gcp or azure").into()),
     }
 }
 
@@ -112,6 +122,26 @@ fn aws(s: &HashMap<String, String>) -> Result<AwsKms, Error> {
             .static_credentials("test", "test");
     }
     builder.build()
+}
+
+fn gcp(s: &HashMap<String, String>) -> Result<GcpKms, Error> {
+    let mut builder = GcpKms::builder(get(s, "CIPHERVEC_TEST_GCP_KEY")?);
+    if let Ok(endpoint) = get(s, "CIPHERVEC_TEST_GCP_ENDPOINT") {
+        builder = builder.endpoint(endpoint);
+    }
+    // A service-account key file: its signed JWT is exchanged for a token at its token_uri.
+    match get(s, "CIPHERVEC_TEST_GCP_SERVICE_ACCOUNT") {
+        Ok(file) => builder.credentials_file(file).build(),
+        Err(_) => builder.build(), // Application Default Credentials
+    }
+}
+
+fn azure(s: &HashMap<String, String>) -> Result<AzureKeyVault, Error> {
+    let builder = AzureKeyVault::builder(get(s, "CIPHERVEC_TEST_AZURE_KEY_ID")?);
+    match get(s, "CIPHERVEC_TEST_AZURE_TOKEN") {
+        Ok(token) => builder.access_token(token).build(),
+        Err(_) => builder.build(), // AZURE_* client secret, else the managed identity
+    }
 }
 
 fn get<'a>(s: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Error> {

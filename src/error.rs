@@ -133,7 +133,15 @@ impl Error {
             })
     }
 
-    #[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(
+            feature = "aws-kms",
+            feature = "vault",
+            feature = "gcp-kms",
+            feature = "azure-kv"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn key_service(kind: KeyServiceFailure, message: impl Into<String>) -> Error {
         Error::KeyService {
             kind,

@@ -28,10 +28,17 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     key_file: Option<PathBuf>,
 
-    /// The key comes through a KMS envelope (`vault`: VAULT_ADDR, VAULT_TOKEN and
-    /// CIPHERVEC_VAULT_KEY, default `ciphervec`; `aws`: CIPHERVEC_KMS_KEY_ID and the standard
-    /// AWS variables), unwrapping the key in --wrapped-key-file (which `create` writes when
-    /// it does not exist yet). Only in builds with the `vault` or `aws-kms` feature.
+    /// The key comes through a KMS envelope, unwrapping the key in --wrapped-key-file (which
+    /// `create` writes when it does not exist yet), bound to the index name. The service's key
+    /// comes from the environment: `aws`: CIPHERVEC_KMS_KEY_ID (and AWS_ENDPOINT_URL, the
+    /// standard AWS chain); `gcp`: CIPHERVEC_GCP_KMS_KEY (projects/.../cryptoKeys/...),
+    /// credentials CIPHERVEC_GCP_ACCESS_TOKEN or Application Default Credentials
+    /// (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server); `azure`:
+    /// CIPHERVEC_AZURE_KEY_ID (https://VAULT/keys/NAME[/VERSION]), credentials
+    /// CIPHERVEC_AZURE_ACCESS_TOKEN, AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET, or
+    /// the managed identity; `vault`: VAULT_ADDR, VAULT_TOKEN and CIPHERVEC_VAULT_KEY (default
+    /// `ciphervec`). Each needs a build with its feature (aws-kms, gcp-kms, azure-kv, vault).
+    /// Example: `--kms gcp --wrapped-key-file docs.wrapped create db docs --dim 384`.
     #[arg(long, global = true, value_enum, requires = "wrapped_key_file")]
     kms: Option<KmsArg>,
 
@@ -50,10 +57,27 @@ pub(crate) struct Cli {
 /// Key management services for `--kms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum KmsArg {
-    /// HashiCorp Vault / OpenBao transit.
-    Vault,
-    /// AWS KMS.
+    /// AWS KMS (feature `aws-kms`).
     Aws,
+    /// Google Cloud KMS (feature `gcp-kms`).
+    Gcp,
+    /// Azure Key Vault or Managed HSM (feature `azure-kv`).
+    Azure,
+    /// HashiCorp Vault / OpenBao transit (feature `vault`).
+    Vault,
+}
+
+impl KmsArg {
+    /// The library's name of the service.
+    pub(crate) fn provider(self) -> ciphervec::kms::KmsProvider {
+        use ciphervec::kms::KmsProvider;
+        match self {
+            KmsArg::Aws => KmsProvider::Aws,
+            KmsArg::Gcp => KmsProvider::Gcp,
+            KmsArg::Azure => KmsProvider::Azure,
+            KmsArg::Vault => KmsProvider::Vault,
+        }
+    }
 }
 
 /// Input formats of `import`.

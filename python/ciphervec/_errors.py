@@ -13,6 +13,7 @@ __all__ = [
     "UnavailableError",
     "UnsupportedFormatError",
     "PermissionDeniedError",
+    "KeyServiceError",
     "StorageError",
     "InvalidFilterError",
     "DimensionMismatchError",
@@ -64,6 +65,14 @@ class UnsupportedFormatError(CiphervecError):
 
 class PermissionDeniedError(CiphervecError):
     """The user's grant does not allow the operation (a read-only user asked to write)."""
+
+
+class KeyServiceError(CiphervecError):
+    """A key management service (GcpKms, AzureKeyVault, AwsKms, VaultTransit) could not
+    produce or unwrap a key: unreachable (after bounded retries), refused (a wrapped key of
+    another index or altered, no permission, unknown or disabled key or version, a bad
+    credential) or an answer that makes no sense; the message says which, in the service's
+    words, and never holds a key or a token."""
 
 
 class StorageError(CiphervecError, OSError):

@@ -124,3 +124,72 @@ class Index:
     def anchor(self) -> str: ...
     def check_anchor(self, anchor: str) -> None: ...
     def refresh(self) -> bool: ...
+
+class GcpKms:
+    def __init__(
+        self,
+        key_name: str,
+        *,
+        endpoint: str | None = None,
+        access_token: str | None = None,
+        credentials_file: Union[str, PathLike[str], None] = None,
+        credentials_json: str | None = None,
+        metadata_server: Union[bool, str, None] = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+    ) -> None: ...
+    def generate_key(self, index_name: str) -> tuple[bytes, str]:
+        """A fresh 32-byte key for the index and its wrapped form (text to store)."""
+    def unwrap_key(self, wrapped: str, index_name: str) -> bytes:
+        """The key of ``wrapped``; KeyServiceError for another index's or an altered one."""
+
+class AzureKeyVault:
+    def __init__(
+        self,
+        key_id: str,
+        *,
+        access_token: str | None = None,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        authority_host: str | None = None,
+        managed_identity: bool = False,
+        imds_endpoint: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+    ) -> None: ...
+    def generate_key(self, index_name: str) -> tuple[bytes, str]:
+        """A fresh 32-byte key for the index and its wrapped form (text to store)."""
+    def unwrap_key(self, wrapped: str, index_name: str) -> bytes:
+        """The key of ``wrapped``; KeyServiceError for another index's or an altered one."""
+
+class AwsKms:
+    def __init__(
+        self,
+        key_id: str,
+        *,
+        region: str | None = None,
+        endpoint: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        timeout: float = 10.0,
+    ) -> None: ...
+    def generate_key(self, index_name: str) -> tuple[bytes, str]:
+        """A fresh 32-byte key for the index and its wrapped form (text to store)."""
+    def unwrap_key(self, wrapped: str, index_name: str) -> bytes:
+        """The key of ``wrapped``; KeyServiceError for another index's or an altered one."""
+
+class VaultTransit:
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        key_name: str = "ciphervec",
+        *,
+        mount: str = "transit",
+        timeout: float = 10.0,
+    ) -> None: ...
+    def generate_key(self, index_name: str) -> tuple[bytes, str]:
+        """A fresh 32-byte key for the index and its wrapped form (text to store)."""
+    def unwrap_key(self, wrapped: str, index_name: str) -> bytes:
+        """The key of ``wrapped``; KeyServiceError for another index's or an altered one."""

@@ -28,6 +28,7 @@ fn class_of(e: &Error) -> &'static str {
         Error::InvalidArgument { .. } | Error::InvalidKey => "InvalidArgumentError",
         Error::UnsupportedFormat { .. } => "UnsupportedFormatError",
         Error::PermissionDenied => "PermissionDeniedError",
+        Error::KeyService { .. } => "KeyServiceError",
         Error::Io(_) => "StorageError",
         _ => "CiphervecError",
     }

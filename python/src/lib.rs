@@ -9,6 +9,7 @@ mod client;
 mod convert;
 mod errors;
 mod index;
+mod kms;
 
 use ciphervec::{IndexType, Metric};
 use pyo3::prelude::*;
@@ -21,5 +22,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The names the library reads, for tests that walk every type and metric.
     m.add("INDEX_TYPES", IndexType::ALL.map(IndexType::name))?;
     m.add("METRICS", Metric::ALL.map(Metric::name))?;
+    m.add_class::<kms::GcpKms>()?;
+    m.add_class::<kms::AzureKeyVault>()?;
+    m.add_class::<kms::AwsKms>()?;
+    m.add_class::<kms::VaultTransit>()?;
     Ok(())
 }

@@ -35,13 +35,30 @@ pub struct AwsKms {
 
 /// Settings for [`AwsKms`]; anything left unset comes from the standard AWS chain
 /// (environment, profile, instance role).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AwsKmsBuilder {
     key_id: String,
     endpoint: Option<String>,
     region: Option<String>,
     credentials: Option<(String, Zeroizing<String>)>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for AwsKmsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret access key is never printed (a derived Debug printed it).
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map(|(id, _)| format!("{id} / [redacted]"));
+        f.debug_struct("AwsKmsBuilder")
+            .field("key_id", &self.key_id)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("credentials", &credentials)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl AwsKms {
@@ -243,4 +260,16 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builder_debug_hides_the_secret_key() {
+        let builder = super::AwsKms::builder("alias/k")
+            .static_credentials("AKIAEXAMPLE", "wJalrXUtnFEMI-very-secret");
+        let text = format!("{builder:?}");
+        assert!(!text.contains("very-secret"), "{text}");
+        assert!(text.contains("AKIAEXAMPLE"), "{text}");
+    }
 }

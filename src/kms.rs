@@ -7,9 +7,13 @@
 //! [`KeyProvider`]. The index name is bound to the wrapped key as the KMS's encryption
 //! context, so a wrapped key copied to another index's configuration is refused.
 //!
-//! Clients: `aws::AwsKms` (feature `aws-kms`, AWS KMS `GenerateDataKey` / `Decrypt`) and
-//! `vault::VaultTransit` (feature `vault`, HashiCorp Vault or OpenBao transit `datakey` /
-//! `decrypt`). Any other KMS plugs in by implementing [`Kms`].
+//! Clients: `aws::AwsKms` (feature `aws-kms`, AWS KMS `GenerateDataKey` / `Decrypt`),
+//! `gcp::GcpKms` (feature `gcp-kms`, Google Cloud KMS `encrypt` / `decrypt`),
+//! `azure::AzureKeyVault` (feature `azure-kv`, Azure Key Vault or Managed HSM `wrapKey` /
+//! `unwrapKey`) and `vault::VaultTransit` (feature `vault`, HashiCorp Vault or OpenBao
+//! transit `datakey` / `decrypt`). Any other KMS plugs in by implementing [`Kms`].
+//! [`KmsSettings`] and [`KmsRegistry`] describe a service by name, from the environment or
+//! from JSON, and connect it as a `Box<dyn Kms + Send + Sync>`.
 //!
 //! ```
 //! # use ciphervec::{IndexKey, KeyProvider, Result};
@@ -34,8 +38,17 @@
 
 #[cfg(feature = "aws-kms")]
 pub mod aws;
+#[cfg(feature = "azure-kv")]
+pub mod azure;
+#[cfg(feature = "gcp-kms")]
+pub mod gcp;
+#[cfg(any(feature = "gcp-kms", feature = "azure-kv"))]
+mod rest;
+mod settings;
 #[cfg(feature = "vault")]
 pub mod vault;
+
+pub use settings::{KmsProvider, KmsRegistry, KmsSettings};
 
 use std::fmt;
 
@@ -64,9 +77,29 @@ pub trait Kms {
     fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey>;
 }
 
-/// A key wrapped by a KMS: printable text without whitespace (base64 for AWS KMS,
-/// `vault:v1:...` for Vault transit), safe to keep in a configuration file. It reveals
-/// nothing without the KMS.
+impl<K: Kms + ?Sized> Kms for Box<K> {
+    fn generate_key(&self, context: &str) -> Result<(IndexKey, WrappedKey)> {
+        (**self).generate_key(context)
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey> {
+        (**self).unwrap_key(wrapped, context)
+    }
+}
+
+impl<K: Kms + ?Sized> Kms for std::sync::Arc<K> {
+    fn generate_key(&self, context: &str) -> Result<(IndexKey, WrappedKey)> {
+        (**self).generate_key(context)
+    }
+
+    fn unwrap_key(&self, wrapped: &WrappedKey, context: &str) -> Result<IndexKey> {
+        (**self).unwrap_key(wrapped, context)
+    }
+}
+
+/// A key wrapped by a KMS: printable text without whitespace (base64 for AWS KMS and Google
+/// Cloud KMS, `azurekv:<version>:...` for Azure Key Vault, `vault:v1:...` for Vault
+/// transit), safe to keep in a configuration file. It reveals nothing without the KMS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WrappedKey(String);
 
@@ -150,7 +183,15 @@ impl<K: Kms> KeyProvider for KmsEnvelope<K> {
 }
 
 /// The 32 plaintext bytes a service returned, as an index key.
-#[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "aws-kms",
+        feature = "vault",
+        feature = "gcp-kms",
+        feature = "azure-kv"
+    )),
+    allow(dead_code)
+)]
 fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {
     IndexKey::from_bytes(bytes).map_err(|_| {
         Error::key_service(
@@ -166,7 +207,15 @@ fn key_from_service(bytes: &[u8]) -> Result<IndexKey> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for any other scheme or a plain-http remote host.
-#[cfg_attr(not(any(feature = "aws-kms", feature = "vault")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "aws-kms",
+        feature = "vault",
+        feature = "gcp-kms",
+        feature = "azure-kv"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn check_transport(url: &str) -> Result<()> {
     let lower = url.trim().to_ascii_lowercase();
     if lower.starts_with("https://") {
