@@ -304,22 +304,7 @@ impl EncryptedIndex {
         };
         let fresh = self.rewritten_state(&state, items, sealed, trained, committed)?;
         drop(state);
-        let old = std::mem::replace(
-            &mut *self
-                .inner
-                .state
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            fresh,
-        );
-        drop(old);
-        let committed = self.read().body().clone();
-        best_effort(
-            recovery::superseded(&*self.inner.store, &committed).and_then(|files| {
-                recovery::remove_files(&*self.inner.store, &files, committed.next_segment)
-            }),
-            "a leftover old segment is removed at the next open instead",
-        );
+        self.install_rewrite(fresh);
         Ok(())
     }
 
@@ -442,6 +427,28 @@ impl EncryptedIndex {
             codes,
             blocks,
         })
+    }
+
+    /// Serves `fresh`, the state a committed rewrite built (the old one is dropped outside
+    /// the lock), and removes what the rewrite superseded, best effort: a leftover goes at
+    /// the next open. The one install of compaction, rotation and background training.
+    pub(super) fn install_rewrite(&self, fresh: State) {
+        let old = std::mem::replace(
+            &mut *self
+                .inner
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            fresh,
+        );
+        drop(old);
+        let committed = self.read().body().clone();
+        best_effort(
+            recovery::superseded(&*self.inner.store, &committed).and_then(|files| {
+                recovery::remove_files(&*self.inner.store, &files, committed.next_segment)
+            }),
+            "a leftover old segment is removed at the next open instead",
+        );
     }
 
     /// The in-memory state after a committed rewrite, built from the old one (`state`) and

@@ -48,7 +48,6 @@ use crate::format::segment::Fields;
 use crate::index::config::TrainOptions;
 use crate::index::lists::{self, Lists};
 use crate::index::persist::{BlockItem, SegmentBuilder};
-use crate::index::recovery;
 use crate::index::state::{
     BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, VectorRef, slot_of,
 };
@@ -269,17 +268,28 @@ fn index_dim(snap: &Snapshot) -> usize {
 /// Adds the live items in `slots` of `state` to the snapshot (their vectors are added by
 /// the caller, in the same order), with the segments their fields lie in.
 fn take(snap: &mut Snapshot, state: &State, slots: &[u64]) {
+    take_live(state, slots, &mut snap.items, &mut snap.segments);
+}
+
+/// Appends the live items among `slots` of `state` to `items`, and the segments their
+/// fields lie in to `segments` (the one reader of items for a snapshot and its catch-up).
+fn take_live(
+    state: &State,
+    slots: &[u64],
+    items: &mut Vec<Snap>,
+    segments: &mut HashMap<u64, Arc<Blob>>,
+) {
     for &slot in slots {
         let Some(e) = state.entry(slot) else {
             continue;
         };
         if let Some(f) = e.fields
-            && !snap.segments.contains_key(&f.segment)
+            && !segments.contains_key(&f.segment)
             && let Some(blob) = state.segments().get(&f.segment)
         {
-            snap.segments.insert(f.segment, blob.clone());
+            segments.insert(f.segment, blob.clone());
         }
-        snap.items.push(Snap {
+        items.push(Snap {
             slot,
             token: e.token,
             id: e.id.clone(),
@@ -750,25 +760,7 @@ fn take_written(state: &State, slots: &[u64], out: &mut Written) -> Result<()> {
     if slots.is_empty() {
         return Ok(());
     }
-    for &slot in slots {
-        let Some(e) = state.entry(slot) else {
-            continue;
-        };
-        if let Some(f) = e.fields
-            && !out.segments.contains_key(&f.segment)
-            && let Some(blob) = state.segments().get(&f.segment)
-        {
-            out.segments.insert(f.segment, blob.clone());
-        }
-        out.items.push(Snap {
-            slot,
-            token: e.token,
-            id: e.id.clone(),
-            origin: e.origin,
-            fields: e.fields,
-            metadata: e.metadata.clone(),
-        });
-    }
+    take_live(state, slots, &mut out.items, &mut out.segments);
     out.vectors.extend(Lists::new(state).vectors_of(slots)?);
     Ok(())
 }
@@ -897,22 +889,7 @@ impl EncryptedIndex {
         fresh.add_segment(seq, persist::map_segment(&*self.inner.store, seq, bytes));
         drop(state);
         self.inner.upkeep.note_rewrite();
-        let old = std::mem::replace(
-            &mut *self
-                .inner
-                .state
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            fresh,
-        );
-        drop(old);
-        let committed = self.read().body().clone();
-        best_effort(
-            recovery::superseded(&*self.inner.store, &committed).and_then(|files| {
-                recovery::remove_files(&*self.inner.store, &files, committed.next_segment)
-            }),
-            "a leftover old segment is removed at the next open instead",
-        );
+        self.install_rewrite(fresh);
         // Items deleted during the training are dead entries of the new segment.
         if let Some(threshold) = self.inner.auto_compact {
             self.compact_if_due(threshold);
