@@ -201,7 +201,8 @@ def _llama_filter(f: Any, prefix: str) -> dict:
         raise UnmappableFilter(f"the LlamaIndex operator {op!r} needs a string")
     if op in ("any", "all"):
         if not value:
-            return NOTHING if op == "any" else {path: {"$nin": []}}
+            # `all` of nothing holds for any present, non-null value (as LlamaIndex reads it).
+            return NOTHING if op == "any" else {path: {"$ne": None}}
         parts = [{path: {"$contains": v}} for v in value]
         return {"$or" if op == "any" else "$and": parts}
     if op == "text_match_insensitive":

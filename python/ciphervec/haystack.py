@@ -48,6 +48,7 @@ import numpy as np
 
 from . import Client, Index, InvalidFilterError
 from ._filters import UnmappableFilter, all_of, from_haystack
+from ._vectorless import FLAG, HAS_VECTOR, vector_and_flag
 
 __all__ = ["CiphervecDocumentStore", "CiphervecEmbeddingRetriever", "CiphervecBM25Retriever"]
 
@@ -59,9 +60,6 @@ _SCHEMA = {
     "blob": {"filterable": False},
     "sparse": {"filterable": False},
 }
-# "embedding": whether the item's vector is the document's ("vector"), a placeholder for a
-# document without one ("none") or for an all-zero one ("zero").
-_HAS_VECTOR = {"embedding": "vector"}
 _INCLUDE = ("metadata", "contents", "vector")
 
 
@@ -219,7 +217,7 @@ class CiphervecDocumentStore:
     def _document(self, record: dict) -> Document:
         m = record.get("metadata") or {}
         contents = record.get("contents")
-        kind = m.get("embedding")
+        kind = m.get(FLAG)
         if kind == "vector":
             embedding = [float(x) for x in record["vector"]]
         elif kind == "zero":
@@ -283,22 +281,10 @@ class CiphervecDocumentStore:
 
     def _item(self, doc: Document, seq: int) -> dict:
         metadata: dict[str, Any] = {"id": doc.id, "seq": seq, "meta": dict(doc.meta or {})}
-        embedding = doc.embedding
-        if embedding is None:
-            metadata["embedding"] = "none"
-            vector = self._placeholder()
-        else:
-            vector = np.asarray(embedding, dtype=np.float32)
-            if vector.shape != (self.dimension,):
-                raise ValueError(
-                    f"document {doc.id!r} has an embedding of {vector.size} values, "
-                    f"the store {self.dimension}"
-                )
-            if not vector.any():
-                metadata["embedding"] = "zero"
-                vector = self._placeholder()
-            else:
-                metadata["embedding"] = "vector"
+        try:
+            vector, metadata[FLAG] = vector_and_flag(doc.embedding, self.dimension)
+        except ValueError as e:
+            raise ValueError(f"document {doc.id!r}: {e}") from None
         if doc.blob is not None:
             metadata["blob"] = {
                 "data": base64.b64encode(doc.blob.data).decode("ascii"),
@@ -311,13 +297,6 @@ class CiphervecDocumentStore:
         if doc.content is not None:
             item["contents"] = doc.content
         return item
-
-    def _placeholder(self) -> np.ndarray:
-        """The vector of a document without one: any valid vector for every metric (never
-        ranked: vector queries filter it out)."""
-        v = np.zeros(self.dimension, dtype=np.float32)
-        v[0] = 1.0
-        return v
 
     def delete_documents(self, document_ids: list[str]) -> None:
         """Deletes the documents with these ids (unknown ids are ignored)."""
@@ -448,7 +427,7 @@ class CiphervecDocumentStore:
         """The ``top_k`` documents nearest the query embedding (documents without an
         embedding never appear), best first, ``score`` larger for closer (cosine: the
         similarity; other metrics: minus the distance)."""
-        mapped = all_of(_filter(filters), _HAS_VECTOR)
+        mapped = all_of(_filter(filters), HAS_VECTOR)
         if top_k <= 0 or len(self._index) == 0:
             return []
         hits = self._index.query(
