@@ -190,14 +190,16 @@ class CiphervecVectorStore(BasePydanticVectorStore):
         """Runs a query: ``DEFAULT`` (the ``similarity_top_k`` nearest to
         ``query_embedding``), ``TEXT_SEARCH`` (BM25 of ``query_str``, nodes without an
         embedding included) or ``HYBRID`` (both fused, ``alpha`` 1 = vector only), each within
-        ``filters``, ``doc_ids`` and ``node_ids``. Similarities are larger for closer: the
+        ``filters``, ``doc_ids`` and ``node_ids`` (an empty list: no restriction). Similarities are larger for closer: the
         cosine similarity, minus the distance for other metrics, the BM25 score for text, the
         fused score for hybrid. Other modes raise ``ValueError``."""
         mode = VectorStoreQueryMode(query.mode)
         restrict = all_of(
             from_llama_index(query.filters),
-            {"ref_doc_id": {"$in": list(query.doc_ids)}} if query.doc_ids is not None else None,
-            {"node_id": {"$in": list(query.node_ids)}} if query.node_ids is not None else None,
+            # An empty list restricts nothing: VectorStoreIndex passes `node_ids=[]` for a
+            # store that keeps the text (its own node table is empty then).
+            {"ref_doc_id": {"$in": list(query.doc_ids)}} if query.doc_ids else None,
+            {"node_id": {"$in": list(query.node_ids)}} if query.node_ids else None,
         )
         top_k = query.similarity_top_k
         if mode == VectorStoreQueryMode.HYBRID and query.hybrid_top_k:
