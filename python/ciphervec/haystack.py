@@ -162,6 +162,13 @@ class CiphervecDocumentStore:
         """The underlying encrypted index."""
         return self._index
 
+    def close(self) -> None:
+        """Lets go of the index (its writer lock is released once no other handle holds it;
+        a pipeline's components may keep the store itself alive longer). The store is
+        unusable afterwards."""
+        self._index = None  # type: ignore[assignment]
+        self._client = None  # type: ignore[assignment]
+
     # Serialization.
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,21 +210,21 @@ class CiphervecDocumentStore:
             raise FilterError(str(e)) from None
         return [h["id"] for h in hits]
 
-    def _documents(self, ids: list[str], scores: Optional[list[float]] = None) -> list[Document]:
+    def _documents(
+        self, ids: list[str], scores: Optional[list[float]] = None, with_embedding: bool = True
+    ) -> list[Document]:
         if not ids:
             return []
-        records = self._index.get(ids, include=_INCLUDE)
-        docs = [self._document(r) for r in records]
-        if scores is not None:
-            by_id = dict(zip(ids, scores))
-            for d in docs:
-                d.score = by_id.get(d.id)
-        return docs
+        by_id = dict(zip(ids, scores)) if scores is not None else {}
+        return [
+            self._document(r, by_id.get(r["id"]), with_embedding)
+            for r in self._index.get(ids, include=_INCLUDE)
+        ]
 
-    def _document(self, record: dict) -> Document:
+    def _document(self, record: dict, score: Optional[float], with_embedding: bool) -> Document:
         m = record.get("metadata") or {}
         contents = record.get("contents")
-        kind = m.get(FLAG)
+        kind = m.get(FLAG) if with_embedding else None
         if kind == "vector":
             embedding = [float(x) for x in record["vector"]]
         elif kind == "zero":
@@ -239,6 +246,7 @@ class CiphervecDocumentStore:
             meta=m.get("meta") or {},
             embedding=embedding,
             sparse_embedding=SparseEmbedding.from_dict(sparse) if sparse else None,
+            score=score,
         )
 
     # Writing.
@@ -433,13 +441,11 @@ class CiphervecDocumentStore:
         hits = self._index.query(
             np.asarray(query_embedding, dtype=np.float32), top_k=top_k, filters=mapped
         )
-        docs = self._documents(
-            [h["id"] for h in hits], [self._score(float(h["distance"])) for h in hits]
+        return self._documents(
+            [h["id"] for h in hits],
+            [self._score(float(h["distance"])) for h in hits],
+            with_embedding=return_embedding,
         )
-        if not return_embedding:
-            for d in docs:
-                d.embedding = None
-        return docs
 
     def _score(self, distance: float) -> float:
         return 1.0 - distance if self.metric == "cosine" else -distance
@@ -454,10 +460,9 @@ class CiphervecDocumentStore:
         if top_k <= 0 or len(self._index) == 0:
             return []
         hits = self._index.query_text(query, top_k=top_k, filters=_filter(filters))
-        docs = self._documents([h["id"] for h in hits], [float(h["score"]) for h in hits])
-        for d in docs:
-            d.embedding = None
-        return docs
+        return self._documents(
+            [h["id"] for h in hits], [float(h["score"]) for h in hits], with_embedding=False
+        )
 
     # Async twins (the index releases the GIL: they run on a worker thread).
 
