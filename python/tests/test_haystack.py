@@ -9,8 +9,9 @@ import re
 
 import numpy as np
 import pytest
+from frameworks import require
 
-pytest.importorskip("haystack", reason="haystack-ai is not installed (scripts/test_python.sh installs it)")
+require("haystack", "haystack-ai")
 
 from haystack import Document, Pipeline, component  # noqa: E402
 from haystack.document_stores.in_memory import InMemoryDocumentStore  # noqa: E402
@@ -228,3 +229,14 @@ def test_a_pipeline_answers_questions_and_the_bm25_retriever_finds_words(secret,
     assert sorted(ids) == ["mars", "note"]  # the note has no embedding: found by text
     only = bm25.run(query="mars", filters={"field": "meta.kind", "operator": "==", "value": "note"})
     assert [d.id for d in only["documents"]] == ["note"]
+
+
+def test_the_example_runs(capsys, monkeypatch):
+    import pathlib
+    import runpy
+
+    monkeypatch.delenv("CIPHERVEC_INDEX_KEY", raising=False)
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "haystack_pipeline.py"
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "Mars is the red planet." in out and "Mars rover notes, not embedded yet" in out

@@ -12,8 +12,9 @@ import base64
 
 import numpy as np
 import pytest
+from frameworks import require
 
-haystack = pytest.importorskip("haystack", reason="haystack-ai is not installed (scripts/test_python.sh installs it)")
+haystack = require("haystack", "haystack-ai")
 
 from haystack import Document  # noqa: E402
 from haystack.document_stores.types import DuplicatePolicy  # noqa: E402

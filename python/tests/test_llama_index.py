@@ -10,10 +10,9 @@ import re
 
 import numpy as np
 import pytest
+from frameworks import require
 
-pytest.importorskip(
-    "llama_index.core", reason="llama-index-core is not installed (scripts/test_python.sh installs it)"
-)
+require("llama_index.core", "llama-index-core")
 
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
@@ -375,3 +374,13 @@ def test_a_vector_store_index_answers_questions():
         assert hit.node.ref_doc_id == answer and hit.node.get_content() == FACTS[answer]
     vsi.delete_ref_doc("mars")
     assert all(h.node.ref_doc_id != "mars" for h in retriever.retrieve("Which planet is red?"))
+
+
+def test_the_example_runs(capsys):
+    import pathlib
+    import runpy
+
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "llama_index_store.py"
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "Paris is the capital of France." in out and "2 nodes left" in out
