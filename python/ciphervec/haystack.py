@@ -29,6 +29,7 @@ import asyncio
 import base64
 import binascii
 import functools
+import threading
 from typing import Any, Optional
 
 try:
@@ -129,6 +130,8 @@ class CiphervecDocumentStore:
         self._client = Client(path) if path is not None else Client()
         self._index = self._open_or_create()
         self._next_seq = self._last_seq() + 1
+        # Writers (the async twins run on threads) take sequence numbers one at a time.
+        self._write_lock = threading.Lock()
 
     def _open_or_create(self) -> Index:
         key = _key_bytes(self.index_key)
@@ -264,6 +267,10 @@ class CiphervecDocumentStore:
             policy = DuplicatePolicy.FAIL
         if not documents:
             return 0
+        with self._write_lock:
+            return self._write(documents, policy)
+
+    def _write(self, documents: list[Document], policy: DuplicatePolicy) -> int:
         ids = [d.id for d in documents]
         stored = {
             r["id"]: r["metadata"].get("seq")
@@ -315,10 +322,10 @@ class CiphervecDocumentStore:
         """Deletes every document (``recreate_index=True`` also drops and recreates the
         index, with the same settings)."""
         if recreate_index:
-            key = _key_bytes(self.index_key)
-            self._client.delete_index(self.index_name, key)
-            self._index = self._open_or_create()
-            self._next_seq = 0
+            with self._write_lock:
+                self._client.delete_index(self.index_name, _key_bytes(self.index_key))
+                self._index = self._open_or_create()
+                self._next_seq = 0
             return
         ids = self._index.list_ids()
         if ids:
