@@ -23,8 +23,8 @@ excludes, so filters, listings and BM25 find them and vector search never does. 
 'red apple'
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Haystack 2.x reads the components' run()
+# annotations as objects.
 import asyncio
 import base64
 import binascii

@@ -23,6 +23,8 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
     VectorStoreQuery,
     VectorStoreQueryMode,
 )
+# LlamaIndex's reference filter evaluation (public in the versions the extra allows; 0.12's
+# private one read `!=`/`nin` on a missing field, and `text_match`, differently).
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn  # noqa: E402
 
 import ciphervec as cv  # noqa: E402
