@@ -34,6 +34,7 @@ from typing import Any, List, Optional, Sequence
 
 try:
     from llama_index.core.bridge.pydantic import PrivateAttr
+    from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
     from llama_index.core.schema import BaseNode
     from llama_index.core.vector_stores.types import (
         BasePydanticVectorStore,
@@ -189,10 +190,11 @@ class CiphervecVectorStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Runs a query: ``DEFAULT`` (the ``similarity_top_k`` nearest to
         ``query_embedding``), ``TEXT_SEARCH`` (BM25 of ``query_str``, nodes without an
-        embedding included) or ``HYBRID`` (both fused, ``alpha`` 1 = vector only), each within
+        embedding included), ``HYBRID`` (both fused, ``alpha`` 1 = vector only) or ``MMR``
+        (``mmr_threshold``; ``mmr_prefetch_factor=4`` candidates per result), each within
         ``filters``, ``doc_ids`` and ``node_ids`` (an empty list: no restriction). Similarities are larger for closer: the
         cosine similarity, minus the distance for other metrics, the BM25 score for text, the
-        fused score for hybrid. Other modes raise ``ValueError``."""
+        fused score for hybrid, LlamaIndex's MMR score. Other modes raise ``ValueError``."""
         mode = VectorStoreQueryMode(query.mode)
         restrict = all_of(
             from_llama_index(query.filters),
@@ -208,18 +210,46 @@ class CiphervecVectorStore(BasePydanticVectorStore):
             VectorStoreQueryMode.DEFAULT,
             VectorStoreQueryMode.TEXT_SEARCH,
             VectorStoreQueryMode.HYBRID,
+            VectorStoreQueryMode.MMR,
         ):
             raise ValueError(f"ciphervec does not run the LlamaIndex query mode {mode.value!r}")
         if mode != VectorStoreQueryMode.TEXT_SEARCH and query.query_embedding is None:
             raise ValueError(f"the {mode.value!r} mode needs query_embedding")
-        if mode != VectorStoreQueryMode.DEFAULT and not query.query_str:
+        if mode in (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.HYBRID) and not query.query_str:
             raise ValueError(f"the {mode.value!r} mode needs query_str")
         if top_k <= 0 or len(self._index) == 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        if mode == VectorStoreQueryMode.MMR:
+            return self._mmr(query, restrict, top_k, int(kwargs.get("mmr_prefetch_factor", 4)))
         hits = self._search(mode, query, restrict, top_k)
         nodes, ids = self._nodes([h["id"] for h in hits])
         score = {h["id"]: self._similarity(mode, h) for h in hits}
         return VectorStoreQueryResult(nodes=nodes, similarities=[score[i] for i in ids], ids=ids)
+
+    def _mmr(
+        self, query: VectorStoreQuery, restrict: Optional[dict], top_k: int, prefetch: int
+    ) -> VectorStoreQueryResult:
+        """Maximal marginal relevance, as LlamaIndex computes it (its own
+        ``get_top_k_mmr_embeddings``, ``mmr_threshold`` 1 = relevance only), over the
+        ``top_k * mmr_prefetch_factor`` nearest candidates (their vectors decrypted)."""
+        hits = self._index.query(
+            np.asarray(query.query_embedding, dtype=np.float32),
+            top_k=max(top_k, top_k * max(prefetch, 1)),
+            filters=all_of(restrict, HAS_VECTOR),
+            include=("vector",),
+        )
+        if not hits:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        similarities, ids = get_top_k_mmr_embeddings(
+            list(query.query_embedding),
+            [list(map(float, h["vector"])) for h in hits],
+            similarity_top_k=top_k,
+            embedding_ids=[h["id"] for h in hits],
+            mmr_threshold=query.mmr_threshold,
+        )
+        nodes, found = self._nodes(list(ids))
+        score = dict(zip(ids, similarities))
+        return VectorStoreQueryResult(nodes=nodes, similarities=[score[i] for i in found], ids=found)
 
     def _search(
         self, mode: VectorStoreQueryMode, query: VectorStoreQuery, restrict: Optional[dict], top_k: int

@@ -190,7 +190,7 @@ def test_an_unmappable_filter_raises_and_is_never_ignored():
         store.get_nodes(filters=MetadataFilters(filters=[
             MetadataFilter.model_construct(key="n", value=3, operator=FilterOperator.IN)]))
     with pytest.raises(ValueError, match="query mode"):
-        store.query(VectorStoreQuery(query_embedding=[1.0] * DIM, mode=VectorStoreQueryMode.MMR))
+        store.query(VectorStoreQuery(query_embedding=[1.0] * DIM, mode=VectorStoreQueryMode.SVM))
     assert len(store.client) == 20  # nothing was deleted by the refused filter
 
 
@@ -215,6 +215,35 @@ def test_ranking_matches_numpy_cosine_and_respects_doc_and_node_ids():
     chosen = [embedded[i].node_id for i in (4, 9, 30)]
     by_node = store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=2, node_ids=chosen))
     assert len(by_node.ids) == 2 and set(by_node.ids) <= set(chosen)
+
+
+def test_mmr_mode_matches_llama_index_mmr_over_every_node():
+    from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
+
+    nodes = random_nodes(60, seed=12)
+    store = make_store(nodes)
+    embedded = [n for n in nodes if n.embedding is not None]
+    rng = np.random.default_rng(8)
+    diverse = 0
+    for threshold in (0.0, 0.3, 0.7, 1.0):
+        q = rng.standard_normal(DIM).tolist()
+        # A prefetch window holding every node: the answer is MMR over all of them.
+        got = store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=5,
+                                           mode=VectorStoreQueryMode.MMR, mmr_threshold=threshold),
+                          mmr_prefetch_factor=len(nodes))
+        # Candidates nearest first, as the index returns them (ties in MMR go to the first).
+        vectors = np.array([n.embedding for n in embedded])
+        cos = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
+        order = np.argsort(-cos, kind="stable")
+        sims, ids = get_top_k_mmr_embeddings(
+            q, [embedded[i].embedding for i in order], similarity_top_k=5,
+            embedding_ids=[embedded[i].node_id for i in order], mmr_threshold=threshold)
+        assert got.ids == list(ids)
+        np.testing.assert_allclose(got.similarities, sims, atol=1e-4)
+        plain = store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=5))
+        diverse += got.ids != plain.ids
+    assert got.ids == plain.ids  # threshold 1: relevance only
+    assert diverse >= 2  # lower thresholds traded relevance for diversity
 
 
 def test_delete_by_ref_doc_id_delete_nodes_get_nodes_and_clear():
