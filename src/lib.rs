@@ -29,6 +29,6 @@ pub use storage::{MemoryStore, Store};
 
 pub use index::{
     Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include, IndexConfig,
-    IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
-    StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
+    IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record, StorageInfo,
+    StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
 };

@@ -102,9 +102,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
                 config = config.metadata_schema(MetadataSchema::from_json(&json)?);
             }
             let fields: Vec<&str> = text_fields.iter().map(String::as_str).collect();
-            config = config
-                .text_fields(&fields)
-                .storage_precision(*precision);
+            config = config.text_fields(&fields).storage_precision(*precision);
             let database = database(db)?;
             database.create_index(name, &keys::for_index(cli, name, true)?, config)?;
             say(

@@ -64,9 +64,10 @@ _SCHEMA = {
 _INCLUDE = ("metadata", "contents", "vector")
 
 
-def _key_bytes(secret: Secret) -> bytes:
-    """The 32-byte key a Secret resolves to (base64, or 64 hex digits); the error never
-    quotes the value."""
+def _key_bytes(secret: Secret) -> bytearray:
+    """The 32-byte key a Secret resolves to (base64, or 64 hex digits), in a bytearray the
+    caller wipes after use (ciphervec wipes its own copy); the error never quotes the
+    value."""
     value = secret.resolve_value()
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("ascii", errors="replace")
@@ -86,7 +87,11 @@ def _key_bytes(secret: Secret) -> bytes:
             key = None
     if key is None or len(key) != 32:
         raise ValueError("the index_key Secret is not a 32-byte key as base64 or 64 hex digits")
-    return key
+    return bytearray(key)
+
+
+def _wipe(key: bytearray) -> None:
+    key[:] = bytes(len(key))
 
 
 def _filter(filters: Optional[dict]) -> Optional[dict]:
@@ -135,6 +140,12 @@ class CiphervecDocumentStore:
 
     def _open_or_create(self) -> Index:
         key = _key_bytes(self.index_key)
+        try:
+            return self._open_or_create_with(key)
+        finally:
+            _wipe(key)
+
+    def _open_or_create_with(self, key: bytearray) -> Index:
         if self.index_name in self._client.list_indexes():
             index = self._client.load_index(self.index_name, key)
             if index.dimension != self.dimension:
@@ -323,7 +334,11 @@ class CiphervecDocumentStore:
         index, with the same settings)."""
         if recreate_index:
             with self._write_lock:
-                self._client.delete_index(self.index_name, _key_bytes(self.index_key))
+                key = _key_bytes(self.index_key)
+                try:
+                    self._client.delete_index(self.index_name, key)
+                finally:
+                    _wipe(key)
                 self._index = self._open_or_create()
                 self._next_seq = 0
             return

@@ -189,7 +189,12 @@ impl FromStr for StoragePrecision {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the accepted names.
     fn from_str(text: &str) -> Result<StoragePrecision, Error> {
-        Error::by_name("a storage precision", StoragePrecision::ALL, StoragePrecision::as_str, text)
+        Error::by_name(
+            "a storage precision",
+            StoragePrecision::ALL,
+            StoragePrecision::as_str,
+            text,
+        )
     }
 }
 

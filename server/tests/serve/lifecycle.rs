@@ -466,7 +466,10 @@ fn an_index_created_here_trains_itself_once_it_holds_10000_vectors() {
     // Done: the status lists nothing.
     let mut s = server.get("/v1/indexes/training-status");
     while s.body["training_indexes"] != json!([]) {
-        assert!(std::time::Instant::now() < deadline, "the status still lists it");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status still lists it"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
         s = server.get("/v1/indexes/training-status");
     }
