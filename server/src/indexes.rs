@@ -10,6 +10,7 @@ use crate::auth::{Caller, OptionalCaller};
 use crate::body::ApiJson;
 use crate::convert::{self, Kind};
 use crate::error::ApiError;
+use crate::features::{self, Features};
 use crate::handles::Access;
 use crate::keys::{self, KeyText};
 use crate::pending::Pending;
@@ -78,7 +79,7 @@ struct Asked {
     metric: ciphervec::Metric,
     dimension: Option<usize>,
     n_lists: usize,
-    full_text: bool,
+    features: Features,
 }
 
 impl CreateRequest {
@@ -97,34 +98,13 @@ impl CreateRequest {
                 "embedding_model is not supported: ciphervec does not embed text; send vectors",
             ));
         }
-        match self.storage_precision.as_deref() {
-            None | Some("float32") => {}
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "storage_precision: only float32 is available in this build",
-                ));
-            }
-        }
-        if self.metadata_schema.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::not_implemented(
-                "metadata_schema needs the core's metadata schemas, not in this build",
-            ));
-        }
-        if self.bm25_k1.is_some() || self.bm25_b.is_some() {
-            return Err(ApiError::not_implemented(
-                "bm25_k1/bm25_b need the core's per-index BM25 parameters, not in this build",
-            ));
-        }
-        let full_text = match self.text_fields.as_deref() {
-            None | Some([]) => false,
-            Some([only]) if only == "contents" => true,
-            Some(_) => {
-                return Err(ApiError::not_implemented(
-                    "text_fields other than \"contents\" need the core's metadata text fields, \
-                     not in this build",
-                ));
-            }
-        };
+        let features = Features::parse(&features::Asked {
+            metadata_schema: self.metadata_schema.as_ref(),
+            text_fields: self.text_fields.as_deref(),
+            bm25_k1: self.bm25_k1,
+            bm25_b: self.bm25_b,
+            storage_precision: self.storage_precision.as_deref(),
+        })?;
         let legacy = self.index_config.as_ref();
         let dimension = agree(
             "dimension",
@@ -146,7 +126,7 @@ impl CreateRequest {
             metric: convert::metric(metric_name.as_deref())?,
             dimension,
             n_lists: legacy.and_then(|c| c.n_lists).unwrap_or(0),
-            full_text,
+            features,
         })
     }
 }
@@ -182,25 +162,22 @@ pub async fn create(
         let db = state.handles.db();
         match asked.dimension {
             Some(dimension) => {
-                let config = asked
-                    .kind
-                    .config(dimension)?
-                    .metric(asked.metric)
-                    .n_lists(asked.n_lists)
-                    .full_text(asked.full_text);
+                let config = asked.features.apply(
+                    asked
+                        .kind
+                        .config(dimension)?
+                        .metric(asked.metric)
+                        .n_lists(asked.n_lists),
+                );
                 let index = db.create_index(&name, &key, config)?;
                 state.handles.keep(&name, &key, index);
             }
             None => {
-                if asked.full_text {
-                    return Err(ApiError::bad_request(
-                        "text_fields [\"contents\"] needs a dimension at creation in this build",
-                    ));
-                }
                 let pending = Pending {
                     kind: asked.kind,
                     metric: asked.metric,
                     n_lists: asked.n_lists,
+                    features: asked.features,
                 };
                 let (config, marker) = pending.placeholder();
                 let index = db.create_index(&name, &key, config)?;
@@ -231,7 +208,7 @@ pub async fn describe(
         let name = name.clone();
         blocking(move || creds.open(&state, &name, Access::Read)).await?
     };
-    let (kind, metric, dimension, trained, n_lists, full_text) = match &target {
+    let (kind, metric, dimension, trained, n_lists, features) = match &target {
         Target::Ready(index) => {
             let config = index.config();
             (
@@ -244,34 +221,25 @@ pub async fn describe(
                 } else {
                     1
                 },
-                config.is_full_text(),
+                Features::of(config),
             )
         }
-        Target::Pending(_, p) => (p.kind, p.metric, 0, false, 1, false),
+        Target::Pending(_, p) => (p.kind, p.metric, 0, false, 1, p.features.clone()),
     };
     let (pq_dim, pq_bits) = match kind {
         Kind::Pq { pq_dim } => (pq_dim, 4),
         _ => (0, 0),
     };
     let metric = convert::metric_name(metric);
-    let bm25 = if full_text {
-        json!({"k1": 1.2, "b": 0.75, "analyzer_version": "ciphervec-unicode-words-v1"})
-    } else {
-        Value::Null
-    };
-    let schema = if full_text {
-        json!({"contents": {"filterable": false, "pattern": false, "full_text": true}})
-    } else {
-        json!({})
-    };
     Ok(Json(json!({
         "index_name": name,
         "is_trained": trained,
         "dimension": dimension,
         "metric": metric,
         "n_lists": n_lists,
-        "metadata_schema": schema,
-        "bm25": bm25,
+        "metadata_schema": features.schema_json(),
+        "bm25": features.bm25_json(),
+        "storage_precision": features.precision.as_str(),
         "index_type": kind.name(),
         "index_config": {
             "type": kind.name(),

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod body;
 pub mod convert;
 pub mod error;
+pub mod features;
 pub mod handles;
 mod health;
 mod indexes;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use ciphervec::{EncryptedIndex, Item, Query};
+use ciphervec::{EncryptedIndex, Item, MetadataQuery, Order, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -253,36 +253,54 @@ pub struct QueryOptions {
     window_mult: Option<usize>,
 }
 
+/// 400 naming the text options given without text: they would change nothing, and a
+/// caller who sends them expects them to.
+fn check_text_free(given: &[(&str, bool)]) -> Result<(), ApiError> {
+    let named: Vec<&str> = given
+        .iter()
+        .filter(|(_, is)| *is)
+        .map(|(name, _)| *name)
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "{} configure the text part of a query and need non-empty text",
+        named.join(", ")
+    )))
+}
+
 /// The largest `top_k * rerank_mult` a query may ask (CyborgDB's ceiling, inclusive).
 const MAX_CANDIDATES: usize = 10_000;
 
 impl QueryOptions {
+    /// The query text, when there is any (empty text leaves the query text-free, as
+    /// CyborgDB's SDKs document).
+    fn text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| !t.is_empty())
+    }
+
     /// Checks the options that do not depend on the vector, once per request, and returns
     /// the fields the hits carry.
     ///
     /// # Errors
-    /// 400 for a value ciphervec refuses; 501 for text options the core does not have yet.
+    /// 400 for a value ciphervec refuses, and for text options without text (CyborgDB's
+    /// service refuses the fusion ones; none of them is ignored).
     fn check(&self) -> Result<ciphervec::Include, ApiError> {
         if self.greedy == Some(true) {
             return Err(ApiError::bad_request(
                 "greedy search is not supported: omit greedy or pass false",
             ));
         }
-        if self.text_fields.is_some()
-            || self.text_field_weights.is_some()
-            || self.require_all_terms.is_some()
-            || self.window_mult.is_some()
-        {
-            return Err(ApiError::not_implemented(
-                "text_fields, text_field_weights, require_all_terms and window_mult need the \
-                 core's text fields, not in this build",
-            ));
-        }
-        let has_text = self.text.as_deref().is_some_and(|t| !t.is_empty());
-        if !has_text && (self.alpha.is_some() || self.rrf_k.is_some()) {
-            return Err(ApiError::bad_request(
-                "alpha and rrf_k need text (a hybrid query)",
-            ));
+        if self.text().is_none() {
+            check_text_free(&[
+                ("text_fields", self.text_fields.is_some()),
+                ("text_field_weights", self.text_field_weights.is_some()),
+                ("require_all_terms", self.require_all_terms.is_some()),
+                ("alpha", self.alpha.is_some()),
+                ("rrf_k", self.rrf_k.is_some()),
+                ("window_mult", self.window_mult.is_some()),
+            ])?;
         }
         let top_k = self.top_k.unwrap_or(DEFAULT_TOP_K);
         let mult = self.rerank_mult.unwrap_or(1).max(1);
@@ -311,13 +329,25 @@ impl QueryOptions {
             Some(Value::Object(o)) if o.is_empty() => {}
             Some(f) => q = q.filter(f.clone()),
         }
-        if let Some(text) = self.text.as_deref().filter(|t| !t.is_empty()) {
+        if let Some(text) = self.text() {
             q = q.text(text);
+            if let Some(fields) = &self.text_fields {
+                q = q.text_fields(&fields.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+            if let Some(weights) = &self.text_field_weights {
+                q = q.text_field_weights(weights);
+            }
+            if let Some(all) = self.require_all_terms {
+                q = q.require_all_terms(all);
+            }
             if let Some(a) = self.alpha {
                 q = q.hybrid_alpha(a);
             }
             if let Some(k) = self.rrf_k {
                 q = q.rrf_k(k);
+            }
+            if let Some(m) = self.window_mult {
+                q = q.window_mult(m);
             }
         }
         q
@@ -604,10 +634,148 @@ pub async fn num_vectors(
     ))
 }
 
-/// `POST /v1/vectors/query_metadata`: needs the core's `query_metadata`.
-pub async fn query_metadata(caller: Caller) -> Result<Json<Value>, ApiError> {
-    drop(caller);
-    Err(ApiError::not_implemented(
-        "query_metadata needs the core's EncryptedIndex::query_metadata, not in this build",
+/// `QueryMetadataRequest` (Python 0.18).
+#[derive(Deserialize, Debug)]
+pub struct QueryMetadataRequest {
+    index_name: String,
+    #[serde(default)]
+    index_key: Option<KeyText>,
+    #[serde(default)]
+    filters: Option<Value>,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    order_by: Option<Value>,
+    #[serde(default)]
+    ascending: Option<bool>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    text_fields: Option<Vec<String>>,
+    #[serde(default)]
+    text_field_weights: Option<Vec<f32>>,
+    #[serde(default)]
+    require_all_terms: Option<bool>,
+}
+
+impl QueryMetadataRequest {
+    /// The core's listing for this request.
+    ///
+    /// # Errors
+    /// 400 for a malformed `order_by`, `order_by` with text (as CyborgDB's service: text
+    /// results are ranked by score), or text options without text.
+    fn listing(&self) -> Result<MetadataQuery, ApiError> {
+        let mut q = MetadataQuery::new();
+        match &self.filters {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) if o.is_empty() => {}
+            Some(f) => q = q.filter(f.clone()),
+        }
+        // CyborgDB's service reads 0 as "no cap", as it reads an absent top_k.
+        if let Some(k) = self.top_k.filter(|&k| k != 0) {
+            q = q.top_k(k);
+        }
+        let order = order_by(self.order_by.as_ref(), self.ascending.unwrap_or(true))?;
+        match self.text.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) => {
+                if order.is_some() {
+                    return Err(ApiError::bad_request(
+                        "order_by is not supported together with text: text results are ranked \
+                         by BM25 score (drop order_by, or list without text)",
+                    ));
+                }
+                q = q.text(text);
+                if let Some(fields) = &self.text_fields {
+                    q = q.text_fields(&fields.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+                if let Some(weights) = &self.text_field_weights {
+                    q = q.text_field_weights(weights);
+                }
+                if let Some(all) = self.require_all_terms {
+                    q = q.require_all_terms(all);
+                }
+            }
+            None => {
+                check_text_free(&[
+                    ("text_fields", self.text_fields.is_some()),
+                    ("text_field_weights", self.text_field_weights.is_some()),
+                    ("require_all_terms", self.require_all_terms.is_some()),
+                ])?;
+                if let Some((field, direction)) = order {
+                    q = q.order_by(&field, direction);
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `order_by` as the wire sends it: a field name (direction from `ascending`), or
+/// `{field: 1 | -1}` whose sign wins over `ascending`.
+///
+/// # Errors
+/// 400 for anything else.
+fn order_by(value: Option<&Value>, ascending: bool) -> Result<Option<(String, Order)>, ApiError> {
+    let direction = |up: bool| {
+        if up {
+            Order::Ascending
+        } else {
+            Order::Descending
+        }
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(field)) => Ok(Some((field.clone(), direction(ascending)))),
+        Some(Value::Object(fields)) => {
+            let mut entries = fields.iter();
+            match (entries.next(), entries.next()) {
+                (Some((field, sign)), None) => match sign.as_i64() {
+                    Some(1) => Ok(Some((field.clone(), Order::Ascending))),
+                    Some(-1) => Ok(Some((field.clone(), Order::Descending))),
+                    _ => Err(ApiError::bad_request(
+                        "order_by: the direction must be 1 (ascending) or -1 (descending)",
+                    )),
+                },
+                _ => Err(ApiError::bad_request(format!(
+                    "order_by dict must specify exactly one field, got {}",
+                    fields.len()
+                ))),
+            }
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "order_by must be a field name or {field: 1 | -1}",
+        )),
+    }
+}
+
+/// `POST /v1/vectors/query_metadata` -> `{"results": [{"id", "score"?}], "ids", "count"}`:
+/// the core's listing by metadata and text, without a vector.
+pub async fn query_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<QueryMetadataRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let creds = Credentials::of(caller, req.index_key.as_ref())?;
+    let listing = req.listing()?;
+    let name = req.index_name;
+    let hits = blocking(move || {
+        let target = creds.open(&state, &name, Access::Read)?;
+        Ok(match ready(&target) {
+            Some(index) => index.query_metadata(&listing)?,
+            // A placeholder holds nothing.
+            None => Vec::new(),
+        })
+    })
+    .await?;
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    let results: Vec<Value> = hits
+        .iter()
+        .map(|h| match h.score {
+            Some(score) => json!({"id": h.id, "score": score}),
+            None => json!({"id": h.id}),
+        })
+        .collect();
+    Ok(Json(
+        json!({"results": results, "ids": ids, "count": hits.len()}),
     ))
 }

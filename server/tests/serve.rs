@@ -9,5 +9,6 @@ mod serve {
     mod replicas;
     mod secrets;
     mod shutdown;
+    mod text;
     mod vectors;
 }

@@ -405,6 +405,21 @@ fn a_train_request_while_one_runs_is_a_conflict() {
                 "batch": {"ids": ids, "vectors_b64": common::b64_rows(&rows), "dimension": 32}}),
     );
     assert_eq!(up.status, 200, "{}", up.text);
+    // 20,000 items start the core's own training in the background (a train request then
+    // would be the 409 of its own): wait until it is done, so the first request below trains.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let d = server.post(
+            "/v1/indexes/describe",
+            &json!({"index_name": "busy", "index_key": hex}),
+        );
+        let s = server.get("/v1/indexes/training-status");
+        if d.body["is_trained"] == true && s.body["training_indexes"] == json!([]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never trained itself");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let body = json!({"index_name": "busy", "index_key": hex, "n_lists": 256, "max_iters": 50, "tolerance": 0.0});
     std::thread::scope(|s| {
         let first = s.spawn(|| server.post("/v1/indexes/train", &body));
