@@ -64,7 +64,15 @@ impl Features {
             None => MetadataSchema::new(),
             Some(fields) => {
                 let mut fields = fields.clone();
-                if fields.get(CONTENTS) == Some(&json!({"full_text": true})) {
+                // `{"full_text": true}` as a caller writes it, or with `filterable` and
+                // `pattern` false as the Python SDK fills them in; anything else on
+                // `contents` goes to the core, which refuses it with the reason.
+                let flag = |policy: &Value, key: &str| policy.get(key).and_then(Value::as_bool);
+                if let Some(policy) = fields.get(CONTENTS)
+                    && flag(policy, "full_text") == Some(true)
+                    && flag(policy, "filterable") != Some(true)
+                    && flag(policy, "pattern") != Some(true)
+                {
                     fields.remove(CONTENTS);
                     full_text = true;
                 }
@@ -206,6 +214,13 @@ mod tests {
         let schema = json!({"contents": {"full_text": true}, "title": {"pattern": true}});
         let f = Features::parse(&asked(schema.as_object(), None)).unwrap();
         assert!(f.full_text);
+        // As the Python SDK sends it (every setting filled in).
+        let sdk = json!({"contents": {"filterable": false, "pattern": false, "full_text": true}});
+        assert!(
+            Features::parse(&asked(sdk.as_object(), None))
+                .unwrap()
+                .full_text
+        );
         let described = f.schema_json();
         assert_eq!(described["title"]["pattern"], true);
         assert_eq!(described["contents"]["full_text"], true);

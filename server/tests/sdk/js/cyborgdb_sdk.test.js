@@ -161,6 +161,19 @@ test('filters and include', async () => {
   await index.deleteIndex();
 });
 
+test('$regex and $contains filters (the JS SDK passes filters through)', async () => {
+  const { index } = await filledIndex();
+  const cases = [
+    [{ group: { $regex: '^(red|blue)$' } }, (i) => META[i].group === 'red' || META[i].group === 'blue'],
+    [{ group: { $contains: 'ee' } }, (i) => META[i].group.includes('ee')],
+  ];
+  for (const [filter, keep] of cases) {
+    const res = await index.query({ queryVectors: QUERIES[2], topK: N, filters: filter });
+    assertHits(res.results, bruteForce(ROWS, IDS, QUERIES[2], N, keep));
+  }
+  await index.deleteIndex();
+});
+
 test('get returns what was written, contents decoded by the SDK', async () => {
   const { index } = await filledIndex();
   const got = await index.get({ ids: [IDS[42], 'missing', IDS[7]] });

@@ -2,8 +2,8 @@
 
 Every answer is checked against an oracle: brute force over the same vectors with numpy, a
 metadata-filter evaluator, or what was written. Tests of endpoints whose core feature is
-not on main yet (query_metadata: issue #41; users: issue #43) skip with that reason when the
-server answers 501, and run for real once it does not.
+not on main yet (users: issue #43) skip with that reason when the server answers 501, and
+run for real once it does not.
 """
 
 import base64
@@ -291,30 +291,176 @@ def test_hybrid_text_query_on_contents(client, data):
         index.delete_index()
 
 
-def test_query_metadata_with_and_without_text(client, data):
+BODY_WORDS = ["apple", "banana", "cherry", "grape", "melon"]
+
+
+@pytest.fixture(scope="module")
+def texts(client, data):
+    """An index with a pattern field `title`, an unindexed field `raw`, a metadata text
+    field `body` (two words) and the contents as a text field (one other word)."""
     ids, vectors, metadata, _, _ = data
-    with pending("issue #41"):
-        index = client.create_index(_name("qm"), cyborgdb.Client.generate_key(), dimension=DIM,
-                                    text_fields=["body"])
+    key = cyborgdb.Client.generate_key()
+    index = client.create_index(
+        _name("texts"), key, dimension=DIM,
+        metadata_schema={"title": {"pattern": True}, "raw": {"filterable": False}},
+        text_fields=["body", "contents"], bm25_k1=1.1, bm25_b=0.6)
+    meta = [
+        {**metadata[i], "title": (f"INV-{i}" if i % 2 == 0 else f"memo-{i}"), "raw": i,
+         "body": f"{BODY_WORDS[i % 5]} {BODY_WORDS[(i // 5) % 5]}"}
+        for i in range(100)
+    ]
+    contents = [f"note {['kiwi', 'lemon', 'mango'][i % 3]}" for i in range(100)]
+    index.upsert([
+        {"id": ids[i], "vector": vectors[i], "metadata": meta[i], "contents": contents[i]}
+        for i in range(100)
+    ])
+    yield index, meta, contents
+    index.delete_index()
+
+
+def _body_has(meta, word):
+    return word in meta["body"].split()
+
+
+def test_describe_reports_the_schema_and_bm25(texts):
+    index, _, _ = texts
+    schema = index.metadata_schema
+    assert schema["title"] == {"filterable": True, "pattern": True, "full_text": False}
+    assert schema["raw"] == {"filterable": False, "pattern": False, "full_text": False}
+    assert schema["body"] == {"filterable": False, "pattern": False, "full_text": True}
+    assert schema["contents"]["full_text"] is True
+    bm25 = index.bm25
+    assert bm25["k1"] == pytest.approx(1.1) and bm25["b"] == pytest.approx(0.6)
+
+
+def test_query_metadata_with_and_without_text(texts, data):
+    index, meta, contents = texts
+    ids = data[0][:100]
+    rows = index.query_metadata(filters={"group": "red"})
+    assert {r["id"] for r in rows} == {ids[i] for i in range(100) if meta[i]["group"] == "red"}
+    assert all(set(r) == {"id"} for r in rows)
+    assert len(index.query_metadata()) == 100
+    ordered = index.query_metadata(filters={"n": {"$lt": 20}}, order_by="n", ascending=False, top_k=5)
+    assert [r["id"] for r in ordered] == [ids[i] for i in (19, 18, 17, 16, 15)]
+    # The MongoDB-style form: its sign wins.
+    ordered = index.query_metadata(order_by={"n": -1}, top_k=3)
+    assert [r["id"] for r in ordered] == [ids[i] for i in (99, 98, 97)]
+    # $regex and $contains on a pattern field.
+    rows = index.query_metadata(filters={"title": {"$regex": "^INV-1\\d$"}})
+    assert {r["id"] for r in rows} == {ids[i] for i in range(10, 20, 2)}
+    rows = index.query_metadata(filters={"title": {"$contains": "mo-3"}})
+    assert {r["id"] for r in rows} == {ids[i] for i in range(100) if "mo-3" in meta[i]["title"]}
+    # Text: the items holding the word, best first, with scores.
+    scored = index.query_metadata(text="cherry", text_fields=["body"])
+    assert {r["id"] for r in scored} == {ids[i] for i in range(100) if _body_has(meta[i], "cherry")}
+    scores = [r["score"] for r in scored]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+    both = index.query_metadata(text="apple banana", require_all_terms=True)
+    assert {r["id"] for r in both} == {
+        ids[i] for i in range(100) if _body_has(meta[i], "apple") and _body_has(meta[i], "banana")}
+    # A weight of 0 leaves a field out: only the contents are searched then.
+    rows = index.query_metadata(text="lemon apple", text_fields=["body", "contents"],
+                                text_field_weights=[0.0, 1.0])
+    assert {r["id"] for r in rows} == {ids[i] for i in range(100) if contents[i].endswith("lemon")}
+    # A filter narrows the text hits.
+    rows = index.query_metadata(text="apple", filters={"group": "blue"})
+    assert {r["id"] for r in rows} == {
+        ids[i] for i in range(100) if _body_has(meta[i], "apple") and meta[i]["group"] == "blue"}
+
+
+def test_query_metadata_refusals_are_validation_errors(texts, client):
+    index, _, _ = texts
+    for kwargs in [
+        {"filters": {"raw": 3}},                        # not filterable in the schema
+        {"filters": {"group": {"$regex": "^r"}}},       # no pattern dictionary
+        {"text": "apple", "order_by": "n"},            # as CyborgDB's service
+        {"text": "apple", "text_fields": ["title"]},    # not a text field
+        {"text": "apple", "text_fields": ["body"], "text_field_weights": [1.0, 2.0]},
+        {"text_fields": ["body"]},                      # a text option without text
+    ]:
+        with pytest.raises(ValidationError):
+            index.query_metadata(**kwargs)
+    plain = client.create_index(_name("plain"), cyborgdb.Client.generate_key(), dimension=DIM)
     try:
-        index.upsert([
-            {"id": ids[i], "vector": vectors[i], "metadata": {**metadata[i], "body": f"word{i % 5} text"}}
-            for i in range(60)
-        ])
-        with pending("issue #41"):
-            rows = index.query_metadata(filters={"group": "red"})
-        assert {r["id"] for r in rows} == {ids[i] for i in range(60) if metadata[i]["group"] == "red"}
-        assert all(set(r) == {"id"} for r in rows)
-        ordered = index.query_metadata(filters={"n": {"$lt": 20}}, order_by="n", ascending=False, top_k=5)
-        assert [r["id"] for r in ordered] == [ids[i] for i in (19, 18, 17, 16, 15)]
-        scored = index.query_metadata(text="word3")
-        assert {r["id"] for r in scored} == {ids[i] for i in range(60) if i % 5 == 3}
-        assert all("score" in r for r in scored)
-        # Hybrid over a metadata text field.
-        hits = index.query(query_vectors=vectors[0], text="word3", alpha=0.0, top_k=12)
-        assert {h["id"] for h in hits} == {ids[i] for i in range(60) if i % 5 == 3}
+        plain.upsert([{"id": "a", "vector": np.ones(DIM, dtype=np.float32), "contents": "apple"}])
+        with pytest.raises(ValidationError):
+            plain.query_metadata(text="apple")
+        with pytest.raises(ValidationError):
+            plain.query(query_vectors=np.ones(DIM, dtype=np.float32), text="apple")
     finally:
-        index.delete_index()
+        plain.delete_index()
+
+
+def test_hybrid_knobs_over_metadata_text_fields(texts, data):
+    index, meta, contents = texts
+    ids, vectors, _, _, queries = data
+    ids, vectors = ids[:100], vectors[:100]
+    # Pure text leg over the metadata text field only.
+    hits = index.query(query_vectors=queries[0], text="melon", text_fields=["body"], alpha=0.0, top_k=100)
+    assert {h["id"] for h in hits} == {ids[i] for i in range(100) if _body_has(meta[i], "melon")}
+    hits = index.query(query_vectors=queries[0], text="grape apple", require_all_terms=True,
+                       alpha=0.0, top_k=100)
+    assert {h["id"] for h in hits} == {
+        ids[i] for i in range(100) if _body_has(meta[i], "grape") and _body_has(meta[i], "apple")}
+    hits = index.query(query_vectors=queries[0], text="mango melon", text_fields=["body", "contents"],
+                       text_field_weights=[0.0, 2.0], alpha=0.0, top_k=100)
+    assert {h["id"] for h in hits} == {ids[i] for i in range(100) if contents[i].endswith("mango")}
+    # Fused: every knob accepted; alpha 1 is the vector ranking (brute force); a batch and
+    # the binary path answer per row.
+    fused = index.query(query_vectors=queries[1], text="cherry", alpha=1.0, rrf_k=10, window_mult=4, top_k=10)
+    assert [h["id"] for h in fused] == [i for i, _ in brute_force(vectors, ids, queries[1], 10)]
+    rows = index.query(query_vectors=queries[:3], text="cherry kiwi", alpha=0.4, top_k=5)
+    assert len(rows) == 3 and all(len(r) == 5 and all("score" in h for h in r) for r in rows)
+    for bad in [{"alpha": 1.5}, {"window_mult": 0}]:
+        with pytest.raises(ValidationError):
+            index.query(query_vectors=queries[0], text="cherry", **bad)
+    with pytest.raises(ValidationError):
+        index.query(query_vectors=queries[0], alpha=0.5)
+
+
+def test_regex_and_contains_filter_vector_queries(texts, data):
+    index, meta, _ = texts
+    ids, vectors, _, _, queries = data
+    ids, vectors = ids[:100], vectors[:100]
+    for flt, keep in [
+        ({"title": {"$regex": "^memo-[1-3]"}}, lambda m: m["title"].startswith(("memo-1", "memo-2", "memo-3"))),
+        # `group` has no pattern dictionary: a vector query still evaluates it on each candidate.
+        ({"group": {"$contains": "ee"}}, lambda m: "ee" in m["group"]),
+    ]:
+        hits = index.query(query_vectors=queries[2], top_k=100, filters=flt, include=["distance"])
+        assert_hits(hits, brute_force(vectors, ids, queries[2], 100, keep=lambda i: keep(meta[i])))
+
+
+def test_storage_precisions(serve, client, data):
+    ids, vectors, *_ = data
+    for tier, tolerance in [("float32", 0.0), ("float16", 2.0 ** -11 * 4)]:
+        index = client.create_index(_name(tier), cyborgdb.Client.generate_key(), dimension=DIM,
+                                    storage_precision=tier)
+        try:
+            index.upsert(ids[:20], vectors[:20])
+            got = np.asarray(index.get([ids[4]], include=["vector"])[0]["vector"], dtype=np.float32)
+            worst = float(np.abs(got - vectors[4]).max())
+            assert worst <= tolerance * max(1.0, float(np.abs(vectors[4]).max()))
+            if tolerance:
+                assert worst > 0
+            # The stored vector is what queries measure against: itself at distance 0.
+            hit = index.query(query_vectors=got, top_k=1, include=["distance"])[0]
+            assert hit["id"] == ids[4] and hit["distance"] == pytest.approx(0.0, abs=1e-5)
+        finally:
+            index.delete_index()
+    # int8 is ciphervec's own tier (the SDK's model lists CyborgDB's): over raw HTTP.
+    name = _name("int8")
+    key = cyborgdb.Client.generate_key()
+    status, body = _raw(serve, "/v1/indexes/create",
+                        {"index_name": name, "index_key": key.hex(), "dimension": DIM, "storage_precision": "int8"})
+    assert status == 200, body
+    status, body = _raw(serve, "/v1/indexes/describe", {"index_name": name, "index_key": key.hex()})
+    assert body["storage_precision"] == "int8"
+    client.load_index(name, key).delete_index()
+    for tier in ["tq8", "tq4"]:
+        with pytest.raises(ValidationError) as e:
+            client.create_index(_name("tq"), cyborgdb.Client.generate_key(), dimension=DIM, storage_precision=tier)
+        assert "TurboQuant" in str(e.value)
 
 
 def test_users_read_and_write(serve, client, data):
