@@ -74,6 +74,15 @@ K = secrets.token_hex(32)
 K2 = secrets.token_hex(32)
 V = [[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.9, 0.1, 0.5, 0.5]]
 
+# Items whose metadata has a pattern field `title`, an unindexed `raw`, a text field `body`
+# (words whose stems are themselves, so that the service's stemming changes nothing).
+TEXT_ITEMS = [
+    {"id": f"v{i}", "vector": v,
+     "metadata": {"title": f"INV-{2000 + i}" if i < 3 else "memo", "date": [0, 3, 1, 4][i], "n": i, "raw": i,
+                  "body": ["refund overdue", "overdue", "refund", "nothing here"][i]}}
+    for i, v in enumerate(V + [[0.2, 0.2, 0.2, 0.9]])
+]
+
 # (what, method, path, body, key, the documented difference or None)
 CASES = [
     ("health without a key", "GET", "/v1/health", None, None, None),
@@ -107,6 +116,85 @@ CASES = [
     ("delete an index with a wrong key", "POST", "/v1/indexes/delete", {"index_name": "p3", "index_key": K2}, "default", None),
     ("delete an index", "POST", "/v1/indexes/delete", {"index_name": "p3", "index_key": K}, "default", None),
     ("describe a deleted index", "POST", "/v1/indexes/describe", {"index_name": "p3", "index_key": K}, "default", None),
+] + [
+    # Metadata schema, text fields, BM25, storage precision (issue #47's second half).
+    (what, "POST", path, dict(body, index_key=K), "default", documented)
+    for what, path, body, documented in [
+        ("create with schema, text fields, BM25", "/v1/indexes/create",
+         {"index_name": "t1", "dimension": 4, "metadata_schema": {"title": {"pattern": True}, "raw": {"filterable": False}},
+          "text_fields": ["body"], "bm25_k1": 1.5, "bm25_b": 0.5}, None),
+        ("describe it", "/v1/indexes/describe", {"index_name": "t1"}, None),
+        ("upsert with text fields", "/v1/vectors/upsert", {"index_name": "t1", "items": TEXT_ITEMS}, None),
+        ("query_metadata, every item", "/v1/vectors/query_metadata", {"index_name": "t1", "filters": {}}, None),
+        ("query_metadata, top_k 0 (no cap)", "/v1/vectors/query_metadata", {"index_name": "t1", "filters": {}, "top_k": 0}, None),
+        ("query_metadata, $regex", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {"title": {"$regex": "^INV-2\\d{3}$"}}}, None),
+        ("query_metadata, $contains", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {"title": {"$contains": "NV-20"}}}, None),
+        ("query_metadata, order_by name, descending", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "order_by": "date", "ascending": False, "top_k": 3}, None),
+        ("query_metadata, order_by {field: 1}", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "order_by": {"date": 1}}, None),
+        ("query_metadata, order_by two fields", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "order_by": {"date": -1, "n": 1}}, None),
+        ("query_metadata, an unindexed field", "/v1/vectors/query_metadata", {"index_name": "t1", "filters": {"raw": 1}}, None),
+        ("query_metadata, $regex off a pattern field", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {"date": {"$regex": "1"}}}, None),
+        ("query_metadata, text", "/v1/vectors/query_metadata", {"index_name": "t1", "filters": {}, "text": "overdue refund"}, None),
+        ("query_metadata, text, all terms", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "text": "overdue refund", "require_all_terms": True}, None),
+        ("query_metadata, text and a filter", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {"n": {"$gte": 1}}, "text": "refund"}, None),
+        ("query_metadata, text with order_by", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "text": "refund", "order_by": "date"}, None),
+        ("query_metadata, a field that is no text field", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "text": "refund", "text_fields": ["title"]}, None),
+        ("query_metadata, weights not one per field", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "text": "refund", "text_fields": ["body"], "text_field_weights": [1, 2]}, None),
+        ("query_metadata, empty text", "/v1/vectors/query_metadata", {"index_name": "t1", "filters": {}, "text": ""}, None),
+        ("query_metadata, text_fields without text", "/v1/vectors/query_metadata",
+         {"index_name": "t1", "filters": {}, "text_fields": ["body"]},
+         "400 instead of ignoring it: a text option without text changes nothing, so it is refused"),
+        ("hybrid query", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[0], "top_k": 10, "text": "overdue refund"}, None),
+        ("hybrid query, every knob", "/v1/vectors/query",
+         {"index_name": "t1", "query_vectors": V[0], "top_k": 10, "text": "overdue refund", "alpha": 0.3, "rrf_k": 10,
+          "window_mult": 2, "require_all_terms": False, "text_fields": ["body"], "text_field_weights": [2], "include": ["metadata"]}, None),
+        ("hybrid batch", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[:2], "top_k": 10, "text": "overdue"}, None),
+        ("alpha without text", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[0], "alpha": 0.3}, None),
+        ("alpha out of range", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[0], "text": "x", "alpha": 1.5}, None),
+        ("window_mult 0", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[0], "text": "x", "window_mult": 0}, None),
+        ("rrf_k 0", "/v1/vectors/query", {"index_name": "t1", "query_vectors": V[0], "text": "x", "rrf_k": 0},
+         "200 instead of 400: the core's fusion takes rrf_k >= 0 (1 / rank at 0); CyborgDB wants > 0"),
+        ("$contains filter on a vector query", "/v1/vectors/query",
+         {"index_name": "t1", "query_vectors": V[0], "top_k": 10, "filters": {"title": {"$contains": "INV"}}}, None),
+        ("filter on an unindexed field, vector query", "/v1/vectors/query",
+         {"index_name": "t1", "query_vectors": V[0], "top_k": 10, "filters": {"raw": {"$gte": 2}}}, None),
+        ("create without text fields", "/v1/indexes/create", {"index_name": "t2", "dimension": 4}, None),
+        ("upsert there", "/v1/vectors/upsert", {"index_name": "t2", "items": TEXT_ITEMS}, None),
+        ("hybrid query without a text field", "/v1/vectors/query", {"index_name": "t2", "query_vectors": V[0], "text": "overdue"}, None),
+        ("query_metadata text without a text field", "/v1/vectors/query_metadata", {"index_name": "t2", "text": "overdue"}, None),
+        ("describe without text fields", "/v1/indexes/describe", {"index_name": "t2"}, None),
+        ("create float16", "/v1/indexes/create", {"index_name": "t3", "dimension": 4, "storage_precision": "float16"}, None),
+        ("create int8", "/v1/indexes/create", {"index_name": "t4", "dimension": 4, "storage_precision": "int8"},
+         "200 instead of 422: int8 is a ciphervec tier (CyborgDB's enum lacks it)"),
+        ("create float64", "/v1/indexes/create", {"index_name": "t5", "dimension": 4, "storage_precision": "float64"},
+         "400 instead of 422: the core names the tiers (both are the SDK's ValidationError)"),
+        ("BM25 parameters without a text field", "/v1/indexes/create", {"index_name": "t6", "dimension": 4, "bm25_k1": 1.0}, None),
+        ("text_fields [contents]", "/v1/indexes/create", {"index_name": "t7", "dimension": 4, "text_fields": ["contents"]}, None),
+        ("schema: pattern without filterable", "/v1/indexes/create",
+         {"index_name": "t8", "dimension": 4, "metadata_schema": {"a": {"pattern": True, "filterable": False}}},
+         "400 instead of 422: the core reads the schema (both are the SDK's ValidationError)"),
+        ("schema and text_fields agree", "/v1/indexes/create",
+         {"index_name": "t9", "dimension": 4, "metadata_schema": {"a": {"full_text": True}}, "text_fields": ["a"]}, None),
+        ("schema and text_fields disagree", "/v1/indexes/create",
+         {"index_name": "t10", "dimension": 4, "metadata_schema": {"a": {"full_text": False}}, "text_fields": ["a"]}, None),
+        ("features without a dimension", "/v1/indexes/create",
+         {"index_name": "t11", "metadata_schema": {"a": {"pattern": True}}, "text_fields": ["b"]}, None),
+        ("describe them before the first upsert", "/v1/indexes/describe", {"index_name": "t11"}, None),
+        ("schema: an unknown setting", "/v1/indexes/create",
+         {"index_name": "t12", "dimension": 4, "metadata_schema": {"a": {"bogus": True}}},
+         "400 instead of 422: the core reads the schema (both are the SDK's ValidationError)"),
+    ]
 ]
 
 
@@ -116,7 +204,17 @@ def shape(body):
     if not isinstance(body, dict):
         return type(body).__name__
     if "results" in body and isinstance(body["results"], list):
-        return ("results", sorted(r.get("id") for r in body["results"] if isinstance(r, dict)))
+        rows = body["results"]
+        if rows and isinstance(rows[0], list):
+            return ("batch", [shape({"results": r}) for r in rows])
+        rows = [r for r in rows if isinstance(r, dict)]
+        # Whether hits carry a score (text and hybrid) is part of the answer.
+        return ("results", sorted(r.get("id") for r in rows), any("score" in r for r in rows))
+    if "metadata_schema" in body:
+        # describe: what both report of the index (analyzer names differ by design).
+        bm25 = body.get("bm25") and {k: body["bm25"][k] for k in ("k1", "b")}
+        return ("describe", body.get("dimension"), body.get("metric"), body.get("is_trained"),
+                body.get("metadata_schema"), bm25)
     if "ids" in body:
         return ("ids", sorted(body["ids"]))
     if "indexes" in body:
@@ -143,6 +241,9 @@ def main():
                 a = serve.call(method, path, body, key)
                 b = service.call(method, path, body, key)
                 same = a[0] == b[0] and (a[0] >= 400 or shape(a[1]) == shape(b[1]))
+                # An ordered listing is compared in order.
+                if same and a[0] == 200 and isinstance(body, dict) and body.get("order_by") is not None:
+                    same = a[1].get("ids") == b[1].get("ids")
                 if same:
                     verdict = "same"
                 elif documented:

@@ -169,8 +169,14 @@ impl Features {
         let (k1, b) = self
             .bm25
             .unwrap_or_else(|| IndexConfig::ivf_flat(1).bm25_params());
-        json!({"k1": k1, "b": b, "analyzer_version": ANALYZER})
+        json!({"k1": decimal(k1), "b": decimal(b), "analyzer_version": ANALYZER})
     }
+}
+
+/// An `f32` as the `f64` of its shortest decimal form, so that the 1.2 a caller sent reads
+/// back as 1.2 rather than as 1.2000000476837158.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// A storage precision from its wire name (absent: float32).
@@ -224,7 +230,8 @@ mod tests {
         let described = f.schema_json();
         assert_eq!(described["title"]["pattern"], true);
         assert_eq!(described["contents"]["full_text"], true);
-        assert!(f.bm25_json().is_object());
+        assert_eq!(f.bm25_json()["k1"], json!(1.2));
+        assert_eq!(f.bm25_json()["b"], json!(0.75));
     }
 
     #[test]
