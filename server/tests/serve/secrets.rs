@@ -74,6 +74,38 @@ fn logs_and_error_bodies_hold_no_key_id_vector_or_data() {
         "/v1/vectors/query",
         json!({"index_name": name, "index_key": hex, "query_vectors": [vector[0]]}),
     );
+    // Listings, text and schemas: values in bad regexes, text, directions and settings.
+    run(
+        "/v1/vectors/query_metadata",
+        json!({"index_name": name, "index_key": hex,
+        "filters": {"field": {"$regex": format!("({meta}")}}}),
+    );
+    run(
+        "/v1/vectors/query_metadata",
+        json!({"index_name": name, "index_key": hex, "filters": {"field": {"$contains": meta}}}),
+    );
+    run(
+        "/v1/vectors/query_metadata",
+        json!({"index_name": name, "index_key": hex, "text": meta}),
+    );
+    run(
+        "/v1/vectors/query_metadata",
+        json!({"index_name": name, "index_key": hex, "order_by": {"field": meta}}),
+    );
+    run(
+        "/v1/vectors/query",
+        json!({"index_name": name, "index_key": hex, "query_vectors": vector, "text": meta}),
+    );
+    run(
+        "/v1/indexes/create",
+        json!({"index_name": format!("{name}-2"), "index_key": hex, "dimension": 2,
+        "metadata_schema": {"field": {"pattern": meta}}, "storage_precision": contents}),
+    );
+    run(
+        "/v1/indexes/create",
+        json!({"index_name": format!("{name}-3"), "index_key": hex, "dimension": 2,
+        "storage_precision": meta}),
+    );
     run(
         "/v1/vectors/get",
         json!({"index_name": name, "index_key": hex, "ids": [id], "include": ["metdata"]}),
@@ -131,7 +163,7 @@ fn logs_and_error_bodies_hold_no_key_id_vector_or_data() {
         "9.876543".to_owned(),
     ];
     secrets.push(String::from_utf8_lossy(&raw).into_owned());
-    assert!(bodies.len() >= 14, "{bodies:?}");
+    assert!(bodies.len() >= 21, "{bodies:?}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "the log holds {secret:?}");
         for body in &bodies {
