@@ -26,7 +26,7 @@ struct Written {
 /// metadata text field `body` of two words, contents of one word (different from the body's
 /// words, so that fields are told apart), and `raw`, which the schema keeps unindexed.
 fn written(i: usize, vector: Vec<f32>) -> Written {
-    let title = if i % 2 == 0 {
+    let title = if i.is_multiple_of(2) {
         format!("INV-{i}")
     } else {
         format!("memo-{i}")
@@ -150,7 +150,7 @@ fn query_metadata_lists_what_an_evaluator_selects_in_the_order_asked() {
             json!({"title": {"$regex": "^INV-1\\d$"}}),
             where_(&items, |w| {
                 let n = w.meta["n"].as_u64().unwrap();
-                n % 2 == 0 && (10..20).contains(&n)
+                n.is_multiple_of(2) && (10..20).contains(&n)
             }),
         ),
         (
