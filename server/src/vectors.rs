@@ -270,6 +270,16 @@ fn check_text_free(given: &[(&str, bool)]) -> Result<(), ApiError> {
     )))
 }
 
+/// The filter a request gives: `None` for an absent, `null` or empty one (the SDKs send
+/// `{}` for "no filter").
+fn given_filter(filters: Option<&Value>) -> Option<&Value> {
+    match filters {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) if o.is_empty() => None,
+        Some(f) => Some(f),
+    }
+}
+
 /// The largest `top_k * rerank_mult` a query may ask (CyborgDB's ceiling, inclusive).
 const MAX_CANDIDATES: usize = 10_000;
 
@@ -324,10 +334,8 @@ impl QueryOptions {
         if let Some(m) = self.rerank_mult {
             q = q.rerank(m);
         }
-        match &self.filters {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o)) if o.is_empty() => {}
-            Some(f) => q = q.filter(f.clone()),
+        if let Some(f) = given_filter(self.filters.as_ref()) {
+            q = q.filter(f.clone());
         }
         if let Some(text) = self.text() {
             q = q.text(text);
@@ -666,10 +674,8 @@ impl QueryMetadataRequest {
     /// results are ranked by score), or text options without text.
     fn listing(&self) -> Result<MetadataQuery, ApiError> {
         let mut q = MetadataQuery::new();
-        match &self.filters {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o)) if o.is_empty() => {}
-            Some(f) => q = q.filter(f.clone()),
+        if let Some(f) = given_filter(self.filters.as_ref()) {
+            q = q.filter(f.clone());
         }
         // CyborgDB's service reads 0 as "no cap", as it reads an absent top_k.
         if let Some(k) = self.top_k.filter(|&k| k != 0) {
