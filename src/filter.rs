@@ -6,6 +6,7 @@
 //! {"$or": [{"a.b": 1}, {"tags": {"$in": ["x", "y"]}}]}
 //! {"price": {"$not": {"$gt": 10}}}           field-level $not (also matches a missing field)
 //! {"$not": {"genre": "jazz"}}                top-level $not of a whole filter
+//! {"$nor": [{"genre": "jazz"}, {"year": 1999}]}  none of them (MongoDB's $nor)
 //! ```
 //! Dotted paths walk nested objects (and arrays of objects). A condition on a field that
 //! holds an array matches when the array as a whole, or any element, matches, as in
@@ -154,15 +155,17 @@ fn parse_doc(map: &Map<String, Value>) -> Result<Filter> {
     let mut parts = Vec::with_capacity(map.len());
     for (key, value) in map {
         parts.push(match key.as_str() {
-            "$and" | "$or" => {
+            "$and" | "$or" | "$nor" => {
                 let list = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
                     Error::invalid_filter(format!("{key} needs a non-empty array"))
                 })?;
                 let subs = list.iter().map(Filter::parse).collect::<Result<Vec<_>>>()?;
-                if key == "$and" {
-                    Filter::And(subs)
-                } else {
-                    Filter::Or(subs)
+                match key.as_str() {
+                    "$and" => Filter::And(subs),
+                    "$or" => Filter::Or(subs),
+                    // MongoDB's $nor: none of them matches (so a missing field satisfies a
+                    // condition on it, as with $not).
+                    _ => Filter::Not(Box::new(Filter::Or(subs))),
                 }
             }
             "$not" => {
@@ -600,6 +603,10 @@ mod tests {
         assert!(m(json!({"missing": {"$not": {"$gt": 6}}}), doc.clone()));
         assert!(m(json!({"$or": [{"a": 1}, {"s": "m"}]}), doc.clone()));
         assert!(!m(json!({"$and": [{"a": 5}, {"s": "x"}]}), doc.clone()));
+        // $nor: none matches; a condition on a missing field does not match, so $nor of it does.
+        assert!(!m(json!({"$nor": [{"a": 1}, {"s": "m"}]}), doc.clone()));
+        assert!(m(json!({"$nor": [{"a": 1}, {"missing": 3}]}), doc.clone()));
+        assert!(Filter::parse(&json!({"$nor": []})).is_err());
         assert!(m(json!({"$not": {"a": 1}}), doc.clone()));
         assert!(m(json!({"n": {"x": 1, "y": [{"z": "q"}]}}), doc.clone()));
         assert!(m(json!({}), doc.clone()));

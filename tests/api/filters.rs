@@ -53,6 +53,7 @@ enum F {
     NotField(&'static str, Box<F>),
     And(Vec<F>),
     Or(Vec<F>),
+    Nor(Vec<F>),
 }
 
 fn scalar_for(rng: &mut Rng, path: &str) -> Value {
@@ -79,7 +80,7 @@ fn random_filter(rng: &mut Rng, depth: usize) -> F {
     let kind = if depth == 0 {
         rng.below(7)
     } else {
-        rng.below(10)
+        rng.below(11)
     };
     match kind {
         0 => F::Eq(path, operand_for(rng, path)),
@@ -110,7 +111,12 @@ fn random_filter(rng: &mut Rng, depth: usize) -> F {
                 .map(|_| random_filter(rng, depth - 1))
                 .collect(),
         ),
-        _ => F::Or(
+        9 => F::Or(
+            (0..1 + rng.below(3))
+                .map(|_| random_filter(rng, depth - 1))
+                .collect(),
+        ),
+        _ => F::Nor(
             (0..1 + rng.below(3))
                 .map(|_| random_filter(rng, depth - 1))
                 .collect(),
@@ -134,6 +140,7 @@ fn render(f: &F) -> Value {
         }
         F::And(fs) => json!({"$and": fs.iter().map(render).collect::<Vec<_>>()}),
         F::Or(fs) => json!({"$or": fs.iter().map(render).collect::<Vec<_>>()}),
+        F::Nor(fs) => json!({"$nor": fs.iter().map(render).collect::<Vec<_>>()}),
     }
 }
 
@@ -187,6 +194,7 @@ fn eval(f: &F, doc: &Value) -> bool {
         F::NotField(_, inner) => !eval(inner, doc),
         F::And(fs) => fs.iter().all(|g| eval(g, doc)),
         F::Or(fs) => fs.iter().any(|g| eval(g, doc)),
+        F::Nor(fs) => !fs.iter().any(|g| eval(g, doc)),
     }
 }
 
