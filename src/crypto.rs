@@ -9,6 +9,7 @@ pub(crate) mod hkdf;
 mod kat;
 pub(crate) mod mac;
 pub(crate) mod schedule;
+pub(crate) mod sign;
 
 use rand::TryRng as _;
 

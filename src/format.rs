@@ -7,6 +7,7 @@
 //! (`index`) joins these layouts with the ciphertexts of `crypto`, handing `crypto` the
 //! [`FORMAT_VERSION`] and a [`RecordKind`] as plain values to bind into associated data.
 
+pub(crate) mod access;
 pub(crate) mod codec;
 pub(crate) mod manifest;
 pub(crate) mod padding;
@@ -86,11 +87,20 @@ pub(crate) enum RecordKind {
     BlockVectors = 11,
     /// The ids of older commits of the history chain (format 8), written by a rewrite.
     History = 12,
+    /// A user's grant in the manifest's access section (format 8).
+    Grant = 13,
+    /// The roster of the access section: user names, scopes and grant keys (format 8).
+    Roster = 14,
+    /// The index key holder's secrets in the access section (format 8).
+    OwnerSecrets = 15,
+    /// A rewrite's copy of the access section it commits, so that a roll-forward of the
+    /// rewrite installs it too (format 8).
+    Access = 16,
 }
 
 impl RecordKind {
     /// The kind a segment directory entry names, if `v` is one a directory may list
-    /// (centroids, list blocks, fields, tombstones, codebooks, history).
+    /// (centroids, list blocks, fields, tombstones, codebooks, history, access).
     pub(crate) fn listed_in_segment(v: u8) -> Option<RecordKind> {
         match v {
             3 => Some(RecordKind::Centroids),
@@ -99,6 +109,7 @@ impl RecordKind {
             6 => Some(RecordKind::Tombstones),
             7 => Some(RecordKind::Codebook),
             12 => Some(RecordKind::History),
+            16 => Some(RecordKind::Access),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The public facade: [`Database`], [`EncryptedIndex`] and the values they take and return.
 //! The only layer that imports every other (storage -> format -> crypto -> ivf -> kernel).
 
+mod access;
 mod anchor;
 mod binding;
 mod candidates;
@@ -22,6 +23,7 @@ mod types;
 mod upkeep;
 mod validate;
 
+pub use access::Access;
 pub use anchor::Anchor;
 pub use config::{IndexConfig, IndexType, StoragePrecision, TrainOptions};
 pub use database::{Database, DatabaseOptions, StorageInfo};

@@ -28,7 +28,7 @@ pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};
 
 pub use index::{
-    Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include, IndexConfig,
-    IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record, StorageInfo,
-    StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
+    Access, Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include,
+    IndexConfig, IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query,
+    Record, StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
 };

@@ -14,6 +14,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use super::aead::{Binding, Sealer};
 use super::hkdf;
 use super::mac::HmacSha3;
+use super::sign::{SigningKey, VerifyingKey};
 use crate::error::{Error, Result};
 use crate::key::IndexKey;
 
@@ -47,12 +48,18 @@ pub(crate) enum Purpose {
     Manifest,
     /// From the data key: HMAC key authenticating the whole manifest file.
     ManifestMac,
+    /// From a user key: the AES-256-GCM key that seals that user's grant.
+    GrantKey,
+    /// From a user key: HMAC key turning the user name into the token naming its grant.
+    GrantToken,
+    /// From the roster key: the AES-256-GCM key that seals the roster of users.
+    Roster,
 }
 
 impl Purpose {
     /// Every purpose, for tests and documentation.
     #[cfg(test)]
-    pub(crate) const ALL: [Purpose; 9] = [
+    pub(crate) const ALL: [Purpose; 12] = [
         Purpose::KeyCheck,
         Purpose::KeyWrap,
         Purpose::ItemToken,
@@ -62,6 +69,9 @@ impl Purpose {
         Purpose::Content,
         Purpose::Manifest,
         Purpose::ManifestMac,
+        Purpose::GrantKey,
+        Purpose::GrantToken,
+        Purpose::Roster,
     ];
 
     /// The fixed, versioned label of this purpose.
@@ -76,6 +86,9 @@ impl Purpose {
             Purpose::Content => b"ciphervec/v1/content",
             Purpose::Manifest => b"ciphervec/v1/manifest",
             Purpose::ManifestMac => b"ciphervec/v1/manifest-mac",
+            Purpose::GrantKey => b"ciphervec/v1/grant-key",
+            Purpose::GrantToken => b"ciphervec/v1/grant-token",
+            Purpose::Roster => b"ciphervec/v1/roster",
         }
     }
 }
@@ -133,7 +146,28 @@ impl IndexParams {
 
     /// The key wrapper of `key` for this index (holds the derived wrapping key, not `key`).
     pub(crate) fn key_wrapper(&self, key: &IndexKey) -> KeyWrapper {
-        KeyWrapper(self.wrapping_sealer(key))
+        let raw = self.derive(key.as_bytes(), Purpose::KeyWrap, 0);
+        KeyWrapper::from_raw(&raw, self.index_id)
+    }
+
+    /// What `user_key` derives for `user` in this index: its grant key and grant token.
+    pub(crate) fn user_keys(&self, user_key: &IndexKey, user: &str) -> UserKeys {
+        let grant_key = self.derive(user_key.as_bytes(), Purpose::GrantKey, 0);
+        let token_key = self.derive(user_key.as_bytes(), Purpose::GrantToken, 0);
+        UserKeys {
+            token: HmacSha3::new(&*token_key).mac(&[user.as_bytes()]),
+            grant_key,
+        }
+    }
+
+    /// The sealer of a grant under its (raw) grant key.
+    pub(crate) fn grant_sealer(&self, grant_key: &[u8; 32]) -> Sealer {
+        Sealer::fixed(grant_key, self.index_id)
+    }
+
+    /// The sealer of the roster under the roster key.
+    pub(crate) fn roster_sealer(&self, roster_key: &[u8; 32]) -> Sealer {
+        Sealer::fixed(&self.derive(roster_key, Purpose::Roster, 0), self.index_id)
     }
 
     /// Wraps `dek` under `key` (AES-256-GCM, bound to this index id and `binding`).
@@ -174,9 +208,37 @@ impl IndexParams {
 
 /// Wraps data keys under the key-wrap sub-key of an index key, so that an open index can
 /// rotate its data key without holding the index key itself.
-pub(crate) struct KeyWrapper(Sealer);
+pub(crate) struct KeyWrapper(Sealer, Zeroizing<[u8; 32]>);
 
 impl KeyWrapper {
+    /// The wrapper of a raw key-wrap sub-key (what an admin grant carries).
+    pub(crate) fn from_raw(raw: &[u8; 32], index_id: [u8; INDEX_ID_LEN]) -> KeyWrapper {
+        KeyWrapper(Sealer::fixed(raw, index_id), Zeroizing::new(*raw))
+    }
+
+    /// The raw key-wrap sub-key, to be sealed into admin grants.
+    pub(crate) fn raw(&self) -> &[u8; 32] {
+        &self.1
+    }
+
+    /// Seals a secret of the index key's holder (the access section's owner secrets).
+    pub(crate) fn seal(&self, plain: &[u8], binding: &Binding) -> Result<Vec<u8>> {
+        self.0.seal(plain, binding)
+    }
+
+    /// Opens what [`seal`](Self::seal) sealed (`Corrupted` naming `what` if it fails).
+    pub(crate) fn open(
+        &self,
+        sealed: &[u8],
+        binding: &Binding,
+        what: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.0
+            .open(sealed, binding)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::corrupted(what))
+    }
+
     /// Wraps `dek` (AES-256-GCM, bound to the index id and `binding`).
     pub(crate) fn wrap(&self, dek: &DataKey, binding: &Binding) -> Result<[u8; WRAPPED_KEY_LEN]> {
         let sealed = self.0.seal(&dek.bytes, binding)?;
@@ -220,12 +282,34 @@ impl DataKey {
         &self.bytes
     }
 
-    fn from_slice(bytes: &[u8]) -> Result<DataKey> {
+    /// A data key from its bytes (a grant's).
+    pub(crate) fn from_slice(bytes: &[u8]) -> Result<DataKey> {
         let bytes = bytes
             .try_into()
             .map_err(|_| Error::corrupted("wrapped data key length"))?;
         Ok(DataKey { bytes })
     }
+}
+
+/// What a user key derives for one user of one index.
+pub(crate) struct UserKeys {
+    /// The token naming the user's grant.
+    pub token: [u8; 32],
+    /// The key sealing the user's grant.
+    pub grant_key: Zeroizing<[u8; 32]>,
+}
+
+/// The commit keys and access secrets of an index with access control, as one opener holds
+/// them.
+pub(crate) struct AccessKeys {
+    /// The scope, as the facade stores it (a plain number here).
+    pub scope: u8,
+    /// Verifies every commit.
+    pub verifier: VerifyingKey,
+    /// Signs commits (write scope and the index key's holder).
+    pub signer: Option<SigningKey>,
+    /// Opens the roster (admin scope and the index key's holder).
+    pub roster_key: Option<Zeroizing<[u8; 32]>>,
 }
 
 /// Every working key of one open index.
@@ -246,6 +330,11 @@ pub(crate) struct Keys {
     pub manifest_mac: HmacSha3,
     /// Wraps a new data key under the same index key (for data-key rotation), when known.
     pub wrapper: Option<Arc<KeyWrapper>>,
+    /// The user key's derivations, when the index was opened as a granted user (they open
+    /// the user's grant again when the access section changes).
+    pub user: Option<Arc<UserKeys>>,
+    /// The signing and verifying keys of an index with access control.
+    pub access: Option<Arc<AccessKeys>>,
     /// The format version records are bound under with these keys (the index's, a plain
     /// number the facade chooses: this layer only carries it to the bindings).
     pub format: u16,
@@ -266,6 +355,8 @@ impl Keys {
             manifest: sealer(Purpose::Manifest),
             manifest_mac: hmac(Purpose::ManifestMac),
             wrapper: None,
+            user: None,
+            access: None,
             format,
         }
     }

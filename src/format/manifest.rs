@@ -4,7 +4,7 @@
 //! offset  size  field
 //! 0       8     magic "CVECMAN1"
 //! 8       2     format version
-//! 10      2     reserved, zero
+//! 10      2     flags (format 8): 1 = an access section and a signature follow the body
 //! 12      32    salt
 //! 44      16    index id
 //! 60      32    key-check value
@@ -12,7 +12,9 @@
 //! 156     32    header checksum: SHA3-256 of bytes [0, 156) (unkeyed)
 //! 188     4     body length B
 //! 192     B     sealed body (AES-256-GCM under the manifest key)
-//! 192+B   32    HMAC-SHA3-256 under the manifest-MAC key of bytes [0, 192+B)
+//! (flag 1: 192+B 4 access section length A, then A bytes: `access::AccessSection`)
+//! E       32    HMAC-SHA3-256 under the manifest-MAC key of bytes [0, E)
+//! (flag 1: E+32 64 Ed25519 signature of bytes [0, E+32) under the index's signing key)
 //! ```
 //! The checksum tells a damaged header from a wrong key: a flipped byte in the salt, id,
 //! key-check value or wrapped key is `Corrupted` before any key is tried. It proves nothing
@@ -20,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::access::AccessSection;
 use super::reader::Reader;
 use super::vectors::VectorCoding;
 use super::{CommitId, INDEX_ID_LEN, KEY_CHECK_LEN, SALT_LEN, WRAPPED_KEY_LEN};
@@ -40,6 +43,10 @@ const CHECKSUM_LEN: usize = 32;
 pub(crate) const MAX_FILE_LEN: usize = 64 << 20;
 /// Length of the trailing MAC.
 pub(crate) const MAC_LEN: usize = 32;
+/// Length of the signature after the MAC (flag 1).
+pub(crate) const SIGNATURE_LEN: usize = 64;
+/// Header flag: an access section and a signature follow the body.
+const FLAG_ACCESS: u16 = 1;
 
 /// The clear header: what the storage may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +59,9 @@ pub(crate) struct ManifestHeader {
     pub key_check: [u8; KEY_CHECK_LEN],
     /// The data key wrapped by the index key.
     pub wrapped_key: [u8; WRAPPED_KEY_LEN],
+    /// Grants and the verifying key (format 8, header flag 1): `None` for an index without
+    /// access control.
+    pub access: Option<AccessSection>,
 }
 
 /// The index type, as stored.
@@ -335,7 +345,12 @@ pub(crate) fn encode_unsigned(
     let mut out = Vec::with_capacity(HEADER_LEN + sealed_body.len() + MAC_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    let flags = if header.access.is_some() {
+        FLAG_ACCESS
+    } else {
+        0
+    };
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&header.salt);
     out.extend_from_slice(&header.index_id);
     out.extend_from_slice(&header.key_check);
@@ -344,7 +359,21 @@ pub(crate) fn encode_unsigned(
     out.extend_from_slice(&checksum);
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(sealed_body);
+    if let Some(access) = &header.access {
+        let bytes = access.encode();
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
     Ok(out)
+}
+
+/// Length of what an access section adds to a manifest file (its length field, its bytes,
+/// the signature), for the padding of the body.
+pub(crate) fn access_overhead(header: &ManifestHeader) -> usize {
+    header
+        .access
+        .as_ref()
+        .map_or(0, |a| 4 + a.encode().len() + SIGNATURE_LEN)
 }
 
 /// A manifest file split into its parts (nothing verified yet).
@@ -359,6 +388,8 @@ pub(crate) struct ManifestParts<'a> {
     pub signed: &'a [u8],
     /// The MAC.
     pub mac: &'a [u8],
+    /// The bytes the signature covers (through the MAC) and the signature (flag 1).
+    pub signature: Option<(&'a [u8], [u8; SIGNATURE_LEN])>,
 }
 
 /// Splits a manifest file, checking magic, version and lengths.
@@ -383,7 +414,8 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
             Error::corrupted("manifest header checksum")
         });
     }
-    if r.u16()? != 0 {
+    let flags = r.u16()?;
+    if flags & !FLAG_ACCESS != 0 || (version < 8 && flags != 0) {
         return Err(r.corrupted());
     }
     let salt = r.array()?;
@@ -396,8 +428,20 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
     }
     let body_len = r.u32()? as usize;
     let sealed_body = r.bytes(body_len)?;
+    let access = if flags & FLAG_ACCESS != 0 {
+        let len = r.u32()? as usize;
+        Some(AccessSection::decode(r.bytes(len)?)?)
+    } else {
+        None
+    };
     let signed_len = r.position();
     let mac = r.bytes(MAC_LEN)?;
+    let signature = if access.is_some() {
+        let covered = r.position();
+        Some((&file[..covered], r.array()?))
+    } else {
+        None
+    };
     r.finish()?;
     Ok(ManifestParts {
         version,
@@ -406,10 +450,12 @@ pub(crate) fn decode(file: &[u8]) -> Result<ManifestParts<'_>> {
             index_id,
             key_check,
             wrapped_key,
+            access,
         },
         sealed_body,
         signed: &file[..signed_len],
         mac,
+        signature,
     })
 }
 
@@ -440,6 +486,7 @@ mod tests {
             index_id: [2; INDEX_ID_LEN],
             key_check: [3; KEY_CHECK_LEN],
             wrapped_key: [4; WRAPPED_KEY_LEN],
+            access: None,
         };
         let mut file = encode_unsigned(super::super::FORMAT_VERSION, &header, b"body").unwrap();
         assert_eq!(file.len(), HEADER_LEN + 4);

@@ -15,7 +15,8 @@
 //! L-160 160 sealed footer (128 bytes of plaintext): directory offset O u64 | length D u32 |
 //!           commit note (epoch u64 | replace-all u8 | list epoch u64 | trained u8 |
 //!           n_lists u32 | codebook u8 | key generation u32 | parent commit id [16] |
-//!           flags u8 (1 = a history record is listed) | trained at items u64) | zeros
+//!           flags u8 (1 = a history record is listed) | trained at items u64) (64 bytes) |
+//!           signature [64] (an index with access control) or zeros
 //!           [L-96 96: 64 bytes of plaintext, the note without parent and flags]
 //! ```
 //! L is the Padmé length of the unpadded file. The address of a list block is the list's
@@ -95,6 +96,12 @@ pub(crate) struct HeaderKeys {
     /// The data key, wrapped by the index key.
     pub wrapped_key: [u8; WRAPPED_KEY_LEN],
 }
+/// Length of the footer plaintext a segment signature covers (with the digest of every byte
+/// before the footer); the signature follows it.
+pub(crate) const SIGNED_FOOTER_LEN: usize = 64;
+/// Length of a segment signature.
+pub(crate) const SIGNATURE_LEN: usize = 64;
+
 /// Length of one directory entry (kind, address, offset, length).
 const DIRECTORY_ENTRY_LEN: usize = 1 + 32 + 8 + 4;
 
@@ -214,11 +221,14 @@ impl SegmentWriter {
 
     /// The finished file, with `note` in its footer; `seal_directory` and `seal_footer`
     /// encrypt the directory's and the footer's plaintext (the footer's sealed length must be
-    /// the layout's [`footer_len`](Layout::footer_len)).
+    /// the layout's [`footer_len`](Layout::footer_len)); `sign` signs the footer's first
+    /// [`SIGNED_FOOTER_LEN`] bytes and every byte before the footer (or returns `None`: an
+    /// index without access control).
     pub(crate) fn finish(
         self,
         note: &CommitNote,
         seal_directory: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+        sign: impl FnOnce(&[u8], &[u8]) -> Result<Option<[u8; SIGNATURE_LEN]>>,
         seal_footer: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         let mut plain = Vec::with_capacity(4 + self.directory.len() * DIRECTORY_ENTRY_LEN);
@@ -230,23 +240,25 @@ impl SegmentWriter {
             plain.extend_from_slice(&r.len.to_le_bytes());
         }
         let directory = seal_directory(&plain)?;
-        let footer = Footer {
+        let mut footer = Footer {
             directory_offset: self.file.len() as u64,
             directory_len: u32::try_from(directory.len())
                 .map_err(|_| Error::invalid_argument("segment directory larger than 4 GiB"))?,
             note: *note,
+            signature: None,
         };
         let layout = Layout::CURRENT;
         let footer_len = layout.footer_len();
-        let sealed_footer = seal_footer(&footer.encode(layout))?;
-        if sealed_footer.len() != footer_len {
-            return Err(Error::invalid_argument("sealed footer length"));
-        }
         let len = padding::padme(self.file.len() + directory.len() + footer_len);
         let mut out = self.file;
         out.reserve_exact(len - out.len());
         out.extend_from_slice(&directory);
         out.resize(len - footer_len, 0);
+        footer.signature = sign(&footer.signed_bytes(), &out)?;
+        let sealed_footer = seal_footer(&footer.encode(layout))?;
+        if sealed_footer.len() != footer_len {
+            return Err(Error::invalid_argument("sealed footer length"));
+        }
         out.extend_from_slice(&sealed_footer);
         Ok(out)
     }
@@ -289,9 +301,23 @@ pub(crate) struct Footer {
     pub directory_len: u32,
     /// The commit note.
     pub note: CommitNote,
+    /// The signature of an index with access control (format 8).
+    pub signature: Option<[u8; SIGNATURE_LEN]>,
 }
 
 impl Footer {
+    /// The bytes of the footer a segment signature covers (its first
+    /// [`SIGNED_FOOTER_LEN`], in the current layout).
+    pub(crate) fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = Footer {
+            signature: None,
+            ..*self
+        };
+        let mut out = unsigned.encode(Layout::CURRENT);
+        out.truncate(SIGNED_FOOTER_LEN);
+        out
+    }
+
     fn encode(&self, layout: Layout) -> Vec<u8> {
         let mut out = Vec::with_capacity(layout.footer_plain_len);
         out.extend_from_slice(&self.directory_offset.to_le_bytes());
@@ -308,6 +334,10 @@ impl Footer {
             out.extend_from_slice(&self.note.parent);
             out.push(u8::from(self.note.history));
             out.extend_from_slice(&self.note.trained_at.to_le_bytes());
+            debug_assert_eq!(out.len(), SIGNED_FOOTER_LEN);
+            if let Some(sig) = &self.signature {
+                out.extend_from_slice(sig);
+            }
         }
         out.resize(layout.footer_plain_len, 0);
         out
@@ -339,6 +369,12 @@ impl Footer {
             ([0; COMMIT_ID_LEN], false, 0)
         };
         debug_assert!(layout.version >= 8 || r.position() == 12 + NOTE_V7_LEN);
+        let signature = if layout.version >= 8 {
+            let sig: [u8; SIGNATURE_LEN] = r.array()?;
+            sig.iter().any(|&b| b != 0).then_some(sig)
+        } else {
+            None
+        };
         if r.bytes(r.remaining())?.iter().any(|&b| b != 0)
             || (!trained && (n_lists, codebook) != (0, false))
         {
@@ -357,6 +393,7 @@ impl Footer {
                 history,
                 trained_at,
             },
+            signature,
         })
     }
 }

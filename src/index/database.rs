@@ -472,18 +472,25 @@ impl Database {
     fn load(
         &self,
         store: &dyn IndexFiles,
-        (manifest, key): (&[u8], &IndexKey),
+        (manifest, opener): (&[u8], Opener<'_>),
         name: &str,
         write: bool,
     ) -> Result<State> {
-        let (header, keys, body) = persist::manifest_of(manifest, key, name)?;
+        let (header, keys, body) = match opener {
+            Opener::Owner(key) => persist::manifest_of(manifest, key, name)?,
+            Opener::User(user, key) => persist::manifest_as_user(manifest, (user, key), name)?,
+        };
+        let key = match opener {
+            Opener::Owner(key) => Some(key),
+            Opener::User(..) => None,
+        };
         let recovery = recovery::roll_forward(store, (&keys, &header), body, write)?;
         let body = recovery.body;
         // A rolled-forward rotation brings its header (the new wrapped data key); the keys
         // start past every generation a rolled-forward writer may have used.
         let header = recovery.rekeyed.map_or(header, |(h, _)| h);
         let keys = if recovery.rolled > 0 {
-            persist::keys_at(&header, key, body.key_generation, keys.format)?
+            persist::keys_like(&keys, &header, key, body.key_generation)?
         } else {
             keys
         };
@@ -541,7 +548,7 @@ impl Database {
         persist::check_key(&*store, key, name)?;
         let lock = acquire_lock(&*store)?;
         let manifest = persist::read_manifest_file(&*store)?;
-        let state = self.load(&*store, (&manifest, key), name, true)?;
+        let state = self.load(&*store, (&manifest, Opener::Owner(key)), name, true)?;
         let index = self.handle(name, store, state, self.inner.options.auto_compact, lock);
         // An index of an older format is upgraded before any write: one rewrite under a
         // fresh data key in this format (see `docs/FORMAT.md`, Versions).
@@ -561,10 +568,50 @@ impl Database {
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
         // A writer may replace segments while we read: start over on its new manifest.
         let state = recovery::retry_racing_writer(&*store, |manifest| {
-            self.load(&*store, (manifest, key), name, false)
+            self.load(&*store, (manifest, Opener::Owner(key)), name, false)
         })?;
         let index = self.handle(name, store, state, None, Box::new(()));
         Ok(index.into_read_only())
+    }
+
+    /// Opens index `name` as `user`, with the user key `user_key` that
+    /// [`EncryptedIndex::grant`] granted it: a [`Access::Read`](crate::Access::Read) grant
+    /// gives a handle that queries, gets and refreshes (opened like
+    /// [`open_index_read_only`](Self::open_index_read_only): no writer lock) and refuses
+    /// every write with [`Error::PermissionDenied`] before any I/O; a `ReadWrite` or `Admin`
+    /// grant gives a writer (with the writer lock, as [`open_index`](Self::open_index)), whose
+    /// commits are signed with the index's signing key. Handles opened as a user are not
+    /// shared with the owner's (see `open_index`): a writer open while another handle of
+    /// this `Database` writes the index is [`Error::Locked`].
+    ///
+    /// # Errors
+    /// [`Error::WrongKey`] when the index holds no grant for this user and key (never
+    /// granted, revoked, or another key; which of these is not told);
+    /// [`Error::InvalidArgument`] for an empty or overlong user name; otherwise as
+    /// `open_index`.
+    pub fn open_index_as(
+        &self,
+        name: &str,
+        user: &str,
+        user_key: &IndexKey,
+    ) -> Result<EncryptedIndex> {
+        validate::index_name(name)?;
+        super::access::check_user(user)?;
+        let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
+        let manifest = persist::read_manifest_file(&*store)?;
+        let (_, keys, _) = persist::manifest_as_user(&manifest, (user, user_key), name)?;
+        let opener = Opener::User(user, user_key);
+        if super::access::require(&keys, super::access::Need::Write).is_err() {
+            let state = recovery::retry_racing_writer(&*store, |manifest| {
+                self.load(&*store, (manifest, opener), name, false)
+            })?;
+            let index = self.handle(name, store, state, None, Box::new(()));
+            return Ok(index.into_read_only());
+        }
+        let lock = acquire_lock(&*store)?;
+        let manifest = persist::read_manifest_file(&*store)?;
+        let state = self.load(&*store, (&manifest, opener), name, true)?;
+        Ok(self.handle(name, store, state, self.inner.options.auto_compact, lock))
     }
 
     /// What the storage shows of index `name` to anyone, without its key: the format
@@ -708,6 +755,13 @@ impl Database {
 /// a moment by a child process forked (but not yet exec'd) while the lock file was open, even
 /// after its owner released it.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Who opens an index: the index key's holder, or a user with its user key.
+#[derive(Clone, Copy)]
+enum Opener<'a> {
+    Owner(&'a IndexKey),
+    User(&'a str, &'a IndexKey),
+}
 
 /// Takes the index's writer lock, waiting up to [`LOCK_PATIENCE`].
 fn acquire_lock(store: &dyn IndexFiles) -> Result<crate::storage::WriterLock> {

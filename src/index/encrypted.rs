@@ -14,11 +14,13 @@ use crate::ivf::Quantizer;
 use crate::metric::Metric;
 use crate::storage::{IndexFiles, WriterLock};
 
+use super::access::Need;
 use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
 use super::upkeep::Upkeep;
 
+mod access;
 mod autotrain;
 mod integrity;
 mod listing;
@@ -177,6 +179,7 @@ impl EncryptedIndex {
     /// writing, so the child's writes are [`Error::Locked`] (two processes appending to one
     /// index would number their segments alike and commit over each other).
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.require(Need::Write)?;
         if self.inner.read_only.load(Ordering::SeqCst) {
             return Err(Error::ReadOnly);
         }
@@ -188,6 +191,12 @@ impl EncryptedIndex {
             return Err(Error::IndexNotFound);
         }
         Ok(guard)
+    }
+
+    /// Refuses what the handle's grant does not allow with [`Error::PermissionDenied`]
+    /// (before any I/O); the index key's holder may do everything.
+    fn require(&self, need: Need) -> Result<()> {
+        super::access::require(self.read().keys(), need)
     }
 
     fn writer_mutex(&self) -> std::sync::MutexGuard<'_, ()> {

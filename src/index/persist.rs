@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use crate::crypto;
 use crate::crypto::aead::{self, Binding, Sealer};
-use crate::crypto::schedule::{DataKey, IndexParams, KEY_CHECK_LEN, KeyWrapper, Keys};
+use crate::crypto::schedule::{AccessKeys, DataKey, IndexParams, KEY_CHECK_LEN, KeyWrapper, Keys};
+use crate::crypto::sign::Signed;
 use crate::error::{Error, Result};
+use crate::format::access::AccessSection;
 use crate::format::manifest::{self, MANIFEST_FILE, ManifestBody, ManifestHeader};
 use crate::format::manifest::{SegmentRef, TrainedRef};
 use crate::format::segment::{
@@ -21,6 +23,7 @@ use crate::format::{COMMIT_ID_LEN, CommitId, FORMAT_VERSION, RecordKind, padding
 use crate::key::IndexKey;
 use crate::storage::{Blob, IndexFiles};
 
+use super::access::{self, wrap_binding};
 use super::binding::{binding, params, whole};
 use super::state::{BlockRef, FieldsRef, VectorRef};
 
@@ -160,6 +163,59 @@ pub(crate) fn open_history(
     )?)
 }
 
+/// The access section a rewrite's segment carries (see [`SegmentBuilder::add_access`]), if
+/// its directory lists one.
+pub(crate) fn open_access_record(
+    keys: &Keys,
+    blob: &Blob,
+    seq: u64,
+    records: &[RecordRef],
+) -> Result<Option<AccessSection>> {
+    let mut found = records.iter().filter(|r| r.kind == RecordKind::Access);
+    let (Some(rec), None) = (found.next(), found.next()) else {
+        return Ok(None);
+    };
+    let sealed = record(blob, rec.offset, rec.len)?;
+    let binding = binding(keys.format, RecordKind::Access, seq, [0; 32], [0; 32]).at(rec.offset);
+    let plain = open_padded(&keys.payload, &sealed, &binding, "access record")?;
+    AccessSection::decode(&plain).map(Some)
+}
+
+/// Opens index `name`'s manifest file `file` as `user` with `user_key`: its grant found by
+/// token and opened, the signature and MAC checked, the body decrypted.
+///
+/// # Errors
+/// [`Error::WrongKey`] if no grant of that user and key is there.
+pub(crate) fn manifest_as_user(
+    file: &[u8],
+    (user, user_key): (&str, &IndexKey),
+    name: &str,
+) -> Result<(ManifestHeader, Keys, ManifestBody)> {
+    let parts = manifest::decode(file)?;
+    let header = parts.header.clone();
+    let uk = Arc::new(params(&header).user_keys(user_key, user));
+    let opening = access::user_keys(&header, parts.version, &uk, 0)?;
+    let body = authenticated_body(&parts, &opening, name)?;
+    let keys = access::user_keys(&header, parts.version, &uk, body.key_generation)?;
+    Ok((header, keys, body))
+}
+
+/// The keys of an opener like `keys` (the index key's holder, or a user) for `header`, AEAD
+/// keys starting at `generation`: after a roll-forward moved the generation (and perhaps the
+/// data key and grants).
+pub(crate) fn keys_like(
+    keys: &Keys,
+    header: &ManifestHeader,
+    key: Option<&IndexKey>,
+    generation: u32,
+) -> Result<Keys> {
+    match (&keys.user, key) {
+        (Some(uk), _) => access::user_keys(header, keys.format, uk, generation),
+        (None, Some(key)) => keys_at(header, key, generation, keys.format),
+        (None, None) => Err(Error::WrongKey),
+    }
+}
+
 /// An authenticated manifest and the data key it wraps.
 struct OpenedManifest {
     version: u16,
@@ -181,7 +237,11 @@ fn open_manifest_file(file: &[u8], key: &IndexKey, name: &str) -> Result<OpenedM
     let parts = manifest::decode(file)?;
     let header = parts.header.clone();
     let dek = unwrap_data_key(&header, key, parts.version)?;
-    let keys = Keys::derive(params(&header), &dek, 0, parts.version);
+    let wrapper = Arc::new(params(&header).key_wrapper(key));
+    let keys = access::attach(
+        Keys::derive(params(&header), &dek, 0, parts.version).with_wrapper(wrapper),
+        &header,
+    )?;
     let body = authenticated_body(&parts, &keys, name)?;
     Ok(OpenedManifest {
         version: parts.version,
@@ -199,6 +259,17 @@ fn authenticated_body(
     keys: &Keys,
     name: &str,
 ) -> Result<ManifestBody> {
+    // The signature first: it proves who committed (a holder of write scope), the MAC
+    // only that the bytes are whole under the data key every user holds.
+    match (&parts.signature, &keys.access) {
+        (None, None) => {}
+        (Some((signed, signature)), Some(access)) => {
+            if !access.verifier.verify(Signed::Manifest, &[signed], signature) {
+                return Err(Error::corrupted("MANIFEST signature"));
+            }
+        }
+        _ => return Err(Error::corrupted("MANIFEST signature")),
+    }
     if !keys.manifest_mac.verify(&[parts.signed], parts.mac) {
         return Err(Error::corrupted("MANIFEST authentication"));
     }
@@ -222,7 +293,7 @@ fn unwrap_data_key(header: &ManifestHeader, key: &IndexKey, version: u16) -> Res
         key,
         &header.key_check,
         &header.wrapped_key,
-        &whole(version, RecordKind::WrappedKey),
+        &wrap_binding(version, header.access.is_some()),
     )
 }
 
@@ -236,7 +307,10 @@ pub(crate) fn keys_at(
 ) -> Result<Keys> {
     let dek = unwrap_data_key(header, key, version)?;
     let wrapper = Arc::new(params(header).key_wrapper(key));
-    Ok(Keys::derive(params(header), &dek, generation, version).with_wrapper(wrapper))
+    access::attach(
+        Keys::derive(params(header), &dek, generation, version).with_wrapper(wrapper),
+        header,
+    )
 }
 
 /// Authenticates the manifest file's bytes `file` (from [`read_manifest_file`]) with `key`;
@@ -249,8 +323,11 @@ pub(crate) fn manifest_of(
 ) -> Result<(ManifestHeader, Keys, ManifestBody)> {
     let m = open_manifest_file(file, key, name)?;
     let wrapper = Arc::new(params(&m.header).key_wrapper(key));
-    let keys = Keys::derive(params(&m.header), &m.dek, m.body.key_generation, m.version)
-        .with_wrapper(wrapper);
+    let keys = access::attach(
+        Keys::derive(params(&m.header), &m.dek, m.body.key_generation, m.version)
+            .with_wrapper(wrapper),
+        &m.header,
+    )?;
     Ok((m.header, keys, m.body))
 }
 
@@ -281,21 +358,36 @@ pub(crate) fn stored_body_of(
     if parts.header == *header && parts.version == keys.format {
         return Ok((authenticated_body(&parts, keys, name)?, None));
     }
+    let version = parts.version;
+    if let Some(uk) = &keys.user {
+        // A user: its grant in the new access section (a grant, revocation or rotation
+        // since); none is `WrongKey` (revoked).
+        let opening = access::user_keys(&parts.header, version, uk, 0)?;
+        let body = authenticated_body(&parts, &opening, name)?;
+        let keys = access::user_keys(&parts.header, version, uk, body.key_generation)?;
+        return Ok((body, Some((parts.header.clone(), keys))));
+    }
     // Another index key (a rotation since): this handle's key no longer opens the index.
     if parts.header.key_check != header.key_check {
         return Err(Error::WrongKey);
     }
-    // A new data key under the same index key (a rotation, or the upgrade to this format).
-    let version = parts.version;
+    // A new data key under the same index key (a rotation, or the upgrade to this format),
+    // or new grants.
     let wrapper = keys.wrapper.as_ref().ok_or(Error::WrongKey)?;
     let dek = wrapper.unwrap(
         &parts.header.wrapped_key,
-        &whole(version, RecordKind::WrappedKey),
+        &wrap_binding(version, parts.header.access.is_some()),
     )?;
-    let opening = Keys::derive(params(&parts.header), &dek, 0, version);
+    let opening = access::attach(
+        Keys::derive(params(&parts.header), &dek, 0, version).with_wrapper(wrapper.clone()),
+        &parts.header,
+    )?;
     let body = authenticated_body(&parts, &opening, name)?;
-    let keys = Keys::derive(params(&parts.header), &dek, body.key_generation, version)
-        .with_wrapper(wrapper.clone());
+    let keys = access::attach(
+        Keys::derive(params(&parts.header), &dek, body.key_generation, version)
+            .with_wrapper(wrapper.clone()),
+        &parts.header,
+    )?;
     Ok((body, Some((parts.header.clone(), keys))))
 }
 
@@ -324,27 +416,49 @@ pub(crate) fn read_manifest_file(store: &dyn IndexFiles) -> Result<Vec<u8>> {
 /// replaced: the compromise-recovery rotation). AEAD generations start over.
 pub(crate) fn new_keys_under(
     header: &ManifestHeader,
+    keys: &Keys,
     new: &IndexKey,
 ) -> Result<(ManifestHeader, Keys)> {
     let wrapper = Arc::new(params(header).key_wrapper(new));
-    fresh_data_key(header, wrapper, params(header).key_check(new))
+    let plan = access::Plan::current(header, keys)?;
+    fresh_data_key(header, wrapper, params(header).key_check(new), plan, keys)
 }
 
 /// A fresh data key wrapped by `wrapper` (whose index key has `key_check`), in `header`'s
-/// place: the new header and the keys derived from the new data key (generations start over).
+/// place, with the access section of `plan` (if any) issued for it and for the opener of
+/// `opener`: the new header and the keys derived from the new data key (generations start
+/// over).
 fn fresh_data_key(
     header: &ManifestHeader,
     wrapper: Arc<KeyWrapper>,
     key_check: [u8; KEY_CHECK_LEN],
+    plan: Option<access::Plan>,
+    opener: &Keys,
 ) -> Result<(ManifestHeader, Keys)> {
     let dek = DataKey::generate()?;
-    let new_header = ManifestHeader {
+    let mut new_header = ManifestHeader {
         key_check,
-        wrapped_key: wrapper.wrap(&dek, &whole(FORMAT_VERSION, RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &wrap_binding(FORMAT_VERSION, false))?,
+        access: None,
         ..header.clone()
     };
-    let keys = Keys::derive(params(header), &dek, 0, FORMAT_VERSION).with_wrapper(wrapper);
+    let keys = Keys::derive(params(header), &dek, 0, FORMAT_VERSION).with_wrapper(wrapper.clone());
+    let keys = match plan {
+        Some(plan) => access::install(&mut new_header, keys, &dek, &wrapper, plan, opener)?,
+        None => keys,
+    };
     Ok((new_header, keys))
+}
+
+/// A fresh data key wrapped like the current one, with the access section of `plan`: the
+/// first grant and every revocation rotate the data key this way.
+pub(crate) fn rotate_with_plan(
+    header: &ManifestHeader,
+    keys: &Keys,
+    plan: access::Plan,
+) -> Result<(ManifestHeader, Keys)> {
+    let wrapper = keys.wrapper.clone().ok_or(Error::PermissionDenied)?;
+    fresh_data_key(header, wrapper, header.key_check, Some(plan), keys)
 }
 
 /// A new index's header: fresh salt, id and data key, wrapped under `key`.
@@ -356,7 +470,8 @@ pub(crate) fn new_header(key: &IndexKey) -> Result<(ManifestHeader, Keys)> {
         salt: index.salt,
         index_id: index.index_id,
         key_check: index.key_check(key),
-        wrapped_key: wrapper.wrap(&dek, &whole(FORMAT_VERSION, RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &wrap_binding(FORMAT_VERSION, false))?,
+        access: None,
     };
     let keys = Keys::derive(index, &dek, 0, FORMAT_VERSION).with_wrapper(wrapper);
     Ok((header, keys))
@@ -373,7 +488,8 @@ pub(crate) fn rotate_data_key(
         .wrapper
         .clone()
         .ok_or_else(|| Error::invalid_argument("this handle cannot wrap a new data key"))?;
-    fresh_data_key(header, wrapper, header.key_check)
+    let plan = access::Plan::current(header, keys)?;
+    fresh_data_key(header, wrapper, header.key_check, plan, keys)
 }
 
 /// Re-wraps the data key of the index in `store` from `old` to `new`: one atomic manifest
@@ -406,17 +522,24 @@ pub(crate) fn rewrap_index_key(
             "manifest epoch differs from the open handle's",
         ));
     }
+    let old_keys = keys_at(&header, old, 0, version)?;
     let wrapper = Arc::new(params(&header).key_wrapper(new));
-    let new_header = ManifestHeader {
+    let mut new_header = ManifestHeader {
         key_check: params(&header).key_check(new),
-        wrapped_key: wrapper.wrap(&dek, &whole(version, RecordKind::WrappedKey))?,
+        wrapped_key: wrapper.wrap(&dek, &wrap_binding(version, false))?,
+        access: None,
         ..header.clone()
     };
-    let new_epoch = epoch.max(body.epoch) + 1;
-    commit_manifest_only(&mut body, new_epoch, &new_header);
     // AEAD keys start past every generation used so far, by this or an open handle.
     let generation = body.key_generation.max(min_generation);
-    let keys = Keys::derive(params(&header), &dek, generation, version).with_wrapper(wrapper);
+    let mut keys =
+        Keys::derive(params(&header), &dek, generation, version).with_wrapper(wrapper.clone());
+    if let Some(plan) = access::Plan::current(&header, &old_keys)? {
+        // The owner secrets and admin grants carry the key-wrap sub-key: issued again.
+        keys = access::install(&mut new_header, keys, &dek, &wrapper, plan, &old_keys)?;
+    }
+    let new_epoch = epoch.max(body.epoch) + 1;
+    commit_manifest_only(&mut body, new_epoch, &new_header);
     body.key_generation = keys.next_generation();
     write_manifest(store, &new_header, &keys, &body)?;
     Ok((new_header, keys, body))
@@ -430,8 +553,12 @@ pub(crate) fn encode_manifest(
 ) -> Result<Vec<u8>> {
     let version = keys.format;
     let plain = manifest::encode_body(version, body)?;
-    // Padded so that the whole file (header, sealed body, MAC) has a length on the ladder.
-    let overhead = manifest::HEADER_LEN + aead::OVERHEAD + manifest::MAC_LEN;
+    // Padded so that the whole file (header, sealed body, access section, MAC, signature)
+    // has a length on the ladder.
+    let overhead = manifest::HEADER_LEN
+        + aead::OVERHEAD
+        + manifest::MAC_LEN
+        + manifest::access_overhead(header);
     let sealed = keys.manifest.seal(
         &padding::pad(&plain, overhead),
         &whole(version, RecordKind::Manifest),
@@ -439,6 +566,15 @@ pub(crate) fn encode_manifest(
     let mut file = manifest::encode_unsigned(version, header, &sealed)?;
     let mac = keys.manifest_mac.mac(&[&file]);
     file.extend_from_slice(&mac);
+    if header.access.is_some() {
+        let signer = keys
+            .access
+            .as_ref()
+            .and_then(|a| a.signer.as_ref())
+            .ok_or(Error::PermissionDenied)?;
+        let signature = signer.sign(Signed::Manifest, &[&file]);
+        file.extend_from_slice(&signature);
+    }
     Ok(file)
 }
 
@@ -737,6 +873,21 @@ impl<'k> SegmentBuilder<'k> {
         Ok(())
     }
 
+    /// Seals the access section this rewrite commits (so that rolling the rewrite forward
+    /// installs it too).
+    pub(crate) fn add_access(&mut self, section: &AccessSection) -> Result<()> {
+        let plain = section.encode();
+        let binding = self.binding(RecordKind::Access, [0; 32], [0; 32]);
+        let keys = self.keys;
+        self.push_sealed(
+            (RecordKind::Access, Some(&[0; 32])),
+            &keys.payload,
+            &binding,
+            |o| o.extend_from_slice(&plain),
+        )?;
+        Ok(())
+    }
+
     /// Seals a history record: the (epoch, id) of the commits before this segment's.
     pub(crate) fn add_history(&mut self, entries: &[(u64, CommitId)]) -> Result<()> {
         let plain = segment::encode_history(entries);
@@ -774,6 +925,13 @@ impl<'k> SegmentBuilder<'k> {
         self.writer.finish(
             note,
             |plain| seal_padded(&keys.payload, plain, &directory),
+            |signed, before| {
+                let Some(access) = &keys.access else {
+                    return Ok(None);
+                };
+                let signer = access.signer.as_ref().ok_or(Error::PermissionDenied)?;
+                Ok(Some(signer.sign(Signed::Segment, &[signed, before])))
+            },
             |plain| keys.payload.seal(plain, &footer),
         )
     }
@@ -854,6 +1012,21 @@ pub(crate) fn segment_index(
     blob: &Blob,
     seq: u64,
 ) -> Result<(Footer, Vec<RecordRef>)> {
+    let (footer, records) = segment_index_unsigned(keys, blob, seq)?;
+    if let Some(access) = &keys.access {
+        verify_segment(access, blob, &footer)?;
+    }
+    Ok((footer, records))
+}
+
+/// As [`segment_index`], without checking the signature (roll-forward tells an unauthentic
+/// segment, which a crash may leave, from an authentic one whose signature fails, which is
+/// a forgery).
+pub(crate) fn segment_index_unsigned(
+    keys: &Keys,
+    blob: &Blob,
+    seq: u64,
+) -> Result<(Footer, Vec<RecordRef>)> {
     let (layout, shows) = segment_head(blob, keys.format)?;
     let len = blob.len();
     let footer_len = layout.footer_len() as u64;
@@ -874,6 +1047,28 @@ pub(crate) fn segment_index(
     let plain = open_padded(&keys.payload, sealed, &binding, "segment directory")?;
     let records = segment::decode_directory(&plain, footer.directory_offset, layout)?;
     Ok((footer, records))
+}
+
+/// Checks the signature of a segment of an index with access control: over its footer's
+/// note and the digest of every byte before the footer (so no record can be changed by a
+/// holder of the data key alone).
+///
+/// # Errors
+/// [`Error::Corrupted`] if the signature is missing or does not verify.
+pub(crate) fn verify_segment(access: &AccessKeys, blob: &Blob, footer: &Footer) -> Result<()> {
+    let Some(signature) = &footer.signature else {
+        return Err(Error::corrupted("segment signature"));
+    };
+    let before = blob
+        .read(0, blob.len() - Layout::CURRENT.footer_len() as u64)
+        .map_err(read_error)?;
+    if !access
+        .verifier
+        .verify(Signed::Segment, &[&footer.signed_bytes(), &before], signature)
+    {
+        return Err(Error::corrupted("segment signature"));
+    }
+    Ok(())
 }
 
 /// The record directory of segment `seq` (see [`segment_index`]).
@@ -971,6 +1166,10 @@ pub(crate) fn commit_manifest_only(body: &mut ManifestBody, epoch: u64, header: 
     fields.extend_from_slice(&header.index_id);
     fields.extend_from_slice(&header.key_check);
     fields.extend_from_slice(&header.wrapped_key);
+    if let Some(section) = &header.access {
+        // A change of grants is a commit of its own.
+        fields.extend_from_slice(&section.encode());
+    }
     let id = commit_id(
         &body.history.head(),
         epoch,

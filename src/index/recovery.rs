@@ -27,14 +27,15 @@
 
 use std::sync::Arc;
 
-use crate::crypto::schedule::Keys;
+use crate::crypto::schedule::{AccessKeys, Keys};
 use crate::error::{Error, Result};
 use crate::format::manifest::{ManifestBody, ManifestHeader};
 use crate::format::segment::{self, CommitNote, Footer};
 use crate::format::{CommitId, RecordKind};
 use crate::storage::{Blob, IndexFiles};
 
-use super::binding::{params, whole};
+use super::access::{self, wrap_binding};
+use super::binding::params;
 use super::persist::{self, read_error};
 
 /// The outcome of [`roll_forward`].
@@ -73,35 +74,82 @@ fn prove(keys: &Keys, header: &ManifestHeader, blob: &Blob, seq: u64) -> Result<
             let Some(wrapper) = &keys.wrapper else {
                 return Ok(Proof::OtherKey);
             };
-            let binding = whole(keys.format, RecordKind::WrappedKey);
-            let Ok(dek) = wrapper.unwrap(&shown.wrapped_key, &binding) else {
+            // A rotation of an index with access control binds its wrapped key to that
+            // (and carries its access section, signed by its new signing key).
+            let unwrap = |with_access| {
+                wrapper
+                    .unwrap(&shown.wrapped_key, &wrap_binding(keys.format, with_access))
+                    .ok()
+                    .map(|dek| (dek, with_access))
+            };
+            let Some((dek, with_access)) = unwrap(true).or_else(|| unwrap(false)) else {
                 return Ok(Proof::Unauthentic);
             };
-            let rekeyed_header = ManifestHeader {
+            let mut rekeyed_header = ManifestHeader {
                 wrapped_key: shown.wrapped_key,
+                access: None,
                 ..header.clone()
             };
             let rekeyed =
                 Keys::derive(params(header), &dek, 0, keys.format).with_wrapper(wrapper.clone());
-            return Ok(match persist::segment_index(&rekeyed, blob, seq) {
-                Ok((footer, _)) => Proof::Authentic(
-                    footer,
-                    persist::blob_digest(blob, layout)?,
-                    Some(Box::new((rekeyed_header, rekeyed))),
-                ),
-                Err(Error::Corrupted { .. }) => Proof::Unauthentic,
+            let opened = persist::segment_index_unsigned(&rekeyed, blob, seq).and_then(
+                |(footer, records)| {
+                    if with_access {
+                        rekeyed_header.access =
+                            persist::open_access_record(&rekeyed, blob, seq, &records)?;
+                    }
+                    Ok(footer)
+                },
+            );
+            let footer = match opened {
+                Ok(footer) => footer,
+                Err(Error::Corrupted { .. }) => return Ok(Proof::Unauthentic),
                 Err(e) => return Err(e),
-            });
+            };
+            let rekeyed = access::attach(rekeyed, &rekeyed_header)?;
+            if with_access {
+                let commit_keys = rekeyed
+                    .access
+                    .as_ref()
+                    .ok_or_else(|| Error::corrupted("a rotation without its access section"))?;
+                signed_by(commit_keys, blob, &footer)?;
+            }
+            return Ok(Proof::Authentic(
+                footer,
+                persist::blob_digest(blob, layout)?,
+                Some(Box::new((rekeyed_header, rekeyed))),
+            ));
         }
         Ok((layout, _)) => layout,
         // A clear header of another format, or damaged: nothing authentic can be read.
         Err(Error::Corrupted { .. }) => return Ok(Proof::Unauthentic),
         Err(e) => return Err(e),
     };
-    Ok(match persist::segment_index(keys, blob, seq) {
-        Ok((footer, _)) => Proof::Authentic(footer, persist::blob_digest(blob, layout)?, None),
-        Err(Error::Corrupted { .. }) => Proof::Unauthentic,
+    let footer = match persist::segment_index_unsigned(keys, blob, seq) {
+        Ok((footer, _)) => footer,
+        Err(Error::Corrupted { .. }) => return Ok(Proof::Unauthentic),
         Err(e) => return Err(e),
+    };
+    if let Some(commit_keys) = &keys.access {
+        signed_by(commit_keys, blob, &footer)?;
+    }
+    Ok(Proof::Authentic(
+        footer,
+        persist::blob_digest(blob, layout)?,
+        None,
+    ))
+}
+
+/// Checks the signature of a segment that authenticates under the data key: one that does
+/// not verify was made by a holder of the data key without the signing key (a reader's
+/// forgery), which refuses the open as [`Error::Corrupted`] rather than passing for a torn
+/// leftover.
+fn signed_by(commit_keys: &AccessKeys, blob: &Blob, footer: &Footer) -> Result<()> {
+    persist::verify_segment(commit_keys, blob, footer).map_err(|e| match e {
+        Error::Corrupted { .. } => Error::corrupted(
+            "a segment that authenticates but is not signed by the index's signing key (forged?)",
+        ),
+        e => e,
     })
 }
 

@@ -106,7 +106,7 @@ impl EncryptedIndex {
             Ok(guard) => Some(guard),
             // Read-only, or inherited through `fork` (the parent writes): checked as a reader
             // checks, while a writer may commit.
-            Err(Error::ReadOnly | Error::Locked) => None,
+            Err(Error::ReadOnly | Error::Locked | Error::PermissionDenied) => None,
             Err(e) => return Err(e),
         };
         let (keys, header) = {

@@ -180,6 +180,8 @@ impl EncryptedIndex {
     /// # Errors
     /// [`Error::Io`] if the write fails (the index stays under the old data key).
     pub fn rotate_data_key(&self) -> Result<()> {
+        // A new data key is issued to every grant: the roster is an admin's.
+        self.require(Need::Admin)?;
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::index::parallel::install(|| {
             let _writer = self.writer()?;
@@ -208,7 +210,7 @@ impl EncryptedIndex {
             let _writer = self.writer()?;
             persist::check_key(&*self.inner.store, old, &self.inner.name)?;
             let state = self.read();
-            let (header, keys) = persist::new_keys_under(state.header(), new)?;
+            let (header, keys) = persist::new_keys_under(state.header(), state.keys(), new)?;
             self.rewrite_as_is(state, (Arc::new(keys), header))
         })
     }
@@ -239,7 +241,7 @@ impl EncryptedIndex {
     }
 
     /// Rewrites every live item with its current list assignment under `crypto`.
-    fn rewrite_as_is(
+    pub(super) fn rewrite_as_is(
         &self,
         state: RwLockReadGuard<'_, State>,
         crypto: (Arc<Keys>, ManifestHeader),
@@ -329,6 +331,11 @@ impl EncryptedIndex {
         let list_epoch = state.list_epoch() + 1;
         let seq = self.inner.next_segment.load(Ordering::SeqCst);
         let mut seg = SegmentBuilder::new(keys, header, seq)?;
+        if let Some(section) = &header.access {
+            // A rewrite may bring new keys and grants (a first grant, a revocation, a
+            // rotation): rolling it forward installs its access section too.
+            seg.add_access(section)?;
+        }
         // The history moves into this segment (the old one holding it is superseded).
         let history = persist::history_to_archive(state.keys(), state.body(), state.segments())?;
         if !history.is_empty() {

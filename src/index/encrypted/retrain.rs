@@ -810,7 +810,9 @@ impl EncryptedIndex {
     ) -> Result<Attempt> {
         let _writer = match self.writer() {
             Ok(w) => w,
-            Err(Error::IndexNotFound | Error::ReadOnly | Error::Locked) => {
+            Err(
+                Error::IndexNotFound | Error::ReadOnly | Error::Locked | Error::PermissionDenied,
+            ) => {
                 return Ok(Attempt::Gone);
             }
             Err(e) => return Err(e),
