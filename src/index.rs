@@ -46,3 +46,25 @@ pub(crate) fn upkeep_hold(
 ) -> upkeep::Hold {
     upkeep::Hold { reached, go }
 }
+
+/// The records of a segment opened with a user's grant in a manifest (see
+/// `internals::user_opens_segment`).
+#[cfg(feature = "internals")]
+pub(crate) fn segment_as_user(
+    manifest: &[u8],
+    (user, user_key): (&str, &crate::IndexKey),
+    segment: &[u8],
+    seq: u64,
+) -> crate::Result<usize> {
+    let parts = crate::format::manifest::decode(manifest)?;
+    let uk = binding::params(&parts.header).user_keys(user_key, user);
+    let granted = access::open_as_user(&parts.header, parts.version, &uk)?;
+    let keys = crate::crypto::schedule::Keys::derive(
+        binding::params(&parts.header),
+        &granted.dek,
+        0,
+        parts.version,
+    );
+    let blob = crate::storage::Blob::Shared(segment.to_vec().into());
+    persist::segment_index_unsigned(&keys, &blob, seq).map(|(_, records)| records.len())
+}

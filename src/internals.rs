@@ -233,3 +233,35 @@ pub fn hold_training(index: &crate::EncryptedIndex) -> TrainingHold {
     index.hold_training(crate::index::upkeep_hold(reached_tx, go_rx));
     TrainingHold { reached, go }
 }
+
+/// Commits `items` through `index`, a handle opened as a user with read scope, as a holder
+/// of that grant's secrets could if it changed its copy of ciphervec: with the data key the
+/// grant gives, signed with a signing key of its own (it holds not the index's), without the
+/// writer lock. What every opener must refuse (`tests/api/access.rs`).
+///
+/// # Errors
+/// As [`crate::EncryptedIndex::upsert`].
+pub fn forge_upsert_as_reader(
+    index: &crate::EncryptedIndex,
+    items: Vec<crate::Item>,
+) -> crate::Result<()> {
+    index.forge_upsert(items)
+}
+
+/// Whether the grant of `user` (with `user_key`) in the manifest file `manifest` opens
+/// segment `seq` (its file's bytes `segment`): its footer and directory authenticated under
+/// the data key that grant gives (signatures not checked). Returns the segment's record
+/// count. For the revocation test: a revoked user's old grant must open nothing written
+/// after the revocation.
+///
+/// # Errors
+/// [`crate::Error::WrongKey`] if the manifest holds no such grant; [`crate::Error::Corrupted`]
+/// if the segment does not open under that data key.
+pub fn user_opens_segment(
+    manifest: &[u8],
+    (user, user_key): (&str, &crate::IndexKey),
+    segment: &[u8],
+    seq: u64,
+) -> crate::Result<usize> {
+    crate::index::segment_as_user(manifest, (user, user_key), segment, seq)
+}

@@ -1,6 +1,7 @@
 //! The public API, tested against its contract in `../shared/API.md` with oracles.
 
 mod api {
+    mod access;
     mod backup_refresh;
     mod bad_input;
     mod batch;

@@ -205,7 +205,11 @@ pub(crate) struct Granted {
 /// # Errors
 /// [`Error::WrongKey`] if the index has no grant for that user and key (never granted,
 /// revoked, or another key); [`Error::Corrupted`] if the grant fails authentication.
-pub(crate) fn open_as_user(header: &ManifestHeader, version: u16, uk: &UserKeys) -> Result<Granted> {
+pub(crate) fn open_as_user(
+    header: &ManifestHeader,
+    version: u16,
+    uk: &UserKeys,
+) -> Result<Granted> {
     let section = header.access.as_ref().ok_or(Error::WrongKey)?;
     let grant = section.grant(&uk.token).ok_or(Error::WrongKey)?;
     let params = params(header);
@@ -232,7 +236,10 @@ pub(crate) fn open_as_user(header: &ManifestHeader, version: u16, uk: &UserKeys)
     let (roster_key, wrapper) = if scope == Access::Admin {
         (
             Some(Zeroizing::new(array(&plain[97..129]))),
-            Some(KeyWrapper::from_raw(&array(&plain[129..161]), header.index_id)),
+            Some(KeyWrapper::from_raw(
+                &array(&plain[129..161]),
+                header.index_id,
+            )),
         )
     } else {
         (None, None)
@@ -335,10 +342,10 @@ pub(crate) fn issue(iss: &Issue<'_>, entries: &[RosterEntry]) -> Result<AccessSe
             plain[97..129].copy_from_slice(iss.roster_key);
             plain[129..161].copy_from_slice(iss.wrapper.raw());
         }
-        let sealed = iss.params.grant_sealer(&e.grant_key).seal(
-            &plain,
-            &part_binding(v, RecordKind::Grant, &vk, e.token),
-        )?;
+        let sealed = iss
+            .params
+            .grant_sealer(&e.grant_key)
+            .seal(&plain, &part_binding(v, RecordKind::Grant, &vk, e.token))?;
         grants.push(StoredGrant {
             token: e.token,
             sealed,
@@ -347,7 +354,9 @@ pub(crate) fn issue(iss: &Issue<'_>, entries: &[RosterEntry]) -> Result<AccessSe
     grants.sort_by(|a, b| a.token.cmp(&b.token));
     if grants.windows(2).any(|w| w[0].token == w[1].token) {
         // Two users whose names and keys give one token: not two grants.
-        return Err(Error::invalid_argument("two users with the same name and key"));
+        return Err(Error::invalid_argument(
+            "two users with the same name and key",
+        ));
     }
     Ok(AccessSection {
         verifying_key: vk,
@@ -473,4 +482,26 @@ pub(crate) fn install(
         roster_key: Some(plan.roster_key),
     }));
     Ok(keys)
+}
+
+/// The keys a holder of a read grant's secrets could make itself: the grant's data key, and
+/// a signing key of its own passed off as write scope (see `internals::forge_upsert_as_reader`).
+#[cfg(feature = "internals")]
+pub(crate) fn forged_keys(header: &ManifestHeader, keys: &Keys) -> Result<Keys> {
+    let uk = keys.user.clone().ok_or(Error::PermissionDenied)?;
+    let granted = open_as_user(header, keys.format, &uk)?;
+    let mut forged = Keys::derive(
+        params(header),
+        &granted.dek,
+        keys.next_generation(),
+        keys.format,
+    );
+    forged.user = Some(uk);
+    forged.access = Some(Arc::new(AccessKeys {
+        scope: Access::ReadWrite.byte(),
+        verifier: granted.access.verifier,
+        signer: Some(SigningKey::generate()?),
+        roster_key: None,
+    }));
+    Ok(forged)
 }

@@ -264,7 +264,10 @@ fn authenticated_body(
     match (&parts.signature, &keys.access) {
         (None, None) => {}
         (Some((signed, signature)), Some(access)) => {
-            if !access.verifier.verify(Signed::Manifest, &[signed], signature) {
+            if !access
+                .verifier
+                .verify(Signed::Manifest, &[signed], signature)
+            {
                 return Err(Error::corrupted("MANIFEST signature"));
             }
         }
@@ -1062,10 +1065,11 @@ pub(crate) fn verify_segment(access: &AccessKeys, blob: &Blob, footer: &Footer) 
     let before = blob
         .read(0, blob.len() - Layout::CURRENT.footer_len() as u64)
         .map_err(read_error)?;
-    if !access
-        .verifier
-        .verify(Signed::Segment, &[&footer.signed_bytes(), &before], signature)
-    {
+    if !access.verifier.verify(
+        Signed::Segment,
+        &[&footer.signed_bytes(), &before],
+        signature,
+    ) {
         return Err(Error::corrupted("segment signature"));
     }
     Ok(())

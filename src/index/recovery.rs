@@ -65,7 +65,14 @@ enum Proof {
 
 /// Authenticates segment `seq` (in `blob`) under `keys` (which `header` wraps), or under
 /// the data key its own header shows when that differs and `keys` can unwrap it.
-fn prove(keys: &Keys, header: &ManifestHeader, blob: &Blob, seq: u64) -> Result<Proof> {
+/// `newer`: the segment is numbered past the manifest's (a rotation there must carry its
+/// access section and signature; an older one is only looked up in the history).
+fn prove(
+    keys: &Keys,
+    header: &ManifestHeader,
+    blob: &Blob,
+    (seq, newer): (u64, bool),
+) -> Result<Proof> {
     let layout = match persist::segment_head(blob, keys.format) {
         Ok((layout, Some(shown))) if shown.wrapped_key != header.wrapped_key => {
             if shown.key_check != header.key_check {
@@ -106,6 +113,15 @@ fn prove(keys: &Keys, header: &ManifestHeader, blob: &Blob, seq: u64) -> Result<
                 Err(Error::Corrupted { .. }) => return Ok(Proof::Unauthentic),
                 Err(e) => return Err(e),
             };
+            if with_access && rekeyed_header.access.is_none() && !newer {
+                // An older segment of an earlier data key (superseded by a rotation whose
+                // cleanup did not finish): whether its commit is in the history decides.
+                return Ok(Proof::Authentic(
+                    footer,
+                    persist::blob_digest(blob, layout)?,
+                    Some(Box::new((rekeyed_header, rekeyed))),
+                ));
+            }
             let rekeyed = access::attach(rekeyed, &rekeyed_header)?;
             if with_access {
                 let commit_keys = rekeyed
@@ -208,7 +224,7 @@ pub(crate) fn roll_forward(
             Some((h, k)) => (k, h),
             None => (keys, header),
         };
-        match prove(cur_keys, cur_header, &blob, seq)? {
+        match prove(cur_keys, cur_header, &blob, (seq, true))? {
             Proof::Authentic(Footer { note, .. }, digest, opened_under) => {
                 if seq != body.next_segment && !note.replace_all {
                     return Err(Error::corrupted(
@@ -262,7 +278,7 @@ pub(crate) fn roll_forward(
         let Some(blob) = read_listed(store, &name)? else {
             continue;
         };
-        let superseded = match prove(cur_keys, cur_header, &blob, seq)? {
+        let superseded = match prove(cur_keys, cur_header, &blob, (seq, false))? {
             Proof::Authentic(Footer { note, .. }, digest, _) => {
                 let id =
                     persist::commit_id(&note.parent, note.epoch, persist::Wrote::Segment(digest));

@@ -375,6 +375,9 @@ fn verify_segment(
             RecordKind::History => {
                 persist::open_history(keys, &blob, seq, rec)?;
             }
+            RecordKind::Access => {
+                persist::open_access_record(keys, &blob, seq, std::slice::from_ref(rec))?;
+            }
             // Fields records are opened through the blocks that name their items (a fields
             // record no block names leaves a gap below).
             _ => continue,
