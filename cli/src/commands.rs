@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::input::Total;
-use crate::{Cli, Command, FormatArg, input, keys};
+use crate::{Cli, Command, FormatArg, UserCommand, input, keys};
 
 /// Why a command failed: the library's typed error, bad usage, or anything else.
 #[derive(Debug)]
@@ -65,10 +65,35 @@ pub(crate) fn database(db: &str) -> Result<Database, CliError> {
 /// Runs the command `cli` names.
 pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
     let key = |name: &str| keys::for_index(cli, name, false);
+    // With --user, the key is the user's and every open goes through its grant (a read
+    // grant's handle refuses writes as `PermissionDenied`, exit 9).
     let open = |db: &str, name: &str| -> Result<EncryptedIndex, CliError> {
-        Ok(existing_database(db)?.open_index(name, &key(name)?)?)
+        let database = existing_database(db)?;
+        Ok(match &cli.user {
+            Some(user) => database.open_index_as(name, user, &key(name)?)?,
+            None => database.open_index(name, &key(name)?)?,
+        })
     };
+    let open_read = |db: &str, name: &str| -> Result<EncryptedIndex, CliError> {
+        let database = existing_database(db)?;
+        Ok(match &cli.user {
+            Some(user) => database.open_index_as(name, user, &key(name)?)?,
+            None => database.open_index_read_only(name, &key(name)?)?,
+        })
+    };
+    if cli.user.is_some()
+        && matches!(
+            cli.command,
+            Command::Create { .. } | Command::RotateKey { .. } | Command::Serve(_)
+        )
+    {
+        return Err(CliError::Usage(
+            "--user opens an existing index; create, rotate-key and serve need the index key"
+                .into(),
+        ));
+    }
     match &cli.command {
+        Command::User(action) => user_command(cli, action, &open),
         Command::Keygen { out } => keygen(out.as_deref()),
         Command::Serve(args) => crate::serve::serve(args),
         Command::Create {
@@ -187,7 +212,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Verify { db, name, anchor } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             let report = index.verify()?;
             if let Some(text) = anchor {
                 index.check_anchor(&text.parse::<Anchor>()?)?;
@@ -213,7 +238,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             include,
             text,
         } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             let options = QueryOptions {
                 k: *k,
                 filter: filter.as_deref(),
@@ -231,7 +256,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             desc,
             k,
         } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             let mut q = MetadataQuery::new();
             if let Some(f) = filter {
                 let f: Value = serde_json::from_str(f)
@@ -277,7 +302,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Get { db, name, ids } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let records = index.get(&refs, Include::METADATA | Include::CONTENTS)?;
             let docs: Vec<Value> = records
@@ -321,7 +346,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup { db, name, dest } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             index.backup_to(dest)?;
             say(
                 cli,
@@ -337,7 +362,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             to,
             new_key_file,
         } => {
-            let index = existing_database(db)?.open_index_read_only(name, &key(name)?)?;
+            let index = open_read(db, name)?;
             match (out, to.as_slice()) {
                 (Some(out), _) => export_jsonl(cli, &index, out),
                 (None, [db2, name2]) => {
@@ -350,6 +375,55 @@ pub(crate) fn run(cli: &Cli) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// `ciphervec user add|list|revoke`: through the index key, or an admin's `--user`.
+fn user_command(
+    cli: &Cli,
+    action: &UserCommand,
+    open: &dyn Fn(&str, &str) -> Result<EncryptedIndex, CliError>,
+) -> Result<(), CliError> {
+    match action {
+        UserCommand::Add {
+            db,
+            name,
+            grantee,
+            user_key_file,
+            access,
+        } => {
+            let user_key = keys::key_from_file(user_key_file)?;
+            open(db, name)?.grant(grantee, &user_key, *access)?;
+            say(
+                cli,
+                &json!({"granted": grantee, "access": access.name()}),
+                &format!("granted {grantee} {access} access"),
+            );
+        }
+        UserCommand::List { db, name } => {
+            let users = open(db, name)?.users()?;
+            if cli.json {
+                let docs: Vec<Value> = users
+                    .iter()
+                    .map(|(u, a)| json!({"user": u, "access": a.name()}))
+                    .collect();
+                println!("{}", Value::from(docs));
+            } else {
+                let mut out = std::io::stdout().lock();
+                for (u, a) in &users {
+                    writeln!(out, "{u}\t{a}").map_err(stdout_error)?;
+                }
+            }
+        }
+        UserCommand::Revoke { db, name, grantee } => {
+            open(db, name)?.revoke(grantee)?;
+            say(
+                cli,
+                &json!({"revoked": grantee}),
+                &format!("revoked {grantee}; the data key was rotated"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Prints `doc` with `--json`, else `text`.
@@ -728,7 +802,11 @@ fn info(cli: &Cli, db: &str, name: Option<&str>) -> Result<(), CliError> {
     let database = existing_database(db)?;
     let with_key = name.is_some() && keys::any_key(cli);
     if let (true, Some(name)) = (with_key, name) {
-        let index = database.open_index_read_only(name, &keys::for_index(cli, name, false)?)?;
+        let key = keys::for_index(cli, name, false)?;
+        let index = match &cli.user {
+            Some(user) => database.open_index_as(name, user, &key)?,
+            None => database.open_index_read_only(name, &key)?,
+        };
         let config = index.config();
         let anchor = index.anchor();
         let mut doc = json!({

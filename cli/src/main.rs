@@ -14,7 +14,7 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ciphervec::{IndexType, Metric, StoragePrecision};
+use ciphervec::{Access, IndexType, Metric, StoragePrecision};
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -45,6 +45,13 @@ pub(crate) struct Cli {
     /// The KMS-wrapped key of the index (text, safe to store; see --kms, which it needs).
     #[arg(long, global = true, value_name = "FILE", requires = "kms")]
     wrapped_key_file: Option<PathBuf>,
+
+    /// Open the index as this user, granted by `ciphervec user add`: --key-file (or
+    /// CIPHERVEC_KEY) is then the user's key, not the index key. A read grant queries, gets,
+    /// lists and verifies; its writes exit 9 (permission denied).
+    /// Example: `--user analyst --key-file analyst.key query ./db docs --vector '[...]'`.
+    #[arg(long, global = true, value_name = "USER")]
+    user: Option<String>,
 
     /// Machine-readable output on stdout (one JSON document).
     #[arg(long, global = true)]
@@ -380,6 +387,59 @@ pub(crate) enum Command {
     ///
     /// Example: CIPHERVEC_API_KEY=$(openssl rand -hex 24) ciphervec serve ./db --listen 127.0.0.1:8000
     Serve(serve::ServeArgs),
+    /// Manages who may open an index with a key of their own: grants (read, write or admin
+    /// scope), revocation (which also rotates the data key) and the list of users. Needs the
+    /// index key, or --user with an admin grant.
+    ///
+    /// Example: ciphervec user add ./db docs analyst --user-key-file analyst.key --access read --key-file k.txt
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `ciphervec user ...`.
+#[derive(Subcommand, Debug)]
+pub(crate) enum UserCommand {
+    /// Grants USER, who holds the key in --user-key-file (`ciphervec keygen` writes one),
+    /// access to the index (granting again replaces the grant).
+    ///
+    /// Example: ciphervec user add ./db docs analyst --user-key-file analyst.key --access read
+    Add {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The user name (stored only sealed).
+        #[arg(value_name = "USER")]
+        grantee: String,
+        /// The user's key (base64, as `ciphervec keygen` writes it).
+        #[arg(long, value_name = "FILE")]
+        user_key_file: PathBuf,
+        /// The scope.
+        #[arg(long, default_value = "read",
+              value_parser = core_names::<Access>(Access::ALL.map(Access::name)))]
+        access: Access,
+    },
+    /// Lists the users and their scopes.
+    ///
+    /// Example: ciphervec user list ./db docs --key-file k.txt --json
+    List {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+    },
+    /// Revokes USER's grant and rotates the data key: its key opens nothing written after.
+    ///
+    /// Example: ciphervec user revoke ./db docs analyst --key-file k.txt
+    Revoke {
+        /// The database.
+        db: String,
+        /// The index name.
+        name: String,
+        /// The user name.
+        #[arg(value_name = "USER")]
+        grantee: String,
+    },
 }
 
 /// A parser of the names the library gives a vocabulary (`IndexType::ALL`, `Metric::ALL`),

@@ -125,19 +125,24 @@ impl Client {
     }
 
     /// Opens an index with its key (`read_only=True`: for reading, in any process, beside a
-    /// writer elsewhere; `refresh()` picks up its commits).
-    #[pyo3(signature = (name, key, *, read_only = false))]
+    /// writer elsewhere; `refresh()` picks up its commits). With `user=`, `key` is that
+    /// user's key (granted by `index.grant`): a read grant's handle refuses writes with
+    /// `PermissionDeniedError`.
+    #[pyo3(signature = (name, key, *, user = None, read_only = false))]
     fn load_index(
         &self,
         py: Python<'_>,
         name: &str,
         key: &Bound<'_, PyAny>,
+        user: Option<&str>,
         read_only: bool,
     ) -> PyResult<Index> {
         let key = key_of(key)?;
         let db = &self.db;
         let index = run(py, || {
-            if read_only {
+            if let Some(user) = user {
+                db.open_index_as(name, user, &key)
+            } else if read_only {
                 db.open_index_read_only(name, &key)
             } else {
                 db.open_index(name, &key)

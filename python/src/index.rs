@@ -1,6 +1,8 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions};
+use ciphervec::{
+    Access, EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions,
+};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -616,6 +618,39 @@ impl Index {
     fn rotate_data_key(&self, py: Python<'_>) -> PyResult<()> {
         let index = &self.inner;
         run(py, || index.rotate_data_key())
+    }
+
+    /// Grants `user`, who holds `user_key` (32 bytes, as `cv.generate_key()` makes),
+    /// `access` ("read", "write" or "admin") to the index; it opens it with
+    /// `client.load_index(name, user_key, user=user)`.
+    #[pyo3(signature = (user, user_key, access = "read"))]
+    fn grant(
+        &self,
+        py: Python<'_>,
+        user: &str,
+        user_key: &Bound<'_, PyAny>,
+        access: &str,
+    ) -> PyResult<()> {
+        let user_key = crate::convert::key_of(user_key)?;
+        let access: Access = access.parse().map_err(errors::to_py)?;
+        let index = &self.inner;
+        run(py, || index.grant(user, &user_key, access))
+    }
+
+    /// Revokes `user`'s grant and rotates the data key: its key opens nothing written after.
+    fn revoke(&self, py: Python<'_>, user: &str) -> PyResult<()> {
+        let index = &self.inner;
+        run(py, || index.revoke(user))
+    }
+
+    /// The users granted access, as `(name, access)` pairs sorted by name.
+    fn users(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
+        let index = &self.inner;
+        let users = run(py, || index.users())?;
+        Ok(users
+            .into_iter()
+            .map(|(u, a)| (u, a.name().to_owned()))
+            .collect())
     }
 
     /// Checks every byte of every live file; returns a dict with `segments`, `records` and
