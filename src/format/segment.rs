@@ -999,7 +999,17 @@ mod tests {
             trained_at: 12_345,
         };
         let file = w
-            .finish(&note, |p| Ok(fake_seal(p)), |p| Ok(fake_seal(p)))
+            .finish(
+                &note,
+                |p| Ok(fake_seal(p)),
+                |signed, before| {
+                    // The signer sees the footer's first bytes and everything before it.
+                    assert_eq!(signed.len(), SIGNED_FOOTER_LEN);
+                    assert_eq!(&before[..8], MAGIC);
+                    Ok(Some([0x5a; SIGNATURE_LEN]))
+                },
+                |p| Ok(fake_seal(p)),
+            )
             .unwrap();
         let layout = Layout::CURRENT;
         let header_len = layout.header_len;
@@ -1008,6 +1018,8 @@ mod tests {
         assert_eq!(found, layout);
         let footer = Footer::decode(&fake_open(sealed), layout).unwrap();
         assert_eq!(footer.note, note);
+        assert_eq!(footer.signature, Some([0x5a; SIGNATURE_LEN]));
+        assert_eq!(footer.signed_bytes().len(), SIGNED_FOOTER_LEN);
         let plain = fake_open(sealed_directory(&file, &footer, layout).unwrap());
         let recs = decode_directory(&plain, footer.directory_offset, layout).unwrap();
         assert_eq!(recs.len(), 2);
