@@ -2,8 +2,10 @@
 //!
 //! The signing key exists only where write scope does (the index key's holder and
 //! write-scoped grants); every opener holds the verifying key. A signature covers
-//! `label || SHA3-256(message)`, the label naming what is signed (a manifest, a segment), so
-//! that a signature over one can never pass for the other.
+//! `label || SHA-256(message)`, the label naming what is signed (a manifest, a segment), so
+//! that a signature over one can never pass for the other. SHA-256 rather than the SHA3-256
+//! used elsewhere: every open hashes each segment it verifies whole, and SHA-256 runs on the
+//! CPU's SHA extensions (with the `sha2` crate's runtime detection).
 
 use zeroize::Zeroizing;
 
@@ -34,10 +36,10 @@ impl Signed {
     }
 }
 
-/// The message actually signed: the label, then SHA3-256 of the parts.
+/// The message actually signed: the label, then SHA-256 of the parts.
 fn message(what: Signed, parts: &[&[u8]]) -> Vec<u8> {
-    use sha3::Digest as _;
-    let mut h = sha3::Sha3_256::new();
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
     for p in parts {
         h.update(p);
     }
