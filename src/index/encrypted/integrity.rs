@@ -138,8 +138,12 @@ impl EncryptedIndex {
     /// copy is of the state this handle serves when the call starts). An index of that name
     /// already in `path` is [`Error::IndexExists`].
     ///
+    /// The copy's manifest is written (and, for an index with grants, signed) anew, so a
+    /// handle opened with a read grant cannot make one.
+    ///
     /// # Errors
-    /// [`Error::IndexExists`], [`Error::Io`]; on failure the partial copy is removed.
+    /// [`Error::IndexExists`], [`Error::Io`]; [`Error::PermissionDenied`] through a read
+    /// grant; on failure the partial copy is removed.
     pub fn backup_to(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let (keys, header, body, segments) = {
             let state = self.read();
