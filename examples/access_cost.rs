@@ -114,15 +114,18 @@ fn main() -> Result<(), ciphervec::Error> {
             let mut ms = Vec::new();
             for _ in 0..3 {
                 let t = Instant::now();
-                let index = Database::open(side.dir.path())?.open_index_read_only("bench", &side.key)?;
+                let index =
+                    Database::open(side.dir.path())?.open_index_read_only("bench", &side.key)?;
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(index.len());
             }
             open[s].push(median(ms));
         }
         let signed = &sides[1];
-        let owner = Database::open(signed.dir.path())?.open_index_read_only("bench", &signed.key)?;
-        let user = Database::open(signed.dir.path())?.open_index_as("bench", "reader", &reader_key)?;
+        let owner =
+            Database::open(signed.dir.path())?.open_index_read_only("bench", &signed.key)?;
+        let user =
+            Database::open(signed.dir.path())?.open_index_as("bench", "reader", &reader_key)?;
         let (o, u) = if round % 2 == 0 {
             let o = time_queries(&owner)?;
             (o, time_queries(&user)?)

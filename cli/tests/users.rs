@@ -18,7 +18,11 @@ impl Setup {
             dir: tempfile::tempdir().unwrap(),
         };
         for k in ["owner.key", "analyst.key", "ingest.key"] {
-            s.cmd().args(["keygen", "-o"]).arg(s.path(k)).assert().success();
+            s.cmd()
+                .args(["keygen", "-o"])
+                .arg(s.path(k))
+                .assert()
+                .success();
         }
         s
     }
@@ -78,15 +82,27 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
         "{\"id\": \"a\", \"vector\": [1, 0]}\n{\"id\": \"b\", \"vector\": [0, 1]}\n",
     )
     .unwrap();
-    s.run("owner.key", None, &["import", &db, "docs", items.to_str().unwrap()])
-        .assert()
-        .success();
+    s.run(
+        "owner.key",
+        None,
+        &["import", &db, "docs", items.to_str().unwrap()],
+    )
+    .assert()
+    .success();
     let analyst = s.path("analyst.key");
     let ingest = s.path("ingest.key");
     s.run(
         "owner.key",
         None,
-        &["user", "add", &db, "docs", "analyst", "--user-key-file", analyst.to_str().unwrap()],
+        &[
+            "user",
+            "add",
+            &db,
+            "docs",
+            "analyst",
+            "--user-key-file",
+            analyst.to_str().unwrap(),
+        ],
     )
     .assert()
     .success();
@@ -94,8 +110,15 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
         "owner.key",
         None,
         &[
-            "user", "add", &db, "docs", "ingest", "--user-key-file",
-            ingest.to_str().unwrap(), "--access", "write",
+            "user",
+            "add",
+            &db,
+            "docs",
+            "ingest",
+            "--user-key-file",
+            ingest.to_str().unwrap(),
+            "--access",
+            "write",
         ],
     )
     .assert()
@@ -106,14 +129,24 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
             "owner.key",
             None,
             &[
-                "user", "add", &db, "docs", "x", "--user-key-file",
-                ingest.to_str().unwrap(), "--access", "owner",
+                "user",
+                "add",
+                &db,
+                "docs",
+                "x",
+                "--user-key-file",
+                ingest.to_str().unwrap(),
+                "--access",
+                "owner",
             ],
         )
         .assert()
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(stderr.contains("read") && stderr.contains("admin"), "{stderr}");
+    assert!(
+        stderr.contains("read") && stderr.contains("admin"),
+        "{stderr}"
+    );
 
     let listed = s.json("owner.key", None, &["user", "list", &db, "docs"]);
     assert_eq!(
@@ -149,7 +182,9 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
         vec!["compact", &db, "docs"],
         vec!["user", "list", &db, "docs"],
     ] {
-        s.run("analyst.key", Some("analyst"), &args).assert().code(9);
+        s.run("analyst.key", Some("analyst"), &args)
+            .assert()
+            .code(9);
     }
     // --user with the index key, or a user never granted: wrong key (3).
     s.run("owner.key", Some("analyst"), &["list-ids", &db, "docs"])
@@ -160,9 +195,13 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
         .assert()
         .success();
     // --user cannot create or rotate: they need the index key.
-    s.run("ingest.key", Some("ingest"), &["create", &db, "x", "--dim", "2"])
-        .assert()
-        .code(2);
+    s.run(
+        "ingest.key",
+        Some("ingest"),
+        &["create", &db, "x", "--dim", "2"],
+    )
+    .assert()
+    .code(2);
     {
         let database = Database::open(&db).unwrap();
         let owner = database.open_index("docs", &s.key("owner.key")).unwrap();
@@ -171,14 +210,21 @@ fn grants_through_the_cli_open_in_the_library_with_their_scopes() {
         assert_eq!(hits[0].id, "b");
     }
     // Revocation: the analyst's opens then fail as a wrong key (3).
-    s.run("owner.key", None, &["user", "revoke", &db, "docs", "analyst"])
-        .assert()
-        .success();
+    s.run(
+        "owner.key",
+        None,
+        &["user", "revoke", &db, "docs", "analyst"],
+    )
+    .assert()
+    .success();
     s.run("analyst.key", Some("analyst"), &["list-ids", &db, "docs"])
         .assert()
         .code(3);
     let listed = s.json("owner.key", None, &["user", "list", &db, "docs"]);
-    assert_eq!(listed, serde_json::json!([{"user": "ingest", "access": "write"}]));
+    assert_eq!(
+        listed,
+        serde_json::json!([{"user": "ingest", "access": "write"}])
+    );
     s.run("ingest.key", Some("ingest"), &["list-ids", &db, "docs"])
         .assert()
         .success();

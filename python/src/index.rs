@@ -1,8 +1,6 @@
 //! `Index`: one open encrypted index.
 
-use ciphervec::{
-    Access, EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions,
-};
+use ciphervec::{Access, EncryptedIndex, Include, Item, MetadataQuery, Order, Query, TrainOptions};
 use numpy::{PyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

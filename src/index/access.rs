@@ -351,7 +351,7 @@ pub(crate) fn issue(iss: &Issue<'_>, entries: &[RosterEntry]) -> Result<AccessSe
             sealed,
         });
     }
-    grants.sort_by(|a, b| a.token.cmp(&b.token));
+    grants.sort_by_key(|g| g.token);
     if grants.windows(2).any(|w| w[0].token == w[1].token) {
         // Two users whose names and keys give one token: not two grants.
         return Err(Error::invalid_argument(

@@ -56,18 +56,22 @@ fn assert_serves(index: &EncryptedIndex, model: &Model, what: &str) {
     let mut rng = Rng::new(5);
     for _ in 0..5 {
         let q: Vec<f32> = (0..DIM).map(|_| rng.f32() * 4.0).collect();
-        let want = brute_force(Metric::Euclidean, &vectors, &q, 10);
+        let want = brute_force(Metric::Euclidean, &vectors, &q, 11);
         let hits = index
             .query(&Query::new(q).top_k(10).n_probes(usize::MAX))
             .unwrap();
-        assert_eq!(hits.len(), want.len(), "{what}");
-        for (h, (i, d)) in hits.iter().zip(&want) {
+        assert_eq!(hits.len(), want.len().min(10), "{what}");
+        for (h, (_, d)) in hits.iter().zip(&want) {
             assert!((h.distance - d).abs() <= 1e-4 * d.max(1.0), "{what}");
-            // Ties aside, the same ids.
-            if (h.distance - d).abs() > 1e-6 {
-                continue;
-            }
-            let _ = (ids[*i], &h.id);
+        }
+        // Without a tie at the cut, the same ids.
+        if want.len() == 11 && want[10].1 - want[9].1 > 1e-3 {
+            let mut got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            let mut expected: Vec<&str> =
+                want[..10].iter().map(|(i, _)| ids[*i].as_str()).collect();
+            got.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(got, expected, "{what}");
         }
     }
 }
@@ -470,9 +474,9 @@ fn a_crash_at_every_call_of_a_revocation_loses_no_grant() {
             .collect();
         assert_eq!(granted, want, "{what}");
         if bob_granted {
-            kept += 1
+            kept += 1;
         } else {
-            revoked += 1
+            revoked += 1;
         }
         drop(owner);
         for (u, k, _) in &users {
