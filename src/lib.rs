@@ -29,7 +29,6 @@ pub use storage::{MemoryStore, Store};
 
 pub use index::{
     Access, Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include,
-    Access, Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include,
-    IndexConfig, IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query,
-    Record, StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
+    IndexConfig, IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
+    StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
 };
