@@ -47,6 +47,9 @@ pub(crate) struct Kernels {
     pub dots_one: fn(&[f32], usize, &[f32], &mut [f32]),
     /// 4-bit PQ fast-scan: `(codes, m_pad, lut, out)`, see [`pq4_scan`].
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
+    /// 4-bit PQ fast-scan against up to 4 tables: `(codes, m_pad, luts, out)`, see
+    /// [`pq4_scan_multi`].
+    pub pq4_scan_multi: fn(&[u8], usize, &[u8], &mut [u16]),
     /// PQ table quantization, see [`pq4_quantize_table`].
     pub pq4_quantize_table: fn(&[f32], &mut [u8]) -> (f32, f32),
     /// SQ8 L2 scores of a block of codes, see [`sq8_l2_block`].
@@ -68,6 +71,7 @@ const SCALAR: Kernels = Kernels {
     dots_tile8: scalar::dots_tile8,
     dots_one: scalar::dots_one,
     pq4_scan: scalar::pq4_scan,
+    pq4_scan_multi: scalar::pq4_scan_multi,
     pq4_quantize_table: scalar::pq4_quantize_table,
     sq8_l2_block: scalar::sq8_l2_block,
     sq8_dot_block: scalar::sq8_dot_block,
@@ -95,6 +99,11 @@ pub(crate) fn available() -> Vec<Kernels> {
                 } else {
                     x86::pq4_scan_avx2
                 },
+                pq4_scan_multi: if std::arch::is_x86_feature_detected!("avx512bw") {
+                    x86::pq4_scan_multi_avx512
+                } else {
+                    x86::pq4_scan_multi_avx2
+                },
                 pq4_quantize_table: if std::arch::is_x86_feature_detected!("avx512bw") {
                     x86::pq4_quantize_table_avx512
                 } else {
@@ -118,6 +127,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dots_tile8: x86::dots_tile8_avx2,
                 dots_one: x86::dots_one_avx2,
                 pq4_scan: x86::pq4_scan_avx2,
+                pq4_scan_multi: x86::pq4_scan_multi_avx2,
                 pq4_quantize_table: x86::pq4_quantize_table_avx2,
                 sq8_l2_block: x86::sq8_l2_block_avx2,
                 sq8_dot_block: x86::sq8_dot_block_avx2,
@@ -139,6 +149,7 @@ pub(crate) fn available() -> Vec<Kernels> {
                 dots_tile8: scalar::dots_tile8,
                 dots_one: scalar::dots_one,
                 pq4_scan: scalar::pq4_scan,
+                pq4_scan_multi: scalar::pq4_scan_multi,
                 pq4_quantize_table: scalar::pq4_quantize_table,
                 sq8_l2_block: scalar::sq8_l2_block,
                 sq8_dot_block: scalar::sq8_dot_block,
@@ -301,6 +312,35 @@ pub(crate) fn prefetch<T>(items: &[T]) {
 #[inline]
 pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     (best().pq4_scan)(codes, m_pad, lut, out);
+}
+
+/// Tables [`pq4_scan_multi`] takes at most.
+pub(crate) const PQ4_MAX_TABLES: usize = 4;
+
+/// [`pq4_scan`] of one list of `codes` against `q` tables at once (`luts`: `q` tables of
+/// `m_pad * 16` bytes back to back, `1 <= q <=` [`PQ4_MAX_TABLES`]): `out` holds `q` runs of
+/// sums, run `i` (`out.len() / q` sums) what `pq4_scan` gives table `i`, the same integers.
+/// A query batch scans each list once for several queries: the codes are loaded and split
+/// into nibbles once for all of them.
+#[inline]
+pub(crate) fn pq4_scan_multi(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+    (best().pq4_scan_multi)(codes, m_pad, luts, out);
+}
+
+/// The layout contract of [`pq4_scan_multi`]; returns the number of tables.
+fn check_pq4_multi_args(codes: &[u8], m_pad: usize, luts: &[u8], out: &[u16]) -> usize {
+    let table_len = m_pad * 16;
+    let q = luts.len().checked_div(table_len).unwrap_or(0);
+    assert!(
+        m_pad > 0
+            && m_pad.is_multiple_of(PQ4_M_ALIGN)
+            && (1..=PQ4_MAX_TABLES).contains(&q)
+            && luts.len() == q * table_len
+            && codes.len().is_multiple_of(table_len)
+            && out.len() == q * (codes.len() / table_len * PQ4_BLOCK),
+        "pq4_scan_multi layout"
+    );
+    q
 }
 
 /// Quantizes a float PQ table whose entry for subquantizer `j` and centroid `c` is at
@@ -745,6 +785,41 @@ mod tests {
                 let mut got = vec![7u16; blocks * PQ4_BLOCK];
                 (path.pq4_scan)(&codes, m_pad, &lut, &mut got);
                 assert_eq!(got, want, "{} m_pad={m_pad} blocks={blocks}", path.name);
+            }
+        }
+    }
+
+    /// Several tables at once give each table's own scan, on every path.
+    #[test]
+    fn every_multi_table_pq4_scan_equals_one_scan_per_table() {
+        let mut rng = StdRng::seed_from_u64(16);
+        for trial in 0..200 {
+            let m_pad = PQ4_M_ALIGN * (1 + rng.next_u32() as usize % 40);
+            let blocks = rng.next_u32() as usize % 5;
+            let q = 1 + trial % PQ4_MAX_TABLES;
+            let max_entry = (u16::MAX as usize / m_pad).min(255) as u32;
+            let luts: Vec<u8> = (0..q * m_pad * 16)
+                .map(|_| (rng.next_u32() % (max_entry + 1)) as u8)
+                .collect();
+            let codes: Vec<u8> = (0..blocks * m_pad * 16)
+                .map(|_| rng.next_u32() as u8)
+                .collect();
+            let rows = blocks * PQ4_BLOCK;
+            let mut want = vec![0u16; q * rows];
+            for (lut, out) in luts
+                .chunks_exact(m_pad * 16)
+                .zip(want.chunks_exact_mut(rows.max(1)))
+            {
+                scalar::pq4_scan(&codes, m_pad, lut, out);
+            }
+            for path in available() {
+                let mut got = vec![7u16; q * rows];
+                (path.pq4_scan_multi)(&codes, m_pad, &luts, &mut got);
+                assert_eq!(
+                    got, want,
+                    "{} q={q} m_pad={m_pad} blocks={blocks}",
+                    path.name
+                );
             }
         }
     }

@@ -58,6 +58,19 @@ impl PackedCodes {
         }
     }
 
+    /// [`PackedCodes::scan`] against several tables at once (`luts`: up to
+    /// [`kernel::PQ4_MAX_TABLES`] tables' [`QuantizedTable::lut`] back to back): `sums` holds
+    /// one run of sums per table, each run what `scan` gives that table.
+    pub(crate) fn scan_multi(&self, luts: &[u8], sums: &mut Vec<u16>) {
+        let table_len = (self.m_pad * 16).max(1);
+        let tables = luts.len() / table_len;
+        sums.clear();
+        sums.resize(tables * (self.bytes.len() / table_len * PQ4_BLOCK), 0);
+        if self.rows > 0 && tables > 0 {
+            kernel::pq4_scan_multi(&self.bytes, self.m_pad, luts, sums);
+        }
+    }
+
     /// Per row, the sum of the terms given to [`PackedCodes::pack`] (empty without them).
     pub(crate) fn row_terms(&self) -> &[f32] {
         &self.row_terms
@@ -109,6 +122,11 @@ impl QuantizedTable {
         table.bias = base + sum_of_mins;
         table.scale = scale;
         table
+    }
+
+    /// The 8-bit entries, in the layout [`PackedCodes::scan_multi`] takes.
+    pub(crate) fn lut(&self) -> &[u8] {
+        &self.lut
     }
 
     /// The approximate distance of a row with table sum `sum`.

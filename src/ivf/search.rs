@@ -354,12 +354,22 @@ fn code_candidates<S: ListSource>(
     codes: CodeSearch<'_>,
 ) -> Result<Vec<Place>, S::Error> {
     let approx = score_codes(lists, params, query, probes, codes, quantizer)?;
+    survivors_of(approx, lists, query.len(), codes)
+}
+
+/// The rows `approx` kept, grouped by list, with what the re-rank will read of them asked for.
+fn survivors_of<S: ListSource>(
+    approx: Reservoir,
+    lists: &S,
+    dim: usize,
+    codes: CodeSearch<'_>,
+) -> Result<Vec<Place>, S::Error> {
     let mut survivors: Vec<Place> = approx.into_best().iter().map(|n| n.1).collect();
     // Grouped by list, so that each list is visited once per pass.
     survivors.sort_unstable_by_key(|p| p.list);
     // Rows carrying whole codes carry the refine code too (see `ListRows::code_len`).
-    let whole_code = codes.codec.code_len(query.len());
-    prefetch_survivors(lists, &survivors, query.len(), whole_code)?;
+    let whole_code = codes.codec.code_len(dim);
+    prefetch_survivors(lists, &survivors, dim, whole_code)?;
     Ok(survivors)
 }
 
@@ -391,14 +401,17 @@ fn rerank_candidates<S: ListSource>(
 }
 
 /// [`search`] of many queries over a quantized index, one list source per query (`sources[i]`
-/// serves `params[i]`), each result equal to what [`search`] returns for it: the coarse probes
-/// of 8 queries at a time come from one tile ([`Quantizer::probe_many`], bit-identical to
-/// one query's probe), and each query's exact re-rank runs after the next query's scan of
-/// codes, so that the rows it reads, prefetched at the end of its own scan, have that scan's
-/// time to arrive from memory (with vectors in RAM, the re-rank's random reads were 15% of a
-/// query; they still arrive at the core's memory rate, so this hides part of it).
+/// serves `params[i]`), each result equal to what [`search`] returns for it, bit for bit.
+/// The work the queries share is done once:
+/// - the coarse probes of 8 queries at a time come from one tile ([`Quantizer::probe_many`],
+///   bit-identical to one query's probe), a blocked product of queries by centroids;
+/// - the first pass goes list by list ([`shared_first_pass`]): each probed list is visited
+///   once for every query that probes it, and PQ fast-scan codes are scored against up to
+///   [`kernel::PQ4_MAX_TABLES`] queries' tables at once, each block of codes loaded once;
+/// - each query's exact re-rank runs after the next query's survivors were asked for, so that
+///   the rows it reads have that time to arrive from memory.
 ///
-/// Every query must come with `codes`; one without is answered by [`search`] alone.
+/// Every query should come with `codes`; one without is answered by [`search`] alone.
 pub(crate) fn search_codes_many<S: ListSource>(
     quantizer: &Quantizer,
     sources: &[S],
@@ -411,6 +424,12 @@ pub(crate) fn search_codes_many<S: ListSource>(
     let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
     let counts: Vec<usize> = params.iter().map(|p| p.n_probes.max(1)).collect();
     let probes = quantizer.probe_many(&refs, &counts);
+    let mut scorers: Vec<Option<CodeScorer<'_>>> = params
+        .iter()
+        .zip(&queries)
+        .map(|(p, q)| p.codes.map(|c| CodeScorer::new(p, q, c, quantizer)))
+        .collect();
+    shared_first_pass(sources, &probes, &mut scorers)?;
     let rerank = |(j, codes, survivors): (usize, CodeSearch<'_>, Vec<Place>)| {
         rerank_candidates(
             quantizer,
@@ -422,17 +441,17 @@ pub(crate) fn search_codes_many<S: ListSource>(
         )
     };
     let mut out = Vec::with_capacity(params.len());
-    // The query whose re-rank waits for the next query's scan, with its survivors.
+    // The query whose re-rank waits for the next query's survivors, with its own.
     let mut waiting = None;
     for (i, (lists, p)) in sources.iter().zip(params).enumerate() {
-        let Some(codes) = p.codes else {
+        let (Some(scorer), Some(codes)) = (scorers[i].take(), p.codes) else {
             if let Some(w) = waiting.take() {
                 out.push(rerank(w)?);
             }
             out.push(search(Some(quantizer), lists, p)?);
             continue;
         };
-        let survivors = code_candidates(quantizer, lists, p, &queries[i], &probes[i], codes)?;
+        let survivors = survivors_of(scorer.approx, lists, queries[i].len(), codes)?;
         if let Some(w) = waiting.replace((i, codes, survivors)) {
             out.push(rerank(w)?);
         }
@@ -441,6 +460,82 @@ pub(crate) fn search_codes_many<S: ListSource>(
         out.push(rerank(w)?);
     }
     Ok(out)
+}
+
+/// The first pass of many queries (`scorers[i]`, `None` for a query without codes, probing
+/// `probes[i]`), list by list: each probed list is visited once (through the source of the
+/// first query that probes it: under one state, every source delivers the same pieces), and
+/// its pieces are scored for every query that probes it while they are in the CPU's cache.
+/// Fast-scan codes are scanned against up to [`kernel::PQ4_MAX_TABLES`] tables at once.
+/// Each scorer keeps what it keeps in probe order ([`CodeScorer`]).
+fn shared_first_pass<S: ListSource>(
+    sources: &[S],
+    probes: &[Vec<(u32, f32)>],
+    scorers: &mut [Option<CodeScorer<'_>>],
+) -> Result<(), S::Error> {
+    // The queries probing each list, with their centroid distances, lists in ascending order.
+    let mut probing: std::collections::BTreeMap<u32, Vec<(usize, f32)>> = Default::default();
+    for (i, (p, scorer)) in probes.iter().zip(scorers.iter()).enumerate() {
+        if scorer.is_some() {
+            for &(list, distance) in p {
+                probing.entry(list).or_default().push((i, distance));
+            }
+        }
+    }
+    let (mut sums, mut luts) = (Vec::new(), Vec::new());
+    let mut fast: Vec<(usize, f32)> = Vec::new();
+    for (&list, probers) in &probing {
+        let Some(source) = sources.get(probers[0].0) else {
+            continue;
+        };
+        let mut piece = 0u32;
+        source.visit_list(list, &mut |rows| {
+            // The probers whose tables fast-scan this list's packed codes, and the packing.
+            fast.clear();
+            let mut packed = None;
+            if let Some(cell) = rows.packed {
+                for &(i, distance) in probers {
+                    let Some((f, terms)) = scorers[i].as_ref().and_then(|s| s.fast_list(list))
+                    else {
+                        continue;
+                    };
+                    packed.get_or_insert_with(|| {
+                        cell.get_or_init(|| {
+                            PackedCodes::pack(rows.codes, rows.code_len(), f.m, terms)
+                        })
+                    });
+                    fast.push((i, distance));
+                }
+            }
+            for &(i, distance) in probers {
+                if fast.iter().all(|&(j, _)| j != i)
+                    && let Some(scorer) = scorers[i].as_mut()
+                {
+                    scorer.score_piece((list, piece, distance), &rows, &mut sums);
+                }
+            }
+            if let Some(packed) = packed {
+                for chunk in fast.chunks(kernel::PQ4_MAX_TABLES) {
+                    luts.clear();
+                    for &(i, _) in chunk {
+                        if let Some(f) = scorers[i].as_ref().and_then(|s| s.fast.as_ref()) {
+                            luts.extend_from_slice(f.table.lut());
+                        }
+                    }
+                    packed.scan_multi(&luts, &mut sums);
+                    let run = sums.len() / chunk.len();
+                    for (k, &(i, distance)) in chunk.iter().enumerate() {
+                        if let Some(scorer) = scorers[i].as_mut() {
+                            let sums = &sums[k * run..(k + 1) * run];
+                            scorer.offer_sums((list, piece, distance), rows.handles, packed, sums);
+                        }
+                    }
+                }
+            }
+            piece += 1;
+        })?;
+    }
+    Ok(())
 }
 
 /// First pass: approximate distances from the codes of every probed list, keeping the best
@@ -455,121 +550,229 @@ fn score_codes<S: ListSource>(
     codes: CodeSearch<'_>,
     quantizer: &Quantizer,
 ) -> Result<Reservoir, S::Error> {
-    let mut approx = Reservoir::new(shortlist_len(params.k, codes.rerank));
-    let fast = FastScan::new(codes, query, params.metric);
+    let mut scorer = CodeScorer::new(params, query, codes, quantizer);
     let mut sums = Vec::new();
-    let mut scores = Vec::new();
-    // What every row's approximate distance adds for its list: `|q - o|^2` (L2) or `-<q, o>`
-    // with `o` the list's origin: the centroid's distance from the probe for residual codes,
-    // the query's own for codes of vectors (the same for every list).
-    let l2 = matches!(params.metric, Metric::Euclidean | Metric::SquaredEuclidean);
-    let query_distance = if l2 { kernel::norm_sq(query) } else { 0.0 };
-    let origin_distance = |centroid_distance: f32| {
-        if codes.codec.is_residual() {
-            centroid_distance
-        } else {
-            query_distance
-        }
-    };
     for &(list, centroid_distance) in probes {
-        let centroid_distance = origin_distance(centroid_distance);
-        let fast_list = fast.as_ref().and_then(|f| Some((f, f.list_terms(list)?)));
         let mut piece = 0u32;
         lists.visit_list(list, &mut |rows| {
-            // Returns whether the threshold moved.
-            let offer = |i: usize, distance: f32, approx: &mut Reservoir| {
-                let handle = rows.handles[i];
-                if params.accept.is_some_and(|f| !f(handle)) {
-                    return false;
-                }
-                let place = Place {
-                    list,
-                    piece,
-                    row: i as u32,
-                };
-                approx.push(distance, handle, place)
-            };
-            match (fast_list, rows.packed) {
-                (Some((fast, terms)), Some(cell)) => {
-                    let packed = cell.get_or_init(|| {
-                        PackedCodes::pack(rows.codes, rows.code_len(), fast.m, terms)
-                    });
-                    debug_assert_eq!(packed.row_terms().is_empty(), terms.is_empty());
-                    packed.scan(&fast.table, &mut sums);
-                    let sums = &sums[..rows.handles.len()];
-                    let row_terms = packed.row_terms();
-                    if row_terms.is_empty() {
-                        // Inner product, or L2 over codes of vectors: the table is the whole
-                        // distance but for the list's constant, so an integer limit on the
-                        // sum decides, a kernel block of sums at a time (most blocks hold
-                        // no sum under the limit once the reservoir has filled).
-                        let threshold = |a: &Reservoir| a.threshold() - centroid_distance;
-                        let mut limit = fast.table.sum_limit(threshold(&approx));
-                        for (b, block) in sums.chunks(PQ4_BLOCK).enumerate() {
-                            let Some(l) = limit else { break };
-                            if block.iter().fold(u16::MAX, |a, &s| a.min(s)) > l {
-                                continue;
-                            }
-                            for (t, &sum) in block.iter().enumerate() {
-                                if limit.is_some_and(|l| sum <= l)
-                                    && offer(
-                                        b * PQ4_BLOCK + t,
-                                        fast.table.distance(sum) + centroid_distance,
-                                        &mut approx,
-                                    )
-                                {
-                                    limit = fast.table.sum_limit(threshold(&approx));
-                                }
-                            }
-                        }
-                    } else {
-                        // L2: each row adds its own list-dependent term. A kernel block's
-                        // distances first (a loop the compiler vectorizes), then whether any
-                        // is under the threshold (vectorized too: once the reservoir has
-                        // filled most blocks hold none, where a branch per row mispredicts
-                        // whenever rows still enter often), then those few.
-                        let (bias, step) = fast.table.affine();
-                        let base = centroid_distance + bias;
-                        let blocks = sums.chunks(PQ4_BLOCK).zip(row_terms.chunks(PQ4_BLOCK));
-                        for (b, (block_sums, block_terms)) in blocks.enumerate() {
-                            scores.clear();
-                            scores.extend(
-                                block_sums
-                                    .iter()
-                                    .zip(block_terms)
-                                    .map(|(&sum, &term)| base + f32::from(sum) * step + term),
-                            );
-                            let threshold = approx.threshold();
-                            if !scores.iter().fold(false, |any, &d| any | (d <= threshold)) {
-                                continue;
-                            }
-                            for (t, &distance) in scores.iter().enumerate() {
-                                if distance <= approx.threshold() {
-                                    offer(b * PQ4_BLOCK + t, distance, &mut approx);
-                                }
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    let table = codes.codec.table(
-                        query,
-                        codes.codec.origin(quantizer.centroid(list)),
-                        params.metric,
-                    );
-                    scores.resize(rows.handles.len(), 0.0);
-                    table.score_block(rows.codes, rows.code_len(), &mut scores);
-                    for (i, &a) in scores.iter().enumerate() {
-                        if a <= approx.threshold() {
-                            offer(i, a, &mut approx);
-                        }
-                    }
-                }
-            }
+            scorer.score_piece((list, piece, centroid_distance), &rows, &mut sums);
             piece += 1;
         })?;
     }
-    Ok(approx)
+    Ok(scorer.approx)
+}
+
+/// One query's first pass ([`score_codes`]), fed one piece of a list at a time: alone, in
+/// probe order, or (a batch, [`search_codes_many`]) list by list with other queries, its
+/// fast-scan sums then computed with theirs. Either way it keeps the same rows: the
+/// [`Reservoir`] keeps the best by (distance, handle) whatever order rows come in, and every
+/// test that turns a row away before it is offered is exact (see [`CodeScorer::sum_limit`]).
+struct CodeScorer<'a> {
+    params: &'a SearchParams<'a>,
+    query: &'a [f32],
+    codes: CodeSearch<'a>,
+    quantizer: &'a Quantizer,
+    fast: Option<FastScan<'a>>,
+    approx: Reservoir,
+    /// `|q|^2` under L2 (what codes of vectors add for every list), else 0.
+    query_distance: f32,
+    scores: Vec<f32>,
+}
+
+impl<'a> CodeScorer<'a> {
+    fn new(
+        params: &'a SearchParams<'a>,
+        query: &'a [f32],
+        codes: CodeSearch<'a>,
+        quantizer: &'a Quantizer,
+    ) -> CodeScorer<'a> {
+        let l2 = matches!(params.metric, Metric::Euclidean | Metric::SquaredEuclidean);
+        CodeScorer {
+            params,
+            query,
+            codes,
+            quantizer,
+            fast: FastScan::new(codes, query, params.metric),
+            approx: Reservoir::new(shortlist_len(params.k, codes.rerank)),
+            query_distance: if l2 { kernel::norm_sq(query) } else { 0.0 },
+            scores: Vec::new(),
+        }
+    }
+
+    /// What every row's approximate distance adds for its list: `|q - o|^2` (L2) or `-<q, o>`
+    /// with `o` the list's origin: the centroid's distance from the probe for residual codes,
+    /// the query's own for codes of vectors (the same for every list).
+    fn origin_distance(&self, centroid_distance: f32) -> f32 {
+        if self.codes.codec.is_residual() {
+            centroid_distance
+        } else {
+            self.query_distance
+        }
+    }
+
+    /// The fast-scan table and the row terms of `list`, when its rows can be fast-scanned.
+    fn fast_list(&self, list: u32) -> Option<(&FastScan<'a>, &'a [f32])> {
+        let fast = self.fast.as_ref()?;
+        Some((fast, fast.list_terms(list)?))
+    }
+
+    /// Offers row `i` of a piece to `approx` if `accept` takes it; returns whether the
+    /// threshold moved.
+    fn offer(
+        (approx, accept): (&mut Reservoir, Option<&(dyn Fn(u64) -> bool + Sync)>),
+        (list, piece): (u32, u32),
+        handles: &[u64],
+        i: usize,
+        distance: f32,
+    ) -> bool {
+        let handle = handles[i];
+        if accept.is_some_and(|f| !f(handle)) {
+            return false;
+        }
+        let place = Place {
+            list,
+            piece,
+            row: i as u32,
+        };
+        approx.push(distance, handle, place)
+    }
+
+    /// Scores one piece of list `list` (its `piece`-th, at `centroid_distance` from the query).
+    fn score_piece(
+        &mut self,
+        (list, piece, centroid_distance): (u32, u32, f32),
+        rows: &ListRows<'_>,
+        sums: &mut Vec<u16>,
+    ) {
+        if let (Some((fast, terms)), Some(cell)) = (self.fast_list(list), rows.packed) {
+            let packed =
+                cell.get_or_init(|| PackedCodes::pack(rows.codes, rows.code_len(), fast.m, terms));
+            debug_assert_eq!(packed.row_terms().is_empty(), terms.is_empty());
+            packed.scan(&fast.table, sums);
+            self.offer_sums((list, piece, centroid_distance), rows.handles, packed, sums);
+            return;
+        }
+        let table = self.codes.codec.table(
+            self.query,
+            self.codes.codec.origin(self.quantizer.centroid(list)),
+            self.params.metric,
+        );
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.resize(rows.handles.len(), 0.0);
+        table.score_block(rows.codes, rows.code_len(), &mut scores);
+        let accept = self.params.accept;
+        for (i, &a) in scores.iter().enumerate() {
+            if a <= self.approx.threshold() {
+                Self::offer(
+                    (&mut self.approx, accept),
+                    (list, piece),
+                    rows.handles,
+                    i,
+                    a,
+                );
+            }
+        }
+        self.scores = scores;
+    }
+
+    /// The fast-scan table sums of a piece's rows (`sums`, from [`PackedCodes::scan`] or the
+    /// batch's [`kernel::pq4_scan_multi`]), turned into distances and offered.
+    fn offer_sums(
+        &mut self,
+        (list, piece, centroid_distance): (u32, u32, f32),
+        handles: &[u64],
+        packed: &PackedCodes,
+        sums: &[u16],
+    ) {
+        let centroid_distance = self.origin_distance(centroid_distance);
+        let accept = self.params.accept;
+        let Some(fast) = self.fast.as_ref() else {
+            return;
+        };
+        let table = &fast.table;
+        let approx = &mut self.approx;
+        let sums = &sums[..handles.len()];
+        let row_terms = packed.row_terms();
+        if row_terms.is_empty() {
+            // Inner product, or L2 over codes of vectors: the table is the whole distance but
+            // for the list's constant, so an integer limit on the sum decides, a kernel block
+            // of sums at a time (most blocks hold no sum under the limit once the reservoir
+            // has filled).
+            let mut limit = Self::sum_limit(table, approx.threshold(), centroid_distance);
+            for (b, block) in sums.chunks(PQ4_BLOCK).enumerate() {
+                let Some(l) = limit else { break };
+                if block.iter().fold(u16::MAX, |a, &s| a.min(s)) > l {
+                    continue;
+                }
+                for (t, &sum) in block.iter().enumerate() {
+                    if limit.is_some_and(|l| sum <= l)
+                        && Self::offer(
+                            (approx, accept),
+                            (list, piece),
+                            handles,
+                            b * PQ4_BLOCK + t,
+                            table.distance(sum) + centroid_distance,
+                        )
+                    {
+                        limit = Self::sum_limit(table, approx.threshold(), centroid_distance);
+                    }
+                }
+            }
+        } else {
+            // L2: each row adds its own list-dependent term. A kernel block's distances first
+            // (a loop the compiler vectorizes), then whether any is under the threshold
+            // (vectorized too: once the reservoir has filled most blocks hold none, where a
+            // branch per row mispredicts whenever rows still enter often), then those few.
+            let (bias, step) = table.affine();
+            let base = centroid_distance + bias;
+            let scores = &mut self.scores;
+            let blocks = sums.chunks(PQ4_BLOCK).zip(row_terms.chunks(PQ4_BLOCK));
+            for (b, (block_sums, block_terms)) in blocks.enumerate() {
+                scores.clear();
+                scores.extend(
+                    block_sums
+                        .iter()
+                        .zip(block_terms)
+                        .map(|(&sum, &term)| base + f32::from(sum) * step + term),
+                );
+                let threshold = approx.threshold();
+                if !scores.iter().fold(false, |any, &d| any | (d <= threshold)) {
+                    continue;
+                }
+                for (t, &distance) in scores.iter().enumerate() {
+                    if distance <= approx.threshold() {
+                        let row = b * PQ4_BLOCK + t;
+                        Self::offer((approx, accept), (list, piece), handles, row, distance);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The largest table sum whose distance (`table.distance(sum) + constant`, as offered)
+    /// is at most `threshold`, or `None` if none is. Exact, not merely close: the estimate from
+    /// [`QuantizedTable::sum_limit`] is moved by the sums next to it until the distance
+    /// itself, monotone in the sum, says where the limit lies. A limit one too low would turn
+    /// away a row the reservoir keeps, and only in some orders of the lists (the threshold
+    /// the limit comes from depends on what was offered before), so a batch that visits them
+    /// in another order would rank differently.
+    fn sum_limit(table: &QuantizedTable, threshold: f32, constant: f32) -> Option<u16> {
+        let fits = |sum: u16| table.distance(sum) + constant <= threshold;
+        let mut limit = table.sum_limit(threshold - constant);
+        loop {
+            match limit {
+                Some(l) if !fits(l) => limit = l.checked_sub(1),
+                _ => break,
+            }
+        }
+        loop {
+            let next = limit.map_or(Some(0), |l| l.checked_add(1));
+            match next {
+                Some(n) if fits(n) => limit = Some(n),
+                _ => return limit,
+            }
+        }
+    }
 }
 
 /// Second pass: what the re-rank reads of each survivor (its vector when its row holds one,

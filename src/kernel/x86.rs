@@ -573,6 +573,98 @@ unsafe fn pq4_scan_avx512_blocks<const B: usize>(
     }
 }
 
+/// One block of [`pq4_scan_avx512_impl`] against `Q` tables at once (`luts` holds `Q` tables
+/// of `m_pad * 16` bytes back to back, `sums` `Q` runs of 32): each load of the block's codes
+/// and each split into nibbles serves all `Q` queries, and their additions run side by side.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pq4_scan_avx512_tables<const Q: usize>(
+    block: &[u8],
+    m_pad: usize,
+    luts: &[u8],
+    sums: &mut [[u16; 32]; Q],
+) {
+    let table_len = m_pad * 16;
+    let low_nibbles = _mm512_set1_epi8(0x0f);
+    let mut acc = [[_mm512_setzero_si512(); 4]; Q];
+    for j in (0..m_pad).step_by(4) {
+        // SAFETY: j + 4 <= m_pad (a multiple of 4): 64 bytes from j * 16 lie inside the block,
+        // m_pad * 16 bytes (checked by the caller).
+        let c = unsafe { _mm512_loadu_si512(block.as_ptr().add(j * 16).cast()) };
+        let lo = _mm512_and_si512(c, low_nibbles);
+        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), low_nibbles);
+        for (q, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: likewise inside table `q` of `luts`, Q * m_pad * 16 bytes (checked).
+            let l = unsafe { _mm512_loadu_si512(luts.as_ptr().add(q * table_len + j * 16).cast()) };
+            let rows_lo = _mm512_shuffle_epi8(l, lo);
+            let rows_hi = _mm512_shuffle_epi8(l, hi);
+            acc[0] = _mm512_add_epi16(acc[0], rows_lo);
+            acc[1] = _mm512_add_epi16(acc[1], _mm512_srli_epi16::<8>(rows_lo));
+            acc[2] = _mm512_add_epi16(acc[2], rows_hi);
+            acc[3] = _mm512_add_epi16(acc[3], _mm512_srli_epi16::<8>(rows_hi));
+        }
+    }
+    let lanes = |a: __m512i| {
+        let halves = _mm256_add_epi16(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a));
+        _mm_add_epi16(
+            _mm256_castsi256_si128(halves),
+            _mm256_extracti128_si256::<1>(halves),
+        )
+    };
+    for (acc, sums) in acc.iter().zip(sums.iter_mut()) {
+        store_pq4_sums(
+            sums,
+            [lanes(acc[0]), lanes(acc[1]), lanes(acc[2]), lanes(acc[3])],
+        );
+    }
+}
+
+/// [`pq4_scan_avx512_tables`] over every block of `codes`, for `Q` tables.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pq4_scan_multi_avx512_impl<const Q: usize>(
+    codes: &[u8],
+    m_pad: usize,
+    luts: &[u8],
+    out: &mut [u16],
+) {
+    let block_len = m_pad * 16;
+    let rows = codes.len() / block_len * 32;
+    let mut sums = [[0u16; 32]; Q];
+    for (b, block) in codes.chunks_exact(block_len).enumerate() {
+        // SAFETY: same features as this function; one whole block, `Q` tables (checked).
+        unsafe { pq4_scan_avx512_tables::<Q>(block, m_pad, luts, &mut sums) };
+        for (q, s) in sums.iter().enumerate() {
+            out[q * rows + b * 32..q * rows + (b + 1) * 32].copy_from_slice(s);
+        }
+    }
+}
+
+/// AVX-512BW 4-bit PQ fast-scan of one list against up to 4 queries' tables at once (see
+/// `kernel::pq4_scan_multi`).
+pub(super) fn pq4_scan_multi_avx512(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+    let q = super::check_pq4_multi_args(codes, m_pad, luts, out);
+    // SAFETY: installed only after AVX-512F and AVX-512BW were detected; layout checked.
+    unsafe {
+        match q {
+            1 => pq4_scan_multi_avx512_impl::<1>(codes, m_pad, luts, out),
+            2 => pq4_scan_multi_avx512_impl::<2>(codes, m_pad, luts, out),
+            3 => pq4_scan_multi_avx512_impl::<3>(codes, m_pad, luts, out),
+            _ => pq4_scan_multi_avx512_impl::<4>(codes, m_pad, luts, out),
+        }
+    }
+}
+
+/// AVX2 4-bit PQ fast-scan against several tables: one scan per table.
+pub(super) fn pq4_scan_multi_avx2(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+    let q = super::check_pq4_multi_args(codes, m_pad, luts, out);
+    let rows = out.len() / q;
+    for (lut, out) in luts
+        .chunks_exact(m_pad * 16)
+        .zip(out.chunks_exact_mut(rows.max(1)))
+    {
+        pq4_scan_avx2(codes, m_pad, lut, out);
+    }
+}
+
 /// AVX2 4-bit PQ fast-scan.
 pub(super) fn pq4_scan_avx2(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) {
     super::check_pq4_args(codes, m_pad, lut, out);

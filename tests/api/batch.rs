@@ -224,3 +224,103 @@ fn a_bad_query_in_a_shared_batch_is_an_error() {
     }
     assert_eq!(index.query_batch(&[]).unwrap(), Vec::<Vec<_>>::new());
 }
+
+/// Every index type (PQ with 6- and 8-bit refine codes) x every metric x vectors in RAM or
+/// codes only (`cache_budget(0)`; `ivf_flat` then decrypts its lists on demand): a batch of
+/// plain queries (many per list, so that PQ fast-scan runs 1 to 4 queries' tables at once),
+/// filtered ones (the in-scan filter and the pre-filter path) and duplicates equals the same
+/// queries one by one, bit for bit, and reads from storage what they read one by one. At every
+/// probe and a shortlist of every item, the batch equals brute force.
+#[test]
+fn every_type_metric_and_mode_batch_equals_one_by_one() {
+    let mut rng = Rng::new(48);
+    let (dim, n, n_lists) = (16, 1_600, 12);
+    let data = clustered(&mut rng, n, dim, 9);
+    let stored = dedup(&data);
+    let mut queries = mixed_queries(&mut rng, &data, 150);
+    // Wide probes: most lists are probed by many queries of a group.
+    for q in queries.iter_mut().step_by(4) {
+        *q = q.clone().n_probes(n_lists);
+    }
+    // A selective filter (the pre-filter path) and a duplicate query.
+    queries.push(Query::new(data[3].clone()).filter(json!({"group": 3})));
+    queries.push(queries[1].clone());
+    let metrics = [
+        Metric::Euclidean,
+        Metric::SquaredEuclidean,
+        Metric::Cosine,
+        Metric::InnerProduct,
+    ];
+    let configs = [
+        IndexConfig::ivf_flat(dim),
+        IndexConfig::ivf_sq8(dim),
+        IndexConfig::ivf_pq(dim, 8),
+        IndexConfig::ivf_pq(dim, 4).refine_bits(8),
+    ];
+    for config in &configs {
+        for metric in metrics {
+            let dir = tempfile::tempdir().unwrap();
+            let key = IndexKey::generate();
+            {
+                let index = Database::open(dir.path())
+                    .unwrap()
+                    .create_index("b", &key, config.clone().metric(metric).n_lists(n_lists))
+                    .unwrap();
+                index.upsert(items_with_groups(&data)).unwrap();
+                index.train().unwrap();
+            }
+            for budget in [None, Some(0)] {
+                let options = budget.map_or_else(DatabaseOptions::default, |b| {
+                    DatabaseOptions::default().cache_budget(b)
+                });
+                let index = Database::open_with(dir.path(), options)
+                    .unwrap()
+                    .open_index("b", &key)
+                    .unwrap();
+                assert_eq!(index.is_resident(), budget.is_none());
+                let case = format!("{config:?} {metric:?} budget {budget:?}");
+                assert_batch_equals_one_by_one(&index, &queries);
+                // (`mixed_queries` filters every seventh; then the filtered one, the duplicate.)
+                let plain: Vec<Query> = queries
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| (i < 150 && i % 7 != 0) || i == 151)
+                    .map(|(_, q)| q.clone())
+                    .collect();
+                let before = storage_bytes_read(&index);
+                index.query_batch(&plain).unwrap();
+                let batch = storage_bytes_read(&index) - before;
+                let before = storage_bytes_read(&index);
+                for q in &plain {
+                    index.query(q).unwrap();
+                }
+                assert_eq!(batch, storage_bytes_read(&index) - before, "{case}");
+                // Every list, every item re-ranked: the exact nearest (by distance; the
+                // duplicates tie).
+                let vectors: Vec<Vec<f32>> = (0..12)
+                    .map(|i| data[i * 101].iter().map(|x| x + 0.03).collect())
+                    .collect();
+                let full: Vec<Query> = vectors
+                    .iter()
+                    .map(|v| {
+                        Query::new(v.clone())
+                            .top_k(10)
+                            .n_probes(n_lists)
+                            .rerank(n / 10)
+                    })
+                    .collect();
+                for (v, hits) in vectors.iter().zip(index.query_batch(&full).unwrap()) {
+                    let want = brute_force(metric, &stored, v, 10);
+                    assert_eq!(hits.len(), 10, "{case}");
+                    for (h, (_, w)) in hits.iter().zip(&want) {
+                        assert!(
+                            (h.distance - w).abs() <= 1e-3 * w.abs().max(1.0),
+                            "{case}: {} vs {w}",
+                            h.distance
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

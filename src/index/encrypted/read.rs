@@ -29,7 +29,8 @@ const CODES_GROUP: usize = 32;
 /// How the plain vector queries of a batch share work ([`EncryptedIndex::query_batch`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum BatchKind {
-    /// `ivf_flat` with every list in RAM: each probed list scanned once for all queries.
+    /// `ivf_flat` (or an untrained index): each probed list scanned once for all queries,
+    /// from RAM, or decrypted once for all of them when the lists are not resident.
     SharedScan,
     /// A trained quantized index: probes in tiles, re-ranks after the next query's scan.
     Codes,
@@ -299,12 +300,15 @@ impl EncryptedIndex {
     /// what [`query`](Self::query) returns for it.
     ///
     /// Plain vector queries (no filter, no text) are split into groups that share work: on
-    /// an `ivf_flat` index whose vectors are in RAM, one group per thread, and each probed
-    /// list is scanned once for all the queries of a group that probe it, while it is in the
-    /// CPU's cache; on a quantized index, groups of 32 that the pool's threads take in turn,
-    /// where the coarse probes of 8 queries come from one pass over the centroids, and each
-    /// query's exact re-rank waits for the next query's scan of codes, so that the rows it
-    /// reads arrive meanwhile. Other queries run one by one on the pool.
+    /// an `ivf_flat` index, one group per thread, and each probed list is scanned once for
+    /// all the queries of a group that probe it, while it is in the CPU's cache (and, when
+    /// the lists are not in RAM, decrypted once for all of them); on a trained quantized
+    /// index, groups of [`CODES_GROUP`] that the pool's threads take in turn, where the
+    /// coarse probes of 8 queries come from one blocked product with the centroids, each
+    /// probed list's codes are scanned once for all the queries of the group that probe it
+    /// (PQ fast-scan with 4 queries' tables at a time), and each query's exact re-rank waits
+    /// for the next query's survivors to be asked for, so that the rows it reads arrive
+    /// meanwhile. Other queries run one by one on the pool.
     ///
     /// # Errors
     /// The first error any query gives.
@@ -369,25 +373,36 @@ impl EncryptedIndex {
         })
     }
 
-    /// How plain vector queries of a batch share work, if they can: list scans on
-    /// `ivf_flat` with every list in RAM, probes and memory waits on a trained quantized
-    /// index.
+    /// How plain vector queries of a batch share work, if they can: list scans (and list
+    /// decryptions) on `ivf_flat`, probes, list scans of codes and memory waits on a trained
+    /// quantized index.
     fn batch_kind(state: &State) -> Option<BatchKind> {
         match (state.coder(), state.quantizer()) {
-            (None, _) if state.residency() == Residency::All => Some(BatchKind::SharedScan),
             (Some(_), Some(_)) => Some(BatchKind::Codes),
-            _ => None,
+            (None, _) => Some(BatchKind::SharedScan),
+            // An untrained quantized index: one list of codes, each query fetching vectors.
+            (Some(_), None) => None,
         }
     }
 
-    /// Plain vector queries over the lists in RAM, each list scanned once for all of them.
+    /// Plain vector queries over `ivf_flat` lists, each list scanned once for all of them
+    /// (when the lists are not in RAM, decrypted once for all of them). Each query's reads
+    /// are then padded as one query's are, from nothing: it counts the same bytes, and reads
+    /// as many, as it does alone.
     fn shared_scan(&self, state: &State, queries: &[&Query]) -> Result<Vec<Vec<Hit>>> {
         let lists = Lists::new(state);
+        let n_probes: Vec<usize> = queries.iter().map(|q| self.n_probes(state, q)).collect();
         let params: Vec<SearchParams<'_>> = queries
             .iter()
-            .map(|q| self.search_params(state, q, self.n_probes(state, q), None))
+            .zip(&n_probes)
+            .map(|(q, &n)| self.search_params(state, q, n, None))
             .collect();
         let neighbors = ivf::search_many(state.quantizer(), &lists, &params)?;
+        if state.residency() != Residency::All {
+            for (q, &n) in queries.iter().zip(&n_probes) {
+                self.pad_reads(state, &Lists::new(state), q, n);
+            }
+        }
         neighbors
             .into_iter()
             .zip(queries)
