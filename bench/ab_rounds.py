@@ -39,23 +39,32 @@ def main():
         p.stdin.write("round\n")
         p.stdin.flush()
         r = json.loads(p.stdout.readline())
-        return r["qps"], r["recall@10"]
+        return r["qps"], r.get("cpu_qps"), r["recall@10"]
 
     for _, _, p in procs:
         run(p)  # warm-up
     qps = [[] for _ in procs]
+    cpu = [[] for _ in procs]
     recall = [None] * len(procs)
     for r in range(rounds):
         order = list(range(len(procs)))
         order = order[r % len(order):] + order[:r % len(order)]
         for i in order:
-            q, recall[i] = run(procs[i][2])
+            q, c, recall[i] = run(procs[i][2])
             qps[i].append(q)
+            cpu[i].append(c)
     for i in range(0, len(procs), 2):
         ratios = [b / a for a, b in zip(qps[i], qps[i + 1])]
-        print(f"{procs[i][0]}: A {statistics.median(qps[i]):,.0f} QPS (recall {recall[i]}), "
-              f"B {statistics.median(qps[i + 1]):,.0f} QPS (recall {recall[i + 1]}), "
-              f"B/A median {statistics.median(ratios):.3f} over {rounds} rounds")
+        line = (f"{procs[i][0]}: A {statistics.median(qps[i]):,.0f} QPS (recall {recall[i]}), "
+                f"B {statistics.median(qps[i + 1]):,.0f} QPS (recall {recall[i + 1]}), "
+                f"B/A median {statistics.median(ratios):.3f} over {rounds} rounds")
+        if None not in cpu[i] + cpu[i + 1]:
+            # Queries per CPU second: what other processes on the cores do not count in.
+            cpu_ratios = [b / a for a, b in zip(cpu[i], cpu[i + 1])]
+            line += (f"; per CPU second A {statistics.median(cpu[i]):,.0f}, "
+                     f"B {statistics.median(cpu[i + 1]):,.0f}, "
+                     f"B/A median {statistics.median(cpu_ratios):.3f}")
+        print(line)
     for _, _, p in procs:
         p.stdin.close()
         p.wait()

@@ -9,7 +9,8 @@
 //! ```
 //! Builds and trains the index, prints one JSON line describing it, then answers every
 //! `round` line on standard input by running all queries once and printing
-//! `{"qps": .., "recall@10": ..}`; `round P` runs that round at `P` probes instead of
+//! `{"qps": .., "cpu_qps": .., "recall@10": ..}` (`cpu_qps`: queries per second of this
+//! process's CPU time); `round P` runs that round at `P` probes instead of
 //! `--probes` (one index serves a sweep, as `bench/scale_flat.py` needs). Ends at end of input. Queries run one at a time, or with
 //! `--batch` all in one `query_batch` call; on one thread, or with `--threads T` on a pool of
 //! T (which only `--batch` uses: one query at a time runs on the calling thread).
@@ -63,8 +64,9 @@ fn main() -> ciphervec::Result<()> {
             })
             .collect()
     };
-    let round = |probes: usize| -> ciphervec::Result<(f64, f64)> {
+    let round = |probes: usize| -> ciphervec::Result<(f64, f64, f64)> {
         let qs = queries_at(probes);
+        let cpu = cpu_seconds();
         let t = Instant::now();
         let ids: Vec<Vec<String>> = if batch {
             index
@@ -80,7 +82,8 @@ fn main() -> ciphervec::Result<()> {
             ids
         };
         let qps = qs.len() as f64 / t.elapsed().as_secs_f64();
-        Ok((qps, texmex::recall(&ids, &truth, 10)))
+        let cpu_qps = qs.len() as f64 / (cpu_seconds() - cpu).max(1e-9);
+        Ok((qps, cpu_qps, texmex::recall(&ids, &truth, 10)))
     };
     round(probes)?; // warm-up: fast-scan layouts, page cache
     let (lists, items) = decrypted_bytes(&index);
@@ -107,10 +110,28 @@ fn main() -> ciphervec::Result<()> {
             break;
         }
         let at = words.next().map_or(probes, |p| p.parse().expect("round P"));
-        let (qps, recall) = round(at)?;
-        println!("{}", json!({"qps": qps, "recall@10": recall}));
+        let (qps, cpu_qps, recall) = round(at)?;
+        println!(
+            "{}",
+            json!({"qps": qps, "cpu_qps": cpu_qps, "recall@10": recall})
+        );
     }
     drop(index);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// CPU time of every thread of this process so far (Linux `schedstat`; 0 elsewhere): on a
+/// machine shared with other work, queries per CPU second vary far less than per wall second,
+/// which counts the time other processes held the cores.
+fn cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }

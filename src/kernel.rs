@@ -49,7 +49,7 @@ pub(crate) struct Kernels {
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
     /// 4-bit PQ fast-scan against up to 4 tables: `(codes, m_pad, luts, out)`, see
     /// [`pq4_scan_multi`].
-    pub pq4_scan_multi: fn(&[u8], usize, &[u8], &mut [u16]),
+    pub pq4_scan_multi: fn(&[u8], usize, &[&[u8]], &mut [u16]),
     /// PQ table quantization, see [`pq4_quantize_table`].
     pub pq4_quantize_table: fn(&[f32], &mut [u8]) -> (f32, f32),
     /// SQ8 L2 scores of a block of codes, see [`sq8_l2_block`].
@@ -318,24 +318,24 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
 pub(crate) const PQ4_MAX_TABLES: usize = 4;
 
 /// [`pq4_scan`] of one list of `codes` against `q` tables at once (`luts`: `q` tables of
-/// `m_pad * 16` bytes back to back, `1 <= q <=` [`PQ4_MAX_TABLES`]): `out` holds `q` runs of
-/// sums, run `i` (`out.len() / q` sums) what `pq4_scan` gives table `i`, the same integers.
+/// `m_pad * 16` bytes, `1 <= q <=` [`PQ4_MAX_TABLES`]): `out` holds `q` runs of sums, run `i`
+/// (`out.len() / q` sums) what `pq4_scan` gives table `i`, the same integers.
 /// A query batch scans each list once for several queries: the codes are loaded and split
 /// into nibbles once for all of them.
 #[inline]
-pub(crate) fn pq4_scan_multi(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+pub(crate) fn pq4_scan_multi(codes: &[u8], m_pad: usize, luts: &[&[u8]], out: &mut [u16]) {
     (best().pq4_scan_multi)(codes, m_pad, luts, out);
 }
 
 /// The layout contract of [`pq4_scan_multi`]; returns the number of tables.
-fn check_pq4_multi_args(codes: &[u8], m_pad: usize, luts: &[u8], out: &[u16]) -> usize {
+fn check_pq4_multi_args(codes: &[u8], m_pad: usize, luts: &[&[u8]], out: &[u16]) -> usize {
     let table_len = m_pad * 16;
-    let q = luts.len().checked_div(table_len).unwrap_or(0);
+    let q = luts.len();
     assert!(
         m_pad > 0
             && m_pad.is_multiple_of(PQ4_M_ALIGN)
             && (1..=PQ4_MAX_TABLES).contains(&q)
-            && luts.len() == q * table_len
+            && luts.iter().all(|l| l.len() == table_len)
             && codes.len().is_multiple_of(table_len)
             && out.len() == q * (codes.len() / table_len * PQ4_BLOCK),
         "pq4_scan_multi layout"
@@ -806,15 +806,13 @@ mod tests {
                 .collect();
             let rows = blocks * PQ4_BLOCK;
             let mut want = vec![0u16; q * rows];
-            for (lut, out) in luts
-                .chunks_exact(m_pad * 16)
-                .zip(want.chunks_exact_mut(rows.max(1)))
-            {
+            let tables: Vec<&[u8]> = luts.chunks_exact(m_pad * 16).collect();
+            for (lut, out) in tables.iter().zip(want.chunks_exact_mut(rows.max(1))) {
                 scalar::pq4_scan(&codes, m_pad, lut, out);
             }
             for path in available() {
                 let mut got = vec![7u16; q * rows];
-                (path.pq4_scan_multi)(&codes, m_pad, &luts, &mut got);
+                (path.pq4_scan_multi)(&codes, m_pad, &tables, &mut got);
                 assert_eq!(
                     got, want,
                     "{} q={q} m_pad={m_pad} blocks={blocks}",

@@ -58,12 +58,15 @@ impl PackedCodes {
         }
     }
 
-    /// [`PackedCodes::scan`] against several tables at once (`luts`: up to
-    /// [`kernel::PQ4_MAX_TABLES`] tables' [`QuantizedTable::lut`] back to back): `sums` holds
-    /// one run of sums per table, each run what `scan` gives that table.
-    pub(crate) fn scan_multi(&self, luts: &[u8], sums: &mut Vec<u16>) {
+    /// [`PackedCodes::scan`] against several tables at once (up to
+    /// [`kernel::PQ4_MAX_TABLES`]): `sums` holds one run of sums per table, each run what
+    /// `scan` gives that table.
+    pub(crate) fn scan_multi(&self, tables: &[&QuantizedTable], sums: &mut Vec<u16>) {
         let table_len = (self.m_pad * 16).max(1);
-        let tables = luts.len() / table_len;
+        let luts: [&[u8]; kernel::PQ4_MAX_TABLES] =
+            std::array::from_fn(|i| tables.get(i).map_or(&[][..], |t| &t.lut[..]));
+        let luts = &luts[..tables.len().min(kernel::PQ4_MAX_TABLES)];
+        let tables = luts.len();
         sums.clear();
         sums.resize(tables * (self.bytes.len() / table_len * PQ4_BLOCK), 0);
         if self.rows > 0 && tables > 0 {
@@ -122,11 +125,6 @@ impl QuantizedTable {
         table.bias = base + sum_of_mins;
         table.scale = scale;
         table
-    }
-
-    /// The 8-bit entries, in the layout [`PackedCodes::scan_multi`] takes.
-    pub(crate) fn lut(&self) -> &[u8] {
-        &self.lut
     }
 
     /// The approximate distance of a row with table sum `sum`.

@@ -429,7 +429,6 @@ pub(crate) fn search_codes_many<S: ListSource>(
         .zip(&queries)
         .map(|(p, q)| p.codes.map(|c| CodeScorer::new(p, q, c, quantizer)))
         .collect();
-    shared_first_pass(sources, &probes, &mut scorers)?;
     let rerank = |(j, codes, survivors): (usize, CodeSearch<'_>, Vec<Place>)| {
         rerank_candidates(
             quantizer,
@@ -440,27 +439,52 @@ pub(crate) fn search_codes_many<S: ListSource>(
             &survivors,
         )
     };
-    let mut out = Vec::with_capacity(params.len());
-    // The query whose re-rank waits for the next query's survivors, with its own.
-    let mut waiting = None;
-    for (i, (lists, p)) in sources.iter().zip(params).enumerate() {
-        let (Some(scorer), Some(codes)) = (scorers[i].take(), p.codes) else {
-            if let Some(w) = waiting.take() {
-                out.push(rerank(w)?);
+    let mut out: Vec<Option<Vec<Neighbor>>> = vec![None; params.len()];
+    // The group whose re-ranks wait for the next group's scan, with their survivors: the
+    // rows a re-rank reads were asked for at the end of its own group's scan, and arrive
+    // from memory while the next group's codes are scanned.
+    let mut waiting = Vec::new();
+    for start in (0..params.len()).step_by(SCAN_GROUP) {
+        let group = start..(start + SCAN_GROUP).min(params.len());
+        shared_first_pass(
+            &sources[group.clone()],
+            &probes[group.clone()],
+            &mut scorers[group.clone()],
+        )?;
+        let mut ready = Vec::with_capacity(group.len());
+        for i in group {
+            match (scorers[i].take(), params[i].codes) {
+                (Some(scorer), Some(codes)) => {
+                    let dim = queries[i].len();
+                    let survivors = survivors_of(scorer.approx, &sources[i], dim, codes)?;
+                    ready.push((i, codes, survivors));
+                }
+                _ => out[i] = Some(search(Some(quantizer), &sources[i], &params[i])?),
             }
-            out.push(search(Some(quantizer), lists, p)?);
-            continue;
-        };
-        let survivors = survivors_of(scorer.approx, lists, queries[i].len(), codes)?;
-        if let Some(w) = waiting.replace((i, codes, survivors)) {
-            out.push(rerank(w)?);
+        }
+        for w in std::mem::replace(&mut waiting, ready) {
+            let i = w.0;
+            out[i] = Some(rerank(w)?);
         }
     }
-    if let Some(w) = waiting {
-        out.push(rerank(w)?);
+    for w in waiting {
+        let i = w.0;
+        out[i] = Some(rerank(w)?);
     }
-    Ok(out)
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
+
+/// Queries whose first passes share list visits in [`search_codes_many`]: enough that a list
+/// is probed by several of them (at 40 of 224 lists, 16 queries probe each list 2.5 times on
+/// average, past their nearest lists), few enough that the rows their re-ranks ask for (about 75 KB per query with
+/// 384-dimension vectors in RAM) wait in the core's cache for the next group's scan.
+const SCAN_GROUP: usize = 16;
+
+/// Each query scans its nearest `1 / LEAD_SHARE` probes alone, nearest first, before the lists
+/// it shares: the best rows then fill its shortlist early, and the rest of its rows are turned
+/// away by a threshold close to its last (in list order, with the threshold still loose,
+/// offering rows cost more than sharing the scans saved).
+const LEAD_SHARE: usize = 8;
 
 /// The first pass of many queries (`scorers[i]`, `None` for a query without codes, probing
 /// `probes[i]`), list by list: each probed list is visited once (through the source of the
@@ -473,18 +497,39 @@ fn shared_first_pass<S: ListSource>(
     probes: &[Vec<(u32, f32)>],
     scorers: &mut [Option<CodeScorer<'_>>],
 ) -> Result<(), S::Error> {
-    // The queries probing each list, with their centroid distances, lists in ascending order.
-    let mut probing: std::collections::BTreeMap<u32, Vec<(usize, f32)>> = Default::default();
-    for (i, (p, scorer)) in probes.iter().zip(scorers.iter()).enumerate() {
-        if scorer.is_some() {
-            for &(list, distance) in p {
-                probing.entry(list).or_default().push((i, distance));
-            }
+    let mut sums = Vec::new();
+    // Each query's nearest lists alone, in probe order; then, for the rest, the queries
+    // probing each list with their centroid distances and the sum of the ranks they probe it
+    // at (lists nearer to their probers first).
+    let mut probing: std::collections::HashMap<u32, (usize, Vec<(usize, f32)>)> =
+        Default::default();
+    for (i, (p, scorer)) in probes.iter().zip(scorers.iter_mut()).enumerate() {
+        let (Some(scorer), Some(lists)) = (scorer.as_mut(), sources.get(i)) else {
+            continue;
+        };
+        let lead = p.len().div_ceil(LEAD_SHARE);
+        for &(list, distance) in &p[..lead] {
+            let mut piece = 0u32;
+            lists.visit_list(list, &mut |rows| {
+                scorer.score_piece((list, piece, distance), &rows, &mut sums);
+                piece += 1;
+            })?;
+        }
+        for (rank, &(list, distance)) in p.iter().enumerate().skip(lead) {
+            let entry = probing.entry(list).or_default();
+            entry.0 += rank;
+            entry.1.push((i, distance));
         }
     }
-    let (mut sums, mut luts) = (Vec::new(), Vec::new());
+    let mut probing: Vec<(u32, (usize, Vec<(usize, f32)>))> = probing.into_iter().collect();
+    probing.sort_unstable_by_key(|(list, (rank_sum, probers))| {
+        (rank_sum.div_ceil(probers.len().max(1)), *list)
+    });
+    let probing = probing
+        .into_iter()
+        .map(|(list, (_, probers))| (list, probers));
     let mut fast: Vec<(usize, f32)> = Vec::new();
-    for (&list, probers) in &probing {
+    for (list, probers) in probing {
         let Some(source) = sources.get(probers[0].0) else {
             continue;
         };
@@ -494,7 +539,7 @@ fn shared_first_pass<S: ListSource>(
             fast.clear();
             let mut packed = None;
             if let Some(cell) = rows.packed {
-                for &(i, distance) in probers {
+                for &(i, distance) in &probers {
                     let Some((f, terms)) = scorers[i].as_ref().and_then(|s| s.fast_list(list))
                     else {
                         continue;
@@ -507,7 +552,7 @@ fn shared_first_pass<S: ListSource>(
                     fast.push((i, distance));
                 }
             }
-            for &(i, distance) in probers {
+            for &(i, distance) in &probers {
                 if fast.iter().all(|&(j, _)| j != i)
                     && let Some(scorer) = scorers[i].as_mut()
                 {
@@ -516,13 +561,12 @@ fn shared_first_pass<S: ListSource>(
             }
             if let Some(packed) = packed {
                 for chunk in fast.chunks(kernel::PQ4_MAX_TABLES) {
-                    luts.clear();
-                    for &(i, _) in chunk {
-                        if let Some(f) = scorers[i].as_ref().and_then(|s| s.fast.as_ref()) {
-                            luts.extend_from_slice(f.table.lut());
-                        }
-                    }
-                    packed.scan_multi(&luts, &mut sums);
+                    let tables: Vec<&QuantizedTable> = chunk
+                        .iter()
+                        .filter_map(|&(i, _)| Some(&scorers[i].as_ref()?.fast.as_ref()?.table))
+                        .collect();
+                    packed.scan_multi(&tables, &mut sums);
+                    drop(tables);
                     let run = sums.len() / chunk.len();
                     for (k, &(i, distance)) in chunk.iter().enumerate() {
                         if let Some(scorer) = scorers[i].as_mut() {

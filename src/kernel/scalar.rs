@@ -115,13 +115,10 @@ pub(crate) fn pq4_scan(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut [u16]) 
 
 /// [`pq4_scan`] of one list against several tables (see `kernel::pq4_scan_multi`): one scan
 /// per table.
-pub(crate) fn pq4_scan_multi(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+pub(crate) fn pq4_scan_multi(codes: &[u8], m_pad: usize, luts: &[&[u8]], out: &mut [u16]) {
     let q = super::check_pq4_multi_args(codes, m_pad, luts, out);
     let rows = out.len() / q;
-    for (lut, out) in luts
-        .chunks_exact(m_pad * 16)
-        .zip(out.chunks_exact_mut(rows.max(1)))
-    {
+    for (lut, out) in luts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
         pq4_scan(codes, m_pad, lut, out);
     }
 }

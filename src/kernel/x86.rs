@@ -573,17 +573,16 @@ unsafe fn pq4_scan_avx512_blocks<const B: usize>(
     }
 }
 
-/// One block of [`pq4_scan_avx512_impl`] against `Q` tables at once (`luts` holds `Q` tables
-/// of `m_pad * 16` bytes back to back, `sums` `Q` runs of 32): each load of the block's codes
-/// and each split into nibbles serves all `Q` queries, and their additions run side by side.
+/// One block of [`pq4_scan_avx512_impl`] against `Q` tables at once (`luts`: `Q` tables of
+/// `m_pad * 16` bytes, `sums` `Q` runs of 32): each load of the block's codes and each split
+/// into nibbles serves all `Q` queries, and their additions run side by side.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn pq4_scan_avx512_tables<const Q: usize>(
     block: &[u8],
     m_pad: usize,
-    luts: &[u8],
+    luts: &[&[u8]; Q],
     sums: &mut [[u16; 32]; Q],
 ) {
-    let table_len = m_pad * 16;
     let low_nibbles = _mm512_set1_epi8(0x0f);
     let mut acc = [[_mm512_setzero_si512(); 4]; Q];
     for j in (0..m_pad).step_by(4) {
@@ -592,9 +591,9 @@ unsafe fn pq4_scan_avx512_tables<const Q: usize>(
         let c = unsafe { _mm512_loadu_si512(block.as_ptr().add(j * 16).cast()) };
         let lo = _mm512_and_si512(c, low_nibbles);
         let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(c), low_nibbles);
-        for (q, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: likewise inside table `q` of `luts`, Q * m_pad * 16 bytes (checked).
-            let l = unsafe { _mm512_loadu_si512(luts.as_ptr().add(q * table_len + j * 16).cast()) };
+        for (lut, acc) in luts.iter().zip(acc.iter_mut()) {
+            // SAFETY: likewise inside each table, m_pad * 16 bytes (checked by the caller).
+            let l = unsafe { _mm512_loadu_si512(lut.as_ptr().add(j * 16).cast()) };
             let rows_lo = _mm512_shuffle_epi8(l, lo);
             let rows_hi = _mm512_shuffle_epi8(l, hi);
             acc[0] = _mm512_add_epi16(acc[0], rows_lo);
@@ -623,9 +622,12 @@ unsafe fn pq4_scan_avx512_tables<const Q: usize>(
 unsafe fn pq4_scan_multi_avx512_impl<const Q: usize>(
     codes: &[u8],
     m_pad: usize,
-    luts: &[u8],
+    luts: &[&[u8]],
     out: &mut [u16],
 ) {
+    let Ok(luts) = <&[&[u8]; Q]>::try_from(luts) else {
+        return;
+    };
     let block_len = m_pad * 16;
     let rows = codes.len() / block_len * 32;
     let mut sums = [[0u16; 32]; Q];
@@ -640,7 +642,7 @@ unsafe fn pq4_scan_multi_avx512_impl<const Q: usize>(
 
 /// AVX-512BW 4-bit PQ fast-scan of one list against up to 4 queries' tables at once (see
 /// `kernel::pq4_scan_multi`).
-pub(super) fn pq4_scan_multi_avx512(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+pub(super) fn pq4_scan_multi_avx512(codes: &[u8], m_pad: usize, luts: &[&[u8]], out: &mut [u16]) {
     let q = super::check_pq4_multi_args(codes, m_pad, luts, out);
     // SAFETY: installed only after AVX-512F and AVX-512BW were detected; layout checked.
     unsafe {
@@ -654,13 +656,10 @@ pub(super) fn pq4_scan_multi_avx512(codes: &[u8], m_pad: usize, luts: &[u8], out
 }
 
 /// AVX2 4-bit PQ fast-scan against several tables: one scan per table.
-pub(super) fn pq4_scan_multi_avx2(codes: &[u8], m_pad: usize, luts: &[u8], out: &mut [u16]) {
+pub(super) fn pq4_scan_multi_avx2(codes: &[u8], m_pad: usize, luts: &[&[u8]], out: &mut [u16]) {
     let q = super::check_pq4_multi_args(codes, m_pad, luts, out);
     let rows = out.len() / q;
-    for (lut, out) in luts
-        .chunks_exact(m_pad * 16)
-        .zip(out.chunks_exact_mut(rows.max(1)))
-    {
+    for (lut, out) in luts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
         pq4_scan_avx2(codes, m_pad, lut, out);
     }
 }
