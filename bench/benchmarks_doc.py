@@ -80,6 +80,20 @@ def main():
         table(dataset, by_dataset[dataset])
     for path in sorted(glob.glob(os.path.join(HERE, "results", "inprocess-*.md"))):
         print(open(path).read().rstrip() + "\n")
+    # Batches against the peers (bench/interleaved.sh) and growth to 10M (bench/scale.sh),
+    # as their scripts wrote them, with the command that made them.
+    for pattern, command in (("interleaved-wordnet-minilm-50k.md",
+                              "bench/interleaved.sh ../shared/data/wordnet-minilm-50k 7"),
+                             ("scale-*.md", "bench/scale.sh WORK_DIR 3 1000000")):
+        for path in sorted(glob.glob(os.path.join(HERE, "results", pattern))):
+            text = open(path).read().strip()
+            head, _, body = text.partition("\n")
+            print("#" + head + "\n")
+            print(f"Command: `{command}` (`bench/results/{os.path.basename(path)}`).\n")
+            print(body.strip() + "\n")
+            notes = path[:-3] + ".notes"
+            if os.path.exists(notes):
+                print(open(notes).read().strip() + "\n")
     # Self-maintenance (examples/maintenance_bench.rs), as its result files state it.
     for path in sorted(glob.glob(os.path.join(HERE, "results", "maintenance-*.md"))):
         text = open(path).read().strip()

@@ -18,7 +18,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
+sys.path.insert(0, os.path.join(os.environ.get("CIPHERVEC_SHARED", os.path.join(HERE, "..", "..", "shared")), "bench"))
 import bench_peers as bp  # noqa: E402
 import numpy as np  # noqa: E402
 

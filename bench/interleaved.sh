@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$(cd "${1:?usage: bench/interleaved.sh DATASET_DIR [ROUNDS]}" && pwd)
-PY=$(../shared/bench/setup.sh "$PWD/target/peers-venv" | tail -n 1)
+PY=$("${CIPHERVEC_SHARED:-../shared}"/bench/setup.sh "$PWD/target/peers-venv" | tail -n 1)
 cargo build --release --example query_rounds -q
 mkdir -p bench/results
 out=bench/results/interleaved-$(basename "$data").md

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-PROBES = [4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+PROBES = [4, 8, 16, 32, 64, 128]
 RERANK = 5
 K_FACTOR = 5
 TARGETS = (0.90, 0.95)

@@ -11,7 +11,7 @@ rounds=${2:-5}
 shift $(( $# < 2 ? $# : 2 ))
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 3000000 10000000)
-PY=$(../shared/bench/setup.sh "$PWD/target/peers-venv" | tail -n 1)
+PY=$("${CIPHERVEC_SHARED:-../shared}"/bench/setup.sh "$PWD/target/peers-venv" | tail -n 1)
 cargo build --release --example scale_run -q
 mkdir -p bench/results
 out=bench/results/scale-synth-96.md

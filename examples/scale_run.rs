@@ -75,19 +75,43 @@ fn centers(dim: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Latent dimensions of the synthetic data: each point is its cluster's center plus a point
+/// of a low-dimensional space mapped into `dim` dimensions, plus a little isotropic noise.
+/// Isotropic noise alone (tried first) gave data without near neighbours: every point of a
+/// cluster nearly as far from a query as every other, recall@10 0.49 for both engines at any
+/// probe count. Real embeddings lie near low-dimensional surfaces.
+const LATENT: usize = 8;
+
+/// The map from the latent space into `dim` dimensions, from one seed.
+fn projection(dim: usize) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(0x9e0);
+    (0..LATENT * dim)
+        .map(|_| rng.random::<f32>() - 0.5)
+        .collect()
+}
+
 /// Rows `batch * BATCH ..` (`rows` of them) of stream `stream` (0 base, 1 queries): each a
-/// center plus noise whose spread differs per cluster, so that lists differ in size and
-/// density as real data's do.
-fn rows(centers: &[f32], dim: usize, stream: u64, batch: usize, rows: usize) -> Vec<f32> {
+/// center plus a latent point whose spread differs per cluster (so that lists differ in size
+/// and density, as real data's do), mapped by `projection`, plus noise.
+fn rows(
+    (centers, projection): (&[f32], &[f32]),
+    dim: usize,
+    stream: u64,
+    batch: usize,
+    rows: usize,
+) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(stream << 40 | batch as u64);
     let mut out = Vec::with_capacity(rows * dim);
+    let mut latent = [0.0f32; LATENT];
     for _ in 0..rows {
         let c = rng.random_range(0..CLUSTERS);
-        let spread = 0.3 + (c % 7) as f32 * 0.1;
-        for &x in &centers[c * dim..(c + 1) * dim] {
-            // A sum of three uniforms: close to a normal, cheap.
-            let noise: f32 = (0..3).map(|_| rng.random::<f32>() - 0.5).sum();
-            out.push(x + noise * spread);
+        let spread = 0.5 + (c % 7) as f32 * 0.15;
+        // A sum of three uniforms: close to a normal, cheap.
+        let mut normal = || (0..3).map(|_| rng.random::<f32>() - 0.5).sum::<f32>();
+        latent.iter_mut().for_each(|z| *z = normal() * spread);
+        for (d, &x) in centers[c * dim..(c + 1) * dim].iter().enumerate() {
+            let mapped: f32 = (0..LATENT).map(|j| latent[j] * projection[j * dim + d]).sum();
+            out.push(x + mapped + normal() * 0.05);
         }
     }
     out
@@ -104,15 +128,16 @@ fn write_fvecs(out: &mut impl std::io::Write, data: &[f32], dim: usize) {
 
 fn generate(dir: &Path, n: usize, dim: usize, nq: usize) {
     std::fs::create_dir_all(dir).expect("create --out");
-    let centers = centers(dim);
+    let (centers, projection) = (centers(dim), projection(dim));
+    let source = (&centers[..], &projection[..]);
     let mut base = BufWriter::new(std::fs::File::create(dir.join("base.fvecs")).expect("base"));
     for batch in 0..n.div_ceil(BATCH) {
         let count = BATCH.min(n - batch * BATCH);
-        write_fvecs(&mut base, &rows(&centers, dim, 0, batch, count), dim);
+        write_fvecs(&mut base, &rows(source, dim, 0, batch, count), dim);
     }
     base.flush().expect("flush");
     let mut query = std::fs::File::create(dir.join("query.fvecs")).expect("query");
-    write_fvecs(&mut query, &rows(&centers, dim, 1, 0, nq), dim);
+    write_fvecs(&mut query, &rows(source, dim, 1, 0, nq), dim);
 }
 
 /// Reads `base.fvecs` a batch of rows at a time.

@@ -21,6 +21,9 @@ pub(crate) use topk::{Neighbor, TopK};
 #[cfg(test)]
 pub(crate) const RELATIVE_TOLERANCE: f32 = 1e-5;
 
+/// The signature of [`pq4_scan_multi`]: `(codes, m_pad, luts, out)`.
+pub(crate) type Pq4ScanMulti = fn(&[u8], usize, &[&[u8]], &mut [u16]);
+
 /// The signature of [`sq8_l2_block`]: `(codes, target, scale, out)`.
 pub(crate) type Sq8L2Block = fn(&[u8], &[f32], &[f32], &mut [f32]);
 
@@ -49,7 +52,7 @@ pub(crate) struct Kernels {
     pub pq4_scan: fn(&[u8], usize, &[u8], &mut [u16]),
     /// 4-bit PQ fast-scan against up to 4 tables: `(codes, m_pad, luts, out)`, see
     /// [`pq4_scan_multi`].
-    pub pq4_scan_multi: fn(&[u8], usize, &[&[u8]], &mut [u16]),
+    pub pq4_scan_multi: Pq4ScanMulti,
     /// PQ table quantization, see [`pq4_quantize_table`].
     pub pq4_quantize_table: fn(&[f32], &mut [u8]) -> (f32, f32),
     /// SQ8 L2 scores of a block of codes, see [`sq8_l2_block`].

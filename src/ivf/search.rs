@@ -480,6 +480,10 @@ pub(crate) fn search_codes_many<S: ListSource>(
 /// 384-dimension vectors in RAM) wait in the core's cache for the next group's scan.
 const SCAN_GROUP: usize = 16;
 
+/// The queries of a group that probe one list past their lead lists: the sum of the ranks
+/// they probe it at, and each query with its centroid distance.
+type Probers = (usize, Vec<(usize, f32)>);
+
 /// Each query scans its nearest `1 / LEAD_SHARE` probes alone, nearest first, before the lists
 /// it shares: the best rows then fill its shortlist early, and the rest of its rows are turned
 /// away by a threshold close to its last (in list order, with the threshold still loose,
@@ -501,8 +505,7 @@ fn shared_first_pass<S: ListSource>(
     // Each query's nearest lists alone, in probe order; then, for the rest, the queries
     // probing each list with their centroid distances and the sum of the ranks they probe it
     // at (lists nearer to their probers first).
-    let mut probing: std::collections::HashMap<u32, (usize, Vec<(usize, f32)>)> =
-        Default::default();
+    let mut probing: std::collections::HashMap<u32, Probers> = Default::default();
     for (i, (p, scorer)) in probes.iter().zip(scorers.iter_mut()).enumerate() {
         let (Some(scorer), Some(lists)) = (scorer.as_mut(), sources.get(i)) else {
             continue;
@@ -521,7 +524,7 @@ fn shared_first_pass<S: ListSource>(
             entry.1.push((i, distance));
         }
     }
-    let mut probing: Vec<(u32, (usize, Vec<(usize, f32)>))> = probing.into_iter().collect();
+    let mut probing: Vec<(u32, Probers)> = probing.into_iter().collect();
     probing.sort_unstable_by_key(|(list, (rank_sum, probers))| {
         (rank_sum.div_ceil(probers.len().max(1)), *list)
     });
