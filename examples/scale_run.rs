@@ -110,7 +110,9 @@ fn rows(
         let mut normal = || (0..3).map(|_| rng.random::<f32>() - 0.5).sum::<f32>();
         latent.iter_mut().for_each(|z| *z = normal() * spread);
         for (d, &x) in centers[c * dim..(c + 1) * dim].iter().enumerate() {
-            let mapped: f32 = (0..LATENT).map(|j| latent[j] * projection[j * dim + d]).sum();
+            let mapped: f32 = (0..LATENT)
+                .map(|j| latent[j] * projection[j * dim + d])
+                .sum();
             out.push(x + mapped + normal() * 0.05);
         }
     }
