@@ -9,6 +9,7 @@ mod fastscan;
 mod kmeans;
 mod pq_choice;
 mod quantizer;
+mod ranges;
 mod refine;
 mod search;
 

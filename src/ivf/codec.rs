@@ -5,6 +5,7 @@
 //! approximate distances, then re-ranks the best candidates exactly.
 
 use super::kmeans::{KMeansParams, kmeans};
+use super::ranges::train_ranges;
 use super::refine::{Refine, Width};
 use crate::kernel;
 use crate::metric::Metric;
@@ -63,32 +64,6 @@ fn pq_tag_parts(tag: u8) -> Option<(bool, Width)> {
         5 => Some((false, Width::Eight)),
         _ => None,
     }
-}
-
-/// Scalar-quantization ranges of rows of `dim`: per dimension the minimum and the step that
-/// spreads the values over `levels` steps (1 for a dimension without spread; 0 and 1 for one
-/// without finite values).
-pub(crate) fn train_ranges(rows: &[f32], dim: usize, levels: f32) -> (Vec<f32>, Vec<f32>) {
-    let mut min = vec![f32::INFINITY; dim];
-    let mut max = vec![f32::NEG_INFINITY; dim];
-    for row in rows.chunks_exact(dim.max(1)) {
-        for (d, &v) in row.iter().enumerate() {
-            min[d] = min[d].min(v);
-            max[d] = max[d].max(v);
-        }
-    }
-    let scale = min
-        .iter_mut()
-        .zip(&max)
-        .map(|(lo, hi)| {
-            if !lo.is_finite() {
-                *lo = 0.0;
-            }
-            let span = if hi.is_finite() { hi - *lo } else { 0.0 };
-            if span > 0.0 { span / levels } else { 1.0 }
-        })
-        .collect();
-    (min, scale)
 }
 
 /// Centroids per PQ subquantizer (4-bit codes).

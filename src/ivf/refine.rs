@@ -19,7 +19,7 @@
 //! little-endian bit stream (6-bit: value `d` at bits `6d..6d + 6`, `ceil(6 * dim / 8)`
 //! bytes), then the error as an `f32` (little-endian), rounded up.
 
-use super::codec::train_ranges;
+use super::ranges::train_ranges;
 use crate::kernel;
 use crate::metric::Metric;
 
