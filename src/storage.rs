@@ -10,6 +10,7 @@ mod object;
 mod remote;
 #[cfg(feature = "s3")]
 mod s3;
+mod store;
 
 use std::borrow::Cow;
 use std::io;
@@ -18,12 +19,13 @@ use std::sync::Arc;
 
 pub(crate) use dir::DirBackend;
 pub(crate) use memory::MemoryBackend;
+pub use object::MemoryStore;
 pub(crate) use object::StoreBackend;
-pub use object::{MemoryStore, Store};
 #[cfg(feature = "internals")]
 pub(crate) use remote::ReadStats;
 #[cfg(feature = "s3")]
 pub(crate) use s3::S3Store;
+pub use store::Store;
 
 /// The longest manifest a store reads (the format's own limit,
 /// `format::manifest::MAX_FILE_LEN`; an object store refuses a longer one unread).

@@ -13,7 +13,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use super::object::Store;
+use super::store::Store;
 
 /// Bytes per cached chunk: small enough that a cold read of one list's records fetches
 /// little beyond them, large enough that an open's contiguous reads take few requests
