@@ -1,6 +1,5 @@
 //! What each subcommand does, through the library's public API only.
 
-use std::fmt;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,34 +12,9 @@ use ciphervec::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::error::CliError;
 use crate::input::Total;
 use crate::{Cli, Command, FormatArg, UserCommand, input, keys};
-
-/// Why a command failed: the library's typed error, bad usage, or anything else.
-#[derive(Debug)]
-pub(crate) enum CliError {
-    /// An error of the library (mapped to its exit code).
-    Lib(ciphervec::Error),
-    /// Bad usage (exit 2).
-    Usage(String),
-    /// Anything else (exit 1).
-    Other(String),
-}
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CliError::Lib(e) => write!(f, "{e}"),
-            CliError::Usage(s) | CliError::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-impl From<ciphervec::Error> for CliError {
-    fn from(e: ciphervec::Error) -> Self {
-        CliError::Lib(e)
-    }
-}
 
 /// The database at `db` for a command that reads or changes what it holds: a local folder
 /// that does not exist is an error, where opening it would create an empty one (so that a

@@ -11,7 +11,7 @@ use ciphervec::Item;
 use crate::fastjson;
 
 use crate::FormatArg;
-use crate::commands::CliError;
+use crate::error::CliError;
 
 /// Items read one by one, and how many there are.
 pub(crate) struct Input {
@@ -370,7 +370,7 @@ mod parquet_input {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::Input;
-    use crate::commands::CliError;
+    use crate::error::CliError;
 
     fn bad(what: impl std::fmt::Display) -> CliError {
         CliError::Other(format!("parquet: {what}"))

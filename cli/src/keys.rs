@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ciphervec::{EnvKey, IndexKey, KeyFile, KeyProvider as _};
 
-use crate::commands::CliError;
+use crate::error::CliError;
 use crate::{Cli, KmsArg};
 
 /// The environment variable holding the key when `--key-file` is absent.

@@ -6,6 +6,7 @@
 //! Errors are one line on stderr.
 
 mod commands;
+mod error;
 mod fastjson;
 mod input;
 mod keys;
@@ -459,26 +460,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ciphervec: {e}");
-            ExitCode::from(exit_code(&e))
+            ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// The documented exit code of an error.
-fn exit_code(e: &commands::CliError) -> u8 {
-    use ciphervec::Error;
-    match e {
-        commands::CliError::Lib(e) => match e {
-            Error::WrongKey => 3,
-            Error::Corrupted { .. } => 4,
-            Error::Locked => 5,
-            Error::RolledBack => 6,
-            Error::Unavailable => 7,
-            Error::UnsupportedFormat { .. } => 8,
-            Error::PermissionDenied => 9,
-            _ => 1,
-        },
-        commands::CliError::Usage(_) => 2,
-        commands::CliError::Other(_) => 1,
     }
 }

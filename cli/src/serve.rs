@@ -10,7 +10,7 @@ use ciphervec::Database;
 use ciphervec_server::{ServeOptions, ServiceKey, StartError};
 use zeroize::Zeroizing;
 
-use crate::commands::CliError;
+use crate::error::CliError;
 
 /// The environment variable holding the service API key when `--api-key-file` is absent.
 pub(crate) const API_KEY_VAR: &str = "CIPHERVEC_API_KEY";
