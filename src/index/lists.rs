@@ -74,7 +74,7 @@ impl ListSource for Lists<'_> {
         // record prefetch below would otherwise wait for one scattered entry at a time.
         handles.iter().for_each(|&h| self.state.prefetch_entry(h));
         // From a remote store, every record at once (a no-op for local files).
-        super::loader::prefetch(
+        persist::prefetch(
             self.state.segments(),
             handles
                 .iter()
@@ -120,7 +120,7 @@ impl ListSource for Lists<'_> {
                 ]
             })
             .filter(|&(_, _, len)| len > 0);
-        super::loader::prefetch(self.state.segments(), places)
+        persist::prefetch(self.state.segments(), places)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::storage::{Blob, IndexFiles};
 
 use super::config::IndexConfig;
 use super::lists;
-use super::persist::{self, open_block, open_block_vectors, open_fields, open_vector};
+use super::persist::{self, open_block, open_block_vectors, open_fields, open_vector, prefetch};
 use crate::text::{self, TextIndex};
 
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
@@ -136,35 +136,6 @@ pub(crate) fn load_state(
         load_metadata(&mut state)?;
         state.shrink_to_fit();
         Ok(state)
-    })
-}
-
-/// Fetches the records at `places` (segment, offset, length) into a remote store's read
-/// cache, each segment's adjacent ones in one request and the segments in parallel;
-/// nothing to do for local files.
-pub(crate) fn prefetch(
-    blobs: &HashMap<u64, Arc<Blob>>,
-    places: impl Iterator<Item = (u64, u64, u64)>,
-) -> Result<()> {
-    if blobs.values().all(|b| b.local().is_some()) {
-        return Ok(());
-    }
-    let mut ranges: HashMap<u64, Vec<std::ops::Range<u64>>> = HashMap::new();
-    for (seq, offset, len) in places {
-        ranges
-            .entry(seq)
-            .or_default()
-            .push(offset..offset.saturating_add(len));
-    }
-    crate::index::parallel::install(|| {
-        ranges.into_par_iter().try_for_each(|(seq, ranges)| {
-            let Some(blob) = blobs.get(&seq) else {
-                return Ok(());
-            };
-            let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end <= blob.len()).collect();
-            blob.prefetch(&ranges)
-                .map_err(|e| persist::in_file(&segment::file_name(seq), persist::read_error(e)))
-        })
     })
 }
 

@@ -81,6 +81,36 @@ pub(crate) fn read_segment(
     ))
 }
 
+/// Fetches the records at `places` (segment, offset, length) into a remote store's read
+/// cache, each segment's adjacent ones in one request and the segments in parallel;
+/// nothing to do for local files.
+pub(crate) fn prefetch(
+    blobs: &HashMap<u64, Arc<Blob>>,
+    places: impl Iterator<Item = (u64, u64, u64)>,
+) -> Result<()> {
+    use rayon::prelude::*;
+    if blobs.values().all(|b| b.local().is_some()) {
+        return Ok(());
+    }
+    let mut ranges: HashMap<u64, Vec<std::ops::Range<u64>>> = HashMap::new();
+    for (seq, offset, len) in places {
+        ranges
+            .entry(seq)
+            .or_default()
+            .push(offset..offset.saturating_add(len));
+    }
+    super::parallel::install(|| {
+        ranges.into_par_iter().try_for_each(|(seq, ranges)| {
+            let Some(blob) = blobs.get(&seq) else {
+                return Ok(());
+            };
+            let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end <= blob.len()).collect();
+            blob.prefetch(&ranges)
+                .map_err(|e| in_file(&segment::file_name(seq), read_error(e)))
+        })
+    })
+}
+
 /// What the manifest commits to of a segment besides its length: the SHA3-256 digest of
 /// its sealed footer. The footer names the (sealed, segment-bound) directory and carries a
 /// random nonce, so the digest pins this one segment file; every record in it is then
