@@ -115,6 +115,12 @@ impl Inner {
     }
 }
 
+/// The handle behind `weak`, while some handle lives: how a background training (`autotrain`
+/// runs it, `retrain` does it) gets the index back between its steps.
+fn handle(weak: &std::sync::Weak<Inner>) -> Option<EncryptedIndex> {
+    weak.upgrade().map(|inner| EncryptedIndex { inner })
+}
+
 impl std::fmt::Debug for EncryptedIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncryptedIndex")

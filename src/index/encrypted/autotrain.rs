@@ -145,11 +145,6 @@ pub(super) fn trained_at(state: &State, pq: bool) -> Option<usize> {
     })
 }
 
-/// The handle behind `weak`, while some handle lives.
-pub(super) fn handle(weak: &Weak<Inner>) -> Option<EncryptedIndex> {
-    weak.upgrade().map(|inner| EncryptedIndex { inner })
-}
-
 /// Runs background trainings while one is due (the index may outgrow the lists of one
 /// while it runs): how many installed new lists. Stops when every handle was dropped,
 /// nothing is due, or rewrites made a snapshot stale more than [`RESTARTS`] times in a row.

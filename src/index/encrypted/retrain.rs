@@ -41,7 +41,6 @@ use rand::seq::index::sample;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::autotrain::handle;
 use super::maintenance::{fit, prepare_rows, train_codec};
 use super::*;
 use crate::format::segment::Fields;
