@@ -15,6 +15,10 @@ use rand::TryRng as _;
 
 use crate::error::{Error, Result};
 
+/// Length of the per-index random id, bound into every label the key schedule derives and
+/// every AAD the records are sealed under.
+pub(crate) const INDEX_ID_LEN: usize = 16;
+
 /// Fills `out` from the operating system's random number generator.
 pub(crate) fn random_bytes(out: &mut [u8]) -> Result<()> {
     rand::rngs::SysRng

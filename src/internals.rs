@@ -54,7 +54,7 @@ impl BenchSealer {
     pub fn new() -> BenchSealer {
         let params = IndexParams::generate().expect("OS random generator");
         let dek = DataKey::generate().expect("OS random generator");
-        BenchSealer(Sealer::derived(
+        BenchSealer(crate::crypto::schedule::derived_sealer(
             params,
             dek,
             crate::crypto::schedule::Purpose::Content,

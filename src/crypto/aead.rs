@@ -10,7 +10,9 @@ use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
-use super::schedule::{DataKey, INDEX_ID_LEN, IndexParams, Purpose};
+use zeroize::Zeroizing;
+
+use super::INDEX_ID_LEN;
 use crate::error::{Error, Result};
 
 /// Bytes a sealed record adds to its plaintext.
@@ -97,15 +99,15 @@ impl Binding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AuthError;
 
+/// The key of a generation: the key schedule's derivation for one purpose, which this layer
+/// calls when the use cap moves it to a new generation without knowing where keys come from.
+type Derive = Box<dyn Fn(u32) -> Zeroizing<[u8; 32]> + Send + Sync>;
+
 enum KeySource {
     /// One key, no further generations (the key-wrapping key).
     Fixed,
-    /// A key per generation, derived from the data key for one purpose.
-    Derived {
-        params: IndexParams,
-        dek: DataKey,
-        purpose: Purpose,
-    },
+    /// A key per generation.
+    Derived(Derive),
 }
 
 struct Current {
@@ -143,21 +145,20 @@ impl Sealer {
         Sealer::new(KeySource::Fixed, index_id, 0, cipher)
     }
 
-    /// A sealer whose keys derive from `dek` for `purpose`, starting at `generation`.
+    /// A sealer whose key of each generation is `derive(generation)`, starting at
+    /// `generation` (the key schedule's `derived_sealer` gives it a purpose's derivation).
     pub(crate) fn derived(
-        params: IndexParams,
-        dek: DataKey,
-        purpose: Purpose,
+        index_id: [u8; INDEX_ID_LEN],
         generation: u32,
+        derive: impl Fn(u32) -> Zeroizing<[u8; 32]> + Send + Sync + 'static,
     ) -> Sealer {
-        let key = super::schedule::raw_subkey(&params, dek_bytes(&dek), purpose, generation);
-        let cipher = Arc::new(cipher_from(&key));
-        let source = KeySource::Derived {
-            params,
-            dek,
-            purpose,
-        };
-        Sealer::new(source, params.index_id, generation, cipher)
+        let cipher = Arc::new(cipher_from(&derive(generation)));
+        Sealer::new(
+            KeySource::Derived(Box::new(derive)),
+            index_id,
+            generation,
+            cipher,
+        )
     }
 
     fn new(
@@ -348,14 +349,7 @@ impl Sealer {
     fn derive(&self, generation: u32) -> Option<Arc<Aes256Gcm>> {
         match &self.source {
             KeySource::Fixed => None,
-            KeySource::Derived {
-                params,
-                dek,
-                purpose,
-            } => {
-                let key = super::schedule::raw_subkey(params, dek_bytes(dek), *purpose, generation);
-                Some(Arc::new(cipher_from(&key)))
-            }
+            KeySource::Derived(derive) => Some(Arc::new(cipher_from(&derive(generation)))),
         }
     }
 }
@@ -450,10 +444,6 @@ pub(crate) fn cipher_for_test(key: &[u8; 32]) -> Aes256Gcm {
     cipher_from(key)
 }
 
-fn dek_bytes(dek: &DataKey) -> &[u8] {
-    dek.as_bytes()
-}
-
 /// The cipher of `key`, built from a reference to it: no copy of the key is left on the
 /// stack (the cipher's own key schedule wipes itself, feature `zeroize`).
 fn cipher_from(key: &[u8; 32]) -> Aes256Gcm {
@@ -475,17 +465,15 @@ fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::schedule::data_key_from;
 
-    fn params() -> IndexParams {
-        IndexParams {
-            salt: [3; 32],
-            index_id: [4; INDEX_ID_LEN],
-        }
-    }
-
+    /// A sealer over a stand-in derivation (the key schedule's is tested in `schedule` and
+    /// `kat`): a distinct key per generation.
     fn sealer() -> Sealer {
-        Sealer::derived(params(), data_key_from([5; 32]), Purpose::Payload, 0)
+        Sealer::derived([4; INDEX_ID_LEN], 0, |generation| {
+            let mut key = Zeroizing::new([5; 32]);
+            key[..4].copy_from_slice(&generation.to_le_bytes());
+            key
+        })
     }
 
     fn binding() -> Binding {

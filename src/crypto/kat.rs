@@ -167,7 +167,7 @@ fn golden_schedule_values_are_frozen() {
 
 fn test_sealer() -> Sealer {
     let (params, _, dek) = golden_inputs();
-    Sealer::derived(params, dek, Purpose::Content, 0)
+    schedule::derived_sealer(params, dek, Purpose::Content, 0)
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn every_single_bit_flip_is_rejected() {
     for bit in 0..128 {
         let mut index_id = params.index_id;
         index_id[bit / 8] ^= 1 << (bit % 8);
-        let other = Sealer::derived(
+        let other = schedule::derived_sealer(
             IndexParams { index_id, ..params },
             dek.clone(),
             Purpose::Content,
@@ -241,7 +241,7 @@ fn every_single_bit_flip_is_rejected() {
     };
     assert!(s.open(&sealed, &other_version).is_err());
     // Another purpose's key does not open it either.
-    let payload = Sealer::derived(params, dek, Purpose::Payload, 0);
+    let payload = schedule::derived_sealer(params, dek, Purpose::Payload, 0);
     assert!(payload.open(&sealed, &binding).is_err());
 }
 

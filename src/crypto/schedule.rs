@@ -20,8 +20,7 @@ use crate::key::IndexKey;
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;
-/// Length of the per-index random id.
-pub(crate) const INDEX_ID_LEN: usize = 16;
+pub(crate) use super::INDEX_ID_LEN;
 /// Length of the key-check value.
 pub(crate) const KEY_CHECK_LEN: usize = 32;
 /// Length of a wrapped data key: generation (4) + nonce (12) + key (32) + tag (16).
@@ -345,7 +344,7 @@ impl Keys {
     /// records are bound under format `format`.
     pub(crate) fn derive(params: IndexParams, dek: &DataKey, generation: u32, format: u16) -> Keys {
         let hmac = |p: Purpose| HmacSha3::new(&*params.derive(&dek.bytes, p, 0));
-        let sealer = |p: Purpose| Sealer::derived(params, dek.clone(), p, generation);
+        let sealer = |p: Purpose| derived_sealer(params, dek.clone(), p, generation);
         Keys {
             item_token: hmac(Purpose::ItemToken),
             list_label: hmac(Purpose::ListLabel),
@@ -395,7 +394,8 @@ impl Keys {
     }
 }
 
-/// Derives the raw sub-key of a purpose; for golden-value tests and the fuzzing module only.
+/// Derives the raw sub-key of a purpose; for the golden-value tests only.
+#[cfg(test)]
 pub(crate) fn raw_subkey(
     params: &IndexParams,
     ikm: &[u8],
@@ -403,6 +403,19 @@ pub(crate) fn raw_subkey(
     generation: u32,
 ) -> Zeroizing<[u8; 32]> {
     params.derive(ikm, purpose, generation)
+}
+
+/// A sealer whose keys derive from `dek` for `purpose`, starting at `generation`: the sealer
+/// derives each later generation's key when its use cap moves it there.
+pub(crate) fn derived_sealer(
+    params: IndexParams,
+    dek: DataKey,
+    purpose: Purpose,
+    generation: u32,
+) -> Sealer {
+    Sealer::derived(params.index_id, generation, move |g| {
+        params.derive(dek.as_bytes(), purpose, g)
+    })
 }
 
 /// A data key from raw bytes; for golden-value tests only.
