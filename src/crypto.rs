@@ -7,6 +7,7 @@ pub(crate) mod aead;
 pub(crate) mod hkdf;
 #[cfg(test)]
 mod kat;
+pub(crate) mod key;
 pub(crate) mod mac;
 pub(crate) mod schedule;
 pub(crate) mod sign;

@@ -52,8 +52,8 @@ pub use settings::{KmsProvider, KmsRegistry, KmsSettings};
 
 use std::fmt;
 
+use crate::crypto::key::IndexKey;
 use crate::error::{Error, Result};
-use crate::key::IndexKey;
 use crate::provider::KeyProvider;
 
 /// The longest wrapped key accepted (AWS KMS ciphertext blobs are a few hundred bytes).

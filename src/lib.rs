@@ -14,15 +14,14 @@ mod index;
 pub mod internals;
 mod ivf;
 mod kernel;
-mod key;
 pub mod kms;
 mod metric;
 mod provider;
 mod storage;
 mod text;
 
+pub use crypto::key::{INDEX_KEY_LEN, IndexKey};
 pub use error::{Error, KeyServiceFailure, Result};
-pub use key::{INDEX_KEY_LEN, IndexKey};
 pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};

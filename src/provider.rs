@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::crypto::key::{IndexKey, KeyFileCheck, read_key_file};
 use crate::error::{Error, Result};
-use crate::key::{IndexKey, KeyFileCheck, read_key_file};
 
 /// A source of an index key: a static key, a key file, an environment variable, or a KMS.
 ///

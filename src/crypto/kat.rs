@@ -16,9 +16,9 @@ const FIELDS: u8 = 5;
 const TOMBSTONES: u8 = 6;
 const VECTOR: u8 = 9;
 use super::hkdf;
+use super::key::IndexKey;
 use super::mac::HmacSha3;
 use super::schedule::{self, DataKey, IndexParams, Keys, Purpose, data_key_from};
-use crate::key::IndexKey;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

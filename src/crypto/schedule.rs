@@ -13,10 +13,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::aead::{Binding, Sealer};
 use super::hkdf;
+use super::key::IndexKey;
 use super::mac::HmacSha3;
 use super::sign::{SigningKey, VerifyingKey};
 use crate::error::{Error, Result};
-use crate::key::IndexKey;
 
 /// Length of the per-index random salt.
 pub(crate) const SALT_LEN: usize = 32;

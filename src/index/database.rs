@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use crate::crypto::key::IndexKey;
 use crate::error::{Error, Result};
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
-use crate::key::IndexKey;
 use crate::storage::{Backend, DirBackend, IndexFiles, MemoryBackend, Store, StoreBackend};
 
 use super::config::IndexConfig;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::crypto;
 use crate::crypto::aead::{self, Binding, Sealer};
+use crate::crypto::key::IndexKey;
 use crate::crypto::schedule::{AccessKeys, DataKey, IndexParams, KEY_CHECK_LEN, KeyWrapper, Keys};
 use crate::crypto::sign::Signed;
 use crate::error::{Error, Result};
@@ -20,7 +21,6 @@ use crate::format::segment::{
 };
 use crate::format::vectors::VectorCoding;
 use crate::format::{COMMIT_ID_LEN, CommitId, FORMAT_VERSION, RecordKind, padding};
-use crate::key::IndexKey;
 use crate::storage::{Blob, IndexFiles};
 
 use super::access::{self, wrap_binding};

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use super::{Kms, WrappedKey, key_from_service};
+use crate::crypto::key::IndexKey;
 use crate::error::{Error, KeyServiceFailure, Result};
-use crate::key::IndexKey;
 
 /// The encryption-context key that carries the index name.
 const CONTEXT_KEY: &str = "ciphervec:index";

@@ -32,8 +32,8 @@ use zeroize::Zeroizing;
 
 use super::rest::{self, Bearer, Http, HttpConfig, bad_response};
 use super::{Kms, WrappedKey, key_from_service};
+use crate::crypto::key::IndexKey;
 use crate::error::{Error, Result};
-use crate::key::IndexKey;
 
 pub use auth::GcpCredentials;
 

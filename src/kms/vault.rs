@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{Kms, WrappedKey, key_from_service};
+use crate::crypto::key::IndexKey;
 use crate::error::{Error, KeyServiceFailure, Result};
-use crate::key::IndexKey;
 
 /// A Vault or OpenBao transit client bound to one transit key.
 pub struct VaultTransit {

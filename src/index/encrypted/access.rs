@@ -7,7 +7,7 @@ use super::*;
 use crate::format::access::RosterEntry;
 use crate::index::access::{self, Access, Plan};
 use crate::index::binding::params;
-use crate::key::IndexKey;
+use crate::crypto::key::IndexKey;
 
 impl EncryptedIndex {
     /// Grants `user`, who holds `user_key` (32 random bytes, as [`IndexKey::generate`]

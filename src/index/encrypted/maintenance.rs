@@ -6,11 +6,11 @@ use std::sync::{Arc, RwLockReadGuard};
 
 use rayon::prelude::*;
 
+use crate::crypto::key::IndexKey;
 use crate::crypto::schedule::Keys;
 use crate::error::{Error, Result};
 use crate::format::manifest::ManifestHeader;
 use crate::ivf::{self, Codec, KMeansParams, Quantizer};
-use crate::key::IndexKey;
 use crate::metric::Metric;
 
 use super::*;

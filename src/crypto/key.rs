@@ -6,7 +6,7 @@ use std::path::Path;
 use base64::Engine as _;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::crypto::random_bytes;
+use super::random_bytes;
 use crate::error::{Error, Result};
 
 /// Length of an [`IndexKey`] in bytes.
@@ -126,7 +126,7 @@ fn hex_digit(c: u8) -> Option<u8> {
 impl PartialEq for IndexKey {
     /// Constant-time comparison.
     fn eq(&self, other: &Self) -> bool {
-        crate::crypto::ct_eq(&self.bytes, &other.bytes)
+        super::ct_eq(&self.bytes, &other.bytes)
     }
 }
 
