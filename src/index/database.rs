@@ -718,7 +718,7 @@ impl Database {
     pub fn open_index_with(
         &self,
         name: &str,
-        provider: &dyn crate::KeyProvider,
+        provider: &dyn crate::provider::KeyProvider,
     ) -> Result<EncryptedIndex> {
         let key = provider.index_key()?;
         self.open_index(name, &key)

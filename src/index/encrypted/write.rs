@@ -319,7 +319,7 @@ const PREPARE_GRAIN: usize = 64;
 fn prepare_item(
     keys: &Keys,
     mut item: Item,
-    (dim, metric, coding): (usize, crate::Metric, VectorCoding),
+    (dim, metric, coding): (usize, crate::metric::Metric, VectorCoding),
 ) -> Result<Prepared> {
     validate::id(&item.id)?;
     validate::vector(&item.vector, dim, metric)?;
