@@ -52,10 +52,10 @@ pub(crate) fn upkeep_hold(
 #[cfg(feature = "internals")]
 pub(crate) fn segment_as_user(
     manifest: &[u8],
-    (user, user_key): (&str, &crate::IndexKey),
+    (user, user_key): (&str, &crate::crypto::key::IndexKey),
     segment: &[u8],
     seq: u64,
-) -> crate::Result<usize> {
+) -> crate::error::Result<usize> {
     let parts = crate::format::manifest::decode(manifest)?;
     let uk = binding::params(&parts.header).user_keys(user_key, user);
     let granted = access::open_as_user(&parts.header, parts.version, &uk)?;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::crypto::key::IndexKey;
 use crate::format::access::RosterEntry;
 use crate::index::access::{self, Access, Plan};
 use crate::index::binding::params;
-use crate::crypto::key::IndexKey;
 
 impl EncryptedIndex {
     /// Grants `user`, who holds `user_key` (32 random bytes, as [`IndexKey::generate`]
@@ -155,7 +155,7 @@ impl EncryptedIndex {
 #[cfg(feature = "internals")]
 impl EncryptedIndex {
     /// See `internals::forge_upsert_as_reader`.
-    pub(crate) fn forge_upsert(&self, items: Vec<crate::Item>) -> Result<()> {
+    pub(crate) fn forge_upsert(&self, items: Vec<crate::index::types::Item>) -> Result<()> {
         {
             let mut state = self
                 .inner
