@@ -87,7 +87,8 @@ def test_kms_name_round_trip_and_restart_through_the_sdk():
     try:
         client = cyborgdb.Client(serve.url, serve.api_key)
         index = client.load_index(name)
-        assert index.get(["v3"], include=["vector"])[0]["vector"] == pytest.approx(vectors[3].tolist())
+        got = index.get(["v3"], include=["vector"])[0]["vector"]
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float32), vectors[3], rtol=1e-6)
         hits = index.query(query_vectors=q, top_k=5)
         assert [h["id"] for h in hits] == want_ids
         index.delete_index()
