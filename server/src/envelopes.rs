@@ -94,8 +94,7 @@ impl KmsConfig {
             .map_err(|e| format!("cannot read KMS registry {}: {e}", path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("KMS registry {} is not JSON: {e}", path.display()))?;
-        KmsRegistry::from_json(&value)
-            .map_err(|e| format!("KMS registry {}: {e}", path.display()))
+        KmsRegistry::from_json(&value).map_err(|e| format!("KMS registry {}: {e}", path.display()))
     }
 
     /// The store for the envelopes of the database at `location` (as `ciphervec serve` is
@@ -385,9 +384,7 @@ impl NewKey {
             (Some(_), Some(_)) => Err(ApiError::bad_request(
                 "give exactly one of index_key and kms_name, not both",
             )),
-            (None, None) => Err(ApiError::bad_request(
-                "index_key or kms_name is required",
-            )),
+            (None, None) => Err(ApiError::bad_request("index_key or kms_name is required")),
             (Some(text), None) => Ok(NewKey::Given(text.parse()?)),
             (None, Some(kms_name)) => {
                 let kms = state.kms.clone().ok_or_else(|| {
@@ -542,7 +539,10 @@ mod tests {
     fn an_envelope_round_trips_and_any_edit_is_refused() {
         let e = envelopes();
         assert!(e.key_for("docs").unwrap().is_none());
-        assert_eq!(e.check("zzz").unwrap_err().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.check("zzz").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
         let (key, sealed) = e.generate("docs", "a").unwrap();
         e.store(sealed, &key).unwrap();
         e.forget_key("docs");
@@ -564,7 +564,9 @@ mod tests {
         for edit in edits {
             let mut value: serde_json::Value = serde_json::from_slice(&good).unwrap();
             edit(&mut value);
-            e.store.put(&name, &serde_json::to_vec(&value).unwrap()).unwrap();
+            e.store
+                .put(&name, &serde_json::to_vec(&value).unwrap())
+                .unwrap();
             e.forget_key("docs");
             let error = e.key_for("docs").unwrap_err();
             assert!(

@@ -172,7 +172,12 @@ mod tests {
         store.delete(&name).unwrap();
         store.delete(&name).unwrap();
         assert!(store.get(&name).is_err());
-        for bad in ["docs/MANIFEST", "../x", ".ciphervec-server/../docs/MANIFEST", "/etc/x"] {
+        for bad in [
+            "docs/MANIFEST",
+            "../x",
+            ".ciphervec-server/../docs/MANIFEST",
+            "/etc/x",
+        ] {
             assert_eq!(
                 store.put(bad, b"x").unwrap_err().kind(),
                 io::ErrorKind::InvalidInput,

@@ -71,7 +71,10 @@ impl Credentials {
     /// [`Credentials::open`].
     pub fn owner_key(&self) -> Result<&IndexKey, ApiError> {
         match self.user {
-            None => self.key.get().ok_or_else(|| keys::required(None).unwrap_err()),
+            None => self
+                .key
+                .get()
+                .ok_or_else(|| keys::required(None).unwrap_err()),
             Some(_) => Err(ApiError::forbidden(
                 "this operation requires the service API key, not a user key",
             )),

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use ciphervec::kms::{KmsProvider, KmsRegistry, WrappedKey};
 use ciphervec::{IndexKey, Query};
+use ciphervec_server::ServeOptions;
 use ciphervec_server::envelopes::KmsConfig;
 use ciphervec_server::sidecar::DirSidecar;
-use ciphervec_server::ServeOptions;
 use serde_json::{Value, json};
 
 use super::common::{self, TestServer};
@@ -157,10 +157,7 @@ fn kms_name_round_trip_on_every_provider_survives_a_restart_and_delete_removes_t
         for text in key_texts(&key) {
             assert!(!envelope.contains(&text), "{provider}: key in the envelope");
         }
-        let core = server
-            .database()
-            .open_index_read_only(&name, &key)
-            .unwrap();
+        let core = server.database().open_index_read_only(&name, &key).unwrap();
         assert_eq!(core.len(), items.len());
         let from_core: Vec<String> = core
             .query(&Query::new(queries[0].clone()).top_k(5))
@@ -179,7 +176,10 @@ fn kms_name_round_trip_on_every_provider_survives_a_restart_and_delete_removes_t
     }
     // The server's folder is no index.
     let listed = server.get("/v1/indexes/list");
-    assert_eq!(listed.body["indexes"].as_array().unwrap().len(), providers.len());
+    assert_eq!(
+        listed.body["indexes"].as_array().unwrap().len(),
+        providers.len()
+    );
 
     // A restart (nothing cached) opens every index through its envelope.
     server.shutdown();
@@ -192,10 +192,7 @@ fn kms_name_round_trip_on_every_provider_survives_a_restart_and_delete_removes_t
         );
         assert_eq!(r.status, 200, "{provider}: {}", r.text);
         assert_eq!(r.body["result"], items.len());
-        let r = server.post(
-            "/v1/indexes/describe",
-            &json!({"index_name": name}),
-        );
+        let r = server.post("/v1/indexes/describe", &json!({"index_name": name}));
         assert_eq!(r.status, 200, "{provider}: {}", r.text);
         assert_eq!(r.body["dimension"], 4);
     }
@@ -209,10 +206,7 @@ fn kms_name_round_trip_on_every_provider_survives_a_restart_and_delete_removes_t
         let r = server.post("/v1/vectors/num_vectors", &json!({"index_name": name}));
         assert_eq!(r.status, 401, "{provider}: {}", r.text);
     }
-    assert_eq!(
-        server.get("/v1/indexes/list").body["indexes"],
-        json!([]),
-    );
+    assert_eq!(server.get("/v1/indexes/list").body["indexes"], json!([]),);
 
     // No token of the registry reached the log.
     let logs = common::logs();
