@@ -480,7 +480,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
@@ -550,7 +550,8 @@ mod tests {
 
         let name = object_name("docs");
         let good = e.store.get(&name).unwrap();
-        let edits: Vec<Box<dyn Fn(&mut serde_json::Value)>> = vec![
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let edits: Vec<Edit> = vec![
             Box::new(|v| v["kms_name"] = "b".into()),
             Box::new(|v| v["provider"] = "vault".into()),
             Box::new(|v| v["index_name"] = "other".into()),

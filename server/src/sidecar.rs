@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(store.get(&name).unwrap(), b"three");
         assert_eq!(
             store.list(&format!("{PREFIX}kms-envelopes/")).unwrap(),
-            [name.clone()]
+            std::slice::from_ref(&name)
         );
         store.delete(&name).unwrap();
         store.delete(&name).unwrap();
