@@ -20,3 +20,6 @@ for kms in vault aws gcp azure; do
 done
 # The Python classes (cv.GcpKms, cv.AzureKeyVault, cv.VaultTransit) against the same servers.
 scripts/test_python.sh -k kms
+# The REST server's KMS registry (`serve --kms-registry`, CyborgDB's `kms_name`), over HTTP and
+# through CyborgDB's Python SDK (scripts/test_server_kms.sh).
+scripts/test_server_kms.sh

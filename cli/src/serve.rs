@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ciphervec::Database;
+use ciphervec_server::envelopes::KmsConfig;
 use ciphervec_server::{ServeOptions, ServiceKey, StartError};
 use zeroize::Zeroizing;
 
@@ -58,6 +59,11 @@ pub(crate) struct ServeArgs {
     /// Logs as JSON lines on stderr (default: text).
     #[arg(long)]
     log_json: bool,
+    /// A KMS registry (JSON: names to key-service settings, see docs/KEY_MANAGEMENT.md):
+    /// enables `kms_name` at index creation. Indexes created with it keep an envelope (the
+    /// wrapped key, no secret) in the database location.
+    #[arg(long, value_name = "FILE")]
+    kms_registry: Option<PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -83,6 +89,11 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), CliError> {
     options.log_index_names = args.log_index_names;
     init_logs(args.log_json);
     let db = Database::open_url(&args.location)?;
+    if let Some(path) = &args.kms_registry {
+        let registry = KmsConfig::read_registry(path).map_err(CliError::Usage)?;
+        let store = KmsConfig::sidecar_for(&args.location).map_err(CliError::Usage)?;
+        options.kms = Some(KmsConfig::new(registry, store)?);
+    }
     let scheme = if options.tls.is_some() {
         "https"
     } else {

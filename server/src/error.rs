@@ -81,6 +81,12 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL)
     }
 
+    /// Any status with a message for the client (the key-service and envelope errors of
+    /// `envelopes`). The detail must hold no secret.
+    pub fn with_status(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError::new(status, detail)
+    }
+
     fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -142,13 +148,7 @@ impl From<Error> for ApiError {
                     "storage unavailable: retry later",
                 )
             }
-            Error::KeyService { .. } => {
-                tracing::warn!(error = %e, "key service failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "key service unavailable: retry later",
-                )
-            }
+            Error::KeyService { .. } => crate::envelopes::kms_error(e),
             other => {
                 tracing::error!(error = %other, "engine error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL)

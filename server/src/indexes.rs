@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 use crate::auth::{Caller, OptionalCaller};
 use crate::body::ApiJson;
 use crate::convert::{self, Kind};
+use crate::envelopes::NewKey;
 use crate::error::ApiError;
 use crate::features::{self, Features};
 use crate::handles::Access;
-use crate::keys::{self, KeyText};
+use crate::keys::KeyText;
 use crate::pending::Pending;
 use crate::state::{AppState, blocking};
 use crate::target::{Credentials, IndexRef, Target};
@@ -84,11 +85,6 @@ struct Asked {
 
 impl CreateRequest {
     fn asked(&self) -> Result<Asked, ApiError> {
-        if self.kms_name.is_some() {
-            return Err(ApiError::bad_request(
-                "kms_name is not supported: pass index_key (the client holds the key)",
-            ));
-        }
         if self
             .embedding_model
             .as_deref()
@@ -154,11 +150,11 @@ pub async fn create(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_service()?;
     let asked = req.asked()?;
-    let key = keys::required(req.index_key.as_ref())
-        .map_err(|_| ApiError::bad_request("index_key is required (kms_name is not supported)"))?;
+    let new_key = NewKey::of(&state, req.index_key.as_ref(), req.kms_name.as_deref())?;
     let name = req.index_name;
     let message = format!("Index '{name}' created successfully");
     blocking(move || {
+        let (key, created) = new_key.resolve(&state, &name)?;
         let db = state.handles.db();
         match asked.dimension {
             Some(dimension) => {
@@ -189,7 +185,7 @@ pub async fn create(
                 state.handles.keep(&name, &key, index);
             }
         }
-        Ok(())
+        created.finish(&state, &name, &key)
     })
     .await?;
     Ok(Json(json!({"status": "success", "message": message})))
@@ -263,12 +259,15 @@ pub async fn delete(
     let name = req.index_name;
     let message = format!("Index '{name}' deleted successfully");
     blocking(move || {
-        let key = creds.owner_key()?;
         // The key is checked by opening before any cached handle is dropped.
         drop(creds.open(&state, &name, Access::Read)?);
+        let key = creds.owner_key()?;
         state.handles.forget(&name);
         state.handles.db().delete_index(&name, key)?;
-        Ok(())
+        match &state.kms {
+            Some(kms) => kms.remove(&name),
+            None => Ok(()),
+        }
     })
     .await?;
     Ok(Json(json!({"status": "success", "message": message})))

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod body;
 pub mod convert;
+pub mod envelopes;
 pub mod error;
 pub mod features;
 pub mod handles;
@@ -29,6 +30,7 @@ mod indexes;
 pub mod keys;
 pub mod metrics;
 pub mod pending;
+pub mod sidecar;
 pub mod state;
 pub mod target;
 mod users;
@@ -172,7 +174,7 @@ impl From<io::Error> for StartError {
 /// [`StartError::Insecure`] without an API key off loopback; binding or TLS failures.
 pub async fn run(
     db: Database,
-    options: ServeOptions,
+    mut options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     bound: impl FnOnce(SocketAddr) + Send,
 ) -> Result<(), StartError> {
@@ -206,6 +208,10 @@ pub async fn run(
         training: Arc::default(),
         materialize: Arc::new(Mutex::new(())),
         metrics: Arc::new(Metrics::default()),
+        kms: options
+            .kms
+            .take()
+            .map(|config| Arc::new(envelopes::Envelopes::new(config, options.idle_timeout))),
     };
     let options = ServeOptions {
         api_key: None,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::auth::ServiceKey;
+use crate::envelopes::{Envelopes, KmsConfig};
 use crate::error::ApiError;
 use crate::handles::Handles;
 use crate::metrics::Metrics;
@@ -37,6 +38,9 @@ pub struct ServeOptions {
     /// Whether logs may name indexes (default false: index names appear only in answers
     /// that must carry them, the index list and the training status).
     pub log_index_names: bool,
+    /// The KMS registry for `kms_name` at create (`--kms-registry FILE`) and the store of
+    /// the envelopes; `None` refuses `kms_name` with 400.
+    pub kms: Option<KmsConfig>,
 }
 
 impl ServeOptions {
@@ -52,6 +56,7 @@ impl ServeOptions {
             refresh_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             log_index_names: false,
+            kms: None,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct AppState {
     pub materialize: Arc<Mutex<()>>,
     /// Request counters.
     pub metrics: Arc<Metrics>,
+    /// The KMS registry and envelopes, when `serve` has one.
+    pub kms: Option<Arc<Envelopes>>,
 }
 
 /// The options handlers read.

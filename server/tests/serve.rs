@@ -4,6 +4,7 @@
 mod serve {
     mod auth;
     mod common;
+    mod kms;
     mod lifecycle;
     mod limits;
     mod replicas;

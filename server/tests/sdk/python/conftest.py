@@ -25,8 +25,9 @@ def _free_port():
 class Serve:
     """A running server: its URL, API key, folder and log."""
 
-    def __init__(self, binary, **extra_env):
+    def __init__(self, binary, extra_args=(), db_dir=None, **extra_env):
         self.dir = tempfile.TemporaryDirectory(prefix="cv-serve-")
+        self.db = pathlib.Path(db_dir) if db_dir else pathlib.Path(self.dir.name) / "db"
         self.api_key = "sdk-" + secrets.token_hex(16)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -34,8 +35,8 @@ class Serve:
         env = dict(os.environ, CIPHERVEC_API_KEY=self.api_key, **extra_env)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(binary), "serve", str(pathlib.Path(self.dir.name) / "db"),
-             "--listen", f"127.0.0.1:{self.port}"],
+            [str(binary), "serve", str(self.db),
+             "--listen", f"127.0.0.1:{self.port}", *extra_args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
