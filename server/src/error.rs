@@ -69,11 +69,6 @@ impl ApiError {
         }
     }
 
-    /// 501: the endpoint needs a core call this build does not have.
-    pub fn not_implemented(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, detail)
-    }
-
     /// 500 for a fault of the server itself (a panicked or cancelled engine call); the
     /// reason goes to the log only.
     pub fn internal(log_reason: &str) -> ApiError {

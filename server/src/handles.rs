@@ -51,7 +51,12 @@ struct Slot {
 
 struct Entry {
     index: EncryptedIndex,
+    /// Refreshed from storage (a reader replica's handle, or a read grant's).
     read_only: bool,
+    /// Opened with a read grant: it never becomes a writer (its writes are the core's 403).
+    read_grant: bool,
+    /// Opened with a user key (dropped when a user of the index is revoked).
+    user: bool,
     last_used: Instant,
     last_refresh: Instant,
     last_writer_try: Instant,
@@ -82,8 +87,8 @@ impl Handles {
     /// it off the async threads.
     ///
     /// # Errors
-    /// The core's errors of opening (`IndexNotFound`, `WrongKey`, ...) and of a reader's
-    /// refresh; 501 for a user key while the core has no grants.
+    /// The core's errors of opening (`IndexNotFound`, `WrongKey` for a key or user key that
+    /// opens nothing, ...) and of a reader's refresh.
     pub fn open(
         &self,
         name: &str,
@@ -107,6 +112,7 @@ impl Handles {
                     e.last_refresh = now;
                 }
                 let try_writer = e.read_only
+                    && !e.read_grant
                     && access == Access::Write
                     && e.last_writer_try.elapsed() >= WRITER_RETRY;
                 if try_writer {
@@ -118,8 +124,8 @@ impl Handles {
         match cached {
             Some((index, false, _, _)) => Ok(index),
             Some((index, true, refresh, try_writer)) => {
-                if try_writer && let Ok(writer) = self.open_writer(name, opener) {
-                    self.insert(slot, writer.clone(), false);
+                if try_writer && let Ok(writer) = self.open_writer(name, opener, &slot) {
+                    self.insert(slot, writer.clone(), false, opener);
                     return Ok(writer);
                 }
                 if refresh {
@@ -128,12 +134,12 @@ impl Handles {
                 Ok(index)
             }
             None => {
-                let (index, read_only) = match self.open_writer(name, opener) {
+                let (index, read_only) = match self.open_writer(name, opener, &slot) {
                     Ok(index) => (index, false),
                     Err(Error::Locked) => (self.open_reader(name, opener)?, true),
                     Err(e) => return Err(e.into()),
                 };
-                self.insert(slot, index.clone(), read_only);
+                self.insert(slot, index.clone(), read_only, opener);
                 Ok(index)
             }
         }
@@ -145,12 +151,31 @@ impl Handles {
             name: name.to_owned(),
             key: self.fingerprints.of(key, None),
         };
-        self.insert(slot, index, false);
+        self.insert(slot, index, false, &Opener::Owner(key));
     }
 
     /// Drops every handle on `name` (before the index is deleted or replaced).
     pub fn forget(&self, name: &str) {
-        self.lock().retain(|slot, _| slot.name != name);
+        let dropped = self.take(|slot, _| slot.name == name);
+        drop(dropped);
+    }
+
+    /// Drops every handle on `name` opened with a user key (after a user is revoked).
+    pub fn forget_users(&self, name: &str) {
+        let dropped = self.take(|slot, e| slot.name == name && e.user);
+        drop(dropped);
+    }
+
+    /// Removes the entries `which` picks, to be dropped once the cache is unlocked (the last
+    /// writer handle's drop releases the writer lock, which may do I/O).
+    fn take(&self, which: impl Fn(&Slot, &Entry) -> bool) -> Vec<Entry> {
+        let mut entries = self.lock();
+        let slots: Vec<Slot> = entries
+            .iter()
+            .filter(|(slot, e)| which(slot, e))
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        slots.iter().filter_map(|s| entries.remove(s)).collect()
     }
 
     /// Drops handles unused for longer than the idle time; returns how many are left.
@@ -181,13 +206,16 @@ impl Handles {
         self.len() == 0
     }
 
-    fn insert(&self, slot: Slot, index: EncryptedIndex, read_only: bool) {
+    fn insert(&self, slot: Slot, index: EncryptedIndex, read_only: bool, opener: &Opener<'_>) {
         let now = Instant::now();
+        let read_grant = index.access() == Some(ciphervec::Access::Read);
         self.lock().insert(
             slot,
             Entry {
                 index,
-                read_only,
+                read_only: read_only || read_grant,
+                read_grant,
+                user: matches!(opener, Opener::User(..)),
                 last_used: now,
                 last_refresh: now,
                 last_writer_try: now,
@@ -195,17 +223,40 @@ impl Handles {
         );
     }
 
-    fn open_writer(&self, name: &str, opener: &Opener<'_>) -> Result<EncryptedIndex, Error> {
-        match opener {
+    /// Opens `name` as a writer (a read grant gives its read-only handle). The owner and
+    /// each write-granted user open separate handles, and one process holds one writer: when
+    /// another kept handle here is the writer, it is dropped and the open tried once more
+    /// (an owner and a write user writing one index in turn reopen it in turn).
+    fn open_writer(
+        &self,
+        name: &str,
+        opener: &Opener<'_>,
+        slot: &Slot,
+    ) -> Result<EncryptedIndex, Error> {
+        let open = || match opener {
             Opener::Owner(key) => self.db.open_index(name, key),
-            Opener::User(..) => Err(user_keys_unsupported()),
+            Opener::User(user, key) => self.db.open_index_as(name, user, key),
+        };
+        match open() {
+            Err(Error::Locked) => {
+                let writers = self.take(|s, e| s.name == name && s != slot && !e.read_only);
+                if writers.is_empty() {
+                    return Err(Error::Locked);
+                }
+                drop(writers);
+                open()
+            }
+            other => other,
         }
     }
 
+    /// Opens `name` for reading without the writer lock. A user opens through its grant,
+    /// which takes the writer lock for a write grant: a write user whose index another
+    /// process writes is `Locked` (409).
     fn open_reader(&self, name: &str, opener: &Opener<'_>) -> Result<EncryptedIndex, Error> {
         match opener {
             Opener::Owner(key) => self.db.open_index_read_only(name, key),
-            Opener::User(..) => Err(user_keys_unsupported()),
+            Opener::User(user, key) => self.db.open_index_as(name, user, key),
         }
     }
 
@@ -214,9 +265,4 @@ impl Handles {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// Until the core has user grants (`Database::open_index_as`), a user key opens nothing.
-fn user_keys_unsupported() -> Error {
-    Error::WrongKey
 }
