@@ -139,10 +139,12 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_service()?;
     let creds = Credentials::of(caller, header_key(&headers).as_ref())?;
-    let users = blocking(move || match owner_index(&state, &creds, &name, Access::Read)? {
-        Some(index) => Ok(index.users()?),
-        None => Ok(Vec::new()),
-    })
+    let users = blocking(
+        move || match owner_index(&state, &creds, &name, Access::Read)? {
+            Some(index) => Ok(index.users()?),
+            None => Ok(Vec::new()),
+        },
+    )
     .await?;
     let users: Vec<Value> = users
         .into_iter()

@@ -11,5 +11,6 @@ mod serve {
     mod secrets;
     mod shutdown;
     mod text;
+    mod users;
     mod vectors;
 }

@@ -1,13 +1,13 @@
 //! Who may call: the service API key on every endpoint but `/v1/health` and the training
 //! status, 401 without it or
 //! with a wrong one (and with a forged user key), the server refusing to run without a key
-//! off loopback, and users (`cdbk_` keys) answering 501 until the core has grants.
+//! off loopback (users' `cdbk_` keys: `users.rs`).
 
 use ciphervec::Database;
 use ciphervec_server::{ServeOptions, Server, StartError};
 use serde_json::json;
 
-use super::common::{self, API_KEY, TestServer};
+use super::common::{self, TestServer};
 
 #[test]
 fn every_endpoint_but_health_and_training_status_needs_the_api_key() {
@@ -87,34 +87,4 @@ fn without_a_key_the_server_runs_only_on_loopback() {
     let server = TestServer::start_with(|o| o.api_key = None);
     let r = server.send("GET", "/v1/indexes/list", None, None);
     assert_eq!(r.status, 200, "{}", r.text);
-}
-
-#[test]
-fn user_endpoints_need_the_service_key_and_answer_501_until_the_core_has_grants() {
-    // Pending (issue #43): the core's EncryptedIndex::grant / Database::open_index_as.
-    let server = TestServer::start();
-    let hex = common::create(&server, "u", 3);
-    let r = server.send(
-        "POST",
-        "/v1/indexes/u/users",
-        Some(
-            json!({"permissions": ["read"], "index_key": hex})
-                .to_string()
-                .into_bytes(),
-        ),
-        None,
-    );
-    assert_eq!(r.status, 401);
-    let r = server.send(
-        "POST",
-        "/v1/indexes/u/users",
-        Some(
-            json!({"permissions": ["read"], "index_key": hex})
-                .to_string()
-                .into_bytes(),
-        ),
-        Some(API_KEY),
-    );
-    assert_eq!(r.status, 501, "{}", r.text);
-    assert!(r.detail().contains("grant"), "{}", r.text);
 }

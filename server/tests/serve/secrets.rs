@@ -1,4 +1,4 @@
-//! No index key (in any form), API key, id, vector, content, metadata value, filter value or
+//! No index key (in any form), API key, user key, user id, id, vector, content, metadata value, filter value or
 //! index name reaches the server's log or an error body, through successes and every kind
 //! of failure; and the folder on disk holds none of the data in clear.
 
@@ -145,6 +145,58 @@ fn logs_and_error_bodies_hold_no_key_id_vector_or_data() {
         Some(wrong_api),
     );
     bodies.push(r.text);
+    // Users: a read user's write (403), a user key on user management (403), a user that
+    // does not exist (404), a bad permission (400) and a deleted user's key (401), each
+    // carrying the user key, the user id, or both.
+    let users = format!("/v1/indexes/{name}/users");
+    let r = server.post(&users, &json!({"permissions": ["read"], "index_key": hex}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let user_key = r.body["api_key"].as_str().unwrap().to_owned();
+    let user_id = r.body["user_id"].as_str().unwrap().to_owned();
+    let as_user = |path: &str, body: Value| {
+        server.send(
+            "POST",
+            path,
+            Some(body.to_string().into_bytes()),
+            Some(&user_key),
+        )
+    };
+    for (path, body, status) in [
+        (
+            "/v1/vectors/upsert",
+            json!({"index_name": name, "items": [{"id": id, "vector": vector}]}),
+            403,
+        ),
+        (users.as_str(), json!({"permissions": ["read"]}), 403),
+    ] {
+        let r = as_user(path, body);
+        assert_eq!(r.status, status, "{path}: {}", r.text);
+        bodies.push(r.text);
+    }
+    let r = server.post(
+        &users,
+        &json!({"permissions": ["read", user_id.as_str()], "index_key": hex}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    bodies.push(r.text);
+    let user_path = format!("{users}/{user_id}");
+    let revoke = |path: &str| {
+        server.send_with(
+            "DELETE",
+            path,
+            None,
+            Some(API_KEY),
+            &[("X-Index-Key", &hex)],
+        )
+    };
+    let r = revoke(&user_path);
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = revoke(&user_path);
+    assert_eq!(r.status, 404, "{}", r.text);
+    bodies.push(r.text);
+    let r = as_user("/v1/vectors/list_ids", json!({"index_name": name}));
+    assert_eq!(r.status, 401, "{}", r.text);
+    bodies.push(r.text);
     let raw = STANDARD.decode(&b64).unwrap();
     let upper_hex = hex.to_uppercase();
     let logs = common::logs();
@@ -161,6 +213,8 @@ fn logs_and_error_bodies_hold_no_key_id_vector_or_data() {
         STANDARD.encode(contents),
         "0.12345679".to_owned(),
         "9.876543".to_owned(),
+        user_key.clone(),
+        user_id.clone(),
     ];
     secrets.push(String::from_utf8_lossy(&raw).into_owned());
     assert!(bodies.len() >= 21, "{bodies:?}");

@@ -1,13 +1,10 @@
 """CyborgDB's own Python SDK (cyborgdb==0.18.0, unchanged) against `ciphervec serve`.
 
 Every answer is checked against an oracle: brute force over the same vectors with numpy, a
-metadata-filter evaluator, or what was written. Tests of endpoints whose core feature is
-not on main yet (users: issue #43) skip with that reason when the server answers 501, and
-run for real once it does not.
+metadata-filter evaluator, or what was written.
 """
 
 import base64
-import contextlib
 import json
 import uuid
 import urllib.error
@@ -31,17 +28,6 @@ N = 400
 
 def _name(prefix):
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-@contextlib.contextmanager
-def pending(issue):
-    """Turns the server's 501 (a core feature not on main yet) into a skip naming the issue."""
-    try:
-        yield
-    except CyborgDBError as e:
-        if e.status_code == 501:
-            pytest.skip(f"pending ({issue} not on main): {e.detail}")
-        raise
 
 
 def _raw(serve, path, body=None, key=None, method=None):
@@ -468,8 +454,7 @@ def test_users_read_and_write(serve, client, data):
     index = client.create_index(_name("users"), cyborgdb.Client.generate_key(), dimension=DIM)
     try:
         index.upsert(ids[:20], vectors[:20])
-        with pending("issue #43"):
-            reader = index.create_user(["read"])
+        reader = index.create_user(["read"])
         writer = index.create_user(["read", "write"])
         as_reader = cyborgdb.Client(serve.url, reader["api_key"]).load_index(index.index_name)
         assert as_reader.query(query_vectors=vectors[0], top_k=1)[0]["id"] == ids[0]
@@ -479,10 +464,19 @@ def test_users_read_and_write(serve, client, data):
         as_writer.upsert(ids[20:21], vectors[20:21])
         assert ids[20] in index.list_ids()
         listed = {u["user_id"]: u["permissions"] for u in index.list_users()}
-        assert set(listed) == {reader["user_id"], writer["user_id"]}
+        assert listed == {reader["user_id"]: ["read"], writer["user_id"]: ["read", "write"]}
+        with pytest.raises(ValidationError):
+            index.create_user(["write"])
+        with pytest.raises(AuthenticationError) as e:
+            as_writer.create_user(["read"])
+        assert e.value.status_code == 403
         index.delete_user(reader["user_id"])
         with pytest.raises(AuthenticationError):
             cyborgdb.Client(serve.url, reader["api_key"]).load_index(index.index_name)
+        with pytest.raises(AuthenticationError):
+            as_reader.query(query_vectors=vectors[0], top_k=1)
+        assert as_writer.query(query_vectors=vectors[20], top_k=1)[0]["id"] == ids[20]
+        assert [u["user_id"] for u in index.list_users()] == [writer["user_id"]]
     finally:
         index.delete_index()
 
