@@ -84,8 +84,11 @@ fn owner_index(
     name: &str,
     access: Access,
 ) -> Result<Option<EncryptedIndex>, ApiError> {
+    let target = creds.open(state, name, access)?;
+    // The handlers let only the service key's callers here; a KMS-backed index's key is
+    // resolved by the open, so this checks the caller, not that a key was sent.
     creds.owner_key()?;
-    Ok(match creds.open(state, name, access)? {
+    Ok(match target {
         Target::Ready(index) => Some(index),
         Target::Pending(..) => None,
     })
