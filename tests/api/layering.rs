@@ -311,7 +311,7 @@ fn is_ident(c: u8) -> bool {
 /// The paths of a use tree at `b[*pos..]`: `a::b`, `a::{b, c::{d, e}}`, `a::*` (as `a`),
 /// `a::{self}` (as `a`).
 fn use_tree(b: &[u8], pos: &mut usize) -> Vec<Vec<String>> {
-    while b.get(*pos).is_some_and(|c| c.is_ascii_whitespace()) {
+    while b.get(*pos).is_some_and(u8::is_ascii_whitespace) {
         *pos += 1;
     }
     if b.get(*pos) == Some(&b'{') {
@@ -520,7 +520,7 @@ fn sibling_edges(sources: &[(Vec<String>, String)]) -> Siblings {
         for _ in 0..4 {
             let k = (0..=path.len())
                 .rev()
-                .find(|k| modules.contains(&path[..*k].to_vec()))
+                .find(|k| modules.contains(&path[..*k]))
                 .unwrap_or(0);
             let Some(name) = path.get(k) else {
                 return path;
@@ -591,7 +591,7 @@ fn circles(sources: &[(Vec<String>, String)]) -> Vec<String> {
                 .filter(|m| from_n.contains(m) && reach(m).contains(n))
                 .collect();
             if group.len() >= 2 {
-                let mut names: Vec<String> = group.iter().map(|s| s.to_string()).collect();
+                let mut names: Vec<String> = group.iter().copied().cloned().collect();
                 names.push(names[0].clone());
                 let parent = if parent.is_empty() {
                     "crate".to_owned()
