@@ -303,39 +303,39 @@ fn take_live(
 /// may have been read at both its places).
 fn dedupe(snap: &mut Snapshot) {
     let dim = index_dim(snap);
-    let mut newest: HashMap<[u8; 32], usize> = HashMap::with_capacity(snap.items.len());
-    let mut repeated = false;
-    for (i, s) in snap.items.iter().enumerate() {
+    keep_newest(&mut snap.items, &mut snap.vectors, dim);
+}
+
+/// Keeps, of the reads in `items` (and their rows in `vectors`, `dim` wide) that are of one
+/// item, the newest by origin: the one rule of a snapshot and of its catch-up passes.
+fn keep_newest(items: &mut Vec<Snap>, vectors: &mut Vec<f32>, dim: usize) {
+    let mut newest: HashMap<[u8; 32], usize> = HashMap::with_capacity(items.len());
+    for (i, s) in items.iter().enumerate() {
         match newest.get_mut(&s.token) {
-            Some(j) => {
-                repeated = true;
-                if s.origin > snap.items[*j].origin {
-                    *j = i;
-                }
-            }
+            Some(j) if s.origin > items[*j].origin => *j = i,
+            Some(_) => {}
             None => {
                 newest.insert(s.token, i);
             }
         }
     }
-    if !repeated {
+    if newest.len() == items.len() {
         return;
     }
-    let keep: Vec<bool> = snap
-        .items
+    let keep: Vec<bool> = items
         .iter()
         .enumerate()
         .map(|(i, s)| newest.get(&s.token) == Some(&i))
         .collect();
-    let mut vectors = Vec::with_capacity(snap.vectors.len());
-    for (row, k) in snap.vectors.chunks_exact(dim.max(1)).zip(&keep) {
+    let mut kept = Vec::with_capacity(vectors.len());
+    for (row, k) in vectors.chunks_exact(dim.max(1)).zip(&keep) {
         if *k {
-            vectors.extend_from_slice(row);
+            kept.extend_from_slice(row);
         }
     }
-    snap.vectors = vectors;
+    *vectors = kept;
     let mut keep = keep.into_iter();
-    snap.items.retain(|_| keep.next().unwrap_or(false));
+    items.retain(|_| keep.next().unwrap_or(false));
 }
 
 /// Stage 2: k-means on a sample of the snapshot (as `train` samples), the code, and every
@@ -766,34 +766,7 @@ fn take_written(state: &State, slots: &[u64], out: &mut Written) -> Result<()> {
 
 /// Keeps one read of each item in `written`: the newest.
 fn dedupe_written(written: &mut Written, dim: usize) {
-    let mut newest: HashMap<[u8; 32], usize> = HashMap::with_capacity(written.items.len());
-    for (i, s) in written.items.iter().enumerate() {
-        match newest.get_mut(&s.token) {
-            Some(j) if s.origin > written.items[*j].origin => *j = i,
-            Some(_) => {}
-            None => {
-                newest.insert(s.token, i);
-            }
-        }
-    }
-    if newest.len() == written.items.len() {
-        return;
-    }
-    let keep: Vec<bool> = written
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| newest.get(&s.token) == Some(&i))
-        .collect();
-    let mut vectors = Vec::with_capacity(written.vectors.len());
-    for (row, k) in written.vectors.chunks_exact(dim.max(1)).zip(&keep) {
-        if *k {
-            vectors.extend_from_slice(row);
-        }
-    }
-    written.vectors = vectors;
-    let mut keep = keep.into_iter();
-    written.items.retain(|_| keep.next().unwrap_or(false));
+    keep_newest(&mut written.items, &mut written.vectors, dim);
 }
 
 impl EncryptedIndex {
