@@ -11,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/server_sdks.sh
 cargo build --release -q -p ciphervec-cli
-export CIPHERVEC_BIN="$PWD/target/release/ciphervec"
+export CIPHERVEC_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/ciphervec"
 target/server-venv/bin/python -m pytest -q -rs server/tests/sdk/python "$@"
 node --test server/tests/sdk/js/

@@ -25,5 +25,5 @@ features=aws-kms,vault,gcp-kms,azure-kv
 cargo test --release -p ciphervec-server --features "$features" --test serve kms:: -- --include-ignored
 scripts/server_sdks.sh
 cargo build --release -q -p ciphervec-cli --features "$features"
-export CIPHERVEC_BIN="$PWD/target/release/ciphervec"
+export CIPHERVEC_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/ciphervec"
 target/server-venv/bin/python -m pytest -q -rs server/tests/sdk/python/test_kms_sdk.py
