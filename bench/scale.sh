@@ -15,5 +15,5 @@ PY=$("${CIPHERVEC_SHARED:-../shared}"/bench/setup.sh "$PWD/target/peers-venv" | 
 cargo build --release --example scale_run -q
 mkdir -p bench/results
 out=bench/results/scale-synth-96.md
-OMP_NUM_THREADS=1 "$PY" bench/scale.py "$work" "$rounds" target/release/examples/scale_run "${sizes[@]}" > "$out"
+OMP_NUM_THREADS=1 "$PY" bench/scale.py "$work" "$rounds" "${CARGO_TARGET_DIR:-target}/release/examples/scale_run" "${sizes[@]}" > "$out"
 cat "$out"

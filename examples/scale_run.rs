@@ -209,7 +209,9 @@ fn build(data: &Path, index_dir: &Path, m: Option<String>) -> ciphervec::Result<
     let index = Database::open_with(index_dir, options)?.create_index(
         NAME,
         &key,
-        IndexConfig::ivf_pq(dim, m),
+        // Trained once, below, at the size FAISS trains on: no background training at
+        // 10,000 items while the first batches go in.
+        IndexConfig::ivf_pq(dim, m).auto_train(false),
     )?;
     let n_lists = (n as f64).sqrt().round() as usize;
     let (mut done, mut train_s) = (0usize, 0.0);
