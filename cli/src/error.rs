@@ -29,8 +29,13 @@ impl From<ciphervec::Error> for CliError {
     }
 }
 
+/// The exit codes of [`CliError::exit_code`], as `--help` prints them.
+pub(crate) const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong key, \
+    4 corrupted, 5 locked, 6 rolled back, 7 storage unavailable, 8 unsupported on-disk format, \
+    9 permission denied.";
+
 impl CliError {
-    /// The documented exit code of an error.
+    /// The documented exit code of an error (listed in [`EXIT_CODES`]).
     pub(crate) fn exit_code(&self) -> u8 {
         use ciphervec::Error;
         match self {

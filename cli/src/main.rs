@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// An encrypted vector index on disk, from the shell.
 #[derive(Parser, Debug)]
-#[command(name = "ciphervec", version, about, long_about = None)]
+#[command(name = "ciphervec", version, about, long_about = None, after_help = error::EXIT_CODES)]
 pub(crate) struct Cli {
     /// The index key: a file holding it in base64 (as `openssl rand -base64 32` writes it;
     /// refused when group or others can read it). Without it, `CIPHERVEC_KEY` (base64 or

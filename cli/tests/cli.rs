@@ -418,6 +418,12 @@ fn exit_codes() {
     s.run(&["import", &db, "e", items.to_str().unwrap()])
         .assert()
         .success();
+    // `--help` lists the codes this test checks.
+    let help = s.run(&["--help"]).assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
+    for code in ["1 other error", "2 usage", "3 wrong key", "4 corrupted"] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
     // 2: usage.
     s.run(&["query", &db, "e"]).assert().code(2);
     s.run(&["create", &db, "e2", "--dim", "2", "--type", "hnsw"])

@@ -1,5 +1,5 @@
-"""The README's Python snippets run as written (each in a fresh namespace, in an empty
-working directory), so what a newcomer copies works."""
+"""The Python snippets of the README and of docs/FRAMEWORKS.md run as written (each in a
+fresh namespace, in an empty working directory), so what a newcomer copies works."""
 
 import pathlib
 import re
@@ -7,22 +7,27 @@ import re
 import pytest
 from frameworks import require
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+FRAMEWORKS = ROOT / "docs" / "FRAMEWORKS.md"
 
 
-def snippets():
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
+def snippets(doc):
+    return re.findall(r"^```python\n(.*?)^```", doc.read_text(), re.S | re.M)
 
 
-def test_the_readme_has_a_python_snippet():
-    assert snippets(), "README.md has no ```python block"
+@pytest.mark.parametrize("doc", [README, FRAMEWORKS], ids=["README", "FRAMEWORKS"])
+def test_the_doc_has_a_python_snippet(doc):
+    assert snippets(doc), f"{doc.name} has no ```python block"
 
 
-@pytest.mark.parametrize("code", snippets())
-def test_readme_python_snippet_runs(code, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "doc,code", [(doc, code) for doc in (README, FRAMEWORKS) for code in snippets(doc)]
+)
+def test_doc_python_snippet_runs(doc, code, tmp_path, monkeypatch):
     # The framework snippets need their framework (skipped without it as their suites are).
     for module, package in (("llama_index.core", "llama-index-core"), ("haystack", "haystack-ai")):
         if re.search(rf"^from {re.escape(module)}\b", code, re.M):
             require(module, package)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    exec(compile(code, str(doc), "exec"), {"__name__": "readme"})
