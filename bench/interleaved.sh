@@ -9,5 +9,5 @@ PY=$("${CIPHERVEC_SHARED:-../shared}"/bench/setup.sh "$PWD/target/peers-venv" | 
 cargo build --release --example query_rounds -q
 mkdir -p bench/results
 out=bench/results/interleaved-$(basename "$data").md
-OMP_NUM_THREADS=1 "$PY" bench/interleaved.py "$data" "${2:-9}" target/release/examples/query_rounds > "$out"
+OMP_NUM_THREADS=1 "$PY" bench/interleaved.py "$data" "${2:-9}" "${CARGO_TARGET_DIR:-target}/release/examples/query_rounds" > "$out"
 cat "$out"
