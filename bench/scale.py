@@ -6,8 +6,8 @@ Per size: the exact ground truth (FAISS flat search over the base file, a millio
 time), ciphervec's build (upserts and training, streamed: examples/scale_run.rs `build`) and
 FAISS's (train on the first 500,000 rows, add a million at a time), peak RSS and disk; open
 time codes only and resident (up to 3M); then a sweep of both engines over probes and re-rank
-window (one call of all queries) picks, per engine, the fastest setting reaching recall@10 0.90
-and 0.95 (or the one of highest recall if none does), and ROUNDS interleaved
+window (one call of all queries) picks, per engine, the cheapest setting reaching recall@10
+0.90 and 0.95 (or the one of highest recall if none does), and ROUNDS interleaved
 rounds at those settings run every engine one query per call and all queries in one call,
 all on one thread. Ratios are medians of per-round ratios.
 
@@ -132,12 +132,13 @@ class Ciphervec:
 
 
 def pick(sweep, target):
-    """The fastest (probes, window) whose recall reaches target in the sweep; if none does,
-    the one of highest recall (the fastest of those)."""
-    reaching = [(qps, key) for key, (qps, rec) in sweep.items() if rec >= target]
+    """The cheapest (probes, window) whose recall reaches target in the sweep: fewest probes,
+    then the narrowest window (the sweep's own QPS are too noisy here to rank settings by);
+    if none reaches it, the one of highest recall."""
+    reaching = [key for key, (_, rec) in sweep.items() if rec >= target]
     if reaching:
-        return max(reaching)[1]
-    return max((rec, qps, key) for key, (qps, rec) in sweep.items())[2]
+        return min(reaching)
+    return max(sweep, key=lambda key: (sweep[key][1], -key[0], -key[1]))
 
 
 def measure(binary, workdir, n, rounds, log):
