@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use ciphervec::{Database, IndexConfig, IndexKey, Item, TrainOptions};
 
 /// The index configuration named by `--type`: `flat`, `sq8`, `pq:M`, or `pq:M:8` (8-bit
-/// refine codes, `IndexConfig::refine_bits`).
+/// refine codes, `IndexConfig::refine_bits`). Without automatic training: the benchmarks
+/// train once, explicitly, and time that (a background training started by the upserts would
+/// be waited for and then trained again, timing two).
 ///
 /// # Panics
 /// On any other name (a usage error of the example).
 pub fn config_of(index_type: &str, dim: usize) -> IndexConfig {
     let usage = "--type flat|sq8|pq:M|pq:M:8";
-    match index_type {
+    let config = match index_type {
         "flat" => IndexConfig::ivf_flat(dim),
         "sq8" => IndexConfig::ivf_sq8(dim),
         pq => {
@@ -21,7 +23,8 @@ pub fn config_of(index_type: &str, dim: usize) -> IndexConfig {
             IndexConfig::ivf_pq(dim, m.parse().expect(usage))
                 .refine_bits(refine_bits.parse().expect(usage))
         }
-    }
+    };
+    config.auto_train(false)
 }
 
 /// Runs rayon (and so every query) on one thread, as the single-thread figures need.
