@@ -25,11 +25,11 @@ import time
 
 import numpy as np
 
-PROBES = [4, 8, 16, 32, 64, 128]
+PROBES = [int(p) for p in os.environ.get("SCALE_PROBES", "4,8,16,32,64,128").split(",")]
 # Re-rank windows (ciphervec `rerank`, FAISS RefineFlat `k_factor`) swept with the probes: on
 # data whose PQ codes blur the nearest neighbours, recall stops growing with probes at a
-# window of 5, and 0.95 is reached only with a wider one.
-WINDOWS = [5, 10]
+# window of 5, and 0.95 is reached only with a wider one (at 10M, FAISS's needs more than 10).
+WINDOWS = [int(w) for w in os.environ.get("SCALE_WINDOWS", "5,10").split(",")]
 # Above this size the resident open (every vector decrypted into RAM, about 1.4 kB per
 # vector) would not fit this machine's memory beside FAISS: it is not measured.
 RESIDENT_MAX = 3_000_000
