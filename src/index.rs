@@ -2,13 +2,10 @@
 //! The only layer that imports every other (storage -> format -> crypto -> ivf -> kernel).
 
 mod access;
-mod anchor;
 mod binding;
 mod candidates;
-mod config;
 mod database;
 mod encrypted;
-mod item_json;
 mod lists;
 mod loader;
 mod parallel;
@@ -16,24 +13,15 @@ mod patterns;
 mod persist;
 mod ranges;
 mod recovery;
-mod schema;
 mod state;
 mod tokens;
-mod types;
 mod upkeep;
-mod validate;
 
 pub use access::Access;
-pub use anchor::Anchor;
-pub use config::{IndexConfig, IndexType, StoragePrecision, TrainOptions};
 pub use database::{Database, DatabaseOptions, StorageInfo};
 pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]
 pub(crate) use encrypted::ignored_failures;
-pub use schema::{FieldSchema, MetadataSchema};
-pub use types::{
-    Hit, Include, Item, MetadataHit, MetadataQuery, Order, Query, Record, VerifyReport,
-};
 #[cfg(feature = "internals")]
 pub use upkeep::Stage as TrainingStage;
 pub use upkeep::TrainingStatus;

@@ -16,6 +16,7 @@ mod ivf;
 mod kernel;
 pub mod kms;
 mod metric;
+mod model;
 mod provider;
 mod storage;
 mod text;
@@ -26,8 +27,8 @@ pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};
 
-pub use index::{
-    Access, Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include,
-    IndexConfig, IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
-    StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
+pub use index::{Access, Database, DatabaseOptions, EncryptedIndex, StorageInfo, TrainingStatus};
+pub use model::{
+    Anchor, FieldSchema, Hit, Include, IndexConfig, IndexType, Item, MetadataHit, MetadataQuery,
+    MetadataSchema, Order, Query, Record, StoragePrecision, TrainOptions, VerifyReport,
 };

@@ -10,12 +10,12 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
 use crate::storage::{Backend, DirBackend, IndexFiles, MemoryBackend, Store, StoreBackend};
 
-use super::config::IndexConfig;
 use super::encrypted::{EncryptedIndex, Inner};
 use super::persist;
 use super::state::{Committed, Residency, State};
-use super::validate;
 use super::{loader, recovery};
+use crate::model::config::IndexConfig;
+use crate::model::validate;
 
 /// Options of a [`Database`]. The library reads no environment variable: a program that
 /// wants the documented `CIPHERVEC_*` variables (as the command line does) asks for them

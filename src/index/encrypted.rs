@@ -15,10 +15,10 @@ use crate::metric::Metric;
 use crate::storage::{IndexFiles, WriterLock};
 
 use super::access::Need;
-use super::config::{IndexConfig, IndexType};
 use super::persist;
 use super::state::State;
 use super::upkeep::Upkeep;
+use crate::model::config::{IndexConfig, IndexType};
 
 mod access;
 mod autotrain;

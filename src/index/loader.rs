@@ -17,9 +17,9 @@ use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
 use crate::storage::{Blob, IndexFiles};
 
-use super::config::IndexConfig;
 use super::lists;
 use super::persist::{self, open_block, open_block_vectors, open_fields, open_vector, prefetch};
+use crate::model::config::IndexConfig;
 use crate::text::{self, TextIndex};
 
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};

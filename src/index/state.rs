@@ -27,8 +27,8 @@ use crate::text::{self, DocTerms, TextIndex};
 
 use super::patterns::PatternIndex;
 use super::ranges::RangeIndex;
-use super::schema::MetadataSchema;
 use super::tokens::TokenIndex;
+use crate::model::schema::MetadataSchema;
 
 /// Where an item's sealed fields (or vector) record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -155,7 +155,7 @@ impl EncryptedIndex {
 #[cfg(feature = "internals")]
 impl EncryptedIndex {
     /// See `internals::forge_upsert_as_reader`.
-    pub(crate) fn forge_upsert(&self, items: Vec<crate::index::types::Item>) -> Result<()> {
+    pub(crate) fn forge_upsert(&self, items: Vec<crate::model::types::Item>) -> Result<()> {
         {
             let mut state = self
                 .inner

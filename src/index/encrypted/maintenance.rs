@@ -15,13 +15,13 @@ use crate::metric::Metric;
 
 use super::*;
 use crate::format::segment::CommitNote;
-use crate::index::config::{IndexConfig, IndexType, TrainOptions};
 use crate::index::lists::Lists;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::recovery;
 use crate::index::state::{
     BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State, VectorRef,
 };
+use crate::model::config::{IndexConfig, IndexType, TrainOptions};
 
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item

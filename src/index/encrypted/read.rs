@@ -6,16 +6,16 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter};
-use crate::index::types::JsonArg;
 use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
+use crate::model::types::JsonArg;
 
 use super::*;
 use crate::index::candidates;
 use crate::index::lists::Lists;
 use crate::index::persist;
 use crate::index::state::{ItemEntry, Residency, State};
-use crate::index::types::{Hit, Include, Query, Record};
-use crate::index::validate;
+use crate::model::types::{Hit, Include, Query, Record};
+use crate::model::validate;
 
 /// The most queries that share list scans under one hold of the state's read lock (about
 /// 36 queries per list at 32 of 894 probes: most of the sharing, a bounded wait for writers).

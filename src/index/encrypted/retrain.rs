@@ -44,7 +44,6 @@ use serde_json::Value;
 use super::maintenance::{fit, prepare_rows, train_codec};
 use super::*;
 use crate::format::segment::Fields;
-use crate::index::config::TrainOptions;
 use crate::index::lists::{self, Lists};
 use crate::index::persist::{BlockItem, SegmentBuilder};
 use crate::index::state::{
@@ -52,6 +51,7 @@ use crate::index::state::{
 };
 use crate::index::upkeep::{Stage, Upkeep};
 use crate::ivf;
+use crate::model::config::TrainOptions;
 use crate::storage::Blob;
 
 /// How far past the segment numbers in use a background training numbers its segment: the

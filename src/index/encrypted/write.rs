@@ -16,8 +16,8 @@ use super::*;
 use crate::filter::MAX_JSON_DEPTH;
 use crate::index::persist::{self, BlockItem, SegmentBuilder};
 use crate::index::state::{self, ItemEntry};
-use crate::index::types::{Item, JsonArg};
-use crate::index::validate;
+use crate::model::types::{Item, JsonArg};
+use crate::model::validate;
 use crate::text::{self, DocTerms};
 
 impl EncryptedIndex {
