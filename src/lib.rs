@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod crypto;
+mod engine;
 mod error;
 mod filter;
 mod format;

@@ -14,10 +14,10 @@ use crate::ivf::Quantizer;
 use crate::metric::Metric;
 use crate::storage::{IndexFiles, WriterLock};
 
-use super::access::Need;
-use super::persist;
-use super::state::State;
-use super::upkeep::Upkeep;
+use crate::engine::access::Need;
+use crate::engine::persist;
+use crate::engine::state::State;
+use crate::engine::upkeep::Upkeep;
 use crate::model::config::{IndexConfig, IndexType};
 
 mod access;
@@ -202,7 +202,7 @@ impl EncryptedIndex {
     /// Refuses what the handle's grant does not allow with [`Error::PermissionDenied`]
     /// (before any I/O); the index key's holder may do everything.
     fn require(&self, need: Need) -> Result<()> {
-        super::access::require(self.read().keys(), need)
+        crate::engine::access::require(self.read().keys(), need)
     }
 
     fn writer_mutex(&self) -> std::sync::MutexGuard<'_, ()> {

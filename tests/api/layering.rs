@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of `src/` and its layer.
 const LAYER_OF: &[(&str, &str)] = &[
     ("index", "facade"),
+    ("engine", "engine"),
     ("model", "values"),
     ("kms", "kms"),
     ("crypto", "crypto"),
@@ -29,12 +30,19 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "hooks",
         &[
-            "facade", "values", "kms", "crypto", "ivf", "kernel", "filter", "text", "format",
-            "storage", "error",
+            "facade", "engine", "values", "kms", "crypto", "ivf", "kernel", "filter", "text",
+            "format", "storage", "error",
         ],
     ),
     (
         "facade",
+        &[
+            "engine", "values", "crypto", "ivf", "filter", "text", "format", "storage", "error",
+        ],
+    ),
+    // The machinery behind the facade: state, persistence, loading, the query planner.
+    (
+        "engine",
         &[
             "values", "crypto", "ivf", "filter", "text", "format", "storage", "error",
         ],
@@ -186,6 +194,13 @@ fn the_checker_catches_upward_and_sideways_imports() {
     assert!(violations("ivf", "use crate::kernel::{self, TopK};").is_empty());
     assert!(violations("kms", "use crate::crypto::key::IndexKey;").is_empty());
     assert!(violations("facade", "use crate::{crypto::aead, format::RecordKind};").is_empty());
+    // The engine below the facade, the values below both.
+    assert!(!violations("engine", "use crate::index::EncryptedIndex;").is_empty());
+    assert!(!violations("engine", "fn f(d: &crate::Database) {}").is_empty());
+    assert!(!violations("values", "use crate::engine::state::State;").is_empty());
+    assert!(!violations("values", "use crate::{index::Database};").is_empty());
+    assert!(violations("engine", "use crate::model::types::Query;").is_empty());
+    assert!(violations("facade", "use crate::engine::{persist, state::State};").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 
 use super::retrain::{self, Attempt};
 use super::*;
-use crate::index::upkeep::{self, Due, TrainingStatus, Upkeep};
+use crate::engine::upkeep::{self, Due, TrainingStatus, Upkeep};
 use crate::ivf;
 
 /// Times a background training starts over when a rewrite (a compaction, a rotation, an
@@ -80,7 +80,7 @@ impl EncryptedIndex {
 
     /// Holds this index's background trainings at each stage (`internals::hold_training`).
     #[cfg(feature = "internals")]
-    pub(crate) fn hold_training(&self, hold: crate::index::upkeep::Hold) {
+    pub(crate) fn hold_training(&self, hold: crate::engine::upkeep::Hold) {
         self.inner.upkeep.set_hold(hold);
     }
 

@@ -11,7 +11,7 @@ use crate::filter::{self, Filter};
 
 use super::text_search::{text_ranking, text_sources};
 use super::*;
-use crate::index::candidates;
+use crate::engine::candidates;
 use crate::model::schema::MetadataSchema;
 use crate::model::types::{JsonArg, MetadataHit, MetadataQuery, Order};
 use crate::model::validate;

@@ -10,10 +10,10 @@ use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
 use crate::model::types::JsonArg;
 
 use super::*;
-use crate::index::candidates;
-use crate::index::lists::Lists;
-use crate::index::persist;
-use crate::index::state::{ItemEntry, Residency, State};
+use crate::engine::candidates;
+use crate::engine::lists::Lists;
+use crate::engine::persist;
+use crate::engine::state::{ItemEntry, Residency, State};
 use crate::model::types::{Hit, Include, Query, Record};
 use crate::model::validate;
 
@@ -314,7 +314,7 @@ impl EncryptedIndex {
     /// The first error any query gives.
     pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let shared: Vec<bool> = queries
                 .iter()
                 .map(|q| q.text.words.is_none() && q.filter.is_none())

@@ -10,9 +10,9 @@ use crate::ivf::Neighbor;
 use crate::text::{self, Bm25, TextIndex};
 
 use super::*;
-use crate::index::lists::Lists;
-use crate::index::loader;
-use crate::index::state;
+use crate::engine::lists::Lists;
+use crate::engine::loader;
+use crate::engine::state;
 use crate::model::schema::CONTENTS_FIELD;
 use crate::model::types::{Hit, Query, TextSpec};
 use crate::model::validate;
