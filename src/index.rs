@@ -6,10 +6,8 @@
 mod database;
 mod encrypted;
 
-pub use crate::engine::access::Access;
 #[cfg(feature = "internals")]
 pub use crate::engine::upkeep::Stage as TrainingStage;
-pub use crate::engine::upkeep::TrainingStatus;
 pub use database::{Database, DatabaseOptions, StorageInfo};
 pub use encrypted::EncryptedIndex;
 #[cfg(feature = "internals")]

@@ -28,8 +28,9 @@ pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};
 
-pub use index::{Access, Database, DatabaseOptions, EncryptedIndex, StorageInfo, TrainingStatus};
+pub use index::{Database, DatabaseOptions, EncryptedIndex, StorageInfo};
 pub use model::{
-    Anchor, FieldSchema, Hit, Include, IndexConfig, IndexType, Item, MetadataHit, MetadataQuery,
-    MetadataSchema, Order, Query, Record, StoragePrecision, TrainOptions, VerifyReport,
+    Access, Anchor, FieldSchema, Hit, Include, IndexConfig, IndexType, Item, MetadataHit,
+    MetadataQuery, MetadataSchema, Order, Query, Record, StoragePrecision, TrainOptions,
+    TrainingStatus, VerifyReport,
 };

@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::crypto::key::IndexKey;
-use crate::engine::access::{self, Access, Plan};
+use crate::engine::access::{self, Plan};
 use crate::engine::binding::params;
 use crate::format::access::RosterEntry;
+use crate::model::access::Access;
 
 impl EncryptedIndex {
     /// Grants `user`, who holds `user_key` (32 random bytes, as [`IndexKey::generate`]

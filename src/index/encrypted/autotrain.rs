@@ -12,8 +12,9 @@ use std::sync::{Arc, Weak};
 
 use super::retrain::{self, Attempt};
 use super::*;
-use crate::engine::upkeep::{self, Due, TrainingStatus, Upkeep};
+use crate::engine::upkeep::{self, Due, Upkeep};
 use crate::ivf;
+use crate::model::training::TrainingStatus;
 
 /// Times a background training starts over when a rewrite (a compaction, a rotation, an
 /// explicit `train`) renumbered the items it read before it could install its lists; then
