@@ -15,9 +15,8 @@ use crate::format::{FORMAT_VERSION, RecordKind, padding};
 use crate::storage::IndexFiles;
 
 use super::commit::commit_manifest_only;
-use super::in_file;
-use super::read_error;
 use super::segments::open_padded;
+use super::{in_file, read_error};
 
 /// Opens index `name`'s manifest file `file` as `user` with `user_key`: its grant found by
 /// token and opened, the signature and MAC checked, the body decrypted.

@@ -16,8 +16,7 @@ use crate::format::segment::{self, Footer, HeaderKeys, Layout, RecordRef};
 use crate::format::{RecordKind, padding};
 use crate::storage::{Blob, IndexFiles};
 
-use super::in_file;
-use super::read_error;
+use super::{in_file, read_error};
 
 /// Reads the live segment `seg` names (in format `layout`) and checks its length and footer
 /// digest against the manifest's (callers name the file in errors, see [`in_file`]).
