@@ -12,6 +12,7 @@ pub(crate) mod loader;
 pub(crate) mod parallel;
 pub(crate) mod patterns;
 pub(crate) mod persist;
+pub(crate) mod planner;
 pub(crate) mod ranges;
 pub(crate) mod recovery;
 pub(crate) mod state;

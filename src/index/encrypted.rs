@@ -31,8 +31,6 @@ mod split;
 mod text_search;
 mod write;
 
-/// Largest estimated share of the items a filter may match for the exact pre-filter path.
-const PREFILTER_SHARE: f64 = 0.05;
 /// Seed of every random choice of training, so that training is reproducible.
 const TRAINING_SEED: u64 = 1234;
 /// Residuals the code of a quantized index type is trained on, at most.

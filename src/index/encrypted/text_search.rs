@@ -49,7 +49,7 @@ impl EncryptedIndex {
                 top_k: depth,
                 ..query.clone()
             };
-            self.vector_neighbors(&state, &deeper, filter)?
+            self.planner().vector_neighbors(&state, &deeper, filter)?
         } else {
             Vec::new()
         };
