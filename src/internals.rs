@@ -230,7 +230,7 @@ impl TrainingHold {
 pub fn hold_training(index: &crate::EncryptedIndex) -> TrainingHold {
     let (reached_tx, reached) = std::sync::mpsc::channel();
     let (go, go_rx) = std::sync::mpsc::channel();
-    index.hold_training(crate::index::upkeep_hold(reached_tx, go_rx));
+    index.hold_training(crate::engine::upkeep_hold(reached_tx, go_rx));
     TrainingHold { reached, go }
 }
 
@@ -263,5 +263,5 @@ pub fn user_opens_segment(
     segment: &[u8],
     seq: u64,
 ) -> crate::Result<usize> {
-    crate::index::segment_as_user(manifest, (user, user_key), segment, seq)
+    crate::engine::segment_as_user(manifest, (user, user_key), segment, seq)
 }

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod crypto;
+mod engine;
 mod error;
 mod filter;
 mod format;
@@ -16,6 +17,7 @@ mod ivf;
 mod kernel;
 pub mod kms;
 mod metric;
+mod model;
 mod provider;
 mod storage;
 mod text;
@@ -26,8 +28,9 @@ pub use metric::Metric;
 pub use provider::{EnvKey, KeyFile, KeyProvider, StaticKey};
 pub use storage::{MemoryStore, Store};
 
-pub use index::{
-    Access, Anchor, Database, DatabaseOptions, EncryptedIndex, FieldSchema, Hit, Include,
-    IndexConfig, IndexType, Item, MetadataHit, MetadataQuery, MetadataSchema, Order, Query, Record,
-    StorageInfo, StoragePrecision, TrainOptions, TrainingStatus, VerifyReport,
+pub use index::{Database, DatabaseOptions, EncryptedIndex, StorageInfo};
+pub use model::{
+    Access, Anchor, FieldSchema, Hit, Include, IndexConfig, IndexType, Item, MetadataHit,
+    MetadataQuery, MetadataSchema, Order, Query, Record, StoragePrecision, TrainOptions,
+    TrainingStatus, VerifyReport,
 };

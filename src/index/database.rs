@@ -10,12 +10,12 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody};
 use crate::storage::{Backend, DirBackend, IndexFiles, MemoryBackend, Store, StoreBackend};
 
-use super::config::IndexConfig;
 use super::encrypted::{EncryptedIndex, Inner};
-use super::persist;
-use super::state::{Committed, Residency, State};
-use super::validate;
-use super::{loader, recovery};
+use crate::engine::persist;
+use crate::engine::state::{Committed, Residency, State};
+use crate::engine::{loader, recovery};
+use crate::model::config::IndexConfig;
+use crate::model::validate;
 
 /// Options of a [`Database`]. The library reads no environment variable: a program that
 /// wants the documented `CIPHERVEC_*` variables (as the command line does) asks for them
@@ -352,7 +352,7 @@ impl Database {
 
     fn with_backend(backend: Box<dyn Backend>, options: DatabaseOptions) -> Database {
         // A process that forks after this is known as the parent (`index::parallel`).
-        crate::index::parallel::note_process();
+        crate::engine::parallel::note_process();
         Database {
             inner: Arc::new(DbInner {
                 backend,
@@ -536,7 +536,7 @@ impl Database {
         let mut open = self.open_handles();
         if let Some(index) = open.get(name).and_then(EncryptedIndex::upgrade) {
             let h = index.header();
-            if !super::binding::params(&h).check_key(key, &h.key_check) {
+            if !crate::engine::binding::params(&h).check_key(key, &h.key_check) {
                 return Err(Error::WrongKey);
             }
             return Ok(index);
@@ -596,12 +596,12 @@ impl Database {
         user_key: &IndexKey,
     ) -> Result<EncryptedIndex> {
         validate::index_name(name)?;
-        super::access::check_user(user)?;
+        crate::engine::access::check_user(user)?;
         let store = self.store(name)?.ok_or(Error::IndexNotFound)?;
         let manifest = persist::read_manifest_file(&*store)?;
         let (_, keys, _) = persist::manifest_as_user(&manifest, (user, user_key), name)?;
         let opener = Opener::User(user, user_key);
-        if super::access::require(&keys, super::access::Need::Write).is_err() {
+        if crate::engine::access::require(&keys, crate::engine::access::Need::Write).is_err() {
             let state = recovery::retry_racing_writer(&*store, |manifest| {
                 self.load(&*store, (manifest, opener), name, false)
             })?;

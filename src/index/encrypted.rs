@@ -14,11 +14,11 @@ use crate::ivf::Quantizer;
 use crate::metric::Metric;
 use crate::storage::{IndexFiles, WriterLock};
 
-use super::access::Need;
-use super::config::{IndexConfig, IndexType};
-use super::persist;
-use super::state::State;
-use super::upkeep::Upkeep;
+use crate::engine::access::Need;
+use crate::engine::persist;
+use crate::engine::state::State;
+use crate::engine::upkeep::Upkeep;
+use crate::model::config::{IndexConfig, IndexType};
 
 mod access;
 mod autotrain;
@@ -31,8 +31,6 @@ mod split;
 mod text_search;
 mod write;
 
-/// Largest estimated share of the items a filter may match for the exact pre-filter path.
-const PREFILTER_SHARE: f64 = 0.05;
 /// Seed of every random choice of training, so that training is reproducible.
 const TRAINING_SEED: u64 = 1234;
 /// Residuals the code of a quantized index type is trained on, at most.
@@ -202,7 +200,7 @@ impl EncryptedIndex {
     /// Refuses what the handle's grant does not allow with [`Error::PermissionDenied`]
     /// (before any I/O); the index key's holder may do everything.
     fn require(&self, need: Need) -> Result<()> {
-        super::access::require(self.read().keys(), need)
+        crate::engine::access::require(self.read().keys(), need)
     }
 
     fn writer_mutex(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of `src/` and its layer.
 const LAYER_OF: &[(&str, &str)] = &[
     ("index", "facade"),
+    ("engine", "engine"),
+    ("model", "values"),
     ("kms", "kms"),
     ("crypto", "crypto"),
     ("provider", "crypto"),
@@ -28,16 +30,25 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "hooks",
         &[
-            "facade", "kms", "crypto", "ivf", "kernel", "filter", "text", "format", "storage",
-            "error",
+            "facade", "engine", "values", "kms", "crypto", "ivf", "kernel", "filter", "text",
+            "format", "storage", "error",
         ],
     ),
     (
         "facade",
         &[
-            "crypto", "ivf", "filter", "text", "format", "storage", "error",
+            "engine", "values", "crypto", "ivf", "filter", "text", "format", "storage", "error",
         ],
     ),
+    // The machinery behind the facade: state, persistence, loading, the query planner.
+    (
+        "engine",
+        &[
+            "values", "crypto", "ivf", "filter", "text", "format", "storage", "error",
+        ],
+    ),
+    // The values callers pass and get back, and the checks of caller input.
+    ("values", &["ivf", "filter", "text", "format", "error"]),
     // The KMS clients use crypto's public key types (`IndexKey`, `KeyProvider`) only.
     ("kms", &["crypto", "error"]),
     ("crypto", &["error"]),
@@ -111,10 +122,11 @@ fn violations(layer: &str, text: &str) -> Vec<String> {
     for path in named_paths(text) {
         let module = path.split("::").next().unwrap();
         let Some(target) = layer_of(module) else {
-            // A crate-root re-export (`crate::Database`): only the hooks and the facade
-            // may use the public surface, the facade in doc links only (its code names the
-            // defining modules: `facade_code_names_the_defining_module_..` below).
-            if !matches!(layer, "hooks" | "facade") {
+            // A crate-root re-export (`crate::Database`): only the hooks, the facade and
+            // the public values may use the public surface, the last two in doc links only
+            // (their code names the defining modules:
+            // `facade_code_names_the_defining_module_..` below).
+            if !matches!(layer, "hooks" | "facade" | "values") {
                 out.push(format!("crate::{path} (the crate root)"));
             }
             continue;
@@ -182,6 +194,13 @@ fn the_checker_catches_upward_and_sideways_imports() {
     assert!(violations("ivf", "use crate::kernel::{self, TopK};").is_empty());
     assert!(violations("kms", "use crate::crypto::key::IndexKey;").is_empty());
     assert!(violations("facade", "use crate::{crypto::aead, format::RecordKind};").is_empty());
+    // The engine below the facade, the values below both.
+    assert!(!violations("engine", "use crate::index::EncryptedIndex;").is_empty());
+    assert!(!violations("engine", "fn f(d: &crate::Database) {}").is_empty());
+    assert!(!violations("values", "use crate::engine::state::State;").is_empty());
+    assert!(!violations("values", "use crate::{index::Database};").is_empty());
+    assert!(violations("engine", "use crate::model::types::Query;").is_empty());
+    assert!(violations("facade", "use crate::engine::{persist, state::State};").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,8 +655,11 @@ fn facade_code_names_the_defining_module_not_a_crate_root_reexport() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let root = code_only(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
     let root_names: Vec<String> = reexports(&[], &root).into_iter().map(|(n, _)| n).collect();
-    let mut files = sources(&src.join("index.rs"));
-    files.extend(sources(&src.join("index")));
+    let mut files = Vec::new();
+    for module in ["index", "model"] {
+        files.extend(sources(&src.join(format!("{module}.rs"))));
+        files.extend(sources(&src.join(module)));
+    }
     let mut bad = Vec::new();
     for f in files {
         let module = module_of(&src, &f);

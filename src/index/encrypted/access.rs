@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::crypto::key::IndexKey;
+use crate::engine::access::{self, Plan};
+use crate::engine::binding::params;
 use crate::format::access::RosterEntry;
-use crate::index::access::{self, Access, Plan};
-use crate::index::binding::params;
+use crate::model::access::Access;
 
 impl EncryptedIndex {
     /// Grants `user`, who holds `user_key` (32 random bytes, as [`IndexKey::generate`]
@@ -28,7 +29,7 @@ impl EncryptedIndex {
     pub fn grant(&self, user: &str, user_key: &IndexKey, access: Access) -> Result<()> {
         access::check_user(user)?;
         self.require(Need::Admin)?;
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             let state = self.read();
             let header = state.header();
@@ -70,7 +71,7 @@ impl EncryptedIndex {
     pub fn revoke(&self, user: &str) -> Result<()> {
         access::check_user(user)?;
         self.require(Need::Admin)?;
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             let state = self.read();
             let header = state.header();
@@ -155,7 +156,7 @@ impl EncryptedIndex {
 #[cfg(feature = "internals")]
 impl EncryptedIndex {
     /// See `internals::forge_upsert_as_reader`.
-    pub(crate) fn forge_upsert(&self, items: Vec<crate::index::types::Item>) -> Result<()> {
+    pub(crate) fn forge_upsert(&self, items: Vec<crate::model::types::Item>) -> Result<()> {
         {
             let mut state = self
                 .inner

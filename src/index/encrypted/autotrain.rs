@@ -12,8 +12,9 @@ use std::sync::{Arc, Weak};
 
 use super::retrain::{self, Attempt};
 use super::*;
-use crate::index::upkeep::{self, Due, TrainingStatus, Upkeep};
+use crate::engine::upkeep::{self, Due, Upkeep};
 use crate::ivf;
+use crate::model::training::TrainingStatus;
 
 /// Times a background training starts over when a rewrite (a compaction, a rotation, an
 /// explicit `train`) renumbered the items it read before it could install its lists; then
@@ -80,7 +81,7 @@ impl EncryptedIndex {
 
     /// Holds this index's background trainings at each stage (`internals::hold_training`).
     #[cfg(feature = "internals")]
-    pub(crate) fn hold_training(&self, hold: crate::index::upkeep::Hold) {
+    pub(crate) fn hold_training(&self, hold: crate::engine::upkeep::Hold) {
         self.inner.upkeep.set_hold(hold);
     }
 

@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::crypto::schedule::Keys;
+use crate::engine::state::BlockRef;
+use crate::engine::{loader, persist, recovery};
 use crate::error::{Error, Result};
 use crate::format::CommitId;
 use crate::format::RecordKind;
 use crate::format::manifest::{MANIFEST_FILE, ManifestBody, SegmentRef};
 use crate::format::segment;
-use crate::index::anchor::Anchor;
-use crate::index::state::BlockRef;
-use crate::index::types::VerifyReport;
-use crate::index::{loader, persist, recovery};
+use crate::model::anchor::Anchor;
+use crate::model::types::VerifyReport;
 use crate::storage::Blob;
 use crate::storage::IndexFiles;
 

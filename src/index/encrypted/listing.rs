@@ -11,10 +11,10 @@ use crate::filter::{self, Filter};
 
 use super::text_search::{text_ranking, text_sources};
 use super::*;
-use crate::index::candidates;
-use crate::index::schema::MetadataSchema;
-use crate::index::types::{JsonArg, MetadataHit, MetadataQuery, Order};
-use crate::index::validate;
+use crate::engine::candidates;
+use crate::model::schema::MetadataSchema;
+use crate::model::types::{JsonArg, MetadataHit, MetadataQuery, Order};
+use crate::model::validate;
 
 /// Largest share of the items a filter's index candidates may hold for the listing to test
 /// only them; past it, testing every item costs about as much and needs no sort.

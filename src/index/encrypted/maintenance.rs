@@ -14,14 +14,14 @@ use crate::ivf::{self, Codec, KMeansParams, Quantizer};
 use crate::metric::Metric;
 
 use super::*;
-use crate::format::segment::CommitNote;
-use crate::index::config::{IndexConfig, IndexType, TrainOptions};
-use crate::index::lists::Lists;
-use crate::index::persist::{self, BlockItem, SegmentBuilder};
-use crate::index::recovery;
-use crate::index::state::{
+use crate::engine::lists::Lists;
+use crate::engine::persist::{self, BlockItem, SegmentBuilder};
+use crate::engine::recovery;
+use crate::engine::state::{
     BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State, VectorRef,
 };
+use crate::format::segment::CommitNote;
+use crate::model::config::{IndexConfig, IndexType, TrainOptions};
 
 impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
@@ -51,7 +51,7 @@ impl EncryptedIndex {
             self.inner.upkeep.wait_idle();
         }
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             let state = self.read();
             let n = state.len();
@@ -99,7 +99,7 @@ impl EncryptedIndex {
     /// [`Error::Io`] if the write fails (the index stays as it was).
     pub fn compact(&self) -> Result<()> {
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             self.compact_locked()
         })
@@ -130,7 +130,7 @@ impl EncryptedIndex {
     /// [`maybe_compact`](Self::maybe_compact).
     pub(super) fn compact_if_due(&self, threshold: f64) {
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let due = {
                 let state = self.read();
                 let segments = &state.body().segments;
@@ -155,7 +155,7 @@ impl EncryptedIndex {
                         state.extra_bytes(),
                         state
                             .entries()
-                            .map(|(_, e)| crate::index::state::entry_extra_bytes(e))
+                            .map(|(_, e)| crate::engine::state::entry_extra_bytes(e))
                             .sum::<u64>()
                     );
                     let live = (vector as u64 + 46) * state.len() as u64 + state.extra_bytes();
@@ -183,7 +183,7 @@ impl EncryptedIndex {
         // A new data key is issued to every grant: the roster is an admin's.
         self.require(Need::Admin)?;
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             let state = self.read();
             let (header, keys) = persist::rotate_data_key(state.header(), state.keys())?;
@@ -206,7 +206,7 @@ impl EncryptedIndex {
     /// new header in one manifest replacement. `old` must open the stored index.
     pub(crate) fn rotate_keys(&self, old: &IndexKey, new: &IndexKey) -> Result<()> {
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             persist::check_key(&*self.inner.store, old, &self.inner.name)?;
             let state = self.read();

@@ -6,35 +6,16 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter};
-use crate::index::types::JsonArg;
-use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
+use crate::ivf::{self, Neighbor};
+use crate::model::types::JsonArg;
 
 use super::*;
-use crate::index::candidates;
-use crate::index::lists::Lists;
-use crate::index::persist;
-use crate::index::state::{ItemEntry, Residency, State};
-use crate::index::types::{Hit, Include, Query, Record};
-use crate::index::validate;
-
-/// The most queries that share list scans under one hold of the state's read lock (about
-/// 36 queries per list at 32 of 894 probes: most of the sharing, a bounded wait for writers).
-const SHARED_SCAN_GROUP: usize = 1024;
-
-/// Queries per group of a quantized batch. Its sharing (probes in tiles of 8, each re-rank
-/// after the next query's scan) needs only a few queries, and small groups let the pool
-/// balance the threads: with one group per thread, a batch waits for the slowest thread.
-const CODES_GROUP: usize = 32;
-
-/// How the plain vector queries of a batch share work ([`EncryptedIndex::query_batch`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum BatchKind {
-    /// `ivf_flat` (or an untrained index): each probed list scanned once for all queries,
-    /// from RAM, or decrypted once for all of them when the lists are not resident.
-    SharedScan,
-    /// A trained quantized index: probes in tiles, re-ranks after the next query's scan.
-    Codes,
-}
+use crate::engine::lists::Lists;
+use crate::engine::persist;
+use crate::engine::planner::{BatchKind, CODES_GROUP, Planner, SHARED_SCAN_GROUP};
+use crate::engine::state::State;
+use crate::model::types::{Hit, Include, Query, Record};
+use crate::model::validate;
 
 impl EncryptedIndex {
     /// The best items for a query, best first: the nearest to its vector, or for a text
@@ -51,7 +32,9 @@ impl EncryptedIndex {
             return self.text_query(query, filter.as_ref());
         }
         let state = self.read();
-        let neighbors = self.vector_neighbors(&state, query, filter.as_ref())?;
+        let neighbors = self
+            .planner()
+            .vector_neighbors(&state, query, filter.as_ref())?;
         self.hits(&state, neighbors, query.include)
     }
 
@@ -92,29 +75,23 @@ impl EncryptedIndex {
             .collect()
     }
 
-    /// The lists a query probes: its own `n_probes`, else the index's, else automatic.
-    fn n_probes(&self, state: &State, query: &Query) -> usize {
-        let n_lists = state.n_lists();
-        query
-            .n_probes
-            .filter(|&p| p > 0)
-            .or_else(|| Some(self.inner.config.probes()).filter(|&p| p > 0))
-            .unwrap_or_else(|| ivf::auto_n_probes(n_lists, state.len(), self.is_pq()))
-            .min(n_lists)
+    /// The query planner over this index's configuration and read counter.
+    pub(super) fn planner(&self) -> Planner<'_> {
+        Planner::new(&self.inner.config, &self.inner.storage_reads)
     }
 
-    /// The vector ranking of a query: its `top_k` nearest items that pass the filter.
-    pub(super) fn vector_neighbors(
+    /// The hits of each query's neighbors (a batch's group), in order.
+    fn hits_each(
         &self,
         state: &State,
-        query: &Query,
-        filter: Option<&Filter>,
-    ) -> Result<Vec<Neighbor>> {
-        let n_probes = self.n_probes(state, query);
-        match filter {
-            None => self.probe_search(state, query, n_probes, None),
-            Some(f) => self.filtered_search(state, query, n_probes, f),
-        }
+        neighbors: Vec<Vec<Neighbor>>,
+        queries: &[&Query],
+    ) -> Result<Vec<Vec<Hit>>> {
+        neighbors
+            .into_iter()
+            .zip(queries)
+            .map(|(n, q)| self.hits(state, n, q.include))
+            .collect()
     }
 
     /// One hit: the item in `slot` with its distance and score, and the fields `include`
@@ -137,165 +114,6 @@ impl EncryptedIndex {
         })
     }
 
-    /// IVF search over the `n_probes` nearest lists, keeping only accepted handles.
-    fn probe_search(
-        &self,
-        state: &State,
-        query: &Query,
-        n_probes: usize,
-        accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
-    ) -> Result<Vec<Neighbor>> {
-        let lists = Lists::new(state);
-        let params = self.search_params(state, query, n_probes, accept);
-        let hits = ivf::search(state.quantizer(), &lists, &params)?;
-        self.pad_reads(state, &lists, query, n_probes);
-        Ok(hits)
-    }
-
-    /// What [`ivf::search`] needs for `query` over `n_probes` lists.
-    fn search_params<'a>(
-        &self,
-        state: &'a State,
-        query: &'a Query,
-        n_probes: usize,
-        accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
-    ) -> SearchParams<'a> {
-        SearchParams {
-            query: &query.vector,
-            k: query.top_k,
-            n_probes,
-            metric: self.metric(),
-            accept,
-            codes: state.coder().map(|c| CodeSearch {
-                codec: &c.codec,
-                list_terms: &c.list_terms,
-                rerank: self.rerank(state, query),
-            }),
-        }
-    }
-
-    /// The re-rank factor of a query on a quantized index (1 otherwise).
-    fn rerank(&self, state: &State, query: &Query) -> usize {
-        let default_rerank = state
-            .coder()
-            .map_or(1, |c| c.codec.default_rerank(self.dim()));
-        query.rerank.unwrap_or(default_rerank).max(1)
-    }
-
-    /// Tops the reads a query made through `lists` up to a fixed amount, so that every query
-    /// at this `n_probes` and `top_k` reads the same number of bytes, whatever the cache held
-    /// and however many candidates it found, and counts them.
-    fn pad_reads(&self, state: &State, lists: &Lists<'_>, query: &Query, n_probes: usize) {
-        let budget = match state.residency() {
-            Residency::All => None,
-            // One pass over the most expensive lists.
-            Residency::OnDemand => {
-                Some(n_probes.min(state.n_lists()) as u64 * state.max_list_bytes())
-            }
-            // One vector record per re-ranked candidate (every item when untrained).
-            Residency::Codes => {
-                let candidates = match state.coder() {
-                    Some(_) => ivf::shortlist_len(query.top_k, self.rerank(state, query)),
-                    None => state.len(),
-                };
-                let record = persist::vector_record_len(self.dim(), state.coding()) as u64;
-                Some(candidates.min(state.len()) as u64 * record)
-            }
-        };
-        if let Some(budget) = budget {
-            lists.read_padding(budget.saturating_sub(lists.bytes_read()));
-            self.inner
-                .storage_reads
-                .fetch_add(lists.bytes_read(), Ordering::Relaxed);
-        }
-    }
-
-    /// Filtered search. The filter's selectivity is estimated on a fixed sample of
-    /// about `state::SAMPLE_SIZE` items (the same ones in every process). When it matches at most [`PREFILTER_SHARE`] of the items,
-    /// the pre-filter path evaluates it on every item and computes exact distances to the
-    /// matches (exact results). Otherwise the IVF scan runs with the filter applied inside it
-    /// and `n_probes` divided by the square root of the estimated selectivity (measured: it
-    /// keeps recall@10 near the unfiltered figure). If that still yields
-    /// fewer than `top_k` hits, the pre-filter path answers.
-    fn filtered_search(
-        &self,
-        state: &State,
-        query: &Query,
-        n_probes: usize,
-        filter: &Filter,
-    ) -> Result<Vec<Neighbor>> {
-        let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
-        // A filter naming exact values or numeric ranges: its candidates come from the
-        // equality and range indexes, and when they are few, the exact distances to the
-        // matching ones answer.
-        let few = (PREFILTER_SHARE * state.len() as f64) as usize;
-        if let Some(candidates) = filter
-            .plan(&|path| state.coverage(path))
-            .and_then(|plan| candidates::indexed(state, &plan, few))
-        {
-            return self.exact_search(state, query, filter, candidates.into_iter());
-        }
-        let n_lists = state.n_lists();
-        let selectivity = {
-            let (mut seen, mut hit) = (0usize, 0usize);
-            for e in state.sample() {
-                seen += 1;
-                hit += usize::from(matches(e));
-            }
-            if seen == 0 {
-                1.0
-            } else {
-                hit as f64 / seen as f64
-            }
-        };
-        if selectivity > PREFILTER_SHARE || n_lists == 1 {
-            let accept = |h: u64| state.entry(h).is_some_and(matches);
-            let widened = (n_probes as f64 / selectivity.max(1e-9).sqrt()).ceil() as usize;
-            let hits = self.probe_search(
-                state,
-                query,
-                widened.clamp(n_probes, n_lists),
-                Some(&accept),
-            )?;
-            if hits.len() >= query.top_k || widened >= n_lists {
-                return Ok(hits);
-            }
-        }
-        self.exact_search(state, query, filter, state.entries().map(|(slot, _)| slot))
-    }
-
-    /// The exact nearest of the items in `slots` that match `filter` (the pre-filter path).
-    fn exact_search(
-        &self,
-        state: &State,
-        query: &Query,
-        filter: &Filter,
-        slots: impl Iterator<Item = u64>,
-    ) -> Result<Vec<Neighbor>> {
-        let metric = self.metric();
-        let lists = Lists::new(state);
-        let mut top = TopK::new(query.top_k);
-        for slot in slots {
-            if !state
-                .entry(slot)
-                .is_some_and(|e| filter.matches(e.metadata.as_deref()))
-            {
-                continue;
-            }
-            if let (Some(v), Some(handle)) = (lists.vector_of(slot)?, state.handle(slot)) {
-                // By handle, not slot: equal distances rank as the scans rank them.
-                top.push(metric.distance(&query.vector, &v), handle);
-            }
-        }
-        // Not padded: a non-resident pre-filter query reads the lists (or vector records) of
-        // the matching items, so its read volume follows the filter's selectivity
-        // (THREAT_MODEL.md, measured by tests/api/leakage.rs).
-        self.inner
-            .storage_reads
-            .fetch_add(lists.bytes_read(), Ordering::Relaxed);
-        Ok(top.into_sorted())
-    }
-
     /// Runs many queries in parallel; results are in the order of `queries`, each equal to
     /// what [`query`](Self::query) returns for it.
     ///
@@ -314,12 +132,12 @@ impl EncryptedIndex {
     /// The first error any query gives.
     pub fn query_batch(&self, queries: &[Query]) -> Result<Vec<Vec<Hit>>> {
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let shared: Vec<bool> = queries
                 .iter()
                 .map(|q| q.text.words.is_none() && q.filter.is_none())
                 .collect();
-            let kind = Self::batch_kind(&self.read());
+            let kind = Planner::batch_kind(&self.read());
             let (Some(kind), true) = (kind, shared.iter().filter(|&&s| s).count() > 1) else {
                 return queries.par_iter().map(|q| self.query(q)).collect();
             };
@@ -345,9 +163,15 @@ impl EncryptedIndex {
                 .par_chunks(group_size)
                 .map(|chunk| {
                     let state = self.read();
-                    match Self::batch_kind(&state) {
-                        Some(BatchKind::SharedScan) => self.shared_scan(&state, chunk),
-                        Some(BatchKind::Codes) => self.codes_batch(&state, chunk),
+                    match Planner::batch_kind(&state) {
+                        Some(BatchKind::SharedScan) => {
+                            let neighbors = self.planner().shared_scan(&state, chunk)?;
+                            self.hits_each(&state, neighbors, chunk)
+                        }
+                        Some(BatchKind::Codes) => {
+                            let neighbors = self.planner().codes_batch(&state, chunk)?;
+                            self.hits_each(&state, neighbors, chunk)
+                        }
                         None => {
                             // A commit in between changed what the index holds.
                             drop(state);
@@ -371,68 +195,6 @@ impl EncryptedIndex {
                 .map(|other| other.unwrap_or_else(|| Ok(grouped.next().unwrap_or_default())))
                 .collect()
         })
-    }
-
-    /// How plain vector queries of a batch share work, if they can: list scans (and list
-    /// decryptions) on `ivf_flat`, probes, list scans of codes and memory waits on a trained
-    /// quantized index.
-    fn batch_kind(state: &State) -> Option<BatchKind> {
-        match (state.coder(), state.quantizer()) {
-            (Some(_), Some(_)) => Some(BatchKind::Codes),
-            (None, _) => Some(BatchKind::SharedScan),
-            // An untrained quantized index: one list of codes, each query fetching vectors.
-            (Some(_), None) => None,
-        }
-    }
-
-    /// Plain vector queries over `ivf_flat` lists, each list scanned once for all of them
-    /// (when the lists are not in RAM, decrypted once for all of them). Each query's reads
-    /// are then padded as one query's are, from nothing: it counts the same bytes, and reads
-    /// as many, as it does alone.
-    fn shared_scan(&self, state: &State, queries: &[&Query]) -> Result<Vec<Vec<Hit>>> {
-        let lists = Lists::new(state);
-        let n_probes: Vec<usize> = queries.iter().map(|q| self.n_probes(state, q)).collect();
-        let params: Vec<SearchParams<'_>> = queries
-            .iter()
-            .zip(&n_probes)
-            .map(|(q, &n)| self.search_params(state, q, n, None))
-            .collect();
-        let neighbors = ivf::search_many(state.quantizer(), &lists, &params)?;
-        if state.residency() != Residency::All {
-            for (q, &n) in queries.iter().zip(&n_probes) {
-                self.pad_reads(state, &Lists::new(state), q, n);
-            }
-        }
-        neighbors
-            .into_iter()
-            .zip(queries)
-            .map(|(n, q)| self.hits(state, n, q.include))
-            .collect()
-    }
-
-    /// Plain vector queries over a trained quantized index, through
-    /// [`ivf::search_codes_many`]: each query reads through its own [`Lists`], so that its
-    /// reads are padded as one query's are.
-    fn codes_batch(&self, state: &State, queries: &[&Query]) -> Result<Vec<Vec<Hit>>> {
-        let Some(quantizer) = state.quantizer() else {
-            return queries.iter().map(|q| self.query(q)).collect();
-        };
-        let n_probes: Vec<usize> = queries.iter().map(|q| self.n_probes(state, q)).collect();
-        let sources: Vec<Lists<'_>> = queries.iter().map(|_| Lists::new(state)).collect();
-        let params: Vec<SearchParams<'_>> = queries
-            .iter()
-            .zip(&n_probes)
-            .map(|(q, &n)| self.search_params(state, q, n, None))
-            .collect();
-        let neighbors = ivf::search_codes_many(quantizer, &sources, &params)?;
-        for ((lists, q), &n) in sources.iter().zip(queries).zip(&n_probes) {
-            self.pad_reads(state, lists, q, n);
-        }
-        neighbors
-            .into_iter()
-            .zip(queries)
-            .map(|(n, q)| self.hits(state, n, q.include))
-            .collect()
     }
 
     /// The stored items with these ids (unknown ids are skipped), in the order asked.

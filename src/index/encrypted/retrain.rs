@@ -43,15 +43,15 @@ use serde_json::Value;
 
 use super::maintenance::{fit, prepare_rows, train_codec};
 use super::*;
-use crate::format::segment::Fields;
-use crate::index::config::TrainOptions;
-use crate::index::lists::{self, Lists};
-use crate::index::persist::{BlockItem, SegmentBuilder};
-use crate::index::state::{
+use crate::engine::lists::{self, Lists};
+use crate::engine::persist::{BlockItem, SegmentBuilder};
+use crate::engine::state::{
     BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, VectorRef, slot_of,
 };
-use crate::index::upkeep::{Stage, Upkeep};
+use crate::engine::upkeep::{Stage, Upkeep};
+use crate::format::segment::Fields;
 use crate::ivf;
+use crate::model::config::TrainOptions;
 use crate::storage::Blob;
 
 /// How far past the segment numbers in use a background training numbers its segment: the

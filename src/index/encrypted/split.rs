@@ -20,10 +20,10 @@ use std::sync::atomic::Ordering;
 
 use super::maintenance::prepare_rows;
 use super::*;
-use crate::index::lists::Lists;
-use crate::index::persist::{BlockItem, SegmentBuilder};
-use crate::index::state::{Coder, Relocated};
-use crate::index::upkeep;
+use crate::engine::lists::Lists;
+use crate::engine::persist::{BlockItem, SegmentBuilder};
+use crate::engine::state::{Coder, Relocated};
+use crate::engine::upkeep;
 use crate::ivf;
 
 /// The smallest share of a list's items either half of a split must get.

@@ -10,12 +10,12 @@ use crate::ivf::Neighbor;
 use crate::text::{self, Bm25, TextIndex};
 
 use super::*;
-use crate::index::lists::Lists;
-use crate::index::loader;
-use crate::index::schema::CONTENTS_FIELD;
-use crate::index::state;
-use crate::index::types::{Hit, Query, TextSpec};
-use crate::index::validate;
+use crate::engine::lists::Lists;
+use crate::engine::loader;
+use crate::engine::state;
+use crate::model::schema::CONTENTS_FIELD;
+use crate::model::types::{Hit, Query, TextSpec};
+use crate::model::validate;
 
 /// One candidate of a hybrid query: its place in each ranking, if it has one.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,7 +49,7 @@ impl EncryptedIndex {
                 top_k: depth,
                 ..query.clone()
             };
-            self.vector_neighbors(&state, &deeper, filter)?
+            self.planner().vector_neighbors(&state, &deeper, filter)?
         } else {
             Vec::new()
         };

@@ -13,11 +13,11 @@ use crate::format::vectors::VectorCoding;
 use crate::ivf::{self};
 
 use super::*;
+use crate::engine::persist::{self, BlockItem, SegmentBuilder};
+use crate::engine::state::{self, ItemEntry};
 use crate::filter::MAX_JSON_DEPTH;
-use crate::index::persist::{self, BlockItem, SegmentBuilder};
-use crate::index::state::{self, ItemEntry};
-use crate::index::types::{Item, JsonArg};
-use crate::index::validate;
+use crate::model::types::{Item, JsonArg};
+use crate::model::validate;
 use crate::text::{self, DocTerms};
 
 impl EncryptedIndex {
@@ -32,7 +32,7 @@ impl EncryptedIndex {
     pub fn upsert(&self, items: impl IntoIterator<Item = Item>) -> Result<()> {
         let items: Vec<Item> = items.into_iter().collect();
         // Parallel work runs where this process has threads (`index::parallel`).
-        crate::index::parallel::install(|| {
+        crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
             let keys = self.read().keys().clone();
             let prepared = self.prepare(&keys, items)?;

@@ -1,8 +1,8 @@
 //! Checks of caller input, done before anything is written.
 
 use crate::error::{Error, Result};
-use crate::index::types::TextSpec;
 use crate::metric::Metric;
+use crate::model::types::TextSpec;
 use crate::text::Bm25;
 
 /// Longest text of a text or hybrid query, in bytes.

@@ -17,9 +17,9 @@ use crate::ivf::{Codec, Quantizer};
 use crate::metric::Metric;
 use crate::storage::{Blob, IndexFiles};
 
-use super::config::IndexConfig;
 use super::lists;
 use super::persist::{self, open_block, open_block_vectors, open_fields, open_vector, prefetch};
+use crate::model::config::IndexConfig;
 use crate::text::{self, TextIndex};
 
 use super::state::{BlockRef, Coder, Committed, FieldsRef, ItemEntry, Residency, State};
@@ -62,7 +62,7 @@ pub(crate) fn load_state(
     cache_budget: usize,
 ) -> Result<State> {
     // Parallel work runs where this process has threads (`index::parallel`).
-    crate::index::parallel::install(|| {
+    crate::engine::parallel::install(|| {
         let blobs = read_segments(store, &body, Layout::of(keys.format)?)?;
         let mut directories = blobs
             .par_iter()
@@ -424,7 +424,7 @@ fn map_fields<T: Send>(
             .iter()
             .map(|(_, _, at)| (at.segment, at.offset, u64::from(at.len.get()))),
     )?;
-    crate::index::parallel::install(|| {
+    crate::engine::parallel::install(|| {
         wanted
             .par_iter()
             .map(|(slot, token, at)| {
