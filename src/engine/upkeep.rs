@@ -177,6 +177,9 @@ pub(crate) struct UpkeepState {
     /// Lists whose last split attempt found no two halves worth keeping, with their length
     /// then: tried again only once twice as long.
     pub unsplittable: HashMap<u32, usize>,
+    /// The epoch of the commit that installed the last background training: while it is the
+    /// newest commit, no write came after that training (see `train_with`).
+    pub trained_epoch: Option<u64>,
 }
 
 impl Upkeep {

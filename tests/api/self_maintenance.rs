@@ -471,3 +471,55 @@ fn real_embeddings_grown_50x_past_training_keep_the_recall_of_one_training() {
         "not maintained: the lists of 1,000 items stay"
     );
 }
+
+/// The common order "upsert everything, then `train()`": the upserts start a background
+/// training, `train()` waits for it, and when that training was the last commit and covered
+/// every item, `train()` does not fit the same lists again (no new commit). Other options,
+/// or a write since, train as before.
+#[test]
+fn train_after_a_background_training_of_the_same_items_is_not_repeated() {
+    let mut rng = Rng::new(11);
+    let data = clustered(&mut rng, 12_000, DIM, 40);
+    let queries = clustered(&mut rng, 100, DIM, 40);
+    let db = Database::in_memory();
+    let key = IndexKey::generate();
+    let index = db
+        .create_index("once", &key, IndexConfig::ivf_flat(DIM))
+        .unwrap();
+    let all = items(&data);
+    index.upsert(all.iter().cloned()).unwrap();
+    index.train().unwrap();
+    let status = index.training_status();
+    assert_eq!(status.background_trainings, 1, "{status:?}");
+    assert_eq!(status.trained_at_items, Some(12_000), "{status:?}");
+    let recall = recall_at_10(&index, &data, &queries);
+    assert!(recall >= 0.95, "recall {recall}");
+    // Nothing new to train on: no commit.
+    let trained = index.anchor();
+    index.train().unwrap();
+    assert_eq!(index.anchor(), trained);
+    // Other options train.
+    index
+        .train_with(ciphervec::TrainOptions {
+            n_lists: 50,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_ne!(index.anchor(), trained);
+    assert_eq!(index.training_status().n_lists, 50);
+    // A background training, then a write: `train()` trains again.
+    let fresh = db
+        .create_index("again", &key, IndexConfig::ivf_flat(DIM))
+        .unwrap();
+    fresh.upsert(all[..11_000].iter().cloned()).unwrap();
+    settle(&fresh);
+    fresh.upsert(all[11_000..].iter().cloned()).unwrap();
+    settle(&fresh);
+    let before = fresh.anchor();
+    let trainings = fresh.training_status().background_trainings;
+    fresh.train().unwrap();
+    assert_ne!(fresh.anchor(), before);
+    assert_eq!(fresh.training_status().trained_at_items, Some(12_000));
+    assert_eq!(fresh.training_status().background_trainings, trainings);
+    assert!(recall_at_10(&fresh, &data, &queries) >= 0.95);
+}

@@ -27,7 +27,9 @@ impl EncryptedIndex {
     /// Trains the index with default options: k-means on the stored vectors, then every item
     /// is reassigned to its nearest list and rewritten (under fresh list labels) into one new
     /// segment. Training again retrains from scratch. While a background training runs
-    /// (see [`IndexConfig::auto_train`]), waits for it to end first.
+    /// (see [`IndexConfig::auto_train`]), waits for it to end first; when that training
+    /// was the last commit and covered every item, the index is trained as this call would
+    /// train it, and it returns without training again.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an empty index; [`Error::Io`] if the write fails.
@@ -46,7 +48,8 @@ impl EncryptedIndex {
         if !(options.tolerance.is_finite() && options.tolerance >= 0.0) {
             return Err(Error::invalid_argument("tolerance must be finite and >= 0"));
         }
-        // A background training runs to its end first (its result is then retrained).
+        // A background training runs to its end first (its result is then retrained, unless
+        // it already trained every item with the default options: `trained_in_background`).
         if self.is_own_writer() {
             self.inner.upkeep.wait_idle();
         }
@@ -57,6 +60,9 @@ impl EncryptedIndex {
             let n = state.len();
             if n == 0 {
                 return Err(Error::invalid_argument("cannot train an empty index"));
+            }
+            if options == TrainOptions::default() && self.trained_in_background(&state) {
+                return Ok(());
             }
             let n_lists = [options.n_lists, self.inner.config.lists()]
                 .into_iter()
@@ -88,6 +94,14 @@ impl EncryptedIndex {
             self.inner.upkeep.lock().unsplittable.clear();
             Ok(())
         })
+    }
+
+    /// Whether the newest commit is a background training's and it trained every item held
+    /// now: `train()` with the default options would fit the same lists again (the common
+    /// case: upsert everything, then `train()`, whose upserts started that training).
+    fn trained_in_background(&self, state: &State) -> bool {
+        self.inner.upkeep.lock().trained_epoch == Some(state.body().epoch)
+            && state.body().trained_at_items == state.len() as u64
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping

@@ -852,6 +852,7 @@ impl EncryptedIndex {
             body: &body,
         };
         let new_body = self.commit_segment(commit, seq, &bytes, &note)?;
+        let epoch = new_body.epoch;
         // Committed. Every current item has its copy now: the full-text postings follow
         // their slots into the new state.
         if let Some(text) = state.text() {
@@ -864,6 +865,7 @@ impl EncryptedIndex {
         drop(state);
         self.inner.upkeep.note_rewrite();
         self.install_rewrite(fresh);
+        self.inner.upkeep.lock().trained_epoch = Some(epoch);
         // Items deleted during the training are dead entries of the new segment.
         if let Some(threshold) = self.inner.auto_compact {
             self.compact_if_due(threshold);
