@@ -7,6 +7,7 @@
 pub(crate) mod access;
 pub(crate) mod binding;
 pub(crate) mod candidates;
+pub(crate) mod filter_plan;
 pub(crate) mod lists;
 pub(crate) mod loader;
 pub(crate) mod parallel;

@@ -6,6 +6,7 @@
 
 mod codec;
 mod fastscan;
+mod handle_set;
 mod kmeans;
 mod pq_choice;
 mod quantizer;
@@ -19,6 +20,7 @@ mod search;
 pub(crate) use crate::kernel::{Neighbor, TopK};
 pub(crate) use codec::Codec;
 pub(crate) use fastscan::PackedCodes;
+pub(crate) use handle_set::HandleSet;
 pub(crate) use kmeans::{KMeansParams, kmeans, normalize_rows, split_in_two};
 pub(crate) use pq_choice::{train_pq, training_sample};
 pub(crate) use quantizer::Quantizer;
@@ -210,6 +212,8 @@ mod tests {
                             n_probes: q.n_lists(),
                             metric,
                             accept: None,
+                            candidates: None,
+                            lists: None,
                             codes: None,
                         },
                     )
@@ -393,6 +397,8 @@ mod tests {
                     n_probes: 4,
                     metric,
                     accept: None,
+                    candidates: None,
+                    lists: None,
                     codes: Some(CodeSearch {
                         codec: &codec,
                         list_terms: &list_terms,

@@ -3,6 +3,7 @@
 //! dictionary, for filters that name exact values, numeric ranges or string patterns.
 
 use crate::filter::Plan;
+use crate::ivf::HandleSet;
 
 use super::state::State;
 
@@ -94,4 +95,40 @@ fn collect(state: &State, node: &Node<'_>, limit: usize, out: &mut Vec<u64>) {
         }
         Node::Any(nodes) => nodes.iter().for_each(|n| collect(state, n, limit, out)),
     }
+}
+
+/// The items `plan` finds, as a set of slots for a scan to test rows against (a superset of
+/// the filter's matches, as [`indexed`]'s): an `All` keeps what every sub-plan finds, an
+/// `Any` what any does.
+pub(crate) fn set(state: &State, plan: &Plan) -> HandleSet {
+    fill(state, &resolve(state, plan))
+}
+
+fn fill(state: &State, node: &Node<'_>) -> HandleSet {
+    let mut out = HandleSet::with_bound(state.slot_bound());
+    match node {
+        Node::Terms(terms) => terms.iter().for_each(|t| {
+            state
+                .meta_index()
+                .handles_with(t)
+                .into_iter()
+                .for_each(|s| out.insert(s));
+        }),
+        Node::Range { path, lo, hi } => state
+            .range_index()
+            .slots(path, *lo, *hi)
+            .for_each(|s| out.insert(s)),
+        Node::Slots(slots) => slots.iter().for_each(|&s| out.insert(s)),
+        Node::All(nodes) => {
+            let mut sets = nodes.iter().map(|n| fill(state, n));
+            if let Some(first) = sets.next() {
+                out = sets.fold(first, |mut acc, s| {
+                    acc.intersect_with(&s);
+                    acc
+                });
+            }
+        }
+        Node::Any(nodes) => nodes.iter().for_each(|n| out.union_with(&fill(state, n))),
+    }
+    out
 }

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Result;
 use crate::filter::Filter;
-use crate::ivf::{self, CodeSearch, Neighbor, SearchParams, TopK};
+use crate::ivf::{self, CodeSearch, HandleSet, Neighbor, SearchParams, TopK};
 use crate::metric::Metric;
 use crate::model::config::{IndexConfig, IndexType};
 use crate::model::types::Query;
 
 use super::candidates;
+use super::filter_plan;
 use super::lists::Lists;
 use super::persist;
 use super::state::{ItemEntry, Residency, State};
@@ -40,6 +41,17 @@ pub(crate) enum BatchKind {
     SharedScan,
     /// A trained quantized index: probes in tiles, re-ranks after the next query's scan.
     Codes,
+}
+
+/// What narrows an IVF probe of a filtered query ([`Planner::probe_search`]).
+#[derive(Clone, Copy, Default)]
+struct Probe<'a> {
+    /// Only handles for which this returns true are eligible.
+    accept: Option<&'a (dyn Fn(u64) -> bool + Sync)>,
+    /// The filter's candidates: other rows are skipped before their distances.
+    candidates: Option<&'a HandleSet>,
+    /// The planned lists, nearest first, instead of the `n_probes` nearest.
+    lists: Option<&'a [(u32, f32)]>,
 }
 
 /// The planner of one index's queries: its configuration, and the counter of the sealed
@@ -93,21 +105,26 @@ impl Planner<'_> {
     ) -> Result<Vec<Neighbor>> {
         let n_probes = self.n_probes(state, query);
         match filter {
-            None => self.probe_search(state, query, n_probes, None),
+            None => self.probe_search(state, query, n_probes, Probe::default()),
             Some(f) => self.filtered_search(state, query, n_probes, f),
         }
     }
 
-    /// IVF search over the `n_probes` nearest lists, keeping only accepted handles.
+    /// IVF search over the `n_probes` nearest lists (or the planned lists of `probe`),
+    /// keeping only accepted handles.
     fn probe_search(
         &self,
         state: &State,
         query: &Query,
         n_probes: usize,
-        accept: Option<&(dyn Fn(u64) -> bool + Sync)>,
+        probe: Probe<'_>,
     ) -> Result<Vec<Neighbor>> {
         let lists = Lists::new(state);
-        let params = self.search_params(state, query, n_probes, accept);
+        let params = SearchParams {
+            candidates: probe.candidates,
+            lists: probe.lists,
+            ..self.search_params(state, query, n_probes, probe.accept)
+        };
         let hits = ivf::search(state.quantizer(), &lists, &params)?;
         self.pad_reads(state, &lists, query, n_probes);
         Ok(hits)
@@ -127,6 +144,8 @@ impl Planner<'_> {
             n_probes,
             metric: self.metric(),
             accept,
+            candidates: None,
+            lists: None,
             codes: state.coder().map(|c| CodeSearch {
                 codec: &c.codec,
                 list_terms: &c.list_terms,
@@ -170,13 +189,21 @@ impl Planner<'_> {
         }
     }
 
-    /// Filtered search. The filter's selectivity is estimated on a fixed sample of
-    /// about `state::SAMPLE_SIZE` items (the same ones in every process). When it matches at most [`PREFILTER_SHARE`] of the items,
-    /// the pre-filter path evaluates it on every item and computes exact distances to the
-    /// matches (exact results). Otherwise the IVF scan runs with the filter applied inside it
-    /// and `n_probes` divided by the square root of the estimated selectivity (measured: it
-    /// keeps recall@10 near the unfiltered figure). If that still yields
-    /// fewer than `top_k` hits, the pre-filter path answers.
+    /// Filtered search. The filter's candidates come from the equality, range and pattern
+    /// indexes when it has a plan there and its estimated selectivity is at most
+    /// `filter_plan::CANDIDATE_SET_MAX` (a superset of its matches, as a set of slots); the
+    /// selectivity is estimated on a fixed sample of about `state::SAMPLE_SIZE` items
+    /// (the same ones in every process). When the candidates are at most
+    /// [`PREFILTER_SHARE`] of the items (counted before any sampling), their exact
+    /// distances answer; above, with vectors resident, too when that costs less than a probe
+    /// by `filter_plan`'s measured costs (never, measured, for an index of many lists; the
+    /// index not resident, never: the exact path's reads are unpadded, THREAT_MODEL.md). Otherwise
+    /// the IVF scan runs with the filter applied inside it, each row tested against the
+    /// candidates before its distance is computed, over the lists `filter_plan::lists_for`
+    /// plans (lists without candidates passed over) or, with the lists not in RAM, the
+    /// `filter_plan::widened_probes` nearest. A filter without candidates matching at most
+    /// [`PREFILTER_SHARE`] is evaluated on every item instead, and the pre-filter path
+    /// answers too when the scan yields fewer than `top_k` hits.
     fn filtered_search(
         &self,
         state: &State,
@@ -185,15 +212,15 @@ impl Planner<'_> {
         filter: &Filter,
     ) -> Result<Vec<Neighbor>> {
         let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
-        // A filter naming exact values or numeric ranges: its candidates come from the
-        // equality and range indexes, and when they are few, the exact distances to the
-        // matching ones answer.
+        let plan = filter.plan(&|path| state.coverage(path));
+        // At most PREFILTER_SHARE candidates: their exact distances answer, found before
+        // any sampling (a 0.1% filter answers in about the time the sample takes).
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
-        if let Some(candidates) = filter
-            .plan(&|path| state.coverage(path))
-            .and_then(|plan| candidates::indexed(state, &plan, few))
+        if let Some(c) = plan
+            .as_ref()
+            .and_then(|plan| candidates::indexed(state, plan, few))
         {
-            return self.exact_search(state, query, filter, candidates.into_iter());
+            return self.exact_search(state, query, filter, c.into_iter());
         }
         let n_lists = state.n_lists();
         let selectivity = {
@@ -208,17 +235,54 @@ impl Planner<'_> {
                 hit as f64 / seen as f64
             }
         };
-        if selectivity > PREFILTER_SHARE || n_lists == 1 {
-            let accept = |h: u64| state.entry(h).is_some_and(matches);
-            let widened = (n_probes as f64 / selectivity.max(1e-9).sqrt()).ceil() as usize;
-            let hits = self.probe_search(
-                state,
-                query,
-                widened.clamp(n_probes, n_lists),
-                Some(&accept),
-            )?;
-            if hits.len() >= query.top_k || widened >= n_lists {
+        let candidates = plan
+            .filter(|_| selectivity <= filter_plan::CANDIDATE_SET_MAX)
+            .map(|plan| candidates::set(state, &plan));
+        let exact = match &candidates {
+            Some(c) if state.residency() == Residency::All => {
+                let shape = filter_plan::Shape {
+                    items: state.len(),
+                    n_lists,
+                    n_probes,
+                    selectivity,
+                    candidates: Some(c.len()),
+                };
+                filter_plan::exact_is_cheaper(&shape, &filter_plan::RESIDENT)
+            }
+            _ => false,
+        };
+        let exact_over_candidates =
+            |c: &HandleSet| self.exact_search(state, query, filter, c.keys());
+        if let (true, Some(c)) = (exact, &candidates) {
+            return exact_over_candidates(c);
+        }
+        if selectivity > PREFILTER_SHARE || n_lists == 1 || candidates.is_some() {
+            // The candidate bit first: one test where the filter evaluates a document.
+            let accept = |h: u64| {
+                candidates.as_ref().is_none_or(|c| c.contains(h))
+                    && state.entry(h).is_some_and(matches)
+            };
+            let widened = filter_plan::widened_probes(n_probes, n_lists, selectivity);
+            let planned = match (&candidates, state.quantizer()) {
+                (Some(c), Some(q)) => {
+                    let query = (&query.vector[..], self.metric());
+                    filter_plan::lists_for(state, q, query, n_probes, selectivity, c)
+                }
+                _ => None,
+            };
+            let probe = Probe {
+                accept: Some(&accept),
+                candidates: candidates.as_ref(),
+                lists: planned.as_ref().map(|p| &p.0[..]),
+            };
+            let probed = planned.as_ref().map_or(widened, |p| p.0.len());
+            let hits = self.probe_search(state, query, probed, probe)?;
+            let complete = planned.as_ref().map_or(widened >= n_lists, |p| p.1);
+            if hits.len() >= query.top_k || complete {
                 return Ok(hits);
+            }
+            if let Some(c) = &candidates {
+                return exact_over_candidates(c);
             }
         }
         self.exact_search(state, query, filter, state.entries().map(|(slot, _)| slot))

@@ -293,7 +293,7 @@ fn every_query_at_fixed_n_probes_reads_the_same_bytes_when_not_in_ram() {
 /// The read volume that is *not* padded, measured as `docs/THREAT_MODEL.md` states it, for
 /// an index not held in memory: a selective filter (pre-filter path) reads the lists or
 /// vector records of its matches, so the bytes read grow with the number of matching items;
-/// a wider filter widens the probes by `1 / sqrt(selectivity)`; fetching contents reads one
+/// a wider filter widens the probes by `1 / selectivity^a` (DESIGN.md "Filters"); fetching contents reads one
 /// fields record per hit on top of the padded search. Unfiltered queries stay constant.
 #[test]
 fn filtered_queries_and_result_fetches_read_what_the_threat_model_states() {
