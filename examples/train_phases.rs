@@ -1,0 +1,75 @@
+//! Where the compute of training goes: times the phases of an `ivf_pq` training (coarse
+//! k-means, assignment of every row, PQ training, encoding of every row) on the first `--n`
+//! rows of a `base.fvecs` (e.g. from `examples/scale_run gen`), as
+//! `EncryptedIndex::train_with` runs them but without decryption, encryption and writing.
+//!
+//! ```text
+//! cargo run --release --example train_phases -- --data DIR [--n 500000] [--lists 1000]
+//!     [--m DIM/4] [--iters 20] [--repeat 1]
+//! ```
+//! Prints one JSON line per repetition. Threads follow `RAYON_NUM_THREADS`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |flag: &str| -> Option<String> {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1).cloned())
+    };
+    let num = |flag: &str, default: usize| -> usize {
+        arg(flag).map_or(default, |v| v.parse().expect("a number"))
+    };
+    let dir = PathBuf::from(arg("--data").expect("--data DIR"));
+    let n = num("--n", 500_000);
+    let (data, dim) = read_fvecs(&dir.join("base.fvecs"), n);
+    let n = data.len() / dim;
+    let (lists, m, iters) = (
+        num("--lists", 1000),
+        num("--m", dim / 4),
+        num("--iters", 20),
+    );
+    for _ in 0..num("--repeat", 1) {
+        let (phases, iterations) =
+            ciphervec::internals::time_training(&data, dim, (lists, m, iters));
+        let total: f64 = phases.iter().map(|p| p.1).sum();
+        let mut line = json!({
+            "n": n, "dim": dim, "lists": lists, "m": m, "kmeans_iters": iterations,
+            "threads": rayon::current_num_threads(), "total_s": total,
+        });
+        for (name, secs) in phases {
+            line[format!("{name}_s")] = json!(secs);
+        }
+        println!("{line}");
+    }
+}
+
+/// The first `n` rows of an `.fvecs` file and their dimension.
+fn read_fvecs(path: &std::path::Path, n: usize) -> (Vec<f32>, usize) {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).expect("base.fvecs"));
+    let mut head = [0u8; 4];
+    file.read_exact(&mut head).expect("header");
+    let dim = i32::from_le_bytes(head) as usize;
+    let mut record = vec![0u8; 4 * dim];
+    let mut data = Vec::with_capacity(n * dim);
+    let mut first = true;
+    while data.len() < n * dim {
+        if !first && file.read_exact(&mut head).is_err() {
+            break;
+        }
+        first = false;
+        if file.read_exact(&mut record).is_err() {
+            break;
+        }
+        data.extend(
+            record
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+    (data, dim)
+}
