@@ -7,7 +7,8 @@
 //! cargo run --release --example train_phases -- --data DIR [--n 500000] [--lists 1000]
 //!     [--m DIM/4] [--iters 20] [--repeat 1]
 //! ```
-//! Prints one JSON line per repetition. Threads follow `RAYON_NUM_THREADS`.
+//! Prints one JSON line per repetition: wall and CPU seconds per phase (the machine may be
+//! shared: CPU seconds are the steadier figure). Threads follow `RAYON_NUM_THREADS`.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -35,17 +36,33 @@ fn main() {
     );
     for _ in 0..num("--repeat", 1) {
         let (phases, iterations) =
-            ciphervec::internals::time_training(&data, dim, (lists, m, iters));
+            ciphervec::internals::time_training(&data, dim, (lists, m, iters), cpu_seconds);
         let total: f64 = phases.iter().map(|p| p.1).sum();
+        let total_cpu: f64 = phases.iter().map(|p| p.2).sum();
         let mut line = json!({
             "n": n, "dim": dim, "lists": lists, "m": m, "kmeans_iters": iterations,
-            "threads": rayon::current_num_threads(), "total_s": total,
+            "threads": rayon::current_num_threads(), "total_s": total, "total_cpu_s": total_cpu,
         });
-        for (name, secs) in phases {
+        for (name, secs, cpu) in phases {
             line[format!("{name}_s")] = json!(secs);
+            line[format!("{name}_cpu_s")] = json!(cpu);
         }
         println!("{line}");
     }
+}
+
+/// CPU seconds this process's threads have run (`/proc/self/task/*/schedstat`, in
+/// nanoseconds): on a machine shared with other jobs, what a phase costs whatever share of
+/// the cores it got.
+fn cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }
 
 /// The first `n` rows of an `.fvecs` file and their dimension.

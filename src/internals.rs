@@ -51,16 +51,19 @@ pub fn kmeans(
 /// without the decryption before and the encryption and writing after (their cost is the
 /// rest of a build): the coarse k-means with `max_iters` iterations on the default sample,
 /// the assignment of every row, the PQ training and the encoding of every row. Returns
-/// `(phase, seconds)` pairs and the k-means iterations run. For `examples/train_phases`.
+/// `(phase, wall seconds, cpu seconds)` triples, CPU time read from `cpu_seconds` (the
+/// caller's clock of its process's CPU time), and the k-means iterations run. For
+/// `examples/train_phases`.
 pub fn time_training(
     data: &[f32],
     dim: usize,
     (n_lists, m, max_iters): (usize, usize, usize),
-) -> (Vec<(&'static str, f64)>, usize) {
+    cpu_seconds: fn() -> f64,
+) -> (Vec<(&'static str, f64, f64)>, usize) {
     use crate::metric::Metric;
     use std::time::Instant;
     let mut phases = Vec::new();
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     let km = ivf::kmeans(
         data,
         dim,
@@ -71,12 +74,12 @@ pub fn time_training(
             ..KMeansParams::default()
         },
     );
-    phases.push(("kmeans", t.elapsed().as_secs_f64()));
+    phases.push(("kmeans", t.elapsed().as_secs_f64(), cpu_seconds() - c));
     let quantizer = ivf::Quantizer::new(dim, km.centroids, Metric::SquaredEuclidean);
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     let assignments = quantizer.assign_batch(data);
-    phases.push(("assign", t.elapsed().as_secs_f64()));
-    let t = Instant::now();
+    phases.push(("assign", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    let (t, c) = (Instant::now(), cpu_seconds());
     let n = assignments.len();
     let stride = (n / 65_536).max(1);
     let codec = ivf::train_pq(
@@ -86,8 +89,8 @@ pub fn time_training(
         (m, ivf::Width::Six, stride, 1),
         Metric::SquaredEuclidean,
     );
-    phases.push(("train_pq", t.elapsed().as_secs_f64()));
-    let t = Instant::now();
+    phases.push(("train_pq", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    let (t, c) = (Instant::now(), cpu_seconds());
     let mut code = Vec::new();
     let mut bytes = 0usize;
     let mut residual = vec![0.0f32; dim];
@@ -102,7 +105,7 @@ pub fn time_training(
         bytes += code.len();
     }
     std::hint::black_box(bytes);
-    phases.push(("encode", t.elapsed().as_secs_f64()));
+    phases.push(("encode", t.elapsed().as_secs_f64(), cpu_seconds() - c));
     (phases, km.iterations)
 }
 
