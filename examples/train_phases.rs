@@ -10,8 +10,10 @@
 //! Prints one JSON line per repetition: wall and CPU seconds per phase (the machine may be
 //! shared: CPU seconds are the steadier figure). Threads follow `RAYON_NUM_THREADS`.
 
-use std::io::Read as _;
 use std::path::PathBuf;
+
+#[path = "support/flat_rows.rs"]
+mod flat_rows;
 
 use serde_json::json;
 
@@ -27,7 +29,7 @@ fn main() {
     };
     let dir = PathBuf::from(arg("--data").expect("--data DIR"));
     let n = num("--n", 500_000);
-    let (data, dim) = read_fvecs(&dir.join("base.fvecs"), n);
+    let (data, dim) = flat_rows::read_fvecs(&dir.join("base.fvecs"), n);
     let n = data.len() / dim;
     let (lists, m, iters) = (
         num("--lists", 1000),
@@ -35,8 +37,12 @@ fn main() {
         num("--iters", 20),
     );
     for _ in 0..num("--repeat", 1) {
-        let (phases, iterations) =
-            ciphervec::internals::time_training(&data, dim, (lists, m, iters), cpu_seconds);
+        let (phases, iterations) = ciphervec::internals::time_training(
+            &data,
+            dim,
+            (lists, m, iters),
+            flat_rows::cpu_seconds,
+        );
         let total: f64 = phases.iter().map(|p| p.1).sum();
         let total_cpu: f64 = phases.iter().map(|p| p.2).sum();
         let mut line = json!({
@@ -49,44 +55,4 @@ fn main() {
         }
         println!("{line}");
     }
-}
-
-/// CPU seconds this process's threads have run (`/proc/self/task/*/schedstat`, in
-/// nanoseconds): on a machine shared with other jobs, what a phase costs whatever share of
-/// the cores it got.
-fn cpu_seconds() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        / 1e9
-}
-
-/// The first `n` rows of an `.fvecs` file and their dimension.
-fn read_fvecs(path: &std::path::Path, n: usize) -> (Vec<f32>, usize) {
-    let mut file = std::io::BufReader::new(std::fs::File::open(path).expect("base.fvecs"));
-    let mut head = [0u8; 4];
-    file.read_exact(&mut head).expect("header");
-    let dim = i32::from_le_bytes(head) as usize;
-    let mut record = vec![0u8; 4 * dim];
-    let mut data = Vec::with_capacity(n * dim);
-    let mut first = true;
-    while data.len() < n * dim {
-        if !first && file.read_exact(&mut head).is_err() {
-            break;
-        }
-        first = false;
-        if file.read_exact(&mut record).is_err() {
-            break;
-        }
-        data.extend(
-            record
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-    }
-    (data, dim)
 }
