@@ -388,7 +388,7 @@ export interface TextQueryOptions {
 export interface TrainOptions {
   /** Number of lists (default: the index's, or about 4 * sqrt(n)). */
   nLists?: number
-  /** Maximum k-means iterations (default 20). */
+  /** Maximum k-means iterations (default 10). */
   maxIters?: number
 }
 

@@ -46,6 +46,69 @@ pub fn kmeans(
     (r.centroids, r.inertia, r.iterations)
 }
 
+/// Times the compute of training an L2 `ivf_pq` index (`m` subquantizers, 6-bit refine) on
+/// `data` (rows of `dim`) into `n_lists` lists, as `EncryptedIndex::train_with` does it but
+/// without the decryption before and the encryption and writing after (their cost is the
+/// rest of a build): the coarse k-means with `max_iters` iterations on the default sample,
+/// the assignment of every row, the PQ training and the encoding of every row. Returns
+/// `(phase, wall seconds, cpu seconds)` triples, CPU time read from `cpu_seconds` (the
+/// caller's clock of its process's CPU time), and the k-means iterations run. For
+/// `examples/train_phases`.
+pub fn time_training(
+    data: &[f32],
+    dim: usize,
+    (n_lists, m, max_iters): (usize, usize, usize),
+    cpu_seconds: fn() -> f64,
+) -> (Vec<(&'static str, f64, f64)>, usize) {
+    use crate::metric::Metric;
+    use std::time::Instant;
+    let mut phases = Vec::new();
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let km = ivf::kmeans(
+        data,
+        dim,
+        &KMeansParams {
+            k: n_lists,
+            max_iters,
+            max_points_per_centroid: ivf::auto_train_points_per_list(true),
+            ..KMeansParams::default()
+        },
+    );
+    phases.push(("kmeans", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    let quantizer = ivf::Quantizer::new(dim, km.centroids, Metric::SquaredEuclidean);
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let assignments = quantizer.assign_batch(data);
+    phases.push(("assign", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let n = assignments.len();
+    let stride = (n / 65_536).max(1);
+    let codec = ivf::train_pq(
+        data,
+        &assignments,
+        &quantizer,
+        (m, ivf::Width::Six, stride, 1),
+        Metric::SquaredEuclidean,
+    );
+    phases.push(("train_pq", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let mut code = Vec::new();
+    let mut bytes = 0usize;
+    let mut residual = vec![0.0f32; dim];
+    for (x, &l) in data.chunks_exact(dim).zip(&assignments) {
+        let origin = codec.origin(quantizer.centroid(l));
+        residual
+            .iter_mut()
+            .zip(x.iter().zip(origin))
+            .for_each(|(r, (v, o))| *r = v - o);
+        code.clear();
+        codec.encode(&residual, &mut code);
+        bytes += code.len();
+    }
+    std::hint::black_box(bytes);
+    phases.push(("encode", t.elapsed().as_secs_f64(), cpu_seconds() - c));
+    (phases, km.iterations)
+}
+
 /// A content sealer under a fresh random data key, for throughput benchmarks.
 pub struct BenchSealer(Sealer);
 
@@ -103,6 +166,12 @@ pub fn derive_key_schedule() {
     let params = IndexParams::generate().expect("OS random generator");
     let dek = DataKey::generate().expect("OS random generator");
     std::hint::black_box(Keys::derive(params, &dek, 0, 0));
+}
+
+/// The number of lists a training of `n` items picks when neither the caller nor the config
+/// says (`pq`: for `ivf_pq`).
+pub fn auto_n_lists(n: usize, pq: bool) -> usize {
+    ivf::auto_n_lists(n, pq)
 }
 
 /// Sum over `data` of the squared L2 distance to the nearest row of `centroids`.

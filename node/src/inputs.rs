@@ -192,7 +192,7 @@ from_js!(LoadIndexOptions {
 pub struct TrainOptions {
     /// Number of lists (default: the index's, or about 4 * sqrt(n)).
     pub n_lists: Option<f64>,
-    /// Maximum k-means iterations (default 20).
+    /// Maximum k-means iterations (default 10).
     pub max_iters: Option<f64>,
 }
 

@@ -9,6 +9,7 @@ use super::ranges::train_ranges;
 use super::refine::{Refine, Width};
 use crate::kernel;
 use crate::metric::Metric;
+use rayon::prelude::*;
 
 /// A trained code.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,27 +104,36 @@ impl Codec {
     ) -> Codec {
         let sub = dim / m;
         let n = residuals.len() / dim;
-        let mut codebooks = Vec::with_capacity(m * PQ_CENTROIDS * sub);
-        for j in 0..m {
-            let part: Vec<f32> = residuals
-                .chunks_exact(dim)
-                .flat_map(|row| &row[j * sub..(j + 1) * sub])
-                .copied()
-                .collect();
-            let km = kmeans(
-                &part,
-                sub,
-                &KMeansParams {
-                    k: PQ_CENTROIDS.min(n.max(1)),
-                    max_iters: 15,
-                    seed: seed.wrapping_add(j as u64),
-                    ..KMeansParams::default()
-                },
-            );
-            let mut c = km.centroids;
-            c.resize(PQ_CENTROIDS * sub, 0.0);
-            codebooks.extend_from_slice(&c);
+        // Every subquantizer's columns in one pass over the rows (a pass per subquantizer
+        // read the whole sample `m` times), then the `m` k-means in parallel: each is small
+        // (its sample is 256 points per centroid), too small to spread its own iterations
+        // over the cores.
+        let mut parts: Vec<Vec<f32>> = (0..m).map(|_| Vec::with_capacity(n * sub)).collect();
+        for row in residuals.chunks_exact(dim) {
+            for (part, cols) in parts.iter_mut().zip(row.chunks_exact(sub.max(1))) {
+                part.extend_from_slice(cols);
+            }
         }
+        let codebooks: Vec<f32> = parts
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(j, part)| {
+                let km = kmeans(
+                    part,
+                    sub,
+                    &KMeansParams {
+                        k: PQ_CENTROIDS.min(n.max(1)),
+                        max_iters: 15,
+                        seed: seed.wrapping_add(j as u64),
+                        ..KMeansParams::default()
+                    },
+                );
+                let mut c = km.centroids;
+                c.resize(PQ_CENTROIDS * sub, 0.0);
+                c
+            })
+            .collect();
+        drop(parts);
         Codec::Pq {
             m,
             residual: false,

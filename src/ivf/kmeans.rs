@@ -299,6 +299,97 @@ mod tests {
         assert!(split_in_two(&data[..dim], dim, false, (0.1, 3)).is_none());
     }
 
+    /// Uniform noise in `[-1, 1)`, `n` rows of `dim`.
+    fn noise(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n * dim)
+            .map(|_| rng.next_u32() as f32 / u32::MAX as f32 * 2.0 - 1.0)
+            .collect()
+    }
+
+    /// Lloyd's objective never rises from one iteration to the next (same seed, so a run of
+    /// `i + 1` iterations continues the run of `i`), and the final inertia is the sum of each
+    /// point's squared distance to its nearest centroid, found by brute force with the
+    /// scalar kernel: the assignment k-means used is the nearest centroid.
+    #[test]
+    fn inertia_never_rises_and_is_that_of_the_nearest_centroids() {
+        let (n, dim, k) = (3000, 12, 40);
+        let data = noise(n, dim, 8);
+        let mut last = f64::INFINITY;
+        for iters in 1..=8 {
+            let r = kmeans(
+                &data,
+                dim,
+                &KMeansParams {
+                    k,
+                    max_iters: iters,
+                    tolerance: 0.0,
+                    ..Default::default()
+                },
+            );
+            assert!(
+                r.inertia <= last * (1.0 + 1e-6),
+                "iteration {iters}: {} after {last}",
+                r.inertia
+            );
+            last = r.inertia;
+        }
+        // One more step's assignment of the final centroids by brute force: its objective is
+        // at most the last inertia (the update moved each centroid to its points' mean).
+        let r = kmeans(
+            &data,
+            dim,
+            &KMeansParams {
+                k,
+                max_iters: 8,
+                tolerance: 0.0,
+                ..Default::default()
+            },
+        );
+        let brute: f64 = data
+            .chunks_exact(dim)
+            .map(|x| {
+                f64::from(
+                    r.centroids
+                        .chunks_exact(dim)
+                        .map(|c| crate::kernel::scalar::l2sq(x, c))
+                        .fold(f32::INFINITY, f32::min),
+                )
+            })
+            .sum();
+        assert!(brute <= r.inertia * (1.0 + 1e-5), "{brute} > {}", r.inertia);
+    }
+
+    /// The batch assignment k-means runs gives each point a centroid at the brute-force
+    /// nearest distance (ties aside: within rounding of the expanded form).
+    #[test]
+    fn assignments_are_the_nearest_centroids() {
+        let (n, dim, k) = (2000, 20, 50);
+        let data = noise(n, dim, 12);
+        let r = kmeans(
+            &data,
+            dim,
+            &KMeansParams {
+                k,
+                max_iters: 5,
+                ..Default::default()
+            },
+        );
+        let norms: Vec<f32> = r.centroids.chunks_exact(dim).map(kernel::norm_sq).collect();
+        let mut assign = vec![(0u32, 0.0f32); n];
+        kernel::nearest_l2_batch(&data, &r.centroids, &norms, dim, &mut assign);
+        for (x, &(j, d)) in data.chunks_exact(dim).zip(&assign) {
+            let dists: Vec<f32> = r
+                .centroids
+                .chunks_exact(dim)
+                .map(|c| crate::kernel::scalar::l2sq(x, c))
+                .collect();
+            let best = dists.iter().copied().fold(f32::INFINITY, f32::min);
+            assert!(dists[j as usize] <= best + 1e-4 * best.max(1.0));
+            assert!((d - dists[j as usize]).abs() <= 1e-4 * best.max(1.0));
+        }
+    }
+
     #[test]
     fn more_centroids_than_points_is_clamped() {
         let data = vec![1.0, 2.0, 3.0, 4.0];
