@@ -99,6 +99,8 @@ def main():
     for path in sorted(glob.glob(os.path.join(results, "interleaved-*.md"))):
         verbatim(path, f"bench/interleaved.sh {os.path.basename(path)[12:-3]} 7", down=2)
     verbatim(os.path.join(results, "scale-synth-96.md"), "bench/scale.sh WORK_DIR 3 SIZES...")
+    verbatim(os.path.join(results, "scale-synth-96-1m-one-core.md"),
+             "taskset -c 1 bench/scale.sh WORK_DIR 3 1000000", down=2)
     verbatim(os.path.join(results, "scale-flat-synth-gmm-1m-128.md"),
              "python bench/scale_flat.py DATA_DIR 9")
     for path in sorted(glob.glob(os.path.join(results, "inprocess-*.md"))):
