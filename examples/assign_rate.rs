@@ -15,15 +15,7 @@ use std::time::Instant;
 mod flat_rows;
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |flag: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
-    let num = |flag: &str, default: usize| -> usize {
-        arg(flag).map_or(default, |v| v.parse().expect("a number"))
-    };
+    use flat_rows::{arg, num};
     let dir = PathBuf::from(arg("--data").expect("--data DIR"));
     let (data, dim) = flat_rows::read_fvecs(&dir.join("base.fvecs"), num("--n", 256_000));
     let n = data.len() / dim;
