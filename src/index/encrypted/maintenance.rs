@@ -56,12 +56,15 @@ impl EncryptedIndex {
         // Parallel work runs where this process has threads (`index::parallel`).
         crate::engine::parallel::install(|| {
             let _writer = self.writer()?;
+            // Read before the state (never the upkeep lock inside a state guard); with the
+            // writer lock held, no training installs in between.
+            let trained_epoch = self.inner.upkeep.lock().trained_epoch;
             let state = self.read();
             let n = state.len();
             if n == 0 {
                 return Err(Error::invalid_argument("cannot train an empty index"));
             }
-            if options == TrainOptions::default() && self.trained_in_background(&state) {
+            if options == TrainOptions::default() && trained_in_background(trained_epoch, &state) {
                 return Ok(());
             }
             let n_lists = [options.n_lists, self.inner.config.lists()]
@@ -94,14 +97,6 @@ impl EncryptedIndex {
             self.inner.upkeep.lock().unsplittable.clear();
             Ok(())
         })
-    }
-
-    /// Whether the newest commit is a background training's and it trained every item held
-    /// now: `train()` with the default options would fit the same lists again (the common
-    /// case: upsert everything, then `train()`, whose upserts started that training).
-    fn trained_in_background(&self, state: &State) -> bool {
-        self.inner.upkeep.lock().trained_epoch == Some(state.body().epoch)
-            && state.body().trained_at_items == state.len() as u64
     }
 
     /// Compacts the index: every live item is rewritten into one new segment, dropping
@@ -613,4 +608,12 @@ struct SealedRewrite {
     codes: Vec<Vec<u8>>,
     /// The list block of each non-empty list.
     blocks: Vec<(u32, BlockRef)>,
+}
+
+/// Whether the newest commit of `state` is the one a background training installed (at
+/// `trained_epoch`) and that training covered every item held now: `train()` with the default
+/// options would fit the same lists again (the common case: upsert everything, then
+/// `train()`, whose upserts started that training).
+fn trained_in_background(trained_epoch: Option<u64>, state: &State) -> bool {
+    trained_epoch == Some(state.body().epoch) && state.body().trained_at_items == state.len() as u64
 }
