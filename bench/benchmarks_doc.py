@@ -105,6 +105,9 @@ def main():
              "python bench/scale_flat.py DATA_DIR 9")
     for path in sorted(glob.glob(os.path.join(results, "inprocess-*.md"))):
         print(open(path).read().rstrip() + "\n")
+    # Scaling of query_batch across threads (bench/batch_rounds.py), as its file states it.
+    for path in sorted(glob.glob(os.path.join(results, "batch-*.md"))):
+        print("#" + open(path).read().strip() + "\n")
     # Self-maintenance (examples/maintenance_bench.rs), as its result files state it.
     for path in sorted(glob.glob(os.path.join(results, "maintenance-*.md"))):
         text = open(path).read().strip()
