@@ -11,11 +11,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/flat_rows.rs"]
 mod flat_rows;
 
 fn main() {
-    use flat_rows::{arg, num};
+    use flags::{arg, num};
     let dir = PathBuf::from(arg("--data").expect("--data DIR"));
     let (data, dim) = flat_rows::read_fvecs(&dir.join("base.fvecs"), num("--n", 256_000));
     let n = data.len() / dim;

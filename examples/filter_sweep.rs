@@ -27,6 +27,8 @@ use ciphervec::{Database, DatabaseOptions, EncryptedIndex, IndexKey, Item, Query
 
 #[path = "support/bench_index.rs"]
 mod bench_index;
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/texmex.rs"]
 mod texmex;
 use serde_json::{Value, json};
@@ -66,7 +68,7 @@ fn exact_top10(base: &[Vec<f32>], q: &[f32], keep: &dyn Fn(usize) -> bool) -> Ha
 
 fn main() -> ciphervec::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |flag: &str, default: &str| bench_index::flag_value(&argv, flag, default);
+    let arg = |flag: &str, default: &str| flags::arg(flag).unwrap_or_else(|| default.to_owned());
     let codes_only = argv.iter().any(|a| a == "--codes-only");
     let rounds: usize = arg("--rounds", "3").parse().expect("--rounds N");
     bench_index::one_thread();

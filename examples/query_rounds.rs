@@ -24,16 +24,14 @@ use serde_json::json;
 
 #[path = "support/bench_index.rs"]
 mod bench_index;
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/texmex.rs"]
 mod texmex;
 
 fn main() -> ciphervec::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |flag: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
+    use flags::arg;
     let data = std::path::PathBuf::from(arg("--data").expect("--data DIR"));
     let index_type = arg("--type").unwrap_or_else(|| "flat".into());
     let probes: usize = arg("--probes").map_or(32, |p| p.parse().expect("--probes N"));

@@ -29,6 +29,8 @@ use ciphervec::{Database, DatabaseOptions, IndexConfig, IndexKey, Item, Query, T
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde_json::json;
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/texmex.rs"]
 mod texmex;
 
@@ -43,11 +45,7 @@ const CLUSTERS: usize = 4096;
 
 fn main() -> ciphervec::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |flag: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
+    use flags::arg;
     let path = |flag: &str| PathBuf::from(arg(flag).unwrap_or_else(|| panic!("{flag} DIR")));
     match argv.first().map(String::as_str) {
         Some("gen") => {

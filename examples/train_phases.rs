@@ -12,13 +12,15 @@
 
 use std::path::PathBuf;
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/flat_rows.rs"]
 mod flat_rows;
 
 use serde_json::json;
 
 fn main() {
-    use flat_rows::{arg, num};
+    use flags::{arg, num};
     let dir = PathBuf::from(arg("--data").expect("--data DIR"));
     let n = num("--n", 500_000);
     let (data, dim) = flat_rows::read_fvecs(&dir.join("base.fvecs"), n);

@@ -19,16 +19,13 @@ use serde_json::json;
 
 #[path = "support/bench_index.rs"]
 mod bench_index;
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/texmex.rs"]
 mod texmex;
 
 fn main() -> ciphervec::Result<()> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |flag: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1).cloned())
-    };
+    use flags::arg;
     let list = |flag: &str, default: &str| -> Vec<String> {
         arg(flag)
             .unwrap_or_else(|| default.to_string())

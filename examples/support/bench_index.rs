@@ -66,12 +66,3 @@ pub fn build_in_temp(
     }
     Ok(dir)
 }
-
-/// The value after `flag` among the command-line arguments `argv`, or `default`.
-#[allow(dead_code)]
-pub fn flag_value(argv: &[String], flag: &str, default: &str) -> String {
-    argv.iter()
-        .position(|a| a == flag)
-        .and_then(|i| argv.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}

@@ -1,23 +1,7 @@
-//! Shared by the training benchmarks (`train_phases`, `assign_rate`): their command-line
-//! flags, the first rows of an `.fvecs` file as one flat array, and the CPU time of this
-//! process.
+//! Shared by the training benchmarks (`train_phases`, `assign_rate`): the first rows of an
+//! `.fvecs` file as one flat array, and the CPU time of this process.
 
 use std::io::Read as _;
-
-/// The value after `flag` on the command line, if any.
-pub fn arg(flag: &str) -> Option<String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let at = argv.iter().position(|a| a == flag)?;
-    argv.get(at + 1).cloned()
-}
-
-/// The number after `flag` on the command line, or `default`.
-///
-/// # Panics
-/// When the value is not a number (a usage error of the example).
-pub fn num(flag: &str, default: usize) -> usize {
-    arg(flag).map_or(default, |v| v.parse().expect("a number"))
-}
 
 /// CPU seconds this process's threads have run (`/proc/self/task/*/schedstat`, in
 /// nanoseconds): on a machine shared with other jobs, what a phase costs whatever share of
