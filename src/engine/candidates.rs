@@ -25,23 +25,30 @@ enum Node<'p> {
     Any(Vec<Node<'p>>),
 }
 
+/// A plan whose pattern tests have run: what [`indexed`] and [`set`] read, so that a query
+/// trying one and then the other tests each dictionary string once.
+pub(crate) struct Resolved<'p>(Node<'p>);
+
+/// Runs the plan's pattern tests over the dictionary.
+pub(crate) fn resolve<'p>(state: &State, plan: &'p Plan) -> Resolved<'p> {
+    Resolved(resolve_node(state, plan))
+}
+
 /// A superset of the items `plan` selects, sorted and without repeats, if it holds at most
 /// `limit` items by the posting lengths, range counts and pattern matches (`None` when
 /// larger: the caller scans instead).
-pub(crate) fn indexed(state: &State, plan: &Plan, limit: usize) -> Option<Vec<u64>> {
-    let node = resolve(state, plan);
-    if size(state, &node, limit) > limit {
+pub(crate) fn indexed(state: &State, plan: &Resolved<'_>, limit: usize) -> Option<Vec<u64>> {
+    if size(state, &plan.0, limit) > limit {
         return None;
     }
     let mut out = Vec::new();
-    collect(state, &node, limit, &mut out);
+    collect(state, &plan.0, limit, &mut out);
     out.sort_unstable();
     out.dedup();
     Some(out)
 }
 
-/// Runs the plan's pattern tests over the dictionary.
-fn resolve<'p>(state: &State, plan: &'p Plan) -> Node<'p> {
+fn resolve_node<'p>(state: &State, plan: &'p Plan) -> Node<'p> {
     match plan {
         Plan::AnyOf(terms) => Node::Terms(terms),
         Plan::Range { path, lo, hi } => Node::Range {
@@ -50,8 +57,8 @@ fn resolve<'p>(state: &State, plan: &'p Plan) -> Node<'p> {
             hi: *hi,
         },
         Plan::Strings { path, test } => Node::Slots(state.pattern_index().slots(path, test)),
-        Plan::All(plans) => Node::All(plans.iter().map(|p| resolve(state, p)).collect()),
-        Plan::Any(plans) => Node::Any(plans.iter().map(|p| resolve(state, p)).collect()),
+        Plan::All(plans) => Node::All(plans.iter().map(|p| resolve_node(state, p)).collect()),
+        Plan::Any(plans) => Node::Any(plans.iter().map(|p| resolve_node(state, p)).collect()),
     }
 }
 
@@ -100,8 +107,8 @@ fn collect(state: &State, node: &Node<'_>, limit: usize, out: &mut Vec<u64>) {
 /// The items `plan` finds, as a set of slots for a scan to test rows against (a superset of
 /// the filter's matches, as [`indexed`]'s): an `All` keeps what every sub-plan finds, an
 /// `Any` what any does.
-pub(crate) fn set(state: &State, plan: &Plan) -> HandleSet {
-    fill(state, &resolve(state, plan))
+pub(crate) fn set(state: &State, plan: &Resolved<'_>) -> HandleSet {
+    fill(state, &plan.0)
 }
 
 fn fill(state: &State, node: &Node<'_>) -> HandleSet {

@@ -213,6 +213,7 @@ impl Planner<'_> {
     ) -> Result<Vec<Neighbor>> {
         let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
         let plan = filter.plan(&|path| state.coverage(path));
+        let plan = plan.as_ref().map(|plan| candidates::resolve(state, plan));
         // At most PREFILTER_SHARE candidates: their exact distances answer, found before
         // any sampling (a 0.1% filter answers in about the time the sample takes).
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;

@@ -187,7 +187,7 @@ fn matching_slots(state: &State, filter: &Filter) -> Vec<u64> {
     let limit = state.len() / CANDIDATE_SHARE;
     match filter
         .plan(&|path| state.coverage(path))
-        .and_then(|plan| candidates::indexed(state, &plan, limit))
+        .and_then(|plan| candidates::indexed(state, &candidates::resolve(state, &plan), limit))
     {
         Some(candidates) => candidates.into_iter().filter(|&s| matches(s)).collect(),
         None => state
