@@ -15,6 +15,9 @@
 //! ```
 //! `--only TEXT` keeps the settings whose labels contain TEXT (and the unfiltered one);
 //! `--no-recall` skips the oracle (recall then reads 0), for profiling the queries alone.
+//! `--keep DIR` builds the index in DIR and keeps it, or reuses the one DIR holds (marked by
+//! DIR/built; a fixed bench-only key), so that a profile of the queries is not dominated by
+//! the build.
 //! `--type` defaults to `flat`; `pq` alone means `pq:dim/4`. `--codes-only` opens the index
 //! with a cache budget of 0 (quantized types: codes in RAM, re-ranked vectors decrypted from
 //! their records; `flat`: lists decrypted per query); without it every vector is resident.
@@ -94,10 +97,21 @@ fn main() -> ciphervec::Result<()> {
         by.sort_by(|a, b| a.0.total_cmp(&b.0));
         by.iter().take(base.len() / 10).map(|e| e.1).collect()
     };
-    let root = std::env::temp_dir().join(format!("ciphervec-filter-sweep-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let key = IndexKey::generate();
-    {
+    let kept_dir = flags::arg("--keep").map(std::path::PathBuf::from);
+    let root = kept_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ciphervec-filter-sweep-{}", std::process::id()))
+    });
+    let built = root.join("built");
+    let reuse = kept_dir.is_some() && built.exists();
+    if !reuse {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let key = if kept_dir.is_some() {
+        IndexKey::from_bytes(&[7u8; 32])? // bench only: a kept index reopens with it
+    } else {
+        IndexKey::generate()
+    };
+    if !reuse {
         let config = bench_index::config_of(&index_type, dim);
         let index = Database::open(&root)?.create_index("filters", &key, config)?;
         index.upsert(base.iter().enumerate().map(|(i, v)| {
@@ -105,6 +119,9 @@ fn main() -> ciphervec::Result<()> {
                 .with_metadata(json!({"bucket": i % 1000, "region": u8::from(near.contains(&i))}))
         }))?;
         index.train()?;
+        if kept_dir.is_some() {
+            std::fs::write(&built, format!("{index_type}\n"))?;
+        }
     }
     let options = if codes_only {
         DatabaseOptions::default().cache_budget(0)
@@ -216,6 +233,8 @@ fn main() -> ciphervec::Result<()> {
             recalls[s],
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if kept_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     Ok(())
 }

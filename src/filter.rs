@@ -733,6 +733,12 @@ fn visit_scalars(doc: &Value, mut visit: impl FnMut(&str, &Value)) {
     while let Some((value, prefix)) = stack.pop() {
         let Value::Object(map) = value else { continue };
         for (k, v) in map {
+            // A key holding a dot is out of every filter's reach (a filter path splits at
+            // dots): indexed, it would collide with the nested path of the same spelling
+            // and make an exact plan ([`Planned::exact`]) find an item no filter matches.
+            if k.contains('.') {
+                continue;
+            }
             let path = if prefix.is_empty() {
                 k.clone()
             } else {
@@ -783,33 +789,109 @@ pub(crate) enum Plan {
     Any(Vec<Plan>),
 }
 
+/// A [`Plan`] with whether it is exact.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Whether the items the plan finds, every sub-plan of an `All` intersected (as
+    /// `engine::candidates::set` does), are exactly the filter's matches and not a superset:
+    /// a search may then take its candidates without evaluating the filter on them. True
+    /// for `$eq` and `$in` of strings, booleans and numbers, and for order comparisons with
+    /// numbers, each number of magnitude below 2^53 (where the indexes' `f64` keys order and
+    /// equal as the filter's exact comparisons do), joined by `$and` and `$or` of such
+    /// conditions only.
+    pub exact: bool,
+}
+
+/// The magnitude from which not every integer is an `f64`.
+const F64_EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// Whether the indexes' `f64` key of number `n` orders and equals against every stored
+/// number as the filter's exact comparisons do: `n` is an `f64` (an integer of magnitude
+/// below 2^53, or a float) of magnitude below 2^53, where no other stored number rounds
+/// onto it.
+fn number_is_exact(n: &serde_json::Number) -> bool {
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => (i.unsigned_abs() as f64) < F64_EXACT_LIMIT,
+        (_, Some(u), _) => (u as f64) < F64_EXACT_LIMIT,
+        (_, _, Some(f)) => f.abs() < F64_EXACT_LIMIT,
+        _ => false,
+    }
+}
+
+/// Whether an `$eq` or `$in` operand's term finds exactly the items holding it.
+fn operand_is_exact(v: &Value) -> bool {
+    match v {
+        Value::String(_) | Value::Bool(_) => true,
+        Value::Number(n) => number_is_exact(n),
+        Value::Null | Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
 impl Filter {
     /// A plan that finds a superset of this filter's matches through the equality, range
     /// and pattern indexes (of the paths `covered` says they hold), if the filter has an
     /// `$eq` or `$in` on scalars, an order comparison with a number, or a `$regex` or
     /// `$contains`, that every match must satisfy.
     pub(crate) fn plan(&self, covered: &dyn Fn(&str) -> Coverage) -> Option<Plan> {
+        self.planned(covered).map(|p| p.plan)
+    }
+
+    /// [`Filter::plan`], with whether the plan is exact ([`Planned::exact`]).
+    pub(crate) fn planned(&self, covered: &dyn Fn(&str) -> Coverage) -> Option<Planned> {
         match self {
             Filter::And(fs) => {
-                let plans: Vec<Plan> = fs.iter().filter_map(|f| f.plan(covered)).collect();
-                (!plans.is_empty()).then_some(Plan::All(plans))
+                let parts: Vec<Option<Planned>> = fs.iter().map(|f| f.planned(covered)).collect();
+                // Exact only when every conjunct has an exact plan (the others would be
+                // evaluated on the candidates).
+                let exact = parts.iter().all(|p| p.as_ref().is_some_and(|p| p.exact));
+                let plans: Vec<Plan> = parts.into_iter().flatten().map(|p| p.plan).collect();
+                (!plans.is_empty()).then_some(Planned {
+                    plan: Plan::All(plans),
+                    exact,
+                })
             }
             Filter::Or(fs) => fs
                 .iter()
-                .map(|f| f.plan(covered))
-                .collect::<Option<_>>()
-                .map(Plan::Any),
+                .map(|f| f.planned(covered))
+                .collect::<Option<Vec<Planned>>>()
+                .map(|parts| Planned {
+                    exact: parts.iter().all(|p| p.exact),
+                    plan: Plan::Any(parts.into_iter().map(|p| p.plan).collect()),
+                }),
             Filter::Not(_) => None,
             Filter::Field { path, cond } => {
                 let path = path.join(".");
-                cond.plan(&path, covered(&path))
+                cond.planned(&path, covered(&path))
             }
         }
     }
 }
 
 impl Cond {
-    fn plan(&self, path: &str, covered: Coverage) -> Option<Plan> {
+    fn planned(&self, path: &str, covered: Coverage) -> Option<Planned> {
+        let exact = match self {
+            Cond::Eq(v) => operand_is_exact(v),
+            Cond::In(list) => list.values.iter().all(operand_is_exact),
+            Cond::Cmp(_, _, Value::Number(n)) => number_is_exact(n),
+            Cond::All(conds) => conds
+                .iter()
+                .all(|c| c.planned(path, covered).is_some_and(|p| p.exact)),
+            // `$contains` of a number also finds a number alone at the path (the filter
+            // wants an array holding it); a pattern's strings are tested as the filter tests
+            // them, but no more is claimed than needed.
+            _ => false,
+        };
+        Some(Planned {
+            plan: self.plan(path, covered, exact)?,
+            exact,
+        })
+    }
+
+    /// The plan of the condition; `exact`: whether its numbers are exact
+    /// ([`number_is_exact`]), so that a strict bound may exclude its operand.
+    fn plan(&self, path: &str, covered: Coverage, exact: bool) -> Option<Plan> {
         match self {
             // Every string the field holds (as a value or an array element) is in its
             // dictionary, so a string operand of `$contains` is found as a substring of one.
@@ -835,19 +917,21 @@ impl Cond {
                 .map(|v| term(path, v))
                 .collect::<Option<_>>()
                 .map(Plan::AnyOf),
-            Cond::Cmp(ord, _, Value::Number(n)) => {
+            Cond::Cmp(ord, or_equal, Value::Number(n)) => {
                 // Exact comparisons of the numbers as JSON holds them imply the inclusive
-                // comparison of their f64 roundings (rounding is monotonic).
+                // comparison of their f64 roundings (rounding is monotonic). With `n` exact,
+                // no other number rounds onto it, so a strict comparison excludes it.
                 let x = n.as_f64()? + 0.0;
+                let strict = exact && !*or_equal;
                 Some(match ord {
                     Ordering::Less => Plan::Range {
                         path: path.to_owned(),
                         lo: None,
-                        hi: Some(x),
+                        hi: Some(if strict { x.next_down() } else { x }),
                     },
                     _ => Plan::Range {
                         path: path.to_owned(),
-                        lo: Some(x),
+                        lo: Some(if strict { x.next_up() } else { x }),
                         hi: None,
                     },
                 })
@@ -857,7 +941,8 @@ impl Cond {
                 // though either alone may hold most items).
                 let (mut lo, mut hi) = (None::<f64>, None::<f64>);
                 let mut plans = Vec::new();
-                for plan in conds.iter().filter_map(|c| c.plan(path, covered)) {
+                for plan in conds.iter().filter_map(|c| c.planned(path, covered)) {
+                    let plan = plan.plan;
                     match plan {
                         Plan::Range { lo: l, hi: h, .. } => {
                             lo = tighter(lo, l, f64::max);
@@ -1121,15 +1206,82 @@ mod index_tests {
                 _ => json!({"n": [{"x": number(a)}, {"x": number(b)}]}),
             };
             let path = if r % 3 == 2 { "n.x" } else { "x" };
-            let op = ["$lt", "$lte", "$gt", "$gte"][(r >> 8) as usize % 4];
-            let filter = Filter::parse(&json!({path: {op: number(c)}})).unwrap();
-            let plan = filter.plan(&ALL).unwrap();
-            if filter.matches(Some(&doc)) {
-                assert!(
-                    covered(&plan, &[], &index_numbers(&doc, &ALL), &[]),
-                    "{doc} {op} {c}"
+            let op = ["$lt", "$lte", "$gt", "$gte", "$eq", "$in"][(r >> 8) as usize % 6];
+            let operand = match op {
+                "$in" => json!([number(c), number(c >> 3)]),
+                _ => number(c),
+            };
+            let filter = Filter::parse(&json!({path: {op: operand}})).unwrap();
+            let planned = filter.planned(&ALL).unwrap();
+            let found = covered(
+                &planned.plan,
+                &index_terms(&doc, &ALL),
+                &index_numbers(&doc, &ALL),
+                &[],
+            );
+            let matches = filter.matches(Some(&doc));
+            assert!(found || !matches, "{doc} {op} {operand}");
+            // An exact plan finds no item the filter does not match.
+            assert!(!planned.exact || found == matches, "{doc} {op} {operand}");
+        }
+    }
+
+    /// Which plans are exact, and that an exact plan finds exactly the matching documents
+    /// (dotted keys, arrays, nested objects, `-0`, numbers beside 2^53).
+    #[test]
+    fn exact_plans_find_exactly_the_matches() {
+        let docs = [
+            json!({"a": 1, "b": "x", "a.b": 2}),
+            json!({"a": 1.0, "b": ["x", "y"], "c": {"d.e": 5}}),
+            json!({"a": {"b": 2}, "tags": [{"k": "red"}, {"k": "blue"}]}),
+            json!({"a": [{"b": 2}, {"b": 3}], "n": null, "t": true}),
+            json!({"a": -0.0, "b": ["z", ["x"]], "c": {"d": {"e": 5}}}),
+            json!({"a": [0.5, 7], "big": 9_007_199_254_740_993_u64}),
+            json!({"a": [[1]], "big": 9_007_199_254_740_991_u64, "t": false}),
+            json!({}),
+        ];
+        let exact = [
+            json!({"a": 1}),
+            json!({"a": 0}),
+            json!({"b": "x"}),
+            json!({"a.b": 2}),
+            json!({"c.d.e": 5}),
+            json!({"a.b": {"$in": [3, 9]}}),
+            json!({"tags.k": "blue"}),
+            json!({"t": true, "a.b": {"$gt": 2}}),
+            json!({"$or": [{"b": "y"}, {"a": {"$lt": 1}}]}),
+            json!({"a": {"$gte": 0.5, "$lt": 1}}),
+            json!({"a": {"$lt": 0}}),
+            json!({"a": {"$gt": 0}}),
+            json!({"a": {"$lte": 0}}),
+            json!({"big": {"$gt": 9_007_199_254_740_990_u64}}),
+            json!({"big": {"$eq": 9_007_199_254_740_991_u64}}),
+        ];
+        for f in &exact {
+            let filter = Filter::parse(f).unwrap();
+            let planned = filter.planned(&ALL).unwrap();
+            assert!(planned.exact, "{f} should have an exact plan");
+            for d in &docs {
+                let found = covered(
+                    &planned.plan,
+                    &index_terms(d, &ALL),
+                    &index_numbers(d, &ALL),
+                    &[],
                 );
+                assert_eq!(found, filter.matches(Some(d)), "{f} on {d}");
             }
+        }
+        for f in [
+            // 2^53: 2^53 + 1 rounds onto it.
+            json!({"big": {"$lt": 9_007_199_254_740_992_u64}}),
+            json!({"big": 9_007_199_254_740_992_u64}),
+            // A conjunct without a plan is left to the filter.
+            json!({"b": {"$eq": "z", "$ne": "q"}}),
+            json!({"b": "x", "t": {"$ne": true}}),
+            json!({"n": {"$contains": 1}}),
+        ] {
+            let planned = Filter::parse(&f).unwrap().planned(&ALL).unwrap();
+            assert!(!planned.exact, "{f} should not claim an exact plan");
         }
     }
 }

@@ -38,14 +38,25 @@ pub(crate) fn resolve<'p>(state: &State, plan: &'p Plan) -> Resolved<'p> {
 /// `limit` items by the posting lengths, range counts and pattern matches (`None` when
 /// larger: the caller scans instead).
 pub(crate) fn indexed(state: &State, plan: &Resolved<'_>, limit: usize) -> Option<Vec<u64>> {
-    if size(state, &plan.0, limit) > limit {
-        return None;
-    }
+    (bound(state, plan, limit) <= limit).then(|| sorted(state, plan, limit))
+}
+
+/// An upper bound on the items `plan` finds (by the posting lengths, range counts and
+/// pattern matches), exact up to `limit`: past it only that it is larger (at most `limit +
+/// 1` range entries are walked).
+pub(crate) fn bound(state: &State, plan: &Resolved<'_>, limit: usize) -> usize {
+    size(state, &plan.0, limit)
+}
+
+/// A superset of the items `plan` selects, sorted and without repeats ([`indexed`] for a
+/// caller that has checked the [`bound`] at `limit`, which also caps the walks that choose
+/// the smallest sub-plan of an `All`).
+pub(crate) fn sorted(state: &State, plan: &Resolved<'_>, limit: usize) -> Vec<u64> {
     let mut out = Vec::new();
     collect(state, &plan.0, limit, &mut out);
     out.sort_unstable();
     out.dedup();
-    Some(out)
+    out
 }
 
 fn resolve_node<'p>(state: &State, plan: &'p Plan) -> Node<'p> {

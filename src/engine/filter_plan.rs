@@ -139,19 +139,23 @@ pub(crate) struct ListInfo {
 ///   near the query, fewer lists; where they are sparser, more.
 ///
 /// `None` when `nearest` runs out first (the caller widens its window, or scans everything).
+/// `nearest` is taken no further than the plan needs: a caller counting candidates as it
+/// yields lists counts no list past the last one planned.
 pub(crate) fn plan_lists(
-    nearest: &[ListInfo],
+    nearest: impl IntoIterator<Item = ListInfo>,
     n_probes: usize,
     selectivity: f64,
 ) -> Option<Vec<(u32, f32)>> {
-    let unfiltered_rows: usize = nearest.iter().take(n_probes).map(|l| l.rows).sum();
+    let mut nearest = nearest.into_iter();
+    let head: Vec<ListInfo> = nearest.by_ref().take(n_probes).collect();
+    let unfiltered_rows: usize = head.iter().map(|l| l.rows).sum();
     let target = unfiltered_rows as f64
         * selectivity
             .clamp(0.0, 1.0)
             .powf(1.0 - widen_exponent(selectivity));
     let (mut met, mut scanned) = (0usize, 0usize);
     let mut out = Vec::new();
-    for l in nearest {
+    for l in head.into_iter().chain(nearest) {
         if l.candidates == 0 {
             continue;
         }
@@ -197,24 +201,21 @@ pub(crate) fn lists_for(
             candidates: count_candidates(handles, candidates),
         }
     };
-    // Twice the widened count first (counting is cheap, ranking every centroid is not
-    // free), then every list.
+    // Twice the widened count of centroids ranked first (ranking every centroid is not
+    // free), their candidates counted only as far as the plan goes; then every list.
     let window = widened_probes(n_probes, n_lists, selectivity).saturating_mul(2);
-    for n in [window.min(n_lists), n_lists] {
-        let nearest: Vec<ListInfo> = quantizer
-            .probe_with_distances(&query, n)
-            .into_iter()
-            .map(info)
-            .collect();
-        if let Some(lists) = plan_lists(&nearest, n_probes, selectivity) {
-            return Some((lists, false));
-        }
-        if n == n_lists {
-            let all = nearest.iter().filter(|l| l.candidates > 0);
-            return Some((all.map(|l| (l.list, l.distance)).collect(), true));
-        }
+    let nearest = quantizer.probe_with_distances(&query, window.min(n_lists));
+    if let Some(lists) = plan_lists(nearest.into_iter().map(info), n_probes, selectivity) {
+        return Some((lists, false));
     }
-    None
+    let every = quantizer.probe_with_distances(&query, n_lists);
+    if window < n_lists
+        && let Some(lists) = plan_lists(every.iter().copied().map(info), n_probes, selectivity)
+    {
+        return Some((lists, false));
+    }
+    let all = every.into_iter().map(info).filter(|l| l.candidates > 0);
+    Some((all.map(|l| (l.list, l.distance)).collect(), true))
 }
 
 #[cfg(test)]
@@ -243,7 +244,7 @@ mod tests {
         // 100 lists of 100 rows, 25% of each a candidate: sqrt(0.25) = 0.5 of the rows of
         // 4 lists in candidates (200) takes 8 lists, as n_probes / sqrt(s) does.
         let nearest = lists(&[(100, 25); 100]);
-        let plan = plan_lists(&nearest, 4, 0.25).unwrap();
+        let plan = plan_lists(nearest.clone(), 4, 0.25).unwrap();
         assert_eq!(planned(&plan), (0..8).collect::<Vec<_>>());
         assert_eq!(widened_probes(4, 100, 0.25), 8);
         assert_eq!(plan[3], (3, 3.0));
@@ -257,14 +258,14 @@ mod tests {
         counts.extend([(100, 0); 90]);
         let nearest = lists(&counts);
         // 10% overall, but dense here: n_probes non-empty lists suffice.
-        let plan = plan_lists(&nearest, 3, 0.1).unwrap();
+        let plan = plan_lists(nearest.clone(), 3, 0.1).unwrap();
         assert_eq!(planned(&plan), vec![5, 6, 7]);
         // Sparser than the estimate says: as many lists as hold the target (200 rows of
         // the two nearest lists, times sqrt(0.01)), or all there are, then `None`.
         let sparse = lists(&[(100, 1); 50]);
-        let plan = plan_lists(&sparse, 2, 0.01).unwrap();
+        let plan = plan_lists(sparse.clone(), 2, 0.01).unwrap();
         assert_eq!(planned(&plan), (0..20).collect::<Vec<_>>());
-        assert_eq!(plan_lists(&sparse, 2, 0.5), None);
+        assert_eq!(plan_lists(sparse, 2, 0.5), None);
     }
 
     #[test]

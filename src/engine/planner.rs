@@ -193,7 +193,10 @@ impl Planner<'_> {
     /// indexes when it has a plan there and its estimated selectivity is at most
     /// `filter_plan::CANDIDATE_SET_MAX` (a superset of its matches, as a set of slots); the
     /// selectivity is estimated on a fixed sample of about `state::SAMPLE_SIZE` items
-    /// (the same ones in every process). When the candidates are at most
+    /// (the same ones in every process). An exact plan (`filter::Planned::exact`: `$eq`,
+    /// `$in` and number comparisons joined by `$and`/`$or`) whose candidates are at most
+    /// that share builds its set first: the set's size is then the selectivity, no sample is
+    /// taken, and the candidate bit alone accepts a row. When the candidates are at most
     /// [`PREFILTER_SHARE`] of the items (counted before any sampling), their exact
     /// distances answer; above, with vectors resident, too when that costs less than a probe
     /// by `filter_plan`'s measured costs (never, measured, for an index of many lists; the
@@ -212,34 +215,53 @@ impl Planner<'_> {
         filter: &Filter,
     ) -> Result<Vec<Neighbor>> {
         let matches = |e: &ItemEntry| filter.matches(e.metadata.as_deref());
-        let plan = filter.plan(&|path| state.coverage(path));
-        let plan = plan.as_ref().map(|plan| candidates::resolve(state, plan));
+        let planned = filter.planned(&|path| state.coverage(path));
+        let exact_plan = planned.as_ref().is_some_and(|p| p.exact);
+        let plan = planned
+            .as_ref()
+            .map(|planned| candidates::resolve(state, &planned.plan));
         // At most PREFILTER_SHARE candidates: their exact distances answer, found before
         // any sampling (a 0.1% filter answers in about the time the sample takes).
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
-        if let Some(c) = plan
-            .as_ref()
-            .and_then(|plan| candidates::indexed(state, plan, few))
+        // An exact plan's candidates are the matches: when they are few enough for a
+        // candidate set, the set gives the selectivity (no sample), and a row's bit alone
+        // says whether it matches (no filter evaluated on its metadata, a walk through
+        // memory the bit test does not make). One count of the candidates decides both.
+        let set_max = (filter_plan::CANDIDATE_SET_MAX * state.len() as f64) as usize;
+        let limit = if exact_plan { set_max.max(few) } else { few };
+        let bound = plan.as_ref().map(|p| candidates::bound(state, p, limit));
+        if let (Some(plan), Some(n)) = (&plan, bound)
+            && n <= few
         {
-            return self.exact_search(state, query, filter, c.into_iter());
+            let c = candidates::sorted(state, plan, limit);
+            return self.exact_search(state, query, Some(filter), c.into_iter());
         }
         let n_lists = state.n_lists();
-        let selectivity = {
-            let (mut seen, mut hit) = (0usize, 0usize);
-            for e in state.sample() {
-                seen += 1;
-                hit += usize::from(matches(e));
-            }
-            if seen == 0 {
-                1.0
-            } else {
-                hit as f64 / seen as f64
+        let exact_set = plan
+            .as_ref()
+            .filter(|_| exact_plan && bound.is_some_and(|n| n <= set_max))
+            .map(|p| candidates::set(state, p));
+        let selectivity = match &exact_set {
+            Some(set) => set.len() as f64 / state.len().max(1) as f64,
+            None => {
+                let (mut seen, mut hit) = (0usize, 0usize);
+                for e in state.sample() {
+                    seen += 1;
+                    hit += usize::from(matches(e));
+                }
+                if seen == 0 {
+                    1.0
+                } else {
+                    hit as f64 / seen as f64
+                }
             }
         };
-        let candidates = plan
-            .filter(|_| selectivity <= filter_plan::CANDIDATE_SET_MAX)
-            .map(|plan| candidates::set(state, &plan));
-        let exact = match &candidates {
+        let exact_candidates = exact_set.is_some();
+        let candidates = exact_set.or_else(|| {
+            plan.filter(|_| selectivity <= filter_plan::CANDIDATE_SET_MAX)
+                .map(|plan| candidates::set(state, &plan))
+        });
+        let rank_exactly = match &candidates {
             Some(c) if state.residency() == Residency::All => {
                 let shape = filter_plan::Shape {
                     items: state.len(),
@@ -252,16 +274,20 @@ impl Planner<'_> {
             }
             _ => false,
         };
+        let check = (!exact_candidates).then_some(filter);
         let exact_over_candidates =
-            |c: &HandleSet| self.exact_search(state, query, filter, c.keys());
-        if let (true, Some(c)) = (exact, &candidates) {
+            |c: &HandleSet| self.exact_search(state, query, check, c.keys());
+        if let (true, Some(c)) = (rank_exactly, &candidates) {
             return exact_over_candidates(c);
         }
         if selectivity > PREFILTER_SHARE || n_lists == 1 || candidates.is_some() {
             // The candidate bit first: one test where the filter evaluates a document.
-            let accept = |h: u64| {
-                candidates.as_ref().is_none_or(|c| c.contains(h))
-                    && state.entry(h).is_some_and(matches)
+            let accept = |h: u64| match &candidates {
+                Some(c) if exact_candidates => c.contains(h),
+                _ => {
+                    candidates.as_ref().is_none_or(|c| c.contains(h))
+                        && state.entry(h).is_some_and(matches)
+                }
             };
             let widened = filter_plan::widened_probes(n_probes, n_lists, selectivity);
             let planned = match (&candidates, state.quantizer()) {
@@ -286,25 +312,25 @@ impl Planner<'_> {
                 return exact_over_candidates(c);
             }
         }
-        self.exact_search(state, query, filter, state.entries().map(|(slot, _)| slot))
+        let every_item = state.entries().map(|(slot, _)| slot);
+        self.exact_search(state, query, Some(filter), every_item)
     }
 
-    /// The exact nearest of the items in `slots` that match `filter` (the pre-filter path).
+    /// The exact nearest of the items in `slots` that match `filter` (the pre-filter path;
+    /// `None`: `slots` are live matches already, an exact plan's candidates).
     fn exact_search(
         &self,
         state: &State,
         query: &Query,
-        filter: &Filter,
+        filter: Option<&Filter>,
         slots: impl Iterator<Item = u64>,
     ) -> Result<Vec<Neighbor>> {
         let metric = self.metric();
         let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
         for slot in slots {
-            if !state
-                .entry(slot)
-                .is_some_and(|e| filter.matches(e.metadata.as_deref()))
-            {
+            let matching = |e: &ItemEntry| filter.is_none_or(|f| f.matches(e.metadata.as_deref()));
+            if !state.entry(slot).is_some_and(matching) {
                 continue;
             }
             if let (Some(v), Some(handle)) = (lists.vector_of(slot)?, state.handle(slot)) {
