@@ -498,15 +498,32 @@ pub(crate) fn search_codes_many<S: ListSource>(
         .zip(&queries)
         .map(|(p, q)| p.codes.map(|c| CodeScorer::new(p, q, c, quantizer)))
         .collect();
-    let rerank = |(j, codes, survivors): (usize, CodeSearch<'_>, Vec<Place>)| {
+    let rerank = |&(j, codes, ref survivors): &(usize, CodeSearch<'_>, Vec<Place>)| {
         rerank_candidates(
             quantizer,
             &sources[j],
             &params[j],
             &queries[j],
             codes,
-            &survivors,
+            survivors,
         )
+    };
+    // Re-ranks a group's queries one after another, asking again for what the next one reads
+    // before each: the scan of the group after theirs pushed most of it out of the core's
+    // cache (a survivor's whole code was mostly a cache miss when its bound was computed).
+    let rerank_in_turn = |waiting: Vec<(usize, CodeSearch<'_>, Vec<Place>)>,
+                          out: &mut [Option<Vec<Neighbor>>]|
+     -> Result<(), S::Error> {
+        for n in 0..waiting.len() {
+            if let Some((j, codes, survivors)) = waiting.get(n + 1) {
+                let dim = queries[*j].len();
+                let whole_code = codes.codec.code_len(dim);
+                prefetch_survivors(&sources[*j], survivors, dim, whole_code)?;
+            }
+            let i = waiting[n].0;
+            out[i] = Some(rerank(&waiting[n])?);
+        }
+        Ok(())
     };
     let mut out: Vec<Option<Vec<Neighbor>>> = vec![None; params.len()];
     // The group whose re-ranks wait for the next group's scan, with their survivors: the
@@ -531,15 +548,9 @@ pub(crate) fn search_codes_many<S: ListSource>(
                 _ => out[i] = Some(search(Some(quantizer), &sources[i], &params[i])?),
             }
         }
-        for w in std::mem::replace(&mut waiting, ready) {
-            let i = w.0;
-            out[i] = Some(rerank(w)?);
-        }
+        rerank_in_turn(std::mem::replace(&mut waiting, ready), &mut out)?;
     }
-    for w in waiting {
-        let i = w.0;
-        out[i] = Some(rerank(w)?);
-    }
+    rerank_in_turn(waiting, &mut out)?;
     Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
