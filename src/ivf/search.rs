@@ -842,13 +842,18 @@ impl<'a> CodeScorer<'a> {
             // for the list's constant, so an integer limit on the sum decides, a kernel block
             // of sums at a time (most blocks hold no sum under the limit once the reservoir
             // has filled).
+            //
+            // A block's rows under the limit come as a bit mask (one vectorized comparison of
+            // the block) and are visited bit by bit: a third of the blocks hold one, where a
+            // branch per row mispredicted.
             let mut limit = Self::sum_limit(table, approx.threshold(), centroid_distance);
             for (b, block) in sums.chunks(PQ4_BLOCK).enumerate() {
                 let Some(l) = limit else { break };
-                if block.iter().fold(u16::MAX, |a, &s| a.min(s)) > l {
-                    continue;
-                }
-                for (t, &sum) in block.iter().enumerate() {
+                let mut under = under_mask(block, l);
+                while under != 0 {
+                    let t = under.trailing_zeros() as usize;
+                    under &= under - 1;
+                    let sum = block[t];
                     if limit.is_some_and(|l| sum <= l)
                         && Self::offer(
                             (approx, accept),
@@ -917,6 +922,16 @@ impl<'a> CodeScorer<'a> {
             }
         }
     }
+}
+
+/// Bit `t` set for each `block[t]` at most `limit` (a block holds at most [`PQ4_BLOCK`] = 32
+/// sums).
+fn under_mask(block: &[u16], limit: u16) -> u32 {
+    const { assert!(PQ4_BLOCK <= 32) };
+    block
+        .iter()
+        .enumerate()
+        .fold(0u32, |mask, (t, &sum)| mask | (u32::from(sum <= limit) << t))
 }
 
 /// Second pass: what the re-rank reads of each survivor (its vector when its row holds one,
