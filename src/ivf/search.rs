@@ -930,10 +930,9 @@ impl<'a> CodeScorer<'a> {
 /// sums).
 fn under_mask(block: &[u16], limit: u16) -> u32 {
     const { assert!(PQ4_BLOCK <= 32) };
-    block
-        .iter()
-        .enumerate()
-        .fold(0u32, |mask, (t, &sum)| mask | (u32::from(sum <= limit) << t))
+    block.iter().enumerate().fold(0u32, |mask, (t, &sum)| {
+        mask | (u32::from(sum <= limit) << t)
+    })
 }
 
 /// Second pass: what the re-rank reads of each survivor (its vector when its row holds one,

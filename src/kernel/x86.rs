@@ -711,7 +711,12 @@ unsafe fn pq4_quantize_table_avx2_with(
 ) -> (f32, f32) {
     let load = |t: &[f32]| {
         // SAFETY: callers pass chunks of exactly 16 floats.
-        unsafe { (_mm256_loadu_ps(t.as_ptr()), _mm256_loadu_ps(t.as_ptr().add(8))) }
+        unsafe {
+            (
+                _mm256_loadu_ps(t.as_ptr()),
+                _mm256_loadu_ps(t.as_ptr().add(8)),
+            )
+        }
     };
     let (scale, max_entry) = super::scalar::pq4_table_ranges(lut, out.len() / 16, mins, |t| {
         let (a, b) = load(t);
