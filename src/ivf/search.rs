@@ -498,15 +498,32 @@ pub(crate) fn search_codes_many<S: ListSource>(
         .zip(&queries)
         .map(|(p, q)| p.codes.map(|c| CodeScorer::new(p, q, c, quantizer)))
         .collect();
-    let rerank = |(j, codes, survivors): (usize, CodeSearch<'_>, Vec<Place>)| {
+    let rerank = |&(j, codes, ref survivors): &(usize, CodeSearch<'_>, Vec<Place>)| {
         rerank_candidates(
             quantizer,
             &sources[j],
             &params[j],
             &queries[j],
             codes,
-            &survivors,
+            survivors,
         )
+    };
+    // Re-ranks a group's queries one after another, asking again for what the next one reads
+    // before each: the scan of the group after theirs pushed most of it out of the core's
+    // cache (a survivor's whole code was mostly a cache miss when its bound was computed).
+    let rerank_in_turn = |waiting: Vec<(usize, CodeSearch<'_>, Vec<Place>)>,
+                          out: &mut [Option<Vec<Neighbor>>]|
+     -> Result<(), S::Error> {
+        for n in 0..waiting.len() {
+            if let Some((j, codes, survivors)) = waiting.get(n + 1) {
+                let dim = queries[*j].len();
+                let whole_code = codes.codec.code_len(dim);
+                prefetch_survivors(&sources[*j], survivors, dim, whole_code)?;
+            }
+            let i = waiting[n].0;
+            out[i] = Some(rerank(&waiting[n])?);
+        }
+        Ok(())
     };
     let mut out: Vec<Option<Vec<Neighbor>>> = vec![None; params.len()];
     // The group whose re-ranks wait for the next group's scan, with their survivors: the
@@ -531,23 +548,19 @@ pub(crate) fn search_codes_many<S: ListSource>(
                 _ => out[i] = Some(search(Some(quantizer), &sources[i], &params[i])?),
             }
         }
-        for w in std::mem::replace(&mut waiting, ready) {
-            let i = w.0;
-            out[i] = Some(rerank(w)?);
-        }
+        rerank_in_turn(std::mem::replace(&mut waiting, ready), &mut out)?;
     }
-    for w in waiting {
-        let i = w.0;
-        out[i] = Some(rerank(w)?);
-    }
+    rerank_in_turn(waiting, &mut out)?;
     Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// Queries whose first passes share list visits in [`search_codes_many`]: enough that a list
-/// is probed by several of them (at 40 of 224 lists, 16 queries probe each list 2.5 times on
-/// average, past their nearest lists), few enough that the rows their re-ranks ask for (about 75 KB per query with
-/// 384-dimension vectors in RAM) wait in the core's cache for the next group's scan.
-const SCAN_GROUP: usize = 16;
+/// is probed by several of them (at 40 of 224 lists, 32 queries probe each list 5 times on
+/// average, past their nearest lists; with 16, 2.5 times and 3% fewer codes-only queries per
+/// second), few enough that the rows their re-ranks ask for (about 75 KB per query with
+/// 384-dimension vectors in RAM) still arrive in time for them: a group's re-ranks wait for
+/// the next group's scan, and each query's rows are asked for again just before it.
+const SCAN_GROUP: usize = 32;
 
 /// The queries of a group that probe one list past their lead lists: the sum of the ranks
 /// they probe it at, and each query with its centroid distance.
@@ -831,13 +844,18 @@ impl<'a> CodeScorer<'a> {
             // for the list's constant, so an integer limit on the sum decides, a kernel block
             // of sums at a time (most blocks hold no sum under the limit once the reservoir
             // has filled).
+            //
+            // A block's rows under the limit come as a bit mask (one vectorized comparison of
+            // the block) and are visited bit by bit: a third of the blocks hold one, where a
+            // branch per row mispredicted.
             let mut limit = Self::sum_limit(table, approx.threshold(), centroid_distance);
             for (b, block) in sums.chunks(PQ4_BLOCK).enumerate() {
                 let Some(l) = limit else { break };
-                if block.iter().fold(u16::MAX, |a, &s| a.min(s)) > l {
-                    continue;
-                }
-                for (t, &sum) in block.iter().enumerate() {
+                let mut under = under_mask(block, l);
+                while under != 0 {
+                    let t = under.trailing_zeros() as usize;
+                    under &= under - 1;
+                    let sum = block[t];
                     if limit.is_some_and(|l| sum <= l)
                         && Self::offer(
                             (approx, accept),
@@ -906,6 +924,15 @@ impl<'a> CodeScorer<'a> {
             }
         }
     }
+}
+
+/// Bit `t` set for each `block[t]` at most `limit` (a block holds at most [`PQ4_BLOCK`] = 32
+/// sums).
+fn under_mask(block: &[u16], limit: u16) -> u32 {
+    const { assert!(PQ4_BLOCK <= 32) };
+    block.iter().enumerate().fold(0u32, |mask, (t, &sum)| {
+        mask | (u32::from(sum <= limit) << t)
+    })
 }
 
 /// Second pass: what the re-rank reads of each survivor (its vector when its row holds one,

@@ -678,10 +678,79 @@ pub(super) fn pq4_scan_avx512(codes: &[u8], m_pad: usize, lut: &[u8], out: &mut 
     unsafe { pq4_scan_avx512_impl(codes, m_pad, lut, out) }
 }
 
-/// The scalar table quantization compiled for AVX2 (auto-vectorized, identical results).
+/// AVX2 table quantization: two registers hold a subquantizer's 16 entries, so its range is
+/// two reductions and its 16 bytes two subtracts, multiplies, clamps and conversions (rounding
+/// to nearest even, as the scalar twin), packed to bytes. The scalar code compiled for AVX2
+/// was not vectorized (a serial min/max fold per subquantizer): it took 2% of a codes-only
+/// batch query.
 #[target_feature(enable = "avx2,fma")]
 fn pq4_quantize_table_avx2_impl(lut: &[f32], out: &mut [u8]) -> (f32, f32) {
-    super::scalar::pq4_quantize_table(lut, out)
+    super::scalar::with_mins(lut.len() / 16, |mins| {
+        // SAFETY: same features as this function.
+        unsafe { pq4_quantize_table_avx2_with(lut, out, mins) }
+    })
+}
+
+/// The least lane of `lo` and the greatest of `hi`.
+#[target_feature(enable = "avx2")]
+fn min_max_avx2(lo: __m256, hi: __m256) -> (f32, f32) {
+    let min = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+    let min = _mm_min_ps(min, _mm_movehl_ps(min, min));
+    let min = _mm_min_ps(min, _mm_shuffle_ps::<1>(min, min));
+    let max = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+    let max = _mm_max_ps(max, _mm_movehl_ps(max, max));
+    let max = _mm_max_ps(max, _mm_shuffle_ps::<1>(max, max));
+    (_mm_cvtss_f32(min), _mm_cvtss_f32(max))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pq4_quantize_table_avx2_with(
+    lut: &[f32],
+    out: &mut [u8],
+    mins: &mut [f32],
+) -> (f32, f32) {
+    let load = |t: &[f32]| {
+        // SAFETY: callers pass chunks of exactly 16 floats.
+        unsafe {
+            (
+                _mm256_loadu_ps(t.as_ptr()),
+                _mm256_loadu_ps(t.as_ptr().add(8)),
+            )
+        }
+    };
+    let (scale, max_entry) = super::scalar::pq4_table_ranges(lut, out.len() / 16, mins, |t| {
+        let (a, b) = load(t);
+        min_max_avx2(_mm256_min_ps(a, b), _mm256_max_ps(a, b))
+    });
+    out.fill(0);
+    let (zero, top, factor) = (
+        _mm256_setzero_ps(),
+        _mm256_set1_ps(max_entry),
+        _mm256_set1_ps(scale),
+    );
+    for ((table, &lo), o) in lut
+        .chunks_exact(16)
+        .zip(mins.iter())
+        .zip(out.chunks_exact_mut(16))
+    {
+        let (a, b) = load(table);
+        let lo = _mm256_set1_ps(lo);
+        let quantize = |v: __m256| {
+            let x = _mm256_mul_ps(_mm256_sub_ps(v, lo), factor);
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(x, zero), top))
+        };
+        // Values are at most 255: the saturating packs keep them, lanes interleaved by
+        // 128-bit halves, which the permute puts back in order.
+        let words = _mm256_packus_epi32(quantize(a), quantize(b));
+        let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(words);
+        let bytes = _mm_packus_epi16(
+            _mm256_castsi256_si128(words),
+            _mm256_extracti128_si256::<1>(words),
+        );
+        // SAFETY: `o` is 16 bytes.
+        unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), bytes) };
+    }
+    (super::scalar::pq4_sum(mins), scale)
 }
 
 /// AVX-512 table quantization: one register holds a subquantizer's 16 entries, so its range
