@@ -2,7 +2,8 @@
 bench/benchmarks_run.sh made in one session (bench/results/interleaved-*.md, dated by
 bench/results/interleaved.date), then growth to 10M (bench/results/scale-*.md), the in-process
 ratio reports (bench/results/inprocess-*.md, one command each, every figure a ratio to a
-baseline run in the same process) and self-maintenance, verbatim with their notes; last the
+baseline run in the same process), query_batch threads, filtered queries (bench/results/filter-*.md)
+and self-maintenance, verbatim with their notes; last the
 older peer-harness tables of bench/results/*.jsonl (one per data set, each engine
 configuration at its newest run, with the best single-thread QPS among its settings that
 reach recall@10 >= 0.95; the only place CyborgDB's embedded core appears).
@@ -107,6 +108,9 @@ def main():
         print(open(path).read().rstrip() + "\n")
     # Scaling of query_batch across threads (bench/batch_rounds.py), as its file states it.
     for path in sorted(glob.glob(os.path.join(results, "batch-*.md"))):
+        print("#" + open(path).read().strip() + "\n")
+    # Filtered queries against unfiltered (examples/filter_sweep.rs), as their files state it.
+    for path in sorted(glob.glob(os.path.join(results, "filter-*.md"))):
         print("#" + open(path).read().strip() + "\n")
     # Self-maintenance (examples/maintenance_bench.rs), as its result files state it.
     for path in sorted(glob.glob(os.path.join(results, "maintenance-*.md"))):

@@ -48,6 +48,19 @@ pub(crate) fn bound(state: &State, plan: &Resolved<'_>, limit: usize) -> usize {
     size(state, &plan.0, limit)
 }
 
+/// Whether counting the candidates of `plan` walks a range of the range index (one step per
+/// entry) rather than summing posting lengths (one step per term).
+pub(crate) fn walks_ranges(plan: &Resolved<'_>) -> bool {
+    fn walks(node: &Node<'_>) -> bool {
+        match node {
+            Node::Range { .. } => true,
+            Node::Terms(_) | Node::Slots(_) => false,
+            Node::All(nodes) | Node::Any(nodes) => nodes.iter().any(walks),
+        }
+    }
+    walks(&plan.0)
+}
+
 /// A superset of the items `plan` selects, sorted and without repeats ([`indexed`] for a
 /// caller that has checked the [`bound`] at `limit`, which also caps the walks that choose
 /// the smallest sub-plan of an `All`).

@@ -196,9 +196,10 @@ impl Planner<'_> {
     /// `filter_plan::CANDIDATE_SET_MAX` (a superset of its matches, as a set of slots); the
     /// selectivity is estimated on a fixed sample of about `state::SAMPLE_SIZE` items
     /// (the same ones in every process). An exact plan (`filter::Planned::exact`: `$eq`,
-    /// `$in` and number comparisons joined by `$and`/`$or`) whose candidates are at most
-    /// that share builds its set first: the set's size is then the selectivity, no sample is
-    /// taken, and the candidate bit alone accepts a row. When the candidates are at most
+    /// `$in` and number comparisons joined by `$and`/`$or`) accepts a row on its candidate bit
+    /// alone, and its set's size is the selectivity; one without a range, whose candidates
+    /// are counted from posting lengths, builds its set first when they are at most that
+    /// share, and takes no sample. When the candidates are at most
     /// [`PREFILTER_SHARE`] of the items (counted before any sampling), their exact
     /// distances answer; above, with vectors resident, too when that costs less than a probe
     /// by `filter_plan`'s measured costs (never, measured, for an index of many lists; the
@@ -225,12 +226,15 @@ impl Planner<'_> {
         // At most PREFILTER_SHARE candidates: their exact distances answer, found before
         // any sampling (a 0.1% filter answers in about the time the sample takes).
         let few = (PREFILTER_SHARE * state.len() as f64) as usize;
-        // An exact plan's candidates are the matches: when they are few enough for a
-        // candidate set, the set gives the selectivity (no sample), and a row's bit alone
-        // says whether it matches (no filter evaluated on its metadata, a walk through
-        // memory the bit test does not make). One count of the candidates decides both.
+        // An exact plan's candidates are the matches: a row's bit alone then says whether
+        // it matches (no filter evaluated on its metadata, a walk through memory the bit
+        // test does not make), and the set's size is the selectivity. When counting them is
+        // cheap (posting lengths, no range walk), one count decides both the path above and
+        // whether the set is built, and no sample is taken; a range's count walks an entry
+        // at a time, past `few` dearer than the sample.
         let set_max = (filter_plan::CANDIDATE_SET_MAX * state.len() as f64) as usize;
-        let limit = if exact_plan { set_max.max(few) } else { few };
+        let counted = exact_plan && plan.as_ref().is_some_and(|p| !candidates::walks_ranges(p));
+        let limit = if counted { set_max.max(few) } else { few };
         let bound = plan.as_ref().map(|p| candidates::bound(state, p, limit));
         if let (Some(plan), Some(n)) = (&plan, bound)
             && n <= few
@@ -239,30 +243,32 @@ impl Planner<'_> {
             return self.exact_search(state, query, Some(filter), c.into_iter());
         }
         let n_lists = state.n_lists();
-        let exact_set = plan
+        let counted_set = plan
             .as_ref()
-            .filter(|_| exact_plan && bound.is_some_and(|n| n <= set_max))
+            .filter(|_| counted && bound.is_some_and(|n| n <= set_max))
             .map(|p| candidates::set(state, p));
-        let selectivity = match &exact_set {
-            Some(set) => set.len() as f64 / state.len().max(1) as f64,
-            None => {
-                let (mut seen, mut hit) = (0usize, 0usize);
-                for e in state.sample() {
-                    seen += 1;
-                    hit += usize::from(matches(e));
-                }
-                if seen == 0 {
-                    1.0
-                } else {
-                    hit as f64 / seen as f64
-                }
+        let share = |set: &HandleSet| set.len() as f64 / state.len().max(1) as f64;
+        let sampled = || {
+            let (mut seen, mut hit) = (0usize, 0usize);
+            for e in state.sample() {
+                seen += 1;
+                hit += usize::from(matches(e));
+            }
+            if seen == 0 {
+                1.0
+            } else {
+                hit as f64 / seen as f64
             }
         };
-        let exact_candidates = exact_set.is_some();
-        let candidates = exact_set.or_else(|| {
+        let mut selectivity = counted_set.as_ref().map_or_else(sampled, share);
+        let candidates = counted_set.or_else(|| {
             plan.filter(|_| selectivity <= filter_plan::CANDIDATE_SET_MAX)
                 .map(|plan| candidates::set(state, &plan))
         });
+        let exact_candidates = exact_plan && candidates.is_some();
+        if let Some(set) = candidates.as_ref().filter(|_| exact_candidates) {
+            selectivity = share(set);
+        }
         let rank_exactly = match &candidates {
             Some(c) if state.residency() == Residency::All => {
                 let shape = filter_plan::Shape {
