@@ -100,6 +100,11 @@ def main():
     for path in sorted(glob.glob(os.path.join(results, "interleaved-*.md"))):
         verbatim(path, f"bench/interleaved.sh {os.path.basename(path)[12:-3]} 7", down=2)
     verbatim(os.path.join(results, "scale-synth-96.md"), "bench/scale.sh WORK_DIR 3 SIZES...")
+    print("Cost against size, from that table (`python bench/plot_scale.py "
+          "bench/results/scale-synth-96.md bench/results/scale-synth-96.png`; log-log, so "
+          "a line steeper than its neighbour grows faster; ciphervec built on two cores, "
+          "FAISS on one, as its notes say):\n")
+    print("![cost against size](../bench/results/scale-synth-96.png)\n")
     verbatim(os.path.join(results, "scale-synth-96-1m-one-core.md"),
              "taskset -c 1 bench/scale.sh WORK_DIR 3 1000000", down=2)
     verbatim(os.path.join(results, "scale-flat-synth-gmm-1m-128.md"),
