@@ -61,6 +61,19 @@ pub(crate) fn walks_ranges(plan: &Resolved<'_>) -> bool {
     walks(&plan.0)
 }
 
+/// Whether [`sorted`] takes every sub-plan of `plan` (no `All` of several, of which it
+/// takes only the smallest): an exact plan's [`sorted`] items are then exactly its matches.
+pub(crate) fn sorted_takes_all(plan: &Resolved<'_>) -> bool {
+    fn takes_all(node: &Node<'_>) -> bool {
+        match node {
+            Node::Terms(_) | Node::Range { .. } | Node::Slots(_) => true,
+            Node::All(nodes) => nodes.len() <= 1 && nodes.iter().all(takes_all),
+            Node::Any(nodes) => nodes.iter().all(takes_all),
+        }
+    }
+    takes_all(&plan.0)
+}
+
 /// A superset of the items `plan` selects, sorted and without repeats ([`indexed`] for a
 /// caller that has checked the [`bound`] at `limit`, which also caps the walks that choose
 /// the smallest sub-plan of an `All`).

@@ -24,6 +24,10 @@ use super::state::{ItemEntry, Residency, State};
 /// Largest estimated share of the items a filter may match for the exact pre-filter path.
 const PREFILTER_SHARE: f64 = 0.05;
 
+/// How many candidates ahead of its turn the exact ranking asks for a candidate's vector
+/// (and twice that for its entry).
+const EXACT_AHEAD: usize = 8;
+
 /// The most queries that share list scans under one hold of the state's read lock (about
 /// 36 queries per list at 32 of 894 probes: most of the sharing, a bounded wait for writers).
 pub(crate) const SHARED_SCAN_GROUP: usize = 1024;
@@ -240,7 +244,9 @@ impl Planner<'_> {
             && n <= few
         {
             let c = candidates::sorted(state, plan, limit);
-            return self.exact_search(state, query, Some(filter), c.into_iter());
+            // Exactly the matches when the plan is exact and none of it was left out.
+            let check = (!(exact_plan && candidates::sorted_takes_all(plan))).then_some(filter);
+            return self.exact_search(state, query, check, c.into_iter());
         }
         let n_lists = state.n_lists();
         let counted_set = plan
@@ -336,7 +342,18 @@ impl Planner<'_> {
         let metric = self.metric();
         let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
-        for slot in slots {
+        // Each slot's entry and (resident) vector lie scattered in memory: both are asked
+        // for ahead of their turn, the entry further ahead (the vector's place is read from
+        // it), so that the misses overlap instead of coming one by one.
+        let slots: Vec<u64> = slots.collect();
+        let resident = state.is_resident();
+        for (i, &slot) in slots.iter().enumerate() {
+            if let Some(&ahead) = slots.get(i + 2 * EXACT_AHEAD) {
+                state.prefetch_entry(ahead);
+            }
+            if resident && let Some(v) = slots.get(i + EXACT_AHEAD).and_then(|&s| state.vector(s)) {
+                ivf::prefetch(v);
+            }
             let matching = |e: &ItemEntry| filter.is_none_or(|f| f.matches(e.metadata.as_deref()));
             if !state.entry(slot).is_some_and(matching) {
                 continue;

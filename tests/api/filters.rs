@@ -389,6 +389,11 @@ fn selective_equality_and_range_filters_equal_the_oracle_through_writes_and_comp
         json!({"deep.k": {"$gte": 247.5}}),
         json!({"$or": [{"n": {"$lte": 1}}, {"code": "c3"}]}),
         json!({"n": {"$lt": -1}}),
+        // Exact conjuncts of which the index takes only the smallest (the others must
+        // still be tested): a few `code` items, about half of them at `n < 200`.
+        json!({"code": "c17", "n": {"$lt": 200}}),
+        json!({"tags": "t42", "deep.k": {"$gte": 100}}),
+        json!({"$or": [{"code": "c1", "n": {"$gte": 200}}, {"deep.k": 200}]}),
     ];
     let check = |live: &[(Vec<f32>, Value)], deleted: &dyn Fn(usize) -> bool| {
         for f in &filters {
