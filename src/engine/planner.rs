@@ -337,21 +337,27 @@ impl Planner<'_> {
         state: &State,
         query: &Query,
         filter: Option<&Filter>,
-        slots: impl Iterator<Item = u64>,
+        mut slots: impl Iterator<Item = u64>,
     ) -> Result<Vec<Neighbor>> {
         let metric = self.metric();
         let lists = Lists::new(state);
         let mut top = TopK::new(query.top_k);
         // Each slot's entry and (resident) vector lie scattered in memory: both are asked
         // for ahead of their turn, the entry further ahead (the vector's place is read from
-        // it), so that the misses overlap instead of coming one by one.
-        let slots: Vec<u64> = slots.collect();
-        let resident = state.is_resident();
-        for (i, &slot) in slots.iter().enumerate() {
-            if let Some(&ahead) = slots.get(i + 2 * EXACT_AHEAD) {
-                state.prefetch_entry(ahead);
+        // it), so that the misses overlap instead of coming one by one. A window holds the
+        // next slots, not all of them (the fallback passes every item).
+        let mut window = std::collections::VecDeque::with_capacity(2 * EXACT_AHEAD + 1);
+        loop {
+            while window.len() <= 2 * EXACT_AHEAD {
+                let Some(next) = slots.next() else { break };
+                state.prefetch_entry(next);
+                window.push_back(next);
             }
-            if resident && let Some(v) = slots.get(i + EXACT_AHEAD).and_then(|&s| state.vector(s)) {
+            let Some(slot) = window.pop_front() else {
+                break;
+            };
+            // `vector` is `None` unless the vectors are resident.
+            if let Some(v) = window.get(EXACT_AHEAD - 1).and_then(|&s| state.vector(s)) {
                 ivf::prefetch(v);
             }
             let matching = |e: &ItemEntry| filter.is_none_or(|f| f.matches(e.metadata.as_deref()));
